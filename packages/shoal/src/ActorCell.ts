@@ -1,0 +1,247 @@
+/**
+ * ActorCell: one live actor's mailbox and turn discipline.
+ *
+ * Rules, in the order they are checked when a call arrives:
+ * 1. A stopping or stopped actor fails the call with `ActorNotFoundError`.
+ * 2. A call whose chain is already running in this actor (A → B → A) starts at once: it is part of
+ *    the turn that is waiting for it, so queueing it would deadlock.
+ * 3. With nothing queued, a call starts at once if no turn runs, or if it interleaves.
+ * 4. Otherwise it is queued (bounded: `maxMailbox`, then `OverloadedError`). Queued calls start in
+ *    arrival order, which gives per-sender FIFO because senders deliver in send order.
+ *
+ * A turn lasts until the method's promise settles.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { ActorId } from './ActorId.ts'
+import { callContext, type CallContext } from './CallContext.ts'
+import { Deque } from './Deque.ts'
+import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
+import { ActorNotFoundError, MethodNotDistributedError, OverloadedError } from './errors.ts'
+
+/** One call waiting for, or holding, a turn. */
+export interface Invocation {
+  readonly method: string
+  readonly args: unknown[]
+  readonly chain: string
+  succeed(value: unknown): void
+  fail(error: unknown): void
+}
+
+/** What a cell needs from its system. */
+export interface CellHost {
+  readonly log: Logger
+  readonly maxMailbox: number
+  newChain(): string
+  makeSelfRef(cell: ActorCell): unknown
+  cellStopped(cell: ActorCell): void
+  onActorError(cell: ActorCell, where: string, error: unknown): void
+}
+
+type State = 'starting' | 'running' | 'stopping' | 'stopped'
+
+function invokeMethod(fn: Function, actor: DistributedActor, args: unknown[]): unknown {
+  return fn.apply(actor, args)
+}
+
+export class ActorCell {
+  readonly id: ActorId
+  readonly info: ActorClassInfo
+  readonly host: CellHost
+  actor!: DistributedActor
+  #state: State = 'starting'
+  #queue: Deque<Invocation> | undefined
+  #running = false
+  #turnChain: string | undefined
+  /** Chains of interleaved calls still running, with counts (allocated only when used). */
+  #interleaved: Map<string, number> | undefined
+  #draining = false
+  #turnEnded: (() => void) | undefined
+  #stopped: Promise<void> | undefined
+  #ref: unknown
+  #log: Logger | undefined
+
+  constructor(host: CellHost, id: ActorId, info: ActorClassInfo) {
+    this.host = host
+    this.id = id
+    this.info = info
+  }
+
+  /** The system (typed loosely here to keep this module free of ClusterSystem). */
+  get system(): never {
+    return this.host as never
+  }
+
+  get alive(): boolean {
+    return this.#state === 'starting' || this.#state === 'running'
+  }
+
+  get mailboxDepth(): number {
+    return this.#queue?.length ?? 0
+  }
+
+  logger(): Logger {
+    return (this.#log ??= this.host.log.child({ actor: this.id.path }))
+  }
+
+  ref(): unknown {
+    return (this.#ref ??= this.host.makeSelfRef(this))
+  }
+
+  /** Runs `onStart` as the first turn; calls delivered meanwhile queue behind it. */
+  begin(): void {
+    const onStart = this.actor.onStart
+    if (!onStart) {
+      this.#state = 'running'
+      return
+    }
+    this.#running = true
+    this.#turnChain = this.host.newChain()
+    const ctx: CallContext = { actor: this, chain: this.#turnChain }
+    let result: unknown
+    try {
+      result = callContext.run(ctx, invokeMethod, onStart, this.actor, [])
+    } catch (e) {
+      this.#startFailed(e)
+      return
+    }
+    if (isThenable(result)) {
+      result.then(
+        () => this.#started(),
+        (e: unknown) => this.#startFailed(e),
+      )
+    } else this.#started()
+  }
+
+  #started(): void {
+    this.#running = false
+    this.#turnChain = undefined
+    if (this.#state === 'starting') this.#state = 'running'
+    this.#afterTurn()
+  }
+
+  #startFailed(e: unknown): void {
+    this.host.onActorError(this, 'onStart', e)
+    this.#running = false
+    this.#turnChain = undefined
+    void this.stop()
+  }
+
+  deliver(inv: Invocation): void {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      inv.fail(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
+      return
+    }
+    const method = this.info.methods.get(inv.method)
+    if (!method) {
+      inv.fail(new MethodNotDistributedError(`${this.info.name}.${inv.method} is not a distributed method of ${this.id}.`))
+      return
+    }
+    const interleave = method.interleave || this.info.interleaveAll
+    if (this.#running && (inv.chain === this.#turnChain || this.#interleaved?.has(inv.chain))) {
+      this.#start(inv, false)
+    } else if ((this.#queue === undefined || this.#queue.length === 0) && (interleave || !this.#running)) {
+      this.#start(inv, !interleave)
+    } else {
+      const queue = (this.#queue ??= new Deque())
+      if (queue.length >= this.host.maxMailbox) {
+        inv.fail(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`))
+        return
+      }
+      queue.push(inv)
+    }
+  }
+
+  #start(inv: Invocation, turn: boolean): void {
+    if (turn) {
+      this.#running = true
+      this.#turnChain = inv.chain
+    } else {
+      const map = (this.#interleaved ??= new Map())
+      map.set(inv.chain, (map.get(inv.chain) ?? 0) + 1)
+    }
+    const fn = this.info.methods.get(inv.method)!.fn
+    let result: unknown
+    try {
+      result = callContext.run({ actor: this, chain: inv.chain }, invokeMethod, fn, this.actor, inv.args)
+    } catch (e) {
+      this.#finish(inv, turn, false, e)
+      return
+    }
+    if (isThenable(result)) {
+      result.then(
+        (v: unknown) => this.#finish(inv, turn, true, v),
+        (e: unknown) => this.#finish(inv, turn, false, e),
+      )
+    } else this.#finish(inv, turn, true, result)
+  }
+
+  #finish(inv: Invocation, turn: boolean, ok: boolean, value: unknown): void {
+    if (turn) {
+      this.#running = false
+      this.#turnChain = undefined
+    } else {
+      const map = this.#interleaved!
+      const n = map.get(inv.chain)! - 1
+      if (n === 0) map.delete(inv.chain)
+      else map.set(inv.chain, n)
+    }
+    if (ok) inv.succeed(value)
+    else inv.fail(value)
+    this.#afterTurn()
+  }
+
+  #afterTurn(): void {
+    if (!this.#running && this.#turnEnded) {
+      const done = this.#turnEnded
+      this.#turnEnded = undefined
+      done()
+    }
+    if (!this.#draining) this.#drain()
+  }
+
+  #drain(): void {
+    const queue = this.#queue
+    if (!queue) return
+    this.#draining = true
+    try {
+      while (!this.#running && queue.length > 0 && this.alive) {
+        const inv = queue.shift()!
+        const method = this.info.methods.get(inv.method)!
+        const interleave = method.interleave || this.info.interleaveAll
+        this.#start(inv, !interleave)
+      }
+    } finally {
+      this.#draining = false
+    }
+  }
+
+  /**
+   * Stops the actor: fails queued calls, lets the running turn finish, runs `onStop`, then
+   * unregisters. Idempotent; every caller gets the same promise.
+   */
+  stop(): Promise<void> {
+    return (this.#stopped ??= this.#stop())
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = 'stopping'
+    const queued = this.#queue?.drain() ?? []
+    for (const inv of queued) inv.fail(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`))
+    if (this.#running) await new Promise<void>((resolve) => (this.#turnEnded = resolve))
+    const onStop = this.actor.onStop
+    if (onStop) {
+      try {
+        await callContext.run({ actor: this, chain: this.host.newChain() }, invokeMethod, onStop, this.actor, [])
+      } catch (e) {
+        this.host.onActorError(this, 'onStop', e)
+      }
+    }
+    this.#state = 'stopped'
+    this.host.cellStopped(this)
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value instanceof Promise || (typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function')
+}

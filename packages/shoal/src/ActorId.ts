@@ -1,0 +1,80 @@
+/**
+ * ActorId: the address of one actor incarnation anywhere in a cluster.
+ *
+ * `shoal://<system>@<host>:<port>/<node uid>/<path>#<incarnation>`, for example
+ * `shoal://sea_1@127.0.0.1:2550/3f9a0c1d2e4b5a69/user/Island-1#2894023311`.
+ *
+ * `toString()` and {@link ActorId.parse} round-trip, so ids can travel out of band
+ * (a database row, a URL, a log line) and be resolved later with `system.resolve`.
+ *
+ * @module
+ */
+import { ConfigError } from './errors.ts'
+import { type ClusterNode, endpointKey, isValidSystemName, isValidUid } from './ClusterNode.ts'
+
+const SEGMENT = /^[A-Za-z0-9_.$~-]{1,128}$/
+const ID = /^shoal:\/\/([A-Za-z0-9_.-]{1,64})@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/([0-9a-f]{16})(\/[^#]{1,1024})#(\d{1,10})$/
+
+/** Largest actor incarnation (a random uint32). Incarnation 0 marks a well-known actor. */
+export const MAX_INCARNATION = 0xffffffff
+
+export class ActorId {
+  /** The node incarnation hosting the actor. */
+  readonly node: ClusterNode
+  /** Slash-separated path, e.g. `/user/Island-1`. Unique per node among live actors. */
+  readonly path: string
+  /** Random per spawn, so a new actor at a reused path is not confused with a stopped one; 0 = well-known. */
+  readonly incarnation: number
+  #text: string | undefined
+
+  constructor(node: ClusterNode, path: string, incarnation: number) {
+    if (!ActorId.isValidPath(path)) throw new ConfigError(`Invalid actor path ${JSON.stringify(path)}: use /segment/segment with letters, digits and _ . $ ~ -.`)
+    if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation > MAX_INCARNATION) {
+      throw new ConfigError(`Invalid actor incarnation ${incarnation}: expected an integer 0..${MAX_INCARNATION}.`)
+    }
+    this.node = node
+    this.path = path
+    this.incarnation = incarnation
+  }
+
+  static isValidPath(path: string): boolean {
+    if (typeof path !== 'string' || path.length < 2 || path.length > 1024 || path[0] !== '/') return false
+    const segments = path.slice(1).split('/')
+    return segments.every((s) => SEGMENT.test(s))
+  }
+
+  /** Parses the output of {@link ActorId.toString}; throws a `ConfigError` naming what is wrong. */
+  static parse(text: string): ActorId {
+    const m = typeof text === 'string' ? ID.exec(text) : null
+    if (!m) throw new ConfigError(`Not an actor id: ${JSON.stringify(String(text).slice(0, 200))}. Expected shoal://name@host:port/<16 hex uid>/path#incarnation.`)
+    const [, name, rawHost, port, uid, path, inc] = m as unknown as [string, string, string, string, string, string, string]
+    const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost
+    const portNumber = Number(port)
+    if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`Actor id ${text} has port ${port}, outside 1..65535.`)
+    if (!isValidSystemName(name) || !isValidUid(uid)) throw new ConfigError(`Actor id ${text} has an invalid system name or uid.`)
+    return new ActorId({ endpoint: { name, host, port: portNumber }, uid }, path, Number(inc))
+  }
+
+  /** Same node incarnation, path and actor incarnation (the system name is ignored, as for endpoints). */
+  equals(other: ActorId): boolean {
+    return (
+      this.incarnation === other.incarnation &&
+      this.path === other.path &&
+      this.node.uid === other.node.uid &&
+      this.node.endpoint.port === other.node.endpoint.port &&
+      this.node.endpoint.host === other.node.endpoint.host
+    )
+  }
+
+  toString(): string {
+    return (this.#text ??= `shoal://${this.node.endpoint.name}@${endpointKey(this.node.endpoint)}/${this.node.uid}${this.path}#${this.incarnation}`)
+  }
+
+  toJSON(): string {
+    return this.toString()
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `ActorId(${this.toString()})`
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * ActorRef: the typed handle through which everything outside an actor reaches it.
+ *
+ * A ref exposes the actor's declared distributed methods, each returning a promise; it works the
+ * same for a local actor and for one on another node, and can be passed in arguments and return
+ * values (it arrives on the other node as a working ref).
+ *
+ * Refs made by `spawn` or `resolve(Class, id)` know the class: calling an undeclared method
+ * rejects with `MethodNotDistributedError` before anything is sent. Refs that arrive inside a
+ * message do not know the class locally; the target node checks the method instead.
+ * @module
+ */
+import type { ActorId } from './ActorId.ts'
+import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
+import { MethodNotDistributedError } from './errors.ts'
+import { REF_PARTS, type RefParts } from './serialization/Serialization.ts'
+
+type AnyFn = (...args: never[]) => unknown
+
+/** Names of the methods of T that a ref exposes (own methods, not DistributedActor's). */
+export type MethodNames<T> = {
+  [K in keyof T]: K extends keyof DistributedActor ? never : T[K] extends AnyFn ? K : never
+}[keyof T] & string
+
+/** Promise-returning versions of T's methods. */
+export type RefMethods<T> = {
+  readonly [K in MethodNames<T>]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never
+}
+
+/** Members every ref has, whatever the actor class. */
+export interface ActorRefCommon<T> {
+  /** The target actor's id; `toString()` it to pass it out of band. */
+  readonly id: ActorId
+  /**
+   * Sends a one-way message: no reply, no timeout, no error reported back. Use for notifications.
+   * Encoding errors throw synchronously; delivery failures are logged and counted, not raised.
+   */
+  tell<K extends MethodNames<T>>(method: K, ...args: T[K] extends (...a: infer A) => unknown ? A : never): void
+  /** A view of this ref whose calls time out after `ms` milliseconds instead of the system default. */
+  withTimeout(ms: number): ActorRef<T>
+}
+
+/** A typed reference to an actor of class T, local or remote. */
+export type ActorRef<T> = RefMethods<T> & ActorRefCommon<T>
+
+/** What a ref needs from its system: implemented by ClusterSystem. */
+export interface Invoker {
+  invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown>
+  tell(ref: ActorRefImpl, method: string, args: unknown[]): void
+}
+
+export const INVOKER = Symbol('shoal.ref.invoker')
+
+/** Property names that tools probe on any object (test matchers, inspectors, promises): never calls. */
+const PROBES = new Set(['then', 'asymmetricMatch', 'toAsymmetricMatcher', 'nodeType', 'tagName', 'inspect', 'jasmineToString'])
+const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_]*$/
+
+/** @internal Runtime class of every ref. */
+export class ActorRefImpl {
+  readonly id: ActorId
+  /** Per-call timeout in ms for calls through this ref; undefined = system default. */
+  readonly timeout: number | undefined
+  /** Class metadata when known (typed ref); undefined for refs decoded from messages. */
+  readonly info: ActorClassInfo | undefined;
+  readonly [INVOKER]: Invoker
+  /** @internal Cached local target, if any; resolved lazily by the system. */
+  target: unknown
+
+  constructor(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown) {
+    this[INVOKER] = invoker
+    this.id = id
+    this.info = info
+    this.timeout = timeout
+    this.target = target
+  }
+
+  tell(method: string, ...args: unknown[]): void {
+    this[INVOKER].tell(this, method, args)
+  }
+
+  withTimeout(ms: number): ActorRefImpl {
+    return makeRef(this[INVOKER], this.id, this.info, ms, this.target)
+  }
+
+  [REF_PARTS](): RefParts {
+    const { node, path, incarnation } = this.id
+    return [node.endpoint.name, node.endpoint.host, node.endpoint.port, node.uid, path, incarnation]
+  }
+
+  toString(): string {
+    return `ActorRef(${this.id.toString()})`
+  }
+
+  toJSON(): string {
+    return this.id.toString()
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString()
+  }
+}
+
+// Names not found on the ref or its class prototype land here.
+Object.setPrototypeOf(
+  ActorRefImpl.prototype,
+  new Proxy(Object.create(null) as object, {
+    get(_target, prop, receiver: ActorRefImpl) {
+      if (typeof prop !== 'string' || PROBES.has(prop) || !METHOD_NAME.test(prop)) return undefined
+      if (receiver.info) {
+        const className = receiver.info.name
+        return () => Promise.reject(new MethodNotDistributedError(`${className}.${prop} is not a distributed method: declare it with @distributed (or list it in static distributed) to call it through a ref.`))
+      }
+      return (...args: unknown[]) => receiver[INVOKER].invoke(receiver, prop, args)
+    },
+  }),
+)
+
+type RefCtor = new (invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown) => ActorRefImpl
+const refClasses = new WeakMap<ActorClassInfo, RefCtor>()
+
+/** One subclass per actor class, with a method per declared name: calls stay monomorphic and fast. */
+function refClassFor(info: ActorClassInfo | undefined): RefCtor {
+  if (!info) return ActorRefImpl
+  let cls = refClasses.get(info)
+  if (!cls) {
+    cls = class TypedActorRef extends ActorRefImpl {}
+    for (const name of info.methods.keys()) {
+      Object.defineProperty(cls.prototype, name, {
+        value: function (this: ActorRefImpl, ...args: unknown[]) {
+          return this[INVOKER].invoke(this, name, args)
+        },
+      })
+    }
+    refClasses.set(info, cls)
+  }
+  return cls
+}
+
+/** @internal Creates a ref; typed when `info` is given. */
+export function makeRef(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown): ActorRefImpl {
+  const Ref = refClassFor(info)
+  return new Ref(invoker, id, info, timeout, target)
+}
+
+/** True for any actor ref. */
+export function isActorRef(value: unknown): value is ActorRef<unknown> {
+  return value instanceof ActorRefImpl
+}

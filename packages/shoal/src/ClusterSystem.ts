@@ -1,0 +1,591 @@
+/**
+ * ClusterSystem: one node of a Shoal cluster. It hosts actors, resolves refs, and carries calls
+ * between refs and actors, locally or over the transport.
+ *
+ * How a remote call travels (see docs/architecture.md): `ref.method(...args)` → `invoke` encodes
+ * the arguments (failing at the sender for unserializable values) and a Call envelope, registers a
+ * pending call with its deadline, and queues the frame on the association to the target node → the
+ * target decodes the envelope, finds the actor by path and incarnation, checks the method is
+ * declared, decodes the arguments and delivers an invocation to the actor's mailbox → when the
+ * method's promise settles, the result (or error) goes back in a Reply frame → the caller decodes
+ * it and settles the promise, unless the deadline fired first.
+ * @module
+ */
+import { hostname } from 'node:os'
+import { pino, type Logger } from 'pino'
+import { ActorCell, type CellHost, type Invocation } from './ActorCell.ts'
+import { ActorId } from './ActorId.ts'
+import { type ActorRef, type ActorRefImpl, type Invoker, makeRef } from './ActorRef.ts'
+import { callContext } from './CallContext.ts'
+import { type ClusterNode, endpointKey, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
+import { type Deadline, DeadlineQueue } from './DeadlineQueue.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor, withConstructingCell } from './DistributedActor.ts'
+import {
+  ActorNotFoundError,
+  ConfigError,
+  NodeDownError,
+  NodeUnreachableError,
+  SerializationError,
+  ShoalError,
+  SystemShutDownError,
+  TimeoutError,
+} from './errors.ts'
+import { Metrics } from './Metrics.ts'
+import { type RefParts, Serialization } from './serialization/Serialization.ts'
+import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
+import type { Association, OutboundMessage } from './transport/Association.ts'
+import { Transport, type TransportHandler } from './transport/Transport.ts'
+import { decodeCall, decodeOneWay, decodeReply, encodeCall, encodeOneWay, encodeReply } from './wire/Envelope.ts'
+import { FrameType } from './wire/Frame.ts'
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+
+function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
+  const name = s.name ?? 'shoal'
+  if (!isValidSystemName(name)) throw new ConfigError(`System name ${JSON.stringify(name)} is invalid: use 1-64 letters, digits, _ . or -.`)
+  const host = s.host ?? '127.0.0.1'
+  const port = s.port ?? 7337
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port ${port} is invalid: use 0..65535 (0 picks a free port).`)
+  const rawSecret = s.secret ?? process.env.SHOAL_SECRET
+  const secret = rawSecret === undefined || rawSecret === '' ? undefined : Buffer.from(rawSecret)
+  if (!secret && !LOOPBACK.test(host) && !s.insecure) {
+    throw new ConfigError(`Binding ${host} without a cluster secret would let anyone on the network join and call actors: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
+  }
+  const positive = (v: number | undefined, d: number, what: string): number => {
+    const n = v ?? d
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${what} must be a positive number (got ${v}).`)
+    return n
+  }
+  return {
+    name,
+    host,
+    port,
+    secret,
+    tls: s.tls,
+    callTimeout: positive(s.callTimeout, 5000, 'callTimeout'),
+    maxFrameSize: positive(s.maxFrameSize, 4 * 1024 * 1024, 'maxFrameSize'),
+    maxOutboundBytes: positive(s.maxOutboundBytes, 32 * 1024 * 1024, 'maxOutboundBytes'),
+    fragmentSize: positive(s.fragmentSize, 64 * 1024, 'fragmentSize'),
+    maxMailbox: positive(s.maxMailbox, 100_000, 'maxMailbox'),
+    handshakeTimeout: positive(s.handshakeTimeout, 5000, 'handshakeTimeout'),
+    backoffBaseMs: positive(s.reconnectBackoff?.baseMs, 100, 'reconnectBackoff.baseMs'),
+    backoffMaxMs: positive(s.reconnectBackoff?.maxMs, 5000, 'reconnectBackoff.maxMs'),
+    shutdownTimeout: positive(s.shutdownTimeout, 10_000, 'shutdownTimeout'),
+    serializeLocalCalls: s.serializeLocalCalls ?? false,
+    protocolMajor: s.protocolMajor,
+    serializationOptions: s.serialization,
+  }
+}
+
+/** A call made from this node, waiting for its result. */
+class PendingCall implements Deadline, Invocation {
+  deadline = 0
+  #done = false
+  constructor(
+    readonly system: ClusterSystem,
+    readonly method: string,
+    public args: unknown[],
+    readonly chain: string,
+    readonly timeout: number,
+    readonly target: ActorId,
+    readonly started: number,
+    readonly remote: Association | undefined,
+    readonly callId: number,
+    readonly resolve: (v: unknown) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+
+  succeed(value: unknown): void {
+    if (this.#done) return
+    this.#settle()
+    this.system.metrics.callDone('ok', (performance.now() - this.started) / 1000, this.remote !== undefined)
+    this.resolve(value)
+  }
+
+  fail(error: unknown): void {
+    if (this.#done) return
+    this.#settle()
+    const code = error instanceof ShoalError ? error.code : 'error'
+    this.system.metrics.callDone(code, (performance.now() - this.started) / 1000, this.remote !== undefined)
+    this.reject(error)
+  }
+
+  expire(): void {
+    this.fail(new TimeoutError(`Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (callTimeout); the call may still run. Raise the timeout with ref.withTimeout(ms) if it is slow by design.`))
+  }
+
+  #settle(): void {
+    this.#done = true
+    this.system.deadlines.remove(this, this.timeout)
+    this.remote?.pending.delete(this.callId)
+  }
+}
+
+/** An invocation that arrived from another node; its outcome goes back in a Reply frame. */
+class InboundCall implements Invocation {
+  constructor(
+    readonly system: ClusterSystem,
+    readonly assoc: Association,
+    readonly callId: number,
+    readonly method: string,
+    readonly args: unknown[],
+    readonly chain: string,
+  ) {}
+  succeed(value: unknown): void {
+    this.system.reply(this.assoc, this.callId, true, value)
+  }
+  fail(error: unknown): void {
+    this.system.reply(this.assoc, this.callId, false, error)
+  }
+}
+
+/** A one-way message: nobody waits, failures are logged. */
+class OneWayInvocation implements Invocation {
+  constructor(
+    readonly system: ClusterSystem,
+    readonly method: string,
+    readonly args: unknown[],
+    readonly chain: string,
+  ) {}
+  succeed(): void {}
+  fail(error: unknown): void {
+    this.system.log.debug({ err: error, method: this.method }, 'one-way message failed')
+  }
+}
+
+/**
+ * One node of a Shoal cluster. Start with {@link ClusterSystem.start}; stop with
+ * {@link ClusterSystem.shutdown}.
+ */
+export class ClusterSystem implements Invoker, CellHost {
+  /** This node incarnation: endpoint plus a random uid. */
+  readonly node: ClusterNode
+  readonly log: Logger
+  /** Prometheus metrics of this system (its own registry). */
+  readonly metrics: Metrics
+  /** Class registry and codec; register classes and errors that cross the wire here. */
+  readonly serialization: Serialization
+  /** Default call timeout in ms. */
+  readonly callTimeout: number
+  readonly maxMailbox: number
+  /** @internal */
+  readonly deadlines = new DeadlineQueue()
+  readonly #settings: ResolvedSettings
+  readonly #transport: Transport
+  readonly #actors = new Map<string, ActorCell>()
+  #state: 'running' | 'shutting-down' | 'stopped' = 'running'
+  #shutdown: Promise<void> | undefined
+  #chainCounter = 0
+  #callIds = 0
+  #pathCounter = 0
+
+  private constructor(settings: ResolvedSettings, logger: Logger, node: ClusterNode) {
+    this.#settings = settings
+    this.node = node
+    this.callTimeout = settings.callTimeout
+    this.maxMailbox = settings.maxMailbox
+    this.log = logger
+    this.metrics = new Metrics({ system: settings.name }, () => this.#mailboxDepth(), () => this.#actors.size)
+    this.serialization = new Serialization((parts) => this.#refFromParts(parts), settings.serializationOptions)
+    this.#transport = new Transport(
+      {
+        host: settings.host,
+        port: settings.port,
+        secret: settings.secret,
+        tls: settings.tls,
+        handshakeTimeoutMs: settings.handshakeTimeout,
+        maxOutboundBytes: settings.maxOutboundBytes,
+        maxFrameSize: settings.maxFrameSize,
+        fragmentSize: settings.fragmentSize,
+        backoffBaseMs: settings.backoffBaseMs,
+        backoffMaxMs: settings.backoffMaxMs,
+        protocolMajor: settings.protocolMajor,
+      },
+      this.#transportHandler(),
+      logger,
+    )
+  }
+
+  /**
+   * Starts a node: binds the TCP listener and returns once it accepts connections.
+   *
+   * Gotchas: binding a non-loopback host requires a `secret`; port 0 picks a free port, which is
+   * then in `system.node.endpoint.port`.
+   */
+  static async start(settings: ClusterSystemSettings = {}): Promise<ClusterSystem> {
+    const resolved = resolveSettings(settings)
+    const base = settings.logger ?? pino({ level: settings.logLevel ?? process.env.SHOAL_LOG_LEVEL ?? 'info', base: { pid: process.pid, hostname: hostname() } })
+    const uid = newNodeUid()
+    const log = base.child({ system: resolved.name })
+    // The port is known only after binding when 0 is asked for; the node identity waits for it.
+    const provisional: ClusterNode = { endpoint: { name: resolved.name, host: resolved.host, port: resolved.port }, uid }
+    const system = new ClusterSystem(resolved, log, provisional)
+    const port = await system.#transport.listen()
+    const node: ClusterNode = { endpoint: { ...provisional.endpoint, port }, uid }
+    ;(system as { node: ClusterNode }).node = node
+    system.#transport.self = node
+    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret) }, 'node started')
+    return system
+  }
+
+  /** True until shutdown begins. */
+  get running(): boolean {
+    return this.#state === 'running'
+  }
+
+  /**
+   * Creates an actor on this node and returns a ref to it. `onStart` (if any) runs as its first
+   * turn; calls made meanwhile wait for it.
+   */
+  spawn<T extends DistributedActor, A extends unknown[]>(Class: new (...args: A) => T, ...args: A): ActorRef<T> {
+    if (this.#state !== 'running') throw new SystemShutDownError()
+    const info = actorClassInfo(Class as unknown as ActorClass)
+    const path = `/user/${info.name}-${(++this.#pathCounter).toString(36)}`
+    const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
+    const cell = new ActorCell(this, new ActorId(this.node, path, incarnation), info)
+    cell.actor = withConstructingCell(cell, () => new Class(...args))
+    this.#actors.set(path, cell)
+    cell.begin()
+    return cell.ref() as ActorRef<T>
+  }
+
+  /**
+   * A typed ref for any actor id (an `ActorId` or its string form), local or remote. Resolving never
+   * fails: a call through a ref to a missing actor fails with `ActorNotFoundError`.
+   */
+  resolve<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: ActorId | string): ActorRef<T> {
+    const actorId = typeof id === 'string' ? ActorId.parse(id) : id
+    const info = actorClassInfo(Class as unknown as ActorClass)
+    return makeRef(this, actorId, info, undefined, this.#localCell(actorId)) as unknown as ActorRef<T>
+  }
+
+  /** Stops a local actor (see `DistributedActor.stop`); resolves after its `onStop`. No-op if already gone. */
+  async stop(ref: ActorRef<unknown>): Promise<void> {
+    const cell = this.#localCell(ref.id)
+    if (cell) await cell.stop()
+  }
+
+  /** Number of live local actors. */
+  get actorCount(): number {
+    return this.#actors.size
+  }
+
+  /**
+   * Stops all actors (bounded by `shutdownTimeout`), fails pending calls with
+   * `SystemShutDownError`, says goodbye to peers (who then fail calls to this node fast), closes
+   * the listener and every socket. Resolves when all is released. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    return (this.#shutdown ??= this.#doShutdown())
+  }
+
+  async #doShutdown(): Promise<void> {
+    this.#state = 'shutting-down'
+    this.log.info('shutting down')
+    const stops = Promise.all([...this.#actors.values()].map((c) => c.stop()))
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#settings.shutdownTimeout)))
+    await Promise.race([stops, timedOut])
+    clearTimeout(timer)
+    this.#state = 'stopped'
+    for (const entry of this.deadlines.clear()) (entry as PendingCall).fail(new SystemShutDownError('The actor system shut down before this call completed.'))
+    await this.#transport.close('shutdown')
+    this.log.info('shut down')
+  }
+
+  /** @internal A fresh, globally unique call-chain id. */
+  newChain(): string {
+    return `${this.node.uid}.${(++this.#chainCounter).toString(36)}`
+  }
+
+  /** @internal */
+  makeSelfRef(cell: ActorCell): unknown {
+    return makeRef(this, cell.id, cell.info, undefined, cell)
+  }
+
+  /** @internal */
+  cellStopped(cell: ActorCell): void {
+    if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
+  }
+
+  /** @internal */
+  onActorError(cell: ActorCell, where: string, error: unknown): void {
+    this.log.error({ err: error, actor: cell.id.toString() }, `actor ${where} failed`)
+  }
+
+  #localCell(id: ActorId): ActorCell | undefined {
+    if (id.node.uid !== this.node.uid) return undefined
+    const cell = this.#actors.get(id.path)
+    return cell && cell.id.incarnation === id.incarnation ? cell : undefined
+  }
+
+  #mailboxDepth(): number {
+    let n = 0
+    for (const c of this.#actors.values()) n += c.mailboxDepth
+    return n
+  }
+
+  #refFromParts([name, host, port, uid, path, incarnation]: RefParts): unknown {
+    let id: ActorId
+    try {
+      id = new ActorId({ endpoint: { name, host, port }, uid }, path, incarnation)
+    } catch (e) {
+      throw new SerializationError(`Malformed actor ref in payload: ${(e as Error).message}`)
+    }
+    return makeRef(this, id, undefined, undefined, this.#localCell(id))
+  }
+
+  // ---- calls -------------------------------------------------------------------------------
+
+  /** @internal Entry point of every call through a ref. */
+  invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown> {
+    if (this.#state !== 'running') return Promise.reject(new SystemShutDownError())
+    const chain = callContext.getStore()?.chain ?? this.newChain()
+    const timeout = ref.timeout ?? this.callTimeout
+    const id = ref.id
+    if (id.node.uid === this.node.uid) return this.#localCall(ref, method, args, chain, timeout)
+    return this.#remoteCall(id, method, args, chain, timeout)
+  }
+
+  #localCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    let cell = ref.target as ActorCell | undefined
+    if (!cell?.alive) {
+      cell = this.#localCell(ref.id)
+      if (!cell?.alive) return Promise.reject(new ActorNotFoundError(`No live actor ${ref.id} on this node: it was never spawned here or has stopped.`))
+      ref.target = cell
+    }
+    const target = cell
+    return new Promise((resolve, reject) => {
+      let res = resolve
+      if (this.#settings.serializeLocalCalls) {
+        try {
+          args = this.serialization.decode(this.serialization.encode(args)) as unknown[]
+        } catch (e) {
+          reject(e)
+          return
+        }
+        res = (v) => {
+          try {
+            resolve(this.serialization.decode(this.serialization.encode(v)))
+          } catch (e) {
+            reject(e)
+          }
+        }
+      }
+      const call = new PendingCall(this, method, args, chain, timeout, ref.id, performance.now(), undefined, 0, res, reject)
+      this.deadlines.add(call, timeout)
+      target.deliver(call)
+    })
+  }
+
+  #checkTarget(id: ActorId, assoc: Association): Error | undefined {
+    if (this.#transport.isTombstoned(id.node.uid)) {
+      return new NodeDownError(`Node ${formatNode(id.node)} is down (it shut down or was replaced); actor ${id.path} is gone with it.`)
+    }
+    if (assoc.state === 'associated' && assoc.peer && assoc.peer.uid !== id.node.uid) {
+      return new NodeDownError(`Node ${endpointKey(id.node.endpoint)} now runs incarnation ${assoc.peer.uid}; incarnation ${id.node.uid} and actor ${id.path} are gone.`)
+    }
+    return undefined
+  }
+
+  #remoteCall(id: ActorId, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    const assoc = this.#transport.association(id.node.endpoint.host, id.node.endpoint.port)
+    const problem = this.#checkTarget(id, assoc)
+    if (problem) return Promise.reject(problem)
+    let body: Buffer
+    const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
+    try {
+      const encodedArgs = this.serialization.encode(args)
+      body = encodeCall({ callId, uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, timeoutMs: Math.min(timeout, 0xffffffff), args: encodedArgs })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return new Promise((resolve, reject) => {
+      const call = new PendingCall(this, method, args, chain, timeout, id, performance.now(), assoc, callId, resolve, reject)
+      call.args = [] // arguments are on the wire; do not keep them alive
+      assoc.pending.set(callId, call)
+      this.deadlines.add(call, timeout)
+      try {
+        this.#transport.send(assoc, 'user', { type: FrameType.Call, body, uid: id.node.uid, callId })
+      } catch (e) {
+        call.fail(e)
+      }
+    })
+  }
+
+  /** @internal One-way send through `ref.tell`. */
+  tell(ref: ActorRefImpl, method: string, args: unknown[]): void {
+    if (this.#state !== 'running') throw new SystemShutDownError()
+    if (ref.info && !ref.info.methods.has(method)) {
+      throw new ConfigError(`${ref.info.name}.${method} is not a distributed method: declare it with @distributed to send to it.`)
+    }
+    const chain = callContext.getStore()?.chain ?? this.newChain()
+    const id = ref.id
+    if (id.node.uid === this.node.uid) {
+      const cell = this.#localCell(id)
+      if (!cell) {
+        this.log.debug({ target: id.toString(), method }, 'one-way message to a missing actor dropped')
+        return
+      }
+      const delivered = this.#settings.serializeLocalCalls ? (this.serialization.decode(this.serialization.encode(args)) as unknown[]) : args
+      cell.deliver(new OneWayInvocation(this, method, delivered, chain))
+      return
+    }
+    const assoc = this.#transport.association(id.node.endpoint.host, id.node.endpoint.port)
+    const problem = this.#checkTarget(id, assoc)
+    if (problem) {
+      this.log.debug({ target: id.toString(), method, reason: problem.message }, 'one-way message dropped')
+      return
+    }
+    const body = encodeOneWay({ uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, args: this.serialization.encode(args) })
+    try {
+      this.#transport.send(assoc, 'user', { type: FrameType.OneWay, body, uid: id.node.uid, callId: undefined })
+    } catch (e) {
+      this.log.debug({ target: id.toString(), method, err: e }, 'one-way message dropped')
+    }
+  }
+
+  /** @internal Sends the outcome of an inbound call back to its caller. */
+  reply(assoc: Association, callId: number, ok: boolean, value: unknown): void {
+    let payload: Buffer
+    try {
+      payload = this.serialization.encode(value)
+    } catch (e) {
+      // The result (or error) cannot cross the wire: tell the caller why instead of leaving it to time out.
+      ok = false
+      payload = this.serialization.encode(e instanceof SerializationError ? e : new SerializationError(`Could not encode the reply: ${(e as Error).message}`))
+    }
+    if (!ok && !(value instanceof ShoalError)) this.log.debug({ err: value }, 'distributed method threw')
+    const peer = assoc.peer
+    if (!peer) return
+    try {
+      this.#transport.send(assoc, 'user', { type: FrameType.Reply, body: encodeReply({ callId, ok, payload }), uid: peer.uid, callId: undefined })
+    } catch (e) {
+      this.log.warn({ err: e, peer: formatNode(peer) }, 'could not send a reply')
+    }
+  }
+
+  // ---- inbound frames ----------------------------------------------------------------------
+
+  #transportHandler(): TransportHandler {
+    return {
+      frame: (assoc, type, body) => this.#onFrame(assoc, type, body),
+      dropped: (assoc, msg, error) => this.#onDropped(assoc, msg, error),
+      associationLost: (assoc, peer, reason, gone) => {
+        const error = gone
+          ? new NodeDownError(`Node ${formatNode(peer)} shut down; the call may or may not have run.`)
+          : new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason}); the call may or may not have run.`)
+        this.#failPending(assoc, error)
+      },
+      incarnationReplaced: (assoc, old) => {
+        this.#failPending(assoc, new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`))
+      },
+      metrics: {
+        bytes: (d, n) => this.metrics.bytes(d, n),
+        frames: (d, n) => this.metrics.frames(d, n),
+        associations: (n) => this.metrics.associations.set(n),
+        refused: (reason) => this.metrics.refused.labels(reason).inc(),
+      },
+    }
+  }
+
+  #failPending(assoc: Association, error: Error): void {
+    for (const call of [...assoc.pending.values()]) (call as PendingCall).fail(error)
+  }
+
+  #onDropped(assoc: Association, msg: OutboundMessage, error: Error): void {
+    if (msg.callId === undefined) return
+    ;(assoc.pending.get(msg.callId) as PendingCall | undefined)?.fail(error)
+  }
+
+  #onFrame(assoc: Association, type: number, body: Buffer): void {
+    switch (type) {
+      case FrameType.Call:
+        return this.#onCall(assoc, body)
+      case FrameType.Reply:
+        return this.#onReply(assoc, body)
+      case FrameType.OneWay:
+        return this.#onOneWay(body)
+      case FrameType.Control:
+        return
+      default:
+        throw new Error(`unknown frame type ${type}`)
+    }
+  }
+
+  #decodeArgs(bytes: Uint8Array): unknown[] {
+    let args: unknown
+    try {
+      args = this.serialization.decode(bytes)
+    } catch (e) {
+      this.metrics.decodeErrors.inc()
+      throw e
+    }
+    if (!Array.isArray(args)) {
+      this.metrics.decodeErrors.inc()
+      throw new SerializationError('Call arguments must be an array.')
+    }
+    return args
+  }
+
+  #targetCell(uid: string, path: string, incarnation: number): ActorCell | Error {
+    if (uid !== this.node.uid) return new NodeDownError(`This node is incarnation ${this.node.uid}; incarnation ${uid} is gone.`)
+    const cell = this.#actors.get(path)
+    if (!cell || cell.id.incarnation !== incarnation || !cell.alive) {
+      return new ActorNotFoundError(`No live actor at ${path}#${incarnation} on ${formatNode(this.node)}: it was never spawned or has stopped.`)
+    }
+    return cell
+  }
+
+  #onCall(assoc: Association, body: Buffer): void {
+    const env = decodeCall(body)
+    if (this.#state !== 'running') return this.reply(assoc, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
+    const cell = this.#targetCell(env.uid, env.path, env.incarnation)
+    if (cell instanceof Error) return this.reply(assoc, env.callId, false, cell)
+    let args: unknown[]
+    try {
+      args = this.#decodeArgs(env.args)
+    } catch (e) {
+      this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
+      return this.reply(assoc, env.callId, false, e)
+    }
+    cell.deliver(new InboundCall(this, assoc, env.callId, env.method, args, env.chain))
+  }
+
+  #onOneWay(body: Buffer): void {
+    const env = decodeOneWay(body)
+    if (this.#state !== 'running') return
+    const cell = this.#targetCell(env.uid, env.path, env.incarnation)
+    if (cell instanceof Error) {
+      this.log.debug({ reason: cell.message }, 'one-way message dropped')
+      return
+    }
+    let args: unknown[]
+    try {
+      args = this.#decodeArgs(env.args)
+    } catch (e) {
+      this.log.warn({ method: env.method, reason: (e as Error).message }, 'refused one-way message')
+      return
+    }
+    cell.deliver(new OneWayInvocation(this, env.method, args, env.chain))
+  }
+
+  #onReply(assoc: Association, body: Buffer): void {
+    const env = decodeReply(body)
+    const call = assoc.pending.get(env.callId) as PendingCall | undefined
+    if (!call) {
+      this.log.debug({ callId: env.callId }, 'late reply dropped (the call already timed out or failed)')
+      return
+    }
+    let value: unknown
+    try {
+      value = this.serialization.decode(env.payload)
+    } catch (e) {
+      this.metrics.decodeErrors.inc()
+      call.fail(e)
+      return
+    }
+    if (env.ok) call.succeed(value)
+    else call.fail(value)
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Settings of a ClusterSystem, with defaults and the reasons for them.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { SerializationOptions } from './serialization/Serialization.ts'
+import type { TlsSettings } from './transport/Transport.ts'
+
+export interface ClusterSystemSettings {
+  /** System name, part of every actor id. Letters, digits, `_ . -`. Default `shoal`. */
+  readonly name?: string
+  /** Host to bind and advertise. Default `127.0.0.1`. A non-loopback host requires `secret` (or `insecure`). */
+  readonly host?: string
+  /** TCP port. Default 7337; 0 picks a free port (read it back from `system.node`). */
+  readonly port?: number
+  /**
+   * Cluster secret for the HMAC handshake; every node of a cluster needs the same one. Default:
+   * the `SHOAL_SECRET` environment variable. Never sent over the wire.
+   */
+  readonly secret?: string | Buffer
+  /** Allow binding a non-loopback host without a secret. Default false: anyone could join and call. */
+  readonly insecure?: boolean
+  /** Enables TLS with mutual certificate authentication on every association. */
+  readonly tls?: TlsSettings
+  /** Default call timeout in ms (per call: `ref.withTimeout(ms)`). Default 5000, as in the reference system. */
+  readonly callTimeout?: number
+  /** Largest message (frame) in bytes, sent or received. Default 4 MiB; raise on every node together. */
+  readonly maxFrameSize?: number
+  /** Bytes queued per peer before new sends fail with OverloadedError. Default 32 MiB. */
+  readonly maxOutboundBytes?: number
+  /** User messages above this size are fragmented so control traffic can pass. Default 64 KiB. */
+  readonly fragmentSize?: number
+  /** Calls queued per actor before new calls fail with OverloadedError. Default 100,000. */
+  readonly maxMailbox?: number
+  /** Handshake must finish within this many ms. Default 5000. */
+  readonly handshakeTimeout?: number
+  /** Reconnect backoff: first delay and cap in ms. Default 100 ms doubling to 5 s, with ±20% jitter. */
+  readonly reconnectBackoff?: { readonly baseMs?: number; readonly maxMs?: number }
+  /** How long shutdown waits for actors' `onStop` hooks. Default 10 s. */
+  readonly shutdownTimeout?: number
+  /** A pino logger to use (a child with `system` is derived). Default: pino to stdout at `logLevel`. */
+  readonly logger?: Logger
+  /** Level of the default logger. Default: `SHOAL_LOG_LEVEL` or `info`. */
+  readonly logLevel?: string
+  /** Decoding limits and remote stack traces. */
+  readonly serialization?: SerializationOptions
+  /**
+   * Encode and decode arguments and results of local calls too, as if remote. Default false (local
+   * calls pass values by reference). Turn on in tests to catch values that cannot cross the wire.
+   */
+  readonly serializeLocalCalls?: boolean
+  /** Protocol major version to announce; tests only. */
+  readonly protocolMajor?: number
+}
+
+export interface ResolvedSettings {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+  readonly secret: Buffer | undefined
+  readonly tls: TlsSettings | undefined
+  readonly callTimeout: number
+  readonly maxFrameSize: number
+  readonly maxOutboundBytes: number
+  readonly fragmentSize: number
+  readonly maxMailbox: number
+  readonly handshakeTimeout: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+  readonly shutdownTimeout: number
+  readonly serializeLocalCalls: boolean
+  readonly protocolMajor: number | undefined
+  readonly serializationOptions: SerializationOptions | undefined
+}

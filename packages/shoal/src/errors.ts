@@ -1,0 +1,184 @@
+/**
+ * Errors raised by Shoal. Every error is a {@link ShoalError} with a stable `code`
+ * that callers can switch on; messages say what happened and what to do.
+ *
+ * `instanceof` works across duplicate copies of the library (two versions in one
+ * `node_modules`) because each class checks a `Symbol.for` brand, not identity.
+ *
+ * @module
+ */
+
+/** The stable codes of every error Shoal raises. */
+export const ErrorCode = {
+  Timeout: 'SHOAL_TIMEOUT',
+  ActorNotFound: 'SHOAL_ACTOR_NOT_FOUND',
+  NodeUnreachable: 'SHOAL_NODE_UNREACHABLE',
+  NodeDown: 'SHOAL_NODE_DOWN',
+  SystemShutDown: 'SHOAL_SYSTEM_SHUT_DOWN',
+  MethodNotDistributed: 'SHOAL_METHOD_NOT_DISTRIBUTED',
+  Serialization: 'SHOAL_SERIALIZATION',
+  Overloaded: 'SHOAL_OVERLOADED',
+  Remote: 'SHOAL_REMOTE',
+  Protocol: 'SHOAL_PROTOCOL',
+  Handshake: 'SHOAL_HANDSHAKE',
+  Config: 'SHOAL_CONFIG',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+const brand = (code: string): symbol => Symbol.for(`shoal.error.${code}`)
+const BASE = Symbol.for('shoal.error')
+
+/** Base class of all Shoal errors. Check `err.code` rather than the message. */
+export class ShoalError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+    Object.defineProperty(this, BASE, { value: true })
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    if (this === ShoalError) return (value as Record<symbol, unknown>)[BASE] === true
+    const own = (this as unknown as { BRAND?: symbol }).BRAND
+    return own !== undefined && (value as Record<symbol, unknown>)[own] === true
+  }
+}
+
+function defineBrand(instance: ShoalError, ctor: { BRAND: symbol }): void {
+  Object.defineProperty(instance, ctor.BRAND, { value: true })
+}
+
+/** A call got no reply within its timeout (default 5 s; `callTimeout` per system or `withTimeout` per call). */
+export class TimeoutError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Timeout)
+  constructor(message: string) {
+    super(ErrorCode.Timeout, message)
+    defineBrand(this, TimeoutError)
+  }
+}
+
+/** The target actor does not exist (never spawned, stopped, or on an older incarnation of its node). */
+export class ActorNotFoundError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.ActorNotFound)
+  constructor(message: string) {
+    super(ErrorCode.ActorNotFound, message)
+    defineBrand(this, ActorNotFoundError)
+  }
+}
+
+/** The target node cannot be reached right now (connection refused or lost). Retrying later may succeed. */
+export class NodeUnreachableError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.NodeUnreachable)
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.NodeUnreachable, message, options)
+    defineBrand(this, NodeUnreachableError)
+  }
+}
+
+/** The target node is known to be gone for good (downed, or replaced by a new incarnation). Do not retry. */
+export class NodeDownError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.NodeDown)
+  constructor(message: string) {
+    super(ErrorCode.NodeDown, message)
+    defineBrand(this, NodeDownError)
+  }
+}
+
+/** The local system is shutting down or has shut down; no more calls are accepted. */
+export class SystemShutDownError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.SystemShutDown)
+  constructor(message = 'The actor system has shut down; start a new ClusterSystem to make calls.') {
+    super(ErrorCode.SystemShutDown, message)
+    defineBrand(this, SystemShutDownError)
+  }
+}
+
+/** The method is not declared `@distributed` (or in `static distributed = [...]`) on the target class. */
+export class MethodNotDistributedError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.MethodNotDistributed)
+  constructor(message: string) {
+    super(ErrorCode.MethodNotDistributed, message)
+    defineBrand(this, MethodNotDistributedError)
+  }
+}
+
+/** A value could not be encoded or decoded: unregistered class, limit exceeded, malformed bytes. */
+export class SerializationError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Serialization)
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.Serialization, message, options)
+    defineBrand(this, SerializationError)
+  }
+}
+
+/** A bounded queue is full (outbound bytes to a node, a mailbox, a connect buffer). Back off and retry. */
+export class OverloadedError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Overloaded)
+  constructor(message: string) {
+    super(ErrorCode.Overloaded, message)
+    defineBrand(this, OverloadedError)
+  }
+}
+
+/**
+ * A remote method threw an error whose class is not registered for serialization here.
+ * `remoteName`, `message` and `remoteCode` are copied from the original; `remoteStack` only when the
+ * remote system has `remoteStackTraces: true`.
+ */
+export class RemoteCallError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Remote)
+  readonly remoteName: string
+  readonly remoteCode: string | undefined
+  readonly remoteStack: string | undefined
+  constructor(remoteName: string, message: string, remoteCode?: string, remoteStack?: string) {
+    super(ErrorCode.Remote, message)
+    defineBrand(this, RemoteCallError)
+    this.remoteName = remoteName
+    this.remoteCode = remoteCode
+    this.remoteStack = remoteStack
+  }
+}
+
+/** A peer broke the wire protocol (bad frame, oversized frame, unknown message). The association is closed. */
+export class ProtocolError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Protocol)
+  constructor(message: string) {
+    super(ErrorCode.Protocol, message)
+    defineBrand(this, ProtocolError)
+  }
+}
+
+/** A handshake was refused (version mismatch, wrong secret, wrong target, tombstoned node). */
+export class HandshakeError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Handshake)
+  constructor(message: string) {
+    super(ErrorCode.Handshake, message)
+    defineBrand(this, HandshakeError)
+  }
+}
+
+/** Invalid settings passed to `ClusterSystem.start` or another API. */
+export class ConfigError extends ShoalError {
+  static readonly BRAND = brand(ErrorCode.Config)
+  constructor(message: string) {
+    super(ErrorCode.Config, message)
+    defineBrand(this, ConfigError)
+  }
+}
+
+/** Error classes of Shoal itself, registered for serialization in every system so they cross the wire intact. */
+export const builtinErrorClasses = [
+  TimeoutError,
+  ActorNotFoundError,
+  NodeUnreachableError,
+  NodeDownError,
+  SystemShutDownError,
+  MethodNotDistributedError,
+  SerializationError,
+  OverloadedError,
+  ProtocolError,
+  HandshakeError,
+  ConfigError,
+] as const

@@ -1,0 +1,33 @@
+/**
+ * Shoal: distributed actors for TypeScript on Node.js.
+ *
+ * ```ts
+ * import { ClusterSystem, DistributedActor, distributed } from 'shoal'
+ * ```
+ * @module
+ */
+export { ClusterSystem } from './ClusterSystem.ts'
+export type { ClusterSystemSettings } from './Settings.ts'
+export { DistributedActor, distributed, type DistributedOptions, type ActorClass } from './DistributedActor.ts'
+export { type ActorRef, type ActorRefCommon, type MethodNames, type RefMethods, isActorRef } from './ActorRef.ts'
+export { ActorId } from './ActorId.ts'
+export { type ClusterNode, type Endpoint, formatNode, formatEndpoint } from './ClusterNode.ts'
+export { Serialization, type ClassRegistration, type SerializationLimits, type SerializationOptions } from './serialization/Serialization.ts'
+export type { TlsSettings } from './transport/Transport.ts'
+export { Metrics } from './Metrics.ts'
+export {
+  ErrorCode,
+  ShoalError,
+  TimeoutError,
+  ActorNotFoundError,
+  NodeUnreachableError,
+  NodeDownError,
+  SystemShutDownError,
+  MethodNotDistributedError,
+  SerializationError,
+  OverloadedError,
+  RemoteCallError,
+  ProtocolError,
+  HandshakeError,
+  ConfigError,
+} from './errors.ts'

@@ -1,0 +1,165 @@
+/**
+ * A single-pass validator for untrusted MessagePack bytes, run before msgpackr decodes them.
+ *
+ * msgpackr trusts its input: a five-byte header can announce a 4-billion-element array, nesting is
+ * limited only by the call stack, and any registered extension type may appear. The scanner walks the
+ * bytes iteratively (no recursion, so hostile nesting cannot overflow the stack) and refuses:
+ * nesting deeper than `maxDepth`, collections larger than `maxCollectionSize` or than the bytes left
+ * could hold, truncated values, trailing bytes, the never-used byte 0xc1, extension types not on the
+ * allow-list, and oversized bigints.
+ *
+ * Pure: no allocation proportional to the input, no I/O.
+ * @module
+ */
+
+export interface ScanLimits {
+  /** Deepest nesting of arrays, maps and tagged extensions. */
+  readonly maxDepth: number
+  /** Most elements in one array, or entries in one map. */
+  readonly maxCollectionSize: number
+  /** Most bytes in one bigint extension. */
+  readonly maxBigIntBytes: number
+}
+
+/** How an allowed extension type is laid out. */
+export const enum ExtKind {
+  /** The extension's data bytes are the whole value (timestamps, bigints, typed arrays). */
+  Data = 1,
+  /** A one-byte fixext marker followed by one nested MessagePack value (msgpackr `write`/`read` extensions). */
+  Tag = 2,
+  /** A one-byte fixext with no payload (msgpackr's `undefined`). */
+  Empty = 3,
+}
+
+/** Returns undefined when the bytes are acceptable, otherwise a reason. */
+export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>): string | undefined {
+  const end = buf.length
+  // remaining[d] = values still expected at depth d; depth 0 expects exactly one top-level value.
+  const remaining: number[] = [1]
+  let depth = 0
+  let pos = 0
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+
+  const open = (count: number): string | undefined => {
+    if (count > limits.maxCollectionSize) return `a collection of ${count} elements exceeds the limit of ${limits.maxCollectionSize}`
+    if (count > end - pos) return `a collection announces ${count} elements but only ${end - pos} bytes remain`
+    if (count === 0) return undefined
+    if (depth + 1 > limits.maxDepth) return `nesting exceeds the limit of ${limits.maxDepth} levels`
+    depth++
+    remaining[depth] = count
+    return undefined
+  }
+
+  while (depth >= 0) {
+    if (remaining[depth] === 0) {
+      depth--
+      continue
+    }
+    if (pos >= end) return 'truncated value'
+    remaining[depth]!--
+    const b = buf[pos++]!
+    let skip = 0
+    let err: string | undefined
+    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) {
+      continue
+    } else if (b >= 0x80 && b <= 0x8f) {
+      err = open((b & 0x0f) * 2)
+    } else if (b >= 0x90 && b <= 0x9f) {
+      err = open(b & 0x0f)
+    } else if (b >= 0xa0 && b <= 0xbf) {
+      skip = b & 0x1f
+    } else {
+      switch (b) {
+        case 0xc1:
+          return 'byte 0xc1 is never used in MessagePack'
+        case 0xc4:
+        case 0xd9:
+          if (pos + 1 > end) return 'truncated length'
+          skip = buf[pos]!
+          pos += 1
+          break
+        case 0xc5:
+        case 0xda:
+          if (pos + 2 > end) return 'truncated length'
+          skip = view.getUint16(pos)
+          pos += 2
+          break
+        case 0xc6:
+        case 0xdb:
+          if (pos + 4 > end) return 'truncated length'
+          skip = view.getUint32(pos)
+          pos += 4
+          break
+        case 0xca:
+          skip = 4
+          break
+        case 0xcb:
+          skip = 8
+          break
+        case 0xcc:
+        case 0xd0:
+          skip = 1
+          break
+        case 0xcd:
+        case 0xd1:
+          skip = 2
+          break
+        case 0xce:
+        case 0xd2:
+          skip = 4
+          break
+        case 0xcf:
+        case 0xd3:
+          skip = 8
+          break
+        case 0xdc:
+          if (pos + 2 > end) return 'truncated length'
+          err = (pos += 2, open(view.getUint16(pos - 2)))
+          break
+        case 0xdd:
+          if (pos + 4 > end) return 'truncated length'
+          err = (pos += 4, open(view.getUint32(pos - 4)))
+          break
+        case 0xde:
+          if (pos + 2 > end) return 'truncated length'
+          err = (pos += 2, open(view.getUint16(pos - 2) * 2))
+          break
+        case 0xdf:
+          if (pos + 4 > end) return 'truncated length'
+          err = (pos += 4, open(view.getUint32(pos - 4) * 2))
+          break
+        default: {
+          // Extensions: 0xd4..0xd8 fixext 1/2/4/8/16, 0xc7..0xc9 ext 8/16/32.
+          let length: number
+          const fixed = b >= 0xd4 && b <= 0xd8
+          if (fixed) {
+            length = 1 << (b - 0xd4)
+          } else {
+            const lenBytes = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4
+            if (pos + lenBytes > end) return 'truncated length'
+            length = lenBytes === 1 ? buf[pos]! : lenBytes === 2 ? view.getUint16(pos) : view.getUint32(pos)
+            pos += lenBytes
+          }
+          if (pos + 1 > end) return 'truncated extension'
+          const type = buf[pos++]!
+          const kind = extensions.get(type)
+          if (kind === undefined) return `extension type 0x${type.toString(16)} is not allowed`
+          if (pos + length > end) return 'truncated extension data'
+          if (kind === ExtKind.Tag || kind === ExtKind.Empty) {
+            if (b !== 0xd4) return `extension type 0x${type.toString(16)} must be a one-byte fixext`
+            pos += 1
+            if (kind === ExtKind.Tag) err = open(1)
+            break
+          }
+          if (type === 0x42 && length > limits.maxBigIntBytes) return `a bigint of ${length} bytes exceeds the limit of ${limits.maxBigIntBytes}`
+          skip = length
+        }
+      }
+    }
+    if (err !== undefined) return err
+    if (skip > end - pos) return 'truncated value'
+    pos += skip
+  }
+  if (pos !== end) return `${end - pos} trailing bytes after the value`
+  return undefined
+}

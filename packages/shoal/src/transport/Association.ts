@@ -1,0 +1,246 @@
+/**
+ * Association: everything this node holds for one peer endpoint: the chosen connection, the
+ * outbound lanes, and the reconnect backoff.
+ *
+ * Outbound traffic has two lanes. The control lane (membership, watch, heartbeats in later layers)
+ * is always written first. The user lane carries calls, replies and one-way messages; it is bounded
+ * in bytes (full → `OverloadedError` at once), and messages larger than `fragmentSize` are cut into
+ * fragments so a big payload delays control traffic by at most one fragment. Frames queued in one
+ * event-loop turn are written with one `socket.write` (coalescing), on sockets with TCP_NODELAY.
+ *
+ * Before the handshake completes, messages wait in the same bounded lanes. After a failed connect,
+ * sends fail fast with `NodeUnreachableError` until the backoff (exponential with jitter) expires.
+ * @module
+ */
+import type { ClusterNode } from '../ClusterNode.ts'
+import { Deque } from '../Deque.ts'
+import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
+import { FrameType } from '../wire/Frame.ts'
+import type { Connection } from './Connection.ts'
+
+/** One queued message. `uid` is the peer incarnation it is meant for; `callId` lets the system fail it. */
+export interface OutboundMessage {
+  readonly type: number
+  readonly body: Uint8Array
+  readonly uid: string | undefined
+  readonly callId: number | undefined
+}
+
+export type Lane = 'control' | 'user'
+
+export interface AssociationSettings {
+  readonly maxOutboundBytes: number
+  readonly maxFrameSize: number
+  readonly fragmentSize: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+}
+
+export interface AssociationHooks {
+  /** Called for queued messages that will not be sent (connect failed, peer is another incarnation). */
+  dropped(msg: OutboundMessage, error: Error): void
+  bytesOut(n: number, frames: number): void
+  now(): number
+  random(): number
+}
+
+const BATCH_BUDGET = 256 * 1024
+
+export class Association {
+  readonly key: string
+  readonly host: string
+  readonly port: number
+  state: 'idle' | 'connecting' | 'associated' | 'backoff' = 'idle'
+  /** The peer incarnation, once a handshake completed. */
+  peer: ClusterNode | undefined
+  connection: Connection | undefined
+  /** Outbound connection being dialed or handshaken. */
+  dialing: Connection | undefined
+  /** Remote calls waiting for a reply from this peer, by call id (owned by the system). */
+  readonly pending = new Map<number, unknown>()
+  #failures = 0
+  #retryAt = 0
+  #lastError = ''
+  #control: OutboundMessage[] = []
+  #user = new Deque<OutboundMessage>()
+  #userBytes = 0
+  #fragment: { msg: OutboundMessage; inner: Buffer; offset: number } | undefined
+  #flushScheduled = false
+  #waitingDrain = false
+  #settings: AssociationSettings
+  #hooks: AssociationHooks
+  #reassembly: Buffer[] = []
+  #reassemblyBytes = 0
+
+  constructor(key: string, host: string, port: number, settings: AssociationSettings, hooks: AssociationHooks) {
+    this.key = key
+    this.host = host
+    this.port = port
+    this.#settings = settings
+    this.#hooks = hooks
+  }
+
+  /** Bytes queued on the user lane and not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.#userBytes
+  }
+
+  /** True when a send right now should trigger a connection attempt. */
+  get needsDial(): boolean {
+    return this.state === 'idle' || (this.state === 'backoff' && this.#hooks.now() >= this.#retryAt)
+  }
+
+  /**
+   * Queues a message. Throws `NodeUnreachableError` during backoff, `OverloadedError` when the lane
+   * is full, `SerializationError` when the message exceeds maxFrameSize.
+   */
+  enqueue(lane: Lane, msg: OutboundMessage): void {
+    if (this.state === 'backoff' && this.#hooks.now() < this.#retryAt) {
+      throw new NodeUnreachableError(`Node ${this.key} is unreachable (${this.#lastError}); next connection attempt in ${Math.ceil(this.#retryAt - this.#hooks.now())} ms.`)
+    }
+    if (msg.body.length + 1 > this.#settings.maxFrameSize) {
+      throw new SerializationError(`Message of ${msg.body.length} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`)
+    }
+    if (lane === 'control') this.#control.push(msg)
+    else {
+      const inSocket = this.connection?.socket.writableLength ?? 0
+      if (this.#userBytes + inSocket + msg.body.length > this.#settings.maxOutboundBytes) {
+        throw new OverloadedError(`Outbound queue to ${this.key} is full (${this.#userBytes + inSocket} bytes, maxOutboundBytes ${this.#settings.maxOutboundBytes}): the peer or network is slower than the sender; back off and retry.`)
+      }
+      this.#user.push(msg)
+      this.#userBytes += msg.body.length
+    }
+    this.#scheduleFlush()
+  }
+
+  /** A handshake completed on `conn` with `peer`: switch to it and flush what waited. */
+  established(conn: Connection, peer: ClusterNode): void {
+    this.connection = conn
+    this.peer = peer
+    this.state = 'associated'
+    this.#failures = 0
+    this.#waitingDrain = false
+    this.#fragment = undefined
+    this.#reassembly = []
+    this.#reassemblyBytes = 0
+    this.#dropNotFor(peer.uid)
+    this.#scheduleFlush()
+  }
+
+  /** A connect attempt failed: back off, and fail everything that waited. */
+  connectFailed(reason: string): void {
+    this.state = 'backoff'
+    this.#lastError = reason
+    this.#failures++
+    const exp = Math.min(this.#settings.backoffMaxMs, this.#settings.backoffBaseMs * 2 ** (this.#failures - 1))
+    this.#retryAt = this.#hooks.now() + exp * (0.8 + 0.4 * this.#hooks.random())
+    this.dropAll(new NodeUnreachableError(`Could not connect to ${this.key}: ${reason}.`))
+  }
+
+  /** The established connection was lost; the next send reconnects. */
+  lost(): void {
+    this.connection = undefined
+    this.state = 'idle'
+    this.#fragment = undefined
+    this.#reassembly = []
+    this.#reassemblyBytes = 0
+  }
+
+  /** Fails and forgets every queued message. */
+  dropAll(error: Error): void {
+    const all = [...this.#control, ...this.#user.drain()]
+    this.#control = []
+    this.#userBytes = 0
+    this.#fragment = undefined
+    for (const msg of all) this.#hooks.dropped(msg, error)
+  }
+
+  #dropNotFor(uid: string): void {
+    const keep = (m: OutboundMessage): boolean => m.uid === undefined || m.uid === uid
+    const dropped: OutboundMessage[] = []
+    this.#control = this.#control.filter((m) => keep(m) || (dropped.push(m), false))
+    const user = this.#user.drain()
+    this.#userBytes = 0
+    for (const m of user) {
+      if (keep(m)) {
+        this.#user.push(m)
+        this.#userBytes += m.body.length
+      } else dropped.push(m)
+    }
+    for (const m of dropped) this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
+  }
+
+  /**
+   * Feeds an incoming Fragment body; returns the reassembled inner frame when the last piece
+   * arrives. Throws on a message larger than maxFrameSize.
+   */
+  reassemble(body: Buffer): { type: number; body: Buffer } | undefined {
+    if (body.length < 2) throw new Error('empty fragment')
+    const last = (body[0]! & 1) === 1
+    const piece = body.subarray(1)
+    this.#reassemblyBytes += piece.length
+    if (this.#reassemblyBytes > this.#settings.maxFrameSize) throw new Error(`fragmented message exceeds maxFrameSize ${this.#settings.maxFrameSize}`)
+    this.#reassembly.push(piece)
+    if (!last) return undefined
+    const inner = Buffer.concat(this.#reassembly, this.#reassemblyBytes)
+    this.#reassembly = []
+    this.#reassemblyBytes = 0
+    return { type: inner[0]!, body: inner.subarray(1) }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.state !== 'associated' || this.#waitingDrain) return
+    this.#flushScheduled = true
+    setImmediate(() => this.#flush())
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    const conn = this.connection
+    if (this.state !== 'associated' || !conn || conn.closed) return
+    const parts: Uint8Array[] = []
+    let size = 0
+    let frames = 0
+    const push = (type: number, body: Uint8Array, prefix?: number): void => {
+      const header = Buffer.allocUnsafe(prefix === undefined ? 5 : 6)
+      header.writeUInt32BE(body.length + header.length - 4, 0)
+      header[4] = type
+      if (prefix !== undefined) header[5] = prefix
+      parts.push(header, body)
+      size += header.length + body.length
+      frames++
+    }
+    for (const m of this.#control) push(m.type, m.body)
+    this.#control = []
+    while (size < BATCH_BUDGET && (this.#fragment || this.#user.length > 0)) {
+      if (this.#fragment) {
+        const f = this.#fragment
+        const end = Math.min(f.inner.length, f.offset + this.#settings.fragmentSize)
+        const last = end === f.inner.length
+        push(FrameType.Fragment, f.inner.subarray(f.offset, end), last ? 1 : 0)
+        f.offset = end
+        if (last) this.#fragment = undefined
+        continue
+      }
+      const m = this.#user.shift()!
+      this.#userBytes -= m.body.length
+      if (m.body.length + 1 > this.#settings.fragmentSize) {
+        const inner = Buffer.allocUnsafe(m.body.length + 1)
+        inner[0] = m.type
+        inner.set(m.body, 1)
+        this.#fragment = { msg: m, inner, offset: 0 }
+      } else push(m.type, m.body)
+    }
+    if (parts.length === 0) return
+    this.#hooks.bytesOut(size, frames)
+    const ok = conn.write(parts.length === 2 ? Buffer.concat(parts, size) : Buffer.concat(parts, size))
+    const more = this.#fragment !== undefined || this.#user.length > 0 || this.#control.length > 0
+    if (!ok) {
+      this.#waitingDrain = true
+      conn.socket.once('drain', () => {
+        this.#waitingDrain = false
+        this.#scheduleFlush()
+      })
+    } else if (more) this.#scheduleFlush()
+  }
+}

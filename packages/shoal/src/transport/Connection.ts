@@ -1,0 +1,145 @@
+/**
+ * Connection: one TCP (or TLS) socket, from preamble through handshake to frames.
+ *
+ * A thin shell: bytes go through the pure {@link FrameDecoder} and handshake machines, and the
+ * results go to callbacks. A protocol violation closes this connection only, with the reason.
+ * @module
+ */
+import type { Socket } from 'node:net'
+import type { ClusterNode } from '../ClusterNode.ts'
+import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
+import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
+import { FrameType } from '../wire/Frame.ts'
+
+export interface ConnectionEvents {
+  established(conn: Connection, peer: ClusterNode): void
+  handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void
+  frame(conn: Connection, type: number, body: Buffer): void
+  /** The socket closed (after `established` or not); `reason` says why when we know. */
+  closed(conn: Connection, reason: string | undefined): void
+  bytesIn(n: number): void
+}
+
+export class Connection {
+  readonly socket: Socket
+  /** Who dialed: 'self' for outbound connections, 'peer' for inbound ones. */
+  readonly initiator: 'self' | 'peer'
+  #decoder: FrameDecoder
+  #handshake: ClientHandshake | ServerHandshake
+  #events: ConnectionEvents
+  #state: 'handshaking' | 'open' | 'closed' = 'handshaking'
+  #closeReason: string | undefined
+  #timer: NodeJS.Timeout | undefined
+  peer: ClusterNode | undefined
+
+  constructor(socket: Socket, initiator: 'self' | 'peer', handshake: ClientHandshake | ServerHandshake, maxFrameSize: number, handshakeTimeoutMs: number, events: ConnectionEvents) {
+    this.socket = socket
+    this.initiator = initiator
+    this.#handshake = handshake
+    this.#events = events
+    this.#decoder = new FrameDecoder({ maxFrameSize })
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 10_000)
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('error', (err) => {
+      this.#closeReason ??= err.message
+    })
+    socket.on('close', () => this.#onClose())
+    this.#timer = setTimeout(() => this.fail(`handshake did not complete within ${handshakeTimeoutMs} ms`), handshakeTimeoutMs)
+    this.#timer.unref()
+  }
+
+  get open(): boolean {
+    return this.#state === 'open'
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed'
+  }
+
+  /** Starts the client side of the handshake (outbound connections, once the socket connects). */
+  startClient(): void {
+    this.#apply((this.#handshake as ClientHandshake).start())
+  }
+
+  write(bytes: Buffer): boolean {
+    return this.socket.write(bytes)
+  }
+
+  /** Ends the connection after pending writes, with a reason for the logs; destroys it if it lingers. */
+  close(reason: string, goodbye?: string): void {
+    if (this.#state === 'closed') return
+    this.#closeReason ??= reason
+    if (goodbye !== undefined && this.#state === 'open') {
+      const body = Buffer.from(goodbye)
+      const frame = Buffer.allocUnsafe(5 + body.length)
+      frame.writeUInt32BE(body.length + 1, 0)
+      frame[4] = FrameType.Goodbye
+      body.copy(frame, 5)
+      this.socket.write(frame)
+    }
+    this.#state = 'closed'
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+
+  /** Closes at once for a protocol violation or handshake failure. */
+  fail(reason: string): void {
+    if (this.#state === 'closed') return
+    this.#closeReason ??= reason
+    if (this.#state === 'handshaking') {
+      clearTimeout(this.#timer)
+      this.#state = 'closed'
+      this.#events.handshakeFailed(this, reason, false)
+    }
+    this.#state = 'closed'
+    this.socket.destroy()
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === 'closed') return
+    this.#events.bytesIn(chunk.length)
+    let items
+    try {
+      items = this.#decoder.push(chunk)
+    } catch (e) {
+      const reason = e instanceof FrameDecoderError ? e.message : `decoder error: ${(e as Error).message}`
+      this.fail(reason)
+      return
+    }
+    for (const item of items) {
+      if (this.closed) return
+      if (this.#state === 'handshaking') this.#apply(this.#handshake.receive(item))
+      else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
+      else this.fail('unexpected second preamble')
+    }
+  }
+
+  #apply(directives: HandshakeDirective[]): void {
+    for (const d of directives) {
+      if (d.type === 'send') this.socket.write(d.bytes)
+      else if (d.type === 'established') {
+        clearTimeout(this.#timer)
+        this.#state = 'open'
+        this.peer = d.peer
+        this.#events.established(this, d.peer)
+      } else {
+        clearTimeout(this.#timer)
+        this.#state = 'closed'
+        this.#closeReason ??= d.reason
+        this.#events.handshakeFailed(this, d.reason, d.byPeer)
+        // Let the Reject frame reach the peer before closing.
+        this.socket.end()
+        setTimeout(() => this.socket.destroy(), 1000).unref()
+      }
+    }
+  }
+
+  #onClose(): void {
+    clearTimeout(this.#timer)
+    const wasHandshaking = this.#state === 'handshaking'
+    this.#state = 'closed'
+    if (wasHandshaking) this.#events.handshakeFailed(this, this.#closeReason ?? 'connection closed during handshake', false)
+    this.#events.closed(this, this.#closeReason)
+  }
+}

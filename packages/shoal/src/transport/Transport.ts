@@ -1,0 +1,299 @@
+/**
+ * Transport: the node's TCP (or TLS) listener and its associations, one per peer endpoint.
+ *
+ * Responsibilities: accept and dial connections, run handshakes, collapse simultaneous connects
+ * into one association (the connection dialed by the lower node wins, the same decision on both
+ * sides), replace a peer whose endpoint now runs a new incarnation, refuse tombstoned (down)
+ * incarnations, and route established frames to the system. It knows nothing about actors.
+ * @module
+ */
+import { randomBytes } from 'node:crypto'
+import net, { type Server, type Socket } from 'node:net'
+import tls from 'node:tls'
+import type { Logger } from 'pino'
+import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import { ProtocolError } from '../errors.ts'
+import { ClientHandshake, ServerHandshake } from '../wire/Handshake.ts'
+import { FrameType } from '../wire/Frame.ts'
+import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
+import { Connection, type ConnectionEvents } from './Connection.ts'
+
+/** TLS settings: node:tls options for both server and client sides; mutual authentication is on. */
+export interface TlsSettings extends tls.SecureContextOptions {
+  /** Verify the peer's certificate against the node's endpoint host name or IP (default true). */
+  readonly verifyHost?: boolean
+}
+
+export interface TransportSettings extends AssociationSettings {
+  readonly host: string
+  readonly port: number
+  readonly secret: Buffer | undefined
+  readonly tls: TlsSettings | undefined
+  readonly handshakeTimeoutMs: number
+  /** Protocol version override, for tests only. */
+  readonly protocolMajor?: number
+}
+
+/** What the transport reports to its owner (the ClusterSystem). */
+export interface TransportHandler {
+  frame(assoc: Association, type: number, body: Buffer): void
+  /** A queued message will not be sent. */
+  dropped(assoc: Association, msg: OutboundMessage, error: Error): void
+  /** The established connection to `peer` was lost; `gone` if the peer said it shut down for good. */
+  associationLost(assoc: Association, peer: ClusterNode, reason: string, gone: boolean): void
+  /** A peer incarnation was replaced by a new one at the same endpoint. */
+  incarnationReplaced(assoc: Association, old: ClusterNode, now: ClusterNode): void
+  metrics: TransportMetrics
+}
+
+export interface TransportMetrics {
+  bytes(direction: 'in' | 'out', n: number): void
+  frames(direction: 'in' | 'out', n: number): void
+  associations(n: number): void
+  refused(reason: 'handshake' | 'protocol'): void
+}
+
+export class Transport {
+  self!: ClusterNode
+  readonly #settings: TransportSettings
+  readonly #handler: TransportHandler
+  readonly #log: Logger
+  readonly #associations = new Map<string, Association>()
+  /** Node uids known gone for good (shut down, replaced, downed); their handshakes are refused. */
+  readonly #tombstones = new Map<string, number>()
+  readonly #sockets = new Set<Socket>()
+  #server: Server | undefined
+  #closing = false
+
+  constructor(settings: TransportSettings, handler: TransportHandler, log: Logger) {
+    this.#settings = settings
+    this.#handler = handler
+    this.#log = log
+  }
+
+  /** Starts listening; resolves with the bound port (useful with port 0). */
+  async listen(): Promise<number> {
+    const s = this.#settings
+    const server = s.tls
+      ? tls.createServer({ ...s.tls, requestCert: true, rejectUnauthorized: true }, (socket) => this.#accept(socket))
+      : net.createServer({ noDelay: true }, (socket) => this.#accept(socket))
+    this.#server = server
+    server.on('tlsClientError', (err) => {
+      this.#handler.metrics.refused('handshake')
+      this.#log.warn({ err: err.message }, 'refused a TLS connection')
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host: s.host, port: s.port }, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const addr = server.address()
+    return typeof addr === 'object' && addr ? addr.port : s.port
+  }
+
+  isTombstoned(uid: string): boolean {
+    return this.#tombstones.has(uid)
+  }
+
+  /** Marks a node incarnation as gone for good: its handshakes are refused and calls to it fail fast. */
+  tombstone(node: ClusterNode): void {
+    this.#tombstones.set(node.uid, Date.now())
+    const assoc = this.#associations.get(endpointKey(node.endpoint))
+    if (assoc?.peer?.uid === node.uid && assoc.connection) assoc.connection.close('peer incarnation tombstoned')
+  }
+
+  /** The association for an endpoint, created on demand. */
+  association(host: string, port: number): Association {
+    const key = endpointKey({ host, port })
+    let assoc = this.#associations.get(key)
+    if (!assoc) {
+      assoc = new Association(key, host, port, this.#settings, {
+        dropped: (msg, err) => this.#handler.dropped(assoc!, msg, err),
+        bytesOut: (n, frames) => {
+          this.#handler.metrics.bytes('out', n)
+          this.#handler.metrics.frames('out', frames)
+        },
+        now: () => performance.now(),
+        random: Math.random,
+      })
+      this.#associations.set(key, assoc)
+    }
+    return assoc
+  }
+
+  /** Queues a message for a peer, dialing when needed. See {@link Association.enqueue} for errors. */
+  send(assoc: Association, lane: Lane, msg: OutboundMessage): void {
+    if (assoc.needsDial && !this.#closing) this.#dial(assoc)
+    assoc.enqueue(lane, msg)
+  }
+
+  get associationCount(): number {
+    let n = 0
+    for (const a of this.#associations.values()) if (a.state === 'associated') n++
+    return n
+  }
+
+  #dial(assoc: Association): void {
+    assoc.state = 'connecting'
+    const s = this.#settings
+    const socket = s.tls
+      ? tls.connect({
+          ...s.tls,
+          host: assoc.host,
+          port: assoc.port,
+          rejectUnauthorized: true,
+          ...(s.tls.verifyHost === false ? { checkServerIdentity: () => undefined } : {}),
+        })
+      : net.connect({ host: assoc.host, port: assoc.port, noDelay: true })
+    this.#track(socket)
+    const handshake = new ClientHandshake(this.#handshakeConfig(), { host: assoc.host, port: assoc.port })
+    const conn = new Connection(socket, 'self', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events())
+    assoc.dialing = conn
+    socket.once(s.tls ? 'secureConnect' : 'connect', () => conn.startClient())
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy()
+      return
+    }
+    this.#track(socket)
+    const handshake = new ServerHandshake({ ...this.#handshakeConfig(), admit: (peer) => this.#admit(peer) })
+    new Connection(socket, 'peer', handshake, this.#settings.maxFrameSize, this.#settings.handshakeTimeoutMs, this.#events())
+  }
+
+  #handshakeConfig() {
+    return { self: this.self, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor }
+  }
+
+  #track(socket: Socket): void {
+    this.#sockets.add(socket)
+    socket.once('close', () => this.#sockets.delete(socket))
+  }
+
+  /** Lower node (by endpoint, then uid) wins ties: both sides compute the same answer. */
+  #selfWins(peer: ClusterNode): boolean {
+    const me = `${endpointKey(this.self.endpoint)}|${this.self.uid}`
+    const them = `${endpointKey(peer.endpoint)}|${peer.uid}`
+    return me < them
+  }
+
+  #admit(peer: ClusterNode): string | undefined {
+    if (this.#closing) return 'node is shutting down'
+    if (this.#tombstones.has(peer.uid)) return `node ${formatNode(peer)} is down (tombstoned) and may not rejoin; restart it to get a new incarnation`
+    if (peer.uid === this.self.uid) return 'connection to self'
+    const assoc = this.#associations.get(endpointKey(peer.endpoint))
+    if (!assoc || (assoc.peer && assoc.peer.uid !== peer.uid)) return undefined
+    const simultaneous = assoc.state === 'connecting' || (assoc.connection?.open === true && assoc.connection.initiator === 'self')
+    if (simultaneous && this.#selfWins(peer)) return 'simultaneous connect: keeping the connection dialed by the lower node'
+    return undefined
+  }
+
+  #events(): ConnectionEvents {
+    return {
+      established: (conn, peer) => this.#established(conn, peer),
+      handshakeFailed: (conn, reason, byPeer) => this.#handshakeFailed(conn, reason, byPeer),
+      frame: (conn, type, body) => this.#frame(conn, type, body),
+      closed: (conn, reason) => this.#closed(conn, reason),
+      bytesIn: (n) => this.#handler.metrics.bytes('in', n),
+    }
+  }
+
+  #established(conn: Connection, peer: ClusterNode): void {
+    const assoc = this.association(peer.endpoint.host, peer.endpoint.port)
+    if (conn.initiator === 'self' && assoc.dialing !== conn) {
+      conn.close('superseded by an inbound connection')
+      return
+    }
+    if (assoc.dialing && assoc.dialing !== conn) assoc.dialing.close('superseded by an inbound connection')
+    assoc.dialing = undefined
+    const old = assoc.peer
+    const oldConn = assoc.connection
+    if (oldConn && oldConn !== conn) oldConn.close('superseded by a newer connection')
+    if (old && old.uid !== peer.uid) {
+      this.#tombstones.set(old.uid, Date.now())
+      this.#log.info({ old: formatNode(old), now: formatNode(peer) }, 'peer restarted with a new incarnation; the old one is gone')
+      this.#handler.incarnationReplaced(assoc, old, peer)
+    }
+    assoc.established(conn, peer)
+    this.#handler.metrics.associations(this.associationCount)
+    this.#log.debug({ peer: formatNode(peer), initiator: conn.initiator }, 'association established')
+  }
+
+  #handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void {
+    if (!byPeer && !/superseded|simultaneous/.test(reason)) this.#handler.metrics.refused('handshake')
+    const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
+    if (/simultaneous connect/.test(reason)) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
+    else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
+    if (conn.initiator !== 'self') return
+    const assoc = [...this.#associations.values()].find((a) => a.dialing === conn)
+    if (!assoc) return
+    assoc.dialing = undefined
+    // A collapsed simultaneous connect is not a failure: the peer's connection is (or will be) ours.
+    if (/simultaneous connect/.test(reason) && byPeer) {
+      if (assoc.state === 'connecting') assoc.state = 'idle'
+      return
+    }
+    if (assoc.state !== 'associated') assoc.connectFailed(reason)
+  }
+
+  #frame(conn: Connection, type: number, body: Buffer): void {
+    this.#handler.metrics.frames('in', 1)
+    const peer = conn.peer!
+    const assoc = this.association(peer.endpoint.host, peer.endpoint.port)
+    if (type === FrameType.Goodbye) {
+      this.#tombstones.set(peer.uid, Date.now())
+      conn.close('peer said goodbye')
+      return
+    }
+    if (type >= FrameType.Hello) return this.#violation(conn, new ProtocolError(`handshake frame ${type} after the handshake`))
+    try {
+      if (type === FrameType.Fragment) {
+        const inner = assoc.reassemble(body)
+        if (inner) {
+          if (inner.type === FrameType.Fragment || inner.type >= FrameType.Goodbye) throw new ProtocolError(`frame type ${inner.type} cannot be fragmented`)
+          this.#handler.frame(assoc, inner.type, inner.body)
+        }
+        return
+      }
+      this.#handler.frame(assoc, type, body)
+    } catch (e) {
+      this.#violation(conn, e as Error)
+    }
+  }
+
+  #violation(conn: Connection, e: Error): void {
+    this.#handler.metrics.refused('protocol')
+    this.#log.warn({ peer: conn.peer && formatNode(conn.peer), reason: e.message }, 'protocol violation: closing the association')
+    conn.fail(`protocol violation: ${e.message}`)
+  }
+
+  #closed(conn: Connection, reason: string | undefined): void {
+    const peer = conn.peer
+    if (!peer) return
+    const assoc = this.#associations.get(endpointKey(peer.endpoint))
+    if (!assoc || assoc.connection !== conn) return
+    assoc.lost()
+    this.#handler.metrics.associations(this.associationCount)
+    const gone = this.#tombstones.has(peer.uid)
+    this.#handler.associationLost(assoc, peer, reason ?? 'connection closed', gone)
+  }
+
+  /** Says goodbye to every peer, closes the listener and all sockets; resolves when all are closed. */
+  async close(goodbye: string): Promise<void> {
+    this.#closing = true
+    for (const assoc of this.#associations.values()) {
+      assoc.dialing?.fail('node is shutting down')
+      assoc.connection?.close('node is shutting down', goodbye)
+    }
+    const serverClosed = new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))
+    const socketsClosed = Promise.all([...this.#sockets].map((s) => new Promise<void>((resolve) => (s.destroyed && s.closed ? resolve() : s.once('close', () => resolve())))))
+    const forced = setTimeout(() => {
+      for (const s of this.#sockets) s.destroy()
+    }, 3000)
+    await Promise.all([serverClosed, socketsClosed])
+    clearTimeout(forced)
+  }
+}

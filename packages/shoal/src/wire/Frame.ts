@@ -1,0 +1,56 @@
+/**
+ * Frame: the unit on a Shoal TCP association.
+ *
+ * A connection starts with a 6-byte preamble from each side (magic `SHL` 0xA1, protocol major,
+ * protocol minor), then carries frames: `u32 BE length | u8 type | body`, where length counts the
+ * type byte and body. The decoder in {@link FrameDecoder} is a pure state machine; this module only
+ * defines the constants and the encoder.
+ * @module
+ */
+
+export const MAGIC = Uint8Array.of(0x53, 0x48, 0x4c, 0xa1)
+export const PROTOCOL_MAJOR = 1
+export const PROTOCOL_MINOR = 0
+export const PREAMBLE_LENGTH = 6
+
+/** Frame types. Handshake types are only valid before the association is established. */
+export const FrameType = {
+  Call: 1,
+  Reply: 2,
+  OneWay: 3,
+  /** A piece of a user message larger than the fragment size; body: u8 flags (bit 0 = last) + bytes. */
+  Fragment: 4,
+  /** Control-lane message for cluster services (membership, watch) in later layers. */
+  Control: 5,
+  /** Orderly close: body is a UTF-8 reason. `shutdown` means this node incarnation is gone for good. */
+  Goodbye: 6,
+  Hello: 16,
+  Challenge: 17,
+  Proof: 18,
+  Accept: 19,
+  /** Body: UTF-8 reason. Its format never changes, so peers of any version can read it. */
+  Reject: 20,
+} as const
+export type FrameType = (typeof FrameType)[keyof typeof FrameType]
+
+export function preamble(major = PROTOCOL_MAJOR, minor = PROTOCOL_MINOR): Buffer {
+  const b = Buffer.allocUnsafe(PREAMBLE_LENGTH)
+  b.set(MAGIC, 0)
+  b[4] = major
+  b[5] = minor
+  return b
+}
+
+/** Encodes one frame into a fresh buffer. */
+export function encodeFrame(type: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length)
+  out.writeUInt32BE(body.length + 1, 0)
+  out[4] = type
+  out.set(body, 5)
+  return out
+}
+
+/** Size on the wire of a frame with this body. */
+export function frameSize(bodyLength: number): number {
+  return 5 + bodyLength
+}

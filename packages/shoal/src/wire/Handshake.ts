@@ -1,0 +1,237 @@
+/**
+ * Handshake: the pure state machines that open an association.
+ *
+ * ```
+ * client                                   server
+ *   preamble + Hello{node, target, nonceC}  ->
+ *                                         <- preamble + Challenge{node, nonceS, proofS}
+ *   Proof{proofC}                          ->
+ *                                         <- Accept                (or Reject{reason} at any step)
+ * ```
+ * `proofS = HMAC(secret, "shoal/server" | nonceC | nonceS | clientUid | serverUid)` and
+ * `proofC = HMAC(secret, "shoal/client" | …)`: each side proves it knows the cluster secret without
+ * sending it, and the fresh nonces stop replays. Without a secret on both sides the proofs are empty;
+ * a secret on only one side is refused by that side.
+ *
+ * Inputs are decoded items (preamble, frames); outputs are directives for the shell. No sockets,
+ * timers or clocks: randomness is injected.
+ * @module
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { type ClusterNode, formatNode, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import { encodeFrame, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble } from './Frame.ts'
+import type { DecodedItem } from './FrameDecoder.ts'
+
+export type HandshakeDirective =
+  | { readonly type: 'send'; readonly bytes: Buffer }
+  | { readonly type: 'established'; readonly peer: ClusterNode }
+  /** `byPeer`: the peer refused us (its reason); otherwise we refused or gave up. */
+  | { readonly type: 'failed'; readonly reason: string; readonly byPeer: boolean }
+
+export interface HandshakeConfig {
+  readonly self: ClusterNode
+  readonly secret: Buffer | undefined
+  readonly random: (bytes: number) => Buffer
+  /** Protocol version this side speaks (tests override it to provoke mismatches). */
+  readonly major?: number
+  readonly minor?: number
+}
+
+export interface ServerHandshakeConfig extends HandshakeConfig {
+  /** Decides on a peer that proved itself: undefined to accept, or a reason to refuse. */
+  readonly admit: (peer: ClusterNode) => string | undefined
+}
+
+const NONCE_BYTES = 16
+const MAX_BODY = 4096
+
+function proof(secret: Buffer | undefined, role: string, a: string, b: string, clientUid: string, serverUid: string): string {
+  if (!secret) return ''
+  return createHmac('sha256', secret).update(`shoal/${role}|${a}|${b}|${clientUid}|${serverUid}`).digest('hex')
+}
+
+function proofMatches(expected: string, actual: unknown): boolean {
+  if (typeof actual !== 'string' || actual.length !== expected.length) return false
+  return timingSafeEqual(Buffer.from(expected), Buffer.from(actual))
+}
+
+function json(type: number, value: unknown): Buffer {
+  return encodeFrame(type, Buffer.from(JSON.stringify(value)))
+}
+
+function reject(reason: string): Buffer {
+  return encodeFrame(FrameType.Reject, Buffer.from(reason.slice(0, 512)))
+}
+
+function parseBody(body: Buffer): Record<string, unknown> | undefined {
+  if (body.length > MAX_BODY) return undefined
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8'))
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function parseNode(v: unknown): ClusterNode | undefined {
+  if (typeof v !== 'object' || v === null) return undefined
+  const { name, host, port, uid } = v as Record<string, unknown>
+  if (typeof name !== 'string' || !isValidSystemName(name)) return undefined
+  if (typeof host !== 'string' || host.length === 0 || host.length > 255 || !/^[A-Za-z0-9.:-]+$/.test(host)) return undefined
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined
+  if (typeof uid !== 'string' || !isValidUid(uid)) return undefined
+  return { endpoint: { name, host, port }, uid }
+}
+
+function nodeJson(n: ClusterNode): unknown {
+  return { name: n.endpoint.name, host: n.endpoint.host, port: n.endpoint.port, uid: n.uid }
+}
+
+function fail(reason: string, byPeer = false): HandshakeDirective {
+  return { type: 'failed', reason, byPeer }
+}
+
+function versionProblem(item: DecodedItem & { kind: 'preamble' }, major: number): string | undefined {
+  return item.major === major ? undefined : `protocol version mismatch: peer speaks ${item.major}.${item.minor}, this node ${major}.${PROTOCOL_MINOR}`
+}
+
+/** The dialing side. */
+export class ClientHandshake {
+  readonly #cfg: HandshakeConfig
+  readonly #target: { host: string; port: number }
+  readonly #nonce: string
+  #state: 'new' | 'hello-sent' | 'proof-sent' | 'done' = 'new'
+  #peer: ClusterNode | undefined
+  #sawPreamble = false
+
+  constructor(cfg: HandshakeConfig, target: { host: string; port: number }) {
+    this.#cfg = cfg
+    this.#target = target
+    this.#nonce = cfg.random(NONCE_BYTES).toString('hex')
+  }
+
+  start(): HandshakeDirective[] {
+    this.#state = 'hello-sent'
+    const hello = json(FrameType.Hello, { node: nodeJson(this.#cfg.self), target: this.#target, nonce: this.#nonce })
+    return [{ type: 'send', bytes: Buffer.concat([preamble(this.#cfg.major, this.#cfg.minor), hello]) }]
+  }
+
+  receive(item: DecodedItem): HandshakeDirective[] {
+    if (this.#state === 'done') return []
+    if (item.kind === 'preamble') {
+      this.#sawPreamble = true
+      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
+      return problem ? this.#done([fail(problem)]) : []
+    }
+    if (!this.#sawPreamble) return this.#done([fail('peer sent a frame before its preamble')])
+    if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
+    if (item.type === FrameType.Challenge && this.#state === 'hello-sent') return this.#challenge(item.body)
+    if (item.type === FrameType.Accept && this.#state === 'proof-sent') return this.#done([{ type: 'established', peer: this.#peer! }])
+    return this.#done([fail(`unexpected frame type ${item.type} during handshake`)])
+  }
+
+  #challenge(body: Buffer): HandshakeDirective[] {
+    const msg = parseBody(body)
+    const peer = msg && parseNode(msg.node)
+    if (!msg || !peer || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2) {
+      return this.#done([fail('malformed challenge')])
+    }
+    const { secret, self } = this.#cfg
+    if (secret && msg.proof === '') {
+      const reason = `peer ${formatNode(peer)} has no cluster secret, but this node requires one`
+      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    }
+    if (!secret && msg.proof !== '') {
+      const reason = `peer ${formatNode(peer)} requires a cluster secret, but this node has none`
+      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    }
+    if (!proofMatches(proof(secret, 'server', this.#nonce, msg.nonce, self.uid, peer.uid), msg.proof)) {
+      const reason = `authentication failed: peer ${formatNode(peer)} does not know the cluster secret`
+      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    }
+    this.#peer = peer
+    this.#state = 'proof-sent'
+    return [{ type: 'send', bytes: json(FrameType.Proof, { proof: proof(secret, 'client', msg.nonce, this.#nonce, self.uid, peer.uid) }) }]
+  }
+
+  #done(ds: HandshakeDirective[]): HandshakeDirective[] {
+    this.#state = 'done'
+    return ds
+  }
+}
+
+/** The accepting side. */
+export class ServerHandshake {
+  readonly #cfg: ServerHandshakeConfig
+  readonly #nonce: string
+  #state: 'new' | 'await-hello' | 'challenged' | 'done' = 'new'
+  #peer: ClusterNode | undefined
+  #peerNonce = ''
+
+  constructor(cfg: ServerHandshakeConfig) {
+    this.#cfg = cfg
+    this.#nonce = cfg.random(NONCE_BYTES).toString('hex')
+  }
+
+  receive(item: DecodedItem): HandshakeDirective[] {
+    if (this.#state === 'done') return []
+    const pre = preamble(this.#cfg.major, this.#cfg.minor)
+    if (item.kind === 'preamble') {
+      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
+      if (problem) return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(problem)]) }, fail(problem)])
+      this.#state = 'await-hello'
+      return []
+    }
+    if (this.#state === 'new') return this.#done([fail('peer sent a frame before its preamble')])
+    if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
+    if (item.type === FrameType.Hello && this.#state === 'await-hello') return this.#hello(item.body, pre)
+    if (item.type === FrameType.Proof && this.#state === 'challenged') return this.#proof(item.body)
+    const reason = `unexpected frame type ${item.type} during handshake`
+    return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+  }
+
+  #hello(body: Buffer, pre: Buffer): HandshakeDirective[] {
+    const msg = parseBody(body)
+    const peer = msg && parseNode(msg.node)
+    const target = msg?.target as { port?: unknown } | undefined
+    if (!msg || !peer || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2 || typeof target?.port !== 'number') {
+      const reason = 'malformed hello'
+      return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(reason)]) }, fail(reason)])
+    }
+    const self = this.#cfg.self
+    if (target.port !== self.endpoint.port) {
+      const reason = `hello addressed to port ${target.port}, but this node is ${formatNode(self)}`
+      return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(reason)]) }, fail(reason)])
+    }
+    this.#peer = peer
+    this.#peerNonce = msg.nonce
+    this.#state = 'challenged'
+    const challenge = json(FrameType.Challenge, {
+      node: nodeJson(self),
+      nonce: this.#nonce,
+      proof: proof(this.#cfg.secret, 'server', msg.nonce, this.#nonce, peer.uid, self.uid),
+    })
+    return [{ type: 'send', bytes: Buffer.concat([pre, challenge]) }]
+  }
+
+  #proof(body: Buffer): HandshakeDirective[] {
+    const msg = parseBody(body)
+    const peer = this.#peer!
+    const { secret, self } = this.#cfg
+    const expected = proof(secret, 'client', this.#nonce, this.#peerNonce, peer.uid, self.uid)
+    if (!msg || !proofMatches(expected, msg.proof)) {
+      const reason = secret
+        ? `authentication failed: ${formatNode(peer)} did not prove the cluster secret (missing or wrong SHOAL secret)`
+        : `authentication failed: ${formatNode(peer)} expects a cluster secret, but this node has none`
+      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    }
+    const refusal = this.#cfg.admit(peer)
+    if (refusal !== undefined) return this.#done([{ type: 'send', bytes: reject(refusal) }, fail(refusal)])
+    return this.#done([{ type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) }, { type: 'established', peer }])
+  }
+
+  #done(ds: HandshakeDirective[]): HandshakeDirective[] {
+    this.#state = 'done'
+    return ds
+  }
+}
