@@ -80,6 +80,9 @@ function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
 /** A call made from this node, waiting for its result. */
 class PendingCall implements Deadline, Invocation {
   deadline = 0
+  prevDeadline: Deadline | undefined = undefined
+  nextDeadline: Deadline | undefined = undefined
+  deadlineGroup: unknown = undefined
   #done = false
   constructor(
     readonly system: ClusterSystem,
@@ -98,7 +101,7 @@ class PendingCall implements Deadline, Invocation {
   succeed(value: unknown): void {
     if (this.#done) return
     this.#settle()
-    this.system.metrics.callDone('ok', (performance.now() - this.started) / 1000, this.remote !== undefined)
+    this.system.metrics.callDone('ok', this.started, this.remote !== undefined)
     this.resolve(value)
   }
 
@@ -106,7 +109,7 @@ class PendingCall implements Deadline, Invocation {
     if (this.#done) return
     this.#settle()
     const code = error instanceof ShoalError ? error.code : 'error'
-    this.system.metrics.callDone(code, (performance.now() - this.started) / 1000, this.remote !== undefined)
+    this.system.metrics.callDone(code, this.started, this.remote !== undefined)
     this.reject(error)
   }
 
@@ -116,7 +119,7 @@ class PendingCall implements Deadline, Invocation {
 
   #settle(): void {
     this.#done = true
-    this.system.deadlines.remove(this, this.timeout)
+    this.system.deadlines.remove(this)
     this.remote?.pending.delete(this.callId)
   }
 }
@@ -372,7 +375,7 @@ export class ClusterSystem implements Invoker, CellHost {
           }
         }
       }
-      const call = new PendingCall(this, method, args, chain, timeout, ref.id, performance.now(), undefined, 0, res, reject)
+      const call = new PendingCall(this, method, args, chain, timeout, ref.id, this.metrics.callStarted(false), undefined, 0, res, reject)
       this.deadlines.add(call, timeout)
       target.deliver(call)
     })
@@ -401,7 +404,7 @@ export class ClusterSystem implements Invoker, CellHost {
       return Promise.reject(e)
     }
     return new Promise((resolve, reject) => {
-      const call = new PendingCall(this, method, args, chain, timeout, id, performance.now(), assoc, callId, resolve, reject)
+      const call = new PendingCall(this, method, args, chain, timeout, id, this.metrics.callStarted(true), assoc, callId, resolve, reject)
       call.args = [] // arguments are on the wire; do not keep them alive
       assoc.pending.set(callId, call)
       this.deadlines.add(call, timeout)

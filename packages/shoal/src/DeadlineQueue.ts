@@ -2,26 +2,33 @@
  * DeadlineQueue: call timeouts without a timer per call.
  *
  * Entries are grouped by timeout length; within a group, insertion order is deadline order, so
- * each group needs one timer, armed for its oldest entry. Adding and removing are O(1).
+ * each group is an intrusive doubly-linked list (no hashing, no allocation per entry) with one
+ * timer armed for its oldest entry. Adding and removing are O(1).
  * @module
  */
 
 export interface Deadline {
-  /** Absolute expiry on the queue's clock (ms). */
+  /** Absolute expiry on the queue's clock (ms); set by `add`. */
   deadline: number
+  /** List links, owned by the queue. */
+  prevDeadline: Deadline | undefined
+  nextDeadline: Deadline | undefined
+  deadlineGroup: unknown
   expire(): void
 }
 
 class Group {
-  readonly entries = new Set<Deadline>()
+  head: Deadline | undefined
+  tail: Deadline | undefined
   timer: NodeJS.Timeout | undefined
+  constructor(readonly timeoutMs: number) {}
 }
 
 export class DeadlineQueue {
   readonly #groups = new Map<number, Group>()
   readonly #now: () => number
 
-  constructor(now: () => number = () => performance.now()) {
+  constructor(now: () => number = Date.now) {
     this.#now = now
   }
 
@@ -30,20 +37,33 @@ export class DeadlineQueue {
     entry.deadline = this.#now() + timeoutMs
     let group = this.#groups.get(timeoutMs)
     if (!group) {
-      group = new Group()
+      group = new Group(timeoutMs)
       this.#groups.set(timeoutMs, group)
     }
-    group.entries.add(entry)
-    if (!group.timer) this.#arm(group, timeoutMs)
+    entry.deadlineGroup = group
+    entry.prevDeadline = group.tail
+    entry.nextDeadline = undefined
+    if (group.tail) group.tail.nextDeadline = entry
+    else group.head = entry
+    group.tail = entry
+    if (!group.timer) this.#arm(group)
   }
 
-  remove(entry: Deadline, timeoutMs: number): void {
-    this.#groups.get(timeoutMs)?.entries.delete(entry)
+  /** Stops tracking `entry`; a no-op if it is not tracked. */
+  remove(entry: Deadline): void {
+    const group = entry.deadlineGroup as Group | undefined
+    if (!group) return
+    const { prevDeadline: prev, nextDeadline: next } = entry
+    if (prev) prev.nextDeadline = next
+    else group.head = next
+    if (next) next.prevDeadline = prev
+    else group.tail = prev
+    entry.deadlineGroup = entry.prevDeadline = entry.nextDeadline = undefined
   }
 
   get size(): number {
     let n = 0
-    for (const g of this.#groups.values()) n += g.entries.size
+    for (const g of this.#groups.values()) for (let e = g.head; e; e = e.nextDeadline) n++
     return n
   }
 
@@ -52,30 +72,31 @@ export class DeadlineQueue {
     const all: Deadline[] = []
     for (const g of this.#groups.values()) {
       clearTimeout(g.timer)
-      all.push(...g.entries)
+      for (let e = g.head; e; e = e.nextDeadline) all.push(e)
     }
+    for (const e of all) e.deadlineGroup = e.prevDeadline = e.nextDeadline = undefined
     this.#groups.clear()
     return all
   }
 
-  #arm(group: Group, timeoutMs: number): void {
-    const first = group.entries.values().next()
-    if (first.done) {
+  #arm(group: Group): void {
+    const first = group.head
+    if (!first) {
       group.timer = undefined
-      this.#groups.delete(timeoutMs)
+      this.#groups.delete(group.timeoutMs)
       return
     }
-    const delay = Math.max(0, first.value.deadline - this.#now())
-    group.timer = setTimeout(() => this.#fire(group, timeoutMs), Math.ceil(delay))
+    const delay = Math.max(1, Math.ceil(first.deadline - this.#now()))
+    group.timer = setTimeout(() => this.#fire(group), delay)
   }
 
-  #fire(group: Group, timeoutMs: number): void {
+  #fire(group: Group): void {
     const now = this.#now()
-    for (const entry of group.entries) {
-      if (entry.deadline > now) break
-      group.entries.delete(entry)
+    while (group.head && group.head.deadline <= now) {
+      const entry = group.head
+      this.remove(entry)
       entry.expire()
     }
-    this.#arm(group, timeoutMs)
+    this.#arm(group)
   }
 }

@@ -40,16 +40,6 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
   let pos = 0
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
 
-  const open = (count: number): string | undefined => {
-    if (count > limits.maxCollectionSize) return `a collection of ${count} elements exceeds the limit of ${limits.maxCollectionSize}`
-    if (count > end - pos) return `a collection announces ${count} elements but only ${end - pos} bytes remain`
-    if (count === 0) return undefined
-    if (depth + 1 > limits.maxDepth) return `nesting exceeds the limit of ${limits.maxDepth} levels`
-    depth++
-    remaining[depth] = count
-    return undefined
-  }
-
   while (depth >= 0) {
     if (remaining[depth] === 0) {
       depth--
@@ -59,13 +49,14 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
     remaining[depth]!--
     const b = buf[pos++]!
     let skip = 0
-    let err: string | undefined
+    /** Elements of a collection (or tagged extension) opened by this byte; -1 for none. */
+    let count = -1
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) {
       continue
     } else if (b >= 0x80 && b <= 0x8f) {
-      err = open((b & 0x0f) * 2)
+      count = (b & 0x0f) * 2
     } else if (b >= 0x90 && b <= 0x9f) {
-      err = open(b & 0x0f)
+      count = b & 0x0f
     } else if (b >= 0xa0 && b <= 0xbf) {
       skip = b & 0x1f
     } else {
@@ -114,19 +105,23 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           break
         case 0xdc:
           if (pos + 2 > end) return 'truncated length'
-          err = (pos += 2, open(view.getUint16(pos - 2)))
+          count = view.getUint16(pos)
+          pos += 2
           break
         case 0xdd:
           if (pos + 4 > end) return 'truncated length'
-          err = (pos += 4, open(view.getUint32(pos - 4)))
+          count = view.getUint32(pos)
+          pos += 4
           break
         case 0xde:
           if (pos + 2 > end) return 'truncated length'
-          err = (pos += 2, open(view.getUint16(pos - 2) * 2))
+          count = view.getUint16(pos) * 2
+          pos += 2
           break
         case 0xdf:
           if (pos + 4 > end) return 'truncated length'
-          err = (pos += 4, open(view.getUint32(pos - 4) * 2))
+          count = view.getUint32(pos) * 2
+          pos += 4
           break
         default: {
           // Extensions: 0xd4..0xd8 fixext 1/2/4/8/16, 0xc7..0xc9 ext 8/16/32.
@@ -148,7 +143,7 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           if (kind === ExtKind.Tag || kind === ExtKind.Empty) {
             if (b !== 0xd4) return `extension type 0x${type.toString(16)} must be a one-byte fixext`
             pos += 1
-            if (kind === ExtKind.Tag) err = open(1)
+            if (kind === ExtKind.Tag) count = 1
             break
           }
           if (type === 0x42 && length > limits.maxBigIntBytes) return `a bigint of ${length} bytes exceeds the limit of ${limits.maxBigIntBytes}`
@@ -156,7 +151,15 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
         }
       }
     }
-    if (err !== undefined) return err
+    if (count >= 0) {
+      if (count > limits.maxCollectionSize) return `a collection of ${count} elements exceeds the limit of ${limits.maxCollectionSize}`
+      if (count > end - pos) return `a collection announces ${count} elements but only ${end - pos} bytes remain`
+      if (count > 0) {
+        if (depth + 1 > limits.maxDepth) return `nesting exceeds the limit of ${limits.maxDepth} levels`
+        remaining[++depth] = count
+      }
+      continue
+    }
     if (skip > end - pos) return 'truncated value'
     pos += skip
   }
