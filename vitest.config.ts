@@ -1,6 +1,25 @@
-import { defineConfig } from 'vitest/config'
+import { transform } from 'esbuild'
+import { defineConfig, type Plugin } from 'vitest/config'
+
+/**
+ * Vite 8 transforms TypeScript with oxc, which does not implement TC39 standard decorators yet;
+ * esbuild (the same transformer tsx uses for `npm start`) does, so tests see the code users run.
+ */
+function esbuildTypeScript(): Plugin {
+  return {
+    name: 'shoal:esbuild-typescript',
+    enforce: 'pre',
+    async transform(code, id) {
+      if (!/\.[cm]?ts$/.test(id.split('?')[0]!)) return null
+      const out = await transform(code, { loader: 'ts', target: 'es2022', format: 'esm', sourcemap: true, sourcefile: id })
+      return { code: out.code, map: out.map }
+    },
+  }
+}
 
 export default defineConfig({
+  plugins: [esbuildTypeScript()],
+  oxc: false,
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'] } },
   test: {

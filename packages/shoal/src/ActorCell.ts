@@ -32,6 +32,8 @@ export interface Invocation {
 export interface CellHost {
   readonly log: Logger
   readonly maxMailbox: number
+  /** How long `stop` waits for a running turn to settle before running `onStop` anyway (ms). */
+  readonly stopTimeout: number
   newChain(): string
   makeSelfRef(cell: ActorCell): unknown
   cellStopped(cell: ActorCell): void
@@ -228,7 +230,14 @@ export class ActorCell {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
     for (const inv of queued) inv.fail(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`))
-    if (this.#running) await new Promise<void>((resolve) => (this.#turnEnded = resolve))
+    if (this.#running) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.#turnEnded = resolve
+        timer = setTimeout(resolve, this.host.stopTimeout)
+      })
+      clearTimeout(timer)
+    }
     const onStop = this.actor.onStop
     if (onStop) {
       try {

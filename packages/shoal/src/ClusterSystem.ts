@@ -171,6 +171,8 @@ export class ClusterSystem implements Invoker, CellHost {
   /** Default call timeout in ms. */
   readonly callTimeout: number
   readonly maxMailbox: number
+  /** @internal How long stopping an actor waits for its running turn. */
+  readonly stopTimeout: number
   /** @internal */
   readonly deadlines = new DeadlineQueue()
   readonly #settings: ResolvedSettings
@@ -187,6 +189,7 @@ export class ClusterSystem implements Invoker, CellHost {
     this.node = node
     this.callTimeout = settings.callTimeout
     this.maxMailbox = settings.maxMailbox
+    this.stopTimeout = settings.shutdownTimeout
     this.log = logger
     this.metrics = new Metrics({ system: settings.name }, () => this.#mailboxDepth(), () => this.#actors.size)
     this.serialization = new Serialization((parts) => this.#refFromParts(parts), settings.serializationOptions)
@@ -347,7 +350,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const timeout = ref.timeout ?? this.callTimeout
     const id = ref.id
     if (id.node.uid === this.node.uid) return this.#localCall(ref, method, args, chain, timeout)
-    return this.#remoteCall(id, method, args, chain, timeout)
+    return this.#remoteCall(ref, method, args, chain, timeout)
   }
 
   #localCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
@@ -391,8 +394,18 @@ export class ClusterSystem implements Invoker, CellHost {
     return undefined
   }
 
-  #remoteCall(id: ActorId, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
-    const assoc = this.#transport.association(id.node.endpoint.host, id.node.endpoint.port)
+  #association(ref: ActorRefImpl): Association {
+    // Remote refs cache their association: the endpoint lookup builds a string key.
+    const cached = ref.target as Association | undefined
+    if (cached) return cached
+    const assoc = this.#transport.association(ref.id.node.endpoint.host, ref.id.node.endpoint.port)
+    ref.target = assoc
+    return assoc
+  }
+
+  #remoteCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    const id = ref.id
+    const assoc = this.#association(ref)
     const problem = this.#checkTarget(id, assoc)
     if (problem) return Promise.reject(problem)
     let body: Buffer
@@ -434,7 +447,7 @@ export class ClusterSystem implements Invoker, CellHost {
       cell.deliver(new OneWayInvocation(this, method, delivered, chain))
       return
     }
-    const assoc = this.#transport.association(id.node.endpoint.host, id.node.endpoint.port)
+    const assoc = this.#association(ref)
     const problem = this.#checkTarget(id, assoc)
     if (problem) {
       this.log.debug({ target: id.toString(), method, reason: problem.message }, 'one-way message dropped')

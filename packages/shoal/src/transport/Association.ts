@@ -198,26 +198,21 @@ export class Association {
     this.#flushScheduled = false
     const conn = this.connection
     if (this.state !== 'associated' || !conn || conn.closed) return
-    const parts: Uint8Array[] = []
+    // Gather first, then copy every frame into one buffer: one allocation and one write per batch.
+    const frames: { type: number; body: Uint8Array; flags: number }[] = []
     let size = 0
-    let frames = 0
-    const push = (type: number, body: Uint8Array, prefix?: number): void => {
-      const header = Buffer.allocUnsafe(prefix === undefined ? 5 : 6)
-      header.writeUInt32BE(body.length + header.length - 4, 0)
-      header[4] = type
-      if (prefix !== undefined) header[5] = prefix
-      parts.push(header, body)
-      size += header.length + body.length
-      frames++
+    const take = (type: number, body: Uint8Array, flags = -1): void => {
+      frames.push({ type, body, flags })
+      size += (flags < 0 ? 5 : 6) + body.length
     }
-    for (const m of this.#control) push(m.type, m.body)
+    for (const m of this.#control) take(m.type, m.body)
     this.#control = []
     while (size < BATCH_BUDGET && (this.#fragment || this.#user.length > 0)) {
       if (this.#fragment) {
         const f = this.#fragment
         const end = Math.min(f.inner.length, f.offset + this.#settings.fragmentSize)
         const last = end === f.inner.length
-        push(FrameType.Fragment, f.inner.subarray(f.offset, end), last ? 1 : 0)
+        take(FrameType.Fragment, f.inner.subarray(f.offset, end), last ? 1 : 0)
         f.offset = end
         if (last) this.#fragment = undefined
         continue
@@ -229,11 +224,21 @@ export class Association {
         inner[0] = m.type
         inner.set(m.body, 1)
         this.#fragment = { msg: m, inner, offset: 0 }
-      } else push(m.type, m.body)
+      } else take(m.type, m.body)
     }
-    if (parts.length === 0) return
-    this.#hooks.bytesOut(size, frames)
-    const ok = conn.write(parts.length === 2 ? Buffer.concat(parts, size) : Buffer.concat(parts, size))
+    if (frames.length === 0) return
+    const out = Buffer.allocUnsafe(size)
+    let pos = 0
+    for (const f of frames) {
+      const headerLength = f.flags < 0 ? 5 : 6
+      out.writeUInt32BE(f.body.length + headerLength - 4, pos)
+      out[pos + 4] = f.type
+      if (f.flags >= 0) out[pos + 5] = f.flags
+      out.set(f.body, pos + headerLength)
+      pos += headerLength + f.body.length
+    }
+    this.#hooks.bytesOut(size, frames.length)
+    const ok = conn.write(out)
     const more = this.#fragment !== undefined || this.#user.length > 0 || this.#control.length > 0
     if (!ok) {
       this.#waitingDrain = true

@@ -31,6 +31,8 @@ export class Connection {
   #closeReason: string | undefined
   #timer: NodeJS.Timeout | undefined
   peer: ClusterNode | undefined
+  /** The association this connection serves once established (set by the transport). */
+  association: unknown
 
   constructor(socket: Socket, initiator: 'self' | 'peer', handshake: ClientHandshake | ServerHandshake, maxFrameSize: number, handshakeTimeoutMs: number, events: ConnectionEvents) {
     this.socket = socket

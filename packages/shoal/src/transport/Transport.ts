@@ -217,6 +217,7 @@ export class Transport {
       this.#log.info({ old: formatNode(old), now: formatNode(peer) }, 'peer restarted with a new incarnation; the old one is gone')
       this.#handler.incarnationReplaced(assoc, old, peer)
     }
+    conn.association = assoc
     assoc.established(conn, peer)
     this.#handler.metrics.associations(this.associationCount)
     this.#log.debug({ peer: formatNode(peer), initiator: conn.initiator }, 'association established')
@@ -242,7 +243,7 @@ export class Transport {
   #frame(conn: Connection, type: number, body: Buffer): void {
     this.#handler.metrics.frames('in', 1)
     const peer = conn.peer!
-    const assoc = this.association(peer.endpoint.host, peer.endpoint.port)
+    const assoc = conn.association as Association
     if (type === FrameType.Goodbye) {
       this.#tombstones.set(peer.uid, Date.now())
       conn.close('peer said goodbye')

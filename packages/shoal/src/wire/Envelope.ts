@@ -1,16 +1,17 @@
 /**
- * Envelope: the routing part of user messages, decoded on arrival; the payload (arguments, result)
- * stays opaque bytes until it reaches the target actor, so routing is cheap and a payload the
- * target cannot decode fails only that call.
+ * Envelope: the routing part of user messages, in a fixed binary layout, decoded on arrival. The
+ * payload (arguments, result) stays opaque bytes until it reaches the target actor, so routing is
+ * cheap and a payload the target cannot decode fails only that call, not the association.
  *
- * Bodies are MessagePack arrays:
- * - Call:   `[callId, nodeUid, path, incarnation, method, chain, timeoutMs, args]`
- * - OneWay: `[nodeUid, path, incarnation, method, chain, args]`
- * - Reply:  `[callId, ok, payload]` (payload is the encoded result, or the encoded error)
+ * Layouts (integers big-endian; `str8`/`str16` = u8/u16 byte length + UTF-8; payload = the rest):
+ * - Call:   `u32 callId | u32 incarnation | u32 timeoutMs | str8 nodeUid | str16 path | str8 method | str8 chain | args`
+ * - OneWay: `u32 incarnation | str8 nodeUid | str16 path | str8 method | str8 chain | args`
+ * - Reply:  `u32 callId | u8 ok | payload` (payload: the encoded result, or the encoded error)
+ *
+ * A hand-written layout because the envelope is on every message: it encodes and decodes several
+ * times faster than a MessagePack array, and its validation is a handful of bounds checks.
  * @module
  */
-import { Packr, Unpackr } from 'msgpackr'
-import { scanMsgpack } from '../serialization/MsgpackScanner.ts'
 
 export interface CallEnvelope {
   readonly callId: number
@@ -38,54 +39,118 @@ export interface ReplyEnvelope {
   readonly payload: Uint8Array
 }
 
-const packr = new Packr({ useRecords: false } as never)
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true } as never)
-const LIMITS = { maxDepth: 2, maxCollectionSize: 16, maxBigIntBytes: 0 }
-const NO_EXTENSIONS = new Map()
+/** Field limits, checked on both encode and decode. */
+export const EnvelopeLimits = { uid: 16, path: 1024, method: 255, chain: 128 } as const
+
+export class EnvelopeError extends Error {}
+
+class Writer {
+  readonly buf: Buffer
+  pos = 0
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size)
+  }
+  u32(v: number): void {
+    this.buf.writeUInt32BE(v >>> 0, this.pos)
+    this.pos += 4
+  }
+  str(s: string, wide: boolean, max: number, what: string): void {
+    const n = Buffer.byteLength(s)
+    if (n === 0 || n > max) throw new EnvelopeError(`${what} must be 1..${max} bytes (got ${n})`)
+    if (wide) this.buf.writeUInt16BE(n, this.pos)
+    else this.buf[this.pos] = n
+    this.pos += wide ? 2 : 1
+    this.pos += this.buf.write(s, this.pos, 'utf8')
+  }
+  rest(bytes: Uint8Array): Buffer {
+    this.buf.set(bytes, this.pos)
+    return this.buf.subarray(0, this.pos + bytes.length)
+  }
+}
+
+class Reader {
+  pos = 0
+  constructor(readonly buf: Buffer) {}
+  u32(): number {
+    if (this.pos + 4 > this.buf.length) throw new EnvelopeError('truncated envelope')
+    const v = this.buf.readUInt32BE(this.pos)
+    this.pos += 4
+    return v
+  }
+  str(wide: boolean, max: number, what: string): string {
+    const headerLength = wide ? 2 : 1
+    if (this.pos + headerLength > this.buf.length) throw new EnvelopeError('truncated envelope')
+    const n = wide ? this.buf.readUInt16BE(this.pos) : this.buf[this.pos]!
+    this.pos += headerLength
+    if (n === 0 || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside 1..${max}`)
+    if (this.pos + n > this.buf.length) throw new EnvelopeError('truncated envelope')
+    const s = this.buf.toString('utf8', this.pos, this.pos + n)
+    this.pos += n
+    return s
+  }
+  rest(): Buffer {
+    return this.buf.subarray(this.pos)
+  }
+}
+
+// Upper bound of the UTF-8 size of a string: 3 bytes per UTF-16 unit.
+const room = (...parts: string[]): number => parts.reduce((n, s) => n + 2 + s.length * 3, 0)
 
 export function encodeCall(e: CallEnvelope): Buffer {
-  return packr.pack([e.callId, e.uid, e.path, e.incarnation, e.method, e.chain, e.timeoutMs, e.args])
+  const w = new Writer(12 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
+  w.u32(e.callId)
+  w.u32(e.incarnation)
+  w.u32(e.timeoutMs)
+  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
+  w.str(e.path, true, EnvelopeLimits.path, 'path')
+  w.str(e.method, false, EnvelopeLimits.method, 'method')
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  return w.rest(e.args)
 }
 
 export function encodeOneWay(e: OneWayEnvelope): Buffer {
-  return packr.pack([e.uid, e.path, e.incarnation, e.method, e.chain, e.args])
+  const w = new Writer(4 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
+  w.u32(e.incarnation)
+  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
+  w.str(e.path, true, EnvelopeLimits.path, 'path')
+  w.str(e.method, false, EnvelopeLimits.method, 'method')
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  return w.rest(e.args)
 }
 
 export function encodeReply(e: ReplyEnvelope): Buffer {
-  return packr.pack([e.callId, e.ok, e.payload])
+  const w = new Writer(5 + e.payload.length)
+  w.u32(e.callId)
+  w.buf[w.pos++] = e.ok ? 1 : 0
+  return w.rest(e.payload)
 }
 
-function decodeArray(body: Uint8Array, length: number, what: string): unknown[] {
-  const problem = scanMsgpack(body, LIMITS, NO_EXTENSIONS)
-  if (problem) throw new Error(`malformed ${what} envelope: ${problem}`)
-  const v: unknown = unpackr.unpack(body)
-  if (!Array.isArray(v) || v.length !== length) throw new Error(`malformed ${what} envelope: expected an array of ${length}`)
-  return v
+/** Decodes and validates a Call body; throws {@link EnvelopeError} describing the defect. */
+export function decodeCall(body: Buffer): CallEnvelope {
+  const r = new Reader(body)
+  const callId = r.u32()
+  const incarnation = r.u32()
+  const timeoutMs = r.u32()
+  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+  const path = r.str(true, EnvelopeLimits.path, 'path')
+  const method = r.str(false, EnvelopeLimits.method, 'method')
+  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
+  return { callId, uid, path, incarnation, method, chain, timeoutMs, args: r.rest() }
 }
 
-const isU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff
-const isStr = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
-
-/** Decodes and validates a Call body; throws a plain Error describing the defect. */
-export function decodeCall(body: Uint8Array): CallEnvelope {
-  const [callId, uid, path, incarnation, method, chain, timeoutMs, args] = decodeArray(body, 8, 'call')
-  if (!isU32(callId) || !isStr(uid, 16) || !isStr(path, 1024) || !isU32(incarnation) || !isStr(method, 256) || !isStr(chain, 128) || !isU32(timeoutMs) || !isBytes(args)) {
-    throw new Error('malformed call envelope: a field has the wrong type or size')
-  }
-  return { callId, uid, path, incarnation, method, chain, timeoutMs, args }
+export function decodeOneWay(body: Buffer): OneWayEnvelope {
+  const r = new Reader(body)
+  const incarnation = r.u32()
+  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+  const path = r.str(true, EnvelopeLimits.path, 'path')
+  const method = r.str(false, EnvelopeLimits.method, 'method')
+  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
+  return { uid, path, incarnation, method, chain, args: r.rest() }
 }
 
-export function decodeOneWay(body: Uint8Array): OneWayEnvelope {
-  const [uid, path, incarnation, method, chain, args] = decodeArray(body, 6, 'one-way')
-  if (!isStr(uid, 16) || !isStr(path, 1024) || !isU32(incarnation) || !isStr(method, 256) || !isStr(chain, 128) || !isBytes(args)) {
-    throw new Error('malformed one-way envelope: a field has the wrong type or size')
-  }
-  return { uid, path, incarnation, method, chain, args }
-}
-
-export function decodeReply(body: Uint8Array): ReplyEnvelope {
-  const [callId, ok, payload] = decodeArray(body, 3, 'reply')
-  if (!isU32(callId) || typeof ok !== 'boolean' || !isBytes(payload)) throw new Error('malformed reply envelope: a field has the wrong type')
-  return { callId, ok, payload }
+export function decodeReply(body: Buffer): ReplyEnvelope {
+  if (body.length < 6) throw new EnvelopeError('truncated reply envelope')
+  const ok = body[4]!
+  if (ok > 1) throw new EnvelopeError(`reply status byte ${ok} is not 0 or 1`)
+  return { callId: body.readUInt32BE(0), ok: ok === 1, payload: body.subarray(5) }
 }

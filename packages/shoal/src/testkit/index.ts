@@ -1,0 +1,46 @@
+/**
+ * Testkit: helpers for tests of Shoal itself and of applications built on it.
+ *
+ * - {@link startNodes}: several systems in one process on free loopback ports.
+ * - {@link eventually}: retry an assertion until it passes or a generous deadline expires
+ *   (assert behaviour, not timing: shared CI machines are noisy).
+ * @module
+ */
+import { ClusterSystem } from '../ClusterSystem.ts'
+import type { ClusterSystemSettings } from '../Settings.ts'
+
+/** A set of in-process nodes; `shutdown()` stops them all. */
+export interface TestNodes {
+  readonly systems: ClusterSystem[]
+  shutdown(): Promise<void>
+}
+
+/**
+ * Starts `count` systems on 127.0.0.1 with free ports (port 0), named `node-0`, `node-1`, …
+ * Logging is silent unless `settings.logLevel` or `SHOAL_LOG_LEVEL` says otherwise.
+ */
+export async function startNodes(count: number, settings: ClusterSystemSettings = {}): Promise<TestNodes> {
+  const systems: ClusterSystem[] = []
+  for (let i = 0; i < count; i++) {
+    systems.push(await ClusterSystem.start({ logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent', ...settings, name: `${settings.name ?? 'node'}-${i}`, host: '127.0.0.1', port: 0 }))
+  }
+  return {
+    systems,
+    shutdown: async () => {
+      await Promise.all(systems.map((s) => s.shutdown()))
+    },
+  }
+}
+
+/** Retries `check` (which throws or rejects while not yet true) until it passes or `timeoutMs` elapses. */
+export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 10_000, intervalMs = 20 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await check()
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+      await new Promise((r) => setTimeout(r, intervalMs))
+    }
+  }
+}
