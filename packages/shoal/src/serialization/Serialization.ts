@@ -121,7 +121,7 @@ export class Serialization {
   readonly remoteStackTraces: boolean
   #byCtor = new Map<unknown, ClassEntry>()
   #byName = new Map<string, ClassEntry>()
-  #packr = new Packr({ useRecords: false, useBigIntExtension: true, structuredClone: false, moreTypes: false } as never)
+  #packr = new Packr({ useRecords: false, useBigIntExtension: true, structuredClone: false, moreTypes: true } as never)
   #unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', structuredClone: false } as never)
   #refFactory: RefFactory
 

@@ -1,0 +1,196 @@
+import fc from 'fast-check'
+import { pack } from 'msgpackr'
+import { describe, expect, it } from 'vitest'
+import { RemoteCallError, Serialization, SerializationError, TimeoutError } from 'shoal'
+
+class GameMove {
+  constructor(
+    readonly player: string,
+    readonly cell: number,
+  ) {}
+  describe(): string {
+    return `${this.player}@${this.cell}`
+  }
+}
+
+class IllegalMove extends Error {
+  constructor(
+    message: string,
+    readonly cell: number,
+  ) {
+    super(message)
+    this.name = 'IllegalMove'
+  }
+}
+
+const codec = () => new Serialization(() => ({ ref: true }))
+const roundTrip = (s: Serialization, v: unknown): unknown => s.decode(s.encode(v))
+
+describe('serialization - values', () => {
+  it('round-trips JSON values plus undefined, Date, Map, Set, BigInt and binary', () => {
+    const s = codec()
+    const value = {
+      a: [1, -2.5, 'x', true, null, undefined],
+      d: new Date(1_700_000_000_123),
+      m: new Map<unknown, unknown>([['k', 1], [2, new Set(['nested'])]]),
+      s: new Set([1, 'two']),
+      big: 12345678901234567890123n,
+      small: 5n,
+      bytes: Buffer.of(1, 2, 3),
+      u8: Uint8Array.of(4, 5),
+      f64: new Float64Array([1.5, 2.5]),
+      nested: { deeper: { deepest: [new Map([['x', 1]])] } },
+    }
+    expect(roundTrip(s, value)).toEqual(value)
+  })
+
+  it('keeps the prototype of registered classes, with a manifest name and version', () => {
+    const s = codec().register(GameMove, { name: 'game.Move', version: 2 })
+    const out = roundTrip(s, [new GameMove('fish', 4)]) as GameMove[]
+    expect(out[0]).toBeInstanceOf(GameMove)
+    expect(out[0]!.describe()).toBe('fish@4')
+  })
+
+  it('refuses an instance of an unregistered class at the sender, naming the class', () => {
+    const s = codec()
+    expect(() => s.encode({ move: new GameMove('fish', 1) })).toThrow(SerializationError)
+    expect(() => s.encode({ move: new GameMove('fish', 1) })).toThrow(/GameMove/)
+  })
+
+  it('refuses functions, symbols and cycles', () => {
+    const s = codec()
+    expect(() => s.encode({ f: () => 1 })).toThrow(SerializationError)
+    expect(() => s.encode(Symbol('x'))).toThrow(SerializationError)
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(() => s.encode(cyclic)).toThrow(/deeper|cycle/)
+  })
+
+  it('refuses a newer version than the registered one', () => {
+    const sender = codec().register(GameMove, { name: 'game.Move', version: 3 })
+    const receiver = codec().register(GameMove, { name: 'game.Move', version: 2 })
+    expect(() => receiver.decode(sender.encode(new GameMove('a', 1)))).toThrow(/version 3/)
+  })
+
+  it('passes the version to a decode hook so old shapes can be upcast', () => {
+    const v1 = codec().register(GameMove, { name: 'game.Move', version: 1, encode: (m) => ({ who: m.player, at: m.cell }) })
+    const v2 = codec().register(GameMove, {
+      name: 'game.Move',
+      version: 2,
+      decode: (data, version) => {
+        const d = data as Record<string, unknown>
+        return version === 1 ? new GameMove(String(d.who), Number(d.at)) : new GameMove(String(d.player), Number(d.cell))
+      },
+    })
+    const out = v2.decode(v1.encode(new GameMove('rodent', 7))) as GameMove
+    expect(out.describe()).toBe('rodent@7')
+  })
+
+  it('carries registered errors as their class and others as RemoteCallError', () => {
+    const s = codec().registerError(IllegalMove)
+    const known = s.decode(s.encode(new IllegalMove('cell taken', 3))) as IllegalMove
+    expect(known).toBeInstanceOf(IllegalMove)
+    expect(known.message).toBe('cell taken')
+    expect(known.cell).toBe(3)
+    const builtin = s.decode(s.encode(new TimeoutError('late')))
+    expect(builtin).toBeInstanceOf(TimeoutError)
+    const other = new Error('secret detail')
+    ;(other as Error & { code: string }).code = 'E_X'
+    const unknown = s.decode(s.encode(other))
+    expect(unknown).toBeInstanceOf(RemoteCallError)
+    expect(unknown).toMatchObject({ remoteName: 'Error', message: 'secret detail', remoteCode: 'E_X', remoteStack: undefined })
+  })
+
+  it('sends stack traces only when remoteStackTraces is on', () => {
+    const withStacks = new Serialization(() => null, { remoteStackTraces: true })
+    const e = withStacks.decode(withStacks.encode(new Error('x'))) as RemoteCallError
+    expect(e.remoteStack).toMatch(/serialization\.test/)
+  })
+})
+
+describe('serialization - hostile bytes', () => {
+  it('never pollutes prototypes', () => {
+    const s = codec()
+    const hostile = pack(JSON.parse('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":2}},"a":1}'))
+    const out = s.decode(hostile) as Record<string, unknown>
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype)
+    expect(out.a).toBe(1)
+    expect((out as { polluted?: unknown }).polluted).toBeUndefined()
+  })
+
+  it('enforces nesting depth without recursion', () => {
+    const s = codec()
+    const deep = Buffer.concat([Buffer.alloc(100_000, 0x91), Buffer.of(0xc0)])
+    expect(() => s.decode(deep)).toThrow(/nesting/)
+  })
+
+  it('refuses collections announcing more elements than bytes or limits allow', () => {
+    const s = codec()
+    expect(() => s.decode(Buffer.of(0xdd, 0xff, 0xff, 0xff, 0xff))).toThrow(/announces|exceeds/)
+    const small = new Serialization(() => null, { limits: { maxCollectionSize: 10 } })
+    expect(() => small.decode(small.encode(Array.from({ length: 11 }, () => 0)))).toThrow(/exceeds the limit of 10/)
+  })
+
+  it('refuses extension types outside the allow-list (records, RegExp, structured clone)', () => {
+    const s = codec()
+    expect(() => s.decode(Buffer.of(0xd4, 0x78, 0x00, 0x92, 0xa1, 0x61, 0xa0))).toThrow(/extension type 0x78/)
+    expect(() => s.decode(Buffer.of(0xd4, 0x72, 0x00))).toThrow(/extension type 0x72/)
+  })
+
+  it('refuses trailing and truncated bytes', () => {
+    const s = codec()
+    expect(() => s.decode(Buffer.of(0x01, 0x02))).toThrow(/trailing/)
+    expect(() => s.decode(Buffer.of(0xa5, 0x61))).toThrow(/truncated/)
+    expect(() => s.decode(Buffer.of(0xc1))).toThrow(SerializationError)
+  })
+
+  it('property: decoding random bytes either succeeds or throws SerializationError', () => {
+    const s = codec()
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          s.decode(bytes)
+        } catch (e) {
+          expect(e).toBeInstanceOf(SerializationError)
+        }
+      }),
+      { numRuns: 5000 },
+    )
+  })
+})
+
+describe('serialization - properties', () => {
+  const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+    leaf: fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double({ noNaN: true }),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.bigInt(),
+      fc.date({ noInvalidDate: true }),
+      fc.uint8Array(),
+      fc.uint8Array().map((b) => Buffer.from(b)),
+    ),
+    node: fc.oneof(
+      { depthSize: 'small' },
+      tie('leaf'),
+      fc.array(tie('node'), { maxLength: 5 }),
+      fc.dictionary(fc.string().filter((k) => k !== '__proto__'), tie('node'), { maxKeys: 5 }),
+      fc.array(fc.tuple(fc.string(), tie('node')), { maxLength: 4 }).map((entries) => new Map(entries)),
+      fc.uniqueArray(fc.oneof(fc.string(), fc.integer()), { maxLength: 4 }).map((items) => new Set(items)),
+    ),
+  })).node
+
+  it('round-trips any supported value', () => {
+    const s = codec()
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(roundTrip(s, v)).toEqual(v)
+      }),
+      { numRuns: 1000 },
+    )
+  })
+})

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  ClientHandshake,
+  decodeCall,
+  decodeOneWay,
+  decodeReply,
+  type DecodedItem,
+  encodeCall,
+  encodeFrame,
+  encodeOneWay,
+  encodeReply,
+  EnvelopeError,
+  FrameDecoder,
+  FrameDecoderError,
+  FrameType,
+  type HandshakeDirective,
+  preamble,
+  ServerHandshake,
+} from 'shoal/internal'
+import type { ClusterNode } from 'shoal'
+
+const frames = (items: DecodedItem[]) => items.filter((i) => i.kind === 'frame').map((i) => (i.kind === 'frame' ? [i.type, Buffer.from(i.body).toString('hex')] : []))
+
+describe('FrameDecoder', () => {
+  const stream = Buffer.concat([preamble(), encodeFrame(1, Buffer.from('hello')), encodeFrame(2, Buffer.alloc(0x1234, 7)), encodeFrame(3, Buffer.of(0))])
+  const expected = [
+    [1, Buffer.from('hello').toString('hex')],
+    [2, Buffer.alloc(0x1234, 7).toString('hex')],
+    [3, '00'],
+  ]
+
+  it('decodes a stream fed one byte at a time', () => {
+    const d = new FrameDecoder({ maxFrameSize: 1 << 20 })
+    const out: DecodedItem[] = []
+    for (const byte of stream) out.push(...d.push(Buffer.of(byte)))
+    expect(out[0]).toEqual({ kind: 'preamble', major: 1, minor: 0 })
+    expect(frames(out)).toEqual(expected)
+    expect(d.buffered).toBe(0)
+  })
+
+  it('property: any fragmentation of the stream decodes to the same frames', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 20 }), (cuts) => {
+        const points = [...new Set(cuts)].sort((a, b) => a - b)
+        const d = new FrameDecoder({ maxFrameSize: 1 << 20 })
+        const out: DecodedItem[] = []
+        let last = 0
+        for (const p of [...points, stream.length]) {
+          out.push(...d.push(stream.subarray(last, p)))
+          last = p
+        }
+        expect(frames(out)).toEqual(expected)
+      }),
+    )
+  })
+
+  it('property: random bytes either decode or fail with FrameDecoderError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (bytes, withPreamble) => {
+        const d = new FrameDecoder({ maxFrameSize: 64 })
+        try {
+          d.push(Buffer.concat([withPreamble ? preamble() : Buffer.alloc(0), bytes]))
+        } catch (e) {
+          expect(e).toBeInstanceOf(FrameDecoderError)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('refuses an oversized frame from its header, before the body arrives', () => {
+    const d = new FrameDecoder({ maxFrameSize: 1024, preamble: false })
+    const header = Buffer.alloc(4)
+    header.writeUInt32BE(1025)
+    expect(() => d.push(header)).toThrow(/exceeds maxFrameSize/)
+    expect(() => d.push(Buffer.of(1))).toThrow(FrameDecoderError)
+  })
+
+  it('refuses a peer that does not start with the magic bytes', () => {
+    const d = new FrameDecoder({ maxFrameSize: 1024 })
+    expect(() => d.push(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/magic/)
+  })
+})
+
+const node = (name: string, port: number): ClusterNode => ({ endpoint: { name, host: '127.0.0.1', port }, uid: randomBytes(8).toString('hex') })
+
+/** Runs a client and a server handshake against each other, in memory, until both stop talking. */
+function converse(client: ClientHandshake, server: ServerHandshake): { client: HandshakeDirective[]; server: HandshakeDirective[] } {
+  const log = { client: [] as HandshakeDirective[], server: [] as HandshakeDirective[] }
+  const toServer = new FrameDecoder({ maxFrameSize: 1 << 16 })
+  const toClient = new FrameDecoder({ maxFrameSize: 1 << 16 })
+  let pending: { to: 'client' | 'server'; bytes: Buffer }[] = []
+  const collect = (from: 'client' | 'server', ds: HandshakeDirective[]) => {
+    log[from].push(...ds)
+    for (const d of ds) if (d.type === 'send') pending.push({ to: from === 'client' ? 'server' : 'client', bytes: d.bytes })
+  }
+  collect('client', client.start())
+  while (pending.length > 0) {
+    const batch = pending
+    pending = []
+    for (const { to, bytes } of batch) {
+      for (const item of (to === 'server' ? toServer : toClient).push(bytes)) {
+        collect(to, to === 'server' ? server.receive(item) : client.receive(item))
+      }
+    }
+  }
+  return log
+}
+
+const outcome = (ds: HandshakeDirective[]) => ds.find((d) => d.type !== 'send')
+
+describe('Handshake', () => {
+  const a = node('a', 1001)
+  const b = node('b', 1002)
+  const secret = Buffer.from('cluster-secret')
+
+  it('establishes both sides when they share the secret, which never crosses the wire', () => {
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const log = converse(client, server)
+    expect(outcome(log.client)).toEqual({ type: 'established', peer: b })
+    expect(outcome(log.server)).toEqual({ type: 'established', peer: a })
+    const wire = Buffer.concat([...log.client, ...log.server].flatMap((d) => (d.type === 'send' ? [d.bytes] : [])))
+    expect(wire.includes(secret)).toBe(false)
+  })
+
+  it('refuses a wrong secret on both sides', () => {
+    const client = new ClientHandshake({ self: a, secret: Buffer.from('other'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const log = converse(client, server)
+    expect(outcome(log.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/authentication failed/) })
+    expect(outcome(log.server)).toMatchObject({ type: 'failed', byPeer: true })
+  })
+
+  it('refuses a missing secret on either side', () => {
+    const noSecretClient = converse(
+      new ClientHandshake({ self: a, secret: undefined, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(noSecretClient.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/requires a cluster secret/) })
+    const noSecretServer = converse(
+      new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret: undefined, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(noSecretServer.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/no cluster secret/) })
+    expect(outcome(noSecretServer.server)).toMatchObject({ type: 'failed' })
+  })
+
+  it('refuses a protocol major version mismatch with the reason on both sides', () => {
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes, major: 2 }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const log = converse(client, server)
+    expect(outcome(log.server)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch: peer speaks 2\.0/) })
+    expect(outcome(log.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch/) })
+  })
+
+  it('lets the server refuse an authenticated peer through admit', () => {
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => 'node is down (tombstoned)' })
+    const log = converse(client, server)
+    expect(outcome(log.client)).toEqual({ type: 'failed', reason: 'node is down (tombstoned)', byPeer: true })
+  })
+
+  it('refuses a hello addressed to another port', () => {
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 9999 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    expect(outcome(converse(client, server).client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/port 9999/) })
+  })
+
+  it('property: random frames never establish an unauthenticated server handshake', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 80 })), { maxLength: 5 }), (input) => {
+        const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+        const ds = server.receive({ kind: 'preamble', major: 1, minor: 0 })
+        for (const [type, body] of input) ds.push(...server.receive({ kind: 'frame', type, body: Buffer.from(body) }))
+        expect(ds.some((d) => d.type === 'established')).toBe(false)
+      }),
+    )
+  })
+})
+
+describe('Envelope', () => {
+  it('round-trips calls, one-way messages and replies', () => {
+    const call = { callId: 42, uid: '0123456789abcdef', path: '/user/Island-1', incarnation: 7, method: 'addRock', chain: '0123456789abcdef.1', timeoutMs: 5000, args: Buffer.of(0x91, 0x03) }
+    expect(decodeCall(encodeCall(call))).toEqual(call)
+    const oneWay = { uid: '0123456789abcdef', path: '/user/ü', incarnation: 0, method: 'm', chain: 'c', args: Buffer.of(0x90) }
+    expect(decodeOneWay(encodeOneWay(oneWay))).toEqual(oneWay)
+    expect(decodeReply(encodeReply({ callId: 1, ok: false, payload: Buffer.of(0xc0) }))).toEqual({ callId: 1, ok: false, payload: Buffer.of(0xc0) })
+  })
+
+  it('property: random bodies either decode or throw EnvelopeError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+        for (const decode of [decodeCall, decodeOneWay, decodeReply]) {
+          try {
+            decode(Buffer.from(bytes))
+          } catch (e) {
+            expect(e).toBeInstanceOf(EnvelopeError)
+          }
+        }
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('refuses fields outside their limits when encoding', () => {
+    expect(() => encodeCall({ callId: 1, uid: 'x'.repeat(17), path: '/p', incarnation: 1, method: 'm', chain: 'c', timeoutMs: 1, args: Buffer.alloc(0) })).toThrow(EnvelopeError)
+  })
+
+  it('keeps frame types stable (wire compatibility)', () => {
+    expect(FrameType).toMatchObject({ Call: 1, Reply: 2, OneWay: 3, Fragment: 4, Control: 5, Goodbye: 6, Hello: 16, Reject: 20 })
+  })
+})
