@@ -17,7 +17,7 @@ import { ActorCell, type CellHost, type Invocation } from './ActorCell.ts'
 import { ActorId } from './ActorId.ts'
 import { type ActorRef, type ActorRefImpl, type Invoker, makeRef } from './ActorRef.ts'
 import { callContext } from './CallContext.ts'
-import { type ClusterNode, endpointKey, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
+import { type ClusterNode, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
 import { type Deadline, DeadlineQueue } from './DeadlineQueue.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, withConstructingCell } from './DistributedActor.ts'
 import {
@@ -384,12 +384,14 @@ export class ClusterSystem implements Invoker, CellHost {
     })
   }
 
-  #checkTarget(id: ActorId, assoc: Association): Error | undefined {
+  /**
+   * Fails fast for an incarnation known to be gone. An association to another incarnation at the
+   * same endpoint is not proof either way (the target may be the newer one), so such calls go out
+   * and the receiving node answers for its own incarnation.
+   */
+  #checkTarget(id: ActorId): Error | undefined {
     if (this.#transport.isTombstoned(id.node.uid)) {
       return new NodeDownError(`Node ${formatNode(id.node)} is down (it shut down or was replaced); actor ${id.path} is gone with it.`)
-    }
-    if (assoc.state === 'associated' && assoc.peer && assoc.peer.uid !== id.node.uid) {
-      return new NodeDownError(`Node ${endpointKey(id.node.endpoint)} now runs incarnation ${assoc.peer.uid}; incarnation ${id.node.uid} and actor ${id.path} are gone.`)
     }
     return undefined
   }
@@ -406,7 +408,7 @@ export class ClusterSystem implements Invoker, CellHost {
   #remoteCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     const id = ref.id
     const assoc = this.#association(ref)
-    const problem = this.#checkTarget(id, assoc)
+    const problem = this.#checkTarget(id)
     if (problem) return Promise.reject(problem)
     let body: Buffer
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
@@ -448,7 +450,7 @@ export class ClusterSystem implements Invoker, CellHost {
       return
     }
     const assoc = this.#association(ref)
-    const problem = this.#checkTarget(id, assoc)
+    const problem = this.#checkTarget(id)
     if (problem) {
       this.log.debug({ target: id.toString(), method, reason: problem.message }, 'one-way message dropped')
       return
@@ -494,7 +496,8 @@ export class ClusterSystem implements Invoker, CellHost {
         this.#failPending(assoc, error)
       },
       incarnationReplaced: (assoc, old) => {
-        this.#failPending(assoc, new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`))
+        const error = new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`)
+        this.#failPending(assoc, error, (call) => call.target.node.uid === old.uid)
       },
       metrics: {
         bytes: (d, n) => this.metrics.bytes(d, n),
@@ -505,8 +508,8 @@ export class ClusterSystem implements Invoker, CellHost {
     }
   }
 
-  #failPending(assoc: Association, error: Error): void {
-    for (const call of [...assoc.pending.values()]) (call as PendingCall).fail(error)
+  #failPending(assoc: Association, error: Error, which: (call: PendingCall) => boolean = () => true): void {
+    for (const call of [...assoc.pending.values()] as PendingCall[]) if (which(call)) call.fail(error)
   }
 
   #onDropped(assoc: Association, msg: OutboundMessage, error: Error): void {

@@ -12,7 +12,7 @@ import net, { type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
-import { ProtocolError } from '../errors.ts'
+import { NodeUnreachableError, ProtocolError } from '../errors.ts'
 import { ClientHandshake, ServerHandshake } from '../wire/Handshake.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
@@ -245,8 +245,10 @@ export class Transport {
     const peer = conn.peer!
     const assoc = conn.association as Association
     if (type === FrameType.Goodbye) {
+      // Act now rather than on the socket's close event: calls made meanwhile must already fail fast.
       this.#tombstones.set(peer.uid, Date.now())
       conn.close('peer said goodbye')
+      this.#closed(conn, 'peer shut down')
       return
     }
     if (type >= FrameType.Hello) return this.#violation(conn, new ProtocolError(`handshake frame ${type} after the handshake`))
@@ -279,6 +281,9 @@ export class Transport {
     assoc.lost()
     this.#handler.metrics.associations(this.associationCount)
     const gone = this.#tombstones.has(peer.uid)
+    // Unsent messages were meant for the lost connection's peer; failing them now keeps callers' view
+    // consistent with the calls that were in flight.
+    assoc.dropAll(new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason ?? 'closed'}) before the message was sent.`))
     this.#handler.associationLost(assoc, peer, reason ?? 'connection closed', gone)
   }
 

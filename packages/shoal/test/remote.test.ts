@@ -1,0 +1,287 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  ActorNotFoundError,
+  ClusterSystem,
+  DistributedActor,
+  distributed,
+  MethodNotDistributedError,
+  NodeDownError,
+  NodeUnreachableError,
+  OverloadedError,
+  RemoteCallError,
+  SerializationError,
+  TimeoutError,
+  type ActorRef,
+} from 'shoal'
+import { eventually, startNodes, type TestNodes } from 'shoal/testkit'
+
+class IllegalMove extends Error {
+  constructor(
+    message: string,
+    readonly cell: number,
+  ) {
+    super(message)
+    this.name = 'IllegalMove'
+  }
+}
+
+class Island extends DistributedActor {
+  rocks = 0
+  seen: number[] = []
+  @distributed async addRock(n: number): Promise<number> {
+    this.rocks += n
+    return this.rocks
+  }
+  @distributed async record(i: number): Promise<void> {
+    this.seen.push(i)
+  }
+  @distributed async recorded(): Promise<number[]> {
+    return this.seen
+  }
+  @distributed async echo<T>(v: T): Promise<T> {
+    return v
+  }
+  @distributed async illegal(): Promise<void> {
+    throw new IllegalMove('cell 4 is taken', 4)
+  }
+  @distributed async crash(): Promise<void> {
+    const e = new Error('database on fire') as Error & { code: string }
+    e.code = 'E_FIRE'
+    throw e
+  }
+  @distributed async sleep(ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms))
+  }
+  @distributed async size(b: Uint8Array): Promise<number> {
+    return b.length
+  }
+  notDistributed(): number {
+    return 1
+  }
+}
+
+/** Asks another actor, which may be on another node, to call back. */
+class Relay extends DistributedActor {
+  @distributed async bounce(other: ActorRef<Relay>, depth: number): Promise<string> {
+    if (depth === 0) return `${this.system.node.endpoint.name}`
+    return `${this.system.node.endpoint.name}>${await other.bounce(this.self, depth - 1)}`
+  }
+  @distributed async whoAmI(): Promise<string> {
+    return this.id.toString()
+  }
+  @distributed async makeIsland(): Promise<ActorRef<Island>> {
+    return this.system.spawn(Island)
+  }
+}
+
+let nodes: TestNodes | undefined
+const extra: ClusterSystem[] = []
+afterEach(async () => {
+  await nodes?.shutdown()
+  await Promise.all(extra.splice(0).map((s) => s.shutdown()))
+  nodes = undefined
+})
+
+describe('remote calls', () => {
+  it('calls an actor on another node through a resolved ref', async () => {
+    nodes = await startNodes(2)
+    const [sea1, sea2] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const island = sea1.spawn(Island)
+    const same = sea2.resolve(Island, island.id)
+    expect(await same.addRock(3)).toBe(3)
+    expect(await island.addRock(1)).toBe(4)
+    expect(await sea2.resolve(Island, island.id.toString()).addRock(1)).toBe(5)
+  })
+
+  it('round-trips values and sends refs that arrive as working refs', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const relayOnA = a.spawn(Relay)
+    const remoteRelay = b.resolve(Relay, relayOnA.id)
+    const value = { m: new Map([['k', new Set([1n, 2n])]]), d: new Date(5), bytes: Buffer.alloc(3, 1), list: [undefined, null] }
+    const island = b.spawn(Island)
+    expect(await a.resolve(Island, island.id).echo(value)).toEqual(value)
+    // A ref returned from node A is usable from node B, and refers to an actor on A.
+    const made = await remoteRelay.makeIsland()
+    expect(made.id.node.uid).toBe(a.node.uid)
+    expect(await made.addRock(2)).toBe(2)
+    // A ref passed to a remote node comes back equal, and local refs resolve to the local actor.
+    const back = await a.resolve(Island, island.id).echo(island)
+    expect(back.id.equals(island.id)).toBe(true)
+    expect(await back.addRock(1)).toBe(1)
+  })
+
+  it('lets a call chain re-enter across nodes (A -> B -> A -> B)', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const onA = a.spawn(Relay)
+    const onB = b.spawn(Relay)
+    const fromB = b.resolve(Relay, onA.id)
+    expect(await fromB.withTimeout(3000).bounce(onB, 5)).toBe('node-0>node-1>node-0>node-1>node-0>node-1')
+  })
+
+  it('starts calls from one caller in the order sent, under load', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const island = a.spawn(Island)
+    const remote = b.resolve(Island, island.id)
+    const n = 5000
+    const calls: Promise<void>[] = []
+    for (let i = 0; i < n; i++) {
+      if (i % 3 === 0) remote.tell('record', i)
+      else calls.push(remote.record(i))
+    }
+    await Promise.all(calls)
+    expect(await remote.recorded()).toEqual(Array.from({ length: n }, (_, i) => i))
+  })
+
+  it('brings registered errors back as their class and others as RemoteCallError', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    a.serialization.registerError(IllegalMove)
+    b.serialization.registerError(IllegalMove)
+    const island = b.resolve(Island, a.spawn(Island).id)
+    const illegal = await island.illegal().catch((e: unknown) => e)
+    expect(illegal).toBeInstanceOf(IllegalMove)
+    expect(illegal).toMatchObject({ message: 'cell 4 is taken', cell: 4 })
+    const crash = await island.crash().catch((e: unknown) => e)
+    expect(crash).toBeInstanceOf(RemoteCallError)
+    expect(crash).toMatchObject({ code: 'SHOAL_REMOTE', remoteName: 'Error', remoteCode: 'E_FIRE', message: 'database on fire', remoteStack: undefined })
+  })
+
+  it('reports missing actors, undeclared methods and unserializable values with stable codes', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const island = a.spawn(Island)
+    const remote = b.resolve(Island, island.id)
+    await a.stop(island)
+    await expect(remote.addRock(1)).rejects.toBeInstanceOf(ActorNotFoundError)
+    const live = b.resolve(Island, a.spawn(Island).id)
+    await expect((live as unknown as { notDistributed(): Promise<number> }).notDistributed()).rejects.toBeInstanceOf(MethodNotDistributedError)
+    class Secret {
+      x = 1
+    }
+    await expect(live.echo(new Secret())).rejects.toBeInstanceOf(SerializationError)
+    await expect(live.echo(new Secret())).rejects.toThrow(/Secret/)
+  })
+
+  it('times out a slow remote call and drops its late reply', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    await expect(remote.withTimeout(50).sleep(300)).rejects.toBeInstanceOf(TimeoutError)
+    await new Promise((r) => setTimeout(r, 400))
+    expect(await remote.addRock(1)).toBe(1)
+  })
+
+  it('fragments large payloads and keeps serving small calls meanwhile', async () => {
+    nodes = await startNodes(2, { maxFrameSize: 8 * 1024 * 1024 })
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    const big = remote.withTimeout(20_000).size(Buffer.alloc(5 * 1024 * 1024, 9))
+    const small = await Promise.all(Array.from({ length: 20 }, () => remote.addRock(1)))
+    expect(small.at(-1)).toBe(20)
+    expect(await big).toBe(5 * 1024 * 1024)
+    await expect(remote.size(Buffer.alloc(9 * 1024 * 1024))).rejects.toBeInstanceOf(SerializationError)
+  })
+
+  it('fails fast with OverloadedError when the outbound queue is full', async () => {
+    nodes = await startNodes(2, { maxOutboundBytes: 256 * 1024, maxFrameSize: 1024 * 1024 })
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    const payload = Buffer.alloc(100 * 1024)
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => remote.size(payload)))
+    const overloaded = results.filter((r) => r.status === 'rejected' && r.reason instanceof OverloadedError)
+    expect(overloaded.length).toBeGreaterThan(0)
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0)
+    expect(await remote.addRock(1)).toBe(1)
+  })
+})
+
+describe('remote calls - failures of nodes', () => {
+  it('fails fast with NodeUnreachableError when nobody listens', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const id = a.spawn(Island).id
+    const port = a.node.endpoint.port
+    expect(await b.resolve(Island, id).addRock(1)).toBe(1)
+    await a.shutdown()
+    const fresh = await ClusterSystem.start({ name: 'c', port: 0, logLevel: 'silent' })
+    extra.push(fresh)
+    // b saw a's goodbye: a is known down. A fresh node that never met a only learns it cannot connect.
+    await expect(b.resolve(Island, id).addRock(1)).rejects.toBeInstanceOf(NodeDownError)
+    const started = Date.now()
+    await expect(fresh.resolve(Island, id).addRock(1)).rejects.toBeInstanceOf(NodeUnreachableError)
+    // Within the backoff window the next call fails at once, without a new connection attempt.
+    await expect(fresh.resolve(Island, id).addRock(1)).rejects.toThrow(/unreachable/)
+    expect(Date.now() - started).toBeLessThan(4000)
+    expect(port).toBeGreaterThan(0)
+  })
+
+  it('fails calls pending on a node that shuts down, and later calls fast with NodeDownError', async () => {
+    nodes = await startNodes(2, { shutdownTimeout: 200 })
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    expect(await remote.addRock(1)).toBe(1)
+    const pending = remote
+      .withTimeout(30_000)
+      .sleep(20_000)
+      .catch((e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 50))
+    await a.shutdown()
+    const err = await pending
+    expect(err).toBeInstanceOf(NodeDownError)
+    await expect(remote.addRock(1)).rejects.toMatchObject({ code: 'SHOAL_NODE_DOWN' })
+  })
+
+  it('treats a node restarted on the same port as a new incarnation', async () => {
+    const a1 = await ClusterSystem.start({ name: 'a', port: 0, logLevel: 'silent' })
+    const port = a1.node.endpoint.port
+    const b = await ClusterSystem.start({ name: 'b', port: 0, logLevel: 'silent' })
+    extra.push(b)
+    const oldId = a1.spawn(Island).id
+    expect(await b.resolve(Island, oldId).addRock(1)).toBe(1)
+    // Kill the connection without a goodbye, as a crash would: b must not mistake the new node for the old one.
+    await a1.shutdown()
+    const a2 = await ClusterSystem.start({ name: 'a', port, logLevel: 'silent' })
+    extra.push(a2)
+    const newIsland = a2.spawn(Island)
+    expect(await b.resolve(Island, newIsland.id).addRock(5)).toBe(5)
+    await expect(b.resolve(Island, oldId).addRock(1)).rejects.toBeInstanceOf(NodeDownError)
+    expect(a2.node.uid).not.toBe(a1.node.uid)
+  })
+
+  it('collapses simultaneous connects into one working association', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const onA = a.spawn(Island)
+    const onB = b.spawn(Island)
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all([b.resolve(Island, onA.id).addRock(1), a.resolve(Island, onB.id).addRock(1)])
+      expect(results).toEqual([round + 1, round + 1])
+    }
+    await eventually(async () => {
+      const text = await a.metrics.registry.getSingleMetricAsString('shoal_associations')
+      expect(text).toMatch(/shoal_associations\{[^}]*\} 1$/m)
+    })
+  })
+})
+
+describe('metrics', () => {
+  it('counts calls by outcome, bytes, frames and latency in a per-system registry', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    for (let i = 0; i < 10; i++) await remote.addRock(1)
+    await remote.crash().catch(() => {})
+    const text = await b.metrics.registry.metrics()
+    expect(text).toMatch(/shoal_calls_total\{outcome="ok",system="node-1"\} 10/)
+    expect(text).toMatch(/shoal_calls_total\{outcome="SHOAL_REMOTE",system="node-1"\} 1/)
+    expect(text).toMatch(/shoal_call_duration_seconds_count\{target="remote",system="node-1"\} 11/)
+    expect(text).toMatch(/shoal_transport_bytes_total\{direction="out",system="node-1"\} [1-9]/)
+    expect(text).toMatch(/shoal_transport_frames_total\{direction="in",system="node-1"\} [1-9]/)
+    const aText = await a.metrics.registry.metrics()
+    expect(aText).toMatch(/shoal_actors\{system="node-0"\} 1/)
+    expect(aText).toMatch(/shoal_mailbox_depth\{system="node-0"\} 0/)
+  })
+})
