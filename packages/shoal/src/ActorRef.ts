@@ -40,8 +40,11 @@ export interface ActorRefCommon<T> {
   withTimeout(ms: number): ActorRef<T>
 }
 
-/** A typed reference to an actor of class T, local or remote. */
-export type ActorRef<T> = RefMethods<T> & ActorRefCommon<T>
+/**
+ * A typed reference to an actor of class T, local or remote. `ActorRef<any>` (the type of an
+ * actor's `self`) is `any`, so it can be passed where a ref to the concrete class is expected.
+ */
+export type ActorRef<T> = 0 extends 1 & T ? any : RefMethods<T> & ActorRefCommon<T> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** What a ref needs from its system: implemented by ClusterSystem. */
 export interface Invoker {

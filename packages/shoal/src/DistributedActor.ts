@@ -21,6 +21,7 @@ import type { ActorRef } from './ActorRef.ts'
 import type { ActorCell } from './ActorCell.ts'
 import type { ClusterSystem } from './ClusterSystem.ts'
 import { ConfigError } from './errors.ts'
+import { REF_PARTS, type Referenceable, type RefParts } from './serialization/Serialization.ts'
 
 /** Options of `@distributed(...)`. */
 export interface DistributedOptions {
@@ -202,9 +203,21 @@ export abstract class DistributedActor {
     return this.#cell.logger()
   }
 
-  /** A ref to this actor, to hand to others. Calls through it go through the mailbox like any other. */
-  get self(): ActorRef<this> {
+  /**
+   * A ref to this actor, to hand to others. Calls through it go through the mailbox like any other.
+   *
+   * Gotcha: typed loosely, because TypeScript cannot relate `ActorRef<this>` to `ActorRef<MyClass>`
+   * inside the class; it is assignable wherever a ref to this class is expected. Passing `this` in
+   * a call's arguments also works: an actor is sent as its ref.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  get self(): ActorRef<any> {
     return this.#cell.ref() as ActorRef<this>
+  }
+
+  /** @internal Actors cross the wire as their refs. */
+  [REF_PARTS](): RefParts {
+    return (this.#cell.ref() as Referenceable)[REF_PARTS]()
   }
 
   /**

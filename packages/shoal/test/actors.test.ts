@@ -44,7 +44,7 @@ class Ping extends DistributedActor {
 }
 class Pong extends DistributedActor {
   @distributed async pong(peer: ActorRef<Ping>, depth: number): Promise<string> {
-    return depth === 0 ? 'pong' : `pong>${await peer.ping(this, depth - 1)}`
+    return depth === 0 ? 'pong' : `pong>${await peer.ping(this.self, depth - 1)}`
   }
 }
 
@@ -53,11 +53,11 @@ class Lifecycle extends DistributedActor {
   constructor(readonly label: string) {
     super()
   }
-  async onStart(): Promise<void> {
+  override async onStart(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
     Lifecycle.events.push(`start ${this.label}`)
   }
-  async onStop(): Promise<void> {
+  override async onStop(): Promise<void> {
     Lifecycle.events.push(`stop ${this.label}`)
   }
   @distributed async hello(): Promise<string> {

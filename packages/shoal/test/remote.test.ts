@@ -106,7 +106,7 @@ describe('remote calls', () => {
     expect(made.id.node.uid).toBe(a.node.uid)
     expect(await made.addRock(2)).toBe(2)
     // A ref passed to a remote node comes back equal, and local refs resolve to the local actor.
-    const back = await a.resolve(Island, island.id).echo(island)
+    const back = (await a.resolve(Island, island.id).echo(island)) as ActorRef<Island>
     expect(back.id.equals(island.id)).toBe(true)
     expect(await back.addRock(1)).toBe(1)
   })

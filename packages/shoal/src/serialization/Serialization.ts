@@ -58,7 +58,7 @@ interface ClassEntry {
 }
 
 /** Limits for decoding untrusted bytes. Defaults suit actor messages up to the default 4 MiB frame. */
-export interface SerializationLimits extends ScanLimits {}
+export type SerializationLimits = ScanLimits
 
 export const defaultSerializationLimits: SerializationLimits = {
   maxDepth: 64,
@@ -182,7 +182,8 @@ export class Serialization {
     const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS)
     if (problem !== undefined) throw new SerializationError(`Refused malformed or oversized payload: ${problem}.`)
     const outer = decoding
-    decoding = this
+    // Extension readers are module-level callbacks; they find this instance through `decoding`.
+    decoding = this // eslint-disable-line @typescript-eslint/no-this-alias
     try {
       return this.#unpackr.unpack(bytes)
     } catch (e) {
