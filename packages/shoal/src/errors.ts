@@ -46,95 +46,60 @@ export class ShoalError extends Error {
   }
 }
 
-function defineBrand(instance: ShoalError, ctor: { BRAND: symbol }): void {
-  Object.defineProperty(instance, ctor.BRAND, { value: true })
+/**
+ * The base of each concrete error class: a class per code, branded so `instanceof` also works for
+ * instances made by another copy of the library.
+ */
+function coded(code: ErrorCode) {
+  const BRAND = brand(code)
+  return class extends ShoalError {
+    static readonly BRAND = BRAND
+    constructor(message: string, options?: ErrorOptions) {
+      super(code, message, options)
+      Object.defineProperty(this, BRAND, { value: true })
+    }
+  }
 }
 
 /** A call got no reply within its timeout (default 5 s; `callTimeout` per system or `withTimeout` per call). */
-export class TimeoutError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Timeout)
-  constructor(message: string) {
-    super(ErrorCode.Timeout, message)
-    defineBrand(this, TimeoutError)
-  }
-}
+export class TimeoutError extends coded(ErrorCode.Timeout) {}
 
 /** The target actor does not exist (never spawned, stopped, or on an older incarnation of its node). */
-export class ActorNotFoundError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.ActorNotFound)
-  constructor(message: string) {
-    super(ErrorCode.ActorNotFound, message)
-    defineBrand(this, ActorNotFoundError)
-  }
-}
+export class ActorNotFoundError extends coded(ErrorCode.ActorNotFound) {}
 
 /** The target node cannot be reached right now (connection refused or lost). Retrying later may succeed. */
-export class NodeUnreachableError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.NodeUnreachable)
-  constructor(message: string, options?: ErrorOptions) {
-    super(ErrorCode.NodeUnreachable, message, options)
-    defineBrand(this, NodeUnreachableError)
-  }
-}
+export class NodeUnreachableError extends coded(ErrorCode.NodeUnreachable) {}
 
 /** The target node is known to be gone for good (downed, or replaced by a new incarnation). Do not retry. */
-export class NodeDownError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.NodeDown)
-  constructor(message: string) {
-    super(ErrorCode.NodeDown, message)
-    defineBrand(this, NodeDownError)
-  }
-}
+export class NodeDownError extends coded(ErrorCode.NodeDown) {}
 
 /** The local system is shutting down or has shut down; no more calls are accepted. */
-export class SystemShutDownError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.SystemShutDown)
+export class SystemShutDownError extends coded(ErrorCode.SystemShutDown) {
   constructor(message = 'The actor system has shut down; start a new ClusterSystem to make calls.') {
-    super(ErrorCode.SystemShutDown, message)
-    defineBrand(this, SystemShutDownError)
+    super(message)
   }
 }
 
 /** The method is not declared `@distributed` (or in `static distributed = [...]`) on the target class. */
-export class MethodNotDistributedError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.MethodNotDistributed)
-  constructor(message: string) {
-    super(ErrorCode.MethodNotDistributed, message)
-    defineBrand(this, MethodNotDistributedError)
-  }
-}
+export class MethodNotDistributedError extends coded(ErrorCode.MethodNotDistributed) {}
 
 /** A value could not be encoded or decoded: unregistered class, limit exceeded, malformed bytes. */
-export class SerializationError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Serialization)
-  constructor(message: string, options?: ErrorOptions) {
-    super(ErrorCode.Serialization, message, options)
-    defineBrand(this, SerializationError)
-  }
-}
+export class SerializationError extends coded(ErrorCode.Serialization) {}
 
 /** A bounded queue is full (outbound bytes to a node, a mailbox, a connect buffer). Back off and retry. */
-export class OverloadedError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Overloaded)
-  constructor(message: string) {
-    super(ErrorCode.Overloaded, message)
-    defineBrand(this, OverloadedError)
-  }
-}
+export class OverloadedError extends coded(ErrorCode.Overloaded) {}
 
 /**
  * A remote method threw an error whose class is not registered for serialization here.
  * `remoteName`, `message` and `remoteCode` are copied from the original; `remoteStack` only when the
  * remote system has `remoteStackTraces: true`.
  */
-export class RemoteCallError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Remote)
+export class RemoteCallError extends coded(ErrorCode.Remote) {
   readonly remoteName: string
   readonly remoteCode: string | undefined
   readonly remoteStack: string | undefined
   constructor(remoteName: string, message: string, remoteCode?: string, remoteStack?: string) {
-    super(ErrorCode.Remote, message)
-    defineBrand(this, RemoteCallError)
+    super(message)
     this.remoteName = remoteName
     this.remoteCode = remoteCode
     this.remoteStack = remoteStack
@@ -142,31 +107,13 @@ export class RemoteCallError extends ShoalError {
 }
 
 /** A peer broke the wire protocol (bad frame, oversized frame, unknown message). The association is closed. */
-export class ProtocolError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Protocol)
-  constructor(message: string) {
-    super(ErrorCode.Protocol, message)
-    defineBrand(this, ProtocolError)
-  }
-}
+export class ProtocolError extends coded(ErrorCode.Protocol) {}
 
 /** A handshake was refused (version mismatch, wrong secret, wrong target, tombstoned node). */
-export class HandshakeError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Handshake)
-  constructor(message: string) {
-    super(ErrorCode.Handshake, message)
-    defineBrand(this, HandshakeError)
-  }
-}
+export class HandshakeError extends coded(ErrorCode.Handshake) {}
 
 /** Invalid settings passed to `ClusterSystem.start` or another API. */
-export class ConfigError extends ShoalError {
-  static readonly BRAND = brand(ErrorCode.Config)
-  constructor(message: string) {
-    super(ErrorCode.Config, message)
-    defineBrand(this, ConfigError)
-  }
-}
+export class ConfigError extends coded(ErrorCode.Config) {}
 
 /** Error classes of Shoal itself, registered for serialization in every system so they cross the wire intact. */
 export const builtinErrorClasses = [

@@ -96,25 +96,37 @@ class Reader {
 // Upper bound of the UTF-8 size of a string: 3 bytes per UTF-16 unit.
 const room = (...parts: string[]): number => parts.reduce((n, s) => n + 2 + s.length * 3, 0)
 
+/** The part calls and one-way messages share: who is addressed, which method, which chain. */
+type Target = Pick<OneWayEnvelope, 'uid' | 'path' | 'method' | 'chain'>
+
+function writeTarget(w: Writer, e: Target): void {
+  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
+  w.str(e.path, true, EnvelopeLimits.path, 'path')
+  w.str(e.method, false, EnvelopeLimits.method, 'method')
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+}
+
+function readTarget(r: Reader): Target {
+  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+  const path = r.str(true, EnvelopeLimits.path, 'path')
+  const method = r.str(false, EnvelopeLimits.method, 'method')
+  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
+  return { uid, path, method, chain }
+}
+
 export function encodeCall(e: CallEnvelope): Buffer {
   const w = new Writer(12 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
   w.u32(e.callId)
   w.u32(e.incarnation)
   w.u32(e.timeoutMs)
-  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
-  w.str(e.path, true, EnvelopeLimits.path, 'path')
-  w.str(e.method, false, EnvelopeLimits.method, 'method')
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  writeTarget(w, e)
   return w.rest(e.args)
 }
 
 export function encodeOneWay(e: OneWayEnvelope): Buffer {
   const w = new Writer(4 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
   w.u32(e.incarnation)
-  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
-  w.str(e.path, true, EnvelopeLimits.path, 'path')
-  w.str(e.method, false, EnvelopeLimits.method, 'method')
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  writeTarget(w, e)
   return w.rest(e.args)
 }
 
@@ -131,21 +143,13 @@ export function decodeCall(body: Buffer): CallEnvelope {
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
-  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
-  const path = r.str(true, EnvelopeLimits.path, 'path')
-  const method = r.str(false, EnvelopeLimits.method, 'method')
-  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
-  return { callId, uid, path, incarnation, method, chain, timeoutMs, args: r.rest() }
+  return { callId, incarnation, timeoutMs, ...readTarget(r), args: r.rest() }
 }
 
 export function decodeOneWay(body: Buffer): OneWayEnvelope {
   const r = new Reader(body)
   const incarnation = r.u32()
-  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
-  const path = r.str(true, EnvelopeLimits.path, 'path')
-  const method = r.str(false, EnvelopeLimits.method, 'method')
-  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
-  return { uid, path, incarnation, method, chain, args: r.rest() }
+  return { incarnation, ...readTarget(r), args: r.rest() }
 }
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
