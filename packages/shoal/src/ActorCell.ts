@@ -141,9 +141,9 @@ export class ActorCell {
     }
     const interleave = method.interleave || this.info.interleaveAll
     if (this.#running && (inv.chain === this.#turnChain || this.#interleaved?.has(inv.chain))) {
-      this.#start(inv, false)
+      this.#start(inv, method.fn, false)
     } else if ((this.#queue === undefined || this.#queue.length === 0) && (interleave || !this.#running)) {
-      this.#start(inv, !interleave)
+      this.#start(inv, method.fn, !interleave)
     } else {
       const queue = (this.#queue ??= new Deque())
       if (queue.length >= this.host.maxMailbox) {
@@ -154,7 +154,7 @@ export class ActorCell {
     }
   }
 
-  #start(inv: Invocation, turn: boolean): void {
+  #start(inv: Invocation, fn: Function, turn: boolean): void {
     if (turn) {
       this.#running = true
       this.#turnChain = inv.chain
@@ -162,7 +162,6 @@ export class ActorCell {
       const map = (this.#interleaved ??= new Map())
       map.set(inv.chain, (map.get(inv.chain) ?? 0) + 1)
     }
-    const fn = this.info.methods.get(inv.method)!.fn
     let result: unknown
     try {
       result = callContext.run({ actor: this, chain: inv.chain }, invokeMethod, fn, this.actor, inv.args)
@@ -210,8 +209,7 @@ export class ActorCell {
       while (!this.#running && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
         const method = this.info.methods.get(inv.method)!
-        const interleave = method.interleave || this.info.interleaveAll
-        this.#start(inv, !interleave)
+        this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
       }
     } finally {
       this.#draining = false

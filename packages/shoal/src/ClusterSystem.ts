@@ -230,6 +230,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const node: ClusterNode = { endpoint: { ...provisional.endpoint, port }, uid }
     ;(system as { node: ClusterNode }).node = node
     system.#transport.self = node
+    system.#chainPrefix = `${uid}.`
     log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret) }, 'node started')
     return system
   }
@@ -301,8 +302,9 @@ export class ClusterSystem implements Invoker, CellHost {
 
   /** @internal A fresh, globally unique call-chain id. */
   newChain(): string {
-    return `${this.node.uid}.${(++this.#chainCounter).toString(36)}`
+    return this.#chainPrefix + (++this.#chainCounter).toString(36)
   }
+  #chainPrefix = ''
 
   /** @internal */
   makeSelfRef(cell: ActorCell): unknown {

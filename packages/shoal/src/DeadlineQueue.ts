@@ -27,6 +27,8 @@ class Group {
 export class DeadlineQueue {
   readonly #groups = new Map<number, Group>()
   readonly #now: () => number
+  /** Most calls use one timeout: remember its group and skip the map lookup. */
+  #last: Group | undefined
 
   constructor(now: () => number = Date.now) {
     this.#now = now
@@ -35,11 +37,12 @@ export class DeadlineQueue {
   /** Tracks `entry`, which expires `timeoutMs` from now unless removed first. */
   add(entry: Deadline, timeoutMs: number): void {
     entry.deadline = this.#now() + timeoutMs
-    let group = this.#groups.get(timeoutMs)
+    let group = this.#last?.timeoutMs === timeoutMs ? this.#last : this.#groups.get(timeoutMs)
     if (!group) {
       group = new Group(timeoutMs)
       this.#groups.set(timeoutMs, group)
     }
+    this.#last = group
     entry.deadlineGroup = group
     entry.prevDeadline = group.tail
     entry.nextDeadline = undefined
@@ -76,6 +79,7 @@ export class DeadlineQueue {
     }
     for (const e of all) e.deadlineGroup = e.prevDeadline = e.nextDeadline = undefined
     this.#groups.clear()
+    this.#last = undefined
     return all
   }
 
@@ -84,6 +88,7 @@ export class DeadlineQueue {
     if (!first) {
       group.timer = undefined
       this.#groups.delete(group.timeoutMs)
+      if (this.#last === group) this.#last = undefined
       return
     }
     const delay = Math.max(1, Math.ceil(first.deadline - this.#now()))
