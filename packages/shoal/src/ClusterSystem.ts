@@ -235,6 +235,41 @@ export class ClusterSystem implements Invoker, CellHost {
     return system
   }
 
+  /**
+   * @internal Registers the handler of one control-message kind (0-255) for cluster services
+   * (membership, failure detection, watch). Control messages use the control lane: they are written
+   * before any queued user traffic and between the fragments of large user messages.
+   */
+  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void {
+    if (!Number.isInteger(kind) || kind < 0 || kind > 255) throw new ConfigError(`Control kind ${kind} is outside 0..255.`)
+    if (this.#controlHandlers.has(kind)) throw new ConfigError(`Control kind ${kind} already has a handler.`)
+    this.#controlHandlers.set(kind, handler)
+  }
+
+  /**
+   * @internal Sends a control message to a node (dialing if needed). Throws like a call would:
+   * `NodeUnreachableError` during reconnect backoff, `SerializationError` above maxFrameSize.
+   */
+  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void {
+    const frame = Buffer.allocUnsafe(1 + body.length)
+    frame[0] = kind
+    frame.set(body, 1)
+    const assoc = this.#transport.association(to.host, to.port)
+    this.#transport.send(assoc, 'control', { type: FrameType.Control, body: frame, uid: to.uid, callId: undefined })
+  }
+
+  #controlHandlers = new Map<number, (from: ClusterNode, body: Buffer) => void>()
+
+  #onControl(assoc: Association, body: Buffer): void {
+    if (body.length < 1) throw new Error('empty control frame')
+    const handler = this.#controlHandlers.get(body[0]!)
+    if (!handler) {
+      this.log.debug({ kind: body[0] }, 'control message of unknown kind dropped')
+      return
+    }
+    handler(assoc.peer!, body.subarray(1))
+  }
+
   /** True until shutdown begins. */
   get running(): boolean {
     return this.#state === 'running'
@@ -528,7 +563,7 @@ export class ClusterSystem implements Invoker, CellHost {
       case FrameType.OneWay:
         return this.#onOneWay(body)
       case FrameType.Control:
-        return
+        return this.#onControl(assoc, body)
       default:
         throw new Error(`unknown frame type ${type}`)
     }

@@ -285,3 +285,39 @@ describe('metrics', () => {
     expect(aText).toMatch(/shoal_mailbox_depth\{system="node-0"\} 0/)
   })
 })
+
+describe('control lane', () => {
+  it('delivers a control message queued after a large user message before that message completes', async () => {
+    nodes = await startNodes(2, { maxFrameSize: 16 * 1024 * 1024 })
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const events: string[] = []
+    a.onControl(7, (from, body) => events.push(`control ${body.toString()} from ${from.endpoint.name}`))
+    class Sink extends DistributedActor {
+      @distributed async take(b: Buffer): Promise<number> {
+        events.push('user message delivered')
+        return b.length
+      }
+    }
+    const sink = b.resolve(Sink, a.spawn(Sink).id)
+    expect(await sink.take(Buffer.alloc(1))).toBe(1)
+    events.length = 0
+    const big = sink.withTimeout(30_000).take(Buffer.alloc(8 * 1024 * 1024))
+    // Let the first batch of the big message go out: only fragmentation lets the control frame pass it.
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    b.sendControl(a.node.endpoint, 7, Buffer.from('heartbeat'))
+    expect(await big).toBe(8 * 1024 * 1024)
+    expect(events).toEqual(['control heartbeat from node-1', 'user message delivered'])
+  })
+})
+
+describe('settings', () => {
+  it('refuses a non-loopback bind without a secret unless insecure is explicit', async () => {
+    await expect(ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: '' })).rejects.toThrow(/secret/)
+    const open = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', insecure: true })
+    extra.push(open)
+    const withSecret = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: 's' })
+    extra.push(withSecret)
+    expect(open.running && withSecret.running).toBe(true)
+  })
+})
