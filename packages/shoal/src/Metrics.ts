@@ -59,10 +59,8 @@ export const LOCAL_SAMPLE = 16
 export class Metrics {
   readonly registry = new Registry()
   readonly associations: Gauge
-  readonly #bytesIn: Counter.Internal
-  readonly #bytesOut: Counter.Internal
-  readonly #framesIn: Counter.Internal
-  readonly #framesOut: Counter.Internal
+  /** Transport counts accumulate in plain numbers (prom-client hashes labels on every inc) and are added on scrape. */
+  readonly #transport = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 }
   readonly calls: Counter
   /** Outcome counts accumulated on the hot path and added to `calls` on scrape. */
   readonly #outcomes = new Map<string, number>()
@@ -78,12 +76,31 @@ export class Metrics {
     const r = this.registry
     r.setDefaultLabels(labels)
     this.associations = new Gauge({ name: 'shoal_associations', help: 'Established associations to peer nodes', registers: [r] })
-    const bytes = new Counter({ name: 'shoal_transport_bytes_total', help: 'Bytes through the transport', labelNames: ['direction'], registers: [r] })
-    const frames = new Counter({ name: 'shoal_transport_frames_total', help: 'Frames through the transport', labelNames: ['direction'], registers: [r] })
-    this.#bytesIn = bytes.labels('in')
-    this.#bytesOut = bytes.labels('out')
-    this.#framesIn = frames.labels('in')
-    this.#framesOut = frames.labels('out')
+    const t = this.#transport
+    const flush = (counter: Counter, inKey: 'bytesIn' | 'framesIn', outKey: 'bytesOut' | 'framesOut'): void => {
+      counter.inc({ direction: 'in' }, t[inKey])
+      counter.inc({ direction: 'out' }, t[outKey])
+      t[inKey] = 0
+      t[outKey] = 0
+    }
+    new Counter({
+      name: 'shoal_transport_bytes_total',
+      help: 'Bytes through the transport',
+      labelNames: ['direction'],
+      registers: [r],
+      collect() {
+        flush(this, 'bytesIn', 'bytesOut')
+      },
+    })
+    new Counter({
+      name: 'shoal_transport_frames_total',
+      help: 'Frames through the transport',
+      labelNames: ['direction'],
+      registers: [r],
+      collect() {
+        flush(this, 'framesIn', 'framesOut')
+      },
+    })
     const outcomes = this.#outcomes
     this.calls = new Counter({
       name: 'shoal_calls_total',
@@ -110,13 +127,13 @@ export class Metrics {
   }
 
   bytes(direction: 'in' | 'out', n: number): void {
-    if (direction === 'in') this.#bytesIn.inc(n)
-    else this.#bytesOut.inc(n)
+    if (direction === 'in') this.#transport.bytesIn += n
+    else this.#transport.bytesOut += n
   }
 
   frames(direction: 'in' | 'out', n: number): void {
-    if (direction === 'in') this.#framesIn.inc(n)
-    else this.#framesOut.inc(n)
+    if (direction === 'in') this.#transport.framesIn += n
+    else this.#transport.framesOut += n
   }
 
   #localCalls = 0
