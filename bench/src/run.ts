@@ -1,0 +1,138 @@
+/**
+ * `npm run bench [-- --quick]`: runs every scenario side by side, each peer in fresh processes,
+ * prints the tables and targets, and writes bench/results/latest.json.
+ * @module
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, platform, release, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { Packr } from 'msgpackr'
+import { FULL_TIMING, makePayload, QUICK_TIMING, type Timing } from './harness.ts'
+import { Child, killAll } from './proc.ts'
+import { type ChildConfig, LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, REMOTE_PEERS, type RemotePeerName, type RemoteResult } from './protocol.ts'
+import { computeRatios, evaluateTargets, type Machine, render, type Results } from './report.ts'
+
+const quick = process.argv.includes('--quick')
+const timing: Timing = quick ? QUICK_TIMING : FULL_TIMING
+const IN_FLIGHT = [1, 10, 100]
+const ONE_WAY = quick ? { total: 100_000, window: 5_000 } : { total: 1_000_000, window: 10_000 }
+const LOCAL_BATCH = 1000
+const ACTORS = 100_000
+const RESULT_FILE = fileURLToPath(new URL('../results/latest.json', import.meta.url))
+const startedAt = performance.now()
+const loadAtStart = loadavg()
+
+function progress(text: string): void {
+  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)
+  console.log(`[${seconds}s] ${text}`)
+}
+
+function machine(): Machine {
+  const cpu = cpus()
+  return { cpuModel: cpu[0]?.model.trim() ?? 'unknown', cpuCount: cpu.length, totalMemoryBytes: totalmem(), platform: `${platform()} ${release()}`, node: process.version, loadAverageAtStart: loadAtStart }
+}
+
+/** msgpack size of the call argument; the scenarios promise about 100 bytes. */
+function payloadBytes(): number {
+  const bytes = new Packr({ useRecords: false }).pack(makePayload()).length
+  if (bytes < 90 || bytes > 110) throw new Error(`the call argument is ${bytes} bytes of msgpack, expected about 100`)
+  return bytes
+}
+
+/** Generous per-scenario limit: a hung peer fails its scenario instead of the whole run. */
+function budgetMs(points: number): number {
+  return points * (timing.warmupMs + timing.durationMs) + 60_000
+}
+
+/** Forks a child for one scenario, takes its result, and always stops it. */
+async function runChild(label: string, config: ChildConfig, points: number, extraExecArgv: string[] = []): Promise<unknown> {
+  const child = new Child(label, config, (text) => progress(`${label}: ${text}`), extraExecArgv)
+  try {
+    return await child.next('result', budgetMs(points))
+  } finally {
+    await child.stop()
+  }
+}
+
+async function runRemote(peer: RemotePeerName): Promise<RemoteResult> {
+  progress(`remote · ${peer}: starting server and client processes`)
+  const server = new Child(`${peer} server`, { role: 'server', peer }, (text) => progress(`remote · ${peer} server: ${text}`))
+  try {
+    const info = await server.next('ready', 30_000)
+    const oneWay = peer === 'shoal' || peer === 'raw' ? ONE_WAY : undefined
+    const config: ChildConfig = { role: 'client', peer, info, timing, inFlight: IN_FLIGHT, oneWay }
+    return (await runChild(`remote · ${peer}`, config, IN_FLIGHT.length + 1)) as RemoteResult
+  } finally {
+    await server.stop()
+  }
+}
+
+async function runLocal(peer: LocalPeerName): Promise<LocalResult> {
+  progress(`local · ${peer}: starting`)
+  const result = (await runChild(`local · ${peer}`, { role: 'local', peer, timing, batch: LOCAL_BATCH }, 1)) as LocalResult
+  for (const note of result.notes) progress(`local · ${peer}: note: ${note}`)
+  return result
+}
+
+async function runMemory(): Promise<MemoryResult> {
+  progress(`memory: idle node RSS, then heap per actor with ${ACTORS.toLocaleString('en-US')} actors`)
+  return (await runChild('memory', { role: 'memory', actors: ACTORS }, 1, ['--expose-gc'])) as MemoryResult
+}
+
+/** Runs a scenario; a failure is recorded and the run goes on with the next one. */
+async function attempt<T>(what: string, errors: Record<string, string>, run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run()
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    errors[what] = message
+    progress(`${what} FAILED: ${message.split('\n')[0]}`)
+    return undefined
+  }
+}
+
+async function main(): Promise<number> {
+  const bytes = payloadBytes()
+  progress(`${quick ? 'quick' : 'full'} run; argument is ${bytes} bytes of msgpack; warm-up ${timing.warmupMs} ms, ${timing.durationMs} ms per point`)
+  const errors: Record<string, string> = {}
+  const remote: Results['remote'] = {}
+  for (const peer of REMOTE_PEERS) {
+    const result = await attempt(`remote ${peer}`, errors, () => runRemote(peer))
+    if (result) remote[peer] = result
+  }
+  const local: Results['local'] = {}
+  for (const peer of LOCAL_PEERS) {
+    const result = await attempt(`local ${peer}`, errors, () => runLocal(peer))
+    if (result) local[peer] = result
+  }
+  const memory = await attempt('memory', errors, runMemory)
+
+  const plan = { inFlight: IN_FLIGHT, oneWayMessages: ONE_WAY.total, localBatch: LOCAL_BATCH, actors: ACTORS }
+  const results: Results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: machine(), timing, plan, payloadBytes: bytes, remote, local, memory, errors }
+  const ratios = computeRatios(results)
+  const targets = evaluateTargets(results, ratios)
+  mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true })
+  writeFileSync(RESULT_FILE, JSON.stringify({ ...results, ratios, targets }, null, 2) + '\n')
+  progress(`done; results in ${RESULT_FILE}`)
+  console.log(`\n${render(results, ratios, targets)}`)
+  return Object.keys(errors).length > 0 ? 1 : 0
+}
+
+// Children must not outlive the runner, whatever ends it.
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+
+main()
+  .then((code) => {
+    process.exitCode = code
+  })
+  .catch((error: unknown) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+  .finally(killAll)

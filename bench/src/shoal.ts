@@ -1,0 +1,66 @@
+/**
+ * Shoal: remote calls and one-way messages between two nodes, and local ref calls in one node.
+ * Actors are plain (no interleaving): every call takes its turn in the mailbox, as in an app.
+ * @module
+ */
+import { ClusterSystem, DistributedActor, distributed } from 'shoal'
+import type { Payload } from './harness.ts'
+import type { LocalPeer, LocalTarget, RemoteClient, RemotePeer, Server } from './protocol.ts'
+
+export class Echo extends DistributedActor {
+  @distributed async echo(arg: Payload): Promise<Payload> {
+    return arg
+  }
+}
+
+export class Counter extends DistributedActor {
+  #count = 0
+  @distributed async hit(_arg: Payload): Promise<void> {
+    this.#count++
+  }
+  @distributed async count(): Promise<number> {
+    return this.#count
+  }
+}
+
+function startSystem(name: string): Promise<ClusterSystem> {
+  // Errors only: warnings about the peer going away at the end are expected here.
+  return ClusterSystem.start({ name, host: '127.0.0.1', port: 0, logLevel: 'error' })
+}
+
+async function serve(): Promise<Server> {
+  const system = await startSystem('bench-server')
+  const echo = system.spawn(Echo)
+  const counter = system.spawn(Counter)
+  return { info: { echo: echo.id.toString(), counter: counter.id.toString() }, close: () => system.shutdown() }
+}
+
+function idsOf(info: unknown): { echo: string; counter: string } {
+  const { echo, counter } = (info ?? {}) as { echo?: unknown; counter?: unknown }
+  if (typeof echo !== 'string' || typeof counter !== 'string') throw new Error(`shoal: bad server info ${JSON.stringify(info)}`)
+  return { echo, counter }
+}
+
+async function connect(info: unknown): Promise<RemoteClient> {
+  const ids = idsOf(info)
+  const system = await startSystem('bench-client')
+  const echo = system.resolve(Echo, ids.echo)
+  const counter = system.resolve(Counter, ids.counter)
+  return {
+    call: (arg) => echo.echo(arg),
+    oneWay: {
+      send: (arg) => counter.tell('hit', arg),
+      count: () => counter.count(),
+    },
+    close: () => system.shutdown(),
+  }
+}
+
+async function open(): Promise<LocalTarget> {
+  const system = await startSystem('bench-local')
+  const echo = system.spawn(Echo)
+  return { call: (arg) => echo.echo(arg), close: () => system.shutdown() }
+}
+
+export const remote: RemotePeer = { serve, connect }
+export const local: LocalPeer = { open }
