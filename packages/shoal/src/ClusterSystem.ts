@@ -23,6 +23,7 @@ import { type ActorClass, actorClassInfo, type DistributedActor, withConstructin
 import {
   ActorNotFoundError,
   ConfigError,
+  MethodNotDistributedError,
   NodeDownError,
   NodeUnreachableError,
   SerializationError,
@@ -598,6 +599,12 @@ export class ClusterSystem implements Invoker, CellHost {
     if (this.#state !== 'running') return this.reply(assoc, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
     if (cell instanceof Error) return this.reply(assoc, env.callId, false, cell)
+    if (!cell.info.methods.has(env.method)) {
+      // Probing for undeclared members is refused before the arguments are even decoded, and made visible.
+      this.metrics.refused.labels('method').inc()
+      this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a call to an undeclared method')
+      return this.reply(assoc, env.callId, false, new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`))
+    }
     let args: unknown[]
     try {
       args = this.#decodeArgs(env.args)

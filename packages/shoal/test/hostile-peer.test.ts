@@ -83,7 +83,7 @@ describe('a node under attack by hostile peers', () => {
   let port: number
   let healthChecks = 0
 
-  const refused = (reason: 'handshake' | 'protocol'): Promise<number> => counterValue(target, 'shoal_refused_total', { reason })
+  const refused = (reason: 'handshake' | 'protocol' | 'method'): Promise<number> => counterValue(target, 'shoal_refused_total', { reason })
   const decodeErrors = (): Promise<number> => counterValue(target, 'shoal_decode_errors_total')
 
   async function rawPeer(): Promise<RawPeer> {
@@ -327,10 +327,9 @@ describe('a node under attack by hostile peers', () => {
       await p.waitClosedByNode()
     })
 
-    // KNOWN BUG (see the report): a decoder failure on an established connection (oversized or
-    // empty frame, second preamble) closes it through Connection.fail, which reports nothing: no
-    // shoal_refused_total{reason="protocol"} and no log line. Remove `.fails` once that is fixed.
-    test.fails('KNOWN BUG: an oversized frame after the handshake is counted and logged as a protocol violation', async () => {
+    // A decoder failure on an established connection (oversized or empty frame, second preamble)
+    // is a protocol violation like any other: counted and logged, not a silent close.
+    test('counts and logs an oversized frame after the handshake as a protocol violation', async () => {
       const before = await refused('protocol')
       const p = await establishedPeer()
       const header = Buffer.alloc(5)
@@ -396,11 +395,9 @@ describe('a node under attack by hostile peers', () => {
       await expectConnectionStillServes(p)
     })
 
-    // KNOWN BUG (see the report): Serialization#prepare classifies a value by its `constructor`
-    // property, so plain data with an own "constructor" key (valid JSON) cannot be encoded: the
-    // actor runs, but its reply fails with "Cannot serialize an instance of anonymous class".
-    // Remove `.fails` once that is fixed.
-    test.fails('KNOWN BUG: plain data with a "constructor" key (as decoded from a hostile payload) can be echoed back', async () => {
+    // Serialization classifies values by prototype, so plain data with an own "constructor" key
+    // (valid JSON) is still plain data and can be sent back.
+    test('echoes back plain data with a "constructor" key (as decoded from a hostile payload)', async () => {
       const p = await establishedPeer()
       const reply = await callVault(p, 'echo', pack([{ constructor: 'Ferrari', wins: 16 }]))
       expect(reply.ok).toBe(true)
@@ -415,8 +412,10 @@ describe('a node under attack by hostile peers', () => {
       async (method) => {
         const p = await establishedPeer()
         const callsBefore = inspected.length
+        const refusedBefore = await refused('method')
         const reply = await callVault(p, method, pack(['x']))
         const error = replyError(reply)
+        expect(await refused('method')).toBe(refusedBefore + 1)
         expect(error).toBeInstanceOf(MethodNotDistributedError)
         expect(error).toMatchObject({ code: ErrorCode.MethodNotDistributed, message: expect.stringContaining(`Vault.${method} is not a distributed method`) })
         expect(sideEffects).toEqual([])

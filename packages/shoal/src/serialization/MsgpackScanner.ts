@@ -15,7 +15,7 @@
 export interface ScanLimits {
   /** Deepest nesting of arrays, maps and tagged extensions. */
   readonly maxDepth: number
-  /** Most elements in one array, or entries in one map. */
+  /** Most items in one collection: elements of an array, or keys plus values of a map (so a map may hold half as many entries). */
   readonly maxCollectionSize: number
   /** Most bytes in one bigint extension. */
   readonly maxBigIntBytes: number

@@ -203,8 +203,10 @@ export class Serialization {
     if (depth > this.limits.maxDepth) {
       throw new SerializationError(`Value nests deeper than ${this.limits.maxDepth} levels (or contains a cycle).`)
     }
-    const ctor = (v as { constructor?: unknown }).constructor
-    if (ctor === Object || ctor === undefined) return this.#prepareObject(v as Record<string, unknown>, depth)
+    // The prototype, not `v.constructor`: plain data may have an own key named "constructor".
+    const proto = Object.getPrototypeOf(v) as { constructor?: unknown } | null
+    if (proto === Object.prototype || proto === null) return this.#prepareObject(v as Record<string, unknown>, depth)
+    const ctor = proto.constructor
     if (ctor === Array) return this.#prepareArray(v as unknown[], depth)
     if (BINARY.has(ctor) || ctor === Date) return v
     if (REF_PARTS in v) return new RefTag((v as Referenceable)[REF_PARTS]())

@@ -15,6 +15,8 @@ export interface ConnectionEvents {
   established(conn: Connection, peer: ClusterNode): void
   handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void
   frame(conn: Connection, type: number, body: Buffer): void
+  /** An established peer broke the framing (oversized or empty frame, a second preamble). */
+  violation(conn: Connection, reason: string): void
   /** The socket closed (after `established` or not); `reason` says why when we know. */
   closed(conn: Connection, reason: string | undefined): void
   bytesIn(n: number): void
@@ -106,14 +108,15 @@ export class Connection {
       items = this.#decoder.push(chunk)
     } catch (e) {
       const reason = e instanceof FrameDecoderError ? e.message : `decoder error: ${(e as Error).message}`
-      this.fail(reason)
+      if (this.#state === 'open') this.#events.violation(this, reason)
+      else this.fail(reason)
       return
     }
     for (const item of items) {
       if (this.closed) return
       if (this.#state === 'handshaking') this.#apply(this.#handshake.receive(item))
       else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
-      else this.fail('unexpected second preamble')
+      else this.#events.violation(this, 'unexpected second preamble')
     }
   }
 

@@ -196,6 +196,7 @@ export class Transport {
       established: (conn, peer) => this.#established(conn, peer),
       handshakeFailed: (conn, reason, byPeer) => this.#handshakeFailed(conn, reason, byPeer),
       frame: (conn, type, body) => this.#frame(conn, type, body),
+      violation: (conn, reason) => this.#violation(conn, new ProtocolError(reason)),
       closed: (conn, reason) => this.#closed(conn, reason),
       bytesIn: (n) => this.#handler.metrics.bytes('in', n),
     }
