@@ -165,7 +165,7 @@ describe('serialization - properties', () => {
     leaf: fc.oneof(
       fc.string(),
       fc.integer(),
-      fc.double({ noNaN: true }),
+      fc.double().filter((d) => !Object.is(d, -0)), // -0 arrives as 0 (documented)
       fc.boolean(),
       fc.constant(null),
       fc.constant(undefined),
