@@ -36,7 +36,7 @@ import { type RefParts, Serialization } from './serialization/Serialization.ts'
 import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
-import { decodeCall, decodeOneWay, decodeReply, encodeCall, encodeOneWay, encodeReply } from './wire/Envelope.ts'
+import { decodeCall, decodeOneWay, decodeReply, encodeCallHead, encodeOneWayHead, encodeReplyHead } from './wire/Envelope.ts'
 import { FrameType } from './wire/Frame.ts'
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
@@ -448,11 +448,12 @@ export class ClusterSystem implements Invoker, CellHost {
     const assoc = this.#association(ref)
     const problem = this.#checkTarget(id)
     if (problem) return Promise.reject(problem)
+    let head: Buffer
     let body: Buffer
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
     try {
-      const encodedArgs = this.serialization.encode(args)
-      body = encodeCall({ callId, uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, timeoutMs: Math.min(timeout, 0xffffffff), args: encodedArgs })
+      body = this.serialization.encode(args)
+      head = encodeCallHead({ callId, uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
     } catch (e) {
       return Promise.reject(e)
     }
@@ -462,7 +463,7 @@ export class ClusterSystem implements Invoker, CellHost {
       assoc.pending.set(callId, call)
       this.deadlines.add(call, timeout)
       try {
-        this.#transport.send(assoc, 'user', { type: FrameType.Call, body, uid: id.node.uid, callId })
+        this.#transport.send(assoc, 'user', { type: FrameType.Call, head, body, uid: id.node.uid, callId })
       } catch (e) {
         call.fail(e)
       }
@@ -493,9 +494,10 @@ export class ClusterSystem implements Invoker, CellHost {
       this.log.debug({ target: id.toString(), method, reason: problem.message }, 'one-way message dropped')
       return
     }
-    const body = encodeOneWay({ uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, args: this.serialization.encode(args) })
+    const body = this.serialization.encode(args)
+    const head = encodeOneWayHead({ uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain })
     try {
-      this.#transport.send(assoc, 'user', { type: FrameType.OneWay, body, uid: id.node.uid, callId: undefined })
+      this.#transport.send(assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
     } catch (e) {
       this.log.debug({ target: id.toString(), method, err: e }, 'one-way message dropped')
     }
@@ -515,7 +517,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const peer = assoc.peer
     if (!peer) return
     try {
-      this.#transport.send(assoc, 'user', { type: FrameType.Reply, body: encodeReply({ callId, ok, payload }), uid: peer.uid, callId: undefined })
+      this.#transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok }), body: payload, uid: peer.uid, callId: undefined })
     } catch (e) {
       this.log.warn({ err: e, peer: formatNode(peer) }, 'could not send a reply')
     }
@@ -562,7 +564,7 @@ export class ClusterSystem implements Invoker, CellHost {
       case FrameType.Reply:
         return this.#onReply(assoc, body)
       case FrameType.OneWay:
-        return this.#onOneWay(body)
+        return this.#onOneWay(assoc, body)
       case FrameType.Control:
         return this.#onControl(assoc, body)
       default:
@@ -595,7 +597,7 @@ export class ClusterSystem implements Invoker, CellHost {
   }
 
   #onCall(assoc: Association, body: Buffer): void {
-    const env = decodeCall(body)
+    const env = decodeCall(body, assoc.targets)
     if (this.#state !== 'running') return this.reply(assoc, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
     if (cell instanceof Error) return this.reply(assoc, env.callId, false, cell)
@@ -615,8 +617,8 @@ export class ClusterSystem implements Invoker, CellHost {
     cell.deliver(new InboundCall(this, assoc, env.callId, env.method, args, env.chain))
   }
 
-  #onOneWay(body: Buffer): void {
-    const env = decodeOneWay(body)
+  #onOneWay(assoc: Association, body: Buffer): void {
+    const env = decodeOneWay(body, assoc.targets)
     if (this.#state !== 'running') return
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
     if (cell instanceof Error) {

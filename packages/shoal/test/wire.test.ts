@@ -18,6 +18,7 @@ import {
   type HandshakeDirective,
   preamble,
   ServerHandshake,
+  TargetCache,
 } from 'shoal/internal'
 import type { ClusterNode } from 'shoal'
 
@@ -211,5 +212,43 @@ describe('Envelope', () => {
 
   it('keeps frame types stable (wire compatibility)', () => {
     expect(FrameType).toMatchObject({ Call: 1, Reply: 2, OneWay: 3, Fragment: 4, Control: 5, Goodbye: 6, Hello: 16, Reject: 20 })
+  })
+})
+
+describe('Envelope - target cache', () => {
+  it('decodes the same fields with and without the cache, including after the target changes', () => {
+    const cache = new TargetCache()
+    const base = { uid: '0123456789abcdef', incarnation: 7, timeoutMs: 5000, args: Buffer.of(0x90) }
+    const calls = [
+      { ...base, callId: 1, path: '/user/A-1', method: 'go', chain: 'c.1' },
+      { ...base, callId: 2, path: '/user/A-1', method: 'go', chain: 'c.2' },
+      { ...base, callId: 3, path: '/user/A-1', method: 'stop', chain: 'c.3' },
+      { ...base, callId: 4, path: '/user/B-22', method: 'go', chain: 'c.4' },
+      { ...base, callId: 5, path: '/user/B-22', method: 'go', chain: 'c.5' },
+    ]
+    for (const c of calls) expect(decodeCall(encodeCall(c), cache)).toEqual(decodeCall(encodeCall(c)))
+    expect(cache.path).toBe('/user/B-22')
+  })
+
+  it('property: a cache never changes what random bodies decode to', () => {
+    const cache = new TargetCache()
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), (bytes) => {
+        const body = Buffer.from(bytes)
+        let plain: unknown, cached: unknown
+        try {
+          plain = decodeCall(body)
+        } catch (e) {
+          plain = (e as Error).message
+        }
+        try {
+          cached = decodeCall(body, cache)
+        } catch (e) {
+          cached = (e as Error).message
+        }
+        expect(cached).toEqual(plain)
+      }),
+      { numRuns: 3000 },
+    )
   })
 })

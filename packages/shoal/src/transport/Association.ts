@@ -16,11 +16,17 @@ import type { ClusterNode } from '../ClusterNode.ts'
 import { Deque } from '../Deque.ts'
 import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
 import { FrameType } from '../wire/Frame.ts'
+import { TargetCache } from '../wire/Envelope.ts'
 import type { Connection } from './Connection.ts'
 
-/** One queued message. `uid` is the peer incarnation it is meant for; `callId` lets the system fail it. */
+/**
+ * One queued message: frame body = `head` + `body` (kept apart so an envelope header and an encoded
+ * payload reach the batch buffer without being joined first). `uid` is the peer incarnation it is
+ * meant for; `callId` lets the system fail it.
+ */
 export interface OutboundMessage {
   readonly type: number
+  readonly head?: Uint8Array
   readonly body: Uint8Array
   readonly uid: string | undefined
   readonly callId: number | undefined
@@ -45,6 +51,11 @@ export interface AssociationHooks {
 }
 
 const BATCH_BUDGET = 256 * 1024
+const EMPTY = new Uint8Array(0)
+
+function sizeOf(m: OutboundMessage): number {
+  return (m.head?.length ?? 0) + m.body.length
+}
 
 export class Association {
   readonly key: string
@@ -58,6 +69,8 @@ export class Association {
   dialing: Connection | undefined
   /** Remote calls waiting for a reply from this peer, by call id (owned by the system). */
   readonly pending = new Map<number, unknown>()
+  /** Decoding cache for envelopes from this peer (owned by the system). */
+  readonly targets = new TargetCache()
   #failures = 0
   #retryAt = 0
   #lastError = ''
@@ -98,17 +111,18 @@ export class Association {
     if (this.state === 'backoff' && this.#hooks.now() < this.#retryAt) {
       throw new NodeUnreachableError(`Node ${this.key} is unreachable (${this.#lastError}); next connection attempt in ${Math.ceil(this.#retryAt - this.#hooks.now())} ms.`)
     }
-    if (msg.body.length + 1 > this.#settings.maxFrameSize) {
-      throw new SerializationError(`Message of ${msg.body.length} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`)
+    const size = sizeOf(msg)
+    if (size + 1 > this.#settings.maxFrameSize) {
+      throw new SerializationError(`Message of ${size} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`)
     }
     if (lane === 'control') this.#control.push(msg)
     else {
       const inSocket = this.connection?.socket.writableLength ?? 0
-      if (this.#userBytes + inSocket + msg.body.length > this.#settings.maxOutboundBytes) {
+      if (this.#userBytes + inSocket + size > this.#settings.maxOutboundBytes) {
         throw new OverloadedError(`Outbound queue to ${this.key} is full (${this.#userBytes + inSocket} bytes, maxOutboundBytes ${this.#settings.maxOutboundBytes}): the peer or network is slower than the sender; back off and retry.`)
       }
       this.#user.push(msg)
-      this.#userBytes += msg.body.length
+      this.#userBytes += size
     }
     this.#scheduleFlush()
   }
@@ -164,7 +178,7 @@ export class Association {
     for (const m of user) {
       if (keep(m)) {
         this.#user.push(m)
-        this.#userBytes += m.body.length
+        this.#userBytes += sizeOf(m)
       } else dropped.push(m)
     }
     for (const m of dropped) this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
@@ -199,43 +213,50 @@ export class Association {
     const conn = this.connection
     if (this.state !== 'associated' || !conn || conn.closed) return
     // Gather first, then copy every frame into one buffer: one allocation and one write per batch.
-    const frames: { type: number; body: Uint8Array; flags: number }[] = []
+    const frames: { type: number; head: Uint8Array; body: Uint8Array; flags: number }[] = []
     let size = 0
-    const take = (type: number, body: Uint8Array, flags = -1): void => {
-      frames.push({ type, body, flags })
-      size += (flags < 0 ? 5 : 6) + body.length
+    const take = (type: number, head: Uint8Array, body: Uint8Array, flags = -1): void => {
+      frames.push({ type, head, body, flags })
+      size += (flags < 0 ? 5 : 6) + head.length + body.length
     }
-    for (const m of this.#control) take(m.type, m.body)
+    for (const m of this.#control) take(m.type, m.head ?? EMPTY, m.body)
     this.#control = []
     while (size < BATCH_BUDGET && (this.#fragment || this.#user.length > 0)) {
       if (this.#fragment) {
         const f = this.#fragment
         const end = Math.min(f.inner.length, f.offset + this.#settings.fragmentSize)
         const last = end === f.inner.length
-        take(FrameType.Fragment, f.inner.subarray(f.offset, end), last ? 1 : 0)
+        take(FrameType.Fragment, EMPTY, f.inner.subarray(f.offset, end), last ? 1 : 0)
         f.offset = end
         if (last) this.#fragment = undefined
         continue
       }
       const m = this.#user.shift()!
-      this.#userBytes -= m.body.length
-      if (m.body.length + 1 > this.#settings.fragmentSize) {
-        const inner = Buffer.allocUnsafe(m.body.length + 1)
+      const length = sizeOf(m)
+      this.#userBytes -= length
+      if (length + 1 > this.#settings.fragmentSize) {
+        const inner = Buffer.allocUnsafe(length + 1)
         inner[0] = m.type
-        inner.set(m.body, 1)
+        if (m.head) inner.set(m.head, 1)
+        inner.set(m.body, 1 + (m.head?.length ?? 0))
         this.#fragment = { msg: m, inner, offset: 0 }
-      } else take(m.type, m.body)
+      } else take(m.type, m.head ?? EMPTY, m.body)
     }
     if (frames.length === 0) return
     const out = Buffer.allocUnsafe(size)
     let pos = 0
     for (const f of frames) {
       const headerLength = f.flags < 0 ? 5 : 6
-      out.writeUInt32BE(f.body.length + headerLength - 4, pos)
+      out.writeUInt32BE(f.head.length + f.body.length + headerLength - 4, pos)
       out[pos + 4] = f.type
       if (f.flags >= 0) out[pos + 5] = f.flags
-      out.set(f.body, pos + headerLength)
-      pos += headerLength + f.body.length
+      pos += headerLength
+      if (f.head.length > 0) {
+        out.set(f.head, pos)
+        pos += f.head.length
+      }
+      out.set(f.body, pos)
+      pos += f.body.length
     }
     this.#hooks.bytesOut(size, frames.length)
     const ok = conn.write(out)

@@ -55,16 +55,18 @@ class Writer {
     this.pos += 4
   }
   str(s: string, wide: boolean, max: number, what: string): void {
-    const n = Buffer.byteLength(s)
+    const start = this.pos + (wide ? 2 : 1)
+    // Short ASCII strings (nearly all envelope fields) are copied by hand: Buffer#write and
+    // Buffer.byteLength cross into C++ and cost more than the copy for these sizes.
+    let n = s.length <= 64 ? writeAscii(this.buf, start, s) : -1
+    if (n < 0) n = this.buf.write(s, start, 'utf8')
     if (n === 0 || n > max) throw new EnvelopeError(`${what} must be 1..${max} bytes (got ${n})`)
     if (wide) this.buf.writeUInt16BE(n, this.pos)
     else this.buf[this.pos] = n
-    this.pos += wide ? 2 : 1
-    this.pos += this.buf.write(s, this.pos, 'utf8')
+    this.pos = start + n
   }
-  rest(bytes: Uint8Array): Buffer {
-    this.buf.set(bytes, this.pos)
-    return this.buf.subarray(0, this.pos + bytes.length)
+  done(): Buffer {
+    return this.buf.subarray(0, this.pos)
   }
 }
 
@@ -93,19 +95,23 @@ class Reader {
   }
 }
 
+/** Writes `s` at `pos` if it is all ASCII and returns its length, else -1 (nothing usable written). */
+function writeAscii(buf: Buffer, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return -1
+    buf[pos + i] = c
+  }
+  return s.length
+}
+
 /**
- * Envelope strings are short and almost always ASCII (uids, paths, method names, chains); building
- * them from char codes is several times faster than Buffer#toString for such sizes.
+ * Envelope strings are short and almost always ASCII (uids, paths, method names, chains), for which
+ * latin1 decoding equals UTF-8 and is markedly cheaper; checking the bytes first costs little.
  */
 function ascii(buf: Buffer, start: number, end: number): string | undefined {
-  if (end - start > 64) return undefined
-  let out = ''
-  for (let i = start; i < end; i++) {
-    const c = buf[i]!
-    if (c >= 0x80) return undefined
-    out += String.fromCharCode(c)
-  }
-  return out
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return undefined
+  return buf.toString('latin1', start, end)
 }
 
 // Upper bound of the UTF-8 size of a string: 3 bytes per UTF-16 unit.
@@ -121,50 +127,92 @@ function writeTarget(w: Writer, e: Target): void {
   w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
 }
 
-function readTarget(r: Reader): Target {
+/**
+ * Remembers the last decoded target (node uid, path, method) of one connection: a stream of calls
+ * to the same actor method then costs one byte comparison instead of three string decodes.
+ */
+export class TargetCache {
+  bytes: Buffer | undefined
+  uid = ''
+  path = ''
+  method = ''
+}
+
+function readTarget(r: Reader, cache: TargetCache | undefined): Target {
+  const start = r.pos
+  if (cache?.bytes) {
+    const end = start + cache.bytes.length
+    if (end <= r.buf.length && r.buf.compare(cache.bytes, 0, cache.bytes.length, start, end) === 0) {
+      r.pos = end
+      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain') }
+    }
+  }
   const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
   const path = r.str(true, EnvelopeLimits.path, 'path')
   const method = r.str(false, EnvelopeLimits.method, 'method')
+  if (cache) {
+    cache.bytes = Buffer.from(r.buf.subarray(start, r.pos))
+    cache.uid = uid
+    cache.path = path
+    cache.method = method
+  }
   const chain = r.str(false, EnvelopeLimits.chain, 'chain')
   return { uid, path, method, chain }
 }
 
-export function encodeCall(e: CallEnvelope): Buffer {
-  const w = new Writer(12 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
+/** The header of a Call body: everything before the argument bytes. */
+export function encodeCallHead(e: Omit<CallEnvelope, 'args'>): Buffer {
+  const w = new Writer(12 + room(e.uid, e.path, e.method, e.chain))
   w.u32(e.callId)
   w.u32(e.incarnation)
   w.u32(e.timeoutMs)
   writeTarget(w, e)
-  return w.rest(e.args)
+  return w.done()
+}
+
+/** The header of a OneWay body: everything before the argument bytes. */
+export function encodeOneWayHead(e: Omit<OneWayEnvelope, 'args'>): Buffer {
+  const w = new Writer(4 + room(e.uid, e.path, e.method, e.chain))
+  w.u32(e.incarnation)
+  writeTarget(w, e)
+  return w.done()
+}
+
+/** The header of a Reply body: everything before the payload. */
+export function encodeReplyHead(e: Omit<ReplyEnvelope, 'payload'>): Buffer {
+  const head = Buffer.allocUnsafe(5)
+  head.writeUInt32BE(e.callId >>> 0, 0)
+  head[4] = e.ok ? 1 : 0
+  return head
+}
+
+export function encodeCall(e: CallEnvelope): Buffer {
+  return Buffer.concat([encodeCallHead(e), e.args])
 }
 
 export function encodeOneWay(e: OneWayEnvelope): Buffer {
-  const w = new Writer(4 + room(e.uid, e.path, e.method, e.chain) + e.args.length)
-  w.u32(e.incarnation)
-  writeTarget(w, e)
-  return w.rest(e.args)
+  return Buffer.concat([encodeOneWayHead(e), e.args])
 }
 
 export function encodeReply(e: ReplyEnvelope): Buffer {
-  const w = new Writer(5 + e.payload.length)
-  w.u32(e.callId)
-  w.buf[w.pos++] = e.ok ? 1 : 0
-  return w.rest(e.payload)
+  return Buffer.concat([encodeReplyHead(e), e.payload])
 }
 
 /** Decodes and validates a Call body; throws {@link EnvelopeError} describing the defect. */
-export function decodeCall(body: Buffer): CallEnvelope {
+export function decodeCall(body: Buffer, cache?: TargetCache): CallEnvelope {
   const r = new Reader(body)
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
-  return { callId, incarnation, timeoutMs, ...readTarget(r), args: r.rest() }
+  const { uid, path, method, chain } = readTarget(r, cache)
+  return { callId, incarnation, timeoutMs, uid, path, method, chain, args: r.rest() }
 }
 
-export function decodeOneWay(body: Buffer): OneWayEnvelope {
+export function decodeOneWay(body: Buffer, cache?: TargetCache): OneWayEnvelope {
   const r = new Reader(body)
   const incarnation = r.u32()
-  return { incarnation, ...readTarget(r), args: r.rest() }
+  const { uid, path, method, chain } = readTarget(r, cache)
+  return { incarnation, uid, path, method, chain, args: r.rest() }
 }
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
