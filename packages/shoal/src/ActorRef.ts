@@ -66,8 +66,10 @@ export class ActorRefImpl {
   /** Class metadata when known (typed ref); undefined for refs decoded from messages. */
   readonly info: ActorClassInfo | undefined;
   readonly [INVOKER]: Invoker
-  /** @internal Cached local target, if any; resolved lazily by the system. */
+  /** @internal Cached local target (cell) or remote association; resolved lazily by the system. */
   target: unknown
+  /** @internal Encoded envelope target segments by method name, for remote calls. */
+  segments: Map<string, Buffer> | undefined
 
   constructor(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown) {
     this[INVOKER] = invoker

@@ -36,7 +36,7 @@ import { type RefParts, Serialization } from './serialization/Serialization.ts'
 import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
-import { decodeCall, decodeOneWay, decodeReply, encodeCallHead, encodeOneWayHead, encodeReplyHead } from './wire/Envelope.ts'
+import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHead, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
 import { FrameType } from './wire/Frame.ts'
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
@@ -453,7 +453,10 @@ export class ClusterSystem implements Invoker, CellHost {
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
     try {
       body = this.serialization.encode(args)
-      head = encodeCallHead({ callId, uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
+      const segments = (ref.segments ??= new Map())
+      let segment = segments.get(method)
+      if (!segment) segments.set(method, (segment = encodeTargetSegment({ uid: id.node.uid, path: id.path, method })))
+      head = encodeCallHeadWith(segment, { callId, incarnation: id.incarnation, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
     } catch (e) {
       return Promise.reject(e)
     }

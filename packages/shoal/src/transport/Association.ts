@@ -51,7 +51,10 @@ export interface AssociationHooks {
 }
 
 const BATCH_BUDGET = 256 * 1024
-const EMPTY = new Uint8Array(0)
+/** Scratch list of the messages of one batch (flushes never overlap: one thread). */
+const BATCH: OutboundMessage[] = []
+const MORE = Uint8Array.of(0)
+const LAST = Uint8Array.of(1)
 
 function sizeOf(m: OutboundMessage): number {
   return (m.head?.length ?? 0) + m.body.length
@@ -212,23 +215,27 @@ export class Association {
     this.#flushScheduled = false
     const conn = this.connection
     if (this.state !== 'associated' || !conn || conn.closed) return
-    // Gather first, then copy every frame into one buffer: one allocation and one write per batch.
-    const frames: { type: number; head: Uint8Array; body: Uint8Array; flags: number }[] = []
+    // Choose the batch (control first), then copy every frame into one buffer: one allocation and
+    // one write per batch, and no per-frame objects except for fragments of large messages.
+    const batch = BATCH
+    batch.length = 0
     let size = 0
-    const take = (type: number, head: Uint8Array, body: Uint8Array, flags = -1): void => {
-      frames.push({ type, head, body, flags })
-      size += (flags < 0 ? 5 : 6) + head.length + body.length
+    for (const m of this.#control) {
+      batch.push(m)
+      size += 5 + sizeOf(m)
     }
-    for (const m of this.#control) take(m.type, m.head ?? EMPTY, m.body)
     this.#control = []
     while (size < BATCH_BUDGET && (this.#fragment || this.#user.length > 0)) {
       if (this.#fragment) {
+        // The next piece of a large message, framed as Fragment: u8 flags (bit 0 = last) + bytes.
         const f = this.#fragment
         const end = Math.min(f.inner.length, f.offset + this.#settings.fragmentSize)
         const last = end === f.inner.length
-        take(FrameType.Fragment, EMPTY, f.inner.subarray(f.offset, end), last ? 1 : 0)
+        const piece: OutboundMessage = { type: FrameType.Fragment, head: last ? LAST : MORE, body: f.inner.subarray(f.offset, end), uid: undefined, callId: undefined }
         f.offset = end
         if (last) this.#fragment = undefined
+        batch.push(piece)
+        size += 5 + sizeOf(piece)
         continue
       }
       const m = this.#user.shift()!
@@ -240,25 +247,28 @@ export class Association {
         if (m.head) inner.set(m.head, 1)
         inner.set(m.body, 1 + (m.head?.length ?? 0))
         this.#fragment = { msg: m, inner, offset: 0 }
-      } else take(m.type, m.head ?? EMPTY, m.body)
+      } else {
+        batch.push(m)
+        size += 5 + length
+      }
     }
-    if (frames.length === 0) return
+    const frameCount = batch.length
+    if (frameCount === 0) return
     const out = Buffer.allocUnsafe(size)
     let pos = 0
-    for (const f of frames) {
-      const headerLength = f.flags < 0 ? 5 : 6
-      out.writeUInt32BE(f.head.length + f.body.length + headerLength - 4, pos)
-      out[pos + 4] = f.type
-      if (f.flags >= 0) out[pos + 5] = f.flags
-      pos += headerLength
-      if (f.head.length > 0) {
-        out.set(f.head, pos)
-        pos += f.head.length
+    for (const m of batch) {
+      out.writeUInt32BE(sizeOf(m) + 1, pos)
+      out[pos + 4] = m.type
+      pos += 5
+      if (m.head) {
+        out.set(m.head, pos)
+        pos += m.head.length
       }
-      out.set(f.body, pos)
-      pos += f.body.length
+      out.set(m.body, pos)
+      pos += m.body.length
     }
-    this.#hooks.bytesOut(size, frames.length)
+    batch.length = 0
+    this.#hooks.bytesOut(size, frameCount)
     const ok = conn.write(out)
     const more = this.#fragment !== undefined || this.#user.length > 0 || this.#control.length > 0
     if (!ok) {
@@ -269,4 +279,5 @@ export class Association {
       })
     } else if (more) this.#scheduleFlush()
   }
+
 }

@@ -160,14 +160,34 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
   return { uid, path, method, chain }
 }
 
-/** The header of a Call body: everything before the argument bytes. */
-export function encodeCallHead(e: Omit<CallEnvelope, 'args'>): Buffer {
-  const w = new Writer(12 + room(e.uid, e.path, e.method, e.chain))
+/**
+ * The constant part of a target, `str8 nodeUid | str16 path | str8 method`, encoded once per ref and
+ * method and reused by {@link encodeCallHeadWith}.
+ */
+export function encodeTargetSegment(e: Pick<CallEnvelope, 'uid' | 'path' | 'method'>): Buffer {
+  const w = new Writer(room(e.uid, e.path, e.method))
+  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
+  w.str(e.path, true, EnvelopeLimits.path, 'path')
+  w.str(e.method, false, EnvelopeLimits.method, 'method')
+  return Buffer.from(w.done())
+}
+
+/** A Call header from a cached target segment: one exact allocation per call. */
+export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callId' | 'incarnation' | 'timeoutMs' | 'chain'>): Buffer {
+  const chainLength = e.chain.length
+  const w = new Writer(13 + segment.length + chainLength * 3)
   w.u32(e.callId)
   w.u32(e.incarnation)
   w.u32(e.timeoutMs)
-  writeTarget(w, e)
+  w.buf.set(segment, w.pos)
+  w.pos += segment.length
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
   return w.done()
+}
+
+/** The header of a Call body: everything before the argument bytes. */
+export function encodeCallHead(e: Omit<CallEnvelope, 'args'>): Buffer {
+  return encodeCallHeadWith(encodeTargetSegment(e), e)
 }
 
 /** The header of a OneWay body: everything before the argument bytes. */
