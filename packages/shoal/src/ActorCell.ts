@@ -55,6 +55,8 @@ export class ActorCell {
   #queue: Deque<Invocation> | undefined
   #running = false
   #turnChain: string | undefined
+  /** Context of the invocation holding the turn, so a chain minted inside it updates `#turnChain`. */
+  #turnCtx: CallContext | undefined
   /** Chains of interleaved calls still running, with counts (allocated only when used). */
   #interleaved: Map<string, number> | undefined
   #draining = false
@@ -98,8 +100,9 @@ export class ActorCell {
       return
     }
     this.#running = true
-    this.#turnChain = this.host.newChain()
-    const ctx: CallContext = { actor: this, chain: this.#turnChain }
+    this.#turnChain = ''
+    const ctx: CallContext = { actor: this, chain: '', turn: true, active: true }
+    this.#turnCtx = ctx
     let result: unknown
     try {
       result = callContext.run(ctx, invokeMethod, onStart, this.actor, [])
@@ -116,16 +119,14 @@ export class ActorCell {
   }
 
   #started(): void {
-    this.#running = false
-    this.#turnChain = undefined
+    this.#endTurn()
     if (this.#state === 'starting') this.#state = 'running'
     this.#afterTurn()
   }
 
   #startFailed(e: unknown): void {
     this.host.onActorError(this, 'onStart', e)
-    this.#running = false
-    this.#turnChain = undefined
+    this.#endTurn()
     void this.stop()
   }
 
@@ -140,7 +141,8 @@ export class ActorCell {
       return
     }
     const interleave = method.interleave || this.info.interleaveAll
-    if (this.#running && (inv.chain === this.#turnChain || this.#interleaved?.has(inv.chain))) {
+    const chain = inv.chain
+    if (this.#running && chain !== '' && (chain === this.#turnChain || this.#interleaved?.has(chain))) {
       this.#start(inv, method.fn, false)
     } else if ((this.#queue === undefined || this.#queue.length === 0) && (interleave || !this.#running)) {
       this.#start(inv, method.fn, !interleave)
@@ -155,38 +157,61 @@ export class ActorCell {
   }
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
+    const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
     if (turn) {
       this.#running = true
       this.#turnChain = inv.chain
-    } else {
-      const map = (this.#interleaved ??= new Map())
-      map.set(inv.chain, (map.get(inv.chain) ?? 0) + 1)
-    }
+      this.#turnCtx = ctx
+    } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     let result: unknown
     try {
-      result = callContext.run({ actor: this, chain: inv.chain }, invokeMethod, fn, this.actor, inv.args)
+      result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
     } catch (e) {
-      this.#finish(inv, turn, false, e)
+      this.#finish(inv, ctx, false, e)
       return
     }
     if (isThenable(result)) {
       result.then(
-        (v: unknown) => this.#finish(inv, turn, true, v),
-        (e: unknown) => this.#finish(inv, turn, false, e),
+        (v: unknown) => this.#finish(inv, ctx, true, v),
+        (e: unknown) => this.#finish(inv, ctx, false, e),
       )
-    } else this.#finish(inv, turn, true, result)
+    } else this.#finish(inv, ctx, true, result)
   }
 
-  #finish(inv: Invocation, turn: boolean, ok: boolean, value: unknown): void {
-    if (turn) {
-      this.#running = false
-      this.#turnChain = undefined
-    } else {
+  /**
+   * Gives an invocation that makes an outgoing call a chain id, so calls coming back on it are
+   * recognised as re-entrant.
+   */
+  mintChain(ctx: CallContext): string {
+    ctx.chain = this.host.newChain()
+    if (!ctx.active) return ctx.chain
+    if (ctx.turn) {
+      if (this.#turnCtx === ctx) this.#turnChain = ctx.chain
+    } else this.#addInterleaved(ctx.chain)
+    return ctx.chain
+  }
+
+  #endTurn(): void {
+    this.#running = false
+    this.#turnChain = undefined
+    if (this.#turnCtx) this.#turnCtx.active = false
+    this.#turnCtx = undefined
+  }
+
+  #addInterleaved(chain: string): void {
+    const map = (this.#interleaved ??= new Map())
+    map.set(chain, (map.get(chain) ?? 0) + 1)
+  }
+
+  #finish(inv: Invocation, ctx: CallContext, ok: boolean, value: unknown): void {
+    if (ctx.turn) this.#endTurn()
+    else if (ctx.chain !== '') {
       const map = this.#interleaved!
-      const n = map.get(inv.chain)! - 1
-      if (n === 0) map.delete(inv.chain)
-      else map.set(inv.chain, n)
+      const n = map.get(ctx.chain)! - 1
+      if (n === 0) map.delete(ctx.chain)
+      else map.set(ctx.chain, n)
     }
+    ctx.active = false
     if (ok) inv.succeed(value)
     else inv.fail(value)
     this.#afterTurn()
@@ -239,7 +264,7 @@ export class ActorCell {
     const onStop = this.actor.onStop
     if (onStop) {
       try {
-        await callContext.run({ actor: this, chain: this.host.newChain() }, invokeMethod, onStop, this.actor, [])
+        await callContext.run({ actor: this, chain: '', turn: false, active: false }, invokeMethod, onStop, this.actor, [])
       } catch (e) {
         this.host.onActorError(this, 'onStop', e)
       }

@@ -16,7 +16,7 @@ import { pino, type Logger } from 'pino'
 import { ActorCell, type CellHost, type Invocation } from './ActorCell.ts'
 import { ActorId } from './ActorId.ts'
 import { type ActorRef, type ActorRefImpl, type Invoker, makeRef } from './ActorRef.ts'
-import { callContext } from './CallContext.ts'
+import { outgoingChain } from './CallContext.ts'
 import { type ClusterNode, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
 import { type Deadline, DeadlineQueue } from './DeadlineQueue.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, withConstructingCell } from './DistributedActor.ts'
@@ -384,7 +384,7 @@ export class ClusterSystem implements Invoker, CellHost {
   /** @internal Entry point of every call through a ref. */
   invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown> {
     if (this.#state !== 'running') return Promise.reject(new SystemShutDownError())
-    const chain = callContext.getStore()?.chain ?? this.newChain()
+    const chain = outgoingChain()
     const timeout = ref.timeout ?? this.callTimeout
     const id = ref.id
     if (id.node.uid === this.node.uid) return this.#localCall(ref, method, args, chain, timeout)
@@ -479,7 +479,7 @@ export class ClusterSystem implements Invoker, CellHost {
     if (ref.info && !ref.info.methods.has(method)) {
       throw new ConfigError(`${ref.info.name}.${method} is not a distributed method: declare it with @distributed to send to it.`)
     }
-    const chain = callContext.getStore()?.chain ?? this.newChain()
+    const chain = outgoingChain()
     const id = ref.id
     if (id.node.uid === this.node.uid) {
       const cell = this.#localCell(id)

@@ -180,6 +180,37 @@ describe('actors - turns', () => {
     expect(await ping.withTimeout(2000).ping(pong, 4)).toBe('ping>pong>ping>pong>ping')
   })
 
+  it('does not let a leftover task of a finished turn re-enter a later turn', async () => {
+    class Caller extends DistributedActor {
+      events: string[] = []
+      @distributed async fire(peer: ActorRef<Callee>): Promise<void> {
+        // Not awaited: runs after this turn has ended, while another turn holds the actor.
+        void new Promise((r) => setTimeout(r, 50)).then(() => peer.callBack(this.self))
+      }
+      @distributed async long(): Promise<void> {
+        this.events.push('long start')
+        await new Promise((r) => setTimeout(r, 300))
+        this.events.push('long end')
+      }
+      @distributed async ping(): Promise<void> {
+        this.events.push('ping')
+      }
+      @distributed async history(): Promise<string[]> {
+        return this.events
+      }
+    }
+    class Callee extends DistributedActor {
+      @distributed async callBack(caller: ActorRef<Caller>): Promise<void> {
+        await caller.ping()
+      }
+    }
+    const caller = system.spawn(Caller)
+    await caller.fire(system.spawn(Callee))
+    await caller.long()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(await caller.history()).toEqual(['long start', 'long end', 'ping'])
+  })
+
   it('runs onStart before the first call and onStop when stopped', async () => {
     Lifecycle.events = []
     const l = system.spawn(Lifecycle, 'a')

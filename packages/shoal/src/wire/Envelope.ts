@@ -5,6 +5,7 @@
  *
  * Layouts (integers big-endian; `str8`/`str16` = u8/u16 byte length + UTF-8; payload = the rest):
  * - Call:   `u32 callId | u32 incarnation | u32 timeoutMs | str8 nodeUid | str16 path | str8 method | str8 chain | args`
+ *   (`chain` may be empty: a call from outside any actor belongs to no chain)
  * - OneWay: `u32 incarnation | str8 nodeUid | str16 path | str8 method | str8 chain | args`
  * - Reply:  `u32 callId | u8 ok | payload` (payload: the encoded result, or the encoded error)
  *
@@ -54,13 +55,13 @@ class Writer {
     this.buf.writeUInt32BE(v >>> 0, this.pos)
     this.pos += 4
   }
-  str(s: string, wide: boolean, max: number, what: string): void {
+  str(s: string, wide: boolean, max: number, what: string, min = 1): void {
     const start = this.pos + (wide ? 2 : 1)
     // Short ASCII strings (nearly all envelope fields) are copied by hand: Buffer#write and
     // Buffer.byteLength cross into C++ and cost more than the copy for these sizes.
     let n = s.length <= 64 ? writeAscii(this.buf, start, s) : -1
     if (n < 0) n = this.buf.write(s, start, 'utf8')
-    if (n === 0 || n > max) throw new EnvelopeError(`${what} must be 1..${max} bytes (got ${n})`)
+    if (n < min || n > max) throw new EnvelopeError(`${what} must be ${min}..${max} bytes (got ${n})`)
     if (wide) this.buf.writeUInt16BE(n, this.pos)
     else this.buf[this.pos] = n
     this.pos = start + n
@@ -79,12 +80,12 @@ class Reader {
     this.pos += 4
     return v
   }
-  str(wide: boolean, max: number, what: string): string {
+  str(wide: boolean, max: number, what: string, min = 1): string {
     const headerLength = wide ? 2 : 1
     if (this.pos + headerLength > this.buf.length) throw new EnvelopeError('truncated envelope')
     const n = wide ? this.buf.readUInt16BE(this.pos) : this.buf[this.pos]!
     this.pos += headerLength
-    if (n === 0 || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside 1..${max}`)
+    if (n < min || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside ${min}..${max}`)
     if (this.pos + n > this.buf.length) throw new EnvelopeError('truncated envelope')
     const s = ascii(this.buf, this.pos, this.pos + n) ?? this.buf.toString('utf8', this.pos, this.pos + n)
     this.pos += n
@@ -124,7 +125,7 @@ function writeTarget(w: Writer, e: Target): void {
   w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
   w.str(e.path, true, EnvelopeLimits.path, 'path')
   w.str(e.method, false, EnvelopeLimits.method, 'method')
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain', 0)
 }
 
 /**
@@ -144,7 +145,7 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
     const end = start + cache.bytes.length
     if (end <= r.buf.length && r.buf.compare(cache.bytes, 0, cache.bytes.length, start, end) === 0) {
       r.pos = end
-      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain') }
+      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain', 0) }
     }
   }
   const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
@@ -156,7 +157,7 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
     cache.path = path
     cache.method = method
   }
-  const chain = r.str(false, EnvelopeLimits.chain, 'chain')
+  const chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
   return { uid, path, method, chain }
 }
 
@@ -181,7 +182,7 @@ export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callI
   w.u32(e.timeoutMs)
   w.buf.set(segment, w.pos)
   w.pos += segment.length
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain')
+  w.str(e.chain, false, EnvelopeLimits.chain, 'chain', 0)
   return w.done()
 }
 
