@@ -14,16 +14,7 @@ import {
   type ActorRef,
 } from 'shoal'
 import { eventually, startNodes, type TestNodes } from 'shoal/testkit'
-
-class IllegalMove extends Error {
-  constructor(
-    message: string,
-    readonly cell: number,
-  ) {
-    super(message)
-    this.name = 'IllegalMove'
-  }
-}
+import { IllegalMove } from './fixtures/errors.ts'
 
 class Island extends DistributedActor {
   rocks = 0

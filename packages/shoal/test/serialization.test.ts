@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { pack } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import { RemoteCallError, Serialization, SerializationError, TimeoutError } from 'shoal'
+import { IllegalMove } from './fixtures/errors.ts'
 
 class GameMove {
   constructor(
@@ -10,16 +11,6 @@ class GameMove {
   ) {}
   describe(): string {
     return `${this.player}@${this.cell}`
-  }
-}
-
-class IllegalMove extends Error {
-  constructor(
-    message: string,
-    readonly cell: number,
-  ) {
-    super(message)
-    this.name = 'IllegalMove'
   }
 }
 
