@@ -36,7 +36,7 @@ import { type RefParts, Serialization } from './serialization/Serialization.ts'
 import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
-import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHead, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
+import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
 import { FrameType } from './wire/Frame.ts'
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
@@ -443,6 +443,14 @@ export class ClusterSystem implements Invoker, CellHost {
     return assoc
   }
 
+  /** The encoded (uid, path, method) part of envelopes to this ref, cached on the ref per method. */
+  #segment(ref: ActorRefImpl, method: string): Buffer {
+    const segments = (ref.segments ??= new Map())
+    let segment = segments.get(method)
+    if (!segment) segments.set(method, (segment = encodeTargetSegment({ uid: ref.id.node.uid, path: ref.id.path, method })))
+    return segment
+  }
+
   #remoteCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     const id = ref.id
     const assoc = this.#association(ref)
@@ -453,10 +461,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
     try {
       body = this.serialization.encode(args)
-      const segments = (ref.segments ??= new Map())
-      let segment = segments.get(method)
-      if (!segment) segments.set(method, (segment = encodeTargetSegment({ uid: id.node.uid, path: id.path, method })))
-      head = encodeCallHeadWith(segment, { callId, incarnation: id.incarnation, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
+      head = encodeCallHeadWith(this.#segment(ref, method), { callId, incarnation: id.incarnation, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
     } catch (e) {
       return Promise.reject(e)
     }
@@ -498,7 +503,7 @@ export class ClusterSystem implements Invoker, CellHost {
       return
     }
     const body = this.serialization.encode(args)
-    const head = encodeOneWayHead({ uid: id.node.uid, path: id.path, incarnation: id.incarnation, method, chain })
+    const head = encodeOneWayHeadWith(this.#segment(ref, method), { incarnation: id.incarnation, chain })
     try {
       this.#transport.send(assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
     } catch (e) {
