@@ -121,13 +121,6 @@ const room = (...parts: string[]): number => parts.reduce((n, s) => n + 2 + s.le
 /** The part calls and one-way messages share: who is addressed, which method, which chain. */
 type Target = Pick<OneWayEnvelope, 'uid' | 'path' | 'method' | 'chain'>
 
-function writeTarget(w: Writer, e: Target): void {
-  w.str(e.uid, false, EnvelopeLimits.uid, 'node uid')
-  w.str(e.path, true, EnvelopeLimits.path, 'path')
-  w.str(e.method, false, EnvelopeLimits.method, 'method')
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain', 0)
-}
-
 /**
  * Remembers the last decoded target (node uid, path, method) of one connection: a stream of calls
  * to the same actor method then costs one byte comparison instead of three string decodes.
