@@ -23,7 +23,7 @@ export interface Timing {
   readonly durationMs: number
 }
 
-export const FULL_TIMING: Timing = { warmupMs: 1500, durationMs: 4000 }
+export const FULL_TIMING: Timing = { warmupMs: 1000, durationMs: 2500 }
 export const QUICK_TIMING: Timing = { warmupMs: 300, durationMs: 700 }
 
 /** Throughput and latency of one closed-loop run. */

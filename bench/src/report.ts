@@ -22,7 +22,7 @@ export interface Results {
   readonly machine: Machine
   readonly timing: Timing
   /** Scenario sizes: in-flight levels, one-way message count, local batch, actors for memory. */
-  readonly plan: { readonly inFlight: readonly number[]; readonly oneWayMessages: number; readonly localBatch: number; readonly actors: number }
+  readonly plan: { readonly inFlight: readonly number[]; readonly oneWayMessages: number; readonly localBatch: number; readonly actors: number; readonly rounds: number }
   readonly payloadBytes: number
   readonly remote: Partial<Record<RemotePeerName, RemoteResult>>
   readonly local: Partial<Record<LocalPeerName, LocalResult>>
@@ -186,7 +186,7 @@ export function render(r: Results, x: Ratios, targets: readonly Target[]): strin
   const m = r.machine
   return [
     `Shoal benchmark (${r.mode}): ${m.cpuCount} × ${m.cpuModel}, ${mb(m.totalMemoryBytes)} RAM, ${m.platform}, Node ${m.node}, ${r.date}`,
-    `warm-up ${r.timing.warmupMs} ms, measured ${r.timing.durationMs} ms per point; load average at start ${m.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+    `warm-up ${r.timing.warmupMs} ms, measured ${r.timing.durationMs} ms per point, median of ${r.plan.rounds} interleaved round(s); load average at start ${m.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")}`,
     '',
     ...remoteSection(r, x),
     '',

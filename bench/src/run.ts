@@ -7,13 +7,47 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, platform, release, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Packr } from 'msgpackr'
-import { FULL_TIMING, makePayload, QUICK_TIMING, type Timing } from './harness.ts'
+import { FULL_TIMING, type LoadResult, makePayload, QUICK_TIMING, type Timing } from './harness.ts'
 import { Child, killAll } from './proc.ts'
 import { type ChildConfig, LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, REMOTE_PEERS, type RemotePeerName, type RemoteResult } from './protocol.ts'
 import { computeRatios, evaluateTargets, type Machine, render, type Results } from './report.ts'
 
+const median = (values: number[]): number => {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  return sorted.length === 0 ? Number.NaN : sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
+/** Median of each figure over rounds (the middle round for three; the lower middle for two). */
+function medianLoad(runs: LoadResult[]): LoadResult {
+  return {
+    inFlight: runs[0]!.inFlight,
+    calls: runs.reduce((n, r) => n + r.calls, 0),
+    seconds: runs.reduce((n, r) => n + r.seconds, 0),
+    callsPerSec: median(runs.map((r) => r.callsPerSec)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+  }
+}
+
+function medianRemote(rounds: RemoteResult[]): RemoteResult {
+  const calls = rounds[0]!.calls.map((_, i) => medianLoad(rounds.map((r) => r.calls[i]!)))
+  const oneWays = rounds.flatMap((r) => (r.oneWay ? [r.oneWay] : []))
+  const oneWay = oneWays.length === 0 ? undefined : { ...oneWays[0]!, messagesPerSec: median(oneWays.map((o) => o.messagesPerSec)) }
+  return { calls, oneWay }
+}
+
+function medianLocal(rounds: LocalResult[]): LocalResult {
+  return { ...rounds[0]!, ...medianLoad(rounds), notes: [...new Set(rounds.flatMap((r) => r.notes))] }
+}
+
 const quick = process.argv.includes('--quick')
 const timing: Timing = quick ? QUICK_TIMING : FULL_TIMING
+/**
+ * Rounds of every remote and local scenario, peers interleaved (raw, shoal, … then again): this
+ * shared 2-core machine drifts by tens of percent within minutes, so each figure is the median of
+ * its rounds and every ratio compares peers measured side by side.
+ */
+const ROUNDS = quick ? 1 : 3
 const IN_FLIGHT = [1, 10, 100]
 const ONE_WAY = quick ? { total: 100_000, window: 5_000 } : { total: 1_000_000, window: 10_000 }
 const LOCAL_BATCH = 1000
@@ -95,19 +129,26 @@ async function main(): Promise<number> {
   const bytes = payloadBytes()
   progress(`${quick ? 'quick' : 'full'} run; argument is ${bytes} bytes of msgpack; warm-up ${timing.warmupMs} ms, ${timing.durationMs} ms per point`)
   const errors: Record<string, string> = {}
+  const remoteRounds = new Map<RemotePeerName, RemoteResult[]>()
+  const localRounds = new Map<LocalPeerName, LocalResult[]>()
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) progress(`round ${round} of ${ROUNDS}`)
+    for (const peer of REMOTE_PEERS) {
+      const result = await attempt(`remote ${peer}`, errors, () => runRemote(peer))
+      if (result) remoteRounds.set(peer, [...(remoteRounds.get(peer) ?? []), result])
+    }
+    for (const peer of LOCAL_PEERS) {
+      const result = await attempt(`local ${peer}`, errors, () => runLocal(peer))
+      if (result) localRounds.set(peer, [...(localRounds.get(peer) ?? []), result])
+    }
+  }
   const remote: Results['remote'] = {}
-  for (const peer of REMOTE_PEERS) {
-    const result = await attempt(`remote ${peer}`, errors, () => runRemote(peer))
-    if (result) remote[peer] = result
-  }
+  for (const [peer, rounds] of remoteRounds) remote[peer] = medianRemote(rounds)
   const local: Results['local'] = {}
-  for (const peer of LOCAL_PEERS) {
-    const result = await attempt(`local ${peer}`, errors, () => runLocal(peer))
-    if (result) local[peer] = result
-  }
+  for (const [peer, rounds] of localRounds) local[peer] = medianLocal(rounds)
   const memory = await attempt('memory', errors, runMemory)
 
-  const plan = { inFlight: IN_FLIGHT, oneWayMessages: ONE_WAY.total, localBatch: LOCAL_BATCH, actors: ACTORS }
+  const plan = { inFlight: IN_FLIGHT, oneWayMessages: ONE_WAY.total, localBatch: LOCAL_BATCH, actors: ACTORS, rounds: ROUNDS }
   const results: Results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: machine(), timing, plan, payloadBytes: bytes, remote, local, memory, errors }
   const ratios = computeRatios(results)
   const targets = evaluateTargets(results, ratios)
