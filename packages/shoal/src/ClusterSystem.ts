@@ -644,21 +644,22 @@ export class ClusterSystem implements Invoker, CellHost {
   }
 
   #onReply(assoc: Association, body: Buffer): void {
-    const env = decodeReply(body)
-    const call = assoc.pending.get(env.callId) as PendingCall | undefined
+    // Validate before looking up: a malformed reply is a protocol violation even when late.
+    const { callId, ok, payload } = decodeReply(body)
+    const call = assoc.pending.get(callId) as PendingCall | undefined
     if (!call) {
-      this.log.debug({ callId: env.callId }, 'late reply dropped (the call already timed out or failed)')
+      this.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
       return
     }
     let value: unknown
     try {
-      value = this.serialization.decode(env.payload)
+      value = this.serialization.decode(payload)
     } catch (e) {
       this.metrics.decodeErrors.inc()
       call.fail(e)
       return
     }
-    if (env.ok) call.succeed(value)
+    if (ok) call.succeed(value)
     else call.fail(value)
   }
 }

@@ -174,15 +174,32 @@ export function encodeTargetSegment(e: Pick<CallEnvelope, 'uid' | 'path' | 'meth
 
 /** A Call header from a cached target segment: one exact allocation per call. */
 export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callId' | 'incarnation' | 'timeoutMs' | 'chain'>): Buffer {
-  const chainLength = e.chain.length
-  const w = new Writer(13 + segment.length + chainLength * 3)
-  w.u32(e.callId)
-  w.u32(e.incarnation)
-  w.u32(e.timeoutMs)
-  w.buf.set(segment, w.pos)
-  w.pos += segment.length
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain', 0)
-  return w.done()
+  const chainBytes = chainLength(e.chain)
+  const head = Buffer.allocUnsafe(13 + segment.length + chainBytes)
+  head.writeUInt32BE(e.callId >>> 0, 0)
+  head.writeUInt32BE(e.incarnation >>> 0, 4)
+  head.writeUInt32BE(e.timeoutMs >>> 0, 8)
+  head.set(segment, 12)
+  writeChain(head, 12 + segment.length, e.chain, chainBytes)
+  return head
+}
+
+/** UTF-8 length of a chain id, checked against its limit. Chains we mint are ASCII. */
+function chainLength(chain: string): number {
+  const n = chain.length <= EnvelopeLimits.chain && isAscii(chain) ? chain.length : Buffer.byteLength(chain)
+  if (n > EnvelopeLimits.chain) throw new EnvelopeError(`chain must be 0..${EnvelopeLimits.chain} bytes (got ${n})`)
+  return n
+}
+
+function writeChain(buf: Buffer, pos: number, chain: string, n: number): void {
+  buf[pos] = n
+  if (n === chain.length) writeAscii(buf, pos + 1, chain)
+  else buf.write(chain, pos + 1, 'utf8')
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false
+  return true
 }
 
 /** The header of a Call body: everything before the argument bytes. */
@@ -192,12 +209,12 @@ export function encodeCallHead(e: Omit<CallEnvelope, 'args'>): Buffer {
 
 /** A OneWay header from a cached target segment. */
 export function encodeOneWayHeadWith(segment: Buffer, e: Pick<OneWayEnvelope, 'incarnation' | 'chain'>): Buffer {
-  const w = new Writer(5 + segment.length + e.chain.length * 3)
-  w.u32(e.incarnation)
-  w.buf.set(segment, w.pos)
-  w.pos += segment.length
-  w.str(e.chain, false, EnvelopeLimits.chain, 'chain', 0)
-  return w.done()
+  const chainBytes = chainLength(e.chain)
+  const head = Buffer.allocUnsafe(5 + segment.length + chainBytes)
+  head.writeUInt32BE(e.incarnation >>> 0, 0)
+  head.set(segment, 4)
+  writeChain(head, 4 + segment.length, e.chain, chainBytes)
+  return head
 }
 
 /** The header of a OneWay body: everything before the argument bytes. */
