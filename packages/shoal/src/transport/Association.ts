@@ -6,7 +6,9 @@
  * is always written first. The user lane carries calls, replies and one-way messages; it is bounded
  * in bytes (full → `OverloadedError` at once), and messages larger than `fragmentSize` are cut into
  * fragments so a big payload delays control traffic by at most one fragment. Frames queued in one
- * event-loop turn are written with one `socket.write` (coalescing), on sockets with TCP_NODELAY.
+ * event-loop turn are written with one `socket.write` (coalescing), on sockets with TCP_NODELAY;
+ * once `flushThreshold` bytes are queued the batch is written at once, so sender and receiver
+ * overlap instead of alternating.
  *
  * Before the handshake completes, messages wait in the same bounded lanes. After a failed connect,
  * sends fail fast with `NodeUnreachableError` until the backoff (exponential with jitter) expires.
@@ -38,6 +40,8 @@ export interface AssociationSettings {
   readonly maxOutboundBytes: number
   readonly maxFrameSize: number
   readonly fragmentSize: number
+  /** Queued user bytes at which a batch is written at once instead of at the end of the turn. */
+  readonly flushThreshold: number
   readonly backoffBaseMs: number
   readonly backoffMaxMs: number
 }
@@ -127,7 +131,10 @@ export class Association {
       this.#user.push(msg)
       this.#userBytes += size
     }
-    this.#scheduleFlush()
+    // Coalesce per event-loop turn, but write early once a batch is big: the peer starts on the
+    // first part while this side produces the rest, instead of both taking turns being idle.
+    if (this.#userBytes >= this.#settings.flushThreshold && this.state === 'associated' && !this.#waitingDrain) this.#flush()
+    else this.#scheduleFlush()
   }
 
   /** A handshake completed on `conn` with `peer`: switch to it and flush what waited. */
