@@ -157,6 +157,24 @@ describe('actors - turns', () => {
     expect(await slow).toBe(11)
   })
 
+  it('lets every call of a class with static interleave = true run at await points', async () => {
+    class Board extends DistributedActor {
+      static interleave = true
+      events: string[] = []
+      @distributed async slow(label: string): Promise<void> {
+        this.events.push(`start ${label}`)
+        await new Promise((r) => setTimeout(r, 100))
+        this.events.push(`end ${label}`)
+      }
+      @distributed async history(): Promise<string[]> {
+        return this.events
+      }
+    }
+    const b = system.spawn(Board)
+    await Promise.all([b.slow('a'), b.slow('b')])
+    expect(await b.history()).toEqual(['start a', 'start b', 'end a', 'end b'])
+  })
+
   it('starts calls from one caller in the order sent (FIFO under load)', async () => {
     class Recorder extends DistributedActor {
       seen: number[] = []
