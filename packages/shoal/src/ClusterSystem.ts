@@ -165,6 +165,7 @@ class OneWayInvocation implements Invocation {
 export class ClusterSystem implements Invoker, CellHost {
   /** This node incarnation: endpoint plus a random uid. */
   readonly node: ClusterNode
+  /** This system's pino logger (field `system`); actors log through `this.log`. */
   readonly log: Logger
   /** Prometheus metrics of this system (its own registry). */
   readonly metrics: Metrics
@@ -172,6 +173,7 @@ export class ClusterSystem implements Invoker, CellHost {
   readonly serialization: Serialization
   /** Default call timeout in ms. */
   readonly callTimeout: number
+  /** Calls queued per actor before new calls fail with `OverloadedError`. */
   readonly maxMailbox: number
   /** @internal How long stopping an actor waits for its running turn. */
   readonly stopTimeout: number
@@ -229,7 +231,13 @@ export class ClusterSystem implements Invoker, CellHost {
     // The port is known only after binding when 0 is asked for; the node identity waits for it.
     const provisional: ClusterNode = { endpoint: { name: resolved.name, host: resolved.host, port: resolved.port }, uid }
     const system = new ClusterSystem(resolved, log, provisional)
-    const port = await system.#transport.listen()
+    let port: number
+    try {
+      port = await system.#transport.listen()
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? (e as Error).message
+      throw new ConfigError(`Could not listen on ${resolved.host}:${resolved.port} (${code}): pick another port, or port 0 for a free one.`)
+    }
     const node: ClusterNode = { endpoint: { ...provisional.endpoint, port }, uid }
     ;(system as { node: ClusterNode }).node = node
     system.#transport.self = node

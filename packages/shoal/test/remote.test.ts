@@ -303,6 +303,12 @@ describe('control lane', () => {
 })
 
 describe('settings', () => {
+  it('says which port is taken when the listener cannot bind', async () => {
+    const first = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+    extra.push(first)
+    await expect(ClusterSystem.start({ port: first.node.endpoint.port, logLevel: 'silent' })).rejects.toThrow(/EADDRINUSE.*port 0/)
+  })
+
   it('refuses a non-loopback bind without a secret unless insecure is explicit', async () => {
     await expect(ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: '' })).rejects.toThrow(/secret/)
     const open = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', insecure: true })
