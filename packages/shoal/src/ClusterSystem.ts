@@ -85,6 +85,10 @@ class PendingCall implements Deadline, Invocation {
   prevDeadline: Deadline | undefined = undefined
   nextDeadline: Deadline | undefined = undefined
   deadlineGroup: unknown = undefined
+  resolve: (v: unknown) => void = noop
+  reject: (e: unknown) => void = noop
+  /** Set when local results must be copied through the codec (`serializeLocalCalls`). */
+  copyResultWith: Serialization | undefined = undefined
   #done = false
   constructor(
     readonly system: ClusterSystem,
@@ -96,12 +100,18 @@ class PendingCall implements Deadline, Invocation {
     readonly started: number,
     readonly remote: Association | undefined,
     readonly callId: number,
-    readonly resolve: (v: unknown) => void,
-    readonly reject: (e: unknown) => void,
   ) {}
 
   succeed(value: unknown): void {
     if (this.#done) return
+    if (this.copyResultWith) {
+      try {
+        value = this.copyResultWith.decode(this.copyResultWith.encode(value))
+      } catch (e) {
+        this.fail(e)
+        return
+      }
+    }
     this.#settle()
     this.system.metrics.callDone('ok', this.started, this.remote !== undefined)
     this.resolve(value)
@@ -124,6 +134,23 @@ class PendingCall implements Deadline, Invocation {
     this.system.deadlines.remove(this)
     this.remote?.pending.delete(this.callId)
   }
+}
+
+const noop = (): void => {}
+
+/** The call whose promise is being created; lets one shared executor stand in for a closure per call. */
+let capturing: PendingCall | undefined
+function capture(resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+  capturing!.resolve = resolve
+  capturing!.reject = reject
+}
+
+/** The promise the caller awaits for `call`. */
+function promiseOf(call: PendingCall): Promise<unknown> {
+  capturing = call
+  const promise = new Promise(capture)
+  capturing = undefined
+  return promise
 }
 
 /** An invocation that arrived from another node; its outcome goes back in a Reply frame. */
@@ -408,28 +435,20 @@ export class ClusterSystem implements Invoker, CellHost {
       if (!cell?.alive) return Promise.reject(new ActorNotFoundError(`No live actor ${ref.id} on this node: it was never spawned here or has stopped.`))
       ref.target = cell
     }
-    const target = cell
-    return new Promise((resolve, reject) => {
-      let res = resolve
-      if (this.#settings.serializeLocalCalls) {
-        try {
-          args = this.serialization.decode(this.serialization.encode(args)) as unknown[]
-        } catch (e) {
-          reject(e)
-          return
-        }
-        res = (v) => {
-          try {
-            resolve(this.serialization.decode(this.serialization.encode(v)))
-          } catch (e) {
-            reject(e)
-          }
-        }
+    const call = new PendingCall(this, method, args, chain, timeout, ref.id, this.metrics.callStarted(false), undefined, 0)
+    const promise = promiseOf(call)
+    if (this.#settings.serializeLocalCalls) {
+      call.copyResultWith = this.serialization
+      try {
+        call.args = this.serialization.decode(this.serialization.encode(args)) as unknown[]
+      } catch (e) {
+        call.fail(e)
+        return promise
       }
-      const call = new PendingCall(this, method, args, chain, timeout, ref.id, this.metrics.callStarted(false), undefined, 0, res, reject)
-      this.deadlines.add(call, timeout)
-      target.deliver(call)
-    })
+    }
+    this.deadlines.add(call, timeout)
+    cell.deliver(call)
+    return promise
   }
 
   /**
@@ -475,17 +494,17 @@ export class ClusterSystem implements Invoker, CellHost {
     } catch (e) {
       return Promise.reject(e)
     }
-    return new Promise((resolve, reject) => {
-      const call = new PendingCall(this, method, args, chain, timeout, id, this.metrics.callStarted(true), assoc, callId, resolve, reject)
-      call.args = [] // arguments are on the wire; do not keep them alive
-      assoc.pending.set(callId, call)
-      this.deadlines.add(call, timeout)
-      try {
-        this.#transport.send(assoc, 'user', { type: FrameType.Call, head, body, uid: id.node.uid, callId })
-      } catch (e) {
-        call.fail(e)
-      }
-    })
+    // Arguments are on the wire now; the pending call does not keep them alive.
+    const call = new PendingCall(this, method, [], chain, timeout, id, this.metrics.callStarted(true), assoc, callId)
+    const promise = promiseOf(call)
+    assoc.pending.set(callId, call)
+    this.deadlines.add(call, timeout)
+    try {
+      this.#transport.send(assoc, 'user', { type: FrameType.Call, head, body, uid: id.node.uid, callId })
+    } catch (e) {
+      call.fail(e)
+    }
+    return promise
   }
 
   /** @internal One-way send through `ref.tell`. */
