@@ -225,6 +225,22 @@ describe('remote calls - failures of nodes', () => {
     await expect(remote.addRock(1)).rejects.toMatchObject({ code: 'SHOAL_NODE_DOWN' })
   })
 
+  it('fails a large message cut short by a lost connection instead of letting it time out', async () => {
+    nodes = await startNodes(2, { maxFrameSize: 16 * 1024 * 1024, shutdownTimeout: 200 })
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    expect(await remote.addRock(1)).toBe(1)
+    const big = remote
+      .withTimeout(20_000)
+      .size(Buffer.alloc(12 * 1024 * 1024))
+      .catch((e: unknown) => e)
+    await new Promise((r) => setImmediate(r))
+    await a.shutdown()
+    const err = await big
+    expect(err).not.toBeInstanceOf(TimeoutError)
+    expect(err instanceof NodeUnreachableError || err instanceof NodeDownError).toBe(true)
+  })
+
   it('treats a node restarted on the same port as a new incarnation', async () => {
     const a1 = await ClusterSystem.start({ name: 'a', port: 0, logLevel: 'silent' })
     const port = a1.node.endpoint.port

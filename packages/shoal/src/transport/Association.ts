@@ -89,8 +89,6 @@ export class Association {
   #waitingDrain = false
   #settings: AssociationSettings
   #hooks: AssociationHooks
-  #reassembly: Buffer[] = []
-  #reassemblyBytes = 0
 
   constructor(key: string, host: string, port: number, settings: AssociationSettings, hooks: AssociationHooks) {
     this.key = key
@@ -144,9 +142,9 @@ export class Association {
     this.state = 'associated'
     this.#failures = 0
     this.#waitingDrain = false
-    this.#fragment = undefined
-    this.#reassembly = []
-    this.#reassemblyBytes = 0
+    // A large message cut short by the connection swap starts over on the new connection; the
+    // receiver's partial copy lived with the old connection.
+    if (this.#fragment) this.#fragment.offset = 0
     this.#dropNotFor(peer.uid)
     this.#scheduleFlush()
   }
@@ -165,14 +163,11 @@ export class Association {
   lost(): void {
     this.connection = undefined
     this.state = 'idle'
-    this.#fragment = undefined
-    this.#reassembly = []
-    this.#reassemblyBytes = 0
   }
 
   /** Fails and forgets every queued message. */
   dropAll(error: Error): void {
-    const all = [...this.#control, ...this.#user.drain()]
+    const all = [...this.#control, ...(this.#fragment ? [this.#fragment.msg] : []), ...this.#user.drain()]
     this.#control = []
     this.#userBytes = 0
     this.#fragment = undefined
@@ -192,24 +187,6 @@ export class Association {
       } else dropped.push(m)
     }
     for (const m of dropped) this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
-  }
-
-  /**
-   * Feeds an incoming Fragment body; returns the reassembled inner frame when the last piece
-   * arrives. Throws on a message larger than maxFrameSize.
-   */
-  reassemble(body: Buffer): { type: number; body: Buffer } | undefined {
-    if (body.length < 2) throw new Error('empty fragment')
-    const last = (body[0]! & 1) === 1
-    const piece = body.subarray(1)
-    this.#reassemblyBytes += piece.length
-    if (this.#reassemblyBytes > this.#settings.maxFrameSize) throw new Error(`fragmented message exceeds maxFrameSize ${this.#settings.maxFrameSize}`)
-    this.#reassembly.push(piece)
-    if (!last) return undefined
-    const inner = Buffer.concat(this.#reassembly, this.#reassemblyBytes)
-    this.#reassembly = []
-    this.#reassemblyBytes = 0
-    return { type: inner[0]!, body: inner.subarray(1) }
   }
 
   #scheduleFlush(): void {

@@ -35,6 +35,8 @@ export class Connection {
   peer: ClusterNode | undefined
   /** The association this connection serves once established (set by the transport). */
   association: unknown
+  #reassembly: Buffer[] = []
+  #reassemblyBytes = 0
 
   constructor(socket: Socket, initiator: 'self' | 'peer', handshake: ClientHandshake | ServerHandshake, maxFrameSize: number, handshakeTimeoutMs: number, events: ConnectionEvents) {
     this.socket = socket
@@ -59,6 +61,25 @@ export class Connection {
 
   get closed(): boolean {
     return this.#state === 'closed'
+  }
+
+  /**
+   * Feeds an incoming Fragment body; returns the reassembled inner frame when the last piece
+   * arrives. Kept per connection: a message cut short by a lost connection is resent whole on the
+   * next one. Throws on an empty fragment or a message larger than `maxFrameSize`.
+   */
+  reassemble(body: Buffer, maxFrameSize: number): { type: number; body: Buffer } | undefined {
+    if (body.length < 2) throw new Error('empty fragment')
+    const last = (body[0]! & 1) === 1
+    const piece = body.subarray(1)
+    this.#reassemblyBytes += piece.length
+    if (this.#reassemblyBytes > maxFrameSize) throw new Error(`fragmented message exceeds maxFrameSize ${maxFrameSize}`)
+    this.#reassembly.push(piece)
+    if (!last) return undefined
+    const inner = Buffer.concat(this.#reassembly, this.#reassemblyBytes)
+    this.#reassembly = []
+    this.#reassemblyBytes = 0
+    return { type: inner[0]!, body: inner.subarray(1) }
   }
 
   /** Starts the client side of the handshake (outbound connections, once the socket connects). */

@@ -255,7 +255,7 @@ export class Transport {
     if (type >= FrameType.Hello) return this.#violation(conn, new ProtocolError(`handshake frame ${type} after the handshake`))
     try {
       if (type === FrameType.Fragment) {
-        const inner = assoc.reassemble(body)
+        const inner = conn.reassemble(body, this.#settings.maxFrameSize)
         if (inner) {
           if (inner.type === FrameType.Fragment || inner.type >= FrameType.Goodbye) throw new ProtocolError(`frame type ${inner.type} cannot be fragmented`)
           this.#handler.frame(assoc, inner.type, inner.body)
