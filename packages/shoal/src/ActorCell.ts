@@ -5,7 +5,8 @@
  * 1. A stopping or stopped actor fails the call with `ActorNotFoundError`.
  * 2. A call whose chain is already running in this actor (A → B → A) starts at once: it is part of
  *    the turn that is waiting for it, so queueing it would deadlock.
- * 3. With nothing queued, a call starts at once if no turn runs, or if it interleaves.
+ * 3. With nothing queued, a call starts at once if no turn runs, or if it interleaves (once
+ *    `onStart` has finished).
  * 4. Otherwise it is queued (bounded: `maxMailbox`, then `OverloadedError`). Queued calls start in
  *    arrival order, which gives per-sender FIFO because senders deliver in send order.
  *
@@ -144,7 +145,8 @@ export class ActorCell {
     const chain = inv.chain
     if (this.#running && chain !== '' && (chain === this.#turnChain || this.#interleaved?.has(chain))) {
       this.#start(inv, method.fn, false)
-    } else if ((this.#queue === undefined || this.#queue.length === 0) && (interleave || !this.#running)) {
+    } else if ((this.#queue === undefined || this.#queue.length === 0) && (!this.#running || (interleave && this.#state === 'running'))) {
+      // Interleaving calls may run beside a turn, but never beside onStart.
       this.#start(inv, method.fn, !interleave)
     } else {
       const queue = (this.#queue ??= new Deque())

@@ -12,7 +12,10 @@
  */
 import type { ActorId } from './ActorId.ts'
 import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
-import { MethodNotDistributedError } from './errors.ts'
+import { ConfigError, MethodNotDistributedError } from './errors.ts'
+
+/** Longest call timeout: the largest delay a Node timer supports (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1
 import { REF_PARTS, type RefParts } from './serialization/Serialization.ts'
 
 type AnyFn = (...args: never[]) => unknown
@@ -84,6 +87,9 @@ export class ActorRefImpl {
   }
 
   withTimeout(ms: number): ActorRefImpl {
+    if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_TIMEOUT_MS) {
+      throw new ConfigError(`withTimeout(${ms}): a timeout is a number of milliseconds in 1..${MAX_TIMEOUT_MS}.`)
+    }
     return makeRef(this[INVOKER], this.id, this.info, ms, this.target)
   }
 

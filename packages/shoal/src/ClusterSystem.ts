@@ -63,7 +63,7 @@ function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
     port,
     secret,
     tls: s.tls,
-    callTimeout: positive(s.callTimeout, 5000, 'callTimeout'),
+    callTimeout: Math.min(positive(s.callTimeout, 5000, 'callTimeout'), 2 ** 31 - 1),
     maxFrameSize: positive(s.maxFrameSize, 4 * 1024 * 1024, 'maxFrameSize'),
     maxOutboundBytes: positive(s.maxOutboundBytes, 32 * 1024 * 1024, 'maxOutboundBytes'),
     fragmentSize: positive(s.fragmentSize, 64 * 1024, 'fragmentSize'),
@@ -158,16 +158,18 @@ class InboundCall implements Invocation {
   constructor(
     readonly system: ClusterSystem,
     readonly assoc: Association,
+    /** The caller's node incarnation: the reply is for it only, never for a successor at its endpoint. */
+    readonly callerUid: string,
     readonly callId: number,
     readonly method: string,
     readonly args: unknown[],
     readonly chain: string,
   ) {}
   succeed(value: unknown): void {
-    this.system.reply(this.assoc, this.callId, true, value)
+    this.system.reply(this.assoc, this.callerUid, this.callId, true, value)
   }
   fail(error: unknown): void {
-    this.system.reply(this.assoc, this.callId, false, error)
+    this.system.reply(this.assoc, this.callerUid, this.callId, false, error)
   }
 }
 
@@ -541,7 +543,11 @@ export class ClusterSystem implements Invoker, CellHost {
   }
 
   /** @internal Sends the outcome of an inbound call back to its caller. */
-  reply(assoc: Association, callId: number, ok: boolean, value: unknown): void {
+  reply(assoc: Association, callerUid: string, callId: number, ok: boolean, value: unknown): void {
+    if (assoc.peer?.uid !== callerUid) {
+      this.log.debug({ callId }, 'reply dropped: the calling node incarnation is gone')
+      return
+    }
     let payload: Buffer
     try {
       payload = this.serialization.encode(value)
@@ -552,9 +558,8 @@ export class ClusterSystem implements Invoker, CellHost {
     }
     if (!ok && !(value instanceof ShoalError)) this.log.debug({ err: value }, 'distributed method threw')
     const peer = assoc.peer
-    if (!peer) return
     try {
-      this.#transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok }), body: payload, uid: peer.uid, callId: undefined })
+      this.#transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok }), body: payload, uid: callerUid, callId: undefined })
     } catch (e) {
       this.log.warn({ err: e, peer: formatNode(peer) }, 'could not send a reply')
     }
@@ -635,23 +640,24 @@ export class ClusterSystem implements Invoker, CellHost {
 
   #onCall(assoc: Association, body: Buffer): void {
     const env = decodeCall(body, assoc.targets)
-    if (this.#state !== 'running') return this.reply(assoc, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
+    const caller = assoc.peer!.uid
+    if (this.#state !== 'running') return this.reply(assoc, caller, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
-    if (cell instanceof Error) return this.reply(assoc, env.callId, false, cell)
+    if (cell instanceof Error) return this.reply(assoc, caller, env.callId, false, cell)
     if (!cell.info.methods.has(env.method)) {
       // Probing for undeclared members is refused before the arguments are even decoded, and made visible.
       this.metrics.refused.labels('method').inc()
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a call to an undeclared method')
-      return this.reply(assoc, env.callId, false, new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`))
+      return this.reply(assoc, caller, env.callId, false, new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`))
     }
     let args: unknown[]
     try {
       args = this.#decodeArgs(env.args)
     } catch (e) {
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
-      return this.reply(assoc, env.callId, false, e)
+      return this.reply(assoc, caller, env.callId, false, e)
     }
-    cell.deliver(new InboundCall(this, assoc, env.callId, env.method, args, env.chain))
+    cell.deliver(new InboundCall(this, assoc, caller, env.callId, env.method, args, env.chain))
   }
 
   #onOneWay(assoc: Association, body: Buffer): void {
@@ -660,6 +666,11 @@ export class ClusterSystem implements Invoker, CellHost {
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
     if (cell instanceof Error) {
       this.log.debug({ reason: cell.message }, 'one-way message dropped')
+      return
+    }
+    if (!cell.info.methods.has(env.method)) {
+      this.metrics.refused.labels('method').inc()
+      this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a one-way message to an undeclared method')
       return
     }
     let args: unknown[]

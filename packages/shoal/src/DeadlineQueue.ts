@@ -17,6 +17,8 @@ export interface Deadline {
   expire(): void
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 class Group {
   head: Deadline | undefined
   tail: Deadline | undefined
@@ -91,7 +93,8 @@ export class DeadlineQueue {
       if (this.#last === group) this.#last = undefined
       return
     }
-    const delay = Math.max(1, Math.ceil(first.deadline - this.#now()))
+    // setTimeout clamps delays above 2^31-1 ms to 1 ms; re-arm in steps instead.
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(first.deadline - this.#now())))
     group.timer = setTimeout(() => this.#fire(group), delay)
   }
 

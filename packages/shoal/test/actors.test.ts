@@ -157,6 +157,26 @@ describe('actors - turns', () => {
     expect(await slow).toBe(11)
   })
 
+  it('holds interleaving calls until onStart has finished', async () => {
+    class Warm extends DistributedActor {
+      static interleave = true
+      ready = false
+      override async onStart(): Promise<void> {
+        await new Promise((r) => setTimeout(r, 100))
+        this.ready = true
+      }
+      @distributed async isReady(): Promise<boolean> {
+        return this.ready
+      }
+    }
+    expect(await system.spawn(Warm).isReady()).toBe(true)
+  })
+
+  it('refuses timeouts that are not a positive number of milliseconds a timer can hold', () => {
+    const c = system.spawn(Counter)
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) expect(() => c.withTimeout(bad)).toThrow(ConfigError)
+  })
+
   it('lets every call of a class with static interleave = true run at await points', async () => {
     class Board extends DistributedActor {
       static interleave = true

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  ActorId,
   ActorNotFoundError,
   ClusterSystem,
   DistributedActor,
@@ -10,6 +11,7 @@ import {
   OverloadedError,
   RemoteCallError,
   SerializationError,
+  SystemShutDownError,
   TimeoutError,
   type ActorRef,
 } from 'shoal'
@@ -239,6 +241,39 @@ describe('remote calls - failures of nodes', () => {
     const err = await big
     expect(err).not.toBeInstanceOf(TimeoutError)
     expect(err instanceof NodeUnreachableError || err instanceof NodeDownError).toBe(true)
+  })
+
+  it('never hands a reply meant for a node to the node restarted at its address', async () => {
+    class Job extends DistributedActor {
+      @distributed async run(label: string, ms: number): Promise<string> {
+        await new Promise((r) => setTimeout(r, ms))
+        return label
+      }
+    }
+    const a = await ClusterSystem.start({ name: 'a', port: 0, logLevel: 'silent' })
+    extra.push(a)
+    const job = a.spawn(Job)
+    const b1 = await ClusterSystem.start({ name: 'b', port: 0, logLevel: 'silent', shutdownTimeout: 100 })
+    const port = b1.node.endpoint.port
+    const old = b1.resolve(Job, job.id).run('OLD', 400).catch((e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 50))
+    await b1.shutdown()
+    expect(await old).toBeInstanceOf(SystemShutDownError)
+    const b2 = await ClusterSystem.start({ name: 'b', port, logLevel: 'silent' })
+    extra.push(b2)
+    // b2's first call has the same call id as b1's; the OLD reply arrives while it is pending.
+    expect(await b2.resolve(Job, job.id).withTimeout(10_000).run('NEW', 800)).toBe('NEW')
+  })
+
+  it('fails fast, naming the right address, when a node answers under another name', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const id = a.spawn(Island).id
+    const viaLocalhost = new ActorId({ endpoint: { ...id.node.endpoint, host: 'localhost' }, uid: id.node.uid }, id.path, id.incarnation)
+    const err = await b.resolve(Island, viaLocalhost).withTimeout(10_000).addRock(1).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(NodeUnreachableError)
+    expect((err as Error).message).toMatch(/address that node as 127\.0\.0\.1/)
+    expect(await b.resolve(Island, id).addRock(1)).toBe(1)
   })
 
   it('treats a node restarted on the same port as a new incarnation', async () => {

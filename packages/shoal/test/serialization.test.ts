@@ -129,6 +129,20 @@ describe('serialization - hostile bytes', () => {
     expect(() => s.decode(Buffer.of(0xd4, 0x72, 0x00))).toThrow(/extension type 0x72/)
   })
 
+  it('refuses actor refs with an impossible port or host', () => {
+    const s = codec()
+    const parts = Symbol.for('shoal.ref.parts')
+    const ref = (host: string, port: number) =>
+      new (class ForgedRef {
+        [parts]() {
+          return ['n', host, port, '0123456789abcdef', '/user/x', 1]
+        }
+      })()
+    expect(s.decode(s.encode(ref('127.0.0.1', 7337)))).toEqual({ ref: true })
+    expect(() => s.decode(s.encode(ref('127.0.0.1', 70000)))).toThrow(/bad host or port/)
+    expect(() => s.decode(s.encode(ref('evil host/', 1)))).toThrow(/bad host or port/)
+  })
+
   it('refuses trailing and truncated bytes', () => {
     const s = codec()
     expect(() => s.decode(Buffer.of(0x01, 0x02))).toThrow(/trailing/)

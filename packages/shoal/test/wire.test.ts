@@ -170,6 +170,23 @@ describe('Handshake', () => {
     expect(outcome(converse(client, server).client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/port 9999/) })
   })
 
+  it('refuses proofs whose UTF-8 length differs from their string length, without throwing', () => {
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    server.receive({ kind: 'preamble', major: 1, minor: 0 })
+    const hello = client.start()[0]!
+    const helloFrame = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello.type === 'send' ? hello.bytes : Buffer.alloc(0))[1]!
+    server.receive(helloFrame)
+    const proof = encodeFrame(FrameType.Proof, Buffer.from(JSON.stringify({ proof: 'é'.repeat(64) })))
+    const out = server.receive({ kind: 'frame', type: FrameType.Proof, body: proof.subarray(5) })
+    expect(outcome(out)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/authentication failed/) })
+    const client2 = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    client2.start()
+    client2.receive({ kind: 'preamble', major: 1, minor: 0 })
+    const challenge = Buffer.from(JSON.stringify({ node: { name: 'b', host: '127.0.0.1', port: 1002, uid: b.uid }, nonce: 'ab'.repeat(16), proof: 'é'.repeat(64) }))
+    expect(outcome(client2.receive({ kind: 'frame', type: FrameType.Challenge, body: challenge }))).toMatchObject({ type: 'failed' })
+  })
+
   it('property: random frames never establish an unauthenticated server handshake', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 80 })), { maxLength: 5 }), (input) => {

@@ -275,6 +275,9 @@ export class Serialization {
     if (typeof name !== 'string' || typeof host !== 'string' || typeof port !== 'number' || typeof uid !== 'string' || typeof path !== 'string' || typeof inc !== 'number') {
       throw new SerializationError('Malformed actor ref in payload.')
     }
+    if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^[A-Za-z0-9.:-]{1,255}$/.test(host)) {
+      throw new SerializationError('Malformed actor ref in payload: bad host or port.')
+    }
     return this.#refFactory([name, host, port, uid, path, inc])
   }
 

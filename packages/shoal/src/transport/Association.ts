@@ -98,6 +98,11 @@ export class Association {
     this.#hooks = hooks
   }
 
+  /** True while messages wait to be sent. */
+  get hasQueued(): boolean {
+    return this.#control.length > 0 || this.#user.length > 0 || this.#fragment !== undefined
+  }
+
   /** Bytes queued on the user lane and not yet handed to the socket. */
   get queuedBytes(): number {
     return this.#userBytes
@@ -177,6 +182,10 @@ export class Association {
   #dropNotFor(uid: string): void {
     const keep = (m: OutboundMessage): boolean => m.uid === undefined || m.uid === uid
     const dropped: OutboundMessage[] = []
+    if (this.#fragment && !keep(this.#fragment.msg)) {
+      dropped.push(this.#fragment.msg)
+      this.#fragment = undefined
+    }
     this.#control = this.#control.filter((m) => keep(m) || (dropped.push(m), false))
     const user = this.#user.drain()
     this.#userBytes = 0

@@ -11,6 +11,9 @@ import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
 import { FrameType } from '../wire/Frame.ts'
 
+/** Largest frame accepted before the handshake completes. */
+export const HANDSHAKE_MAX_FRAME = 8 * 1024
+
 export interface ConnectionEvents {
   established(conn: Connection, peer: ClusterNode): void
   handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void
@@ -135,9 +138,23 @@ export class Connection {
     }
     for (const item of items) {
       if (this.closed) return
-      if (this.#state === 'handshaking') this.#apply(this.#handshake.receive(item))
+      if (this.#state === 'handshaking') {
+        let directives
+        try {
+          directives = this.#handshake.receive(item)
+        } catch (e) {
+          // A handshake machine must never throw; if it does, this peer loses its connection, not the node.
+          this.fail(`handshake error: ${(e as Error).message}`)
+          return
+        }
+        this.#apply(directives)
+      }
       else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
       else this.#events.violation(this, 'unexpected second preamble')
+    }
+    // Handshake frames are small: a peer that has not proved itself may not make us buffer more.
+    if (this.#state === 'handshaking' && this.#decoder.buffered > HANDSHAKE_MAX_FRAME) {
+      this.fail(`handshake frame larger than ${HANDSHAKE_MAX_FRAME} bytes`)
     }
   }
 

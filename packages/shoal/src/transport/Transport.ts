@@ -53,6 +53,9 @@ export interface TransportMetrics {
   refused(reason: 'handshake' | 'protocol'): void
 }
 
+/** Inbound connections allowed in their handshake at once. */
+const MAX_PENDING_HANDSHAKES = 256
+
 export class Transport {
   self!: ClusterNode
   readonly #settings: TransportSettings
@@ -64,6 +67,9 @@ export class Transport {
   readonly #sockets = new Set<Socket>()
   #server: Server | undefined
   #closing = false
+  /** Inbound connections still in their handshake, and how to stop counting each. */
+  #handshaking = 0
+  readonly #handshakeDone = new WeakMap<Connection, () => void>()
 
   constructor(settings: TransportSettings, handler: TransportHandler, log: Logger) {
     this.#settings = settings
@@ -137,6 +143,16 @@ export class Transport {
 
   #dial(assoc: Association): void {
     assoc.state = 'connecting'
+    try {
+      this.#connect(assoc)
+    } catch (e) {
+      // net.connect throws synchronously for a bad port or host: fail like a refused connection.
+      assoc.dialing = undefined
+      assoc.connectFailed((e as Error).message)
+    }
+  }
+
+  #connect(assoc: Association): void {
     const s = this.#settings
     const socket = s.tls
       ? tls.connect({
@@ -154,14 +170,34 @@ export class Transport {
     socket.once(s.tls ? 'secureConnect' : 'connect', () => conn.startClient())
   }
 
+  #dialingAssociation(conn: Connection): Association | undefined {
+    for (const a of this.#associations.values()) if (a.dialing === conn) return a
+    return undefined
+  }
+
   #accept(socket: Socket): void {
     if (this.#closing) {
       socket.destroy()
       return
     }
+    if (this.#handshaking >= MAX_PENDING_HANDSHAKES) {
+      // Unauthenticated connections cost memory and a timer each; past the cap, refuse at once.
+      this.#handler.metrics.refused('handshake')
+      this.#log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, pending: this.#handshaking }, 'refused a connection: too many handshakes in progress')
+      socket.destroy()
+      return
+    }
+    this.#handshaking++
+    let counted = true
+    const release = (): void => {
+      if (counted) this.#handshaking--
+      counted = false
+    }
+    socket.once('close', release)
     this.#track(socket)
     const handshake = new ServerHandshake({ ...this.#handshakeConfig(), admit: (peer) => this.#admit(peer) })
-    new Connection(socket, 'peer', handshake, this.#settings.maxFrameSize, this.#settings.handshakeTimeoutMs, this.#events())
+    const conn = new Connection(socket, 'peer', handshake, this.#settings.maxFrameSize, this.#settings.handshakeTimeoutMs, this.#events())
+    this.#handshakeDone.set(conn, release)
   }
 
   #handshakeConfig() {
@@ -203,8 +239,20 @@ export class Transport {
   }
 
   #established(conn: Connection, peer: ClusterNode): void {
+    this.#handshakeDone.get(conn)?.()
     const assoc = this.association(peer.endpoint.host, peer.endpoint.port)
     if (conn.initiator === 'self' && assoc.dialing !== conn) {
+      const dialed = this.#dialingAssociation(conn)
+      if (dialed && dialed !== assoc) {
+        // Dialed as `localhost:7337`, the node calls itself `127.0.0.1:7337`: one association per
+        // node pair needs one name, and the node's own name is the one its actor ids carry.
+        dialed.dialing = undefined
+        const reason = `${dialed.key} answered as ${formatNode(peer)}; address that node as ${endpointKey(peer.endpoint)} (the endpoint in its actor ids)`
+        this.#log.warn({ dialed: dialed.key, peer: formatNode(peer) }, 'node answered under another address')
+        dialed.connectFailed(reason)
+        conn.close(reason)
+        return
+      }
       conn.close('superseded by an inbound connection')
       return
     }
@@ -225,17 +273,22 @@ export class Transport {
   }
 
   #handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void {
+    this.#handshakeDone.get(conn)?.()
     if (!byPeer && !/superseded|simultaneous/.test(reason)) this.#handler.metrics.refused('handshake')
     const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
     if (/simultaneous connect/.test(reason)) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
     else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
     if (conn.initiator !== 'self') return
-    const assoc = [...this.#associations.values()].find((a) => a.dialing === conn)
+    const assoc = this.#dialingAssociation(conn)
     if (!assoc) return
     assoc.dialing = undefined
     // A collapsed simultaneous connect is not a failure: the peer's connection is (or will be) ours.
+    // If it never arrives (the peer's own dial failed), dial again rather than leave messages waiting.
     if (/simultaneous connect/.test(reason) && byPeer) {
       if (assoc.state === 'connecting') assoc.state = 'idle'
+      setTimeout(() => {
+        if (assoc.state === 'idle' && assoc.hasQueued && !this.#closing) this.#dial(assoc)
+      }, this.#settings.handshakeTimeoutMs).unref()
       return
     }
     if (assoc.state !== 'associated') assoc.connectFailed(reason)

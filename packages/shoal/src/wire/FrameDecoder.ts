@@ -22,7 +22,8 @@ export interface FrameDecoderOptions {
 }
 
 export class FrameDecoder {
-  readonly #max: number
+  /** Largest frame (type byte + body) accepted; may be raised once a peer is authenticated. */
+  maxFrameSize: number
   #needPreamble: boolean
   #chunks: Buffer[] = []
   #size = 0
@@ -31,7 +32,7 @@ export class FrameDecoder {
   #failed = false
 
   constructor(options: FrameDecoderOptions) {
-    this.#max = options.maxFrameSize
+    this.maxFrameSize = options.maxFrameSize
     this.#needPreamble = options.preamble ?? true
   }
 
@@ -72,7 +73,7 @@ export class FrameDecoder {
       while (buf.length - pos >= 4) {
         const length = buf.readUInt32BE(pos)
         if (length === 0) throw new FrameDecoderError('empty frame')
-        if (length > this.#max) throw new FrameDecoderError(`frame of ${length} bytes exceeds maxFrameSize ${this.#max}`)
+        if (length > this.maxFrameSize) throw new FrameDecoderError(`frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}`)
         if (buf.length - pos - 4 < length) {
           need = 4 + length
           break

@@ -51,8 +51,11 @@ function proof(secret: Buffer | undefined, role: string, a: string, b: string, c
 }
 
 function proofMatches(expected: string, actual: unknown): boolean {
-  if (typeof actual !== 'string' || actual.length !== expected.length) return false
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(actual))
+  if (typeof actual !== 'string') return false
+  // Compare byte lengths, not string lengths: timingSafeEqual throws on unequal buffers.
+  const want = Buffer.from(expected, 'utf8')
+  const got = Buffer.from(actual, 'utf8')
+  return want.length === got.length && timingSafeEqual(want, got)
 }
 
 function json(type: number, value: unknown): Buffer {
