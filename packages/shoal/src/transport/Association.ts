@@ -82,6 +82,7 @@ export class Association {
   #retryAt = 0
   #lastError = ''
   #control: OutboundMessage[] = []
+  #controlBytes = 0
   #user = new Deque<OutboundMessage>()
   #userBytes = 0
   #fragment: { msg: OutboundMessage; inner: Buffer; offset: number } | undefined
@@ -125,8 +126,14 @@ export class Association {
     if (size + 1 > this.#settings.maxFrameSize) {
       throw new SerializationError(`Message of ${size} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`)
     }
-    if (lane === 'control') this.#control.push(msg)
-    else {
+    if (lane === 'control') {
+      // Control traffic is small and periodic; a backlog this large means the peer is gone or stuck.
+      if (this.#controlBytes + size > this.#settings.maxOutboundBytes) {
+        throw new OverloadedError(`Control queue to ${this.key} is full (${this.#controlBytes} bytes): the peer is not reading.`)
+      }
+      this.#control.push(msg)
+      this.#controlBytes += size
+    } else {
       const inSocket = this.connection?.socket.writableLength ?? 0
       if (this.#userBytes + inSocket + size > this.#settings.maxOutboundBytes) {
         throw new OverloadedError(`Outbound queue to ${this.key} is full (${this.#userBytes + inSocket} bytes, maxOutboundBytes ${this.#settings.maxOutboundBytes}): the peer or network is slower than the sender; back off and retry.`)
@@ -174,6 +181,7 @@ export class Association {
   dropAll(error: Error): void {
     const all = [...this.#control, ...(this.#fragment ? [this.#fragment.msg] : []), ...this.#user.drain()]
     this.#control = []
+    this.#controlBytes = 0
     this.#userBytes = 0
     this.#fragment = undefined
     for (const msg of all) this.#hooks.dropped(msg, error)
@@ -187,6 +195,7 @@ export class Association {
       this.#fragment = undefined
     }
     this.#control = this.#control.filter((m) => keep(m) || (dropped.push(m), false))
+    this.#controlBytes = this.#control.reduce((n, m) => n + sizeOf(m), 0)
     const user = this.#user.drain()
     this.#userBytes = 0
     for (const m of user) {
@@ -218,6 +227,7 @@ export class Association {
       size += 5 + sizeOf(m)
     }
     this.#control = []
+    this.#controlBytes = 0
     while (size < BATCH_BUDGET && (this.#fragment || this.#user.length > 0)) {
       if (this.#fragment) {
         // The next piece of a large message, framed as Fragment: u8 flags (bit 0 = last) + bytes.
