@@ -54,10 +54,8 @@ export class ActorCell {
   actor!: DistributedActor
   #state: State = 'starting'
   #queue: Deque<Invocation> | undefined
-  #running = false
-  #turnChain: string | undefined
-  /** Context of the invocation holding the turn, so a chain minted inside it updates `#turnChain`. */
-  #turnCtx: CallContext | undefined
+  /** The invocation holding the turn (its chain is the turn's chain, minted lazily), if any. */
+  #turn: CallContext | undefined
   /** Chains of interleaved calls still running, with counts (allocated only when used). */
   #interleaved: Map<string, number> | undefined
   #draining = false
@@ -100,10 +98,8 @@ export class ActorCell {
       this.#state = 'running'
       return
     }
-    this.#running = true
-    this.#turnChain = ''
     const ctx: CallContext = { actor: this, chain: '', turn: true, active: true }
-    this.#turnCtx = ctx
+    this.#turn = ctx
     let result: unknown
     try {
       result = callContext.run(ctx, invokeMethod, onStart, this.actor, [])
@@ -143,9 +139,10 @@ export class ActorCell {
     }
     const interleave = method.interleave || this.info.interleaveAll
     const chain = inv.chain
-    if (this.#running && chain !== '' && (chain === this.#turnChain || this.#interleaved?.has(chain))) {
+    const turn = this.#turn
+    if (turn && chain !== '' && (chain === turn.chain || this.#interleaved?.has(chain))) {
       this.#start(inv, method.fn, false)
-    } else if ((this.#queue === undefined || this.#queue.length === 0) && (!this.#running || (interleave && this.#state === 'running'))) {
+    } else if ((this.#queue === undefined || this.#queue.length === 0) && (!turn || (interleave && this.#state === 'running'))) {
       // Interleaving calls may run beside a turn, but never beside onStart.
       this.#start(inv, method.fn, !interleave)
     } else {
@@ -160,11 +157,8 @@ export class ActorCell {
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
-    if (turn) {
-      this.#running = true
-      this.#turnChain = inv.chain
-      this.#turnCtx = ctx
-    } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
+    if (turn) this.#turn = ctx
+    else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     let result: unknown
     try {
       result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
@@ -186,18 +180,14 @@ export class ActorCell {
    */
   mintChain(ctx: CallContext): string {
     ctx.chain = this.host.newChain()
-    if (!ctx.active) return ctx.chain
-    if (ctx.turn) {
-      if (this.#turnCtx === ctx) this.#turnChain = ctx.chain
-    } else this.#addInterleaved(ctx.chain)
+    // The turn's chain is its context's, so it follows; an interleaved invocation registers it.
+    if (ctx.active && !ctx.turn) this.#addInterleaved(ctx.chain)
     return ctx.chain
   }
 
   #endTurn(): void {
-    this.#running = false
-    this.#turnChain = undefined
-    if (this.#turnCtx) this.#turnCtx.active = false
-    this.#turnCtx = undefined
+    if (this.#turn) this.#turn.active = false
+    this.#turn = undefined
   }
 
   #addInterleaved(chain: string): void {
@@ -220,7 +210,7 @@ export class ActorCell {
   }
 
   #afterTurn(): void {
-    if (!this.#running && this.#turnEnded) {
+    if (this.#turn === undefined && this.#turnEnded) {
       const done = this.#turnEnded
       this.#turnEnded = undefined
       done()
@@ -233,7 +223,7 @@ export class ActorCell {
     if (!queue) return
     this.#draining = true
     try {
-      while (!this.#running && queue.length > 0 && this.alive) {
+      while (this.#turn === undefined && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
         const method = this.info.methods.get(inv.method)!
         this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
@@ -255,7 +245,7 @@ export class ActorCell {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
     for (const inv of queued) inv.fail(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`))
-    if (this.#running) {
+    if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
         this.#turnEnded = resolve
