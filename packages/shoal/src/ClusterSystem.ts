@@ -106,7 +106,7 @@ class PendingCall implements Deadline, Invocation {
     if (this.#done) return
     if (this.copyResultWith) {
       try {
-        value = this.copyResultWith.decode(this.copyResultWith.encode(value))
+        value = this.copyResultWith.copy(value)
       } catch (e) {
         this.fail(e)
         return
@@ -347,6 +347,11 @@ export class ClusterSystem implements Invoker, CellHost {
     if (cell) await cell.stop()
   }
 
+  /** @internal Open sockets of this node's transport (tests of connection handling). */
+  get socketCount(): number {
+    return this.#transport.socketCount
+  }
+
   /** Number of live local actors. */
   get actorCount(): number {
     return this.#actors.size
@@ -442,7 +447,7 @@ export class ClusterSystem implements Invoker, CellHost {
     if (this.#settings.serializeLocalCalls) {
       call.copyResultWith = this.serialization
       try {
-        call.args = this.serialization.decode(this.serialization.encode(args)) as unknown[]
+        call.args = this.serialization.copy(args)
       } catch (e) {
         call.fail(e)
         return promise
@@ -492,7 +497,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
     try {
       body = this.serialization.encode(args)
-      head = encodeCallHeadWith(this.#segment(ref, method), { callId, incarnation: id.incarnation, chain, timeoutMs: Math.min(timeout, 0xffffffff) })
+      head = encodeCallHeadWith(this.#segment(ref, method), { callId, incarnation: id.incarnation, chain, timeoutMs: timeout })
     } catch (e) {
       return Promise.reject(e)
     }
@@ -513,7 +518,7 @@ export class ClusterSystem implements Invoker, CellHost {
   tell(ref: ActorRefImpl, method: string, args: unknown[]): void {
     if (this.#state !== 'running') throw new SystemShutDownError()
     if (ref.info && !ref.info.methods.has(method)) {
-      throw new ConfigError(`${ref.info.name}.${method} is not a distributed method: declare it with @distributed to send to it.`)
+      throw new MethodNotDistributedError(`${ref.info.name}.${method} is not a distributed method: declare it with @distributed (or list it in static distributed) to send to it.`)
     }
     const chain = outgoingChain()
     const id = ref.id
@@ -523,7 +528,7 @@ export class ClusterSystem implements Invoker, CellHost {
         this.log.debug({ target: id.toString(), method }, 'one-way message to a missing actor dropped')
         return
       }
-      const delivered = this.#settings.serializeLocalCalls ? (this.serialization.decode(this.serialization.encode(args)) as unknown[]) : args
+      const delivered = this.#settings.serializeLocalCalls ? this.serialization.copy(args) : args
       cell.deliver(new OneWayInvocation(this, method, delivered, chain))
       return
     }

@@ -62,8 +62,11 @@ export class Metrics {
   /** Transport counts accumulate in plain numbers (prom-client hashes labels on every inc) and are added on scrape. */
   readonly #transport = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 }
   readonly calls: Counter
-  /** Outcome counts accumulated on the hot path and added to `calls` on scrape. */
+  /** Outcome counts accumulated on the hot path and added to `calls` on scrape ('ok' apart: it is most of them). */
+  #ok = 0
   readonly #outcomes = new Map<string, number>()
+  /** Local calls so far, to time one in LOCAL_SAMPLE. */
+  #localCalls = 0
   readonly callDuration: CallHistogram
   readonly #durationLocal: (s: number) => void
   readonly #durationRemote: (s: number) => void
@@ -136,8 +139,6 @@ export class Metrics {
     else this.#transport.framesOut += n
   }
 
-  #localCalls = 0
-
   /**
    * Start time for a call's latency, or -1 when this call is not timed: every remote call is timed,
    * one local call in {@link LOCAL_SAMPLE} (a clock read costs as much as a quarter of a local call).
@@ -155,5 +156,4 @@ export class Metrics {
     if (remote) this.#durationRemote(seconds)
     else this.#durationLocal(seconds)
   }
-  #ok = 0
 }

@@ -99,6 +99,11 @@ describe('actors - calls through refs', () => {
     await expect(c.notDistributed!()).rejects.toMatchObject({ code: 'SHOAL_METHOD_NOT_DISTRIBUTED' })
   })
 
+  it('refuses one-way sends to undeclared methods at once', () => {
+    const c = system.spawn(Counter)
+    expect(() => c.tell('notDistributed' as never)).toThrow(MethodNotDistributedError)
+  })
+
   it('supports plain-JS declaration with static distributed', async () => {
     const p = system.spawn(PlainJs)
     expect(await p.twice(21)).toBe(42)

@@ -302,10 +302,13 @@ describe('remote calls - failures of nodes', () => {
       const results = await Promise.all([b.resolve(Island, onA.id).addRock(1), a.resolve(Island, onB.id).addRock(1)])
       expect(results).toEqual([round + 1, round + 1])
     }
-    await eventually(async () => {
-      const text = await a.metrics.registry.getSingleMetricAsString('shoal_associations')
-      expect(text).toMatch(/shoal_associations\{[^}]*\} 1$/m)
+    // One TCP connection between the two nodes, seen from both ends: the second dial was refused.
+    await eventually(() => {
+      expect(a.socketCount).toBe(1)
+      expect(b.socketCount).toBe(1)
     })
+    const text = await a.metrics.registry.getSingleMetricAsString('shoal_associations')
+    expect(text).toMatch(/shoal_associations\{[^}]*\} 1$/m)
   })
 })
 

@@ -177,6 +177,14 @@ export class Serialization {
     }
   }
 
+  /**
+   * A copy of `value` as the receiving side of a remote call would see it (encode, then decode).
+   * Used for `serializeLocalCalls`; throws like {@link encode} and {@link decode}.
+   */
+  copy<T>(value: T): T {
+    return this.decode(this.encode(value)) as T
+  }
+
   /** Decodes untrusted bytes; throws {@link SerializationError} naming the violated rule. */
   decode(bytes: Uint8Array): unknown {
     const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS)

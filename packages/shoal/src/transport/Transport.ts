@@ -13,7 +13,7 @@ import tls from 'node:tls'
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
 import { NodeUnreachableError, ProtocolError } from '../errors.ts'
-import { ClientHandshake, ServerHandshake } from '../wire/Handshake.ts'
+import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
 import { Connection, type ConnectionEvents } from './Connection.ts'
@@ -135,6 +135,11 @@ export class Transport {
     assoc.enqueue(lane, msg)
   }
 
+  /** Open sockets, in any state (handshaking, established, closing). */
+  get socketCount(): number {
+    return this.#sockets.size
+  }
+
   get associationCount(): number {
     let n = 0
     for (const a of this.#associations.values()) if (a.state === 'associated') n++
@@ -223,7 +228,7 @@ export class Transport {
     const assoc = this.#associations.get(endpointKey(peer.endpoint))
     if (!assoc || (assoc.peer && assoc.peer.uid !== peer.uid)) return undefined
     const simultaneous = assoc.state === 'connecting' || (assoc.connection?.open === true && assoc.connection.initiator === 'self')
-    if (simultaneous && this.#selfWins(peer)) return 'simultaneous connect: keeping the connection dialed by the lower node'
+    if (simultaneous && this.#selfWins(peer)) return `${SIMULTANEOUS_CONNECT}: keeping the connection dialed by the lower node`
     return undefined
   }
 
@@ -274,9 +279,10 @@ export class Transport {
 
   #handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void {
     this.#handshakeDone.get(conn)?.()
-    if (!byPeer && !/superseded|simultaneous/.test(reason)) this.#handler.metrics.refused('handshake')
+    const collapsed = reason.startsWith(SIMULTANEOUS_CONNECT)
+    if (!byPeer && !collapsed) this.#handler.metrics.refused('handshake')
     const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
-    if (/simultaneous connect/.test(reason)) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
+    if (collapsed) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
     else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
     if (conn.initiator !== 'self') return
     const assoc = this.#dialingAssociation(conn)
@@ -284,7 +290,7 @@ export class Transport {
     assoc.dialing = undefined
     // A collapsed simultaneous connect is not a failure: the peer's connection is (or will be) ours.
     // If it never arrives (the peer's own dial failed), dial again rather than leave messages waiting.
-    if (/simultaneous connect/.test(reason) && byPeer) {
+    if (collapsed && byPeer) {
       if (assoc.state === 'connecting') assoc.state = 'idle'
       setTimeout(() => {
         if (assoc.state === 'idle' && assoc.hasQueued && !this.#closing) this.#dial(assoc)

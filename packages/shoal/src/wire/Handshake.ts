@@ -42,6 +42,12 @@ export interface ServerHandshakeConfig extends HandshakeConfig {
   readonly admit: (peer: ClusterNode) => string | undefined
 }
 
+/**
+ * Start of the Reject reason for the losing connection of a simultaneous connect. Part of the
+ * protocol: the refused side recognises it and waits for the winner's connection instead of failing.
+ */
+export const SIMULTANEOUS_CONNECT = 'simultaneous connect'
+
 const NONCE_BYTES = 16
 const MAX_BODY = 4096
 
