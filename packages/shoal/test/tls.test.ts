@@ -21,6 +21,12 @@ class Greeter extends DistributedActor {
 
 const POLL = { timeout: 20_000, interval: 20 } as const
 
+/** The call fails because no association could be made (TLS refused on one side or the other). */
+async function expectUnreachable(call: Promise<unknown>): Promise<void> {
+  await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
+  await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+}
+
 describe('mutual TLS between nodes', () => {
   let pki: TestPki
   let ca: Ca
@@ -84,16 +90,14 @@ describe('mutual TLS between nodes', () => {
   test('a node whose certificate is signed by another CA (trusting only that CA) cannot call', async () => {
     const rogue = await start('rogue', { tls: tlsWith(rogueCert, otherCa) })
     const call = rogue.resolve(Greeter, greeter.id).greet('rogue')
-    await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
-    await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+    await expectUnreachable(call)
   })
 
   test('a node whose certificate is signed by another CA is refused by the server even if it trusts the server', async () => {
     const before = await refusedTls()
     const rogue = await start('rogue', { tls: tlsWith(rogueCert, ca, otherCa) })
     const call = rogue.resolve(Greeter, greeter.id).greet('rogue')
-    await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
-    await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+    await expectUnreachable(call)
     // The refusal is the server's: its TLS layer rejected the client certificate.
     await expect.poll(refusedTls, POLL).toBeGreaterThan(before)
     expect(serverLogs.find('refused a TLS connection').length).toBeGreaterThan(0)
@@ -103,8 +107,7 @@ describe('mutual TLS between nodes', () => {
     const before = await refusedTls()
     const anonymous = await start('anonymous', { tls: { ca: [ca.cert] } })
     const call = anonymous.resolve(Greeter, greeter.id).greet('anonymous')
-    await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
-    await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+    await expectUnreachable(call)
     await expect.poll(refusedTls, POLL).toBeGreaterThan(before)
   })
 
@@ -112,8 +115,7 @@ describe('mutual TLS between nodes', () => {
     const before = await refusedTls()
     const plain = await start('plain')
     const call = plain.resolve(Greeter, greeter.id).greet('plain')
-    await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
-    await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+    await expectUnreachable(call)
     await expect.poll(refusedTls, POLL).toBeGreaterThan(before)
     expect(serverLogs.find('refused a TLS connection').length).toBeGreaterThan(0)
   })
@@ -123,8 +125,7 @@ describe('mutual TLS between nodes', () => {
     const plain = await start('plain', { logger: pino({ level: 'debug' }, plainLogs) })
     const plainGreeter = plain.spawn(Greeter)
     const call = goodClient.resolve(Greeter, plainGreeter.id).greet('over tls')
-    await expect(call).rejects.toBeInstanceOf(NodeUnreachableError)
-    await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable })
+    await expectUnreachable(call)
     await expect.poll(() => counterValue(plain, 'shoal_refused_total', { reason: 'handshake' }), POLL).toBe(1)
     expect(plainLogs.find('handshake failed', 'bad magic bytes')).toHaveLength(1)
   })
