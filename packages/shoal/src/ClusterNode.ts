@@ -30,6 +30,7 @@ export function newNodeUid(): string {
   return randomBytes(8).toString('hex')
 }
 
+/** Letters, digits, `_ . -`, 1 to 64 characters. */
 export function isValidSystemName(name: string): boolean {
   return NAME.test(name)
 }
@@ -48,6 +49,7 @@ export function formatEndpoint(e: Endpoint): string {
   return `${e.name}@${endpointKey(e)}`
 }
 
+/** `name@host:port#uid`, for logs and error messages. */
 export function formatNode(n: ClusterNode): string {
   return `${formatEndpoint(n.endpoint)}#${n.uid}`
 }

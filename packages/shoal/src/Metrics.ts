@@ -129,11 +129,13 @@ export class Metrics {
     this.actors = new Gauge({ name: 'shoal_actors', help: 'Live local actors', registers: [r], collect() { this.set(actorCount()) } })
   }
 
+  /** Counts transport bytes (exported as `shoal_transport_bytes_total`). */
   bytes(direction: 'in' | 'out', n: number): void {
     if (direction === 'in') this.#transport.bytesIn += n
     else this.#transport.bytesOut += n
   }
 
+  /** Counts transport frames (exported as `shoal_transport_frames_total`). */
   frames(direction: 'in' | 'out', n: number): void {
     if (direction === 'in') this.#transport.framesIn += n
     else this.#transport.framesOut += n
@@ -148,6 +150,7 @@ export class Metrics {
     return -1
   }
 
+  /** Records a call's outcome (`ok` or an error code) and, if it was timed, its latency. */
   callDone(outcome: string, started: number, remote: boolean): void {
     if (outcome === 'ok') this.#ok++
     else this.#outcomes.set(outcome, (this.#outcomes.get(outcome) ?? 0) + 1)
