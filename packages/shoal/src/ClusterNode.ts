@@ -53,11 +53,3 @@ export function formatEndpoint(e: Endpoint): string {
 export function formatNode(n: ClusterNode): string {
   return `${formatEndpoint(n.endpoint)}#${n.uid}`
 }
-
-export function sameEndpoint(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
-  return a.port === b.port && a.host === b.host
-}
-
-export function sameNode(a: ClusterNode, b: ClusterNode): boolean {
-  return a.uid === b.uid && sameEndpoint(a.endpoint, b.endpoint)
-}

@@ -66,12 +66,6 @@ export class DeadlineQueue {
     entry.deadlineGroup = entry.prevDeadline = entry.nextDeadline = undefined
   }
 
-  get size(): number {
-    let n = 0
-    for (const g of this.#groups.values()) for (let e = g.head; e; e = e.nextDeadline) n++
-    return n
-  }
-
   /** Removes every entry without expiring it, and stops all timers. */
   clear(): Deadline[] {
     const all: Deadline[] = []

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net'
 import type { ClusterNode } from '../ClusterNode.ts'
 import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
-import { FrameType } from '../wire/Frame.ts'
+import { encodeFrame, FrameType } from '../wire/Frame.ts'
 
 /** Largest frame accepted before the handshake completes. */
 export const HANDSHAKE_MAX_FRAME = 8 * 1024
@@ -98,14 +98,7 @@ export class Connection {
   close(reason: string, goodbye?: string): void {
     if (this.#state === 'closed') return
     this.#closeReason ??= reason
-    if (goodbye !== undefined && this.#state === 'open') {
-      const body = Buffer.from(goodbye)
-      const frame = Buffer.allocUnsafe(5 + body.length)
-      frame.writeUInt32BE(body.length + 1, 0)
-      frame[4] = FrameType.Goodbye
-      body.copy(frame, 5)
-      this.socket.write(frame)
-    }
+    if (goodbye !== undefined && this.#state === 'open') this.socket.write(encodeFrame(FrameType.Goodbye, Buffer.from(goodbye)))
     this.#state = 'closed'
     this.socket.end()
     setTimeout(() => this.socket.destroy(), 2000).unref()

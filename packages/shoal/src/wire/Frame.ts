@@ -49,8 +49,3 @@ export function encodeFrame(type: number, body: Uint8Array): Buffer {
   out.set(body, 5)
   return out
 }
-
-/** Size on the wire of a frame with this body. */
-export function frameSize(bodyLength: number): number {
-  return 5 + bodyLength
-}

@@ -22,8 +22,7 @@ export interface FrameDecoderOptions {
 }
 
 export class FrameDecoder {
-  /** Largest frame (type byte + body) accepted; may be raised once a peer is authenticated. */
-  maxFrameSize: number
+  readonly #maxFrameSize: number
   #needPreamble: boolean
   #chunks: Buffer[] = []
   #size = 0
@@ -32,7 +31,7 @@ export class FrameDecoder {
   #failed = false
 
   constructor(options: FrameDecoderOptions) {
-    this.maxFrameSize = options.maxFrameSize
+    this.#maxFrameSize = options.maxFrameSize
     this.#needPreamble = options.preamble ?? true
   }
 
@@ -73,7 +72,7 @@ export class FrameDecoder {
       while (buf.length - pos >= 4) {
         const length = buf.readUInt32BE(pos)
         if (length === 0) throw new FrameDecoderError('empty frame')
-        if (length > this.maxFrameSize) throw new FrameDecoderError(`frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}`)
+        if (length > this.#maxFrameSize) throw new FrameDecoderError(`frame of ${length} bytes exceeds maxFrameSize ${this.#maxFrameSize}`)
         if (buf.length - pos - 4 < length) {
           need = 4 + length
           break
