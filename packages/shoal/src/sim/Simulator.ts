@@ -1,0 +1,368 @@
+/**
+ * A deterministic simulator for SWIM: many {@link SwimInstance}s in one process on a virtual
+ * clock, over a simulated network with per-link loss, delay and jitter, partitions, one-way
+ * links, process stalls, crashes, restarts and joins. Datagrams go through the real codec, so
+ * sizes are real. The same seed and script give a byte-identical event trace ({@link traceHash}).
+ *
+ * Stalls model a blocked Node.js event loop: nothing is processed while stalled; on resume the
+ * queued inbound messages are handled first, then the stall is reported (as the shell's
+ * event-loop-delay monitor would), then the timers that came due.
+ * @module
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { decodeMessage, decodePushPull, encodeMessage, encodePushPull, TAG_BYTES } from '../swim/Codec.ts'
+import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimNode } from '../swim/Member.ts'
+import { SwimInstance, type Directive } from '../swim/SwimInstance.ts'
+import type { SwimSettings } from '../swim/SwimSettings.ts'
+import { EventQueue, type Timed } from './EventQueue.ts'
+import { mixSeed, randomUid, seededRandom } from './Random.ts'
+
+export interface SimulatorOptions {
+  /** Members at the start. */
+  readonly members: number
+  readonly seed: number
+  readonly settings?: SwimSettings
+  /** `converged`: everyone starts knowing everyone (default); `join`: each joins through the seeds. */
+  readonly bootstrap?: 'converged' | 'join'
+  /** Members 0..seeds-1 are the seeds joiners use. Default 3. */
+  readonly seeds?: number
+  /** One-way latency in ms. Default 0.5. */
+  readonly delay?: number
+  /** Uniform extra latency in [0, jitter) ms. Default 0.2. */
+  readonly jitter?: number
+  /** Datagram loss probability on every link. Default 0. */
+  readonly loss?: number
+}
+
+/** A status change seen by one member about another. */
+export interface ChangeRecord {
+  readonly time: number
+  readonly observer: number
+  readonly subject: string
+  readonly status: MemberStatus
+  readonly incarnation: number
+}
+
+interface SimMember {
+  readonly index: number
+  node: SwimNode
+  instance: SwimInstance
+  up: boolean
+  generation: number
+  stalledUntil: number
+  backlog: (() => void)[]
+  dueTimers: string[]
+  readonly timers: Map<string, number>
+}
+
+type SimEvent = Timed & { readonly run: () => void }
+
+export class Simulator {
+  readonly options: Required<Omit<SimulatorOptions, 'settings'>> & { settings: SwimSettings }
+  readonly members: SimMember[] = []
+  /** Datagrams sent, bytes sent (tags included), largest datagram, stream messages and bytes. */
+  readonly traffic = { datagrams: 0, bytes: 0, largest: 0, dropped: 0, streams: 0, streamBytes: 0 }
+  /** Every status change, if `record` is on. */
+  readonly changes: ChangeRecord[] = []
+  /** Record every change in {@link changes} (off for large runs; the hash is always kept). */
+  record = true
+  readonly listeners: ((c: ChangeRecord) => void)[] = []
+
+  #now = 0
+  readonly #queue = new EventQueue<SimEvent>()
+  readonly #netRandom: () => number
+  readonly #byAddress = new Map<string, number>()
+  readonly #running = new Map<string, number>()
+  readonly #group = new Map<number, number>()
+  readonly #blocked = new Set<string>()
+  readonly #linkLoss = new Map<string, number>()
+  readonly #trace: Hash = createHash('sha256')
+  #timerGen = 0
+
+  constructor(o: SimulatorOptions) {
+    this.options = { bootstrap: 'converged', seeds: 3, delay: 0.5, jitter: 0.2, loss: 0, settings: {}, ...o }
+    this.#netRandom = seededRandom(mixSeed(o.seed, 0xfeed))
+    const nodes: SwimNode[] = []
+    for (let i = 0; i < o.members; i++) nodes.push(this.#nodeFor(i, 0))
+    const initial: MemberState[] = nodes.map((node) => ({ node, status: 'alive', incarnation: 0, meta: new Uint8Array(0) }))
+    for (let i = 0; i < o.members; i++) {
+      const converged = this.options.bootstrap === 'converged'
+      const m = this.#create(i, nodes[i]!, converged ? initial : undefined, converged ? [] : this.#seedAddresses(i))
+      this.members.push(m)
+      this.#byAddress.set(addressKey(m.node), i)
+      // In join mode members start one after another, 10 ms apart, as a rolling start would.
+      this.at(converged ? 0 : i * 10, () => this.#start(m))
+    }
+  }
+
+  get now(): number {
+    return this.#now
+  }
+
+  /** Hash of the event trace so far (every status change, in order, with its time). */
+  traceHash(): string {
+    return this.#trace.copy().digest('hex')
+  }
+
+  /** Runs `fn` at virtual time `time` (ms). */
+  at(time: number, fn: () => void): void {
+    this.#queue.push({ time: Math.max(time, this.#now), seq: 0, run: fn })
+  }
+
+  /** Runs the simulation until virtual time `until` (ms). */
+  run(until: number): void {
+    for (;;) {
+      const next = this.#queue.peek()
+      if (!next || next.time > until) break
+      this.#queue.pop()
+      this.#now = next.time
+      next.run()
+    }
+    this.#now = Math.max(this.#now, until)
+  }
+
+  // ── faults and churn ───────────────────────────────────────────────────────
+
+  /** Kills a member's process: it stops at once, without a word. */
+  crash(i: number): void {
+    const m = this.members[i]!
+    if (m.up) this.#running.delete(nodeKey(m.node))
+    m.up = false
+    m.generation++
+    m.timers.clear()
+    m.backlog = []
+  }
+
+  /** Starts a new process (new uid) on a crashed member's address; it joins through the seeds. */
+  restart(i: number): void {
+    const old = this.members[i]!
+    if (old.up) this.crash(i)
+    const fresh = this.#create(i, this.#nodeFor(i, old.generation), undefined, this.#seedAddresses(i), old.generation)
+    this.members[i] = fresh
+    this.#start(fresh)
+  }
+
+  /** Adds a new member that joins through the seeds; returns its index. */
+  join(): number {
+    const i = this.members.length
+    const m = this.#create(i, this.#nodeFor(i, 0), undefined, this.#seedAddresses(i))
+    this.members.push(m)
+    this.#byAddress.set(addressKey(m.node), i)
+    this.#start(m)
+    return i
+  }
+
+  /** Freezes a member's event loop for `ms`. */
+  stall(i: number, ms: number): void {
+    const m = this.members[i]!
+    if (!m.up) return
+    const until = Math.max(m.stalledUntil, this.#now + ms)
+    m.stalledUntil = until
+    const generation = m.generation
+    this.at(until, () => {
+      if (m.generation !== generation || m.stalledUntil !== until) return
+      m.stalledUntil = 0
+      const backlog = m.backlog
+      m.backlog = []
+      for (const fn of backlog) if (m.generation === generation) fn()
+      if (m.up) this.#apply(m, m.instance.onStall(ms))
+      const due = m.dueTimers
+      m.dueTimers = []
+      for (const id of due) if (m.generation === generation) this.#apply(m, m.instance.onTimer(id))
+    })
+  }
+
+  /** Leaves gracefully; the process stops after `after` ms. */
+  leave(i: number, after = 2000): void {
+    const m = this.members[i]!
+    this.#apply(m, m.instance.leave())
+    const generation = m.generation
+    this.at(this.#now + after, () => {
+      if (m.generation === generation) this.crash(i)
+    })
+  }
+
+  /** Splits the network: members in different groups cannot exchange anything. */
+  partition(groups: readonly (readonly number[])[]): void {
+    this.#group.clear()
+    groups.forEach((g, id) => g.forEach((i) => this.#group.set(i, id + 1)))
+  }
+
+  heal(): void {
+    this.#group.clear()
+    this.#blocked.clear()
+  }
+
+  /** Drops everything `from` sends to `to` (a one-way link failure). */
+  block(from: number, to: number): void {
+    this.#blocked.add(`${from}>${to}`)
+  }
+
+  unblock(from: number, to: number): void {
+    this.#blocked.delete(`${from}>${to}`)
+  }
+
+  /** Loss probability of the directed link `from` → `to`, overriding the global one. */
+  setLinkLoss(from: number, to: number, loss: number): void {
+    this.#linkLoss.set(`${from}>${to}`, loss)
+  }
+
+  /** Whether `from` can currently send to `to` (partitions and one-way blocks). */
+  reachable(from: number, to: number): boolean {
+    return (this.#group.get(from) ?? 0) === (this.#group.get(to) ?? 0) && !this.#blocked.has(`${from}>${to}`)
+  }
+
+  /** Indices of running (not crashed) members. */
+  upMembers(): number[] {
+    return this.members.filter((m) => m.up).map((m) => m.index)
+  }
+
+  /** Index of the running process with this member key (`host:port#uid`), if one runs. */
+  runningIndex(key: string): number | undefined {
+    return this.#running.get(key)
+  }
+
+  /** Status of `subject` as seen by member `observer` (undefined: unknown). */
+  view(observer: number, subject: number): MemberStatus | undefined {
+    const o = this.members[observer]!
+    const s = this.members[subject]!
+    if (o === s) return 'alive'
+    return o.instance.member(s.node)?.status
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────────
+
+  #nodeFor(i: number, generation: number): SwimNode {
+    const random = seededRandom(mixSeed(this.options.seed, i, generation, 0x5eed))
+    return { host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 7946, uid: randomUid(random) }
+  }
+
+  #seedAddresses(i: number): SwimNode[] {
+    const out: SwimNode[] = []
+    for (let s = 0; s < Math.min(this.options.seeds, this.members.length); s++) if (s !== i) out.push(this.members[s]!.node)
+    return out
+  }
+
+  #create(i: number, node: SwimNode, members: readonly MemberState[] | undefined, seeds: readonly SwimNode[], generation = 0): SimMember {
+    const random = seededRandom(mixSeed(this.options.seed, i, generation + 1))
+    const instance = new SwimInstance({ self: node, settings: this.options.settings, now: () => this.#now, random, seeds, members })
+    return { index: i, node, instance, up: true, generation, stalledUntil: 0, backlog: [], dueTimers: [], timers: new Map() }
+  }
+
+  #start(m: SimMember): void {
+    this.#running.set(nodeKey(m.node), m.index)
+    this.#apply(m, m.instance.start())
+  }
+
+  /** Runs `fn` in member `m`'s process now, or after its stall; never after it crashed. */
+  #inProcess(m: SimMember, generation: number, fn: () => void): void {
+    if (!m.up || m.generation !== generation) return
+    if (m.stalledUntil > this.#now) m.backlog.push(fn)
+    else fn()
+  }
+
+  #apply(m: SimMember, directives: readonly Directive[]): void {
+    for (const d of directives) {
+      switch (d.type) {
+        case 'send':
+          this.#sendDatagram(m, d.to, encodeMessage(d.message))
+          break
+        case 'startTimer':
+          this.#startTimer(m, d.id, d.delay)
+          break
+        case 'cancelTimer':
+          m.timers.delete(d.id)
+          break
+        case 'streamPing':
+          this.#stream(m, d.to, 40, (target) => (target.instance.answersPing(d.to.uid) ? [] : undefined), () => this.#apply(m, m.instance.onStreamAck(d.seq)))
+          break
+        case 'pushPull': {
+          const bytes = encodePushPull(d.message)
+          this.#stream(
+            m,
+            d.to,
+            bytes.length,
+            (target) => {
+              const { reply, directives } = target.instance.onPushPull(decodePushPull(bytes, 1e6))
+              this.#apply(target, directives)
+              return [encodePushPull(reply)]
+            },
+            (reply) => this.#apply(m, m.instance.onPushPullReply(decodePushPull(reply!, 1e6))),
+          )
+          break
+        }
+        case 'changed':
+          this.#recordChange(m, d.member)
+          break
+      }
+    }
+  }
+
+  #startTimer(m: SimMember, id: string, delay: number): void {
+    const gen = ++this.#timerGen
+    m.timers.set(id, gen)
+    const generation = m.generation
+    this.#queue.push({
+      time: this.#now + delay,
+      seq: 0,
+      run: () => {
+        if (m.generation !== generation || m.timers.get(id) !== gen) return
+        m.timers.delete(id)
+        if (m.stalledUntil > this.#now) m.dueTimers.push(id)
+        else this.#apply(m, m.instance.onTimer(id))
+      },
+    })
+  }
+
+  #latency(): number {
+    return this.options.delay + this.#netRandom() * this.options.jitter
+  }
+
+  #sendDatagram(from: SimMember, to: { host: string; port: number }, body: Buffer): void {
+    const size = body.length + TAG_BYTES
+    this.traffic.datagrams++
+    this.traffic.bytes += size
+    if (size > this.traffic.largest) this.traffic.largest = size
+    const target = this.#byAddress.get(addressKey(to))
+    const loss = target === undefined ? 1 : (this.#linkLoss.get(`${from.index}>${target}`) ?? this.options.loss)
+    if (target === undefined || !this.reachable(from.index, target) || this.#netRandom() < loss) {
+      this.traffic.dropped++
+      return
+    }
+    this.at(this.#now + this.#latency(), () => {
+      const dest = this.members[target]!
+      this.#inProcess(dest, dest.generation, () => this.#apply(dest, dest.instance.onMessage(decodeMessage(body))))
+    })
+  }
+
+  /**
+   * A request/response over a stream (TCP): no loss, but it needs both directions of the link,
+   * and a connect costs a round trip. `serve` runs at the target and returns the reply (or
+   * undefined for no answer); `done` runs back at the sender.
+   */
+  #stream(from: SimMember, to: { host: string; port: number }, size: number, serve: (target: SimMember) => Buffer[] | undefined, done: (reply: Buffer | undefined) => void): void {
+    this.traffic.streams++
+    this.traffic.streamBytes += size
+    const target = this.#byAddress.get(addressKey(to))
+    if (target === undefined) return
+    const generation = from.generation
+    const ok = () => this.reachable(from.index, target) && this.reachable(target, from.index)
+    if (!ok()) return
+    this.at(this.#now + 3 * this.#latency(), () => {
+      const dest = this.members[target]!
+      this.#inProcess(dest, dest.generation, () => {
+        const reply = serve(dest)
+        if (reply === undefined || !ok()) return
+        for (const r of reply) this.traffic.streamBytes += r.length
+        this.at(this.#now + this.#latency(), () => this.#inProcess(from, generation, () => done(reply[0])))
+      })
+    })
+  }
+
+  #recordChange(m: SimMember, s: MemberState): void {
+    const c: ChangeRecord = { time: this.#now, observer: m.index, subject: nodeKey(s.node), status: s.status, incarnation: s.incarnation }
+    this.#trace.update(`${c.time}|${c.observer}|${c.subject}|${c.status}|${c.incarnation}\n`)
+    if (this.record) this.changes.push(c)
+    for (const l of this.listeners) l(c)
+  }
+}
