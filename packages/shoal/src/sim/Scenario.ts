@@ -49,6 +49,8 @@ export interface ScenarioOptions {
   /** One-way link failures `[from, to]` for the whole run. */
   readonly oneWay?: readonly (readonly [number, number])[]
   readonly settings?: SwimSettings
+  /** Called with the simulator before it runs: add listeners or script more (tests, debugging). */
+  readonly inspect?: (sim: Simulator) => void
 }
 
 export interface InjectedEvent {
@@ -122,6 +124,7 @@ export function runScenario(o: ScenarioOptions): ScenarioReport {
   m.oneWay = (o.oneWay ?? []).length > 0
 
   for (let t = 1000; t <= o.duration; t += 1000) sim.at(t, () => m.sample())
+  o.inspect?.(sim)
   const start = performance.now()
   sim.run(o.duration)
   const wallSeconds = (performance.now() - start) / 1000

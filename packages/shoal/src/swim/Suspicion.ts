@@ -10,6 +10,12 @@
  * `min`. With the defaults (min 3 s, max 9 s, K 3): C = 0 → 9 s, 1 → 6 s, 2 → 4.25 s, ≥ 3 → 3 s.
  * The timeout is measured from when this node first heard of the suspicion; a confirmation that
  * arrives after the shrunk timeout has passed declares the member dead at once.
+ *
+ * Shoal adds one step: if the timeout expires with fewer than K confirmations, this node first
+ * probes the suspect itself (with the suspicion attached, so it can refute) and declares it dead
+ * only if that probe fails too. A member that missed a refutation then learns of it instead of
+ * declaring a healthy member dead; a crash costs at most two more periods, and only where few
+ * members could confirm it.
  * @module
  */
 
@@ -26,6 +32,8 @@ export class Suspicion {
   readonly start: number
   /** Uid of the first accuser heard of; does not count as a confirmation. */
   readonly accuser: string
+  /** Set once this node has probed the suspect itself after the timeout, short of confirmations. */
+  checked = false
   readonly #confirmations = new Set<string>()
 
   constructor(incarnation: number, start: number, accuser: string) {

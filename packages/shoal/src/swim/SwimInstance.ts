@@ -445,6 +445,14 @@ export class SwimInstance {
     const s = this.#suspicions.get(key)
     const m = this.#members.get(key)
     if (!s || !m || m.status !== 'suspect' || m.incarnation !== s.incarnation) return
+    if (s.confirmations < this.settings.confirmations && !s.checked) {
+      // Too few independent confirmations to be sure: check it ourselves first (the buddy ping lets
+      // it refute, or tells us of a refutation we missed); dead after one more period if it fails.
+      s.checked = true
+      this.#priority.push(key)
+      this.#timer(`suspect:${key}`, 2 * this.health.scale(this.settings.probeInterval))
+      return
+    }
     this.#declareDead(key)
   }
 
@@ -500,7 +508,12 @@ export class SwimInstance {
       if (u.status !== 'left' || u.incarnation < this.#incarnation) this.#enqueue(nodeKey(this.self), this.#selfUpdate())
       return
     }
-    if (u.incarnation < this.#incarnation) return
+    if (u.incarnation < this.#incarnation) {
+      // A stale accusation: its holder missed the refutation. Re-announce the current incarnation,
+      // so the reply to its (buddy) ping carries it.
+      if (!this.#queue.peek(nodeKey(this.self))) this.#enqueue(nodeKey(this.self), this.#selfUpdate())
+      return
+    }
     // Refute: only this node raises its own incarnation.
     this.#incarnation = u.incarnation + 1
     this.stats.refutations++

@@ -68,8 +68,8 @@ export interface SwimSettings {
 export type ResolvedSwimSettings = { readonly [K in keyof SwimSettings]-?: NonNullable<SwimSettings[K]> }
 
 export const SWIM_DEFAULTS: ResolvedSwimSettings = {
-  probeInterval: 1000,
-  pingTimeout: 400,
+  probeInterval: 800,
+  pingTimeout: 300,
   indirectChecks: 3,
   indirectTimeoutFactor: 0.8,
   tcpFallback: true,
