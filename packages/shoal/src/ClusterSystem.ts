@@ -34,6 +34,8 @@ import {
 import { Metrics } from './Metrics.ts'
 import { type RefParts, Serialization } from './serialization/Serialization.ts'
 import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
+import { ControlStreamLink } from './swim/ControlStreamLink.ts'
+import { SwimMember } from './swim/SwimMember.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
 import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
@@ -271,7 +273,25 @@ export class ClusterSystem implements Invoker, CellHost {
     ;(system as { node: ClusterNode }).node = node
     system.#transport.self = node
     system.#chainPrefix = `${uid}.`
-    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret) }, 'node started')
+    if (settings.swim) {
+      try {
+        system.#swim = await SwimMember.start({
+          host: resolved.host,
+          port,
+          uid,
+          secret: resolved.secret,
+          seeds: settings.swim.seeds,
+          settings: settings.swim,
+          logger: log,
+          registry: system.metrics.registry,
+          stream: new ControlStreamLink(system),
+        })
+      } catch (e) {
+        await system.shutdown()
+        throw e
+      }
+    }
+    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim) }, 'node started')
     return system
   }
 
@@ -309,6 +329,15 @@ export class ClusterSystem implements Invoker, CellHost {
     }
     handler(assoc.peer!, body.subarray(1))
   }
+
+  /**
+   * SWIM failure detection of this node, when started with `swim` settings: its members, their
+   * status changes (`subscribe`, `changes()`), `join(seeds)`. Shutdown leaves gracefully.
+   */
+  get swim(): SwimMember | undefined {
+    return this.#swim
+  }
+  #swim: SwimMember | undefined
 
   /** True until shutdown begins. */
   get running(): boolean {
@@ -369,11 +398,14 @@ export class ClusterSystem implements Invoker, CellHost {
   async #doShutdown(): Promise<void> {
     this.#state = 'shutting-down'
     this.log.info('shutting down')
+    // Announce the departure first, so peers mark this node left rather than suspect it.
+    const leaving = this.#swim?.leave(2 * this.#swim.instance.settings.gossipInterval)
     const stops = Promise.all([...this.#actors.values()].map((c) => c.stop()))
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#settings.shutdownTimeout)))
     await Promise.race([stops, timedOut])
     clearTimeout(timer)
+    await leaving
     this.#state = 'stopped'
     for (const entry of this.deadlines.clear()) (entry as PendingCall).fail(new SystemShutDownError('The actor system shut down before this call completed.'))
     await this.#transport.close('shutdown')

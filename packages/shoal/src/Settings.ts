@@ -5,6 +5,14 @@
 import type { Logger } from 'pino'
 import type { SerializationOptions } from './serialization/Serialization.ts'
 import type { TlsSettings } from './transport/Transport.ts'
+import type { SwimAddress } from './swim/Member.ts'
+import type { SwimSettings } from './swim/SwimSettings.ts'
+
+/** SWIM failure detection for a cluster system: protocol settings plus where to join. */
+export interface SystemSwimSettings extends SwimSettings {
+  /** Addresses (`host:port` of other nodes) to join through; re-joined while not live members. */
+  readonly seeds?: readonly (string | SwimAddress)[]
+}
 
 export interface ClusterSystemSettings {
   /** System name, part of every actor id. Letters, digits, `_ . -`. Default `shoal`. */
@@ -55,6 +63,12 @@ export interface ClusterSystemSettings {
    * calls pass values by reference). Turn on in tests to catch values that cannot cross the wire.
    */
   readonly serializeLocalCalls?: boolean
+  /**
+   * Runs SWIM failure detection on this node (UDP on the same port number as TCP; push-pull and
+   * the TCP fallback ping over the node's transport), exposed as `system.swim`. Default: off
+   * until cluster membership uses it.
+   */
+  readonly swim?: SystemSwimSettings
   /** Protocol major version to announce; tests only. */
   readonly protocolMajor?: number
 }

@@ -31,3 +31,8 @@ export {
   HandshakeError,
   ConfigError,
 } from './errors.ts'
+export type { SystemSwimSettings } from './Settings.ts'
+export { SwimMember, type SwimMemberOptions, type MembershipChange, parseAddress } from './swim/SwimMember.ts'
+export type { MemberState, MemberStatus, SwimAddress, SwimNode } from './swim/Member.ts'
+export type { SwimSettings } from './swim/SwimSettings.ts'
+export { SWIM_DEFAULTS } from './swim/SwimSettings.ts'

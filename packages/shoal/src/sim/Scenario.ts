@@ -184,7 +184,7 @@ class Measurements {
     // Restart is done when everyone has the new uid alive and the old one dead.
     this.#until(() => {
       const ok = this.#everyone((o) => (o === i ? true : this.#sim.members[o]!.instance.member(old)?.status !== 'alive' && this.#sim.view(o, i) === 'alive'))
-      if (ok) event.allAgree = (this.#sim.now - crashedAt) / 1000
+      if (ok) event.allAgree = round((this.#sim.now - crashedAt) / 1000)
       return ok
     })
   }
@@ -196,8 +196,8 @@ class Measurements {
       const event: InjectedEvent = { kind: 'join', member: i, at: start / 1000, allAgree: null, knowsAll: null }
       this.#events.push(event)
       this.#until(() => {
-        if (event.knowsAll === null && this.#everyone((o) => o === i || live(this.#sim.view(i, o)))) event.knowsAll = (this.#sim.now - start) / 1000
-        if (event.allAgree === null && this.#everyone((o) => live(this.#sim.view(o, i)))) event.allAgree = (this.#sim.now - start) / 1000
+        if (event.knowsAll === null && this.#everyone((o) => o === i || live(this.#sim.view(i, o)))) event.knowsAll = round((this.#sim.now - start) / 1000)
+        if (event.allAgree === null && this.#everyone((o) => live(this.#sim.view(o, i)))) event.allAgree = round((this.#sim.now - start) / 1000)
         return event.knowsAll !== null && event.allAgree !== null
       })
     }
@@ -232,14 +232,14 @@ class Measurements {
     this.#until(() => {
       if (event.firstDead !== null) return true
       const split = this.#sim.upMembers().every((o) => (o < cut ? b : a).every((x) => !this.#sim.members[x]!.up || this.#sim.view(o, x) === 'dead'))
-      if (split) event.firstDead = (this.#sim.now - start) / 1000
+      if (split) event.firstDead = round((this.#sim.now - start) / 1000)
       return split
     })
     this.#sim.at(start + p.duration, () => {
       this.#sim.heal()
       this.#until(() => {
         const one = this.#everyone((o) => this.#sim.upMembers().every((x) => x === o || live(this.#sim.view(o, x))))
-        if (one) event.allAgree = (this.#sim.now - start - p.duration) / 1000
+        if (one) event.allAgree = round((this.#sim.now - start - p.duration) / 1000)
         return one
       })
     })
@@ -308,7 +308,7 @@ class Measurements {
 
   #onTracked(c: ChangeRecord, t: { event: InjectedEvent; start: number; deadBy: Set<number> }): void {
     const e = t.event
-    const since = (c.time - t.start) / 1000
+    const since = round((c.time - t.start) / 1000)
     if (c.status === 'suspect' && e.firstSuspect === null) e.firstSuspect = since
     if (c.status !== 'dead' && c.status !== 'left') return
     if (e.firstDead === null) e.firstDead = since
