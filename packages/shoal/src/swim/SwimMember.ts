@@ -55,6 +55,7 @@ export interface SwimMemberOptions {
 }
 
 const PUSH_PULL_TIMEOUT = 10_000
+const RECV_BUFFER = 2 * 1024 * 1024
 
 export class SwimMember {
   readonly node: SwimNode
@@ -96,7 +97,9 @@ export class SwimMember {
   static async start(o: SwimMemberOptions = {}): Promise<SwimMember> {
     const host = o.host ?? '127.0.0.1'
     if (!isIP(host) && host !== 'localhost') throw new ConfigError(`SWIM host "${host}" must be an IP address.`)
-    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' })
+    // A large receive buffer absorbs bursts (a join storm, push-pull replies, a stall's backlog)
+    // that the default (~200 KB, ~150 datagrams on Linux) would drop; the OS caps it at rmem_max.
+    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER })
     let stream = o.stream
     let port = o.port ?? 7946
     try {

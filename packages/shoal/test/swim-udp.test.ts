@@ -1,0 +1,206 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ClusterSystem, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
+import { deriveKey, encodeMessage, seal, type Message } from 'shoal/internal'
+import { eventually } from 'shoal/testkit'
+
+const SECRET = 'swim-test-secret'
+const members: SwimMember[] = []
+const systems: ClusterSystem[] = []
+const children: ChildProcess[] = []
+
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGCONT')
+      c.kill('SIGKILL')
+    }
+  }
+  await Promise.all(members.splice(0).map((m) => m.close()))
+  await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+})
+
+async function member(seed?: SwimMember, secret = SECRET): Promise<SwimMember> {
+  const m = await SwimMember.start({ port: 0, secret, seeds: seed ? [`127.0.0.1:${seed.node.port}`] : [], logger: undefined })
+  members.push(m)
+  return m
+}
+
+async function cluster(n: number): Promise<SwimMember[]> {
+  const first = await member()
+  const rest: SwimMember[] = []
+  for (let i = 1; i < n; i++) rest.push(await member(first))
+  const all = [first, ...rest]
+  await eventually(() => {
+    for (const m of all) expect(m.liveMembers().length).toBe(n - 1)
+  })
+  return all
+}
+
+function statusOf(observer: SwimMember, node: SwimNode): MemberStatus | undefined {
+  return observer.instance.member(node)?.status
+}
+
+describe('SWIM over real UDP', () => {
+  it('members joined through one seed all see each other; changes() yields the snapshot, then changes', async () => {
+    const all = await cluster(5)
+    const seen: string[] = []
+    const iterate = (async () => {
+      for await (const c of all[0]!.changes()) {
+        seen.push(`${c.member.node.port}:${c.member.status}`)
+        if (seen.length === 5) break
+      }
+    })()
+    const late = await member(all[0])
+    await iterate
+    expect(seen.slice(0, 4).every((s) => s.endsWith(':alive'))).toBe(true)
+    expect(seen[4]).toBe(`${late.node.port}:alive`)
+  })
+
+  it('a member that stops without a word is marked dead by all others, and nobody else is', async () => {
+    const all = await cluster(5)
+    const victim = all.pop()!
+    await victim.close()
+    await eventually(() => {
+      for (const m of all) expect(statusOf(m, victim.node)).toBe('dead')
+    }, { timeoutMs: 30_000 })
+    for (const m of all) for (const other of all) if (other !== m) expect(statusOf(m, other.node)).toBe('alive')
+  })
+
+  it('a member that leaves is marked left by all, never suspected', async () => {
+    const all = await cluster(4)
+    const leaver = all.pop()!
+    const suspected: string[] = []
+    for (const m of all) m.subscribe((c) => c.member.node.uid === leaver.node.uid && c.member.status === 'suspect' && suspected.push(c.member.node.uid))
+    await leaver.leave(300)
+    await eventually(() => {
+      for (const m of all) expect(statusOf(m, leaver.node)).toBe('left')
+    })
+    expect(suspected).toEqual([])
+  })
+
+  it('a member with the wrong secret is not admitted, and its datagrams are dropped as unauthenticated', async () => {
+    const all = await cluster(2)
+    const intruder = await member(all[0], 'wrong-secret')
+    await new Promise((r) => setTimeout(r, 1500))
+    for (const m of all) expect(statusOf(m, intruder.node)).toBeUndefined()
+    expect(intruder.liveMembers()).toEqual([])
+    const drops = all.reduce((n, m) => n + (m.traffic.dropped.get('auth') ?? 0) + (m.traffic.dropped.get('stream-auth') ?? 0), 0)
+    expect(drops).toBeGreaterThan(0)
+  })
+
+  it('hostile datagrams are dropped and counted; they change nothing and the member keeps working', async () => {
+    const [target, peer] = await cluster(2)
+    const before = JSON.stringify(target!.members().map((m) => [m.node.uid, m.status, m.incarnation]))
+    const key = deriveKey(SECRET)
+    const raw = createSocket('udp4')
+    const send = (b: Buffer): Promise<void> => new Promise((r) => raw.send(b, target!.node.port, '127.0.0.1', () => r()))
+    const fake: SwimNode = { host: '127.0.0.1', port: 9, uid: 'abcdefabcdefabcd' }
+    const ping: Message = { type: 'ping', seq: 1, from: fake, targetUid: target!.node.uid, updates: [] }
+    const valid = seal(key, encodeMessage(ping))
+    // Random junk of every size up to and beyond the datagram limit.
+    for (let i = 0; i < 300; i++) await send(Buffer.from(Array.from({ length: i * 5 }, () => Math.floor(Math.random() * 256))))
+    // Every truncation of a valid datagram.
+    for (let len = 0; len < valid.length; len++) await send(valid.subarray(0, len))
+    // Right key, wrong protocol version.
+    const v2 = encodeMessage(ping)
+    v2[0] = 2
+    await send(seal(key, v2))
+    // Wrong key; tampered byte; oversized.
+    await send(seal(deriveKey('other'), encodeMessage(ping)))
+    const tampered = Buffer.from(valid)
+    tampered[5] ^= 1
+    await send(tampered)
+    await send(Buffer.alloc(2000, 7))
+    // An authenticated but stale accusation: the peer dead at an older incarnation than it has.
+    const peerNode = peer!.node
+    await send(seal(key, encodeMessage({ type: 'gossip', from: fake, updates: [{ status: 'alive', node: peerNode, incarnation: 0, meta: new Uint8Array() }] })))
+    raw.close()
+    await eventually(() => {
+      const d = target!.traffic.dropped
+      expect(d.get('auth')).toBeGreaterThan(0)
+      expect(d.get('truncated')).toBeGreaterThan(0)
+      expect(d.get('version'), JSON.stringify([...d])).toBe(1)
+      expect(d.get('oversized')).toBeGreaterThan(0)
+    })
+    const after = JSON.stringify(target!.members().map((m) => [m.node.uid, m.status, m.incarnation]))
+    expect(after).toBe(before)
+    // Still probing and answering: a new member is seen and sees it.
+    const late = await member(target)
+    await eventually(() => expect(statusOf(target!, late.node)).toBe('alive'))
+    const metrics = await target!.registry.metrics()
+    expect(metrics).toMatch(/shoal_swim_dropped_total\{reason="auth"\} [1-9]/)
+  })
+})
+
+describe('SWIM in a cluster system', () => {
+  it('nodes find each other through a seed; a node that shuts down is marked left everywhere', async () => {
+    const a = await ClusterSystem.start({ port: 0, logLevel: 'silent', swim: {} })
+    systems.push(a)
+    const seeds = [`127.0.0.1:${a.node.endpoint.port}`]
+    const b = await ClusterSystem.start({ port: 0, logLevel: 'silent', swim: { seeds } })
+    const c = await ClusterSystem.start({ port: 0, logLevel: 'silent', swim: { seeds } })
+    systems.push(b, c)
+    await eventually(() => {
+      for (const s of [a, b, c]) expect(s.swim!.liveMembers().length).toBe(2)
+    })
+    expect(b.swim!.node.uid).toBe(b.node.uid)
+    await c.shutdown()
+    await eventually(() => {
+      for (const s of [a, b]) expect(statusOf(s.swim!, c.swim!.node)).toBe('left')
+    })
+    expect(await a.metrics.registry.metrics()).toMatch(/shoal_swim_members\{status="left",system="shoal"\} 1/)
+  })
+})
+
+const fixture = fileURLToPath(new URL('./fixtures/swim-member.ts', import.meta.url))
+
+async function memberProcess(port: number, seed: SwimMember): Promise<{ child: ChildProcess; node: SwimNode }> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], {
+    env: { ...process.env, PORT: String(port), SEEDS: `127.0.0.1:${seed.node.port}`, SHOAL_SECRET: SECRET, SHOAL_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  children.push(child)
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve)
+    child.once('exit', (code) => reject(new Error(`member process exited with ${code}`)))
+  })
+  const { port: bound, uid } = JSON.parse(line) as { port: number; uid: string }
+  return { child, node: { host: '127.0.0.1', port: bound, uid } }
+}
+
+describe('SWIM members in other processes', () => {
+  it('SIGSTOP shorter than the suspicion timeout: not declared dead; SIGKILL: dead everywhere; restart on the port: a new member', async () => {
+    const all = await cluster(3)
+    const { child, node } = await memberProcess(0, all[0]!)
+    await eventually(() => {
+      for (const m of all) expect(statusOf(m, node)).toBe('alive')
+    })
+    const deaths: string[] = []
+    for (const m of all) m.subscribe((c) => c.member.node.uid === node.uid && c.member.status === 'dead' && deaths.push('dead'))
+    child.kill('SIGSTOP')
+    await new Promise((r) => setTimeout(r, 1500))
+    child.kill('SIGCONT')
+    await eventually(() => {
+      for (const m of all) expect(statusOf(m, node)).toBe('alive')
+    })
+    expect(deaths).toEqual([])
+
+    child.kill('SIGKILL')
+    await eventually(() => {
+      for (const m of all) expect(statusOf(m, node)).toBe('dead')
+    }, { timeoutMs: 30_000 })
+
+    const restarted = await memberProcess(node.port, all[0]!)
+    expect(restarted.node.uid).not.toBe(node.uid)
+    await eventually(() => {
+      for (const m of all) {
+        expect(statusOf(m, restarted.node)).toBe('alive')
+        expect(statusOf(m, node)).toBe('dead')
+      }
+    })
+  })
+})
