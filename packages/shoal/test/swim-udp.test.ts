@@ -112,7 +112,7 @@ describe('SWIM over real UDP', () => {
     // Wrong key; tampered byte; oversized.
     await send(seal(deriveKey('other'), encodeMessage(ping)))
     const tampered = Buffer.from(valid)
-    tampered[5] ^= 1
+    tampered[5] = tampered[5]! ^ 1
     await send(tampered)
     await send(Buffer.alloc(2000, 7))
     // An authenticated but stale accusation: the peer dead at an older incarnation than it has.

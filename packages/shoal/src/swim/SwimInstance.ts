@@ -102,6 +102,8 @@ export class SwimInstance {
   readonly #queue: Dissemination
   readonly #pending = new Map<number, Pending>()
   readonly #deadlines = new Map<string, number>()
+  /** Keys of members declared dead, oldest first, for gossip-to-the-dead. */
+  readonly #recentDead: string[] = []
   #meta: Uint8Array
   #incarnation = 0
   #seq = 0
@@ -485,6 +487,7 @@ export class SwimInstance {
     m.status = u.status
     if (u.status === 'alive') m.meta = u.meta ?? EMPTY
     if (previous !== u.status) m.since = this.#now()
+    if (u.status === 'dead' && previous !== 'dead') this.#recentDead.push(key)
     if (u.status !== 'suspect') this.#clearSuspicion(key)
     if (isLive(u.status)) this.#addLive(key)
     else this.#removeLive(key)
@@ -687,14 +690,16 @@ export class SwimInstance {
 
   #recentlyDead(): string | undefined {
     const horizon = this.#now() - this.settings.gossipToTheDead
-    const candidates: string[] = []
-    for (const [key, m] of this.#suspectOrDead()) if (m.status === 'dead' && m.since > horizon) candidates.push(key)
+    const recent = this.#recentDead
+    // Oldest first: drop those past the horizon, or no longer dead.
+    while (recent.length > 0 && !this.#isRecentlyDead(recent[0]!, horizon)) recent.shift()
+    const candidates = recent.filter((key) => this.#isRecentlyDead(key, horizon))
     return candidates.length === 0 ? undefined : candidates[Math.floor(this.#random() * candidates.length)]
   }
 
-  *#suspectOrDead(): Iterable<[string, Member]> {
-    if (this.#members.size === this.#live.length) return
-    for (const entry of this.#members) if (!isLive(entry[1].status)) yield entry
+  #isRecentlyDead(key: string, horizon: number): boolean {
+    const m = this.#members.get(key)
+    return m !== undefined && m.status === 'dead' && m.since > horizon
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────
