@@ -62,7 +62,7 @@ export class SwimMember {
   readonly instance: SwimInstance
   readonly registry: Registry
   readonly log: Logger
-  readonly traffic: SwimTraffic = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: new Map() }
+  readonly traffic: SwimTraffic = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, largestOut: 0, dropped: new Map() }
 
   readonly #socket: Socket
   readonly #stream: StreamLink
@@ -233,6 +233,7 @@ export class SwimMember {
   #send(to: SwimAddress, packet: Buffer): void {
     this.traffic.messagesOut++
     this.traffic.bytesOut += packet.length
+    if (packet.length > this.traffic.largestOut) this.traffic.largestOut = packet.length
     this.#socket.send(packet, to.port, to.host, (e) => {
       if (e) this.#drop('send-failed')
     })

@@ -12,6 +12,8 @@ export interface SwimTraffic {
   messagesOut: number
   bytesIn: number
   bytesOut: number
+  /** Largest datagram sent, bytes. */
+  largestOut: number
   dropped: Map<string, number>
 }
 
