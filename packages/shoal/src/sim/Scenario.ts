@@ -92,7 +92,7 @@ export interface ScenarioReport {
   readonly simulation: { readonly wallSeconds: number; readonly speed: number; readonly traceHash: string }
 }
 
-const CHECK_EVERY = 250
+const CHECK_EVERY = 50
 
 /** Runs a scenario and measures it. */
 export function runScenario(o: ScenarioOptions): ScenarioReport {
