@@ -231,7 +231,7 @@ describe('probe round', () => {
         expect(r.message).toMatchObject({ type: 'pingReq', seq, from: h.self, target: to })
       }
       const streams = ds.filter((d) => d.type === 'streamPing')
-      expect(streams).toEqual([{ type: 'streamPing', to, seq, timeout: s.probeInterval - s.pingTimeout }])
+      expect(streams).toMatchObject([{ type: 'streamPing', to, message: { type: 'ping', seq, from: h.self, targetUid: to.uid }, timeout: s.probeInterval - s.pingTimeout }])
       // Not suspected yet: the indirect round has the rest of the period.
       expect(changes(ds)).toEqual([])
       expect(h.status(to)).toBe('alive')
@@ -265,9 +265,9 @@ describe('probe round', () => {
     ],
     [
       'a stream ack',
-      (h, _to, seq) => {
+      (h, to, seq) => {
         h.fire(`ping:${seq}`)
-        h.take(h.instance.onStreamAck(seq))
+        h.take(h.instance.onStreamAck(ack(seq, to)))
       },
     ],
   ]
@@ -291,7 +291,7 @@ describe('probe round', () => {
     const { h, to, seq } = firstProbe()
     h.receive(ack(seq + 1000, to))
     h.fire(`ping:${seq}`)
-    h.take(h.instance.onStreamAck(seq + 1))
+    h.take(h.instance.onStreamAck(ack(seq + 1, to)))
     h.receive(nack(seq, h.others.find((n) => n.uid !== to.uid)!))
     expect(changes(h.fire('probe'))).toHaveLength(1)
     expect(h.status(to)).toBe('suspect')
@@ -491,7 +491,7 @@ describe('suspicion timeout', () => {
       const respond: Responder = (x, hh) => {
         const afterT0 = hh.now > t0
         if (x.type === 'streamPing') {
-          if (x.to.uid === d.uid && afterT0 && mode === 'stream-only') hh.take(hh.instance.onStreamAck(x.seq))
+          if (x.to.uid === d.uid && afterT0 && mode === 'stream-only') hh.take(hh.instance.onStreamAck(ack(x.message.seq, d)))
           return
         }
         if (x.type !== 'send') return

@@ -273,9 +273,21 @@ export class Simulator {
         case 'cancelTimer':
           m.timers.delete(d.id)
           break
-        case 'streamPing':
-          this.#stream(m, d.to, 40, (target) => (target.instance.answersPing(d.to.uid) ? [] : undefined), () => this.#apply(m, m.instance.onStreamAck(d.seq)))
+        case 'streamPing': {
+          const ping = encodeMessage(d.message)
+          this.#stream(
+            m,
+            d.to,
+            ping.length + TAG_BYTES,
+            (target) => {
+              const { reply, directives } = target.instance.onStreamPing(decodeMessage(ping))
+              this.#apply(target, directives)
+              return reply && [encodeMessage(reply)]
+            },
+            (reply) => this.#apply(m, m.instance.onStreamAck(decodeMessage(reply!))),
+          )
           break
+        }
         case 'pushPull': {
           const bytes = encodePushPull(d.message)
           this.#stream(

@@ -5,8 +5,9 @@
  * lowers it. The probe interval and ping timeouts are scaled by `1 + score`, so a node in trouble
  * probes less often and waits longer before blaming a peer. Rules (and why):
  * - a probe acked: −1;
- * - a probe failed: + (nacks expected − nacks received), at least +1: nacks prove that the peers
- *   asked to help could hear us, so missing nacks point at us rather than at the target;
+ * - a probe failed: + (nacks expected − nacks received), or +1 when no helper was asked: nacks
+ *   prove that the helpers could hear us, so missing nacks point at us rather than at the target
+ *   (all nacks in: +0, the target is the problem);
  * - refuting a suspicion of ourselves: +1 (others could not hear us in time);
  * - a stall (event-loop delay or a timer fired late): +1, Node-specific: a blocked event loop makes
  *   every peer look silent;

@@ -34,6 +34,8 @@ export class Suspicion {
   readonly accuser: string
   /** Set once this node has probed the suspect itself after the timeout, short of confirmations. */
   checked = false
+  /** Set when that check was answered: the suspect lives, whatever the count says. */
+  answered = false
   readonly #confirmations = new Set<string>()
 
   constructor(incarnation: number, start: number, accuser: string) {

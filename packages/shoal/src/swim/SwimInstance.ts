@@ -25,7 +25,7 @@ import { pushPullPeriod, resolveSwimSettings, retransmitLimit, type ResolvedSwim
 /** What the shell must do. Starting a timer replaces a running timer with the same id. */
 export type Directive =
   | { readonly type: 'send'; readonly to: SwimAddress; readonly message: Message }
-  | { readonly type: 'streamPing'; readonly to: SwimNode; readonly seq: number; readonly timeout: number }
+  | { readonly type: 'streamPing'; readonly to: SwimNode; readonly message: Message & { readonly type: 'ping' }; readonly timeout: number }
   | { readonly type: 'pushPull'; readonly to: SwimAddress; readonly message: PushPull }
   | { readonly type: 'startTimer'; readonly id: string; readonly delay: number }
   | { readonly type: 'cancelTimer'; readonly id: string }
@@ -84,6 +84,7 @@ type Pending = { readonly kind: 'probe' } | { readonly kind: 'relay'; readonly o
 const EMPTY = new Uint8Array(0)
 const REAP_INTERVAL = 60_000
 const ALONE_REJOIN = 2000
+const LEAVE_DIRECT = 64
 
 export class SwimInstance {
   readonly self: SwimNode
@@ -251,12 +252,31 @@ export class SwimInstance {
     })
   }
 
-  /** A stream ping sent by a `streamPing` directive was answered. */
-  onStreamAck(seq: number): Directive[] {
-    return this.#run(() => this.#probeAcked(seq))
+  /** The ack to a stream ping sent by a `streamPing` directive arrived. */
+  onStreamAck(ack: Message): Directive[] {
+    return this.#run(() => {
+      for (const u of ack.updates) this.#apply(u, false)
+      if (ack.type === 'ack') this.#probeAcked(ack.seq)
+    })
   }
 
-  /** Whether to answer a stream ping addressed to `targetUid`. */
+  /**
+   * A ping arrived over a stream (another member's TCP fallback). Returns the ack to send back on
+   * the same stream (undefined: addressed to another incarnation), with gossip piggybacked as on
+   * a datagram, so a suspect refutes over TCP as it would over UDP.
+   */
+  onStreamPing(ping: Message): { reply: Message | undefined; directives: Directive[] } {
+    let reply: Message | undefined
+    const directives = this.#run(() => {
+      for (const u of ping.updates) this.#apply(u, false)
+      if (ping.type !== 'ping' || !this.answersPing(ping.targetUid)) return
+      this.#send(ping.from, { type: 'ack', seq: ping.seq, from: this.self, updates: [] })
+      reply = (this.#out.pop() as { message: Message }).message
+    })
+    return { reply, directives }
+  }
+
+  /** Whether to answer a ping addressed to `targetUid`. */
   answersPing(targetUid: string): boolean {
     return targetUid === this.self.uid || targetUid === ANY_UID
   }
@@ -300,7 +320,9 @@ export class SwimInstance {
       this.#incarnation++
       this.#probe = undefined
       this.#enqueue(nodeKey(this.self), this.#selfUpdate())
-      this.#gossipTo(this.#pickLive(this.settings.gossipFanout * 2, undefined))
+      // Tell members directly (all of them up to 64, so small clusters never miss it; gossip
+      // carries it on in larger ones).
+      this.#gossipTo(this.#pickLive(LEAVE_DIRECT, undefined))
     })
   }
 
@@ -321,10 +343,13 @@ export class SwimInstance {
     this.#probe = { seq, key, acked: false, expectedNacks: 0, nacks: 0 }
     this.#pending.set(seq, { kind: 'probe' })
     this.stats.probes++
-    // Buddy system: a suspect learns of its suspicion from the ping itself and can refute at once.
-    const buddy = m.status === 'suspect' ? [this.#updateOf(m, this.#suspicions.get(key)?.accuser ?? this.self.uid)] : []
-    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, buddy)
+    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(key, m))
     this.#timer(`ping:${seq}`, this.health.scale(this.settings.pingTimeout))
+  }
+
+  /** Buddy system: a suspect learns of its suspicion from the ping itself and can refute at once. */
+  #buddy(key: string, m: Member): Update[] {
+    return m.status === 'suspect' ? [this.#updateOf(m, this.#suspicions.get(key)?.accuser ?? this.self.uid)] : []
   }
 
   #onPingTimeout(seq: number): void {
@@ -340,7 +365,9 @@ export class SwimInstance {
     if (helpers.length > 0) this.stats.indirectProbes++
     if (this.settings.tcpFallback) {
       const remaining = this.health.scale(this.settings.probeInterval) - this.health.scale(this.settings.pingTimeout)
-      this.#out.push({ type: 'streamPing', to: m.node, seq, timeout: Math.max(1, Math.floor(remaining)) })
+      this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(p.key, m))
+      const { message } = this.#out.pop() as { message: Message & { type: 'ping' } }
+      this.#out.push({ type: 'streamPing', to: m.node, message, timeout: Math.max(1, Math.floor(remaining)) })
     }
   }
 
@@ -367,6 +394,8 @@ export class SwimInstance {
     if (!p || p.seq !== seq || p.acked) return
     p.acked = true
     this.stats.acks++
+    const s = this.#suspicions.get(p.key)
+    if (s?.checked) s.answered = true
     this.health.apply(-1)
     this.#cancel(`ping:${seq}`)
   }
@@ -447,6 +476,14 @@ export class SwimInstance {
     const s = this.#suspicions.get(key)
     const m = this.#members.get(key)
     if (!s || !m || m.status !== 'suspect' || m.incarnation !== s.incarnation) return
+    if (s.answered) {
+      // It answered our own check without refuting (an older peer, or an ack relayed without
+      // gossip): it lives. Start the suspicion over rather than kill a member that answers.
+      const again = new Suspicion(s.incarnation, this.#now(), s.accuser)
+      this.#suspicions.set(key, again)
+      this.#armSuspicion(key, again)
+      return
+    }
     if (s.confirmations < this.settings.confirmations && !s.checked) {
       // Too few independent confirmations to be sure: check it ourselves first (the buddy ping lets
       // it refute, or tells us of a refutation we missed); dead after one more period if it fails.
@@ -479,6 +516,11 @@ export class SwimInstance {
     }
     if (!supersedes(u, m)) {
       if (u.status === 'suspect' && m.status === 'suspect' && u.incarnation === m.incarnation && u.by) this.#confirm(key, u)
+      else if (u.status !== 'alive' && supersedes(m, u) && !this.#queue.peek(key)) {
+        // An out-of-date accusation (its sender missed a refutation or a leave): spread what we
+        // know, so the sender learns it before its own timer declares a live or departed member dead.
+        this.#enqueue(key, this.#updateOf(m, u.by ?? this.self.uid))
+      }
       return
     }
     const previous = m.status

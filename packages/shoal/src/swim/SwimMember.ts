@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { newNodeUid } from '../ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
-import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, MessageType, open, seal, SwimCodecError } from './Codec.ts'
+import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, seal, SwimCodecError } from './Codec.ts'
 import { onLoopDelay } from './LoopMonitor.ts'
 import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
 import { TcpStreamLink, type StreamLink } from './StreamLink.ts'
@@ -218,7 +218,7 @@ export class SwimMember {
           this.#timers.delete(d.id)
           break
         case 'streamPing':
-          this.#streamPing(d.to, d.seq, d.timeout)
+          this.#streamPing(d.to, d.message, d.timeout)
           break
         case 'pushPull':
           this.#pushPull(d.to, seal(this.#key, encodePushPull(d.message)))
@@ -279,9 +279,9 @@ export class SwimMember {
     try {
       const end = open(this.#key, body)
       if (body[1] === MessageType.Ping) {
-        const m = decodeMessage(body, end)
-        if (m.type !== 'ping' || !this.instance.answersPing(m.targetUid)) return undefined
-        return seal(this.#key, encodeMessage({ type: 'ack', seq: m.seq, from: this.node, updates: [] }))
+        const { reply, directives } = this.instance.onStreamPing(decodeMessage(body, end))
+        this.#apply(directives)
+        return reply && seal(this.#key, encodeMessage(reply))
       }
       const request = decodePushPull(body, this.instance.settings.maxMembers, end)
       if (request.type !== 'pushPull') throw new SwimCodecError('unknown-type', 'a push-pull reply as a request')
@@ -296,12 +296,11 @@ export class SwimMember {
 
   // ── outbound streams ───────────────────────────────────────────────────────
 
-  #streamPing(to: SwimNode, seq: number, timeout: number): void {
-    const ping = seal(this.#key, encodeMessage({ type: 'ping', seq, from: this.node, targetUid: to.uid, updates: [] }))
-    this.#stream.request(to, ping, timeout).then(
+  #streamPing(to: SwimNode, ping: Message, timeout: number): void {
+    this.#stream.request(to, seal(this.#key, encodeMessage(ping)), timeout).then(
       (reply) => {
-        const m = decodeMessage(reply, open(this.#key, reply))
-        if (m.type === 'ack' && m.seq === seq) this.#apply(this.instance.onStreamAck(seq))
+        if (this.#closed) return
+        this.#apply(this.instance.onStreamAck(decodeMessage(reply, open(this.#key, reply))))
       },
       () => undefined,
     ).catch(() => this.#drop('stream-malformed'))
