@@ -2,8 +2,15 @@
  * Ratios, targets and the printed tables of a benchmark run.
  * @module
  */
+import { cpus, platform, release, totalmem } from 'node:os'
 import type { LoadResult, OneWayResult, Timing } from './harness.ts'
 import { LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, type RemotePeerName, type RemoteResult } from './protocol.ts'
+
+/** The machine a run happened on, with its load when the run began. */
+export function describeMachine(loadAverageAtStart: readonly number[]): Machine {
+  const cpu = cpus()
+  return { cpuModel: cpu[0]?.model.trim() ?? 'unknown', cpuCount: cpu.length, totalMemoryBytes: totalmem(), platform: `${platform()} ${release()}`, node: process.version, loadAverageAtStart }
+}
 
 export interface Machine {
   readonly cpuModel: string

@@ -4,13 +4,13 @@
  * @module
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, platform, release, totalmem } from 'node:os'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Packr } from 'msgpackr'
 import { FULL_TIMING, type LoadResult, makePayload, QUICK_TIMING, type Timing } from './harness.ts'
 import { Child, killAll } from './proc.ts'
 import { type ChildConfig, LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, REMOTE_PEERS, type RemotePeerName, type RemoteResult } from './protocol.ts'
-import { computeRatios, evaluateTargets, type Machine, render, type Results } from './report.ts'
+import { computeRatios, describeMachine, evaluateTargets, render, type Results } from './report.ts'
 
 const median = (values: number[]): number => {
   const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
@@ -59,11 +59,6 @@ const loadAtStart = loadavg()
 function progress(text: string): void {
   const seconds = ((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)
   console.log(`[${seconds}s] ${text}`)
-}
-
-function machine(): Machine {
-  const cpu = cpus()
-  return { cpuModel: cpu[0]?.model.trim() ?? 'unknown', cpuCount: cpu.length, totalMemoryBytes: totalmem(), platform: `${platform()} ${release()}`, node: process.version, loadAverageAtStart: loadAtStart }
 }
 
 /** msgpack size of the call argument; the scenarios promise about 100 bytes. */
@@ -149,7 +144,7 @@ async function main(): Promise<number> {
   const memory = await attempt('memory', errors, runMemory)
 
   const plan = { inFlight: IN_FLIGHT, oneWayMessages: ONE_WAY.total, localBatch: LOCAL_BATCH, actors: ACTORS, rounds: ROUNDS }
-  const results: Results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: machine(), timing, plan, payloadBytes: bytes, remote, local, memory, errors }
+  const results: Results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: describeMachine(loadAtStart), timing, plan, payloadBytes: bytes, remote, local, memory, errors }
   const ratios = computeRatios(results)
   const targets = evaluateTargets(results, ratios)
   mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true })

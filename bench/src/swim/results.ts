@@ -3,6 +3,7 @@
  * (there `null` stands for "not detected within the run" or "not measured").
  * @module
  */
+import type { Machine as BaseMachine } from '../report.ts'
 import type { InjectedEvent, ScenarioReport, StallSpec } from '../../../packages/shoal/src/sim/Scenario.ts'
 import type { ResolvedSwimSettings } from '../../../packages/shoal/src/swim/SwimSettings.ts'
 import type { RealUdpResult } from './udp.ts'
@@ -137,14 +138,8 @@ export interface SpeedResult {
   readonly run: RunRecord
 }
 
-export interface Machine {
-  readonly cpuModel: string
-  readonly cpuCount: number
-  readonly totalMemoryBytes: number
-  readonly platform: string
-  readonly node: string
-  readonly loadAverageAtStart: readonly number[]
-  /** Commit of the checkout when the run started, `+dirty` when it had local changes. */
+/** The machine, and the commit of the checkout when the run started (`+dirty` with local changes). */
+export interface Machine extends BaseMachine {
   readonly commit: string
 }
 

@@ -9,7 +9,8 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, platform, release, totalmem } from 'node:os'
+import { loadavg } from 'node:os'
+import { describeMachine } from '../report.ts'
 import { fileURLToPath } from 'node:url'
 import { runScenario, type InjectedEvent, type ScenarioOptions } from '../../../packages/shoal/src/sim/Scenario.ts'
 import { SWIM_DEFAULTS } from '../../../packages/shoal/src/swim/SwimSettings.ts'
@@ -246,16 +247,7 @@ function commit(): string {
 }
 
 function machine(): Machine {
-  const cpu = cpus()
-  return {
-    cpuModel: cpu[0]?.model.trim() ?? 'unknown',
-    cpuCount: cpu.length,
-    totalMemoryBytes: totalmem(),
-    platform: `${platform()} ${release()}`,
-    node: process.version,
-    loadAverageAtStart: loadAtStart,
-    commit: commitAtStart,
-  }
+  return { ...describeMachine(loadAtStart), commit: commitAtStart }
 }
 
 async function main(): Promise<void> {
