@@ -784,18 +784,21 @@ describe('Dissemination queue', () => {
     expect(skipped.map((x) => x.node.uid)).not.toContain(nodeOf(149).uid)
   })
 
-  it('is bounded in bytes: over the bound it drops the most-sent updates first', () => {
+  it('is bounded in bytes: over the bound it drops the most-sent, then the oldest, down to 90%', () => {
     const size = updateSize(u(1))
     const q = new Dissemination(3 * size)
     q.enqueue(key(1), u(1))
     q.enqueue(key(2), u(2))
     q.take(size, 10, 1) // u2 sent once
     q.enqueue(key(3), u(3))
+    expect(q.dropped).toBe(0)
     q.enqueue(key(4), u(4))
-    expect(q.length).toBe(3)
-    expect(q.dropped).toBe(1)
+    // 4 > 3 entries: shed to ≤ 2.7 entries' bytes, so two go: u2 (most sent), then u1 (oldest).
+    expect(q.dropped).toBe(2)
     expect(q.peek(key(2))).toBeUndefined()
-    expect(q.bytes).toBeLessThanOrEqual(3 * size)
+    expect(q.peek(key(1))).toBeUndefined()
+    expect(q.peek(key(4))).toBeDefined()
+    expect(q.bytes).toBeLessThanOrEqual(0.9 * 3 * size)
   })
 })
 
@@ -885,6 +888,66 @@ describe('restart with a new uid on the same address', () => {
     expect(h.instance.stats.misdirected).toBe(1)
     // ANY_UID (a seed whose uid is not known yet) is answered.
     expect(sends(h.receive({ type: 'ping', seq: 2, from: nodeOf(1), targetUid: ANY_UID, updates: [] }), 'ack')).toHaveLength(1)
+  })
+})
+
+describe('review fixes', () => {
+  it('second-hand alive gossip about an old uid does not kill the current one', () => {
+    const current = nodeOf(2, 1)
+    const old = nodeOf(2)
+    const h = new Harness({ others: 4, members: [nodeOf(1), nodeOf(3), nodeOf(4)].map((n) => aliveState(n)).concat([aliveState(current)]) })
+    h.start()
+    const ds = h.receive(gossip(nodeOf(1), [aliveU(old, 0)]))
+    expect(changes(ds).map((c) => [c.member.node.uid, c.member.status])).toEqual([[old.uid, 'alive']])
+    expect(h.status(current)).toBe('alive')
+  })
+
+  it('a suspicion, death or leave of a member never known is not recorded', () => {
+    const h = new Harness({ others: 2 })
+    const ghost = nodeOf(9)
+    h.receive(gossip(nodeOf(1), [accuse('suspect', ghost, 0, nodeOf(1)), accuse('dead', ghost, 0, nodeOf(1)), accuse('left', ghost, 0, ghost)]))
+    h.take(h.instance.onPushPullReply({ type: 'pushPullReply', from: nodeOf(1), join: false, members: [accuse('dead', nodeOf(8), 4, nodeOf(1))] }))
+    expect(h.instance.members().map((m) => m.node.uid)).toEqual([h.self.uid, nodeOf(1).uid, nodeOf(2).uid])
+  })
+
+  it('an ack with the probe seq from anyone but the target or a helper asked does not count', () => {
+    const h = new Harness({ others: 4 })
+    h.start()
+    const { to, seq } = onePing(h.fire('probe'))
+    const stranger = h.others.find((n) => n.uid !== to.uid)!
+    h.receive(ack(seq, stranger))
+    expect(h.instance.stats.acks).toBe(0)
+    h.receive(ack(seq, to))
+    expect(h.instance.stats.acks).toBe(1)
+  })
+
+  it('re-gossiped suspicions keep their accuser: no confirmation is made up', () => {
+    const d = nodeOf(3)
+    const h = new Harness({ others: 4 })
+    h.start()
+    h.receive(gossip(nodeOf(1), [accuse('suspect', d, 1, nodeOf(1))]))
+    // A stale accusation at an older incarnation from member 2: we answer with what we hold.
+    const ds = h.receive(gossip(nodeOf(2), [accuse('suspect', d, 0, nodeOf(2))]))
+    const out = [...sends(ds), ...sends(h.fire('gossip'))].flatMap((x) => x.message.updates).filter((u) => u.node.uid === d.uid)
+    expect(out.length).toBeGreaterThan(0)
+    for (const u of out) expect(u).toMatchObject({ status: 'suspect', incarnation: 1, by: nodeOf(1).uid })
+    const state = h.instance.onPushPull({ type: 'pushPull', from: nodeOf(4), join: false, members: [] }).reply
+    expect(state.members.find((u) => u.node.uid === d.uid)).toMatchObject({ status: 'suspect', by: nodeOf(1).uid })
+  })
+
+  it('leave() tells every live member directly, up to 64, without using up the retransmit budget', () => {
+    const h = new Harness({ others: 40 })
+    h.start()
+    const g = sends(h.take(h.instance.leave()), 'gossip')
+    expect(new Set(g.map((x) => x.to.host)).size).toBe(40)
+    for (const x of g) expect(x.message.updates[0]).toMatchObject({ status: 'left', node: h.self })
+  })
+
+  it('refuses metadata above 512 bytes and a malformed uid', () => {
+    expect(() => new SwimInstance({ self: nodeOf(0), meta: new Uint8Array(MAX_META_BYTES + 1), now: () => 0, random: Math.random })).toThrow(/exceeds 512/)
+    expect(() => new SwimInstance({ self: { ...nodeOf(0), uid: 'ABCDEFABCDEFABCD' }, now: () => 0, random: Math.random })).toThrow(/16 lower-case hex/)
+    const h = new Harness({ others: 1 })
+    expect(() => h.instance.setMeta(new Uint8Array(600))).toThrow(/exceeds 512/)
   })
 })
 

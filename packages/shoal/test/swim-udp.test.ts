@@ -3,8 +3,9 @@ import { createSocket } from 'node:dgram'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
-import { deriveKey, encodeMessage, seal, type Message } from 'shoal/internal'
+import { createConnection } from 'node:net'
+import { ClusterSystem, ConfigError, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
+import { deriveKey, encodeMessage, seal, TcpStreamLink, type Message } from 'shoal/internal'
 import { eventually } from 'shoal/testkit'
 
 const SECRET = 'swim-test-secret'
@@ -133,6 +134,59 @@ describe('SWIM over real UDP', () => {
     await eventually(() => expect(statusOf(target!, late.node)).toBe('alive'))
     const metrics = await target!.registry.metrics()
     expect(metrics).toMatch(/shoal_swim_dropped_total\{reason="auth"\} [1-9]/)
+  })
+})
+
+describe('SWIM shell robustness', () => {
+  it('a membership listener that throws does not stop the detector', async () => {
+    const all = await cluster(3)
+    all[0]!.subscribe(() => {
+      throw new Error('listener bug')
+    })
+    const late = await member(all[0])
+    await eventually(() => expect(statusOf(all[0]!, late.node)).toBe('alive'))
+    await late.close()
+    await eventually(() => expect(statusOf(all[0]!, late.node)).toBe('dead'), { timeoutMs: 30_000 })
+  })
+
+  it('refuses a non-loopback host without a secret, unless insecure', async () => {
+    const saved = process.env.SHOAL_SECRET
+    delete process.env.SHOAL_SECRET
+    try {
+      await expect(SwimMember.start({ host: '0.0.0.0', port: 0 })).rejects.toBeInstanceOf(ConfigError)
+      members.push(await SwimMember.start({ host: '0.0.0.0', port: 0, insecure: true }))
+    } finally {
+      if (saved !== undefined) process.env.SHOAL_SECRET = saved
+    }
+  })
+
+  it('the TCP stream link drops slow trickles at a deadline and bounds unauthenticated bytes', async () => {
+    const link = await TcpStreamLink.listen('127.0.0.1', 0, { readTimeout: 300, maxInbound: 2, maxBuffered: 4096 })
+    link.serve((body) => Buffer.concat([Buffer.from('echo:'), body]))
+    try {
+      const trickle = () => {
+        const s = createConnection({ host: '127.0.0.1', port: link.port })
+        s.on('error', () => undefined)
+        // Announce a 100-byte request, then send it one byte at a time.
+        s.write(Buffer.from([0, 0, 0, 100]))
+        const t = setInterval(() => s.write(Buffer.from([0])), 50)
+        s.on('close', () => clearInterval(t))
+        return s
+      }
+      const slow = [trickle(), trickle()]
+      await eventually(() => {
+        for (const s of slow) expect(s.destroyed).toBe(true)
+      })
+      expect(link.refused.get('timeout')).toBe(2)
+      expect((await link.request({ host: '127.0.0.1', port: link.port }, Buffer.from('hi'), 2000)).toString()).toBe('echo:hi')
+      // A request announcing 10 kB against a 4 kB budget is cut off.
+      const big = Buffer.alloc(4 + 10_000)
+      big.writeUInt32BE(10_000, 0)
+      await expect(link.request({ host: '127.0.0.1', port: link.port }, big.subarray(4), 2000)).rejects.toThrow()
+      expect(link.refused.get('buffer-full')).toBe(1)
+    } finally {
+      await link.close()
+    }
   })
 })
 

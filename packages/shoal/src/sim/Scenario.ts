@@ -131,17 +131,13 @@ export function runScenario(o: ScenarioOptions): ScenarioReport {
   return m.report(wallSeconds)
 }
 
-/** Distinct random members, never the seeds (0..2), so joiners can always join. */
+/** Distinct random members, never the seeds (0..2) when there are others, so joiners can always join. */
 function pickerOf(n: number, random: () => number): () => number {
-  const used = new Set<number>()
+  const first = n > 3 ? 3 : 1
+  const free = Array.from({ length: Math.max(0, n - first) }, (_, k) => first + k)
   return () => {
-    for (;;) {
-      const i = 3 + Math.floor(random() * Math.max(1, n - 3))
-      if (!used.has(i) || used.size >= n - 3) {
-        used.add(i)
-        return Math.min(i, n - 1)
-      }
-    }
+    if (free.length === 0) throw new RangeError(`no member left to pick among ${n}: ask for fewer crashes and restarts`)
+    return free.splice(Math.floor(random() * free.length), 1)[0]!
   }
 }
 

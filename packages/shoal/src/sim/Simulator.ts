@@ -50,6 +50,7 @@ interface SimMember {
   up: boolean
   generation: number
   stalledUntil: number
+  stallStart: number
   backlog: (() => void)[]
   dueTimers: string[]
   readonly timers: Map<string, number>
@@ -157,6 +158,8 @@ export class Simulator {
     const m = this.members[i]!
     if (!m.up) return
     const until = Math.max(m.stalledUntil, this.#now + ms)
+    // Overlapping stalls are one longer stall, reported whole.
+    if (m.stalledUntil <= this.#now) m.stallStart = this.#now
     m.stalledUntil = until
     const generation = m.generation
     this.at(until, () => {
@@ -165,18 +168,18 @@ export class Simulator {
       const backlog = m.backlog
       m.backlog = []
       for (const fn of backlog) if (m.generation === generation) fn()
-      if (m.up) this.#apply(m, m.instance.onStall(ms))
+      if (m.up) this.#apply(m, m.instance.onStall(until - m.stallStart))
       const due = m.dueTimers
       m.dueTimers = []
       for (const id of due) if (m.generation === generation) this.#apply(m, m.instance.onTimer(id))
     })
   }
 
-  /** Leaves gracefully; the process stops after `after` ms. */
+  /** Leaves gracefully (once its event loop runs); the process stops after `after` ms. */
   leave(i: number, after = 2000): void {
     const m = this.members[i]!
-    this.#apply(m, m.instance.leave())
     const generation = m.generation
+    this.#inProcess(m, generation, () => this.#apply(m, m.instance.leave()))
     this.at(this.#now + after, () => {
       if (m.generation === generation) this.crash(i)
     })
@@ -246,7 +249,7 @@ export class Simulator {
   #create(i: number, node: SwimNode, members: readonly MemberState[] | undefined, seeds: readonly SwimNode[], generation = 0): SimMember {
     const random = seededRandom(mixSeed(this.options.seed, i, generation + 1))
     const instance = new SwimInstance({ self: node, settings: this.options.settings, now: () => this.#now, random, seeds, members })
-    return { index: i, node, instance, up: true, generation, stalledUntil: 0, backlog: [], dueTimers: [], timers: new Map() }
+    return { index: i, node, instance, up: true, generation, stalledUntil: 0, stallStart: 0, backlog: [], dueTimers: [], timers: new Map() }
   }
 
   #start(m: SimMember): void {
@@ -275,6 +278,7 @@ export class Simulator {
           break
         case 'streamPing': {
           const ping = encodeMessage(d.message)
+          const sentAt = this.#now
           this.#stream(
             m,
             d.to,
@@ -284,7 +288,8 @@ export class Simulator {
               this.#apply(target, directives)
               return reply && [encodeMessage(reply)]
             },
-            (reply) => this.#apply(m, m.instance.onStreamAck(decodeMessage(reply!))),
+            // Past its timeout the shell has given up on the request.
+            (reply) => this.#now - sentAt <= d.timeout && this.#apply(m, m.instance.onStreamAck(decodeMessage(reply!))),
           )
           break
         }

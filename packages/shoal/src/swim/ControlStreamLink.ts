@@ -31,6 +31,8 @@ export class ControlStreamLink implements StreamLink {
   #handler: StreamHandler = () => undefined
   #ids = 0
   #closed = false
+  /** Replies that could not be sent (too large, or the peer unreachable). */
+  unsent = 0
 
   constructor(channel: ControlChannel) {
     this.#channel = channel
@@ -84,7 +86,14 @@ export class ControlStreamLink implements StreamLink {
       return
     }
     const reply = this.#handler(payload)
-    if (reply) this.#channel.sendControl({ host: from.endpoint.host, port: from.endpoint.port, uid: from.uid }, SWIM_CONTROL_KIND, envelope(1, id, reply))
+    if (!reply) return
+    try {
+      this.#channel.sendControl({ host: from.endpoint.host, port: from.endpoint.port, uid: from.uid }, SWIM_CONTROL_KIND, envelope(1, id, reply))
+    } catch {
+      // Too large for a frame, or the peer is in backoff: the requester times out, as on a lost
+      // stream. Throwing here would close the whole association (and fail actor calls on it).
+      this.unsent++
+    }
   }
 }
 

@@ -27,8 +27,10 @@ export interface TcpStreamLinkOptions {
   readonly maxBytes?: number
   /** Concurrent inbound connections; more are closed at once. Default 128 (memberlist). */
   readonly maxInbound?: number
-  /** An inbound connection must deliver its request within this. Default 10 s. */
+  /** An inbound connection must deliver its whole request within this (a deadline, not idle time). Default 10 s. */
   readonly readTimeout?: number
+  /** Bytes buffered across all inbound requests not yet authenticated. Default 64 MiB. */
+  readonly maxBuffered?: number
 }
 
 /** SWIM's own TCP listener, for members that run without a cluster system. */
@@ -37,7 +39,10 @@ export class TcpStreamLink implements StreamLink {
   readonly #maxBytes: number
   readonly #maxInbound: number
   readonly #readTimeout: number
-  readonly #sockets = new Set<Socket>()
+  readonly #maxBuffered: number
+  readonly #inbound = new Set<Socket>()
+  readonly #outbound = new Set<Socket>()
+  #buffered = 0
   #handler: StreamHandler = () => undefined
   /** Requests refused or failed, by reason (the member exports these as metrics). */
   readonly refused = new Map<string, number>()
@@ -47,6 +52,7 @@ export class TcpStreamLink implements StreamLink {
     this.#maxBytes = o.maxBytes ?? 16 * 1024 * 1024
     this.#maxInbound = o.maxInbound ?? 128
     this.#readTimeout = o.readTimeout ?? 10_000
+    this.#maxBuffered = o.maxBuffered ?? 64 * 1024 * 1024
     server.on('connection', (s) => this.#accept(s))
   }
 
@@ -74,16 +80,16 @@ export class TcpStreamLink implements StreamLink {
   request(to: SwimAddress, body: Buffer, timeoutMs: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const socket = createConnection({ host: to.host, port: to.port })
-      this.#sockets.add(socket)
+      this.#outbound.add(socket)
       const timer = setTimeout(() => socket.destroy(new Error(`no reply from ${to.host}:${to.port} within ${timeoutMs} ms`)), timeoutMs)
       socket.once('close', () => {
         clearTimeout(timer)
-        this.#sockets.delete(socket)
+        this.#outbound.delete(socket)
         reject(new Error(`stream to ${to.host}:${to.port} closed without a reply`))
       })
       socket.on('error', (e) => reject(e))
       socket.on('connect', () => socket.write(frame(body)))
-      readFrame(socket, this.#maxBytes, (reply) => {
+      readFrame(socket, this.#maxBytes, undefined, (reply) => {
         resolve(reply)
         socket.end()
       })
@@ -91,24 +97,41 @@ export class TcpStreamLink implements StreamLink {
   }
 
   async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy()
+    for (const s of [...this.#inbound, ...this.#outbound]) s.destroy()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
 
   #accept(socket: Socket): void {
-    if (this.#sockets.size >= this.#maxInbound) {
+    if (this.#inbound.size >= this.#maxInbound) {
       this.#count('too-many-connections')
       socket.destroy()
       return
     }
-    this.#sockets.add(socket)
-    socket.setTimeout(this.#readTimeout, () => {
+    this.#inbound.add(socket)
+    // A deadline for the whole request: a trickle of bytes does not keep a slot forever.
+    const deadline = setTimeout(() => {
       this.#count('timeout')
       socket.destroy()
-    })
+    }, this.#readTimeout)
+    let held = 0
+    const budget: Budget = {
+      take: (n) => {
+        if (this.#buffered + n > this.#maxBuffered) return false
+        this.#buffered += n
+        held += n
+        return true
+      },
+    }
     socket.on('error', () => socket.destroy())
-    socket.once('close', () => this.#sockets.delete(socket))
-    const ok = readFrame(socket, this.#maxBytes, (body) => {
+    socket.once('close', () => {
+      clearTimeout(deadline)
+      this.#buffered -= held
+      this.#inbound.delete(socket)
+    })
+    const ok = readFrame(socket, this.#maxBytes, budget, (body) => {
+      clearTimeout(deadline)
+      this.#buffered -= held
+      held = 0
       let reply: Buffer | undefined
       try {
         reply = this.#handler(body)
@@ -118,7 +141,7 @@ export class TcpStreamLink implements StreamLink {
       if (reply) socket.end(frame(reply))
       else socket.destroy()
     })
-    ok.onOversize = () => this.#count('oversized')
+    ok.onRefused = (reason) => this.#count(reason)
   }
 
   #count(reason: string): void {
@@ -132,22 +155,31 @@ function frame(body: Buffer): Buffer {
   return Buffer.concat([head, body])
 }
 
-/** Reads one length-prefixed frame; destroys the socket if it announces more than `max` bytes. */
-function readFrame(socket: Socket, max: number, done: (body: Buffer) => void): { onOversize?: () => void } {
-  const state: { onOversize?: () => void } = {}
+interface Budget {
+  /** Accounts `n` more buffered bytes; false when over the shared bound. */
+  take(n: number): boolean
+}
+
+/**
+ * Reads one length-prefixed frame; destroys the socket if it announces more than `max` bytes or
+ * the shared `budget` of buffered bytes runs out.
+ */
+function readFrame(socket: Socket, max: number, budget: Budget | undefined, done: (body: Buffer) => void): { onRefused?: (reason: string) => void } {
+  const state: { onRefused?: (reason: string) => void } = {}
   const chunks: Buffer[] = []
   let have = 0
   let need = -1
+  const refuse = (reason: string): void => {
+    state.onRefused?.(reason)
+    socket.destroy()
+  }
   const onData = (chunk: Buffer): void => {
+    if (budget && !budget.take(chunk.length)) return refuse('buffer-full')
     chunks.push(chunk)
     have += chunk.length
     if (need < 0 && have >= 4) {
       need = Buffer.concat(chunks).readUInt32BE(0)
-      if (need > max) {
-        state.onOversize?.()
-        socket.destroy()
-        return
-      }
+      if (need > max) return refuse('oversized')
     }
     if (need >= 0 && have >= 4 + need) {
       socket.off('data', onData)

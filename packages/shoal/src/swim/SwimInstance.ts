@@ -15,7 +15,8 @@
  * count missed nacks in local health.
  * @module
  */
-import { type Message, type PushPull, type Update, baseSize, MAX_UPDATES, updateSize } from './Codec.ts'
+import { ConfigError } from '../errors.ts'
+import { type Message, type PushPull, type Update, baseSize, MAX_META_BYTES, MAX_UPDATES, updateSize } from './Codec.ts'
 import { Dissemination } from './Dissemination.ts'
 import { LocalHealth } from './LocalHealth.ts'
 import { ANY_UID, addressKey, isLive, nodeKey, supersedes, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
@@ -74,12 +75,17 @@ interface Member {
 interface Probe {
   readonly seq: number
   readonly key: string
+  /** Uids whose ack for this seq counts: the target, then also the helpers asked. */
+  readonly ackers: Set<string>
   acked: boolean
   expectedNacks: number
   nacks: number
 }
 
-type Pending = { readonly kind: 'probe' } | { readonly kind: 'relay'; readonly origin: SwimNode; readonly originSeq: number } | { readonly kind: 'reprobe'; readonly key: string }
+type Pending =
+  | { readonly kind: 'probe' }
+  | { readonly kind: 'relay'; readonly origin: SwimNode; readonly originSeq: number; readonly target: string }
+  | { readonly kind: 'reprobe'; readonly key: string; readonly target: string }
 
 const EMPTY = new Uint8Array(0)
 const REAP_INTERVAL = 60_000
@@ -125,7 +131,10 @@ export class SwimInstance {
     this.#now = o.now
     this.#random = o.random
     this.#seeds = (o.seeds ?? []).filter((s) => addressKey(s) !== addressKey(o.self))
-    this.#meta = o.meta ?? EMPTY
+    this.#meta = checkMeta(o.meta ?? EMPTY)
+    if (!/^[0-9a-f]{16}$/.test(o.self.uid)) throw new ConfigError(`SWIM uid "${o.self.uid}" must be 16 lower-case hex digits.`)
+    // A random start, so acks replayed from an earlier run of this address match nothing.
+    this.#seq = Math.floor(o.random() * 0x1_0000_0000) >>> 0
     const now = o.now()
     for (const m of o.members ?? []) {
       if (addressKey(m.node) === addressKey(o.self)) continue
@@ -202,7 +211,7 @@ export class SwimInstance {
   /** A datagram arrived (already authenticated and decoded). */
   onMessage(m: Message): Directive[] {
     return this.#run(() => {
-      for (const u of m.updates) this.#apply(u, false)
+      for (const u of m.updates) this.#apply(u, false, m.from)
       switch (m.type) {
         case 'ping':
           return this.#onPing(m.seq, m.from, m.targetUid)
@@ -255,8 +264,8 @@ export class SwimInstance {
   /** The ack to a stream ping sent by a `streamPing` directive arrived. */
   onStreamAck(ack: Message): Directive[] {
     return this.#run(() => {
-      for (const u of ack.updates) this.#apply(u, false)
-      if (ack.type === 'ack') this.#probeAcked(ack.seq)
+      for (const u of ack.updates) this.#apply(u, false, ack.from)
+      if (ack.type === 'ack') this.#probeAcked(ack.seq, ack.from)
     })
   }
 
@@ -268,7 +277,7 @@ export class SwimInstance {
   onStreamPing(ping: Message): { reply: Message | undefined; directives: Directive[] } {
     let reply: Message | undefined
     const directives = this.#run(() => {
-      for (const u of ping.updates) this.#apply(u, false)
+      for (const u of ping.updates) this.#apply(u, false, ping.from)
       if (ping.type !== 'ping' || !this.answersPing(ping.targetUid)) return
       this.#send(ping.from, { type: 'ack', seq: ping.seq, from: this.self, updates: [] })
       reply = (this.#out.pop() as { message: Message }).message
@@ -301,6 +310,7 @@ export class SwimInstance {
 
   /** Changes this node's metadata; spreads as an alive update with a new incarnation. */
   setMeta(meta: Uint8Array): Directive[] {
+    checkMeta(meta)
     return this.#run(() => {
       this.#meta = meta
       this.#incarnation++
@@ -318,11 +328,13 @@ export class SwimInstance {
       if (this.#leaving) return
       this.#leaving = true
       this.#incarnation++
+      if (this.#probe) this.#pending.delete(this.#probe.seq)
       this.#probe = undefined
       this.#enqueue(nodeKey(this.self), this.#selfUpdate())
       // Tell members directly (all of them up to 64, so small clusters never miss it; gossip
       // carries it on in larger ones).
-      this.#gossipTo(this.#pickLive(LEAVE_DIRECT, undefined))
+      const left = this.#selfUpdate()
+      for (const key of this.#pickLive(LEAVE_DIRECT, undefined)) this.#send(this.#members.get(key)!.node, { type: 'gossip', from: this.self, updates: [] }, [left])
     })
   }
 
@@ -340,16 +352,16 @@ export class SwimInstance {
     if (key === undefined) return
     const m = this.#members.get(key)!
     const seq = this.#nextSeq()
-    this.#probe = { seq, key, acked: false, expectedNacks: 0, nacks: 0 }
+    this.#probe = { seq, key, ackers: new Set([m.node.uid]), acked: false, expectedNacks: 0, nacks: 0 }
     this.#pending.set(seq, { kind: 'probe' })
     this.stats.probes++
-    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(key, m))
+    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(m))
     this.#timer(`ping:${seq}`, this.health.scale(this.settings.pingTimeout))
   }
 
   /** Buddy system: a suspect learns of its suspicion from the ping itself and can refute at once. */
-  #buddy(key: string, m: Member): Update[] {
-    return m.status === 'suspect' ? [this.#updateOf(m, this.#suspicions.get(key)?.accuser ?? this.self.uid)] : []
+  #buddy(m: Member): Update[] {
+    return m.status === 'suspect' ? [this.#updateOf(m)] : []
   }
 
   #onPingTimeout(seq: number): void {
@@ -359,13 +371,15 @@ export class SwimInstance {
     if (!m || !isLive(m.status)) return
     const helpers = this.#pickLive(this.settings.indirectChecks, p.key)
     for (const h of helpers) {
-      this.#send(this.#members.get(h)!.node, { type: 'pingReq', seq, from: this.self, target: m.node, updates: [] })
+      const helper = this.#members.get(h)!.node
+      p.ackers.add(helper.uid)
+      this.#send(helper, { type: 'pingReq', seq, from: this.self, target: m.node, updates: [] })
     }
     p.expectedNacks = helpers.length
     if (helpers.length > 0) this.stats.indirectProbes++
     if (this.settings.tcpFallback) {
       const remaining = this.health.scale(this.settings.probeInterval) - this.health.scale(this.settings.pingTimeout)
-      this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(p.key, m))
+      this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, this.#buddy(m))
       const { message } = this.#out.pop() as { message: Message & { type: 'ping' } }
       this.#out.push({ type: 'streamPing', to: m.node, message, timeout: Math.max(1, Math.floor(remaining)) })
     }
@@ -389,9 +403,9 @@ export class SwimInstance {
     this.#apply({ status: 'suspect', node: m.node, incarnation: m.incarnation, by: this.self.uid }, false)
   }
 
-  #probeAcked(seq: number): void {
+  #probeAcked(seq: number, from: SwimNode): void {
     const p = this.#probe
-    if (!p || p.seq !== seq || p.acked) return
+    if (!p || p.seq !== seq || p.acked || !p.ackers.has(from.uid)) return
     p.acked = true
     this.stats.acks++
     const s = this.#suspicions.get(p.key)
@@ -429,7 +443,7 @@ export class SwimInstance {
 
   #onPingReq(originSeq: number, origin: SwimNode, target: SwimNode): void {
     const seq = this.#nextSeq()
-    this.#pending.set(seq, { kind: 'relay', origin, originSeq })
+    this.#pending.set(seq, { kind: 'relay', origin, originSeq, target: target.uid })
     this.#send(target, { type: 'ping', seq, from: this.self, targetUid: target.uid, updates: [] })
     this.#timer(`relay:${seq}`, this.settings.pingTimeout * this.settings.indirectTimeoutFactor)
   }
@@ -437,7 +451,8 @@ export class SwimInstance {
   #onAck(seq: number, from: SwimNode): void {
     const p = this.#pending.get(seq)
     if (!p) return
-    if (p.kind === 'probe') return this.#probeAcked(seq)
+    if (p.kind === 'probe') return this.#probeAcked(seq, from)
+    if (p.target !== from.uid) return
     this.#pending.delete(seq)
     if (p.kind === 'relay') {
       this.#cancel(`relay:${seq}`)
@@ -503,12 +518,15 @@ export class SwimInstance {
 
   // ── applying updates ───────────────────────────────────────────────────────
 
-  /** Applies one belief about a member. `merge`: it came from a push-pull (dead is then only suspected). */
-  #apply(u: Update, merge: boolean): void {
+  /**
+   * Applies one belief about a member. `merge`: it came from a push-pull (dead is then only
+   * suspected). `sender`: who sent it (undefined: our own conclusion).
+   */
+  #apply(u: Update, merge: boolean, sender?: SwimNode): void {
     if (addressKey(u.node) === addressKey(this.self)) return this.#applyAboutSelfAddress(u)
     const key = nodeKey(u.node)
     const m = this.#members.get(key)
-    if (!m) return this.#applyUnknown(key, u)
+    if (!m) return this.#applyUnknown(key, u, sender !== undefined && sender.uid === u.node.uid)
     if (merge && u.status === 'dead' && isLive(m.status) && u.incarnation >= m.incarnation) {
       // memberlist's rule: a remote full state says dead, but we see it live; suspect it so it
       // gets a chance to refute, rather than killing it on hearsay from another partition.
@@ -519,7 +537,7 @@ export class SwimInstance {
       else if (u.status !== 'alive' && supersedes(m, u) && !this.#queue.peek(key)) {
         // An out-of-date accusation (its sender missed a refutation or a leave): spread what we
         // know, so the sender learns it before its own timer declares a live or departed member dead.
-        this.#enqueue(key, this.#updateOf(m, u.by ?? this.self.uid))
+        this.#enqueue(key, this.#updateOf(m))
       }
       return
     }
@@ -566,26 +584,27 @@ export class SwimInstance {
     this.#enqueue(nodeKey(this.self), this.#selfUpdate())
   }
 
-  #applyUnknown(key: string, u: Update): void {
-    if (u.status === 'suspect') return
-    const now = this.#now()
-    const m: Member = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: now }
-    if (u.status !== 'alive') {
-      // A tombstone: keeps stale alive gossip about this incarnation from resurrecting it.
-      this.#insert(m)
-      return
-    }
+  #applyUnknown(key: string, u: Update, firstHand: boolean): void {
+    // Suspicions, deaths and leaves of members never known are dropped (as memberlist does): a
+    // record of them would only be passed around and re-taught by every push-pull, forever.
+    if (u.status !== 'alive') return
+    const m: Member = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: this.#now() }
     const addr = addressKey(u.node)
     const oldKey = this.#byAddress.get(addr)
     const old = oldKey === undefined ? undefined : this.#members.get(oldKey)
-    if (old && isLive(old.status)) {
-      // Restarted on the same address with a new uid: the old incarnation is gone.
+    if (firstHand && old && isLive(old.status)) {
+      // The process itself says it runs at this address with a new uid: the old one is gone.
+      // Second-hand news is not enough: stale gossip about an old uid must not kill the new one;
+      // probing settles that case (a ping names the uid it expects).
       this.#apply({ status: 'dead', node: old.node, incarnation: old.incarnation, by: this.self.uid }, false)
     }
     this.#insert(m)
-    // Probe newcomers in this pass (at a random place in what is left of it).
-    const at = this.#orderIndex + Math.floor(this.#random() * (this.#order.length - this.#orderIndex + 1))
-    this.#order.splice(at, 0, key)
+    // Probe newcomers in this pass, at a random place in what is left of it (a swap, not a splice:
+    // merging thousands of members must stay linear).
+    const order = this.#order
+    const at = this.#orderIndex + Math.floor(this.#random() * (order.length - this.#orderIndex + 1))
+    order.push(key)
+    ;[order[at], order[order.length - 1]] = [order[order.length - 1]!, order[at]!]
     this.#enqueue(key, u)
     this.#changed(m, undefined)
   }
@@ -625,7 +644,7 @@ export class SwimInstance {
 
   #merge(p: PushPull): void {
     if (p.members.length > this.settings.maxMembers) return
-    for (const u of p.members) this.#apply(u, true)
+    for (const u of p.members) this.#apply(u, true, p.from)
   }
 
   // ── dissemination ──────────────────────────────────────────────────────────
@@ -673,7 +692,7 @@ export class SwimInstance {
 
   #state(type: PushPull['type'], join: boolean): PushPull {
     const members: Update[] = [this.#selfUpdate()]
-    for (const m of this.#members.values()) members.push(this.#updateOf(m, this.self.uid))
+    for (const m of this.#members.values()) members.push(this.#updateOf(m))
     return { type, from: this.self, join, members }
   }
 
@@ -701,8 +720,8 @@ export class SwimInstance {
     for (const [seq, p] of this.#pending) if (p.kind === 'reprobe') this.#pending.delete(seq)
     const seq = this.#nextSeq()
     const key = nodeKey(m.node)
-    this.#pending.set(seq, { kind: 'reprobe', key })
-    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, [this.#updateOf(m, this.self.uid)])
+    this.#pending.set(seq, { kind: 'reprobe', key, target: m.node.uid })
+    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] }, [this.#updateOf(m)])
   }
 
   #onRejoinTick(): void {
@@ -757,8 +776,11 @@ export class SwimInstance {
       : { status: 'alive', node: this.self, incarnation: this.#incarnation, meta: this.#meta }
   }
 
-  #updateOf(m: Member, by: string): Update {
-    return m.status === 'alive' ? { status: 'alive', node: m.node, incarnation: m.incarnation, meta: m.meta } : { status: m.status, node: m.node, incarnation: m.incarnation, by }
+  /** The update that states what we believe of `m`; a suspicion keeps its own accuser, never ours. */
+  #updateOf(m: Member): Update {
+    if (m.status === 'alive') return { status: 'alive', node: m.node, incarnation: m.incarnation, meta: m.meta }
+    const by = m.status === 'suspect' ? (this.#suspicions.get(nodeKey(m.node))?.accuser ?? ANY_UID) : this.self.uid
+    return { status: m.status, node: m.node, incarnation: m.incarnation, by }
   }
 
   #changed(m: Member, previous: MemberStatus | undefined): void {
@@ -819,6 +841,11 @@ export class SwimInstance {
       this.#out = saved
     }
   }
+}
+
+function checkMeta(meta: Uint8Array): Uint8Array {
+  if (meta.length > MAX_META_BYTES) throw new ConfigError(`SWIM metadata of ${meta.length} bytes exceeds ${MAX_META_BYTES}: peers would refuse every message carrying it.`)
+  return meta
 }
 
 function snapshot(m: Member): MemberState {

@@ -50,12 +50,15 @@ export interface SwimMemberOptions {
   readonly logger?: Logger
   /** Registry for the `shoal_swim_*` metrics. Default: a new one (see `member.registry`). */
   readonly registry?: Registry
-  /** Stream link for push-pull and TCP pings. Default: an own TCP listener on the same port. */
+  /** Stream link for push-pull and TCP pings; the member owns it and closes it. Default: an own TCP listener on the same port. */
   readonly stream?: StreamLink
+  /** Allow a non-loopback host without a secret. Default false: anyone could then join and accuse. */
+  readonly insecure?: boolean
 }
 
 const PUSH_PULL_TIMEOUT = 10_000
 const RECV_BUFFER = 2 * 1024 * 1024
+const LOOPBACK = /^(127\.|::1$|localhost$)/
 
 export class SwimMember {
   readonly node: SwimNode
@@ -66,7 +69,6 @@ export class SwimMember {
 
   readonly #socket: Socket
   readonly #stream: StreamLink
-  readonly #ownStream: boolean
   readonly #key: Buffer
   readonly #timers = new Map<string, NodeJS.Timeout>()
   readonly #listeners = new Set<(c: MembershipChange) => void>()
@@ -74,11 +76,10 @@ export class SwimMember {
   readonly #unsubscribeLoop: () => void
   #closed: Promise<void> | undefined
 
-  private constructor(node: SwimNode, socket: Socket, stream: StreamLink, ownStream: boolean, o: SwimMemberOptions) {
+  private constructor(node: SwimNode, socket: Socket, stream: StreamLink, o: SwimMemberOptions) {
     this.node = node
     this.#socket = socket
     this.#stream = stream
-    this.#ownStream = ownStream
     this.#key = deriveKey(o.secret ?? process.env.SHOAL_SECRET)
     this.log = (o.logger ?? pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'info' })).child({ swim: addressKey(node) })
     this.registry = o.registry ?? new Registry()
@@ -97,6 +98,10 @@ export class SwimMember {
   static async start(o: SwimMemberOptions = {}): Promise<SwimMember> {
     const host = o.host ?? '127.0.0.1'
     if (!isIP(host) && host !== 'localhost') throw new ConfigError(`SWIM host "${host}" must be an IP address.`)
+    const secret = o.secret ?? process.env.SHOAL_SECRET
+    if (!secret && !LOOPBACK.test(host) && !o.insecure) {
+      throw new ConfigError(`A SWIM member on ${host} without a cluster secret would accept anyone's gossip: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
+    }
     // A large receive buffer absorbs bursts (a join storm, push-pull replies, a stall's backlog)
     // that the default (~200 KB, ~150 datagrams on Linux) would drop; the OS caps it at rmem_max.
     const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER })
@@ -118,12 +123,12 @@ export class SwimMember {
       })
     } catch (e) {
       socket.close()
-      if (!o.stream) await stream?.close()
+      await stream?.close()
       throw new ConfigError(`Could not bind SWIM on ${host}:${port} (${(e as { code?: string }).code ?? (e as Error).message}): pick another port, or port 0.`)
     }
     port = socket.address().port
     const node: SwimNode = { host, port, uid: o.uid ?? newNodeUid() }
-    const member = new SwimMember(node, socket, stream, !o.stream, o)
+    const member = new SwimMember(node, socket, stream, o)
     member.#apply(member.instance.start())
     member.log.debug({ node: nodeKey(node) }, 'SWIM member started')
     return member
@@ -198,7 +203,7 @@ export class SwimMember {
     this.#listeners.clear()
     for (const wake of this.#wakers) wake()
     await new Promise<void>((r) => this.#socket.close(() => r()))
-    if (this.#ownStream) await this.#stream.close()
+    await this.#stream.close()
   }
 
   // ── directives ─────────────────────────────────────────────────────────────
@@ -255,7 +260,14 @@ export class SwimMember {
   #changed(member: MemberState, previous: MemberStatus | undefined): void {
     const level = member.status === 'alive' && previous !== 'suspect' ? 'info' : member.status === 'suspect' ? 'debug' : 'info'
     this.log[level]({ member: nodeKey(member.node), status: member.status, previous, incarnation: member.incarnation }, 'member status changed')
-    for (const l of this.#listeners) l({ member, previous })
+    for (const l of this.#listeners) {
+      // A listener's bug must not cost the detector its next timers or sends.
+      try {
+        l({ member, previous })
+      } catch (e) {
+        this.log.error({ err: e }, 'a membership listener threw')
+      }
+    }
   }
 
   // ── inbound ────────────────────────────────────────────────────────────────
