@@ -3,6 +3,7 @@
  * and once as Markdown for docs/benchmarks.md.
  * @module
  */
+import { CHECK_EVERY } from '../../../packages/shoal/src/sim/Scenario.ts'
 import type { Summary, SwimResults, Target } from './results.ts'
 
 /** Crash known by every live member within this many seconds (SwimSettings' promise). */
@@ -211,7 +212,7 @@ function sections(r: SwimResults): Section[] {
       header: ['measure', 'p50', 'p95', 'p99', 'max', 'undetected'],
       rows: [summaryRow('allAgree (every member knows the newcomer)', r.join.allAgree), summaryRow('knowsAll (the newcomer knows every member)', r.join.knowsAll)],
       labels: 1,
-      notes: [`Checked every 250 ms of simulated time. ${percentileNote(r.join.seeds)}`],
+      notes: [`Checked every ${CHECK_EVERY} ms of simulated time. ${percentileNote(r.join.seeds)}`],
       targets: ['join'],
     },
     {

@@ -92,7 +92,8 @@ export interface ScenarioReport {
   readonly simulation: { readonly wallSeconds: number; readonly speed: number; readonly traceHash: string }
 }
 
-const CHECK_EVERY = 50
+/** How often (virtual ms) agreement is checked for joins, restarts and partitions: their resolution. */
+export const CHECK_EVERY = 50
 
 /** Runs a scenario and measures it. */
 export function runScenario(o: ScenarioOptions): ScenarioReport {
