@@ -36,6 +36,7 @@ import { type RefParts, Serialization } from './serialization/Serialization.ts'
 import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import { ControlStreamLink } from './swim/ControlStreamLink.ts'
 import { SwimMember } from './swim/SwimMember.ts'
+import { Cluster } from './cluster/Cluster.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
 import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
@@ -273,19 +274,25 @@ export class ClusterSystem implements Invoker, CellHost {
     ;(system as { node: ClusterNode }).node = node
     system.#transport.self = node
     system.#chainPrefix = `${uid}.`
-    if (settings.swim) {
+    const swim = settings.cluster ? { ...settings.cluster.swim, seeds: settings.cluster.seeds } : settings.swim
+    if (swim) {
       try {
         system.#swim = await SwimMember.start({
           host: resolved.host,
           port,
           uid,
           secret: resolved.secret,
-          seeds: settings.swim.seeds,
-          settings: settings.swim,
+          seeds: swim.seeds,
+          settings: swim,
           logger: log,
           registry: system.metrics.registry,
           stream: new ControlStreamLink(system),
+          insecure: settings.insecure,
         })
+        if (settings.cluster) {
+          system.#cluster = new Cluster(system, system.#swim, settings.cluster)
+          system.#cluster.start()
+        }
       } catch (e) {
         await system.shutdown()
         throw e
@@ -338,6 +345,26 @@ export class ClusterSystem implements Invoker, CellHost {
     return this.#swim
   }
   #swim: SwimMember | undefined
+
+  /**
+   * Cluster membership of this node: members and their status, the leader, events, `leave()`,
+   * `down(node)`. Requires `cluster` settings at start.
+   */
+  get cluster(): Cluster {
+    if (!this.#cluster) throw new ConfigError('This system runs without cluster membership: start it with `cluster: {}` (and seeds or discovery).')
+    return this.#cluster
+  }
+  #cluster: Cluster | undefined
+
+  /** True if the system was started with cluster membership. */
+  get clustered(): boolean {
+    return this.#cluster !== undefined
+  }
+
+  /** @internal Refuses the node's handshakes from now on and fails calls to it fast (it is down). */
+  tombstoneNode(node: ClusterNode): void {
+    this.#transport.tombstone(node)
+  }
 
   /** True until shutdown begins. */
   get running(): boolean {
@@ -398,7 +425,9 @@ export class ClusterSystem implements Invoker, CellHost {
   async #doShutdown(): Promise<void> {
     this.#state = 'shutting-down'
     this.log.info('shutting down')
-    // Announce the departure first, so peers mark this node left rather than suspect it.
+    // Tell the cluster first (down, unless it already left), then SWIM (left): peers remove this
+    // node rather than wait to detect it.
+    await this.#cluster?.stop()
     const leaving = this.#swim?.leave(2 * this.#swim.instance.settings.gossipInterval)
     const stops = Promise.all([...this.#actors.values()].map((c) => c.stop()))
     let timer: NodeJS.Timeout | undefined
@@ -613,6 +642,10 @@ export class ClusterSystem implements Invoker, CellHost {
           ? new NodeDownError(`Node ${formatNode(peer)} shut down; the call may or may not have run.`)
           : new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason}); the call may or may not have run.`)
         this.#failPending(assoc, error)
+      },
+      refusedByPeer: (reason) => {
+        // A peer refuses us because it knows this incarnation is down: a zombie learns its fate.
+        if (this.#cluster && reason.includes(this.node.uid) && reason.includes('tombstoned')) this.#cluster.learnedDown(reason)
       },
       incarnationReplaced: (assoc, old) => {
         const error = new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`)

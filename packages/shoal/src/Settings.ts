@@ -7,6 +7,7 @@ import type { SerializationOptions } from './serialization/Serialization.ts'
 import type { TlsSettings } from './transport/Transport.ts'
 import type { SwimAddress } from './swim/Member.ts'
 import type { SwimSettings } from './swim/SwimSettings.ts'
+import type { ClusterSettings } from './cluster/Cluster.ts'
 
 /** SWIM failure detection for a cluster system: protocol settings plus where to join. */
 export interface SystemSwimSettings extends SwimSettings {
@@ -69,6 +70,11 @@ export interface ClusterSystemSettings {
    * until cluster membership uses it.
    */
   readonly swim?: SystemSwimSettings
+  /**
+   * Cluster membership (needs SWIM, started with it): joining, leadership, downing, discovery.
+   * Exposed as `system.cluster`. `swim` inside tunes the failure detector.
+   */
+  readonly cluster?: ClusterSettings & { readonly swim?: SwimSettings }
   /** Protocol major version to announce; tests only. */
   readonly protocolMajor?: number
 }

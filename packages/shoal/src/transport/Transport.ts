@@ -41,6 +41,8 @@ export interface TransportHandler {
   dropped(assoc: Association, msg: OutboundMessage, error: Error): void
   /** The established connection to `peer` was lost; `gone` if the peer said it shut down for good. */
   associationLost(assoc: Association, peer: ClusterNode, reason: string, gone: boolean): void
+  /** A peer refused our handshake; `reason` is its explanation. */
+  refusedByPeer?(reason: string): void
   /** A peer incarnation was replaced by a new one at the same endpoint. */
   incarnationReplaced(assoc: Association, old: ClusterNode, now: ClusterNode): void
   metrics: TransportMetrics
@@ -284,6 +286,7 @@ export class Transport {
     const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
     if (collapsed) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
     else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
+    if (byPeer && !collapsed) this.#handler.refusedByPeer?.(reason)
     if (conn.initiator !== 'self') return
     const assoc = this.#dialingAssociation(conn)
     if (!assoc) return

@@ -1,0 +1,559 @@
+/**
+ * The cluster shell: membership gossip over the control lane, reachability from SWIM, the
+ * leader's actions, downing, discovery, and the events applications watch. Protocol decisions
+ * are the pure functions of `Gossip.ts` and `Downing.ts`; this class only moves state between
+ * them, the network and the clock.
+ *
+ * Reach it as `system.cluster` on a system started with `cluster` settings.
+ * @module
+ */
+import type { Logger } from 'pino'
+import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
+import { ConfigError, TimeoutError } from '../errors.ts'
+import type { MembershipChange, SwimMember } from '../swim/SwimMember.ts'
+import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
+import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
+import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
+import { compareVersions } from './VersionVector.ts'
+import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
+
+export interface ClusterSettings {
+  /** Endpoints (`host:port`) to join; retried while they are not members. */
+  readonly seeds?: readonly (string | DiscoveredEndpoint)[]
+  /** More sources of endpoints (DNS, Kubernetes, clusterd), polled continuously. */
+  readonly discovery?: readonly DiscoveryProvider[]
+  /** Roles of this node (e.g. `['lobby']`), used by plugins to place things. */
+  readonly roles?: readonly string[]
+  /**
+   * Members (joining or up) needed before the leader moves anyone up. Default 1: a lone node
+   * becomes up by itself (the reference's default of 2 leaves a one-node cluster forever joining).
+   */
+  readonly minMembers?: number
+  /** Downing strategy, or its name (`keep-majority`, `static-quorum:N`, `keep-oldest`, `down-all`, `timeout[:ms]`, `none`). Default keep-majority. */
+  readonly downing?: DowningStrategy | string
+  /** How long the view must be stable before a split-brain strategy acts, ms. Default 3000. */
+  readonly stableAfter?: number
+  /** What a node does when it learns it is down: shut its system down (default) or nothing. */
+  readonly onDown?: 'shutdown' | 'none'
+  /** Periodic gossip to a random member, ms (changes are pushed at once anyway). Default 1000. */
+  readonly gossipInterval?: number
+  /** How long `leave()` waits to be removed before shutting down anyway, ms. Default 10000. */
+  readonly leaveTimeout?: number
+  /**
+   * A node that has somewhere to join (seeds, discovery) but finds no one makes itself up alone
+   * after this long, ms, forming a cluster others then join (clusters formed apart merge when
+   * they find each other). Default 2000. A node with nowhere to join is up at once.
+   */
+  readonly selfJoinAfter?: number
+}
+
+/** What the cluster looks like from this node. */
+export interface MembershipSnapshot {
+  readonly self: ClusterMember
+  readonly leader: ClusterMember | undefined
+  readonly members: readonly ClusterMember[]
+}
+
+export type ClusterEvent =
+  | { readonly type: 'snapshot'; readonly membership: MembershipSnapshot }
+  | { readonly type: 'member'; readonly member: ClusterMember; readonly previous: MemberStatus | undefined }
+  | { readonly type: 'reachability'; readonly member: ClusterMember }
+  | { readonly type: 'leader'; readonly leader: ClusterMember | undefined }
+
+/** The part of ClusterSystem the cluster uses. */
+export interface ClusterHost {
+  readonly node: ClusterNode
+  readonly log: Logger
+  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void
+  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void
+  tombstoneNode(node: ClusterNode): void
+  shutdown(): Promise<void>
+}
+
+const TICK = 250
+const FORGET_REMOVED_AFTER = 60_000
+const FORGOTTEN_TTL = 24 * 3600_000
+const PUSH_TO_ALL_UP_TO = 32
+
+export class Cluster {
+  readonly self: ClusterNode
+  readonly downing: DowningStrategy
+  readonly minMembers: number
+  readonly #host: ClusterHost
+  readonly #swim: SwimMember
+  readonly #log: Logger
+  readonly #settings: ClusterSettings
+  readonly #providers: DiscoveryProvider[]
+  #gossip: GossipState = emptyGossip()
+  readonly #unreachableSince = new Map<string, number>()
+  /** Members that left SWIM while leaving, exiting or down: absent, but never "unreachable". */
+  readonly #gone = new Set<string>()
+  readonly #forgotten = new Map<string, number>()
+  readonly #removedAt = new Map<string, number>()
+  readonly #listeners = new Set<(e: ClusterEvent) => void>()
+  readonly #timers: NodeJS.Timeout[] = []
+  readonly #abort = new AbortController()
+  readonly #leavingHooks: (() => Promise<void>)[] = []
+  #leader: string | undefined
+  #viewChangedAt = Date.now()
+  #stopped = false
+  #leaving: Promise<void> | undefined
+  readonly #startedAt = Date.now()
+  /** Every provider answered and none listed anyone but this node: no reason to wait. */
+  #foundNoOne = false
+  readonly #answered = new Map<DiscoveryProvider, boolean>()
+
+  constructor(host: ClusterHost, swim: SwimMember, settings: ClusterSettings) {
+    this.self = host.node
+    this.#host = host
+    this.#swim = swim
+    this.#log = host.log.child({ cluster: true })
+    this.#settings = settings
+    this.minMembers = settings.minMembers ?? 1
+    if (!Number.isInteger(this.minMembers) || this.minMembers < 1) throw new ConfigError(`cluster.minMembers must be a whole number ≥ 1, got ${settings.minMembers}.`)
+    const strategy = settings.downing ?? keepMajority(settings.stableAfter)
+    this.downing = typeof strategy === 'string' ? downingFromName(strategy, settings.stableAfter) : strategy
+    const seeds = (settings.seeds ?? []).map(toEndpoint)
+    this.#providers = [...(seeds.length > 0 ? [new StaticDiscovery(seeds)] : []), ...(settings.discovery ?? [])]
+  }
+
+  /** Starts gossiping, joins the seeds and starts discovery. Called by ClusterSystem. */
+  start(): void {
+    const me: Member = { node: this.self, status: 'joining', upNumber: 0, roles: [...(this.#settings.roles ?? [])] }
+    this.#commit(updateMember(this.#gossip, this.self.uid, me))
+    this.#host.onControl(GOSSIP_CONTROL_KIND, (from, body) => this.#onGossip(from, body))
+    this.#swim.subscribe((c) => this.#onSwim(c))
+    const every = (ms: number, fn: () => void): void => {
+      const t = setInterval(fn, ms)
+      t.unref()
+      this.#timers.push(t)
+    }
+    every(this.#settings.gossipInterval ?? 1000, () => this.#gossipTick())
+    every(TICK, () => this.#tick())
+    for (const p of this.#providers) void this.#discover(p)
+  }
+
+  // ── reading ────────────────────────────────────────────────────────────────
+
+  /** The current membership as seen from here (removed members stay listed for a minute). */
+  get membership(): MembershipSnapshot {
+    const members = [...this.#gossip.members.values()].map((m) => this.#view(m))
+    const self = members.find((m) => m.node.uid === this.self.uid)!
+    const leader = this.#leader === undefined ? undefined : members.find((m) => m.node.uid === this.#leader)
+    return { self, leader, members }
+  }
+
+  /** Status of this node. */
+  get status(): MemberStatus {
+    return this.#gossip.members.get(this.self.uid)?.status ?? 'joining'
+  }
+
+  /**
+   * Membership events: a snapshot first, then every member status change, reachability change
+   * and leader change, in order. Ends when the system shuts down or the loop is broken.
+   */
+  async *events(): AsyncIterableIterator<ClusterEvent> {
+    const queue: ClusterEvent[] = [{ type: 'snapshot', membership: this.membership }]
+    let wake = (): void => undefined
+    const listener = (e: ClusterEvent): void => {
+      queue.push(e)
+      wake()
+    }
+    this.#listeners.add(listener)
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!
+        if (this.#stopped) return
+        await new Promise<void>((r) => (wake = r))
+      }
+    } finally {
+      this.#listeners.delete(listener)
+    }
+  }
+
+  /**
+   * Resolves when the member at `node` (`host:port` or a ClusterNode) has reached `status` or a
+   * later one; rejects with TimeoutError after `timeout` ms (default 30 s).
+   */
+  async waitFor(node: string | ClusterNode, status: MemberStatus, { timeout = 30_000 }: { timeout?: number } = {}): Promise<ClusterMember> {
+    const match = (m: Member): boolean => (typeof node === 'string' ? memberAddress(m) === node : m.node.uid === node.uid)
+    const reached = (): ClusterMember | undefined => {
+      const found = [...this.#gossip.members.values()].filter(match).sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status])
+      const m = typeof node === 'string' ? (found.find((x) => isPresent(x.status)) ?? found.at(-1)) : found[0]
+      return m && STATUS_RANK[m.status] >= STATUS_RANK[status] ? this.#view(m) : undefined
+    }
+    const now = reached()
+    if (now) return now
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#listeners.delete(check)
+        reject(new TimeoutError(`${typeof node === 'string' ? node : formatNode(node)} did not reach ${status} within ${timeout} ms.`))
+      }, timeout)
+      const check = (): void => {
+        const m = reached()
+        if (!m) return
+        clearTimeout(timer)
+        this.#listeners.delete(check)
+        resolve(m)
+      }
+      this.#listeners.add(check)
+    })
+  }
+
+  /** Resolves when this node is up. */
+  joined(options?: { timeout?: number }): Promise<ClusterMember> {
+    return this.waitFor(this.self, 'up', options)
+  }
+
+  // ── commands ───────────────────────────────────────────────────────────────
+
+  /** Joins more endpoints (`host:port`). */
+  join(endpoints: readonly (string | DiscoveredEndpoint)[]): void {
+    for (const e of endpoints.map(toEndpoint)) this.#join(e)
+  }
+
+  /** Marks a member down (by `host:port` or node); it is then removed and its node shuts itself down. */
+  down(node: string | ClusterNode): boolean {
+    const m = [...this.#gossip.members.values()].find((x) => isPresent(x.status) && (typeof node === 'string' ? memberAddress(x) === node : x.node.uid === node.uid))
+    if (!m) return false
+    this.#log.info({ member: formatNode(m.node) }, 'marking member down')
+    this.#setStatus(m, 'down')
+    return true
+  }
+
+  /**
+   * Leaves gracefully: leaving → (plugins hand over) → exiting → removed by the leader. Resolves
+   * once removed (or after `leaveTimeout`); the system then shuts down. Peers never see this node
+   * unreachable, and calls to it keep working until it is removed.
+   */
+  leave(): Promise<void> {
+    return (this.#leaving ??= this.#leave())
+  }
+
+  /** @internal A plugin's hand-over, awaited between leaving and exiting. */
+  onLeaving(hook: () => Promise<void>): void {
+    this.#leavingHooks.push(hook)
+  }
+
+  /** @internal A peer refused us as down: act as if the gossip had said so. */
+  learnedDown(reason: string): void {
+    const me = this.#gossip.members.get(this.self.uid)
+    // Leaving nodes are refused once removed: that is the end of a graceful leave, not a downing.
+    if (!me || STATUS_RANK[me.status] >= STATUS_RANK.exiting || this.#stopped) return
+    this.#log.warn({ reason }, 'a peer refuses this node as down')
+    this.#setStatus(me, 'down')
+  }
+
+  /** @internal Stops timers and discovery; marks this node down first unless it already left. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    const me = this.#gossip.members.get(this.self.uid)
+    if (me && STATUS_RANK[me.status] < STATUS_RANK.exiting) {
+      // Shut down without leaving: say so, so peers remove this node rather than wait to detect it.
+      this.#setStatus(me, 'down')
+    }
+    this.#stopped = true
+    this.#abort.abort()
+    for (const t of this.#timers) clearInterval(t)
+    for (const p of this.#providers) await p.close?.()
+    for (const l of this.#listeners) l({ type: 'leader', leader: undefined })
+    this.#listeners.clear()
+  }
+
+  async #leave(): Promise<void> {
+    const me = this.#gossip.members.get(this.self.uid)
+    if (!me || STATUS_RANK[me.status] >= STATUS_RANK.leaving) return
+    this.#log.info('leaving the cluster')
+    this.#setStatus(me, 'leaving')
+    for (const hook of this.#leavingHooks) {
+      try {
+        await hook()
+      } catch (e) {
+        this.#log.error({ err: e }, 'a hand-over hook failed; leaving anyway')
+      }
+    }
+    this.#setStatus(this.#gossip.members.get(this.self.uid)!, 'exiting')
+    await this.waitFor(this.self, 'removed', { timeout: this.#settings.leaveTimeout ?? 10_000 }).catch(() => {
+      this.#log.warn('not removed by the leader in time; shutting down anyway')
+    })
+  }
+
+  // ── gossip ─────────────────────────────────────────────────────────────────
+
+  #setStatus(m: Member, status: MemberStatus): void {
+    this.#commit(updateMember(this.#gossip, this.self.uid, { ...m, status }))
+  }
+
+  #onGossip(from: ClusterNode, body: Buffer): void {
+    if (this.#stopped) return
+    let received
+    try {
+      received = decodeGossip(body)
+    } catch (e) {
+      this.#log.warn({ from: formatNode(from), err: (e as Error).message }, 'malformed membership gossip dropped')
+      return
+    }
+    if (this.#isForgotten(from.uid)) return
+    const merged = mergeGossip(this.#gossip, received.gossip, this.self.uid, (uid) => this.#isForgotten(uid))
+    this.#commit(merged)
+    // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
+    // Nothing else: replying to everything would ping-pong forever.
+    if (compareVersions(merged.version, received.gossip.version) !== 'same' || [...merged.seen].some((uid) => !received.gossip.seen.has(uid))) this.#sendTo(from)
+  }
+
+  /** Adopts a new state: events, replacement, tombstones, leader actions, push. True if it changed. */
+  #commit(next: GossipState): boolean {
+    const before = this.#gossip
+    if (next === before) return false
+    this.#gossip = next
+    const changes = statusChanges(before, next)
+    for (const c of changes) this.#onStatus(c.member, c.previous)
+    this.#replaceRestarted(changes.map((c) => c.member))
+    this.#updateLeader()
+    if (changes.length > 0) this.#viewChangedAt = Date.now()
+    this.#runLeaderActions()
+    this.#push(changes.filter((c) => c.member.status === 'removed').map((c) => c.member))
+    return true
+  }
+
+  #onStatus(m: Member, previous: MemberStatus | undefined): void {
+    this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
+    if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())
+    // A downed node may not come back; one that left gracefully is removed and says goodbye itself
+    // (tombstoning it now would cut the connection that tells it it was removed).
+    if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#host.tombstoneNode(m.node)
+    if (previous === undefined) this.#checkSwim(m)
+    this.#emit({ type: 'member', member: this.#view(m), previous })
+    if (m.node.uid === this.self.uid && m.status === 'down') this.#downed()
+  }
+
+  #downed(): void {
+    if (this.#stopped) return
+    const action = this.#settings.onDown ?? 'shutdown'
+    this.#log.warn({ action }, 'this node was marked down')
+    if (action === 'shutdown') void this.#host.shutdown()
+  }
+
+  /** A new incarnation joined at an endpoint where another is still present: that one is gone. */
+  #replaceRestarted(changed: readonly Member[]): void {
+    for (const m of changed) {
+      if (m.status !== 'joining') continue
+      for (const other of this.#gossip.members.values()) {
+        if (other.node.uid !== m.node.uid && memberAddress(other) === memberAddress(m) && isPresent(other.status)) {
+          this.#log.info({ old: formatNode(other.node), now: formatNode(m.node) }, 'member restarted with a new uid; downing the old one')
+          this.#setStatus(other, 'down')
+        }
+      }
+    }
+  }
+
+  /** Alone, with somewhere to join and no one found yet: wait before making itself up. */
+  #waitingForOthers(): boolean {
+    if (this.#providers.length === 0 || this.#foundNoOne) return false
+    if (Date.now() - this.#startedAt >= (this.#settings.selfJoinAfter ?? 2000)) return false
+    return [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid)
+  }
+
+  #runLeaderActions(): void {
+    if (this.#stopped || this.#waitingForOthers()) return
+    const { gossip } = leaderActions(this.#gossip, { self: this.self.uid, minMembers: this.minMembers, reachable: (uid) => this.#reachable(uid) })
+    if (gossip !== this.#gossip) this.#commit(gossip)
+  }
+
+  #updateLeader(): void {
+    const leader = leaderOf(this.#gossip, (uid) => this.#reachable(uid))?.node.uid
+    if (leader === this.#leader) return
+    this.#leader = leader
+    const m = leader === undefined ? undefined : this.#gossip.members.get(leader)
+    this.#log.info({ leader: m && formatNode(m.node) }, 'leader changed')
+    this.#emit({ type: 'leader', leader: m && this.#view(m) })
+  }
+
+  /** Pushes our state to every present member (all of them in small clusters, a few otherwise), and to `also`. */
+  #push(also: readonly Member[] = []): void {
+    const targets = [...this.#gossip.members.values()].filter((m) => m.node.uid !== this.self.uid && isPresent(m.status) && this.#reachable(m.node.uid))
+    const chosen = targets.length <= PUSH_TO_ALL_UP_TO ? targets : pick(targets, 3)
+    for (const m of [...chosen, ...also.filter((m) => m.node.uid !== this.self.uid)]) this.#sendTo(m.node)
+  }
+
+  #sendTo(to: ClusterNode | DiscoveredEndpoint): void {
+    const target = 'endpoint' in to ? { host: to.endpoint.host, port: to.endpoint.port, uid: to.uid } : to
+    try {
+      this.#host.sendControl(target, GOSSIP_CONTROL_KIND, encodeGossip(this.self.uid, this.#gossip))
+    } catch (e) {
+      this.#log.debug({ to: endpointKey(target), err: (e as Error).message }, 'gossip not sent')
+    }
+  }
+
+  #gossipTick(): void {
+    if (this.#stopped) return
+    const others = [...this.#gossip.members.values()].filter((m) => m.node.uid !== this.self.uid && isPresent(m.status) && this.#reachable(m.node.uid))
+    // Those that have not seen this version first: convergence sooner.
+    const unseen = others.filter((m) => !this.#gossip.seen.has(m.node.uid))
+    const [target] = pick(unseen.length > 0 ? unseen : others, 1)
+    if (target) this.#sendTo(target.node)
+  }
+
+  #tick(): void {
+    if (this.#stopped) return
+    this.#forgetRemoved()
+    this.#runLeaderActions()
+    this.#runDowning()
+  }
+
+  // ── reachability (from SWIM) ───────────────────────────────────────────────
+
+  #onSwim(c: MembershipChange): void {
+    const uid = c.member.node.uid
+    const m = this.#gossip.members.get(uid)
+    const down = c.member.status === 'dead' || c.member.status === 'left'
+    if (!m) {
+      // A node SWIM knows but membership does not yet: send it our state so it learns of us.
+      if (!down && !this.#isForgotten(uid)) this.#sendTo({ host: c.member.node.host, port: c.member.node.port })
+      return
+    }
+    this.#setReachable(m, !down)
+  }
+
+  #checkSwim(m: Member): void {
+    if (m.node.uid === this.self.uid) return
+    const s = this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
+    if (s && (s.status === 'dead' || s.status === 'left')) this.#setReachable(m, false)
+  }
+
+  #setReachable(m: Member, reachable: boolean): void {
+    const uid = m.node.uid
+    if (STATUS_RANK[m.status] >= STATUS_RANK.leaving) {
+      // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
+      if (reachable) this.#gone.delete(uid)
+      else this.#gone.add(uid)
+      this.#updateLeader()
+      this.#runLeaderActions()
+      return
+    }
+    const was = !this.#unreachableSince.has(uid)
+    if (was === reachable) return
+    if (reachable) this.#unreachableSince.delete(uid)
+    else this.#unreachableSince.set(uid, Date.now())
+    this.#viewChangedAt = Date.now()
+    this.#log.info({ member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
+    this.#emit({ type: 'reachability', member: this.#view(m) })
+    this.#updateLeader()
+    this.#runLeaderActions()
+  }
+
+  #reachable(uid: string): boolean {
+    return uid === this.self.uid || (!this.#unreachableSince.has(uid) && !this.#gone.has(uid))
+  }
+
+  // ── downing ────────────────────────────────────────────────────────────────
+
+  #runDowning(): void {
+    if (this.#leader !== this.self.uid || this.#unreachableSince.size === 0) return
+    const now = Date.now()
+    const stableFor = now - this.#viewChangedAt
+    if (stableFor < this.downing.stableAfter) return
+    const unreachableFor = new Map([...this.#unreachableSince].map(([uid, since]) => [uid, now - since]))
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
+    const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
+    if (toDown.length === 0) return
+    this.#log.warn({ strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)) }, 'downing decision')
+    let g = this.#gossip
+    for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
+    this.#commit(g)
+  }
+
+  // ── discovery ──────────────────────────────────────────────────────────────
+
+  async #discover(p: DiscoveryProvider): Promise<void> {
+    const signal = this.#abort.signal
+    while (!signal.aborted) {
+      try {
+        const endpoints = await p.list(signal)
+        for (const e of endpoints) if (!this.#isMemberAddress(e)) this.#join(e)
+        this.#answered.set(p, endpoints.some((e) => endpointKey(e) !== endpointKey(this.self.endpoint)))
+        if (this.#answered.size === this.#providers.length && ![...this.#answered.values()].some(Boolean)) this.#foundNoOne = true
+      } catch (e) {
+        if (signal.aborted) return
+        this.#log.warn({ discovery: p.name, err: (e as Error).message }, 'discovery failed; retrying')
+      }
+      await new Promise((r) => setTimeout(r, this.#present().length <= 1 ? Math.min(p.interval, 1000) : p.interval).unref())
+    }
+  }
+
+  #present(): Member[] {
+    return [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
+  }
+
+  #isMemberAddress(e: DiscoveredEndpoint): boolean {
+    const key = endpointKey(e)
+    if (key === endpointKey(this.self.endpoint)) return true
+    return this.#present().some((m) => memberAddress(m) === key && this.#reachable(m.node.uid))
+  }
+
+  #join(e: DiscoveredEndpoint): void {
+    if (endpointKey(e) === endpointKey(this.self.endpoint) || this.#stopped) return
+    this.#log.debug({ endpoint: endpointKey(e) }, 'joining')
+    this.#swim.join([e])
+    this.#sendTo(e)
+  }
+
+  // ── helpers ────────────────────────────────────────────────────────────────
+
+  #forgetRemoved(): void {
+    const now = Date.now()
+    for (const [uid, at] of this.#removedAt) {
+      if (now - at < FORGET_REMOVED_AFTER) continue
+      this.#removedAt.delete(uid)
+      this.#forgotten.set(uid, now)
+      const members = new Map(this.#gossip.members)
+      members.delete(uid)
+      // Local bookkeeping, not a change to spread: every node forgets on its own clock.
+      this.#gossip = { ...this.#gossip, members }
+      this.#unreachableSince.delete(uid)
+      this.#gone.delete(uid)
+    }
+    for (const [uid, at] of this.#forgotten) if (now - at > FORGOTTEN_TTL) this.#forgotten.delete(uid)
+  }
+
+  #isForgotten(uid: string): boolean {
+    return this.#forgotten.has(uid)
+  }
+
+  #view(m: Member): ClusterMember {
+    const reachability: Reachability = this.#unreachableSince.has(m.node.uid) ? 'unreachable' : 'reachable'
+    return { ...m, reachability }
+  }
+
+  #emit(e: ClusterEvent): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l(e)
+      } catch (err) {
+        this.#log.error({ err }, 'a cluster event listener threw')
+      }
+    }
+  }
+
+  /** @internal For tests and the management endpoint: whether membership has converged here. */
+  get converged(): boolean {
+    return isConverged(this.#gossip, (uid) => this.#reachable(uid))
+  }
+}
+
+function toEndpoint(e: string | DiscoveredEndpoint): DiscoveredEndpoint {
+  if (typeof e !== 'string') return e
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(e) ?? /^([^:]+):(\d+)$/.exec(e)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || !(port > 0 && port < 65536)) throw new ConfigError(`"${e}" is not host:port.`)
+  return { host: m[1]!, port }
+}
+
+function pick<T>(xs: readonly T[], n: number): T[] {
+  const copy = [...xs]
+  const out: T[] = []
+  while (out.length < n && copy.length > 0) out.push(copy.splice(Math.floor(Math.random() * copy.length), 1)[0]!)
+  return out
+}

@@ -1,0 +1,188 @@
+/**
+ * Membership gossip as pure functions: the replicated state (members, a version vector, the set of
+ * nodes that have seen this version), merging two states, convergence, the leader and the
+ * leader's actions. No I/O, no clock: the `Cluster` shell feeds these and sends the results.
+ *
+ * Convergence (Akka's rule): every member that is still present (not down or removed) and
+ * reachable from here has seen the current version. The leader acts only on convergence, so
+ * every live member agrees on what it is acting on.
+ * @module
+ */
+import { compareAddress, isPresent, laterStatus, type Member, type MemberStatus, STATUS_RANK } from './Member.ts'
+import { compareVersions, incrementVersion, mergeVersions, type VersionVector } from './VersionVector.ts'
+
+export interface GossipState {
+  /** By node uid. */
+  readonly members: ReadonlyMap<string, Member>
+  readonly version: VersionVector
+  /** Uids of members that have seen exactly this version. */
+  readonly seen: ReadonlySet<string>
+}
+
+export function emptyGossip(): GossipState {
+  return { members: new Map(), version: new Map(), seen: new Set() }
+}
+
+/** A change made by `self`: a new version, seen only by `self`. */
+export function withMembers(g: GossipState, self: string, members: ReadonlyMap<string, Member>): GossipState {
+  return { members, version: incrementVersion(g.version, self), seen: new Set([self]) }
+}
+
+/** Sets one member (forward-only: a status never moves back) as a change by `self`. */
+export function updateMember(g: GossipState, self: string, m: Member): GossipState {
+  const current = g.members.get(m.node.uid)
+  const merged = current ? mergeMember(current, m) : m
+  if (current && sameMember(current, merged)) return g
+  const members = new Map(g.members)
+  members.set(m.node.uid, merged)
+  return withMembers(g, self, members)
+}
+
+/** The later of two records of one member. */
+export function mergeMember(a: Member, b: Member): Member {
+  const status = laterStatus(a.status, b.status)
+  const upNumber = a.upNumber === 0 ? b.upNumber : b.upNumber === 0 ? a.upNumber : Math.min(a.upNumber, b.upNumber)
+  const roles = a.roles.length >= b.roles.length ? a.roles : b.roles
+  if (status === a.status && upNumber === a.upNumber && roles === a.roles) return a
+  return { node: a.node, status, upNumber, roles }
+}
+
+function sameMember(a: Member, b: Member): boolean {
+  return a.status === b.status && a.upNumber === b.upNumber && a.roles.length === b.roles.length
+}
+
+/**
+ * Merges gossip received from another node into ours, as seen by `self`. `forgotten(uid)` says
+ * a member was removed and forgotten here: stale gossip must not bring it back.
+ */
+export function mergeGossip(local: GossipState, remote: GossipState, self: string, forgotten: (uid: string) => boolean): GossipState {
+  const remoteVersion = dropForgotten(remote.version, forgotten)
+  const localVersion = dropForgotten(local.version, forgotten)
+  switch (compareVersions(localVersion, remoteVersion)) {
+    case 'same': {
+      const seen = union(local.seen, remote.seen, self)
+      // Nothing new: keep the same object, so the shell sees no change and pushes nothing.
+      return seen.size === local.seen.size && localVersion === local.version ? local : { members: local.members, version: localVersion, seen }
+    }
+    case 'before':
+      return { members: withoutForgotten(remote.members, forgotten), version: remoteVersion, seen: union(remote.seen, undefined, self) }
+    case 'after':
+      return local.seen.has(self) ? local : { ...local, seen: union(local.seen, undefined, self) }
+    case 'concurrent': {
+      const members = new Map(local.members)
+      for (const [uid, m] of remote.members) {
+        if (forgotten(uid)) continue
+        const mine = members.get(uid)
+        members.set(uid, mine ? mergeMember(mine, m) : m)
+      }
+      return { members, version: mergeVersions(localVersion, remoteVersion), seen: new Set([self]) }
+    }
+  }
+}
+
+function dropForgotten(v: VersionVector, forgotten: (uid: string) => boolean): VersionVector {
+  for (const k of v.keys()) {
+    if (forgotten(k)) {
+      const out = new Map(v)
+      for (const key of v.keys()) if (forgotten(key)) out.delete(key)
+      return out
+    }
+  }
+  return v
+}
+
+function withoutForgotten(members: ReadonlyMap<string, Member>, forgotten: (uid: string) => boolean): ReadonlyMap<string, Member> {
+  for (const uid of members.keys()) {
+    if (forgotten(uid)) {
+      const out = new Map(members)
+      for (const k of members.keys()) if (forgotten(k)) out.delete(k)
+      return out
+    }
+  }
+  return members
+}
+
+function union(a: ReadonlySet<string>, b: ReadonlySet<string> | undefined, self: string): Set<string> {
+  const out = new Set(a)
+  if (b) for (const x of b) out.add(x)
+  out.add(self)
+  return out
+}
+
+/** Every present, reachable member has seen this version. */
+export function isConverged(g: GossipState, reachable: (uid: string) => boolean): boolean {
+  for (const [uid, m] of g.members) {
+    if (!isPresent(m.status) || !reachable(uid)) continue
+    if (!g.seen.has(uid)) return false
+  }
+  return true
+}
+
+/**
+ * The leader: the lowest-address reachable member that is up or leaving; while none is (a cluster
+ * forming), the lowest-address reachable joining member.
+ */
+export function leaderOf(g: GossipState, reachable: (uid: string) => boolean): Member | undefined {
+  let best: Member | undefined
+  let bestJoining: Member | undefined
+  for (const m of g.members.values()) {
+    if (!reachable(m.node.uid)) continue
+    if (m.status === 'up' || m.status === 'leaving') {
+      if (!best || compareAddress(m.node, best.node) < 0) best = m
+    } else if (m.status === 'joining') {
+      if (!bestJoining || compareAddress(m.node, bestJoining.node) < 0) bestJoining = m
+    }
+  }
+  return best ?? bestJoining
+}
+
+export interface LeaderActionsInput {
+  readonly self: string
+  readonly minMembers: number
+  readonly reachable: (uid: string) => boolean
+}
+
+/** What the leader did: the new state (unchanged if nothing) and the members it removed. */
+export interface LeaderActionsResult {
+  readonly gossip: GossipState
+  readonly removed: readonly Member[]
+}
+
+/**
+ * The leader's actions, taken only on convergence and only by the leader: joining → up (assigning
+ * up-numbers in address order) once there are `minMembers`; exiting and down → removed.
+ */
+export function leaderActions(g: GossipState, o: LeaderActionsInput): LeaderActionsResult {
+  const leader = leaderOf(g, o.reachable)
+  if (!leader || leader.node.uid !== o.self || !isConverged(g, o.reachable)) return { gossip: g, removed: [] }
+  const members = new Map(g.members)
+  const removed: Member[] = []
+  let changed = false
+  const present = [...g.members.values()].filter((m) => m.status === 'joining' || m.status === 'up' || m.status === 'leaving')
+  if (present.length >= o.minMembers) {
+    let next = Math.max(0, ...[...g.members.values()].map((m) => m.upNumber)) + 1
+    const joining = present.filter((m) => m.status === 'joining' && o.reachable(m.node.uid)).sort((a, b) => compareAddress(a.node, b.node))
+    for (const m of joining) {
+      members.set(m.node.uid, { ...m, status: 'up', upNumber: next++ })
+      changed = true
+    }
+  }
+  for (const m of g.members.values()) {
+    if (m.status === 'exiting' || m.status === 'down') {
+      members.set(m.node.uid, { ...m, status: 'removed' })
+      removed.push(m)
+      changed = true
+    }
+  }
+  return changed ? { gossip: withMembers(g, o.self, members), removed } : { gossip: g, removed: [] }
+}
+
+/** Members whose status differs between two states (for events). */
+export function statusChanges(before: GossipState, after: GossipState): { member: Member; previous: MemberStatus | undefined }[] {
+  const out: { member: Member; previous: MemberStatus | undefined }[] = []
+  for (const [uid, m] of after.members) {
+    const old = before.members.get(uid)
+    if (!old || STATUS_RANK[old.status] !== STATUS_RANK[m.status]) out.push({ member: m, previous: old?.status })
+  }
+  return out
+}
