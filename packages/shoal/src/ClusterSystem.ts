@@ -37,6 +37,7 @@ import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import { ControlStreamLink } from './swim/ControlStreamLink.ts'
 import { SwimMember } from './swim/SwimMember.ts'
 import { Cluster } from './cluster/Cluster.ts'
+import { ClusterdRegistry, DEFAULT_CLUSTERD } from './discovery/Clusterd.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
 import { decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, encodeTargetSegment } from './wire/Envelope.ts'
@@ -366,6 +367,23 @@ export class ClusterSystem implements Invoker, CellHost {
     this.#transport.tombstone(node)
   }
 
+  /**
+   * Starts a clusterd rendezvous daemon: a system named `clusterd` (127.0.0.1:3137 by default)
+   * that nodes started with `cluster: { clusterd: true }` register with to find each other. Stop
+   * it with `shutdown()`. Gotcha: it needs the cluster's secret like any node.
+   */
+  static async startClusterDaemon(settings: Omit<ClusterSystemSettings, 'cluster' | 'swim' | 'name'> = {}): Promise<ClusterSystem> {
+    const system = await ClusterSystem.start({ ...settings, name: 'clusterd', host: settings.host ?? DEFAULT_CLUSTERD.host, port: settings.port ?? DEFAULT_CLUSTERD.port })
+    system.#registry = new ClusterdRegistry(system)
+    return system
+  }
+  #registry: ClusterdRegistry | undefined
+
+  /** @internal The endpoints a clusterd daemon knows (undefined if this is not one). */
+  get clusterdEndpoints(): readonly { host: string; port: number }[] | undefined {
+    return this.#registry?.endpoints
+  }
+
   /** True until shutdown begins. */
   get running(): boolean {
     return this.#state === 'running'
@@ -419,8 +437,17 @@ export class ClusterSystem implements Invoker, CellHost {
    * the listener and every socket. Resolves when all is released. Idempotent.
    */
   shutdown(): Promise<void> {
-    return (this.#shutdown ??= this.#doShutdown())
+    return (this.#shutdown ??= this.#doShutdown().finally(() => this.#terminated.resolve()))
   }
+
+  /**
+   * Resolves once the system has shut down, for whatever reason: `shutdown()`, or the cluster
+   * marking this node down. A CLI or server awaits it to exit.
+   */
+  get terminated(): Promise<void> {
+    return this.#terminated.promise
+  }
+  readonly #terminated = deferred()
 
   async #doShutdown(): Promise<void> {
     this.#state = 'shutting-down'
@@ -772,4 +799,11 @@ export class ClusterSystem implements Invoker, CellHost {
     if (ok) call.succeed(value)
     else call.fail(value)
   }
+}
+
+/** A promise and its resolver (Promise.withResolvers is Node 22+). */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
 }

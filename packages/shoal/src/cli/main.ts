@@ -3,18 +3,31 @@
  * @module
  */
 import { ShoalError } from '../errors.ts'
+import { CLUSTERD_USAGE, clusterdCommand, NODE_USAGE, nodeCommand } from './node.ts'
 import { SIM_USAGE, simCommand } from './sim.ts'
+import { STATUS_USAGE, statusCommand } from './status.ts'
 
 const USAGE = `Usage: shoal <command> [options]
 
 Commands:
-  sim      simulate a SWIM cluster on a virtual clock (shoal sim --help)
+  node       run a cluster node (shoal node --help)
+  clusterd   run the clusterd rendezvous daemon
+  status     print a node's view of the cluster (shoal status --http host:port)
+  sim        simulate a SWIM cluster on a virtual clock (shoal sim --help)
 `
 
-export function main(argv: string[]): number {
+const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: SIM_USAGE }
+
+export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
+      case 'node':
+        return await nodeCommand(rest)
+      case 'clusterd':
+        return await clusterdCommand(rest)
+      case 'status':
+        return await statusCommand(rest)
       case 'sim':
         simCommand(rest)
         return 0
@@ -30,11 +43,14 @@ export function main(argv: string[]): number {
     }
   } catch (e) {
     if (e instanceof ShoalError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`shoal ${command}: ${(e as Error).message}\n${command === 'sim' ? `\n${SIM_USAGE}` : ''}`)
+      process.stderr.write(`shoal ${command}: ${(e as Error).message}\n${USAGES[command ?? ''] ? `\n${USAGES[command ?? '']}` : ''}`)
       return 2
     }
     throw e
   }
 }
 
-process.exitCode = main(process.argv.slice(2))
+const code = await main(process.argv.slice(2))
+process.exitCode = code
+// A node or daemon that stopped exits even if a stray handle lingers.
+if (process.argv[2] === 'node' || process.argv[2] === 'clusterd') setTimeout(() => process.exit(code), 500)

@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
 import { ConfigError, TimeoutError } from '../errors.ts'
 import type { MembershipChange, SwimMember } from '../swim/SwimMember.ts'
@@ -21,8 +22,10 @@ import { type ClusterMember, isPresent, type Member, memberAddress, type MemberS
 export interface ClusterSettings {
   /** Endpoints (`host:port`) to join; retried while they are not members. */
   readonly seeds?: readonly (string | DiscoveredEndpoint)[]
-  /** More sources of endpoints (DNS, Kubernetes, clusterd), polled continuously. */
+  /** More sources of endpoints (DNS, Kubernetes), polled continuously. */
   readonly discovery?: readonly DiscoveryProvider[]
+  /** Register with a clusterd daemon and join what it lists: `true` for 127.0.0.1:3137, or `host:port`. */
+  readonly clusterd?: true | string
   /** Roles of this node (e.g. `['lobby']`), used by plugins to place things. */
   readonly roles?: readonly string[]
   /**
@@ -115,7 +118,8 @@ export class Cluster {
     const strategy = settings.downing ?? keepMajority(settings.stableAfter)
     this.downing = typeof strategy === 'string' ? downingFromName(strategy, settings.stableAfter) : strategy
     const seeds = (settings.seeds ?? []).map(toEndpoint)
-    this.#providers = [...(seeds.length > 0 ? [new StaticDiscovery(seeds)] : []), ...(settings.discovery ?? [])]
+    const clusterd = settings.clusterd === undefined ? [] : [new ClusterdDiscovery(host, host.node, clusterdAddress(settings.clusterd))]
+    this.#providers = [...(seeds.length > 0 ? [new StaticDiscovery(seeds)] : []), ...clusterd, ...(settings.discovery ?? [])]
   }
 
   /** Starts gossiping, joins the seeds and starts discovery. Called by ClusterSystem. */

@@ -27,6 +27,7 @@ interface Waiter {
 
 export class ControlStreamLink implements StreamLink {
   readonly #channel: ControlChannel
+  readonly #kind: number
   readonly #pending = new Map<number, Waiter>()
   #handler: StreamHandler = () => undefined
   #ids = 0
@@ -34,9 +35,11 @@ export class ControlStreamLink implements StreamLink {
   /** Replies that could not be sent (too large, or the peer unreachable). */
   unsent = 0
 
-  constructor(channel: ControlChannel) {
+  /** `kind`: the control-message kind this link owns (SWIM's by default; clusterd uses another). */
+  constructor(channel: ControlChannel, kind = SWIM_CONTROL_KIND) {
     this.#channel = channel
-    channel.onControl(SWIM_CONTROL_KIND, (from, body) => this.#onControl(from, body))
+    this.#kind = kind
+    channel.onControl(kind, (from, body) => this.#onControl(from, body))
   }
 
   serve(handler: StreamHandler): void {
@@ -53,7 +56,7 @@ export class ControlStreamLink implements StreamLink {
       }, timeoutMs)
       this.#pending.set(id, { resolve, reject, timer })
       try {
-        this.#channel.sendControl(to, SWIM_CONTROL_KIND, envelope(0, id, body))
+        this.#channel.sendControl(to, this.#kind, envelope(0, id, body))
       } catch (e) {
         clearTimeout(timer)
         this.#pending.delete(id)
@@ -88,7 +91,7 @@ export class ControlStreamLink implements StreamLink {
     const reply = this.#handler(payload)
     if (!reply) return
     try {
-      this.#channel.sendControl({ host: from.endpoint.host, port: from.endpoint.port, uid: from.uid }, SWIM_CONTROL_KIND, envelope(1, id, reply))
+      this.#channel.sendControl({ host: from.endpoint.host, port: from.endpoint.port, uid: from.uid }, this.#kind, envelope(1, id, reply))
     } catch {
       // Too large for a frame, or the peer is in backoff: the requester times out, as on a lost
       // stream. Throwing here would close the whole association (and fail actor calls on it).

@@ -44,3 +44,4 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
     }
   }
 }
+export { NodeProcess, SHOAL_BIN, type LogLine, type NodeProcessOptions } from './NodeProcess.ts'

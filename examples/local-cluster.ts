@@ -1,0 +1,82 @@
+/**
+ * `npm start`: a local cluster. clusterd and three nodes, each a separate OS process started with
+ * the `shoal` CLI, each with a management endpoint. Prints where to look, then the membership
+ * whenever it changes. Ctrl-C makes every node leave gracefully, then stops the daemon.
+ *
+ * Ports (override with SHOAL_BASE_PORT): clusterd 3137; nodes 7351–7353; HTTP 8351–8353.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+
+const bin = fileURLToPath(new URL('../packages/shoal/bin/shoal.js', import.meta.url))
+const base = Number(process.env.SHOAL_BASE_PORT ?? 7351)
+const httpBase = base + 1000
+const daemon = process.env.SHOAL_CLUSTERD ?? '127.0.0.1:3137'
+const secret = process.env.SHOAL_SECRET ?? randomBytes(16).toString('hex')
+const env = { ...process.env, SHOAL_SECRET: secret }
+const children: { name: string; child: ChildProcess }[] = []
+
+function start(name: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push({ name, child })
+  // JSON log lines: show warnings and the few info lines that tell the story.
+  let buffered = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    let nl
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      try {
+        const entry = JSON.parse(line) as { level: number; msg: string; member?: string; status?: string; leader?: string }
+        const interesting = entry.level >= 40 || /node started|clusterd listening|member status changed|leader changed|leaving/.test(entry.msg)
+        if (interesting) console.log(`[${name}] ${entry.msg}${entry.member ? ` ${entry.member} → ${entry.status}` : ''}${entry.leader ? ` ${entry.leader}` : ''}`)
+      } catch {
+        console.log(`[${name}] ${line}`)
+      }
+    }
+  })
+  child.on('exit', (code, signal) => console.log(`[${name}] exited (${signal ?? code})`))
+  return child
+}
+
+const [dHost, dPort] = daemon.split(':')
+start('clusterd', ['clusterd', '--host', dHost!, '--port', dPort!])
+await new Promise((r) => setTimeout(r, 800))
+for (let i = 0; i < 3; i++) start(`node-${i + 1}`, ['node', '--name', `node-${i + 1}`, '--port', String(base + i), '--clusterd', daemon, '--http', String(httpBase + i)])
+
+console.log(`
+A local Shoal cluster is starting: clusterd on ${daemon}, nodes on 127.0.0.1:${base}–${base + 2}.
+Where to look:
+  curl http://127.0.0.1:${httpBase}/cluster/members      membership as node 1 sees it (JSON)
+  npx shoal status --http 127.0.0.1:${httpBase + 1}         the same as a table, from node 2
+  curl http://127.0.0.1:${httpBase + 2}/metrics           Prometheus metrics of node 3
+  curl -X POST -H "Authorization: Bearer $SHOAL_SECRET" http://127.0.0.1:${httpBase + 2}/cluster/leave
+                                                     node 3 leaves gracefully (secret: ${process.env.SHOAL_SECRET ? 'SHOAL_SECRET' : secret})
+Press Ctrl-C to stop: the nodes leave gracefully, then clusterd stops.
+`)
+
+async function printMembers(): Promise<void> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${httpBase}/cluster/members`, { signal: AbortSignal.timeout(2000) })
+    const body = (await res.json()) as { leader: string | null; members: { node: string; status: string; reachability: string; upNumber: number }[] }
+    console.log(`membership (node 1's view): ${body.members.map((m) => `${m.node} ${m.status}${m.reachability === 'unreachable' ? ' (unreachable)' : ''}${m.node === body.leader ? ' *leader' : ''}`).join(', ')}`)
+  } catch {
+    // Not listening yet, or gone: the next tick tries again.
+  }
+}
+const ticker = setInterval(() => void printMembers(), 5000)
+
+let stopping = false
+process.on('SIGINT', () => {
+  if (stopping) return
+  stopping = true
+  clearInterval(ticker)
+  console.log('\nstopping: nodes leave gracefully…')
+  const nodes = children.filter((c) => c.name !== 'clusterd')
+  for (const { child } of nodes) child.kill('SIGTERM')
+  void Promise.all(nodes.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r))))).then(() => {
+    for (const { name, child } of children) if (name === 'clusterd') child.kill('SIGTERM')
+  })
+})

@@ -1,0 +1,177 @@
+/**
+ * `shoal node` and `shoal clusterd`: run a cluster node (or the rendezvous daemon) as a process.
+ * Logs go to stdout: pretty on a terminal, JSON lines otherwise. SIGTERM or SIGINT leaves the
+ * cluster gracefully and exits 0; a node that is marked down shuts down and exits 1, so a
+ * supervisor restarts it with a new incarnation.
+ * @module
+ */
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { pino, type Logger } from 'pino'
+import { ClusterSystem } from '../ClusterSystem.ts'
+import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
+import type { DiscoveryProvider } from '../discovery/Discovery.ts'
+import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
+import { ConfigError } from '../errors.ts'
+import { ManagementServer } from '../management/ManagementServer.ts'
+
+export const NODE_USAGE = `Usage: shoal node --port P [options]
+
+Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
+
+  --name N             system name (default shoal)
+  --host H             host to bind and advertise (default 127.0.0.1)
+  --port P             TCP port, and UDP for failure detection (default 7337)
+  --seed HOST:PORT     a node to join (repeatable)
+  --clusterd [H:P]     register with a clusterd (default 127.0.0.1:3137)
+  --dns NAME           join the A/AAAA records of NAME (a headless service) on --port
+  --k8s SELECTOR       join pods matching SELECTOR (in-cluster Kubernetes API)
+  --roles R1,R2        roles of this node
+  --http PORT          management endpoint on 127.0.0.1:PORT (--http-host to change)
+  --downing STRATEGY   keep-majority (default), static-quorum:N, keep-oldest, down-all, timeout[:ms], none
+  --stable-after MS    how long the view must be stable before downing (default 3000)
+  --min-members N      members needed before anyone is up (default 1)
+  --secret-file F      read the cluster secret from F
+  --log-level L        trace, debug, info (default), warn, error
+`
+
+export const CLUSTERD_USAGE = `Usage: shoal clusterd [--host H] [--port P]
+
+Runs the clusterd rendezvous daemon (default 127.0.0.1:3137). Nodes started with --clusterd
+register with it and join each other. Needs the cluster secret (SHOAL_SECRET or --secret-file).
+`
+
+/** The pino logger of a CLI process: pretty on a terminal, JSON lines otherwise. */
+export function cliLogger(level: string): Logger {
+  if (process.stdout.isTTY) {
+    try {
+      return pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } })
+    } catch {
+      // pino-pretty is a development dependency; JSON it is.
+    }
+  }
+  return pino({ level })
+}
+
+function readSecret(file: string | undefined): string | undefined {
+  if (file === undefined) return process.env.SHOAL_SECRET
+  try {
+    return readFileSync(file, 'utf8').trim()
+  } catch (e) {
+    throw new ConfigError(`Cannot read --secret-file ${file}: ${(e as Error).message}`)
+  }
+}
+
+function int(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`--${name} must be a whole number, got "${v}".`)
+  return n
+}
+
+/** `--clusterd` takes an optional value: give it an empty one when none follows. */
+function normalizeOptional(argv: string[], flag: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    out.push(argv[i]!)
+    if (argv[i] === flag && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) out.push('')
+  }
+  return out
+}
+
+export async function nodeCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: normalizeOptional(argv, '--clusterd'),
+    options: {
+      name: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '7337' },
+      seed: { type: 'string', multiple: true },
+      clusterd: { type: 'string' },
+      dns: { type: 'string' },
+      k8s: { type: 'string' },
+      'k8s-namespace': { type: 'string' },
+      roles: { type: 'string' },
+      http: { type: 'string' },
+      'http-host': { type: 'string', default: '127.0.0.1' },
+      downing: { type: 'string', default: 'keep-majority' },
+      'stable-after': { type: 'string' },
+      'min-members': { type: 'string' },
+      'secret-file': { type: 'string' },
+      'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(NODE_USAGE)
+    return 0
+  }
+  const log = cliLogger(values['log-level'])
+  const port = int(values.port, 'port', 7337)
+  const discovery: DiscoveryProvider[] = []
+  if (values.dns !== undefined) discovery.push(new DnsDiscovery({ name: values.dns, port }))
+  if (values.k8s !== undefined) discovery.push(new KubernetesDiscovery({ selector: values.k8s, namespace: values['k8s-namespace'], port }))
+  const system = await ClusterSystem.start({
+    name: values.name,
+    host: values.host,
+    port,
+    secret: readSecret(values['secret-file']),
+    logger: log,
+    cluster: {
+      seeds: values.seed ?? [],
+      clusterd: values.clusterd === undefined ? undefined : values.clusterd === '' ? true : values.clusterd,
+      discovery,
+      roles: values.roles?.split(',').filter(Boolean) ?? [],
+      downing: values.downing,
+      stableAfter: values['stable-after'] === undefined ? undefined : int(values['stable-after'], 'stable-after', 3000),
+      minMembers: int(values['min-members'], 'min-members', 1),
+    },
+  })
+  let leaving: Promise<void> | undefined
+  const leave = (why: string): Promise<void> => {
+    if (leaving) return leaving
+    log.info({ why }, 'leaving the cluster')
+    leaving = system.cluster
+      .leave()
+      .then(() => system.shutdown())
+      .catch((e: unknown) => log.error({ err: e }, 'leave failed'))
+    return leaving
+  }
+  let management: ManagementServer | undefined
+  if (values.http !== undefined) {
+    management = await ManagementServer.start(system, { host: values['http-host'], port: int(values.http, 'http', 0), secret: readSecret(values['secret-file']), onLeave: () => leave('POST /cluster/leave') })
+    log.info({ url: `http://${values['http-host']}:${management.port}`, port: management.port }, 'management endpoint listening')
+  }
+  process.on('SIGTERM', () => void leave('SIGTERM'))
+  process.on('SIGINT', () => void leave('SIGINT'))
+  await system.terminated
+  await management?.close()
+  const downed = leaving === undefined
+  log.info({ downed }, 'node stopped')
+  return downed ? 1 : 0
+}
+
+export async function clusterdCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '3137' },
+      'secret-file': { type: 'string' },
+      'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(CLUSTERD_USAGE)
+    return 0
+  }
+  const log = cliLogger(values['log-level'])
+  const daemon = await ClusterSystem.startClusterDaemon({ host: values.host, port: int(values.port, 'port', 3137), secret: readSecret(values['secret-file']), logger: log })
+  log.info({ endpoint: `${values.host}:${daemon.node.endpoint.port}` }, 'clusterd listening')
+  const stop = (): void => void daemon.shutdown()
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  await daemon.terminated
+  return 0
+}

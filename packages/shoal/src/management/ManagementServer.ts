@@ -1,0 +1,369 @@
+/**
+ * The management endpoint: a small HTTP server (node:http, no framework) that exposes a node's
+ * cluster membership, liveness and readiness probes and Prometheus metrics, and accepts the two
+ * operator commands `leave` and `down`.
+ *
+ * | Route                  | Answer                                                             |
+ * | ---------------------- | ------------------------------------------------------------------ |
+ * | `GET /cluster/members` | 200 membership as seen from this node (see {@link MembersResponse}) |
+ * | `GET /health`          | 200 `{"status":"alive"}` while the system runs, then 503            |
+ * | `GET /ready`           | 200 `{"status":"up"}` once this member is up, else 503 + its status |
+ * | `GET /metrics`         | 200 Prometheus text exposition of `system.metrics.registry`        |
+ * | `POST /cluster/leave`  | 202, then leaves gracefully (bearer secret required)               |
+ * | `POST /cluster/down`   | `{"node":"host:port"}` → 200 / 404 (bearer secret required)         |
+ *
+ * Errors are JSON `{ "error": message, "code": CODE }` with a stable {@link ManagementErrorCode}.
+ * The server binds 127.0.0.1 unless told otherwise; the POST routes answer 403 until a secret is
+ * configured, and 401 (with `WWW-Authenticate: Bearer`) without the right `Authorization: Bearer`.
+ *
+ * ```ts
+ * const mgmt = await ManagementServer.start(system, { port: 8558, secret: process.env.SHOAL_MGMT_SECRET })
+ * // curl -s localhost:8558/cluster/members
+ * // curl -s -X POST -H "Authorization: Bearer $SHOAL_MGMT_SECRET" -d '{"node":"10.0.0.7:7337"}' localhost:8558/cluster/down
+ * await mgmt.close()
+ * ```
+ * @module
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { ClusterSystem } from '../ClusterSystem.ts'
+import { type ClusterMember, compareAddress, memberAddress, type MemberStatus, type Reachability } from '../cluster/Member.ts'
+import { ConfigError } from '../errors.ts'
+
+/** Options of {@link ManagementServer.start}. */
+export interface ManagementServerOptions {
+  /** Interface to bind. Default `127.0.0.1`: only local processes (probes, sidecars, the CLI) reach it. */
+  readonly host?: string
+  /** TCP port; 0 picks a free one (then read {@link ManagementServer.port}). */
+  readonly port: number
+  /**
+   * Bearer secret for the POST routes (`Authorization: Bearer <secret>`). Without one (or with an
+   * empty one) they answer 403 `NO_SECRET`; the GET routes never need it.
+   */
+  readonly secret?: string | Buffer
+  /**
+   * What `POST /cluster/leave` does once it has answered 202. Default: leave the cluster
+   * gracefully, then shut the system down. Failures are logged, not reported to the client.
+   */
+  readonly onLeave?: () => Promise<void>
+}
+
+/** One member in {@link MembersResponse}. */
+export interface MemberJson {
+  /** `host:port` of the member. */
+  readonly node: string
+  /** Incarnation uid of the member (a restarted process at the same address has a new one). */
+  readonly uid: string
+  /** `joining`, `up`, `leaving`, `exiting`, `down` or `removed`. */
+  readonly status: MemberStatus
+  /** As seen from the answering node. */
+  readonly reachability: Reachability
+  /** Age: 1 for the first member ever up, 2 for the next…; 0 until up. */
+  readonly upNumber: number
+  /** Roles of the member (settings `cluster.roles`). */
+  readonly roles: string[]
+}
+
+/** The body of `GET /cluster/members`. */
+export interface MembersResponse {
+  /** `host:port` of the answering node. */
+  readonly self: string
+  /** `host:port` of the leader as seen from the answering node, or null while there is none. */
+  readonly leader: string | null
+  /** Every member known here (removed ones stay listed for a while), sorted by host then port. */
+  readonly members: MemberJson[]
+}
+
+/** The stable `code` of every error body the management server sends. */
+export const ManagementErrorCode = {
+  /** 400: the request body is not the JSON expected. */
+  BadRequest: 'BAD_REQUEST',
+  /** 401: missing or wrong `Authorization: Bearer` secret. */
+  Unauthorized: 'UNAUTHORIZED',
+  /** 403: a POST route was called but the server has no secret configured. */
+  NoSecret: 'NO_SECRET',
+  /** 404: no such route, or no such member to down. */
+  NotFound: 'NOT_FOUND',
+  /** 405: known route, wrong method (see the `Allow` header). */
+  MethodNotAllowed: 'METHOD_NOT_ALLOWED',
+  /** 413: request body above 4 KiB. */
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** 503: a `/cluster/*` route on a system started without cluster membership. */
+  NotClustered: 'NOT_CLUSTERED',
+  /** 500: the server failed to answer (logged on the node). */
+  Internal: 'INTERNAL',
+} as const
+/** One of the {@link ManagementErrorCode} values. */
+export type ManagementErrorCode = (typeof ManagementErrorCode)[keyof typeof ManagementErrorCode]
+
+/** Largest request body accepted (POST /cluster/down), bytes. */
+const MAX_BODY = 4 * 1024
+/** Time allowed to send the request headers, ms. */
+const HEADERS_TIMEOUT = 5_000
+/** Time allowed to send the whole request, ms. */
+const REQUEST_TIMEOUT = 10_000
+/** `host:port` or `[v6]:port`. */
+const ADDRESS = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ManagementErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+  }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void
+
+/**
+ * HTTP management endpoint of one {@link ClusterSystem}. Start with {@link ManagementServer.start};
+ * stop with {@link ManagementServer.close} (shutting the system down does not close it: `/health`
+ * then answers 503).
+ */
+export class ManagementServer {
+  readonly #system: ClusterSystem
+  readonly #server: Server
+  readonly #secretDigest: Buffer | undefined
+  readonly #onLeave: () => Promise<void>
+  readonly #routes: ReadonlyMap<string, ReadonlyMap<string, Handler>>
+  #port = 0
+  #closing: Promise<void> | undefined
+
+  private constructor(system: ClusterSystem, options: ManagementServerOptions) {
+    this.#system = system
+    const secret = options.secret === undefined ? undefined : Buffer.from(options.secret)
+    this.#secretDigest = secret === undefined || secret.length === 0 ? undefined : digest(secret)
+    this.#onLeave = options.onLeave ?? (() => system.cluster.leave().then(() => system.shutdown()))
+    const get = (h: Handler): Map<string, Handler> => new Map([['GET', h], ['HEAD', h]])
+    this.#routes = new Map<string, Map<string, Handler>>([
+      ['/cluster/members', get((_req, res) => this.#members(res))],
+      ['/health', get((_req, res) => this.#health(res))],
+      ['/ready', get((_req, res) => this.#ready(res))],
+      ['/metrics', get((_req, res) => this.#metrics(res))],
+      ['/cluster/leave', new Map([['POST', (req, res) => this.#leave(req, res)]])],
+      ['/cluster/down', new Map([['POST', (req, res) => this.#down(req, res)]])],
+    ])
+    // The timeouts are checked every connectionsCheckingInterval (default 30 s): check every second.
+    this.#server = createServer({ headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, connectionsCheckingInterval: 1_000 }, (req, res) => {
+      void this.#handle(req, res)
+    })
+    this.#server.keepAliveTimeout = 5_000
+  }
+
+  /**
+   * Starts the management server of `system` and resolves once it listens.
+   * Rejects with `ConfigError` for an invalid port or when the address cannot be bound.
+   */
+  static async start(system: ClusterSystem, options: ManagementServerOptions): Promise<ManagementServer> {
+    const { port } = options
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Management port ${port} is invalid: use 0..65535 (0 picks a free port).`)
+    const host = options.host ?? '127.0.0.1'
+    const server = new ManagementServer(system, options)
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException): void => {
+        reject(new ConfigError(`Management server could not listen on ${host}:${port} (${e.code ?? e.message}): pick another port, or port 0 for a free one.`))
+      }
+      server.#server.once('error', onError)
+      server.#server.listen(port, host, () => {
+        server.#server.off('error', onError)
+        resolve()
+      })
+    })
+    server.#server.on('error', (e) => system.log.error({ err: e }, 'management server error'))
+    server.#port = (server.#server.address() as AddressInfo).port
+    system.log.debug({ management: `${host.includes(':') ? `[${host}]` : host}:${server.#port}`, secret: server.#secretDigest !== undefined }, 'management server listening')
+    return server
+  }
+
+  /** The port the server listens on (the one picked when started with port 0). */
+  get port(): number {
+    return this.#port
+  }
+
+  /** Stops listening and closes every connection, idle or not. Resolves once closed. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= new Promise<void>((resolve) => {
+      this.#server.close(() => resolve())
+      this.#server.closeAllConnections()
+    }))
+  }
+
+  // ── dispatch ───────────────────────────────────────────────────────────────
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = (req.url ?? '/').split('?', 1)[0]!
+      const methods = this.#routes.get(path)
+      if (!methods) throw new HttpError(404, ManagementErrorCode.NotFound, `No route ${path}; try GET /cluster/members, /health, /ready or /metrics.`)
+      const handler = methods.get(req.method ?? '')
+      if (!handler) {
+        const allow = [...methods.keys()].join(', ')
+        throw new HttpError(405, ManagementErrorCode.MethodNotAllowed, `${req.method} is not allowed on ${path}; use ${allow}.`, { Allow: allow })
+      }
+      await handler(req, res)
+    } catch (e) {
+      if (e instanceof HttpError) {
+        sendError(res, e)
+      } else {
+        this.#system.log.error({ err: e, method: req.method, url: req.url }, 'management request failed')
+        sendError(res, new HttpError(500, ManagementErrorCode.Internal, 'Internal error; see the node log.'))
+      }
+    }
+  }
+
+  // ── routes ─────────────────────────────────────────────────────────────────
+
+  #members(res: ServerResponse): void {
+    this.#requireCluster()
+    const { self, leader, members } = this.#system.cluster.membership
+    const body: MembersResponse = {
+      self: memberAddress(self),
+      leader: leader ? memberAddress(leader) : null,
+      members: [...members].sort((a, b) => compareAddress(a.node, b.node)).map(memberJson),
+    }
+    sendJson(res, 200, body)
+  }
+
+  #health(res: ServerResponse): void {
+    if (this.#system.running) sendJson(res, 200, { status: 'alive' })
+    else sendJson(res, 503, { status: 'shutting-down' })
+  }
+
+  /** Up means ready; a system without cluster membership is ready while it runs. */
+  #ready(res: ServerResponse): void {
+    const system = this.#system
+    const status = system.clustered ? system.cluster.status : system.running ? 'up' : 'shutting-down'
+    if (status === 'up' && system.running) sendJson(res, 200, { status })
+    else sendJson(res, 503, { status: status === 'up' ? 'shutting-down' : status })
+  }
+
+  async #metrics(res: ServerResponse): Promise<void> {
+    const registry = this.#system.metrics.registry
+    const text = await registry.metrics()
+    res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' })
+    res.end(text)
+  }
+
+  #leave(req: IncomingMessage, res: ServerResponse): void {
+    this.#authorize(req)
+    this.#requireCluster()
+    sendJson(res, 202, { status: 'leaving' })
+    this.#system.log.info({ from: req.socket.remoteAddress }, 'leave requested through the management endpoint')
+    Promise.resolve()
+      .then(() => this.#onLeave())
+      .catch((e: unknown) => this.#system.log.error({ err: e }, 'leaving the cluster (management request) failed'))
+  }
+
+  async #down(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#authorize(req)
+    this.#requireCluster()
+    const node = parseDownBody(await readBody(req))
+    if (!this.#system.cluster.down(node)) throw new HttpError(404, ManagementErrorCode.NotFound, `No member at ${node} that is not already down or removed.`)
+    this.#system.log.info({ member: node, from: req.socket.remoteAddress }, 'member downed through the management endpoint')
+    sendJson(res, 200, { downed: node })
+  }
+
+  // ── checks ─────────────────────────────────────────────────────────────────
+
+  #requireCluster(): void {
+    if (!this.#system.clustered) {
+      throw new HttpError(503, ManagementErrorCode.NotClustered, 'This system runs without cluster membership: start it with `cluster: {}` (and seeds or discovery) to use /cluster routes.')
+    }
+  }
+
+  /** Throws 403 without a configured secret, 401 without the right bearer token. */
+  #authorize(req: IncomingMessage): void {
+    if (!this.#secretDigest) {
+      throw new HttpError(403, ManagementErrorCode.NoSecret, 'This route requires a secret: start the management server with a secret, then send it as "Authorization: Bearer <secret>".')
+    }
+    const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')
+    // Digests have equal lengths whatever was sent: the comparison leaks neither content nor length.
+    if (!match || !timingSafeEqual(digest(Buffer.from(match[1]!)), this.#secretDigest)) {
+      throw new HttpError(401, ManagementErrorCode.Unauthorized, 'Missing or wrong "Authorization: Bearer <secret>".', { 'WWW-Authenticate': 'Bearer realm="shoal"' })
+    }
+  }
+}
+
+function digest(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest()
+}
+
+function memberJson(m: ClusterMember): MemberJson {
+  return { node: memberAddress(m), uid: m.node.uid, status: m.status, reachability: m.reachability, upNumber: m.upNumber, roles: [...m.roles] }
+}
+
+/** Reads at most {@link MAX_BODY} bytes; 413 beyond (without reading the rest). */
+function readBody(req: IncomingMessage): Promise<string> {
+  if (Number(req.headers['content-length']) > MAX_BODY) return Promise.reject(tooLarge())
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onFail).off('close', onClose)
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size <= MAX_BODY) return void chunks.push(chunk)
+      done()
+      req.pause()
+      reject(tooLarge())
+    }
+    const onEnd = (): void => {
+      done()
+      resolve(Buffer.concat(chunks).toString('utf8'))
+    }
+    const onFail = (e: Error): void => {
+      done()
+      reject(e instanceof HttpError ? e : new HttpError(400, ManagementErrorCode.BadRequest, `Could not read the request body: ${e.message}`))
+    }
+    const onClose = (): void => onFail(new HttpError(400, ManagementErrorCode.BadRequest, 'The request ended before its body was complete.'))
+    req.on('data', onData).on('end', onEnd).on('error', onFail).on('close', onClose)
+  })
+}
+
+function tooLarge(): HttpError {
+  // Stop here and close the connection rather than drain a large body.
+  return new HttpError(413, ManagementErrorCode.PayloadTooLarge, `Request body above ${MAX_BODY} bytes.`, { Connection: 'close' })
+}
+
+/** `{"node":"host:port"}` → `host:port`; 400 for anything else. */
+function parseDownBody(text: string): string {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new HttpError(400, ManagementErrorCode.BadRequest, 'The body must be JSON: {"node":"host:port"}.')
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, ManagementErrorCode.BadRequest, 'The body must be a JSON object: {"node":"host:port"}.')
+  const node = (body as { node?: unknown }).node
+  if (typeof node !== 'string') throw new HttpError(400, ManagementErrorCode.BadRequest, 'Missing "node": send {"node":"host:port"}.')
+  const m = ADDRESS.exec(node)
+  const port = m ? Number(m[1]) : NaN
+  if (!m || !(port > 0 && port < 65536)) throw new HttpError(400, ManagementErrorCode.BadRequest, `"node" must be host:port (e.g. 10.0.0.7:7337), got ${JSON.stringify(node.slice(0, 100))}.`)
+  return node
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  })
+  res.end(text)
+}
+
+function sendError(res: ServerResponse, e: HttpError): void {
+  if (res.destroyed || res.writableEnded) return
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  sendJson(res, e.status, { error: e.message, code: e.code }, e.headers)
+}

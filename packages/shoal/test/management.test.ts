@@ -1,0 +1,384 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ClusterSystem } from 'shoal'
+import { eventually } from 'shoal/testkit'
+import { statusCommand, STATUS_USAGE } from '../src/cli/status.ts'
+import { ManagementServer, type ManagementServerOptions, type MembersResponse } from '../src/management/ManagementServer.ts'
+
+const SECRET = 'mgmt-t0ken'
+const AUTH = { Authorization: `Bearer ${SECRET}` }
+
+let systems: ClusterSystem[] = []
+let servers: ManagementServer[] = []
+
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()))
+  await Promise.all(systems.map((s) => s.shutdown()))
+  servers = []
+  systems = []
+})
+
+function addressOf(s: ClusterSystem): string {
+  return `127.0.0.1:${s.node.endpoint.port}`
+}
+
+async function startSystem(seeds?: string[]): Promise<ClusterSystem> {
+  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: 's3cret', cluster: seeds ? { seeds } : {} })
+  systems.push(s)
+  return s
+}
+
+async function startServer(system: ClusterSystem, options: Partial<ManagementServerOptions> = {}): Promise<ManagementServer> {
+  const server = await ManagementServer.start(system, { port: 0, secret: SECRET, ...options })
+  servers.push(server)
+  return server
+}
+
+/** Two clustered systems, both up and seeing each other up, with a management server each. */
+async function twoNodes(options: { a?: Partial<ManagementServerOptions>; b?: Partial<ManagementServerOptions> } = {}) {
+  const a = await startSystem()
+  const b = await startSystem([addressOf(a)])
+  await Promise.all([a.cluster.joined(), b.cluster.joined()])
+  await eventually(
+    () => {
+      for (const s of [a, b]) {
+        const { members, leader } = s.cluster.membership
+        expect(members.filter((m) => m.status === 'up' && m.reachability === 'reachable')).toHaveLength(2)
+        expect(leader).toBeDefined()
+      }
+    },
+    { timeoutMs: 15_000 },
+  )
+  const ma = await startServer(a, options.a)
+  const mb = await startServer(b, options.b)
+  return { a, b, ma, mb }
+}
+
+interface Answer {
+  status: number
+  headers: Headers
+  text: string
+  json: () => unknown
+}
+
+async function http(server: ManagementServer | number, path: string, init: RequestInit = {}): Promise<Answer> {
+  const port = typeof server === 'number' ? server : server.port
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { ...init, signal: AbortSignal.timeout(5_000) })
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as unknown }
+}
+
+function post(server: ManagementServer, path: string, body?: string, headers: Record<string, string> = AUTH): Promise<Answer> {
+  return http(server, path, { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } })
+}
+
+/** Host, then port as a number. */
+function byAddress(x: string, y: string): number {
+  const [hx, px] = [x.slice(0, x.lastIndexOf(':')), Number(x.slice(x.lastIndexOf(':') + 1))]
+  const [hy, py] = [y.slice(0, y.lastIndexOf(':')), Number(y.slice(y.lastIndexOf(':') + 1))]
+  return hx === hy ? px - py : hx < hy ? -1 : 1
+}
+
+async function members(server: ManagementServer): Promise<MembersResponse> {
+  const res = await http(server, '/cluster/members')
+  expect(res.status).toBe(200)
+  return res.json() as MembersResponse
+}
+
+describe('ManagementServer', () => {
+  it('GET /cluster/members answers the exact membership shape, sorted by address, lowest address leading', async () => {
+    const { a, b, ma, mb } = await twoNodes()
+    const addresses = [addressOf(a), addressOf(b)].sort(byAddress)
+    for (const [system, server] of [
+      [a, ma],
+      [b, mb],
+    ] as const) {
+      const res = await http(server, '/cluster/members')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8')
+      const body = res.json() as Record<string, unknown>
+      expect(Object.keys(body)).toEqual(['self', 'leader', 'members'])
+      expect(body.self).toBe(addressOf(system))
+      expect(body.leader).toBe(addresses[0])
+      const list = body.members as Record<string, unknown>[]
+      expect(list.map((m) => m.node)).toEqual(addresses)
+      for (const m of list) {
+        expect(Object.keys(m)).toEqual(['node', 'uid', 'status', 'reachability', 'upNumber', 'roles'])
+        expect(m.uid).toMatch(/^[0-9a-f]{16}$/)
+        expect(m.status).toBe('up')
+        expect(m.reachability).toBe('reachable')
+        expect(Number.isInteger(m.upNumber)).toBe(true)
+        expect(m.roles).toEqual([])
+      }
+      // a was up first (alone), b joined it.
+      expect(body).toEqual({
+        self: addressOf(system),
+        leader: addresses[0],
+        members: [a, b]
+          .map((s, i) => ({ node: addressOf(s), uid: s.node.uid, status: 'up', reachability: 'reachable', upNumber: i + 1, roles: [] }))
+          .sort((x, y) => byAddress(x.node, y.node)),
+      })
+    }
+  })
+
+  it('GET /health and /ready answer 200 while up, 503 once the system shuts down', async () => {
+    const { b, mb } = await twoNodes()
+    let res = await http(mb, '/health')
+    expect([res.status, res.json()]).toEqual([200, { status: 'alive' }])
+    res = await http(mb, '/ready')
+    expect([res.status, res.json()]).toEqual([200, { status: 'up' }])
+
+    await b.shutdown()
+    res = await http(mb, '/health')
+    expect(res.status).toBe(503)
+    expect(res.json()).toEqual({ status: 'shutting-down' })
+    res = await http(mb, '/ready')
+    expect(res.status).toBe(503)
+    // Shutting down without leaving marks the node down.
+    expect(res.json()).toEqual({ status: 'down' })
+  })
+
+  it('GET /metrics serves the Prometheus text of the system registry', async () => {
+    const { a, ma } = await twoNodes()
+    const res = await http(ma, '/metrics')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe(a.metrics.registry.contentType)
+    expect(res.text).toContain('shoal_swim_members')
+    expect(res.text).toContain('shoal_calls_total')
+    expect(res.text).toContain('shoal_associations')
+  })
+
+  it('POST routes require the bearer secret: 401 without or with a wrong one, 403 when the server has none', async () => {
+    const { a, b, ma } = await twoNodes()
+    const body = JSON.stringify({ node: addressOf(b) })
+    const headerSets: Record<string, string>[] = [{}, { Authorization: 'Bearer nope' }, { Authorization: `Bearer ${SECRET.replace(/.$/, 'X')}` }, { Authorization: `Basic ${SECRET}` }, { Authorization: 'Bearer' }]
+    for (const headers of headerSets) {
+      for (const path of ['/cluster/down', '/cluster/leave']) {
+        const res = await post(ma, path, body, headers)
+        expect(res.status).toBe(401)
+        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/)
+        expect(res.json()).toMatchObject({ code: 'UNAUTHORIZED', error: expect.any(String) })
+      }
+    }
+    const open = await startServer(a, { secret: undefined })
+    const res = await post(open, '/cluster/down', body)
+    expect(res.status).toBe(403)
+    expect(res.json()).toMatchObject({ code: 'NO_SECRET', error: expect.stringMatching(/secret/) })
+    const empty = await startServer(a, { secret: '' })
+    expect((await post(empty, '/cluster/leave')).status).toBe(403)
+    // Nothing happened to anyone.
+    expect(a.cluster.membership.members.map((m) => m.status)).toEqual(['up', 'up'])
+    expect(b.running).toBe(true)
+  })
+
+  it('POST /cluster/down with the bearer downs the other node, which is then removed and shuts down', async () => {
+    const { a, b, ma } = await twoNodes()
+    const target = addressOf(b)
+    const res = await post(ma, '/cluster/down', JSON.stringify({ node: target }))
+    expect(res.status).toBe(200)
+    expect(res.json()).toEqual({ downed: target })
+    await eventually(
+      async () => {
+        const view = await members(ma)
+        const m = view.members.find((x) => x.node === target)
+        expect(m === undefined || m.status === 'removed').toBe(true)
+      },
+      { timeoutMs: 15_000 },
+    )
+    await eventually(() => expect(b.running).toBe(false), { timeoutMs: 15_000 })
+    // Gone already: nothing to down.
+    const again = await post(ma, '/cluster/down', JSON.stringify({ node: target }))
+    expect(again.status).toBe(404)
+    expect(again.json()).toMatchObject({ code: 'NOT_FOUND' })
+    expect(a.running).toBe(true)
+  })
+
+  it('POST /cluster/down answers 400 for bad bodies, 404 for no such member, 413 above 4 KiB', async () => {
+    const { a, ma } = await twoNodes()
+    for (const body of ['{', 'not json', '', '[]', '"127.0.0.1:1"', 'null', '{}', '{"node":5}', '{"node":"nope"}', '{"node":"127.0.0.1:0"}', '{"node":"127.0.0.1:99999"}']) {
+      const res = await post(ma, '/cluster/down', body)
+      expect(res.status, body).toBe(400)
+      expect(res.json()).toMatchObject({ code: 'BAD_REQUEST', error: expect.any(String) })
+    }
+    const missing = await post(ma, '/cluster/down', JSON.stringify({ node: '127.0.0.1:1' }))
+    expect(missing.status).toBe(404)
+    expect(missing.json()).toMatchObject({ code: 'NOT_FOUND', error: expect.stringContaining('127.0.0.1:1') })
+    const big = await post(ma, '/cluster/down', JSON.stringify({ node: '127.0.0.1:1', pad: 'x'.repeat(5000) }))
+    expect(big.status).toBe(413)
+    expect(big.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+    expect(a.cluster.membership.members.map((m) => m.status)).toEqual(['up', 'up'])
+    // Still serving after all that.
+    expect((await http(ma, '/health')).status).toBe(200)
+  })
+
+  it('POST /cluster/leave with the bearer answers 202, then the node leaves, is removed and shuts down', async () => {
+    const { a, b, mb } = await twoNodes()
+    const res = await post(mb, '/cluster/leave')
+    expect(res.status).toBe(202)
+    expect(res.json()).toEqual({ status: 'leaving' })
+    const removed = await a.cluster.waitFor(addressOf(b), 'removed', { timeout: 15_000 })
+    expect(removed.node.uid).toBe(b.node.uid)
+    await eventually(() => expect(b.running).toBe(false), { timeoutMs: 15_000 })
+    expect(b.cluster.status).toBe('removed')
+    expect(a.running).toBe(true)
+    expect(a.cluster.membership.leader?.node.uid).toBe(a.node.uid)
+  })
+
+  it('POST /cluster/leave calls onLeave after answering and logs its failure', async () => {
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    const onLeave = vi.fn(async () => {
+      await gate
+      throw new Error('hand-over failed')
+    })
+    const { b, mb } = await twoNodes({ b: { onLeave } })
+    const logged = vi.spyOn(b.log, 'error')
+    // Answered while onLeave is still pending.
+    const res = await post(mb, '/cluster/leave')
+    expect(res.status).toBe(202)
+    expect(onLeave).toHaveBeenCalledTimes(1)
+    release()
+    await eventually(() => expect(logged).toHaveBeenCalledWith(expect.objectContaining({ err: expect.objectContaining({ message: 'hand-over failed' }) }), expect.any(String)))
+    expect(b.running).toBe(true)
+    expect(b.cluster.status).toBe('up')
+  })
+
+  it('answers 404 for unknown paths and 405 with Allow for a wrong method', async () => {
+    const { ma } = await twoNodes()
+    for (const path of ['/', '/nope', '/cluster', '/cluster/members/extra', '/health/']) {
+      const res = await http(ma, path)
+      expect(res.status, path).toBe(404)
+      expect(res.json()).toMatchObject({ code: 'NOT_FOUND', error: expect.any(String) })
+    }
+    const cases: [string, string, string][] = [
+      ['POST', '/cluster/members', 'GET, HEAD'],
+      ['DELETE', '/health', 'GET, HEAD'],
+      ['PUT', '/metrics', 'GET, HEAD'],
+      ['GET', '/cluster/leave', 'POST'],
+      ['GET', '/cluster/down', 'POST'],
+    ]
+    for (const [method, path, allow] of cases) {
+      const res = await http(ma, path, { method, headers: AUTH })
+      expect(res.status, `${method} ${path}`).toBe(405)
+      expect(res.headers.get('allow')).toBe(allow)
+      expect(res.json()).toMatchObject({ code: 'METHOD_NOT_ALLOWED' })
+    }
+    // Query strings are ignored.
+    expect((await http(ma, '/health?verbose=1')).status).toBe(200)
+  })
+
+  it('answers 503 on /cluster routes of a system without cluster membership', async () => {
+    const lone = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+    systems.push(lone)
+    const server = await startServer(lone)
+    for (const res of [await http(server, '/cluster/members'), await post(server, '/cluster/leave'), await post(server, '/cluster/down', '{"node":"127.0.0.1:1"}')]) {
+      expect(res.status).toBe(503)
+      expect(res.json()).toMatchObject({ code: 'NOT_CLUSTERED', error: expect.stringMatching(/cluster/) })
+    }
+    expect((await http(server, '/health')).status).toBe(200)
+    expect((await http(server, '/ready')).json()).toEqual({ status: 'up' })
+    expect(lone.running).toBe(true)
+  })
+
+  it('refuses an invalid port or a taken one with ConfigError', async () => {
+    const s = await startSystem()
+    await expect(ManagementServer.start(s, { port: -1 })).rejects.toMatchObject({ code: 'SHOAL_CONFIG' })
+    const taken = await startServer(s)
+    await expect(ManagementServer.start(s, { port: taken.port })).rejects.toThrow(/EADDRINUSE/)
+  })
+
+  it('close() closes the server and its keep-alive connections', async () => {
+    const s = await startSystem()
+    const server = await startServer(s)
+    expect((await http(server, '/health')).status).toBe(200)
+    await server.close()
+    await server.close()
+    await expect(http(server, '/health')).rejects.toThrow()
+  })
+})
+
+describe('shoal status', () => {
+  function capture(): { out: (s: string) => void; err: (s: string) => void; stdout: () => string; stderr: () => string } {
+    let stdout = ''
+    let stderr = ''
+    return { out: (s) => void (stdout += s), err: (s) => void (stderr += s), stdout: () => stdout, stderr: () => stderr }
+  }
+
+  it('prints the members as a table, marking the leader and this node', async () => {
+    const { a, b, ma } = await twoNodes()
+    const leader = [addressOf(a), addressOf(b)].sort(byAddress)[0]!
+    const c = capture()
+    expect(await statusCommand(['--http', `127.0.0.1:${ma.port}`], c.out, c.err)).toBe(0)
+    expect(c.stderr()).toBe('')
+    const lines = c.stdout().trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^NODE\s+STATUS\s+REACHABILITY\s+AGE\s+ROLES$/)
+    const rowOf = (addr: string): string => lines.find((l) => l.startsWith(addr))!
+    for (const s of [a, b]) {
+      const row = rowOf(addressOf(s))
+      expect(row).toBeDefined()
+      expect(row).toMatch(/\sup\s+reachable\s+[12]\s+-$/)
+      expect(row.includes(`${addressOf(s)}*`)).toBe(addressOf(s) === leader)
+      expect(row.includes('(self)')).toBe(s === a)
+    }
+    expect(rowOf(addressOf(a))).toMatch(/\s1\s+-$/)
+    expect(lines.at(-1)).toBe('* leader')
+  })
+
+  it('--json prints the JSON answer', async () => {
+    const { ma } = await twoNodes()
+    const c = capture()
+    expect(await statusCommand(['--http', `http://127.0.0.1:${ma.port}/`, '--json'], c.out, c.err)).toBe(0)
+    expect(JSON.parse(c.stdout())).toEqual(await members(ma))
+  })
+
+  it('exits 1 with a message when the endpoint is closed, answers non-200 or answers garbage; 2 on bad usage', async () => {
+    const s = await startSystem()
+    const server = await startServer(s)
+    const port = server.port
+    await server.close()
+    let c = capture()
+    expect(await statusCommand(['--http', `127.0.0.1:${port}`], c.out, c.err)).toBe(1)
+    expect(c.stdout()).toBe('')
+    expect(c.stderr()).toMatch(new RegExp(`could not reach http://127\\.0\\.0\\.1:${port}/cluster/members: ECONNREFUSED`))
+
+    const lone = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+    systems.push(lone)
+    const notClustered = await startServer(lone)
+    c = capture()
+    expect(await statusCommand(['--http', `127.0.0.1:${notClustered.port}`], c.out, c.err)).toBe(1)
+    expect(c.stderr()).toMatch(/answered 503: .*\(NOT_CLUSTERED\)/)
+
+    c = capture()
+    expect(await statusCommand(['--http', `http://127.0.0.1:${notClustered.port}/metrics?x=1`], c.out, c.err)).toBe(2)
+    c = capture()
+    expect(await statusCommand(['--http', `http://127.0.0.1:${notClustered.port}/health`], c.out, c.err)).toBe(1)
+    expect(c.stderr()).toMatch(/answered 404/)
+
+    // Something that is not a management endpoint answering 200.
+    const fake = createServer((req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(req.url === '/a/cluster/members' ? '{"self":"x:1","leader":null,"members":[{"node":"x:1"}]}' : 'hello'))
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
+    try {
+      const fakePort = (fake.address() as AddressInfo).port
+      c = capture()
+      expect(await statusCommand(['--http', `127.0.0.1:${fakePort}`], c.out, c.err)).toBe(1)
+      expect(c.stderr()).toMatch(/malformed answer/)
+      c = capture()
+      expect(await statusCommand(['--http', `http://127.0.0.1:${fakePort}/a`, '--json'], c.out, c.err)).toBe(1)
+      expect(c.stderr()).toMatch(/malformed answer .*members\[0\]\.uid/)
+      expect(c.stdout()).toBe('')
+    } finally {
+      fake.closeAllConnections()
+      await new Promise((r) => fake.close(r))
+    }
+
+    for (const argv of [[], ['--http'], ['--http', 'localhost'], ['--http', '127.0.0.1:0'], ['--bogus']]) {
+      c = capture()
+      expect(await statusCommand(argv, c.out, c.err), argv.join(' ')).toBe(2)
+      expect(c.stderr()).toMatch(/^shoal status: /)
+    }
+    c = capture()
+    expect(await statusCommand(['--help'], c.out, c.err)).toBe(0)
+    expect(c.stdout()).toBe(STATUS_USAGE)
+  })
+})
