@@ -135,8 +135,11 @@ export function downingFromName(spec: string, stableAfter?: number): DowningStra
       return keepOldest(stableAfter)
     case 'down-all':
       return downAll(stableAfter)
-    case 'timeout':
-      return timeoutDowning(arg === undefined ? (stableAfter ?? 5000) : Number(arg))
+    case 'timeout': {
+      const ms = arg === undefined ? (stableAfter ?? 5000) : Number(arg)
+      if (!Number.isFinite(ms) || ms < 0) throw new ConfigError(`timeout downing needs a delay in ms ≥ 0 (timeout:5000), got "${arg}".`)
+      return timeoutDowning(ms)
+    }
     case 'none':
       return noDowning()
     default:

@@ -38,7 +38,7 @@ export function decodeGossip(bytes: Buffer): { from: string; gossip: GossipState
   }
   if (!Array.isArray(raw) || raw.length !== 5) throw new GossipDecodeError('gossip is not a 5-element array')
   const [version, from, members, vector, seen] = raw as unknown[]
-  if (version !== VERSION) throw new GossipDecodeError(`gossip version ${String(version)}, this node speaks ${VERSION}`)
+  if (version !== VERSION) throw new GossipDecodeError(`gossip version ${typeof version === 'number' ? version : typeof version}, this node speaks ${VERSION}`)
   const fromUid = uid(from)
   if (!Array.isArray(members) || members.length > MAX_MEMBERS) throw new GossipDecodeError('members must be an array of at most 10,000')
   const out = new Map<string, Member>()
