@@ -663,11 +663,12 @@ describe('local health (LHM)', () => {
     expect(started(ds, 'probe')).toEqual([probeInterval * (1 + maxLocalHealth)])
   })
 
-  it('a suspicion timeout is scaled by 1 + LHM', () => {
+  it('a suspicion timeout is not scaled by LHM (a minority must still conclude)', () => {
     const h = new Harness({ others: 4 })
     h.take(h.instance.onStall(1000))
+    expect(h.instance.health.score).toBe(1)
     h.receive(gossip(nodeOf(1), [accuse('suspect', nodeOf(2), 0, nodeOf(1))]))
-    expect(h.timers.get(`suspect:${nodeKey(nodeOf(2))}`)).toBe(2 * SWIM_DEFAULTS.suspicionMax)
+    expect(h.timers.get(`suspect:${nodeKey(nodeOf(2))}`)).toBe(SWIM_DEFAULTS.suspicionMax)
   })
 })
 

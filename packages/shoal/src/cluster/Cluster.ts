@@ -411,7 +411,9 @@ export class Cluster {
   #onSwim(c: MembershipChange): void {
     const uid = c.member.node.uid
     const m = this.#gossip.members.get(uid)
-    const down = c.member.status === 'dead' || c.member.status === 'left'
+    // Unreachable as soon as SWIM suspects (a probe failed directly, through 3 helpers and over
+    // TCP): downing waits `stableAfter` on top, and a refutation makes it reachable again.
+    const down = c.member.status !== 'alive'
     if (!m) {
       // A node SWIM knows but membership does not yet: send it our state so it learns of us.
       if (!down && !this.#isForgotten(uid)) this.#sendTo({ host: c.member.node.host, port: c.member.node.port })
@@ -423,7 +425,7 @@ export class Cluster {
   #checkSwim(m: Member): void {
     if (m.node.uid === this.self.uid) return
     const s = this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
-    if (s && (s.status === 'dead' || s.status === 'left')) this.#setReachable(m, false)
+    if (s && s.status !== 'alive') this.#setReachable(m, false)
   }
 
   #setReachable(m: Member, reachable: boolean): void {

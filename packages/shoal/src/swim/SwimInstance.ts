@@ -481,7 +481,9 @@ export class SwimInstance {
 
   #armSuspicion(key: string, s: Suspicion): void {
     const set = this.settings
-    const timeout = this.health.scale(suspicionTimeout(s.confirmations, set.suspicionMin, set.suspicionMax, set.confirmations))
+    // Not scaled by local health (as in memberlist): a node cut off from most of the cluster has a
+    // high score, and must still conclude, or it could never learn that it is in a minority.
+    const timeout = suspicionTimeout(s.confirmations, set.suspicionMin, set.suspicionMax, set.confirmations)
     const delay = s.start + timeout - this.#now()
     if (delay <= 0) this.#declareDead(key)
     else this.#timer(`suspect:${key}`, delay)
@@ -504,7 +506,7 @@ export class SwimInstance {
       // it refute, or tells us of a refutation we missed); dead after one more period if it fails.
       s.checked = true
       this.#priority.push(key)
-      this.#timer(`suspect:${key}`, 2 * this.health.scale(this.settings.probeInterval))
+      this.#timer(`suspect:${key}`, 2 * this.settings.probeInterval)
       return
     }
     this.#declareDead(key)
