@@ -73,7 +73,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
     try {
       reply = await this.#link.request(this.#daemon, me, 3000)
     } catch (e) {
-      throw new Error(`clusterd at ${endpointKey(this.#daemon)} did not answer (${(e as Error).message}): start it with \`npx shoal clusterd\`.`)
+      throw new Error(`clusterd at ${endpointKey(this.#daemon)} did not answer (${(e as Error).message}): start it with \`npx shoal clusterd\`.`, { cause: e })
     }
     let parsed: unknown
     try {
