@@ -78,6 +78,7 @@ const TICK = 250
 const FORGET_REMOVED_AFTER = 60_000
 const FORGOTTEN_TTL = 24 * 3600_000
 const PUSH_TO_ALL_UP_TO = 32
+const DOWN_SHUTDOWN_DELAY = 1000
 
 export class Cluster {
   readonly self: ClusterNode
@@ -98,6 +99,7 @@ export class Cluster {
   readonly #timers: NodeJS.Timeout[] = []
   readonly #abort = new AbortController()
   readonly #leavingHooks: (() => Promise<void>)[] = []
+  readonly #toTombstone: ClusterNode[] = []
   #leader: string | undefined
   #viewChangedAt = Date.now()
   #stopped = false
@@ -317,7 +319,11 @@ export class Cluster {
     this.#updateLeader()
     if (changes.length > 0) this.#viewChangedAt = Date.now()
     this.#runLeaderActions()
-    this.#push(changes.filter((c) => c.member.status === 'removed').map((c) => c.member))
+    // Members just marked down or removed are no longer gossip targets: tell them once, so a downed
+    // node learns its fate (and shuts down) and a leaving one learns it is done.
+    this.#push(changes.filter((c) => c.member.status === 'removed' || c.member.status === 'down').map((c) => c.member))
+    // Only now, after that last word: tombstoning closes the connection.
+    for (const node of this.#toTombstone.splice(0)) this.#host.tombstoneNode(node)
     return true
   }
 
@@ -326,7 +332,7 @@ export class Cluster {
     if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
-    if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#host.tombstoneNode(m.node)
+    if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#toTombstone.push(m.node)
     if (previous === undefined) this.#checkSwim(m)
     this.#emit({ type: 'member', member: this.#view(m), previous })
     if (m.node.uid === this.self.uid && m.status === 'down') this.#downed()
@@ -336,7 +342,8 @@ export class Cluster {
     if (this.#stopped) return
     const action = this.#settings.onDown ?? 'shutdown'
     this.#log.warn({ action }, 'this node was marked down')
-    if (action === 'shutdown') void this.#host.shutdown()
+    // A moment first, so the gossip that tells the rest of our side goes out before we close.
+    if (action === 'shutdown') setTimeout(() => void this.#host.shutdown(), DOWN_SHUTDOWN_DELAY).unref()
   }
 
   /** A new incarnation joined at an endpoint where another is still present: that one is gone. */
