@@ -42,3 +42,4 @@ export { keepMajority, staticQuorum, keepOldest, downAll, timeoutDowning, noDown
 export { StaticDiscovery, type DiscoveryProvider, type DiscoveredEndpoint } from './discovery/Discovery.ts'
 export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsResolver, type DnsSrvRecord } from './discovery/DnsDiscovery.ts'
 export { KubernetesDiscovery, type KubernetesDiscoveryOptions, type KubernetesDiscoveryKind } from './discovery/KubernetesDiscovery.ts'
+export { ManagementServer } from './management/ManagementServer.ts'

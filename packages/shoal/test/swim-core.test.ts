@@ -586,7 +586,7 @@ describe('local health (LHM)', () => {
       [1, 2],
       [2, 1],
     ] as const) {
-      const h = new Harness({ others: 4 })
+      const h = new Harness({ others: 4, settings: { maxLocalHealth: 8 } })
       h.start()
       const { seq } = onePing(h.fire('probe'))
       const helpers = sends(h.fire(`ping:${seq}`), 'pingReq').map((r) => h.others.find((n) => n.host === r.to.host)!)
@@ -599,7 +599,7 @@ describe('local health (LHM)', () => {
   })
 
   it('−1 on a successful probe, never below 0', () => {
-    const h = new Harness({ others: 4 })
+    const h = new Harness({ others: 4, settings: { maxLocalHealth: 8 } })
     h.start()
     h.take(h.instance.onStall(1000))
     h.take(h.instance.onStall(1000))

@@ -42,10 +42,11 @@ export interface SwimSettings {
    */
   readonly confirmationProbes?: number
   /**
-   * Upper bound of the local health multiplier. Default 3 (Lifeguard, memberlist and Swift use 8):
-   * a partition's minority reaches the cap, and at 8 its 7.2 s periods make it take 20–25 s to
-   * see the majority gone, long after the majority downed it; at 3, 7–10 s. Loss and stall
-   * tolerance measured the same.
+   * Upper bound of the local health multiplier. Default 1 (Lifeguard, memberlist and Swift use 8):
+   * a partition's minority reaches the cap (its helpers on the far side never nack), and the
+   * scaled period decides how soon it sees the majority gone: about 20–25 s at 8, 7–10 s at 3,
+   * 4–5 s at 1. In the simulator, 5% and 10% loss and 2-second stalls give no false deaths at any
+   * of these caps (late probes are inconclusive, suspicions need confirmations or a self-check).
    */
   readonly maxLocalHealth?: number
   /** Event-loop delay or timer lateness (ms) that counts as a local stall. Default 250. */
@@ -86,7 +87,7 @@ export const SWIM_DEFAULTS: ResolvedSwimSettings = {
   suspicionMax: 9000,
   confirmations: 3,
   confirmationProbes: 3,
-  maxLocalHealth: 3,
+  maxLocalHealth: 1,
   stallThreshold: 250,
   retransmitMult: 4,
   gossipInterval: 200,

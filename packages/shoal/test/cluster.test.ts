@@ -1,0 +1,100 @@
+/**
+ * The cluster API in one process: events, waitFor, minMembers, leave, down, replacement.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { ClusterSystem, TimeoutError, type ClusterEvent, type ClusterSettings } from 'shoal'
+import { eventually } from 'shoal/testkit'
+
+const systems: ClusterSystem[] = []
+afterEach(async () => {
+  await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+})
+
+async function node(cluster: ClusterSettings = {}, port = 0): Promise<ClusterSystem> {
+  const s = await ClusterSystem.start({ port, logLevel: 'silent', cluster: { selfJoinAfter: 200, ...cluster } })
+  systems.push(s)
+  return s
+}
+
+const addr = (s: ClusterSystem): string => `127.0.0.1:${s.node.endpoint.port}`
+
+describe('cluster API', () => {
+  it('events(): a snapshot first, then member changes and the leader, in order', async () => {
+    const a = await node()
+    await a.cluster.joined()
+    const seen: ClusterEvent[] = []
+    const done = (async () => {
+      for await (const e of a.cluster.events()) {
+        seen.push(e)
+        if (e.type === 'member' && e.member.status === 'up' && e.member.node.uid !== a.node.uid) break
+      }
+    })()
+    const b = await node({ seeds: [addr(a)] })
+    await done
+    expect(seen[0]!.type).toBe('snapshot')
+    const aboutB = seen.filter((e): e is Extract<ClusterEvent, { type: 'member' }> => e.type === 'member' && e.member.node.uid === b.node.uid)
+    expect(aboutB.map((e) => e.member.status)).toEqual(['joining', 'up'])
+    expect(a.cluster.membership.leader?.node.uid).toBe([a, b].sort((x, y) => x.node.endpoint.port - y.node.endpoint.port)[0]!.node.uid)
+  })
+
+  it('minMembers 3: two nodes stay joining until the third arrives', async () => {
+    const a = await node({ minMembers: 3 })
+    const b = await node({ minMembers: 3, seeds: [addr(a)] })
+    await eventually(() => expect(a.cluster.membership.members).toHaveLength(2))
+    await expect(a.cluster.joined({ timeout: 1500 })).rejects.toBeInstanceOf(TimeoutError)
+    expect(a.cluster.status).toBe('joining')
+    const c = await node({ minMembers: 3, seeds: [addr(a)] })
+    await Promise.all([a, b, c].map((s) => s.cluster.joined({ timeout: 10_000 })))
+  })
+
+  it('leave(): leaving → exiting → removed everywhere, never unreachable', async () => {
+    const a = await node()
+    const b = await node({ seeds: [addr(a)] })
+    const c = await node({ seeds: [addr(a)] })
+    await Promise.all([a, b, c].map((s) => s.cluster.joined()))
+    await eventually(() => expect(a.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(3))
+    const unreachable: string[] = []
+    const statuses: string[] = []
+    const watch = (async () => {
+      for await (const e of a.cluster.events()) {
+        if (e.type === 'reachability' && e.member.node.uid === c.node.uid) unreachable.push(e.member.reachability)
+        if (e.type === 'member' && e.member.node.uid === c.node.uid) statuses.push(e.member.status)
+        if (statuses.includes('removed')) break
+      }
+    })()
+    await c.cluster.leave()
+    await watch
+    expect(statuses).toEqual(['leaving', 'exiting', 'removed'])
+    expect(unreachable).toEqual([])
+    await b.cluster.waitFor(c.node, 'removed')
+  })
+
+  it('down(node): the node is removed everywhere and shuts itself down', async () => {
+    const a = await node()
+    const b = await node({ seeds: [addr(a)] })
+    await Promise.all([a, b].map((s) => s.cluster.joined()))
+    await eventually(() => expect(b.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(2))
+    expect(a.cluster.down(addr(b))).toBe(true)
+    await a.cluster.waitFor(b.node, 'removed')
+    await b.terminated
+    expect(b.running).toBe(false)
+    expect(a.cluster.down('127.0.0.1:1')).toBe(false)
+  })
+
+  it('a node restarted on the same port replaces the old incarnation, which is downed', async () => {
+    const a = await node()
+    const b = await node({ seeds: [addr(a)] })
+    await Promise.all([a, b].map((s) => s.cluster.joined()))
+    const port = b.node.endpoint.port
+    const oldUid = b.node.uid
+    // Simulate a crash: stop without telling anyone (SWIM and transport closed abruptly is not
+    // possible in-process; a fresh incarnation on the port is what matters here).
+    await b.shutdown()
+    const b2 = await node({ seeds: [addr(a)] }, port)
+    await a.cluster.waitFor(b2.node, 'up')
+    await eventually(() => {
+      const old = a.cluster.membership.members.find((m) => m.node.uid === oldUid)
+      expect(old === undefined || old.status === 'down' || old.status === 'removed').toBe(true)
+    })
+  })
+})
