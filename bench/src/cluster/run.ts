@@ -149,7 +149,7 @@ const targets: [string, string, boolean][] = [
   ['kill -9: every other member sees it down within 10 s', `worst ${fmt(max(rounds.map((r) => r.killDownSeconds)))} s`, max(rounds.map((r) => r.killDownSeconds)) <= 10],
   ['kill -9: removed everywhere within 12 s', `worst ${fmt(max(rounds.map((r) => r.killRemovedSeconds)))} s`, max(rounds.map((r) => r.killRemovedSeconds)) <= 12],
   ['graceful leave: removed everywhere within 2 s, never unreachable, exit 0', `worst ${fmt(max(rounds.map((r) => r.leaveRemovedSeconds)))} s; unreachable ${rounds.some((r) => r.leaveUnreachable)}; exit ${[...new Set(rounds.map((r) => r.leaveExitCode))].join(',')}`, max(rounds.map((r) => r.leaveRemovedSeconds)) <= 2 && !rounds.some((r) => r.leaveUnreachable) && rounds.every((r) => r.leaveExitCode === 0)],
-  ['partition 3|2: the minority is down within 15 s of the split', part ? `${fmt(part.minorityDownSeconds)} s (majority survived: ${part.majoritySurvived})` : 'not available', part !== undefined && part.minorityDownSeconds <= 15 && part.majoritySurvived],
+  ['partition 3\\|2: the minority is down within 15 s of the split', part ? `${fmt(part.minorityDownSeconds)} s (majority survived: ${part.majoritySurvived})` : 'not available', part !== undefined && part.minorityDownSeconds <= 15 && part.majoritySurvived],
   ['after healing, one cluster again within 30 s', part ? `${fmt(part.healedSeconds)} s` : 'not available', part !== undefined && part.healedSeconds <= 30],
 ]
 const lines = [

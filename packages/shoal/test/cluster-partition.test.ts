@@ -81,5 +81,5 @@ describe.skipIf(!available.ok)(title, () => {
       }
     }, { timeoutMs: 60_000 })
     console.log(`partition: minority stopped ${minorityDownAfter.toFixed(1)} s after the split; one cluster again ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
-  })
+  }, 240_000)
 })

@@ -17,6 +17,7 @@ import { type DowningStrategy, downingFromName, keepMajority } from './Downing.t
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
 import { compareVersions } from './VersionVector.ts'
+import { EventStream } from '../util/EventStream.ts'
 import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
 export interface ClusterSettings {
@@ -95,7 +96,7 @@ export class Cluster {
   readonly #gone = new Set<string>()
   readonly #forgotten = new Map<string, number>()
   readonly #removedAt = new Map<string, number>()
-  readonly #listeners = new Set<(e: ClusterEvent) => void>()
+  readonly #events: EventStream<ClusterEvent>
   readonly #timers: NodeJS.Timeout[] = []
   readonly #abort = new AbortController()
   readonly #leavingHooks: (() => Promise<void>)[] = []
@@ -114,6 +115,7 @@ export class Cluster {
     this.#host = host
     this.#swim = swim
     this.#log = host.log.child({ cluster: true })
+    this.#events = new EventStream((err) => this.#log.error({ err }, 'a cluster event listener threw'))
     this.#settings = settings
     this.minMembers = settings.minMembers ?? 1
     if (!Number.isInteger(this.minMembers) || this.minMembers < 1) throw new ConfigError(`cluster.minMembers must be a whole number ≥ 1, got ${settings.minMembers}.`)
@@ -159,23 +161,8 @@ export class Cluster {
    * Membership events: a snapshot first, then every member status change, reachability change
    * and leader change, in order. Ends when the system shuts down or the loop is broken.
    */
-  async *events(): AsyncIterableIterator<ClusterEvent> {
-    const queue: ClusterEvent[] = [{ type: 'snapshot', membership: this.membership }]
-    let wake = (): void => undefined
-    const listener = (e: ClusterEvent): void => {
-      queue.push(e)
-      wake()
-    }
-    this.#listeners.add(listener)
-    try {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!
-        if (this.#stopped) return
-        await new Promise<void>((r) => (wake = r))
-      }
-    } finally {
-      this.#listeners.delete(listener)
-    }
+  events(): AsyncIterableIterator<ClusterEvent> {
+    return this.#events.iterate(() => [{ type: 'snapshot', membership: this.membership }])
   }
 
   /**
@@ -193,17 +180,17 @@ export class Cluster {
     if (now) return now
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#listeners.delete(check)
+        off()
         reject(new TimeoutError(`${typeof node === 'string' ? node : formatNode(node)} did not reach ${status} within ${timeout} ms.`))
       }, timeout)
       const check = (): void => {
         const m = reached()
         if (!m) return
         clearTimeout(timer)
-        this.#listeners.delete(check)
+        off()
         resolve(m)
       }
-      this.#listeners.add(check)
+      const off = this.#events.subscribe(check)
     })
   }
 
@@ -263,8 +250,7 @@ export class Cluster {
     this.#abort.abort()
     for (const t of this.#timers) clearInterval(t)
     for (const p of this.#providers) await p.close?.()
-    for (const l of this.#listeners) l({ type: 'leader', leader: undefined })
-    this.#listeners.clear()
+    this.#events.close()
   }
 
   async #leave(): Promise<void> {
@@ -541,13 +527,7 @@ export class Cluster {
   }
 
   #emit(e: ClusterEvent): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l(e)
-      } catch (err) {
-        this.#log.error({ err }, 'a cluster event listener threw')
-      }
-    }
+    this.#events.emit(e)
   }
 
   /** @internal For tests and the management endpoint: whether membership has converged here. */

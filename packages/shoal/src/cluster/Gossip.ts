@@ -56,8 +56,8 @@ function sameMember(a: Member, b: Member): boolean {
  * a member was removed and forgotten here: stale gossip must not bring it back.
  */
 export function mergeGossip(local: GossipState, remote: GossipState, self: string, forgotten: (uid: string) => boolean): GossipState {
-  const remoteVersion = dropForgotten(remote.version, forgotten)
-  const localVersion = dropForgotten(local.version, forgotten)
+  const remoteVersion = withoutForgotten(remote.version, forgotten)
+  const localVersion = withoutForgotten(local.version, forgotten)
   switch (compareVersions(localVersion, remoteVersion)) {
     case 'same': {
       const seen = union(local.seen, remote.seen, self)
@@ -80,26 +80,12 @@ export function mergeGossip(local: GossipState, remote: GossipState, self: strin
   }
 }
 
-function dropForgotten(v: VersionVector, forgotten: (uid: string) => boolean): VersionVector {
-  for (const k of v.keys()) {
-    if (forgotten(k)) {
-      const out = new Map(v)
-      for (const key of v.keys()) if (forgotten(key)) out.delete(key)
-      return out
-    }
-  }
-  return v
-}
-
-function withoutForgotten(members: ReadonlyMap<string, Member>, forgotten: (uid: string) => boolean): ReadonlyMap<string, Member> {
-  for (const uid of members.keys()) {
-    if (forgotten(uid)) {
-      const out = new Map(members)
-      for (const k of members.keys()) if (forgotten(k)) out.delete(k)
-      return out
-    }
-  }
-  return members
+/** `map` without the forgotten keys; the same object when there are none (identity means "unchanged"). */
+function withoutForgotten<V>(map: ReadonlyMap<string, V>, forgotten: (uid: string) => boolean): ReadonlyMap<string, V> {
+  if (![...map.keys()].some(forgotten)) return map
+  const out = new Map(map)
+  for (const k of map.keys()) if (forgotten(k)) out.delete(k)
+  return out
 }
 
 function union(a: ReadonlySet<string>, b: ReadonlySet<string> | undefined, self: string): Set<string> {

@@ -23,6 +23,7 @@ import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull
 import { onLoopDelay } from './LoopMonitor.ts'
 import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
 import { TcpStreamLink, type StreamLink } from './StreamLink.ts'
+import { EventStream } from '../util/EventStream.ts'
 import { SwimInstance, type Directive } from './SwimInstance.ts'
 import { registerSwimMetrics, type SwimTraffic } from './SwimMetrics.ts'
 import type { SwimSettings } from './SwimSettings.ts'
@@ -71,8 +72,7 @@ export class SwimMember {
   readonly #stream: StreamLink
   readonly #key: Buffer
   readonly #timers = new Map<string, NodeJS.Timeout>()
-  readonly #listeners = new Set<(c: MembershipChange) => void>()
-  readonly #wakers = new Set<() => void>()
+  readonly #changes: EventStream<MembershipChange>
   readonly #unsubscribeLoop: () => void
   #closed: Promise<void> | undefined
 
@@ -83,6 +83,8 @@ export class SwimMember {
     this.#key = deriveKey(o.secret ?? process.env.SHOAL_SECRET)
     this.log = (o.logger ?? pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'info' })).child({ swim: addressKey(node) })
     this.registry = o.registry ?? new Registry()
+    // A listener's bug must not cost the detector its next timers or sends.
+    this.#changes = new EventStream((e) => this.log.error({ err: e }, 'a membership listener threw'))
     this.instance = new SwimInstance({ self: node, meta: o.meta, settings: o.settings, now: () => performance.now(), random: Math.random, seeds: (o.seeds ?? []).map(parseAddress) })
     socket.on('message', (buf, rinfo) => this.#onDatagram(buf, rinfo.size))
     socket.on('error', (e) => this.log.warn({ err: e }, 'SWIM socket error'))
@@ -146,33 +148,15 @@ export class SwimMember {
 
   /** Calls `listener` on every status change; returns the unsubscribe function. */
   subscribe(listener: (c: MembershipChange) => void): () => void {
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
+    return this.#changes.subscribe(listener)
   }
 
   /**
    * Membership as an async iterable: the current members first (as changes with no previous
    * status), then every change. Ends when the member closes or the loop is broken.
    */
-  async *changes(): AsyncIterableIterator<MembershipChange> {
-    const queue: MembershipChange[] = this.members().slice(1).map((member) => ({ member, previous: undefined }))
-    let wake = (): void => undefined
-    const waker = (): void => wake()
-    const off = this.subscribe((c) => {
-      queue.push(c)
-      wake()
-    })
-    this.#wakers.add(waker)
-    try {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!
-        if (this.#closed) return
-        await new Promise<void>((r) => (wake = r))
-      }
-    } finally {
-      off()
-      this.#wakers.delete(waker)
-    }
+  changes(): AsyncIterableIterator<MembershipChange> {
+    return this.#changes.iterate(() => this.members().slice(1).map((member) => ({ member, previous: undefined })))
   }
 
   /** Joins through more seed addresses. */
@@ -200,8 +184,7 @@ export class SwimMember {
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
     this.#unsubscribeLoop()
-    this.#listeners.clear()
-    for (const wake of this.#wakers) wake()
+    this.#changes.close()
     await new Promise<void>((r) => this.#socket.close(() => r()))
     await this.#stream.close()
   }
@@ -260,14 +243,7 @@ export class SwimMember {
   #changed(member: MemberState, previous: MemberStatus | undefined): void {
     const level = member.status === 'alive' && previous !== 'suspect' ? 'info' : member.status === 'suspect' ? 'debug' : 'info'
     this.log[level]({ member: nodeKey(member.node), status: member.status, previous, incarnation: member.incarnation }, 'member status changed')
-    for (const l of this.#listeners) {
-      // A listener's bug must not cost the detector its next timers or sends.
-      try {
-        l({ member, previous })
-      } catch (e) {
-        this.log.error({ err: e }, 'a membership listener threw')
-      }
-    }
+    this.#changes.emit({ member, previous })
   }
 
   // ── inbound ────────────────────────────────────────────────────────────────
