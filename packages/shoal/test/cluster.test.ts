@@ -2,7 +2,7 @@
  * The cluster API in one process: events, waitFor, minMembers, leave, down, replacement.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, TimeoutError, type ClusterEvent, type ClusterSettings } from 'shoal'
+import { ClusterSystem, SystemShutDownError, TimeoutError, type ClusterEvent, type ClusterSettings } from 'shoal'
 import { eventually } from 'shoal/testkit'
 
 const systems: ClusterSystem[] = []
@@ -96,5 +96,19 @@ describe('cluster API', () => {
       const old = a.cluster.membership.members.find((m) => m.node.uid === oldUid)
       expect(old === undefined || old.status === 'down' || old.status === 'removed').toBe(true)
     })
+  })
+
+  it('the last member leaving removes itself (no leader is left to do it)', async () => {
+    const a = await node()
+    await a.cluster.joined()
+    await a.cluster.leave()
+    expect(a.cluster.status).toBe('removed')
+  })
+
+  it('waits pending at shutdown reject with SystemShutDownError', async () => {
+    const a = await node({ minMembers: 2 })
+    const waiting = a.cluster.joined({ timeout: 60_000 }).catch((e: unknown) => e)
+    await a.shutdown()
+    expect(await waiting).toBeInstanceOf(SystemShutDownError)
   })
 })

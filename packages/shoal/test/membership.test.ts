@@ -450,11 +450,15 @@ describe('leader actions', () => {
     expect(r.removed).toEqual([])
   })
 
-  it('do not move unreachable joining members up', () => {
+  it('move nobody up while any present member is unreachable (a partition must not grow a quorum)', () => {
     const g = state([mem(0, 'up', 1), mem(1, 'joining'), mem(2, 'joining')], vv({ [A]: 1 }), [A, C])
     const { gossip } = leaderActions(g, { self: A, minMembers: 1, reachable: reachableExcept(B) })
     expect(gossip.members.get(B)).toMatchObject({ status: 'joining', upNumber: 0 })
-    expect(gossip.members.get(C)).toMatchObject({ status: 'up', upNumber: 2 })
+    expect(gossip.members.get(C)).toMatchObject({ status: 'joining', upNumber: 0 })
+    // Once the unreachable one is down, the reachable joiner moves up.
+    const downed = state([mem(0, 'up', 1), mem(1, 'down'), mem(2, 'joining')], vv({ [A]: 1 }), [A, C])
+    const after = leaderActions(downed, { self: A, minMembers: 1, reachable: reachableExcept(B) }).gossip
+    expect(after.members.get(C)).toMatchObject({ status: 'up', upNumber: 2 })
   })
 
   it('remove exiting and down members, and report them', () => {

@@ -27,7 +27,8 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
   --dns NAME           join the A/AAAA records of NAME (a headless service) on --port
   --k8s SELECTOR       join pods matching SELECTOR (in-cluster Kubernetes API)
   --roles R1,R2        roles of this node
-  --http PORT          management endpoint on 127.0.0.1:PORT (--http-host to change)
+  --http PORT          management endpoint on 127.0.0.1:PORT (--http-host H --http-public
+                       to expose it: its bearer token is the cluster secret, sent in clear)
   --downing STRATEGY   keep-majority (default), static-quorum:N, keep-oldest, down-all, timeout[:ms], none
   --stable-after MS    how long the view must be stable before downing (default 3000)
   --min-members N      members needed before anyone is up (default 1)
@@ -94,6 +95,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       roles: { type: 'string' },
       http: { type: 'string' },
       'http-host': { type: 'string', default: '127.0.0.1' },
+      'http-public': { type: 'boolean', default: false },
       downing: { type: 'string', default: 'keep-majority' },
       'stable-after': { type: 'string' },
       'min-members': { type: 'string' },
@@ -129,7 +131,14 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   })
   let leaving: Promise<void> | undefined
   const leave = (why: string): Promise<void> => {
-    if (leaving) return leaving
+    if (leaving) {
+      // A second signal: the operator does not want to wait for the hand-over.
+      if (why.startsWith('SIG')) {
+        log.warn({ why }, 'second signal: exiting at once')
+        process.exit(130)
+      }
+      return leaving
+    }
     log.info({ why }, 'leaving the cluster')
     leaving = system.cluster
       .leave()
@@ -139,15 +148,25 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   }
   let management: ManagementServer | undefined
   if (values.http !== undefined) {
-    management = await ManagementServer.start(system, { host: values['http-host'], port: int(values.http, 'http', 0), secret: readSecret(values['secret-file']), onLeave: () => leave('POST /cluster/leave') })
+    try {
+      if (!/^(127\.|::1$|localhost$)/.test(values['http-host']) && !values['http-public']) {
+        throw new ConfigError(`--http-host ${values['http-host']} would expose the management endpoint, whose bearer token is the cluster secret, over plain HTTP: keep it on loopback (behind a TLS proxy), or pass --http-public to accept that.`)
+      }
+      management = await ManagementServer.start(system, { host: values['http-host'], port: int(values.http, 'http', 0), secret: readSecret(values['secret-file']), onLeave: () => leave('POST /cluster/leave') })
+    } catch (e) {
+      // Leave no half-started node behind: peers would have to detect a crash.
+      await system.shutdown()
+      throw e
+    }
     log.info({ url: `http://${values['http-host']}:${management.port}`, port: management.port }, 'management endpoint listening')
   }
   process.on('SIGTERM', () => void leave('SIGTERM'))
   process.on('SIGINT', () => void leave('SIGINT'))
   await system.terminated
   await management?.close()
-  const downed = leaving === undefined
-  log.info({ downed }, 'node stopped')
+  // Exit 1 when downed (a supervisor should restart it with a new incarnation), 0 after a leave.
+  const downed = system.cluster.status === 'down'
+  log.info({ downed, status: system.cluster.status }, 'node stopped')
   return downed ? 1 : 0
 }
 

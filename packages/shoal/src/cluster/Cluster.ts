@@ -11,12 +11,12 @@ import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
-import { ConfigError, TimeoutError } from '../errors.ts'
+import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
 import type { MembershipChange, SwimMember } from '../swim/SwimMember.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
-import { compareVersions } from './VersionVector.ts'
+import { compareVersions, pruneVersion } from './VersionVector.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
@@ -101,6 +101,7 @@ export class Cluster {
   readonly #abort = new AbortController()
   readonly #leavingHooks: (() => Promise<void>)[] = []
   readonly #toTombstone: ClusterNode[] = []
+  readonly #waiters = new Set<(e: Error) => void>()
   #leader: string | undefined
   #viewChangedAt = Date.now()
   #stopped = false
@@ -181,6 +182,7 @@ export class Cluster {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off()
+        this.#waiters.delete(fail)
         reject(new TimeoutError(`${typeof node === 'string' ? node : formatNode(node)} did not reach ${status} within ${timeout} ms.`))
       }, timeout)
       const check = (): void => {
@@ -188,8 +190,15 @@ export class Cluster {
         if (!m) return
         clearTimeout(timer)
         off()
+        this.#waiters.delete(fail)
         resolve(m)
       }
+      const fail = (e: Error): void => {
+        clearTimeout(timer)
+        off()
+        reject(e)
+      }
+      this.#waiters.add(fail)
       const off = this.#events.subscribe(check)
     })
   }
@@ -251,6 +260,8 @@ export class Cluster {
     for (const t of this.#timers) clearInterval(t)
     for (const p of this.#providers) await p.close?.()
     this.#events.close()
+    for (const fail of this.#waiters) fail(new SystemShutDownError('The system shut down before the member reached that status.'))
+    this.#waiters.clear()
   }
 
   async #leave(): Promise<void> {
@@ -258,14 +269,21 @@ export class Cluster {
     if (!me || STATUS_RANK[me.status] >= STATUS_RANK.leaving) return
     this.#log.info('leaving the cluster')
     this.#setStatus(me, 'leaving')
+    const limit = this.#settings.leaveTimeout ?? 10_000
     for (const hook of this.#leavingHooks) {
+      let timer: NodeJS.Timeout | undefined
       try {
-        await hook()
+        await Promise.race([hook(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`hand-over took longer than ${limit} ms`)), limit)))])
       } catch (e) {
         this.#log.error({ err: e }, 'a hand-over hook failed; leaving anyway')
+      } finally {
+        clearTimeout(timer)
       }
     }
     this.#setStatus(this.#gossip.members.get(this.self.uid)!, 'exiting')
+    // The last member has no leader left to remove it: it removes itself.
+    const others = [...this.#gossip.members.values()].filter((m) => m.node.uid !== this.self.uid && isPresent(m.status) && this.#reachable(m.node.uid))
+    if (others.length === 0) this.#setStatus(this.#gossip.members.get(this.self.uid)!, 'removed')
     await this.waitFor(this.self, 'removed', { timeout: this.#settings.leaveTimeout ?? 10_000 }).catch(() => {
       this.#log.warn('not removed by the leader in time; shutting down anyway')
     })
@@ -291,7 +309,8 @@ export class Cluster {
     this.#commit(merged)
     // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
     // Nothing else: replying to everything would ping-pong forever.
-    if (compareVersions(merged.version, received.gossip.version) !== 'same' || [...merged.seen].some((uid) => !received.gossip.seen.has(uid))) this.#sendTo(from)
+    const theirs = pruneVersion(received.gossip.version, (uid) => !this.#isForgotten(uid))
+    if (compareVersions(merged.version, theirs) !== 'same' || [...merged.seen].some((uid) => !received.gossip.seen.has(uid))) this.#sendTo(from)
   }
 
   /** Adopts a new state: events, replacement, tombstones, leader actions, push. True if it changed. */
@@ -337,7 +356,9 @@ export class Cluster {
     for (const m of changed) {
       if (m.status !== 'joining') continue
       for (const other of this.#gossip.members.values()) {
-        if (other.node.uid !== m.node.uid && memberAddress(other) === memberAddress(m) && isPresent(other.status)) {
+        // Stale gossip about an old incarnation must not down the live one: only a record SWIM
+        // no longer sees alive is downed (SWIM learns of a restart first-hand, from the process).
+        if (other.node.uid !== m.node.uid && memberAddress(other) === memberAddress(m) && isPresent(other.status) && !this.#swimAlive(other)) {
           this.#log.info({ old: formatNode(other.node), now: formatNode(m.node) }, 'member restarted with a new uid; downing the old one')
           this.#setStatus(other, 'down')
         }
@@ -413,6 +434,15 @@ export class Cluster {
       return
     }
     this.#setReachable(m, !down)
+    // SWIM saw the process at this address restart with a new uid: the old record goes down.
+    if (c.member.status === 'dead' && isPresent(m.status)) {
+      const newer = [...this.#gossip.members.values()].some((o) => o.node.uid !== uid && memberAddress(o) === memberAddress(m) && isPresent(o.status) && this.#swimAlive(o))
+      if (newer) this.#setStatus(m, 'down')
+    }
+  }
+
+  #swimAlive(m: Member): boolean {
+    return this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })?.status === 'alive'
   }
 
   #checkSwim(m: Member): void {
@@ -427,6 +457,7 @@ export class Cluster {
       // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
       if (reachable) this.#gone.delete(uid)
       else this.#gone.add(uid)
+      this.#unreachableSince.delete(uid)
       this.#updateLeader()
       this.#runLeaderActions()
       return
@@ -449,12 +480,16 @@ export class Cluster {
   // ── downing ────────────────────────────────────────────────────────────────
 
   #runDowning(): void {
-    if (this.#leader !== this.self.uid || this.#unreachableSince.size === 0) return
+    if (this.#leader !== this.self.uid || (this.#unreachableSince.size === 0 && this.#gone.size === 0)) return
     const now = Date.now()
     const stableFor = now - this.#viewChangedAt
     if (stableFor < this.downing.stableAfter) return
     const unreachableFor = new Map([...this.#unreachableSince].map(([uid, since]) => [uid, now - since]))
-    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    // Members gone from SWIM while leaving are not on this side either: a partition's quorum must
+    // not count them on both sides, and one that crashed while leaving must still be downed.
+    const members = [...this.#gossip.members.values()]
+      .filter((m) => m.status !== 'removed')
+      .map((m): ClusterMember => (this.#gone.has(m.node.uid) ? { ...m, reachability: 'unreachable' } : this.#view(m)))
     const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
     const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
     if (toDown.length === 0) return
@@ -478,7 +513,7 @@ export class Cluster {
         if (signal.aborted) return
         this.#log.warn({ discovery: p.name, err: (e as Error).message }, 'discovery failed; retrying')
       }
-      await new Promise((r) => setTimeout(r, this.#present().length <= 1 ? Math.min(p.interval, 1000) : p.interval).unref())
+      await abortableSleep(this.#present().length <= 1 ? Math.min(p.interval, 1000) : p.interval, signal)
     }
   }
 
@@ -510,7 +545,7 @@ export class Cluster {
       const members = new Map(this.#gossip.members)
       members.delete(uid)
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
-      this.#gossip = { ...this.#gossip, members }
+      this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
       this.#unreachableSince.delete(uid)
       this.#gone.delete(uid)
     }
@@ -549,4 +584,16 @@ function pick<T>(xs: readonly T[], n: number): T[] {
   const out: T[] = []
   while (out.length < n && copy.length > 0) out.push(copy.splice(Math.floor(Math.random() * copy.length), 1)[0]!)
   return out
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done)
+  })
 }

@@ -145,7 +145,10 @@ export function leaderActions(g: GossipState, o: LeaderActionsInput): LeaderActi
   const removed: Member[] = []
   let changed = false
   const present = [...g.members.values()].filter((m) => m.status === 'joining' || m.status === 'up' || m.status === 'leaving')
-  if (present.length >= o.minMembers) {
+  // Nobody moves up while a present member is unreachable (Akka's rule): in a partition, a side
+  // must not grow its quorum with newcomers the other side cannot count.
+  const allReachable = [...g.members.values()].every((m) => !isPresent(m.status) || o.reachable(m.node.uid))
+  if (present.length >= o.minMembers && allReachable) {
     let next = Math.max(0, ...[...g.members.values()].map((m) => m.upNumber)) + 1
     const joining = present.filter((m) => m.status === 'joining' && o.reachable(m.node.uid)).sort((a, b) => compareAddress(a.node, b.node))
     for (const m of joining) {
