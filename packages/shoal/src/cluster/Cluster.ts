@@ -168,14 +168,18 @@ export class Cluster {
 
   /**
    * Resolves when the member at `node` (`host:port` or a ClusterNode) has reached `status` or a
-   * later one; rejects with TimeoutError after `timeout` ms (default 30 s).
+   * later one (down and removed count only for a wait for down or removed); rejects with
+   * TimeoutError after `timeout` ms (default 30 s), or SystemShutDownError at shutdown.
    */
   async waitFor(node: string | ClusterNode, status: MemberStatus, { timeout = 30_000 }: { timeout?: number } = {}): Promise<ClusterMember> {
     const match = (m: Member): boolean => (typeof node === 'string' ? memberAddress(m) === node : m.node.uid === node.uid)
     const reached = (): ClusterMember | undefined => {
       const found = [...this.#gossip.members.values()].filter(match).sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status])
       const m = typeof node === 'string' ? (found.find((x) => isPresent(x.status)) ?? found.at(-1)) : found[0]
-      return m && STATUS_RANK[m.status] >= STATUS_RANK[status] ? this.#view(m) : undefined
+      // Down and removed are not "later" than up for a waiter: a member downed before it was up
+      // never joined. They satisfy only a wait for down or removed.
+      const ended = m !== undefined && STATUS_RANK[m.status] >= STATUS_RANK.down && STATUS_RANK[status] < STATUS_RANK.down
+      return m && !ended && STATUS_RANK[m.status] >= STATUS_RANK[status] ? this.#view(m) : undefined
     }
     const now = reached()
     if (now) return now
