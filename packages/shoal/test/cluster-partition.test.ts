@@ -56,7 +56,8 @@ describe.skipIf(!available.ok)(title, () => {
     const minority = nodes.slice(3)
     const majority = nodes.slice(0, 3)
     for (const p of minority) {
-      const { code } = await Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a minority node did not stop within 60 s')), 60_000))])
+      const tail = (): string => p.lines.slice(-25).map((l) => `${((l.time - split) / 1000).toFixed(2)} ${l.msg} ${String(l.member ?? '')} ${String(l.status ?? l.reachability ?? '')}`).join('\n')
+      const { code } = await Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`a minority node did not stop within 120 s; its last log lines:\n${tail()}`)), 90_000))])
       expect(code).toBe(1)
       expect(p.lines.some(downedSelf)).toBe(true)
     }
@@ -81,5 +82,5 @@ describe.skipIf(!available.ok)(title, () => {
       }
     }, { timeoutMs: 60_000 })
     console.log(`partition: minority stopped ${minorityDownAfter.toFixed(1)} s after the split; one cluster again ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
-  }, 240_000)
+  }, 300_000)
 })
