@@ -49,7 +49,7 @@ describe.skipIf(!available.ok)(title, () => {
     nodes.push(...(await Promise.all([1, 2, 3, 4].map((i) => start(i, seed)))))
     await eventually(() => {
       for (const p of nodes) expect(upCount(p)).toBe(5)
-    }, { timeoutMs: 30_000 })
+    }, { timeoutMs: 60_000 })
 
     const split = Date.now()
     await lab.partition([0, 1, 2], [3, 4])
@@ -57,7 +57,7 @@ describe.skipIf(!available.ok)(title, () => {
     const majority = nodes.slice(0, 3)
     for (const p of minority) {
       const tail = (): string => p.lines.slice(-25).map((l) => `${((l.time - split) / 1000).toFixed(2)} ${l.msg} ${String(l.member ?? '')} ${String(l.status ?? l.reachability ?? '')}`).join('\n')
-      const { code } = await Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`a minority node did not stop within 120 s; its last log lines:\n${tail()}`)), 90_000))])
+      const { code } = await Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`a minority node did not stop within 120 s; its last log lines:\n${tail()}`)), 120_000))])
       expect(code).toBe(1)
       expect(p.lines.some(downedSelf)).toBe(true)
     }
@@ -66,7 +66,7 @@ describe.skipIf(!available.ok)(title, () => {
       for (const p of majority) {
         for (const m of minority) expect(statuses(p).get(`${m.address}#${m.uid}`)).toMatch(/down|removed/)
       }
-    }, { timeoutMs: 30_000 })
+    }, { timeoutMs: 60_000 })
     for (const p of majority) {
       expect(p.lines.some(downedSelf)).toBe(false)
       expect(p.child.exitCode).toBeNull()
