@@ -12,7 +12,7 @@ import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
 import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
-import type { MembershipChange, SwimMember } from '../swim/SwimMember.ts'
+import { parseAddress, type MembershipChange, type SwimMember } from '../swim/SwimMember.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
@@ -122,7 +122,7 @@ export class Cluster {
     if (!Number.isInteger(this.minMembers) || this.minMembers < 1) throw new ConfigError(`cluster.minMembers must be a whole number ≥ 1, got ${settings.minMembers}.`)
     const strategy = settings.downing ?? keepMajority(settings.stableAfter)
     this.downing = typeof strategy === 'string' ? downingFromName(strategy, settings.stableAfter) : strategy
-    const seeds = (settings.seeds ?? []).map(toEndpoint)
+    const seeds = (settings.seeds ?? []).map(parseAddress)
     const clusterd = settings.clusterd === undefined ? [] : [new ClusterdDiscovery(host, host.node, clusterdAddress(settings.clusterd))]
     this.#providers = [...(seeds.length > 0 ? [new StaticDiscovery(seeds)] : []), ...clusterd, ...(settings.discovery ?? [])]
   }
@@ -216,7 +216,7 @@ export class Cluster {
 
   /** Joins more endpoints (`host:port`). */
   join(endpoints: readonly (string | DiscoveredEndpoint)[]): void {
-    for (const e of endpoints.map(toEndpoint)) this.#join(e)
+    for (const e of endpoints.map(parseAddress)) this.#join(e)
   }
 
   /** Marks a member down (by `host:port` or node); it is then removed and its node shuts itself down. */
@@ -573,14 +573,6 @@ export class Cluster {
   get converged(): boolean {
     return isConverged(this.#gossip, (uid) => this.#reachable(uid))
   }
-}
-
-function toEndpoint(e: string | DiscoveredEndpoint): DiscoveredEndpoint {
-  if (typeof e !== 'string') return e
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(e) ?? /^([^:]+):(\d+)$/.exec(e)
-  const port = m ? Number(m[2]) : NaN
-  if (!m || !(port > 0 && port < 65536)) throw new ConfigError(`"${e}" is not host:port.`)
-  return { host: m[1]!, port }
 }
 
 function pick<T>(xs: readonly T[], n: number): T[] {

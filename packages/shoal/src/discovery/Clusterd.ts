@@ -10,8 +10,8 @@
  */
 import type { ClusterNode } from '../ClusterNode.ts'
 import { endpointKey } from '../ClusterNode.ts'
-import { ConfigError } from '../errors.ts'
 import { type ControlChannel, ControlStreamLink } from '../swim/ControlStreamLink.ts'
+import { parseAddress } from '../swim/SwimMember.ts'
 import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
 /** Control-message kind of clusterd registrations. */
@@ -111,8 +111,5 @@ function parseEndpoint(body: Buffer): DiscoveredEndpoint | undefined {
 
 /** Parses `host:port` for `--clusterd`; the default daemon without an argument. */
 export function clusterdAddress(spec: string | true): DiscoveredEndpoint {
-  if (spec === true || spec === '') return DEFAULT_CLUSTERD
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(spec) ?? /^([^:]+):(\d+)$/.exec(spec)
-  if (!m) throw new ConfigError(`clusterd address "${spec}" is not host:port.`)
-  return { host: m[1]!, port: Number(m[2]) }
+  return spec === true || spec === '' ? DEFAULT_CLUSTERD : parseAddress(spec)
 }

@@ -315,6 +315,6 @@ export function parseAddress(a: string | SwimAddress): SwimAddress {
   if (typeof a !== 'string') return a
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(a) ?? /^([^:]+):(\d+)$/.exec(a)
   const port = m ? Number(m[2]) : NaN
-  if (!m || !(port > 0 && port < 65536)) throw new ConfigError(`Seed "${a}" is not host:port.`)
+  if (!m || !(port > 0 && port < 65536)) throw new ConfigError(`"${a}" is not host:port (IPv6 in brackets: [::1]:7337).`)
   return { host: m[1]!, port }
 }
