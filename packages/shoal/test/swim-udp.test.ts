@@ -37,7 +37,7 @@ async function cluster(n: number): Promise<SwimMember[]> {
   const all = [first, ...rest]
   await eventually(() => {
     for (const m of all) expect(m.liveMembers().length).toBe(n - 1)
-  })
+  }, { timeoutMs: 30_000 })
   return all
 }
 
@@ -68,7 +68,8 @@ describe('SWIM over real UDP', () => {
     await eventually(() => {
       for (const m of all) expect(statusOf(m, victim.node)).toBe('dead')
     }, { timeoutMs: 30_000 })
-    for (const m of all) for (const other of all) if (other !== m) expect(statusOf(m, other.node)).toBe('alive')
+    // Nobody else is dead (a loaded machine may briefly suspect someone, which is not a verdict).
+    for (const m of all) for (const other of all) if (other !== m) expect(statusOf(m, other.node)).not.toBe('dead')
   })
 
   it('a member that leaves is marked left by all, never suspected', async () => {
