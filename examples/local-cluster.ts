@@ -18,7 +18,8 @@ const env = { ...process.env, SHOAL_SECRET: secret }
 const children: { name: string; child: ChildProcess }[] = []
 
 function start(name: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  // Own process groups: Ctrl-C reaches this process only, which then stops the nodes in order.
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'], detached: true })
   children.push({ name, child })
   // JSON log lines: show warnings and the few info lines that tell the story.
   let buffered = ''
@@ -29,8 +30,10 @@ function start(name: string, args: string[]): ChildProcess {
       const line = buffered.slice(0, nl)
       buffered = buffered.slice(nl + 1)
       try {
-        const entry = JSON.parse(line) as { level: number; msg: string; member?: string; status?: string; leader?: string }
-        const interesting = entry.level >= 40 || /node started|clusterd listening|member status changed|leader changed|leaving/.test(entry.msg)
+        const entry = JSON.parse(line) as { level: number; msg: string; member?: string; status?: string; leader?: string; cluster?: boolean }
+        // Membership's own lines (SWIM's liveness lines are noise here).
+        const story = entry.msg === 'member status changed' ? entry.cluster === true : /node started|clusterd listening|leader changed|leaving/.test(entry.msg)
+        const interesting = entry.level >= 40 || story
         if (interesting) console.log(`[${name}] ${entry.msg}${entry.member ? ` ${entry.member} → ${entry.status}` : ''}${entry.leader ? ` ${entry.leader}` : ''}`)
       } catch {
         console.log(`[${name}] ${line}`)
@@ -67,6 +70,11 @@ async function printMembers(): Promise<void> {
   }
 }
 const ticker = setInterval(() => void printMembers(), 5000)
+
+// If this process goes away anyhow, take the cluster with it.
+process.on('exit', () => {
+  for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL')
+})
 
 let stopping = false
 process.on('SIGINT', () => {

@@ -111,4 +111,14 @@ describe('cluster API', () => {
     await a.shutdown()
     expect(await waiting).toBeInstanceOf(SystemShutDownError)
   })
+
+  it('everyone leaving at once: all are removed, nobody waits for a leader that is gone', async () => {
+    const a = await node({ leaveTimeout: 20_000 })
+    const b = await node({ seeds: [addr(a)], leaveTimeout: 20_000 })
+    const c = await node({ seeds: [addr(a)], leaveTimeout: 20_000 })
+    await Promise.all([a, b, c].map((s) => s.cluster.joined()))
+    await eventually(() => expect(a.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(3))
+    await Promise.all([a, b, c].map((s) => s.cluster.leave()))
+    for (const s of [a, b, c]) expect(s.cluster.status).toBe('removed')
+  })
 })

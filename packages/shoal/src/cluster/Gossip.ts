@@ -106,20 +106,26 @@ export function isConverged(g: GossipState, reachable: (uid: string) => boolean)
 
 /**
  * The leader: the lowest-address reachable member that is up or leaving; while none is (a cluster
- * forming), the lowest-address reachable joining member.
+ * forming), the lowest-address reachable joining member; while none is either (everyone leaving at
+ * once), the lowest-address exiting member.
  */
 export function leaderOf(g: GossipState, reachable: (uid: string) => boolean): Member | undefined {
   let best: Member | undefined
   let bestJoining: Member | undefined
+  let bestExiting: Member | undefined
+  const lower = (m: Member, than: Member | undefined): boolean => !than || compareAddress(m.node, than.node) < 0
   for (const m of g.members.values()) {
     if (!reachable(m.node.uid)) continue
     if (m.status === 'up' || m.status === 'leaving') {
-      if (!best || compareAddress(m.node, best.node) < 0) best = m
+      if (lower(m, best)) best = m
     } else if (m.status === 'joining') {
-      if (!bestJoining || compareAddress(m.node, bestJoining.node) < 0) bestJoining = m
+      if (lower(m, bestJoining)) bestJoining = m
+    } else if (m.status === 'exiting' && lower(m, bestExiting)) {
+      bestExiting = m
     }
   }
-  return best ?? bestJoining
+  // Everyone leaving at once (a whole cluster stopped): an exiting member leads, to remove them all.
+  return best ?? bestJoining ?? bestExiting
 }
 
 export interface LeaderActionsInput {
