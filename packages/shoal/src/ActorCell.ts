@@ -38,6 +38,8 @@ export interface CellHost {
   newChain(): string
   makeSelfRef(cell: ActorCell): unknown
   cellStopped(cell: ActorCell): void
+  /** `onStart` finished (or there was none): the actor serves calls. */
+  cellReady(cell: ActorCell): void
   onActorError(cell: ActorCell, where: string, error: unknown): void
 }
 
@@ -96,6 +98,7 @@ export class ActorCell {
     const onStart = this.actor.onStart
     if (!onStart) {
       this.#state = 'running'
+      this.host.cellReady(this)
       return
     }
     const ctx: CallContext = { actor: this, chain: '', turn: true, active: true }
@@ -117,7 +120,10 @@ export class ActorCell {
 
   #started(): void {
     this.#endTurn()
-    if (this.#state === 'starting') this.#state = 'running'
+    if (this.#state === 'starting') {
+      this.#state = 'running'
+      this.host.cellReady(this)
+    }
     this.#afterTurn()
   }
 

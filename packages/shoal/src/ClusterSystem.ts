@@ -37,6 +37,7 @@ import type { ClusterSystemSettings, ResolvedSettings } from './Settings.ts'
 import { ControlStreamLink } from './swim/ControlStreamLink.ts'
 import { SwimMember } from './swim/SwimMember.ts'
 import { Cluster } from './cluster/Cluster.ts'
+import type { Plugin } from './Plugin.ts'
 import { ClusterdRegistry, DEFAULT_CLUSTERD } from './discovery/Clusterd.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
@@ -299,7 +300,13 @@ export class ClusterSystem implements Invoker, CellHost {
         throw e
       }
     }
-    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim) }, 'node started')
+    try {
+      await system.#startPlugins(settings.plugins ?? [])
+    } catch (e) {
+      await system.shutdown()
+      throw e
+    }
+    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim), plugins: system.#plugins.map((p) => p.plugin.name) }, 'node started')
     return system
   }
 
@@ -452,6 +459,9 @@ export class ClusterSystem implements Invoker, CellHost {
   async #doShutdown(): Promise<void> {
     this.#state = 'shutting-down'
     this.log.info('shutting down')
+    // Plugins first, in reverse order: they hand over or passivate what they host while the
+    // cluster and the actors still run.
+    await this.#stopPlugins()
     // Tell the cluster first (down, unless it already left), then SWIM (left): peers remove this
     // node rather than wait to detect it.
     await this.#cluster?.stop()
@@ -482,6 +492,62 @@ export class ClusterSystem implements Invoker, CellHost {
   /** @internal */
   cellStopped(cell: ActorCell): void {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
+    this.#toPlugins('onActorStopped', (p) => p.onActorStopped?.(cell.id))
+  }
+
+  /** @internal */
+  cellReady(cell: ActorCell): void {
+    this.#toPlugins('onActorReady', (p) => p.onActorReady?.(cell.id))
+  }
+
+  /**
+   * The facade of an installed plugin, by name. Throws ConfigError if no such plugin is installed.
+   */
+  plugin<F>(name: string): F {
+    const entry = this.#plugins.find((e) => e.plugin.name === name)
+    if (!entry) throw new ConfigError(`No plugin named "${name}" is installed: pass it in ClusterSystem.start({ plugins: [...] }).`)
+    return entry.facade as F
+  }
+
+  readonly #plugins: { plugin: Plugin; facade: unknown }[] = []
+
+  #toPlugins(hook: string, call: (p: Plugin) => void): void {
+    for (const { plugin } of this.#plugins) {
+      try {
+        call(plugin)
+      } catch (e) {
+        this.log.error({ err: e, plugin: plugin.name, hook }, 'a plugin hook threw')
+      }
+    }
+  }
+
+  async #startPlugins(plugins: readonly Plugin[]): Promise<void> {
+    const names = new Set<string>()
+    for (const plugin of plugins) {
+      if (names.has(plugin.name)) throw new ConfigError(`Two plugins are named "${plugin.name}": plugin names must be unique.`)
+      names.add(plugin.name)
+      if (plugin.facade !== undefined && plugin.facade in this) throw new ConfigError(`Plugin "${plugin.name}" wants to publish "${plugin.facade}", which the system already has.`)
+      const facade = await plugin.start({ system: this, log: this.log.child({ plugin: plugin.name }) })
+      this.#plugins.push({ plugin, facade })
+      if (plugin.facade !== undefined) Object.defineProperty(this, plugin.facade, { value: facade, enumerable: true })
+      this.log.debug({ plugin: plugin.name }, 'plugin started')
+    }
+    if (this.#cluster && this.#plugins.some((e) => e.plugin.onClusterEvent)) {
+      const events = this.#cluster.events()
+      void (async () => {
+        for await (const e of events) this.#toPlugins('onClusterEvent', (p) => p.onClusterEvent?.(e))
+      })()
+    }
+  }
+
+  async #stopPlugins(): Promise<void> {
+    for (const { plugin } of [...this.#plugins].reverse()) {
+      try {
+        await plugin.stop?.()
+      } catch (e) {
+        this.log.error({ err: e, plugin: plugin.name }, 'a plugin failed to stop')
+      }
+    }
   }
 
   /** @internal */

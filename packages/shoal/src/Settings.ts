@@ -8,6 +8,7 @@ import type { TlsSettings } from './transport/Transport.ts'
 import type { SwimAddress } from './swim/Member.ts'
 import type { SwimSettings } from './swim/SwimSettings.ts'
 import type { ClusterSettings } from './cluster/Cluster.ts'
+import type { Plugin } from './Plugin.ts'
 
 /** SWIM failure detection for a cluster system: protocol settings plus where to join. */
 export interface SystemSwimSettings extends SwimSettings {
@@ -75,6 +76,11 @@ export interface ClusterSystemSettings {
    * Exposed as `system.cluster`. `swim` inside tunes the failure detector.
    */
   readonly cluster?: ClusterSettings & { readonly swim?: SwimSettings }
+  /**
+   * Plugins to start once the system (and its cluster membership) is up, in this order; they
+   * stop in reverse order at shutdown. See `Plugin`.
+   */
+  readonly plugins?: readonly Plugin[]
   /** Protocol major version to announce; tests only. */
   readonly protocolMajor?: number
 }

@@ -43,3 +43,4 @@ export { StaticDiscovery, type DiscoveryProvider, type DiscoveredEndpoint } from
 export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsResolver, type DnsSrvRecord } from './discovery/DnsDiscovery.ts'
 export { KubernetesDiscovery, type KubernetesDiscoveryOptions, type KubernetesDiscoveryKind } from './discovery/KubernetesDiscovery.ts'
 export { ManagementServer } from './management/ManagementServer.ts'
+export type { Plugin, PluginContext } from './Plugin.ts'
