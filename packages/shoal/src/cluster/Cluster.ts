@@ -237,7 +237,11 @@ export class Cluster {
     return (this.#leaving ??= this.#leave())
   }
 
-  /** @internal A plugin's hand-over, awaited between leaving and exiting. */
+  /**
+   * Registers a hand-over to run during a graceful leave, between `leaving` and `exiting` (for
+   * plugins that host things: singletons, virtual actors). Hooks run in registration order, each
+   * bounded by `leaveTimeout`; one that fails or times out is logged and the leave goes on.
+   */
   onLeaving(hook: () => Promise<void>): void {
     this.#leavingHooks.push(hook)
   }
