@@ -346,7 +346,11 @@ export class Cluster {
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
     if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#toTombstone.push(m.node)
-    if (previous === undefined) this.#checkSwim(m)
+    if (previous === undefined) {
+      this.#checkSwim(m)
+      // Membership heard of it first: have SWIM probe it too (a push-pull with it).
+      if (m.node.uid !== this.self.uid && isPresent(m.status) && !this.#swimKnows(m)) this.#swim.join([{ host: m.node.endpoint.host, port: m.node.endpoint.port }])
+    }
     this.#emit({ type: 'member', member: this.#view(m), previous })
     if (m.node.uid === this.self.uid && m.status === 'down') this.#downed()
   }
@@ -424,6 +428,8 @@ export class Cluster {
   #tick(): void {
     if (this.#stopped) return
     this.#forgetRemoved()
+    // SWIM coming to know a member changes who is reachable without an event of its own.
+    this.#updateLeader()
     this.#runLeaderActions()
     this.#runDowning()
   }
@@ -442,11 +448,16 @@ export class Cluster {
       return
     }
     this.#setReachable(m, !down)
+    this.#updateLeader()
     // SWIM saw the process at this address restart with a new uid: the old record goes down.
     if (c.member.status === 'dead' && isPresent(m.status)) {
       const newer = [...this.#gossip.members.values()].some((o) => o.node.uid !== uid && memberAddress(o) === memberAddress(m) && isPresent(o.status) && this.#swimAlive(o))
       if (newer) this.#setStatus(m, 'down')
     }
+  }
+
+  #swimKnows(m: Member): boolean {
+    return this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid }) !== undefined
   }
 
   #swimAlive(m: Member): boolean {
@@ -481,14 +492,25 @@ export class Cluster {
     this.#runLeaderActions()
   }
 
+  /**
+   * Reachable from here: SWIM knows the member and does not suspect it. A member that membership
+   * gossip announced but SWIM has never seen (learned just before a partition, say) is not: it
+   * must neither lead nor count toward this side's quorum, or a minority could believe itself the
+   * majority.
+   */
   #reachable(uid: string): boolean {
-    return uid === this.self.uid || (!this.#unreachableSince.has(uid) && !this.#gone.has(uid))
+    if (uid === this.self.uid) return true
+    if (this.#unreachableSince.has(uid) || this.#gone.has(uid)) return false
+    const m = this.#gossip.members.get(uid)
+    return m !== undefined && this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid }) !== undefined
   }
 
   // ── downing ────────────────────────────────────────────────────────────────
 
   #runDowning(): void {
-    if (this.#leader !== this.self.uid || (this.#unreachableSince.size === 0 && this.#gone.size === 0)) return
+    if (this.#leader !== this.self.uid) return
+    const present = [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
+    if (present.every((m) => this.#reachable(m.node.uid))) return
     const now = Date.now()
     const stableFor = now - this.#viewChangedAt
     if (stableFor < this.downing.stableAfter) return
@@ -497,7 +519,7 @@ export class Cluster {
     // not count them on both sides, and one that crashed while leaving must still be downed.
     const members = [...this.#gossip.members.values()]
       .filter((m) => m.status !== 'removed')
-      .map((m): ClusterMember => (this.#gone.has(m.node.uid) ? { ...m, reachability: 'unreachable' } : this.#view(m)))
+      .map((m): ClusterMember => (this.#reachable(m.node.uid) ? this.#view(m) : { ...m, reachability: 'unreachable' }))
     const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
     const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
     if (toDown.length === 0) return
