@@ -81,11 +81,12 @@ describe('shoal node processes', () => {
   })
 
   it('restart on the same port: the old incarnation is downed and removed, the new one is up', async () => {
-    const all = await cluster(3)
+    // Downing waits a minute here, so only the replacement rule can down the old incarnation in time.
+    const all = await cluster(3, ['--stable-after', '60000'])
     const old = all.pop()!
     const port = old.address.split(':')[1]!
     await old.kill()
-    const fresh = await NodeProcess.start('node', { args: ['--port', port, '--http', '0', '--seed', all[0]!.address], env: { SHOAL_SECRET: SECRET } })
+    const fresh = await NodeProcess.start('node', { args: ['--port', port, '--http', '0', '--seed', all[0]!.address, '--stable-after', '60000'], env: { SHOAL_SECRET: SECRET } })
     procs.push(fresh)
     expect(fresh.uid).not.toBe(old.uid)
     await eventually(async () => {

@@ -42,6 +42,13 @@ Runs the clusterd rendezvous daemon (default 127.0.0.1:3137). Nodes started with
 register with it and join each other. Needs the cluster secret (SHOAL_SECRET or --secret-file).
 `
 
+/** Options both daemons take. */
+const COMMON_OPTIONS = {
+  'secret-file': { type: 'string' },
+  'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const
+
 /** The pino logger of a CLI process: pretty on a terminal, JSON lines otherwise. */
 export function cliLogger(level: string): Logger {
   if (process.stdout.isTTY) {
@@ -99,9 +106,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       downing: { type: 'string', default: 'keep-majority' },
       'stable-after': { type: 'string' },
       'min-members': { type: 'string' },
-      'secret-file': { type: 'string' },
-      'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_OPTIONS,
     },
   })
   if (values.help) {
@@ -176,9 +181,7 @@ export async function clusterdCommand(argv: string[]): Promise<number> {
     options: {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '3137' },
-      'secret-file': { type: 'string' },
-      'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_OPTIONS,
     },
   })
   if (values.help) {

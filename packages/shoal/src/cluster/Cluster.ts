@@ -13,6 +13,7 @@ import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
 import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
 import { parseAddress, type MembershipChange, type SwimMember } from '../swim/SwimMember.ts'
+import type { MemberStatus as SwimStatus } from '../swim/Member.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
@@ -404,13 +405,17 @@ export class Cluster {
   #push(also: readonly Member[] = []): void {
     const targets = [...this.#gossip.members.values()].filter((m) => m.node.uid !== this.self.uid && isPresent(m.status) && this.#reachable(m.node.uid))
     const chosen = targets.length <= PUSH_TO_ALL_UP_TO ? targets : pick(targets, 3)
-    for (const m of [...chosen, ...also.filter((m) => m.node.uid !== this.self.uid)]) this.#sendTo(m.node)
+    const recipients = [...chosen, ...also.filter((m) => m.node.uid !== this.self.uid)]
+    if (recipients.length === 0) return
+    // One encoding for every recipient: the state is the same for all of them.
+    const bytes = encodeGossip(this.self.uid, this.#gossip)
+    for (const m of recipients) this.#sendTo(m.node, bytes)
   }
 
-  #sendTo(to: ClusterNode | DiscoveredEndpoint): void {
+  #sendTo(to: ClusterNode | DiscoveredEndpoint, bytes = encodeGossip(this.self.uid, this.#gossip)): void {
     const target = 'endpoint' in to ? { host: to.endpoint.host, port: to.endpoint.port, uid: to.uid } : to
     try {
-      this.#host.sendControl(target, GOSSIP_CONTROL_KIND, encodeGossip(this.self.uid, this.#gossip))
+      this.#host.sendControl(target, GOSSIP_CONTROL_KIND, bytes)
     } catch (e) {
       this.#log.debug({ to: endpointKey(target), err: (e as Error).message }, 'gossip not sent')
     }
@@ -456,18 +461,23 @@ export class Cluster {
     }
   }
 
+  /** What SWIM believes of a member (undefined: SWIM has never seen it). */
+  #swimStatus(m: Member): SwimStatus | undefined {
+    return this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })?.status
+  }
+
   #swimKnows(m: Member): boolean {
-    return this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid }) !== undefined
+    return this.#swimStatus(m) !== undefined
   }
 
   #swimAlive(m: Member): boolean {
-    return this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })?.status === 'alive'
+    return this.#swimStatus(m) === 'alive'
   }
 
   #checkSwim(m: Member): void {
     if (m.node.uid === this.self.uid) return
-    const s = this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
-    if (s && s.status !== 'alive') this.#setReachable(m, false)
+    const status = this.#swimStatus(m)
+    if (status !== undefined && status !== 'alive') this.#setReachable(m, false)
   }
 
   #setReachable(m: Member, reachable: boolean): void {
@@ -502,7 +512,7 @@ export class Cluster {
     if (uid === this.self.uid) return true
     if (this.#unreachableSince.has(uid) || this.#gone.has(uid)) return false
     const m = this.#gossip.members.get(uid)
-    return m !== undefined && this.#swim.instance.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid }) !== undefined
+    return m !== undefined && this.#swimStatus(m) !== undefined
   }
 
   // ── downing ────────────────────────────────────────────────────────────────

@@ -45,37 +45,35 @@ function uids(ms: readonly ClusterMember[]): string[] {
   return ms.map((m) => m.node.uid)
 }
 
+/**
+ * The shape every split-brain strategy shares: nothing while all is reachable; otherwise this
+ * side stays (and downs the unreachable) if `stays` says so, or downs itself. `counted` are the
+ * up and leaving members of both sides, `mine` how many of them are on this side.
+ */
+function splitBrain(view: DowningView, stays: (counted: readonly ClusterMember[], mine: number) => boolean): string[] {
+  const { reachable, unreachable, counted } = sides(view)
+  if (unreachable.length === 0) return []
+  const mine = counted.filter((m) => m.reachability === 'reachable').length
+  return stays(counted, mine) ? uids(unreachable) : uids(reachable)
+}
+
 /** Split-brain resolution: the side with more than half of the up members stays; a tie keeps the side with the lowest address. */
 export function keepMajority(stableAfter = DEFAULT_STABLE_AFTER): DowningStrategy {
   return {
     name: 'keep-majority',
     stableAfter,
-    decide(view) {
-      const { reachable, unreachable, counted } = sides(view)
-      if (unreachable.length === 0) return []
-      const mine = counted.filter((m) => m.reachability === 'reachable').length
-      const total = counted.length
-      if (2 * mine > total) return uids(unreachable)
-      if (2 * mine < total) return uids(reachable)
-      const lowest = [...counted].sort((a, b) => compareAddress(a.node, b.node))[0]
-      return lowest?.reachability === 'reachable' ? uids(unreachable) : uids(reachable)
-    },
+    decide: (view) =>
+      splitBrain(view, (counted, mine) => {
+        if (2 * mine !== counted.length) return 2 * mine > counted.length
+        return [...counted].sort((a, b) => compareAddress(a.node, b.node))[0]?.reachability === 'reachable'
+      }),
   }
 }
 
 /** The side with at least `quorum` up members stays; a side below it downs itself (both may, if neither has it). */
 export function staticQuorum(quorum: number, stableAfter = DEFAULT_STABLE_AFTER): DowningStrategy {
   if (!Number.isInteger(quorum) || quorum < 1) throw new ConfigError(`static-quorum needs a quorum size ≥ 1, got ${quorum}.`)
-  return {
-    name: 'static-quorum',
-    stableAfter,
-    decide(view) {
-      const { reachable, unreachable, counted } = sides(view)
-      if (unreachable.length === 0) return []
-      const mine = counted.filter((m) => m.reachability === 'reachable').length
-      return mine >= quorum ? uids(unreachable) : uids(reachable)
-    },
-  }
+  return { name: 'static-quorum', stableAfter, decide: (view) => splitBrain(view, (_, mine) => mine >= quorum) }
 }
 
 /** The side with the oldest member (lowest up-number) stays. */
@@ -83,12 +81,7 @@ export function keepOldest(stableAfter = DEFAULT_STABLE_AFTER): DowningStrategy 
   return {
     name: 'keep-oldest',
     stableAfter,
-    decide(view) {
-      const { reachable, unreachable, counted } = sides(view)
-      if (unreachable.length === 0) return []
-      const oldest = [...counted].sort((a, b) => a.upNumber - b.upNumber || compareAddress(a.node, b.node))[0]
-      return oldest?.reachability === 'reachable' ? uids(unreachable) : uids(reachable)
-    },
+    decide: (view) => splitBrain(view, (counted) => [...counted].sort((a, b) => a.upNumber - b.upNumber || compareAddress(a.node, b.node))[0]?.reachability === 'reachable'),
   }
 }
 
