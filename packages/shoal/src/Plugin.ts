@@ -34,6 +34,7 @@ export interface PluginContext {
   readonly log: Logger
 }
 
+/** A plugin; `F` is the type of its facade. See the module comment for the lifecycle. */
 export interface Plugin<F = unknown> {
   /** Unique per system; used by `system.plugin(name)` and in logs. */
   readonly name: string

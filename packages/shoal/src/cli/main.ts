@@ -18,6 +18,7 @@ Commands:
 
 const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: SIM_USAGE }
 
+/** Runs a `shoal` command; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {

@@ -15,6 +15,7 @@ import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
 import { ConfigError } from '../errors.ts'
 import { ManagementServer } from '../management/ManagementServer.ts'
 
+/** Help text of `shoal node`. */
 export const NODE_USAGE = `Usage: shoal node --port P [options]
 
 Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
@@ -36,6 +37,7 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
   --log-level L        trace, debug, info (default), warn, error
 `
 
+/** Help text of `shoal clusterd`. */
 export const CLUSTERD_USAGE = `Usage: shoal clusterd [--host H] [--port P]
 
 Runs the clusterd rendezvous daemon (default 127.0.0.1:3137). Nodes started with --clusterd
@@ -87,6 +89,7 @@ function normalizeOptional(argv: string[], flag: string): string[] {
   return out
 }
 
+/** Runs `shoal node`: starts the node, waits until it stops; 0 after a leave, 1 when downed. */
 export async function nodeCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeOptional(argv, '--clusterd'),
@@ -175,6 +178,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   return downed ? 1 : 0
 }
 
+/** Runs `shoal clusterd` until SIGTERM or SIGINT. */
 export async function clusterdCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError } from '../errors.ts'
 import { runScenario, type PartitionSpec, type ScenarioOptions, type StallSpec } from '../sim/Scenario.ts'
 
+/** Help text of `shoal sim`. */
 export const SIM_USAGE = `Usage: shoal sim [options]
 
 Simulates a SWIM cluster on a virtual clock; the same seed gives the same run.
@@ -25,6 +26,7 @@ Simulates a SWIM cluster on a virtual clock; the same seed gives the same run.
   --json               print the report as JSON (default: a summary)
 `
 
+/** Runs `shoal sim` and prints its report (JSON with `--json`). */
 export function simCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): void {
   const { values } = parseArgs({
     args: argv,

@@ -21,6 +21,7 @@ import { compareVersions, pruneVersion } from './VersionVector.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
+/** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
 export interface ClusterSettings {
   /** Endpoints (`host:port`) to join; retried while they are not members. */
   readonly seeds?: readonly (string | DiscoveredEndpoint)[]
@@ -60,6 +61,7 @@ export interface MembershipSnapshot {
   readonly members: readonly ClusterMember[]
 }
 
+/** What `cluster.events()` yields: a snapshot first, then member, reachability and leader changes. */
 export type ClusterEvent =
   | { readonly type: 'snapshot'; readonly membership: MembershipSnapshot }
   | { readonly type: 'member'; readonly member: ClusterMember; readonly previous: MemberStatus | undefined }
@@ -82,6 +84,7 @@ const FORGOTTEN_TTL = 24 * 3600_000
 const PUSH_TO_ALL_UP_TO = 32
 const DOWN_SHUTDOWN_DELAY = 1000
 
+/** Cluster membership of one node (`system.cluster`); see the module comment and docs/cluster.md. */
 export class Cluster {
   readonly self: ClusterNode
   readonly downing: DowningStrategy

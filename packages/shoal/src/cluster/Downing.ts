@@ -12,6 +12,7 @@
 import { ConfigError } from '../errors.ts'
 import { type ClusterMember, compareAddress, isActive } from './Member.ts'
 
+/** What a downing strategy decides on: this node's view of the members. */
 export interface DowningView {
   /** This node's uid. */
   readonly self: string
@@ -23,6 +24,7 @@ export interface DowningView {
   readonly unreachableFor: ReadonlyMap<string, number>
 }
 
+/** A downing strategy: pure, asked by the leader once the view has been stable for `stableAfter`. */
 export interface DowningStrategy {
   readonly name: string
   /** How long the view must be stable before `decide` is asked (the shell waits). */

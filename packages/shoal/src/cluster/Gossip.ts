@@ -11,6 +11,7 @@
 import { compareAddress, isPresent, laterStatus, type Member, type MemberStatus, STATUS_RANK } from './Member.ts'
 import { compareVersions, incrementVersion, mergeVersions, type VersionVector } from './VersionVector.ts'
 
+/** The replicated membership state. */
 export interface GossipState {
   /** By node uid. */
   readonly members: ReadonlyMap<string, Member>
@@ -19,6 +20,7 @@ export interface GossipState {
   readonly seen: ReadonlySet<string>
 }
 
+/** A state with no members, version zero. */
 export function emptyGossip(): GossipState {
   return { members: new Map(), version: new Map(), seen: new Set() }
 }
@@ -128,6 +130,7 @@ export function leaderOf(g: GossipState, reachable: (uid: string) => boolean): M
   return best ?? bestJoining ?? bestExiting
 }
 
+/** What the leader actions need besides the state. */
 export interface LeaderActionsInput {
   readonly self: string
   readonly minMembers: number

@@ -13,6 +13,7 @@ import { isValidSystemName, isValidUid } from '../ClusterNode.ts'
 import type { GossipState } from './Gossip.ts'
 import { type Member, type MemberStatus, STATUS_RANK } from './Member.ts'
 
+/** Control-message kind of membership gossip. */
 export const GOSSIP_CONTROL_KIND = 2
 const VERSION = 1
 const MAX_MEMBERS = 10_000
@@ -22,13 +23,16 @@ const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
+/** Gossip that does not decode or validate; dropped and logged. */
 export class GossipDecodeError extends Error {}
 
+/** Encodes a gossip state sent by `from`. */
 export function encodeGossip(from: string, g: GossipState): Buffer {
   const members = [...g.members.values()].map((m) => [m.node.uid, m.node.endpoint.name, m.node.endpoint.host, m.node.endpoint.port, m.status, m.upNumber, [...m.roles]])
   return packr.pack([VERSION, from, members, [...g.version], [...g.seen]])
 }
 
+/** Decodes and validates gossip; throws GossipDecodeError, never anything else. */
 export function decodeGossip(bytes: Buffer): { from: string; gossip: GossipState } {
   let raw: unknown
   try {

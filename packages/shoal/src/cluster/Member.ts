@@ -15,8 +15,10 @@ import { endpointKey } from '../ClusterNode.ts'
  */
 export type MemberStatus = 'joining' | 'up' | 'leaving' | 'exiting' | 'down' | 'removed'
 
+/** Whether this node can currently reach a member (from SWIM); may flip back and forth. */
 export type Reachability = 'reachable' | 'unreachable'
 
+/** The forward order of statuses. */
 export const STATUS_RANK: Readonly<Record<MemberStatus, number>> = { joining: 0, up: 1, leaving: 2, exiting: 3, down: 4, removed: 5 }
 
 /** A member as replicated by membership gossip. */

@@ -6,8 +6,10 @@
  */
 export type VersionVector = ReadonlyMap<string, number>
 
+/** How two versions relate. */
 export type Ordering = 'same' | 'before' | 'after' | 'concurrent'
 
+/** Compares `a` with `b` (`before`: b saw everything a did, and more). */
 export function compareVersions(a: VersionVector, b: VersionVector): Ordering {
   let aBigger = false
   let bBigger = false
@@ -23,12 +25,14 @@ export function compareVersions(a: VersionVector, b: VersionVector): Ordering {
   return 'same'
 }
 
+/** The entry-wise maximum. */
 export function mergeVersions(a: VersionVector, b: VersionVector): Map<string, number> {
   const out = new Map(a)
   for (const [k, v] of b) out.set(k, Math.max(v, out.get(k) ?? 0))
   return out
 }
 
+/** A copy with `node`'s counter raised by one. */
 export function incrementVersion(v: VersionVector, node: string): Map<string, number> {
   const out = new Map(v)
   out.set(node, (out.get(node) ?? 0) + 1)

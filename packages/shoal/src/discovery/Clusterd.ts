@@ -16,6 +16,7 @@ import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
 /** Control-message kind of clusterd registrations. */
 export const CLUSTERD_CONTROL_KIND = 3
+/** Where clusterd listens unless told otherwise (the reference's port). */
 export const DEFAULT_CLUSTERD: DiscoveredEndpoint = { host: '127.0.0.1', port: 3137 }
 /** A registration lasts this long without renewal. */
 const REGISTRATION_TTL = 15_000

@@ -20,6 +20,7 @@ export interface Registration {
   readonly actor: string
 }
 
+/** One operation of an owner, numbered from 1 without gaps. */
 export interface Op extends Registration {
   readonly seq: number
   readonly kind: 'add' | 'remove'
@@ -37,6 +38,7 @@ export interface Change {
   readonly removed: readonly string[]
 }
 
+/** Bounds of the registry. */
 export interface RegistryOptions {
   /** Operations the owner keeps for peers that are slightly behind. Default 1000. */
   readonly maxOps?: number
@@ -51,6 +53,7 @@ interface Replica {
   pending?: { seq: number; parts: number; received: Map<number, readonly Registration[]> }
 }
 
+/** One node's replica of every owner's registrations (module comment). */
 export class Registry {
   readonly self: string
   readonly #maxOps: number

@@ -8,6 +8,7 @@ export interface Timed {
   seq: number
 }
 
+/** A min-heap of timed events; ties keep insertion order. */
 export class EventQueue<T extends Timed> {
   readonly #heap: T[] = []
   #seq = 0

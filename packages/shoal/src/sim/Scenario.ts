@@ -10,6 +10,7 @@ import { SWIM_DEFAULTS, type SwimSettings } from '../swim/SwimSettings.ts'
 import { mixSeed, seededRandom } from './Random.ts'
 import { Simulator, type ChangeRecord } from './Simulator.ts'
 
+/** Periodic event-loop freezes of random members. */
 export interface StallSpec {
   /** Members frozen at once. */
   readonly count: number
@@ -19,6 +20,7 @@ export interface StallSpec {
   readonly every: number
 }
 
+/** One network split and its healing. */
 export interface PartitionSpec {
   /** Start, ms. */
   readonly at: number
@@ -28,6 +30,7 @@ export interface PartitionSpec {
   readonly fraction?: number
 }
 
+/** A simulated run: cluster size, duration, network and the faults to inject. */
 export interface ScenarioOptions {
   readonly members: number
   /** Simulated time, ms. */
@@ -53,6 +56,7 @@ export interface ScenarioOptions {
   readonly inspect?: (sim: Simulator) => void
 }
 
+/** One injected fault and what was measured about it. */
 export interface InjectedEvent {
   readonly kind: 'crash' | 'restart' | 'join' | 'stall' | 'partition'
   readonly member?: number
@@ -70,6 +74,7 @@ export interface InjectedEvent {
   suspected?: boolean
 }
 
+/** The outcome of a run, as `shoal sim --json` prints it. */
 export interface ScenarioReport {
   readonly members: number
   readonly durationSeconds: number

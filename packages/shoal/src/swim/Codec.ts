@@ -20,12 +20,14 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import type { MemberStatus, SwimNode } from './Member.ts'
 
+/** The protocol version byte every datagram starts with; other versions are dropped and counted. */
 export const SWIM_VERSION = 1
 /** Bytes of the truncated HMAC-SHA256 tag at the end of every datagram and stream message. */
 export const TAG_BYTES = 16
 /** Largest metadata carried by an alive update, as in memberlist. */
 export const MAX_META_BYTES = 512
 
+/** Message type codes on the wire (datagrams 1–5, stream-only push-pull 16–17). */
 export const enum MessageType {
   Ping = 1,
   PingReq = 2,
@@ -47,6 +49,7 @@ export interface Update {
   readonly by?: string
 }
 
+/** A datagram, decoded: the four SWIM messages plus a bare gossip carrier. */
 export type Message =
   | { readonly type: 'ping'; readonly seq: number; readonly from: SwimNode; readonly targetUid: string; readonly updates: readonly Update[] }
   | { readonly type: 'pingReq'; readonly seq: number; readonly from: SwimNode; readonly target: SwimNode; readonly updates: readonly Update[] }
@@ -76,10 +79,12 @@ const TYPE_CODE = { ping: MessageType.Ping, pingReq: MessageType.PingReq, ack: M
 
 // ── sizes ────────────────────────────────────────────────────────────────────
 
+/** Encoded size of a node address, bytes. */
 export function nodeSize(n: SwimNode): number {
   return 1 + Buffer.byteLength(n.host) + 2 + 8
 }
 
+/** Encoded size of one update, bytes (what the dissemination budget counts). */
 export function updateSize(u: Update): number {
   return 1 + nodeSize(u.node) + 4 + (u.status === 'alive' ? 2 + (u.meta?.length ?? 0) : 8)
 }
@@ -168,6 +173,7 @@ export function encodeMessage(m: Message): Buffer {
   return w.buf
 }
 
+/** Encodes a push-pull (full state) message body; `seal` adds the tag. */
 export function encodePushPull(p: PushPull): Buffer {
   let size = 2 + nodeSize(p.from) + 1 + 4
   for (const u of p.members) size += updateSize(u)

@@ -25,6 +25,7 @@ interface Waiter {
   timer: NodeJS.Timeout
 }
 
+/** A request/response link over the control lane of a cluster system (one control kind per link). */
 export class ControlStreamLink implements StreamLink {
   readonly #channel: ControlChannel
   readonly #kind: number

@@ -19,6 +19,7 @@ interface Entry {
   transmits: number
 }
 
+/** The byte-bounded queue of updates waiting to be piggybacked (see the module comment). */
 export class Dissemination {
   readonly #entries = new Map<string, Entry>()
   readonly #maxBytes: number

@@ -14,6 +14,7 @@ import type { SwimAddress } from './Member.ts'
 /** Answers one request body; `undefined` closes without a reply. May throw (the peer sees a close). */
 export type StreamHandler = (body: Buffer) => Buffer | undefined
 
+/** A reliable request/response path to a peer, for push-pull and TCP pings. The member owns and closes it. */
 export interface StreamLink {
   /** Sends `body` to `to` and resolves with the reply; rejects on error, close or timeout. */
   request(to: SwimAddress, body: Buffer, timeoutMs: number): Promise<Buffer>
@@ -22,6 +23,7 @@ export interface StreamLink {
   close(): Promise<void>
 }
 
+/** Limits of the own TCP stream link. */
 export interface TcpStreamLinkOptions {
   /** Largest request or reply accepted, bytes. Default 16 MiB. */
   readonly maxBytes?: number

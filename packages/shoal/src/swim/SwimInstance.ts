@@ -50,6 +50,7 @@ export interface SwimStats {
   misdirected: number
 }
 
+/** What a SWIM instance needs: who it is, its settings, and the injected clock and randomness. */
 export interface SwimInstanceOptions {
   readonly self: SwimNode
   readonly meta?: Uint8Array
@@ -93,6 +94,7 @@ const ALONE_REJOIN = 2000
 const LEAVE_DIRECT = 64
 const SILENT_CHECKS = 2
 
+/** One SWIM + Lifeguard protocol instance: feed it inputs, carry out the directives it returns (module comment). */
 export class SwimInstance {
   readonly self: SwimNode
   readonly settings: ResolvedSwimSettings

@@ -34,6 +34,7 @@ export interface MembershipChange {
   readonly previous: MemberStatus | undefined
 }
 
+/** Options of a UDP SWIM member; defaults suit a LAN and loopback tests. */
 export interface SwimMemberOptions {
   /** Host to bind and advertise. Default 127.0.0.1. */
   readonly host?: string
@@ -61,6 +62,7 @@ const PUSH_PULL_TIMEOUT = 10_000
 const RECV_BUFFER = 2 * 1024 * 1024
 const LOOPBACK = /^(127\.|::1$|localhost$)/
 
+/** A SWIM member on real sockets. Start with `SwimMember.start`; `leave()` to go gracefully, `close()` to stop. */
 export class SwimMember {
   readonly node: SwimNode
   readonly instance: SwimInstance

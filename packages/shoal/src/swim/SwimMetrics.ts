@@ -17,6 +17,7 @@ export interface SwimTraffic {
   dropped: Map<string, number>
 }
 
+/** Registers the `shoal_swim_*` metrics of one member in `registry`, read from its counters on scrape. */
 export function registerSwimMetrics(registry: Registry, instance: SwimInstance, traffic: SwimTraffic, streamRefused: () => ReadonlyMap<string, number>): void {
   const registers = [registry]
   new Gauge({

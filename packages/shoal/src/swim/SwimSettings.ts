@@ -8,6 +8,7 @@
  */
 import { ConfigError } from '../errors.ts'
 
+/** SWIM settings; every field is optional, the defaults are in `SWIM_DEFAULTS` with their reasons. */
 export interface SwimSettings {
   /**
    * Protocol period: one probe per period, scaled by local health. Default 800: SWIM, memberlist
@@ -75,8 +76,10 @@ export interface SwimSettings {
   readonly maxMembers?: number
 }
 
+/** Settings with every default filled in. */
 export type ResolvedSwimSettings = { readonly [K in keyof SwimSettings]-?: NonNullable<SwimSettings[K]> }
 
+/** The defaults (see each field of `SwimSettings` for why). */
 export const SWIM_DEFAULTS: ResolvedSwimSettings = {
   probeInterval: 800,
   pingTimeout: 300,

@@ -18,6 +18,7 @@ export interface LogLine {
   readonly [key: string]: unknown
 }
 
+/** How to start a `shoal` process. */
 export interface NodeProcessOptions {
   /** Extra CLI arguments after `node` (or `clusterd`). */
   readonly args: readonly string[]
@@ -30,6 +31,7 @@ export interface NodeProcessOptions {
   readonly timeout?: number
 }
 
+/** A running `shoal node` or `shoal clusterd` process, its parsed log lines and signals. */
 export class NodeProcess {
   readonly child: ChildProcess
   readonly lines: LogLine[] = []
