@@ -17,7 +17,7 @@ import type { Logger } from 'pino'
 import type { ActorId } from './ActorId.ts'
 import { callContext, type CallContext } from './CallContext.ts'
 import { Deque } from './Deque.ts'
-import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
+import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
 import { ActorNotFoundError, MethodNotDistributedError, OverloadedError } from './errors.ts'
 
 /** One call waiting for, or holding, a turn. */
@@ -25,6 +25,8 @@ export interface Invocation {
   readonly method: string
   readonly args: unknown[]
   readonly chain: string
+  /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire). */
+  readonly fn?: Function
   succeed(value: unknown): void
   fail(error: unknown): void
 }
@@ -138,7 +140,7 @@ export class ActorCell {
       inv.fail(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
       return
     }
-    const method = this.info.methods.get(inv.method)
+    const method = this.#methodOf(inv)
     if (!method) {
       inv.fail(new MethodNotDistributedError(`${this.info.name}.${inv.method} is not a distributed method of ${this.id}.`))
       return
@@ -159,6 +161,10 @@ export class ActorCell {
       }
       queue.push(inv)
     }
+  }
+
+  #methodOf(inv: Invocation): MethodInfo | undefined {
+    return inv.fn ? { fn: inv.fn, interleave: false } : this.info.methods.get(inv.method)
   }
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
@@ -231,7 +237,7 @@ export class ActorCell {
     try {
       while (this.#turn === undefined && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
-        const method = this.info.methods.get(inv.method)!
+        const method = this.#methodOf(inv)!
         this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
       }
     } finally {

@@ -67,7 +67,12 @@ export class ActorId {
   }
 
   toString(): string {
-    return (this.#text ??= `shoal://${this.node.endpoint.name}@${endpointKey(this.node.endpoint)}/${this.node.uid}${this.path}#${this.incarnation}`)
+    return (this.#text ??= `${ActorId.nodePrefix(this.node)}${this.path}#${this.incarnation}`)
+  }
+
+  /** The part of `toString()` every actor of `node` shares: `shoal://name@host:port/uid`. */
+  static nodePrefix(node: ClusterNode): string {
+    return `shoal://${node.endpoint.name}@${endpointKey(node.endpoint)}/${node.uid}`
   }
 
   toJSON(): string {

@@ -19,7 +19,7 @@ import { type ActorRef, type ActorRefImpl, type Invoker, makeRef } from './Actor
 import { outgoingChain } from './CallContext.ts'
 import { type ClusterNode, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
 import { type Deadline, DeadlineQueue } from './DeadlineQueue.ts'
-import { type ActorClass, actorClassInfo, type DistributedActor, withConstructingCell } from './DistributedActor.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget, withConstructingCell } from './DistributedActor.ts'
 import {
   ActorNotFoundError,
   ConfigError,
@@ -38,6 +38,8 @@ import { ControlStreamLink } from './swim/ControlStreamLink.ts'
 import { SwimMember } from './swim/SwimMember.ts'
 import { Cluster } from './cluster/Cluster.ts'
 import type { Plugin } from './Plugin.ts'
+import { Receptionist } from './receptionist/Receptionist.ts'
+import { LifecycleWatch, type Termination } from './watch/LifecycleWatch.ts'
 import { ClusterdRegistry, DEFAULT_CLUSTERD } from './discovery/Clusterd.ts'
 import type { Association, OutboundMessage } from './transport/Association.ts'
 import { Transport, type TransportHandler } from './transport/Transport.ts'
@@ -301,6 +303,7 @@ export class ClusterSystem implements Invoker, CellHost {
       }
     }
     try {
+      system.#services(settings)
       await system.#startPlugins(settings.plugins ?? [])
     } catch (e) {
       await system.shutdown()
@@ -343,6 +346,92 @@ export class ClusterSystem implements Invoker, CellHost {
       return
     }
     handler(assoc.peer!, body.subarray(1))
+  }
+
+  /** Starts the built-in cluster services every system has: receptionist and lifecycle watch. */
+  #services(settings: ClusterSystemSettings): void {
+    this.#receptionist = new Receptionist(this, this.#cluster, settings.receptionist)
+    this.#receptionist.registerMetrics(this.metrics.registry)
+    this.#watch = new LifecycleWatch(this, this.#cluster, settings.watch)
+    this.#watch.registerMetrics(this.metrics.registry)
+  }
+
+  /**
+   * Find actors by key anywhere in the cluster: `checkIn(actor, key)`, `checkOut`, `lookup(key)`,
+   * `listing(key)`. See docs/receptionist.md. On a system without cluster membership it lists this
+   * node's actors only.
+   */
+  get receptionist(): Receptionist {
+    return this.#receptionist!
+  }
+  #receptionist: Receptionist | undefined
+  #watch: LifecycleWatch | undefined
+
+  /**
+   * Resolves once, when the actor behind `target` terminates: it stopped, its node is down,
+   * removed, shut down or replaced, or it never existed (see `DistributedActor.watch`).
+   *
+   * Gotchas: aborting `signal` unwatches and rejects with the signal's reason; shutdown of this
+   * system rejects with SystemShutDownError. Without cluster membership a crashed (not shut down)
+   * remote node is never reported.
+   */
+  watch(target: WatchTarget, options: { signal?: AbortSignal } = {}): Promise<Termination> {
+    const id = targetId(target)
+    const watch = this.#watch!
+    const { signal } = options
+    return new Promise<Termination>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason)
+      const onAbort = (): void => {
+        watch.unwatch(id, watcher)
+        reject(signal!.reason)
+      }
+      const watcher = {
+        terminated: (t: Termination) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(t)
+        },
+        closed: () => reject(new SystemShutDownError('The actor system shut down while watching ' + id.toString() + '.')),
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      watch.watch(id, watcher)
+    })
+  }
+
+  /** @internal `DistributedActor.watch`. */
+  watchFrom(cell: ActorCell, target: ActorId): void {
+    const w = this.#watch!.cellWatcher(cell)
+    if (cell.alive && w.add(target)) this.#watch!.watch(target, w)
+  }
+
+  /** @internal `DistributedActor.unwatch`. */
+  unwatchFrom(cell: ActorCell, target: ActorId): void {
+    const w = this.#watch!.cellWatcher(cell)
+    if (w.remove(target)) this.#watch!.unwatch(target, w)
+  }
+
+  /** @internal `DistributedActor.isWatching`. */
+  isWatchingFrom(cell: ActorCell, target: ActorId): boolean {
+    return this.#watch!.cellWatcher(cell).has(target)
+  }
+
+  /** @internal True if `id` is an actor of this node that has not finished stopping. */
+  hasActor(id: ActorId): boolean {
+    return this.#localCell(id) !== undefined
+  }
+
+  /** @internal True if `id` is a live actor of this node. */
+  isLocalAlive(id: ActorId): boolean {
+    return this.#localCell(id)?.alive === true
+  }
+
+  /** @internal True if node incarnation `uid` is known gone (shut down, replaced, downed). */
+  isTombstoned(uid: string): boolean {
+    return this.#transport.isTombstoned(uid)
+  }
+
+  /** @internal A ref for `id`, typed by `Class` when given. */
+  refOf(id: ActorId, Class: (abstract new (...args: never[]) => DistributedActor) | undefined): unknown {
+    return Class ? this.resolve(Class, id) : makeRef(this, id, undefined, undefined, this.#localCell(id))
   }
 
   /**
@@ -474,6 +563,8 @@ export class ClusterSystem implements Invoker, CellHost {
     await leaving
     this.#state = 'stopped'
     for (const entry of this.deadlines.clear()) (entry as PendingCall).fail(new SystemShutDownError('The actor system shut down before this call completed.'))
+    this.#receptionist?.stop()
+    this.#watch?.stop()
     await this.#transport.close('shutdown')
     this.log.info('shut down')
   }
@@ -492,6 +583,8 @@ export class ClusterSystem implements Invoker, CellHost {
   /** @internal */
   cellStopped(cell: ActorCell): void {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
+    this.#receptionist?.actorStopped(cell.id)
+    this.#watch?.actorStopped(cell)
     this.#toPlugins('onActorStopped', (p) => p.onActorStopped?.(cell.id))
   }
 
@@ -735,6 +828,7 @@ export class ClusterSystem implements Invoker, CellHost {
           ? new NodeDownError(`Node ${formatNode(peer)} shut down; the call may or may not have run.`)
           : new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason}); the call may or may not have run.`)
         this.#failPending(assoc, error)
+        if (gone) this.#watch?.nodeGone(peer)
       },
       refusedByPeer: (reason) => {
         // A peer refuses us because it knows this incarnation is down: a zombie learns its fate.
@@ -743,6 +837,7 @@ export class ClusterSystem implements Invoker, CellHost {
       incarnationReplaced: (assoc, old) => {
         const error = new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`)
         this.#failPending(assoc, error, (call) => call.target.node.uid === old.uid)
+        this.#watch?.nodeGone(old)
       },
       metrics: {
         bytes: (d, n) => this.metrics.bytes(d, n),

@@ -16,7 +16,8 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from './ActorId.ts'
+import { ActorId } from './ActorId.ts'
+import type { TerminationReason } from './watch/WatchCodec.ts'
 import type { ActorRef } from './ActorRef.ts'
 import type { ActorCell } from './ActorCell.ts'
 import type { ClusterSystem } from './ClusterSystem.ts'
@@ -58,6 +59,7 @@ export const RESERVED_METHOD_NAMES: ReadonlySet<string> = new Set([
   'id', 'tell', 'withTimeout', 'then', 'catch', 'finally', 'constructor', 'toString', 'toJSON', 'valueOf',
   'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__proto__', '__defineGetter__',
   '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'stop', 'onStart', 'onStop', 'system', 'log', 'self',
+  'watch', 'unwatch', 'isWatching', 'onTerminated',
 ])
 
 const declared = new WeakMap<Function, DistributedOptions>()
@@ -146,6 +148,16 @@ function ownerDescriptor(proto: object, name: string): PropertyDescriptor | unde
   return undefined
 }
 
+/** What `watch` accepts: a ref, an actor, or an id. */
+export type WatchTarget = ActorRef<unknown> | DistributedActor | ActorId | { readonly id: ActorId }
+
+/** @internal The id of a watch target. */
+export function targetId(target: WatchTarget): ActorId {
+  const id = target instanceof ActorId ? target : (target as { id?: unknown }).id
+  if (!(id instanceof ActorId)) throw new ConfigError(`Cannot watch ${String(target)}: pass an actor ref, an actor or an ActorId.`)
+  return id
+}
+
 /** The cell being constructed: `system.spawn` sets it around `new Class()` so the base constructor can bind. */
 let constructing: ActorCell | undefined
 
@@ -227,6 +239,33 @@ export abstract class DistributedActor {
   stop(): void {
     void this.#cell.stop()
   }
+
+  /**
+   * Watches another actor (local or remote): `onTerminated(id, reason)` runs once, as a turn of
+   * this actor, when it stops (`'stopped'`), when its node is down, removed, shut down or replaced
+   * (`'node-down'`), or at once if it does not exist (`'not-found'`). Watching twice is one watch.
+   *
+   * Details: the watched actor's node is told by a system message that is acknowledged and
+   * redelivered, so a dropped connection loses neither the watch nor the termination. Without
+   * cluster membership, a remote node that crashes (rather than shutting down) is never reported:
+   * run clustered to learn of crashes.
+   */
+  watch(target: WatchTarget): void {
+    this.system.watchFrom(this.#cell, targetId(target))
+  }
+
+  /** Stops watching: no `onTerminated` for `target` runs after this, even if one was on its way. */
+  unwatch(target: WatchTarget): void {
+    this.system.unwatchFrom(this.#cell, targetId(target))
+  }
+
+  /** True while `target` is watched and its termination has not been handled. */
+  isWatching(target: WatchTarget): boolean {
+    return this.system.isWatchingFrom(this.#cell, targetId(target))
+  }
+
+  /** A watched actor terminated (see `watch`). Runs as a turn; a throw is logged. */
+  onTerminated?(id: ActorId, reason: TerminationReason): void | Promise<void>
 
   /** Called before the first call is delivered; calls wait until it settles. Throwing stops the actor. */
   onStart?(): void | Promise<void>

@@ -9,6 +9,8 @@ import type { SwimAddress } from './swim/Member.ts'
 import type { SwimSettings } from './swim/SwimSettings.ts'
 import type { ClusterSettings } from './cluster/Cluster.ts'
 import type { Plugin } from './Plugin.ts'
+import type { ReceptionistSettings } from './receptionist/Receptionist.ts'
+import type { WatchSettings } from './watch/LifecycleWatch.ts'
 
 /** SWIM failure detection for a cluster system: protocol settings plus where to join. */
 export interface SystemSwimSettings extends SwimSettings {
@@ -81,6 +83,10 @@ export interface ClusterSystemSettings {
    * stop in reverse order at shutdown. See `Plugin`.
    */
   readonly plugins?: readonly Plugin[]
+  /** Receptionist replication (`system.receptionist`): sync interval and batch bounds. */
+  readonly receptionist?: ReceptionistSettings
+  /** Lifecycle watch: redelivery of unacknowledged system messages. */
+  readonly watch?: WatchSettings
   /** Protocol major version to announce; tests only. */
   readonly protocolMajor?: number
 }

@@ -44,3 +44,7 @@ export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsRes
 export { KubernetesDiscovery, type KubernetesDiscoveryOptions, type KubernetesDiscoveryKind } from './discovery/KubernetesDiscovery.ts'
 export { ManagementServer } from './management/ManagementServer.ts'
 export type { Plugin, PluginContext } from './Plugin.ts'
+export { Receptionist, type Listing, type ReceptionistSettings } from './receptionist/Receptionist.ts'
+export { ReceptionKey } from './receptionist/ReceptionKey.ts'
+export type { Termination, TerminationReason, WatchSettings } from './watch/LifecycleWatch.ts'
+export type { WatchTarget } from './DistributedActor.ts'

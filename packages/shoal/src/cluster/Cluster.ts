@@ -171,6 +171,15 @@ export class Cluster {
   }
 
   /**
+   * Calls `listener` synchronously with every membership event from now on (no snapshot first);
+   * returns the unsubscribe function. For services that must react in the same tick as the change
+   * (the receptionist and lifecycle watch drop a downed node's state before anything else runs).
+   */
+  subscribe(listener: (event: ClusterEvent) => void): () => void {
+    return this.#events.subscribe(listener)
+  }
+
+  /**
    * Resolves when the member at `node` (`host:port` or a ClusterNode) has reached `status` or a
    * later one (down and removed count only for a wait for down or removed); rejects with
    * TimeoutError after `timeout` ms (default 30 s), or SystemShutDownError at shutdown.

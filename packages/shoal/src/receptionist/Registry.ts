@@ -103,20 +103,47 @@ export class Registry {
    */
   deltasFor(digest: ReadonlyMap<string, number>): Delta[] {
     const out: Delta[] = []
-    for (const [owner, r] of this.#replicas) {
-      const theirs = digest.get(owner) ?? 0
-      if (r.seq <= theirs) continue
-      const first = this.#log[0]?.seq ?? r.seq + 1
-      if (owner === this.self && theirs + 1 >= first) {
-        const ops = this.#log.filter((op) => op.seq > theirs)
-        for (let i = 0; i < ops.length; i += this.#maxBatch) out.push({ owner, kind: 'ops', ops: ops.slice(i, i + this.#maxBatch) })
-      } else {
-        const entries = flatten(r.entries)
-        const parts = Math.max(1, Math.ceil(entries.length / this.#maxBatch))
-        for (let p = 0; p < parts; p++) out.push({ owner, kind: 'snapshot', seq: r.seq, part: p, parts, entries: entries.slice(p * this.#maxBatch, (p + 1) * this.#maxBatch) })
-      }
-    }
+    for (const [owner, r] of this.#replicas) this.#deltasOf(owner, r, digest.get(owner) ?? 0, out)
     return out
+  }
+
+  /** This node's own changes after `seq` (ops while the log has them, else a snapshot). */
+  ownSince(seq: number): Delta[] {
+    const out: Delta[] = []
+    this.#deltasOf(this.self, this.#replicas.get(this.self)!, seq, out)
+    return out
+  }
+
+  /** Last operation of this node's own registrations. */
+  get ownSeq(): number {
+    return this.#replicas.get(this.self)!.seq
+  }
+
+  /** Registrations known here, over all owners. */
+  get size(): number {
+    let n = 0
+    for (const r of this.#replicas.values()) for (const set of r.entries.values()) n += set.size
+    return n
+  }
+
+  /** Keys with at least one registration. */
+  keys(): Set<string> {
+    const out = new Set<string>()
+    for (const r of this.#replicas.values()) for (const k of r.entries.keys()) out.add(k)
+    return out
+  }
+
+  #deltasOf(owner: string, r: Replica, theirs: number, out: Delta[]): void {
+    if (r.seq <= theirs) return
+    const first = this.#log[0]?.seq ?? r.seq + 1
+    if (owner === this.self && theirs + 1 >= first) {
+      const ops = this.#log.filter((op) => op.seq > theirs)
+      for (let i = 0; i < ops.length; i += this.#maxBatch) out.push({ owner, kind: 'ops', ops: ops.slice(i, i + this.#maxBatch) })
+      return
+    }
+    const entries = flatten(r.entries)
+    const parts = Math.max(1, Math.ceil(entries.length / this.#maxBatch))
+    for (let p = 0; p < parts; p++) out.push({ owner, kind: 'snapshot', seq: r.seq, part: p, parts, entries: entries.slice(p * this.#maxBatch, (p + 1) * this.#maxBatch) })
   }
 
   /** Applies a delta from a peer; returns what changed. Stale or out-of-order deltas change nothing. */

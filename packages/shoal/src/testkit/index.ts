@@ -32,6 +32,46 @@ export async function startNodes(count: number, settings: ClusterSystemSettings 
   }
 }
 
+/**
+ * Starts a cluster of `count` in-process nodes (the others seeded with the first) and resolves
+ * once every node sees every node up. `settings.cluster` is merged into each node's cluster
+ * settings. Use for tests of cluster services; `shutdown()` stops them all.
+ */
+export async function startCluster(count: number, settings: ClusterSystemSettings = {}, { timeoutMs = 30_000 } = {}): Promise<TestNodes> {
+  const nodes: ClusterSystem[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((s) => s.shutdown()))
+  }
+  try {
+    for (let i = 0; i < count; i++) {
+      const seeds = i === 0 ? [] : [`127.0.0.1:${nodes[0]!.node.endpoint.port}`]
+      nodes.push(
+        await ClusterSystem.start({
+          logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
+          ...settings,
+          name: `${settings.name ?? 'node'}-${i}`,
+          host: '127.0.0.1',
+          port: 0,
+          cluster: { selfJoinAfter: 200, ...settings.cluster, seeds },
+        }),
+      )
+    }
+    await eventually(
+      () => {
+        for (const s of nodes) {
+          const up = s.cluster.membership.members.filter((m) => m.status === 'up' && m.reachability === 'reachable')
+          if (up.length !== count) throw new Error(`${s.node.endpoint.name} sees ${up.length} of ${count} members up`)
+        }
+      },
+      { timeoutMs },
+    )
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return { systems: nodes, shutdown: stop }
+}
+
 /** Retries `check` (which throws or rejects while not yet true) until it passes or `timeoutMs` elapses. */
 export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 10_000, intervalMs = 20 } = {}): Promise<T> {
   const deadline = Date.now() + timeoutMs
