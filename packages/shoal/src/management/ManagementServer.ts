@@ -9,6 +9,7 @@
  * | `GET /health`          | 200 `{"status":"alive"}` while the system runs, then 503            |
  * | `GET /ready`           | 200 `{"status":"up"}` once this member is up, else 503 + its status |
  * | `GET /metrics`         | 200 Prometheus text exposition of `system.metrics.registry`        |
+ * | `GET /receptionist`    | 200 `{ keys: [{ key, actors: [id…] }] }`, the receptionist as seen here |
  * | `POST /cluster/leave`  | 202, then leaves gracefully (bearer secret required)               |
  * | `POST /cluster/down`   | `{"node":"host:port"}` → 200 / 404 (bearer secret required)         |
  *
@@ -144,6 +145,7 @@ export class ManagementServer {
       ['/health', get((_req, res) => this.#health(res))],
       ['/ready', get((_req, res) => this.#ready(res))],
       ['/metrics', get((_req, res) => this.#metrics(res))],
+      ['/receptionist', get((_req, res) => sendJson(res, 200, { keys: this.#system.receptionist.entries() }))],
       ['/cluster/leave', new Map([['POST', (req, res) => this.#leave(req, res)]])],
       ['/cluster/down', new Map([['POST', (req, res) => this.#down(req, res)]])],
     ])
@@ -198,7 +200,7 @@ export class ManagementServer {
     try {
       const path = (req.url ?? '/').split('?', 1)[0]!
       const methods = this.#routes.get(path)
-      if (!methods) throw new HttpError(404, ManagementErrorCode.NotFound, `No route ${path}; try GET /cluster/members, /health, /ready or /metrics.`)
+      if (!methods) throw new HttpError(404, ManagementErrorCode.NotFound, `No route ${path}; try GET /cluster/members, /receptionist, /health, /ready or /metrics.`)
       const handler = methods.get(req.method ?? '')
       if (!handler) {
         const allow = [...methods.keys()].join(', ')

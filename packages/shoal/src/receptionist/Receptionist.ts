@@ -182,6 +182,11 @@ export class Receptionist {
     }
   }
 
+  /** Every key with its actors (id strings) as known on this node, sorted: for tools and dashboards. */
+  entries(): { key: string; actors: string[] }[] {
+    return [...this.#registry.keys()].sort().map((key) => ({ key, actors: [...this.#registry.lookup(key)].sort() }))
+  }
+
   /** Registrations known on this node, over all keys and owners. */
   get size(): number {
     return this.#registry.size
