@@ -585,12 +585,12 @@ export class ClusterSystem implements Invoker, CellHost {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
     this.#receptionist?.actorStopped(cell.id)
     this.#watch?.actorStopped(cell)
-    this.#toPlugins('onActorStopped', (p) => p.onActorStopped?.(cell.id))
+    this.#toPlugins('onActorStopped', (p) => p.onActorStopped?.(cell.id, cell.actor))
   }
 
   /** @internal */
   cellReady(cell: ActorCell): void {
-    this.#toPlugins('onActorReady', (p) => p.onActorReady?.(cell.id))
+    this.#toPlugins('onActorReady', (p) => p.onActorReady?.(cell.id, cell.actor))
   }
 
   /**

@@ -26,6 +26,7 @@ import type { Logger } from 'pino'
 import type { ActorId } from './ActorId.ts'
 import type { ClusterEvent } from './cluster/Cluster.ts'
 import type { ClusterSystem } from './ClusterSystem.ts'
+import type { DistributedActor } from './DistributedActor.ts'
 
 /** What a plugin gets at start. */
 export interface PluginContext {
@@ -50,8 +51,8 @@ export interface Plugin<F = unknown> {
   stop?(): void | Promise<void>
   /** Every cluster event after start (snapshot first), when the system runs cluster membership. */
   onClusterEvent?(event: ClusterEvent): void
-  /** A local actor finished `onStart` and serves calls. */
-  onActorReady?(id: ActorId): void
-  /** A local actor stopped. */
-  onActorStopped?(id: ActorId): void
+  /** A local actor finished `onStart` and serves calls. `actor` is the instance (do not call its methods directly from here: go through `actor.self`). */
+  onActorReady?(id: ActorId, actor: DistributedActor): void
+  /** A local actor stopped (after its `onStop`). */
+  onActorStopped?(id: ActorId, actor: DistributedActor): void
 }

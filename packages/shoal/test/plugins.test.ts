@@ -2,7 +2,7 @@
  * The plugin API: start and stop order, facades, cluster events and actor lifecycle hooks.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, ConfigError, DistributedActor, type ActorId, type ClusterEvent, type Plugin } from 'shoal'
+import { ClusterSystem, ConfigError, DistributedActor, ReceptionKey, type ActorId, type ClusterEvent, type Plugin } from 'shoal'
 import { eventually } from 'shoal/testkit'
 
 const systems: ClusterSystem[] = []
@@ -97,5 +97,30 @@ describe('plugins', () => {
     ])
     const ref = s.spawn(Slow)
     await eventually(() => expect(seen).toEqual([String(ref.id)]))
+  })
+
+  it('the auto-check-in example of docs/plugins.md: actors are listed when ready and unlisted when stopped', async () => {
+    function autoCheckIn(): Plugin<void> {
+      return {
+        name: 'auto-check-in',
+        start: () => undefined,
+        onActorReady: (_id, actor) => {
+          const key = (actor.constructor as { receptionKey?: unknown }).receptionKey
+          if (key instanceof ReceptionKey) actor.system.receptionist.checkIn(actor, key)
+        },
+      }
+    }
+    class Matchmaker extends DistributedActor {
+      static receptionKey = new ReceptionKey<Matchmaker>('matchmaker')
+    }
+    const a = await start([autoCheckIn()], true)
+    const b = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [autoCheckIn()], cluster: { seeds: [`127.0.0.1:${a.node.endpoint.port}`] } })
+    systems.push(b)
+    const m = b.spawn(Matchmaker)
+    b.spawn(Slow) // no key: not listed
+    await eventually(() => expect(a.receptionist.lookup(Matchmaker.receptionKey).map((r) => r.id.toString())).toEqual([m.id.toString()]))
+    expect(a.receptionist.size).toBe(1)
+    await b.stop(m)
+    await eventually(() => expect(a.receptionist.lookup(Matchmaker.receptionKey)).toEqual([]))
   })
 })
