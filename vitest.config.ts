@@ -28,5 +28,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     env: { SHOAL_LOG_LEVEL: 'silent' },
+    setupFiles: ['packages/shoal/test/support/isolate.ts'],
   },
 })

@@ -25,7 +25,7 @@ export interface Invocation {
   readonly method: string
   readonly args: unknown[]
   readonly chain: string
-  /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire). */
+  /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire; exempt from maxMailbox, since losing one would break exactly-once). */
   readonly fn?: Function
   succeed(value: unknown): void
   fail(error: unknown): void
@@ -155,7 +155,7 @@ export class ActorCell {
       this.#start(inv, method.fn, !interleave)
     } else {
       const queue = (this.#queue ??= new Deque())
-      if (queue.length >= this.host.maxMailbox) {
+      if (queue.length >= this.host.maxMailbox && !inv.fn) {
         inv.fail(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`))
         return
       }

@@ -24,6 +24,9 @@ class Watcher extends DistributedActor {
   @distributed async watching(ref: ActorRef<Target>): Promise<boolean> {
     return this.isWatching(ref)
   }
+  @distributed async busy(ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms))
+  }
   @distributed async terminations(): Promise<{ id: string; reason: TerminationReason }[]> {
     return this.seen
   }
@@ -56,6 +59,19 @@ describe('lifecycle watch', () => {
     expect(await watcher.watching(target)).toBe(false)
     await settle()
     expect(await watcher.terminations()).toHaveLength(1)
+  })
+
+  it('a full mailbox does not lose the notice: onTerminated is a system turn', async () => {
+    const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', maxMailbox: 1 })
+    extra.push(s)
+    const target = s.spawn(Target)
+    const watcher = s.spawn(Watcher)
+    await watcher.watchIt(target)
+    const turn = watcher.busy(300)
+    const queued = watcher.busy(0) // fills the mailbox
+    await s.stop(target)
+    await Promise.all([turn, queued])
+    await eventually(async () => expect((await watcher.terminations()).map((t) => t.reason)).toEqual(['stopped']))
   })
 
   it('fires for a remote stop, for a node down, and at once for missing actors', async () => {

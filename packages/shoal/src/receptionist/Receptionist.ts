@@ -355,7 +355,7 @@ export class Receptionist {
     if (m.status === 'down' || m.status === 'removed') {
       if (!this.#dead.has(m.node.uid)) {
         this.#dead.set(m.node.uid, Date.now())
-        // mut
+        this.#notify(this.#registry.dropOwner(m.node.uid))
       }
       return
     }
