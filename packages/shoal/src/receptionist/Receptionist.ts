@@ -321,6 +321,9 @@ export class Receptionist {
   #onDelta(from: ClusterNode, delta: Delta): void {
     const owner = delta.owner
     if (owner === this.#host.node.uid || this.#isDead(owner)) return
+    // State relayed by a third node is taken only about current members: a replica that outlived
+    // its owner somewhere (a node partitioned away through the owner's whole life) must not spread.
+    if (from.uid !== owner && !this.#isMember(owner)) return
     this.#notify(this.#registry.apply(delta))
     if (delta.kind === 'ops' && delta.ops.length > 0) {
       const last = delta.ops[delta.ops.length - 1]!.seq
@@ -342,6 +345,11 @@ export class Receptionist {
     if (any) return ActorId.parse(any).node
     const m = this.#cluster?.membership.members.find((x) => x.node.uid === d.owner)
     return m?.node
+  }
+
+  #isMember(uid: string): boolean {
+    const m = this.#cluster?.membership.members.find((x) => x.node.uid === uid)
+    return m !== undefined && isPresent(m.status)
   }
 
   #isDead(uid: string): boolean {
