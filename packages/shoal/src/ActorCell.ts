@@ -18,7 +18,7 @@ import type { ActorId } from './ActorId.ts'
 import { callContext, type CallContext } from './CallContext.ts'
 import { Deque } from './Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import { ActorNotFoundError, MethodNotDistributedError, OverloadedError } from './errors.ts'
+import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError } from './errors.ts'
 
 /** One call waiting for, or holding, a turn. */
 export interface Invocation {
@@ -137,12 +137,12 @@ export class ActorCell {
 
   deliver(inv: Invocation): void {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
-      inv.fail(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
+      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`)))
       return
     }
     const method = this.#methodOf(inv)
     if (!method) {
-      inv.fail(new MethodNotDistributedError(`${this.info.name}.${inv.method} is not a distributed method of ${this.id}.`))
+      inv.fail(markNotDelivered(new MethodNotDistributedError(`${this.info.name}.${inv.method} is not a distributed method of ${this.id}.`)))
       return
     }
     const interleave = method.interleave || this.info.interleaveAll
@@ -156,7 +156,7 @@ export class ActorCell {
     } else {
       const queue = (this.#queue ??= new Deque())
       if (queue.length >= this.host.maxMailbox && !inv.fn) {
-        inv.fail(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`))
+        inv.fail(markNotDelivered(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`)))
         return
       }
       queue.push(inv)
@@ -256,7 +256,7 @@ export class ActorCell {
   async #stop(): Promise<void> {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
-    for (const inv of queued) inv.fail(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`))
+    for (const inv of queued) inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`)))
     if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {

@@ -12,7 +12,7 @@
  */
 import type { ActorId } from './ActorId.ts'
 import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
-import { ConfigError, MethodNotDistributedError } from './errors.ts'
+import { ConfigError, markNotDelivered, MethodNotDistributedError } from './errors.ts'
 
 /** Longest call timeout: the largest delay a Node timer supports (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1
@@ -119,7 +119,7 @@ Object.setPrototypeOf(
       if (typeof prop !== 'string' || PROBES.has(prop) || !METHOD_NAME.test(prop)) return undefined
       if (receiver.info) {
         const className = receiver.info.name
-        return () => Promise.reject(new MethodNotDistributedError(`${className}.${prop} is not a distributed method: declare it with @distributed (or list it in static distributed) to call it through a ref.`))
+        return () => Promise.reject(markNotDelivered(new MethodNotDistributedError(`${className}.${prop} is not a distributed method: declare it with @distributed (or list it in static distributed) to call it through a ref.`)))
       }
       return (...args: unknown[]) => receiver[INVOKER].invoke(receiver, prop, args)
     },

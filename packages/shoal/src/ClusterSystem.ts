@@ -30,6 +30,8 @@ import {
   ShoalError,
   SystemShutDownError,
   TimeoutError,
+  isNotDelivered,
+  markNotDelivered,
 } from './errors.ts'
 import { Metrics } from './Metrics.ts'
 import { type RefParts, Serialization } from './serialization/Serialization.ts'
@@ -686,7 +688,7 @@ export class ClusterSystem implements Invoker, CellHost {
     let cell = ref.target as ActorCell | undefined
     if (!cell?.alive) {
       cell = this.#localCell(ref.id)
-      if (!cell?.alive) return Promise.reject(new ActorNotFoundError(`No live actor ${ref.id} on this node: it was never spawned here or has stopped.`))
+      if (!cell?.alive) return Promise.reject(markNotDelivered(new ActorNotFoundError(`No live actor ${ref.id} on this node: it was never spawned here or has stopped.`)))
       ref.target = cell
     }
     const call = new PendingCall(this, method, args, chain, timeout, ref.id, this.metrics.callStarted(false), undefined, 0)
@@ -712,7 +714,7 @@ export class ClusterSystem implements Invoker, CellHost {
    */
   #checkTarget(id: ActorId): Error | undefined {
     if (this.#transport.isTombstoned(id.node.uid)) {
-      return new NodeDownError(`Node ${formatNode(id.node)} is down (it shut down or was replaced); actor ${id.path} is gone with it.`)
+      return markNotDelivered(new NodeDownError(`Node ${formatNode(id.node)} is down (it shut down or was replaced); actor ${id.path} is gone with it.`))
     }
     return undefined
   }
@@ -746,7 +748,7 @@ export class ClusterSystem implements Invoker, CellHost {
       body = this.serialization.encode(args)
       head = encodeCallHeadWith(this.#segment(ref, method), { callId, incarnation: id.incarnation, chain, timeoutMs: timeout })
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(markNotDelivered(e))
     }
     // Arguments are on the wire now; the pending call does not keep them alive.
     const call = new PendingCall(this, method, [], chain, timeout, id, this.metrics.callStarted(true), assoc, callId)
@@ -756,7 +758,7 @@ export class ClusterSystem implements Invoker, CellHost {
     try {
       this.#transport.send(assoc, 'user', { type: FrameType.Call, head, body, uid: id.node.uid, callId })
     } catch (e) {
-      call.fail(e)
+      call.fail(markNotDelivered(e))
     }
     return promise
   }
@@ -810,8 +812,9 @@ export class ClusterSystem implements Invoker, CellHost {
     }
     if (!ok && !(value instanceof ShoalError)) this.log.debug({ err: value }, 'distributed method threw')
     const peer = assoc.peer
+    const refused = !ok && isNotDelivered(value)
     try {
-      this.#transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok }), body: payload, uid: callerUid, callId: undefined })
+      this.#transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok, refused }), body: payload, uid: callerUid, callId: undefined })
     } catch (e) {
       this.log.warn({ err: e, peer: formatNode(peer) }, 'could not send a reply')
     }
@@ -854,7 +857,7 @@ export class ClusterSystem implements Invoker, CellHost {
 
   #onDropped(assoc: Association, msg: OutboundMessage, error: Error): void {
     if (msg.callId === undefined) return
-    ;(assoc.pending.get(msg.callId) as PendingCall | undefined)?.fail(error)
+    ;(assoc.pending.get(msg.callId) as PendingCall | undefined)?.fail(markNotDelivered(error))
   }
 
   #onFrame(assoc: Association, type: number, body: Buffer): void {
@@ -899,21 +902,21 @@ export class ClusterSystem implements Invoker, CellHost {
   #onCall(assoc: Association, body: Buffer): void {
     const env = decodeCall(body, assoc.targets)
     const caller = assoc.peer!.uid
-    if (this.#state !== 'running') return this.reply(assoc, caller, env.callId, false, new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`))
+    if (this.#state !== 'running') return this.reply(assoc, caller, env.callId, false, markNotDelivered(new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`)))
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
-    if (cell instanceof Error) return this.reply(assoc, caller, env.callId, false, cell)
+    if (cell instanceof Error) return this.reply(assoc, caller, env.callId, false, markNotDelivered(cell))
     if (!cell.info.methods.has(env.method)) {
       // Probing for undeclared members is refused before the arguments are even decoded, and made visible.
       this.metrics.refused.labels('method').inc()
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a call to an undeclared method')
-      return this.reply(assoc, caller, env.callId, false, new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`))
+      return this.reply(assoc, caller, env.callId, false, markNotDelivered(new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`)))
     }
     let args: unknown[]
     try {
       args = this.#decodeArgs(env.args)
     } catch (e) {
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
-      return this.reply(assoc, caller, env.callId, false, e)
+      return this.reply(assoc, caller, env.callId, false, markNotDelivered(e))
     }
     cell.deliver(new InboundCall(this, assoc, caller, env.callId, env.method, args, env.chain))
   }
@@ -943,7 +946,7 @@ export class ClusterSystem implements Invoker, CellHost {
 
   #onReply(assoc: Association, body: Buffer): void {
     // Validate before looking up: a malformed reply is a protocol violation even when late.
-    const { callId, ok, payload } = decodeReply(body)
+    const { callId, ok, refused, payload } = decodeReply(body)
     const call = assoc.pending.get(callId) as PendingCall | undefined
     if (!call) {
       this.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
@@ -958,7 +961,7 @@ export class ClusterSystem implements Invoker, CellHost {
       return
     }
     if (ok) call.succeed(value)
-    else call.fail(value)
+    else call.fail(refused ? markNotDelivered(value) : value)
   }
 }
 

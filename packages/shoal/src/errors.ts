@@ -31,6 +31,13 @@ const BASE = Symbol.for('shoal.error')
 /** Base class of all Shoal errors. Check `err.code` rather than the message. */
 export class ShoalError extends Error {
   readonly code: string
+  /**
+   * True when the call is known never to have started: refused before its method ran (no such
+   * actor, stopped before its turn, mailbox full, node shutting down) or never sent (node in
+   * reconnect backoff or known down). Retrying such a call cannot run it twice. Absent (undefined)
+   * means it may or may not have run.
+   */
+  declare readonly notDelivered?: true
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options)
     this.code = code
@@ -129,3 +136,14 @@ export const builtinErrorClasses = [
   HandshakeError,
   ConfigError,
 ] as const
+
+/** @internal Marks `e` (if it is an object) as never delivered to its method; returns it. */
+export function markNotDelivered<E>(e: E): E {
+  if (typeof e === 'object' && e !== null && !Object.isFrozen(e)) Object.defineProperty(e, 'notDelivered', { value: true, configurable: true })
+  return e
+}
+
+/** True if `e` is known never to have reached its method (see `ShoalError.notDelivered`). */
+export function isNotDelivered(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { notDelivered?: unknown }).notDelivered === true
+}

@@ -30,6 +30,7 @@ export {
   ProtocolError,
   HandshakeError,
   ConfigError,
+  isNotDelivered,
 } from './errors.ts'
 export type { SystemSwimSettings } from './Settings.ts'
 export { SwimMember, type SwimMemberOptions, type MembershipChange, parseAddress } from './swim/SwimMember.ts'

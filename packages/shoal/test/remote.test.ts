@@ -149,8 +149,13 @@ describe('remote calls', () => {
     const remote = b.resolve(Island, island.id)
     await a.stop(island)
     await expect(remote.addRock(1)).rejects.toBeInstanceOf(ActorNotFoundError)
+    // Refused before the method started: marked, so a retry cannot run it twice.
+    await expect(remote.addRock(1)).rejects.toMatchObject({ notDelivered: true })
     const live = b.resolve(Island, a.spawn(Island).id)
     await expect((live as unknown as { notDistributed(): Promise<number> }).notDistributed()).rejects.toBeInstanceOf(MethodNotDistributedError)
+    await expect((live as unknown as { notDistributed(): Promise<number> }).notDistributed()).rejects.toMatchObject({ notDelivered: true })
+    // A method that ran and threw is not marked.
+    expect(((await live.crash().catch((e: unknown) => e)) as { notDelivered?: boolean }).notDelivered).toBeUndefined()
     class Secret {
       x = 1
     }
@@ -162,7 +167,9 @@ describe('remote calls', () => {
     nodes = await startNodes(2)
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
     const remote = b.resolve(Island, a.spawn(Island).id)
-    await expect(remote.withTimeout(50).sleep(300)).rejects.toBeInstanceOf(TimeoutError)
+    const timedOut = await remote.withTimeout(50).sleep(300).catch((e: unknown) => e)
+    expect(timedOut).toBeInstanceOf(TimeoutError)
+    expect((timedOut as TimeoutError).notDelivered).toBeUndefined() // it may well have run
     await new Promise((r) => setTimeout(r, 400))
     expect(await remote.addRock(1)).toBe(1)
   })
@@ -208,6 +215,7 @@ describe('remote calls - failures of nodes', () => {
     const second = fresh.resolve(Island, id).addRock(1)
     await expect(second).rejects.toBeInstanceOf(NodeUnreachableError)
     await expect(second).rejects.toThrow(/is unreachable .*next connection attempt in/)
+    await expect(second).rejects.toMatchObject({ notDelivered: true })
   })
 
   it('fails calls pending on a node that shuts down, and later calls fast with NodeDownError', async () => {
@@ -223,6 +231,7 @@ describe('remote calls - failures of nodes', () => {
     await a.shutdown()
     const err = await pending
     expect(err).toBeInstanceOf(NodeDownError)
+    expect((err as NodeDownError).notDelivered).toBeUndefined() // it was running
     await expect(remote.addRock(1)).rejects.toMatchObject({ code: 'SHOAL_NODE_DOWN' })
   })
 

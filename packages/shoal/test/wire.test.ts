@@ -205,7 +205,8 @@ describe('Envelope', () => {
     expect(decodeCall(encodeCall(call))).toEqual(call)
     const oneWay = { uid: '0123456789abcdef', path: '/user/ü', incarnation: 0, method: 'm', chain: 'c', args: Buffer.of(0x90) }
     expect(decodeOneWay(encodeOneWay(oneWay))).toEqual(oneWay)
-    expect(decodeReply(encodeReply({ callId: 1, ok: false, payload: Buffer.of(0xc0) }))).toEqual({ callId: 1, ok: false, payload: Buffer.of(0xc0) })
+    expect(decodeReply(encodeReply({ callId: 1, ok: false, payload: Buffer.of(0xc0) }))).toEqual({ callId: 1, ok: false, refused: false, payload: Buffer.of(0xc0) })
+    expect(decodeReply(encodeReply({ callId: 2, ok: false, refused: true, payload: Buffer.of(0xc0) }))).toEqual({ callId: 2, ok: false, refused: true, payload: Buffer.of(0xc0) })
   })
 
   it('property: random bodies either decode or throw EnvelopeError', () => {

@@ -7,7 +7,8 @@
  * - Call:   `u32 callId | u32 incarnation | u32 timeoutMs | str8 nodeUid | str16 path | str8 method | str8 chain | args`
  *   (`chain` may be empty: a call from outside any actor belongs to no chain)
  * - OneWay: `u32 incarnation | str8 nodeUid | str16 path | str8 method | str8 chain | args`
- * - Reply:  `u32 callId | u8 ok | payload` (payload: the encoded result, or the encoded error)
+ * - Reply:  `u32 callId | u8 status | payload` (status 1 ok, 0 failed, 2 refused before the method
+ *   started; payload: the encoded result, or the encoded error)
  *
  * A hand-written layout because the envelope is on every message: it encodes and decodes several
  * times faster than a MessagePack array, and its validation is a handful of bounds checks.
@@ -37,6 +38,8 @@ export interface OneWayEnvelope {
 export interface ReplyEnvelope {
   readonly callId: number
   readonly ok: boolean
+  /** Failed before the method started (status 2): the caller may retry safely. */
+  readonly refused?: boolean
   readonly payload: Uint8Array
 }
 
@@ -226,7 +229,7 @@ export function encodeOneWayHead(e: Omit<OneWayEnvelope, 'args'>): Buffer {
 export function encodeReplyHead(e: Omit<ReplyEnvelope, 'payload'>): Buffer {
   const head = Buffer.allocUnsafe(5)
   head.writeUInt32BE(e.callId >>> 0, 0)
-  head[4] = e.ok ? 1 : 0
+  head[4] = e.ok ? 1 : e.refused ? 2 : 0
   return head
 }
 
@@ -261,7 +264,7 @@ export function decodeOneWay(body: Buffer, cache?: TargetCache): OneWayEnvelope 
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
   if (body.length < 6) throw new EnvelopeError('truncated reply envelope')
-  const ok = body[4]!
-  if (ok > 1) throw new EnvelopeError(`reply status byte ${ok} is not 0 or 1`)
-  return { callId: body.readUInt32BE(0), ok: ok === 1, payload: body.subarray(5) }
+  const status = body[4]!
+  if (status > 2) throw new EnvelopeError(`reply status byte ${status} is not 0, 1 or 2`)
+  return { callId: body.readUInt32BE(0), ok: status === 1, refused: status === 2, payload: body.subarray(5) }
 }
