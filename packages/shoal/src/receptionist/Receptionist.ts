@@ -31,7 +31,7 @@ import { type Change, type Delta, Registry } from './Registry.ts'
 export interface ReceptionistSettings {
   /** Anti-entropy period, ms: a digest to one random member. Default 1000. */
   readonly syncInterval?: number
-  /** Most registrations in one replication message. Default 256 (about 20 KB). */
+  /** Most registrations in one replication message. Default 256 (about 10 KB with short keys and paths). */
   readonly maxBatch?: number
   /** Own operations kept for peers slightly behind; further behind gets a snapshot. Default 1000. */
   readonly maxOps?: number
