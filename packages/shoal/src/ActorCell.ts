@@ -25,6 +25,8 @@ export interface Invocation {
   readonly method: string
   readonly args: unknown[]
   readonly chain: string
+  /** When the caller gives up (ms since the epoch), if known: a proxy holding the call drops it then. */
+  readonly deadline?: number
   /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire; exempt from maxMailbox, since losing one would break exactly-once). */
   readonly fn?: Function
   succeed(value: unknown): void

@@ -19,7 +19,7 @@ import { type ActorRef, type ActorRefImpl, type Invoker, makeRef } from './Actor
 import { outgoingChain } from './CallContext.ts'
 import { type ClusterNode, formatNode, isValidSystemName, newNodeUid } from './ClusterNode.ts'
 import { type Deadline, DeadlineQueue } from './DeadlineQueue.ts'
-import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget, withConstructingCell } from './DistributedActor.ts'
+import { type ActorClass, type ActorClassInfo, actorClassInfo, type DistributedActor, targetId, type WatchTarget, withConstructingCell } from './DistributedActor.ts'
 import {
   ActorNotFoundError,
   ConfigError,
@@ -86,6 +86,17 @@ function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
     protocolMajor: s.protocolMajor,
     serializationOptions: s.serialization,
   }
+}
+
+/**
+ * What a ref on this node can deliver to: an actor's cell, or a well-known target a service
+ * registers at an incarnation-0 path (a singleton proxy). `info` absent: any method name passes
+ * here and the final target checks it.
+ */
+export interface LocalTarget {
+  readonly alive: boolean
+  readonly info?: ActorClassInfo
+  deliver(inv: Invocation): void
 }
 
 /** A call made from this node, waiting for its result. */
@@ -173,6 +184,8 @@ class InboundCall implements Invocation {
     readonly method: string,
     readonly args: unknown[],
     readonly chain: string,
+    /** When the caller gives up (ms since the epoch), from the timeout it sent. */
+    readonly deadline: number,
   ) {}
   succeed(value: unknown): void {
     this.system.reply(this.assoc, this.callerUid, this.callId, true, value)
@@ -650,6 +663,56 @@ export class ClusterSystem implements Invoker, CellHost {
     this.log.error({ err: error, actor: cell.id.toString() }, `actor ${where} failed`)
   }
 
+  /** A local cell, or the well-known target at an incarnation-0 path. */
+  #localTarget(id: ActorId): LocalTarget | undefined {
+    if (id.incarnation === 0 && id.node.uid === this.node.uid) return this.#wellKnown.get(id.path)
+    return this.#localCell(id)
+  }
+
+  readonly #wellKnown = new Map<string, LocalTarget>()
+
+  /**
+   * @internal Registers a well-known target at `path` (incarnation 0) on this node, for services
+   * such as the singleton proxy: refs to it (local, or sent to other nodes) deliver there.
+   * Returns the unregister function.
+   */
+  registerWellKnown(path: string, target: LocalTarget): () => void {
+    if (this.#wellKnown.has(path)) throw new ConfigError(`Well-known path ${path} is taken on this node.`)
+    this.#wellKnown.set(path, target)
+    return () => {
+      if (this.#wellKnown.get(path) === target) this.#wellKnown.delete(path)
+    }
+  }
+
+  /** @internal A ref to the well-known target at `path` on this node. */
+  wellKnownRef(path: string, timeout?: number): unknown {
+    return makeRef(this, new ActorId(this.node, path, 0), undefined, timeout, this.#wellKnown.get(path))
+  }
+
+  /**
+   * @internal Sends a call on behalf of an invocation received elsewhere (a proxy forwarding it):
+   * keeps its call chain (re-entrancy) and takes an explicit timeout.
+   */
+  forward(ref: ActorRef<unknown>, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    if (this.#state !== 'running') return Promise.reject(markNotDelivered(new SystemShutDownError()))
+    const impl = ref as unknown as ActorRefImpl
+    if (impl.id.node.uid === this.node.uid) return this.#localCall(impl, method, args, chain, timeout)
+    return this.#remoteCall(impl, method, args, chain, timeout)
+  }
+
+  /**
+   * @internal Runs `fn` with the actor instance as a turn of local actor `id` (after the calls
+   * already queued), bypassing the mailbox bound; for hooks like a singleton's `onPassivate`.
+   * Rejects with ActorNotFoundError if the actor is not alive.
+   */
+  runTurn(id: ActorId, fn: (actor: DistributedActor) => unknown): Promise<unknown> {
+    const cell = this.#localCell(id)
+    if (!cell?.alive) return Promise.reject(markNotDelivered(new ActorNotFoundError(`No live actor ${id} on this node.`)))
+    return new Promise((resolve, reject) => {
+      cell.deliver({ method: 'turn', args: [], chain: '', fn: () => fn(cell.actor), succeed: resolve, fail: reject })
+    })
+  }
+
   #localCell(id: ActorId): ActorCell | undefined {
     if (id.node.uid !== this.node.uid) return undefined
     const cell = this.#actors.get(id.path)
@@ -685,9 +748,9 @@ export class ClusterSystem implements Invoker, CellHost {
   }
 
   #localCall(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
-    let cell = ref.target as ActorCell | undefined
+    let cell = ref.target as LocalTarget | undefined
     if (!cell?.alive) {
-      cell = this.#localCell(ref.id)
+      cell = this.#localTarget(ref.id)
       if (!cell?.alive) return Promise.reject(markNotDelivered(new ActorNotFoundError(`No live actor ${ref.id} on this node: it was never spawned here or has stopped.`)))
       ref.target = cell
     }
@@ -772,7 +835,7 @@ export class ClusterSystem implements Invoker, CellHost {
     const chain = outgoingChain()
     const id = ref.id
     if (id.node.uid === this.node.uid) {
-      const cell = this.#localCell(id)
+      const cell = this.#localTarget(id)
       if (!cell) {
         this.log.debug({ target: id.toString(), method }, 'one-way message to a missing actor dropped')
         return
@@ -890,10 +953,10 @@ export class ClusterSystem implements Invoker, CellHost {
     return args
   }
 
-  #targetCell(uid: string, path: string, incarnation: number): ActorCell | Error {
+  #targetCell(uid: string, path: string, incarnation: number): LocalTarget | Error {
     if (uid !== this.node.uid) return new NodeDownError(`This node is incarnation ${this.node.uid}; incarnation ${uid} is gone.`)
-    const cell = this.#actors.get(path)
-    if (!cell || cell.id.incarnation !== incarnation || !cell.alive) {
+    const cell = incarnation === 0 ? this.#wellKnown.get(path) : this.#actors.get(path)
+    if (!cell || (cell instanceof ActorCell && cell.id.incarnation !== incarnation) || !cell.alive) {
       return new ActorNotFoundError(`No live actor at ${path}#${incarnation} on ${formatNode(this.node)}: it was never spawned or has stopped.`)
     }
     return cell
@@ -905,11 +968,11 @@ export class ClusterSystem implements Invoker, CellHost {
     if (this.#state !== 'running') return this.reply(assoc, caller, env.callId, false, markNotDelivered(new SystemShutDownError(`Node ${formatNode(this.node)} is shutting down.`)))
     const cell = this.#targetCell(env.uid, env.path, env.incarnation)
     if (cell instanceof Error) return this.reply(assoc, caller, env.callId, false, markNotDelivered(cell))
-    if (!cell.info.methods.has(env.method)) {
+    if (cell.info && !cell.info.methods.has(env.method)) {
       // Probing for undeclared members is refused before the arguments are even decoded, and made visible.
       this.metrics.refused.labels('method').inc()
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a call to an undeclared method')
-      return this.reply(assoc, caller, env.callId, false, markNotDelivered(new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${cell.id}.`)))
+      return this.reply(assoc, caller, env.callId, false, markNotDelivered(new MethodNotDistributedError(`${cell.info.name}.${env.method} is not a distributed method of ${env.path}.`)))
     }
     let args: unknown[]
     try {
@@ -918,7 +981,7 @@ export class ClusterSystem implements Invoker, CellHost {
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
       return this.reply(assoc, caller, env.callId, false, markNotDelivered(e))
     }
-    cell.deliver(new InboundCall(this, assoc, caller, env.callId, env.method, args, env.chain))
+    cell.deliver(new InboundCall(this, assoc, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs))
   }
 
   #onOneWay(assoc: Association, body: Buffer): void {
@@ -929,7 +992,7 @@ export class ClusterSystem implements Invoker, CellHost {
       this.log.debug({ reason: cell.message }, 'one-way message dropped')
       return
     }
-    if (!cell.info.methods.has(env.method)) {
+    if (cell.info && !cell.info.methods.has(env.method)) {
       this.metrics.refused.labels('method').inc()
       this.log.warn({ peer: assoc.peer && formatNode(assoc.peer), actor: env.path, method: env.method.slice(0, 64) }, 'refused a one-way message to an undeclared method')
       return

@@ -59,7 +59,7 @@ export const RESERVED_METHOD_NAMES: ReadonlySet<string> = new Set([
   'id', 'tell', 'withTimeout', 'then', 'catch', 'finally', 'constructor', 'toString', 'toJSON', 'valueOf',
   'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__proto__', '__defineGetter__',
   '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'stop', 'onStart', 'onStop', 'system', 'log', 'self',
-  'watch', 'unwatch', 'isWatching', 'onTerminated',
+  'watch', 'unwatch', 'isWatching', 'onTerminated', 'onPassivate',
 ])
 
 const declared = new WeakMap<Function, DistributedOptions>()
@@ -266,6 +266,13 @@ export abstract class DistributedActor {
 
   /** A watched actor terminated (see `watch`). Runs as a turn; a throw is logged. */
   onTerminated?(id: ActorId, reason: TerminationReason): void | Promise<void>
+
+  /**
+   * Called, as a turn, before a service moves this actor elsewhere: a cluster singleton handing
+   * over to another node (and, later, a virtual actor being deactivated). Save or flush state here;
+   * it is awaited with a bound (the service's `passivateTimeout`), then the actor stops.
+   */
+  onPassivate?(): void | Promise<void>
 
   /** Called before the first call is delivered; calls wait until it settles. Throwing stops the actor. */
   onStart?(): void | Promise<void>

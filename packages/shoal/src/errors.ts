@@ -22,6 +22,7 @@ export const ErrorCode = {
   Protocol: 'SHOAL_PROTOCOL',
   Handshake: 'SHOAL_HANDSHAKE',
   Config: 'SHOAL_CONFIG',
+  SingletonUnavailable: 'SHOAL_SINGLETON_UNAVAILABLE',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -89,6 +90,14 @@ export class SystemShutDownError extends coded(ErrorCode.SystemShutDown) {
 
 /** The method is not declared `@distributed` (or in `static distributed = [...]`) on the target class. */
 export class MethodNotDistributedError extends coded(ErrorCode.MethodNotDistributed) {}
+
+/**
+ * A call through a cluster singleton proxy found no instance to run it: none was allocated within
+ * the allocation timeout (is any node with the singleton's role up? is this side of a partition
+ * being downed?), or the proxy's buffer was full and this was its oldest call. Never started
+ * (`notDelivered`): safe to retry.
+ */
+export class SingletonUnavailableError extends coded(ErrorCode.SingletonUnavailable) {}
 
 /** A value could not be encoded or decoded: unregistered class, limit exceeded, malformed bytes. */
 export class SerializationError extends coded(ErrorCode.Serialization) {}

@@ -30,6 +30,7 @@ export {
   ProtocolError,
   HandshakeError,
   ConfigError,
+  SingletonUnavailableError,
   isNotDelivered,
 } from './errors.ts'
 export type { SystemSwimSettings } from './Settings.ts'
@@ -49,3 +50,6 @@ export { Receptionist, type Listing, type ReceptionistSettings } from './recepti
 export { ReceptionKey } from './receptionist/ReceptionKey.ts'
 export type { Termination, TerminationReason, WatchSettings } from './watch/LifecycleWatch.ts'
 export type { WatchTarget } from './DistributedActor.ts'
+export { singletonPlugin, type SingletonFacade, type SingletonOptions, type SingletonSettings } from './singleton/Singleton.ts'
+export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
+export { oldestMember, leaderMember, type AllocationStrategy } from './singleton/Allocation.ts'

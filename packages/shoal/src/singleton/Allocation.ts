@@ -1,0 +1,100 @@
+/**
+ * Where a cluster singleton runs, decided purely from one node's view of the membership: no
+ * sockets, no timers (the clock is passed in).
+ *
+ * The rules, in order, for a singleton with an optional role:
+ * 1. **Fencing.** If the downing strategy, applied to this node's current reachability, would
+ *    down this node's own side, this node neither hosts nor forwards: its side is about to be
+ *    downed, and the other side may soon start an instance. A host stops its instance here,
+ *    seconds before the other side can down it.
+ * 2. **Target.** The allocation strategy picks among members that are `up` and have the role
+ *    (default: the oldest, by up-number, so younger nodes joining never move it). Members merely
+ *    unreachable stay eligible: an instance is not moved until its node is downed.
+ * 3. **Hand-over and margin.** If the target is this node, it still waits while a member that may
+ *    be running the instance has not finished with it: a `leaving` member (it passivates its
+ *    instance before becoming `exiting`), or a member downed less than `margin` ago (its side
+ *    needs that long to notice it is down and stop; the reference and Akka's leader-based
+ *    allocations have no such wait, so two instances can briefly coexist).
+ * @module
+ */
+import type { DowningStrategy } from '../cluster/Downing.ts'
+import { compareAddress, type ClusterMember } from '../cluster/Member.ts'
+
+/** Picks the member that should host, among `up` members with the role (oldest first by default). */
+export interface AllocationStrategy {
+  readonly name: string
+  /** `candidates`: `up` members with the role, any reachability. `leader`: the cluster leader's uid, if any. */
+  target(candidates: readonly ClusterMember[], leader: string | undefined): ClusterMember | undefined
+}
+
+/** Oldest `up` member (lowest up-number, then lowest address): stable while younger nodes come and go. */
+export const oldestMember: AllocationStrategy = {
+  name: 'oldest',
+  target: (candidates) => [...candidates].sort(byAge)[0],
+}
+
+/** The cluster leader if it is a candidate, else the oldest (the reference system's default). */
+export const leaderMember: AllocationStrategy = {
+  name: 'leader',
+  target: (candidates, leader) => candidates.find((m) => m.node.uid === leader) ?? oldestMember.target(candidates, leader),
+}
+
+/** Oldest first: lower up-number, then lower address. */
+export function byAge(a: ClusterMember, b: ClusterMember): number {
+  return a.upNumber - b.upNumber || compareAddress(a.node, b.node)
+}
+
+/** One node's view, as the decision needs it. */
+export interface AllocationView {
+  readonly self: string
+  readonly members: readonly ClusterMember[]
+  readonly leader: string | undefined
+  /** When this node first saw each member `down` or `removed` (uid → ms), for the margin. */
+  readonly downSince: ReadonlyMap<string, number>
+  readonly now: number
+  /** This node runs the instance now (rule 3 is about starting one, not keeping it). */
+  readonly hosting: boolean
+}
+
+/** The allocation settings of one singleton. */
+export interface AllocationSettings {
+  readonly role: string | undefined
+  readonly strategy: AllocationStrategy
+  /** The cluster's downing strategy, for fencing; undefined disables fencing. */
+  readonly downing: DowningStrategy | undefined
+  /** How long after a down before a successor may start, ms. */
+  readonly margin: number
+}
+
+/** What this node should do about the singleton now. */
+export type Allocation =
+  | { readonly kind: 'host' }
+  | { readonly kind: 'remote'; readonly host: ClusterMember }
+  | { readonly kind: 'wait'; readonly reason: 'fenced' | 'no-candidate' | 'hand-over' | 'margin'; readonly until?: number }
+
+/** Decides per the module comment. */
+export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
+  if (s.downing && fenced(view, s.downing)) return { kind: 'wait', reason: 'fenced' }
+  const withRole = view.members.filter((m) => s.role === undefined || m.roles.includes(s.role))
+  const target = s.strategy.target(
+    withRole.filter((m) => m.status === 'up'),
+    view.leader,
+  )
+  if (!target) return { kind: 'wait', reason: 'no-candidate' }
+  if (target.node.uid !== view.self) return { kind: 'remote', host: target }
+  if (view.hosting) return { kind: 'host' }
+  const others = withRole.filter((m) => m.node.uid !== view.self)
+  if (others.some((m) => m.status === 'leaving')) return { kind: 'wait', reason: 'hand-over' }
+  let until = 0
+  for (const m of others) {
+    const since = view.downSince.get(m.node.uid)
+    if (since !== undefined && view.now - since < s.margin) until = Math.max(until, since + s.margin)
+  }
+  return until > 0 ? { kind: 'wait', reason: 'margin', until } : { kind: 'host' }
+}
+
+/** True if the downing strategy, asked now, would down this node's own side. */
+export function fenced(view: AllocationView, downing: DowningStrategy): boolean {
+  const downs = downing.decide({ self: view.self, members: view.members, stableFor: Number.POSITIVE_INFINITY, unreachableFor: new Map() })
+  return downs.includes(view.self)
+}

@@ -1,0 +1,209 @@
+/**
+ * The cluster singleton plugin: exactly one instance of an actor in the cluster (a lobby, a
+ * scheduler, a matchmaker), reached through a proxy ref from any node.
+ *
+ * ```ts
+ * const system = await ClusterSystem.start({ cluster: { seeds }, plugins: [singletonPlugin()] })
+ * const lobby = system.singleton.host('lobby', (s) => s.spawn(GameLobby))   // nodes that may host it
+ * const lobby = system.singleton.proxy(GameLobby, 'lobby')                  // nodes that never do
+ * await lobby.join('fish-1')
+ * ```
+ *
+ * Where it runs: on the oldest `up` member that has the role (pluggable; a leader-based strategy
+ * is available), so younger nodes joining never move it. How it moves: on a graceful leave the
+ * old instance's `onPassivate()` is awaited (bounded) before the successor starts, and the calls
+ * made meanwhile wait in the proxies and then go to the new instance; after a crash the successor
+ * starts only once the old host has been downed and a margin has passed, and a host on the losing
+ * side of a partition stops its instance before that (fencing), so two instances never run at once.
+ * See docs/singleton.md.
+ * @module
+ */
+import { ActorId } from '../ActorId.ts'
+import type { ActorRef } from '../ActorRef.ts'
+import type { ClusterEvent } from '../cluster/Cluster.ts'
+import type { ClusterSystem } from '../ClusterSystem.ts'
+import type { DistributedActor } from '../DistributedActor.ts'
+import { ConfigError } from '../errors.ts'
+import type { Plugin, PluginContext } from '../Plugin.ts'
+import { type AllocationStrategy, leaderMember, oldestMember } from './Allocation.ts'
+import { type ManagerSettings, type SingletonFactory, SingletonManager, type SingletonStatus } from './SingletonManager.ts'
+
+/** Plugin-wide defaults; each `host`/`proxy` call may override them. */
+export interface SingletonSettings {
+  /** Where instances run: `'oldest'` (default) up member with the role, `'leader'`, or your own strategy. */
+  readonly strategy?: AllocationStrategy | 'oldest' | 'leader'
+  /** Calls a proxy holds while no instance is known; beyond, the oldest fails. Default 2048. */
+  readonly bufferSize?: number
+  /** How long a held call waits for an instance before failing, ms. Default 30,000. */
+  readonly allocationTimeout?: number
+  /** Bound on an instance's `onPassivate()` at hand-over, ms. Default 10,000. */
+  readonly passivateTimeout?: number
+  /**
+   * After a host is downed, how long its successor waits before starting, ms: the downed side
+   * needs that long to learn it lost and stop its instance. Default: the downing strategy's
+   * `stableAfter` (3 s by default), at least 2 s.
+   */
+  readonly downMargin?: number
+}
+
+/** Options of one singleton. */
+export interface SingletonOptions extends SingletonSettings {
+  /** Only members with this role host it (and every member with it must call `host`). */
+  readonly role?: string
+}
+
+/** `system.singleton`. */
+export interface SingletonFacade {
+  /**
+   * Declares that this node may host singleton `name` (made by `factory` when allocated here) and
+   * returns a proxy ref to it, wherever it runs. Call it on every node that may host it: all
+   * nodes, or all nodes with `options.role`.
+   *
+   * Gotchas: the proxy's calls default to a timeout of `allocationTimeout` plus the system's call
+   * timeout, since they may wait for an instance; `withTimeout` shortens it. A proxy ref sent to
+   * another node reaches the singleton through this node.
+   */
+  host<R extends ActorRef<DistributedActor>>(name: string, factory: (system: ClusterSystem) => R, options?: SingletonOptions): R
+  /** A proxy ref to singleton `name` from a node that never hosts it (typed by `Class`). */
+  proxy<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, name: string, options?: SingletonOptions): ActorRef<T>
+  /** Where singleton `name` is and what this node's proxy holds. Throws if neither host nor proxy was called here. */
+  status(name: string): SingletonStatus
+}
+
+declare module '../ClusterSystem.ts' {
+  interface ClusterSystem {
+    /** Cluster singletons (with `singletonPlugin()` installed). */
+    readonly singleton: SingletonFacade
+  }
+}
+
+const NAME = /^[A-Za-z0-9_.$~-]{1,128}$/
+const TICK = 250
+const DOWN_MEMORY = 3600_000
+
+/**
+ * The cluster singleton plugin; publishes `system.singleton`. Settings are defaults for every
+ * singleton of the system.
+ */
+export function singletonPlugin(settings: SingletonSettings = {}): Plugin<SingletonFacade> {
+  let plugin: Singletons | undefined
+  return {
+    name: 'singleton',
+    facade: 'singleton',
+    start(ctx) {
+      plugin = new Singletons(ctx, settings)
+      return plugin
+    },
+    stop: () => plugin?.stop(),
+  }
+}
+
+class Singletons implements SingletonFacade {
+  readonly #ctx: PluginContext
+  readonly #defaults: SingletonSettings
+  readonly #managers = new Map<string, { manager: SingletonManager; unregister: () => void; typed?: ActorRef<DistributedActor> }>()
+  readonly #downSince = new Map<string, number>()
+  readonly #cleanup: (() => void)[] = []
+
+  constructor(ctx: PluginContext, defaults: SingletonSettings) {
+    this.#ctx = ctx
+    this.#defaults = defaults
+    const system = ctx.system
+    if (system.clustered) {
+      this.#cleanup.push(system.cluster.subscribe((e) => this.#onClusterEvent(e)))
+      // A leaving host hands over before the node goes on to exiting.
+      system.cluster.onLeaving(() => Promise.all([...this.#managers.values()].map((m) => m.manager.released())).then(() => undefined))
+    }
+    const timer = setInterval(() => this.#tick(), TICK)
+    timer.unref()
+    this.#cleanup.push(() => clearInterval(timer))
+  }
+
+  host<R extends ActorRef<DistributedActor>>(name: string, factory: (system: ClusterSystem) => R, options: SingletonOptions = {}): R {
+    if (typeof factory !== 'function') throw new ConfigError(`singleton.host("${name}", factory): the factory must be a function making the instance, e.g. (system) => system.spawn(MyActor).`)
+    const entry = this.#entry(name, options)
+    if (entry.manager.hostsHere) throw new ConfigError(`singleton.host("${name}") was already called on this node.`)
+    entry.manager.setFactory(factory as SingletonFactory<DistributedActor>)
+    queueMicrotask(() => entry.manager.evaluate())
+    return this.#proxyRef(name) as R
+  }
+
+  proxy<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, name: string, options: SingletonOptions = {}): ActorRef<T> {
+    const entry = this.#entry(name, options)
+    queueMicrotask(() => entry.manager.evaluate())
+    return this.#ctx.system.resolve(Class, new ActorId(this.#ctx.system.node, path(name), 0)).withTimeout(this.#proxyTimeout(options))
+  }
+
+  status(name: string): SingletonStatus {
+    const entry = this.#managers.get(name)
+    if (!entry) throw new ConfigError(`No singleton "${name}" on this node: call singleton.host or singleton.proxy first.`)
+    return entry.manager.status()
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.#cleanup.splice(0)) c()
+    await Promise.all([...this.#managers.values()].map((e) => e.manager.stop()))
+    for (const e of this.#managers.values()) e.unregister()
+  }
+
+  #entry(name: string, options: SingletonOptions): { manager: SingletonManager; unregister: () => void } {
+    if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(`Singleton name ${JSON.stringify(name)} is invalid: use 1-128 letters, digits and _ . $ ~ -.`)
+    const existing = this.#managers.get(name)
+    if (existing) return existing
+    const system = this.#ctx.system
+    const manager = new SingletonManager(system, name, this.#settings(options), () => this.#downSince, this.#ctx.log)
+    const unregister = system.registerWellKnown(path(name), manager)
+    const off = system.receptionist.subscribe(manager.key, () => manager.evaluate())
+    const entry = { manager, unregister: () => (unregister(), off()) }
+    this.#managers.set(name, entry)
+    return entry
+  }
+
+  #settings(o: SingletonOptions): ManagerSettings {
+    const s = { ...this.#defaults, ...o }
+    const system = this.#ctx.system
+    const downing = system.clustered ? system.cluster.downing : undefined
+    const strategy = s.strategy === undefined || s.strategy === 'oldest' ? oldestMember : s.strategy === 'leader' ? leaderMember : s.strategy
+    if (typeof strategy?.target !== 'function') throw new ConfigError(`singleton strategy must be 'oldest', 'leader' or an AllocationStrategy.`)
+    return {
+      role: s.role,
+      strategy,
+      downing,
+      margin: positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0), 'downMargin'),
+      bufferSize: positive(s.bufferSize, 2048, 'bufferSize'),
+      allocationTimeout: positive(s.allocationTimeout, 30_000, 'allocationTimeout'),
+      passivateTimeout: positive(s.passivateTimeout, 10_000, 'passivateTimeout'),
+    }
+  }
+
+  #proxyTimeout(o: SingletonOptions): number {
+    return Math.min(2 ** 31 - 1, positive(o.allocationTimeout ?? this.#defaults.allocationTimeout, 30_000, 'allocationTimeout') + this.#ctx.system.callTimeout)
+  }
+
+  #proxyRef(name: string): ActorRef<DistributedActor> {
+    return this.#ctx.system.wellKnownRef(path(name), this.#proxyTimeout({})) as ActorRef<DistributedActor>
+  }
+
+  #onClusterEvent(e: ClusterEvent): void {
+    if (e.type === 'member' && (e.member.status === 'down' || e.member.status === 'removed') && !this.#downSince.has(e.member.node.uid)) {
+      this.#downSince.set(e.member.node.uid, Date.now())
+    }
+    for (const { manager } of this.#managers.values()) manager.evaluate()
+  }
+
+  #tick(): void {
+    const now = Date.now()
+    for (const [uid, at] of this.#downSince) if (now - at > DOWN_MEMORY) this.#downSince.delete(uid)
+    for (const { manager } of this.#managers.values()) manager.evaluate()
+  }
+}
+
+function path(name: string): string {
+  return `/singleton/${name}`
+}
+
+function positive(v: number | undefined, d: number, what: string): number {
+  const n = v ?? d
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`singleton ${what} must be a positive number of ms or items (got ${v}).`)
+  return n
+}

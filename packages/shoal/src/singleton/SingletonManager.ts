@@ -1,0 +1,312 @@
+/**
+ * One cluster singleton as seen from one node: the proxy that holds and forwards calls, and, on
+ * nodes that may host it, the instance's lifecycle. Decisions come from the pure `allocate`
+ * (Allocation.ts); this shell carries them out:
+ * - **host**: start the instance with the factory, check it in with the receptionist (that is how
+ *   other nodes find it), forward the held calls to it;
+ * - **remote**: forward to the instance the receptionist lists on the host node, while that node
+ *   is reachable; hold calls otherwise;
+ * - **wait**: hold calls; a hosting node that must not host any more passivates its instance
+ *   (`onPassivate`, bounded) and stops it.
+ * Held calls are delivered in arrival order. A forwarded call that comes back `notDelivered` (the
+ * instance stopped before running it, its node became unreachable before it was sent) is held
+ * again for the next instance, so a hand-over or failover costs no call that had not started.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { ActorId } from '../ActorId.ts'
+import type { Invocation } from '../ActorCell.ts'
+import type { ActorRef } from '../ActorRef.ts'
+import type { ClusterSystem } from '../ClusterSystem.ts'
+import type { DistributedActor } from '../DistributedActor.ts'
+import { ActorNotFoundError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
+import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
+import { type Allocation, type AllocationSettings, allocate } from './Allocation.ts'
+
+/** Makes the instance on the node chosen to host: usually `(system) => system.spawn(MyClass)`. */
+export type SingletonFactory<T extends DistributedActor> = (system: ClusterSystem) => ActorRef<T>
+
+/** Bounds of one singleton's proxy and instance. */
+export interface ManagerSettings extends AllocationSettings {
+  readonly bufferSize: number
+  readonly allocationTimeout: number
+  readonly passivateTimeout: number
+}
+
+interface Held {
+  readonly seq: number
+  readonly inv: Invocation
+  readonly since: number
+}
+
+/** A snapshot of one singleton on this node, for tests, tools and metrics. */
+export interface SingletonStatus {
+  readonly name: string
+  readonly allocation: Allocation['kind']
+  readonly reason: string | undefined
+  /** The node hosting the instance as this node sees it (`host:port`), if known. */
+  readonly host: string | undefined
+  /** The local instance, if this node hosts it. */
+  readonly instance: ActorId | undefined
+  readonly held: number
+  readonly activations: number
+  readonly passivations: number
+}
+
+/** The instance-key under which hosts check their instance in. */
+export function instanceKey(name: string): ReceptionKey {
+  return new ReceptionKey(`$singleton/${name}`)
+}
+
+/** One singleton on one node; see the module comment. It is the well-known target of its proxy refs. */
+export class SingletonManager {
+  readonly name: string
+  readonly alive = true
+  readonly #system: ClusterSystem
+  readonly #settings: ManagerSettings
+  readonly #log: Logger
+  readonly #key: ReceptionKey
+  readonly #downSince: () => ReadonlyMap<string, number>
+  #factory: SingletonFactory<DistributedActor> | undefined
+  #held: Held[] = []
+  #seq = 0
+  #target: ActorRef<unknown> | undefined
+  #instance: ActorRef<unknown> | undefined
+  #phase: 'idle' | 'starting' | 'running' | 'passivating' = 'idle'
+  #allocation: Allocation = { kind: 'wait', reason: 'no-candidate' }
+  #stopped = false
+  #warnedNoFactory = false
+  readonly #releaseWaiters = new Set<() => void>()
+  activations = 0
+  passivations = 0
+
+  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downSince: () => ReadonlyMap<string, number>, log: Logger) {
+    this.#system = system
+    this.name = name
+    this.#settings = settings
+    this.#downSince = downSince
+    this.#log = log.child({ singleton: name })
+    this.#key = instanceKey(name)
+  }
+
+  /** Makes this node able to host (`singleton.host`). */
+  setFactory(factory: SingletonFactory<DistributedActor>): void {
+    this.#factory = factory
+  }
+
+  get hostsHere(): boolean {
+    return this.#factory !== undefined
+  }
+
+  /** The receptionist key this singleton's instances are listed under. */
+  get key(): ReceptionKey {
+    return this.#key
+  }
+
+  /** Proxy entry: a call through a proxy ref, local or from another node. */
+  deliver(inv: Invocation): void {
+    if (this.#stopped) return inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node has stopped (shutdown).`)))
+    const held: Held = { seq: ++this.#seq, inv, since: Date.now() }
+    if (this.#target && this.#held.length === 0) this.#send(held, this.#target)
+    else this.#hold(held)
+  }
+
+  status(): SingletonStatus {
+    const a = this.#allocation
+    const host = a.kind === 'remote' ? a.host.node.endpoint : a.kind === 'host' ? this.#system.node.endpoint : undefined
+    return {
+      name: this.name,
+      allocation: a.kind,
+      reason: a.kind === 'wait' ? a.reason : undefined,
+      host: host && `${host.host}:${host.port}`,
+      instance: this.#instance?.id,
+      held: this.#held.length,
+      activations: this.activations,
+      passivations: this.passivations,
+    }
+  }
+
+  /** Resolves once this node runs no instance (the leave hook waits for it). */
+  released(): Promise<void> {
+    if (this.#phase === 'idle') return Promise.resolve()
+    return new Promise((resolve) => this.#releaseWaiters.add(resolve))
+  }
+
+  /** Re-decides and acts; called on every membership or listing change and on a tick. */
+  evaluate(): void {
+    if (this.#stopped) return
+    this.#expire()
+    const a = this.#decide()
+    this.#allocation = a
+    if (a.kind === 'host') {
+      if (!this.#factory) return this.#noFactory()
+      if (this.#phase === 'idle') this.#start()
+      this.#target = this.#phase === 'running' ? this.#instance : undefined
+    } else {
+      if (this.#instance && this.#phase === 'running') void this.#passivate(a.kind === 'wait' && a.reason === 'fenced')
+      this.#target = a.kind === 'remote' && a.host.reachability === 'reachable' ? this.#instanceOn(a.host.node.uid) : undefined
+    }
+    this.#flush()
+  }
+
+  /** Shutdown of the plugin: passivates a local instance, fails held calls. */
+  async stop(): Promise<void> {
+    if (this.#instance && this.#phase === 'running') await this.#passivate(false)
+    else await this.released()
+    this.#stopped = true
+    for (const h of this.#held.splice(0)) h.inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)))
+  }
+
+  // ── deciding ────────────────────────────────────────────────────────────────
+
+  #decide(): Allocation {
+    const system = this.#system
+    if (!system.clustered) return this.#factory ? { kind: 'host' } : { kind: 'wait', reason: 'no-candidate' }
+    const { members, leader } = system.cluster.membership
+    return allocate(
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now: Date.now(), hosting: this.#phase !== 'idle' },
+      this.#settings,
+    )
+  }
+
+  #instanceOn(uid: string): ActorRef<unknown> | undefined {
+    return this.#system.receptionist.lookup(this.#key).findLast((r) => r.id.node.uid === uid)
+  }
+
+  #noFactory(): void {
+    this.#target = undefined
+    if (this.#warnedNoFactory) return
+    this.#warnedNoFactory = true
+    this.#log.error(
+      { role: this.#settings.role ?? null },
+      'this node was chosen to host the singleton but never called singleton.host() for it: every node that may host (every node with its role) must call host(); give proxy-only nodes no such role',
+    )
+  }
+
+  // ── instance lifecycle ──────────────────────────────────────────────────────
+
+  #start(): void {
+    this.#phase = 'starting'
+    let ref: ActorRef<unknown>
+    try {
+      ref = this.#factory!(this.#system) as ActorRef<unknown>
+    } catch (err) {
+      this.#phase = 'idle'
+      this.#log.error({ err }, 'the singleton factory threw; trying again on the next tick')
+      return
+    }
+    this.#instance = ref
+    this.#phase = 'running'
+    this.activations++
+    this.#log.info({ event: 'activated', instance: ref.id.toString() }, 'singleton activated')
+    this.#system.receptionist.checkIn(ref as ActorRef<DistributedActor>, this.#key)
+    // An instance that stops by itself (a failed onStart, stop()) is replaced on the next decision.
+    void this.#system.watch(ref).then(
+      () => this.#instanceEnded(ref),
+      () => undefined,
+    )
+  }
+
+  #instanceEnded(ref: ActorRef<unknown>): void {
+    if (this.#instance !== ref || this.#phase !== 'running') return
+    this.#log.warn({ instance: ref.id.toString() }, 'the singleton instance stopped by itself; starting another')
+    this.#released(ref)
+    this.evaluate()
+  }
+
+  async #passivate(fenced: boolean): Promise<void> {
+    const ref = this.#instance!
+    this.#phase = 'passivating'
+    if (this.#target === ref) this.#target = undefined
+    const s = this.#settings
+    // Fenced: the other side may start its instance `margin` after downing this one; be done well before.
+    const bound = fenced ? Math.min(s.passivateTimeout, s.margin / 2) : s.passivateTimeout
+    this.#log.info({ event: 'passivating', instance: ref.id.toString(), fenced }, 'singleton passivating')
+    let timer: NodeJS.Timeout | undefined
+    const turn = this.#system.runTurn(ref.id, (actor) => actor.onPassivate?.())
+    await Promise.race([turn.catch((err: unknown) => this.#log.error({ err }, 'onPassivate failed')), new Promise((r) => (timer = setTimeout(r, bound)))])
+    clearTimeout(timer)
+    await this.#system.stop(ref)
+    this.#released(ref)
+    this.#log.info({ event: 'passivated', instance: ref.id.toString() }, 'singleton passivated')
+    this.evaluate()
+  }
+
+  #released(ref: ActorRef<unknown>): void {
+    if (this.#instance !== ref) return
+    this.#instance = undefined
+    this.#phase = 'idle'
+    this.passivations++
+    for (const w of this.#releaseWaiters) w()
+    this.#releaseWaiters.clear()
+  }
+
+  // ── holding and forwarding ──────────────────────────────────────────────────
+
+  #hold(h: Held): void {
+    if (this.#held.length >= this.#settings.bufferSize) {
+      const oldest = this.#held.shift()!
+      oldest.inv.fail(
+        markNotDelivered(new SingletonUnavailableError(`The singleton ${this.name} proxy holds ${this.#settings.bufferSize} calls waiting for an instance (bufferSize); this, the oldest, was dropped. Retry later, or raise bufferSize.`)),
+      )
+    }
+    // Calls coming back from a failed forward go back in their original order.
+    let i = this.#held.length
+    while (i > 0 && this.#held[i - 1]!.seq > h.seq) i--
+    this.#held.splice(i, 0, h)
+  }
+
+  #flush(): void {
+    const target = this.#target
+    if (!target) return
+    for (const h of this.#held.splice(0)) this.#send(h, target)
+  }
+
+  #send(h: Held, target: ActorRef<unknown>): void {
+    const now = Date.now()
+    const deadline = h.inv.deadline
+    if (deadline !== undefined && deadline <= now) return // the caller has given up already
+    const timeout = deadline === undefined ? this.#system.callTimeout : deadline - now
+    this.#system.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout).then(
+      (v) => h.inv.succeed(v),
+      (e: unknown) => {
+        if (!this.#stopped && retryable(e)) {
+          // The instance moved or its node went away before the call started: hold it for the next.
+          if (this.#target === target) this.#target = undefined
+          this.#hold(h)
+        } else h.inv.fail(e)
+      },
+    )
+  }
+
+  /** Fails held calls past the allocation timeout; forgets those whose caller gave up. */
+  #expire(): void {
+    const now = Date.now()
+    const limit = this.#settings.allocationTimeout
+    const keep: Held[] = []
+    for (const h of this.#held) {
+      if (h.inv.deadline !== undefined && h.inv.deadline <= now) continue
+      if (now - h.since >= limit) {
+        h.inv.fail(markNotDelivered(new SingletonUnavailableError(`No instance of singleton ${this.name} within ${limit} ms (allocationTimeout): ${this.#why()}.`)))
+      } else keep.push(h)
+    }
+    this.#held = keep
+  }
+
+  #why(): string {
+    const a = this.#allocation
+    if (a.kind === 'remote') return `its host ${a.host.node.endpoint.host}:${a.host.node.endpoint.port} is ${a.host.reachability} and ${this.#instanceOn(a.host.node.uid) ? 'lists' : 'does not list'} an instance`
+    if (a.kind === 'host') return 'this node is starting it'
+    return {
+      fenced: 'this node is on the side of a partition the downing strategy would down',
+      'no-candidate': `no up member${this.#settings.role ? ` with role "${this.#settings.role}"` : ''} to host it`,
+      'hand-over': 'waiting for the previous host to finish leaving',
+      margin: 'waiting out the margin after the previous host was downed',
+    }[a.reason]
+  }
+}
+
+/** Never started, and the next instance may take it: hold it again. */
+function retryable(e: unknown): boolean {
+  return isNotDelivered(e) && (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError || e instanceof SystemShutDownError)
+}

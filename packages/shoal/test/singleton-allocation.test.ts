@@ -1,0 +1,81 @@
+/**
+ * The singleton's allocation decision as a pure function of one node's view: oldest host, roles,
+ * hand-over, the margin after a down, fencing on the losing side of a partition.
+ */
+import { describe, expect, it } from 'vitest'
+import { keepMajority, noDowning, type ClusterMember } from 'shoal'
+import { allocate, type AllocationSettings, type AllocationView, leaderMember, oldestMember } from '../src/singleton/Allocation.ts'
+
+const member = (i: number, over: Partial<ClusterMember> = {}): ClusterMember => ({
+  node: { endpoint: { name: `n${i}`, host: '127.0.0.1', port: 7000 + i }, uid: i.toString(16).padStart(16, '0') },
+  status: 'up',
+  upNumber: i,
+  roles: [],
+  reachability: 'reachable',
+  ...over,
+})
+const uid = (i: number): string => member(i).node.uid
+
+const settings: AllocationSettings = { role: undefined, strategy: oldestMember, downing: keepMajority(), margin: 3000 }
+const view = (self: number, members: ClusterMember[], over: Partial<AllocationView> = {}): AllocationView => ({
+  self: uid(self),
+  members,
+  leader: undefined,
+  downSince: new Map(),
+  now: 10_000,
+  hosting: false,
+  ...over,
+})
+
+describe('singleton allocation', () => {
+  it('hosts on the oldest up member; everyone else forwards there; younger joiners do not move it', () => {
+    const ms = [member(3), member(1), member(2), member(9, { status: 'joining', upNumber: 0 })]
+    expect(allocate(view(1, ms), settings)).toEqual({ kind: 'host' })
+    expect(allocate(view(2, ms), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+    expect(allocate(view(2, [...ms, member(0, { upNumber: 10 })]), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+  })
+
+  it('respects the role, and waits when nobody has it', () => {
+    const ms = [member(1), member(2, { roles: ['lobby'] }), member(3, { roles: ['lobby'] })]
+    const lobby = { ...settings, role: 'lobby' }
+    expect(allocate(view(2, ms), lobby)).toEqual({ kind: 'host' })
+    expect(allocate(view(1, ms), lobby)).toMatchObject({ kind: 'remote', host: { upNumber: 2 } })
+    expect(allocate(view(1, ms), { ...settings, role: 'none' })).toEqual({ kind: 'wait', reason: 'no-candidate' })
+  })
+
+  it('an unreachable host keeps it until downed; the successor then waits out the margin', () => {
+    const unreachable = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
+    expect(allocate(view(2, unreachable), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+    const downed = [member(1, { status: 'down', reachability: 'unreachable' }), member(2), member(3)]
+    const downSince = new Map([[uid(1), 9000]])
+    expect(allocate(view(2, downed, { downSince }), settings)).toEqual({ kind: 'wait', reason: 'margin', until: 12_000 })
+    expect(allocate(view(2, downed, { downSince, now: 12_000 }), settings)).toEqual({ kind: 'host' })
+    expect(allocate(view(3, downed, { downSince }), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 2 } })
+  })
+
+  it('hand-over: the successor waits while the old host is leaving, and starts once it is exiting', () => {
+    expect(allocate(view(2, [member(1, { status: 'leaving' }), member(2), member(3)]), settings)).toEqual({ kind: 'wait', reason: 'hand-over' })
+    expect(allocate(view(1, [member(1, { status: 'leaving' }), member(2)]), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 2 } })
+    expect(allocate(view(2, [member(1, { status: 'exiting' }), member(2), member(3)]), settings)).toEqual({ kind: 'host' })
+    // A running instance is kept whatever else is leaving or was downed.
+    expect(allocate(view(2, [member(2), member(3, { status: 'leaving' })], { hosting: true }), settings)).toEqual({ kind: 'host' })
+  })
+
+  it('fencing: a host on the minority side stops, the majority side does not', () => {
+    const fromMinority = [member(1), member(2, { reachability: 'unreachable' }), member(3, { reachability: 'unreachable' })]
+    expect(allocate(view(1, fromMinority, { hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
+    const fromMajority = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
+    expect(allocate(view(2, fromMajority), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+    // With downing disabled nothing fences (and nothing is safe: documented).
+    expect(allocate(view(1, fromMinority, { hosting: true }), { ...settings, downing: noDowning() })).toEqual({ kind: 'host' })
+    // A tie keeps the side with the lowest address (keep-majority): the host there keeps it.
+    const tie = [member(1), member(2), member(3, { reachability: 'unreachable' }), member(4, { reachability: 'unreachable' })]
+    expect(allocate(view(1, tie, { hosting: true }), settings)).toEqual({ kind: 'host' })
+  })
+
+  it('the leader strategy follows the leader when it is a candidate', () => {
+    const ms = [member(1), member(2), member(3)]
+    expect(allocate(view(3, ms, { leader: uid(3) }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'host' })
+    expect(allocate(view(3, ms, { leader: undefined }), { ...settings, strategy: leaderMember })).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+  })
+})
