@@ -54,6 +54,8 @@ describe('cluster singleton', () => {
     expect(results[0]!.node).toBe(oldest.node.endpoint.name)
     expect(journal.filter((j) => j.startsWith('start'))).toHaveLength(1)
     for (const s of systems) expect(s.singleton.status('counter').host).toBe(`${oldest.node.endpoint.host}:${oldest.node.endpoint.port}`)
+    const hosting = await Promise.all(systems.map(async (s) => /shoal_singleton_hosting\{[^}]*name="counter"[^}]*\} 1/.test(await s.metrics.registry.metrics())))
+    expect(hosting.filter(Boolean)).toHaveLength(1)
     // A younger node joining does not move it.
     const late = await ClusterSystem.start({ name: 'late', port: 0, logLevel: 'silent', plugins: [singletonPlugin()], cluster: { seeds: [`127.0.0.1:${systems[0]!.node.endpoint.port}`] } })
     extra.push(late)

@@ -18,6 +18,7 @@
  * See docs/singleton.md.
  * @module
  */
+import { Gauge } from 'prom-client'
 import { ActorId } from '../ActorId.ts'
 import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
@@ -117,6 +118,20 @@ class Singletons implements SingletonFacade {
     const timer = setInterval(() => this.#tick(), TICK)
     timer.unref()
     this.#cleanup.push(() => clearInterval(timer))
+    this.#registerMetrics()
+  }
+
+  #registerMetrics(): void {
+    const registers = [this.#ctx.system.metrics.registry]
+    const each = (read: (s: SingletonStatus) => number) =>
+      function (this: Gauge): void {
+        for (const [name, e] of managers) this.set({ name }, read(e.manager.status()))
+      }
+    const managers = this.#managers
+    const labelNames = ['name']
+    new Gauge({ name: 'shoal_singleton_hosting', help: 'Whether this node runs the singleton instance (1) or not (0)', labelNames, registers, collect: each((s) => (s.instance ? 1 : 0)) })
+    new Gauge({ name: 'shoal_singleton_held_calls', help: 'Calls this node’s proxy holds while no instance is known', labelNames, registers, collect: each((s) => s.held) })
+    new Gauge({ name: 'shoal_singleton_activations', help: 'Instances started on this node since start', labelNames, registers, collect: each((s) => s.activations) })
   }
 
   host<R extends ActorRef<DistributedActor>>(name: string, factory: (system: ClusterSystem) => R, options: SingletonOptions = {}): R {
