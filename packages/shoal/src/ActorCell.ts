@@ -137,7 +137,22 @@ export class ActorCell {
     void this.stop()
   }
 
+  /**
+   * Refuses every new call from now on (`notDelivered`, so a proxy may send it elsewhere) while
+   * the calls already accepted and system turns still run: a service moving the actor (a
+   * singleton hand-over) seals it, runs `onPassivate` after what it accepted, then stops it.
+   */
+  seal(): void {
+    this.#sealed = true
+  }
+
+  #sealed = false
+
   deliver(inv: Invocation): void {
+    if (this.#sealed && !inv.fn) {
+      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} is being passivated (moved elsewhere): it takes no new calls.`)))
+      return
+    }
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`)))
       return

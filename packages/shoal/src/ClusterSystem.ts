@@ -405,7 +405,10 @@ export class ClusterSystem implements Invoker, CellHost {
           signal?.removeEventListener('abort', onAbort)
           resolve(t)
         },
-        closed: () => reject(new SystemShutDownError('The actor system shut down while watching ' + id.toString() + '.')),
+        closed: () => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(new SystemShutDownError('The actor system shut down while watching ' + id.toString() + '.'))
+        },
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       watch.watch(id, watcher)
@@ -705,9 +708,11 @@ export class ClusterSystem implements Invoker, CellHost {
    * already queued), bypassing the mailbox bound; for hooks like a singleton's `onPassivate`.
    * Rejects with ActorNotFoundError if the actor is not alive.
    */
-  runTurn(id: ActorId, fn: (actor: DistributedActor) => unknown): Promise<unknown> {
+  runTurn(id: ActorId, fn: (actor: DistributedActor) => unknown, options: { seal?: boolean } = {}): Promise<unknown> {
     const cell = this.#localCell(id)
     if (!cell?.alive) return Promise.reject(markNotDelivered(new ActorNotFoundError(`No live actor ${id} on this node.`)))
+    // Sealed: calls arriving from now on are refused as notDelivered; the turn runs after those accepted.
+    if (options.seal) cell.seal()
     return new Promise((resolve, reject) => {
       cell.deliver({ method: 'turn', args: [], chain: '', fn: () => fn(cell.actor), succeed: resolve, fail: reject })
     })

@@ -144,6 +144,7 @@ export const builtinErrorClasses = [
   ProtocolError,
   HandshakeError,
   ConfigError,
+  SingletonUnavailableError,
 ] as const
 
 /** @internal Marks `e` (if it is an object) as never delivered to its method; returns it. */

@@ -24,6 +24,7 @@ const view = (self: number, members: ClusterMember[], over: Partial<AllocationVi
   downSince: new Map(),
   now: 10_000,
   hosting: false,
+  listedElsewhere: [],
   ...over,
 })
 
@@ -73,9 +74,16 @@ describe('singleton allocation', () => {
     expect(allocate(view(1, tie, { hosting: true }), settings)).toEqual({ kind: 'host' })
   })
 
-  it('the leader strategy follows the leader when it is a candidate', () => {
+  it('a node that is down fences itself (an operator downed it, or its side did)', () => {
+    expect(allocate(view(1, [member(1, { status: 'down' }), member(2), member(3)], { hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
+  })
+
+  it('the leader strategy follows the leader, but never starts while another node lists an instance', () => {
     const ms = [member(1), member(2), member(3)]
     expect(allocate(view(3, ms, { leader: uid(3) }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'host' })
+    // The old leader (1) is merely unreachable and still lists its instance: 3 waits.
+    const moved = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
+    expect(allocate(view(3, moved, { leader: uid(3), listedElsewhere: [uid(1)] }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'wait', reason: 'instance-elsewhere' })
     expect(allocate(view(3, ms, { leader: undefined }), { ...settings, strategy: leaderMember })).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
   })
 })

@@ -12,10 +12,12 @@ const journal: string[] = []
 
 class Counter extends DistributedActor {
   #count = 0
+  #passivated = false
   override onStart(): void {
     journal.push(`start ${this.system.node.endpoint.name}`)
   }
   @distributed async next(): Promise<{ n: number; node: string; id: string }> {
+    if (this.#passivated) journal.push(`late call ${this.system.node.endpoint.name}`) // its effect would be lost
     return { n: ++this.#count, node: this.system.node.endpoint.name, id: this.id.toString() }
   }
   @distributed async slow(ms: number): Promise<string> {
@@ -25,6 +27,7 @@ class Counter extends DistributedActor {
   override async onPassivate(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
     journal.push(`passivate ${this.system.node.endpoint.name}`)
+    this.#passivated = true
   }
 }
 
@@ -92,6 +95,8 @@ describe('cluster singleton', () => {
     // The old instance passivated before the new one started.
     const events = journal.filter((j) => j.startsWith('start') || j.startsWith('passivate'))
     expect(events.slice(0, 3)).toEqual([`start ${host.node.endpoint.name}`, `passivate ${host.node.endpoint.name}`, expect.stringMatching(/^start /)])
+    // Sealed at passivation: no call ran on the old instance after onPassivate saved its state.
+    expect(journal.filter((j) => j.startsWith('late call'))).toEqual([])
     const next = await otherRefs[1]!.next()
     expect(next.node).not.toBe(host.node.endpoint.name)
   })
@@ -133,6 +138,24 @@ describe('cluster singleton', () => {
     withRole.singleton.host('counter', (s) => s.spawn(Counter), { role: 'lobby' })
     expect((await held).node).toBe('lobby-host')
     expect((await b.singleton.proxy(Counter, 'counter', { role: 'lobby' }).next()).node).toBe('lobby-host')
+  })
+
+  it('an instance whose onStart fails is restarted with a backoff, without starving the node', async () => {
+    let starts = 0
+    class Broken extends DistributedActor {
+      override onStart(): void {
+        starts++
+        throw new Error('no database')
+      }
+    }
+    const solo = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [singletonPlugin({ allocationTimeout: 300 })] })
+    extra.push(solo)
+    const ref = solo.singleton.host('broken', (s) => s.spawn(Broken))
+    await expect((ref as unknown as { any(): Promise<void> }).any()).rejects.toBeInstanceOf(SingletonUnavailableError)
+    const before = starts
+    await new Promise((r) => setTimeout(r, 1000)) // a timer that fires: the loop yields
+    expect(starts - before).toBeGreaterThan(0)
+    expect(starts).toBeLessThan(15) // 100 ms doubling: a handful per second, not thousands
   })
 
   it('runs locally on a system without cluster membership', async () => {

@@ -10,11 +10,12 @@
  * 2. **Target.** The allocation strategy picks among members that are `up` and have the role
  *    (default: the oldest, by up-number, so younger nodes joining never move it). Members merely
  *    unreachable stay eligible: an instance is not moved until its node is downed.
- * 3. **Hand-over and margin.** If the target is this node, it still waits while a member that may
- *    be running the instance has not finished with it: a `leaving` member (it passivates its
- *    instance before becoming `exiting`), or a member downed less than `margin` ago (its side
- *    needs that long to notice it is down and stop; the reference and Akka's leader-based
- *    allocations have no such wait, so two instances can briefly coexist).
+ * 3. **Hand-over and margin.** If the target is this node, it still waits while another instance
+ *    may be running: a `leaving` member (it passivates its instance before becoming `exiting`),
+ *    any other node that still lists an instance (a previous target, with any strategy: the
+ *    leader moves when the host is merely unreachable), or a member downed less than `margin` ago
+ *    (its side needs that long to notice it is down and stop; the reference's leader-based
+ *    allocation has no such wait, so two instances can briefly coexist).
  * @module
  */
 import type { DowningStrategy } from '../cluster/Downing.ts'
@@ -54,6 +55,8 @@ export interface AllocationView {
   readonly now: number
   /** This node runs the instance now (rule 3 is about starting one, not keeping it). */
   readonly hosting: boolean
+  /** Uids of other nodes that list an instance (from the receptionist). */
+  readonly listedElsewhere: readonly string[]
 }
 
 /** The allocation settings of one singleton. */
@@ -70,7 +73,7 @@ export interface AllocationSettings {
 export type Allocation =
   | { readonly kind: 'host' }
   | { readonly kind: 'remote'; readonly host: ClusterMember }
-  | { readonly kind: 'wait'; readonly reason: 'fenced' | 'no-candidate' | 'hand-over' | 'margin'; readonly until?: number }
+  | { readonly kind: 'wait'; readonly reason: 'fenced' | 'no-candidate' | 'hand-over' | 'instance-elsewhere' | 'margin'; readonly until?: number }
 
 /** Decides per the module comment. */
 export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
@@ -85,6 +88,7 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   if (view.hosting) return { kind: 'host' }
   const others = withRole.filter((m) => m.node.uid !== view.self)
   if (others.some((m) => m.status === 'leaving')) return { kind: 'wait', reason: 'hand-over' }
+  if (view.listedElsewhere.some((uid) => uid !== view.self)) return { kind: 'wait', reason: 'instance-elsewhere' }
   let until = 0
   for (const m of others) {
     const since = view.downSince.get(m.node.uid)
@@ -93,8 +97,10 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   return until > 0 ? { kind: 'wait', reason: 'margin', until } : { kind: 'host' }
 }
 
-/** True if the downing strategy, asked now, would down this node's own side. */
+/** True if this node is down, or the downing strategy, asked now, would down this node's own side. */
 export function fenced(view: AllocationView, downing: DowningStrategy): boolean {
+  const self = view.members.find((m) => m.node.uid === view.self)
+  if (!self || self.status === 'down' || self.status === 'removed') return true
   const downs = downing.decide({ self: view.self, members: view.members, stableFor: Number.POSITIVE_INFINITY, unreachableFor: new Map() })
   return downs.includes(view.self)
 }

@@ -19,7 +19,7 @@ import type { Invocation } from '../ActorCell.ts'
 import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
-import { ActorNotFoundError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
+import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
 import { type Allocation, type AllocationSettings, allocate } from './Allocation.ts'
 
@@ -143,7 +143,7 @@ export class SingletonManager {
       if (this.#phase === 'idle') this.#start()
       this.#target = this.#phase === 'running' ? this.#instance : undefined
     } else {
-      if (this.#instance && this.#phase === 'running') void this.#passivate(a.kind === 'wait' && a.reason === 'fenced')
+      if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && a.reason === 'fenced')
       this.#target = a.kind === 'remote' && a.host.reachability === 'reachable' ? this.#instanceOn(a.host.node.uid) : undefined
     }
     this.#flush()
@@ -151,7 +151,7 @@ export class SingletonManager {
 
   /** Shutdown of the plugin: passivates a local instance, fails held calls. */
   async stop(): Promise<void> {
-    if (this.#instance && this.#phase === 'running') await this.#passivate(false)
+    if (this.#instance && this.#phase === 'running') await this.#passivateSafely(false)
     else await this.released()
     this.#stopped = true
     for (const h of this.#held.splice(0)) h.inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)))
@@ -163,8 +163,12 @@ export class SingletonManager {
     const system = this.#system
     if (!system.clustered) return this.#factory ? { kind: 'host' } : { kind: 'wait', reason: 'no-candidate' }
     const { members, leader } = system.cluster.membership
+    const listedElsewhere = system.receptionist
+      .lookup(this.#key)
+      .map((r) => r.id.node.uid)
+      .filter((uid) => uid !== system.node.uid)
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now: Date.now(), hosting: this.#phase !== 'idle' },
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now: Date.now(), hosting: this.#phase !== 'idle', listedElsewhere },
       this.#settings,
     )
   }
@@ -186,13 +190,16 @@ export class SingletonManager {
   // ── instance lifecycle ──────────────────────────────────────────────────────
 
   #start(): void {
+    if (Date.now() < this.#retryAt) return
     this.#phase = 'starting'
     let ref: ActorRef<unknown>
     try {
       ref = this.#factory!(this.#system) as ActorRef<unknown>
+      if (ref?.id?.node.uid !== this.#system.node.uid) throw new ConfigError(`the factory of singleton ${this.name} must spawn the instance on this node (system.spawn), not return ${String(ref)}`)
     } catch (err) {
       this.#phase = 'idle'
-      this.#log.error({ err }, 'the singleton factory threw; trying again on the next tick')
+      this.#failed()
+      this.#log.error({ err, retryInMs: this.#retryAt - Date.now() }, 'the singleton factory failed')
       return
     }
     this.#instance = ref
@@ -200,7 +207,7 @@ export class SingletonManager {
     this.activations++
     this.#log.info({ event: 'activated', instance: ref.id.toString() }, 'singleton activated')
     this.#system.receptionist.checkIn(ref as ActorRef<DistributedActor>, this.#key)
-    // An instance that stops by itself (a failed onStart, stop()) is replaced on the next decision.
+    // An instance that stops by itself (a failed onStart, stop()) is replaced, after a backoff.
     void this.#system.watch(ref).then(
       () => this.#instanceEnded(ref),
       () => undefined,
@@ -209,21 +216,37 @@ export class SingletonManager {
 
   #instanceEnded(ref: ActorRef<unknown>): void {
     if (this.#instance !== ref || this.#phase !== 'running') return
-    this.#log.warn({ instance: ref.id.toString() }, 'the singleton instance stopped by itself; starting another')
+    this.#failed()
+    this.#log.warn({ instance: ref.id.toString(), retryInMs: this.#retryAt - Date.now() }, 'the singleton instance stopped by itself; starting another after a pause')
     this.#released(ref)
-    this.evaluate()
+  }
+
+  /** Exponential backoff between failed starts (100 ms … 10 s), reset once an instance passivates normally. */
+  #failed(): void {
+    this.#failures++
+    this.#retryAt = Date.now() + Math.min(10_000, 100 * 2 ** Math.min(this.#failures - 1, 7))
+  }
+
+  #failures = 0
+  #retryAt = 0
+
+  /** Passivates without letting a failure escape (it runs detached from the decision that began it). */
+  #passivateSafely(fenced: boolean): Promise<void> {
+    return this.#passivate(fenced).catch((err: unknown) => this.#log.error({ err }, 'singleton passivation failed'))
   }
 
   async #passivate(fenced: boolean): Promise<void> {
     const ref = this.#instance!
     this.#phase = 'passivating'
+    this.#failures = 0
     if (this.#target === ref) this.#target = undefined
     const s = this.#settings
     // Fenced: the other side may start its instance `margin` after downing this one; be done well before.
     const bound = fenced ? Math.min(s.passivateTimeout, s.margin / 2) : s.passivateTimeout
     this.#log.info({ event: 'passivating', instance: ref.id.toString(), fenced }, 'singleton passivating')
     let timer: NodeJS.Timeout | undefined
-    const turn = this.#system.runTurn(ref.id, (actor) => actor.onPassivate?.())
+    // Sealed: calls arriving from now on are refused as notDelivered and go to the next instance.
+    const turn = this.#system.runTurn(ref.id, (actor) => (fenced ? undefined : actor.onPassivate?.()), { seal: true })
     await Promise.race([turn.catch((err: unknown) => this.#log.error({ err }, 'onPassivate failed')), new Promise((r) => (timer = setTimeout(r, bound)))])
     clearTimeout(timer)
     await this.#system.stop(ref)
@@ -301,6 +324,7 @@ export class SingletonManager {
       fenced: 'this node is on the side of a partition the downing strategy would down',
       'no-candidate': `no up member${this.#settings.role ? ` with role "${this.#settings.role}"` : ''} to host it`,
       'hand-over': 'waiting for the previous host to finish leaving',
+      'instance-elsewhere': 'another node still lists an instance (waiting for it to stop, or for its node to be downed)',
       margin: 'waiting out the margin after the previous host was downed',
     }[a.reason]
   }
