@@ -65,6 +65,27 @@ describe('Registry', () => {
     expect(sorted(c.lookup('k'))).toEqual(['x'])
   })
 
+  it('snapshot parts of one owner at one seq are identical from any replica, so parts from two peers can be mixed', () => {
+    const owner = new Registry('o', { maxBatch: 2, maxOps: 2 })
+    for (const k of ['d', 'b', 'c', 'a']) owner.add(k, `actor-${k}`)
+    owner.remove('c', 'actor-c')
+    owner.add('c', 'actor-c2')
+    // b learns by a snapshot, c by a snapshot cut differently... both then relay to d.
+    const b = new Registry('b', { maxBatch: 2 })
+    for (const d of owner.deltasFor(new Map()).reverse()) b.apply(d)
+    const c = new Registry('c', { maxBatch: 2 })
+    for (const d of owner.deltasFor(new Map())) c.apply(d)
+    const fromB = b.deltasFor(new Map([['b', 0], ['c', 0]]))
+    const fromC = c.deltasFor(new Map([['b', 0], ['c', 0]]))
+    expect(fromB).toEqual(fromC)
+    const d = new Registry('d')
+    // Alternate parts from the two relays.
+    fromB.forEach((part, i) => d.apply(i % 2 === 0 ? part : fromC[i]!))
+    expect([...d.lookup('c')]).toEqual(['actor-c2'])
+    expect(d.digest().get('o')).toBe(owner.digest().get('o'))
+    expect(['a', 'b', 'c', 'd'].map((k) => [...d.lookup(k)])).toEqual([['actor-a'], ['actor-b'], ['actor-c2'], ['actor-d']])
+  })
+
   it('dropOwner removes everything a down node registered, and reports it', () => {
     const a = new Registry('a')
     const b = new Registry('b')

@@ -68,6 +68,8 @@ export interface ReceptionistCluster {
 
 const DEAD_TTL = 24 * 3600_000
 const PULL_AT_MOST_EVERY = 250
+/** How long an owner may be unknown to the membership before its registrations are dropped. */
+const ABSENT_GRACE = 30_000
 
 type Actorish = ActorRef<unknown> | DistributedActor | { readonly id: ActorId }
 
@@ -82,6 +84,8 @@ export class Receptionist {
   readonly #keysOf = new Map<string, Set<string>>()
   readonly #dead = new Map<string, number>()
   readonly #lastPull = new Map<string, number>()
+  /** Owners with registrations but no membership record, since when. */
+  readonly #absent = new Map<string, number>()
   readonly #closers = new Set<() => void>()
   readonly #timers: NodeJS.Timeout[] = []
   #unsubscribe: (() => void) | undefined
@@ -274,8 +278,35 @@ export class Receptionist {
     const peer = peers[Math.floor(Math.random() * peers.length)]
     if (peer) this.#send(peer.node, encodeDigest(this.#registry.digest(), false))
     const now = Date.now()
+    this.#reconcile(now)
     for (const [uid, at] of this.#dead) if (now - at > DEAD_TTL) this.#dead.delete(uid)
     for (const [uid, at] of this.#lastPull) if (now - at > PULL_AT_MOST_EVERY) this.#lastPull.delete(uid)
+  }
+
+  /**
+   * A backstop for missed events: an owner whose member is down or removed, or that has been
+   * absent from the membership for ABSENT_GRACE (forgotten while this node was cut off), is
+   * dropped like a downed one. The grace lets a brand-new member's first push arrive before its
+   * membership gossip does.
+   */
+  #reconcile(now: number): void {
+    const members = new Map(this.#cluster!.membership.members.map((m) => [m.node.uid, m]))
+    for (const owner of this.#registry.digest().keys()) {
+      if (owner === this.#host.node.uid) continue
+      const m = members.get(owner)
+      if (m) this.#absent.delete(owner)
+      else if (!this.#absent.has(owner)) this.#absent.set(owner, now)
+      if ((m && !isPresent(m.status)) || now - (this.#absent.get(owner) ?? now) >= ABSENT_GRACE) {
+        this.#absent.delete(owner)
+        this.#dropDead(owner)
+      }
+    }
+  }
+
+  #dropDead(uid: string): void {
+    if (this.#dead.has(uid)) return
+    this.#dead.set(uid, Date.now())
+    this.#notify(this.#registry.dropOwner(uid))
   }
 
   #send(to: ClusterNode, body: Buffer): void {
@@ -304,7 +335,7 @@ export class Receptionist {
       return
     }
     if (msg.kind === 'digest') return this.#onDigest(from, msg.digest, msg.reply)
-    this.#onDelta(from, msg.delta)
+    this.#onDelta(from, msg.owner, msg.delta)
   }
 
   #onDigest(from: ClusterNode, digest: ReadonlyMap<string, number>, reply: boolean): void {
@@ -318,12 +349,12 @@ export class Receptionist {
     if (behind) this.#send(from, encodeDigest(mine, true))
   }
 
-  #onDelta(from: ClusterNode, delta: Delta): void {
+  #onDelta(from: ClusterNode, node: ClusterNode, delta: Delta): void {
     const owner = delta.owner
     if (owner === this.#host.node.uid || this.#isDead(owner)) return
     // State relayed by a third node is taken only about current members: a replica that outlived
     // its owner somewhere (a node partitioned away through the owner's whole life) must not spread.
-    if (from.uid !== owner && !this.#isMember(owner)) return
+    if (from.uid !== owner && !this.#isMember(owner, node)) return
     this.#notify(this.#registry.apply(delta))
     if (delta.kind === 'ops' && delta.ops.length > 0) {
       const last = delta.ops[delta.ops.length - 1]!.seq
@@ -347,9 +378,10 @@ export class Receptionist {
     return m?.node
   }
 
-  #isMember(uid: string): boolean {
+  /** A present member, at the address the delta claims (a relay must not move an owner's actors). */
+  #isMember(uid: string, node: ClusterNode): boolean {
     const m = this.#cluster?.membership.members.find((x) => x.node.uid === uid)
-    return m !== undefined && isPresent(m.status)
+    return m !== undefined && isPresent(m.status) && m.node.endpoint.host === node.endpoint.host && m.node.endpoint.port === node.endpoint.port
   }
 
   #isDead(uid: string): boolean {
@@ -360,13 +392,7 @@ export class Receptionist {
     if (e.type !== 'member') return
     const m = e.member
     if (m.node.uid === this.#host.node.uid) return
-    if (m.status === 'down' || m.status === 'removed') {
-      if (!this.#dead.has(m.node.uid)) {
-        this.#dead.set(m.node.uid, Date.now())
-        this.#notify(this.#registry.dropOwner(m.node.uid))
-      }
-      return
-    }
+    if (m.status === 'down' || m.status === 'removed') return this.#dropDead(m.node.uid)
     if (e.previous === undefined && this.#registry.ownSeq > 0) {
       // A new member: give it this node's registrations now rather than at its first sync.
       for (const d of this.#registry.ownSince(0)) this.#send(m.node, encodeDelta(this.#host.node, d))

@@ -22,6 +22,8 @@ export const RECEPTIONIST_CONTROL_KIND = 4
 const VERSION = 1
 const MAX_ITEMS = 4096
 const MAX_OWNERS = 10_000
+/** Parts of one owner's snapshot: with maxBatch 256, a million registrations. */
+const MAX_PARTS = 4096
 /** Longest reception key, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 256
 const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
@@ -73,6 +75,7 @@ export function decodeReceptionist(bytes: Buffer): ReceptionistMessage {
     const owner = decodeOwner(raw[2])
     const prefix = ActorId.nodePrefix(owner)
     const parts = count(raw[5], 1)
+    if (parts > MAX_PARTS) throw new ReceptionistDecodeError(`a snapshot has at most ${MAX_PARTS} parts`)
     const part = count(raw[4], 0)
     if (part >= parts) throw new ReceptionistDecodeError('snapshot part out of range')
     const entries = items(raw[6]).map((x): Registration => {

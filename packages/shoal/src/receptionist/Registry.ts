@@ -217,10 +217,14 @@ function mutate(entries: Map<string, Set<string>>, kind: 'add' | 'remove', key: 
   return { key, added: [], removed: [actor] }
 }
 
+/**
+ * Every registration, sorted by key then actor: replicas at the same seq hold the same set, so
+ * sorted, they cut it into the same snapshot parts, and parts from different peers can be mixed.
+ */
 function flatten(entries: ReadonlyMap<string, ReadonlySet<string>>): Registration[] {
   const out: Registration[] = []
   for (const [key, set] of entries) for (const actor of set) out.push({ key, actor })
-  return out
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0))
 }
 
 function diff(before: ReadonlyMap<string, ReadonlySet<string>>, after: ReadonlyMap<string, ReadonlySet<string>>): Change[] {

@@ -18,7 +18,7 @@ import { Gauge } from 'prom-client'
 import type { Registry as PromRegistry } from 'prom-client'
 import { ActorId } from '../ActorId.ts'
 import type { ActorCell, Invocation } from '../ActorCell.ts'
-import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import { type ClusterNode, formatNode } from '../ClusterNode.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import { isPresent, type ClusterMember } from '../cluster/Member.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
@@ -73,6 +73,8 @@ interface Peer {
 }
 
 const DEAD_TTL = 24 * 3600_000
+/** How long a watched node may be unknown to the membership before its watches fire. */
+const ABSENT_GRACE = 30_000
 /** Stopped actors remembered to answer a late watch with 'stopped' rather than 'not-found'. */
 const RECENTLY_STOPPED = 10_000
 
@@ -91,6 +93,8 @@ export class LifecycleWatch {
   readonly #peers = new Map<string, Peer>()
   readonly #gone = new Map<string, number>()
   readonly #acksDue = new Set<string>()
+  /** Tracked nodes without a membership record, since when. */
+  readonly #absent = new Map<string, number>()
   readonly #cellWatchers = new WeakMap<ActorCell, CellWatcher>()
   /** Ids of local actors that stopped lately, oldest first (bounded). */
   readonly #recentlyStopped = new Set<string>()
@@ -252,13 +256,30 @@ export class LifecycleWatch {
 
   #isGone(node: ClusterNode): boolean {
     if (this.#gone.has(node.uid) || this.#host.isTombstoned(node.uid)) return true
-    if (!this.#cluster) return false
-    const members = this.#cluster.membership.members
-    const m = members.find((x) => x.node.uid === node.uid)
-    if (m) return !isPresent(m.status)
-    // Another incarnation is a member at the same endpoint: this one was replaced.
-    const at = endpointKey(node.endpoint)
-    return members.some((x) => endpointKey(x.node.endpoint) === at && isPresent(x.status))
+    const m = this.#cluster?.membership.members.find((x) => x.node.uid === node.uid)
+    return m !== undefined && !isPresent(m.status)
+  }
+
+  /**
+   * A backstop for missed events: a node this watch tracks whose member is down or removed, or
+   * that has been absent from the membership for ABSENT_GRACE (never joined, or forgotten while
+   * this node was cut off), is treated as gone, so no watch waits forever.
+   */
+  #reconcile(now: number): void {
+    if (!this.#cluster) return
+    const members = new Map(this.#cluster.membership.members.map((m) => [m.node.uid, m]))
+    const tracked = new Map<string, ClusterNode>()
+    for (const keys of this.#byNode.values()) for (const k of keys) tracked.set(this.#watched.get(k)!.id.node.uid, this.#watched.get(k)!.id.node)
+    for (const p of this.#peers.values()) tracked.set(p.node.uid, p.node)
+    for (const [uid, node] of tracked) {
+      const m = members.get(uid)
+      if (m) this.#absent.delete(uid)
+      else if (!this.#absent.has(uid)) this.#absent.set(uid, now)
+      if ((m && !isPresent(m.status)) || now - (this.#absent.get(uid) ?? now) >= ABSENT_GRACE) {
+        this.#absent.delete(uid)
+        this.nodeGone(node)
+      }
+    }
   }
 
   // ── system messages ─────────────────────────────────────────────────────────
@@ -294,6 +315,7 @@ export class LifecycleWatch {
       }
     }
     for (const [uid, at] of this.#gone) if (now - at > DEAD_TTL) this.#gone.delete(uid)
+    this.#reconcile(now)
   }
 
   #onMessage(from: ClusterNode, body: Buffer): void {
