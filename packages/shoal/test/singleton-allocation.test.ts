@@ -16,7 +16,7 @@ const member = (i: number, over: Partial<ClusterMember> = {}): ClusterMember => 
 })
 const uid = (i: number): string => member(i).node.uid
 
-const settings: AllocationSettings = { role: undefined, strategy: oldestMember, downing: keepMajority(), margin: 3000 }
+const settings: AllocationSettings = { role: undefined, strategy: oldestMember, downing: keepMajority(), margin: 3000, fenceAfter: 1000 }
 const view = (self: number, members: ClusterMember[], over: Partial<AllocationView> = {}): AllocationView => ({
   self: uid(self),
   members,
@@ -25,6 +25,7 @@ const view = (self: number, members: ClusterMember[], over: Partial<AllocationVi
   now: 10_000,
   hosting: false,
   listedElsewhere: [],
+  fencedFor: 5000,
   ...over,
 })
 
@@ -65,6 +66,8 @@ describe('singleton allocation', () => {
   it('fencing: a host on the minority side stops, the majority side does not', () => {
     const fromMinority = [member(1), member(2, { reachability: 'unreachable' }), member(3, { reachability: 'unreachable' })]
     expect(allocate(view(1, fromMinority, { hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
+    // A blip shorter than fenceAfter keeps the instance (and its in-memory state).
+    expect(allocate(view(1, fromMinority, { hosting: true, fencedFor: 400 }), settings)).toEqual({ kind: 'host' })
     const fromMajority = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
     expect(allocate(view(2, fromMajority), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
     // With downing disabled nothing fences (and nothing is safe: documented).
@@ -75,7 +78,7 @@ describe('singleton allocation', () => {
   })
 
   it('a node that is down fences itself (an operator downed it, or its side did)', () => {
-    expect(allocate(view(1, [member(1, { status: 'down' }), member(2), member(3)], { hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
+    expect(allocate(view(1, [member(1, { status: 'down' }), member(2), member(3)], { hosting: true, fencedFor: 0 }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
   })
 
   it('the leader strategy follows the leader, but never starts while another node lists an instance', () => {

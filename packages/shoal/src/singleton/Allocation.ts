@@ -3,10 +3,11 @@
  * sockets, no timers (the clock is passed in).
  *
  * The rules, in order, for a singleton with an optional role:
- * 1. **Fencing.** If the downing strategy, applied to this node's current reachability, would
- *    down this node's own side, this node neither hosts nor forwards: its side is about to be
- *    downed, and the other side may soon start an instance. A host stops its instance here,
- *    seconds before the other side can down it.
+ * 1. **Fencing.** If this node is down, or the downing strategy, applied to this node's current
+ *    reachability, has wanted to down this node's own side for `fenceAfter` (a blip of
+ *    unreachability should not cost the instance its in-memory state), this node neither hosts
+ *    nor forwards: its side is about to be downed, and the other side may soon start an instance.
+ *    A host stops its instance here, seconds before the other side can down it.
  * 2. **Target.** The allocation strategy picks among members that are `up` and have the role
  *    (default: the oldest, by up-number, so younger nodes joining never move it). Members merely
  *    unreachable stay eligible: an instance is not moved until its node is downed.
@@ -57,6 +58,8 @@ export interface AllocationView {
   readonly hosting: boolean
   /** Uids of other nodes that list an instance (from the receptionist). */
   readonly listedElsewhere: readonly string[]
+  /** How long `wouldBeDowned` has been true without a break, ms (0 if it is false now). */
+  readonly fencedFor: number
 }
 
 /** The allocation settings of one singleton. */
@@ -67,6 +70,8 @@ export interface AllocationSettings {
   readonly downing: DowningStrategy | undefined
   /** How long after a down before a successor may start, ms. */
   readonly margin: number
+  /** How long this side must look doomed before a host fences, ms (well below stableAfter + margin). */
+  readonly fenceAfter: number
 }
 
 /** What this node should do about the singleton now. */
@@ -77,7 +82,7 @@ export type Allocation =
 
 /** Decides per the module comment. */
 export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
-  if (s.downing && fenced(view, s.downing)) return { kind: 'wait', reason: 'fenced' }
+  if (selfDown(view) || (s.downing && view.fencedFor >= s.fenceAfter && wouldBeDowned(view, s.downing))) return { kind: 'wait', reason: 'fenced' }
   const withRole = view.members.filter((m) => s.role === undefined || m.roles.includes(s.role))
   const target = s.strategy.target(
     withRole.filter((m) => m.status === 'up'),
@@ -97,10 +102,14 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   return until > 0 ? { kind: 'wait', reason: 'margin', until } : { kind: 'host' }
 }
 
-/** True if this node is down, or the downing strategy, asked now, would down this node's own side. */
-export function fenced(view: AllocationView, downing: DowningStrategy): boolean {
+/** True if this node is down or removed (an operator, or its own side, downed it). */
+export function selfDown(view: Pick<AllocationView, 'self' | 'members'>): boolean {
   const self = view.members.find((m) => m.node.uid === view.self)
-  if (!self || self.status === 'down' || self.status === 'removed') return true
+  return !self || self.status === 'down' || self.status === 'removed'
+}
+
+/** True if the downing strategy, asked now, would down this node's own side. */
+export function wouldBeDowned(view: Pick<AllocationView, 'self' | 'members'>, downing: DowningStrategy): boolean {
   const downs = downing.decide({ self: view.self, members: view.members, stableFor: Number.POSITIVE_INFINITY, unreachableFor: new Map() })
   return downs.includes(view.self)
 }

@@ -80,6 +80,8 @@ declare module '../ClusterSystem.ts' {
 
 const NAME = /^[A-Za-z0-9_.$~-]{1,128}$/
 const TICK = 250
+/** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
+const FENCE_AFTER = 1000
 const DOWN_MEMORY = 3600_000
 
 /**
@@ -185,6 +187,7 @@ class Singletons implements SingletonFacade {
       strategy,
       downing,
       margin: positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0), 'downMargin'),
+      fenceAfter: FENCE_AFTER,
       bufferSize: positive(s.bufferSize, 2048, 'bufferSize'),
       allocationTimeout: positive(s.allocationTimeout, 30_000, 'allocationTimeout'),
       passivateTimeout: positive(s.passivateTimeout, 10_000, 'passivateTimeout'),

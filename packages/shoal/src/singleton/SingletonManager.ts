@@ -21,7 +21,7 @@ import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
-import { type Allocation, type AllocationSettings, allocate } from './Allocation.ts'
+import { type Allocation, type AllocationSettings, allocate, wouldBeDowned } from './Allocation.ts'
 
 /** Makes the instance on the node chosen to host: usually `(system) => system.spawn(MyClass)`. */
 export type SingletonFactory<T extends DistributedActor> = (system: ClusterSystem) => ActorRef<T>
@@ -167,8 +167,13 @@ export class SingletonManager {
       .lookup(this.#key)
       .map((r) => r.id.node.uid)
       .filter((uid) => uid !== system.node.uid)
+    const now = Date.now()
+    const doomed = this.#settings.downing !== undefined && wouldBeDowned({ self: system.node.uid, members }, this.#settings.downing)
+    if (!doomed) this.#doomedSince = undefined
+    else this.#doomedSince ??= now
+    const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now: Date.now(), hosting: this.#phase !== 'idle', listedElsewhere },
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
       this.#settings,
     )
   }
@@ -229,6 +234,8 @@ export class SingletonManager {
 
   #failures = 0
   #retryAt = 0
+  /** Since when the downing strategy would down this node's side (undefined: it would not). */
+  #doomedSince: number | undefined
 
   /** Passivates without letting a failure escape (it runs detached from the decision that began it). */
   #passivateSafely(fenced: boolean): Promise<void> {
