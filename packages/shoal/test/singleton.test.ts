@@ -102,15 +102,18 @@ describe('cluster singleton', () => {
   })
 
   it('a host downed by an operator: calls wait and are served by the successor after the margin', async () => {
-    const { systems, refs } = await cluster(3, { downMargin: 500 }, 'none')
+    const { systems, refs } = await cluster(3, { downMargin: 800 }, 'none')
     const first = await refs[0]!.next()
     const host = systems.find((s) => s.node.endpoint.name === first.node)!
     const other = systems.find((s) => s !== host)!
+    const downedAt = Date.now()
     other.cluster.down(host.node)
     const proxy = other.singleton.proxy(Counter, 'counter')
     const after = await proxy.next()
     expect(after.node).not.toBe(host.node.endpoint.name)
     expect(after.n).toBe(1) // a new instance: no state survives (event-source it to keep state)
+    // The successor waited out the margin: the downed side gets that long to stop its instance.
+    expect(Date.now() - downedAt).toBeGreaterThanOrEqual(750)
   })
 
   it('calls wait while no member can host, then fail with SingletonUnavailableError after the allocation timeout; a full buffer fails the oldest', async () => {

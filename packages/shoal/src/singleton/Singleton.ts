@@ -168,7 +168,7 @@ class Singletons implements SingletonFacade {
     const existing = this.#managers.get(name)
     if (existing) return existing
     const system = this.#ctx.system
-    const manager = new SingletonManager(system, name, this.#settings(options), () => this.#downSince, this.#ctx.log)
+    const manager = new SingletonManager(system, name, this.#settings(options), this.#downSince, this.#ctx.log)
     const unregister = system.registerWellKnown(path(name), manager)
     const off = system.receptionist.subscribe(manager.key, () => manager.evaluate())
     const entry = { manager, unregister: () => (unregister(), off()) }

@@ -21,7 +21,11 @@ import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
+import { isPresent } from '../cluster/Member.ts'
 import { type Allocation, type AllocationSettings, allocate, wouldBeDowned } from './Allocation.ts'
+
+/** How soon a proxy re-decides after a forwarded call was refused (the instance moving), ms. */
+const RETRY_SOON = 25
 
 /** Makes the instance on the node chosen to host: usually `(system) => system.spawn(MyClass)`. */
 export type SingletonFactory<T extends DistributedActor> = (system: ClusterSystem) => ActorRef<T>
@@ -66,7 +70,8 @@ export class SingletonManager {
   readonly #settings: ManagerSettings
   readonly #log: Logger
   readonly #key: ReceptionKey
-  readonly #downSince: () => ReadonlyMap<string, number>
+  /** When this node first saw each member down or removed (shared by the singletons of the node). */
+  readonly #downSince: Map<string, number>
   #factory: SingletonFactory<DistributedActor> | undefined
   #held: Held[] = []
   #seq = 0
@@ -80,7 +85,7 @@ export class SingletonManager {
   activations = 0
   passivations = 0
 
-  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downSince: () => ReadonlyMap<string, number>, log: Logger) {
+  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downSince: Map<string, number>, log: Logger) {
     this.#system = system
     this.name = name
     this.#settings = settings
@@ -154,6 +159,7 @@ export class SingletonManager {
     if (this.#instance && this.#phase === 'running') await this.#passivateSafely(false)
     else await this.released()
     this.#stopped = true
+    clearTimeout(this.#retryTimer)
     for (const h of this.#held.splice(0)) h.inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)))
   }
 
@@ -168,12 +174,15 @@ export class SingletonManager {
       .map((r) => r.id.node.uid)
       .filter((uid) => uid !== system.node.uid)
     const now = Date.now()
+    // Noted here, not only on the cluster event: a decision may run first (the receptionist drops the
+    // downed host's listing on the same event, which triggers one), and must already see the down.
+    for (const m of members) if (!isPresent(m.status) && !this.#downSince.has(m.node.uid)) this.#downSince.set(m.node.uid, now)
     const doomed = this.#settings.downing !== undefined && wouldBeDowned({ self: system.node.uid, members }, this.#settings.downing)
     if (!doomed) this.#doomedSince = undefined
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince(), now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince, now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
       this.#settings,
     )
   }
@@ -304,10 +313,24 @@ export class SingletonManager {
           // The instance moved or its node went away before the call started: hold it for the next.
           if (this.#target === target) this.#target = undefined
           this.#hold(h)
+          this.#flush() // if a new instance is already known, at once
+          this.#retrySoon()
         } else h.inv.fail(e)
       },
     )
   }
+
+  /** Re-decides shortly rather than on the next tick, once per burst of refused calls. */
+  #retrySoon(): void {
+    if (this.#retryTimer || this.#held.length === 0) return
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.evaluate()
+    }, RETRY_SOON)
+    this.#retryTimer.unref()
+  }
+
+  #retryTimer: NodeJS.Timeout | undefined
 
   /** Fails held calls past the allocation timeout; forgets those whose caller gave up. */
   #expire(): void {
