@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { keepMajority, noDowning, type ClusterMember } from 'shoal'
-import { allocate, type AllocationSettings, type AllocationView, leaderMember, oldestMember } from '../src/singleton/Allocation.ts'
+import { allocate, type AllocationSettings, type AllocationView, DownTracker, leaderMember, oldestMember } from '../src/singleton/Allocation.ts'
 
 const member = (i: number, over: Partial<ClusterMember> = {}): ClusterMember => ({
   node: { endpoint: { name: `n${i}`, host: '127.0.0.1', port: 7000 + i }, uid: i.toString(16).padStart(16, '0') },
@@ -88,5 +88,16 @@ describe('singleton allocation', () => {
     const moved = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
     expect(allocate(view(3, moved, { leader: uid(3), listedElsewhere: [uid(1)] }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'wait', reason: 'instance-elsewhere' })
     expect(allocate(view(3, ms, { leader: undefined }), { ...settings, strategy: leaderMember })).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
+  })
+
+  it('the down tracker: a graceful leave gets no margin, a down or an unexplained removal does', () => {
+    const t = new DownTracker()
+    t.observe([member(1, { status: 'leaving' }), member(2), member(3)], 1)
+    t.observe([member(1, { status: 'removed' }), member(2, { status: 'down' }), member(3, { status: 'removed' })], 2)
+    expect(t.since.has(uid(1))).toBe(false) // left: it stopped its instance before exiting
+    expect(t.since.get(uid(2))).toBe(2)
+    expect(t.since.get(uid(3))).toBe(2) // removed without being seen leaving: may have crashed
+    t.observe([member(2, { status: 'removed' })], 9)
+    expect(t.since.get(uid(2))).toBe(2) // the first sighting counts
   })
 })

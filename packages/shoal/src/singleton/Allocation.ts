@@ -102,6 +102,32 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   return until > 0 ? { kind: 'wait', reason: 'margin', until } : { kind: 'host' }
 }
 
+/**
+ * When this node first learned each member was downed, for the margin. A member that left
+ * gracefully (seen leaving or exiting, then removed) gets no margin: it stopped its instance before
+ * exiting. One seen removed without that history counts as downed (it may have crashed).
+ */
+export class DownTracker {
+  readonly since = new Map<string, number>()
+  readonly #last = new Map<string, string>()
+
+  observe(members: readonly { readonly node: { readonly uid: string }; readonly status: string }[], now: number): void {
+    for (const m of members) {
+      const uid = m.node.uid
+      const before = this.#last.get(uid)
+      this.#last.set(uid, m.status)
+      if (this.since.has(uid)) continue
+      if (m.status === 'down' || (m.status === 'removed' && before !== 'leaving' && before !== 'exiting' && before !== 'removed')) this.since.set(uid, now)
+    }
+  }
+
+  /** Forgets what is older than `ms`. */
+  prune(now: number, ms: number): void {
+    for (const [uid, at] of this.since) if (now - at > ms) this.since.delete(uid)
+    if (this.#last.size > 10 * (this.since.size + 100)) this.#last.clear()
+  }
+}
+
 /** True if this node is down or removed (an operator, or its own side, downed it). */
 export function selfDown(view: Pick<AllocationView, 'self' | 'members'>): boolean {
   const self = view.members.find((m) => m.node.uid === view.self)

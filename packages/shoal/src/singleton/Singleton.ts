@@ -26,7 +26,7 @@ import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
 import type { Plugin, PluginContext } from '../Plugin.ts'
-import { type AllocationStrategy, leaderMember, oldestMember } from './Allocation.ts'
+import { type AllocationStrategy, DownTracker, leaderMember, oldestMember } from './Allocation.ts'
 import { type ManagerSettings, type SingletonFactory, SingletonManager, type SingletonStatus } from './SingletonManager.ts'
 
 /** Plugin-wide defaults; each `host`/`proxy` call may override them. */
@@ -105,7 +105,7 @@ class Singletons implements SingletonFacade {
   readonly #ctx: PluginContext
   readonly #defaults: SingletonSettings
   readonly #managers = new Map<string, { manager: SingletonManager; unregister: () => void; typed?: ActorRef<DistributedActor> }>()
-  readonly #downSince = new Map<string, number>()
+  readonly #downs = new DownTracker()
   readonly #cleanup: (() => void)[] = []
 
   constructor(ctx: PluginContext, defaults: SingletonSettings) {
@@ -168,7 +168,7 @@ class Singletons implements SingletonFacade {
     const existing = this.#managers.get(name)
     if (existing) return existing
     const system = this.#ctx.system
-    const manager = new SingletonManager(system, name, this.#settings(options), this.#downSince, this.#ctx.log)
+    const manager = new SingletonManager(system, name, this.#settings(options), this.#downs, this.#ctx.log)
     const unregister = system.registerWellKnown(path(name), manager)
     const off = system.receptionist.subscribe(manager.key, () => manager.evaluate())
     const entry = { manager, unregister: () => (unregister(), off()) }
@@ -203,15 +203,13 @@ class Singletons implements SingletonFacade {
   }
 
   #onClusterEvent(e: ClusterEvent): void {
-    if (e.type === 'member' && (e.member.status === 'down' || e.member.status === 'removed') && !this.#downSince.has(e.member.node.uid)) {
-      this.#downSince.set(e.member.node.uid, Date.now())
-    }
+    if (e.type === 'member') this.#downs.observe([e.member], Date.now())
     for (const { manager } of this.#managers.values()) manager.evaluate()
   }
 
   #tick(): void {
     const now = Date.now()
-    for (const [uid, at] of this.#downSince) if (now - at > DOWN_MEMORY) this.#downSince.delete(uid)
+    this.#downs.prune(now, DOWN_MEMORY)
     for (const { manager } of this.#managers.values()) manager.evaluate()
   }
 }

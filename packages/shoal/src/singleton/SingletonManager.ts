@@ -21,8 +21,7 @@ import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
-import { isPresent } from '../cluster/Member.ts'
-import { type Allocation, type AllocationSettings, allocate, wouldBeDowned } from './Allocation.ts'
+import { type Allocation, type AllocationSettings, allocate, type DownTracker, wouldBeDowned } from './Allocation.ts'
 
 /** How soon a proxy re-decides after a forwarded call was refused (the instance moving), ms. */
 const RETRY_SOON = 25
@@ -70,8 +69,8 @@ export class SingletonManager {
   readonly #settings: ManagerSettings
   readonly #log: Logger
   readonly #key: ReceptionKey
-  /** When this node first saw each member down or removed (shared by the singletons of the node). */
-  readonly #downSince: Map<string, number>
+  /** When this node learned of each down (shared by the singletons of the node). */
+  readonly #downs: DownTracker
   #factory: SingletonFactory<DistributedActor> | undefined
   #held: Held[] = []
   #seq = 0
@@ -85,11 +84,11 @@ export class SingletonManager {
   activations = 0
   passivations = 0
 
-  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downSince: Map<string, number>, log: Logger) {
+  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downs: DownTracker, log: Logger) {
     this.#system = system
     this.name = name
     this.#settings = settings
-    this.#downSince = downSince
+    this.#downs = downs
     this.#log = log.child({ singleton: name })
     this.#key = instanceKey(name)
   }
@@ -176,13 +175,13 @@ export class SingletonManager {
     const now = Date.now()
     // Noted here, not only on the cluster event: a decision may run first (the receptionist drops the
     // downed host's listing on the same event, which triggers one), and must already see the down.
-    for (const m of members) if (!isPresent(m.status) && !this.#downSince.has(m.node.uid)) this.#downSince.set(m.node.uid, now)
+    this.#downs.observe(members, now)
     const doomed = this.#settings.downing !== undefined && wouldBeDowned({ self: system.node.uid, members }, this.#settings.downing)
     if (!doomed) this.#doomedSince = undefined
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downSince, now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downs.since, now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
       this.#settings,
     )
   }
