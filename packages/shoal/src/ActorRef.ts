@@ -22,8 +22,11 @@ type AnyFn = (...args: never[]) => unknown
 
 /** Names of the methods of T that a ref exposes (own methods, not DistributedActor's). */
 export type MethodNames<T> = {
-  [K in keyof T]: K extends keyof DistributedActor ? never : T[K] extends AnyFn ? K : never
+  [K in keyof T]: K extends keyof DistributedActor | EventSourcedHooks ? never : T[K] extends AnyFn ? K : never
 }[keyof T] & string
+
+/** Members of EventSourcedActor that are hooks, not distributed methods. */
+type EventSourcedHooks = 'initialState' | 'applyEvent' | 'tagsFor' | 'onRecovered' | 'emit'
 
 /** Promise-returning versions of T's methods. */
 export type RefMethods<T> = {

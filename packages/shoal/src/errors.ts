@@ -23,6 +23,11 @@ export const ErrorCode = {
   Handshake: 'SHOAL_HANDSHAKE',
   Config: 'SHOAL_CONFIG',
   SingletonUnavailable: 'SHOAL_SINGLETON_UNAVAILABLE',
+  JournalConflict: 'SHOAL_JOURNAL_CONFLICT',
+  JournalUnavailable: 'SHOAL_JOURNAL_UNAVAILABLE',
+  JournalDecode: 'SHOAL_JOURNAL_DECODE',
+  JournalLimit: 'SHOAL_JOURNAL_LIMIT',
+  JournalFailed: 'SHOAL_JOURNAL_FAILED',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -99,6 +104,27 @@ export class MethodNotDistributedError extends coded(ErrorCode.MethodNotDistribu
  */
 export class SingletonUnavailableError extends coded(ErrorCode.SingletonUnavailable) {}
 
+/**
+ * The journal refused a write because an event with that persistence id and sequence number
+ * exists: another activation of the same entity wrote first. The actor must restart and recover.
+ */
+export class JournalConflictError extends coded(ErrorCode.JournalConflict) {}
+
+/** The event store cannot be reached (or failed mid-write): the write may or may not have landed. Retry after the actor recovers. */
+export class JournalUnavailableError extends coded(ErrorCode.JournalUnavailable) {}
+
+/** A stored event or snapshot cannot be decoded (unknown type or version, corrupt bytes); names the persistence id and sequence number. */
+export class JournalDecodeError extends coded(ErrorCode.JournalDecode) {}
+
+/** An event or snapshot is larger than the configured limit, or a persistence id or tag is invalid. Nothing was written. */
+export class JournalLimitError extends coded(ErrorCode.JournalLimit) {}
+
+/**
+ * An earlier write of this actor failed or is ambiguous, so its in-memory state may differ from
+ * the journal: every later emit fails until the actor restarts and recovers from the store.
+ */
+export class JournalFailedError extends coded(ErrorCode.JournalFailed) {}
+
 /** A value could not be encoded or decoded: unregistered class, limit exceeded, malformed bytes. */
 export class SerializationError extends coded(ErrorCode.Serialization) {}
 
@@ -145,6 +171,11 @@ export const builtinErrorClasses = [
   HandshakeError,
   ConfigError,
   SingletonUnavailableError,
+  JournalConflictError,
+  JournalUnavailableError,
+  JournalDecodeError,
+  JournalLimitError,
+  JournalFailedError,
 ] as const
 
 /** @internal Marks `e` (if it is an object) as never delivered to its method; returns it. */

@@ -31,6 +31,11 @@ export {
   HandshakeError,
   ConfigError,
   SingletonUnavailableError,
+  JournalConflictError,
+  JournalUnavailableError,
+  JournalDecodeError,
+  JournalLimitError,
+  JournalFailedError,
   isNotDelivered,
 } from './errors.ts'
 export type { SystemSwimSettings } from './Settings.ts'
@@ -53,3 +58,8 @@ export type { WatchTarget } from './DistributedActor.ts'
 export { singletonPlugin, type SingletonFacade, type SingletonOptions, type SingletonSettings } from './singleton/Singleton.ts'
 export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
 export { oldestMember, leaderMember, type AllocationStrategy } from './singleton/Allocation.ts'
+export { journalPlugin, type JournalFacade, type JournalSettings, type JournalEvent } from './journal/Journal.ts'
+export { EventSourcedActor } from './journal/EventSourcedActor.ts'
+export { MemoryEventStore } from './journal/MemoryEventStore.ts'
+export type { EventStore, SnapshotStore, NewEvent, StoredEvent, StoredSnapshot, ReadOptions } from './journal/EventStore.ts'
+export type { EventSchema, JournalEventShape } from './journal/EventCodec.ts'
