@@ -18,7 +18,7 @@ import { checkName, type EventStore, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, 
 
 /** `journalPlugin` settings. */
 export interface JournalSettings {
-  /** Where events go. */
+  /** Where events go. Yours: the plugin does not close it (close it after `system.shutdown()`). */
   readonly store: EventStore
   /** Where snapshots go; `false` for none. Default: the store itself when it is also a SnapshotStore. */
   readonly snapshots?: SnapshotStore | false
