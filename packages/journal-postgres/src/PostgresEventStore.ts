@@ -1,0 +1,295 @@
+/**
+ * The PostgreSQL event and snapshot store (client: `postgres` 3.4.9, a connection pool).
+ *
+ * - **Schema** created and migrated on open, in the schema of your choice (`shoal_events`,
+ *   `shoal_snapshots`, `shoal_schema_version`); `UNIQUE (persistence_id, seq)` enforces the one
+ *   rule of the journal; a GIN index on `tags` serves queries by tag.
+ * - **Group commit.** Appends made while a write is in flight queue up and go together in the next
+ *   transaction, as one multi-row `INSERT … ON CONFLICT DO NOTHING`; if some rows conflict, the
+ *   transaction rolls back to a savepoint and writes the appends without conflicts, which succeed,
+ *   while the conflicting ones fail with JournalConflictError: one append never fails another.
+ * - **Gap-free offsets.** Writers take a transaction-level advisory lock, so global offsets
+ *   commit in order: a reader following a tag by offset never skips an event that commits late
+ *   (with concurrent writers, BIGSERIAL values otherwise commit out of order).
+ * - **Live tags** by LISTEN/NOTIFY on one channel: `pg_notify` inside the write transaction, so a
+ *   notice is sent only on commit, to every process sharing the database.
+ * - Only parameterized statements; the schema name is quoted as an identifier.
+ * @module
+ */
+import postgres from 'postgres'
+import { JournalConflictError, JournalUnavailableError, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+
+/** Options of {@link PostgresEventStore.open}. */
+export interface PostgresOptions {
+  /** Schema (namespace) of the tables; created if missing. Default `public`. */
+  readonly schema?: string
+  /** Pool size. Default 10. */
+  readonly max?: number
+  /** Passed on to the `postgres` client (ssl, timeouts…). */
+  readonly client?: postgres.Options<Record<string, postgres.PostgresType>>
+}
+
+const SCHEMA_VERSION = 1
+/** Advisory-lock key of the writers (an arbitrary 64-bit constant: "shoal" in ASCII). */
+const WRITE_LOCK = 0x73686f616c
+const CHANNEL = 'shoal_events'
+
+type Sql = postgres.Sql<Record<string, never>>
+
+interface Row {
+  global_offset: string
+  persistence_id: string
+  seq: string
+  type: string
+  version: number
+  payload: Buffer
+  tags: string[]
+  written_at: string
+}
+
+interface Pending {
+  readonly events: readonly NewEvent[]
+  resolve(): void
+  reject(e: Error): void
+}
+
+/** PostgreSQL {@link EventStore} and {@link SnapshotStore}; see the module comment. */
+export class PostgresEventStore implements EventStore, SnapshotStore {
+  readonly name: string
+  readonly #sql: Sql
+  readonly #schema: string
+  readonly #tagListeners = new Map<string, Set<() => void>>()
+  #queue: Pending[] = []
+  #writing = false
+  #unlisten: (() => Promise<void>) | undefined
+  #closed = false
+
+  private constructor(name: string, sql: Sql, schema: string) {
+    this.name = name
+    this.#sql = sql
+    this.#schema = schema
+  }
+
+  /** Connects, creates or migrates the schema, and starts listening for tag notices. */
+  static async open(url: string, options: PostgresOptions = {}): Promise<PostgresEventStore> {
+    const schema = options.schema ?? 'public'
+    const sql = postgres(url, { max: options.max ?? 10, onnotice: () => undefined, ...options.client }) as unknown as Sql
+    const store = new PostgresEventStore(`postgres:${redact(url)}/${schema}`, sql, schema)
+    try {
+      await store.#migrate()
+      const { unlisten } = await sql.listen(CHANNEL, (tag) => store.#notify(tag))
+      store.#unlisten = unlisten
+    } catch (e) {
+      await sql.end({ timeout: 1 })
+      throw unavailable(store.name, e)
+    }
+    return store
+  }
+
+  append(events: readonly NewEvent[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new JournalUnavailableError(`The event store ${this.name} is closed.`))
+    if (events.length === 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ events, resolve, reject })
+      if (!this.#writing) void this.#drain()
+    })
+  }
+
+  async read(persistenceId: string, fromSeq: number, options: ReadOptions = {}): Promise<StoredEvent[]> {
+    const sql = this.#sql
+    const rows = await this.#run(
+      () => sql<Row[]>`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId} AND seq >= ${fromSeq} AND seq <= ${options.toSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq LIMIT ${options.limit ?? 1000}`,
+    )
+    return rows.map(toEvent)
+  }
+
+  async highestSeq(persistenceId: string): Promise<number> {
+    const sql = this.#sql
+    const [row] = await this.#run(() => sql<{ max: string | null }[]>`SELECT MAX(seq) AS max FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId}`)
+    return Number(row?.max ?? 0)
+  }
+
+  async eventsByTag(tag: string, afterOffset: number, limit = 1000): Promise<StoredEvent[]> {
+    const sql = this.#sql
+    const rows = await this.#run(
+      () => sql<Row[]>`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE tags @> ARRAY[${tag}]::text[] AND global_offset > ${afterOffset} ORDER BY global_offset LIMIT ${limit}`,
+    )
+    return rows.map(toEvent)
+  }
+
+  watchTag(tag: string, listener: () => void): () => void {
+    let set = this.#tagListeners.get(tag)
+    if (!set) this.#tagListeners.set(tag, (set = new Set()))
+    set.add(listener)
+    return () => set.delete(listener)
+  }
+
+  async saveSnapshot(s: StoredSnapshot): Promise<void> {
+    const sql = this.#sql
+    const t = sql(this.#schema)
+    await this.#run(
+      () => sql`INSERT INTO ${t}.shoal_snapshots (persistence_id, seq, payload, written_at) VALUES (${s.persistenceId}, ${s.seq}, ${Buffer.from(s.payload)}, ${s.timestamp})
+        ON CONFLICT (persistence_id) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, written_at = excluded.written_at WHERE excluded.seq >= ${t}.shoal_snapshots.seq`,
+    )
+  }
+
+  async loadSnapshot(persistenceId: string): Promise<StoredSnapshot | undefined> {
+    const sql = this.#sql
+    const [row] = await this.#run(() => sql<{ persistence_id: string; seq: string; payload: Buffer; written_at: string }[]>`SELECT * FROM ${sql(this.#schema)}.shoal_snapshots WHERE persistence_id = ${persistenceId}`)
+    return row && { persistenceId: row.persistence_id, seq: Number(row.seq), payload: new Uint8Array(row.payload), timestamp: Number(row.written_at) }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#tagListeners.clear()
+    await this.#unlisten?.().catch(() => undefined)
+    await this.#sql.end({ timeout: 5 })
+  }
+
+  // ── writing ─────────────────────────────────────────────────────────────────
+
+  /** Writes queued appends, a transaction at a time; what queues meanwhile goes in the next. */
+  async #drain(): Promise<void> {
+    this.#writing = true
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue
+        this.#queue = []
+        let conflicts: Set<Pending>
+        try {
+          conflicts = await this.#write(batch)
+        } catch (e) {
+          const err = unavailable(this.name, e)
+          for (const p of batch) p.reject(err)
+          continue
+        }
+        // This process's watchers hear at once; NOTIFY (sent on commit) tells the other processes.
+        for (const tag of new Set(batch.filter((p) => !conflicts.has(p)).flatMap((p) => p.events.flatMap((e) => e.tags)))) this.#notify(tag)
+        for (const p of batch) {
+          if (!conflicts.has(p)) p.resolve()
+          else p.reject(new JournalConflictError(`An event of ${JSON.stringify(p.events[0]!.persistenceId)} at sequence ${p.events[0]!.seq}..${p.events[0]!.seq + p.events.length - 1} already exists: another activation of this entity wrote it.`))
+        }
+      }
+    } finally {
+      this.#writing = false
+    }
+  }
+
+  /** One transaction for the batch; returns the appends refused as conflicts. */
+  async #write(batch: readonly Pending[]): Promise<Set<Pending>> {
+    const conflicts = new Set<Pending>()
+    await this.#sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
+      let todo = batch
+      for (;;) {
+        try {
+          // A savepoint that is rolled back (by the throw) when some of its rows conflicted.
+          await tx.savepoint(async (sp) => {
+            const landed = new Set((await this.#insert(sp, todo)).map((r) => `${r.seq}:${r.persistence_id}`))
+            const bad = todo.filter((p) => p.events.some((e) => !landed.has(`${e.seq}:${e.persistenceId}`)))
+            if (bad.length > 0) throw new Conflicts(bad)
+          })
+          break
+        } catch (e) {
+          if (!(e instanceof Conflicts)) throw e
+          for (const p of e.appends) conflicts.add(p)
+          todo = todo.filter((p) => !conflicts.has(p))
+          if (todo.length === 0) return
+        }
+      }
+      const tags = new Set(todo.flatMap((p) => p.events.flatMap((e) => e.tags)))
+      for (const tag of tags) await tx`SELECT pg_notify(${CHANNEL}, ${tag})`
+    })
+    return conflicts
+  }
+
+  #insert(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Promise<{ persistence_id: string; seq: string }[]> {
+    const now = Date.now()
+    const rows = todo.flatMap((p) =>
+      p.events.map((e) => ({ persistence_id: e.persistenceId, seq: e.seq, type: e.type, version: e.version, payload: Buffer.from(e.payload), tags: sql.array([...e.tags]), written_at: now })),
+    )
+    return sql`INSERT INTO ${sql(this.#schema)}.shoal_events ${sql(rows, 'persistence_id', 'seq', 'type', 'version', 'payload', 'tags', 'written_at')}
+      ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq` as never
+  }
+
+  #notify(tag: string): void {
+    for (const l of this.#tagListeners.get(tag) ?? []) queueMicrotask(l)
+  }
+
+  async #migrate(): Promise<void> {
+    const sql = this.#sql
+    const s = sql(this.#schema)
+    await sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
+      await tx`CREATE SCHEMA IF NOT EXISTS ${s}`
+      await tx`CREATE TABLE IF NOT EXISTS ${s}.shoal_schema_version (version INT NOT NULL)`
+      const [row] = await tx<{ version: number }[]>`SELECT version FROM ${s}.shoal_schema_version`
+      const current = row?.version ?? 0
+      if (current > SCHEMA_VERSION) throw new Error(`this database has journal schema ${current}, newer than this code (${SCHEMA_VERSION}): upgrade Shoal`)
+      if (current < 1) {
+        await tx`CREATE TABLE ${s}.shoal_events (
+          global_offset BIGSERIAL PRIMARY KEY,
+          persistence_id TEXT NOT NULL,
+          seq BIGINT NOT NULL,
+          type TEXT NOT NULL,
+          version INT NOT NULL,
+          payload BYTEA NOT NULL,
+          tags TEXT[] NOT NULL,
+          written_at BIGINT NOT NULL,
+          UNIQUE (persistence_id, seq))`
+        await tx`CREATE INDEX shoal_events_tags ON ${s}.shoal_events USING GIN (tags)`
+        await tx`CREATE TABLE ${s}.shoal_snapshots (persistence_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, payload BYTEA NOT NULL, written_at BIGINT NOT NULL)`
+      }
+      if (current !== SCHEMA_VERSION) {
+        await tx`DELETE FROM ${s}.shoal_schema_version`
+        await tx`INSERT INTO ${s}.shoal_schema_version VALUES (${SCHEMA_VERSION})`
+      }
+    })
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new JournalUnavailableError(`The event store ${this.name} is closed.`)
+    try {
+      return await fn()
+    } catch (e) {
+      throw unavailable(this.name, e)
+    }
+  }
+}
+
+/** Thrown inside a savepoint to roll it back: these appends hit existing (persistence id, seq). */
+class Conflicts extends Error {
+  constructor(readonly appends: readonly Pending[]) {
+    super('conflicts')
+  }
+}
+
+function toEvent(r: Row): StoredEvent {
+  return {
+    persistenceId: r.persistence_id,
+    seq: Number(r.seq),
+    type: r.type,
+    version: r.version,
+    payload: new Uint8Array(r.payload),
+    tags: r.tags,
+    offset: Number(r.global_offset),
+    timestamp: Number(r.written_at),
+  }
+}
+
+function unavailable(name: string, e: unknown): Error {
+  if (e instanceof JournalConflictError || e instanceof JournalUnavailableError) return e
+  return new JournalUnavailableError(`The event store ${name} failed: ${(e as Error).message}`, { cause: e })
+}
+
+/** The URL without its password, for names and logs. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return `${u.host}${u.pathname}`
+  } catch {
+    return 'postgres'
+  }
+}
