@@ -545,10 +545,33 @@ export class Cluster {
     const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
     const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
     if (toDown.length === 0) return
+    if (!toDown.some((m) => m.node.uid === this.self.uid) && !this.#sideConfirmed(members, stableFor, unreachableFor)) return
     this.#log.warn({ strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)) }, 'downing decision')
     let g = this.#gossip
     for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
     this.#commit(g)
+  }
+
+  /**
+   * Whether this side would still stay if every member not heard from since the trouble began
+   * were on the other side. Reachability from SWIM lags: right after a partition, members of the
+   * other side not yet probed still look reachable, and a minority counting them could believe it
+   * is the majority and down the real one (then, once it sees them too, go on as a second
+   * cluster). So a decision to stay and down others waits until the members this side counts on
+   * have been heard from since the first current unreachability; deciding to down this side needs
+   * no such wait.
+   */
+  #sideConfirmed(members: readonly ClusterMember[], stableFor: number, unreachableFor: ReadonlyMap<string, number>): boolean {
+    const swim = this.#swim.instance
+    const troubleFor = Math.max(0, ...unreachableFor.values())
+    const since = swim.now() - troubleFor
+    const pessimistic = members.map((m): ClusterMember => {
+      if (m.node.uid === this.self.uid || m.reachability === 'unreachable') return m
+      const heard = swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
+      return heard !== undefined && heard >= since ? m : { ...m, reachability: 'unreachable' }
+    })
+    const downs = this.downing.decide({ self: this.self.uid, members: pessimistic, stableFor, unreachableFor })
+    return !downs.includes(this.self.uid)
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────

@@ -213,6 +213,16 @@ export class SwimInstance {
     return this.#run(() => this.#joinSeeds(seeds.filter((s) => addressKey(s) !== addressKey(this.self))))
   }
 
+  /** When a message last came straight from `node` (this instance's clock), if ever. */
+  lastHeard(node: SwimNode): number | undefined {
+    return this.#lastHeard.get(nodeKey(node))
+  }
+
+  /** This instance's clock (ms), the one `lastHeard` uses. */
+  now(): number {
+    return this.#now()
+  }
+
   /** A datagram arrived (already authenticated and decoded). */
   onMessage(m: Message): Directive[] {
     return this.#run(() => {
