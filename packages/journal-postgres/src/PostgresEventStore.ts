@@ -73,7 +73,10 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   /** Connects, creates or migrates the schema, and starts listening for tag notices. */
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresEventStore> {
     const schema = options.schema ?? 'public'
-    const sql = postgres(url, { max: options.max ?? 10, onnotice: () => undefined, ...options.client }) as unknown as Sql
+    // Reconnect delay bounded to 2 s (the client's default grows to about 20 s, which makes
+    // recovery after an outage time out rather than fail fast or succeed).
+    const backoff = (attempt: number): number => Math.min(2, 0.05 * 2 ** attempt)
+    const sql = postgres(url, { max: options.max ?? 10, onnotice: () => undefined, backoff, ...options.client }) as unknown as Sql
     const store = new PostgresEventStore(`postgres:${redact(url)}/${schema}`, sql, schema)
     try {
       await store.#migrate()

@@ -228,10 +228,12 @@ function unavailable(name: string, e: unknown): Error {
 }
 
 function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number
-  if (current > SCHEMA_VERSION) throw new JournalUnavailableError(`This SQLite journal has schema version ${current}, newer than this code (${SCHEMA_VERSION}): upgrade Shoal.`)
+  // Read and write the version in one IMMEDIATE transaction: two processes opening a new file at
+  // once must not both see version 0 and both create the tables.
   db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number
+    if (current > SCHEMA_VERSION) throw new JournalUnavailableError(`This SQLite journal has schema version ${current}, newer than this code (${SCHEMA_VERSION}): upgrade Shoal.`)
     for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!)
-    db.pragma(`user_version = ${SCHEMA_VERSION}`)
-  })()
+    if (current !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
 }
