@@ -47,7 +47,7 @@ function start(name: string, args: string[]): ChildProcess {
 const [dHost, dPort] = daemon.split(':')
 start('clusterd', ['clusterd', '--host', dHost!, '--port', dPort!])
 await new Promise((r) => setTimeout(r, 800))
-for (let i = 0; i < 3; i++) start(`node-${i + 1}`, ['node', '--name', `node-${i + 1}`, '--port', String(base + i), '--clusterd', daemon, '--http', String(httpBase + i)])
+for (let i = 0; i < 3; i++) start(`node-${i + 1}`, ['node', '--name', `node-${i + 1}`, '--port', String(base + i), '--clusterd', daemon, '--http', String(httpBase + i), '--journal', `sqlite:./data/node-${i + 1}.db`])
 
 console.log(`
 A local Shoal cluster is starting: clusterd on ${daemon}, nodes on 127.0.0.1:${base}–${base + 2}.

@@ -2,6 +2,9 @@
  * Real `shoal node` processes on loopback, signalled: formation, kill -9, SIGSTOP/SIGCONT,
  * restart on the same port, graceful leave on SIGTERM, discovery through clusterd, a wrong secret.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { eventually, NodeProcess } from 'shoal/testkit'
 
@@ -130,5 +133,19 @@ describe('shoal node processes', () => {
     const own = await view(intruder)
     expect(own.members.map((m) => m.node)).toEqual([intruder.address])
     expect(all[0]!.lines.some((l) => l.msg === 'handshake failed' && String(l.reason).includes('secret'))).toBe(true)
+  })
+
+  it('--journal sqlite:PATH opens (and creates) the node\'s event store; an unknown store is refused clearly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-cli-journal-'))
+    try {
+      const p = await node(['--journal', `sqlite:${join(dir, 'data', 'node.db')}`])
+      expect(existsSync(join(dir, 'data', 'node.db'))).toBe(true)
+      p.signal('SIGTERM')
+      expect((await p.exited).code).toBe(0)
+      const bad = await NodeProcess.start('node', { args: ['--port', '0', '--journal', 'mongodb://x'], env: { SHOAL_SECRET: SECRET }, readyWhen: () => false, timeout: 30_000 }).catch((e: unknown) => e)
+      expect(String(bad)).toMatch(/exited \(2\)/) // bad usage, with the accepted forms on stderr
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

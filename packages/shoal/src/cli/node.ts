@@ -14,6 +14,9 @@ import type { DiscoveryProvider } from '../discovery/Discovery.ts'
 import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
 import { ConfigError } from '../errors.ts'
 import { ManagementServer } from '../management/ManagementServer.ts'
+import type { EventStore } from '../journal/EventStore.ts'
+import { journalPlugin } from '../journal/Journal.ts'
+import { MemoryEventStore } from '../journal/MemoryEventStore.ts'
 
 /** Help text of `shoal node`. */
 export const NODE_USAGE = `Usage: shoal node --port P [options]
@@ -33,6 +36,8 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
   --downing STRATEGY   keep-majority (default), static-quorum:N, keep-oldest, down-all, timeout[:ms], none
   --stable-after MS    how long the view must be stable before downing (default 3000)
   --min-members N      members needed before anyone is up (default 1)
+  --journal STORE      event sourcing: sqlite:PATH (needs @shoal/journal-sqlite),
+                       postgres://… (needs @shoal/journal-postgres) or memory
   --secret-file F      read the cluster secret from F
   --log-level L        trace, debug, info (default), warn, error
 `
@@ -109,6 +114,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       downing: { type: 'string', default: 'keep-majority' },
       'stable-after': { type: 'string' },
       'min-members': { type: 'string' },
+      journal: { type: 'string' },
       ...COMMON_OPTIONS,
     },
   })
@@ -121,7 +127,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const discovery: DiscoveryProvider[] = []
   if (values.dns !== undefined) discovery.push(new DnsDiscovery({ name: values.dns, port }))
   if (values.k8s !== undefined) discovery.push(new KubernetesDiscovery({ selector: values.k8s, namespace: values['k8s-namespace'], port }))
+  const store = values.journal === undefined ? undefined : await openStore(values.journal)
   const system = await ClusterSystem.start({
+    plugins: store ? [journalPlugin({ store })] : [],
     name: values.name,
     host: values.host,
     port,
@@ -172,10 +180,29 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', () => void leave('SIGINT'))
   await system.terminated
   await management?.close()
+  await store?.close()
   // Exit 1 when downed (a supervisor should restart it with a new incarnation), 0 after a leave.
   const downed = system.cluster.status === 'down'
   log.info({ downed, status: system.cluster.status }, 'node stopped')
   return downed ? 1 : 0
+}
+
+/**
+ * The event store named by `--journal`. The store packages depend on this one, so they are
+ * imported by name at run time (installed next to it), not at build time.
+ */
+async function openStore(spec: string): Promise<EventStore> {
+  if (spec === 'memory') return new MemoryEventStore()
+  const load = async (pkg: string): Promise<Record<string, { open(...a: unknown[]): EventStore | Promise<EventStore> }>> => {
+    try {
+      return (await import(pkg)) as Record<string, { open(...a: unknown[]): EventStore | Promise<EventStore> }>
+    } catch (e) {
+      throw new ConfigError(`--journal ${spec} needs the package ${pkg}: npm install ${pkg} (${(e as Error).message}).`)
+    }
+  }
+  if (spec.startsWith('sqlite:')) return (await load('@shoal/journal-sqlite')).SqliteEventStore!.open(spec.slice('sqlite:'.length))
+  if (/^postgres(ql)?:\/\//.test(spec)) return (await load('@shoal/journal-postgres')).PostgresEventStore!.open(spec)
+  throw new ConfigError(`--journal ${spec}: use sqlite:PATH, postgres://… or memory.`)
 }
 
 /** Runs `shoal clusterd` until SIGTERM or SIGINT. */
