@@ -4,10 +4,12 @@
  * - **Schema** created and migrated on open, in the schema of your choice (`shoal_events`,
  *   `shoal_snapshots`, `shoal_schema_version`); `UNIQUE (persistence_id, seq)` enforces the one
  *   rule of the journal; a GIN index on `tags` serves queries by tag.
- * - **Group commit.** Appends made while a write is in flight queue up and go together in the next
- *   transaction, as one multi-row `INSERT … ON CONFLICT DO NOTHING`; if some rows conflict, the
- *   transaction rolls back to a savepoint and writes the appends without conflicts, which succeed,
- *   while the conflicting ones fail with JournalConflictError: one append never fails another.
+ * - **Group commit.** The appends of one event-loop turn, and those that queue while a write is in
+ *   flight, go together in one transaction, sent in one round trip (lock, multi-row INSERTs of at
+ *   most 5,000 rows, notices, pipelined). If any row hits an existing `(persistence_id, seq)`, that
+ *   transaction rolls back whole and the batch is written again carefully, each append in a
+ *   savepoint: the conflicting ones fail with JournalConflictError, the others succeed; one append
+ *   never fails another. Two appends of one key in the same batch: the first wins.
  * - **Gap-free offsets.** Writers take a transaction-level advisory lock, so global offsets
  *   commit in order: a reader following a tag by offset never skips an event that commits late
  *   (with concurrent writers, BIGSERIAL values otherwise commit out of order).
@@ -33,6 +35,16 @@ const SCHEMA_VERSION = 1
 /** Advisory-lock key of the writers (an arbitrary 64-bit constant: "shoal" in ASCII). */
 const WRITE_LOCK = 0x73686f616c
 const CHANNEL = 'shoal_events'
+const UNIQUE_VIOLATION = '23505'
+const COLUMNS = ['persistence_id', 'seq', 'type', 'version', 'payload', 'tags', 'written_at'] as const
+/** Rows per INSERT: 7 parameters each, under PostgreSQL's 65,535 bind parameters. */
+const MAX_ROWS = 5000
+
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size))
+  return out
+}
 
 type Sql = postgres.Sql<Record<string, never>>
 
@@ -61,6 +73,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   readonly #tagListeners = new Map<string, Set<() => void>>()
   #queue: Pending[] = []
   #writing = false
+  #scheduled = false
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
 
@@ -94,7 +107,14 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     if (events.length === 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
       this.#queue.push({ events, resolve, reject })
-      if (!this.#writing) void this.#drain()
+      // Wait for the rest of this event-loop turn: its appends (often one per actor) go together.
+      if (!this.#writing && !this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => {
+          this.#scheduled = false
+          if (!this.#writing) void this.#drain()
+        })
+      }
     })
   }
 
@@ -182,6 +202,40 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   /** One transaction for the batch; returns the appends refused as conflicts. */
   async #write(batch: readonly Pending[]): Promise<Set<Pending>> {
     const conflicts = new Set<Pending>()
+    // Two appends of one (persistence id, seq) in the same batch: the first wins.
+    const keys = new Set<string>()
+    for (const p of batch) {
+      const mine = p.events.map((e) => `${e.seq}:${e.persistenceId}`)
+      if (mine.some((k) => keys.has(k))) conflicts.add(p)
+      else for (const k of mine) keys.add(k)
+    }
+    const clean = batch.filter((p) => !conflicts.has(p))
+    if (clean.length === 0) return conflicts
+    try {
+      await this.#fastWrite(clean)
+      return conflicts
+    } catch (e) {
+      if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e
+    }
+    await this.#carefulWrite(clean, conflicts)
+    return conflicts
+  }
+
+  /**
+   * The common case, in one round trip: lock, plain INSERTs and notices pipelined in one
+   * transaction. A unique violation rolls all of it back; the careful path then sorts it out.
+   */
+  async #fastWrite(todo: readonly Pending[]): Promise<void> {
+    const tags = [...new Set(todo.flatMap((p) => p.events.flatMap((e) => e.tags)))]
+    await this.#sql.begin((tx) => [
+      tx`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`,
+      ...chunks(this.#rows(tx, todo), MAX_ROWS).map((rows) => tx`INSERT INTO ${tx(this.#schema)}.shoal_events ${tx(rows, ...COLUMNS)}`),
+      ...tags.map((tag) => tx`SELECT pg_notify(${CHANNEL}, ${tag})`),
+    ])
+  }
+
+  /** Appends one by one in savepoints, so that the ones that conflict fail alone. */
+  async #carefulWrite(batch: readonly Pending[], conflicts: Set<Pending>): Promise<void> {
     await this.#sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`
       let todo = batch
@@ -204,16 +258,21 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
       const tags = new Set(todo.flatMap((p) => p.events.flatMap((e) => e.tags)))
       for (const tag of tags) await tx`SELECT pg_notify(${CHANNEL}, ${tag})`
     })
-    return conflicts
   }
 
-  #insert(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Promise<{ persistence_id: string; seq: string }[]> {
+  #rows(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Record<string, unknown>[] {
     const now = Date.now()
-    const rows = todo.flatMap((p) =>
+    return todo.flatMap((p) =>
       p.events.map((e) => ({ persistence_id: e.persistenceId, seq: e.seq, type: e.type, version: e.version, payload: Buffer.from(e.payload), tags: sql.array([...e.tags]), written_at: now })),
     )
-    return sql`INSERT INTO ${sql(this.#schema)}.shoal_events ${sql(rows, 'persistence_id', 'seq', 'type', 'version', 'payload', 'tags', 'written_at')}
-      ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq` as never
+  }
+
+  async #insert(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Promise<{ persistence_id: string; seq: string }[]> {
+    const out: { persistence_id: string; seq: string }[] = []
+    for (const rows of chunks(this.#rows(sql, todo), MAX_ROWS)) {
+      out.push(...(await sql<{ persistence_id: string; seq: string }[]>`INSERT INTO ${sql(this.#schema)}.shoal_events ${sql(rows, ...COLUMNS)} ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq`))
+    }
+    return out
   }
 
   #notify(tag: string): void {

@@ -97,6 +97,14 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     await s.close()
   })
 
+  it('a burst larger than one INSERT can carry (10,000 one-event appends in one turn) lands whole', async () => {
+    const s = await open()
+    const results = await Promise.allSettled(Array.from({ length: 10_000 }, (_, i) => s.append(conformanceEvents(`burst-${i}`, 1, 1, ['burst']))))
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([])
+    expect(await s.eventsByTag('burst', 0, 20_000)).toHaveLength(10_000)
+    await s.close()
+  })
+
   // PGlite serves one session to all connections, so a NOTIFY never reaches another connection's LISTEN there.
   it.skipIf(pg.via === 'PGlite')('tag notices reach another process sharing the database (LISTEN/NOTIFY; needs a real server, not PGlite)', async () => {
     const schema = fresh()
