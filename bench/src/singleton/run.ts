@@ -22,7 +22,7 @@ import { describeMachine } from '../report.ts'
 const TRIALS = process.argv.includes('--quick') ? 1 : 5
 const LOAD_MS = 10
 /** The default downMargin: max(2 s, keep-majority's stableAfter of 3 s). */
-const DOWN_MARGIN_MS = 3000
+const DOWN_MARGIN_MS = 5000
 const SECRET = 'bench-singleton'
 const FIXTURE = fileURLToPath(new URL('../../../packages/shoal/test/fixtures/singleton-node.ts', import.meta.url))
 const started = performance.now()

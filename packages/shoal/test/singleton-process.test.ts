@@ -175,8 +175,8 @@ async function newHost(candidates: readonly Node[], since: number, timeoutMs: nu
 
 const sec = (ms: number): string => (ms / 1000).toFixed(2)
 
-/** The default downMargin of the fixture: max(2 s, stableAfter), stableAfter 3 s by default. */
-const MARGIN = 3000
+/** The default downMargin of the fixture: max(2 s, stableAfter) + 2 s, stableAfter 3 s by default. */
+const MARGIN = 5000
 
 /** When `n` first logged `victim` (this incarnation) down or removed. */
 function downSeenBy(n: Node, victim: Node): number | undefined {
@@ -231,7 +231,7 @@ describe('cluster singleton across processes', () => {
     await host.proc.kill()
     expect((await host.proc.exited).signal).toBe('SIGKILL')
     const died = host.exitedAt!
-    // Failure detection (~1 s) + stableAfter (3 s) + the margin (3 s): generously bounded.
+    // Failure detection (~1 s) + stableAfter (3 s) + the margin (5 s): generously bounded.
     const successor = await newHost(loaders, kill, 40_000)
     await eventually(
       () => {

@@ -42,7 +42,8 @@ export interface SingletonSettings {
   /**
    * After a host is downed, how long its successor waits before starting, ms: the downed side
    * needs that long to learn it lost and stop its instance. Default: the downing strategy's
-   * `stableAfter` (3 s by default), at least 2 s.
+   * `stableAfter` (3 s by default, at least 2 s) plus 2 s for the losing side noticing the
+   * partition later than the winning side: 5 s.
    */
   readonly downMargin?: number
 }
@@ -80,6 +81,11 @@ declare module '../ClusterSystem.ts' {
 
 const NAME = /^[A-Za-z0-9_.$~-]{1,128}$/
 const TICK = 250
+/**
+ * Added to the margin: how much later than the side that downs it the losing side may notice the
+ * partition (SWIM probes one member per period), and so fence its host.
+ */
+const DETECTION_SPREAD = 2000
 /** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
 const FENCE_AFTER = 1000
 const DOWN_MEMORY = 3600_000
@@ -186,7 +192,7 @@ class Singletons implements SingletonFacade {
       role: s.role,
       strategy,
       downing,
-      margin: positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0), 'downMargin'),
+      margin: positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0) + DETECTION_SPREAD, 'downMargin'),
       fenceAfter: FENCE_AFTER,
       bufferSize: positive(s.bufferSize, 2048, 'bufferSize'),
       allocationTimeout: positive(s.allocationTimeout, 30_000, 'allocationTimeout'),
