@@ -177,6 +177,9 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     this.#writing = true
     try {
       while (this.#queue.length > 0) {
+        // Let the writers just answered append again first: they join this batch instead of
+        // forming a second cohort that alternates with the first (two half-full transactions).
+        await new Promise((r) => setImmediate(r))
         const batch = this.#queue
         this.#queue = []
         let conflicts: Set<Pending>

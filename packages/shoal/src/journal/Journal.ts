@@ -22,7 +22,10 @@ export interface JournalSettings {
   readonly store: EventStore
   /** Where snapshots go; `false` for none. Default: the store itself when it is also a SnapshotStore. */
   readonly snapshots?: SnapshotStore | false
-  /** Save a snapshot every this many events of an actor. Default 100. */
+  /**
+   * Save a snapshot every this many events of an actor. Default 1000: replaying 1,000 events takes a
+   * few milliseconds, while a snapshot is a write of the whole state.
+   */
   readonly snapshotEvery?: number
   /** Largest encoded event, bytes; bigger emits are refused. Default 1 MiB. */
   readonly maxEventBytes?: number
@@ -83,7 +86,7 @@ export function journalPlugin(settings: JournalSettings): Plugin<JournalFacade> 
         return n
       }
       const resolved = {
-        snapshotEvery: positive(settings.snapshotEvery, 100, 'snapshotEvery'),
+        snapshotEvery: positive(settings.snapshotEvery, 1000, 'snapshotEvery'),
         maxEventBytes: positive(settings.maxEventBytes, 1024 * 1024, 'maxEventBytes'),
         maxSnapshotBytes: positive(settings.maxSnapshotBytes, 16 * 1024 * 1024, 'maxSnapshotBytes'),
       }
