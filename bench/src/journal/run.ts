@@ -5,7 +5,7 @@
  * directory; a new PostgreSQL schema), created by the store's own migration, removed at the end.
  *
  * 1. Throughput: 100 EventSourcedActors in one ClusterSystem (journalPlugin with the store,
- *    default settings: a snapshot every 100 events), each emitting in a loop and awaiting each
+ *    default settings: a snapshot every 1,000 events), each emitting in a loop and awaiting each
  *    emit; events/s completed in a 5 s window after 1 s of warm-up. The raw baselines: 100
  *    writers, each appending one row at a time to a stream of its own and awaiting it, grouped as
  *    raw.ts describes; for PostgreSQL also two other ways of grouping and the framework without
