@@ -19,7 +19,7 @@
  * @module
  */
 import postgres from 'postgres'
-import { JournalConflictError, JournalUnavailableError, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link PostgresEventStore.open}. */
 export interface PostgresOptions {
@@ -70,7 +70,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   readonly name: string
   readonly #sql: Sql
   readonly #schema: string
-  readonly #tagListeners = new Map<string, Set<() => void>>()
+  readonly #tagWatchers = new TagWatchers()
   #queue: Pending[] = []
   #writing = false
   #scheduled = false
@@ -93,7 +93,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     const store = new PostgresEventStore(`postgres:${redact(url)}/${schema}`, sql, schema)
     try {
       await store.#migrate()
-      const { unlisten } = await sql.listen(CHANNEL, (tag) => store.#notify(tag))
+      const { unlisten } = await sql.listen(CHANNEL, (tag) => store.#tagWatchers.notify([tag]))
       store.#unlisten = unlisten
     } catch (e) {
       await sql.end({ timeout: 1 })
@@ -141,10 +141,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   }
 
   watchTag(tag: string, listener: () => void): () => void {
-    let set = this.#tagListeners.get(tag)
-    if (!set) this.#tagListeners.set(tag, (set = new Set()))
-    set.add(listener)
-    return () => set.delete(listener)
+    return this.#tagWatchers.watch(tag, listener)
   }
 
   async saveSnapshot(s: StoredSnapshot): Promise<void> {
@@ -165,7 +162,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#tagListeners.clear()
+    this.#tagWatchers.clear()
     await this.#unlisten?.().catch(() => undefined)
     await this.#sql.end({ timeout: 5 })
   }
@@ -191,7 +188,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
           continue
         }
         // This process's watchers hear at once; NOTIFY (sent on commit) tells the other processes.
-        for (const tag of new Set(batch.filter((p) => !conflicts.has(p)).flatMap((p) => p.events.flatMap((e) => e.tags)))) this.#notify(tag)
+        this.#tagWatchers.notify(new Set(batch.filter((p) => !conflicts.has(p)).flatMap((p) => p.events.flatMap((e) => e.tags))))
         for (const p of batch) {
           if (!conflicts.has(p)) p.resolve()
           else p.reject(new JournalConflictError(`An event of ${JSON.stringify(p.events[0]!.persistenceId)} at sequence ${p.events[0]!.seq}..${p.events[0]!.seq + p.events.length - 1} already exists: another activation of this entity wrote it.`))
@@ -276,10 +273,6 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
       out.push(...(await sql<{ persistence_id: string; seq: string }[]>`INSERT INTO ${sql(this.#schema)}.shoal_events ${sql(rows, ...COLUMNS)} ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq`))
     }
     return out
-  }
-
-  #notify(tag: string): void {
-    for (const l of this.#tagListeners.get(tag) ?? []) queueMicrotask(l)
   }
 
   async #migrate(): Promise<void> {

@@ -15,7 +15,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { JournalConflictError, JournalUnavailableError, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link SqliteEventStore.open}. */
 export interface SqliteOptions {
@@ -71,7 +71,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
   readonly #byTag: Database.Statement
   readonly #saveSnapshot: Database.Statement
   readonly #loadSnapshot: Database.Statement
-  readonly #tagListeners = new Map<string, Set<() => void>>()
+  readonly #tagWatchers = new TagWatchers()
   #queue: Pending[] = []
   #closed = false
 
@@ -130,10 +130,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
   }
 
   watchTag(tag: string, listener: () => void): () => void {
-    let set = this.#tagListeners.get(tag)
-    if (!set) this.#tagListeners.set(tag, (set = new Set()))
-    set.add(listener)
-    return () => set.delete(listener)
+    return this.#tagWatchers.watch(tag, listener)
   }
 
   async saveSnapshot(s: StoredSnapshot): Promise<void> {
@@ -149,7 +146,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
     if (this.#closed) return
     this.#flush()
     this.#closed = true
-    this.#tagListeners.clear()
+    this.#tagWatchers.clear()
     this.#db.close()
   }
 
@@ -170,7 +167,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
       return
     }
     batch.forEach((p, i) => (outcomes[i] ? p.reject(outcomes[i]!) : p.resolve()))
-    for (const t of tags) for (const l of this.#tagListeners.get(t) ?? []) queueMicrotask(l)
+    this.#tagWatchers.notify(tags)
   }
 
   #appendOne(events: readonly NewEvent[], tags: Set<string>): Error | undefined {

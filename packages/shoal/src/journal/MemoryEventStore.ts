@@ -7,6 +7,7 @@
  */
 import { JournalConflictError, JournalUnavailableError } from '../errors.ts'
 import type { EventStore, NewEvent, ReadOptions, SnapshotStore, StoredEvent, StoredSnapshot } from './EventStore.ts'
+import { TagWatchers } from './TagWatchers.ts'
 
 /** In-memory {@link EventStore} and {@link SnapshotStore}. */
 export class MemoryEventStore implements EventStore, SnapshotStore {
@@ -15,7 +16,7 @@ export class MemoryEventStore implements EventStore, SnapshotStore {
   readonly #seqs = new Map<string, Set<number>>()
   readonly #all: StoredEvent[] = []
   readonly #snapshots = new Map<string, StoredSnapshot>()
-  readonly #tagListeners = new Map<string, Set<() => void>>()
+  readonly #tagWatchers = new TagWatchers()
   #offset = 0
   #down = false
 
@@ -49,7 +50,7 @@ export class MemoryEventStore implements EventStore, SnapshotStore {
       this.#all.push(stored)
       for (const t of e.tags) tags.add(t)
     }
-    for (const t of tags) for (const l of this.#tagListeners.get(t) ?? []) queueMicrotask(l)
+    this.#tagWatchers.notify(tags)
   }
 
   async read(persistenceId: string, fromSeq: number, options: ReadOptions = {}): Promise<StoredEvent[]> {
@@ -77,10 +78,7 @@ export class MemoryEventStore implements EventStore, SnapshotStore {
   }
 
   watchTag(tag: string, listener: () => void): () => void {
-    let set = this.#tagListeners.get(tag)
-    if (!set) this.#tagListeners.set(tag, (set = new Set()))
-    set.add(listener)
-    return () => set.delete(listener)
+    return this.#tagWatchers.watch(tag, listener)
   }
 
   async saveSnapshot(s: StoredSnapshot): Promise<void> {
@@ -95,7 +93,7 @@ export class MemoryEventStore implements EventStore, SnapshotStore {
   }
 
   async close(): Promise<void> {
-    this.#tagListeners.clear()
+    this.#tagWatchers.clear()
   }
 
   #check(): void {
