@@ -54,15 +54,7 @@ export function sqliteRaw(db: Fresh): RawWriter {
   const flush = (): void => {
     const batch = queue
     queue = []
-    try {
-      writeAll(batch)
-    } catch (e) {
-      for (const q of batch) q.reject(e)
-      return
-    }
-    stats.transactions++
-    stats.rows += batch.length
-    for (const q of batch) q.resolve()
+    void settle(batch, stats, async () => writeAll(batch))
   }
   return {
     description: 'better-sqlite3, WAL, synchronous NORMAL; rows of one event-loop turn in one transaction, a prepared INSERT per row',
@@ -80,6 +72,19 @@ export function sqliteRaw(db: Fresh): RawWriter {
 
 const COLUMNS = ['persistence_id', 'seq', 'type', 'version', 'payload', 'tags', 'written_at'] as const
 
+/** Writes a batch, then answers every writer in it and counts it (or fails them all). */
+async function settle(batch: readonly Queued[], stats: { transactions: number; rows: number }, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write()
+  } catch (e) {
+    for (const q of batch) q.reject(e)
+    return
+  }
+  stats.transactions++
+  stats.rows += batch.length
+  for (const q of batch) q.resolve()
+}
+
 /** PostgreSQL: multi-row INSERTs of what queued, up to `inFlight` at once on a pool of 10. */
 export function postgresRaw(db: Fresh, inFlight: number): RawWriter {
   const sql = postgres(PG_URL, { max: PG_POOL, onnotice: () => undefined })
@@ -87,18 +92,12 @@ export function postgresRaw(db: Fresh, inFlight: number): RawWriter {
   const stats = { transactions: 0, rows: 0 }
   let queue: Queued[] = []
   let running = 0
-  const insert = async (batch: readonly Queued[]): Promise<void> => {
+  const insert = (batch: readonly Queued[]): Promise<void> => {
     const now = Date.now()
     const rows = batch.map((q) => ({ persistence_id: q.persistenceId, seq: q.seq, type: EVENT.type, version: 1, payload: packr.pack(EVENT), tags: sql.array([] as string[]), written_at: now }))
-    try {
+    return settle(batch, stats, async () => {
       await sql`INSERT INTO ${table}.shoal_events ${sql(rows, ...COLUMNS)}`
-    } catch (e) {
-      for (const q of batch) q.reject(e)
-      return
-    }
-    stats.transactions++
-    stats.rows += batch.length
-    for (const q of batch) q.resolve()
+    })
   }
   const pump = (): void => {
     while (running < inFlight && queue.length > 0) {

@@ -95,6 +95,7 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
     }
     this.#state = state
     this.#seq = seq
+    this.#assigned = seq
     this.#recovered = true
     await this.onRecovered?.()
   }
@@ -116,7 +117,7 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
     } catch (err) {
       return Promise.reject(err as Error)
     }
-    this.#pending++
+    this.#assigned = record.seq
     const write = this.#writes.then(async () => {
       if (this.#failed) throw this.#brokenError()
       try {
@@ -124,8 +125,6 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
       } catch (err) {
         this.#fail(err as Error)
         throw err
-      } finally {
-        this.#pending--
       }
       this.#seq = record.seq
       this.#state = this.applyEvent(this.#state as S, event)
@@ -135,8 +134,8 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
     return write
   }
 
-  /** Emits not yet persisted (numbers already taken). */
-  #pending = 0
+  /** The last sequence number taken by an emit (persisted or still on its way). */
+  #assigned = 0
 
   /** Encodes and checks an event; everything that can fail without the store fails here, before a number is taken. */
   #record(journal: JournalFacade, event: E, extraTags: readonly string[] | undefined): NewEvent {
@@ -144,7 +143,7 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
     const tags = [...new Set([...(extraTags ?? []), ...(this.tagsFor?.(event) ?? [])])]
     if (tags.length > MAX_TAGS) throw new JournalLimitError(`An event may carry at most ${MAX_TAGS} tags (got ${tags.length}).`)
     for (const t of tags) checkName('tag', t, MAX_TAG_LENGTH)
-    return { persistenceId: this.persistenceId, seq: this.#seq + 1 + this.#pending, ...encoded, tags }
+    return { persistenceId: this.persistenceId, seq: this.#assigned + 1, ...encoded, tags }
   }
 
   #fail(err: Error): void {

@@ -225,7 +225,7 @@ export class Receptionist {
     const stats = this.stats
     const registry_ = this.#registry
     new Gauge({ name: 'shoal_receptionist_registrations', help: 'Registrations known on this node (all owners)', registers, collect() { this.set(registry_.size) } })
-    new Gauge({ name: 'shoal_receptionist_own_registrations', help: 'Registrations this node owns', registers, collect() { this.set(registry_.own().length) } })
+    new Gauge({ name: 'shoal_receptionist_own_registrations', help: 'Registrations this node owns', registers, collect() { this.set(registry_.ownSize) } })
     new Gauge({ name: 'shoal_receptionist_largest_message_bytes', help: 'Largest replication message sent', registers, collect() { this.set(stats.largestMessage) } })
     const last = { messagesOut: 0, messagesIn: 0, decodeErrors: 0 }
     const total = (name: string, help: string, stat: keyof typeof last): void => {

@@ -269,7 +269,7 @@ export class LifecycleWatch {
     if (!this.#cluster) return
     const members = new Map(this.#cluster.membership.members.map((m) => [m.node.uid, m]))
     const tracked = new Map<string, ClusterNode>()
-    for (const keys of this.#byNode.values()) for (const k of keys) tracked.set(this.#watched.get(k)!.id.node.uid, this.#watched.get(k)!.id.node)
+    for (const w of this.#watched.values()) if (w.id.node.uid !== this.#host.node.uid) tracked.set(w.id.node.uid, w.id.node)
     for (const p of this.#peers.values()) tracked.set(p.node.uid, p.node)
     for (const [uid, node] of tracked) {
       const m = members.get(uid)
