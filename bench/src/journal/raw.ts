@@ -85,20 +85,36 @@ async function settle(batch: readonly Queued[], stats: { transactions: number; r
   for (const q of batch) q.resolve()
 }
 
-/** PostgreSQL: multi-row INSERTs of what queued, up to `inFlight` at once on a pool of 10. */
-export function postgresRaw(db: Fresh, inFlight: number): RawWriter {
+/**
+ * How a PostgreSQL batch is written: `values`, a multi-row `INSERT … VALUES (…), (…)` (7 parameters
+ * a row, so a new statement text, prepared anew, for each batch size); `unnest`, one array per
+ * column, `INSERT … SELECT * FROM unnest($1::text[], …)` (7 parameters whatever the size, one
+ * prepared statement: what the store does).
+ */
+export type PgForm = 'values' | 'unnest'
+
+/** PostgreSQL: INSERTs of what queued, up to `inFlight` at once on a pool of 10. */
+export function postgresRaw(db: Fresh, inFlight: number, form: PgForm = 'values'): RawWriter {
   const sql = postgres(PG_URL, { max: PG_POOL, onnotice: () => undefined })
   const table = sql(db.schema!)
   const stats = { transactions: 0, rows: 0 }
   let queue: Queued[] = []
   let running = 0
-  const insert = (batch: readonly Queued[]): Promise<void> => {
+  const insertValues = async (batch: readonly Queued[]): Promise<void> => {
     const now = Date.now()
     const rows = batch.map((q) => ({ persistence_id: q.persistenceId, seq: q.seq, type: EVENT.type, version: 1, payload: packr.pack(EVENT), tags: sql.array([] as string[]), written_at: now }))
-    return settle(batch, stats, async () => {
-      await sql`INSERT INTO ${table}.shoal_events ${sql(rows, ...COLUMNS)}`
-    })
+    await sql`INSERT INTO ${table}.shoal_events ${sql(rows, ...COLUMNS)}`
   }
+  // The client learns the array types on its first query; sql.array needs them.
+  const ready = sql`SELECT 1`
+  const insertUnnest = async (batch: readonly Queued[]): Promise<void> => {
+    await ready
+    await sql`INSERT INTO ${table}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
+      SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()} FROM unnest(${sql.array(batch.map((q) => q.persistenceId), 25)}::text[], ${sql.array(batch.map((q) => q.seq), 20)}::bigint[],
+        ${sql.array(batch.map(() => EVENT.type), 25)}::text[], ${sql.array(batch.map(() => 1), 23)}::int[], ${sql.array(batch.map(() => packr.pack(EVENT)), 17)}::bytea[],
+        ${sql.array(batch.map(() => '{}'), 25)}::text[]) AS u(p, s, t, v, b, g)`
+  }
+  const insert = (batch: readonly Queued[]): Promise<void> => settle(batch, stats, () => (form === 'values' ? insertValues(batch) : insertUnnest(batch)))
   const pump = (): void => {
     while (running < inFlight && queue.length > 0) {
       const batch = queue
@@ -111,7 +127,7 @@ export function postgresRaw(db: Fresh, inFlight: number): RawWriter {
     }
   }
   return {
-    description: `postgres 3.4.9, pool of ${PG_POOL}; rows that queue while an INSERT runs go in the next multi-row parameterized INSERT (autocommit), ${inFlight === 1 ? 'one' : `up to ${inFlight}`} in flight`,
+    description: `postgres 3.4.9, pool of ${PG_POOL}; rows that queue while an INSERT runs go in the next ${form === 'values' ? 'multi-row parameterized INSERT … VALUES' : 'INSERT … SELECT FROM unnest(column arrays)'} (autocommit), ${inFlight === 1 ? 'one' : `up to ${inFlight}`} in flight`,
     stats,
     write: (persistenceId, seq) =>
       new Promise((resolve, reject) => {

@@ -15,7 +15,8 @@
  *    then from a snapshot at 10,000; and reading the stream alone, for where the time goes.
  * Prints progress and Markdown tables with PASS/MISS against the targets. The PostgreSQL server:
  * SHOAL_BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/test; without one the PostgreSQL
- * rows are skipped, saying so. `--quick`: shorter windows, one round (a smoke run).
+ * rows are skipped, saying so. `--quick`: shorter windows, one round (a smoke run);
+ * `--stores=postgres` (or a comma-separated list): only those stores.
  * @module
  */
 import { loadavg } from 'node:os'
@@ -94,9 +95,10 @@ async function frameworkThroughput(kind: StoreKind, snapshots = true): Promise<T
             debug: (_connection: number, query: string, parameters: unknown[]) => {
               if (!counting) return
               counter.statements++
-              if (query.startsWith('INSERT INTO') && query.includes('.shoal_events')) {
+              if (query.includes('INSERT INTO') && query.includes('.shoal_events')) {
                 counter.inserts++
-                counter.rows += parameters.length / 7
+                // The store sends a batch as one array per column.
+                counter.rows += (parameters.find(Array.isArray) as unknown[] | undefined)?.length ?? 0
               }
             },
           },
@@ -254,7 +256,9 @@ const sqliteVersion = (() => {
     db.close()
   }
 })()
-const kinds: StoreKind[] = pgVersion ? ['memory', 'sqlite', 'postgres'] : ['memory', 'sqlite']
+// `--stores=sqlite,postgres` runs only those (the default: every store there is).
+const only = process.argv.find((a) => a.startsWith('--stores='))?.slice('--stores='.length).split(',')
+const kinds = (pgVersion ? (['memory', 'sqlite', 'postgres'] as const) : (['memory', 'sqlite'] as const)).filter((k) => !only || only.includes(k))
 progress(
   `bench:journal on ${machine.cpuCount} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}; SQLite ${sqliteVersion}; ${pgVersion ? `${pgVersion.split(' on ')[0]} at ${new URL(PG_URL).host}` : `no PostgreSQL at ${new URL(PG_URL).host}: PostgreSQL skipped`}`,
 )
@@ -277,7 +281,8 @@ const all: Contender[] = [
   { kind: 'sqlite', role: 'baseline', name: 'raw: a transaction per event-loop turn', run: () => rawThroughput(sqliteRaw, 'sqlite') },
   { kind: 'postgres', role: 'framework', name: 'Shoal', run: () => frameworkThroughput('postgres') },
   { kind: 'postgres', role: 'other', name: 'Shoal, snapshots off', run: () => frameworkThroughput('postgres', false) },
-  { kind: 'postgres', role: 'baseline', name: 'raw: multi-row INSERT, 1 in flight', run: () => rawThroughput((db) => postgresRaw(db, 1), 'postgres') },
+  { kind: 'postgres', role: 'baseline', name: 'raw: INSERT from unnest(column arrays), 1 in flight', run: () => rawThroughput((db) => postgresRaw(db, 1, 'unnest'), 'postgres') },
+  { kind: 'postgres', role: 'other', name: 'raw: multi-row INSERT … VALUES, 1 in flight', run: () => rawThroughput((db) => postgresRaw(db, 1), 'postgres') },
   { kind: 'postgres', role: 'other', name: `raw: multi-row INSERTs, ≤ ${PG_POOL} in flight`, run: () => rawThroughput((db) => postgresRaw(db, PG_POOL), 'postgres') },
   { kind: 'postgres', role: 'other', name: `raw: one-row INSERTs, ≤ ${PG_POOL} in flight`, run: () => rawThroughput(postgresPerRow, 'postgres') },
 ]
@@ -302,7 +307,7 @@ try {
     ['sqlite', 'framework', () => frameworkLatency('sqlite')],
     ['sqlite', 'raw', () => rawLatency(sqliteRaw, 'sqlite')],
     ['postgres', 'framework', () => frameworkLatency('postgres')],
-    ['postgres', 'raw', () => rawLatency((db) => postgresRaw(db, 1), 'postgres')],
+    ['postgres', 'raw', () => rawLatency((db) => postgresRaw(db, 1, 'unnest'), 'postgres')],
   ]
   for (const [kind, who, run] of latencyRuns) {
     if (!kinds.includes(kind)) continue

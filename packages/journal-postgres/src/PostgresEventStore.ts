@@ -5,15 +5,18 @@
  *   `shoal_snapshots`, `shoal_schema_version`); `UNIQUE (persistence_id, seq)` enforces the one
  *   rule of the journal; a GIN index on `tags` serves queries by tag.
  * - **Group commit.** The appends of one event-loop turn, and those that queue while a write is in
- *   flight, go together in one transaction, sent in one round trip (lock, multi-row INSERTs of at
- *   most 5,000 rows, notices, pipelined). If any row hits an existing `(persistence_id, seq)`, that
- *   transaction rolls back whole and the batch is written again carefully, each append in a
- *   savepoint: the conflicting ones fail with JournalConflictError, the others succeed; one append
- *   never fails another. Two appends of one key in the same batch: the first wins.
+ *   flight, go together in one statement: `WITH lock …, ins AS (INSERT … SELECT FROM unnest(…))
+ *   SELECT pg_notify(…)`, one round trip and its own transaction. Rows travel as one array per
+ *   column, so the statement text never changes and is prepared once per connection (a multi-row
+ *   `VALUES` list would be a new statement, parsed and planned anew, for every batch size; measured
+ *   in docs/benchmarks.md). If any row hits an existing `(persistence_id, seq)`, the statement
+ *   rolls back whole and the batch is written again carefully, each append in a savepoint: the
+ *   conflicting ones fail with JournalConflictError, the others succeed; one append never fails
+ *   another. Two appends of one key in the same batch: the first wins.
  * - **Gap-free offsets.** Writers take a transaction-level advisory lock, so global offsets
  *   commit in order: a reader following a tag by offset never skips an event that commits late
  *   (with concurrent writers, BIGSERIAL values otherwise commit out of order).
- * - **Live tags** by LISTEN/NOTIFY on one channel: `pg_notify` inside the write transaction, so a
+ * - **Live tags** by LISTEN/NOTIFY on one channel: `pg_notify` in the writing statement, so a
  *   notice is sent only on commit, to every process sharing the database.
  * - Only parameterized statements; the schema name is quoted as an identifier.
  * @module
@@ -36,15 +39,11 @@ const SCHEMA_VERSION = 1
 const WRITE_LOCK = 0x73686f616c
 const CHANNEL = 'shoal_events'
 const UNIQUE_VIOLATION = '23505'
-const COLUMNS = ['persistence_id', 'seq', 'type', 'version', 'payload', 'tags', 'written_at'] as const
-/** Rows per INSERT: 7 parameters each, under PostgreSQL's 65,535 bind parameters. */
-const MAX_ROWS = 5000
-
-function chunks<T>(xs: readonly T[], size: number): T[][] {
-  const out: T[][] = []
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size))
-  return out
-}
+/** Type OIDs of the column arrays' elements. */
+const TEXT = 25
+const INT8 = 20
+const INT4 = 23
+const BYTEA = 17
 
 type Sql = postgres.Sql<Record<string, never>>
 
@@ -222,16 +221,21 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   }
 
   /**
-   * The common case, in one round trip: lock, plain INSERTs and notices pipelined in one
-   * transaction. A unique violation rolls all of it back; the careful path then sorts it out.
+   * The common case: one statement, so one round trip and its own transaction (autocommit). It
+   * takes the writers' lock before any row gets its offset (the rows are joined to the lock), inserts
+   * every row from column arrays (a constant text, prepared once per connection, whatever the batch
+   * size) and queues the notices. A unique violation rolls all of it back; the careful path then
+   * sorts it out.
    */
   async #fastWrite(todo: readonly Pending[]): Promise<void> {
-    const tags = [...new Set(todo.flatMap((p) => p.events.flatMap((e) => e.tags)))]
-    await this.#sql.begin((tx) => [
-      tx`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`,
-      ...chunks(this.#rows(tx, todo), MAX_ROWS).map((rows) => tx`INSERT INTO ${tx(this.#schema)}.shoal_events ${tx(rows, ...COLUMNS)}`),
-      ...tags.map((tag) => tx`SELECT pg_notify(${CHANNEL}, ${tag})`),
-    ])
+    const sql = this.#sql
+    const c = columns(sql, todo)
+    const tags = sql.array([...new Set(todo.flatMap((p) => p.events.flatMap((e) => e.tags)))])
+    await sql`WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(${WRITE_LOCK})),
+      ins AS (INSERT INTO ${sql(this.#schema)}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
+        SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()} FROM lock,
+          unnest(${c.ids}::text[], ${c.seqs}::bigint[], ${c.types}::text[], ${c.versions}::int[], ${c.payloads}::bytea[], ${c.tags}::text[]) AS u(p, s, t, v, b, g))
+      SELECT pg_notify(${CHANNEL}, tag) FROM unnest(${tags}::text[]) AS tag`
   }
 
   /** Appends one by one in savepoints, so that the ones that conflict fail alone. */
@@ -260,19 +264,13 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     })
   }
 
-  #rows(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Record<string, unknown>[] {
-    const now = Date.now()
-    return todo.flatMap((p) =>
-      p.events.map((e) => ({ persistence_id: e.persistenceId, seq: e.seq, type: e.type, version: e.version, payload: Buffer.from(e.payload), tags: sql.array([...e.tags]), written_at: now })),
-    )
-  }
-
+  /** Inserts what does not conflict; returns the rows that landed. */
   async #insert(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Promise<{ persistence_id: string; seq: string }[]> {
-    const out: { persistence_id: string; seq: string }[] = []
-    for (const rows of chunks(this.#rows(sql, todo), MAX_ROWS)) {
-      out.push(...(await sql<{ persistence_id: string; seq: string }[]>`INSERT INTO ${sql(this.#schema)}.shoal_events ${sql(rows, ...COLUMNS)} ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq`))
-    }
-    return out
+    const c = columns(sql, todo)
+    return await sql<{ persistence_id: string; seq: string }[]>`INSERT INTO ${sql(this.#schema)}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
+      SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()}
+        FROM unnest(${c.ids}::text[], ${c.seqs}::bigint[], ${c.types}::text[], ${c.versions}::int[], ${c.payloads}::bytea[], ${c.tags}::text[]) AS u(p, s, t, v, b, g)
+      ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq`
   }
 
   async #migrate(): Promise<void> {
@@ -321,6 +319,25 @@ class Conflicts extends Error {
   constructor(readonly appends: readonly Pending[]) {
     super('conflicts')
   }
+}
+
+/** The batch as one array per column (bind parameters whose number does not grow with the batch). */
+function columns(sql: Sql | postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]) {
+  const events = todo.flatMap((p) => p.events)
+  return {
+    ids: sql.array(events.map((e) => e.persistenceId), TEXT),
+    seqs: sql.array(events.map((e) => e.seq), INT8),
+    types: sql.array(events.map((e) => e.type), TEXT),
+    versions: sql.array(events.map((e) => e.version), INT4),
+    payloads: sql.array(events.map((e) => Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength)), BYTEA),
+    // Tags differ in number per row, so each row's travel as one array literal, cast on the server.
+    tags: sql.array(events.map((e) => arrayLiteral(e.tags)), TEXT),
+  }
+}
+
+/** A PostgreSQL array literal of `xs`: every element quoted, so any text round-trips exactly. */
+function arrayLiteral(xs: readonly string[]): string {
+  return `{${xs.map((x) => `"${x.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`).join(',')}}`
 }
 
 function toEvent(r: Row): StoredEvent {

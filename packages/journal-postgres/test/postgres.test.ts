@@ -105,6 +105,35 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     await s.close()
   })
 
+  it('offsets commit in order: a reader following a tag by offset while four pools write at once misses nothing', async () => {
+    const schema = fresh()
+    const writers = await Promise.all(Array.from({ length: 4 }, () => PostgresEventStore.open(pg.url, { schema, max })))
+    const reader = writers[0]!
+    const seen = new Set<string>()
+    let after = 0
+    const follow = async (): Promise<void> => {
+      for (const e of await reader.eventsByTag('all', after, 10_000)) {
+        seen.add(`${e.persistenceId}/${e.seq}`)
+        after = e.offset
+      }
+    }
+    let writing = true
+    const following = (async () => {
+      while (writing) await follow()
+    })()
+    // Each pool: 40 rounds of 10 concurrent appends (group-committed), so batches of the four interleave.
+    await Promise.all(
+      writers.map(async (w, wi) => {
+        for (let round = 0; round < 40; round++) await Promise.all(Array.from({ length: 10 }, (_, i) => w.append(conformanceEvents(`w${wi}-${i}`, round + 1, 1, ['all']))))
+      }),
+    )
+    writing = false
+    await following
+    await follow()
+    expect(seen.size).toBe(4 * 40 * 10)
+    for (const w of writers) await w.close()
+  })
+
   // PGlite serves one session to all connections, so a NOTIFY never reaches another connection's LISTEN there.
   it.skipIf(pg.via === 'PGlite')('tag notices reach another process sharing the database (LISTEN/NOTIFY; needs a real server, not PGlite)', async () => {
     const schema = fresh()

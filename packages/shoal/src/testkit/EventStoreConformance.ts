@@ -97,14 +97,16 @@ export function eventStoreConformance(name: string, open: () => Promise<EventSto
     it('stores hostile persistence ids, tags and payloads exactly', withStore(async (s) => {
       const ids = [`o'brien"; DROP TABLE events; --`, '🐟 fish ☃', 'x'.repeat(512), '%_\\', 'line\nbreak', '$1 ? :name']
       const payload = Uint8Array.from({ length: 256 }, (_, i) => i)
+      // Array syntax, the NULL keyword, quotes, backslashes and padding are all just text in a tag.
+      const tags = ["tag'--", '{a,"b"}', 'NULL', ' pad ', 'c\\"d', '']
       for (const id of ids) {
-        await s.append([{ persistenceId: id, seq: 1, type: 'T\'"', version: 3, payload, tags: [id.slice(0, 256), "tag'--"] }])
+        await s.append([{ persistenceId: id, seq: 1, type: 'T\'"', version: 3, payload, tags: [id.slice(0, 256), ...tags] }])
         const [e] = await s.read(id, 1)
         expect(e!.persistenceId).toBe(id)
         expect(e!.type).toBe('T\'"')
         expect(e!.version).toBe(3)
         expect(Buffer.from(e!.payload).equals(Buffer.from(payload))).toBe(true)
-        expect(e!.tags).toEqual([id.slice(0, 256), "tag'--"])
+        expect(e!.tags).toEqual([id.slice(0, 256), ...tags])
       }
       expect((await s.eventsByTag("tag'--", 0)).map((e) => e.persistenceId)).toEqual(ids)
       expect(await s.read(`o'brien%`, 1)).toEqual([])
