@@ -2,7 +2,8 @@
  * ActorCell: one live actor's mailbox and turn discipline.
  *
  * Rules, in the order they are checked when a call arrives:
- * 1. A stopping or stopped actor fails the call with `ActorNotFoundError`.
+ * 1. A stopping or stopped actor fails the call with `ActorNotFoundError` (or, if `onStart` failed,
+ *    with its reason: a journal outage at recovery reaches the caller as JournalUnavailableError).
  * 2. A call whose chain is already running in this actor (A → B → A) starts at once: it is part of
  *    the turn that is waiting for it, so queueing it would deadlock.
  * 3. With nothing queued, a call starts at once if no turn runs, or if it interleaves (once
@@ -18,7 +19,7 @@ import type { ActorId } from './ActorId.ts'
 import { callContext, type CallContext } from './CallContext.ts'
 import { Deque } from './Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError } from './errors.ts'
+import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError, ShoalError } from './errors.ts'
 
 /** One call waiting for, or holding, a turn. */
 export interface Invocation {
@@ -132,6 +133,7 @@ export class ActorCell {
   }
 
   #startFailed(e: unknown): void {
+    this.#startError = e
     this.host.onActorError(this, 'onStart', e)
     this.#endTurn()
     void this.stop()
@@ -147,6 +149,24 @@ export class ActorCell {
   }
 
   #sealed = false
+  /** Why `onStart` failed, if it did: what calls that waited for it are told. */
+  #startError: unknown
+
+  /**
+   * The error for a call refused because the actor stopped: if it never started, the reason
+   * (a Shoal error keeps its class, so a caller can tell a journal outage from a corrupt
+   * journal); otherwise ActorNotFoundError. Always `notDelivered`: the method never ran.
+   */
+  #stoppedError(message: string): Error {
+    const e = this.#startError
+    if (e === undefined) return markNotDelivered(new ActorNotFoundError(message))
+    const why = e instanceof Error ? e.message : String(e)
+    if (e instanceof ShoalError) {
+      const Same = e.constructor as new (message: string, options?: ErrorOptions) => ShoalError
+      return markNotDelivered(new Same(`Actor ${this.id} failed to start: ${why}`, { cause: e }))
+    }
+    return markNotDelivered(new ActorNotFoundError(`Actor ${this.id} failed to start (onStart threw: ${why}); it has stopped: fix the cause and spawn it again.`, { cause: e }))
+  }
 
   deliver(inv: Invocation): void {
     if (this.#sealed && !inv.fn) {
@@ -154,7 +174,7 @@ export class ActorCell {
       return
     }
     if (this.#state === 'stopping' || this.#state === 'stopped') {
-      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`)))
+      inv.fail(this.#stoppedError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
       return
     }
     const method = this.#methodOf(inv)
@@ -273,7 +293,7 @@ export class ActorCell {
   async #stop(): Promise<void> {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
-    for (const inv of queued) inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} stopped before this call started.`)))
+    for (const inv of queued) inv.fail(this.#stoppedError(`Actor ${this.id} stopped before this call started.`))
     if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {

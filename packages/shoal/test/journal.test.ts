@@ -14,6 +14,7 @@ import {
   JournalLimitError,
   JournalUnavailableError,
   journalPlugin,
+  isNotDelivered,
   MemoryEventStore,
   type JournalSettings,
 } from 'shoal'
@@ -132,9 +133,13 @@ describe('event-sourced actors', () => {
     await store.append([{ persistenceId: 'tally-bad', seq: 1, type: 'Added', version: 2, payload: Uint8Array.of(0xc1), tags: [] }])
     const errors: unknown[] = []
     a.log.error = ((o: { err?: unknown }) => void errors.push(o?.err)) as typeof a.log.error
-    for (const name of ['new', 'bad']) {
-      await expect(a.spawn(Tally, name).read()).rejects.toMatchObject({ code: 'SHOAL_ACTOR_NOT_FOUND' })
-    }
+    // The call waiting for recovery is told why, as the store's own error class.
+    const refused = await Promise.all(['new', 'bad'].map((name) => a.spawn(Tally, name).read().catch((e: unknown) => e)))
+    expect(refused[0]).toBeInstanceOf(JournalDecodeError)
+    expect((refused[0] as Error).message).toMatch(/failed to start: .*event 1 of "tally-new".*newer code/)
+    expect(refused[1]).toBeInstanceOf(JournalDecodeError)
+    expect((refused[1] as Error).message).toMatch(/event 1 of "tally-bad"/)
+    expect(isNotDelivered(refused[1])).toBe(true)
     const decode = errors.filter((e) => e instanceof JournalDecodeError) as JournalDecodeError[]
     expect(decode.map((e) => e.message)).toEqual([expect.stringMatching(/event 1 of "tally-new".*newer code/), expect.stringMatching(/event 1 of "tally-bad"/)])
     await expect(a.journal.eventsByPersistenceId('tally-bad').next()).rejects.toBeInstanceOf(JournalDecodeError)
@@ -147,6 +152,10 @@ describe('event-sourced actors', () => {
     await t.add(5)
     store.setAvailable(false)
     await expect(t.add(1)).rejects.toBeInstanceOf(JournalUnavailableError)
+    // Recovery during the outage: the first call says the store is down, not that the actor is missing.
+    const during = await a.spawn(Tally, 'out').read().catch((e: unknown) => e)
+    expect(during).toBeInstanceOf(JournalUnavailableError)
+    expect((during as Error).message).toMatch(/Actor .*failed to start/)
     store.setAvailable(true)
     const again = a.spawn(Tally, 'out')
     expect(await again.read()).toEqual({ total: 5, count: 1, seq: 1 })
