@@ -75,6 +75,10 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
   #scheduled = false
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
+  /** The write loop, while it runs (close waits for it). */
+  #draining: Promise<void> = Promise.resolve()
+  /** Reads and snapshot writes in flight (close waits for them). */
+  readonly #inflight = new Set<Promise<unknown>>()
 
   private constructor(name: string, sql: Sql, schema: string) {
     this.name = name
@@ -111,7 +115,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
         this.#scheduled = true
         setImmediate(() => {
           this.#scheduled = false
-          if (!this.#writing) void this.#drain()
+          if (!this.#writing) this.#draining = this.#drain()
         })
       }
     })
@@ -158,12 +162,23 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     return row && { persistenceId: row.persistence_id, seq: Number(row.seq), payload: new Uint8Array(row.payload), timestamp: Number(row.written_at) }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Drains, then disconnects: appends already handed in are written and answered, reads in flight
+   * finish (for at most `drainTimeout`, 5 s), new calls are refused; then the pool closes at once.
+   * (The client's own drain could wait its whole timeout on a connection that died mid-query,
+   * which it leaves marked busy; waiting for this store's own operations instead avoids that.)
+   */
+  async close(drainTimeout = 5000): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#tagWatchers.clear()
+    let timer: NodeJS.Timeout | undefined
+    await new Promise((r) => setImmediate(r)) // a write loop scheduled for this turn starts first
+    const drained = Promise.allSettled([...this.#inflight, this.#draining])
+    await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, drainTimeout)))])
+    clearTimeout(timer)
     await this.#unlisten?.().catch(() => undefined)
-    await this.#sql.end({ timeout: 5 })
+    await this.#sql.end({ timeout: 0 })
   }
 
   // ── writing ─────────────────────────────────────────────────────────────────
@@ -306,12 +321,17 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
 
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#closed) throw new JournalUnavailableError(`The event store ${this.name} is closed.`)
+    const op = fn()
+    this.#inflight.add(op)
     try {
-      return await fn()
+      return await op
     } catch (e) {
       throw unavailable(this.name, e)
+    } finally {
+      this.#inflight.delete(op)
     }
   }
+
 }
 
 /** Thrown inside a savepoint to roll it back: these appends hit existing (persistence id, seq). */

@@ -69,7 +69,10 @@ export interface EventStore {
    * stores, any other); returns the unsubscribe function. Hints only: readers re-query.
    */
   watchTag(tag: string, listener: () => void): () => void
-  /** Releases connections and files. */
+  /**
+   * Drains, then releases connections and files: appends already handed in are written and
+   * answered; every later call rejects with JournalUnavailableError.
+   */
   close(): Promise<void>
 }
 

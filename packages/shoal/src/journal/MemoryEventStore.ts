@@ -93,10 +93,14 @@ export class MemoryEventStore implements EventStore, SnapshotStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     this.#tagWatchers.clear()
   }
 
+  #closed = false
+
   #check(): void {
+    if (this.#closed) throw new JournalUnavailableError(`The ${this.name} event store is closed.`)
     if (this.#down) throw new JournalUnavailableError(`The ${this.name} event store is unavailable.`)
   }
 }

@@ -94,6 +94,15 @@ export function eventStoreConformance(name: string, open: () => Promise<EventSto
       off()
     }))
 
+    it('close() drains: appends handed in before it are written and answered; later calls are refused', async () => {
+      const s = await open()
+      const handedIn = Array.from({ length: 20 }, (_, i) => s.append(events(`drain-${i}`, 1, 1)))
+      await s.close()
+      expect((await Promise.allSettled(handedIn)).map((r) => r.status)).toEqual(handedIn.map(() => 'fulfilled'))
+      await expect(s.append(events('late', 1, 1))).rejects.toMatchObject({ code: 'SHOAL_JOURNAL_UNAVAILABLE' })
+      await expect(s.read('drain-0', 1)).rejects.toMatchObject({ code: 'SHOAL_JOURNAL_UNAVAILABLE' })
+    })
+
     it('stores hostile persistence ids, tags and payloads exactly', withStore(async (s) => {
       const ids = [`o'brien"; DROP TABLE events; --`, '🐟 fish ☃', 'x'.repeat(512), '%_\\', 'line\nbreak', '$1 ? :name']
       const payload = Uint8Array.from({ length: 256 }, (_, i) => i)
