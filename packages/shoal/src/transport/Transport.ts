@@ -7,6 +7,7 @@
  * incarnations, and route established frames to the system. It knows nothing about actors.
  * @module
  */
+import { Tombstones } from './Tombstones.ts'
 import { randomBytes } from 'node:crypto'
 import net, { type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
@@ -65,7 +66,7 @@ export class Transport {
   readonly #log: Logger
   readonly #associations = new Map<string, Association>()
   /** Node uids known gone for good (shut down, replaced, downed); their handshakes are refused. */
-  readonly #tombstones = new Map<string, number>()
+  readonly #tombstones = new Tombstones()
   readonly #sockets = new Set<Socket>()
   #server: Server | undefined
   #closing = false
@@ -107,7 +108,7 @@ export class Transport {
 
   /** Marks a node incarnation as gone for good: its handshakes are refused and calls to it fail fast. */
   tombstone(node: ClusterNode): void {
-    this.#tombstones.set(node.uid, Date.now())
+    this.#tombstones.add(node.uid)
     const assoc = this.#associations.get(endpointKey(node.endpoint))
     if (assoc?.peer?.uid === node.uid && assoc.connection) assoc.connection.close('peer incarnation tombstoned')
   }
@@ -269,7 +270,7 @@ export class Transport {
     const oldConn = assoc.connection
     if (oldConn && oldConn !== conn) oldConn.close('superseded by a newer connection')
     if (old && old.uid !== peer.uid) {
-      this.#tombstones.set(old.uid, Date.now())
+      this.#tombstones.add(old.uid)
       this.#log.info({ old: formatNode(old), now: formatNode(peer) }, 'peer restarted with a new incarnation; the old one is gone')
       this.#handler.incarnationReplaced(assoc, old, peer)
     }
@@ -309,7 +310,7 @@ export class Transport {
     const assoc = conn.association as Association
     if (type === FrameType.Goodbye) {
       // Act now rather than on the socket's close event: calls made meanwhile must already fail fast.
-      this.#tombstones.set(peer.uid, Date.now())
+      this.#tombstones.add(peer.uid)
       conn.close('peer said goodbye')
       this.#closed(conn, 'peer shut down')
       return
