@@ -53,6 +53,8 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   const name = s.name ?? 'shoal'
   if (!isValidSystemName(name)) throw new ConfigError(`System name ${JSON.stringify(name)} is invalid: use 1-64 letters, digits, _ . or -.`)
+  const clusterName = s.clusterName ?? (process.env.SHOAL_CLUSTER_NAME || 'shoal')
+  if (!isValidSystemName(clusterName)) throw new ConfigError(`Cluster name ${JSON.stringify(clusterName)} is invalid: use 1-64 letters, digits, _ . or -.`)
   const host = s.host ?? '127.0.0.1'
   const port = s.port ?? 7337
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port ${port} is invalid: use 0..65535 (0 picks a free port).`)
@@ -68,6 +70,7 @@ function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   }
   return {
     name,
+    clusterName,
     host,
     port,
     secret,
@@ -253,6 +256,7 @@ export class ClusterSystem implements Invoker, CellHost {
         host: settings.host,
         port: settings.port,
         secret: settings.secret,
+        clusterName: settings.clusterName,
         tls: settings.tls,
         handshakeTimeoutMs: settings.handshakeTimeout,
         maxOutboundBytes: settings.maxOutboundBytes,
@@ -301,6 +305,7 @@ export class ClusterSystem implements Invoker, CellHost {
           port,
           uid,
           secret: resolved.secret,
+          clusterName: resolved.clusterName,
           seeds: swim.seeds,
           settings: swim,
           logger: log,
@@ -324,7 +329,7 @@ export class ClusterSystem implements Invoker, CellHost {
       await system.shutdown()
       throw e
     }
-    log.info({ node: formatNode(node), tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim), plugins: system.#plugins.map((p) => p.plugin.name) }, 'node started')
+    log.info({ node: formatNode(node), cluster: resolved.clusterName, tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim), plugins: system.#plugins.map((p) => p.plugin.name) }, 'node started')
     return system
   }
 

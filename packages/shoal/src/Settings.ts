@@ -21,6 +21,16 @@ export interface SystemSwimSettings extends SwimSettings {
 export interface ClusterSystemSettings {
   /** System name, part of every actor id. Letters, digits, `_ . -`. Default `shoal`. */
   readonly name?: string
+  /**
+   * Cluster name: a node refuses handshakes from, and drops SWIM datagrams of, nodes of another
+   * cluster. Letters, digits, `_ . -`. Default: the `SHOAL_CLUSTER_NAME` environment variable,
+   * else `shoal`.
+   *
+   * Gotcha: without a secret this is what keeps two clusters on one host apart, e.g. when one
+   * cluster's node binds a port a dead node of the other had used, which that cluster still
+   * probes. Give each cluster its own name (or its own secret).
+   */
+  readonly clusterName?: string
   /** Host to bind and advertise. Default `127.0.0.1`. A non-loopback host requires `secret` (or `insecure`). */
   readonly host?: string
   /** TCP port. Default 7337; 0 picks a free port (read it back from `system.node`). */
@@ -93,6 +103,7 @@ export interface ClusterSystemSettings {
 
 export interface ResolvedSettings {
   readonly name: string
+  readonly clusterName: string
   readonly host: string
   readonly port: number
   readonly secret: Buffer | undefined

@@ -1139,7 +1139,7 @@ describe('codec', () => {
     expect(reasonOf(() => decodePushPull(encodePushPull(pushPulls[0]!), updates.length - 1))).toBe('bad-update')
   })
 
-  it('open() rejects any tampered byte and a wrong key with reason auth', () => {
+  it('open() rejects any tampered byte, a wrong key and another cluster\'s name with reason auth', () => {
     const key = deriveKey('secret')
     const packet = seal(key, encodeMessage(messages[2]!))
     for (let i = 0; i < packet.length; i++) {
@@ -1151,6 +1151,9 @@ describe('codec', () => {
     }
     expect(reasonOf(() => open(deriveKey('other'), packet))).toBe('auth')
     expect(reasonOf(() => open(deriveKey(undefined), packet))).toBe('auth')
+    // Another cluster's name, with or without the same secret.
+    expect(reasonOf(() => open(deriveKey('secret', 'other-cluster'), packet))).toBe('auth')
+    expect(reasonOf(() => open(deriveKey(undefined, 'a'), seal(deriveKey(undefined, 'b'), encodeMessage(messages[2]!))))).toBe('auth')
     expect(reasonOf(() => open(key, packet.subarray(0, TAG_BYTES + 1)))).toBe('truncated')
     expect(open(key, packet)).toBe(packet.length - TAG_BYTES)
   })

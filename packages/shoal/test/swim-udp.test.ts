@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createConnection } from 'node:net'
-import { ClusterSystem, ConfigError, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
+import { ClusterSystem, ConfigError, distributed, DistributedActor, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
 import { deriveKey, encodeMessage, seal, TcpStreamLink, type Message } from 'shoal/internal'
 import { eventually } from 'shoal/testkit'
 
@@ -208,6 +208,56 @@ describe('SWIM in a cluster system', () => {
       for (const s of [a, b]) expect(statusOf(s.swim!, c.swim!.node)).toBe('left')
     })
     expect(await a.metrics.registry.metrics()).toMatch(/shoal_swim_members\{status="left",system="shoal"\} 1/)
+  })
+})
+
+class Echo extends DistributedActor {
+  pings = 0
+  @distributed async ping(): Promise<number> {
+    return ++this.pings
+  }
+}
+
+describe('cluster names', () => {
+  /** A port free for both TCP and UDP right now. */
+  async function freePort(): Promise<number> {
+    const probe = await ClusterSystem.start({ port: 0, logLevel: 'silent', swim: {} })
+    const port = probe.node.endpoint.port
+    await probe.shutdown()
+    return port
+  }
+
+  /**
+   * A node keeps re-joining a seed address; a node of another cluster then binds that address
+   * (as when one cluster's node takes a port another cluster's dead node had). Same name: they
+   * merge (the cross-talk the name prevents). Different names: the newcomer refuses the handshake
+   * of every join (and would drop stray datagrams as not authentic), and neither lists the other.
+   */
+  it.each([
+    ['the same name', 'alpha', true],
+    ['different names', 'beta', false],
+  ])('a node at a seed address of another cluster: %s', async (_, otherName, merges) => {
+    const port = await freePort()
+    const a = await ClusterSystem.start({ port: 0, logLevel: 'silent', clusterName: 'alpha', swim: { seeds: [`127.0.0.1:${port}`] } })
+    systems.push(a)
+    const b = await ClusterSystem.start({ port, logLevel: 'silent', clusterName: otherName, swim: {} })
+    systems.push(b)
+    if (merges) {
+      await eventually(() => {
+        expect(a.swim!.liveMembers().map((m) => m.node.uid)).toContain(b.node.uid)
+        expect(b.swim!.liveMembers().map((m) => m.node.uid)).toContain(a.node.uid)
+      })
+      return
+    }
+    // The join (push-pull over the node's transport) is refused at the handshake, again and again.
+    const refusedHandshakes = async (): Promise<number> => Number(/shoal_refused_total\{reason="handshake"[^}]*\} (\d+)/.exec(await b.metrics.registry.metrics())?.[1] ?? 0)
+    await eventually(async () => expect(await refusedHandshakes()).toBeGreaterThan(1), { timeoutMs: 15_000 })
+    expect(a.swim!.liveMembers()).toEqual([])
+    expect(b.swim!.liveMembers()).toEqual([])
+    // Calls are refused at the handshake, saying why, and never run.
+    const echo = b.spawn(Echo)
+    await expect(a.resolve(Echo, echo.id).ping()).rejects.toMatchObject({ code: 'SHOAL_NODE_UNREACHABLE', message: expect.stringMatching(/belongs to cluster "(alpha|beta)", this node to "(alpha|beta)"/) })
+    expect(await echo.ping()).toBe(1)
   })
 })
 

@@ -17,6 +17,7 @@ import {
   FrameType,
   type HandshakeDirective,
   preamble,
+  PROTOCOL_MINOR,
   ServerHandshake,
   TargetCache,
 } from 'shoal/internal'
@@ -36,7 +37,7 @@ describe('FrameDecoder', () => {
     const d = new FrameDecoder({ maxFrameSize: 1 << 20 })
     const out: DecodedItem[] = []
     for (const byte of stream) out.push(...d.push(Buffer.of(byte)))
-    expect(out[0]).toEqual({ kind: 'preamble', major: 1, minor: 0 })
+    expect(out[0]).toEqual({ kind: 'preamble', major: 1, minor: PROTOCOL_MINOR })
     expect(frames(out)).toEqual(expected)
     expect(d.buffered).toBe(0)
   })
@@ -153,7 +154,7 @@ describe('Handshake', () => {
     const client = new ClientHandshake({ self: a, secret, random: randomBytes, major: 2 }, { host: '127.0.0.1', port: 1002 })
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
     const log = converse(client, server)
-    expect(outcome(log.server)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch: peer speaks 2\.0/) })
+    expect(outcome(log.server)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch: peer speaks 2\.1/) })
     expect(outcome(log.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch/) })
   })
 
@@ -162,6 +163,36 @@ describe('Handshake', () => {
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => 'node is down (tombstoned)' })
     const log = converse(client, server)
     expect(outcome(log.client)).toEqual({ type: 'failed', reason: 'node is down (tombstoned)', byPeer: true })
+  })
+
+  it('refuses a peer of another cluster on both sides, naming both clusters', () => {
+    const log = converse(
+      new ClientHandshake({ self: a, clusterName: 'games', secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, clusterName: 'chat', secret, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(log.server)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/belongs to cluster "games", this node to "chat"/) })
+    expect(outcome(log.client)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/cluster "games", this node to "chat"/) })
+    // The client checks the Challenge too: its Hello rewritten to claim "chat" passes the server, whose Challenge it then refuses.
+    const server = new ServerHandshake({ self: b, clusterName: 'chat', secret, random: randomBytes, admit: () => undefined })
+    const client = new ClientHandshake({ self: a, clusterName: 'games', secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const rewrite = (items: ReturnType<FrameDecoder['push']>, cluster: string | undefined) =>
+      items.map((i) => (i.kind === 'frame' && i.type === FrameType.Hello ? { ...i, body: Buffer.from(JSON.stringify({ ...JSON.parse(i.body.toString()), cluster })) } : i))
+    const hello = (client.start()[0] as { bytes: Buffer }).bytes
+    const challenge = rewrite(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello), 'chat').flatMap((i) => server.receive(i))
+    const answer = new FrameDecoder({ maxFrameSize: 1 << 16 }).push((challenge[0] as { bytes: Buffer }).bytes).flatMap((i) => client.receive(i))
+    expect(outcome(answer)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/belongs to cluster "chat", this node to "games"/) })
+    // A Hello with no cluster name counts as "shoal": refused by a "chat" server.
+    const other = new ServerHandshake({ self: b, clusterName: 'chat', secret, random: randomBytes, admit: () => undefined })
+    const unnamed = rewrite(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello), undefined).flatMap((i) => other.receive(i))
+    expect(outcome(unnamed)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/cluster "shoal", this node to "chat"/) })
+  })
+
+  it('a peer that sends no cluster name counts as the default cluster "shoal"', () => {
+    const log = converse(
+      new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, clusterName: 'shoal', secret, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(log.client)).toEqual({ type: 'established', peer: b })
   })
 
   it('refuses a hello addressed to another port', () => {

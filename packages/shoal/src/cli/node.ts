@@ -24,6 +24,7 @@ export const NODE_USAGE = `Usage: shoal node --port P [options]
 Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
 
   --name N             system name (default shoal)
+  --cluster-name C     cluster name; nodes of other clusters are refused (default SHOAL_CLUSTER_NAME or shoal)
   --host H             host to bind and advertise (default 127.0.0.1)
   --port P             TCP port, and UDP for failure detection (default 7337)
   --seed HOST:PORT     a node to join (repeatable)
@@ -100,6 +101,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     args: normalizeOptional(argv, '--clusterd'),
     options: {
       name: { type: 'string' },
+      'cluster-name': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '7337' },
       seed: { type: 'string', multiple: true },
@@ -131,6 +133,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const system = await ClusterSystem.start({
     plugins: store ? [journalPlugin({ store })] : [],
     name: values.name,
+    clusterName: values['cluster-name'],
     host: values.host,
     port,
     secret: readSecret(values['secret-file']),

@@ -317,12 +317,13 @@ export function decodePushPull(buf: Buffer, maxMembers: number, end = buf.length
 // ── authentication ───────────────────────────────────────────────────────────
 
 /**
- * The key that authenticates datagrams, derived from the cluster secret so the secret itself is
- * never used as-is. Without a secret the key is public: the tag then only detects corruption and
- * strays from other clusters, as a checksum would (non-loopback nodes require a secret anyway).
+ * The key that authenticates datagrams, derived from the cluster name and secret so the secret
+ * itself is never used as-is. Without a secret the key is public: the tag then only detects
+ * corruption and strays from clusters of another name, as a checksum would (non-loopback nodes
+ * require a secret anyway).
  */
-export function deriveKey(secret: Buffer | string | undefined): Buffer {
-  return createHash('sha256').update('shoal/swim/v1|').update(secret ?? '').digest()
+export function deriveKey(secret: Buffer | string | undefined, cluster = 'shoal'): Buffer {
+  return createHash('sha256').update(`shoal/swim/v1|${cluster}|`).update(secret ?? '').digest()
 }
 
 /** Appends the tag to a body. */

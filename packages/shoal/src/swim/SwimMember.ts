@@ -44,6 +44,8 @@ export interface SwimMemberOptions {
   readonly uid?: string
   /** Cluster secret; default `SHOAL_SECRET`. Every member of a cluster needs the same one. */
   readonly secret?: string | Buffer
+  /** Cluster name, mixed into the datagram key: members of another cluster drop each other's datagrams. Default `SHOAL_CLUSTER_NAME`, else `shoal`. */
+  readonly clusterName?: string
   /** Addresses to join through (`host:port` strings or objects). */
   readonly seeds?: readonly (string | SwimAddress)[]
   /** Opaque metadata spread with this member (≤ 512 bytes). */
@@ -82,7 +84,7 @@ export class SwimMember {
     this.node = node
     this.#socket = socket
     this.#stream = stream
-    this.#key = deriveKey(o.secret ?? process.env.SHOAL_SECRET)
+    this.#key = deriveKey(o.secret ?? process.env.SHOAL_SECRET, o.clusterName ?? (process.env.SHOAL_CLUSTER_NAME || 'shoal'))
     this.log = (o.logger ?? pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'info' })).child({ swim: addressKey(node) })
     this.registry = o.registry ?? new Registry()
     // A listener's bug must not cost the detector its next timers or sends.

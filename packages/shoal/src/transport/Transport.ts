@@ -29,6 +29,8 @@ export interface TransportSettings extends AssociationSettings {
   readonly host: string
   readonly port: number
   readonly secret: Buffer | undefined
+  /** Cluster name, checked in the handshake both ways. */
+  readonly clusterName: string
   readonly tls: TlsSettings | undefined
   readonly handshakeTimeoutMs: number
   /** Protocol version override, for tests only. */
@@ -209,7 +211,7 @@ export class Transport {
   }
 
   #handshakeConfig() {
-    return { self: this.self, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor }
+    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor }
   }
 
   #track(socket: Socket): void {

@@ -10,7 +10,7 @@
 
 export const MAGIC = Uint8Array.of(0x53, 0x48, 0x4c, 0xa1)
 export const PROTOCOL_MAJOR = 1
-export const PROTOCOL_MINOR = 0
+export const PROTOCOL_MINOR = 1
 export const PREAMBLE_LENGTH = 6
 
 /** Frame types. Handshake types are only valid before the association is established. */

@@ -8,6 +8,9 @@
  *   Proof{proofC}                          ->
  *                                         <- Accept                (or Reject{reason} at any step)
  * ```
+ * Hello and Challenge also name the sender's cluster; each side refuses a peer of another cluster
+ * (a missing name, from a node before protocol 1.1, counts as the default `shoal`).
+ *
  * `proofS = HMAC(secret, "shoal/server" | nonceC | nonceS | clientUid | serverUid)` and
  * `proofC = HMAC(secret, "shoal/client" | …)`: each side proves it knows the cluster secret without
  * sending it, and the fresh nonces stop replays. Without a secret on both sides the proofs are empty;
@@ -30,6 +33,8 @@ export type HandshakeDirective =
 
 export interface HandshakeConfig {
   readonly self: ClusterNode
+  /** This node's cluster name; a peer of another cluster is refused. Default `shoal`. */
+  readonly clusterName?: string
   readonly secret: Buffer | undefined
   readonly random: (bytes: number) => Buffer
   /** Protocol version this side speaks (tests override it to provoke mismatches). */
@@ -96,6 +101,17 @@ function nodeJson(n: ClusterNode): unknown {
   return { name: n.endpoint.name, host: n.endpoint.host, port: n.endpoint.port, uid: n.uid }
 }
 
+/** The default cluster name, assumed for peers that do not send one. */
+const DEFAULT_CLUSTER = 'shoal'
+
+/** Why a peer announcing `theirs` may not join this node's cluster, or undefined if it may. */
+function clusterProblem(peer: ClusterNode, theirs: unknown, ours: string): string | undefined {
+  const cluster = theirs === undefined ? DEFAULT_CLUSTER : theirs
+  if (typeof cluster !== 'string' || !isValidSystemName(cluster)) return `peer ${formatNode(peer)} sent an invalid cluster name`
+  if (cluster === ours) return undefined
+  return `peer ${formatNode(peer)} belongs to cluster ${JSON.stringify(cluster)}, this node to ${JSON.stringify(ours)}: nodes of one cluster must share its name (setting clusterName, or SHOAL_CLUSTER_NAME)`
+}
+
 function fail(reason: string, byPeer = false): HandshakeDirective {
   return { type: 'failed', reason, byPeer }
 }
@@ -121,7 +137,7 @@ export class ClientHandshake {
 
   start(): HandshakeDirective[] {
     this.#state = 'hello-sent'
-    const hello = json(FrameType.Hello, { node: nodeJson(this.#cfg.self), target: this.#target, nonce: this.#nonce })
+    const hello = json(FrameType.Hello, { node: nodeJson(this.#cfg.self), cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER, target: this.#target, nonce: this.#nonce })
     return [{ type: 'send', bytes: Buffer.concat([preamble(this.#cfg.major, this.#cfg.minor), hello]) }]
   }
 
@@ -146,6 +162,8 @@ export class ClientHandshake {
       return this.#done([fail('malformed challenge')])
     }
     const { secret, self } = this.#cfg
+    const foreign = clusterProblem(peer, msg.cluster, this.#cfg.clusterName ?? DEFAULT_CLUSTER)
+    if (foreign) return this.#done([{ type: 'send', bytes: reject(foreign) }, fail(foreign)])
     if (secret && msg.proof === '') {
       const reason = `peer ${formatNode(peer)} has no cluster secret, but this node requires one`
       return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
@@ -212,11 +230,14 @@ export class ServerHandshake {
       const reason = `hello addressed to port ${target.port}, but this node is ${formatNode(self)}`
       return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(reason)]) }, fail(reason)])
     }
+    const foreign = clusterProblem(peer, msg.cluster, this.#cfg.clusterName ?? DEFAULT_CLUSTER)
+    if (foreign) return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(foreign)]) }, fail(foreign)])
     this.#peer = peer
     this.#peerNonce = msg.nonce
     this.#state = 'challenged'
     const challenge = json(FrameType.Challenge, {
       node: nodeJson(self),
+      cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER,
       nonce: this.#nonce,
       proof: proof(this.#cfg.secret, 'server', msg.nonce, this.#nonce, peer.uid, self.uid),
     })
