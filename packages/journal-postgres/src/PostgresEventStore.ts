@@ -18,11 +18,13 @@
  *   (with concurrent writers, BIGSERIAL values otherwise commit out of order).
  * - **Live tags** by LISTEN/NOTIFY on one channel: `pg_notify` in the writing statement, so a
  *   notice is sent only on commit, to every process sharing the database.
+ * - **Leases** ({@link LeaseStore}, `shoal_leases`, schema 2): expiry by the server's
+ *   `clock_timestamp()`, in one upsert that only takes a free, expired or own lease.
  * - Only parameterized statements; the schema name is quoted as an identifier.
  * @module
  */
 import postgres from 'postgres'
-import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link PostgresEventStore.open}. */
 export interface PostgresOptions {
@@ -34,7 +36,7 @@ export interface PostgresOptions {
   readonly client?: postgres.Options<Record<string, postgres.PostgresType>>
 }
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 /** Advisory-lock key of the writers (an arbitrary 64-bit constant: "shoal" in ASCII). */
 const WRITE_LOCK = 0x73686f616c
 const CHANNEL = 'shoal_events'
@@ -64,8 +66,8 @@ interface Pending {
   reject(e: Error): void
 }
 
-/** PostgreSQL {@link EventStore} and {@link SnapshotStore}; see the module comment. */
-export class PostgresEventStore implements EventStore, SnapshotStore {
+/** PostgreSQL {@link EventStore}, {@link SnapshotStore} and {@link LeaseStore}; see the module comment. */
+export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore {
   readonly name: string
   readonly #sql: Sql
   readonly #schema: string
@@ -160,6 +162,28 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
     const sql = this.#sql
     const [row] = await this.#run(() => sql<{ persistence_id: string; seq: string; payload: Buffer; written_at: string }[]>`SELECT * FROM ${sql(this.#schema)}.shoal_snapshots WHERE persistence_id = ${persistenceId}`)
     return row && { persistenceId: row.persistence_id, seq: Number(row.seq), payload: new Uint8Array(row.payload), timestamp: Number(row.written_at) }
+  }
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const sql = this.#sql
+    const t = sql(this.#schema)
+    const rows = await this.#run(
+      () => sql`INSERT INTO ${t}.shoal_leases (name, owner, expires_at) VALUES (${name}, ${owner}, clock_timestamp() + ${Math.ceil(ttlMs)} * interval '1 millisecond')
+        ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+        WHERE ${t}.shoal_leases.owner = excluded.owner OR ${t}.shoal_leases.expires_at <= clock_timestamp() RETURNING owner`,
+    )
+    return rows.length === 1
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    const sql = this.#sql
+    await this.#run(() => sql`DELETE FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND owner = ${owner}`)
+  }
+
+  async leaseHolder(name: string): Promise<string | undefined> {
+    const sql = this.#sql
+    const [row] = await this.#run(() => sql<{ owner: string }[]>`SELECT owner FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND expires_at > clock_timestamp()`)
+    return row?.owner
   }
 
   /**
@@ -312,6 +336,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore {
         await tx`CREATE INDEX shoal_events_tags ON ${s}.shoal_events USING GIN (tags)`
         await tx`CREATE TABLE ${s}.shoal_snapshots (persistence_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, payload BYTEA NOT NULL, written_at BIGINT NOT NULL)`
       }
+      if (current < 2) await tx`CREATE TABLE ${s}.shoal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`
       if (current !== SCHEMA_VERSION) {
         await tx`DELETE FROM ${s}.shoal_schema_version`
         await tx`INSERT INTO ${s}.shoal_schema_version VALUES (${SCHEMA_VERSION})`

@@ -9,7 +9,7 @@ import { createServer } from 'node:net'
 import postgres from 'postgres'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
-import { conformanceEvents, eventStoreConformance, eventually } from 'shoal/testkit'
+import { conformanceEvents, eventStoreConformance, eventually, leaseStoreConformance } from 'shoal/testkit'
 import { PostgresEventStore } from '../src/index.ts'
 
 const URL = process.env.SHOAL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -64,6 +64,7 @@ afterAll(async () => {
 })
 
 eventStoreConformance(`postgres (${pg.via})`, open, { describe, it, expect })
+leaseStoreConformance(`postgres (${pg.via})`, open, { describe, it, expect }, (s) => (s as PostgresEventStore).close())
 
 class Counter extends EventSourcedActor<number, { type: 'Inc'; by: number }> {
   readonly persistenceId = "counter 'one'"
@@ -132,6 +133,21 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     await follow()
     expect(seen.size).toBe(4 * 40 * 10)
     for (const w of writers) await w.close()
+  })
+
+  it('a database of schema 1 (before leases) is migrated on open, its events kept', async () => {
+    const schema = fresh()
+    const first = await PostgresEventStore.open(pg.url, { schema, max })
+    await first.append(conformanceEvents('old', 1, 3))
+    await first.close()
+    const sql = postgres(pg.url, { max: 1, onnotice: () => undefined })
+    await sql`DROP TABLE ${sql(schema)}.shoal_leases`
+    await sql`UPDATE ${sql(schema)}.shoal_schema_version SET version = 1`
+    await sql.end()
+    const again = await PostgresEventStore.open(pg.url, { schema, max })
+    expect(await again.highestSeq('old')).toBe(3)
+    expect(await again.acquireLease('l', 'me', 60_000)).toBe(true)
+    await again.close()
   })
 
   // PGlite serves one session to all connections, so a NOTIFY never reaches another connection's LISTEN there.

@@ -3,7 +3,9 @@
  *
  * - **Schema**, created and migrated on open (`PRAGMA user_version`): `events` (global offset as an
  *   AUTOINCREMENT key, never reused; `UNIQUE (persistence_id, seq)`), `event_tags` (tag → offset,
- *   for queries by tag), `snapshots` (latest per persistence id).
+ *   for queries by tag), `snapshots` (latest per persistence id), `leases` (schema 2).
+ * - **Leases** ({@link LeaseStore}) for the processes sharing the file (one machine): expiry by
+ *   SQLite's clock, `unixepoch('subsec')`, in one upsert that only takes a free, expired or own lease.
  * - **Group commit.** better-sqlite3 is synchronous; appends made in the same event-loop turn are
  *   written in one transaction, each in its own savepoint, so a conflict fails only its own batch
  *   while the others commit together.
@@ -15,7 +17,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link SqliteEventStore.open}. */
 export interface SqliteOptions {
@@ -25,7 +27,9 @@ export interface SqliteOptions {
   readonly busyTimeout?: number
 }
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
+/** SQLite's clock in whole milliseconds. */
+const NOW_MS = "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE events (
@@ -41,6 +45,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE event_tags (tag TEXT NOT NULL, global_offset INTEGER NOT NULL, PRIMARY KEY (tag, global_offset)) WITHOUT ROWID;
    CREATE TABLE snapshots (persistence_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, payload BLOB NOT NULL, written_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;`,
 ]
 
 interface Row {
@@ -60,8 +65,8 @@ interface Pending {
   reject(e: Error): void
 }
 
-/** SQLite {@link EventStore} and {@link SnapshotStore}; see the module comment. */
-export class SqliteEventStore implements EventStore, SnapshotStore {
+/** SQLite {@link EventStore}, {@link SnapshotStore} and {@link LeaseStore}; see the module comment. */
+export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
   readonly name: string
   readonly #db: Database.Database
   readonly #insert: Database.Statement
@@ -71,6 +76,9 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
   readonly #byTag: Database.Statement
   readonly #saveSnapshot: Database.Statement
   readonly #loadSnapshot: Database.Statement
+  readonly #acquireLease: Database.Statement
+  readonly #releaseLease: Database.Statement
+  readonly #leaseHolder: Database.Statement
   readonly #tagWatchers = new TagWatchers()
   #queue: Pending[] = []
   #closed = false
@@ -87,6 +95,14 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
       'INSERT INTO snapshots (persistence_id, seq, payload, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (persistence_id) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, written_at = excluded.written_at WHERE excluded.seq >= snapshots.seq',
     )
     this.#loadSnapshot = db.prepare('SELECT * FROM snapshots WHERE persistence_id = ?')
+    this.#acquireLease = db
+      .prepare(
+        `INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ${NOW_MS} + ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE leases.owner = excluded.owner OR leases.expires_at <= ${NOW_MS} RETURNING owner`,
+      )
+      .pluck()
+    this.#releaseLease = db.prepare('DELETE FROM leases WHERE name = ? AND owner = ?')
+    this.#leaseHolder = db.prepare(`SELECT owner FROM leases WHERE name = ? AND expires_at > ${NOW_MS}`).pluck()
   }
 
   /**
@@ -140,6 +156,18 @@ export class SqliteEventStore implements EventStore, SnapshotStore {
   async loadSnapshot(persistenceId: string): Promise<StoredSnapshot | undefined> {
     const row = this.#run(() => this.#loadSnapshot.get(persistenceId) as { persistence_id: string; seq: number; payload: Buffer; written_at: number } | undefined)
     return row && { persistenceId: row.persistence_id, seq: row.seq, payload: new Uint8Array(row.payload), timestamp: row.written_at }
+  }
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.#run(() => this.#acquireLease.get(name, owner, Math.ceil(ttlMs)) !== undefined)
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    this.#run(() => this.#releaseLease.run(name, owner))
+  }
+
+  async leaseHolder(name: string): Promise<string | undefined> {
+    return this.#run(() => (this.#leaseHolder.get(name) as string | undefined) ?? undefined)
   }
 
   async close(): Promise<void> {

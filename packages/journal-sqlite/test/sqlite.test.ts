@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
-import { conformanceEvents, eventStoreConformance } from 'shoal/testkit'
+import { conformanceEvents, eventStoreConformance, leaseStoreConformance } from 'shoal/testkit'
+import Database from 'better-sqlite3'
 import { SqliteEventStore } from '../src/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-sqlite-'))
@@ -16,6 +17,36 @@ let files = 0
 
 eventStoreConformance('sqlite (memory)', () => SqliteEventStore.open(':memory:'), { describe, it, expect })
 eventStoreConformance('sqlite (file, WAL)', () => SqliteEventStore.open(join(dir, `c${++files}.db`)), { describe, it, expect })
+leaseStoreConformance('sqlite (file, WAL)', () => SqliteEventStore.open(join(dir, `l${++files}.db`)), { describe, it, expect }, (s) => (s as SqliteEventStore).close())
+
+describe('SQLite leases', () => {
+  it('two stores on one file (two processes of one machine) contend for a lease: one holds it', async () => {
+    const path = join(dir, `shared${++files}.db`)
+    const [a, b] = [SqliteEventStore.open(path), SqliteEventStore.open(path)]
+    expect(await a.acquireLease('singleton/lobby', 'node-a', 60_000)).toBe(true)
+    expect(await b.acquireLease('singleton/lobby', 'node-b', 60_000)).toBe(false)
+    expect(await b.leaseHolder('singleton/lobby')).toBe('node-a')
+    await a.releaseLease('singleton/lobby', 'node-a')
+    expect(await b.acquireLease('singleton/lobby', 'node-b', 60_000)).toBe(true)
+    await a.close()
+    await b.close()
+  })
+
+  it('a file of schema 1 (before leases) is migrated on open, its events kept', async () => {
+    const path = join(dir, `v1-${++files}.db`)
+    const s = SqliteEventStore.open(path)
+    await s.append(conformanceEvents('old', 1, 3))
+    await s.close()
+    const raw = new Database(path)
+    raw.exec('DROP TABLE leases')
+    raw.pragma('user_version = 1')
+    raw.close()
+    const again = SqliteEventStore.open(path)
+    expect(await again.highestSeq('old')).toBe(3)
+    expect(await again.acquireLease('l', 'me', 60_000)).toBe(true)
+    await again.close()
+  })
+})
 
 class Counter extends EventSourcedActor<number, { type: 'Inc'; by: number }> {
   readonly persistenceId = 'counter-1'

@@ -86,3 +86,4 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
 }
 export { NodeProcess, SHOAL_BIN, type LogLine, type NodeProcessOptions } from './NodeProcess.ts'
 export { eventStoreConformance, events as conformanceEvents, type ConformanceFramework } from './EventStoreConformance.ts'
+export { leaseStoreConformance } from './LeaseStoreConformance.ts'

@@ -1,0 +1,66 @@
+/**
+ * The conformance suite every lease store must pass (memory, SQLite, PostgreSQL, yours);
+ * test-framework neutral like {@link eventStoreConformance}.
+ *
+ * ```ts
+ * leaseStoreConformance('sqlite', () => SqliteEventStore.open(':memory:'), { describe, it, expect })
+ * ```
+ * @module
+ */
+import type { LeaseStore } from '../lease/Lease.ts'
+import type { ConformanceFramework } from './EventStoreConformance.ts'
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Registers the suite: `open` makes a fresh store for each test; `close` (optional) releases it. */
+export function leaseStoreConformance(name: string, open: () => Promise<LeaseStore> | LeaseStore, { describe, it, expect }: ConformanceFramework, close?: (s: LeaseStore) => Promise<void>): void {
+  const withStore = (body: (s: LeaseStore) => Promise<void>) => async () => {
+    const store = await open()
+    try {
+      await body(store)
+    } finally {
+      await close?.(store)
+    }
+  }
+
+  describe(`lease store conformance: ${name}`, () => {
+    it('one owner at a time; the holder renews; release frees it at once', withStore(async (s) => {
+      expect(await s.leaseHolder('lobby')).toBeUndefined()
+      expect(await s.acquireLease('lobby', 'node-a', 60_000)).toBe(true)
+      expect(await s.acquireLease('lobby', 'node-b', 60_000)).toBe(false)
+      expect(await s.acquireLease('lobby', 'node-a', 60_000)).toBe(true) // renewal
+      expect(await s.leaseHolder('lobby')).toBe('node-a')
+      await s.releaseLease('lobby', 'node-b') // not the holder: nothing happens
+      expect(await s.leaseHolder('lobby')).toBe('node-a')
+      await s.releaseLease('lobby', 'node-a')
+      expect(await s.leaseHolder('lobby')).toBeUndefined()
+      expect(await s.acquireLease('lobby', 'node-b', 60_000)).toBe(true)
+      // Leases are independent by name.
+      expect(await s.acquireLease('scheduler', 'node-a', 60_000)).toBe(true)
+    }))
+
+    it('an expired lease goes to the next owner; the old owner cannot renew it', withStore(async (s) => {
+      expect(await s.acquireLease('l', 'node-a', 150)).toBe(true)
+      expect(await s.acquireLease('l', 'node-b', 60_000)).toBe(false)
+      await sleep(400)
+      expect(await s.leaseHolder('l')).toBeUndefined()
+      expect(await s.acquireLease('l', 'node-b', 60_000)).toBe(true)
+      expect(await s.acquireLease('l', 'node-a', 60_000)).toBe(false)
+      expect(await s.leaseHolder('l')).toBe('node-b')
+    }))
+
+    it('concurrent acquirers: exactly one wins', withStore(async (s) => {
+      const owners = Array.from({ length: 20 }, (_, i) => `node-${i}`)
+      const won = await Promise.all(owners.map((o) => s.acquireLease('contended', o, 60_000)))
+      expect(won.filter(Boolean)).toHaveLength(1)
+      expect(await s.leaseHolder('contended')).toBe(owners[won.indexOf(true)])
+    }))
+
+    it('stores hostile names and owners exactly', withStore(async (s) => {
+      const name = `o'brien"; DROP TABLE leases; -- 🐟 ${'x'.repeat(200)}`
+      expect(await s.acquireLease(name, "owner'--", 60_000)).toBe(true)
+      expect(await s.leaseHolder(name)).toBe("owner'--")
+      expect(await s.leaseHolder(`o'brien%`)).toBeUndefined()
+    }))
+  })
+}
