@@ -148,6 +148,17 @@ export class ActorCell {
     this.#sealed = true
   }
 
+  /**
+   * Sets a check run as each call is about to start (not when it is queued): a reason refuses the
+   * call as notDelivered and seals the actor. A singleton whose lease may have lapsed must not
+   * start another call, even one that queued while the lease was valid.
+   */
+  guard(check: () => string | undefined): void {
+    this.#guard = check
+  }
+
+  #guard: (() => string | undefined) | undefined
+
   #sealed = false
   /** Why `onStart` failed, if it did: what calls that waited for it are told. */
   #startError: unknown
@@ -205,6 +216,12 @@ export class ActorCell {
   }
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
+    const refusal = inv.fn ? undefined : this.#guard?.()
+    if (refusal !== undefined) {
+      this.#sealed = true
+      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
+      return
+    }
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
     if (turn) this.#turn = ctx
     else if (inv.chain !== '') this.#addInterleaved(inv.chain)

@@ -723,6 +723,13 @@ export class ClusterSystem implements Invoker, CellHost {
     })
   }
 
+  /** @internal Sets a check run as each call to local actor `id` starts (see ActorCell.guard); false if there is no such actor. */
+  guardActor(id: ActorId, check: () => string | undefined): boolean {
+    const cell = this.#localCell(id)
+    cell?.guard(check)
+    return cell !== undefined
+  }
+
   #localCell(id: ActorId): ActorCell | undefined {
     if (id.node.uid !== this.node.uid) return undefined
     const cell = this.#actors.get(id.path)

@@ -16,6 +16,9 @@
  * Every process logs Date.now() of the one machine clock, so their times compare.
  */
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { eventually, NodeProcess, type LogLine } from 'shoal/testkit'
@@ -464,4 +467,51 @@ describe.skipIf(!available.ok)(title, () => {
   it('the host on the majority side: the instance stays, the minority never starts one', async () => {
     await partitionScenario([0, 1, 2], [3, 4])
   }, 300_000)
+})
+
+// ── a lease against a frozen host ─────────────────────────────────────────────────────────────
+
+/**
+ * Three loopback processes sharing an SQLite lease file, all calling the singleton (the host too,
+ * through its own proxy, so a woken host would reach its own instance first). The host is frozen
+ * with SIGSTOP until a successor serves calls (failure detection, stableAfter, the margin, and the
+ * lease's expiry in the store), then woken.
+ */
+async function frozenHostRun(leaseFile: string | undefined): Promise<{ host: Node; successor: Node; successorAt: number; all: Node[] }> {
+  const lease = leaseFile === undefined ? [] : ['--lease', leaseFile]
+  const host = await start(['--port', '0', '--load', LOAD, ...lease])
+  const loaders = await Promise.all([1, 2].map(() => start(['--port', '0', '--seed', host.proc.address, '--load', LOAD, ...lease])))
+  const all = [host, ...loaders]
+  await eventually(
+    () => {
+      expect(activations(host)).toHaveLength(1)
+      for (const n of all) expect(servedBy(n, host).length).toBeGreaterThanOrEqual(20)
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
+  const frozen = Date.now()
+  host.proc.signal('SIGSTOP')
+  const successor = await newHost(loaders, frozen, 40_000)
+  const successorAt = activations(successor).find((a) => a.time >= frozen)!.time
+  await eventually(() => expect(servedBy(loaders.find((l) => l !== successor)!, successor, successorAt).length).toBeGreaterThanOrEqual(10), { timeoutMs: 30_000, intervalMs: 100 })
+  host.proc.signal('SIGCONT')
+  // Woken, it learns it was downed and exits.
+  await host.proc.exited
+  return { host, successor, successorAt, all }
+}
+
+describe('cluster singleton with a lease (SQLite file shared by the processes)', () => {
+  it('a host frozen (SIGSTOP) past failover: its instance serves nothing once woken; the successor served after the lease expired', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-lease-'))
+    try {
+      const { host, successor, successorAt, all } = await frozenHostRun(join(dir, 'leases.db'))
+      // No call anywhere was answered by the old host's instance after the successor activated.
+      for (const n of all) expect(calls(n).filter((c) => c.ok && c.host === host.proc.address && c.started + c.ms > successorAt)).toEqual([])
+      // The woken instance refused (its lease had lapsed) and was stopped.
+      expect(host.proc.lines.some((l) => l.msg === 'singleton lease lost: stopping the instance')).toBe(true)
+      expect(successor).not.toBe(host)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

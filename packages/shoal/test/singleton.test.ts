@@ -4,7 +4,7 @@
  * system without cluster membership.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, DistributedActor, distributed, singletonPlugin, SingletonUnavailableError, type ActorRef, type SingletonSettings } from 'shoal'
+import { ClusterSystem, DistributedActor, distributed, isNotDelivered, MemoryLeaseStore, singletonPlugin, SingletonUnavailableError, type ActorRef, type SingletonSettings } from 'shoal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 
 /** Activations and passivations of every instance in this process, in order. */
@@ -168,5 +168,59 @@ describe('cluster singleton', () => {
     expect(await ref.next()).toMatchObject({ n: 1 })
     await solo.shutdown()
     expect(journal).toEqual([`start ${solo.node.endpoint.name}`, `passivate ${solo.node.endpoint.name}`])
+  })
+
+  describe('with a lease', () => {
+    it('starts only once its node holds the lease; a lease held elsewhere keeps calls waiting until it is released', async () => {
+      const store = new MemoryLeaseStore()
+      expect(await store.acquireLease('singleton/counter', 'another-node', 60_000)).toBe(true)
+      const solo = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [singletonPlugin({ lease: { store, ttl: 2000 } })] })
+      extra.push(solo)
+      const ref = solo.singleton.host('counter', (s) => s.spawn(Counter))
+      let answered = false
+      const call = ref.next().finally(() => (answered = true))
+      await new Promise((r) => setTimeout(r, 800)) // several acquire attempts (every ttl / 4)
+      expect(answered).toBe(false)
+      expect(solo.singleton.status('counter')).toMatchObject({ activations: 0, held: 1 })
+      await store.releaseLease('singleton/counter', 'another-node')
+      expect(await call).toMatchObject({ n: 1 })
+      expect(await store.leaseHolder('singleton/counter')).toBe(solo.node.uid)
+      await solo.shutdown()
+      expect(await store.leaseHolder('singleton/counter')).toBeUndefined() // released after passivation
+    })
+
+    it('a lease that cannot be renewed stops the instance and its calls wait; once the store is back a new instance serves them', async () => {
+      const store = new MemoryLeaseStore()
+      const solo = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [singletonPlugin({ lease: { store, ttl: 600 } })] })
+      extra.push(solo)
+      const ref = solo.singleton.host('counter', (s) => s.spawn(Counter))
+      expect(await ref.next()).toMatchObject({ n: 1 })
+      store.setAvailable(false)
+      await eventually(() => expect(solo.singleton.status('counter')).toMatchObject({ instance: undefined, passivations: 1 }), { timeoutMs: 5000 })
+      let answered = false
+      const waiting = ref.next().finally(() => (answered = true))
+      await new Promise((r) => setTimeout(r, 300))
+      expect(answered).toBe(false)
+      store.setAvailable(true)
+      expect(await waiting).toMatchObject({ n: 1 }) // a new instance
+      expect(solo.singleton.status('counter').activations).toBe(2)
+    })
+
+    it('a guarded actor refuses every call from the moment its guard says no, as not delivered', async () => {
+      const solo = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+      extra.push(solo)
+      const ref = solo.spawn(Counter)
+      let lapsed = false
+      expect(solo.guardActor(ref.id, () => (lapsed ? 'its lease lapsed' : undefined))).toBe(true)
+      expect(await ref.next()).toMatchObject({ n: 1 })
+      const slow = ref.slow(100) // running when the guard turns: it finishes
+      const queued = ref.next() // queued behind it while valid, started after: refused
+      lapsed = true
+      expect(await slow).toBe(solo.node.endpoint.name)
+      const refused = await queued.catch((e: unknown) => e)
+      expect(isNotDelivered(refused)).toBe(true)
+      expect((refused as Error).message).toMatch(/takes no calls: its lease lapsed/)
+      await expect(ref.next()).rejects.toMatchObject({ code: 'SHOAL_ACTOR_NOT_FOUND' })
+    })
   })
 })

@@ -365,7 +365,9 @@ export class Cluster {
       if (m.node.uid !== this.self.uid && isPresent(m.status) && !this.#swimKnows(m)) this.#swim.join([{ host: m.node.endpoint.host, port: m.node.endpoint.port }])
     }
     this.#emit({ type: 'member', member: this.#view(m), previous })
-    if (m.node.uid === this.self.uid && m.status === 'down') this.#downed()
+    // Removed without having been seen down (a node frozen through its down, say) was downed too.
+    const downed = m.status === 'down' || (m.status === 'removed' && previous !== 'exiting' && previous !== 'down')
+    if (m.node.uid === this.self.uid && downed) this.#downed()
   }
 
   #downed(): void {

@@ -8,6 +8,9 @@
  *   is reachable; hold calls otherwise;
  * - **wait**: hold calls; a hosting node that must not host any more passivates its instance
  *   (`onPassivate`, bounded) and stops it.
+ * With a lease ({@link LeaseStore}), the host first takes lease `singleton/<name>`, renews it every
+ * quarter of its ttl, and the instance refuses every call from the moment the lease may have lapsed
+ * (a guard checked as each call starts) and is stopped; the lease is released after passivation.
  * Held calls are delivered in arrival order. A forwarded call that comes back `notDelivered` (the
  * instance stopped before running it, its node became unreachable before it was sent) is held
  * again for the next instance, so a hand-over or failover costs no call that had not started.
@@ -20,6 +23,7 @@ import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
+import { type LeaseStore, LeaseTerm } from '../lease/Lease.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
 import { type Allocation, type AllocationSettings, allocate, type DownTracker, wouldBeDowned } from './Allocation.ts'
 
@@ -34,6 +38,8 @@ export interface ManagerSettings extends AllocationSettings {
   readonly bufferSize: number
   readonly allocationTimeout: number
   readonly passivateTimeout: number
+  /** Optional: the instance runs only while its host holds lease `singleton/<name>` in `store`. */
+  readonly lease?: { readonly store: LeaseStore; readonly ttl: number }
 }
 
 interface Held {
@@ -76,7 +82,7 @@ export class SingletonManager {
   #seq = 0
   #target: ActorRef<unknown> | undefined
   #instance: ActorRef<unknown> | undefined
-  #phase: 'idle' | 'starting' | 'running' | 'passivating' = 'idle'
+  #phase: 'idle' | 'acquiring' | 'starting' | 'running' | 'passivating' = 'idle'
   #allocation: Allocation = { kind: 'wait', reason: 'no-candidate' }
   #stopped = false
   #warnedNoFactory = false
@@ -144,7 +150,7 @@ export class SingletonManager {
     this.#allocation = a
     if (a.kind === 'host') {
       if (!this.#factory) return this.#noFactory()
-      if (this.#phase === 'idle') this.#start()
+      if (this.#phase === 'idle') this.#leased ? this.#acquireThenStart(this.#leased) : this.#start()
       this.#target = this.#phase === 'running' ? this.#instance : undefined
     } else {
       if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && a.reason === 'fenced')
@@ -227,6 +233,99 @@ export class SingletonManager {
     )
   }
 
+  // ── lease ───────────────────────────────────────────────────────────────────
+
+  get #leased(): { readonly store: LeaseStore; readonly ttl: number } | undefined {
+    return this.#settings.lease
+  }
+
+  get #leaseName(): string {
+    return `singleton/${this.name}`
+  }
+
+  #term: LeaseTerm | undefined
+  #leaseTimer: NodeJS.Timeout | undefined
+  #leaseRetryAt = 0
+  #leaseHolderLogged: string | undefined
+
+  /** Takes the lease, then starts the instance if this node is still to host it. */
+  #acquireThenStart(lease: { readonly store: LeaseStore; readonly ttl: number }): void {
+    if (performance.now() < this.#leaseRetryAt) return
+    this.#phase = 'acquiring'
+    const sentAt = performance.now()
+    const owner = this.#system.node.uid
+    lease.store.acquireLease(this.#leaseName, owner, lease.ttl).then(
+      async (held) => {
+        this.#phase = 'idle'
+        if (!held) {
+          this.#leaseRetryAt = performance.now() + lease.ttl / 4
+          const holder = await lease.store.leaseHolder(this.#leaseName).catch(() => undefined)
+          if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
+          this.#leaseHolderLogged = holder
+          return
+        }
+        this.#leaseHolderLogged = undefined
+        if (this.#stopped || this.#allocation.kind !== 'host') return this.#releaseLease()
+        const term = (this.#term = new LeaseTerm(lease.ttl))
+        term.granted(sentAt)
+        this.#start()
+        const instance = this.#instance
+        if (!instance) return this.#releaseLease()
+        this.#system.guardActor(instance.id, () => (term.valid(performance.now()) ? undefined : `the lease of singleton ${this.name} may have lapsed`))
+        this.#scheduleRenewal(lease, term)
+        this.evaluate()
+      },
+      (err: unknown) => {
+        this.#phase = 'idle'
+        this.#leaseRetryAt = performance.now() + lease.ttl / 4
+        this.#log.warn({ err, store: lease.store.name }, 'singleton lease store failed: not starting the instance')
+      },
+    )
+  }
+
+  /** Renews every quarter ttl; a renewal refused, or a term lapsing unrenewed, stops the instance. */
+  #scheduleRenewal(lease: { readonly store: LeaseStore; readonly ttl: number }, term: LeaseTerm): void {
+    clearTimeout(this.#leaseTimer)
+    const next = Math.min(lease.ttl / 4, term.remaining(performance.now()))
+    this.#leaseTimer = setTimeout(() => {
+      if (this.#term !== term || this.#phase !== 'running') return
+      if (!term.valid(performance.now())) return this.#leaseLapsed('not renewed in time')
+      const sentAt = performance.now()
+      lease.store.acquireLease(this.#leaseName, this.#system.node.uid, lease.ttl).then(
+        (held) => {
+          if (this.#term !== term) return
+          if (held) term.granted(sentAt)
+          else {
+            term.lost()
+            return this.#leaseLapsed('another node holds it')
+          }
+          this.#scheduleRenewal(lease, term)
+        },
+        (err: unknown) => {
+          if (this.#term !== term) return
+          this.#log.warn({ err, store: lease.store.name, validForMs: Math.round(term.remaining(performance.now())) }, 'singleton lease renewal failed; retrying')
+          this.#scheduleRenewal(lease, term)
+        },
+      )
+    }, next)
+    this.#leaseTimer.unref()
+  }
+
+  #leaseLapsed(why: string): void {
+    this.#log.warn({ event: 'lease-lost', why, instance: this.#instance?.id.toString() }, 'singleton lease lost: stopping the instance')
+    if (this.#instance && this.#phase === 'running') void this.#passivateSafely(true)
+  }
+
+  /** Gives the lease up (after the instance stopped), so a successor need not wait for it to expire. */
+  #releaseLease(): void {
+    const lease = this.#leased
+    if (!lease) return
+    clearTimeout(this.#leaseTimer)
+    this.#term?.lost()
+    this.#term = undefined
+    lease.store.releaseLease(this.#leaseName, this.#system.node.uid).catch((err: unknown) => this.#log.warn({ err, store: lease.store.name }, 'singleton lease not released (it will expire)'))
+  }
+
   #instanceEnded(ref: ActorRef<unknown>): void {
     if (this.#instance !== ref || this.#phase !== 'running') return
     this.#failed()
@@ -274,6 +373,7 @@ export class SingletonManager {
     if (this.#instance !== ref) return
     this.#instance = undefined
     this.#phase = 'idle'
+    this.#releaseLease()
     this.passivations++
     for (const w of this.#releaseWaiters) w()
     this.#releaseWaiters.clear()
