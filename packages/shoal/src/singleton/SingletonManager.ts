@@ -150,7 +150,9 @@ export class SingletonManager {
     this.#allocation = a
     if (a.kind === 'host') {
       if (!this.#factory) return this.#noFactory()
-      if (this.#phase === 'idle') this.#leased ? this.#acquireThenStart(this.#leased) : this.#start()
+      const lease = this.#leased
+      if (this.#phase === 'idle' && lease) this.#acquireThenStart(lease)
+      else if (this.#phase === 'idle') this.#start()
       this.#target = this.#phase === 'running' ? this.#instance : undefined
     } else {
       if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && a.reason === 'fenced')
