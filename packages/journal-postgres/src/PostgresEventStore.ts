@@ -75,7 +75,6 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   #queue: Pending[] = []
   #writing = false
   #scheduled = false
-  #unlisten: (() => Promise<void>) | undefined
   #closed = false
   /** The write loop, while it runs (close waits for it). */
   #draining: Promise<void> = Promise.resolve()
@@ -98,8 +97,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
     const store = new PostgresEventStore(`postgres:${redact(url)}/${schema}`, sql, schema)
     try {
       await store.#migrate()
-      const { unlisten } = await sql.listen(CHANNEL, (tag) => store.#tagWatchers.notify([tag]))
-      store.#unlisten = unlisten
+      await sql.listen(CHANNEL, (tag) => store.#tagWatchers.notify([tag]))
     } catch (e) {
       await sql.end({ timeout: 1 })
       throw unavailable(store.name, e)
@@ -192,8 +190,13 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
    * (The client's own drain could wait its whole timeout on a connection that died mid-query,
    * which it leaves marked busy; waiting for this store's own operations instead avoids that.)
    */
-  async close(drainTimeout = 5000): Promise<void> {
-    if (this.#closed) return
+  close(drainTimeout = 5000): Promise<void> {
+    return (this.#closing ??= this.#close(drainTimeout))
+  }
+
+  #closing: Promise<void> | undefined
+
+  async #close(drainTimeout: number): Promise<void> {
     this.#closed = true
     this.#tagWatchers.clear()
     let timer: NodeJS.Timeout | undefined
@@ -201,7 +204,8 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
     const drained = Promise.allSettled([...this.#inflight, this.#draining])
     await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, drainTimeout)))])
     clearTimeout(timer)
-    await this.#unlisten?.().catch(() => undefined)
+    // Ending the pool also ends the LISTEN connection (an UNLISTEN first could wait forever on a
+    // server that stopped answering).
     await this.#sql.end({ timeout: 0 })
   }
 
@@ -240,11 +244,12 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   /** One transaction for the batch; returns the appends refused as conflicts. */
   async #write(batch: readonly Pending[]): Promise<Set<Pending>> {
     const conflicts = new Set<Pending>()
-    // Two appends of one (persistence id, seq) in the same batch: the first wins.
+    // Two appends of one (persistence id, seq) in the same batch: the first wins; an append that
+    // holds one key twice conflicts with itself.
     const keys = new Set<string>()
     for (const p of batch) {
       const mine = p.events.map((e) => `${e.seq}:${e.persistenceId}`)
-      if (mine.some((k) => keys.has(k))) conflicts.add(p)
+      if (new Set(mine).size < mine.length || mine.some((k) => keys.has(k))) conflicts.add(p)
       else for (const k of mine) keys.add(k)
     }
     const clean = batch.filter((p) => !conflicts.has(p))

@@ -5,7 +5,7 @@
  * and say so: never silently skipped. Every test gets a schema of its own, dropped at the end.
  */
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import postgres from 'postgres'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
@@ -148,6 +148,33 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     expect(await again.highestSeq('old')).toBe(3)
     expect(await again.acquireLease('l', 'me', 60_000)).toBe(true)
     await again.close()
+  })
+
+  it('close() is bounded when the server stops answering (connections open, no replies)', async () => {
+    // A proxy that forwards until frozen, then swallows every byte both ways.
+    let frozen = false
+    const sockets: import('node:net').Socket[] = []
+    const upstream = new globalThis.URL(pg.url)
+    const proxy = createServer((client) => {
+      const server = connect(Number(upstream.port || 5432), upstream.hostname)
+      sockets.push(client, server)
+      client.on('data', (d) => frozen || server.write(d))
+      server.on('data', (d) => frozen || client.write(d))
+      for (const s of [client, server]) s.on('error', () => undefined)
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()))
+    const url = new globalThis.URL(pg.url)
+    url.port = String((proxy.address() as { port: number }).port)
+    const s = await PostgresEventStore.open(url.toString(), { schema: fresh(), max })
+    await s.append(conformanceEvents('before', 1, 1))
+    frozen = true
+    const stuck = s.append(conformanceEvents('during', 1, 1)).catch((e: unknown) => e)
+    const started = Date.now()
+    await s.close(300)
+    expect(Date.now() - started).toBeLessThan(10_000) // the drain bound (300 ms), not forever
+    expect(await stuck).toBeInstanceOf(Error) // answered (ambiguous: it may or may not have landed)
+    for (const sock of sockets) sock.destroy()
+    proxy.close()
   })
 
   // PGlite serves one session to all connections, so a NOTIFY never reaches another connection's LISTEN there.

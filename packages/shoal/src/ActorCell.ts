@@ -2,8 +2,8 @@
  * ActorCell: one live actor's mailbox and turn discipline.
  *
  * Rules, in the order they are checked when a call arrives:
- * 1. A stopping or stopped actor fails the call with `ActorNotFoundError` (or, if `onStart` failed,
- *    with its reason: a journal outage at recovery reaches the caller as JournalUnavailableError).
+ * 1. A stopping or stopped actor fails the call with `ActorNotFoundError` (if `onStart` failed, saying
+ *    why, with the reason as `cause`: a journal outage at recovery, say).
  * 2. A call whose chain is already running in this actor (A → B → A) starts at once: it is part of
  *    the turn that is waiting for it, so queueing it would deadlock.
  * 3. With nothing queued, a call starts at once if no turn runs, or if it interleaves (once
@@ -19,7 +19,7 @@ import type { ActorId } from './ActorId.ts'
 import { callContext, type CallContext } from './CallContext.ts'
 import { Deque } from './Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError, ShoalError } from './errors.ts'
+import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError } from './errors.ts'
 
 /** One call waiting for, or holding, a turn. */
 export interface Invocation {
@@ -112,13 +112,13 @@ export class ActorCell {
     try {
       result = callContext.run(ctx, invokeMethod, onStart, this.actor, [])
     } catch (e) {
-      this.#startFailed(e)
+      this.#onStartFailed(e)
       return
     }
     if (isThenable(result)) {
       result.then(
         () => this.#started(),
-        (e: unknown) => this.#startFailed(e),
+        (e: unknown) => this.#onStartFailed(e),
       )
     } else this.#started()
   }
@@ -132,7 +132,8 @@ export class ActorCell {
     this.#afterTurn()
   }
 
-  #startFailed(e: unknown): void {
+  #onStartFailed(e: unknown): void {
+    this.#startFailed = true
     this.#startError = e
     this.host.onActorError(this, 'onStart', e)
     this.#endTurn()
@@ -162,21 +163,19 @@ export class ActorCell {
   #sealed = false
   /** Why `onStart` failed, if it did: what calls that waited for it are told. */
   #startError: unknown
+  #startFailed = false
 
   /**
-   * The error for a call refused because the actor stopped: if it never started, the reason
-   * (a Shoal error keeps its class, so a caller can tell a journal outage from a corrupt
-   * journal); otherwise ActorNotFoundError. Always `notDelivered`: the method never ran.
+   * The error for a call refused because the actor stopped: ActorNotFoundError, always
+   * `notDelivered` (the method never ran, so a retry or a singleton proxy may send it elsewhere). If
+   * the actor never started, it says why, with the reason as `cause` (a journal outage at recovery:
+   * a JournalUnavailableError; an undecodable event: a JournalDecodeError naming where).
    */
   #stoppedError(message: string): Error {
+    if (!this.#startFailed) return markNotDelivered(new ActorNotFoundError(message))
     const e = this.#startError
-    if (e === undefined) return markNotDelivered(new ActorNotFoundError(message))
-    const why = e instanceof Error ? e.message : String(e)
-    if (e instanceof ShoalError) {
-      const Same = e.constructor as new (message: string, options?: ErrorOptions) => ShoalError
-      return markNotDelivered(new Same(`Actor ${this.id} failed to start: ${why}`, { cause: e }))
-    }
-    return markNotDelivered(new ActorNotFoundError(`Actor ${this.id} failed to start (onStart threw: ${why}); it has stopped: fix the cause and spawn it again.`, { cause: e }))
+    const why = e instanceof Error ? `${e.message}${(e as { code?: unknown }).code ? ` (${String((e as { code?: unknown }).code)})` : ''}` : String(e)
+    return markNotDelivered(new ActorNotFoundError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }))
   }
 
   deliver(inv: Invocation): void {

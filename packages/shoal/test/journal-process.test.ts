@@ -562,9 +562,10 @@ describe('PostgreSQL outage (in process, through a TCP proxy)', () => {
       expect(outageMs).toBeLessThan(5000)
       await expect(first.read()).rejects.toBeInstanceOf(ActorNotFoundError)
       // Nor can a new activation recover meanwhile: its callers are told the store is down.
-      const recovering = await system.spawn(Wallet).read().catch((e: unknown) => e)
-      expect(recovering).toBeInstanceOf(JournalUnavailableError)
-      expect((recovering as Error).message).toMatch(/failed to start/)
+      const recovering = (await system.spawn(Wallet).read().catch((e: unknown) => e)) as Error
+      expect(recovering).toBeInstanceOf(ActorNotFoundError)
+      expect(recovering.cause).toBeInstanceOf(JournalUnavailableError)
+      expect(recovering.message).toMatch(/failed to start: .*SHOAL_JOURNAL_UNAVAILABLE/)
       expect(await storedSeqs()).toEqual(range(5))
 
       // Back: a new activation recovers the five acknowledged events and goes on.

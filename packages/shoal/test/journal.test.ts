@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  ActorNotFoundError,
   ClusterSystem,
   distributed,
   EventSourcedActor,
@@ -133,13 +134,15 @@ describe('event-sourced actors', () => {
     await store.append([{ persistenceId: 'tally-bad', seq: 1, type: 'Added', version: 2, payload: Uint8Array.of(0xc1), tags: [] }])
     const errors: unknown[] = []
     a.log.error = ((o: { err?: unknown }) => void errors.push(o?.err)) as typeof a.log.error
-    // The call waiting for recovery is told why, as the store's own error class.
-    const refused = await Promise.all(['new', 'bad'].map((name) => a.spawn(Tally, name).read().catch((e: unknown) => e)))
-    expect(refused[0]).toBeInstanceOf(JournalDecodeError)
-    expect((refused[0] as Error).message).toMatch(/failed to start: .*event 1 of "tally-new".*newer code/)
-    expect(refused[1]).toBeInstanceOf(JournalDecodeError)
-    expect((refused[1] as Error).message).toMatch(/event 1 of "tally-bad"/)
-    expect(isNotDelivered(refused[1])).toBe(true)
+    // The call waiting for recovery is told why: the actor failed to start, the store's error as the cause.
+    const refused = (await Promise.all(['new', 'bad'].map((name) => a.spawn(Tally, name).read().catch((e: unknown) => e)))) as Error[]
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(ActorNotFoundError)
+      expect(e.cause).toBeInstanceOf(JournalDecodeError)
+      expect(isNotDelivered(e)).toBe(true)
+    }
+    expect(refused[0]!.message).toMatch(/failed to start: .*event 1 of "tally-new".*newer code.*SHOAL_JOURNAL_DECODE/)
+    expect(refused[1]!.message).toMatch(/event 1 of "tally-bad"/)
     const decode = errors.filter((e) => e instanceof JournalDecodeError) as JournalDecodeError[]
     expect(decode.map((e) => e.message)).toEqual([expect.stringMatching(/event 1 of "tally-new".*newer code/), expect.stringMatching(/event 1 of "tally-bad"/)])
     await expect(a.journal.eventsByPersistenceId('tally-bad').next()).rejects.toBeInstanceOf(JournalDecodeError)
@@ -153,9 +156,10 @@ describe('event-sourced actors', () => {
     store.setAvailable(false)
     await expect(t.add(1)).rejects.toBeInstanceOf(JournalUnavailableError)
     // Recovery during the outage: the first call says the store is down, not that the actor is missing.
-    const during = await a.spawn(Tally, 'out').read().catch((e: unknown) => e)
-    expect(during).toBeInstanceOf(JournalUnavailableError)
-    expect((during as Error).message).toMatch(/Actor .*failed to start/)
+    const during = (await a.spawn(Tally, 'out').read().catch((e: unknown) => e)) as Error
+    expect(during).toBeInstanceOf(ActorNotFoundError)
+    expect(during.cause).toBeInstanceOf(JournalUnavailableError)
+    expect(during.message).toMatch(/Actor .*failed to start: .*SHOAL_JOURNAL_UNAVAILABLE/)
     store.setAvailable(true)
     const again = a.spawn(Tally, 'out')
     expect(await again.read()).toEqual({ total: 5, count: 1, seq: 1 })

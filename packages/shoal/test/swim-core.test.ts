@@ -2,6 +2,7 @@
  * The SWIM + Lifeguard core as a pure state machine: a manual clock, seeded randomness, messages
  * fed in by hand and the returned directives inspected. No sockets, no wall-clock time.
  */
+import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
   decodeMessage,
@@ -1151,6 +1152,8 @@ describe('codec', () => {
     }
     expect(reasonOf(() => open(deriveKey('other'), packet))).toBe('auth')
     expect(reasonOf(() => open(deriveKey(undefined), packet))).toBe('auth')
+    // The default cluster's key is the one from before cluster names (older nodes interoperate).
+    expect(deriveKey('secret', 'shoal').equals(createHash('sha256').update('shoal/swim/v1|').update('secret').digest())).toBe(true)
     // Another cluster's name, with or without the same secret.
     expect(reasonOf(() => open(deriveKey('secret', 'other-cluster'), packet))).toBe('auth')
     expect(reasonOf(() => open(deriveKey(undefined, 'a'), seal(deriveKey(undefined, 'b'), encodeMessage(messages[2]!))))).toBe('auth')

@@ -323,7 +323,9 @@ export function decodePushPull(buf: Buffer, maxMembers: number, end = buf.length
  * require a secret anyway).
  */
 export function deriveKey(secret: Buffer | string | undefined, cluster = 'shoal'): Buffer {
-  return createHash('sha256').update(`shoal/swim/v1|${cluster}|`).update(secret ?? '').digest()
+  // The default cluster keeps the key of nodes from before cluster names, so they interoperate.
+  const context = cluster === 'shoal' ? 'shoal/swim/v1|' : `shoal/swim/v1|${cluster}|`
+  return createHash('sha256').update(context).update(secret ?? '').digest()
 }
 
 /** Appends the tag to a body. */

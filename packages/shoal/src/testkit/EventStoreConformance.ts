@@ -94,6 +94,14 @@ export function eventStoreConformance(name: string, open: () => Promise<EventSto
       off()
     }))
 
+    it('refuses whole an append that holds one sequence number twice', withStore(async (s) => {
+      const twice = [...events('dup', 1, 2), ...events('dup', 2, 1)]
+      await expect(s.append(twice)).rejects.toBeInstanceOf(JournalConflictError)
+      expect(await s.highestSeq('dup')).toBe(0)
+      await s.append(events('dup', 1, 2))
+      expect((await s.read('dup', 1)).map((e) => e.seq)).toEqual([1, 2])
+    }))
+
     it('close() drains: appends handed in before it are written and answered; later calls are refused', async () => {
       const s = await open()
       const handedIn = Array.from({ length: 20 }, (_, i) => s.append(events(`drain-${i}`, 1, 1)))

@@ -5,14 +5,15 @@
  * Bounded in time and size, so a long-lived node under churn does not grow without end: an entry
  * lasts `ttlMs` (default 24 h, as SWIM keeps its dead members: far beyond any pause a process
  * survives and then resumes with its old uid), and past `max` entries (default 100,000) the oldest
- * go first. Pure: the clock is injected.
+ * go first. Pure: the clock is injected (default: the monotonic clock, so a wall-clock jump neither
+ * forgets nor keeps them).
  */
 export class Tombstones {
   /** uid → when it was (last) marked, in insertion order: oldest first. */
   readonly #marked = new Map<string, number>()
 
   constructor(
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
     readonly ttlMs = 24 * 60 * 60 * 1000,
     readonly max = 100_000,
   ) {}
