@@ -6,13 +6,17 @@
  * time. The first node is the oldest, so it hosts. 1. Graceful hand-over: SIGTERM the host; how
  * long the other nodes' calls waited, and whether any failed. 2. Crash failover: kill -9 the host;
  * time until the other nodes' calls are served by the new instance, broken down from the nodes'
- * logs, and whether every call started after the kill succeeded.
+ * logs, and whether every call started after the kill succeeded. Both scenarios run twice: plain,
+ * and with a singleton lease (an SQLite file shared by the 3 processes, fresh per trial, ttl 8 s),
+ * to show what the lease costs.
  * All times come from the processes' own clocks (one machine): the log lines' `time`, and each
  * call's `started` + `ms`. Prints progress and Markdown tables.
  * @module
  */
 import { spawn } from 'node:child_process'
-import { loadavg } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { eventually, type LogLine, NodeProcess } from 'shoal/testkit'
@@ -52,8 +56,8 @@ const sumOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0)
 const median = (xs: readonly number[]): number => percentile(Float64Array.from(xs).sort(), 50)
 
 /** A fixture process under load; NodeProcess reads its log, the spawner runs the fixture instead of the CLI. */
-async function start(procs: NodeProcess[], seed?: string): Promise<NodeProcess> {
-  const args = ['--port', '0', '--http', '0', '--load', String(LOAD_MS), ...(seed ? ['--seed', seed] : [])]
+async function start(procs: NodeProcess[], lease: string | undefined, seed?: string): Promise<NodeProcess> {
+  const args = ['--port', '0', '--http', '0', '--load', String(LOAD_MS), ...(seed ? ['--seed', seed] : []), ...(lease ? ['--lease', lease] : [])]
   const p = await NodeProcess.start('node', { args, env: { SHOAL_SECRET: SECRET }, spawner: (command, _cli, options) => spawn(command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], options) })
   procs.push(p)
   return p
@@ -67,9 +71,9 @@ interface Cluster {
 }
 
 /** 3 nodes; returns once every node's calls are served by the one instance, plus 2 s to settle. */
-async function cluster(procs: NodeProcess[]): Promise<Cluster> {
-  const first = await start(procs)
-  await Promise.all([start(procs, first.address), start(procs, first.address)])
+async function cluster(procs: NodeProcess[], lease: string | undefined): Promise<Cluster> {
+  const first = await start(procs, lease)
+  await Promise.all([start(procs, lease, first.address), start(procs, lease, first.address)])
   const host = await eventually(
     () => {
       const hosts = procs.filter((p) => line(p, 'singleton activated'))
@@ -116,10 +120,21 @@ interface HandOver {
   readonly exitCode: number | null
 }
 
-async function handOver(i: number): Promise<HandOver> {
+/** A fresh lease file for one trial (or none), removed afterwards. */
+async function withLease<T>(leased: boolean, fn: (lease: string | undefined) => Promise<T>): Promise<T> {
+  if (!leased) return fn(undefined)
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-lease-'))
+  try {
+    return await fn(join(dir, 'leases.db'))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function handOver(i: number, lease: string | undefined): Promise<HandOver> {
   const procs: NodeProcess[] = []
   try {
-    const { host, others, normalMs } = await cluster(procs)
+    const { host, others, normalMs } = await cluster(procs, lease)
     const t0 = Date.now()
     host.signal('SIGTERM')
     const first = await eventually(() => firstServedElsewhere(others, host), { timeoutMs: 30_000 })
@@ -140,7 +155,7 @@ async function handOver(i: number): Promise<HandOver> {
       exitCode,
     }
     progress(
-      `hand-over ${i}/${TRIALS}: SIGTERM → passivated ${r.passivatedMs} ms → activated ${r.activatedMs} ms → first call served ${r.firstServedMs} ms; longest call ${r.longestMs} ms (normal p50 ${r.normalMs} ms), gap ${r.gapMs} ms, ${r.failed} failed, exit ${r.exitCode}`,
+      `hand-over${lease ? ' (lease)' : ''} ${i}/${TRIALS}: SIGTERM → passivated ${r.passivatedMs} ms → activated ${r.activatedMs} ms → first call served ${r.firstServedMs} ms; longest call ${r.longestMs} ms (normal p50 ${r.normalMs} ms), gap ${r.gapMs} ms, ${r.failed} failed, exit ${r.exitCode}`,
     )
     return r
   } finally {
@@ -166,10 +181,10 @@ interface Failover {
   readonly failed: readonly { code: string; startedMs: number; notDelivered: boolean }[]
 }
 
-async function failover(i: number): Promise<Failover> {
+async function failover(i: number, lease: string | undefined): Promise<Failover> {
   const procs: NodeProcess[] = []
   try {
-    const { host, others } = await cluster(procs)
+    const { host, others } = await cluster(procs, lease)
     const t0 = Date.now()
     await host.kill()
     const goneMs = Date.now() - t0
@@ -192,7 +207,7 @@ async function failover(i: number): Promise<Failover> {
     }
     const failures = r.failed.map((f) => `${f.code} (started ${f.startedMs >= 0 ? '+' : ''}${f.startedMs} ms)`).join(', ')
     progress(
-      `failover ${i}/${TRIALS}: kill -9 (exit seen after ${r.goneMs} ms) → unreachable ${r.unreachableMs} ms → down ${r.downMs} ms → activated ${r.activatedMs} ms → first call served ${r.firstServedMs} ms; ${r.duringFailover} calls started in between, ${r.served} served by the new instance; ${r.failed.length} failed${failures ? `: ${failures}` : ''}`,
+      `failover${lease ? ' (lease)' : ''} ${i}/${TRIALS}: kill -9 (exit seen after ${r.goneMs} ms) → unreachable ${r.unreachableMs} ms → down ${r.downMs} ms → activated ${r.activatedMs} ms → first call served ${r.firstServedMs} ms; ${r.duringFailover} calls started in between, ${r.served} served by the new instance; ${r.failed.length} failed${failures ? `: ${failures}` : ''}`,
     )
     return r
   } finally {
@@ -206,51 +221,56 @@ const machine = describeMachine(loadavg())
 progress(
   `bench:singleton on ${machine.cpuCount} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}; ${TRIALS} trial(s) of each scenario, 3 fresh processes per trial, a call every ${LOAD_MS} ms from each`,
 )
-const handOvers: HandOver[] = []
-for (let i = 1; i <= TRIALS; i++) handOvers.push(await handOver(i))
-const failovers: Failover[] = []
-for (let i = 1; i <= TRIALS; i++) failovers.push(await failover(i))
+for (const leased of [false, true]) {
+  const handOvers: HandOver[] = []
+  for (let i = 1; i <= TRIALS; i++) handOvers.push(await withLease(leased, (lease) => handOver(i, lease)))
+  const failovers: Failover[] = []
+  for (let i = 1; i <= TRIALS; i++) failovers.push(await withLease(leased, (lease) => failover(i, lease)))
+  report(handOvers, failovers, leased)
+}
 
-const s = (ms: number): string => (ms / 1000).toFixed(2)
-const spread = (xs: readonly number[], show: (v: number) => string): string => `p50 ${show(median(xs))}, worst ${show(maxOf(xs))}`
-const handWait = handOvers.map((h) => Math.max(h.longestMs, h.gapMs))
-const failedAfterKill = failovers.flatMap((f) => f.failed).filter((f) => f.startedMs >= 0)
-// A proxy fails a held call only when it gives up on it (never delivered); a call it had already
-// sent when the host died fails as ambiguous (it may have run), which at-most-once cannot retry.
-const heldFailed = failedAfterKill.filter((f) => f.notDelivered)
-const inFlight = failedAfterKill.filter((f) => !f.notDelivered)
-const marginKept = failovers.map((f) => f.activatedMs - f.downMs)
-const targets: [string, string, boolean | 'info'][] = [
-  ['graceful hand-over: calls wait ≤ 1 s (longest call, and gap between the old and new instance serving)', `longest call ${spread(handOvers.map((h) => h.longestMs), (v) => `${v} ms`)}; gap ${spread(handOvers.map((h) => h.gapMs), (v) => `${v} ms`)}`, maxOf(handWait) <= 1000],
-  ['graceful hand-over: no failed call', `${sumOf(handOvers.map((h) => h.failed))} failed`, handOvers.every((h) => h.failed === 0)],
-  ['graceful hand-over: new instance only after the old one passivated (design check)', `${handOvers.filter((h) => h.overlap).length} overlaps`, handOvers.every((h) => !h.overlap)],
-  ['kill -9: first call served by the new instance ≤ 12 s after the kill', spread(failovers.map((f) => f.firstServedMs), (v) => `${s(v)} s`), maxOf(failovers.map((f) => f.firstServedMs)) <= 12_000],
-  ['kill -9: every call held (buffered) during the failover succeeds', `${heldFailed.length} held calls failed; ${sumOf(failovers.map((f) => f.served))} calls started after the kill were served by the new instance`, heldFailed.length === 0],
-  [
-    'kill -9: calls already sent to the host when it died (informational: ambiguous, at-most-once)',
-    inFlight.length === 0 ? 'none' : `${inFlight.length} in ${failovers.length} trials (${[...new Set(inFlight.map((f) => f.code))].join(', ')}), sent ${minOf(inFlight.map((f) => f.startedMs))}–${maxOf(inFlight.map((f) => f.startedMs))} ms after the kill, before the survivors saw the connection drop`,
-    'info',
-  ],
-  [`kill -9: successor starts ≥ downMargin (${s(DOWN_MARGIN_MS)} s) after the down (design check)`, `down → activated p50 ${median(marginKept)} ms, range ${minOf(marginKept)}–${maxOf(marginKept)} ms`, minOf(marginKept) >= DOWN_MARGIN_MS],
-]
-console.log(
-  [
-    '',
-    'Graceful hand-over (SIGTERM the host; ms after the signal; calls of the 2 other nodes)',
-    '',
-    '| trial | normal call p50 (ms) | → old passivated | → new activated | → first call served by new | longest call (ms) | gap old → new serving (ms) | failed calls | leaver exit |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...handOvers.map((h, i) => `| ${i + 1} | ${h.normalMs} | ${h.passivatedMs} | ${h.activatedMs} | ${h.firstServedMs} | ${h.longestMs} | ${h.gapMs} | ${h.failed} | ${h.exitCode} |`),
-    '',
-    'Crash failover (kill -9 the host; s after the kill, first survivor to log each step)',
-    '',
-    '| trial | → exit seen | → unreachable | → down | → new activated | → first call served by new | longest call (s) | calls started in between | served by new | failed |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...failovers.map((f, i) => `| ${i + 1} | ${s(f.goneMs)} | ${s(f.unreachableMs)} | ${s(f.downMs)} | ${s(f.activatedMs)} | ${s(f.firstServedMs)} | ${s(f.longestMs)} | ${f.duringFailover} | ${f.served} | ${f.failed.length} |`),
-    '',
-    '| target | result | |',
-    '|---|---|---|',
-    ...targets.map(([t, r, ok]) => `| ${t} | ${r} | ${ok === 'info' ? '—' : ok ? 'PASS' : '**MISS**'} |`),
-  ].join('\n'),
-)
+function report(handOvers: readonly HandOver[], failovers: readonly Failover[], leased: boolean): void {
+  const s = (ms: number): string => (ms / 1000).toFixed(2)
+  const spread = (xs: readonly number[], show: (v: number) => string): string => `p50 ${show(median(xs))}, worst ${show(maxOf(xs))}`
+  const handWait = handOvers.map((h) => Math.max(h.longestMs, h.gapMs))
+  const failedAfterKill = failovers.flatMap((f) => f.failed).filter((f) => f.startedMs >= 0)
+  // A proxy fails a held call only when it gives up on it (never delivered); a call it had already
+  // sent when the host died fails as ambiguous (it may have run), which at-most-once cannot retry.
+  const heldFailed = failedAfterKill.filter((f) => f.notDelivered)
+  const inFlight = failedAfterKill.filter((f) => !f.notDelivered)
+  const marginKept = failovers.map((f) => f.activatedMs - f.downMs)
+  const targets: [string, string, boolean | 'info'][] = [
+    ['graceful hand-over: calls wait ≤ 1 s (longest call, and gap between the old and new instance serving)', `longest call ${spread(handOvers.map((h) => h.longestMs), (v) => `${v} ms`)}; gap ${spread(handOvers.map((h) => h.gapMs), (v) => `${v} ms`)}`, maxOf(handWait) <= 1000],
+    ['graceful hand-over: no failed call', `${sumOf(handOvers.map((h) => h.failed))} failed`, handOvers.every((h) => h.failed === 0)],
+    ['graceful hand-over: new instance only after the old one passivated (design check)', `${handOvers.filter((h) => h.overlap).length} overlaps`, handOvers.every((h) => !h.overlap)],
+    ['kill -9: first call served by the new instance ≤ 12 s after the kill', spread(failovers.map((f) => f.firstServedMs), (v) => `${s(v)} s`), maxOf(failovers.map((f) => f.firstServedMs)) <= 12_000],
+    ['kill -9: every call held (buffered) during the failover succeeds', `${heldFailed.length} held calls failed; ${sumOf(failovers.map((f) => f.served))} calls started after the kill were served by the new instance`, heldFailed.length === 0],
+    [
+      'kill -9: calls already sent to the host when it died (informational: ambiguous, at-most-once)',
+      inFlight.length === 0 ? 'none' : `${inFlight.length} in ${failovers.length} trials (${[...new Set(inFlight.map((f) => f.code))].join(', ')}), sent ${minOf(inFlight.map((f) => f.startedMs))}–${maxOf(inFlight.map((f) => f.startedMs))} ms after the kill, before the survivors saw the connection drop`,
+      'info',
+    ],
+    [`kill -9: successor starts ≥ downMargin (${s(DOWN_MARGIN_MS)} s) after the down (design check)`, `down → activated p50 ${median(marginKept)} ms, range ${minOf(marginKept)}–${maxOf(marginKept)} ms`, minOf(marginKept) >= DOWN_MARGIN_MS],
+  ]
+  console.log(
+    [
+      '',
+      `${leased ? 'With a lease (SQLite file, ttl 8 s). ' : 'No lease. '}Graceful hand-over (SIGTERM the host; ms after the signal; calls of the 2 other nodes)`,
+      '',
+      '| trial | normal call p50 (ms) | → old passivated | → new activated | → first call served by new | longest call (ms) | gap old → new serving (ms) | failed calls | leaver exit |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...handOvers.map((h, i) => `| ${i + 1} | ${h.normalMs} | ${h.passivatedMs} | ${h.activatedMs} | ${h.firstServedMs} | ${h.longestMs} | ${h.gapMs} | ${h.failed} | ${h.exitCode} |`),
+      '',
+      'Crash failover (kill -9 the host; s after the kill, first survivor to log each step)',
+      '',
+      '| trial | → exit seen | → unreachable | → down | → new activated | → first call served by new | longest call (s) | calls started in between | served by new | failed |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...failovers.map((f, i) => `| ${i + 1} | ${s(f.goneMs)} | ${s(f.unreachableMs)} | ${s(f.downMs)} | ${s(f.activatedMs)} | ${s(f.firstServedMs)} | ${s(f.longestMs)} | ${f.duringFailover} | ${f.served} | ${f.failed.length} |`),
+      '',
+      '| target | result | |',
+      '|---|---|---|',
+      ...targets.map(([t, r, ok]) => `| ${t} | ${r} | ${ok === 'info' ? '—' : ok ? 'PASS' : '**MISS**'} |`),
+    ].join('\n'),
+  )
+}
 progress('done')

@@ -19,7 +19,7 @@ import {
   NodeUnreachableError,
   SerializationError,
 } from 'shoal'
-import { ClientHandshake, ExtType, FrameType, PROTOCOL_MAJOR, preamble, type ReplyEnvelope } from 'shoal/internal'
+import { ClientHandshake, ExtType, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble, type ReplyEnvelope } from 'shoal/internal'
 import { codec, counterValue, LogCapture, RawPeer } from './support/rawPeer.ts'
 
 const SECRET = 's3cret'
@@ -198,7 +198,7 @@ describe('a node under attack by hostile peers', () => {
     test('protocol version mismatch (major 9): the node answers with its preamble and a Reject naming the mismatch, then closes', async () => {
       const before = await refused('handshake')
       const p = await rawPeer()
-      // The real client machine, speaking major 9: preamble 9.0 + Hello.
+      // The real client machine, speaking major 9: preamble 9.<minor> + Hello.
       const start = new ClientHandshake({ self: p.node, secret: Buffer.from(SECRET), random: (n) => Buffer.alloc(n, 7), major: 9 }, { host: '127.0.0.1', port }).start()
       for (const d of start) if (d.type === 'send') p.write(d.bytes)
 
@@ -209,14 +209,14 @@ describe('a node under attack by hostile peers', () => {
       expect(reject.type).toBe(FrameType.Reject)
       const reason = reject.body.toString('utf8')
       expect(reason).toContain('protocol version mismatch')
-      expect(reason).toContain('peer speaks 9.0')
+      expect(reason).toContain(`peer speaks 9.${PROTOCOL_MINOR}`)
       expect(reason).toContain(`this node ${PROTOCOL_MAJOR}.`)
       // Nothing else (no Challenge), then the node closes.
       expect(await p.next()).toBeUndefined()
       expect(p.isClosed).toBe(true)
 
       await expect.poll(() => refused('handshake'), POLL).toBe(before + 1)
-      expect(logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, 'protocol version mismatch: peer speaks 9.0')).toHaveLength(1)
+      expect(logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, `protocol version mismatch: peer speaks 9.${PROTOCOL_MINOR}`)).toHaveLength(1)
     })
 
     test('a frame longer than maxFrameSize during the handshake: closed, refused and logged', async () => {
