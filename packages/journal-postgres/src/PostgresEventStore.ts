@@ -162,25 +162,28 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
     return row && { persistenceId: row.persistence_id, seq: Number(row.seq), payload: new Uint8Array(row.payload), timestamp: Number(row.written_at) }
   }
 
-  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
     const sql = this.#sql
     const t = sql(this.#schema)
-    const rows = await this.#run(
-      () => sql`INSERT INTO ${t}.shoal_leases (name, owner, expires_at) VALUES (${name}, ${owner}, clock_timestamp() + ${Math.ceil(ttlMs)} * interval '1 millisecond')
-        ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-        WHERE ${t}.shoal_leases.owner = excluded.owner OR ${t}.shoal_leases.expires_at <= clock_timestamp() RETURNING owner`,
+    const [row] = await this.#run(
+      () => sql<{ epoch: string }[]>`INSERT INTO ${t}.shoal_leases AS l (name, owner, expires_at, epoch) VALUES (${name}, ${owner}, clock_timestamp() + ${Math.ceil(ttlMs)} * interval '1 millisecond', 1)
+        ON CONFLICT (name) DO UPDATE SET
+          epoch = CASE WHEN l.owner = excluded.owner AND l.expires_at > clock_timestamp() THEN l.epoch ELSE l.epoch + 1 END,
+          owner = excluded.owner, expires_at = excluded.expires_at
+        WHERE l.owner = excluded.owner OR l.owner = '' OR l.expires_at <= clock_timestamp() RETURNING epoch`,
     )
-    return rows.length === 1
+    return row && Number(row.epoch)
   }
 
   async releaseLease(name: string, owner: string): Promise<void> {
     const sql = this.#sql
-    await this.#run(() => sql`DELETE FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND owner = ${owner}`)
+    // Released: no owner, the epoch kept (the next holder's is higher).
+    await this.#run(() => sql`UPDATE ${sql(this.#schema)}.shoal_leases SET owner = '', expires_at = to_timestamp(0) WHERE name = ${name} AND owner = ${owner}`)
   }
 
   async leaseHolder(name: string): Promise<string | undefined> {
     const sql = this.#sql
-    const [row] = await this.#run(() => sql<{ owner: string }[]>`SELECT owner FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND expires_at > clock_timestamp()`)
+    const [row] = await this.#run(() => sql<{ owner: string }[]>`SELECT owner FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND owner <> '' AND expires_at > clock_timestamp()`)
     return row?.owner
   }
 
@@ -341,7 +344,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
         await tx`CREATE INDEX shoal_events_tags ON ${s}.shoal_events USING GIN (tags)`
         await tx`CREATE TABLE ${s}.shoal_snapshots (persistence_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, payload BYTEA NOT NULL, written_at BIGINT NOT NULL)`
       }
-      if (current < 2) await tx`CREATE TABLE ${s}.shoal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`
+      if (current < 2) await tx`CREATE TABLE ${s}.shoal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, epoch BIGINT NOT NULL)`
       if (current !== SCHEMA_VERSION) {
         await tx`DELETE FROM ${s}.shoal_schema_version`
         await tx`INSERT INTO ${s}.shoal_schema_version VALUES (${SCHEMA_VERSION})`

@@ -45,7 +45,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE event_tags (tag TEXT NOT NULL, global_offset INTEGER NOT NULL, PRIMARY KEY (tag, global_offset)) WITHOUT ROWID;
    CREATE TABLE snapshots (persistence_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, payload BLOB NOT NULL, written_at INTEGER NOT NULL) WITHOUT ROWID;`,
-  `CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL, epoch INTEGER NOT NULL) WITHOUT ROWID;`,
 ]
 
 interface Row {
@@ -97,12 +97,15 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     this.#loadSnapshot = db.prepare('SELECT * FROM snapshots WHERE persistence_id = ?')
     this.#acquireLease = db
       .prepare(
-        `INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ${NOW_MS} + ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-         WHERE leases.owner = excluded.owner OR leases.expires_at <= ${NOW_MS} RETURNING owner`,
+        `INSERT INTO leases (name, owner, expires_at, epoch) VALUES (?, ?, ${NOW_MS} + ?, 1) ON CONFLICT (name) DO UPDATE SET
+           epoch = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > ${NOW_MS} THEN leases.epoch ELSE leases.epoch + 1 END,
+           owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE leases.owner = excluded.owner OR leases.owner = '' OR leases.expires_at <= ${NOW_MS} RETURNING epoch`,
       )
       .pluck()
-    this.#releaseLease = db.prepare('DELETE FROM leases WHERE name = ? AND owner = ?')
-    this.#leaseHolder = db.prepare(`SELECT owner FROM leases WHERE name = ? AND expires_at > ${NOW_MS}`).pluck()
+    // Released: no owner, the epoch kept (the next holder's is higher).
+    this.#releaseLease = db.prepare("UPDATE leases SET owner = '', expires_at = 0 WHERE name = ? AND owner = ?")
+    this.#leaseHolder = db.prepare(`SELECT owner FROM leases WHERE name = ? AND owner <> '' AND expires_at > ${NOW_MS}`).pluck()
   }
 
   /**
@@ -158,8 +161,8 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     return row && { persistenceId: row.persistence_id, seq: row.seq, payload: new Uint8Array(row.payload), timestamp: row.written_at }
   }
 
-  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.#run(() => this.#acquireLease.get(name, owner, Math.ceil(ttlMs)) !== undefined)
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
+    return this.#run(() => this.#acquireLease.get(name, owner, Math.ceil(ttlMs)) as number | undefined)
   }
 
   async releaseLease(name: string, owner: string): Promise<void> {

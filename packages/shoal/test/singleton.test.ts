@@ -173,7 +173,7 @@ describe('cluster singleton', () => {
   describe('with a lease', () => {
     it('starts only once its node holds the lease; a lease held elsewhere keeps calls waiting until it is released', async () => {
       const store = new MemoryLeaseStore()
-      expect(await store.acquireLease('singleton/counter', 'another-node', 60_000)).toBe(true)
+      expect(await store.acquireLease('singleton/counter', 'another-node', 60_000)).toBe(1)
       const solo = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [singletonPlugin({ lease: { store, ttl: 2000 } })] })
       extra.push(solo)
       const ref = solo.singleton.host('counter', (s) => s.spawn(Counter))
@@ -185,6 +185,7 @@ describe('cluster singleton', () => {
       await store.releaseLease('singleton/counter', 'another-node')
       expect(await call).toMatchObject({ n: 1 })
       expect(await store.leaseHolder('singleton/counter')).toBe(solo.node.uid)
+      expect(solo.singleton.status('counter').leaseEpoch).toBe(2) // the fencing token: a new holder, a higher epoch
       await solo.shutdown()
       expect(await store.leaseHolder('singleton/counter')).toBeUndefined() // released after passivation
     })
@@ -195,6 +196,7 @@ describe('cluster singleton', () => {
       extra.push(solo)
       const ref = solo.singleton.host('counter', (s) => s.spawn(Counter))
       expect(await ref.next()).toMatchObject({ n: 1 })
+      const firstEpoch = solo.singleton.status('counter').leaseEpoch!
       store.setAvailable(false)
       await eventually(() => expect(solo.singleton.status('counter')).toMatchObject({ instance: undefined, passivations: 1 }), { timeoutMs: 5000 })
       let answered = false
@@ -204,6 +206,7 @@ describe('cluster singleton', () => {
       store.setAvailable(true)
       expect(await waiting).toMatchObject({ n: 1 }) // a new instance
       expect(solo.singleton.status('counter').activations).toBe(2)
+      expect(solo.singleton.status('counter').leaseEpoch).toBeGreaterThan(firstEpoch)
     })
 
     it('a guarded actor refuses every call from the moment its guard says no, as not delivered', async () => {

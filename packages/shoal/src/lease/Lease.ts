@@ -13,9 +13,14 @@
  * validity from the moment it *sent* the request that the store granted, on its monotonic clock, so
  * it always believes itself the holder for less time than the store does ({@link LeaseTerm}).
  *
+ * Every grant carries the lease's **epoch**, a fencing token: it grows whenever the lease changes
+ * hands (or is taken again after it lapsed), never on a renewal. Pass it with writes to an external
+ * system that must never see a stale holder, and have that system refuse tokens lower than the
+ * highest it has seen.
+ *
  * Gotchas: clocks running at very different rates break any lease; `ttl` should be several times
- * the store's round trip. A call that was already running when the lease lapsed finishes; pass
- * the work's side effects through the same store (or a fencing check) if they must not overlap.
+ * the store's round trip. A call that was already running when the lease lapsed finishes: that is
+ * what the epoch is for.
  * @module
  */
 
@@ -24,11 +29,13 @@ export interface LeaseStore {
   /** For logs and errors. */
   readonly name: string
   /**
-   * Takes lease `name` for `owner`, or renews it if `owner` holds it, until `ttlMs` from now by the
-   * store's clock, provided it is free, expired or already `owner`'s. Resolves true if `owner` holds
-   * it now, false if someone else does. Rejects if the store cannot answer.
+   * Takes lease `name` for `owner` (non-empty), or renews it if `owner` holds it, until `ttlMs`
+   * from now by the store's clock, provided it is free, expired or already `owner`'s. Resolves with
+   * the lease's epoch if `owner` holds it now (a fencing token: it grows when the lease changes
+   * hands or is taken again after lapsing, not on renewal), undefined if someone else does. Rejects
+   * if the store cannot answer.
    */
-  acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean>
+  acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined>
   /** Gives lease `name` up if `owner` holds it (so a successor need not wait for it to expire). */
   releaseLease(name: string, owner: string): Promise<void>
   /** Who holds lease `name` now, if anyone (tools and tests). */
@@ -73,7 +80,8 @@ export class LeaseTerm {
 /** Leases in this process's memory: for tests and single-process systems. */
 export class MemoryLeaseStore implements LeaseStore {
   readonly name = 'memory'
-  readonly #leases = new Map<string, { owner: string; expires: number }>()
+  /** owner '' = released (the epoch is kept, so the next holder's is higher). */
+  readonly #leases = new Map<string, { owner: string; expires: number; epoch: number }>()
   #down = false
 
   constructor(private readonly now: () => number = () => performance.now()) {}
@@ -83,24 +91,27 @@ export class MemoryLeaseStore implements LeaseStore {
     this.#down = !available
   }
 
-  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
     this.#check()
     const now = this.now()
     const held = this.#leases.get(name)
-    if (held && held.owner !== owner && held.expires > now) return false
-    this.#leases.set(name, { owner, expires: now + ttlMs })
-    return true
+    const live = held !== undefined && held.owner !== '' && held.expires > now
+    if (live && held.owner !== owner) return undefined
+    const epoch = live ? held.epoch : (held?.epoch ?? 0) + 1
+    this.#leases.set(name, { owner, expires: now + ttlMs, epoch })
+    return epoch
   }
 
   async releaseLease(name: string, owner: string): Promise<void> {
     this.#check()
-    if (this.#leases.get(name)?.owner === owner) this.#leases.delete(name)
+    const held = this.#leases.get(name)
+    if (held?.owner === owner) this.#leases.set(name, { owner: '', expires: 0, epoch: held.epoch })
   }
 
   async leaseHolder(name: string): Promise<string | undefined> {
     this.#check()
     const held = this.#leases.get(name)
-    return held && held.expires > this.now() ? held.owner : undefined
+    return held && held.owner !== '' && held.expires > this.now() ? held.owner : undefined
   }
 
   #check(): void {

@@ -58,6 +58,11 @@ export interface SingletonStatus {
   /** The local instance, if this node hosts it. */
   readonly instance: ActorId | undefined
   readonly held: number
+  /**
+   * With a lease, while this node's instance runs: the lease's epoch, a fencing token that grows
+   * with every new holder. Send it with writes to external systems, which refuse lower tokens.
+   */
+  readonly leaseEpoch: number | undefined
   readonly activations: number
   readonly passivations: number
 }
@@ -131,6 +136,7 @@ export class SingletonManager {
       host: host && `${host.host}:${host.port}`,
       instance: this.#instance?.id,
       held: this.#held.length,
+      leaseEpoch: this.#instance && this.#term?.valid(performance.now()) ? this.#epoch : undefined,
       activations: this.activations,
       passivations: this.passivations,
     }
@@ -246,6 +252,8 @@ export class SingletonManager {
   }
 
   #term: LeaseTerm | undefined
+  /** The epoch (fencing token) of the lease the running instance holds. */
+  #epoch: number | undefined
   #leaseTimer: NodeJS.Timeout | undefined
   #leaseRetryAt = 0
   #leaseHolderLogged: string | undefined
@@ -257,9 +265,9 @@ export class SingletonManager {
     const sentAt = performance.now()
     const owner = this.#system.node.uid
     lease.store.acquireLease(this.#leaseName, owner, lease.ttl).then(
-      async (held) => {
+      async (epoch) => {
         this.#phase = 'idle'
-        if (!held) {
+        if (epoch === undefined) {
           this.#leaseRetryAt = performance.now() + lease.ttl / 4
           const holder = await lease.store.leaseHolder(this.#leaseName).catch(() => undefined)
           if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
@@ -270,6 +278,7 @@ export class SingletonManager {
         if (this.#stopped || this.#allocation.kind !== 'host') return this.#releaseLease()
         const term = (this.#term = new LeaseTerm(lease.ttl))
         term.granted(sentAt)
+        this.#epoch = epoch
         this.#start()
         const instance = this.#instance
         if (!instance) return this.#releaseLease()
@@ -294,13 +303,14 @@ export class SingletonManager {
       if (!term.valid(performance.now())) return this.#leaseLapsed('not renewed in time')
       const sentAt = performance.now()
       lease.store.acquireLease(this.#leaseName, this.#system.node.uid, lease.ttl).then(
-        (held) => {
+        (epoch) => {
           if (this.#term !== term) return
-          if (held) term.granted(sentAt)
-          else {
+          // Another epoch: the lease lapsed in the store and was taken again; someone may have held it between.
+          if (epoch === undefined || epoch !== this.#epoch) {
             term.lost()
-            return this.#leaseLapsed('another node holds it')
+            return this.#leaseLapsed(epoch === undefined ? 'another node holds it' : 'it lapsed in the store')
           }
+          term.granted(sentAt)
           this.#scheduleRenewal(lease, term)
         },
         (err: unknown) => {
@@ -325,6 +335,7 @@ export class SingletonManager {
     clearTimeout(this.#leaseTimer)
     this.#term?.lost()
     this.#term = undefined
+    this.#epoch = undefined
     lease.store.releaseLease(this.#leaseName, this.#system.node.uid).catch((err: unknown) => this.#log.warn({ err, store: lease.store.name }, 'singleton lease not released (it will expire)'))
   }
 
