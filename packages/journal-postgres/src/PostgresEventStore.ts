@@ -24,7 +24,7 @@
  * @module
  */
 import postgres from 'postgres'
-import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { ConfigError, JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link PostgresEventStore.open}. */
 export interface PostgresOptions {
@@ -163,6 +163,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   }
 
   async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
+    if (owner === '') throw new ConfigError('A lease owner must not be empty (empty marks a released lease).')
     const sql = this.#sql
     const t = sql(this.#schema)
     const [row] = await this.#run(

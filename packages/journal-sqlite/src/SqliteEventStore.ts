@@ -17,7 +17,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import { ConfigError, JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
 
 /** Options of {@link SqliteEventStore.open}. */
 export interface SqliteOptions {
@@ -162,11 +162,12 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
   }
 
   async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
+    if (owner === '') throw new ConfigError('A lease owner must not be empty (empty marks a released lease).')
     return this.#run(() => this.#acquireLease.get(name, owner, Math.ceil(ttlMs)) as number | undefined)
   }
 
   async releaseLease(name: string, owner: string): Promise<void> {
-    this.#run(() => this.#releaseLease.run(name, owner))
+    return void this.#run(() => this.#releaseLease.run(name, owner))
   }
 
   async leaseHolder(name: string): Promise<string | undefined> {

@@ -24,6 +24,8 @@
  * @module
  */
 
+import { ConfigError } from '../errors.ts'
+
 /** A store of leases. Every operation is atomic in the store. */
 export interface LeaseStore {
   /** For logs and errors. */
@@ -93,6 +95,7 @@ export class MemoryLeaseStore implements LeaseStore {
 
   async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
     this.#check()
+    if (owner === '') throw new ConfigError('A lease owner must not be empty (empty marks a released lease).')
     const now = this.now()
     const held = this.#leases.get(name)
     const live = held !== undefined && held.owner !== '' && held.expires > now

@@ -210,7 +210,7 @@ class Singletons implements SingletonFacade {
       bufferSize: positive(s.bufferSize, 2048, 'bufferSize'),
       allocationTimeout: positive(s.allocationTimeout, 30_000, 'allocationTimeout'),
       passivateTimeout: positive(s.passivateTimeout, 10_000, 'passivateTimeout'),
-      lease: s.lease && { store: leaseStore(s.lease.store), ttl: positive(s.lease.ttl, 8000, 'lease.ttl') },
+      lease: s.lease && { store: leaseStore(s.lease.store), ttl: leaseTtl(s.lease.ttl) },
     }
   }
 
@@ -236,6 +236,13 @@ class Singletons implements SingletonFacade {
 
 function path(name: string): string {
   return `/singleton/${name}`
+}
+
+function leaseTtl(ttl: number | undefined): number {
+  const ms = positive(ttl, 8000, 'lease.ttl')
+  // Renewal runs every ttl / 4: below this it would hammer the store, and a store round trip would eat the term.
+  if (ms < 400) throw new ConfigError(`singleton lease.ttl must be at least 400 ms (got ${ms}); the default is 8000.`)
+  return ms
 }
 
 function leaseStore(store: LeaseStore): LeaseStore {

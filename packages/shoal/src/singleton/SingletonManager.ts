@@ -23,7 +23,8 @@ import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterSystem } from '../ClusterSystem.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
-import { type LeaseStore, LeaseTerm } from '../lease/Lease.ts'
+import type { LeaseStore } from '../lease/Lease.ts'
+import { LeaseKeeper } from '../lease/LeaseKeeper.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
 import { type Allocation, type AllocationSettings, allocate, type DownTracker, wouldBeDowned } from './Allocation.ts'
 
@@ -102,6 +103,8 @@ export class SingletonManager {
     this.#downs = downs
     this.#log = log.child({ singleton: name })
     this.#key = instanceKey(name)
+    const lease = settings.lease
+    this.#lease = lease && new LeaseKeeper({ store: lease.store, name: `singleton/${name}`, owner: system.node.uid, ttl: lease.ttl, log: this.#log, onLost: (why) => this.#leaseLost(why) })
   }
 
   /** Makes this node able to host (`singleton.host`). */
@@ -136,7 +139,7 @@ export class SingletonManager {
       host: host && `${host.host}:${host.port}`,
       instance: this.#instance?.id,
       held: this.#held.length,
-      leaseEpoch: this.#instance && this.#term?.valid(performance.now()) ? this.#epoch : undefined,
+      leaseEpoch: this.#instance ? this.#lease?.epoch : undefined,
       activations: this.activations,
       passivations: this.passivations,
     }
@@ -156,8 +159,7 @@ export class SingletonManager {
     this.#allocation = a
     if (a.kind === 'host') {
       if (!this.#factory) return this.#noFactory()
-      const lease = this.#leased
-      if (this.#phase === 'idle' && lease) this.#acquireThenStart(lease)
+      if (this.#phase === 'idle' && this.#lease) this.#acquireThenStart(this.#lease)
       else if (this.#phase === 'idle') this.#start()
       this.#target = this.#phase === 'running' ? this.#instance : undefined
     } else {
@@ -169,9 +171,11 @@ export class SingletonManager {
 
   /** Shutdown of the plugin: passivates a local instance, fails held calls. */
   async stop(): Promise<void> {
+    // First: nothing new starts (no acquire after the passivation below, no instance from an acquire in flight).
+    this.#stopped = true
     if (this.#instance && this.#phase === 'running') await this.#passivateSafely(false)
     else await this.released()
-    this.#stopped = true
+    await this.#lease?.settled(2000) // the release is in the store before the caller closes it
     clearTimeout(this.#retryTimer)
     for (const h of this.#held.splice(0)) h.inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)))
   }
@@ -195,7 +199,7 @@ export class SingletonManager {
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downs.since, now, hosting: this.#phase !== 'idle', listedElsewhere, fencedFor },
+      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downs.since, now, hosting: this.#phase !== 'idle' && this.#phase !== 'acquiring', listedElsewhere, fencedFor },
       this.#settings,
     )
   }
@@ -243,100 +247,63 @@ export class SingletonManager {
 
   // ── lease ───────────────────────────────────────────────────────────────────
 
-  get #leased(): { readonly store: LeaseStore; readonly ttl: number } | undefined {
-    return this.#settings.lease
-  }
-
-  get #leaseName(): string {
-    return `singleton/${this.name}`
-  }
-
-  #term: LeaseTerm | undefined
-  /** The epoch (fencing token) of the lease the running instance holds. */
-  #epoch: number | undefined
-  #leaseTimer: NodeJS.Timeout | undefined
+  /** With a lease: this node's hold on lease `singleton/<name>` (one for the manager's lifetime, so its operations stay in order). */
+  readonly #lease: LeaseKeeper | undefined
   #leaseRetryAt = 0
   #leaseHolderLogged: string | undefined
 
-  /** Takes the lease, then starts the instance if this node is still to host it. */
-  #acquireThenStart(lease: { readonly store: LeaseStore; readonly ttl: number }): void {
-    if (performance.now() < this.#leaseRetryAt) return
+  /** Takes the lease, then starts the instance if this node is still to host it and the term is still good. */
+  #acquireThenStart(lease: LeaseKeeper): void {
+    if (performance.now() < this.#leaseRetryAt || Date.now() < this.#retryAt) return
     this.#phase = 'acquiring'
-    const sentAt = performance.now()
-    const owner = this.#system.node.uid
-    lease.store.acquireLease(this.#leaseName, owner, lease.ttl).then(
-      async (epoch) => {
-        this.#phase = 'idle'
-        if (epoch === undefined) {
-          this.#leaseRetryAt = performance.now() + lease.ttl / 4
-          const holder = await lease.store.leaseHolder(this.#leaseName).catch(() => undefined)
-          if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
-          this.#leaseHolderLogged = holder
-          return
-        }
+    lease.acquire().then(
+      (epoch) => {
+        this.#settleIdle()
+        if (epoch === undefined) return this.#waitForLease()
         this.#leaseHolderLogged = undefined
-        if (this.#stopped || this.#allocation.kind !== 'host') return this.#releaseLease()
-        const term = (this.#term = new LeaseTerm(lease.ttl))
-        term.granted(sentAt)
-        this.#epoch = epoch
+        if (this.#stopped || this.#allocation.kind !== 'host' || !lease.valid()) return void lease.release()
         this.#start()
         const instance = this.#instance
-        if (!instance) return this.#releaseLease()
-        this.#system.guardActor(instance.id, () => (term.valid(performance.now()) ? undefined : `the lease of singleton ${this.name} may have lapsed`))
-        this.#scheduleRenewal(lease, term)
+        if (!instance) return void lease.release()
+        const reason = `the lease of singleton ${this.name} may have lapsed`
+        // Checked as each call starts; a refusal also has the instance replaced (after a turn: not from inside the cell).
+        this.#system.guardActor(instance.id, () => (lease.valid() ? undefined : (queueMicrotask(() => this.#leaseLost('a call found it lapsed')), reason)))
         this.evaluate()
       },
       (err: unknown) => {
-        this.#phase = 'idle'
-        this.#leaseRetryAt = performance.now() + lease.ttl / 4
-        this.#log.warn({ err, store: lease.store.name }, 'singleton lease store failed: not starting the instance')
+        this.#settleIdle()
+        this.#leaseRetryAt = performance.now() + this.#settings.lease!.ttl / 4
+        this.#log.warn({ err, store: this.#settings.lease!.store.name }, 'singleton lease store failed: not starting the instance')
       },
     )
   }
 
-  /** Renews every quarter ttl; a renewal refused, or a term lapsing unrenewed, stops the instance. */
-  #scheduleRenewal(lease: { readonly store: LeaseStore; readonly ttl: number }, term: LeaseTerm): void {
-    clearTimeout(this.#leaseTimer)
-    const next = Math.min(lease.ttl / 4, term.remaining(performance.now()))
-    this.#leaseTimer = setTimeout(() => {
-      if (this.#term !== term || this.#phase !== 'running') return
-      if (!term.valid(performance.now())) return this.#leaseLapsed('not renewed in time')
-      const sentAt = performance.now()
-      lease.store.acquireLease(this.#leaseName, this.#system.node.uid, lease.ttl).then(
-        (epoch) => {
-          if (this.#term !== term) return
-          // Another epoch: the lease lapsed in the store and was taken again; someone may have held it between.
-          if (epoch === undefined || epoch !== this.#epoch) {
-            term.lost()
-            return this.#leaseLapsed(epoch === undefined ? 'another node holds it' : 'it lapsed in the store')
-          }
-          term.granted(sentAt)
-          this.#scheduleRenewal(lease, term)
-        },
-        (err: unknown) => {
-          if (this.#term !== term) return
-          this.#log.warn({ err, store: lease.store.name, validForMs: Math.round(term.remaining(performance.now())) }, 'singleton lease renewal failed; retrying')
-          this.#scheduleRenewal(lease, term)
-        },
-      )
-    }, next)
-    this.#leaseTimer.unref()
+  /** Someone else holds the lease: try again in a quarter ttl; say who holds it when that changes. */
+  #waitForLease(): void {
+    const lease = this.#settings.lease!
+    this.#leaseRetryAt = performance.now() + lease.ttl / 4
+    void lease.store.leaseHolder(`singleton/${this.name}`).then(
+      (holder) => {
+        if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
+        this.#leaseHolderLogged = holder
+      },
+      () => undefined,
+    )
   }
 
-  #leaseLapsed(why: string): void {
-    this.#log.warn({ event: 'lease-lost', why, instance: this.#instance?.id.toString() }, 'singleton lease lost: stopping the instance')
-    if (this.#instance && this.#phase === 'running') void this.#passivateSafely(true)
+  /** The lease is gone (refused, another epoch, or its term ran out): stop the instance at once. */
+  #leaseLost(why: string): void {
+    if (!this.#instance || this.#phase !== 'running') return
+    this.#log.warn({ event: 'lease-lost', why, instance: this.#instance.id.toString() }, 'singleton lease lost: stopping the instance')
+    void this.#passivateSafely(true)
   }
 
-  /** Gives the lease up (after the instance stopped), so a successor need not wait for it to expire. */
-  #releaseLease(): void {
-    const lease = this.#leased
-    if (!lease) return
-    clearTimeout(this.#leaseTimer)
-    this.#term?.lost()
-    this.#term = undefined
-    this.#epoch = undefined
-    lease.store.releaseLease(this.#leaseName, this.#system.node.uid).catch((err: unknown) => this.#log.warn({ err, store: lease.store.name }, 'singleton lease not released (it will expire)'))
+  /** Back to idle after acquiring; a stop waiting for this node to run nothing may go on. */
+  #settleIdle(): void {
+    if (this.#phase === 'acquiring') this.#phase = 'idle'
+    if (this.#phase !== 'idle' || this.#instance) return
+    for (const w of this.#releaseWaiters) w()
+    this.#releaseWaiters.clear()
   }
 
   #instanceEnded(ref: ActorRef<unknown>): void {
@@ -369,7 +336,9 @@ export class SingletonManager {
     if (this.#target === ref) this.#target = undefined
     const s = this.#settings
     // Fenced: the other side may start its instance `margin` after downing this one; be done well before.
-    const bound = fenced ? Math.min(s.passivateTimeout, s.margin / 2) : s.passivateTimeout
+    let bound = fenced ? Math.min(s.passivateTimeout, s.margin / 2) : s.passivateTimeout
+    // With a lease, onPassivate gets no longer than the term: after it, another node may hold the lease.
+    if (this.#lease) bound = Math.min(bound, this.#lease.remaining())
     this.#log.info({ event: 'passivating', instance: ref.id.toString(), fenced }, 'singleton passivating')
     let timer: NodeJS.Timeout | undefined
     // Sealed: calls arriving from now on are refused as notDelivered and go to the next instance.
@@ -386,7 +355,7 @@ export class SingletonManager {
     if (this.#instance !== ref) return
     this.#instance = undefined
     this.#phase = 'idle'
-    this.#releaseLease()
+    void this.#lease?.release()
     this.passivations++
     for (const w of this.#releaseWaiters) w()
     this.#releaseWaiters.clear()

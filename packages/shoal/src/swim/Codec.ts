@@ -324,7 +324,8 @@ export function decodePushPull(buf: Buffer, maxMembers: number, end = buf.length
  */
 export function deriveKey(secret: Buffer | string | undefined, cluster = 'shoal'): Buffer {
   // The default cluster keeps the key of nodes from before cluster names, so they interoperate.
-  const context = cluster === 'shoal' ? 'shoal/swim/v1|' : `shoal/swim/v1|${cluster}|`
+  // Other names are length-prefixed, so no (name, secret) pair can produce another pair's input.
+  const context = cluster === 'shoal' ? 'shoal/swim/v1|' : `shoal/swim/v1#${cluster.length}:${cluster}|`
   return createHash('sha256').update(context).update(secret ?? '').digest()
 }
 

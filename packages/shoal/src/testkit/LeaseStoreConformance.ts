@@ -51,9 +51,9 @@ export function leaseStoreConformance(name: string, open: () => Promise<LeaseSto
     }))
 
     it('an expired lease goes to the next owner with a higher epoch; the old owner cannot renew it', withStore(async (s) => {
-      const old = (await s.acquireLease('l', 'node-a', 150))!
+      const old = (await s.acquireLease('l', 'node-a', 1000))!
       expect(await s.acquireLease('l', 'node-b', 60_000)).toBeUndefined()
-      await sleep(400)
+      await sleep(1300)
       expect(await s.leaseHolder('l')).toBeUndefined()
       expect(await s.acquireLease('l', 'node-b', 60_000)).toBeGreaterThan(old)
       expect(await s.acquireLease('l', 'node-a', 60_000)).toBeUndefined()
@@ -65,6 +65,10 @@ export function leaseStoreConformance(name: string, open: () => Promise<LeaseSto
       const won = await Promise.all(owners.map((o) => s.acquireLease('contended', o, 60_000)))
       expect(won.filter((e) => e !== undefined)).toHaveLength(1)
       expect(await s.leaseHolder('contended')).toBe(owners[won.findIndex((e) => e !== undefined)])
+    }))
+
+    it('refuses an empty owner (it marks a released lease)', withStore(async (s) => {
+      await expect(s.acquireLease('x', '', 60_000)).rejects.toThrow(/must not be empty/)
     }))
 
     it('stores hostile names and owners exactly', withStore(async (s) => {
