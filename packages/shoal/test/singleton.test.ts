@@ -186,6 +186,7 @@ describe('cluster singleton', () => {
       expect(await call).toMatchObject({ n: 1 })
       expect(await store.leaseHolder('singleton/counter')).toBe(solo.node.uid)
       expect(solo.singleton.status('counter').leaseEpoch).toBe(2) // the fencing token: a new holder, a higher epoch
+      expect(await solo.metrics.registry.metrics()).toMatch(/shoal_singleton_lease_epoch\{name="counter"[^}]*\} 2/)
       await solo.shutdown()
       expect(await store.leaseHolder('singleton/counter')).toBeUndefined() // released after passivation
     })

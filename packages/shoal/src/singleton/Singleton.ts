@@ -153,6 +153,7 @@ class Singletons implements SingletonFacade {
     new Gauge({ name: 'shoal_singleton_hosting', help: 'Whether this node runs the singleton instance (1) or not (0)', labelNames, registers, collect: each((s) => (s.instance ? 1 : 0)) })
     new Gauge({ name: 'shoal_singleton_held_calls', help: 'Calls this node’s proxy holds while no instance is known', labelNames, registers, collect: each((s) => s.held) })
     new Gauge({ name: 'shoal_singleton_activations', help: 'Instances started on this node since start', labelNames, registers, collect: each((s) => s.activations) })
+    new Gauge({ name: 'shoal_singleton_lease_epoch', help: 'With a lease: its epoch (fencing token) while this node runs the instance, else 0; a change means the lease moved', labelNames, registers, collect: each((s) => s.leaseEpoch ?? 0) })
   }
 
   host<R extends ActorRef<DistributedActor>>(name: string, factory: (system: ClusterSystem) => R, options: SingletonOptions = {}): R {
