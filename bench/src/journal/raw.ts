@@ -106,9 +106,9 @@ export function postgresRaw(db: Fresh, inFlight: number, form: PgForm = 'values'
     await sql`INSERT INTO ${table}.shoal_events ${sql(rows, ...COLUMNS)}`
   }
   // The client learns the array types on its first query; sql.array needs them.
-  const ready = sql`SELECT 1`
+  let ready: Promise<unknown> | undefined
   const insertUnnest = async (batch: readonly Queued[]): Promise<void> => {
-    await ready
+    await (ready ??= sql`SELECT 1`)
     await sql`INSERT INTO ${table}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
       SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()} FROM unnest(${sql.array(batch.map((q) => q.persistenceId), 25)}::text[], ${sql.array(batch.map((q) => q.seq), 20)}::bigint[],
         ${sql.array(batch.map(() => EVENT.type), 25)}::text[], ${sql.array(batch.map(() => 1), 23)}::int[], ${sql.array(batch.map(() => packr.pack(EVENT)), 17)}::bytea[],

@@ -265,9 +265,7 @@ export class SingletonManager {
         this.#start()
         const instance = this.#instance
         if (!instance) return void lease.release()
-        const reason = `the lease of singleton ${this.name} may have lapsed`
-        // Checked as each call starts; a refusal also has the instance replaced (after a turn: not from inside the cell).
-        this.#system.guardActor(instance.id, () => (lease.valid() ? undefined : (queueMicrotask(() => this.#leaseLost('a call found it lapsed')), reason)))
+        this.#system.guardActor(instance.id, () => this.#leaseGuard(lease))
         this.evaluate()
       },
       (err: unknown) => {
@@ -276,6 +274,16 @@ export class SingletonManager {
         this.#log.warn({ err, store: this.#settings.lease!.store.name }, 'singleton lease store failed: not starting the instance')
       },
     )
+  }
+
+  /**
+   * Checked as each call to the instance starts: a reason refuses it. A refusal also has the
+   * instance replaced, after the current turn (not from inside the cell that asked).
+   */
+  #leaseGuard(lease: LeaseKeeper): string | undefined {
+    if (lease.valid()) return undefined
+    queueMicrotask(() => this.#leaseLost('a call found it lapsed'))
+    return `the lease of singleton ${this.name} may have lapsed`
   }
 
   /** Someone else holds the lease: try again in a quarter ttl; say who holds it when that changes. */
