@@ -16,27 +16,21 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from './ActorId.ts'
+import type { ActorSystem } from './actor/ActorSystem.ts'
+import type { Invocation } from './actor/Invocation.ts'
 import { callContext, type CallContext } from './CallContext.ts'
+import { formatNode } from './ClusterNode.ts'
 import { Deque } from './Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import { ActorNotFoundError, markNotDelivered, MethodNotDistributedError, OverloadedError } from './errors.ts'
+import { ActorNotFoundError, markNotDelivered, OverloadedError } from './errors.ts'
+import { callTracingActive, traceCall } from './observability/CallTracing.ts'
 
-/** One call waiting for, or holding, a turn. */
-export interface Invocation {
-  readonly method: string
-  readonly args: unknown[]
-  readonly chain: string
-  /** When the caller gives up (ms since the epoch), if known: a proxy holding the call drops it then. */
-  readonly deadline?: number
-  /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire; exempt from maxMailbox, since losing one would break exactly-once). */
-  readonly fn?: Function
-  succeed(value: unknown): void
-  fail(error: unknown): void
-}
+export type { Invocation }
 
-/** What a cell needs from its system. */
+/** What a cell needs from its host (the node's actor table). */
 export interface CellHost {
   readonly log: Logger
+  readonly system: ActorSystem
   readonly maxMailbox: number
   /** How long `stop` waits for a running turn to settle before running `onStop` anyway (ms). */
   readonly stopTimeout: number
@@ -46,6 +40,10 @@ export interface CellHost {
   /** `onStart` finished (or there was none): the actor serves calls. */
   cellReady(cell: ActorCell): void
   onActorError(cell: ActorCell, where: string, error: unknown): void
+  /** Lifecycle watch on behalf of the cell's actor (`actor.watch(target)`). */
+  watchFrom(cell: ActorCell, target: ActorId): void
+  unwatchFrom(cell: ActorCell, target: ActorId): void
+  isWatchingFrom(cell: ActorCell, target: ActorId): boolean
 }
 
 type State = 'starting' | 'running' | 'stopping' | 'stopped'
@@ -77,9 +75,9 @@ export class ActorCell {
     this.info = info
   }
 
-  /** The system (typed loosely here to keep this module free of ClusterSystem). */
-  get system(): never {
-    return this.host as never
+  /** The system hosting this actor. */
+  get system(): ActorSystem {
+    return this.host.system
   }
 
   get alive(): boolean {
@@ -178,7 +176,11 @@ export class ActorCell {
     return markNotDelivered(new ActorNotFoundError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }))
   }
 
-  deliver(inv: Invocation): void {
+  /**
+   * Delivers a call whose method the caller of this function resolved (the one check, see
+   * LocalActors); `method` is undefined only for system turns (`inv.fn`).
+   */
+  deliver(inv: Invocation, method: MethodInfo | undefined): void {
     if (this.#sealed && !inv.fn) {
       inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} is being passivated (moved elsewhere): it takes no new calls.`)))
       return
@@ -187,19 +189,15 @@ export class ActorCell {
       inv.fail(this.#stoppedError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
       return
     }
-    const method = this.#methodOf(inv)
-    if (!method) {
-      inv.fail(markNotDelivered(new MethodNotDistributedError(`${this.info.name}.${inv.method} is not a distributed method of ${this.id}.`)))
-      return
-    }
-    const interleave = method.interleave || this.info.interleaveAll
+    const m = method ?? this.#methodOf(inv)
+    const interleave = m.interleave || this.info.interleaveAll
     const chain = inv.chain
     const turn = this.#turn
     if (turn && chain !== '' && (chain === turn.chain || this.#interleaved?.has(chain))) {
-      this.#start(inv, method.fn, false)
+      this.#start(inv, m.fn, false)
     } else if ((this.#queue === undefined || this.#queue.length === 0) && (!turn || (interleave && this.#state === 'running'))) {
       // Interleaving calls may run beside a turn, but never beside onStart.
-      this.#start(inv, method.fn, !interleave)
+      this.#start(inv, m.fn, !interleave)
     } else {
       const queue = (this.#queue ??= new Deque())
       if (queue.length >= this.host.maxMailbox && !inv.fn) {
@@ -210,8 +208,9 @@ export class ActorCell {
     }
   }
 
-  #methodOf(inv: Invocation): MethodInfo | undefined {
-    return inv.fn ? { fn: inv.fn, interleave: false } : this.info.methods.get(inv.method)
+  /** The method of a queued invocation (checked when it was delivered). */
+  #methodOf(inv: Invocation): MethodInfo {
+    return inv.fn ? { fn: inv.fn, interleave: false } : this.info.methods.get(inv.method)!
   }
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
@@ -226,7 +225,7 @@ export class ActorCell {
     else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     let result: unknown
     try {
-      result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
+      result = inv.fn || !callTracingActive() ? callContext.run(ctx, invokeMethod, fn, this.actor, inv.args) : this.#traced(inv, ctx, fn)
     } catch (e) {
       this.#finish(inv, ctx, false, e)
       return
@@ -237,6 +236,12 @@ export class ActorCell {
         (e: unknown) => this.#finish(inv, ctx, false, e),
       )
     } else this.#finish(inv, ctx, true, result)
+  }
+
+  /** Runs a call's method as the callee side of a traced call (`shoal.call`). */
+  #traced(inv: Invocation, ctx: CallContext, fn: Function): unknown {
+    const trace = { side: 'callee' as const, actorType: this.info.name, method: inv.method, target: this.id.toString(), node: formatNode(this.id.node), local: inv.remote !== true, headers: { ...inv.headers } }
+    return traceCall(trace, () => callContext.run(ctx, invokeMethod, fn, this.actor, inv.args))
   }
 
   /**
@@ -290,7 +295,7 @@ export class ActorCell {
     try {
       while (this.#turn === undefined && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
-        const method = this.#methodOf(inv)!
+        const method = this.#methodOf(inv)
         this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
       }
     } finally {

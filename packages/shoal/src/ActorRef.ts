@@ -11,12 +11,15 @@
  * @module
  */
 import type { ActorId } from './ActorId.ts'
+import type { Invoker, Route } from './actor/Route.ts'
 import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
 import { ConfigError, markNotDelivered, MethodNotDistributedError } from './errors.ts'
+import { REF_PARTS, type RefParts } from './serialization/Serialization.ts'
+
+export type { Invoker }
 
 /** Longest call timeout: the largest delay a Node timer supports (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1
-import { REF_PARTS, type RefParts } from './serialization/Serialization.ts'
 
 type AnyFn = (...args: never[]) => unknown
 
@@ -52,12 +55,6 @@ export interface ActorRefCommon<T> {
  */
 export type ActorRef<T> = 0 extends 1 & T ? any : RefMethods<T> & ActorRefCommon<T> // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** What a ref needs from its system: implemented by ClusterSystem. */
-export interface Invoker {
-  invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown>
-  tell(ref: ActorRefImpl, method: string, args: unknown[]): void
-}
-
 export const INVOKER = Symbol('shoal.ref.invoker')
 
 /** Property names that tools probe on any object (test matchers, inspectors, promises): never calls. */
@@ -72,20 +69,21 @@ export class ActorRefImpl {
   /** Class metadata when known (typed ref); undefined for refs decoded from messages. */
   readonly info: ActorClassInfo | undefined;
   readonly [INVOKER]: Invoker
-  /** @internal Cached local target (cell) or remote association; resolved lazily by the system. */
-  target: unknown
-  /** @internal Encoded envelope target segments by method name, for remote calls. */
-  segments: Map<string, Buffer> | undefined
+  /** @internal The route to the actor, asked of the invoker on the first call and kept. */
+  route: Route | undefined
 
-  constructor(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown) {
+  constructor(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, route: Route | undefined) {
     this[INVOKER] = invoker
     this.id = id
     this.info = info
     this.timeout = timeout
-    this.target = target
+    this.route = route
   }
 
   tell(method: string, ...args: unknown[]): void {
+    if (this.info && !this.info.methods.has(method)) {
+      throw new MethodNotDistributedError(`${this.info.name}.${method} is not a distributed method: declare it with @distributed (or list it in static distributed) to send to it.`)
+    }
     this[INVOKER].tell(this, method, args)
   }
 
@@ -93,7 +91,7 @@ export class ActorRefImpl {
     if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_TIMEOUT_MS) {
       throw new ConfigError(`withTimeout(${ms}): a timeout is a number of milliseconds in 1..${MAX_TIMEOUT_MS}.`)
     }
-    return makeRef(this[INVOKER], this.id, this.info, ms, this.target)
+    return makeRef(this[INVOKER], this.id, this.info, ms, this.route)
   }
 
   [REF_PARTS](): RefParts {
@@ -129,7 +127,7 @@ Object.setPrototypeOf(
   }),
 )
 
-type RefCtor = new (invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown) => ActorRefImpl
+type RefCtor = new (invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, route: Route | undefined) => ActorRefImpl
 const refClasses = new WeakMap<ActorClassInfo, RefCtor>()
 
 /** One subclass per actor class, with a method per declared name: calls stay monomorphic and fast. */
@@ -151,9 +149,9 @@ function refClassFor(info: ActorClassInfo | undefined): RefCtor {
 }
 
 /** @internal Creates a ref; typed when `info` is given. */
-export function makeRef(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, target: unknown): ActorRefImpl {
+export function makeRef(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, route: Route | undefined): ActorRefImpl {
   const Ref = refClassFor(info)
-  return new Ref(invoker, id, info, timeout, target)
+  return new Ref(invoker, id, info, timeout, route)
 }
 
 /** True for any actor ref. */

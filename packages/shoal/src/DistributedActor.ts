@@ -17,10 +17,10 @@
  */
 import type { Logger } from 'pino'
 import { ActorId } from './ActorId.ts'
-import type { TerminationReason } from './watch/WatchCodec.ts'
+import type { ActorSystem } from './actor/ActorSystem.ts'
+import type { TerminationReason } from './actor/Termination.ts'
 import type { ActorRef } from './ActorRef.ts'
 import type { ActorCell } from './ActorCell.ts'
-import type { ClusterSystem } from './ClusterSystem.ts'
 import { ConfigError } from './errors.ts'
 import { REF_PARTS, type Referenceable, type RefParts } from './serialization/Serialization.ts'
 
@@ -206,7 +206,7 @@ export abstract class DistributedActor {
   }
 
   /** The system hosting this actor. */
-  get system(): ClusterSystem {
+  get system(): ActorSystem {
     return this.#cell.system
   }
 
@@ -251,17 +251,17 @@ export abstract class DistributedActor {
    * run clustered to learn of crashes.
    */
   watch(target: WatchTarget): void {
-    this.system.watchFrom(this.#cell, targetId(target))
+    this.#cell.host.watchFrom(this.#cell, targetId(target))
   }
 
   /** Stops watching: no `onTerminated` for `target` runs after this, even if one was on its way. */
   unwatch(target: WatchTarget): void {
-    this.system.unwatchFrom(this.#cell, targetId(target))
+    this.#cell.host.unwatchFrom(this.#cell, targetId(target))
   }
 
   /** True while `target` is watched and its termination has not been handled. */
   isWatching(target: WatchTarget): boolean {
-    return this.system.isWatchingFrom(this.#cell, targetId(target))
+    return this.#cell.host.isWatchingFrom(this.#cell, targetId(target))
   }
 
   /** A watched actor terminated (see `watch`). Runs as a turn; a throw is logged. */
@@ -269,7 +269,7 @@ export abstract class DistributedActor {
 
   /**
    * Called, as a turn, before a service moves this actor elsewhere: a cluster singleton handing
-   * over to another node (and, later, a virtual actor being deactivated). Save or flush state here;
+   * over to another node (or a virtual actor being deactivated). Save or flush state here;
    * it is awaited with a bound (the service's `passivateTimeout`), then the actor stops.
    */
   onPassivate?(): void | Promise<void>

@@ -24,15 +24,81 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from './ActorId.ts'
+import type { ActorSystem } from './actor/ActorSystem.ts'
+import type { Invocation, LocalTarget } from './actor/Invocation.ts'
+import type { ActorRef } from './ActorRef.ts'
+import type { ClusterNode } from './ClusterNode.ts'
 import type { ClusterEvent } from './cluster/Cluster.ts'
-import type { ClusterSystem } from './ClusterSystem.ts'
+import type { ControlChannel } from './control/ControlChannel.ts'
 import type { DistributedActor } from './DistributedActor.ts'
 
-/** What a plugin gets at start. */
+export type { ControlChannel, Invocation, LocalTarget }
+
+/**
+ * What a plugin gets at start: the system, and the services a cluster service needs beyond the
+ * public API. Everything here is stable and documented (docs/plugins.md); nothing else is.
+ */
 export interface PluginContext {
-  readonly system: ClusterSystem
+  /** The system (`ClusterSystem`). */
+  readonly system: ActorSystem
   /** The system's logger with a `plugin` field. */
   readonly log: Logger
+  /** The control lane: register a handler per control kind (see control/ControlKind.ts for the kinds taken), send to nodes. */
+  readonly control: ControlChannel
+  /** Calls made on behalf of others. */
+  readonly calls: PluginCalls
+  /** The actors of this node, for services that host or front them. */
+  readonly actors: PluginActors
+  /** Node fate as this node's transport knows it. */
+  readonly nodes: PluginNodes
+}
+
+/** `ctx.calls`. */
+export interface PluginCalls {
+  /**
+   * Sends a call on behalf of an invocation received elsewhere (a proxy forwarding it): keeps its
+   * call chain (so re-entrancy still works) and takes an explicit timeout. Rejects with
+   * SystemShutDownError (notDelivered) once shutdown began.
+   */
+  forward(ref: ActorRef<unknown>, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown>
+}
+
+/** `ctx.actors`. */
+export interface PluginActors {
+  /**
+   * Runs `fn` with the actor instance as a turn of local actor `id`, after the calls already
+   * queued and exempt from the mailbox bound (for hooks like `onPassivate`). With `seal`, calls
+   * arriving from now on are refused as notDelivered (a proxy may send them elsewhere). Rejects
+   * with ActorNotFoundError if the actor is not alive.
+   */
+  runTurn(id: ActorId, fn: (actor: DistributedActor) => unknown, options?: { readonly seal?: boolean }): Promise<unknown>
+  /**
+   * Sets a check run as each call to local actor `id` is about to start (not when it is queued):
+   * a returned reason refuses the call (notDelivered) and seals the actor. False if there is no
+   * such actor. Used to fence a singleton whose lease may have lapsed.
+   */
+  guard(id: ActorId, check: () => string | undefined): boolean
+  /**
+   * Registers a well-known target at `path` (incarnation 0) on this node: refs to it, local or
+   * sent to other nodes, deliver there. Returns the unregister function. Throws ConfigError if
+   * the path is taken.
+   */
+  registerWellKnown(path: string, target: LocalTarget): () => void
+  /**
+   * A ref to the well-known target at `path` on this node, with an optional call timeout. `T` types
+   * it as a ref to the class the target fronts (its calls are checked by that actor).
+   */
+  wellKnownRef<T extends DistributedActor = DistributedActor>(path: string, timeout?: number): ActorRef<T>
+  /** A ref for `id`, typed by `Class` when given (untyped: the target checks method names). */
+  refOf(id: ActorId, Class?: abstract new (...args: never[]) => DistributedActor): ActorRef<DistributedActor>
+}
+
+/** `ctx.nodes`. */
+export interface PluginNodes {
+  /** True if node incarnation `uid` is known gone (shut down, replaced, downed). */
+  isGone(uid: string): boolean
+  /** Marks a node incarnation down: its handshakes are refused and calls to it fail fast. */
+  tombstone(node: ClusterNode): void
 }
 
 /** A plugin; `F` is the type of its facade. See the module comment for the lifecycle. */

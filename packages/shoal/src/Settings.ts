@@ -3,6 +3,8 @@
  * @module
  */
 import type { Logger } from 'pino'
+import { isValidSystemName } from './ClusterNode.ts'
+import { ConfigError } from './errors.ts'
 import type { SerializationOptions } from './serialization/Serialization.ts'
 import type { TlsSettings } from './transport/Transport.ts'
 import type { SwimAddress } from './swim/Member.ts'
@@ -121,4 +123,48 @@ export interface ResolvedSettings {
   readonly serializeLocalCalls: boolean
   readonly protocolMajor: number | undefined
   readonly serializationOptions: SerializationOptions | undefined
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+
+/** Validates settings and fills in defaults; throws ConfigError saying what to change. */
+export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
+  const name = s.name ?? 'shoal'
+  if (!isValidSystemName(name)) throw new ConfigError(`System name ${JSON.stringify(name)} is invalid: use 1-64 letters, digits, _ . or -.`)
+  const clusterName = s.clusterName ?? (process.env.SHOAL_CLUSTER_NAME || 'shoal')
+  if (!isValidSystemName(clusterName)) throw new ConfigError(`Cluster name ${JSON.stringify(clusterName)} is invalid: use 1-64 letters, digits, _ . or -.`)
+  const host = s.host ?? '127.0.0.1'
+  const port = s.port ?? 7337
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port ${port} is invalid: use 0..65535 (0 picks a free port).`)
+  const rawSecret = s.secret ?? process.env.SHOAL_SECRET
+  const secret = rawSecret === undefined || rawSecret === '' ? undefined : Buffer.from(rawSecret)
+  if (!secret && !LOOPBACK.test(host) && !s.insecure) {
+    throw new ConfigError(`Binding ${host} without a cluster secret would let anyone on the network join and call actors: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
+  }
+  const positive = (v: number | undefined, d: number, what: string): number => {
+    const n = v ?? d
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${what} must be a positive number (got ${v}).`)
+    return n
+  }
+  return {
+    name,
+    clusterName,
+    host,
+    port,
+    secret,
+    tls: s.tls,
+    callTimeout: Math.min(positive(s.callTimeout, 5000, 'callTimeout'), 2 ** 31 - 1),
+    maxFrameSize: positive(s.maxFrameSize, 4 * 1024 * 1024, 'maxFrameSize'),
+    maxOutboundBytes: positive(s.maxOutboundBytes, 32 * 1024 * 1024, 'maxOutboundBytes'),
+    fragmentSize: positive(s.fragmentSize, 64 * 1024, 'fragmentSize'),
+    flushThreshold: positive(s.flushThreshold, 4 * 1024, 'flushThreshold'),
+    maxMailbox: positive(s.maxMailbox, 100_000, 'maxMailbox'),
+    handshakeTimeout: positive(s.handshakeTimeout, 5000, 'handshakeTimeout'),
+    backoffBaseMs: positive(s.reconnectBackoff?.baseMs, 100, 'reconnectBackoff.baseMs'),
+    backoffMaxMs: positive(s.reconnectBackoff?.maxMs, 5000, 'reconnectBackoff.maxMs'),
+    shutdownTimeout: positive(s.shutdownTimeout, 10_000, 'shutdownTimeout'),
+    serializeLocalCalls: s.serializeLocalCalls ?? false,
+    protocolMajor: s.protocolMajor,
+    serializationOptions: s.serialization,
+  }
 }

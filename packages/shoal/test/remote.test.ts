@@ -15,6 +15,7 @@ import {
   TimeoutError,
   type ActorRef,
 } from 'shoal'
+import { servicesOf } from 'shoal/internal'
 import { eventually, startNodes, type TestNodes } from 'shoal/testkit'
 import { IllegalMove } from './fixtures/errors.ts'
 
@@ -312,8 +313,8 @@ describe('remote calls - failures of nodes', () => {
     }
     // One TCP connection between the two nodes, seen from both ends: the second dial was refused.
     await eventually(() => {
-      expect(a.socketCount).toBe(1)
-      expect(b.socketCount).toBe(1)
+      expect(servicesOf(a).socketCount).toBe(1)
+      expect(servicesOf(b).socketCount).toBe(1)
     })
     const text = await a.metrics.registry.getSingleMetricAsString('shoal_associations')
     expect(text).toMatch(/shoal_associations\{[^}]*\} 1$/m)
@@ -344,7 +345,7 @@ describe('control lane', () => {
     nodes = await startNodes(2, { maxFrameSize: 16 * 1024 * 1024 })
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
     const events: string[] = []
-    a.onControl(7, (from, body) => events.push(`control ${body.toString()} from ${from.endpoint.name}`))
+    servicesOf(a).control.onControl(7, (from, body) => events.push(`control ${body.toString()} from ${from.endpoint.name}`))
     class Sink extends DistributedActor {
       @distributed async take(b: Buffer): Promise<number> {
         events.push('user message delivered')
@@ -358,7 +359,7 @@ describe('control lane', () => {
     // Let the first batch of the big message go out: only fragmentation lets the control frame pass it.
     await new Promise((r) => setImmediate(r))
     await new Promise((r) => setImmediate(r))
-    b.sendControl(a.node.endpoint, 7, Buffer.from('heartbeat'))
+    servicesOf(b).control.sendControl(a.node.endpoint, 7, Buffer.from('heartbeat'))
     expect(await big).toBe(8 * 1024 * 1024)
     expect(events).toEqual(['control heartbeat from node-1', 'user message delivered'])
   })

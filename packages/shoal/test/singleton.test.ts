@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ClusterSystem, DistributedActor, distributed, isNotDelivered, MemoryLeaseStore, singletonPlugin, SingletonUnavailableError, type ActorRef, type SingletonSettings } from 'shoal'
+import { servicesOf } from 'shoal/internal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 
 /** Activations and passivations of every instance in this process, in order. */
@@ -215,7 +216,7 @@ describe('cluster singleton', () => {
       extra.push(solo)
       const ref = solo.spawn(Counter)
       let lapsed = false
-      expect(solo.guardActor(ref.id, () => (lapsed ? 'its lease lapsed' : undefined))).toBe(true)
+      expect(servicesOf(solo).actors.guard(ref.id, () => (lapsed ? 'its lease lapsed' : undefined))).toBe(true)
       expect(await ref.next()).toMatchObject({ n: 1 })
       const slow = ref.slow(100) // running when the guard turns: it finishes
       const queued = ref.next() // queued behind it while valid, started after: refused

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ActorId, ClusterSystem, DistributedActor, distributed, SystemShutDownError, type ActorRef, type TerminationReason } from 'shoal'
+import { servicesOf } from 'shoal/internal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 
 class Target extends DistributedActor {
@@ -161,9 +162,10 @@ describe('lifecycle watch', () => {
     const watched = a.watch(a.resolve(Target, target.id))
     // Wait until b knows of the watch, then lose b's next two watch frames on the floor.
     await settle(500)
-    const send = b.sendControl.bind(b)
+    const services = servicesOf(b)
+    const send = services.sendControl.bind(services)
     let dropped = 0
-    b.sendControl = (to, kind, body) => {
+    services.sendControl = (to, kind, body) => {
       if (kind === 5 && dropped < 2) {
         dropped++
         return

@@ -188,8 +188,8 @@ class Singletons implements SingletonFacade {
     const existing = this.#managers.get(name)
     if (existing) return existing
     const system = this.#ctx.system
-    const manager = new SingletonManager(system, name, this.#settings(options), this.#downs, this.#ctx.log)
-    const unregister = system.registerWellKnown(path(name), manager)
+    const manager = new SingletonManager(this.#ctx, name, this.#settings(options), this.#downs, this.#ctx.log)
+    const unregister = this.#ctx.actors.registerWellKnown(path(name), manager)
     const off = system.receptionist.subscribe(manager.key, () => manager.evaluate())
     const entry = { manager, unregister: () => (unregister(), off()) }
     this.#managers.set(name, entry)
@@ -220,7 +220,7 @@ class Singletons implements SingletonFacade {
   }
 
   #proxyRef(name: string): ActorRef<DistributedActor> {
-    return this.#ctx.system.wellKnownRef(path(name), this.#proxyTimeout({})) as ActorRef<DistributedActor>
+    return this.#ctx.actors.wellKnownRef(path(name), this.#proxyTimeout({}))
   }
 
   #onClusterEvent(e: ClusterEvent): void {

@@ -21,6 +21,7 @@ import type { ActorId } from '../ActorId.ts'
 import type { Invocation } from '../ActorCell.ts'
 import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterSystem } from '../ClusterSystem.ts'
+import type { PluginContext } from '../Plugin.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
@@ -78,6 +79,7 @@ export class SingletonManager {
   readonly name: string
   readonly alive = true
   readonly #system: ClusterSystem
+  readonly #ctx: PluginContext
   readonly #settings: ManagerSettings
   readonly #log: Logger
   readonly #key: ReceptionKey
@@ -96,8 +98,10 @@ export class SingletonManager {
   activations = 0
   passivations = 0
 
-  constructor(system: ClusterSystem, name: string, settings: ManagerSettings, downs: DownTracker, log: Logger) {
+  constructor(ctx: PluginContext, name: string, settings: ManagerSettings, downs: DownTracker, log: Logger) {
+    const system = ctx.system
     this.#system = system
+    this.#ctx = ctx
     this.name = name
     this.#settings = settings
     this.#downs = downs
@@ -265,7 +269,7 @@ export class SingletonManager {
         this.#start()
         const instance = this.#instance
         if (!instance) return void lease.release()
-        this.#system.guardActor(instance.id, () => this.#leaseGuard(lease))
+        this.#ctx.actors.guard(instance.id, () => this.#leaseGuard(lease))
         this.evaluate()
       },
       (err: unknown) => {
@@ -350,7 +354,7 @@ export class SingletonManager {
     this.#log.info({ event: 'passivating', instance: ref.id.toString(), fenced }, 'singleton passivating')
     let timer: NodeJS.Timeout | undefined
     // Sealed: calls arriving from now on are refused as notDelivered and go to the next instance.
-    const turn = this.#system.runTurn(ref.id, (actor) => (fenced ? undefined : actor.onPassivate?.()), { seal: true })
+    const turn = this.#ctx.actors.runTurn(ref.id, (actor) => (fenced ? undefined : actor.onPassivate?.()), { seal: true })
     await Promise.race([turn.catch((err: unknown) => this.#log.error({ err }, 'onPassivate failed')), new Promise((r) => (timer = setTimeout(r, bound)))])
     clearTimeout(timer)
     await this.#system.stop(ref)
@@ -395,7 +399,7 @@ export class SingletonManager {
     const deadline = h.inv.deadline
     if (deadline !== undefined && deadline <= now) return // the caller has given up already
     const timeout = deadline === undefined ? this.#system.callTimeout : deadline - now
-    this.#system.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout).then(
+    this.#ctx.calls.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout).then(
       (v) => h.inv.succeed(v),
       (e: unknown) => {
         if (!this.#stopped && retryable(e)) {

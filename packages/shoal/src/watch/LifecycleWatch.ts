@@ -22,15 +22,12 @@ import { type ClusterNode, formatNode } from '../ClusterNode.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import { isPresent, type ClusterMember } from '../cluster/Member.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
-import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, type TerminationReason, WATCH_CONTROL_KIND, WatchDecodeError } from './WatchCodec.ts'
+import type { Termination, TerminationReason } from '../actor/Termination.ts'
+import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WATCH_CONTROL_KIND, WatchDecodeError } from './WatchCodec.ts'
 
-export type { TerminationReason } from './WatchCodec.ts'
 
 /** How a watched actor ended. */
-export interface Termination {
-  readonly id: ActorId
-  readonly reason: TerminationReason
-}
+export type { Termination, TerminationReason } from '../actor/Termination.ts'
 
 /** Settings of lifecycle watch (`ClusterSystem.start({ watch })`). */
 export interface WatchSettings {
@@ -428,6 +425,6 @@ export class CellWatcher implements Watcher {
         if (this.#cell.alive) this.#log.error({ err, actor: this.#cell.id.toString(), watched: key }, 'onTerminated failed')
       },
     }
-    this.#cell.deliver(inv)
+    this.#cell.deliver(inv, undefined)
   }
 }

@@ -22,8 +22,9 @@ const MAX_MESSAGES = 4096
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
-/** Why a watched actor is reported terminated. */
-export type TerminationReason = 'stopped' | 'not-found' | 'node-down'
+import type { TerminationReason } from '../actor/Termination.ts'
+
+export type { TerminationReason }
 
 /** One system message. */
 export type SystemMessage =

@@ -1,0 +1,307 @@
+/**
+ * LocalActors: the actors of this node. It owns the actor table and the well-known targets,
+ * hosts the cells (spawn, stop, turns run for services), and delivers calls to them: the local
+ * route of a ref, and the target lookup of calls that arrived from other nodes.
+ *
+ * The method of a call is checked here, once, where it is delivered, and a refusal is counted
+ * (`shoal_refused_total{reason="method"}`) and logged.
+ * @module
+ */
+import type { Logger } from 'pino'
+import { ActorCell, type CellHost } from '../ActorCell.ts'
+import { ActorId } from '../ActorId.ts'
+import { type ActorRefImpl, makeRef } from '../ActorRef.ts'
+import { type ClusterNode, formatNode } from '../ClusterNode.ts'
+import { type ActorClass, type DistributedActor, type MethodInfo, actorClassInfo, withConstructingCell } from '../DistributedActor.ts'
+import { ActorNotFoundError, ConfigError, MethodNotDistributedError, NodeDownError, markNotDelivered } from '../errors.ts'
+import { publishActorSpawn, publishActorStop, publishCallRefused } from '../observability/Channels.ts'
+import { callTracingActive, traceRefusal } from '../observability/CallTracing.ts'
+import { type CallLedger, PendingCall, promiseOf } from '../remoting/PendingCall.ts'
+import type { Serialization } from '../serialization/Serialization.ts'
+import type { ActorSystem } from './ActorSystem.ts'
+import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocation.ts'
+import type { Invoker, Route } from './Route.ts'
+
+/** What the actor table needs from its system. */
+export interface LocalActorsHost {
+  /** This node incarnation (read at use: it is final only once the listener is bound). */
+  node(): ClusterNode
+  readonly system: ActorSystem
+  readonly log: Logger
+  readonly ledger: CallLedger
+  readonly serialization: Serialization
+  readonly maxMailbox: number
+  readonly stopTimeout: number
+  readonly serializeLocalCalls: boolean
+  /** A cell finished `onStart`; a cell stopped (after `onStop`): services and plugins hear it. */
+  cellReady(cell: ActorCell): void
+  cellStopped(cell: ActorCell): void
+}
+
+/** Lifecycle watch as cells use it (`actor.watch(target)`), set once the service starts. */
+export interface CellWatch {
+  watchFrom(cell: ActorCell, target: ActorId): void
+  unwatchFrom(cell: ActorCell, target: ActorId): void
+  isWatchingFrom(cell: ActorCell, target: ActorId): boolean
+}
+
+/** A delivery target and the declared method a call resolved to, or why it was refused. */
+export type Resolved = { readonly target: LocalTarget; readonly method: MethodInfo | undefined } | Error
+
+export class LocalActors implements CellHost {
+  readonly #host: LocalActorsHost
+  readonly #actors = new Map<string, ActorCell>()
+  readonly #wellKnown = new Map<string, LocalTarget>()
+  #invoker: Invoker | undefined
+  #watch: CellWatch | undefined
+  #pathCounter = 0
+  #chainCounter = 0
+  #chainPrefix = ''
+
+  constructor(host: LocalActorsHost) {
+    this.#host = host
+  }
+
+  /** Wires what is built after the table: the refs' invoker, and lifecycle watch. */
+  attach(invoker: Invoker, watch: CellWatch): void {
+    this.#invoker = invoker
+    this.#watch = watch
+  }
+
+  // ---- CellHost ----------------------------------------------------------------------------
+
+  get log(): Logger {
+    return this.#host.log
+  }
+  get system(): ActorSystem {
+    return this.#host.system
+  }
+  get maxMailbox(): number {
+    return this.#host.maxMailbox
+  }
+  get stopTimeout(): number {
+    return this.#host.stopTimeout
+  }
+
+  /** A fresh, globally unique call-chain id. */
+  newChain(): string {
+    if (this.#chainPrefix === '') this.#chainPrefix = `${this.#host.node().uid}.`
+    return this.#chainPrefix + (++this.#chainCounter).toString(36)
+  }
+
+  makeSelfRef(cell: ActorCell): unknown {
+    return makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
+  }
+
+  cellReady(cell: ActorCell): void {
+    this.#host.cellReady(cell)
+  }
+
+  cellStopped(cell: ActorCell): void {
+    if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
+    publishActorStop(cell.id, cell.info.name)
+    this.#host.cellStopped(cell)
+  }
+
+  onActorError(cell: ActorCell, where: string, error: unknown): void {
+    this.#host.log.error({ err: error, actor: cell.id.toString() }, `actor ${where} failed`)
+  }
+
+  watchFrom(cell: ActorCell, target: ActorId): void {
+    this.#watch!.watchFrom(cell, target)
+  }
+  unwatchFrom(cell: ActorCell, target: ActorId): void {
+    this.#watch!.unwatchFrom(cell, target)
+  }
+  isWatchingFrom(cell: ActorCell, target: ActorId): boolean {
+    return this.#watch!.isWatchingFrom(cell, target)
+  }
+
+  // ---- the table ---------------------------------------------------------------------------
+
+  /** Creates an actor; `onStart` runs as its first turn. */
+  spawn(Class: ActorClass, args: unknown[]): unknown {
+    const info = actorClassInfo(Class)
+    const path = `/user/${info.name}-${(++this.#pathCounter).toString(36)}`
+    const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
+    const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info)
+    cell.actor = withConstructingCell(cell, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args))
+    this.#actors.set(path, cell)
+    publishActorSpawn(cell.id, info.name)
+    cell.begin()
+    return cell.ref()
+  }
+
+  /** The cell of local actor `id` (this incarnation) that has not finished stopping. */
+  cell(id: ActorId): ActorCell | undefined {
+    if (id.node.uid !== this.#host.node().uid) return undefined
+    const cell = this.#actors.get(id.path)
+    return cell && cell.id.incarnation === id.incarnation ? cell : undefined
+  }
+
+  /** A local cell, or the well-known target at an incarnation-0 path. */
+  target(id: ActorId): LocalTarget | undefined {
+    if (id.incarnation === 0 && id.node.uid === this.#host.node().uid) return this.#wellKnown.get(id.path)
+    return this.cell(id)
+  }
+
+  /** The route of refs to local actor `id`. */
+  route(id: ActorId): LocalRoute {
+    return new LocalRoute(this, id, undefined)
+  }
+
+  get size(): number {
+    return this.#actors.size
+  }
+
+  get mailboxDepth(): number {
+    let n = 0
+    for (const c of this.#actors.values()) n += c.mailboxDepth
+    return n
+  }
+
+  /** Stops every actor; resolves when all have stopped. */
+  stopAll(): Promise<unknown> {
+    return Promise.all([...this.#actors.values()].map((c) => c.stop()))
+  }
+
+  // ---- delivery ----------------------------------------------------------------------------
+
+  /**
+   * The target of a call that arrived for (uid, path, incarnation) and its declared method, or
+   * the refusal (`notDelivered`: the method never ran). `from` is the calling node, for logs.
+   */
+  resolveInbound(uid: string, path: string, incarnation: number, method: string, from: ClusterNode | undefined): Resolved {
+    const node = this.#host.node()
+    if (uid !== node.uid) return markNotDelivered(new NodeDownError(`This node is incarnation ${node.uid}; incarnation ${uid} is gone.`))
+    const target = incarnation === 0 ? this.#wellKnown.get(path) : this.#actors.get(path)
+    if (!target || (target instanceof ActorCell && target.id.incarnation !== incarnation) || !target.alive) {
+      return markNotDelivered(new ActorNotFoundError(`No live actor at ${path}#${incarnation} on ${formatNode(node)}: it was never spawned or has stopped.`))
+    }
+    return this.#withMethod(target, method, path, from)
+  }
+
+  /** Checks `method` against the target's class: the one method check, counted when it refuses. */
+  #withMethod(target: LocalTarget, method: string, path: string, from: ClusterNode | undefined): Resolved {
+    if (!target.info) return { target, method: undefined }
+    const m = target.info.methods.get(method)
+    if (m) return { target, method: m }
+    this.#host.ledger.metrics.refused.labels('method').inc()
+    this.#host.log.warn({ peer: from ? formatNode(from) : 'local', actor: path, method: method.slice(0, 64) }, 'refused a call to an undeclared method')
+    return markNotDelivered(new MethodNotDistributedError(`${target.info.name}.${method} is not a distributed method of ${path}.`))
+  }
+
+  /** Publishes a refusal on `shoal:call:refused` and, when traced, as a failed callee-side call. */
+  refused(id: { toString(): string }, actorType: string | undefined, method: string, error: Error, from: ClusterNode | undefined, local: boolean, headers: Readonly<Record<string, string>> | undefined): void {
+    publishCallRefused(id, method, error, from)
+    if (callTracingActive()) {
+      traceRefusal({ side: 'callee', actorType, method, target: id.toString(), node: formatNode(this.#host.node()), local, headers: { ...headers } }, error)
+    }
+  }
+
+  /** A local call through `route`. */
+  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+    const resolved = this.#localTarget(route, method)
+    if (resolved instanceof Error) {
+      this.refused(route.id, undefined, method, resolved, undefined, true, headers)
+      return Promise.reject(resolved)
+    }
+    const host = this.#host
+    const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers)
+    const promise = promiseOf(call)
+    if (host.serializeLocalCalls) {
+      call.copyResultWith = host.serialization
+      try {
+        call.args = host.serialization.copy(args)
+      } catch (e) {
+        call.fail(e)
+        return promise
+      }
+    }
+    host.ledger.deadlines.add(call, timeout)
+    resolved.target.deliver(call, resolved.method)
+    return promise
+  }
+
+  /** A local one-way message through `route`; a missing actor drops it (logged). */
+  tell(route: LocalRoute, method: string, args: unknown[], chain: string): void {
+    const resolved = this.#localTarget(route, method)
+    if (resolved instanceof Error) {
+      this.refused(route.id, undefined, method, resolved, undefined, true, undefined)
+      this.#host.log.debug({ target: route.id.toString(), method, reason: resolved.message }, 'one-way message dropped')
+      return
+    }
+    const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
+    resolved.target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), resolved.method)
+  }
+
+  #localTarget(route: LocalRoute, method: string): Resolved {
+    let target = route.target
+    if (!target?.alive) {
+      target = this.target(route.id)
+      if (!target?.alive) return markNotDelivered(new ActorNotFoundError(`No live actor ${route.id} on this node: it was never spawned here or has stopped.`))
+      route.target = target
+    }
+    return this.#withMethod(target, method, route.id.path, undefined)
+  }
+
+  // ---- for services ------------------------------------------------------------------------
+
+  /**
+   * Runs `fn` with the actor instance as a turn of local actor `id` (after the calls already
+   * queued), bypassing the mailbox bound; for hooks like a singleton's `onPassivate`. With `seal`,
+   * calls arriving from now on are refused as notDelivered. Rejects with ActorNotFoundError if the
+   * actor is not alive.
+   */
+  runTurn(id: ActorId, fn: (actor: DistributedActor) => unknown, options: { seal?: boolean } = {}): Promise<unknown> {
+    const cell = this.cell(id)
+    if (!cell?.alive) return Promise.reject(markNotDelivered(new ActorNotFoundError(`No live actor ${id} on this node.`)))
+    if (options.seal) cell.seal()
+    return new Promise((resolve, reject) => {
+      cell.deliver({ method: 'turn', args: [], chain: '', fn: () => fn(cell.actor), succeed: resolve, fail: reject }, undefined)
+    })
+  }
+
+  /** Sets a check run as each call to local actor `id` starts (see ActorCell.guard); false if there is no such actor. */
+  guard(id: ActorId, check: () => string | undefined): boolean {
+    const cell = this.cell(id)
+    cell?.guard(check)
+    return cell !== undefined
+  }
+
+  /** Registers a well-known target at `path` (incarnation 0); returns the unregister function. */
+  registerWellKnown(path: string, target: LocalTarget): () => void {
+    if (this.#wellKnown.has(path)) throw new ConfigError(`Well-known path ${path} is taken on this node.`)
+    this.#wellKnown.set(path, target)
+    return () => {
+      if (this.#wellKnown.get(path) === target) this.#wellKnown.delete(path)
+    }
+  }
+
+  /** A ref to the well-known target at `path` on this node. */
+  wellKnownRef(path: string, timeout: number | undefined): ActorRefImpl {
+    const id = new ActorId(this.#host.node(), path, 0)
+    return makeRef(this.#invoker!, id, undefined, timeout, new LocalRoute(this, id, this.#wellKnown.get(path)))
+  }
+}
+
+/** The route of refs to one local actor id; caches the target it found. */
+export class LocalRoute implements Route {
+  readonly local = true
+  constructor(
+    readonly actors: LocalActors,
+    readonly id: ActorId,
+    /** The target last found for `id` (owned by LocalActors, which re-resolves it when it died). */
+    public target: LocalTarget | undefined,
+  ) {}
+
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+    return this.actors.call(this, method, args, chain, timeout, headers)
+  }
+
+  tell(method: string, args: unknown[], chain: string): void {
+    this.actors.tell(this, method, args, chain)
+  }
+}
+
+export type { Invocation }

@@ -1,0 +1,26 @@
+/**
+ * Route and Invoker: how a ref reaches its actor. The actor layer declares them; the system's
+ * dispatcher implements Invoker, and the local actor table and remoting implement Route.
+ *
+ * A ref asks its invoker for a route once, on its first call, and keeps it: the local/remote
+ * decision is made once per ref, and the route caches what it resolved (a cell, a peer and the
+ * encoded envelope target).
+ * @module
+ */
+import type { ActorRefImpl } from '../ActorRef.ts'
+
+/** The path of calls from this node to one actor id. */
+export interface Route {
+  /** True for a route to an actor of this node. */
+  readonly local: boolean
+  /** Sends a call; the promise settles with its outcome (never throws synchronously). */
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown>
+  /** Sends a one-way message; throws only for what fails at the sender (encoding). */
+  tell(method: string, args: unknown[], chain: string): void
+}
+
+/** What a ref needs from its system. */
+export interface Invoker {
+  invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown>
+  tell(ref: ActorRefImpl, method: string, args: unknown[]): void
+}

@@ -1,0 +1,49 @@
+/**
+ * Peer and RemoteRoute: what remoting keeps per peer endpoint (its pending calls and the decoder
+ * cache of envelopes it sends us) and per ref to a remote actor (the peer, and the encoded
+ * envelope target per method).
+ * @module
+ */
+import type { ActorId } from '../ActorId.ts'
+import type { Route } from '../actor/Route.ts'
+import type { Association } from '../transport/Association.ts'
+import { encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
+import type { PendingTable } from './PendingCall.ts'
+import type { Remoting } from './Remoting.ts'
+
+/** One peer endpoint, as remoting sees it. */
+export class Peer {
+  /** Remote calls waiting for a reply from this peer, by call id. */
+  readonly pending: PendingTable = new Map()
+  /** Decoding cache for envelopes from this peer. */
+  readonly targets = new TargetCache()
+  constructor(readonly assoc: Association) {}
+}
+
+/** The route of refs to one remote actor id. */
+export class RemoteRoute implements Route {
+  readonly local = false
+  /** Encoded (uid, path, method) parts of envelopes to this actor, by method. */
+  readonly #segments = new Map<string, Buffer>()
+
+  constructor(
+    readonly remoting: Remoting,
+    readonly peer: Peer,
+    readonly id: ActorId,
+  ) {}
+
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+    return this.remoting.call(this, method, args, chain, timeout, headers)
+  }
+
+  tell(method: string, args: unknown[], chain: string): void {
+    this.remoting.tell(this, method, args, chain)
+  }
+
+  /** The encoded envelope target for `method`, cached. */
+  segment(method: string): Buffer {
+    let segment = this.#segments.get(method)
+    if (!segment) this.#segments.set(method, (segment = encodeTargetSegment({ uid: this.id.node.uid, path: this.id.path, method })))
+    return segment
+  }
+}

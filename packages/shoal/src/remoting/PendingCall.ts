@@ -1,0 +1,100 @@
+/**
+ * PendingCall: a call made from this node, local or remote, waiting for its outcome. It owns the
+ * caller's promise, its deadline in the system's DeadlineQueue, and its entry in the calls metric;
+ * a remote one is also listed in its peer's table of pending calls until it settles.
+ *
+ * It is also the Invocation a local target runs: a local call needs no second object.
+ * @module
+ */
+import type { ActorId } from '../ActorId.ts'
+import type { Invocation } from '../actor/Invocation.ts'
+import type { Deadline, DeadlineQueue } from '../DeadlineQueue.ts'
+import { ShoalError, TimeoutError } from '../errors.ts'
+import type { Metrics } from '../Metrics.ts'
+import type { Serialization } from '../serialization/Serialization.ts'
+
+/** What every pending call of one system shares: the deadline queue and the metrics. */
+export interface CallLedger {
+  readonly deadlines: DeadlineQueue
+  readonly metrics: Metrics
+}
+
+/** The pending calls to one peer, by call id (owned by remoting's Peer). */
+export type PendingTable = Map<number, PendingCall>
+
+const noop = (): void => {}
+
+export class PendingCall implements Deadline, Invocation {
+  deadline = 0
+  prevDeadline: Deadline | undefined = undefined
+  nextDeadline: Deadline | undefined = undefined
+  deadlineGroup: unknown = undefined
+  resolve: (v: unknown) => void = noop
+  reject: (e: unknown) => void = noop
+  /** Set when local results must be copied through the codec (`serializeLocalCalls`). */
+  copyResultWith: Serialization | undefined = undefined
+  #done = false
+
+  constructor(
+    readonly ledger: CallLedger,
+    readonly method: string,
+    public args: unknown[],
+    readonly chain: string,
+    readonly timeout: number,
+    readonly target: ActorId,
+    /** From `metrics.callStarted`: when the call started, or -1 if it is not timed. */
+    readonly started: number,
+    /** The peer's table this call is listed in (remote calls). */
+    readonly table: PendingTable | undefined,
+    readonly callId: number,
+    readonly headers: Readonly<Record<string, string>> | undefined,
+  ) {}
+
+  succeed(value: unknown): void {
+    if (this.#done) return
+    if (this.copyResultWith) {
+      try {
+        value = this.copyResultWith.copy(value)
+      } catch (e) {
+        this.fail(e)
+        return
+      }
+    }
+    this.#settle()
+    this.ledger.metrics.callDone('ok', this.started, this.table !== undefined)
+    this.resolve(value)
+  }
+
+  fail(error: unknown): void {
+    if (this.#done) return
+    this.#settle()
+    const code = error instanceof ShoalError ? error.code : 'error'
+    this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
+    this.reject(error)
+  }
+
+  expire(): void {
+    this.fail(new TimeoutError(`Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (callTimeout); the call may still run. Raise the timeout with ref.withTimeout(ms) if it is slow by design.`))
+  }
+
+  #settle(): void {
+    this.#done = true
+    this.ledger.deadlines.remove(this)
+    this.table?.delete(this.callId)
+  }
+}
+
+/** The promise the caller awaits for `call`; call once, right after constructing it. */
+export function promiseOf(call: PendingCall): Promise<unknown> {
+  capturing = call
+  const promise = new Promise(capture)
+  capturing = undefined
+  return promise
+}
+
+/** The call whose promise is being created; lets one shared executor stand in for a closure per call. */
+let capturing: PendingCall | undefined
+function capture(resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+  capturing!.resolve = resolve
+  capturing!.reject = reject
+}

@@ -1,0 +1,311 @@
+/**
+ * Remoting: calls between this node and others. It owns the transport, the peers (pending calls
+ * and decoder caches), the outbound engine (remote calls and one-way messages through a
+ * RemoteRoute) and the inbound one (envelopes decoded, the target and method resolved once by
+ * LocalActors, arguments decoded, the invocation delivered, the outcome sent back in a Reply).
+ *
+ * Rules: what fails before anything is sent is `notDelivered` (safe to retry); an inbound call
+ * refused before its method ran is answered with status "refused"; a reply goes only to the
+ * incarnation that called; a lost association fails the calls waiting on it.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { ActorId } from '../ActorId.ts'
+import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
+import { OneWayInvocation } from '../actor/Invocation.ts'
+import type { LocalActors } from '../actor/LocalActors.ts'
+import { type ClusterNode, formatNode } from '../ClusterNode.ts'
+import type { ControlDestination } from '../control/ControlChannel.ts'
+import type { ControlRouter } from '../control/ControlRouter.ts'
+import type { MethodInfo } from '../DistributedActor.ts'
+import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
+import type { Serialization } from '../serialization/Serialization.ts'
+import type { Association } from '../transport/Association.ts'
+import { Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
+import { type CallEnvelope, decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, type OneWayEnvelope } from '../wire/Envelope.ts'
+import { FrameType } from '../wire/Frame.ts'
+import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
+import { Peer, RemoteRoute } from './Peer.ts'
+
+/** What remoting needs from its system. */
+export interface RemotingHost {
+  /** This node incarnation (read at use: final once the listener is bound). */
+  node(): ClusterNode
+  readonly log: Logger
+  readonly ledger: CallLedger
+  readonly serialization: Serialization
+  readonly actors: LocalActors
+  readonly control: ControlRouter
+  /** False once shutdown began: inbound calls are refused. */
+  running(): boolean
+  /** A peer incarnation is gone for good (shut down or replaced): watches of its actors fire. */
+  nodeGone(node: ClusterNode): void
+  /** A peer refused our handshake, saying why (a zombie may learn it was downed). */
+  refusedByPeer(reason: string): void
+}
+
+const NO_ARGS: unknown[] = []
+
+export class Remoting {
+  readonly transport: Transport
+  readonly #host: RemotingHost
+  readonly #peers = new Map<Association, Peer>()
+  #callIds = 0
+
+  constructor(host: RemotingHost, settings: TransportSettings) {
+    this.#host = host
+    this.transport = new Transport(settings, this.#transportHandler(), host.log)
+  }
+
+  /** The route of refs to remote actor `id`. */
+  route(id: ActorId): RemoteRoute {
+    const { host, port } = id.node.endpoint
+    return new RemoteRoute(this, this.#peer(this.transport.association(host, port)), id)
+  }
+
+  /** Sends a framed control message (see ControlRouter). */
+  sendControl(to: ControlDestination, frame: Buffer): void {
+    const assoc = this.transport.association(to.host, to.port)
+    this.transport.send(assoc, 'control', { type: FrameType.Control, body: frame, uid: to.uid, callId: undefined })
+  }
+
+  #peer(assoc: Association): Peer {
+    let peer = this.#peers.get(assoc)
+    if (!peer) this.#peers.set(assoc, (peer = new Peer(assoc)))
+    return peer
+  }
+
+  // ---- outbound ----------------------------------------------------------------------------
+
+  /**
+   * Fails fast for an incarnation known to be gone. An association to another incarnation at the
+   * same endpoint is not proof either way (the target may be the newer one), so such calls go out
+   * and the receiving node answers for its own incarnation.
+   */
+  #gone(id: ActorId): Error | undefined {
+    if (!this.transport.isTombstoned(id.node.uid)) return undefined
+    return markNotDelivered(new NodeDownError(`Node ${formatNode(id.node)} is down (it shut down or was replaced); actor ${id.path} is gone with it.`))
+  }
+
+  /** A remote call through `route`. */
+  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+    const id = route.id
+    const problem = this.#gone(id)
+    if (problem) return Promise.reject(problem)
+    const { ledger, serialization } = this.#host
+    const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
+    let head: Buffer
+    let body: Buffer
+    try {
+      body = serialization.encode(args)
+      head = encodeCallHeadWith(route.segment(method), { callId, incarnation: id.incarnation, chain, timeoutMs: timeout })
+    } catch (e) {
+      return Promise.reject(markNotDelivered(e))
+    }
+    const peer = route.peer
+    // Arguments are on the wire now; the pending call does not keep them alive.
+    const call = new PendingCall(ledger, method, NO_ARGS, chain, timeout, id, ledger.metrics.callStarted(true), peer.pending, callId, headers)
+    const promise = promiseOf(call)
+    peer.pending.set(callId, call)
+    ledger.deadlines.add(call, timeout)
+    try {
+      this.transport.send(peer.assoc, 'user', { type: FrameType.Call, head, body, uid: id.node.uid, callId })
+    } catch (e) {
+      call.fail(markNotDelivered(e))
+    }
+    return promise
+  }
+
+  /** A one-way message through `route`; delivery failures are logged, encoding errors throw. */
+  tell(route: RemoteRoute, method: string, args: unknown[], chain: string): void {
+    const id = route.id
+    const log = this.#host.log
+    const problem = this.#gone(id)
+    if (problem) {
+      log.debug({ target: id.toString(), method, reason: problem.message }, 'one-way message dropped')
+      return
+    }
+    const body = this.#host.serialization.encode(args)
+    const head = encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
+    try {
+      this.transport.send(route.peer.assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
+    } catch (e) {
+      log.debug({ target: id.toString(), method, err: e }, 'one-way message dropped')
+    }
+  }
+
+  /** Sends the outcome of an inbound call back to its caller (that incarnation only). */
+  reply(peer: Peer, callerUid: string, callId: number, ok: boolean, value: unknown): void {
+    const assoc = peer.assoc
+    const log = this.#host.log
+    if (assoc.peer?.uid !== callerUid) {
+      log.debug({ callId }, 'reply dropped: the calling node incarnation is gone')
+      return
+    }
+    const serialization = this.#host.serialization
+    let payload: Buffer
+    try {
+      payload = serialization.encode(value)
+    } catch (e) {
+      // The result (or error) cannot cross the wire: tell the caller why instead of leaving it to time out.
+      ok = false
+      payload = serialization.encode(e instanceof SerializationError ? e : new SerializationError(`Could not encode the reply: ${(e as Error).message}`))
+    }
+    if (!ok && !(value instanceof ShoalError)) log.debug({ err: value }, 'distributed method threw')
+    const refused = !ok && isNotDelivered(value)
+    try {
+      this.transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok, refused }), body: payload, uid: callerUid, callId: undefined })
+    } catch (e) {
+      log.warn({ err: e, peer: formatNode(assoc.peer) }, 'could not send a reply')
+    }
+  }
+
+  // ---- inbound -----------------------------------------------------------------------------
+
+  #transportHandler(): TransportHandler {
+    const metrics = this.#host.ledger.metrics
+    return {
+      frame: (assoc, type, body) => this.#onFrame(this.#peer(assoc), type, body),
+      dropped: (assoc, msg, error) => {
+        if (msg.callId !== undefined) this.#peers.get(assoc)?.pending.get(msg.callId)?.fail(markNotDelivered(error))
+      },
+      associationLost: (assoc, peer, reason, gone) => {
+        const error = gone
+          ? new NodeDownError(`Node ${formatNode(peer)} shut down; the call may or may not have run.`)
+          : new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason}); the call may or may not have run.`)
+        this.#failPending(assoc, error, () => true)
+        if (gone) this.#host.nodeGone(peer)
+      },
+      refusedByPeer: (reason) => this.#host.refusedByPeer(reason),
+      incarnationReplaced: (assoc, old) => {
+        const error = new NodeDownError(`Node ${formatNode(old)} was replaced by a new incarnation; the call may or may not have run.`)
+        this.#failPending(assoc, error, (call) => call.target.node.uid === old.uid)
+        this.#host.nodeGone(old)
+      },
+      metrics: {
+        bytes: (d, n) => metrics.bytes(d, n),
+        frames: (d, n) => metrics.frames(d, n),
+        associations: (n) => metrics.associations.set(n),
+        refused: (reason) => metrics.refused.labels(reason).inc(),
+      },
+    }
+  }
+
+  #failPending(assoc: Association, error: Error, which: (call: PendingCall) => boolean): void {
+    const pending = this.#peers.get(assoc)?.pending
+    if (pending) for (const call of [...pending.values()]) if (which(call)) call.fail(error)
+  }
+
+  #onFrame(peer: Peer, type: number, body: Buffer): void {
+    switch (type) {
+      case FrameType.Call:
+        return this.#onCall(peer, body)
+      case FrameType.Reply:
+        return this.#onReply(peer, body)
+      case FrameType.OneWay:
+        return this.#onOneWay(peer, body)
+      case FrameType.Control:
+        return this.#host.control.dispatch(peer.assoc.peer!, body)
+      default:
+        throw new Error(`unknown frame type ${type}`)
+    }
+  }
+
+  #onCall(peer: Peer, body: Buffer): void {
+    const env = decodeCall(body, peer.targets)
+    const caller = peer.assoc.peer!.uid
+    const accepted = this.#accept(peer, env)
+    if (accepted instanceof Error) return this.reply(peer, caller, env.callId, false, accepted)
+    const inv = new InboundCall(this, peer, caller, env.callId, env.method, accepted.args, env.chain, Date.now() + env.timeoutMs, undefined)
+    accepted.target.deliver(inv, accepted.method)
+  }
+
+  #onOneWay(peer: Peer, body: Buffer): void {
+    const env = decodeOneWay(body, peer.targets)
+    const accepted = this.#accept(peer, env)
+    if (accepted instanceof Error) {
+      this.#host.log.debug({ reason: accepted.message }, 'one-way message dropped')
+      return
+    }
+    accepted.target.deliver(new OneWayInvocation(this.#host.log, env.method, accepted.args, env.chain, undefined), accepted.method)
+  }
+
+  /**
+   * The one inbound step calls and one-way messages share: refuse while shutting down, resolve the
+   * target and its method (refusing undeclared methods before the arguments are even decoded),
+   * then decode the arguments. A refusal is `notDelivered`.
+   */
+  #accept(peer: Peer, env: CallEnvelope | OneWayEnvelope): Accepted | Error {
+    const host = this.#host
+    const from = peer.assoc.peer
+    if (!host.running()) return markNotDelivered(new SystemShutDownError(`Node ${formatNode(host.node())} is shutting down.`))
+    const resolved = host.actors.resolveInbound(env.uid, env.path, env.incarnation, env.method, from)
+    if (resolved instanceof Error) {
+      host.actors.refused(`${env.path}#${env.incarnation}`, undefined, env.method, resolved, from, false, undefined)
+      return resolved
+    }
+    let args: unknown
+    try {
+      args = host.serialization.decode(env.args)
+      if (!Array.isArray(args)) throw new SerializationError('Call arguments must be an array.')
+    } catch (e) {
+      host.ledger.metrics.decodeErrors.inc()
+      host.log.warn({ peer: from && formatNode(from), method: env.method, reason: (e as Error).message }, 'refused call arguments')
+      return markNotDelivered(e as Error)
+    }
+    return new Accepted(resolved.target, resolved.method, args as unknown[])
+  }
+
+  #onReply(peer: Peer, body: Buffer): void {
+    // Validate before looking up: a malformed reply is a protocol violation even when late.
+    const { callId, ok, refused, payload } = decodeReply(body)
+    const call = peer.pending.get(callId)
+    if (!call) {
+      this.#host.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
+      return
+    }
+    let value: unknown
+    try {
+      value = this.#host.serialization.decode(payload)
+    } catch (e) {
+      this.#host.ledger.metrics.decodeErrors.inc()
+      call.fail(e)
+      return
+    }
+    if (ok) call.succeed(value)
+    else call.fail(refused ? markNotDelivered(value) : value)
+  }
+}
+
+/** An inbound call or message that passed the checks. */
+class Accepted {
+  constructor(
+    readonly target: LocalTarget,
+    readonly method: MethodInfo | undefined,
+    readonly args: unknown[],
+  ) {}
+}
+
+/** An invocation that arrived from another node; its outcome goes back in a Reply frame. */
+class InboundCall implements Invocation {
+  readonly remote = true
+  constructor(
+    readonly remoting: Remoting,
+    readonly peer: Peer,
+    /** The caller's node incarnation: the reply is for it only, never for a successor at its endpoint. */
+    readonly callerUid: string,
+    readonly callId: number,
+    readonly method: string,
+    readonly args: unknown[],
+    readonly chain: string,
+    /** When the caller gives up (ms since the epoch), from the timeout it sent. */
+    readonly deadline: number,
+    readonly headers: Readonly<Record<string, string>> | undefined,
+  ) {}
+  succeed(value: unknown): void {
+    this.remoting.reply(this.peer, this.callerUid, this.callId, true, value)
+  }
+  fail(error: unknown): void {
+    this.remoting.reply(this.peer, this.callerUid, this.callId, false, error)
+  }
+}

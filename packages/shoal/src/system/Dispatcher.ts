@@ -1,0 +1,60 @@
+/**
+ * Dispatcher: where every call through a ref enters the system. It makes the local/remote decision
+ * once per ref (a Route, kept on the ref), attaches the call chain (re-entrancy) and the timeout,
+ * and wraps the call in the `shoal.call` tracing channel when someone listens.
+ * @module
+ */
+import type { ActorId } from '../ActorId.ts'
+import type { LocalActors } from '../actor/LocalActors.ts'
+import type { Invoker, Route } from '../actor/Route.ts'
+import type { ActorRefImpl } from '../ActorRef.ts'
+import { outgoingChain } from '../CallContext.ts'
+import { type ClusterNode, formatNode } from '../ClusterNode.ts'
+import { markNotDelivered, SystemShutDownError } from '../errors.ts'
+import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
+import type { Remoting } from '../remoting/Remoting.ts'
+
+export interface DispatcherHost {
+  node(): ClusterNode
+  running(): boolean
+  readonly callTimeout: number
+  readonly actors: LocalActors
+  readonly remoting: Remoting
+}
+
+export class Dispatcher implements Invoker {
+  readonly #host: DispatcherHost
+
+  constructor(host: DispatcherHost) {
+    this.#host = host
+  }
+
+  /** The route to `id`: the one place that decides local or remote. */
+  routeTo(id: ActorId): Route {
+    return id.node.uid === this.#host.node().uid ? this.#host.actors.route(id) : this.#host.remoting.route(id)
+  }
+
+  invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown> {
+    if (!this.#host.running()) return Promise.reject(new SystemShutDownError())
+    return this.#send(ref, method, args, outgoingChain(), ref.timeout ?? this.#host.callTimeout)
+  }
+
+  tell(ref: ActorRefImpl, method: string, args: unknown[]): void {
+    if (!this.#host.running()) throw new SystemShutDownError()
+    const route = (ref.route ??= this.routeTo(ref.id))
+    route.tell(method, args, outgoingChain())
+  }
+
+  /** A call on behalf of an invocation received elsewhere: its chain, an explicit timeout. */
+  forward(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    if (!this.#host.running()) return Promise.reject(markNotDelivered(new SystemShutDownError()))
+    return this.#send(ref, method, args, chain, timeout)
+  }
+
+  #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+    const route = (ref.route ??= this.routeTo(ref.id))
+    if (!callTracingActive()) return route.call(method, args, chain, timeout, undefined)
+    const ctx: CallTraceContext = { side: 'caller', actorType: ref.info?.name, method, target: ref.id.toString(), node: formatNode(ref.id.node), local: route.local, headers: {} }
+    return traceCall(ctx, () => route.call(method, args, chain, timeout, Object.keys(ctx.headers).length > 0 ? ctx.headers : undefined))
+  }
+}

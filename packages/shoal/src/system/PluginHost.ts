@@ -1,0 +1,84 @@
+/**
+ * PluginHost: starts a system's plugins in order, publishes their facades, feeds them cluster and
+ * actor lifecycle events, and stops them in reverse order at shutdown. A throwing hook is logged
+ * and ignored; a failing `start` fails `ClusterSystem.start`.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { ActorId } from '../ActorId.ts'
+import type { Cluster } from '../cluster/Cluster.ts'
+import type { DistributedActor } from '../DistributedActor.ts'
+import { ConfigError } from '../errors.ts'
+import type { Plugin, PluginContext } from '../Plugin.ts'
+
+export class PluginHost {
+  readonly #entries: { plugin: Plugin; facade: unknown }[] = []
+  readonly #log: Logger
+
+  constructor(log: Logger) {
+    this.#log = log
+  }
+
+  get names(): string[] {
+    return this.#entries.map((e) => e.plugin.name)
+  }
+
+  /**
+   * Starts `plugins` in order. `owner` is the object facades are published on; `context` makes each
+   * plugin's context (its own logger).
+   */
+  async start(plugins: readonly Plugin[], owner: object, context: (log: Logger) => PluginContext, cluster: Cluster | undefined): Promise<void> {
+    const names = new Set<string>()
+    for (const plugin of plugins) {
+      if (names.has(plugin.name)) throw new ConfigError(`Two plugins are named "${plugin.name}": plugin names must be unique.`)
+      names.add(plugin.name)
+      if (plugin.facade !== undefined && plugin.facade in owner) throw new ConfigError(`Plugin "${plugin.name}" wants to publish "${plugin.facade}", which the system already has.`)
+      const facade = await plugin.start(context(this.#log.child({ plugin: plugin.name })))
+      this.#entries.push({ plugin, facade })
+      if (plugin.facade !== undefined) Object.defineProperty(owner, plugin.facade, { value: facade, enumerable: true })
+      this.#log.debug({ plugin: plugin.name }, 'plugin started')
+    }
+    if (cluster && this.#entries.some((e) => e.plugin.onClusterEvent)) {
+      const events = cluster.events()
+      void (async () => {
+        for await (const e of events) this.#each('onClusterEvent', (p) => p.onClusterEvent?.(e))
+      })()
+    }
+  }
+
+  /** The facade of plugin `name`; ConfigError if none is installed. */
+  facade(name: string): unknown {
+    const entry = this.#entries.find((e) => e.plugin.name === name)
+    if (!entry) throw new ConfigError(`No plugin named "${name}" is installed: pass it in ClusterSystem.start({ plugins: [...] }).`)
+    return entry.facade
+  }
+
+  actorReady(id: ActorId, actor: DistributedActor): void {
+    this.#each('onActorReady', (p) => p.onActorReady?.(id, actor))
+  }
+
+  actorStopped(id: ActorId, actor: DistributedActor): void {
+    this.#each('onActorStopped', (p) => p.onActorStopped?.(id, actor))
+  }
+
+  /** Stops every started plugin, last first; a failure is logged and the others still stop. */
+  async stop(): Promise<void> {
+    for (const { plugin } of [...this.#entries].reverse()) {
+      try {
+        await plugin.stop?.()
+      } catch (e) {
+        this.#log.error({ err: e, plugin: plugin.name }, 'a plugin failed to stop')
+      }
+    }
+  }
+
+  #each(hook: string, call: (p: Plugin) => void): void {
+    for (const { plugin } of this.#entries) {
+      try {
+        call(plugin)
+      } catch (e) {
+        this.#log.error({ err: e, plugin: plugin.name, hook }, 'a plugin hook threw')
+      }
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * SystemServices: the one port through which built-in cluster services (membership, receptionist,
+ * lifecycle watch, clusterd, SWIM's stream link) and plugins reach the parts of a system that are
+ * not public API. Built by the system; never on the system's own surface.
+ *
+ * Built-in services take the flat members (each declares the part it uses as its own `…Host`
+ * interface); plugins get the grouped {@link PluginContext} made by `pluginContext`.
+ * @module
+ */
+import type { Logger } from 'pino'
+import type { ActorId } from '../ActorId.ts'
+import type { ActorSystem } from '../actor/ActorSystem.ts'
+import type { LocalActors } from '../actor/LocalActors.ts'
+import { type ActorRef, ActorRefImpl, makeRef } from '../ActorRef.ts'
+import type { ClusterNode } from '../ClusterNode.ts'
+import type { ControlChannel, ControlDestination, ControlHandler } from '../control/ControlChannel.ts'
+import type { ControlRouter } from '../control/ControlRouter.ts'
+import { actorClassInfo, type ActorClass, type DistributedActor } from '../DistributedActor.ts'
+import { ConfigError } from '../errors.ts'
+import type { PluginActors, PluginCalls, PluginContext, PluginNodes } from '../Plugin.ts'
+import type { Remoting } from '../remoting/Remoting.ts'
+import type { Dispatcher } from './Dispatcher.ts'
+
+export interface SystemParts {
+  readonly system: ActorSystem
+  node(): ClusterNode
+  readonly log: Logger
+  readonly actors: LocalActors
+  readonly remoting: Remoting
+  readonly control: ControlRouter
+  readonly dispatcher: Dispatcher
+  shutdown(): Promise<void>
+}
+
+export class SystemServices implements ControlChannel {
+  readonly #parts: SystemParts
+  readonly calls: PluginCalls
+  readonly actors: PluginActors
+  readonly nodes: PluginNodes
+
+  constructor(parts: SystemParts) {
+    this.#parts = parts
+    const { actors, dispatcher, remoting } = parts
+    this.calls = {
+      forward: (ref, method, args, chain, timeout) => {
+        if (!(ref instanceof ActorRefImpl)) throw new ConfigError(`forward(${String(ref)}): pass an actor ref.`)
+        return dispatcher.forward(ref, method, args, chain, timeout)
+      },
+    }
+    this.actors = {
+      runTurn: (id, fn, options) => actors.runTurn(id, fn, options),
+      guard: (id, check) => actors.guard(id, check),
+      registerWellKnown: (path, target) => actors.registerWellKnown(path, target),
+      wellKnownRef: <T extends DistributedActor>(path: string, timeout?: number) => actors.wellKnownRef(path, timeout) as unknown as ActorRef<T>,
+      refOf: (id, Class) => this.refOf(id, Class) as ActorRef<DistributedActor>,
+    }
+    this.nodes = {
+      isGone: (uid) => remoting.transport.isTombstoned(uid),
+      tombstone: (node) => remoting.transport.tombstone(node),
+    }
+  }
+
+  get node(): ClusterNode {
+    return this.#parts.node()
+  }
+
+  get log(): Logger {
+    return this.#parts.log
+  }
+
+  /** The control lane as a ControlChannel (this object, so a test can wrap `sendControl`). */
+  get control(): ControlChannel {
+    return this
+  }
+
+  onControl(kind: number, handler: ControlHandler): void {
+    this.#parts.control.onControl(kind, handler)
+  }
+
+  sendControl(to: ControlDestination, kind: number, body: Uint8Array): void {
+    this.#parts.control.sendControl(to, kind, body)
+  }
+
+  isTombstoned(uid: string): boolean {
+    return this.#parts.remoting.transport.isTombstoned(uid)
+  }
+
+  tombstoneNode(node: ClusterNode): void {
+    this.#parts.remoting.transport.tombstone(node)
+  }
+
+  /** True if `id` is an actor of this node that has not finished stopping. */
+  hasActor(id: ActorId): boolean {
+    return this.#parts.actors.cell(id) !== undefined
+  }
+
+  /** True if `id` is a live actor of this node. */
+  isLocalAlive(id: ActorId): boolean {
+    return this.#parts.actors.cell(id)?.alive === true
+  }
+
+  /** A ref for `id`, typed by `Class` when given. */
+  refOf(id: ActorId, Class: (abstract new (...args: never[]) => DistributedActor) | undefined): unknown {
+    const info = Class ? actorClassInfo(Class as unknown as ActorClass) : undefined
+    return makeRef(this.#parts.dispatcher, id, info, undefined, undefined)
+  }
+
+  shutdown(): Promise<void> {
+    return this.#parts.shutdown()
+  }
+
+  /** Open sockets of this node's transport (tests of connection handling). */
+  get socketCount(): number {
+    return this.#parts.remoting.transport.socketCount
+  }
+
+  /** The context a plugin gets at start, with its own logger. */
+  pluginContext(log: Logger): PluginContext {
+    return { system: this.#parts.system, log, control: this, calls: this.calls, actors: this.actors, nodes: this.nodes }
+  }
+}
+
+const servicesBySystem = new WeakMap<object, SystemServices>()
+
+/** Registers a system's services (the system does, once). */
+export function registerServices(system: object, services: SystemServices): void {
+  servicesBySystem.set(system, services)
+}
+
+/**
+ * The services of `system`: for tests and tools inside this repository (exported from
+ * `shoal/internal`, not from `shoal`). Plugins get the same parts as their PluginContext.
+ */
+export function servicesOf(system: object): SystemServices {
+  const services = servicesBySystem.get(system)
+  if (!services) throw new TypeError('not a ClusterSystem')
+  return services
+}

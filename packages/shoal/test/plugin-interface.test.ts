@@ -1,0 +1,174 @@
+/**
+ * The plugin interface: a plugin written only against what `shoal` exports (PluginContext), with
+ * well-known targets, forwarded calls (chains kept), turns run on actors, guards, the control lane
+ * and node fate. This is the example of docs/plugins.md.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  ActorNotFoundError,
+  ClusterSystem,
+  ConfigError,
+  DistributedActor,
+  distributed,
+  isNotDelivered,
+  type ActorRef,
+  type Invocation,
+  type LocalTarget,
+  type Plugin,
+  type PluginContext,
+} from 'shoal'
+
+/** `system.pool`: one ref that spreads calls over workers, round robin. */
+interface PoolFacade {
+  /** A ref whose calls go to the workers in turn (a well-known target on this node). */
+  route<R extends ActorRef<DistributedActor>>(name: string, workers: readonly R[]): R
+  /** Runs `onPassivate` on a local worker as its last turn, refusing new calls meanwhile, then stops it. */
+  drain(worker: ActorRef<DistributedActor>): Promise<void>
+  /** Asks a node (over the control lane) how many pools it runs. */
+  count(node: { host: string; port: number }): Promise<number>
+}
+
+/** The facade (`system.plugin('pool')`; an app would declare `system.pool` by module augmentation, see docs/plugins.md). */
+const poolOf = (system: ClusterSystem): PoolFacade => system.plugin<PoolFacade>('pool')
+
+const POOL_KIND = 200
+
+function poolPlugin(): Plugin<PoolFacade> {
+  let ctx: PluginContext
+  const pools = new Map<string, () => void>()
+  const waiting: ((n: number) => void)[] = []
+  return {
+    name: 'pool',
+    facade: 'pool',
+    start(context) {
+      ctx = context
+      // Control lane: byte 0 = question, byte 1 = answer (then the count).
+      ctx.control.onControl(POOL_KIND, (from, body) => {
+        if (body[0] === 0) ctx.control.sendControl(from.endpoint, POOL_KIND, Uint8Array.of(1, pools.size))
+        else waiting.shift()?.(body[1]!)
+      })
+      return {
+        route<R extends ActorRef<DistributedActor>>(name: string, workers: readonly R[]): R {
+          let next = 0
+          const target: LocalTarget = {
+            alive: true,
+            deliver(inv: Invocation) {
+              const live = workers.filter((w) => !ctx.nodes.isGone(w.id.node.uid))
+              const worker = live[next++ % Math.max(1, live.length)]
+              if (!worker) return inv.fail(new ActorNotFoundError(`pool ${name} has no live worker`))
+              ctx.calls.forward(worker, inv.method, inv.args, inv.chain, 1000).then(
+                (v) => inv.succeed(v),
+                (e: unknown) => inv.fail(e),
+              )
+            },
+          }
+          pools.set(name, ctx.actors.registerWellKnown(`/system/pool/${name}`, target))
+          return ctx.actors.wellKnownRef(`/system/pool/${name}`) as R
+        },
+        async drain(worker) {
+          await ctx.actors.runTurn(worker.id, (actor) => actor.onPassivate?.(), { seal: true })
+          await ctx.system.stop(worker)
+        },
+        count(node) {
+          return new Promise((resolve) => {
+            waiting.push(resolve)
+            ctx.control.sendControl(node, POOL_KIND, Uint8Array.of(0))
+          })
+        },
+      }
+    },
+    stop() {
+      for (const unregister of pools.values()) unregister()
+    },
+  }
+}
+
+class Worker extends DistributedActor {
+  served = 0
+  passivated = false
+  @distributed async work(n: number): Promise<string> {
+    this.served++
+    return `${this.id.path}:${n * 2}`
+  }
+  /** Calls back into `caller` while this turn waits: works only if the pool kept the chain. */
+  @distributed async echoVia(caller: ActorRef<Client>, n: number): Promise<number> {
+    return caller.plusOne(n)
+  }
+  override async onPassivate(): Promise<void> {
+    this.passivated = true
+  }
+}
+
+class Client extends DistributedActor {
+  @distributed async viaPool(pool: ActorRef<Worker>, n: number): Promise<number> {
+    return pool.echoVia(this.self, n)
+  }
+  @distributed async plusOne(n: number): Promise<number> {
+    return n + 1
+  }
+}
+
+const systems: ClusterSystem[] = []
+afterEach(async () => {
+  await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+})
+
+async function start(): Promise<ClusterSystem> {
+  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [poolPlugin()] })
+  systems.push(s)
+  return s
+}
+
+describe('a plugin written against the public PluginContext', () => {
+  it('a well-known target forwards calls round robin, from this node and from another one', async () => {
+    const a = await start()
+    const b = await start()
+    const workers = [a.spawn(Worker), a.spawn(Worker)]
+    const pool = poolOf(a).route('work', workers)
+    const local = await Promise.all([1, 2, 3, 4].map((n) => pool.work(n)))
+    expect(new Set(local.map((r) => r.split(':')[0])).size).toBe(2)
+    // A ref to the well-known target crosses the wire and works from b.
+    const remote = b.resolve(Worker, pool.id)
+    expect(await remote.work(21)).toMatch(/:42$/)
+  })
+
+  it('forwarded calls keep the call chain: A → pool → worker → A does not deadlock', async () => {
+    const a = await start()
+    const pool = poolOf(a).route('echo', [a.spawn(Worker)])
+    const client = a.spawn(Client)
+    expect(await client.viaPool(pool, 41)).toBe(42)
+  })
+
+  it('runTurn with seal: onPassivate runs as a turn, new calls are refused as notDelivered', async () => {
+    const a = await start()
+    const worker = a.spawn(Worker)
+    const drained = poolOf(a).drain(worker)
+    const refused = await worker.work(1).catch((e: unknown) => e)
+    await drained
+    expect(isNotDelivered(refused)).toBe(true)
+    expect(a.actorCount).toBe(0)
+  })
+
+  it('the control lane carries the plugin’s own kind between nodes', async () => {
+    const a = await start()
+    const b = await start()
+    poolOf(b).route('x', [b.spawn(Worker)])
+    expect(await poolOf(a).count(b.node.endpoint)).toBe(1)
+    expect(await poolOf(b).count(a.node.endpoint)).toBe(0)
+  })
+
+  it('a taken well-known path and a taken control kind are refused', async () => {
+    const a = await start()
+    poolOf(a).route('dup', [a.spawn(Worker)])
+    expect(() => poolOf(a).route('dup', [])).toThrow(ConfigError)
+    const again: Plugin = { name: 'again', start: (ctx) => ctx.control.onControl(POOL_KIND, () => undefined) }
+    await expect(ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [poolPlugin(), again] })).rejects.toThrow(ConfigError)
+  })
+
+  it('the system does not show the plugin internals', async () => {
+    const a = await start()
+    for (const hidden of ['forward', 'runTurn', 'guardActor', 'registerWellKnown', 'wellKnownRef', 'onControl', 'sendControl', 'invoke', 'tell', 'reply', 'deadlines', 'newChain']) {
+      expect(hidden in a, hidden).toBe(false)
+    }
+  })
+})

@@ -1,0 +1,127 @@
+/**
+ * The `shoal.call` TracingChannel and the `shoal:*` diagnostics channels published by the call
+ * path: both sides of a remote call, a local call, refusals, and nothing without subscribers.
+ */
+import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ClusterSystem, DistributedActor, distributed, type CallRefusedMessage, type CallTraceContext } from 'shoal'
+
+class Greeter extends DistributedActor {
+  @distributed async greet(name: string): Promise<string> {
+    return `hello ${name}`
+  }
+  @distributed async fail(): Promise<void> {
+    throw new RangeError('no')
+  }
+  @distributed greetNow(name: string): string {
+    return `hi ${name}`
+  }
+}
+
+/** A ref type without class knowledge: its calls are checked only at the target. */
+class Untyped extends DistributedActor {
+  @distributed async secret(): Promise<void> {}
+}
+
+type Event = { readonly event: string; readonly side: string; readonly method: string; readonly outcome?: string; readonly local: boolean; readonly actorType?: string }
+
+function record(): { events: Event[]; stop(): void } {
+  const events: Event[] = []
+  const handler = (event: string) => (message: unknown) => {
+    const ctx = message as CallTraceContext
+    events.push({ event, side: ctx.side, method: ctx.method, outcome: ctx.outcome, local: ctx.local, actorType: ctx.actorType })
+  }
+  const handlers = { start: handler('start'), end: handler('end'), asyncStart: handler('asyncStart'), asyncEnd: handler('asyncEnd'), error: handler('error') }
+  const channel = tracingChannel('shoal.call')
+  channel.subscribe(handlers)
+  return { events, stop: () => channel.unsubscribe(handlers) }
+}
+
+const systems: ClusterSystem[] = []
+const cleanups: (() => void)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) c()
+  await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+})
+
+async function start(): Promise<ClusterSystem> {
+  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+  systems.push(s)
+  return s
+}
+
+const sides = (events: Event[], side: string): string[] => events.filter((e) => e.side === side).map((e) => `${e.event}${e.outcome ? `:${e.outcome}` : ''}`)
+
+describe('shoal.call tracing channel', () => {
+  it('traces both sides of a remote call, in TracingChannel order, with the outcome', async () => {
+    const a = await start()
+    const b = await start()
+    const greeter = a.resolve(Greeter, b.spawn(Greeter).id)
+    const rec = record()
+    cleanups.push(rec.stop)
+    expect(await greeter.greet('fish')).toBe('hello fish')
+    expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
+    expect(rec.events.every((e) => e.method === 'greet' && e.actorType === 'Greeter' && e.local === false)).toBe(true)
+  })
+
+  it('a failing method is an error event on both sides, with the error code on the caller', async () => {
+    const a = await start()
+    const b = await start()
+    const greeter = a.resolve(Greeter, b.spawn(Greeter).id)
+    const rec = record()
+    cleanups.push(rec.stop)
+    await expect(greeter.fail()).rejects.toThrow()
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end', 'error:error', 'asyncStart:error', 'asyncEnd:error'])
+    expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'error:SHOAL_REMOTE', 'asyncStart:SHOAL_REMOTE', 'asyncEnd:SHOAL_REMOTE'])
+  })
+
+  it('traces local calls, synchronous methods included', async () => {
+    const a = await start()
+    const greeter = a.spawn(Greeter)
+    const rec = record()
+    cleanups.push(rec.stop)
+    expect(await greeter.greetNow('x')).toBe('hi x')
+    expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end:ok'])
+    expect(rec.events.every((e) => e.local)).toBe(true)
+  })
+
+  it('a refused call is traced on the callee and published on shoal:call:refused; the caller sees the error', async () => {
+    const a = await start()
+    const b = await start()
+    const target = b.spawn(Greeter)
+    // Resolved with another class: the caller does not know Greeter lacks `secret`.
+    const wrong = a.resolve(Untyped, target.id)
+    const refusals: CallRefusedMessage[] = []
+    const onRefused = (m: unknown): void => void refusals.push(m as CallRefusedMessage)
+    subscribe('shoal:call:refused', onRefused)
+    cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
+    const rec = record()
+    cleanups.push(rec.stop)
+    await expect(wrong.secret()).rejects.toMatchObject({ code: 'SHOAL_METHOD_NOT_DISTRIBUTED' })
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'end:SHOAL_METHOD_NOT_DISTRIBUTED'])
+    expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED'])
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]).toMatchObject({ method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', from: expect.stringContaining(a.node.uid) })
+  })
+
+  it('a call to a stopped actor is refused and traced the same way', async () => {
+    const a = await start()
+    const ref = a.spawn(Greeter)
+    await a.stop(ref)
+    const refusals: CallRefusedMessage[] = []
+    const onRefused = (m: unknown): void => void refusals.push(m as CallRefusedMessage)
+    subscribe('shoal:call:refused', onRefused)
+    cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
+    await expect(ref.greet('x')).rejects.toMatchObject({ code: 'SHOAL_ACTOR_NOT_FOUND' })
+    expect(refusals).toMatchObject([{ method: 'greet', code: 'SHOAL_ACTOR_NOT_FOUND', from: 'local' }])
+  })
+
+  it('publishes nothing and builds no context without subscribers', async () => {
+    const a = await start()
+    const greeter = a.spawn(Greeter)
+    expect(tracingChannel('shoal.call').hasSubscribers).toBe(false)
+    expect(await greeter.greet('x')).toBe('hello x')
+  })
+})
