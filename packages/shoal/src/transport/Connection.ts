@@ -5,6 +5,7 @@
  * results go to callbacks. A protocol violation closes this connection only, with the reason.
  * @module
  */
+import type { Association } from './Association.ts'
 import type { Socket } from 'node:net'
 import type { ClusterNode } from '../ClusterNode.ts'
 import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
@@ -37,7 +38,7 @@ export class Connection {
   #timer: NodeJS.Timeout | undefined
   peer: ClusterNode | undefined
   /** The association this connection serves once established (set by the transport). */
-  association: unknown
+  association: Association | undefined = undefined
   #reassembly: Buffer[] = []
   #reassemblyBytes = 0
 

@@ -309,7 +309,7 @@ export class Transport {
   #frame(conn: Connection, type: number, body: Buffer): void {
     this.#handler.metrics.frames('in', 1)
     const peer = conn.peer!
-    const assoc = conn.association as Association
+    const assoc = conn.association!
     if (type === FrameType.Goodbye) {
       // Act now rather than on the socket's close event: calls made meanwhile must already fail fast.
       this.#tombstones.add(peer.uid)
