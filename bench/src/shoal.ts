@@ -1,8 +1,14 @@
 /**
  * Shoal: remote calls and one-way messages between two nodes, and local ref calls in one node.
  * Actors are plain (no interleaving): every call takes its turn in the mailbox, as in an app.
+ *
+ * `tracedRemote` (peer `shoal-traced`) is the same, but its client and server processes first
+ * subscribe no-op handlers to `diagnostics_channel.tracingChannel('shoal.call')`: the price of a
+ * tracer that is attached but does nothing. Until Shoal publishes that channel it costs nothing
+ * and the client's note says it saw no events.
  * @module
  */
+import { tracingChannel } from 'node:diagnostics_channel'
 import { ClusterSystem, DistributedActor, distributed } from 'shoal'
 import type { Payload } from './harness.ts'
 import type { LocalPeer, LocalTarget, RemoteClient, RemotePeer, Server } from './protocol.ts'
@@ -62,5 +68,44 @@ async function open(): Promise<LocalTarget> {
   return { call: (arg) => echo.echo(arg), close: () => system.shutdown() }
 }
 
+/** `start` events seen by this process's no-op subscriber (the only handler that does anything). */
+let traceStarts = 0
+let subscribed = false
+
+/** Subscribes no-op handlers to every event of the `shoal.call` tracing channel, once per process. */
+function subscribeNoopTracing(): void {
+  if (subscribed) return
+  subscribed = true
+  const noop = (): void => {}
+  tracingChannel('shoal.call').subscribe({
+    start: () => {
+      traceStarts++
+    },
+    end: noop,
+    asyncStart: noop,
+    asyncEnd: noop,
+    error: noop,
+  })
+}
+
 export const remote: RemotePeer = { serve, connect }
+
+export const tracedRemote: RemotePeer = {
+  serve: () => {
+    subscribeNoopTracing()
+    return serve()
+  },
+  connect: async (info) => {
+    subscribeNoopTracing()
+    const client = await connect(info)
+    return {
+      ...client,
+      notes: () => [
+        traceStarts > 0
+          ? `no-op shoal.call subscriber saw ${traceStarts.toLocaleString('en-US')} start events in the client`
+          : 'no-op shoal.call subscriber saw no events in the client: Shoal does not publish the channel yet',
+      ],
+    }
+  },
+}
 export const local: LocalPeer = { open }
