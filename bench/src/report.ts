@@ -254,6 +254,7 @@ function remoteSection(r: Results, x: Ratios, raw: RawCeiling): string[] {
     ...table(['in flight', 'peer', 'calls/s', 'p50 ms', 'p99 ms', 'Shoal÷peer calls/s', 'Shoal÷peer p50', 'note'], rows, 2),
     '  (calls/s ratio above 1× = Shoal faster; p50 ratio below 1× = Shoal quicker; "← raw": the faster raw flush mode',
     '   at that level, the raw figure every target uses)',
+    ...shown.filter((peer) => peer !== 'shoal-traced').flatMap((peer) => (r.remote[peer]?.notes ?? []).map((note) => `  note (${peer}): ${note}`)),
   ]
 }
 

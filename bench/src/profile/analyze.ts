@@ -45,6 +45,8 @@ export interface Window {
 export type Breakdown = ReadonlyArray<readonly [key: string, us: number]>
 
 export interface Analysis {
+  /** Self and inclusive time of every function, by the same keys as the breakdowns. */
+  readonly functions: ReadonlyMap<string, { readonly self: number; readonly inclusive: number; readonly file: string }>
   /** Length of the window actually covered by samples (µs). */
   readonly windowUs: number
   readonly samples: number
@@ -149,6 +151,7 @@ export function analyze(profile: CpuProfile, window: Window = {}): Analysis {
     for (const child of node.children ?? []) parent.set(child, node.id)
   }
   const rootId = profile.nodes.find((n) => n.callFrame.functionName === '(root)')?.id ?? profile.nodes[0]!.id
+  const fileOfKey = new Map<string, string>()
   // Per node: its top-level ancestor and the set of function keys on its stack (computed once).
   const stackOf = new Map<number, { top: string; keys: string[] }>()
   const stack = (id: number): { top: string; keys: string[] } => {
@@ -159,6 +162,7 @@ export function analyze(profile: CpuProfile, window: Window = {}): Analysis {
     for (let at: number | undefined = id; at !== undefined && at !== rootId; at = parent.get(at)) {
       const f = byId.get(at)!.callFrame
       keys.add(functionKey(f))
+      fileOfKey.set(functionKey(f), fileKey(f))
       if (parent.get(at) === rootId) top = functionKey(f)
     }
     s = { top, keys: [...keys] }
@@ -198,11 +202,15 @@ export function analyze(profile: CpuProfile, window: Window = {}): Analysis {
     add(selfFn, functionKey(f), us)
     add(selfFile, fileKey(f), us)
     add(selfCat, categoryOf(f), us)
+    fileOfKey.set(functionKey(f), fileKey(f))
     const s = stack(node.id)
     add(topLevel, s.top, us)
     for (const key of s.keys) add(inclusive, key, us)
   }
+  const functions = new Map<string, { self: number; inclusive: number; file: string }>()
+  for (const [key, us] of inclusive) functions.set(key, { self: selfFn.get(key) ?? 0, inclusive: us, file: fileOfKey.get(key) ?? '' })
   return {
+    functions,
     windowUs: count > 0 ? last - first : 0,
     samples: count,
     busyUs: busy,
@@ -257,6 +265,19 @@ export function report(name: string, a: Analysis, calls: number | undefined, lim
     '',
     ...breakdownTable('function (inclusive)', a.inclusive, a.busyUs, calls, limit, scale),
     '',
+    ...functionTable(a, (file) => file.startsWith('packages/') || file.startsWith('bench/'), 'project function', calls, scale),
+    '',
+  ]
+}
+
+/** Self and inclusive time of the functions whose file passes `include`, by inclusive time. */
+export function functionTable(a: Analysis, include: (file: string) => boolean, title: string, calls: number | undefined, scale = 1): string[] {
+  const value = (us: number): string => (calls ? ((us * scale) / calls).toFixed(3) : (us / 1000).toFixed(1))
+  const rows = [...a.functions].filter(([, f]) => include(f.file)).sort((x, y) => y[1].inclusive - x[1].inclusive)
+  return [
+    `| ${title} | self ${calls ? 'µs/call' : 'ms'} | inclusive ${calls ? 'µs/call' : 'ms'} |`,
+    '|---|---:|---:|',
+    ...rows.map(([key, f]) => `| ${key.replaceAll('|', '\\|')} | ${value(f.self)} | ${value(f.inclusive)} |`),
   ]
 }
 

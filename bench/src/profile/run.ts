@@ -15,6 +15,9 @@
  * - `--interval=US`: sampling interval in µs (default 250; V8's own default is 1000)
  * - `--no-prof`: no profiler, CPU time per call only (the profiler itself costs a few %)
  * - `--top=N`: rows in the function tables (default 25)
+ * - `--v8=FLAGS`: extra V8/Node flags for both sides, comma-separated (e.g. `--v8=--max-inlining-levels=0`
+ *   to keep TurboFan from inlining callees into their callers, for cleaner per-function attribution
+ *   at some cost in speed)
  * - `--out=DIR`: default bench/results/profile
  * @module
  */
@@ -32,7 +35,7 @@ function parseArgs(argv: readonly string[]) {
   const flags = new Map<string, string>()
   for (const arg of argv) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg)
-    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'top', 'out'].includes(m[1]!)) throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
+    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'top', 'out', 'v8'].includes(m[1]!)) throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
     flags.set(m[1]!, m[2] ?? '')
   }
   const num = (name: string, fallback: number): number => {
@@ -56,6 +59,7 @@ function parseArgs(argv: readonly string[]) {
     intervalUs: Math.round(num('interval', 250)),
     profile: !flags.has('no-prof'),
     top: num('top', 25),
+    v8: (flags.get('v8') ?? '').split(',').filter((s) => s !== ''),
     out: resolve(flags.get('out') || fileURLToPath(new URL('../../results/profile/', import.meta.url))),
   }
 }
@@ -107,7 +111,7 @@ function log(text: string): void {
  */
 function spawnNode(config: NodeConfig, name: string, onMessage: (m: NodeMessage) => void): { proc: ChildProcess; exited: Promise<number | null> } {
   const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, name)}`, `--cpu-prof-interval=${args.intervalUs}`] : []
-  const proc = fork(NODE_ENTRY, [JSON.stringify(config)], { execArgv: [...process.execArgv, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const proc = fork(NODE_ENTRY, [JSON.stringify(config)], { execArgv: [...process.execArgv, ...args.v8, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   live.add(proc)
   proc.on('message', (m: NodeMessage) => onMessage(m))
   const exited = new Promise<number | null>((done) =>
@@ -252,7 +256,7 @@ async function main(): Promise<void> {
   const header = [
     `# CPU profile of remote calls, ${new Date().toISOString()}`,
     '',
-    `${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs / 1000} s window, ${args.profile ? `sampling every ${args.intervalUs} µs` : 'no profiler'}; Node ${process.version}; execArgv ${process.execArgv.join(' ')}`,
+    `${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs / 1000} s window, ${args.profile ? `sampling every ${args.intervalUs} µs` : 'no profiler'}; Node ${process.version}; execArgv ${[...process.execArgv, ...args.v8].join(' ')}`,
     '',
     ...summaryTable(runs),
     '',
