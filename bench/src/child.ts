@@ -7,8 +7,10 @@ import { batchLoop, closedLoop, type LoadResult, makePayload, type OneWayResult,
 import type { ChildConfig, ChildMessage, LocalPeer, LocalPeerName, LocalResult, RemotePeer, RemotePeerName, RemoteResult } from './protocol.ts'
 
 const remotePeers: Record<RemotePeerName, () => Promise<RemotePeer>> = {
-  raw: async () => (await import('./raw.ts')).remote,
+  'raw-immediate': async () => (await import('./raw.ts')).rawPeer('immediate'),
+  'raw-microtask': async () => (await import('./raw.ts')).rawPeer('microtask'),
   shoal: async () => (await import('./shoal.ts')).remote,
+  'shoal-traced': async () => (await import('./shoal.ts')).tracedRemote,
   moleculer: async () => (await import('./moleculer.ts')).remote,
   grpc: async () => (await import('./grpc.ts')).remote,
 }
@@ -61,7 +63,7 @@ async function runClient(config: Extract<ChildConfig, { role: 'client' }>): Prom
       progress(`one-way, ${config.oneWay.total.toLocaleString('en-US')} messages`)
       oneWay = await oneWayRun(client.oneWay, arg, config.oneWay.total, config.oneWay.window)
     }
-    return { calls, oneWay }
+    return { calls, oneWay, notes: client.notes?.() ?? [] }
   } finally {
     await client.close()
   }

@@ -15,6 +15,8 @@ export interface RemoteClient {
   call(arg: Payload): Promise<unknown>
   /** Present when the peer has one-way messages (Shoal and raw). */
   readonly oneWay?: OneWayTarget
+  /** Anything the report should show about this client's run (e.g. tracing events seen). */
+  notes?(): string[]
   close(): Promise<void>
 }
 
@@ -42,8 +44,18 @@ export interface LocalPeer {
   open(): Promise<LocalTarget>
 }
 
-export const REMOTE_PEERS = ['raw', 'shoal', 'moleculer', 'grpc'] as const
+/**
+ * Remote peers in the order each round runs them (run.ts reverses it every other round). The two
+ * raw flush modes are separate peers; shoal-traced runs right after shoal so their ratio compares
+ * neighbours in time.
+ */
+export const REMOTE_PEERS = ['raw-immediate', 'shoal', 'shoal-traced', 'raw-microtask', 'moleculer', 'grpc'] as const
 export type RemotePeerName = (typeof REMOTE_PEERS)[number]
+/** The raw baseline's flush modes, each measured as its own peer. */
+export const RAW_PEERS = { immediate: 'raw-immediate', microtask: 'raw-microtask' } as const satisfies Record<string, RemotePeerName>
+export type RawFlushMode = keyof typeof RAW_PEERS
+/** Peers that take part in the one-way scenario. */
+export const ONE_WAY_PEERS: readonly RemotePeerName[] = ['raw-immediate', 'shoal', 'raw-microtask']
 export const LOCAL_PEERS = ['shoal', 'direct', 'nact'] as const
 export type LocalPeerName = (typeof LOCAL_PEERS)[number]
 
@@ -64,6 +76,7 @@ export type ChildConfig =
 export interface RemoteResult {
   readonly calls: readonly LoadResult[]
   readonly oneWay: OneWayResult | undefined
+  readonly notes?: readonly string[]
 }
 
 export interface MemoryResult {

@@ -1,9 +1,19 @@
 /**
  * Shoal: remote calls and one-way messages between two nodes, and local ref calls in one node.
  * Actors are plain (no interleaving): every call takes its turn in the mailbox, as in an app.
+ *
+ * `tracedRemote` (peer `shoal-traced`) is the same, but its client and server processes first
+ * subscribe no-op handlers to `diagnostics_channel.tracingChannel('shoal.call')`: the price of a
+ * tracer that is attached but does nothing. Until Shoal publishes that channel it costs nothing
+ * and the client's note says it saw no events.
+ *
+ * `BENCH_SHOAL_SETTINGS` (JSON, optional) is merged into every node's ClusterSystem.start settings,
+ * to try a setting without editing code: `BENCH_SHOAL_SETTINGS='{"flushThreshold":65536}' npm run
+ * bench -- --quick --only=calls --peers=shoal,raw`. Runs with it say so in a note.
  * @module
  */
-import { ClusterSystem, DistributedActor, distributed } from 'shoal'
+import { tracingChannel } from 'node:diagnostics_channel'
+import { ClusterSystem, type ClusterSystemSettings, DistributedActor, distributed } from 'shoal'
 import type { Payload } from './harness.ts'
 import type { LocalPeer, LocalTarget, RemoteClient, RemotePeer, Server } from './protocol.ts'
 
@@ -23,9 +33,22 @@ export class Counter extends DistributedActor {
   }
 }
 
+/** Extra settings from BENCH_SHOAL_SETTINGS, if any. */
+const extraSettings = ((): Partial<ClusterSystemSettings> => {
+  const text = process.env.BENCH_SHOAL_SETTINGS
+  if (!text) return {}
+  const parsed = JSON.parse(text) as unknown
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`BENCH_SHOAL_SETTINGS must be a JSON object, got ${text}`)
+  return parsed as Partial<ClusterSystemSettings>
+})()
+
+function settingsNotes(): string[] {
+  return process.env.BENCH_SHOAL_SETTINGS ? [`BENCH_SHOAL_SETTINGS=${process.env.BENCH_SHOAL_SETTINGS}`] : []
+}
+
 function startSystem(name: string): Promise<ClusterSystem> {
   // Errors only: warnings about the peer going away at the end are expected here.
-  return ClusterSystem.start({ name, host: '127.0.0.1', port: 0, logLevel: 'error' })
+  return ClusterSystem.start({ name, host: '127.0.0.1', port: 0, logLevel: 'error', ...extraSettings })
 }
 
 async function serve(): Promise<Server> {
@@ -52,6 +75,7 @@ async function connect(info: unknown): Promise<RemoteClient> {
       send: (arg) => counter.tell('hit', arg),
       count: () => counter.count(),
     },
+    notes: settingsNotes,
     close: () => system.shutdown(),
   }
 }
@@ -59,8 +83,48 @@ async function connect(info: unknown): Promise<RemoteClient> {
 async function open(): Promise<LocalTarget> {
   const system = await startSystem('bench-local')
   const echo = system.spawn(Echo)
-  return { call: (arg) => echo.echo(arg), close: () => system.shutdown() }
+  return { call: (arg) => echo.echo(arg), notes: settingsNotes, close: () => system.shutdown() }
+}
+
+/** `start` events seen by this process's no-op subscriber (the only handler that does anything). */
+let traceStarts = 0
+let subscribed = false
+
+/** Subscribes no-op handlers to every event of the `shoal.call` tracing channel, once per process. */
+function subscribeNoopTracing(): void {
+  if (subscribed) return
+  subscribed = true
+  const noop = (): void => {}
+  tracingChannel('shoal.call').subscribe({
+    start: () => {
+      traceStarts++
+    },
+    end: noop,
+    asyncStart: noop,
+    asyncEnd: noop,
+    error: noop,
+  })
 }
 
 export const remote: RemotePeer = { serve, connect }
+
+export const tracedRemote: RemotePeer = {
+  serve: () => {
+    subscribeNoopTracing()
+    return serve()
+  },
+  connect: async (info) => {
+    subscribeNoopTracing()
+    const client = await connect(info)
+    return {
+      ...client,
+      notes: () => [
+        ...settingsNotes(),
+        traceStarts > 0
+          ? `no-op shoal.call subscriber saw ${traceStarts.toLocaleString('en-US')} start events in the client`
+          : 'no-op shoal.call subscriber saw no events in the client: Shoal does not publish the channel yet',
+      ],
+    }
+  },
+}
 export const local: LocalPeer = { open }

@@ -1,0 +1,125 @@
+/**
+ * One process of a profiling run (forked by profile/run.ts, usually under `--cpu-prof`): the server
+ * or the client of a remote peer. argv[2] is a JSON {@link NodeConfig}.
+ *
+ * The client keeps `inFlight` calls going (each worker calls again as soon as its call returns; no
+ * clock reads per call, unlike the benchmark harness, so the client's profile is the peer's own
+ * cost), and marks the steady-state window: after the warm-up it records its CPU time, clock and
+ * call count and tells the runner, which tells the server to do the same; again at the end. Both
+ * then report their window (monotonic µs, as in the .cpuprofile) and CPU time.
+ * @module
+ */
+import { makePayload } from '../harness.ts'
+import type { RemotePeer, RemotePeerName } from '../protocol.ts'
+
+export type NodeConfig =
+  | { readonly role: 'server'; readonly peer: RemotePeerName }
+  | { readonly role: 'client'; readonly peer: RemotePeerName; readonly info: unknown; readonly inFlight: number; readonly warmupMs: number; readonly durationMs: number }
+
+/** Clock and CPU time at one edge of the window. */
+export interface Mark {
+  readonly atUs: number
+  readonly cpu: NodeJS.CpuUsage
+}
+
+/** What a process measured over the window. */
+export interface WindowReport {
+  readonly fromUs: number
+  readonly toUs: number
+  /** CPU time over the window (µs), from process.cpuUsage. */
+  readonly userUs: number
+  readonly systemUs: number
+  /** Completed calls in the window (client only). */
+  readonly calls?: number
+}
+
+export type NodeMessage =
+  | { readonly kind: 'ready'; readonly info: unknown }
+  | { readonly kind: 'mark'; readonly edge: 'start' | 'end' }
+  | { readonly kind: 'window'; readonly window: WindowReport }
+  | { readonly kind: 'error'; readonly message: string }
+
+/** Messages from the runner to a server. */
+export type RunnerMessage = { readonly kind: 'mark'; readonly edge: 'start' | 'end' } | { readonly kind: 'exit' }
+
+async function peer(name: RemotePeerName): Promise<RemotePeer> {
+  switch (name) {
+    case 'raw-immediate':
+      return (await import('../raw.ts')).rawPeer('immediate')
+    case 'raw-microtask':
+      return (await import('../raw.ts')).rawPeer('microtask')
+    case 'shoal':
+      return (await import('../shoal.ts')).remote
+    case 'shoal-traced':
+      return (await import('../shoal.ts')).tracedRemote
+    case 'moleculer':
+      return (await import('../moleculer.ts')).remote
+    case 'grpc':
+      return (await import('../grpc.ts')).remote
+  }
+}
+
+function post(message: NodeMessage): void {
+  process.send?.(message)
+}
+
+function mark(): Mark {
+  return { atUs: Number(process.hrtime.bigint() / 1000n), cpu: process.cpuUsage() }
+}
+
+function windowOf(start: Mark, end: Mark, calls?: number): WindowReport {
+  return { fromUs: start.atUs, toUs: end.atUs, userUs: end.cpu.user - start.cpu.user, systemUs: end.cpu.system - start.cpu.system, calls }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function server(name: RemotePeerName): Promise<void> {
+  const s = await (await peer(name)).serve()
+  let start: Mark | undefined
+  process.on('message', (message: RunnerMessage) => {
+    if (message.kind === 'mark' && message.edge === 'start') start = mark()
+    else if (message.kind === 'mark' && message.edge === 'end' && start) post({ kind: 'window', window: windowOf(start, mark()) })
+    else if (message.kind === 'exit') {
+      // Exit through process.exit so --cpu-prof writes its file; a server that hangs closing still goes.
+      setTimeout(() => process.exit(0), 2000).unref()
+      void s.close().finally(() => process.exit(0))
+    }
+  })
+  post({ kind: 'ready', info: s.info })
+}
+
+async function client(config: Extract<NodeConfig, { role: 'client' }>): Promise<void> {
+  const c = await (await peer(config.peer)).connect(config.info)
+  const arg = makePayload()
+  let completed = 0
+  let running = true
+  const worker = async (): Promise<void> => {
+    while (running) {
+      await c.call(arg)
+      completed++
+    }
+  }
+  const workers = Array.from({ length: config.inFlight }, worker)
+  await sleep(config.warmupMs)
+  const start = mark()
+  const before = completed
+  post({ kind: 'mark', edge: 'start' })
+  await sleep(config.durationMs)
+  const end = mark()
+  const calls = completed - before
+  post({ kind: 'mark', edge: 'end' })
+  running = false
+  await Promise.all(workers)
+  await c.close()
+  post({ kind: 'window', window: windowOf(start, end, calls) })
+  // Let the IPC message go out before exiting (process.exit writes the CPU profile).
+  await sleep(50)
+  process.exit(0)
+}
+
+process.on('disconnect', () => process.exit(0))
+const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig
+;(config.role === 'server' ? server(config.peer) : client(config)).catch((error: unknown) => {
+  post({ kind: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) })
+  setTimeout(() => process.exit(1), 50)
+})
