@@ -10,12 +10,12 @@
  */
 import type { ClusterNode } from '../ClusterNode.ts'
 import { endpointKey } from '../ClusterNode.ts'
-import { type ControlChannel, ControlStreamLink } from '../swim/ControlStreamLink.ts'
+import type { ControlChannel } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
+import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
 import { parseAddress } from '../swim/SwimMember.ts'
 import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
-/** Control-message kind of clusterd registrations. */
-export const CLUSTERD_CONTROL_KIND = 3
 /** Where clusterd listens unless told otherwise (the reference's port). */
 export const DEFAULT_CLUSTERD: DiscoveredEndpoint = { host: '127.0.0.1', port: 3137 }
 /** A registration lasts this long without renewal. */
@@ -27,7 +27,7 @@ export class ClusterdRegistry {
   readonly #registrations = new Map<string, { endpoint: DiscoveredEndpoint; at: number }>()
 
   constructor(channel: ControlChannel) {
-    const link = new ControlStreamLink(channel, CLUSTERD_CONTROL_KIND)
+    const link = new ControlStreamLink(channel, ControlKind.Clusterd)
     link.serve((body) => this.#register(body))
   }
 
@@ -65,7 +65,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
     this.#self = self
     this.interval = interval
     this.name = `clusterd:${endpointKey(daemon)}`
-    this.#link = new ControlStreamLink(channel, CLUSTERD_CONTROL_KIND)
+    this.#link = new ControlStreamLink(channel, ControlKind.Clusterd)
   }
 
   async list(): Promise<readonly DiscoveredEndpoint[]> {

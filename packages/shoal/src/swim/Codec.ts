@@ -18,6 +18,7 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { ControlDecodeError } from '../control/ControlCodec.ts'
 import type { MemberStatus, SwimNode } from './Member.ts'
 
 /** The protocol version byte every datagram starts with; other versions are dropped and counted. */
@@ -65,7 +66,7 @@ export interface PushPull {
 }
 
 /** A datagram or stream message that failed to decode or authenticate. `reason` is a metric label. */
-export class SwimCodecError extends Error {
+export class SwimCodecError extends ControlDecodeError {
   readonly reason: string
   constructor(reason: string, detail: string) {
     super(`${reason}: ${detail}`)
