@@ -1,6 +1,7 @@
 /**
- * The control-plane toolkit (`src/control/`): the one table of control kinds, and the codec kit
- * the gossip, receptionist and watch codecs are built from.
+ * The control-plane toolkit (`src/control/`): the one table of control kinds, the codec kit the
+ * gossip, receptionist and watch codecs are built from, and the one host rule (`isValidHost`) the
+ * codecs and `ActorId.parse` share.
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
@@ -10,7 +11,11 @@ import { ControlDecodeError, controlPackr, ControlReader } from '../src/control/
 import { GossipDecodeError } from '../src/cluster/GossipCodec.ts'
 import { ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
 import { WatchDecodeError } from '../src/watch/WatchCodec.ts'
-import { SwimCodecError } from '../src/swim/Codec.ts'
+import { decodeMessage, encodeMessage, SwimCodecError } from '../src/swim/Codec.ts'
+import { decodeGossip, encodeGossip } from '../src/cluster/GossipCodec.ts'
+import { decodeReceptionist, encodeDelta } from '../src/receptionist/ReceptionistCodec.ts'
+import { ActorId } from '../src/ActorId.ts'
+import { type ClusterNode, endpointKey, isValidHost, MAX_HOST_LENGTH } from '../src/ClusterNode.ts'
 
 describe('ControlKind', () => {
   it('gives every service its own kind, each a byte', () => {
@@ -85,6 +90,152 @@ describe('ControlReader', () => {
         }
       }),
       { numRuns: 1000 },
+    )
+  })
+})
+
+describe('isValidHost', () => {
+  const label63 = 'a'.repeat(63)
+  const longest = [label63, label63, label63, 'b'.repeat(61)].join('.')
+
+  it('accepts host names (with _), IPv4, and IPv6 with or without a zone', () => {
+    expect(longest).toHaveLength(MAX_HOST_LENGTH)
+    for (const host of [
+      'localhost',
+      'my_host',
+      '_sip._udp.example.com',
+      'node-1.shoal.svc.cluster.local',
+      'example.com.',
+      'UPPER.case',
+      label63,
+      longest,
+      '10.0.0.7',
+      '::1',
+      '::',
+      '2001:db8::1',
+      '::ffff:10.0.0.7',
+      'fe80::1%eth0',
+      'FE80::A%en0',
+      'fe80::1%2',
+      'fe80::1%br_lan.10',
+    ]) {
+      expect(isValidHost(host), host).toBe(true)
+    }
+  })
+
+  it('refuses everything else', () => {
+    for (const host of [
+      '',
+      ' ',
+      'my host',
+      'a..b',
+      '.a',
+      '.',
+      'a.b..',
+      'a'.repeat(64),
+      `${longest}c`,
+      '[::1]',
+      '::1]',
+      'a:b',
+      '1:2:3',
+      '10.0.0.7:80',
+      'fe80::1%',
+      'fe80::1%eth0%x',
+      'fe80::1%a:b',
+      'fe80::1%a/b',
+      'host/x',
+      'h@x',
+      'h#x',
+      'héllo',
+      'a\u0000',
+      'tab\t',
+      7,
+      null,
+      undefined,
+    ]) {
+      expect(isValidHost(host), JSON.stringify(host)).toBe(false)
+    }
+  })
+})
+
+describe('ActorId and hosts', () => {
+  const uid = '0123456789abcdef'
+  const at = (host: string): ClusterNode => ({ endpoint: { name: 'sea', host, port: 7001 }, uid })
+
+  it('round-trips my_host, fe80::1%eth0 and other hosts through toString and parse', () => {
+    const expected: Record<string, string> = {
+      my_host: 'shoal://sea@my_host:7001/0123456789abcdef/user/a#9',
+      'fe80::1%eth0': 'shoal://sea@[fe80::1%eth0]:7001/0123456789abcdef/user/a#9',
+      '::1': 'shoal://sea@[::1]:7001/0123456789abcdef/user/a#9',
+      '10.0.0.7': 'shoal://sea@10.0.0.7:7001/0123456789abcdef/user/a#9',
+      'example.com.': 'shoal://sea@example.com.:7001/0123456789abcdef/user/a#9',
+    }
+    for (const [host, text] of Object.entries(expected)) {
+      const id = new ActorId(at(host), '/user/a', 9)
+      expect(id.toString()).toBe(text)
+      const parsed = ActorId.parse(text)
+      expect(parsed.equals(id)).toBe(true)
+      expect(parsed.node.endpoint.host).toBe(host)
+      expect(parsed.toString()).toBe(text)
+    }
+  })
+
+  it('refuses hosts the codecs refuse, and brackets anywhere but around IPv6', () => {
+    for (const host of ['my host', '[10.0.0.7]', '[my_host]', '[fe80::1%]', 'a..b', '[[::1]]', 'h@x']) {
+      expect(() => ActorId.parse(`shoal://sea@${host}:7001/${uid}/user/a#9`), host).toThrow(/actor id/i)
+    }
+  })
+
+  /** Whether each codec accepts a node at `host` (a gossip member, a receptionist owner, a SWIM sender). */
+  function codecsAccept(host: string): Record<string, boolean> {
+    const node = at(host)
+    const accepts = (f: () => unknown): boolean => {
+      try {
+        f()
+        return true
+      } catch (e) {
+        expect(e).toBeInstanceOf(ControlDecodeError)
+        return false
+      }
+    }
+    const member = { node, status: 'up' as const, upNumber: 1, roles: [] }
+    const actor = `${ActorId.nodePrefix(node)}/user/a#1`
+    return {
+      gossip: accepts(() => decodeGossip(encodeGossip(uid, { members: new Map([[uid, member]]), version: new Map(), seen: new Set() }))),
+      receptionist: accepts(() => decodeReceptionist(encodeDelta(node, { owner: uid, kind: 'ops', ops: [{ seq: 1, kind: 'add', key: 'k', actor }] }))),
+      swim: accepts(() => decodeMessage(encodeMessage({ type: 'gossip', from: { host, port: 7001, uid }, updates: [] }))),
+    }
+  }
+
+  const hostArb: fc.Arbitrary<string> = fc.oneof(
+    fc.domain(),
+    fc.ipV4(),
+    fc.ipV6(),
+    fc.tuple(fc.ipV6(), fc.stringMatching(/^[A-Za-z0-9_.-]{1,16}$/)).map(([a, z]) => `${a}%${z}`),
+    fc.stringMatching(/^[A-Za-z0-9_-]{1,12}(\.[A-Za-z0-9_-]{1,12}){0,3}\.?$/),
+    fc.string({ unit: fc.constantFrom(...'aZ09_-.:%[]/@# \u00e9'), maxLength: 40 }),
+    fc.integer({ min: 240, max: 255 }).map((n) => Array.from({ length: n }, (_, i) => (i % 10 === 9 ? '.' : 'x')).join('')),
+  )
+
+  it('property: every host the codecs accept, ActorId.parse accepts and round-trips (and only those)', () => {
+    fc.assert(
+      fc.property(hostArb, (host) => {
+        const valid = isValidHost(host)
+        expect(codecsAccept(host)).toEqual({ gossip: valid, receptionist: valid, swim: valid })
+        const text = `shoal://sea@${endpointKey({ host, port: 7001 })}/${uid}/user/a#1`
+        let parsed: ActorId | undefined
+        try {
+          parsed = ActorId.parse(text)
+        } catch {
+          parsed = undefined
+        }
+        expect(parsed !== undefined, text).toBe(valid)
+        if (parsed) {
+          expect(parsed.node.endpoint.host).toBe(host)
+          expect(parsed.toString()).toBe(text)
+        }
+      }),
+      { numRuns: 3000 },
     )
   })
 })

@@ -15,7 +15,7 @@
  */
 import { Packr } from 'msgpackr'
 import { ActorId, MAX_INCARNATION } from '../ActorId.ts'
-import { type ClusterNode, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import { type ClusterNode, isValidHost, isValidSystemName, isValidUid } from '../ClusterNode.ts'
 
 /** The MessagePack configuration of every control codec: no records, no extension types. */
 export const controlPackr = new Packr({ useRecords: false, moreTypes: false })
@@ -25,8 +25,6 @@ export class ControlDecodeError extends Error {}
 
 /** The decode error class of one codec. */
 export type ControlDecodeErrorClass = new (message: string) => ControlDecodeError
-
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
 
 /** The prologue and field readers of one codec; every failure throws that codec's error class. */
 export class ControlReader {
@@ -75,7 +73,7 @@ export class ControlReader {
   /** A node incarnation from its fields as they travel: uid, system name, host, port. */
   readNode(uid: unknown, name: unknown, host: unknown, port: unknown): ClusterNode {
     if (typeof name !== 'string' || !isValidSystemName(name)) this.fail('bad system name')
-    if (typeof host !== 'string' || !HOST.test(host)) this.fail('bad host')
+    if (!isValidHost(host)) this.fail('bad host')
     if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) this.fail('bad port')
     return { endpoint: { name, host, port: port as number }, uid: this.readUid(uid) }
   }

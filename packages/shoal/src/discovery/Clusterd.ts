@@ -9,7 +9,7 @@
  * @module
  */
 import type { ClusterNode } from '../ClusterNode.ts'
-import { endpointKey } from '../ClusterNode.ts'
+import { endpointKey, isValidHost } from '../ClusterNode.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
@@ -94,8 +94,6 @@ export class ClusterdDiscovery implements DiscoveryProvider {
   }
 }
 
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
-
 function parseEndpoint(body: Buffer): DiscoveredEndpoint | undefined {
   if (body.length > 1024) return undefined
   let v: unknown
@@ -106,7 +104,7 @@ function parseEndpoint(body: Buffer): DiscoveredEndpoint | undefined {
   }
   if (typeof v !== 'object' || v === null) return undefined
   const { host, port } = v as { host?: unknown; port?: unknown }
-  if (typeof host !== 'string' || !HOST.test(host) || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return undefined
+  if (!isValidHost(host) || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return undefined
   return { host, port: port as number }
 }
 

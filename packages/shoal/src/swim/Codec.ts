@@ -18,6 +18,7 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { isValidHost } from '../ClusterNode.ts'
 import { ControlDecodeError } from '../control/ControlCodec.ts'
 import type { MemberStatus, SwimNode } from './Member.ts'
 
@@ -190,8 +191,6 @@ export function encodePushPull(p: PushPull): Buffer {
 
 // ── reader ───────────────────────────────────────────────────────────────────
 
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
-
 class Reader {
   off = 0
   readonly buf: Buffer
@@ -229,7 +228,7 @@ class Reader {
     const len = this.u8()
     this.need(len)
     const host = this.buf.toString('latin1', this.off, this.off + len)
-    if (!HOST.test(host)) throw new SwimCodecError('bad-node', 'host is not a hostname or IP address')
+    if (!isValidHost(host)) throw new SwimCodecError('bad-node', 'host is not a hostname or IP address')
     this.off += len
     const port = this.u16()
     if (port === 0) throw new SwimCodecError('bad-node', 'port 0')
