@@ -2,7 +2,8 @@
  * ActorId: the address of one actor incarnation anywhere in a cluster.
  *
  * `shoal://<system>@<host>:<port>/<node uid>/<path>#<incarnation>`, for example
- * `shoal://sea_1@127.0.0.1:2550/3f9a0c1d2e4b5a69/user/Island-1#2894023311`.
+ * `shoal://sea_1@127.0.0.1:2550/3f9a0c1d2e4b5a69/user/Island-1#2894023311`. The host is one
+ * {@link isValidHost} accepts, IPv6 in brackets: `shoal://sea@[fe80::1%eth0]:2550/…`.
  *
  * `toString()` and {@link ActorId.parse} round-trip, so ids can travel out of band
  * (a database row, a URL, a log line) and be resolved later with `system.resolve`.
@@ -10,10 +11,11 @@
  * @module
  */
 import { ConfigError } from './errors.ts'
-import { type ClusterNode, endpointKey, isValidSystemName, isValidUid } from './ClusterNode.ts'
+import { type ClusterNode, endpointKey, isValidHost, isValidSystemName, isValidUid } from './ClusterNode.ts'
 
 const SEGMENT = /^[A-Za-z0-9_.$~-]{1,128}$/
-const ID = /^shoal:\/\/([A-Za-z0-9_.-]{1,64})@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/([0-9a-f]{16})(\/[^#]{1,1024})#(\d{1,10})$/
+/** Hosts are checked by isValidHost; here only: an IPv6 host in brackets, any other without. */
+const ID = /^shoal:\/\/([A-Za-z0-9_.-]{1,64})@(\[[^[\]]{1,253}\]|[^[\]:/]{1,253}):(\d{1,5})\/([0-9a-f]{16})(\/[^#]{1,1024})#(\d{1,10})$/
 
 /** Largest actor incarnation (a random uint32). Incarnation 0 marks a well-known actor. */
 export const MAX_INCARNATION = 0xffffffff
@@ -48,7 +50,10 @@ export class ActorId {
     const m = typeof text === 'string' ? ID.exec(text) : null
     if (!m) throw new ConfigError(`Not an actor id: ${JSON.stringify(String(text).slice(0, 200))}. Expected shoal://name@host:port/<16 hex uid>/path#incarnation.`)
     const [, name, rawHost, port, uid, path, inc] = m as unknown as [string, string, string, string, string, string, string]
-    const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost
+    const bracketed = rawHost.startsWith('[')
+    const host = bracketed ? rawHost.slice(1, -1) : rawHost
+    // As endpointKey prints them: brackets exactly around IPv6 hosts, so the text round-trips.
+    if (!isValidHost(host) || bracketed !== host.includes(':')) throw new ConfigError(`Actor id ${text} has an invalid host ${JSON.stringify(rawHost)}: a host name, an IPv4 address, or an IPv6 address in brackets.`)
     const portNumber = Number(port)
     if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`Actor id ${text} has port ${port}, outside 1..65535.`)
     if (!isValidSystemName(name) || !isValidUid(uid)) throw new ConfigError(`Actor id ${text} has an invalid system name or uid.`)

@@ -8,6 +8,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
+import { isIPv6 } from 'node:net'
 
 /** Where a node listens. Equality is host and port; the system name is informational. */
 export interface Endpoint {
@@ -24,6 +25,10 @@ export interface ClusterNode {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 const UID = /^[0-9a-f]{16}$/
+/** Longest host, in characters (a DNS name in text form, RFC 1035). */
+export const MAX_HOST_LENGTH = 253
+const HOST_NAME = /^[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?$/
+const ZONE = /^[A-Za-z0-9_.-]{1,64}$/
 
 /** A fresh random node uid. */
 export function newNodeUid(): string {
@@ -37,6 +42,24 @@ export function isValidSystemName(name: string): boolean {
 
 export function isValidUid(uid: string): boolean {
   return UID.test(uid)
+}
+
+/**
+ * Whether `host` can be a node's host: the one rule for endpoints, actor ids, the handshake, refs
+ * in payloads and every control message. At most 253 characters, and one of:
+ * - a host name: dot-separated labels of 1-63 letters, digits, `_` and `-`, optionally ending in a
+ *   dot. `_` is legal in DNS and /etc/hosts (`my_host`) though not in RFC 952 host names, so it
+ *   is accepted. IPv4 addresses are such names.
+ * - an IPv6 address, unbracketed, optionally with a zone: `fe80::1%eth0` (zone: 1-64 letters,
+ *   digits, `_ . -`).
+ * Never brackets, a port, whitespace, `/ @ # [ ]` or non-ASCII (use the punycode form).
+ */
+export function isValidHost(host: unknown): host is string {
+  if (typeof host !== 'string' || host.length === 0 || host.length > MAX_HOST_LENGTH) return false
+  if (!host.includes(':')) return HOST_NAME.test(host)
+  const zone = host.indexOf('%')
+  if (zone < 0) return isIPv6(host)
+  return isIPv6(host.slice(0, zone)) && ZONE.test(host.slice(zone + 1))
 }
 
 /** `host:port` with IPv6 hosts bracketed; the key under which associations are kept. */

@@ -51,7 +51,7 @@ export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsRes
 export { KubernetesDiscovery, type KubernetesDiscoveryOptions, type KubernetesDiscoveryKind } from './discovery/KubernetesDiscovery.ts'
 export { ManagementServer } from './management/ManagementServer.ts'
 export type { Plugin, PluginContext, PluginActors, PluginCalls, PluginNodes, ControlChannel, Invocation, LocalTarget } from './Plugin.ts'
-export type { ControlDestination, ControlHandler } from './control/ControlChannel.ts'
+export type { ControlTarget, ControlHandler } from './control/ControlChannel.ts'
 export type { ActorSystem } from './actor/ActorSystem.ts'
 export { callChannel, type CallTraceContext } from './observability/CallTracing.ts'
 export { actorSpawnChannel, actorStopChannel, callRefusedChannel, type ActorLifecycleMessage, type CallRefusedMessage } from './observability/Channels.ts'

@@ -129,7 +129,7 @@ describe('serialization - hostile bytes', () => {
     expect(() => s.decode(Buffer.of(0xd4, 0x72, 0x00))).toThrow(/extension type 0x72/)
   })
 
-  it('refuses actor refs with an impossible port or host', () => {
+  it('accepts actor refs at any valid host; refuses an impossible port or host', () => {
     const s = codec()
     const parts = Symbol.for('shoal.ref.parts')
     const ref = (host: string, port: number) =>
@@ -139,6 +139,8 @@ describe('serialization - hostile bytes', () => {
         }
       })()
     expect(s.decode(s.encode(ref('127.0.0.1', 7337)))).toEqual({ ref: true })
+    // Every host isValidHost accepts, as in actor ids and control messages.
+    for (const host of ['my_host', 'fe80::1%eth0', 'node-1.shoal.svc']) expect(s.decode(s.encode(ref(host, 7337)))).toEqual({ ref: true })
     expect(() => s.decode(s.encode(ref('127.0.0.1', 70000)))).toThrow(/bad host or port/)
     expect(() => s.decode(s.encode(ref('evil host/', 1)))).toThrow(/bad host or port/)
   })

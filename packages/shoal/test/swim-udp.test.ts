@@ -161,6 +161,14 @@ describe('SWIM shell robustness', () => {
     }
   })
 
+  it('binds a host name (localhost: IPv4); refuses an invalid host or a name that does not resolve', async () => {
+    const named = await SwimMember.start({ host: 'localhost', port: 0 })
+    members.push(named)
+    expect(named.node.host).toBe('localhost')
+    await expect(SwimMember.start({ host: 'a b', port: 0 })).rejects.toThrow(/must be an IP address or a host name/)
+    await expect(SwimMember.start({ host: 'no_such_host.invalid', port: 0 })).rejects.toThrow(/does not resolve/)
+  })
+
   it('the TCP stream link drops slow trickles at a deadline and bounds unauthenticated bytes', async () => {
     const link = await TcpStreamLink.listen('127.0.0.1', 0, { readTimeout: 300, maxInbound: 2, maxBuffered: 4096 })
     link.serve((body) => Buffer.concat([Buffer.from('echo:'), body]))

@@ -128,6 +128,17 @@ describe('Handshake', () => {
     expect(wire.includes(secret)).toBe(false)
   })
 
+  it('establishes nodes at any host isValidHost accepts (my_host, an IPv6 zone), and refuses others', () => {
+    const at = (n: ClusterNode, host: string): ClusterNode => ({ ...n, endpoint: { ...n.endpoint, host } })
+    for (const [ha, hb] of [['my_host', 'fe80::1%eth0'], ['node-1.shoal.svc', '::1']] as const) {
+      const log = converse(new ClientHandshake({ self: at(a, ha), secret, random: randomBytes }, { host: hb, port: 1002 }), new ServerHandshake({ self: at(b, hb), secret, random: randomBytes, admit: () => undefined }))
+      expect(outcome(log.client)).toEqual({ type: 'established', peer: at(b, hb) })
+      expect(outcome(log.server)).toEqual({ type: 'established', peer: at(a, ha) })
+    }
+    const log = converse(new ClientHandshake({ self: at(a, 'a b'), secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }), new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }))
+    expect(outcome(log.server)).toMatchObject({ type: 'failed' })
+  })
+
   it('refuses a wrong secret on both sides', () => {
     const client = new ClientHandshake({ self: a, secret: Buffer.from('other'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })

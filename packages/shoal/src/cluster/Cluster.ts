@@ -9,6 +9,8 @@
  */
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import type { ControlChannel } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
 import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
@@ -16,7 +18,7 @@ import { parseAddress, type MembershipChange, type SwimMember } from '../swim/Sw
 import type { MemberStatus as SwimStatus } from '../swim/Member.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
-import { decodeGossip, encodeGossip, GOSSIP_CONTROL_KIND } from './GossipCodec.ts'
+import { decodeGossip, encodeGossip } from './GossipCodec.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
@@ -69,11 +71,9 @@ export type ClusterEvent =
   | { readonly type: 'leader'; readonly leader: ClusterMember | undefined }
 
 /** The part of ClusterSystem the cluster uses. */
-export interface ClusterHost {
+export interface ClusterHost extends ControlChannel {
   readonly node: ClusterNode
   readonly log: Logger
-  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void
-  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void
   tombstoneNode(node: ClusterNode): void
   shutdown(): Promise<void>
 }
@@ -135,7 +135,7 @@ export class Cluster {
   start(): void {
     const me: Member = { node: this.self, status: 'joining', upNumber: 0, roles: [...(this.#settings.roles ?? [])] }
     this.#commit(updateMember(this.#gossip, this.self.uid, me))
-    this.#host.onControl(GOSSIP_CONTROL_KIND, (from, body) => this.#onGossip(from, body))
+    this.#host.onControl(ControlKind.Gossip, (from, body) => this.#onGossip(from, body))
     this.#swim.subscribe((c) => this.#onSwim(c))
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms)
@@ -429,7 +429,7 @@ export class Cluster {
   #sendTo(to: ClusterNode | DiscoveredEndpoint, bytes = encodeGossip(this.self.uid, this.#gossip)): void {
     const target = 'endpoint' in to ? { host: to.endpoint.host, port: to.endpoint.port, uid: to.uid } : to
     try {
-      this.#host.sendControl(target, GOSSIP_CONTROL_KIND, bytes)
+      this.#host.sendControl(target, ControlKind.Gossip, bytes)
     } catch (e) {
       this.#log.debug({ to: endpointKey(target), err: (e as Error).message }, 'gossip not sent')
     }

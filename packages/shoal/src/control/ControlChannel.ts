@@ -1,21 +1,38 @@
 /**
- * ControlChannel: the port through which cluster services use the control lane (see
- * ControlRouter). One declaration for every service.
+ * The ports of the control plane: what the cluster services (SWIM's stream link, membership,
+ * clusterd, the receptionist, lifecycle watch) need from the system they run in. `ClusterSystem`
+ * satisfies {@link ControlChannel} structurally; tests hand the services fakes.
  * @module
  */
 import type { ClusterNode } from '../ClusterNode.ts'
+import type { ClusterEvent } from '../cluster/Cluster.ts'
+import type { ClusterMember } from '../cluster/Member.ts'
 
-/** Where a control message goes: an endpoint, and the incarnation it is meant for if known. */
-export interface ControlDestination {
+/** Where a control message goes; with `uid`, a different incarnation at that endpoint drops it. */
+export interface ControlTarget {
   readonly host: string
   readonly port: number
   readonly uid?: string
 }
 
-/** Handles one control message from `from` (the body without its kind byte). */
+/** Handles the control messages of one kind; `body` is the frame after the kind byte. */
 export type ControlHandler = (from: ClusterNode, body: Buffer) => void
 
+/** The control lane of a cluster system: one handler per kind (see `ControlKind.ts`), and sends. */
 export interface ControlChannel {
+  /** Registers the handler of `kind` (0-255); throws if the kind already has one. */
   onControl(kind: number, handler: ControlHandler): void
-  sendControl(to: ControlDestination, kind: number, body: Uint8Array): void
+  /** Sends a control message (dialing if needed); throws like a call would (backoff, frame too large). */
+  sendControl(to: ControlTarget, kind: number, body: Uint8Array): void
+}
+
+/** The cluster view the built-in services need (absent on a system without membership). */
+export interface MembershipView {
+  readonly membership: { readonly members: readonly ClusterMember[] }
+  subscribe(listener: (e: ClusterEvent) => void): () => void
+}
+
+/** The control target of one node incarnation. */
+export function controlTarget(node: ClusterNode): ControlTarget {
+  return { host: node.endpoint.host, port: node.endpoint.port, uid: node.uid }
 }

@@ -9,10 +9,10 @@
 import type { Logger } from 'pino'
 import type { ClusterNode } from '../ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
-import type { ControlChannel, ControlHandler, ControlDestination } from './ControlChannel.ts'
+import type { ControlChannel, ControlHandler, ControlTarget } from './ControlChannel.ts'
 
 /** How the router sends a framed control message (remoting, over the transport's control lane). */
-export type ControlSender = (to: ControlDestination, frame: Buffer) => void
+export type ControlSender = (to: ControlTarget, frame: Buffer) => void
 
 export class ControlRouter implements ControlChannel {
   readonly #handlers = new Map<number, ControlHandler>()
@@ -38,7 +38,7 @@ export class ControlRouter implements ControlChannel {
    * Sends a control message to a node (dialing if needed). Throws like a call would:
    * `NodeUnreachableError` during reconnect backoff, `SerializationError` above maxFrameSize.
    */
-  sendControl(to: ControlDestination, kind: number, body: Uint8Array): void {
+  sendControl(to: ControlTarget, kind: number, body: Uint8Array): void {
     const frame = Buffer.allocUnsafe(1 + body.length)
     frame[0] = kind
     frame.set(body, 1)

@@ -9,13 +9,13 @@
  * @module
  */
 import type { ClusterNode } from '../ClusterNode.ts'
-import { endpointKey } from '../ClusterNode.ts'
-import { type ControlChannel, ControlStreamLink } from '../swim/ControlStreamLink.ts'
+import { endpointKey, isValidHost } from '../ClusterNode.ts'
+import type { ControlChannel } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
+import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
 import { parseAddress } from '../swim/SwimMember.ts'
 import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
-/** Control-message kind of clusterd registrations. */
-export const CLUSTERD_CONTROL_KIND = 3
 /** Where clusterd listens unless told otherwise (the reference's port). */
 export const DEFAULT_CLUSTERD: DiscoveredEndpoint = { host: '127.0.0.1', port: 3137 }
 /** A registration lasts this long without renewal. */
@@ -27,7 +27,7 @@ export class ClusterdRegistry {
   readonly #registrations = new Map<string, { endpoint: DiscoveredEndpoint; at: number }>()
 
   constructor(channel: ControlChannel) {
-    const link = new ControlStreamLink(channel, CLUSTERD_CONTROL_KIND)
+    const link = new ControlStreamLink(channel, ControlKind.Clusterd)
     link.serve((body) => this.#register(body))
   }
 
@@ -65,7 +65,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
     this.#self = self
     this.interval = interval
     this.name = `clusterd:${endpointKey(daemon)}`
-    this.#link = new ControlStreamLink(channel, CLUSTERD_CONTROL_KIND)
+    this.#link = new ControlStreamLink(channel, ControlKind.Clusterd)
   }
 
   async list(): Promise<readonly DiscoveredEndpoint[]> {
@@ -94,8 +94,6 @@ export class ClusterdDiscovery implements DiscoveryProvider {
   }
 }
 
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
-
 function parseEndpoint(body: Buffer): DiscoveredEndpoint | undefined {
   if (body.length > 1024) return undefined
   let v: unknown
@@ -106,7 +104,7 @@ function parseEndpoint(body: Buffer): DiscoveredEndpoint | undefined {
   }
   if (typeof v !== 'object' || v === null) return undefined
   const { host, port } = v as { host?: unknown; port?: unknown }
-  if (typeof host !== 'string' || !HOST.test(host) || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return undefined
+  if (!isValidHost(host) || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return undefined
   return { host, port: port as number }
 }
 

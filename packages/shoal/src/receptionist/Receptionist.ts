@@ -2,7 +2,8 @@
  * The receptionist: find actors by key anywhere in the cluster (`system.receptionist`).
  *
  * Each node owns its own registrations and is their only writer; the pure {@link Registry} keeps
- * one replica per owner. This shell moves its deltas over the control lane (kind 4):
+ * one replica per owner. This shell moves its deltas over the control lane
+ * (`ControlKind.Receptionist`):
  * - a local check-in or check-out is pushed at once (next tick, coalesced) to every member;
  * - a new member is sent this node's registrations as soon as it appears;
  * - anti-entropy: every `syncInterval` this node sends its digest (`owner → seq`) to one random
@@ -21,9 +22,11 @@ import type { ActorRef } from '../ActorRef.ts'
 import type { ClusterNode } from '../ClusterNode.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import { isPresent, type ClusterMember } from '../cluster/Member.ts'
+import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
 import type { DistributedActor } from '../DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
-import { decodeReceptionist, encodeDelta, encodeDigest, RECEPTIONIST_CONTROL_KIND, ReceptionistDecodeError } from './ReceptionistCodec.ts'
+import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from './ReceptionistCodec.ts'
 import type { ReceptionKey } from './ReceptionKey.ts'
 import { type Change, type Delta, Registry } from './Registry.ts'
 
@@ -48,22 +51,14 @@ export interface Listing<T> {
 }
 
 /** The part of ClusterSystem the receptionist uses. */
-export interface ReceptionistHost {
+export interface ReceptionistHost extends ControlChannel {
   readonly node: ClusterNode
   readonly log: Logger
-  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void
-  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void
   isTombstoned(uid: string): boolean
   /** A ref for `id`, typed by `Class` when given. */
   refOf(id: ActorId, Class: (abstract new (...args: never[]) => DistributedActor) | undefined): unknown
   /** True if `id` is a live actor of this node. */
   isLocalAlive(id: ActorId): boolean
-}
-
-/** The cluster view the receptionist needs (absent on a system without membership). */
-export interface ReceptionistCluster {
-  readonly membership: { readonly members: readonly ClusterMember[] }
-  subscribe(listener: (e: ClusterEvent) => void): () => void
 }
 
 const DEAD_TTL = 24 * 3600_000
@@ -76,7 +71,7 @@ type Actorish = ActorRef<unknown> | DistributedActor | { readonly id: ActorId }
 /** `system.receptionist`: check actors in and out under keys, look them up, follow listings. */
 export class Receptionist {
   readonly #host: ReceptionistHost
-  readonly #cluster: ReceptionistCluster | undefined
+  readonly #cluster: MembershipView | undefined
   readonly #registry: Registry
   readonly #log: Logger
   readonly #listeners = new Map<string, Set<(c: Change) => void>>()
@@ -95,7 +90,7 @@ export class Receptionist {
   /** Traffic, for metrics and the benchmark. */
   readonly stats = { messagesOut: 0, messagesIn: 0, bytesOut: 0, bytesIn: 0, largestMessage: 0, decodeErrors: 0 }
 
-  constructor(host: ReceptionistHost, cluster: ReceptionistCluster | undefined, settings: ReceptionistSettings = {}) {
+  constructor(host: ReceptionistHost, cluster: MembershipView | undefined, settings: ReceptionistSettings = {}) {
     this.#host = host
     this.#cluster = cluster
     this.#log = host.log.child({ receptionist: true })
@@ -105,7 +100,7 @@ export class Receptionist {
       return n
     }
     this.#registry = new Registry(host.node.uid, { maxBatch: positive(settings.maxBatch, 256, 'maxBatch'), maxOps: positive(settings.maxOps, 1000, 'maxOps') })
-    host.onControl(RECEPTIONIST_CONTROL_KIND, (from, body) => this.#onMessage(from, body))
+    host.onControl(ControlKind.Receptionist, (from, body) => this.#onMessage(from, body))
     if (cluster) {
       this.#unsubscribe = cluster.subscribe((e) => this.#onClusterEvent(e))
       const t = setInterval(() => this.#sync(), positive(settings.syncInterval, 1000, 'syncInterval'))
@@ -314,7 +309,7 @@ export class Receptionist {
     this.stats.bytesOut += body.length
     if (body.length > this.stats.largestMessage) this.stats.largestMessage = body.length
     try {
-      this.#host.sendControl({ host: to.endpoint.host, port: to.endpoint.port, uid: to.uid }, RECEPTIONIST_CONTROL_KIND, body)
+      this.#host.sendControl(controlTarget(to), ControlKind.Receptionist, body)
     } catch (e) {
       // Unreachable for now (reconnect backoff): anti-entropy catches it up later.
       this.#log.debug({ err: e, peer: to.uid }, 'replication message not sent')

@@ -1,6 +1,6 @@
 /**
  * Receptionist replication on the wire: MessagePack arrays, validated field by field. Control-
- * message kind 4.
+ * message kind `ControlKind.Receptionist`.
  *
  * ```
  * digest:   [1 (version), 0, reply 0|1, [[owner uid, seq], …]]
@@ -12,13 +12,11 @@
  * ever register its own actors: the receiver rebuilds the full id from the owner.
  * @module
  */
-import { Packr } from 'msgpackr'
 import { ActorId, MAX_INCARNATION } from '../ActorId.ts'
-import { type ClusterNode, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import type { ClusterNode } from '../ClusterNode.ts'
+import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
 import type { Delta, Op, Registration } from './Registry.ts'
 
-/** Control-message kind of the receptionist. */
-export const RECEPTIONIST_CONTROL_KIND = 4
 const VERSION = 1
 const MAX_ITEMS = 4096
 const MAX_OWNERS = 10_000
@@ -26,13 +24,12 @@ const MAX_OWNERS = 10_000
 const MAX_PARTS = 4096
 /** Longest reception key, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 256
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
 const LOCAL = /^(\/[^#]{1,1024})#(\d{1,10})$/
 
-const packr = new Packr({ useRecords: false, moreTypes: false })
-
 /** A message that does not decode or validate; dropped and logged. */
-export class ReceptionistDecodeError extends Error {}
+export class ReceptionistDecodeError extends ControlDecodeError {}
+
+const read: ControlReader = new ControlReader('receptionist message', VERSION, ReceptionistDecodeError)
 
 /** What arrives on the receptionist's control kind. */
 export type ReceptionistMessage =
@@ -41,50 +38,44 @@ export type ReceptionistMessage =
 
 /** Encodes a digest (`reply`: answering one, so the peer does not answer again). */
 export function encodeDigest(digest: ReadonlyMap<string, number>, reply: boolean): Buffer {
-  return packr.pack([VERSION, 0, reply ? 1 : 0, [...digest]])
+  return controlPackr.pack([VERSION, 0, reply ? 1 : 0, [...digest]])
 }
 
 /** Encodes a delta about `owner`; its actors must be actors of `owner` (full id strings). */
 export function encodeDelta(owner: ClusterNode, d: Delta): Buffer {
   const prefix = ActorId.nodePrefix(owner).length
   const o = [owner.uid, owner.endpoint.name, owner.endpoint.host, owner.endpoint.port]
-  if (d.kind === 'ops') return packr.pack([VERSION, 1, o, d.ops.map((op) => [op.seq, op.kind === 'add' ? 1 : 0, op.key, op.actor.slice(prefix)])])
-  return packr.pack([VERSION, 2, o, d.seq, d.part, d.parts, d.entries.map((e) => [e.key, e.actor.slice(prefix)])])
+  if (d.kind === 'ops') return controlPackr.pack([VERSION, 1, o, d.ops.map((op) => [op.seq, op.kind === 'add' ? 1 : 0, op.key, op.actor.slice(prefix)])])
+  return controlPackr.pack([VERSION, 2, o, d.seq, d.part, d.parts, d.entries.map((e) => [e.key, e.actor.slice(prefix)])])
 }
 
 /** Decodes and validates a message; throws ReceptionistDecodeError, never anything else. */
 export function decodeReceptionist(bytes: Buffer): ReceptionistMessage {
-  let raw: unknown
-  try {
-    raw = packr.unpack(bytes)
-  } catch (e) {
-    throw new ReceptionistDecodeError(`undecodable receptionist message: ${(e as Error).message}`)
-  }
-  if (!Array.isArray(raw) || raw[0] !== VERSION) throw new ReceptionistDecodeError('not a version-1 receptionist message')
+  const raw = read.open(bytes)
   if (raw[1] === 0 && raw.length === 4) return { kind: 'digest', reply: raw[2] === 1, digest: decodeDigest(raw[3]) }
   if (raw[1] === 1 && raw.length === 4) {
     const owner = decodeOwner(raw[2])
     const prefix = ActorId.nodePrefix(owner)
     const ops = items(raw[3]).map((x): Op => {
-      if (!Array.isArray(x) || x.length !== 4 || (x[1] !== 0 && x[1] !== 1)) throw new ReceptionistDecodeError('an op is [seq, 0|1, key, actor]')
-      return { seq: count(x[0], 1), kind: x[1] === 1 ? 'add' : 'remove', key: key(x[2]), actor: prefix + local(x[3]) }
+      if (!Array.isArray(x) || x.length !== 4 || (x[1] !== 0 && x[1] !== 1)) read.fail('an op is [seq, 0|1, key, actor]')
+      return { seq: read.readSeq(x[0], 1), kind: x[1] === 1 ? 'add' : 'remove', key: key(x[2]), actor: prefix + local(x[3]) }
     })
     return { kind: 'delta', owner, delta: { owner: owner.uid, kind: 'ops', ops } }
   }
   if (raw[1] === 2 && raw.length === 7) {
     const owner = decodeOwner(raw[2])
     const prefix = ActorId.nodePrefix(owner)
-    const parts = count(raw[5], 1)
-    if (parts > MAX_PARTS) throw new ReceptionistDecodeError(`a snapshot has at most ${MAX_PARTS} parts`)
-    const part = count(raw[4], 0)
-    if (part >= parts) throw new ReceptionistDecodeError('snapshot part out of range')
+    const parts = read.readSeq(raw[5], 1, 'a part count')
+    if (parts > MAX_PARTS) read.fail(`a snapshot has at most ${MAX_PARTS} parts`)
+    const part = read.readSeq(raw[4], 0, 'a part number')
+    if (part >= parts) read.fail('snapshot part out of range')
     const entries = items(raw[6]).map((x): Registration => {
-      if (!Array.isArray(x) || x.length !== 2) throw new ReceptionistDecodeError('an entry is [key, actor]')
+      if (!Array.isArray(x) || x.length !== 2) read.fail('an entry is [key, actor]')
       return { key: key(x[0]), actor: prefix + local(x[1]) }
     })
-    return { kind: 'delta', owner, delta: { owner: owner.uid, kind: 'snapshot', seq: count(raw[3], 0), part, parts, entries } }
+    return { kind: 'delta', owner, delta: { owner: owner.uid, kind: 'snapshot', seq: read.readSeq(raw[3]), part, parts, entries } }
   }
-  throw new ReceptionistDecodeError('unknown receptionist message')
+  read.fail('unknown receptionist message')
 }
 
 /** Whether `k` can be a reception key: 1..256 characters, no control characters. */
@@ -97,46 +88,31 @@ export function isValidKey(k: unknown): k is string {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 function decodeDigest(x: unknown): Map<string, number> {
-  if (!Array.isArray(x) || x.length > MAX_OWNERS) throw new ReceptionistDecodeError(`a digest lists at most ${MAX_OWNERS} owners`)
   const out = new Map<string, number>()
-  for (const e of x) {
-    if (!Array.isArray(e) || e.length !== 2) throw new ReceptionistDecodeError('a digest entry is [uid, seq]')
-    out.set(uid(e[0]), count(e[1], 0))
+  for (const e of read.readArray(x, MAX_OWNERS, 'a digest')) {
+    if (!Array.isArray(e) || e.length !== 2) read.fail('a digest entry is [uid, seq]')
+    out.set(read.readUid(e[0]), read.readSeq(e[1]))
   }
   return out
 }
 
 function decodeOwner(x: unknown): ClusterNode {
-  if (!Array.isArray(x) || x.length !== 4) throw new ReceptionistDecodeError('an owner is [uid, name, host, port]')
-  const [id, name, host, port] = x as unknown[]
-  if (typeof name !== 'string' || !isValidSystemName(name)) throw new ReceptionistDecodeError('bad system name')
-  if (typeof host !== 'string' || !HOST.test(host)) throw new ReceptionistDecodeError('bad host')
-  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new ReceptionistDecodeError('bad port')
-  return { endpoint: { name, host, port: port as number }, uid: uid(id) }
+  if (!Array.isArray(x) || x.length !== 4) read.fail('an owner is [uid, name, host, port]')
+  const [uid, name, host, port] = x as unknown[]
+  return read.readNode(uid, name, host, port)
 }
 
 function items(x: unknown): unknown[] {
-  if (!Array.isArray(x) || x.length > MAX_ITEMS) throw new ReceptionistDecodeError(`a delta holds at most ${MAX_ITEMS} items`)
-  return x
-}
-
-function uid(x: unknown): string {
-  if (typeof x !== 'string' || !isValidUid(x)) throw new ReceptionistDecodeError('a uid must be 16 lower-case hex digits')
-  return x
-}
-
-function count(x: unknown, min: number): number {
-  if (!Number.isSafeInteger(x) || (x as number) < min) throw new ReceptionistDecodeError(`expected an integer ≥ ${min}`)
-  return x as number
+  return read.readArray(x, MAX_ITEMS, 'a delta')
 }
 
 function key(x: unknown): string {
-  if (!isValidKey(x)) throw new ReceptionistDecodeError('a key is 1..256 characters without control characters')
+  if (!isValidKey(x)) read.fail('a key is 1..256 characters without control characters')
   return x
 }
 
 function local(x: unknown): string {
   const m = typeof x === 'string' ? LOCAL.exec(x) : null
-  if (!m || !ActorId.isValidPath(m[1]!) || Number(m[2]) > MAX_INCARNATION) throw new ReceptionistDecodeError('bad actor path#incarnation')
+  if (!m || !ActorId.isValidPath(m[1]!) || Number(m[2]) > MAX_INCARNATION) read.fail('bad actor path#incarnation')
   return x as string
 }

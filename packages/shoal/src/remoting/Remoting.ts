@@ -15,7 +15,7 @@ import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import { type ClusterNode, formatNode } from '../ClusterNode.ts'
-import type { ControlDestination } from '../control/ControlChannel.ts'
+import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import type { MethodInfo } from '../DistributedActor.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
@@ -64,7 +64,7 @@ export class Remoting {
   }
 
   /** Sends a framed control message (see ControlRouter). */
-  sendControl(to: ControlDestination, frame: Buffer): void {
+  sendControl(to: ControlTarget, frame: Buffer): void {
     const assoc = this.transport.association(to.host, to.port)
     this.transport.send(assoc, 'control', { type: FrameType.Control, body: frame, uid: to.uid, callId: undefined })
   }

@@ -18,6 +18,7 @@
  * @module
  */
 import { Packr, Unpackr, addExtension } from 'msgpackr'
+import { isValidHost } from '../ClusterNode.ts'
 import { builtinErrorClasses, RemoteCallError, SerializationError, ShoalError } from '../errors.ts'
 import { ExtKind, type ScanLimits, scanMsgpack } from './MsgpackScanner.ts'
 
@@ -283,7 +284,7 @@ export class Serialization {
     if (typeof name !== 'string' || typeof host !== 'string' || typeof port !== 'number' || typeof uid !== 'string' || typeof path !== 'string' || typeof inc !== 'number') {
       throw new SerializationError('Malformed actor ref in payload.')
     }
-    if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^[A-Za-z0-9.:-]{1,255}$/.test(host)) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535 || !isValidHost(host)) {
       throw new SerializationError('Malformed actor ref in payload: bad host or port.')
     }
     return this.#refFactory([name, host, port, uid, path, inc])

@@ -18,6 +18,8 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { isValidHost } from '../ClusterNode.ts'
+import { ControlDecodeError } from '../control/ControlCodec.ts'
 import type { MemberStatus, SwimNode } from './Member.ts'
 
 /** The protocol version byte every datagram starts with; other versions are dropped and counted. */
@@ -65,7 +67,7 @@ export interface PushPull {
 }
 
 /** A datagram or stream message that failed to decode or authenticate. `reason` is a metric label. */
-export class SwimCodecError extends Error {
+export class SwimCodecError extends ControlDecodeError {
   readonly reason: string
   constructor(reason: string, detail: string) {
     super(`${reason}: ${detail}`)
@@ -189,8 +191,6 @@ export function encodePushPull(p: PushPull): Buffer {
 
 // ── reader ───────────────────────────────────────────────────────────────────
 
-const HOST = /^[A-Za-z0-9.:_%-]{1,253}$/
-
 class Reader {
   off = 0
   readonly buf: Buffer
@@ -228,7 +228,7 @@ class Reader {
     const len = this.u8()
     this.need(len)
     const host = this.buf.toString('latin1', this.off, this.off + len)
-    if (!HOST.test(host)) throw new SwimCodecError('bad-node', 'host is not a hostname or IP address')
+    if (!isValidHost(host)) throw new SwimCodecError('bad-node', 'host is not a hostname or IP address')
     this.off += len
     const port = this.u16()
     if (port === 0) throw new SwimCodecError('bad-node', 'port 0')

@@ -7,17 +7,10 @@
  * @module
  */
 import type { ClusterNode } from '../ClusterNode.ts'
+import { type ControlChannel, controlTarget } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
 import type { SwimAddress } from './Member.ts'
 import type { StreamHandler, StreamLink } from './StreamLink.ts'
-
-/** Control-message kind reserved for SWIM. */
-export const SWIM_CONTROL_KIND = 1
-
-/** The part of ClusterSystem this link uses. */
-export interface ControlChannel {
-  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void
-  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void
-}
 
 interface Waiter {
   resolve(b: Buffer): void
@@ -37,7 +30,7 @@ export class ControlStreamLink implements StreamLink {
   unsent = 0
 
   /** `kind`: the control-message kind this link owns (SWIM's by default; clusterd uses another). */
-  constructor(channel: ControlChannel, kind = SWIM_CONTROL_KIND) {
+  constructor(channel: ControlChannel, kind: number = ControlKind.Swim) {
     this.#channel = channel
     this.#kind = kind
     channel.onControl(kind, (from, body) => this.#onControl(from, body))
@@ -92,7 +85,7 @@ export class ControlStreamLink implements StreamLink {
     const reply = this.#handler(payload)
     if (!reply) return
     try {
-      this.#channel.sendControl({ host: from.endpoint.host, port: from.endpoint.port, uid: from.uid }, this.#kind, envelope(1, id, reply))
+      this.#channel.sendControl(controlTarget(from), this.#kind, envelope(1, id, reply))
     } catch {
       // Too large for a frame, or the peer is in backoff: the requester times out, as on a lost
       // stream. Throwing here would close the whole association (and fail actor calls on it).

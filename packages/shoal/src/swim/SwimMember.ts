@@ -13,11 +13,12 @@
  * delay also feeds Lifeguard's local health.
  * @module
  */
-import { createSocket, type Socket } from 'node:dgram'
+import { createSocket, type Socket, type SocketType } from 'node:dgram'
+import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
-import { newNodeUid } from '../ClusterNode.ts'
+import { isValidHost, newNodeUid } from '../ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, seal, SwimCodecError } from './Codec.ts'
 import { onLoopDelay } from './LoopMonitor.ts'
@@ -36,7 +37,10 @@ export interface MembershipChange {
 
 /** Options of a UDP SWIM member; defaults suit a LAN and loopback tests. */
 export interface SwimMemberOptions {
-  /** Host to bind and advertise. Default 127.0.0.1. */
+  /**
+   * Host to bind and advertise: an IP address or a host name (`isValidHost`). Default 127.0.0.1.
+   * A name is bound with its IPv4 address if it has one, else its IPv6 one (`localhost`: IPv4).
+   */
   readonly host?: string
   /** UDP port (and TCP port of the own stream link). Default 7946; 0 picks one free for both. */
   readonly port?: number
@@ -103,14 +107,14 @@ export class SwimMember {
    */
   static async start(o: SwimMemberOptions = {}): Promise<SwimMember> {
     const host = o.host ?? '127.0.0.1'
-    if (!isIP(host) && host !== 'localhost') throw new ConfigError(`SWIM host "${host}" must be an IP address.`)
+    if (!isValidHost(host)) throw new ConfigError(`SWIM host ${JSON.stringify(host)} must be an IP address or a host name (letters, digits, _ and -, dot-separated).`)
     const secret = o.secret ?? process.env.SHOAL_SECRET
     if (!secret && !LOOPBACK.test(host) && !o.insecure) {
       throw new ConfigError(`A SWIM member on ${host} without a cluster secret would accept anyone's gossip: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
     }
     // A large receive buffer absorbs bursts (a join storm, push-pull replies, a stall's backlog)
     // that the default (~200 KB, ~150 datagrams on Linux) would drop; the OS caps it at rmem_max.
-    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER })
+    const socket = createSocket({ type: await socketType(host), recvBufferSize: RECV_BUFFER })
     let stream = o.stream
     let port = o.port ?? 7946
     try {
@@ -311,6 +315,28 @@ export class SwimMember {
 
   #drop(reason: string): void {
     this.traffic.dropped.set(reason, (this.traffic.dropped.get(reason) ?? 0) + 1)
+  }
+}
+
+/**
+ * The UDP socket family for `host`: an IP address's own; for a name, IPv4 if it resolves to an
+ * IPv4 address (as `localhost` always counted), else IPv6. Peers' sockets of that family then
+ * resolve the name to the address bound.
+ */
+async function socketType(host: string): Promise<SocketType> {
+  const family = isIP(host)
+  if (family !== 0) return family === 6 ? 'udp6' : 'udp4'
+  if (host === 'localhost') return 'udp4'
+  try {
+    await lookup(host, { family: 4 })
+    return 'udp4'
+  } catch {
+    try {
+      await lookup(host, { family: 6 })
+      return 'udp6'
+    } catch (e) {
+      throw new ConfigError(`SWIM host ${host} does not resolve (${(e as { code?: string }).code ?? (e as Error).message}): use an IP address, or a name this machine resolves.`)
+    }
   }
 }
 

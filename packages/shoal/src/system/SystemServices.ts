@@ -13,7 +13,7 @@ import type { ActorSystem } from '../actor/ActorSystem.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import { type ActorRef, ActorRefImpl, makeRef } from '../ActorRef.ts'
 import type { ClusterNode } from '../ClusterNode.ts'
-import type { ControlChannel, ControlDestination, ControlHandler } from '../control/ControlChannel.ts'
+import type { ControlChannel, ControlTarget, ControlHandler } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { actorClassInfo, type ActorClass, type DistributedActor } from '../DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
@@ -77,7 +77,7 @@ export class SystemServices implements ControlChannel {
     this.#parts.control.onControl(kind, handler)
   }
 
-  sendControl(to: ControlDestination, kind: number, body: Uint8Array): void {
+  sendControl(to: ControlTarget, kind: number, body: Uint8Array): void {
     this.#parts.control.sendControl(to, kind, body)
   }
 

@@ -7,7 +7,7 @@
  * does not exist. Watches of remote actors are registered on the actor's node by a "watch" system
  * message; all system messages travel over a {@link SystemChannel} per peer (numbered,
  * acknowledged, redelivered), so neither a watch nor its termination is lost to a dropped
- * connection. Control-message kind 5.
+ * connection. Control-message kind `ControlKind.Watch`.
  *
  * Watchers are actors (`this.watch(ref)` → `onTerminated(id, reason)`, run as a turn) or promises
  * (`system.watch(ref)`). An actor's watch fires at most once, and never after `unwatch`.
@@ -19,11 +19,12 @@ import type { Registry as PromRegistry } from 'prom-client'
 import { ActorId } from '../ActorId.ts'
 import type { ActorCell, Invocation } from '../ActorCell.ts'
 import { type ClusterNode, formatNode } from '../ClusterNode.ts'
-import type { ClusterEvent } from '../cluster/Cluster.ts'
-import { isPresent, type ClusterMember } from '../cluster/Member.ts'
+import { isPresent } from '../cluster/Member.ts'
+import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
 import type { Termination, TerminationReason } from '../actor/Termination.ts'
-import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WATCH_CONTROL_KIND, WatchDecodeError } from './WatchCodec.ts'
+import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from './WatchCodec.ts'
 
 
 /** How a watched actor ended. */
@@ -43,20 +44,12 @@ export interface Watcher {
 }
 
 /** The part of ClusterSystem lifecycle watch uses. */
-export interface WatchHost {
+export interface WatchHost extends ControlChannel {
   readonly node: ClusterNode
   readonly log: Logger
-  onControl(kind: number, handler: (from: ClusterNode, body: Buffer) => void): void
-  sendControl(to: { host: string; port: number; uid?: string }, kind: number, body: Uint8Array): void
   isTombstoned(uid: string): boolean
   /** True if `id` is an actor of this node that has not finished stopping. */
   hasActor(id: ActorId): boolean
-}
-
-/** The cluster view lifecycle watch needs (absent on a system without membership). */
-export interface WatchCluster {
-  readonly membership: { readonly members: readonly ClusterMember[] }
-  subscribe(listener: (e: ClusterEvent) => void): () => void
 }
 
 interface Watched {
@@ -78,7 +71,7 @@ const RECENTLY_STOPPED = 10_000
 /** Lifecycle watch of one system; see the module comment. */
 export class LifecycleWatch {
   readonly #host: WatchHost
-  readonly #cluster: WatchCluster | undefined
+  readonly #cluster: MembershipView | undefined
   readonly #log: Logger
   readonly #redeliverAfter: number
   /** Actors watched from this node, by id string. */
@@ -101,12 +94,12 @@ export class LifecycleWatch {
   /** Terminations delivered to watchers, by reason. */
   readonly stats = { stopped: 0, 'not-found': 0, 'node-down': 0, redelivered: 0, decodeErrors: 0 }
 
-  constructor(host: WatchHost, cluster: WatchCluster | undefined, settings: WatchSettings = {}) {
+  constructor(host: WatchHost, cluster: MembershipView | undefined, settings: WatchSettings = {}) {
     this.#host = host
     this.#cluster = cluster
     this.#log = host.log.child({ watch: true })
     this.#redeliverAfter = settings.redeliverAfter ?? 1000
-    host.onControl(WATCH_CONTROL_KIND, (from, body) => this.#onMessage(from, body))
+    host.onControl(ControlKind.Watch, (from, body) => this.#onMessage(from, body))
     this.#unsubscribe = cluster?.subscribe((e) => {
       if (e.type === 'member' && (e.member.status === 'down' || e.member.status === 'removed')) this.nodeGone(e.member.node)
     })
@@ -296,7 +289,7 @@ export class LifecycleWatch {
 
   #transmit(node: ClusterNode, body: Buffer): void {
     try {
-      this.#host.sendControl({ host: node.endpoint.host, port: node.endpoint.port, uid: node.uid }, WATCH_CONTROL_KIND, body)
+      this.#host.sendControl(controlTarget(node), ControlKind.Watch, body)
     } catch (e) {
       // In reconnect backoff: redelivery sends it again.
       this.#log.debug({ err: e, peer: node.uid }, 'system message not sent now')

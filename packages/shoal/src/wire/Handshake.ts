@@ -21,7 +21,7 @@
  * @module
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { type ClusterNode, formatNode, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import { type ClusterNode, formatNode, isValidHost, isValidSystemName, isValidUid } from '../ClusterNode.ts'
 import { encodeFrame, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble } from './Frame.ts'
 import type { DecodedItem } from './FrameDecoder.ts'
 
@@ -91,7 +91,7 @@ function parseNode(v: unknown): ClusterNode | undefined {
   if (typeof v !== 'object' || v === null) return undefined
   const { name, host, port, uid } = v as Record<string, unknown>
   if (typeof name !== 'string' || !isValidSystemName(name)) return undefined
-  if (typeof host !== 'string' || host.length === 0 || host.length > 255 || !/^[A-Za-z0-9.:-]+$/.test(host)) return undefined
+  if (!isValidHost(host)) return undefined
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined
   if (typeof uid !== 'string' || !isValidUid(uid)) return undefined
   return { endpoint: { name, host, port }, uid }
