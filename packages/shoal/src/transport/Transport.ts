@@ -16,6 +16,7 @@ import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
 import { NodeUnreachableError, ProtocolError } from '../errors.ts'
 import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
 import { FrameType } from '../wire/Frame.ts'
+import { HEADERS_MIN_MINOR } from '../wire/Envelope.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
 import { Connection, type ConnectionEvents } from './Connection.ts'
 
@@ -35,6 +36,8 @@ export interface TransportSettings extends AssociationSettings {
   readonly handshakeTimeoutMs: number
   /** Protocol version override, for tests only. */
   readonly protocolMajor?: number
+  /** Protocol minor override, for tests only (an older peer). */
+  readonly protocolMinor?: number
 }
 
 /** What the transport reports to its owner (the ClusterSystem). */
@@ -56,6 +59,18 @@ export interface TransportMetrics {
   frames(direction: 'in' | 'out', n: number): void
   associations(n: number): void
   refused(reason: 'handshake' | 'protocol'): void
+}
+
+/**
+ * Whether a message for peer incarnation `uid` may carry envelope headers: the association is
+ * established with exactly that incarnation, over a connection that negotiated protocol ≥ 1.2.
+ * Decide when encoding the message. Safe for a message that waits in the queue: a reconnect either
+ * reaches the same incarnation (the same process, the same version) or drops the messages for
+ * `uid`. Not yet associated (first calls to a peer): false, send without headers.
+ */
+export function supportsHeaders(assoc: Association, uid: string): boolean {
+  const conn = assoc.connection
+  return conn !== undefined && conn.protocolMinor >= HEADERS_MIN_MINOR && assoc.peer?.uid === uid
 }
 
 /** Inbound connections allowed in their handshake at once. */
@@ -211,7 +226,7 @@ export class Transport {
   }
 
   #handshakeConfig() {
-    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor }
+    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor, minor: this.#settings.protocolMinor }
   }
 
   #track(socket: Socket): void {
