@@ -65,4 +65,5 @@ export type { EventStore, SnapshotStore, NewEvent, StoredEvent, StoredSnapshot, 
 export type { EventSchema, JournalEventShape } from './journal/EventCodec.ts'
 export { TagWatchers } from './journal/TagWatchers.ts'
 export { LeaseTerm, MemoryLeaseStore, type LeaseStore } from './lease/Lease.ts'
+export * from './observability/Channels.ts'
 export { HeaderLimits, type EnvelopeHeaders } from './wire/Envelope.ts'
