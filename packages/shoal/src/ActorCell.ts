@@ -19,11 +19,10 @@ import type { ActorId } from './ActorId.ts'
 import type { ActorSystem } from './actor/ActorSystem.ts'
 import type { Invocation } from './actor/Invocation.ts'
 import { callContext, type CallContext } from './CallContext.ts'
-import { formatNode } from './ClusterNode.ts'
 import { Deque } from './Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
 import { ActorNotFoundError, markNotDelivered, OverloadedError } from './errors.ts'
-import { callTracingActive, traceCall } from './observability/CallTracing.ts'
+import { type CallTraceContext, callTracingActive, traceCall } from './observability/CallTracing.ts'
 
 export type { Invocation }
 
@@ -238,9 +237,14 @@ export class ActorCell {
     } else this.#finish(inv, ctx, true, result)
   }
 
+  /** Why the actor ended, once stopped: it failed to start, was passivated (sealed), or was stopped. */
+  get endReason(): 'stopped' | 'failed' | 'passivated' {
+    return this.#startFailed ? 'failed' : this.#sealed ? 'passivated' : 'stopped'
+  }
+
   /** Runs a call's method as the callee side of a traced call (`shoal.call`). */
   #traced(inv: Invocation, ctx: CallContext, fn: Function): unknown {
-    const trace = { side: 'callee' as const, actorType: this.info.name, method: inv.method, target: this.id.toString(), node: formatNode(this.id.node), local: inv.remote !== true, headers: { ...inv.headers } }
+    const trace: CallTraceContext = { side: 'callee', actorType: this.info.name, method: inv.method, target: this.id.toString(), targetNode: this.id.node, local: inv.remote !== true, headers: inv.headers }
     return traceCall(trace, () => callContext.run(ctx, invokeMethod, fn, this.actor, inv.args))
   }
 

@@ -76,6 +76,44 @@ describe('shoal.call tracing channel', () => {
     expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'error:SHOAL_REMOTE', 'asyncStart:SHOAL_REMOTE', 'asyncEnd:SHOAL_REMOTE'])
   })
 
+  it('headers a caller-side start subscriber sets travel in the envelope to the callee side', async () => {
+    const a = await start()
+    const b = await start()
+    const greeter = a.resolve(Greeter, b.spawn(Greeter).id)
+    await greeter.greet('warm-up') // the association is up and its protocol minor known
+    const seen: (Record<string, string> | undefined)[] = []
+    const onStart = (message: unknown): void => {
+      const ctx = message as CallTraceContext
+      if (ctx.side === 'caller') (ctx.headers as Record<string, string>).traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+      else seen.push(ctx.headers ? { ...ctx.headers } : undefined)
+    }
+    const channel = tracingChannel('shoal.call')
+    const handlers = { start: onStart, end: () => {}, asyncStart: () => {}, asyncEnd: () => {}, error: () => {} }
+    channel.subscribe(handlers)
+    cleanups.push(() => channel.unsubscribe(handlers))
+    expect(await greeter.greet('fish')).toBe('hello fish')
+    expect(seen).toEqual([{ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }])
+  })
+
+  it('headers over the limits are left out; the call still succeeds', async () => {
+    const a = await start()
+    const b = await start()
+    const greeter = a.resolve(Greeter, b.spawn(Greeter).id)
+    await greeter.greet('warm-up')
+    const seen: unknown[] = []
+    const onStart = (message: unknown): void => {
+      const ctx = message as CallTraceContext
+      if (ctx.side === 'caller') (ctx.headers as Record<string, string>)['Not A Token!'] = 'x'
+      else seen.push(ctx.headers)
+    }
+    const channel = tracingChannel('shoal.call')
+    const handlers = { start: onStart, end: () => {}, asyncStart: () => {}, asyncEnd: () => {}, error: () => {} }
+    channel.subscribe(handlers)
+    cleanups.push(() => channel.unsubscribe(handlers))
+    expect(await greeter.greet('fish')).toBe('hello fish')
+    expect(seen).toEqual([undefined])
+  })
+
   it('traces local calls, synchronous methods included', async () => {
     const a = await start()
     const greeter = a.spawn(Greeter)
@@ -103,7 +141,7 @@ describe('shoal.call tracing channel', () => {
     expect(sides(rec.events, 'callee')).toEqual(['start', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'end:SHOAL_METHOD_NOT_DISTRIBUTED'])
     expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED'])
     expect(refusals).toHaveLength(1)
-    expect(refusals[0]).toMatchObject({ method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', from: expect.stringContaining(a.node.uid) })
+    expect(refusals[0]).toMatchObject({ method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', self: { uid: b.node.uid }, peer: { uid: a.node.uid } })
   })
 
   it('a call to a stopped actor is refused and traced the same way', async () => {
@@ -115,7 +153,7 @@ describe('shoal.call tracing channel', () => {
     subscribe('shoal:call:refused', onRefused)
     cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
     await expect(ref.greet('x')).rejects.toMatchObject({ code: 'SHOAL_ACTOR_NOT_FOUND' })
-    expect(refusals).toMatchObject([{ method: 'greet', code: 'SHOAL_ACTOR_NOT_FOUND', from: 'local' }])
+    expect(refusals).toMatchObject([{ method: 'greet', code: 'SHOAL_ACTOR_NOT_FOUND', peer: undefined }])
   })
 
   it('publishes nothing and builds no context without subscribers', async () => {

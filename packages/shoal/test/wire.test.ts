@@ -16,6 +16,7 @@ import {
   FrameDecoderError,
   FrameType,
   type HandshakeDirective,
+  HEADERS_MIN_MINOR,
   preamble,
   PROTOCOL_MINOR,
   ServerHandshake,
@@ -122,8 +123,8 @@ describe('Handshake', () => {
     const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
     const log = converse(client, server)
-    expect(outcome(log.client)).toEqual({ type: 'established', peer: b })
-    expect(outcome(log.server)).toEqual({ type: 'established', peer: a })
+    expect(outcome(log.client)).toEqual({ type: 'established', peer: b, minor: PROTOCOL_MINOR })
+    expect(outcome(log.server)).toEqual({ type: 'established', peer: a, minor: PROTOCOL_MINOR })
     const wire = Buffer.concat([...log.client, ...log.server].flatMap((d) => (d.type === 'send' ? [d.bytes] : [])))
     expect(wire.includes(secret)).toBe(false)
   })
@@ -132,8 +133,8 @@ describe('Handshake', () => {
     const at = (n: ClusterNode, host: string): ClusterNode => ({ ...n, endpoint: { ...n.endpoint, host } })
     for (const [ha, hb] of [['my_host', 'fe80::1%eth0'], ['node-1.shoal.svc', '::1']] as const) {
       const log = converse(new ClientHandshake({ self: at(a, ha), secret, random: randomBytes }, { host: hb, port: 1002 }), new ServerHandshake({ self: at(b, hb), secret, random: randomBytes, admit: () => undefined }))
-      expect(outcome(log.client)).toEqual({ type: 'established', peer: at(b, hb) })
-      expect(outcome(log.server)).toEqual({ type: 'established', peer: at(a, ha) })
+      expect(outcome(log.client)).toMatchObject({ type: 'established', peer: at(b, hb) })
+      expect(outcome(log.server)).toMatchObject({ type: 'established', peer: at(a, ha) })
     }
     const log = converse(new ClientHandshake({ self: at(a, 'a b'), secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }), new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }))
     expect(outcome(log.server)).toMatchObject({ type: 'failed' })
@@ -203,7 +204,19 @@ describe('Handshake', () => {
       new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, clusterName: 'shoal', secret, random: randomBytes, admit: () => undefined }),
     )
-    expect(outcome(log.client)).toEqual({ type: 'established', peer: b })
+    expect(outcome(log.client)).toEqual({ type: 'established', peer: b, minor: PROTOCOL_MINOR })
+  })
+
+  it('negotiates the lower protocol minor: a 1.1 peer on either side makes the association 1.1', () => {
+    for (const [clientMinor, serverMinor] of [[1, PROTOCOL_MINOR], [PROTOCOL_MINOR, 1]] as const) {
+      const log = converse(
+        new ClientHandshake({ self: a, secret, random: randomBytes, minor: clientMinor }, { host: '127.0.0.1', port: 1002 }),
+        new ServerHandshake({ self: b, secret, random: randomBytes, minor: serverMinor, admit: () => undefined }),
+      )
+      expect(outcome(log.client)).toEqual({ type: 'established', peer: b, minor: 1 })
+      expect(outcome(log.server)).toEqual({ type: 'established', peer: a, minor: 1 })
+    }
+    expect(PROTOCOL_MINOR).toBeGreaterThanOrEqual(HEADERS_MIN_MINOR)
   })
 
   it('refuses a hello addressed to another port', () => {

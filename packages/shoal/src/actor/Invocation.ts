@@ -5,6 +5,7 @@
  * @module
  */
 import type { ActorClassInfo, MethodInfo } from '../DistributedActor.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** One call waiting for, or holding, a turn. */
 export interface Invocation {
@@ -14,7 +15,7 @@ export interface Invocation {
   /** When the caller gives up (ms since the epoch), if known: a proxy holding the call drops it then. */
   readonly deadline?: number
   /** Trace context that travelled with the call (envelope headers), if any. */
-  readonly headers?: Readonly<Record<string, string>>
+  readonly headers?: EnvelopeHeaders | undefined
   /** True for a call that arrived from another node. */
   readonly remote?: boolean
   /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire; exempt from maxMailbox, since losing one would break exactly-once). */
@@ -44,7 +45,7 @@ export class OneWayInvocation implements Invocation {
     readonly method: string,
     readonly args: unknown[],
     readonly chain: string,
-    readonly headers: Readonly<Record<string, string>> | undefined,
+    readonly headers: EnvelopeHeaders | undefined,
   ) {}
   succeed(): void {}
   fail(error: unknown): void {

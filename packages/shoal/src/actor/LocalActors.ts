@@ -18,6 +18,7 @@ import { publishActorSpawn, publishActorStop, publishCallRefused } from '../obse
 import { callTracingActive, traceRefusal } from '../observability/CallTracing.ts'
 import { type CallLedger, PendingCall, promiseOf } from '../remoting/PendingCall.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import type { ActorSystem } from './ActorSystem.ts'
 import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocation.ts'
 import type { Invoker, Route } from './Route.ts'
@@ -45,8 +46,6 @@ export interface CellWatch {
   isWatchingFrom(cell: ActorCell, target: ActorId): boolean
 }
 
-/** A delivery target and the declared method a call resolved to, or why it was refused. */
-export type Resolved = { readonly target: LocalTarget; readonly method: MethodInfo | undefined } | Error
 
 export class LocalActors implements CellHost {
   readonly #host: LocalActorsHost
@@ -99,7 +98,7 @@ export class LocalActors implements CellHost {
 
   cellStopped(cell: ActorCell): void {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
-    publishActorStop(cell.id, cell.info.name)
+    publishActorStop(this.#host.node(), cell.id, cell.info.name, cell.endReason)
     this.#host.cellStopped(cell)
   }
 
@@ -127,7 +126,7 @@ export class LocalActors implements CellHost {
     const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info)
     cell.actor = withConstructingCell(cell, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args))
     this.#actors.set(path, cell)
-    publishActorSpawn(cell.id, info.name)
+    publishActorSpawn(this.#host.node(), cell.id, info.name)
     cell.begin()
     return cell.ref()
   }
@@ -168,44 +167,46 @@ export class LocalActors implements CellHost {
   // ---- delivery ----------------------------------------------------------------------------
 
   /**
-   * The target of a call that arrived for (uid, path, incarnation) and its declared method, or
-   * the refusal (`notDelivered`: the method never ran). `from` is the calling node, for logs.
+   * The target of a call that arrived for (uid, path, incarnation), or the refusal
+   * (`notDelivered`: the method never ran).
    */
-  resolveInbound(uid: string, path: string, incarnation: number, method: string, from: ClusterNode | undefined): Resolved {
+  inboundTarget(uid: string, path: string, incarnation: number): LocalTarget | Error {
     const node = this.#host.node()
     if (uid !== node.uid) return markNotDelivered(new NodeDownError(`This node is incarnation ${node.uid}; incarnation ${uid} is gone.`))
     const target = incarnation === 0 ? this.#wellKnown.get(path) : this.#actors.get(path)
     if (!target || (target instanceof ActorCell && target.id.incarnation !== incarnation) || !target.alive) {
       return markNotDelivered(new ActorNotFoundError(`No live actor at ${path}#${incarnation} on ${formatNode(node)}: it was never spawned or has stopped.`))
     }
-    return this.#withMethod(target, method, path, from)
+    return target
   }
 
-  /** Checks `method` against the target's class: the one method check, counted when it refuses. */
-  #withMethod(target: LocalTarget, method: string, path: string, from: ClusterNode | undefined): Resolved {
-    if (!target.info) return { target, method: undefined }
+  /**
+   * The one method check: the declared method `method` of the target's class, undefined for a
+   * target without class (a proxy: its actor checks), or the refusal, counted and logged. `from`
+   * is the calling node (undefined: this one).
+   */
+  methodOf(target: LocalTarget, method: string, path: string, from: ClusterNode | undefined): MethodInfo | undefined | Error {
+    if (!target.info) return undefined
     const m = target.info.methods.get(method)
-    if (m) return { target, method: m }
+    if (m) return m
     this.#host.ledger.metrics.refused.labels('method').inc()
     this.#host.log.warn({ peer: from ? formatNode(from) : 'local', actor: path, method: method.slice(0, 64) }, 'refused a call to an undeclared method')
     return markNotDelivered(new MethodNotDistributedError(`${target.info.name}.${method} is not a distributed method of ${path}.`))
   }
 
   /** Publishes a refusal on `shoal:call:refused` and, when traced, as a failed callee-side call. */
-  refused(id: { toString(): string }, actorType: string | undefined, method: string, error: Error, from: ClusterNode | undefined, local: boolean, headers: Readonly<Record<string, string>> | undefined): void {
-    publishCallRefused(id, method, error, from)
-    if (callTracingActive()) {
-      traceRefusal({ side: 'callee', actorType, method, target: id.toString(), node: formatNode(this.#host.node()), local, headers: { ...headers } }, error)
-    }
+  refused(id: { toString(): string }, actorType: string | undefined, method: string, error: Error, from: ClusterNode | undefined, local: boolean, headers: EnvelopeHeaders | undefined): void {
+    const self = this.#host.node()
+    publishCallRefused(self, id, method, error, from)
+    if (callTracingActive()) traceRefusal({ side: 'callee', actorType, method, target: id.toString(), targetNode: self, local, headers }, error)
   }
 
   /** A local call through `route`. */
-  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
-    const resolved = this.#localTarget(route, method)
-    if (resolved instanceof Error) {
-      this.refused(route.id, undefined, method, resolved, undefined, true, headers)
-      return Promise.reject(resolved)
-    }
+  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
+    const target = this.#localTarget(route)
+    if (target instanceof Error) return this.#refuse(route, method, target, headers)
+    const m = this.methodOf(target, method, route.id.path, undefined)
+    if (m instanceof Error) return this.#refuse(route, method, m, headers)
     const host = this.#host
     const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers)
     const promise = promiseOf(call)
@@ -219,30 +220,37 @@ export class LocalActors implements CellHost {
       }
     }
     host.ledger.deadlines.add(call, timeout)
-    resolved.target.deliver(call, resolved.method)
+    target.deliver(call, m)
     return promise
   }
 
   /** A local one-way message through `route`; a missing actor drops it (logged). */
   tell(route: LocalRoute, method: string, args: unknown[], chain: string): void {
-    const resolved = this.#localTarget(route, method)
-    if (resolved instanceof Error) {
-      this.refused(route.id, undefined, method, resolved, undefined, true, undefined)
-      this.#host.log.debug({ target: route.id.toString(), method, reason: resolved.message }, 'one-way message dropped')
+    const target = this.#localTarget(route)
+    const m = target instanceof Error ? target : this.methodOf(target, method, route.id.path, undefined)
+    if (m instanceof Error) {
+      void this.#refuse(route, method, m, undefined).catch(() => undefined)
+      this.#host.log.debug({ target: route.id.toString(), method, reason: m.message }, 'one-way message dropped')
       return
     }
     const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
-    resolved.target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), resolved.method)
+    ;(target as LocalTarget).deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), m)
   }
 
-  #localTarget(route: LocalRoute, method: string): Resolved {
+  /** Publishes a local call's refusal and returns it rejected. */
+  #refuse(route: LocalRoute, method: string, error: Error, headers: EnvelopeHeaders | undefined): Promise<never> {
+    this.refused(route.id, undefined, method, error, undefined, true, headers)
+    return Promise.reject(error)
+  }
+
+  #localTarget(route: LocalRoute): LocalTarget | Error {
     let target = route.target
     if (!target?.alive) {
       target = this.target(route.id)
       if (!target?.alive) return markNotDelivered(new ActorNotFoundError(`No live actor ${route.id} on this node: it was never spawned here or has stopped.`))
       route.target = target
     }
-    return this.#withMethod(target, method, route.id.path, undefined)
+    return target
   }
 
   // ---- for services ------------------------------------------------------------------------
@@ -295,7 +303,7 @@ export class LocalRoute implements Route {
     public target: LocalTarget | undefined,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
     return this.actors.call(this, method, args, chain, timeout, headers)
   }
 

@@ -8,13 +8,14 @@
  * @module
  */
 import type { ActorRefImpl } from '../ActorRef.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** The path of calls from this node to one actor id. */
 export interface Route {
   /** True for a route to an actor of this node. */
   readonly local: boolean
   /** Sends a call; the promise settles with its outcome (never throws synchronously). */
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown>
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown>
   /** Sends a one-way message; throws only for what fails at the sender (encoding). */
   tell(method: string, args: unknown[], chain: string): void
 }

@@ -21,6 +21,7 @@ import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, me
 import { decodeGossip, encodeGossip } from './GossipCodec.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 import { EventStream } from '../util/EventStream.ts'
+import { memberChangeChannel, memberReachabilityChannel } from '../observability/Channels.ts'
 import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
@@ -355,6 +356,7 @@ export class Cluster {
 
   #onStatus(m: Member, previous: MemberStatus | undefined): void {
     this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
+    if (memberChangeChannel.hasSubscribers) memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
     if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
@@ -511,6 +513,7 @@ export class Cluster {
     else this.#unreachableSince.set(uid, Date.now())
     this.#viewChangedAt = Date.now()
     this.#log.info({ member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
+    if (memberReachabilityChannel.hasSubscribers) memberReachabilityChannel.publish({ self: this.self, node: m.node, reachability: reachable ? 'reachable' : 'unreachable', status: m.status })
     this.#emit({ type: 'reachability', member: this.#view(m) })
     this.#updateLeader()
     this.#runLeaderActions()

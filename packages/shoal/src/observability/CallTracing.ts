@@ -13,38 +13,15 @@
  * callee's context as `headers`. Subscribers run on the call path: keep them short.
  * @module
  */
-import { tracingChannel } from 'node:diagnostics_channel'
+import { type CallTraceContext, callTracing, tracingActive } from './Channels.ts'
 
-/** The context object of one traced call (one per side of a call). */
-export interface CallTraceContext {
-  /** Which side of the call this is. */
-  readonly side: 'caller' | 'callee'
-  /** The target actor's class name, when known on this side (untyped refs: undefined on the caller). */
-  readonly actorType: string | undefined
-  readonly method: string
-  /** The target actor id, as a string. */
-  readonly target: string
-  /** The target's node (`name@host:port#uid`). */
-  readonly node: string
-  /** True when caller and callee are on one node. */
-  readonly local: boolean
-  /** Trace-context headers (caller: to send; callee: as received). */
-  headers: Record<string, string>
-  /** `'ok'` or the error's code, once settled. */
-  outcome?: string
-  /** The result, once settled successfully (set by Node's TracingChannel contract). */
-  result?: unknown
-  /** The error, if the call failed. */
-  error?: unknown
-}
+export type { CallTraceContext }
 
 /** `diagnostics_channel.tracingChannel('shoal.call')`. */
-export const callChannel = tracingChannel<unknown, CallTraceContext>('shoal.call')
+export const callChannel = callTracing
 
 /** True while anyone subscribes to any `shoal.call` event: the one check on the untraced path. */
-export function callTracingActive(): boolean {
-  return callChannel.hasSubscribers
-}
+export const callTracingActive = tracingActive
 
 /** An error's stable code, or 'error'. */
 export function outcomeOf(error: unknown): string {

@@ -7,7 +7,7 @@
 import type { ActorId } from '../ActorId.ts'
 import type { Route } from '../actor/Route.ts'
 import type { Association } from '../transport/Association.ts'
-import { encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
+import { type EnvelopeHeaders, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
 import type { PendingTable } from './PendingCall.ts'
 import type { Remoting } from './Remoting.ts'
 
@@ -32,7 +32,7 @@ export class RemoteRoute implements Route {
     readonly id: ActorId,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
     return this.remoting.call(this, method, args, chain, timeout, headers)
   }
 

@@ -12,6 +12,7 @@ import type { Deadline, DeadlineQueue } from '../DeadlineQueue.ts'
 import { ShoalError, TimeoutError } from '../errors.ts'
 import type { Metrics } from '../Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** What every pending call of one system shares: the deadline queue and the metrics. */
 export interface CallLedger {
@@ -47,7 +48,7 @@ export class PendingCall implements Deadline, Invocation {
     /** The peer's table this call is listed in (remote calls). */
     readonly table: PendingTable | undefined,
     readonly callId: number,
-    readonly headers: Readonly<Record<string, string>> | undefined,
+    readonly headers: EnvelopeHeaders | undefined,
   ) {}
 
   succeed(value: unknown): void {

@@ -21,8 +21,8 @@ import type { MethodInfo } from '../DistributedActor.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Association } from '../transport/Association.ts'
-import { Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
-import { type CallEnvelope, decodeCall, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, type OneWayEnvelope } from '../wire/Envelope.ts'
+import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
+import { type CallEnvelope, decodeCall, EnvelopeError, type EnvelopeHeaders, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, type OneWayEnvelope } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
 import { Peer, RemoteRoute } from './Peer.ts'
@@ -88,7 +88,7 @@ export class Remoting {
   }
 
   /** A remote call through `route`. */
-  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, headers: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
     const id = route.id
     const problem = this.#gone(id)
     if (problem) return Promise.reject(problem)
@@ -98,7 +98,7 @@ export class Remoting {
     let body: Buffer
     try {
       body = serialization.encode(args)
-      head = encodeCallHeadWith(route.segment(method), { callId, incarnation: id.incarnation, chain, timeoutMs: timeout })
+      head = this.#callHead(route, method, callId, chain, timeout, headers)
     } catch (e) {
       return Promise.reject(markNotDelivered(e))
     }
@@ -114,6 +114,24 @@ export class Remoting {
       call.fail(markNotDelivered(e))
     }
     return promise
+  }
+
+  /**
+   * The Call header; trace headers go only to a peer that takes them (protocol 1.2, this
+   * incarnation), and headers past the limits are left out rather than failing the call.
+   */
+  #callHead(route: RemoteRoute, method: string, callId: number, chain: string, timeoutMs: number, headers: EnvelopeHeaders | undefined): Buffer {
+    const segment = route.segment(method)
+    const head = { callId, incarnation: route.id.incarnation, chain, timeoutMs, headers: undefined as EnvelopeHeaders | undefined }
+    if (headers !== undefined && supportsHeaders(route.peer.assoc, route.id.node.uid)) {
+      try {
+        return encodeCallHeadWith(segment, { ...head, headers })
+      } catch (e) {
+        if (!(e instanceof EnvelopeError)) throw e
+        this.#host.log.debug({ reason: e.message }, 'trace headers left out of a call: over the limits')
+      }
+    }
+    return encodeCallHeadWith(segment, head)
   }
 
   /** A one-way message through `route`; delivery failures are logged, encoding errors throw. */
@@ -214,46 +232,59 @@ export class Remoting {
   #onCall(peer: Peer, body: Buffer): void {
     const env = decodeCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
-    const accepted = this.#accept(peer, env)
-    if (accepted instanceof Error) return this.reply(peer, caller, env.callId, false, accepted)
-    const inv = new InboundCall(this, peer, caller, env.callId, env.method, accepted.args, env.chain, Date.now() + env.timeoutMs, undefined)
-    accepted.target.deliver(inv, accepted.method)
+    const target = this.#target(peer, env)
+    if (target instanceof Error) return this.reply(peer, caller, env.callId, false, target)
+    const method = this.#host.actors.methodOf(target, env.method, env.path, peer.assoc.peer)
+    if (method instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, method))
+    const args = this.#args(peer, env)
+    if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, args))
+    target.deliver(new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers), method)
   }
 
   #onOneWay(peer: Peer, body: Buffer): void {
     const env = decodeOneWay(body, peer.targets)
-    const accepted = this.#accept(peer, env)
-    if (accepted instanceof Error) {
-      this.#host.log.debug({ reason: accepted.message }, 'one-way message dropped')
-      return
-    }
-    accepted.target.deliver(new OneWayInvocation(this.#host.log, env.method, accepted.args, env.chain, undefined), accepted.method)
+    const target = this.#target(peer, env)
+    if (target instanceof Error) return this.#dropped(target)
+    const method = this.#host.actors.methodOf(target, env.method, env.path, peer.assoc.peer)
+    if (method instanceof Error) return this.#dropped(this.#refused(peer, env, method))
+    const args = this.#args(peer, env)
+    if (args instanceof Error) return this.#dropped(this.#refused(peer, env, args))
+    target.deliver(new OneWayInvocation(this.#host.log, env.method, args, env.chain, env.headers), method)
   }
 
-  /**
-   * The one inbound step calls and one-way messages share: refuse while shutting down, resolve the
-   * target and its method (refusing undeclared methods before the arguments are even decoded),
-   * then decode the arguments. A refusal is `notDelivered`.
-   */
-  #accept(peer: Peer, env: CallEnvelope | OneWayEnvelope): Accepted | Error {
+  #dropped(error: Error): void {
+    this.#host.log.debug({ reason: error.message }, 'one-way message dropped')
+  }
+
+  // Inbound calls and one-way messages share three steps, in this order: the target (refused while
+  // shutting down), the one method check (undeclared methods are refused before the arguments are
+  // even decoded), the arguments. Each returns the refusal, `notDelivered`, instead of throwing.
+
+  #target(peer: Peer, env: CallEnvelope | OneWayEnvelope): LocalTarget | Error {
     const host = this.#host
-    const from = peer.assoc.peer
-    if (!host.running()) return markNotDelivered(new SystemShutDownError(`Node ${formatNode(host.node())} is shutting down.`))
-    const resolved = host.actors.resolveInbound(env.uid, env.path, env.incarnation, env.method, from)
-    if (resolved instanceof Error) {
-      host.actors.refused(`${env.path}#${env.incarnation}`, undefined, env.method, resolved, from, false, undefined)
-      return resolved
-    }
-    let args: unknown
+    const target = host.running()
+      ? host.actors.inboundTarget(env.uid, env.path, env.incarnation)
+      : markNotDelivered(new SystemShutDownError(`Node ${formatNode(host.node())} is shutting down.`))
+    return target instanceof Error ? this.#refused(peer, env, target) : target
+  }
+
+  #args(peer: Peer, env: CallEnvelope | OneWayEnvelope): unknown[] | Error {
+    const host = this.#host
     try {
-      args = host.serialization.decode(env.args)
-      if (!Array.isArray(args)) throw new SerializationError('Call arguments must be an array.')
+      const args = host.serialization.decode(env.args)
+      if (Array.isArray(args)) return args
+      throw new SerializationError('Call arguments must be an array.')
     } catch (e) {
       host.ledger.metrics.decodeErrors.inc()
-      host.log.warn({ peer: from && formatNode(from), method: env.method, reason: (e as Error).message }, 'refused call arguments')
+      host.log.warn({ peer: peer.assoc.peer && formatNode(peer.assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
       return markNotDelivered(e as Error)
     }
-    return new Accepted(resolved.target, resolved.method, args as unknown[])
+  }
+
+  /** Publishes a refusal (channel and trace) and returns it. */
+  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, error: Error): Error {
+    this.#host.actors.refused(`${env.path}#${env.incarnation}`, undefined, env.method, error, peer.assoc.peer, false, env.headers)
+    return error
   }
 
   #onReply(peer: Peer, body: Buffer): void {
@@ -277,15 +308,6 @@ export class Remoting {
   }
 }
 
-/** An inbound call or message that passed the checks. */
-class Accepted {
-  constructor(
-    readonly target: LocalTarget,
-    readonly method: MethodInfo | undefined,
-    readonly args: unknown[],
-  ) {}
-}
-
 /** An invocation that arrived from another node; its outcome goes back in a Reply frame. */
 class InboundCall implements Invocation {
   readonly remote = true
@@ -300,7 +322,7 @@ class InboundCall implements Invocation {
     readonly chain: string,
     /** When the caller gives up (ms since the epoch), from the timeout it sent. */
     readonly deadline: number,
-    readonly headers: Readonly<Record<string, string>> | undefined,
+    readonly headers: EnvelopeHeaders | undefined,
   ) {}
   succeed(value: unknown): void {
     this.remoting.reply(this.peer, this.callerUid, this.callId, true, value)

@@ -25,6 +25,7 @@ import { onLoopDelay } from './LoopMonitor.ts'
 import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
 import { TcpStreamLink, type StreamLink } from './StreamLink.ts'
 import { EventStream } from '../util/EventStream.ts'
+import { swimChangeChannel } from '../observability/Channels.ts'
 import { SwimInstance, type Directive } from './SwimInstance.ts'
 import { registerSwimMetrics, type SwimTraffic } from './SwimMetrics.ts'
 import type { SwimSettings } from './SwimSettings.ts'
@@ -251,6 +252,7 @@ export class SwimMember {
   #changed(member: MemberState, previous: MemberStatus | undefined): void {
     const level = member.status === 'alive' && previous !== 'suspect' ? 'info' : member.status === 'suspect' ? 'debug' : 'info'
     this.log[level]({ member: nodeKey(member.node), status: member.status, previous, incarnation: member.incarnation }, 'member status changed')
+    if (swimChangeChannel.hasSubscribers) swimChangeChannel.publish({ self: this.node, member: member.node, from: previous, to: member.status, incarnation: member.incarnation })
     this.#changes.emit({ member, previous })
   }
 

@@ -9,7 +9,7 @@ import type { LocalActors } from '../actor/LocalActors.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import type { ActorRefImpl } from '../ActorRef.ts'
 import { outgoingChain } from '../CallContext.ts'
-import { type ClusterNode, formatNode } from '../ClusterNode.ts'
+import type { ClusterNode } from '../ClusterNode.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
@@ -54,7 +54,14 @@ export class Dispatcher implements Invoker {
   #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!callTracingActive()) return route.call(method, args, chain, timeout, undefined)
-    const ctx: CallTraceContext = { side: 'caller', actorType: ref.info?.name, method, target: ref.id.toString(), node: formatNode(ref.id.node), local: route.local, headers: {} }
-    return traceCall(ctx, () => route.call(method, args, chain, timeout, Object.keys(ctx.headers).length > 0 ? ctx.headers : undefined))
+    const headers: Record<string, string> = {}
+    const ctx: CallTraceContext = { side: 'caller', actorType: ref.info?.name, method, target: ref.id.toString(), targetNode: ref.id.node, local: route.local, headers }
+    // A start subscriber may have added trace context: it travels in the envelope.
+    return traceCall(ctx, () => route.call(method, args, chain, timeout, hasKeys(headers) ? headers : undefined))
   }
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true
+  return false
 }

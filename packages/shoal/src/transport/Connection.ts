@@ -37,6 +37,8 @@ export class Connection {
   #closeReason: string | undefined
   #timer: NodeJS.Timeout | undefined
   peer: ClusterNode | undefined
+  /** The negotiated protocol minor (the lower of both sides'), once established; 0 before. */
+  protocolMinor = 0
   /** The association this connection serves once established (set by the transport). */
   association: Association | undefined = undefined
   #reassembly: Buffer[] = []
@@ -159,6 +161,7 @@ export class Connection {
         clearTimeout(this.#timer)
         this.#state = 'open'
         this.peer = d.peer
+        this.protocolMinor = d.minor
         this.#events.established(this, d.peer)
       } else {
         clearTimeout(this.#timer)

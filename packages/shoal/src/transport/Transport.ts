@@ -16,6 +16,8 @@ import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
 import { NodeUnreachableError, ProtocolError } from '../errors.ts'
 import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
 import { FrameType } from '../wire/Frame.ts'
+import { HEADERS_MIN_MINOR } from '../wire/Envelope.ts'
+import { handshakeFailedChannel, transportCloseChannel, transportConnectChannel, type ConnectionDirection } from '../observability/Channels.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
 import { Connection, type ConnectionEvents } from './Connection.ts'
 
@@ -35,6 +37,8 @@ export interface TransportSettings extends AssociationSettings {
   readonly handshakeTimeoutMs: number
   /** Protocol version override, for tests only. */
   readonly protocolMajor?: number
+  /** Protocol minor override, for tests only (an older peer). */
+  readonly protocolMinor?: number
 }
 
 /** What the transport reports to its owner (the ClusterSystem). */
@@ -57,6 +61,21 @@ export interface TransportMetrics {
   associations(n: number): void
   refused(reason: 'handshake' | 'protocol'): void
 }
+
+/**
+ * Whether a message for peer incarnation `uid` may carry envelope headers: the association is
+ * established with exactly that incarnation, over a connection that negotiated protocol ≥ 1.2.
+ * Decide when encoding the message. Safe for a message that waits in the queue: a reconnect either
+ * reaches the same incarnation (the same process, the same version) or drops the messages for
+ * `uid`. Not yet associated (first calls to a peer): false, send without headers.
+ */
+export function supportsHeaders(assoc: Association, uid: string): boolean {
+  const conn = assoc.connection
+  return conn !== undefined && conn.protocolMinor >= HEADERS_MIN_MINOR && assoc.peer?.uid === uid
+}
+
+const direction = (conn: Connection): ConnectionDirection => (conn.initiator === 'self' ? 'outbound' : 'inbound')
+const remoteAddress = (conn: Connection): string => `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
 
 /** Inbound connections allowed in their handshake at once. */
 const MAX_PENDING_HANDSHAKES = 256
@@ -211,7 +230,7 @@ export class Transport {
   }
 
   #handshakeConfig() {
-    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor }
+    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor, minor: this.#settings.protocolMinor }
   }
 
   #track(socket: Socket): void {
@@ -276,10 +295,18 @@ export class Transport {
       this.#log.info({ old: formatNode(old), now: formatNode(peer) }, 'peer restarted with a new incarnation; the old one is gone')
       this.#handler.incarnationReplaced(assoc, old, peer)
     }
+    // The replaced connection's own close event finds it no longer the association's: report it here.
+    if (oldConn?.peer && oldConn !== conn && transportCloseChannel.hasSubscribers) {
+      const gone = this.#tombstones.has(oldConn.peer.uid)
+      transportCloseChannel.publish({ self: this.self, peer: oldConn.peer, direction: direction(oldConn), reason: 'superseded by a newer connection', gone })
+    }
     conn.association = assoc
     assoc.established(conn, peer)
     this.#handler.metrics.associations(this.associationCount)
     this.#log.debug({ peer: formatNode(peer), initiator: conn.initiator }, 'association established')
+    if (transportConnectChannel.hasSubscribers) {
+      transportConnectChannel.publish({ self: this.self, peer, direction: direction(conn), remoteAddress: remoteAddress(conn), protocolMinor: conn.protocolMinor })
+    }
   }
 
   #handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void {
@@ -290,6 +317,11 @@ export class Transport {
     if (collapsed) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
     else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
     if (byPeer && !collapsed) this.#handler.refusedByPeer?.(reason)
+    if (!collapsed && handshakeFailedChannel.hasSubscribers) {
+      // A dial that never connected has no remote address yet: name the endpoint dialed.
+      const remote = conn.socket.remoteAddress === undefined ? (this.#dialingAssociation(conn)?.key ?? where) : where
+      handshakeFailedChannel.publish({ self: this.self, direction: direction(conn), remoteAddress: remote, reason, byPeer })
+    }
     if (conn.initiator !== 'self') return
     const assoc = this.#dialingAssociation(conn)
     if (!assoc) return
@@ -350,6 +382,7 @@ export class Transport {
     // Unsent messages were meant for the lost connection's peer; failing them now keeps callers' view
     // consistent with the calls that were in flight.
     assoc.dropAll(new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason ?? 'closed'}) before the message was sent.`))
+    if (transportCloseChannel.hasSubscribers) transportCloseChannel.publish({ self: this.self, peer, direction: direction(conn), reason: reason ?? 'connection closed', gone })
     this.#handler.associationLost(assoc, peer, reason ?? 'connection closed', gone)
   }
 

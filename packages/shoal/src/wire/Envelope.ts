@@ -3,17 +3,51 @@
  * payload (arguments, result) stays opaque bytes until it reaches the target actor, so routing is
  * cheap and a payload the target cannot decode fails only that call, not the association.
  *
- * Layouts (integers big-endian; `str8`/`str16` = u8/u16 byte length + UTF-8; payload = the rest):
- * - Call:   `u32 callId | u32 incarnation | u32 timeoutMs | str8 nodeUid | str16 path | str8 method | str8 chain | args`
+ * Layouts (integers big-endian; `str8`/`str16` = u8/u16 byte length + UTF-8; payload = the rest;
+ * `[…]` = optional):
+ * - Call:   `u32 callId | u32 incarnation | u32 timeoutMs | str8 nodeUid | str16 path | str8 method | [headers] | str8 chain | args`
  *   (`chain` may be empty: a call from outside any actor belongs to no chain)
- * - OneWay: `u32 incarnation | str8 nodeUid | str16 path | str8 method | str8 chain | args`
+ * - OneWay: `u32 incarnation | str8 nodeUid | str16 path | str8 method | [headers] | str8 chain | args`
  * - Reply:  `u32 callId | u8 status | payload` (status 1 ok, 0 failed, 2 refused before the method
  *   started; payload: the encoded result, or the encoded error)
  *
  * A hand-written layout because the envelope is on every message: it encodes and decodes several
  * times faster than a MessagePack array, and its validation is a handful of bounds checks.
+ *
+ * **Headers** (protocol 1.2): an optional string map for context that travels with a message, such
+ * as W3C trace context (`traceparent`, `tracestate`):
+ * `u8 0xFF | u8 count | count × (str8 key | str16 value)`, just before the chain, so its first byte
+ * sits where a decoder otherwise reads the chain's length. A chain is at most 128 bytes, so 0xFF is
+ * never a chain length: the marker needs no
+ * new frame type and no flag in a field that is part of the cached target segment (the
+ * {@link TargetCache} compares those bytes as they are), and a message without headers is byte for
+ * byte what protocol 1.1 sent. Absent or empty headers cost zero bytes; on the hot path they cost
+ * one property test when encoding and one byte comparison when decoding. Why not new frame types
+ * (CallWithHeaders): the frame type is chosen by the caller apart from the envelope, and a header
+ * block under the old type would be read as arguments; the in-band marker keeps the envelope
+ * self-describing. Why not a flag bit in the uid length byte: that byte is in the cached segment.
+ *
+ * Limits ({@link HeaderLimits}), enforced on encode and decode: 1..16 entries (an empty block is not
+ * canonical and is refused), keys of 1..64 bytes of lower-case RFC 9110 token characters
+ * (letters a-z, digits and ! # $ % & ' * + - . ^ _ ` | ~: one spelling per key, as in HTTP/2 and gRPC metadata),
+ * no duplicate key, values of 0..1024 bytes of well-formed UTF-8, and at most 4096 key and value
+ * bytes in all. Decoded headers are a frozen object with a null prototype: a key such as
+ * `__proto__` or `constructor` is an ordinary own property and pollutes nothing, and an absent key
+ * reads as undefined (never an inherited member). Key order is not significant.
+ *
+ * A 1.1 peer refuses the 0xFF byte (an {@link EnvelopeError}: protocol violation, association
+ * closed), so a sender must send headers only to a peer that negotiated minor ≥
+ * {@link HEADERS_MIN_MINOR} (see `supportsHeaders` in `transport/Transport.ts`).
+ *
+ * Decoders throw only {@link EnvelopeError}, whatever the bytes.
  * @module
  */
+
+/**
+ * A header map: lower-case token keys to UTF-8 values (see the module comment for the limits).
+ * Decoded maps have a null prototype and are frozen.
+ */
+export type EnvelopeHeaders = Readonly<Record<string, string>>
 
 export interface CallEnvelope {
   readonly callId: number
@@ -23,6 +57,8 @@ export interface CallEnvelope {
   readonly method: string
   readonly chain: string
   readonly timeoutMs: number
+  /** Headers sent with the call; undefined when none were sent. */
+  readonly headers?: EnvelopeHeaders | undefined
   readonly args: Uint8Array
 }
 
@@ -32,6 +68,8 @@ export interface OneWayEnvelope {
   readonly incarnation: number
   readonly method: string
   readonly chain: string
+  /** Headers sent with the message; undefined when none were sent. */
+  readonly headers?: EnvelopeHeaders | undefined
   readonly args: Uint8Array
 }
 
@@ -45,6 +83,15 @@ export interface ReplyEnvelope {
 
 /** Field limits, checked on both encode and decode. */
 export const EnvelopeLimits = { uid: 16, path: 1024, method: 255, chain: 128 } as const
+
+/** Header map limits, checked on both encode and decode: entries, key bytes, value bytes, key and value bytes in all. */
+export const HeaderLimits = { entries: 16, key: 64, value: 1024, total: 4096 } as const
+
+/** The byte that announces a header block, in place of a chain length (which is 0..128). */
+export const HEADERS_MARK = 0xff
+
+/** The first protocol minor (of major 1) whose decoders accept headers. */
+export const HEADERS_MIN_MINOR = 2
 
 export class EnvelopeError extends Error {}
 
@@ -121,8 +168,8 @@ function ascii(buf: Buffer, start: number, end: number): string | undefined {
 // Upper bound of the UTF-8 size of a string: 3 bytes per UTF-16 unit.
 const room = (...parts: string[]): number => parts.reduce((n, s) => n + 2 + s.length * 3, 0)
 
-/** The part calls and one-way messages share: who is addressed, which method, which chain. */
-type Target = Pick<OneWayEnvelope, 'uid' | 'path' | 'method' | 'chain'>
+/** The part calls and one-way messages share: who is addressed, which method, which chain, headers. */
+type Target = Pick<OneWayEnvelope, 'uid' | 'path' | 'method' | 'chain' | 'headers'>
 
 /**
  * Remembers the last decoded target (node uid, path, method) of one connection: a stream of calls
@@ -147,7 +194,8 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
     const end = start + cache.bytes.length
     if (end <= r.buf.length && sameBytes(r.buf, start, cache.bytes)) {
       r.pos = end
-      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain', 0) }
+      const headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
+      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain', 0), headers }
     }
   }
   const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
@@ -159,8 +207,9 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
     cache.path = path
     cache.method = method
   }
+  const headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
   const chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
-  return { uid, path, method, chain }
+  return { uid, path, method, chain, headers }
 }
 
 /**
@@ -175,15 +224,21 @@ export function encodeTargetSegment(e: Pick<CallEnvelope, 'uid' | 'path' | 'meth
   return Buffer.from(w.done())
 }
 
-/** A Call header from a cached target segment: one exact allocation per call. */
-export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callId' | 'incarnation' | 'timeoutMs' | 'chain'>): Buffer {
+/**
+ * A Call header from a cached target segment: one exact allocation per call. Non-empty `headers`
+ * add a header block; send them only to a peer that supports them (see the module comment).
+ */
+export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callId' | 'incarnation' | 'timeoutMs' | 'chain' | 'headers'>): Buffer {
   const chainBytes = chainLength(e.chain)
-  const head = Buffer.allocUnsafe(13 + segment.length + chainBytes)
+  const block = e.headers === undefined ? undefined : encodeHeaders(e.headers)
+  const extra = block === undefined ? 0 : block.length
+  const head = Buffer.allocUnsafe(13 + segment.length + extra + chainBytes)
   head.writeUInt32BE(e.callId >>> 0, 0)
   head.writeUInt32BE(e.incarnation >>> 0, 4)
   head.writeUInt32BE(e.timeoutMs >>> 0, 8)
   head.set(segment, 12)
-  writeChain(head, 12 + segment.length, e.chain, chainBytes)
+  if (block !== undefined) head.set(block, 12 + segment.length)
+  writeChain(head, 12 + segment.length + extra, e.chain, chainBytes)
   return head
 }
 
@@ -210,13 +265,16 @@ export function encodeCallHead(e: Omit<CallEnvelope, 'args'>): Buffer {
   return encodeCallHeadWith(encodeTargetSegment(e), e)
 }
 
-/** A OneWay header from a cached target segment. */
-export function encodeOneWayHeadWith(segment: Buffer, e: Pick<OneWayEnvelope, 'incarnation' | 'chain'>): Buffer {
+/** A OneWay header from a cached target segment; `headers` as for {@link encodeCallHeadWith}. */
+export function encodeOneWayHeadWith(segment: Buffer, e: Pick<OneWayEnvelope, 'incarnation' | 'chain' | 'headers'>): Buffer {
   const chainBytes = chainLength(e.chain)
-  const head = Buffer.allocUnsafe(5 + segment.length + chainBytes)
+  const block = e.headers === undefined ? undefined : encodeHeaders(e.headers)
+  const extra = block === undefined ? 0 : block.length
+  const head = Buffer.allocUnsafe(5 + segment.length + extra + chainBytes)
   head.writeUInt32BE(e.incarnation >>> 0, 0)
   head.set(segment, 4)
-  writeChain(head, 4 + segment.length, e.chain, chainBytes)
+  if (block !== undefined) head.set(block, 4 + segment.length)
+  writeChain(head, 4 + segment.length + extra, e.chain, chainBytes)
   return head
 }
 
@@ -251,15 +309,15 @@ export function decodeCall(body: Buffer, cache?: TargetCache): CallEnvelope {
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
-  const { uid, path, method, chain } = readTarget(r, cache)
-  return { callId, incarnation, timeoutMs, uid, path, method, chain, args: r.rest() }
+  const { uid, path, method, chain, headers } = readTarget(r, cache)
+  return { callId, incarnation, timeoutMs, uid, path, method, chain, headers, args: r.rest() }
 }
 
 export function decodeOneWay(body: Buffer, cache?: TargetCache): OneWayEnvelope {
   const r = new Reader(body)
   const incarnation = r.u32()
-  const { uid, path, method, chain } = readTarget(r, cache)
-  return { incarnation, uid, path, method, chain, args: r.rest() }
+  const { uid, path, method, chain, headers } = readTarget(r, cache)
+  return { incarnation, uid, path, method, chain, headers, args: r.rest() }
 }
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
@@ -267,4 +325,112 @@ export function decodeReply(body: Buffer): ReplyEnvelope {
   const status = body[4]!
   if (status > 2) throw new EnvelopeError(`reply status byte ${status} is not 0, 1 or 2`)
   return { callId: body.readUInt32BE(0), ok: status === 1, refused: status === 2, payload: body.subarray(5) }
+}
+
+// ── headers ──────────────────────────────────────────────────────────────────
+
+/** Lower-case RFC 9110 token characters (tchar without A-Z), by byte. */
+const KEY_CHAR = (() => {
+  const t = new Uint8Array(128)
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") t[c.charCodeAt(0)] = 1
+  return t
+})()
+
+function isHeaderKey(key: string): boolean {
+  if (key.length < 1 || key.length > HeaderLimits.key) return false
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    if (c >= 128 || KEY_CHAR[c] !== 1) return false
+  }
+  return true
+}
+
+/**
+ * Checks a header map against {@link HeaderLimits} and the key rules; throws {@link EnvelopeError}
+ * naming the defect. For callers that want to validate headers before they reach the encoder.
+ */
+export function checkHeaders(headers: EnvelopeHeaders): void {
+  encodeHeaders(headers)
+}
+
+/** The header block of a non-empty map (marker included), or undefined for an empty one. */
+function encodeHeaders(headers: EnvelopeHeaders): Buffer | undefined {
+  if (typeof headers !== 'object' || headers === null) throw new EnvelopeError('headers must be an object of strings')
+  const keys = Object.keys(headers)
+  if (keys.length === 0) return undefined
+  if (keys.length > HeaderLimits.entries) throw new EnvelopeError(`at most ${HeaderLimits.entries} headers (got ${keys.length})`)
+  const values: Buffer[] = []
+  let total = 0
+  for (const key of keys) {
+    if (!isHeaderKey(key)) throw new EnvelopeError(`header key ${JSON.stringify(key.slice(0, 80))} must be 1..${HeaderLimits.key} lower-case token characters`)
+    const value: unknown = headers[key]
+    if (typeof value !== 'string') throw new EnvelopeError(`header ${key} must be a string (got ${typeof value})`)
+    const bytes = Buffer.from(value, 'utf8')
+    if (bytes.length > HeaderLimits.value) throw new EnvelopeError(`header ${key} must be 0..${HeaderLimits.value} bytes (got ${bytes.length})`)
+    total += key.length + bytes.length
+    values.push(bytes)
+  }
+  if (total > HeaderLimits.total) throw new EnvelopeError(`headers must total at most ${HeaderLimits.total} key and value bytes (got ${total})`)
+  const block = Buffer.allocUnsafe(2 + 3 * keys.length + total)
+  block[0] = HEADERS_MARK
+  block[1] = keys.length
+  let pos = 2
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    const value = values[i]!
+    block[pos] = key.length
+    writeAscii(block, pos + 1, key)
+    pos += 1 + key.length
+    block.writeUInt16BE(value.length, pos)
+    block.set(value, pos + 2)
+    pos += 2 + value.length
+  }
+  return block
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** Reads a header block at `r.pos` (which holds {@link HEADERS_MARK}); refuses anything the encoder would not write. */
+function readHeaders(r: Reader): EnvelopeHeaders {
+  const buf = r.buf
+  let pos = r.pos + 1
+  if (pos >= buf.length) throw new EnvelopeError('truncated envelope')
+  const count = buf[pos++]!
+  if (count < 1 || count > HeaderLimits.entries) throw new EnvelopeError(`header count ${count} is outside 1..${HeaderLimits.entries}`)
+  const out = Object.create(null) as Record<string, string>
+  let total = 0
+  for (let i = 0; i < count; i++) {
+    if (pos >= buf.length) throw new EnvelopeError('truncated envelope')
+    const keyLength = buf[pos++]!
+    if (keyLength < 1 || keyLength > HeaderLimits.key) throw new EnvelopeError(`header key of ${keyLength} bytes is outside 1..${HeaderLimits.key}`)
+    if (pos + keyLength > buf.length) throw new EnvelopeError('truncated envelope')
+    for (let j = pos; j < pos + keyLength; j++) {
+      const c = buf[j]!
+      if (c >= 128 || KEY_CHAR[c] !== 1) throw new EnvelopeError(`header key byte 0x${c.toString(16).padStart(2, '0')} is not a lower-case token character`)
+    }
+    const key = buf.toString('latin1', pos, pos + keyLength)
+    pos += keyLength
+    if (pos + 2 > buf.length) throw new EnvelopeError('truncated envelope')
+    const valueLength = buf.readUInt16BE(pos)
+    pos += 2
+    if (valueLength > HeaderLimits.value) throw new EnvelopeError(`header ${key} of ${valueLength} bytes is over ${HeaderLimits.value}`)
+    total += keyLength + valueLength
+    if (total > HeaderLimits.total) throw new EnvelopeError(`headers of over ${HeaderLimits.total} key and value bytes`)
+    if (pos + valueLength > buf.length) throw new EnvelopeError('truncated envelope')
+    if (out[key] !== undefined) throw new EnvelopeError(`duplicate header ${key}`)
+    out[key] = utf8(buf, pos, pos + valueLength, key)
+    pos += valueLength
+  }
+  r.pos = pos
+  return Object.freeze(out)
+}
+
+function utf8(buf: Buffer, start: number, end: number, key: string): string {
+  const s = ascii(buf, start, end)
+  if (s !== undefined) return s
+  try {
+    return strictUtf8.decode(buf.subarray(start, end))
+  } catch {
+    throw new EnvelopeError(`header ${key} is not well-formed UTF-8`)
+  }
 }

@@ -10,7 +10,12 @@
 
 export const MAGIC = Uint8Array.of(0x53, 0x48, 0x4c, 0xa1)
 export const PROTOCOL_MAJOR = 1
-export const PROTOCOL_MINOR = 1
+/**
+ * Minor versions of major 1, each a superset of the one before: 1.1 cluster names in the handshake;
+ * 1.2 envelope headers (a peer below 1.2 must not be sent any, see `wire/Envelope.ts`). A node
+ * accepts any minor of its major; the negotiated minor of an association is the lower of the two.
+ */
+export const PROTOCOL_MINOR = 2
 export const PREAMBLE_LENGTH = 6
 
 /** Frame types. Handshake types are only valid before the association is established. */

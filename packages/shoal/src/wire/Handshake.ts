@@ -16,6 +16,10 @@
  * sending it, and the fresh nonces stop replays. Without a secret on both sides the proofs are empty;
  * a secret on only one side is refused by that side.
  *
+ * Both preambles carry the sender's protocol version: a major mismatch is refused, and an
+ * established association speaks the lower of the two minors (the `established` directive's
+ * `minor`), which decides the optional features a side may send (1.2: envelope headers).
+ *
  * Inputs are decoded items (preamble, frames); outputs are directives for the shell. No sockets,
  * timers or clocks: randomness is injected.
  * @module
@@ -27,7 +31,8 @@ import type { DecodedItem } from './FrameDecoder.ts'
 
 export type HandshakeDirective =
   | { readonly type: 'send'; readonly bytes: Buffer }
-  | { readonly type: 'established'; readonly peer: ClusterNode }
+  /** `minor`: the negotiated protocol minor, the lower of both sides' (what the peer can read). */
+  | { readonly type: 'established'; readonly peer: ClusterNode; readonly minor: number }
   /** `byPeer`: the peer refused us (its reason); otherwise we refused or gave up. */
   | { readonly type: 'failed'; readonly reason: string; readonly byPeer: boolean }
 
@@ -120,6 +125,11 @@ function versionProblem(item: DecodedItem & { kind: 'preamble' }, major: number)
   return item.major === major ? undefined : `protocol version mismatch: peer speaks ${item.major}.${item.minor}, this node ${major}.${PROTOCOL_MINOR}`
 }
 
+/** The protocol minor both sides speak: the lower of ours and the peer's. */
+function negotiated(cfg: HandshakeConfig, peerMinor: number): number {
+  return Math.min(cfg.minor ?? PROTOCOL_MINOR, peerMinor)
+}
+
 /** The dialing side. */
 export class ClientHandshake {
   readonly #cfg: HandshakeConfig
@@ -128,6 +138,7 @@ export class ClientHandshake {
   #state: 'new' | 'hello-sent' | 'proof-sent' | 'done' = 'new'
   #peer: ClusterNode | undefined
   #sawPreamble = false
+  #peerMinor = 0
 
   constructor(cfg: HandshakeConfig, target: { host: string; port: number }) {
     this.#cfg = cfg
@@ -145,13 +156,14 @@ export class ClientHandshake {
     if (this.#state === 'done') return []
     if (item.kind === 'preamble') {
       this.#sawPreamble = true
+      this.#peerMinor = item.minor
       const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
       return problem ? this.#done([fail(problem)]) : []
     }
     if (!this.#sawPreamble) return this.#done([fail('peer sent a frame before its preamble')])
     if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
     if (item.type === FrameType.Challenge && this.#state === 'hello-sent') return this.#challenge(item.body)
-    if (item.type === FrameType.Accept && this.#state === 'proof-sent') return this.#done([{ type: 'established', peer: this.#peer! }])
+    if (item.type === FrameType.Accept && this.#state === 'proof-sent') return this.#done([{ type: 'established', peer: this.#peer!, minor: negotiated(this.#cfg, this.#peerMinor) }])
     return this.#done([fail(`unexpected frame type ${item.type} during handshake`)])
   }
 
@@ -194,6 +206,7 @@ export class ServerHandshake {
   #state: 'new' | 'await-hello' | 'challenged' | 'done' = 'new'
   #peer: ClusterNode | undefined
   #peerNonce = ''
+  #peerMinor = 0
 
   constructor(cfg: ServerHandshakeConfig) {
     this.#cfg = cfg
@@ -204,6 +217,7 @@ export class ServerHandshake {
     if (this.#state === 'done') return []
     const pre = preamble(this.#cfg.major, this.#cfg.minor)
     if (item.kind === 'preamble') {
+      this.#peerMinor = item.minor
       const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
       if (problem) return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(problem)]) }, fail(problem)])
       this.#state = 'await-hello'
@@ -257,7 +271,7 @@ export class ServerHandshake {
     }
     const refusal = this.#cfg.admit(peer)
     if (refusal !== undefined) return this.#done([{ type: 'send', bytes: reject(refusal) }, fail(refusal)])
-    return this.#done([{ type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) }, { type: 'established', peer }])
+    return this.#done([{ type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) }, { type: 'established', peer, minor: negotiated(this.#cfg, this.#peerMinor) }])
   }
 
   #done(ds: HandshakeDirective[]): HandshakeDirective[] {
