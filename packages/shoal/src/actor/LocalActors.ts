@@ -227,14 +227,16 @@ export class LocalActors implements CellHost {
   /** A local one-way message through `route`; a missing actor drops it (logged). */
   tell(route: LocalRoute, method: string, args: unknown[], chain: string): void {
     const target = this.#localTarget(route)
-    const m = target instanceof Error ? target : this.methodOf(target, method, route.id.path, undefined)
-    if (m instanceof Error) {
-      void this.#refuse(route, method, m, undefined).catch(() => undefined)
-      this.#host.log.debug({ target: route.id.toString(), method, reason: m.message }, 'one-way message dropped')
-      return
-    }
+    if (target instanceof Error) return this.#dropTell(route, method, target)
+    const m = this.methodOf(target, method, route.id.path, undefined)
+    if (m instanceof Error) return this.#dropTell(route, method, m)
     const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
-    ;(target as LocalTarget).deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), m)
+    target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), m)
+  }
+
+  #dropTell(route: LocalRoute, method: string, error: Error): void {
+    this.refused(route.id, undefined, method, error, undefined, true, undefined)
+    this.#host.log.debug({ target: route.id.toString(), method, reason: error.message }, 'one-way message dropped')
   }
 
   /** Publishes a local call's refusal and returns it rejected. */
