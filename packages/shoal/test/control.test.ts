@@ -14,8 +14,8 @@ import { WatchDecodeError } from '../src/watch/WatchCodec.ts'
 import { decodeMessage, encodeMessage, SwimCodecError } from '../src/swim/Codec.ts'
 import { decodeGossip, encodeGossip } from '../src/cluster/GossipCodec.ts'
 import { decodeReceptionist, encodeDelta } from '../src/receptionist/ReceptionistCodec.ts'
-import { ActorId } from '../src/ActorId.ts'
-import { type ClusterNode, endpointKey, isValidHost, MAX_HOST_LENGTH } from '../src/ClusterNode.ts'
+import { ActorId } from '../src/actor/ActorId.ts'
+import { type ClusterNode, endpointKey, isValidHost, MAX_HOST_LENGTH } from '../src/actor/ClusterNode.ts'
 
 describe('ControlKind', () => {
   it('gives every service its own kind, each a byte', () => {

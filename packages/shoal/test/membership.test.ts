@@ -5,7 +5,7 @@
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
-import type { ClusterNode } from '../src/ClusterNode.ts'
+import type { ClusterNode } from '../src/actor/ClusterNode.ts'
 import {
   downAll,
   downingFromName,
@@ -29,19 +29,19 @@ import {
   updateMember,
 } from '../src/cluster/Gossip.ts'
 import { decodeGossip, encodeGossip, GossipDecodeError } from '../src/cluster/GossipCodec.ts'
-import { compareAddress, laterStatus, type Member, type MemberStatus, STATUS_RANK } from '../src/cluster/Member.ts'
+import { compareAddress, laterStatus, type Member, type MembershipStatus, STATUS_RANK } from '../src/cluster/Member.ts'
 import { compareVersions, incrementVersion, mergeVersions, type Ordering, type VersionVector } from '../src/cluster/VersionVector.ts'
 import { ConfigError } from '../src/errors.ts'
 
 // ── fixtures ─────────────────────────────────────────────────────────────────
 
-const STATUSES: readonly MemberStatus[] = ['joining', 'up', 'leaving', 'exiting', 'down', 'removed']
+const STATUSES: readonly MembershipStatus[] = ['joining', 'up', 'leaving', 'exiting', 'down', 'removed']
 
 /** The uid of node i: 16 lower-case hex digits. */
 const uidOf = (i: number): string => (0xc0de0000 + i).toString(16).padStart(16, '0')
 /** Node i: by default 10.0.0.1:(7000 + i), so address order follows i. */
 const nodeOf = (i: number, host = '10.0.0.1', port = 7000 + i): ClusterNode => ({ endpoint: { name: 'shoal', host, port }, uid: uidOf(i) })
-const mem = (i: number, status: MemberStatus, upNumber = 0, node: ClusterNode = nodeOf(i), roles: readonly string[] = []): Member => ({ node, status, upNumber, roles })
+const mem = (i: number, status: MembershipStatus, upNumber = 0, node: ClusterNode = nodeOf(i), roles: readonly string[] = []): Member => ({ node, status, upNumber, roles })
 const vv = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries))
 const state = (members: readonly Member[], version: VersionVector, seen: readonly string[]): GossipState => ({
   members: new Map(members.map((m) => [m.node.uid, m])),
@@ -54,7 +54,7 @@ const reachableExcept =
   (...unreachable: string[]) =>
   (uid: string): boolean =>
     !unreachable.includes(uid)
-const statusesOf = (g: GossipState): Record<string, MemberStatus> => Object.fromEntries([...g.members].map(([uid, m]) => [uid, m.status]))
+const statusesOf = (g: GossipState): Record<string, MembershipStatus> => Object.fromEntries([...g.members].map(([uid, m]) => [uid, m.status]))
 const upNumbersOf = (g: GossipState): Record<string, number> => Object.fromEntries([...g.members].map(([uid, m]) => [uid, m.upNumber]))
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
 
@@ -254,7 +254,7 @@ describe('mergeGossip', () => {
   const HOLDERS = 3
   const SUBJECTS = 5
   type Op =
-    | { kind: 'update'; at: number; who: number; status: MemberStatus; upNumber: number }
+    | { kind: 'update'; at: number; who: number; status: MembershipStatus; upNumber: number }
     | { kind: 'merge'; at: number; from: number }
     | { kind: 'lead'; at: number }
   const opArb: fc.Arbitrary<Op> = fc.oneof(

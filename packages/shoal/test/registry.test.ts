@@ -4,18 +4,18 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type Change, type Delta, Registry } from '../src/receptionist/Registry.ts'
+import { type Change, type Delta, Registrations } from '../src/receptionist/Registrations.ts'
 
 /** B asks A with its digest and applies everything A sends; returns the changes at B. */
-function sync(from: Registry, to: Registry): Change[] {
+function sync(from: Registrations, to: Registrations): Change[] {
   return from.deltasFor(to.digest()).flatMap((d) => to.apply(d))
 }
 
 const sorted = (s: Set<string>): string[] => [...s].sort()
 
-describe('Registry', () => {
+describe('Registrations', () => {
   it('local add and remove report changes once; lookup sees them', () => {
-    const r = new Registry('a')
+    const r = new Registrations('a')
     expect(r.add('lobby', 'x')).toEqual({ key: 'lobby', added: ['x'], removed: [] })
     expect(r.add('lobby', 'x')).toBeUndefined()
     expect(sorted(r.lookup('lobby'))).toEqual(['x'])
@@ -26,8 +26,8 @@ describe('Registry', () => {
   })
 
   it('a replica catches up by operations, then gets only what is new; removals propagate', () => {
-    const a = new Registry('a')
-    const b = new Registry('b')
+    const a = new Registrations('a')
+    const b = new Registrations('b')
     a.add('k', 'x1')
     a.add('k', 'x2')
     expect(sync(a, b)).toEqual([{ key: 'k', added: ['x1', 'x2'], removed: [] }])
@@ -40,8 +40,8 @@ describe('Registry', () => {
   })
 
   it('a replica too far behind the owner’s log gets a chunked snapshot, each chunk bounded', () => {
-    const a = new Registry('a', { maxOps: 10, maxBatch: 16 })
-    const b = new Registry('b')
+    const a = new Registrations('a', { maxOps: 10, maxBatch: 16 })
+    const b = new Registrations('b')
     for (let i = 0; i < 100; i++) a.add(`k${i % 7}`, `x${i}`)
     for (let i = 0; i < 30; i++) a.remove(`k${i % 7}`, `x${i}`)
     const deltas = a.deltasFor(b.digest())
@@ -56,9 +56,9 @@ describe('Registry', () => {
   })
 
   it('a third node learns an owner’s registrations from any replica (snapshot), not only from the owner', () => {
-    const a = new Registry('a')
-    const b = new Registry('b')
-    const c = new Registry('c')
+    const a = new Registrations('a')
+    const b = new Registrations('b')
+    const c = new Registrations('c')
     a.add('k', 'x')
     sync(a, b)
     sync(b, c)
@@ -66,19 +66,19 @@ describe('Registry', () => {
   })
 
   it('snapshot parts of one owner at one seq are identical from any replica, so parts from two peers can be mixed', () => {
-    const owner = new Registry('o', { maxBatch: 2, maxOps: 2 })
+    const owner = new Registrations('o', { maxBatch: 2, maxOps: 2 })
     for (const k of ['d', 'b', 'c', 'a']) owner.add(k, `actor-${k}`)
     owner.remove('c', 'actor-c')
     owner.add('c', 'actor-c2')
     // b learns by a snapshot, c by a snapshot cut differently... both then relay to d.
-    const b = new Registry('b', { maxBatch: 2 })
+    const b = new Registrations('b', { maxBatch: 2 })
     for (const d of owner.deltasFor(new Map()).reverse()) b.apply(d)
-    const c = new Registry('c', { maxBatch: 2 })
+    const c = new Registrations('c', { maxBatch: 2 })
     for (const d of owner.deltasFor(new Map())) c.apply(d)
     const fromB = b.deltasFor(new Map([['b', 0], ['c', 0]]))
     const fromC = c.deltasFor(new Map([['b', 0], ['c', 0]]))
     expect(fromB).toEqual(fromC)
-    const d = new Registry('d')
+    const d = new Registrations('d')
     // Alternate parts from the two relays.
     fromB.forEach((part, i) => d.apply(i % 2 === 0 ? part : fromC[i]!))
     expect([...d.lookup('c')]).toEqual(['actor-c2'])
@@ -87,8 +87,8 @@ describe('Registry', () => {
   })
 
   it('dropOwner removes everything a down node registered, and reports it', () => {
-    const a = new Registry('a')
-    const b = new Registry('b')
+    const a = new Registrations('a')
+    const b = new Registrations('b')
     a.add('k', 'x')
     a.add('j', 'y')
     sync(a, b)
@@ -101,8 +101,8 @@ describe('Registry', () => {
   })
 
   it('out-of-order operations are skipped until the gap is filled; stale snapshots are ignored', () => {
-    const a = new Registry('a')
-    const b = new Registry('b')
+    const a = new Registrations('a')
+    const b = new Registrations('b')
     a.add('k', 'x1')
     a.add('k', 'x2')
     const [d] = a.deltasFor(new Map())
@@ -124,7 +124,7 @@ describe('Registry', () => {
     )
     fc.assert(
       fc.property(fc.array(action, { maxLength: 60 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 4 }), (actions, maxOps, maxBatch) => {
-        const regs = nodes.map((n) => new Registry(n, { maxOps, maxBatch }))
+        const regs = nodes.map((n) => new Registrations(n, { maxOps, maxBatch }))
         for (const a of actions) {
           if (a.t === 'sync') {
             if (a.n !== a.m) sync(regs[a.n]!, regs[a.m]!)

@@ -21,7 +21,7 @@ import {
   updateSize,
 } from '../src/swim/Codec.ts'
 import { Dissemination } from '../src/swim/Dissemination.ts'
-import { ANY_UID, type MemberState, type MemberStatus, nodeKey, supersedes, type SwimNode } from '../src/swim/Member.ts'
+import { ANY_UID, type SwimMemberState, type SwimStatus, nodeKey, supersedes, type SwimNode } from '../src/swim/SwimNode.ts'
 import { suspicionTimeout } from '../src/swim/Suspicion.ts'
 import { type Directive, SwimInstance } from '../src/swim/SwimInstance.ts'
 import { retransmitLimit, SWIM_DEFAULTS, type SwimSettings } from '../src/swim/SwimSettings.ts'
@@ -32,7 +32,7 @@ import { seededRandom } from '../src/sim/Random.ts'
 const uidOf = (i: number, generation = 0): string => (0xa0000 + generation * 0x10000 + i).toString(16).padStart(16, '0')
 /** Member i: 10.0.0.i:7946. Index 0 is the node under test. */
 const nodeOf = (i: number, generation = 0): SwimNode => ({ host: `10.0.${i >> 8}.${i & 255}`, port: 7946, uid: uidOf(i, generation) })
-const aliveState = (node: SwimNode, incarnation = 0): MemberState => ({ node, status: 'alive', incarnation, meta: new Uint8Array(0) })
+const aliveState = (node: SwimNode, incarnation = 0): SwimMemberState => ({ node, status: 'alive', incarnation, meta: new Uint8Array(0) })
 const aliveU = (node: SwimNode, incarnation = 0, meta = new Uint8Array(0)): Update => ({ status: 'alive', node, incarnation, meta })
 const accuse = (status: 'suspect' | 'dead' | 'left', node: SwimNode, incarnation: number, by: SwimNode): Update => ({ status, node, incarnation, by: by.uid })
 const gossip = (from: SwimNode, updates: Update[]): Message => ({ type: 'gossip', from, updates })
@@ -58,7 +58,7 @@ class Harness {
   readonly timers = new Map<string, number>()
   readonly log: { time: number; d: Directive }[] = []
 
-  constructor(o: { others?: number; seed?: number; settings?: SwimSettings; members?: MemberState[]; self?: SwimNode } = {}) {
+  constructor(o: { others?: number; seed?: number; settings?: SwimSettings; members?: SwimMemberState[]; self?: SwimNode } = {}) {
     this.self = o.self ?? nodeOf(0)
     this.others = Array.from({ length: o.others ?? 4 }, (_, i) => nodeOf(i + 1))
     this.instance = new SwimInstance({
@@ -119,7 +119,7 @@ class Harness {
     return this.log.flatMap((e) => (e.d.type === 'changed' && nodeKey(e.d.member.node) === nodeKey(node) ? [{ time: e.time, status: e.d.member.status, previous: e.d.previous }] : []))
   }
 
-  status(node: SwimNode): MemberStatus | undefined {
+  status(node: SwimNode): SwimStatus | undefined {
     return this.instance.member(node)?.status
   }
 }
@@ -148,7 +148,7 @@ const ackEveryPing =
 // ── member states ────────────────────────────────────────────────────────────
 
 describe('supersedes', () => {
-  const order: [MemberStatus, number][] = [
+  const order: [SwimStatus, number][] = [
     ['alive', 1],
     ['suspect', 1],
     ['dead', 1],

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { nodeKey, type MemberStatus, type SwimNode } from '../src/swim/Member.ts'
+import { nodeKey, type SwimStatus, type SwimNode } from '../src/swim/SwimNode.ts'
 import { SWIM_DEFAULTS } from '../src/swim/SwimSettings.ts'
 import { runScenario, type ScenarioOptions } from '../src/sim/Scenario.ts'
 import { type ChangeRecord, Simulator } from '../src/sim/Simulator.ts'
@@ -23,7 +23,7 @@ function runUntil(sim: Simulator, deadline: number, pred: () => boolean): number
 }
 
 const others = (sim: Simulator, i: number) => sim.upMembers().filter((o) => o !== i)
-const everyoneSees = (sim: Simulator, subject: number, status: MemberStatus) => others(sim, subject).every((o) => sim.view(o, subject) === status)
+const everyoneSees = (sim: Simulator, subject: number, status: SwimStatus) => others(sim, subject).every((o) => sim.view(o, subject) === status)
 const statusOf = (sim: Simulator, observer: number, node: SwimNode) => sim.members[observer]!.instance.member(node)?.status
 const recordsAbout = (sim: Simulator, node: SwimNode) => sim.changes.filter((c) => c.subject === nodeKey(node))
 

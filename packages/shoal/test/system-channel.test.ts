@@ -8,7 +8,7 @@ import { Packr } from 'msgpackr'
 import { type Batch, SystemChannel } from '../src/watch/SystemChannel.ts'
 import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from '../src/watch/WatchCodec.ts'
 import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
-import { ActorId } from '../src/ActorId.ts'
+import { ActorId } from '../src/actor/ActorId.ts'
 import { seededRandom } from '../src/sim/Random.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false })

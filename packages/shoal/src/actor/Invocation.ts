@@ -4,7 +4,7 @@
  * actor table implement them.
  * @module
  */
-import type { ActorClassInfo, MethodInfo } from '../DistributedActor.ts'
+import type { ActorClassInfo, MethodInfo } from './DistributedActor.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** One call waiting for, or holding, a turn. */

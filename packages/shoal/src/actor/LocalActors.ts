@@ -8,11 +8,11 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { ActorCell, type CellHost } from '../ActorCell.ts'
-import { ActorId } from '../ActorId.ts'
-import { type ActorRefImpl, makeRef } from '../ActorRef.ts'
-import { type ClusterNode, formatNode } from '../ClusterNode.ts'
-import { type ActorClass, type DistributedActor, type MethodInfo, actorClassInfo, withConstructingCell } from '../DistributedActor.ts'
+import { ActorCell, type CellHost } from './ActorCell.ts'
+import { ActorId } from './ActorId.ts'
+import { type ActorRefImpl, makeRef } from './ActorRef.ts'
+import { type ClusterNode, formatNode } from './ClusterNode.ts'
+import { type ActorClass, type DistributedActor, type MethodInfo, actorClassInfo, withConstructingCell } from './DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, MethodNotDistributedError, NodeDownError, markNotDelivered } from '../errors.ts'
 import { publishActorSpawn, publishActorStop, publishCallRefused } from '../observability/Channels.ts'
 import { callTracingActive, traceRefusal } from '../observability/CallTracing.ts'

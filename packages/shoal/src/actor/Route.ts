@@ -7,7 +7,7 @@
  * encoded envelope target).
  * @module
  */
-import type { ActorRefImpl } from '../ActorRef.ts'
+import type { ActorRefImpl } from './ActorRef.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** The path of calls from this node to one actor id. */

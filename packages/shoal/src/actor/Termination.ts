@@ -2,7 +2,7 @@
  * Termination: what a watcher is told when a watched actor ends (see `DistributedActor.watch`).
  * @module
  */
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from './ActorId.ts'
 
 /** Why a watched actor is reported terminated. */
 export type TerminationReason = 'stopped' | 'not-found' | 'node-down'

@@ -8,14 +8,14 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino, type Logger } from 'pino'
-import { ClusterSystem } from '../ClusterSystem.ts'
+import { ClusterSystem } from '../system/ClusterSystem.ts'
 import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
 import type { DiscoveryProvider } from '../discovery/Discovery.ts'
 import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
 import { ConfigError } from '../errors.ts'
 import { ManagementServer } from '../management/ManagementServer.ts'
 import type { EventStore } from '../journal/EventStore.ts'
-import { journalPlugin } from '../journal/Journal.ts'
+import { journalPlugin } from '../journal/JournalPlugin.ts'
 import { MemoryEventStore } from '../journal/MemoryEventStore.ts'
 
 /** Help text of `shoal node`. */

@@ -8,21 +8,21 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { type ClusterNode, endpointKey, formatNode } from '../ClusterNode.ts'
+import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
 import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
 import { parseAddress, type MembershipChange, type SwimMember } from '../swim/SwimMember.ts'
-import type { MemberStatus as SwimStatus } from '../swim/Member.ts'
+import type { SwimStatus } from '../swim/SwimNode.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip } from './GossipCodec.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { memberChangeChannel, memberReachabilityChannel } from '../observability/Channels.ts'
-import { type ClusterMember, isPresent, type Member, memberAddress, type MemberStatus, type Reachability, STATUS_RANK } from './Member.ts'
+import { type ClusterMember, isPresent, type Member, memberAddress, type MembershipStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
 export interface ClusterSettings {
@@ -67,7 +67,7 @@ export interface MembershipSnapshot {
 /** What `cluster.events()` yields: a snapshot first, then member, reachability and leader changes. */
 export type ClusterEvent =
   | { readonly type: 'snapshot'; readonly membership: MembershipSnapshot }
-  | { readonly type: 'member'; readonly member: ClusterMember; readonly previous: MemberStatus | undefined }
+  | { readonly type: 'member'; readonly member: ClusterMember; readonly previous: MembershipStatus | undefined }
   | { readonly type: 'reachability'; readonly member: ClusterMember }
   | { readonly type: 'leader'; readonly leader: ClusterMember | undefined }
 
@@ -159,7 +159,7 @@ export class Cluster {
   }
 
   /** Status of this node. */
-  get status(): MemberStatus {
+  get status(): MembershipStatus {
     return this.#gossip.members.get(this.self.uid)?.status ?? 'joining'
   }
 
@@ -185,7 +185,7 @@ export class Cluster {
    * later one (down and removed count only for a wait for down or removed); rejects with
    * TimeoutError after `timeout` ms (default 30 s), or SystemShutDownError at shutdown.
    */
-  async waitFor(node: string | ClusterNode, status: MemberStatus, { timeout = 30_000 }: { timeout?: number } = {}): Promise<ClusterMember> {
+  async waitFor(node: string | ClusterNode, status: MembershipStatus, { timeout = 30_000 }: { timeout?: number } = {}): Promise<ClusterMember> {
     const match = (m: Member): boolean => (typeof node === 'string' ? memberAddress(m) === node : m.node.uid === node.uid)
     const reached = (): ClusterMember | undefined => {
       const found = [...this.#gossip.members.values()].filter(match).sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status])
@@ -313,7 +313,7 @@ export class Cluster {
 
   // ── gossip ─────────────────────────────────────────────────────────────────
 
-  #setStatus(m: Member, status: MemberStatus): void {
+  #setStatus(m: Member, status: MembershipStatus): void {
     this.#commit(updateMember(this.#gossip, this.self.uid, { ...m, status }))
   }
 
@@ -354,7 +354,7 @@ export class Cluster {
     return true
   }
 
-  #onStatus(m: Member, previous: MemberStatus | undefined): void {
+  #onStatus(m: Member, previous: MembershipStatus | undefined): void {
     this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
     if (memberChangeChannel.hasSubscribers) memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
     if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())

@@ -8,7 +8,7 @@
  * every live member agrees on what it is acting on.
  * @module
  */
-import { compareAddress, isPresent, laterStatus, type Member, type MemberStatus, STATUS_RANK } from './Member.ts'
+import { compareAddress, isPresent, laterStatus, type Member, type MembershipStatus, STATUS_RANK } from './Member.ts'
 import { compareVersions, incrementVersion, mergeVersions, type VersionVector } from './VersionVector.ts'
 
 /** The replicated membership state. */
@@ -176,8 +176,8 @@ export function leaderActions(g: GossipState, o: LeaderActionsInput): LeaderActi
 }
 
 /** Members whose status differs between two states (for events). */
-export function statusChanges(before: GossipState, after: GossipState): { member: Member; previous: MemberStatus | undefined }[] {
-  const out: { member: Member; previous: MemberStatus | undefined }[] = []
+export function statusChanges(before: GossipState, after: GossipState): { member: Member; previous: MembershipStatus | undefined }[] {
+  const out: { member: Member; previous: MembershipStatus | undefined }[] = []
   for (const [uid, m] of after.members) {
     const old = before.members.get(uid)
     if (!old || STATUS_RANK[old.status] !== STATUS_RANK[m.status]) out.push({ member: m, previous: old?.status })

@@ -10,7 +10,7 @@
  */
 import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
 import type { GossipState } from './Gossip.ts'
-import { type Member, type MemberStatus, STATUS_RANK } from './Member.ts'
+import { type Member, type MembershipStatus, STATUS_RANK } from './Member.ts'
 
 const VERSION = 1
 const MAX_MEMBERS = 10_000
@@ -55,5 +55,5 @@ function decodeMember(m: unknown): Member {
   if (typeof status !== 'string' || !Object.hasOwn(STATUS_RANK, status)) read.fail('bad status')
   const up = read.readSeq(upNumber, 0, 'an up-number')
   if (!Array.isArray(roles) || roles.length > MAX_ROLES || !roles.every((r) => typeof r === 'string' && ROLE.test(r))) read.fail('bad roles')
-  return { node, status: status as MemberStatus, upNumber: up, roles: roles as string[] }
+  return { node, status: status as MembershipStatus, upNumber: up, roles: roles as string[] }
 }

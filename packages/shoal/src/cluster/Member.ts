@@ -4,8 +4,8 @@
  * it comes from failure detection and may flip back and forth.
  * @module
  */
-import type { ClusterNode } from '../ClusterNode.ts'
-import { endpointKey } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import { endpointKey } from '../actor/ClusterNode.ts'
 
 /**
  * `joining` (asked to join) → `up` (full member, set by the leader) → `leaving` (asked to leave)
@@ -13,18 +13,18 @@ import { endpointKey } from '../ClusterNode.ts'
  * leader once everyone has seen it). Statuses never move backwards; `down` may follow any of the
  * first four.
  */
-export type MemberStatus = 'joining' | 'up' | 'leaving' | 'exiting' | 'down' | 'removed'
+export type MembershipStatus = 'joining' | 'up' | 'leaving' | 'exiting' | 'down' | 'removed'
 
 /** Whether this node can currently reach a member (from SWIM); may flip back and forth. */
 export type Reachability = 'reachable' | 'unreachable'
 
 /** The forward order of statuses. */
-export const STATUS_RANK: Readonly<Record<MemberStatus, number>> = { joining: 0, up: 1, leaving: 2, exiting: 3, down: 4, removed: 5 }
+export const STATUS_RANK: Readonly<Record<MembershipStatus, number>> = { joining: 0, up: 1, leaving: 2, exiting: 3, down: 4, removed: 5 }
 
 /** A member as replicated by membership gossip. */
 export interface Member {
   readonly node: ClusterNode
-  readonly status: MemberStatus
+  readonly status: MembershipStatus
   /** Age: 1 for the first member ever up, 2 for the next…; 0 until up. Lower is older. */
   readonly upNumber: number
   readonly roles: readonly string[]
@@ -36,7 +36,7 @@ export interface ClusterMember extends Member {
 }
 
 /** The later of two statuses. */
-export function laterStatus(a: MemberStatus, b: MemberStatus): MemberStatus {
+export function laterStatus(a: MembershipStatus, b: MembershipStatus): MembershipStatus {
   return STATUS_RANK[a] >= STATUS_RANK[b] ? a : b
 }
 
@@ -54,11 +54,11 @@ export function memberAddress(m: { node: ClusterNode }): string {
 }
 
 /** Statuses that count as members of the cluster for quorum decisions. */
-export function isActive(status: MemberStatus): boolean {
+export function isActive(status: MembershipStatus): boolean {
   return status === 'up' || status === 'leaving'
 }
 
 /** Statuses that still take part (must see gossip for convergence). */
-export function isPresent(status: MemberStatus): boolean {
+export function isPresent(status: MembershipStatus): boolean {
   return STATUS_RANK[status] < STATUS_RANK.down
 }

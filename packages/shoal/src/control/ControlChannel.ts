@@ -4,7 +4,7 @@
  * satisfies {@link ControlChannel} structurally; tests hand the services fakes.
  * @module
  */
-import type { ClusterNode } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import type { ClusterMember } from '../cluster/Member.ts'
 

@@ -14,8 +14,8 @@
  * @module
  */
 import { Packr } from 'msgpackr'
-import { ActorId, MAX_INCARNATION } from '../ActorId.ts'
-import { type ClusterNode, isValidHost, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import { ActorId, MAX_INCARNATION } from '../actor/ActorId.ts'
+import { type ClusterNode, isValidHost, isValidSystemName, isValidUid } from '../actor/ClusterNode.ts'
 
 /** The MessagePack configuration of every control codec: no records, no extension types. */
 export const controlPackr = new Packr({ useRecords: false, moreTypes: false })

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ClusterNode } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import type { ControlChannel, ControlHandler, ControlTarget } from './ControlChannel.ts'
 

@@ -8,8 +8,8 @@
  * Start one with `npx shoal clusterd` or `ClusterSystem.startClusterDaemon()`.
  * @module
  */
-import type { ClusterNode } from '../ClusterNode.ts'
-import { endpointKey, isValidHost } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import { endpointKey, isValidHost } from '../actor/ClusterNode.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
@@ -23,7 +23,7 @@ const REGISTRATION_TTL = 15_000
 const MAX_REGISTRATIONS = 10_000
 
 /** The daemon's registry, served over the control lane of its system. */
-export class ClusterdRegistry {
+export class ClusterdDirectory {
   readonly #registrations = new Map<string, { endpoint: DiscoveredEndpoint; at: number }>()
 
   constructor(channel: ControlChannel) {

@@ -26,11 +26,11 @@
  * state may differ from the journal); the next activation recovers the truth.
  * @module
  */
-import { DistributedActor } from '../DistributedActor.ts'
+import { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError, JournalFailedError, JournalLimitError } from '../errors.ts'
 import type { JournalEventShape } from './EventCodec.ts'
 import { checkName, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, type NewEvent } from './EventStore.ts'
-import type { JournalFacade } from './Journal.ts'
+import type { JournalFacade } from './JournalPlugin.ts'
 
 const PAGE = 1000
 

@@ -28,8 +28,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { ClusterSystem } from '../ClusterSystem.ts'
-import { type ClusterMember, compareAddress, memberAddress, type MemberStatus, type Reachability } from '../cluster/Member.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import { type ClusterMember, compareAddress, memberAddress, type MembershipStatus, type Reachability } from '../cluster/Member.ts'
 import { ConfigError } from '../errors.ts'
 
 /** Options of {@link ManagementServer.start}. */
@@ -57,7 +57,7 @@ export interface MemberJson {
   /** Incarnation uid of the member (a restarted process at the same address has a new one). */
   readonly uid: string
   /** `joining`, `up`, `leaving`, `exiting`, `down` or `removed`. */
-  readonly status: MemberStatus
+  readonly status: MembershipStatus
   /** As seen from the answering node. */
   readonly reachability: Reachability
   /** Age: 1 for the first member ever up, 2 for the next…; 0 until up. */

@@ -20,9 +20,9 @@
  * @module
  */
 import diagnostics_channel from 'node:diagnostics_channel'
-import type { ClusterNode } from '../ClusterNode.ts'
-import type { MemberStatus as ClusterMemberStatus, Reachability } from '../cluster/Member.ts'
-import type { MemberStatus as SwimStatus, SwimNode } from '../swim/Member.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { MembershipStatus, Reachability } from '../cluster/Member.ts'
+import type { SwimNode, SwimStatus } from '../swim/SwimNode.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** A diagnostics channel whose messages are `M` (the node:diagnostics_channel Channel, typed). */
@@ -60,8 +60,8 @@ export interface MemberChangeMessage {
   /** The member whose status changed. */
   readonly node: ClusterNode
   /** Undefined when the member is new to this node. */
-  readonly from: ClusterMemberStatus | undefined
-  readonly to: ClusterMemberStatus
+  readonly from: MembershipStatus | undefined
+  readonly to: MembershipStatus
   /** Age assigned by the leader when the member became up (1 = oldest); 0 before. */
   readonly upNumber: number
   readonly roles: readonly string[]
@@ -73,7 +73,7 @@ export interface MemberReachabilityMessage {
   readonly node: ClusterNode
   readonly reachability: Reachability
   /** The member's membership status at that moment. */
-  readonly status: ClusterMemberStatus
+  readonly status: MembershipStatus
 }
 
 /** `shoal:swim:change`: a SWIM member's status changed (also for a `SwimMember` used on its own). */

@@ -2,7 +2,7 @@
  * ReceptionKey: the typed name under which actors are checked in with the receptionist.
  * @module
  */
-import type { DistributedActor } from '../DistributedActor.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
 import { isValidKey } from './ReceptionistCodec.ts'
 

@@ -1,7 +1,7 @@
 /**
  * The receptionist: find actors by key anywhere in the cluster (`system.receptionist`).
  *
- * Each node owns its own registrations and is their only writer; the pure {@link Registry} keeps
+ * Each node owns its own registrations and is their only writer; the pure {@link Registrations} keeps
  * one replica per owner. This shell moves its deltas over the control lane
  * (`ControlKind.Receptionist`):
  * - a local check-in or check-out is pushed at once (next tick, coalesced) to every member;
@@ -17,18 +17,18 @@
 import type { Logger } from 'pino'
 import { Counter, Gauge } from 'prom-client'
 import type { Registry as PromRegistry } from 'prom-client'
-import { ActorId } from '../ActorId.ts'
-import type { ActorRef } from '../ActorRef.ts'
-import type { ClusterNode } from '../ClusterNode.ts'
+import { ActorId } from '../actor/ActorId.ts'
+import type { ActorRef } from '../actor/ActorRef.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import { isPresent, type ClusterMember } from '../cluster/Member.ts'
 import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
-import type { DistributedActor } from '../DistributedActor.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
 import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from './ReceptionistCodec.ts'
 import type { ReceptionKey } from './ReceptionKey.ts'
-import { type Change, type Delta, Registry } from './Registry.ts'
+import { type Change, type Delta, Registrations } from './Registrations.ts'
 
 /** Receptionist settings (`ClusterSystem.start({ receptionist })`); all optional. */
 export interface ReceptionistSettings {
@@ -72,7 +72,7 @@ type Actorish = ActorRef<unknown> | DistributedActor | { readonly id: ActorId }
 export class Receptionist {
   readonly #host: ReceptionistHost
   readonly #cluster: MembershipView | undefined
-  readonly #registry: Registry
+  readonly #registrations: Registrations
   readonly #log: Logger
   readonly #listeners = new Map<string, Set<(c: Change) => void>>()
   /** Keys of each own actor, for the automatic check-out when it stops. */
@@ -99,7 +99,7 @@ export class Receptionist {
       if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`receptionist.${what} must be a positive whole number (got ${v}).`)
       return n
     }
-    this.#registry = new Registry(host.node.uid, { maxBatch: positive(settings.maxBatch, 256, 'maxBatch'), maxOps: positive(settings.maxOps, 1000, 'maxOps') })
+    this.#registrations = new Registrations(host.node.uid, { maxBatch: positive(settings.maxBatch, 256, 'maxBatch'), maxOps: positive(settings.maxOps, 1000, 'maxOps') })
     host.onControl(ControlKind.Receptionist, (from, body) => this.#onMessage(from, body))
     if (cluster) {
       this.#unsubscribe = cluster.subscribe((e) => this.#onClusterEvent(e))
@@ -126,7 +126,7 @@ export class Receptionist {
       this.#log.debug({ actor: id.toString(), key: key.id }, 'check-in of a stopped actor ignored')
       return
     }
-    const change = this.#registry.add(key.id, id.toString())
+    const change = this.#registrations.add(key.id, id.toString())
     if (!change) return
     let keys = this.#keysOf.get(change.added[0]!)
     if (!keys) this.#keysOf.set(change.added[0]!, (keys = new Set()))
@@ -138,7 +138,7 @@ export class Receptionist {
   checkOut<T extends DistributedActor>(actor: ActorRef<T> | T, key: ReceptionKey<T>): void {
     const id = this.#ownActor(actor, 'check out')
     const actorKey = id.toString()
-    const change = this.#registry.remove(key.id, actorKey)
+    const change = this.#registrations.remove(key.id, actorKey)
     if (!change) return
     const keys = this.#keysOf.get(actorKey)
     keys?.delete(key.id)
@@ -153,7 +153,7 @@ export class Receptionist {
    * appear, iterate `listing(key)`.
    */
   lookup<T extends DistributedActor>(key: ReceptionKey<T>): ActorRef<T>[] {
-    return [...this.#registry.lookup(key.id)].map((a) => this.#ref(a, key))
+    return [...this.#registrations.lookup(key.id)].map((a) => this.#ref(a, key))
   }
 
   /**
@@ -183,12 +183,12 @@ export class Receptionist {
 
   /** Every key with its actors (id strings) as known on this node, sorted: for tools and dashboards. */
   entries(): { key: string; actors: string[] }[] {
-    return [...this.#registry.keys()].sort().map((key) => ({ key, actors: [...this.#registry.lookup(key)].sort() }))
+    return [...this.#registrations.keys()].sort().map((key) => ({ key, actors: [...this.#registrations.lookup(key)].sort() }))
   }
 
   /** Registrations known on this node, over all keys and owners. */
   get size(): number {
-    return this.#registry.size
+    return this.#registrations.size
   }
 
   /** @internal A local actor stopped: check it out of every key. */
@@ -199,7 +199,7 @@ export class Receptionist {
     this.#keysOf.delete(actorKey)
     const changes: Change[] = []
     for (const k of keys) {
-      const c = this.#registry.remove(k, actorKey)
+      const c = this.#registrations.remove(k, actorKey)
       if (c) changes.push(c)
     }
     this.#changed(changes)
@@ -218,7 +218,7 @@ export class Receptionist {
   registerMetrics(registry: PromRegistry): void {
     const registers = [registry]
     const stats = this.stats
-    const registry_ = this.#registry
+    const registry_ = this.#registrations
     new Gauge({ name: 'shoal_receptionist_registrations', help: 'Registrations known on this node (all owners)', registers, collect() { this.set(registry_.size) } })
     new Gauge({ name: 'shoal_receptionist_own_registrations', help: 'Registrations this node owns', registers, collect() { this.set(registry_.ownSize) } })
     new Gauge({ name: 'shoal_receptionist_largest_message_bytes', help: 'Largest replication message sent', registers, collect() { this.set(stats.largestMessage) } })
@@ -242,7 +242,7 @@ export class Receptionist {
 
   #changed(changes: readonly Change[]): void {
     this.#notify(changes)
-    if (this.#cluster && !this.#pushScheduled && this.#registry.ownSeq > this.#pushedSeq) {
+    if (this.#cluster && !this.#pushScheduled && this.#registrations.ownSeq > this.#pushedSeq) {
       this.#pushScheduled = true
       setImmediate(() => this.#push())
     }
@@ -252,8 +252,8 @@ export class Receptionist {
   #push(): void {
     this.#pushScheduled = false
     if (this.#stopped) return
-    const deltas = this.#registry.ownSince(this.#pushedSeq)
-    this.#pushedSeq = this.#registry.ownSeq
+    const deltas = this.#registrations.ownSince(this.#pushedSeq)
+    this.#pushedSeq = this.#registrations.ownSeq
     if (deltas.length === 0) return
     const bodies = deltas.map((d) => encodeDelta(this.#host.node, d))
     for (const m of this.#peers()) for (const b of bodies) this.#send(m.node, b)
@@ -271,7 +271,7 @@ export class Receptionist {
     if (this.#stopped) return
     const peers = this.#peers().filter((m) => m.reachability === 'reachable')
     const peer = peers[Math.floor(Math.random() * peers.length)]
-    if (peer) this.#send(peer.node, encodeDigest(this.#registry.digest(), false))
+    if (peer) this.#send(peer.node, encodeDigest(this.#registrations.digest(), false))
     const now = Date.now()
     this.#reconcile(now)
     for (const [uid, at] of this.#dead) if (now - at > DEAD_TTL) this.#dead.delete(uid)
@@ -286,7 +286,7 @@ export class Receptionist {
    */
   #reconcile(now: number): void {
     const members = new Map(this.#cluster!.membership.members.map((m) => [m.node.uid, m]))
-    for (const owner of this.#registry.digest().keys()) {
+    for (const owner of this.#registrations.digest().keys()) {
       if (owner === this.#host.node.uid) continue
       const m = members.get(owner)
       if (m) this.#absent.delete(owner)
@@ -301,7 +301,7 @@ export class Receptionist {
   #dropDead(uid: string): void {
     if (this.#dead.has(uid)) return
     this.#dead.set(uid, Date.now())
-    this.#notify(this.#registry.dropOwner(uid))
+    this.#notify(this.#registrations.dropOwner(uid))
   }
 
   #send(to: ClusterNode, body: Buffer): void {
@@ -334,12 +334,12 @@ export class Receptionist {
   }
 
   #onDigest(from: ClusterNode, digest: ReadonlyMap<string, number>, reply: boolean): void {
-    for (const d of this.#registry.deltasFor(digest)) {
+    for (const d of this.#registrations.deltasFor(digest)) {
       const owner = d.owner === this.#host.node.uid ? this.#host.node : this.#ownerNode(d)
       if (owner) this.#send(from, encodeDelta(owner, d))
     }
     if (reply) return
-    const mine = this.#registry.digest()
+    const mine = this.#registrations.digest()
     const behind = [...digest].some(([owner, seq]) => seq > (mine.get(owner) ?? 0) && owner !== this.#host.node.uid && !this.#isDead(owner))
     if (behind) this.#send(from, encodeDigest(mine, true))
   }
@@ -350,10 +350,10 @@ export class Receptionist {
     // State relayed by a third node is taken only about current members: a replica that outlived
     // its owner somewhere (a node partitioned away through the owner's whole life) must not spread.
     if (from.uid !== owner && !this.#isMember(owner, node)) return
-    this.#notify(this.#registry.apply(delta))
+    this.#notify(this.#registrations.apply(delta))
     if (delta.kind === 'ops' && delta.ops.length > 0) {
       const last = delta.ops[delta.ops.length - 1]!.seq
-      if ((this.#registry.digest().get(owner) ?? 0) < last) this.#pull(from)
+      if ((this.#registrations.digest().get(owner) ?? 0) < last) this.#pull(from)
     }
   }
 
@@ -362,7 +362,7 @@ export class Receptionist {
     const now = Date.now()
     if (now - (this.#lastPull.get(from.uid) ?? -Infinity) < PULL_AT_MOST_EVERY) return
     this.#lastPull.set(from.uid, now)
-    this.#send(from, encodeDigest(this.#registry.digest(), false))
+    this.#send(from, encodeDigest(this.#registrations.digest(), false))
   }
 
   /** The node of another owner, from its registrations (every one carries it). */
@@ -388,9 +388,9 @@ export class Receptionist {
     const m = e.member
     if (m.node.uid === this.#host.node.uid) return
     if (m.status === 'down' || m.status === 'removed') return this.#dropDead(m.node.uid)
-    if (e.previous === undefined && this.#registry.ownSeq > 0) {
+    if (e.previous === undefined && this.#registrations.ownSeq > 0) {
       // A new member: give it this node's registrations now rather than at its first sync.
-      for (const d of this.#registry.ownSince(0)) this.#send(m.node, encodeDelta(this.#host.node, d))
+      for (const d of this.#registrations.ownSince(0)) this.#send(m.node, encodeDelta(this.#host.node, d))
     }
   }
 
@@ -415,7 +415,7 @@ export class Receptionist {
   }
 
   async *#iterate<T extends DistributedActor>(key: ReceptionKey<T>, signal: AbortSignal | undefined): AsyncIterableIterator<Listing<T>> {
-    const current = new Set(this.#registry.lookup(key.id))
+    const current = new Set(this.#registrations.lookup(key.id))
     let added = new Set(current)
     let removed = new Set<string>()
     let first = true

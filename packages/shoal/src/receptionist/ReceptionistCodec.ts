@@ -12,10 +12,10 @@
  * ever register its own actors: the receiver rebuilds the full id from the owner.
  * @module
  */
-import { ActorId, MAX_INCARNATION } from '../ActorId.ts'
-import type { ClusterNode } from '../ClusterNode.ts'
+import { ActorId, MAX_INCARNATION } from '../actor/ActorId.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
-import type { Delta, Op, Registration } from './Registry.ts'
+import type { Delta, Op, Registration } from './Registrations.ts'
 
 const VERSION = 1
 const MAX_ITEMS = 4096

@@ -4,7 +4,7 @@
  * envelope target per method).
  * @module
  */
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { Route } from '../actor/Route.ts'
 import type { Association } from '../transport/Association.ts'
 import { type EnvelopeHeaders, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'

@@ -6,11 +6,11 @@
  * It is also the Invocation a local target runs: a local call needs no second object.
  * @module
  */
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { Invocation } from '../actor/Invocation.ts'
-import type { Deadline, DeadlineQueue } from '../DeadlineQueue.ts'
+import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { ShoalError, TimeoutError } from '../errors.ts'
-import type { Metrics } from '../Metrics.ts'
+import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 

@@ -10,11 +10,11 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
-import { type ClusterNode, formatNode } from '../ClusterNode.ts'
+import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'

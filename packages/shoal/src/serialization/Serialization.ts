@@ -18,7 +18,7 @@
  * @module
  */
 import { Packr, Unpackr, addExtension } from 'msgpackr'
-import { isValidHost } from '../ClusterNode.ts'
+import { isValidHost } from '../actor/ClusterNode.ts'
 import { builtinErrorClasses, RemoteCallError, SerializationError, ShoalError } from '../errors.ts'
 import { ExtKind, type ScanLimits, scanMsgpack } from './MsgpackScanner.ts'
 

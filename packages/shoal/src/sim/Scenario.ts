@@ -5,7 +5,7 @@
  * CLI and `npm run bench:swim` both run these.
  * @module
  */
-import { nodeKey, type MemberStatus } from '../swim/Member.ts'
+import { nodeKey, type SwimStatus } from '../swim/SwimNode.ts'
 import { SWIM_DEFAULTS, type SwimSettings } from '../swim/SwimSettings.ts'
 import { mixSeed, seededRandom } from './Random.ts'
 import { Simulator, type ChangeRecord } from './Simulator.ts'
@@ -319,7 +319,7 @@ class Measurements {
   }
 }
 
-function live(s: MemberStatus | undefined): boolean {
+function live(s: SwimStatus | undefined): boolean {
   return s === 'alive' || s === 'suspect'
 }
 

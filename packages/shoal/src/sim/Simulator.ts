@@ -11,7 +11,7 @@
  */
 import { createHash, type Hash } from 'node:crypto'
 import { decodeMessage, decodePushPull, encodeMessage, encodePushPull, TAG_BYTES } from '../swim/Codec.ts'
-import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimNode } from '../swim/Member.ts'
+import { addressKey, nodeKey, type SwimMemberState, type SwimStatus, type SwimNode } from '../swim/SwimNode.ts'
 import { SwimInstance, type Directive } from '../swim/SwimInstance.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { EventQueue, type Timed } from './EventQueue.ts'
@@ -40,7 +40,7 @@ export interface ChangeRecord {
   readonly time: number
   readonly observer: number
   readonly subject: string
-  readonly status: MemberStatus
+  readonly status: SwimStatus
   readonly incarnation: number
 }
 
@@ -87,7 +87,7 @@ export class Simulator {
     this.#netRandom = seededRandom(mixSeed(o.seed, 0xfeed))
     const nodes: SwimNode[] = []
     for (let i = 0; i < o.members; i++) nodes.push(this.#nodeFor(i, 0))
-    const initial: MemberState[] = nodes.map((node) => ({ node, status: 'alive', incarnation: 0, meta: new Uint8Array(0) }))
+    const initial: SwimMemberState[] = nodes.map((node) => ({ node, status: 'alive', incarnation: 0, meta: new Uint8Array(0) }))
     for (let i = 0; i < o.members; i++) {
       const converged = this.options.bootstrap === 'converged'
       const m = this.#create(i, nodes[i]!, converged ? initial : undefined, converged ? [] : this.#seedAddresses(i))
@@ -228,7 +228,7 @@ export class Simulator {
   }
 
   /** Status of `subject` as seen by member `observer` (undefined: unknown). */
-  view(observer: number, subject: number): MemberStatus | undefined {
+  view(observer: number, subject: number): SwimStatus | undefined {
     const o = this.members[observer]!
     const s = this.members[subject]!
     if (o === s) return 'alive'
@@ -248,7 +248,7 @@ export class Simulator {
     return out
   }
 
-  #create(i: number, node: SwimNode, members: readonly MemberState[] | undefined, seeds: readonly SwimNode[], generation = 0): SimMember {
+  #create(i: number, node: SwimNode, members: readonly SwimMemberState[] | undefined, seeds: readonly SwimNode[], generation = 0): SimMember {
     const random = seededRandom(mixSeed(this.options.seed, i, generation + 1))
     const instance = new SwimInstance({ self: node, settings: this.options.settings, now: () => this.#now, random, seeds, members })
     return { index: i, node, instance, up: true, generation, stalledUntil: 0, stallStart: 0, backlog: [], dueTimers: [], timers: new Map() }
@@ -378,7 +378,7 @@ export class Simulator {
     })
   }
 
-  #recordChange(m: SimMember, s: MemberState): void {
+  #recordChange(m: SimMember, s: SwimMemberState): void {
     const c: ChangeRecord = { time: this.#now, observer: m.index, subject: nodeKey(s.node), status: s.status, incarnation: s.incarnation }
     this.#trace.update(`${c.time}|${c.observer}|${c.subject}|${c.status}|${c.incarnation}\n`)
     if (this.record) this.changes.push(c)

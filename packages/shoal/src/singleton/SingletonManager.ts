@@ -17,12 +17,12 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from '../ActorId.ts'
-import type { Invocation } from '../ActorCell.ts'
-import type { ActorRef } from '../ActorRef.ts'
-import type { ClusterSystem } from '../ClusterSystem.ts'
-import type { PluginContext } from '../Plugin.ts'
-import type { DistributedActor } from '../DistributedActor.ts'
+import type { ActorId } from '../actor/ActorId.ts'
+import type { Invocation } from '../actor/ActorCell.ts'
+import type { ActorRef } from '../actor/ActorRef.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import type { PluginContext } from '../system/Plugin.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
 import { LeaseKeeper } from '../lease/LeaseKeeper.ts'

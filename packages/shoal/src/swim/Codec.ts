@@ -18,9 +18,9 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
-import { isValidHost } from '../ClusterNode.ts'
+import { isValidHost } from '../actor/ClusterNode.ts'
 import { ControlDecodeError } from '../control/ControlCodec.ts'
-import type { MemberStatus, SwimNode } from './Member.ts'
+import type { SwimStatus, SwimNode } from './SwimNode.ts'
 
 /** The protocol version byte every datagram starts with; other versions are dropped and counted. */
 export const SWIM_VERSION = 1
@@ -42,7 +42,7 @@ export const enum MessageType {
 
 /** One piece of gossip: a belief about a member. `by` names the accuser of a suspicion or death. */
 export interface Update {
-  readonly status: MemberStatus
+  readonly status: SwimStatus
   readonly node: SwimNode
   readonly incarnation: number
   /** Alive updates only. */
@@ -75,8 +75,8 @@ export class SwimCodecError extends ControlDecodeError {
   }
 }
 
-const STATUS_CODE: Record<MemberStatus, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
-const STATUS_OF: readonly MemberStatus[] = ['alive', 'suspect', 'dead', 'left']
+const STATUS_CODE: Record<SwimStatus, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
+const STATUS_OF: readonly SwimStatus[] = ['alive', 'suspect', 'dead', 'left']
 const TYPE_CODE = { ping: MessageType.Ping, pingReq: MessageType.PingReq, ack: MessageType.Ack, nack: MessageType.Nack, gossip: MessageType.Gossip } as const
 
 // ── sizes ────────────────────────────────────────────────────────────────────

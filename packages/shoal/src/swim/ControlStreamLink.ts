@@ -6,10 +6,10 @@
  * Control body: `flags:u8 (0 request, 1 reply) id:u32 payload`.
  * @module
  */
-import type { ClusterNode } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { type ControlChannel, controlTarget } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
-import type { SwimAddress } from './Member.ts'
+import type { SwimAddress } from './SwimNode.ts'
 import type { StreamHandler, StreamLink } from './StreamLink.ts'
 
 interface Waiter {

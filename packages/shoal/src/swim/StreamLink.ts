@@ -9,7 +9,7 @@
  * @module
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import type { SwimAddress } from './Member.ts'
+import type { SwimAddress } from './SwimNode.ts'
 
 /** Answers one request body; `undefined` closes without a reply. May throw (the peer sees a close). */
 export type StreamHandler = (body: Buffer) => Buffer | undefined

@@ -19,7 +19,7 @@ import { ConfigError } from '../errors.ts'
 import { type Message, type PushPull, type Update, baseSize, MAX_META_BYTES, MAX_UPDATES, updateSize } from './Codec.ts'
 import { Dissemination } from './Dissemination.ts'
 import { LocalHealth } from './LocalHealth.ts'
-import { ANY_UID, addressKey, isLive, nodeKey, supersedes, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
+import { ANY_UID, addressKey, isLive, nodeKey, supersedes, type SwimMemberState, type SwimStatus, type SwimAddress, type SwimNode } from './SwimNode.ts'
 import { Suspicion, suspicionTimeout } from './Suspicion.ts'
 import { pushPullPeriod, resolveSwimSettings, retransmitLimit, type ResolvedSwimSettings, type SwimSettings } from './SwimSettings.ts'
 
@@ -30,7 +30,7 @@ export type Directive =
   | { readonly type: 'pushPull'; readonly to: SwimAddress; readonly message: PushPull }
   | { readonly type: 'startTimer'; readonly id: string; readonly delay: number }
   | { readonly type: 'cancelTimer'; readonly id: string }
-  | { readonly type: 'changed'; readonly member: MemberState; readonly previous: MemberStatus | undefined }
+  | { readonly type: 'changed'; readonly member: SwimMemberState; readonly previous: SwimStatus | undefined }
 
 /** Counters kept by the instance; the shell exports them as metrics. */
 export interface SwimStats {
@@ -62,12 +62,12 @@ export interface SwimInstanceOptions {
   /** Addresses to join through, re-joined while they are not live members (partition healing). */
   readonly seeds?: readonly SwimAddress[]
   /** Members known from the start, added silently (the simulator's converged bootstrap). */
-  readonly members?: readonly MemberState[]
+  readonly members?: readonly SwimMemberState[]
 }
 
-interface Member {
+interface MemberRecord {
   node: SwimNode
-  status: MemberStatus
+  status: SwimStatus
   incarnation: number
   meta: Uint8Array
   since: number
@@ -104,7 +104,7 @@ export class SwimInstance {
   readonly #now: () => number
   readonly #random: () => number
   readonly #seeds: readonly SwimAddress[]
-  readonly #members = new Map<string, Member>()
+  readonly #members = new Map<string, MemberRecord>()
   readonly #byAddress = new Map<string, string>()
   readonly #live: string[] = []
   readonly #liveIndex = new Map<string, number>()
@@ -171,18 +171,18 @@ export class SwimInstance {
   }
 
   /** This node's own state. */
-  get selfState(): MemberState {
+  get selfState(): SwimMemberState {
     return { node: this.self, status: this.#leaving ? 'left' : 'alive', incarnation: this.#incarnation, meta: this.#meta }
   }
 
   /** Every member known, self first, including dead and left ones not yet forgotten. */
-  members(): MemberState[] {
-    const out: MemberState[] = [this.selfState]
+  members(): SwimMemberState[] {
+    const out: SwimMemberState[] = [this.selfState]
     for (const m of this.#members.values()) out.push(snapshot(m))
     return out
   }
 
-  member(node: SwimNode): MemberState | undefined {
+  member(node: SwimNode): SwimMemberState | undefined {
     const m = this.#members.get(nodeKey(node))
     return m && snapshot(m)
   }
@@ -376,7 +376,7 @@ export class SwimInstance {
   }
 
   /** Buddy system: a suspect learns of its suspicion from the ping itself and can refute at once. */
-  #buddy(m: Member): Update[] {
+  #buddy(m: MemberRecord): Update[] {
     return m.status === 'suspect' ? [this.#updateOf(m)] : []
   }
 
@@ -621,7 +621,7 @@ export class SwimInstance {
     // Suspicions, deaths and leaves of members never known are dropped (as memberlist does): a
     // record of them would only be passed around and re-taught by every push-pull, forever.
     if (u.status !== 'alive') return
-    const m: Member = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: this.#now() }
+    const m: MemberRecord = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: this.#now() }
     const addr = addressKey(u.node)
     const oldKey = this.#byAddress.get(addr)
     const old = oldKey === undefined ? undefined : this.#members.get(oldKey)
@@ -642,7 +642,7 @@ export class SwimInstance {
     this.#changed(m, undefined)
   }
 
-  #insert(m: Member): void {
+  #insert(m: MemberRecord): void {
     const key = nodeKey(m.node)
     this.#members.set(key, m)
     const addr = addressKey(m.node)
@@ -746,7 +746,7 @@ export class SwimInstance {
   #onReprobeTick(): void {
     this.#timer('reprobe', this.settings.reprobeInterval)
     if (this.#leaving) return
-    const dead: Member[] = []
+    const dead: MemberRecord[] = []
     for (const m of this.#members.values()) if (m.status === 'dead' && this.#byAddress.get(addressKey(m.node)) === nodeKey(m.node)) dead.push(m)
     if (dead.length === 0) return
     const m = dead[Math.floor(this.#random() * dead.length)]!
@@ -810,13 +810,13 @@ export class SwimInstance {
   }
 
   /** The update that states what we believe of `m`; a suspicion keeps its own accuser, never ours. */
-  #updateOf(m: Member): Update {
+  #updateOf(m: MemberRecord): Update {
     if (m.status === 'alive') return { status: 'alive', node: m.node, incarnation: m.incarnation, meta: m.meta }
     const by = m.status === 'suspect' ? (this.#suspicions.get(nodeKey(m.node))?.accuser ?? ANY_UID) : this.self.uid
     return { status: m.status, node: m.node, incarnation: m.incarnation, by }
   }
 
-  #changed(m: Member, previous: MemberStatus | undefined): void {
+  #changed(m: MemberRecord, previous: SwimStatus | undefined): void {
     this.#out.push({ type: 'changed', member: snapshot(m), previous })
   }
 
@@ -881,7 +881,7 @@ function checkMeta(meta: Uint8Array): Uint8Array {
   return meta
 }
 
-function snapshot(m: Member): MemberState {
+function snapshot(m: MemberRecord): SwimMemberState {
   return { node: m.node, status: m.status, incarnation: m.incarnation, meta: m.meta }
 }
 

@@ -18,22 +18,22 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
-import { isValidHost, newNodeUid } from '../ClusterNode.ts'
+import { isValidHost, newNodeUid } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, seal, SwimCodecError } from './Codec.ts'
 import { onLoopDelay } from './LoopMonitor.ts'
-import { addressKey, nodeKey, type MemberState, type MemberStatus, type SwimAddress, type SwimNode } from './Member.ts'
+import { addressKey, nodeKey, type SwimMemberState, type SwimStatus, type SwimAddress, type SwimNode } from './SwimNode.ts'
 import { TcpStreamLink, type StreamLink } from './StreamLink.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { swimChangeChannel } from '../observability/Channels.ts'
 import { SwimInstance, type Directive } from './SwimInstance.ts'
-import { registerSwimMetrics, type SwimTraffic } from './SwimMetrics.ts'
+import { registerSwimMetrics, type SwimTraffic } from '../observability/SwimMetrics.ts'
 import type { SwimSettings } from './SwimSettings.ts'
 
 /** A member's status changed, as seen by this node. `previous` is undefined for a newcomer. */
 export interface MembershipChange {
-  readonly member: MemberState
-  readonly previous: MemberStatus | undefined
+  readonly member: SwimMemberState
+  readonly previous: SwimStatus | undefined
 }
 
 /** Options of a UDP SWIM member; defaults suit a LAN and loopback tests. */
@@ -146,12 +146,12 @@ export class SwimMember {
   }
 
   /** Every member known, self first (dead and left ones until their tombstones expire). */
-  members(): MemberState[] {
+  members(): SwimMemberState[] {
     return this.instance.members()
   }
 
   /** Live (alive or suspect) members other than self. */
-  liveMembers(): MemberState[] {
+  liveMembers(): SwimMemberState[] {
     return this.instance.members().slice(1).filter((m) => m.status === 'alive' || m.status === 'suspect')
   }
 
@@ -249,7 +249,7 @@ export class SwimMember {
     this.#timers.set(id, t)
   }
 
-  #changed(member: MemberState, previous: MemberStatus | undefined): void {
+  #changed(member: SwimMemberState, previous: SwimStatus | undefined): void {
     const level = member.status === 'alive' && previous !== 'suspect' ? 'info' : member.status === 'suspect' ? 'debug' : 'info'
     this.log[level]({ member: nodeKey(member.node), status: member.status, previous, incarnation: member.incarnation }, 'member status changed')
     if (swimChangeChannel.hasSubscribers) swimChangeChannel.publish({ self: this.node, member: member.node, from: previous, to: member.status, incarnation: member.incarnation })

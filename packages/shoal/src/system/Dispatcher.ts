@@ -4,12 +4,12 @@
  * and wraps the call in the `shoal.call` tracing channel when someone listens.
  * @module
  */
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
-import type { ActorRefImpl } from '../ActorRef.ts'
-import { outgoingChain } from '../CallContext.ts'
-import type { ClusterNode } from '../ClusterNode.ts'
+import type { ActorRefImpl } from '../actor/ActorRef.ts'
+import { outgoingChain } from '../actor/CallContext.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
 import type { Remoting } from '../remoting/Remoting.ts'

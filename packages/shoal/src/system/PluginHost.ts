@@ -5,11 +5,11 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from '../ActorId.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { Cluster } from '../cluster/Cluster.ts'
-import type { DistributedActor } from '../DistributedActor.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
-import type { Plugin, PluginContext } from '../Plugin.ts'
+import type { Plugin, PluginContext } from './Plugin.ts'
 
 export class PluginHost {
   readonly #entries: { plugin: Plugin; facade: unknown }[] = []

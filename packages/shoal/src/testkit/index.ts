@@ -6,8 +6,8 @@
  *   (assert behaviour, not timing: shared CI machines are noisy).
  * @module
  */
-import { ClusterSystem } from '../ClusterSystem.ts'
-import type { ClusterSystemSettings } from '../Settings.ts'
+import { ClusterSystem } from '../system/ClusterSystem.ts'
+import type { ClusterSystemSettings } from '../system/Settings.ts'
 
 /** A set of in-process nodes; `shutdown()` stops them all. */
 export interface TestNodes {

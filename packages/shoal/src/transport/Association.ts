@@ -14,8 +14,8 @@
  * sends fail fast with `NodeUnreachableError` until the backoff (exponential with jitter) expires.
  * @module
  */
-import type { ClusterNode } from '../ClusterNode.ts'
-import { Deque } from '../Deque.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import { Deque } from '../util/Deque.ts'
 import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { TargetCache } from '../wire/Envelope.ts'

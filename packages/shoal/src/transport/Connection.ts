@@ -7,7 +7,7 @@
  */
 import type { Association } from './Association.ts'
 import type { Socket } from 'node:net'
-import type { ClusterNode } from '../ClusterNode.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
 import { encodeFrame, FrameType } from '../wire/Frame.ts'

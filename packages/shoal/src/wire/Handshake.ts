@@ -25,7 +25,7 @@
  * @module
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { type ClusterNode, formatNode, isValidHost, isValidSystemName, isValidUid } from '../ClusterNode.ts'
+import { type ClusterNode, formatNode, isValidHost, isValidSystemName, isValidUid } from '../actor/ClusterNode.ts'
 import { encodeFrame, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble } from './Frame.ts'
 import type { DecodedItem } from './FrameDecoder.ts'
 

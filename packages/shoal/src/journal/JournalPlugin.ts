@@ -12,7 +12,7 @@
  * @module
  */
 import { ConfigError } from '../errors.ts'
-import type { Plugin } from '../Plugin.ts'
+import type { Plugin } from '../system/Plugin.ts'
 import { EventCodec, type EventSchema, type JournalEventShape } from './EventCodec.ts'
 import { checkName, type EventStore, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, type SnapshotStore, type StoredEvent } from './EventStore.ts'
 
@@ -63,7 +63,7 @@ export interface JournalFacade {
   liveByTag<E = JournalEventShape>(tag: string, afterOffset?: number, options?: { signal?: AbortSignal }): AsyncIterableIterator<JournalEvent<E>>
 }
 
-declare module '../ClusterSystem.ts' {
+declare module '../system/ClusterSystem.ts' {
   interface ClusterSystem {
     /** Event sourcing (with `journalPlugin()` installed). */
     readonly journal: JournalFacade

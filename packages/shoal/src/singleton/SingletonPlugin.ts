@@ -19,14 +19,14 @@
  * @module
  */
 import { Gauge } from 'prom-client'
-import { ActorId } from '../ActorId.ts'
-import type { ActorRef } from '../ActorRef.ts'
+import { ActorId } from '../actor/ActorId.ts'
+import type { ActorRef } from '../actor/ActorRef.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
-import type { ClusterSystem } from '../ClusterSystem.ts'
-import type { DistributedActor } from '../DistributedActor.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
-import type { Plugin, PluginContext } from '../Plugin.ts'
+import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { type AllocationStrategy, DownTracker, leaderMember, oldestMember } from './Allocation.ts'
 import { type ManagerSettings, type SingletonFactory, SingletonManager, type SingletonStatus } from './SingletonManager.ts'
 
@@ -85,7 +85,7 @@ export interface SingletonFacade {
   status(name: string): SingletonStatus
 }
 
-declare module '../ClusterSystem.ts' {
+declare module '../system/ClusterSystem.ts' {
   interface ClusterSystem {
     /** Cluster singletons (with `singletonPlugin()` installed). */
     readonly singleton: SingletonFacade

@@ -16,13 +16,13 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from './ActorId.ts'
-import type { ActorSystem } from './actor/ActorSystem.ts'
-import type { Invocation } from './actor/Invocation.ts'
+import type { ActorSystem } from './ActorSystem.ts'
+import type { Invocation } from './Invocation.ts'
 import { callContext, type CallContext } from './CallContext.ts'
-import { Deque } from './Deque.ts'
+import { Deque } from '../util/Deque.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import { ActorNotFoundError, markNotDelivered, OverloadedError } from './errors.ts'
-import { type CallTraceContext, callTracingActive, traceCall } from './observability/CallTracing.ts'
+import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
+import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
 
 export type { Invocation }
 

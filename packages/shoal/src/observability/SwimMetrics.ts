@@ -4,7 +4,7 @@
  * @module
  */
 import { Counter, Gauge, type Registry } from 'prom-client'
-import type { SwimInstance, SwimStats } from './SwimInstance.ts'
+import type { SwimInstance, SwimStats } from '../swim/SwimInstance.ts'
 
 /** Traffic counted by the shell. */
 export interface SwimTraffic {

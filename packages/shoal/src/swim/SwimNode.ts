@@ -1,5 +1,5 @@
 /**
- * SWIM members: who they are ({@link SwimNode}), what is believed about them ({@link MemberState}),
+ * SWIM members: who they are ({@link SwimNode}), what is believed about them ({@link SwimMemberState}),
  * and the order in which beliefs supersede each other.
  *
  * The order is memberlist's, not the Swift reference's: `alive(n) < suspect(n) < dead(n) < left(n) <
@@ -21,12 +21,12 @@ export interface SwimNode extends SwimAddress {
 }
 
 /** `alive`, `suspect` (failed probes, may refute), `dead` (failed, not refuted in time), `left` (said goodbye). */
-export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'
+export type SwimStatus = 'alive' | 'suspect' | 'dead' | 'left'
 
 /** What one node believes about a member. */
-export interface MemberState {
+export interface SwimMemberState {
   readonly node: SwimNode
-  readonly status: MemberStatus
+  readonly status: SwimStatus
   /** Raised only by the member itself, to refute suspicion or death. */
   readonly incarnation: number
   /** Opaque application metadata (roles, versions); at most `maxMetaBytes`. Carried by alive updates. */
@@ -36,10 +36,10 @@ export interface MemberState {
 /** A uid that matches any incarnation: a seed or a ping whose target's uid is not known yet. */
 export const ANY_UID = '0000000000000000'
 
-const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
+const RANK: Record<SwimStatus, number> = { alive: 0, suspect: 1, dead: 2, left: 3 }
 
 /** True if `a` (status, incarnation) strictly supersedes `b`. */
-export function supersedes(a: { status: MemberStatus; incarnation: number }, b: { status: MemberStatus; incarnation: number }): boolean {
+export function supersedes(a: { status: SwimStatus; incarnation: number }, b: { status: SwimStatus; incarnation: number }): boolean {
   if (a.incarnation !== b.incarnation) return a.incarnation > b.incarnation
   return RANK[a.status] > RANK[b.status]
 }
@@ -55,6 +55,6 @@ export function nodeKey(n: SwimNode): string {
 }
 
 /** True for the statuses that still take part in probing and gossip. */
-export function isLive(status: MemberStatus): boolean {
+export function isLive(status: SwimStatus): boolean {
   return status === 'alive' || status === 'suspect'
 }

@@ -17,12 +17,12 @@
  */
 import type { Logger } from 'pino'
 import { ActorId } from './ActorId.ts'
-import type { ActorSystem } from './actor/ActorSystem.ts'
-import type { TerminationReason } from './actor/Termination.ts'
+import type { ActorSystem } from './ActorSystem.ts'
+import type { TerminationReason } from './Termination.ts'
 import type { ActorRef } from './ActorRef.ts'
 import type { ActorCell } from './ActorCell.ts'
-import { ConfigError } from './errors.ts'
-import { REF_PARTS, type Referenceable, type RefParts } from './serialization/Serialization.ts'
+import { ConfigError } from '../errors.ts'
+import { REF_PARTS, type Referenceable, type RefParts } from '../serialization/Serialization.ts'
 
 /** Options of `@distributed(...)`. */
 export interface DistributedOptions {

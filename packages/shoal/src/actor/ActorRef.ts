@@ -11,10 +11,10 @@
  * @module
  */
 import type { ActorId } from './ActorId.ts'
-import type { Invoker, Route } from './actor/Route.ts'
+import type { Invoker, Route } from './Route.ts'
 import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
-import { ConfigError, markNotDelivered, MethodNotDistributedError } from './errors.ts'
-import { REF_PARTS, type RefParts } from './serialization/Serialization.ts'
+import { ConfigError, markNotDelivered, MethodNotDistributedError } from '../errors.ts'
+import { REF_PARTS, type RefParts } from '../serialization/Serialization.ts'
 
 export type { Invoker }
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { ConfigError } from './errors.ts'
+import { ConfigError } from '../errors.ts'
 import { type ClusterNode, endpointKey, isValidHost, isValidSystemName, isValidUid } from './ClusterNode.ts'
 
 const SEGMENT = /^[A-Za-z0-9_.$~-]{1,128}$/

@@ -12,33 +12,33 @@
  */
 import { hostname } from 'node:os'
 import { pino, type Logger } from 'pino'
-import type { ActorCell } from './ActorCell.ts'
-import { ActorId } from './ActorId.ts'
-import { LocalActors } from './actor/LocalActors.ts'
-import type { Termination } from './actor/Termination.ts'
-import { type ActorRef, makeRef } from './ActorRef.ts'
-import { Cluster } from './cluster/Cluster.ts'
-import { type ClusterNode, formatNode, newNodeUid } from './ClusterNode.ts'
-import { ControlRouter } from './control/ControlRouter.ts'
-import { DeadlineQueue } from './DeadlineQueue.ts'
-import { ClusterdRegistry, DEFAULT_CLUSTERD } from './discovery/Clusterd.ts'
-import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from './DistributedActor.ts'
-import { ConfigError, SystemShutDownError } from './errors.ts'
-import { Metrics } from './Metrics.ts'
-import { Receptionist } from './receptionist/Receptionist.ts'
-import type { PendingCall } from './remoting/PendingCall.ts'
-import { Remoting } from './remoting/Remoting.ts'
-import { type RefParts, Serialization } from './serialization/Serialization.ts'
+import type { ActorCell } from '../actor/ActorCell.ts'
+import { ActorId } from '../actor/ActorId.ts'
+import { LocalActors } from '../actor/LocalActors.ts'
+import type { Termination } from '../actor/Termination.ts'
+import { type ActorRef, makeRef } from '../actor/ActorRef.ts'
+import { Cluster } from '../cluster/Cluster.ts'
+import { type ClusterNode, formatNode, newNodeUid } from '../actor/ClusterNode.ts'
+import { ControlRouter } from '../control/ControlRouter.ts'
+import { DeadlineQueue } from '../util/DeadlineQueue.ts'
+import { ClusterdDirectory, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from '../actor/DistributedActor.ts'
+import { ConfigError, SystemShutDownError } from '../errors.ts'
+import { Metrics } from '../observability/Metrics.ts'
+import { Receptionist } from '../receptionist/Receptionist.ts'
+import type { PendingCall } from '../remoting/PendingCall.ts'
+import { Remoting } from '../remoting/Remoting.ts'
+import { type RefParts, Serialization } from '../serialization/Serialization.ts'
 import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings } from './Settings.ts'
-import { ControlStreamLink } from './swim/ControlStreamLink.ts'
-import { SwimMember } from './swim/SwimMember.ts'
-import { Dispatcher } from './system/Dispatcher.ts'
-import { PluginHost } from './system/PluginHost.ts'
-import { registerServices, SystemServices } from './system/SystemServices.ts'
-import { LifecycleWatch } from './watch/LifecycleWatch.ts'
-import { SerializationError } from './errors.ts'
+import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
+import { SwimMember } from '../swim/SwimMember.ts'
+import { Dispatcher } from './Dispatcher.ts'
+import { PluginHost } from './PluginHost.ts'
+import { registerServices, SystemServices } from './SystemServices.ts'
+import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
+import { SerializationError } from '../errors.ts'
 
-declare module './actor/ActorSystem.ts' {
+declare module '../actor/ActorSystem.ts' {
   // `actor.system` is the whole ClusterSystem, plugin facades included (see actor/ActorSystem.ts).
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface ActorSystem extends ClusterSystem {}
@@ -76,7 +76,7 @@ export class ClusterSystem {
   #cluster: Cluster | undefined
   #receptionist: Receptionist | undefined
   #watch: LifecycleWatch | undefined
-  #clusterd: ClusterdRegistry | undefined
+  #clusterd: ClusterdDirectory | undefined
 
   private constructor(settings: ResolvedSettings, logger: Logger, node: ClusterNode) {
     this.#settings = settings
@@ -300,7 +300,7 @@ export class ClusterSystem {
    */
   static async startClusterDaemon(settings: Omit<ClusterSystemSettings, 'cluster' | 'swim' | 'name'> = {}): Promise<ClusterSystem> {
     const system = await ClusterSystem.start({ ...settings, name: 'clusterd', host: settings.host ?? DEFAULT_CLUSTERD.host, port: settings.port ?? DEFAULT_CLUSTERD.port })
-    system.#clusterd = new ClusterdRegistry(system.#services)
+    system.#clusterd = new ClusterdDirectory(system.#services)
     return system
   }
 

@@ -39,7 +39,7 @@ export interface Change {
 }
 
 /** Bounds of the registry. */
-export interface RegistryOptions {
+export interface RegistrationsOptions {
   /** Operations the owner keeps for peers that are slightly behind. Default 1000. */
   readonly maxOps?: number
   /** Most operations or entries in one delta. Default 256. */
@@ -54,7 +54,7 @@ interface Replica {
 }
 
 /** One node's replica of every owner's registrations (module comment). */
-export class Registry {
+export class Registrations {
   readonly self: string
   readonly #maxOps: number
   readonly #maxBatch: number
@@ -62,7 +62,7 @@ export class Registry {
   /** This node's own operations, oldest first (bounded). */
   readonly #log: Op[] = []
 
-  constructor(self: string, o: RegistryOptions = {}) {
+  constructor(self: string, o: RegistrationsOptions = {}) {
     this.self = self
     this.#maxOps = o.maxOps ?? 1000
     this.#maxBatch = o.maxBatch ?? 256

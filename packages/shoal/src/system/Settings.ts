@@ -3,16 +3,16 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { isValidSystemName } from './ClusterNode.ts'
-import { ConfigError } from './errors.ts'
-import type { SerializationOptions } from './serialization/Serialization.ts'
-import type { TlsSettings } from './transport/Transport.ts'
-import type { SwimAddress } from './swim/Member.ts'
-import type { SwimSettings } from './swim/SwimSettings.ts'
-import type { ClusterSettings } from './cluster/Cluster.ts'
+import { isValidSystemName } from '../actor/ClusterNode.ts'
+import { ConfigError } from '../errors.ts'
+import type { SerializationOptions } from '../serialization/Serialization.ts'
+import type { TlsSettings } from '../transport/Transport.ts'
+import type { SwimAddress } from '../swim/SwimNode.ts'
+import type { SwimSettings } from '../swim/SwimSettings.ts'
+import type { ClusterSettings } from '../cluster/Cluster.ts'
 import type { Plugin } from './Plugin.ts'
-import type { ReceptionistSettings } from './receptionist/Receptionist.ts'
-import type { WatchSettings } from './watch/LifecycleWatch.ts'
+import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
+import type { WatchSettings } from '../watch/LifecycleWatch.ts'
 
 /** SWIM failure detection for a cluster system: protocol settings plus where to join. */
 export interface SystemSwimSettings extends SwimSettings {
