@@ -34,7 +34,8 @@ function start(name: string, args: string[]): ChildProcess {
         // Membership's own lines (SWIM's liveness lines are noise here).
         const story = entry.msg === 'member status changed' ? entry.cluster === true : /node started|clusterd listening|leader changed|leaving/.test(entry.msg)
         const interesting = entry.level >= 40 || story
-        if (interesting) console.log(`[${name}] ${entry.msg}${entry.member ? ` ${entry.member} → ${entry.status}` : ''}${entry.leader ? ` ${entry.leader}` : ''}`)
+        if (interesting)
+          console.log(`[${name}] ${entry.msg}${entry.member ? ` ${entry.member} → ${entry.status}` : ''}${entry.leader ? ` ${entry.leader}` : ''}`)
       } catch {
         console.log(`[${name}] ${line}`)
       }
@@ -47,7 +48,20 @@ function start(name: string, args: string[]): ChildProcess {
 const [dHost, dPort] = daemon.split(':')
 start('clusterd', ['clusterd', '--host', dHost!, '--port', dPort!])
 await new Promise((r) => setTimeout(r, 800))
-for (let i = 0; i < 3; i++) start(`node-${i + 1}`, ['node', '--name', `node-${i + 1}`, '--port', String(base + i), '--clusterd', daemon, '--http', String(httpBase + i), '--journal', `sqlite:./data/node-${i + 1}.db`])
+for (let i = 0; i < 3; i++)
+  start(`node-${i + 1}`, [
+    'node',
+    '--name',
+    `node-${i + 1}`,
+    '--port',
+    String(base + i),
+    '--clusterd',
+    daemon,
+    '--http',
+    String(httpBase + i),
+    '--journal',
+    `sqlite:./data/node-${i + 1}.db`,
+  ])
 
 console.log(`
 A local Shoal cluster is starting: clusterd on ${daemon}, nodes on 127.0.0.1:${base}–${base + 2}.
@@ -64,7 +78,9 @@ async function printMembers(): Promise<void> {
   try {
     const res = await fetch(`http://127.0.0.1:${httpBase}/cluster/members`, { signal: AbortSignal.timeout(2000) })
     const body = (await res.json()) as { leader: string | null; members: { node: string; status: string; reachability: string; upNumber: number }[] }
-    console.log(`membership (node 1's view): ${body.members.map((m) => `${m.node} ${m.status}${m.reachability === 'unreachable' ? ' (unreachable)' : ''}${m.node === body.leader ? ' *leader' : ''}`).join(', ')}`)
+    console.log(
+      `membership (node 1's view): ${body.members.map((m) => `${m.node} ${m.status}${m.reachability === 'unreachable' ? ' (unreachable)' : ''}${m.node === body.leader ? ' *leader' : ''}`).join(', ')}`,
+    )
   } catch {
     // Not listening yet, or gone: the next tick tries again.
   }

@@ -5,7 +5,7 @@
  * sea_2, which resolves the island by its id and calls it. Every step is printed.
  */
 import { fork } from 'node:child_process'
-import { ClusterSystem, DistributedActor, distributed, type ActorRef } from 'shoal'
+import { type ActorRef, ClusterSystem, DistributedActor, distributed } from 'shoal'
 
 class Island extends DistributedActor {
   private rocks = 0

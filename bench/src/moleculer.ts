@@ -5,7 +5,7 @@
  * @module
  */
 import { createServer } from 'node:net'
-import { ServiceBroker, type BrokerOptions, type Context } from 'moleculer'
+import { type BrokerOptions, type Context, ServiceBroker } from 'moleculer'
 import type { Payload } from './harness.ts'
 import type { RemoteClient, RemotePeer, Server } from './protocol.ts'
 

@@ -7,7 +7,7 @@
  * and the lost asks are counted and reported instead of failing the run.
  * @module
  */
-import { dispatch, query, spawnStateless, start, stop, type Ref } from 'nact'
+import { dispatch, query, type Ref, spawnStateless, start, stop } from 'nact'
 import type { Payload } from './harness.ts'
 import type { LocalPeer, LocalTarget } from './protocol.ts'
 

@@ -9,12 +9,28 @@
  */
 import { cpus, platform, release, totalmem } from 'node:os'
 import type { LoadResult, OneWayResult, Timing } from './harness.ts'
-import { LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, RAW_PEERS, type RawFlushMode, type RemotePeerName, type RemoteResult } from './protocol.ts'
+import {
+  LOCAL_PEERS,
+  type LocalPeerName,
+  type LocalResult,
+  type MemoryResult,
+  RAW_PEERS,
+  type RawFlushMode,
+  type RemotePeerName,
+  type RemoteResult,
+} from './protocol.ts'
 
 /** The machine a run happened on, with its load when the run began. */
 export function describeMachine(loadAverageAtStart: readonly number[]): Machine {
   const cpu = cpus()
-  return { cpuModel: cpu[0]?.model.trim() ?? 'unknown', cpuCount: cpu.length, totalMemoryBytes: totalmem(), platform: `${platform()} ${release()}`, node: process.version, loadAverageAtStart }
+  return {
+    cpuModel: cpu[0]?.model.trim() ?? 'unknown',
+    cpuCount: cpu.length,
+    totalMemoryBytes: totalmem(),
+    platform: `${platform()} ${release()}`,
+    node: process.version,
+    loadAverageAtStart,
+  }
 }
 
 export interface Machine {
@@ -150,7 +166,13 @@ export function computeRatios(r: Results, raw: RawCeiling): Ratios {
   for (const c of r.remote.shoal?.calls ?? []) {
     for (const peer of OTHERS) {
       const other = comparedAt(r, raw, peer, c.inFlight)
-      remote.push({ inFlight: c.inFlight, peer, callsPerSec: ratio(c.callsPerSec, other?.callsPerSec), p50: ratio(c.p50Ms, other?.p50Ms), p99: ratio(c.p99Ms, other?.p99Ms) })
+      remote.push({
+        inFlight: c.inFlight,
+        peer,
+        callsPerSec: ratio(c.callsPerSec, other?.callsPerSec),
+        p50: ratio(c.p50Ms, other?.p50Ms),
+        p99: ratio(c.p99Ms, other?.p99Ms),
+      })
     }
   }
   const traced: TracedRatio[] = []
@@ -179,21 +201,48 @@ function target(goal: string, value: number, pass: (v: number) => boolean, show:
 
 /** Every target is a ratio within one run, except the absolute local and memory figures. */
 export function evaluateTargets(r: Results, x: Ratios, raw: RawCeiling): Target[] {
-  const vsRaw = (inFlight: number) => (v: number): string => {
-    const mode = raw.calls.find((c) => c.inFlight === inFlight)?.mode
-    return `${times(v)} raw (${mode ?? '?'} flush)`
-  }
+  const vsRaw =
+    (inFlight: number) =>
+    (v: number): string => {
+      const mode = raw.calls.find((c) => c.inFlight === inFlight)?.mode
+      return `${times(v)} raw (${mode ?? '?'} flush)`
+    }
   const at100 = remoteRatio(x, 'raw', 100)?.callsPerSec ?? Number.NaN
   const traced100 = x.traced.find((t) => t.inFlight === 100)?.callsPerSec ?? Number.NaN
   return [
-    target('remote calls at 100 in flight ≥ 0.7× raw (aim 0.8×)', at100, (v) => v >= 0.7, (v) => `${vsRaw(100)(v)}${v >= 0.8 ? '; aim met' : '; aim 0.8× not met'}`),
+    target(
+      'remote calls at 100 in flight ≥ 0.7× raw (aim 0.8×)',
+      at100,
+      (v) => v >= 0.7,
+      (v) => `${vsRaw(100)(v)}${v >= 0.8 ? '; aim met' : '; aim 0.8× not met'}`,
+    ),
     target('remote calls at 100 in flight ≥ 2× Moleculer', remoteRatio(x, 'moleculer', 100)?.callsPerSec ?? Number.NaN, (v) => v >= 2, times),
     target('remote calls at 10 in flight ≥ 0.6× raw', remoteRatio(x, 'raw', 10)?.callsPerSec ?? Number.NaN, (v) => v >= 0.6, vsRaw(10)),
     target('p50 latency at 1 in flight ≤ 1.25× raw', remoteRatio(x, 'raw', 1)?.p50 ?? Number.NaN, (v) => v <= 1.25, vsRaw(1)),
-    target('one-way messages ≥ 0.5× raw', x.oneWayVsRaw, (v) => v >= 0.5, (v) => `${times(v)} raw (${raw.oneWay?.mode ?? '?'} flush)`),
-    target('local calls ≥ 1,500,000/s', r.local.shoal?.callsPerSec ?? Number.NaN, (v) => v >= 1_500_000, (v) => `${int(v)}/s`),
-    target('≤ 1 KB heap per idle actor', r.memory?.heapPerActorBytes ?? Number.NaN, (v) => v <= 1024, (v) => `${int(v)} B`),
-    target('no-op shoal.call tracing subscriber costs ≤ 5% of remote throughput at 100 in flight', traced100, (v) => v >= 0.95, (v) => `shoal-traced ÷ shoal = ${times(v)}`),
+    target(
+      'one-way messages ≥ 0.5× raw',
+      x.oneWayVsRaw,
+      (v) => v >= 0.5,
+      (v) => `${times(v)} raw (${raw.oneWay?.mode ?? '?'} flush)`,
+    ),
+    target(
+      'local calls ≥ 1,500,000/s',
+      r.local.shoal?.callsPerSec ?? Number.NaN,
+      (v) => v >= 1_500_000,
+      (v) => `${int(v)}/s`,
+    ),
+    target(
+      '≤ 1 KB heap per idle actor',
+      r.memory?.heapPerActorBytes ?? Number.NaN,
+      (v) => v <= 1024,
+      (v) => `${int(v)} B`,
+    ),
+    target(
+      'no-op shoal.call tracing subscriber costs ≤ 5% of remote throughput at 100 in flight',
+      traced100,
+      (v) => v >= 0.95,
+      (v) => `shoal-traced ÷ shoal = ${times(v)}`,
+    ),
   ]
 }
 
@@ -219,7 +268,11 @@ function mb(bytes: number): string {
 function table(header: readonly string[], rows: readonly (readonly string[])[], labels = 1): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
   const line = (cells: readonly string[]): string =>
-    '  ' + cells.map((c, i) => (i < labels ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ').trimEnd()
+    '  ' +
+    cells
+      .map((c, i) => (i < labels ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('   ')
+      .trimEnd()
   return [line(header), '  ' + widths.map((w) => '─'.repeat(w)).join('   '), ...rows.map(line)]
 }
 
@@ -270,7 +323,9 @@ function tracingSection(r: Results, x: Ratios): string[] {
 }
 
 function oneWaySection(r: Results, x: Ratios, raw: RawCeiling): string[] {
-  const peers = (['shoal', 'raw-immediate', 'raw-microtask'] as const).filter((peer) => r.remote[peer] !== undefined || r.errors[`remote ${peer}`] !== undefined)
+  const peers = (['shoal', 'raw-immediate', 'raw-microtask'] as const).filter(
+    (peer) => r.remote[peer] !== undefined || r.errors[`remote ${peer}`] !== undefined,
+  )
   if (peers.length === 0) return []
   const shoal = r.remote.shoal?.oneWay
   const rows = peers.map((peer): string[] => {

@@ -28,8 +28,19 @@ import { fileURLToPath } from 'node:url'
 import { Packr } from 'msgpackr'
 import { FULL_TIMING, type LoadResult, makePayload, QUICK_TIMING, type Timing } from './harness.ts'
 import { Child, killAll } from './proc.ts'
-import { type ChildConfig, LOCAL_PEERS, type LocalPeerName, type LocalResult, type MemoryResult, ONE_WAY_PEERS, RAW_PEERS, REMOTE_PEERS, type RemotePeerName, type RemoteResult } from './protocol.ts'
-import { computeRatios, describeMachine, evaluateTargets, rawCeiling, render, type Results, SCENARIOS, type Scenario } from './report.ts'
+import {
+  type ChildConfig,
+  LOCAL_PEERS,
+  type LocalPeerName,
+  type LocalResult,
+  type MemoryResult,
+  ONE_WAY_PEERS,
+  RAW_PEERS,
+  REMOTE_PEERS,
+  type RemotePeerName,
+  type RemoteResult,
+} from './protocol.ts'
+import { computeRatios, describeMachine, evaluateTargets, type Results, rawCeiling, render, SCENARIOS, type Scenario } from './report.ts'
 
 const median = (values: number[]): number => {
   const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
@@ -69,7 +80,12 @@ function parseArgs(argv: readonly string[]) {
     }
     flags.set(m[1]!, m[2] ?? '')
   }
-  const list = (name: string): string[] | undefined => flags.get(name)?.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const list = (name: string): string[] | undefined =>
+    flags
+      .get(name)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
   const positive = (name: string, text: string): number => {
     const n = Number(text)
     if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: ${text} is not a positive integer`)
@@ -79,7 +95,10 @@ function parseArgs(argv: readonly string[]) {
   const base = quick ? QUICK_TIMING : FULL_TIMING
   const warmup = flags.get('warmup')
   const duration = flags.get('duration')
-  const timing: Timing = { warmupMs: warmup ? positive('warmup', warmup) : base.warmupMs, durationMs: duration ? positive('duration', duration) : base.durationMs }
+  const timing: Timing = {
+    warmupMs: warmup ? positive('warmup', warmup) : base.warmupMs,
+    durationMs: duration ? positive('duration', duration) : base.durationMs,
+  }
 
   const scenarios = new Set<Scenario>()
   for (const name of list('only') ?? SCENARIOS) {
@@ -220,7 +239,10 @@ async function attempt<T>(what: string, errors: Record<string, string>, run: () 
 async function main(): Promise<number> {
   const bytes = payloadBytes()
   progress(`${quick ? 'quick' : 'full'} run; argument is ${bytes} bytes of msgpack; warm-up ${timing.warmupMs} ms, ${timing.durationMs} ms per point`)
-  if (args.partial) progress(`partial run: ${args.scenarios.join(', ')}; peers ${[...args.remotePeers, ...args.localPeers.map((p) => `local ${p}`)].join(', ')}; in flight ${IN_FLIGHT.join(', ')}`)
+  if (args.partial)
+    progress(
+      `partial run: ${args.scenarios.join(', ')}; peers ${[...args.remotePeers, ...args.localPeers.map((p) => `local ${p}`)].join(', ')}; in flight ${IN_FLIGHT.join(', ')}`,
+    )
   const errors: Record<string, string> = {}
   const remoteRounds = new Map<RemotePeerName, RemoteResult[]>()
   const localRounds = new Map<LocalPeerName, LocalResult[]>()
@@ -256,7 +278,18 @@ async function main(): Promise<number> {
     peers: [...remotePeers, ...localPeers.map((p) => `local ${p}`)],
     partial: args.partial,
   }
-  const results: Results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: describeMachine(loadAtStart), timing, plan, payloadBytes: bytes, remote, local, memory, errors }
+  const results: Results = {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine: describeMachine(loadAtStart),
+    timing,
+    plan,
+    payloadBytes: bytes,
+    remote,
+    local,
+    memory,
+    errors,
+  }
   const raw = rawCeiling(results)
   const ratios = computeRatios(results, raw)
   const targets = evaluateTargets(results, ratios, raw)

@@ -8,11 +8,11 @@
  * Times come from the nodes' own log timestamps. Prints tables; writes bench/results/cluster.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { NodeProcess, type LogLine } from '../../../packages/shoal/src/testkit/NodeProcess.ts'
+import { type LogLine, NodeProcess } from '../../../packages/shoal/src/testkit/NodeProcess.ts'
 import { NetnsLab, netnsAvailable } from '../../../packages/shoal/test/support/netns.ts'
 import { describeMachine } from '../report.ts'
-import { loadavg } from 'node:os'
 
 const ROUNDS = process.argv.includes('--quick') ? 1 : 3
 const SECRET = 'bench-cluster'
@@ -32,7 +32,8 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
   }
 }
 
-const upIn = (p: NodeProcess, all: NodeProcess[]): boolean => all.every((q) => q === p || clusterStatus(p, q.address, q.uid, 'up') !== undefined) && clusterStatus(p, p.address, p.uid, 'up') !== undefined
+const upIn = (p: NodeProcess, all: NodeProcess[]): boolean =>
+  all.every((q) => q === p || clusterStatus(p, q.address, q.uid, 'up') !== undefined) && clusterStatus(p, p.address, p.uid, 'up') !== undefined
 
 interface Round {
   formSeconds: number
@@ -75,9 +76,13 @@ async function round(i: number): Promise<Round> {
     const stay = all.slice(0, 3)
     await until(() => stay.every((p) => clusterStatus(p, leaver.address, leaver.uid, 'removed')), 30_000, 'graceful leave')
     const leaveRemovedSeconds = Math.max(...stay.map((p) => clusterStatus(p, leaver.address, leaver.uid, 'removed')!.time)) / 1000 - leftAt / 1000
-    const leaveUnreachable = stay.some((p) => p.lines.some((l) => l.msg === 'member reachability changed' && l.member === `shoal@${leaver.address}#${leaver.uid}`))
+    const leaveUnreachable = stay.some((p) =>
+      p.lines.some((l) => l.msg === 'member reachability changed' && l.member === `shoal@${leaver.address}#${leaver.uid}`),
+    )
     const leaveExitCode = (await leaver.exited).code
-    progress(`round ${i}: formed in ${formSeconds.toFixed(2)} s; kill -9 → down ${killDownSeconds.toFixed(2)} s, removed ${killRemovedSeconds.toFixed(2)} s; leave → removed ${leaveRemovedSeconds.toFixed(2)} s (exit ${leaveExitCode}, unreachable: ${leaveUnreachable})`)
+    progress(
+      `round ${i}: formed in ${formSeconds.toFixed(2)} s; kill -9 → down ${killDownSeconds.toFixed(2)} s, removed ${killRemovedSeconds.toFixed(2)} s; leave → removed ${leaveRemovedSeconds.toFixed(2)} s (exit ${leaveExitCode}, unreachable: ${leaveUnreachable})`,
+    )
     return { formSeconds, killDownSeconds, killRemovedSeconds, leaveRemovedSeconds, leaveUnreachable, leaveExitCode }
   } finally {
     await Promise.all(procs.map((p) => p.kill()))
@@ -114,7 +119,8 @@ async function partition(): Promise<PartitionResult> {
     await until(() => minority.every((p) => downed(p)), 90_000, 'minority down')
     await until(() => majority.every((p) => minority.every((m) => clusterStatus(p, m.address, m.uid, 'down'))), 60_000, 'majority downs the minority')
     const minorityDownSeconds = Math.max(...minority.map((p) => downed(p)!.time)) / 1000 - splitAt / 1000
-    const majorityDownsMinoritySeconds = Math.max(...majority.flatMap((p) => minority.map((m) => clusterStatus(p, m.address, m.uid, 'down')!.time))) / 1000 - splitAt / 1000
+    const majorityDownsMinoritySeconds =
+      Math.max(...majority.flatMap((p) => minority.map((m) => clusterStatus(p, m.address, m.uid, 'down')!.time))) / 1000 - splitAt / 1000
     await Promise.all(minority.map((p) => p.exited))
     const majoritySurvived = majority.every((p) => !downed(p) && p.child.exitCode === null)
     await lab.heal()
@@ -124,7 +130,9 @@ async function partition(): Promise<PartitionResult> {
     await until(() => cluster.every((p) => upIn(p, cluster)), 60_000, 'one cluster after healing')
     const upAt = Math.max(...cluster.flatMap((p) => cluster.map((q) => clusterStatus(p, q.address, q.uid, 'up')!.time)))
     const healedSeconds = (upAt - healedAt) / 1000
-    progress(`partition 3|2: minority marked itself down ${minorityDownSeconds.toFixed(2)} s after the split (majority downed it at ${majorityDownsMinoritySeconds.toFixed(2)} s); one cluster ${healedSeconds.toFixed(2)} s after healing`)
+    progress(
+      `partition 3|2: minority marked itself down ${minorityDownSeconds.toFixed(2)} s after the split (majority downed it at ${majorityDownsMinoritySeconds.toFixed(2)} s); one cluster ${healedSeconds.toFixed(2)} s after healing`,
+    )
     return { minorityDownSeconds, majorityDownsMinoritySeconds, majoritySurvived, healedSeconds }
   } finally {
     await Promise.all(procs.map((p) => p.kill()))
@@ -146,19 +154,40 @@ else progress(`partition: not available (${available.why})`)
 
 const targets: [string, string, boolean][] = [
   ['all 5 up within 3 s of the last process starting', `worst ${fmt(max(rounds.map((r) => r.formSeconds)))} s`, max(rounds.map((r) => r.formSeconds)) <= 3],
-  ['kill -9: every other member sees it down within 10 s', `worst ${fmt(max(rounds.map((r) => r.killDownSeconds)))} s`, max(rounds.map((r) => r.killDownSeconds)) <= 10],
-  ['kill -9: removed everywhere within 12 s', `worst ${fmt(max(rounds.map((r) => r.killRemovedSeconds)))} s`, max(rounds.map((r) => r.killRemovedSeconds)) <= 12],
-  ['graceful leave: removed everywhere within 2 s, never unreachable, exit 0', `worst ${fmt(max(rounds.map((r) => r.leaveRemovedSeconds)))} s; unreachable ${rounds.some((r) => r.leaveUnreachable)}; exit ${[...new Set(rounds.map((r) => r.leaveExitCode))].join(',')}`, max(rounds.map((r) => r.leaveRemovedSeconds)) <= 2 && !rounds.some((r) => r.leaveUnreachable) && rounds.every((r) => r.leaveExitCode === 0)],
-  ['partition 3\\|2: the minority is down within 15 s of the split', part ? `${fmt(part.minorityDownSeconds)} s (majority survived: ${part.majoritySurvived})` : 'not available', part !== undefined && part.minorityDownSeconds <= 15 && part.majoritySurvived],
+  [
+    'kill -9: every other member sees it down within 10 s',
+    `worst ${fmt(max(rounds.map((r) => r.killDownSeconds)))} s`,
+    max(rounds.map((r) => r.killDownSeconds)) <= 10,
+  ],
+  [
+    'kill -9: removed everywhere within 12 s',
+    `worst ${fmt(max(rounds.map((r) => r.killRemovedSeconds)))} s`,
+    max(rounds.map((r) => r.killRemovedSeconds)) <= 12,
+  ],
+  [
+    'graceful leave: removed everywhere within 2 s, never unreachable, exit 0',
+    `worst ${fmt(max(rounds.map((r) => r.leaveRemovedSeconds)))} s; unreachable ${rounds.some((r) => r.leaveUnreachable)}; exit ${[...new Set(rounds.map((r) => r.leaveExitCode))].join(',')}`,
+    max(rounds.map((r) => r.leaveRemovedSeconds)) <= 2 && !rounds.some((r) => r.leaveUnreachable) && rounds.every((r) => r.leaveExitCode === 0),
+  ],
+  [
+    'partition 3\\|2: the minority is down within 15 s of the split',
+    part ? `${fmt(part.minorityDownSeconds)} s (majority survived: ${part.majoritySurvived})` : 'not available',
+    part !== undefined && part.minorityDownSeconds <= 15 && part.majoritySurvived,
+  ],
   ['after healing, one cluster again within 30 s', part ? `${fmt(part.healedSeconds)} s` : 'not available', part !== undefined && part.healedSeconds <= 30],
 ]
 const lines = [
   '',
   '| round | formed (s) | kill -9 → down everywhere (s) | → removed everywhere (s) | SIGTERM → removed everywhere (s) | leaver unreachable | leaver exit |',
   '|---:|---:|---:|---:|---:|---|---:|',
-  ...rounds.map((r, i) => `| ${i + 1} | ${fmt(r.formSeconds)} | ${fmt(r.killDownSeconds)} | ${fmt(r.killRemovedSeconds)} | ${fmt(r.leaveRemovedSeconds)} | ${r.leaveUnreachable ? 'yes' : 'no'} | ${r.leaveExitCode} |`),
+  ...rounds.map(
+    (r, i) =>
+      `| ${i + 1} | ${fmt(r.formSeconds)} | ${fmt(r.killDownSeconds)} | ${fmt(r.killRemovedSeconds)} | ${fmt(r.leaveRemovedSeconds)} | ${r.leaveUnreachable ? 'yes' : 'no'} | ${r.leaveExitCode} |`,
+  ),
   '',
-  part ? `Partition 3|2 (network namespaces): minority marked itself down after ${fmt(part.minorityDownSeconds)} s; the majority had marked it down after ${fmt(part.majorityDownsMinoritySeconds)} s; one cluster of 5 again ${fmt(part.healedSeconds)} s after healing (minority restarted).` : 'Partition: not available here.',
+  part
+    ? `Partition 3|2 (network namespaces): minority marked itself down after ${fmt(part.minorityDownSeconds)} s; the majority had marked it down after ${fmt(part.majorityDownsMinoritySeconds)} s; one cluster of 5 again ${fmt(part.healedSeconds)} s after healing (minority restarted).`
+    : 'Partition: not available here.',
   '',
   '| target | result | |',
   '|---|---|---|',

@@ -102,7 +102,15 @@ export function postgresRaw(db: Fresh, inFlight: number, form: PgForm = 'values'
   let running = 0
   const insertValues = async (batch: readonly Queued[]): Promise<void> => {
     const now = Date.now()
-    const rows = batch.map((q) => ({ persistence_id: q.persistenceId, seq: q.seq, type: EVENT.type, version: 1, payload: packr.pack(EVENT), tags: sql.array([] as string[]), written_at: now }))
+    const rows = batch.map((q) => ({
+      persistence_id: q.persistenceId,
+      seq: q.seq,
+      type: EVENT.type,
+      version: 1,
+      payload: packr.pack(EVENT),
+      tags: sql.array([] as string[]),
+      written_at: now,
+    }))
     await sql`INSERT INTO ${table}.shoal_events ${sql(rows, ...COLUMNS)}`
   }
   // The client learns the array types on its first query; sql.array needs them.
@@ -110,9 +118,27 @@ export function postgresRaw(db: Fresh, inFlight: number, form: PgForm = 'values'
   const insertUnnest = async (batch: readonly Queued[]): Promise<void> => {
     await (ready ??= sql`SELECT 1`)
     await sql`INSERT INTO ${table}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
-      SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()} FROM unnest(${sql.array(batch.map((q) => q.persistenceId), 25)}::text[], ${sql.array(batch.map((q) => q.seq), 20)}::bigint[],
-        ${sql.array(batch.map(() => EVENT.type), 25)}::text[], ${sql.array(batch.map(() => 1), 23)}::int[], ${sql.array(batch.map(() => packr.pack(EVENT)), 17)}::bytea[],
-        ${sql.array(batch.map(() => '{}'), 25)}::text[]) AS u(p, s, t, v, b, g)`
+      SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()} FROM unnest(${sql.array(
+        batch.map((q) => q.persistenceId),
+        25,
+      )}::text[], ${sql.array(
+        batch.map((q) => q.seq),
+        20,
+      )}::bigint[],
+        ${sql.array(
+          batch.map(() => EVENT.type),
+          25,
+        )}::text[], ${sql.array(
+          batch.map(() => 1),
+          23,
+        )}::int[], ${sql.array(
+          batch.map(() => packr.pack(EVENT)),
+          17,
+        )}::bytea[],
+        ${sql.array(
+          batch.map(() => '{}'),
+          25,
+        )}::text[]) AS u(p, s, t, v, b, g)`
   }
   const insert = (batch: readonly Queued[]): Promise<void> => settle(batch, stats, () => (form === 'values' ? insertValues(batch) : insertUnnest(batch)))
   const pump = (): void => {

@@ -20,9 +20,9 @@
  * @module
  */
 import { loadavg } from 'node:os'
+import { PostgresEventStore } from '@shoal/journal-postgres'
 import Database from 'better-sqlite3'
 import { type ActorRef, ClusterSystem, type EventStore, journalPlugin, type NewEvent, type SnapshotStore } from 'shoal'
-import { PostgresEventStore } from '@shoal/journal-postgres'
 import { percentile } from '../harness.ts'
 import { describeMachine } from '../report.ts'
 import { Account, type Balance, EVENT } from './actor.ts'
@@ -42,7 +42,8 @@ const TARGETS = { sqliteEventsPerSec: 20_000, postgresEventsPerSec: 10_000, vsRa
 
 const started = performance.now()
 const progress = (s: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`)
-const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—')
+const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—'
 const median = (xs: readonly number[]): number => percentile(Float64Array.from(xs).sort(), 50)
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
@@ -139,7 +140,11 @@ async function rawThroughput(make: (db: Fresh) => RawWriter, kind: StoreKind): P
       }
     }
     await Promise.all(Array.from({ length: PLAN.writers }, (_, i) => worker(i)))
-    return { perSec: rows / (PLAN.throughput.durationMs / 1000), batch: writer.stats.rows / writer.stats.transactions, statements: kind === 'postgres' ? 1 : Number.NaN }
+    return {
+      perSec: rows / (PLAN.throughput.durationMs / 1000),
+      batch: writer.stats.rows / writer.stats.transactions,
+      statements: kind === 'postgres' ? 1 : Number.NaN,
+    }
   } finally {
     await writer.close()
   }
@@ -257,7 +262,10 @@ const sqliteVersion = (() => {
   }
 })()
 // `--stores=sqlite,postgres` runs only those (the default: every store there is).
-const only = process.argv.find((a) => a.startsWith('--stores='))?.slice('--stores='.length).split(',')
+const only = process.argv
+  .find((a) => a.startsWith('--stores='))
+  ?.slice('--stores='.length)
+  .split(',')
 const kinds = (pgVersion ? (['memory', 'sqlite', 'postgres'] as const) : (['memory', 'sqlite'] as const)).filter((k) => !only || only.includes(k))
 progress(
   `bench:journal on ${machine.cpuCount} × ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}; SQLite ${sqliteVersion}; ${pgVersion ? `${pgVersion.split(' on ')[0]} at ${new URL(PG_URL).host}` : `no PostgreSQL at ${new URL(PG_URL).host}: PostgreSQL skipped`}`,
@@ -281,9 +289,19 @@ const all: Contender[] = [
   { kind: 'sqlite', role: 'baseline', name: 'raw: a transaction per event-loop turn', run: () => rawThroughput(sqliteRaw, 'sqlite') },
   { kind: 'postgres', role: 'framework', name: 'Shoal', run: () => frameworkThroughput('postgres') },
   { kind: 'postgres', role: 'other', name: 'Shoal, snapshots off', run: () => frameworkThroughput('postgres', false) },
-  { kind: 'postgres', role: 'baseline', name: 'raw: INSERT from unnest(column arrays), 1 in flight', run: () => rawThroughput((db) => postgresRaw(db, 1, 'unnest'), 'postgres') },
+  {
+    kind: 'postgres',
+    role: 'baseline',
+    name: 'raw: INSERT from unnest(column arrays), 1 in flight',
+    run: () => rawThroughput((db) => postgresRaw(db, 1, 'unnest'), 'postgres'),
+  },
   { kind: 'postgres', role: 'other', name: 'raw: multi-row INSERT … VALUES, 1 in flight', run: () => rawThroughput((db) => postgresRaw(db, 1), 'postgres') },
-  { kind: 'postgres', role: 'other', name: `raw: multi-row INSERTs, ≤ ${PG_POOL} in flight`, run: () => rawThroughput((db) => postgresRaw(db, PG_POOL), 'postgres') },
+  {
+    kind: 'postgres',
+    role: 'other',
+    name: `raw: multi-row INSERTs, ≤ ${PG_POOL} in flight`,
+    run: () => rawThroughput((db) => postgresRaw(db, PG_POOL), 'postgres'),
+  },
   { kind: 'postgres', role: 'other', name: `raw: one-row INSERTs, ≤ ${PG_POOL} in flight`, run: () => rawThroughput(postgresPerRow, 'postgres') },
 ]
 const contenders = all.filter((c) => kinds.includes(c.kind))
@@ -296,7 +314,12 @@ try {
     for (const c of order) {
       const r = await c.run()
       throughput.set(c, [...(throughput.get(c) ?? []), r])
-      const extra = [Number.isFinite(r.batch) ? `${fmt(r.batch, 1)} rows per transaction` : '', Number.isFinite(r.statements) ? `${fmt(r.statements, 2)} statements per INSERT` : ''].filter(Boolean).join(', ')
+      const extra = [
+        Number.isFinite(r.batch) ? `${fmt(r.batch, 1)} rows per transaction` : '',
+        Number.isFinite(r.statements) ? `${fmt(r.statements, 2)} statements per INSERT` : '',
+      ]
+        .filter(Boolean)
+        .join(', ')
       progress(`throughput round ${round}/${PLAN.rounds}: ${c.kind}, ${c.name}: ${fmt(r.perSec)} events/s${extra ? ` (${extra})` : ''}`)
     }
   }
@@ -320,35 +343,58 @@ try {
   for (const kind of kinds) {
     const r = await recovery(kind)
     recoveries.set(kind, r)
-    progress(`recovery: ${kind}: full replay ${r.replayMs.map((m) => fmt(m, 1)).join(', ')} ms (reading alone p50 ${fmt(median(r.readMs), 1)} ms); from a snapshot ${r.snapshotMs.map((m) => fmt(m, 2)).join(', ')} ms`)
+    progress(
+      `recovery: ${kind}: full replay ${r.replayMs.map((m) => fmt(m, 1)).join(', ')} ms (reading alone p50 ${fmt(median(r.readMs), 1)} ms); from a snapshot ${r.snapshotMs.map((m) => fmt(m, 2)).join(', ')} ms`,
+    )
   }
 
   // ---- tables ---------------------------------------------------------------------------------
   const figure = (c: Contender): number => mean((throughput.get(c) ?? []).map((t) => t.perSec))
   const framework = (kind: StoreKind): number => figure(contenders.find((c) => c.kind === kind && c.role === 'framework')!)
   const baseline = (kind: StoreKind): Contender | undefined => contenders.find((c) => c.kind === kind && c.role === 'baseline')
-  const lines: string[] = ['', `Throughput: ${PLAN.writers} concurrent writers (actors, or raw writers with a stream each), each awaiting every write; events per second, mean of ${PLAN.rounds} round(s)`, '']
-  lines.push(`| store | writer | ${Array.from({ length: PLAN.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | events/s | Shoal ÷ this | rows per transaction | statements per INSERT of events |`)
+  const lines: string[] = [
+    '',
+    `Throughput: ${PLAN.writers} concurrent writers (actors, or raw writers with a stream each), each awaiting every write; events per second, mean of ${PLAN.rounds} round(s)`,
+    '',
+  ]
+  lines.push(
+    `| store | writer | ${Array.from({ length: PLAN.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | events/s | Shoal ÷ this | rows per transaction | statements per INSERT of events |`,
+  )
   lines.push(`|---|---|${'---:|'.repeat(PLAN.rounds)}---:|---:|---:|---:|`)
   for (const c of contenders) {
     const rs = throughput.get(c) ?? []
     const name = c.role === 'framework' ? `**${c.name}**` : c.role === 'baseline' ? `${c.name} (baseline)` : c.name
     const ratio = c.role === 'framework' ? '' : `${fmt((100 * framework(c.kind)) / figure(c))} %`
-    lines.push(`| ${c.kind} | ${name} | ${rs.map((r) => fmt(r.perSec)).join(' | ')} | ${c.role === 'framework' ? `**${fmt(figure(c))}**` : fmt(figure(c))} | ${ratio} | ${fmt(mean(rs.map((r) => r.batch)), 1)} | ${fmt(mean(rs.map((r) => r.statements)), 2)} |`)
+    lines.push(
+      `| ${c.kind} | ${name} | ${rs.map((r) => fmt(r.perSec)).join(' | ')} | ${c.role === 'framework' ? `**${fmt(figure(c))}**` : fmt(figure(c))} | ${ratio} | ${fmt(mean(rs.map((r) => r.batch)), 1)} | ${fmt(mean(rs.map((r) => r.statements)), 2)} |`,
+    )
   }
   lines.push(
     '',
-    'Rows per transaction: PostgreSQL, rows per INSERT of events; SQLite raw, rows per transaction. Statements per INSERT: every statement the PostgreSQL store sent while measuring (transaction, lock, savepoint, snapshots) per INSERT of events, from the client\'s debug hook.',
+    "Rows per transaction: PostgreSQL, rows per INSERT of events; SQLite raw, rows per transaction. Statements per INSERT: every statement the PostgreSQL store sent while measuring (transaction, lock, savepoint, snapshots) per INSERT of events, from the client's debug hook.",
   )
-  lines.push('', `Emit latency: one writer, sequential, ${PLAN.latency.durationMs} ms after ${PLAN.latency.warmupMs} ms warm-up; ms (raw: the baseline writer with one writer, i.e. one-row transactions)`, '')
+  lines.push(
+    '',
+    `Emit latency: one writer, sequential, ${PLAN.latency.durationMs} ms after ${PLAN.latency.warmupMs} ms warm-up; ms (raw: the baseline writer with one writer, i.e. one-row transactions)`,
+    '',
+  )
   lines.push('| store | Shoal p50 | Shoal p99 | raw p50 | raw p99 | Shoal emits |', '|---|---:|---:|---:|---:|---:|')
   for (const kind of kinds) {
     const f = latency.get(`${kind} framework`)
     const r = latency.get(`${kind} raw`)
-    lines.push(`| ${kind} | ${fmt(f?.p50 ?? Number.NaN, 3)} | ${fmt(f?.p99 ?? Number.NaN, 3)} | ${fmt(r?.p50 ?? Number.NaN, 3)} | ${fmt(r?.p99 ?? Number.NaN, 3)} | ${fmt(f?.samples ?? Number.NaN)} |`)
+    lines.push(
+      `| ${kind} | ${fmt(f?.p50 ?? Number.NaN, 3)} | ${fmt(f?.p99 ?? Number.NaN, 3)} | ${fmt(r?.p50 ?? Number.NaN, 3)} | ${fmt(r?.p99 ?? Number.NaN, 3)} | ${fmt(f?.samples ?? Number.NaN)} |`,
+    )
   }
-  lines.push('', `Recovery of a ${fmt(PLAN.streamEvents)}-event stream: spawn → first served call, ms (${PLAN.recoveryTrials} trials each; "first" is the store's first recovery in this process)`, '')
-  lines.push('| store | full replay: first | p50 | max | of which reading the stream (p50) | from a snapshot: first | p50 | max |', '|---|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push(
+    '',
+    `Recovery of a ${fmt(PLAN.streamEvents)}-event stream: spawn → first served call, ms (${PLAN.recoveryTrials} trials each; "first" is the store's first recovery in this process)`,
+    '',
+  )
+  lines.push(
+    '| store | full replay: first | p50 | max | of which reading the stream (p50) | from a snapshot: first | p50 | max |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  )
   for (const kind of kinds) {
     const r = recoveries.get(kind)!
     lines.push(
@@ -361,14 +407,31 @@ try {
     const goal = kind === 'sqlite' ? TARGETS.sqliteEventsPerSec : TARGETS.postgresEventsPerSec
     targets.push([`${kind}: ≥ ${fmt(goal)} events/s (${PLAN.writers} actors)`, `${fmt(framework(kind))} events/s`, framework(kind) >= goal])
     const b = baseline(kind)
-    if (b) targets.push([`${kind}: Shoal ≥ ${TARGETS.vsRaw * 100} % of the raw baseline (${b.name.replace('raw: ', '')})`, `${fmt(framework(kind))} ÷ ${fmt(figure(b))} = ${fmt((100 * framework(kind)) / figure(b))} %`, framework(kind) >= TARGETS.vsRaw * figure(b)])
+    if (b)
+      targets.push([
+        `${kind}: Shoal ≥ ${TARGETS.vsRaw * 100} % of the raw baseline (${b.name.replace('raw: ', '')})`,
+        `${fmt(framework(kind))} ÷ ${fmt(figure(b))} = ${fmt((100 * framework(kind)) / figure(b))} %`,
+        framework(kind) >= TARGETS.vsRaw * figure(b),
+      ])
     const r = recoveries.get(kind)!
-    targets.push([`${kind}: full replay of ${fmt(PLAN.streamEvents)} events ≤ ${TARGETS.replayMs} ms (p50)`, `p50 ${fmt(median(r.replayMs), 1)} ms, max ${fmt(Math.max(...r.replayMs), 1)} ms`, median(r.replayMs) <= TARGETS.replayMs])
-    targets.push([`${kind}: recovery from a snapshot ≤ ${TARGETS.snapshotMs} ms (p50)`, `p50 ${fmt(median(r.snapshotMs), 2)} ms, max ${fmt(Math.max(...r.snapshotMs), 2)} ms`, median(r.snapshotMs) <= TARGETS.snapshotMs])
+    targets.push([
+      `${kind}: full replay of ${fmt(PLAN.streamEvents)} events ≤ ${TARGETS.replayMs} ms (p50)`,
+      `p50 ${fmt(median(r.replayMs), 1)} ms, max ${fmt(Math.max(...r.replayMs), 1)} ms`,
+      median(r.replayMs) <= TARGETS.replayMs,
+    ])
+    targets.push([
+      `${kind}: recovery from a snapshot ≤ ${TARGETS.snapshotMs} ms (p50)`,
+      `p50 ${fmt(median(r.snapshotMs), 2)} ms, max ${fmt(Math.max(...r.snapshotMs), 2)} ms`,
+      median(r.snapshotMs) <= TARGETS.snapshotMs,
+    ])
   }
   lines.push('', '| target | result | |', '|---|---|---|', ...targets.map(([t, r, ok]) => `| ${t} | ${r} | ${ok ? 'PASS' : '**MISS**'} |`))
   console.log(lines.join('\n'))
 } finally {
   await stores.cleanUp()
 }
-progress(`done; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+progress(
+  `done; load average now ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+)

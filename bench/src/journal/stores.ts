@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PostgresEventStore } from '@shoal/journal-postgres'
+import { SqliteEventStore } from '@shoal/journal-sqlite'
 import postgres from 'postgres'
 import { type EventStore, MemoryEventStore, type SnapshotStore } from 'shoal'
-import { SqliteEventStore } from '@shoal/journal-sqlite'
-import { PostgresEventStore } from '@shoal/journal-postgres'
 
 export type StoreKind = 'memory' | 'sqlite' | 'postgres'
 

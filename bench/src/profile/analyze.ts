@@ -108,10 +108,18 @@ const CATEGORIES: ReadonlyArray<readonly [name: string, test: (f: CallFrame, fil
   ['shoal CallContext', (_, file) => file.endsWith('CallContext.ts')],
   ['shoal ActorRef / Deque / other', (_, file) => file.startsWith('packages/shoal/')],
   ['bench code (harness, peer, actor)', (_, file) => file.startsWith('bench/')],
-  ['AsyncLocalStorage / async_hooks', (_, file) => file === 'node:async_hooks' || file === 'node:internal/async_hooks' || file.startsWith('node:internal/async_local_storage')],
+  [
+    'AsyncLocalStorage / async_hooks',
+    (_, file) => file === 'node:async_hooks' || file === 'node:internal/async_hooks' || file.startsWith('node:internal/async_local_storage'),
+  ],
   ['diagnostics_channel', (_, file) => file === 'node:diagnostics_channel'],
   ['performance.now / hrtime', (f, file) => file.startsWith('node:internal/perf') || f.functionName === 'now' || f.functionName === 'hrtime'],
-  ['socket write (net, stream, stream_base)', (f, file) => /^node:(net|internal\/stream_base_commons|internal\/streams\/writable)/.test(file) || /^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(f.functionName)],
+  [
+    'socket write (net, stream, stream_base)',
+    (f, file) =>
+      /^node:(net|internal\/stream_base_commons|internal\/streams\/writable)/.test(file) ||
+      /^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(f.functionName),
+  ],
   ['socket read (net, stream, events)', (_, file) => /^node:(internal\/streams\/(readable|add-abort-signal|legacy)|events|internal\/streams)/.test(file)],
   ['timers / setImmediate', (_, file) => /^node:(internal\/)?timers/.test(file)],
   ['nextTick / microtask queue', (_, file) => file === 'node:internal/process/task_queues'],

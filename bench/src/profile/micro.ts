@@ -91,7 +91,11 @@ async function main(): Promise<void> {
     pending.clear()
     return x
   })
-  const strings = new Map<string, object>([['echo', entry], ['count', entry], ['hit', entry]])
+  const strings = new Map<string, object>([
+    ['echo', entry],
+    ['count', entry],
+    ['hit', entry],
+  ])
   measure('Map<string>.get (method lookup)', N, (n) => {
     let x = 0
     for (let i = 0; i < n; i++) if (strings.get(i & 1 ? 'echo' : 'hit')) x++
@@ -101,7 +105,7 @@ async function main(): Promise<void> {
   const bounds = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
   const counts = new Float64Array(bounds.length + 1)
   let sum = 0
-  measure("Shoal CallHistogram series record (0.4 ms, 5th bucket)", N, (n) => {
+  measure('Shoal CallHistogram series record (0.4 ms, 5th bucket)', N, (n) => {
     for (let i = 0; i < n; i++) {
       const v = 0.0004 + (i & 7) * 1e-6
       let b = 0
@@ -173,7 +177,9 @@ async function main(): Promise<void> {
   const after = await measureAsync('new Promise + resolve + await (ALS enabled: promise hooks)', N / 4, promises)
   const asyncAfter = await measureAsync('async fn call + await (ALS enabled)', N / 4, asyncFns)
   await measureAsync('async fn call + await inside als.run (ALS enabled, store set)', N / 4, (n) => als.run(store, asyncFns, n))
-  console.log(`\nAsyncLocalStorage active adds ${(after - before).toFixed(1)} ns per promise and ${(asyncAfter - asyncBefore).toFixed(1)} ns per async call + await`)
+  console.log(
+    `\nAsyncLocalStorage active adds ${(after - before).toFixed(1)} ns per promise and ${(asyncAfter - asyncBefore).toFixed(1)} ns per async call + await`,
+  )
   if (sink === 42) console.log('')
 }
 

@@ -14,7 +14,14 @@ import type { RemotePeer, RemotePeerName } from '../protocol.ts'
 
 export type NodeConfig =
   | { readonly role: 'server'; readonly peer: RemotePeerName }
-  | { readonly role: 'client'; readonly peer: RemotePeerName; readonly info: unknown; readonly inFlight: number; readonly warmupMs: number; readonly durationMs: number }
+  | {
+      readonly role: 'client'
+      readonly peer: RemotePeerName
+      readonly info: unknown
+      readonly inFlight: number
+      readonly warmupMs: number
+      readonly durationMs: number
+    }
 
 /** Clock and CPU time at one edge of the window. */
 export interface Mark {

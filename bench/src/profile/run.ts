@@ -35,7 +35,8 @@ function parseArgs(argv: readonly string[]) {
   const flags = new Map<string, string>()
   for (const arg of argv) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg)
-    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'top', 'out', 'v8'].includes(m[1]!)) throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
+    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'top', 'out', 'v8'].includes(m[1]!))
+      throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
     flags.set(m[1]!, m[2] ?? '')
   }
   const num = (name: string, fallback: number): number => {
@@ -111,7 +112,10 @@ function log(text: string): void {
  */
 function spawnNode(config: NodeConfig, name: string, onMessage: (m: NodeMessage) => void): { proc: ChildProcess; exited: Promise<number | null> } {
   const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, name)}`, `--cpu-prof-interval=${args.intervalUs}`] : []
-  const proc = fork(NODE_ENTRY, [JSON.stringify(config)], { execArgv: [...process.execArgv, ...args.v8, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const proc = fork(NODE_ENTRY, [JSON.stringify(config)], {
+    execArgv: [...process.execArgv, ...args.v8, ...prof],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   live.add(proc)
   proc.on('message', (m: NodeMessage) => onMessage(m))
   const exited = new Promise<number | null>((done) =>
@@ -170,7 +174,12 @@ async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
     if (server.proc.connected) server.proc.send(m)
   }
   try {
-    await waitFor(() => (info === undefined ? undefined : true), `${peer} server ready`, 30_000, () => error)
+    await waitFor(
+      () => (info === undefined ? undefined : true),
+      `${peer} server ready`,
+      30_000,
+      () => error,
+    )
     log(`${peer}: server ready; client runs ${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs} ms window`)
     const client = spawnNode(
       { role: 'client', peer, info, inFlight: args.inFlight, warmupMs: args.warmupMs, durationMs: args.durationMs },
@@ -182,8 +191,18 @@ async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
       },
     )
     const limit = args.warmupMs + args.durationMs + 60_000
-    const cw = await waitFor(() => clientWindow, `${peer} client result`, limit, () => error)
-    const sw = await waitFor(() => serverWindow, `${peer} server window`, 10_000, () => error)
+    const cw = await waitFor(
+      () => clientWindow,
+      `${peer} client result`,
+      limit,
+      () => error,
+    )
+    const sw = await waitFor(
+      () => serverWindow,
+      `${peer} server window`,
+      10_000,
+      () => error,
+    )
     await client.exited
     send({ kind: 'exit' })
     await server.exited
@@ -210,7 +229,9 @@ function lookup(rows: Breakdown, key: string): number {
  * category's share of the sampled busy time times the process's CPU time per call.
  */
 function comparison(runs: readonly PeerRun[]): string[] {
-  const columns = runs.flatMap((r) => (['client', 'server'] as const).map((side) => ({ label: `${r.peer} ${side}`, run: r, a: r[side].analysis!, cpu: r[side].cpuUsPerCall })))
+  const columns = runs.flatMap((r) =>
+    (['client', 'server'] as const).map((side) => ({ label: `${r.peer} ${side}`, run: r, a: r[side].analysis!, cpu: r[side].cpuUsPerCall })),
+  )
   const keys = [...new Set(columns.flatMap((c) => c.a.selfByCategory.map(([k]) => k)))]
   const perCall = (c: (typeof columns)[number], key: string): number => (lookup(c.a.selfByCategory, key) / c.a.busyUs) * c.cpu
   keys.sort((x, y) => Math.max(...columns.map((c) => perCall(c, y))) - Math.max(...columns.map((c) => perCall(c, x))))
@@ -237,7 +258,8 @@ function summaryTable(runs: readonly PeerRun[]): string[] {
 /** JSON of one side: CPU per call, window, and categories and top functions in CPU-scaled µs per call. */
 function sideSummary(s: Side, calls: number): unknown {
   const a = s.analysis
-  const scaled = (rows: Breakdown, limit: number): Array<[string, number]> => (a ? rows.slice(0, limit).map(([k, us]) => [k, (us / a.busyUs) * s.cpuUsPerCall]) : [])
+  const scaled = (rows: Breakdown, limit: number): Array<[string, number]> =>
+    a ? rows.slice(0, limit).map(([k, us]) => [k, (us / a.busyUs) * s.cpuUsPerCall]) : []
   return {
     cpuUsPerCall: s.cpuUsPerCall,
     sampledBusyUsPerCall: a ? a.busyUs / calls : undefined,
@@ -269,7 +291,12 @@ async function main(): Promise<void> {
         '',
         ...comparison(runs),
         '',
-        ...runs.flatMap((r) => [`## ${r.peer}`, '', ...report(`${r.peer} client`, r.client.analysis!, r.calls, args.top, r.client.cpuUsPerCall), ...report(`${r.peer} server`, r.server.analysis!, r.calls, args.top, r.server.cpuUsPerCall)]),
+        ...runs.flatMap((r) => [
+          `## ${r.peer}`,
+          '',
+          ...report(`${r.peer} client`, r.client.analysis!, r.calls, args.top, r.client.cpuUsPerCall),
+          ...report(`${r.peer} server`, r.server.analysis!, r.calls, args.top, r.server.cpuUsPerCall),
+        ]),
       ]
     : []
   const text = [...header, ...body].join('\n')

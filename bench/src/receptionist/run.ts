@@ -69,7 +69,13 @@ interface Summary {
 
 function summarize(ms: readonly number[]): Summary {
   const sorted = Float64Array.from(ms).sort()
-  return { n: ms.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: percentile(sorted, 100), missing: ms.filter((x) => x === Infinity).length }
+  return {
+    n: ms.length,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: percentile(sorted, 100),
+    missing: ms.filter((x) => x === Infinity).length,
+  }
 }
 
 type Change = { readonly added: readonly string[]; readonly removed: readonly string[] }
@@ -81,7 +87,12 @@ function listen(systems: readonly ClusterSystem[], keys: readonly ReceptionKey[]
 }
 
 /** When each node's running total of `count(change)` (from `initial`) first reached `want`; +∞ until then. */
-function reachTimes(systems: readonly ClusterSystem[], count: (c: Change) => number, want: number, initial: (s: ClusterSystem) => number = () => 0): { at: number[]; off: () => void } {
+function reachTimes(
+  systems: readonly ClusterSystem[],
+  count: (c: Change) => number,
+  want: number,
+  initial: (s: ClusterSystem) => number = () => 0,
+): { at: number[]; off: () => void } {
   const totals = systems.map(initial)
   const at = totals.map((t) => (t >= want ? performance.now() : Infinity))
   const off = listen(systems, KEYS, (i, c, now) => {
@@ -93,9 +104,12 @@ function reachTimes(systems: readonly ClusterSystem[], count: (c: Change) => num
 
 /** Waits until `done()` or `ms` pass. The figures come from listeners: this only ends the wait. */
 async function waitUntil(done: () => boolean, ms: number): Promise<void> {
-  await eventually(() => {
-    if (!done()) throw new Error('not yet')
-  }, { timeoutMs: ms, intervalMs: 10 }).catch(() => undefined)
+  await eventually(
+    () => {
+      if (!done()) throw new Error('not yet')
+    },
+    { timeoutMs: ms, intervalMs: 10 },
+  ).catch(() => undefined)
 }
 
 async function withCluster<T>(settings: ClusterSystemSettings, run: (systems: ClusterSystem[]) => Promise<T>): Promise<T> {
@@ -125,7 +139,11 @@ interface Traffic {
 
 function traffic(systems: readonly ClusterSystem[]): Traffic {
   const stats = systems.map((s) => s.receptionist.stats)
-  return { messages: sum(stats.map((x) => x.messagesOut)), bytes: sum(stats.map((x) => x.bytesOut)), largestMessage: Math.max(...stats.map((x) => x.largestMessage)) }
+  return {
+    messages: sum(stats.map((x) => x.messagesOut)),
+    bytes: sum(stats.map((x) => x.bytesOut)),
+    largestMessage: Math.max(...stats.map((x) => x.largestMessage)),
+  }
 }
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0)
@@ -164,7 +182,9 @@ async function visibility(): Promise<Visibility> {
     off()
     const latencies = probes.map((p, i) => maxOf(seenAt.map((m, n) => (n === i % NODES ? 0 : (m.get(p.id.toString()) ?? Infinity) - checkedInAt[i]!))))
     const everywhere = summarize(latencies)
-    progress(`1. check-in visibility: ${PLAN.checkIns} check-ins, one every ${PLAN.checkInEveryMs} ms round-robin over ${NODES} nodes; on all ${NODES}: p50 ${took(everywhere.p50)}, p99 ${took(everywhere.p99)}, max ${took(everywhere.max)}`)
+    progress(
+      `1. check-in visibility: ${PLAN.checkIns} check-ins, one every ${PLAN.checkInEveryMs} ms round-robin over ${NODES} nodes; on all ${NODES}: p50 ${took(everywhere.p50)}, p99 ${took(everywhere.p99)}, max ${took(everywhere.max)}`,
+    )
     return { checkIns: PLAN.checkIns, everyMs: PLAN.checkInEveryMs, latenciesMs: latencies, everywhere }
   })
 }
@@ -216,7 +236,14 @@ async function downTrial(n: number): Promise<Trial> {
     await waitUntil(() => [...gone.at, ...firedAt].every(Number.isFinite), 10_000)
     gone.off()
     const leftover = sum(survivors.flatMap((s) => KEYS.map((k) => s.receptionist.lookup(k).filter((r) => victimIds.has(r.id.toString())).length)))
-    const trial = { victim: victim.node.endpoint.name, downedBy: downer.node.endpoint.name, entriesGoneMs: gone.at.map((t) => t - downAt), watchFiredMs: firedAt.map((t) => t - downAt), reasons, leftover }
+    const trial = {
+      victim: victim.node.endpoint.name,
+      downedBy: downer.node.endpoint.name,
+      entriesGoneMs: gone.at.map((t) => t - downAt),
+      watchFiredMs: firedAt.map((t) => t - downAt),
+      reasons,
+      leftover,
+    }
     progress(
       `2/3. trial ${n + 1}/${PLAN.trials}: ${trial.downedBy} downs ${trial.victim}; its ${victimIds.size} entries gone on all ${survivors.length} others after ${took(maxOf(trial.entriesGoneMs))}, every watch fired after ${took(maxOf(trial.watchFiredMs))} (${[...new Set(reasons)].join(', ')}; ${leftover} left over)`,
     )
@@ -272,17 +299,33 @@ async function bulk(): Promise<Bulk> {
 
 async function lateJoin(systems: readonly ClusterSystem[], total: number): Promise<LateJoin> {
   const startAt = performance.now()
-  const late = await ClusterSystem.start({ name: 'node-late', host: '127.0.0.1', port: 0, logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent', cluster: { seeds: [`127.0.0.1:${systems[0]!.node.endpoint.port}`] } })
+  const late = await ClusterSystem.start({
+    name: 'node-late',
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
+    cluster: { seeds: [`127.0.0.1:${systems[0]!.node.endpoint.port}`] },
+  })
   try {
     // Nothing has arrived yet (no I/O ran since start), but count from what is there to be sure.
-    const listed = reachTimes([late], (c) => c.added.length - c.removed.length, total, (s) => s.receptionist.size)
+    const listed = reachTimes(
+      [late],
+      (c) => c.added.length - c.removed.length,
+      total,
+      (s) => s.receptionist.size,
+    )
     let upAt = Infinity
-    void late.cluster.joined().then(() => (upAt = performance.now()), () => undefined)
+    void late.cluster.joined().then(
+      () => (upAt = performance.now()),
+      () => undefined,
+    )
     await waitUntil(() => Number.isFinite(listed.at[0]!) && Number.isFinite(upAt), 60_000)
     listed.off()
     const stats = late.receptionist.stats
     const result = { upMs: upAt - startAt, listedMs: listed.at[0]! - startAt, messagesIn: stats.messagesIn, bytesIn: stats.bytesIn }
-    progress(`4. late 11th node: up after ${took(result.upMs)}, listed all ${int(total)} after ${took(result.listedMs)} (${int(result.messagesIn)} messages, ${int(result.bytesIn)} bytes in)`)
+    progress(
+      `4. late 11th node: up after ${took(result.upMs)}, listed all ${int(total)} after ${took(result.listedMs)} (${int(result.messagesIn)} messages, ${int(result.bytesIn)} bytes in)`,
+    )
     return result
   } finally {
     await late.shutdown()
@@ -297,10 +340,26 @@ function evaluate(vis: Visibility, trials: readonly Trial[], b: Bulk): [string, 
   const noLeftovers = trials.every((t) => t.leftover === 0)
   const allNodeDown = trials.every((t) => t.reasons.every((r) => r === 'node-down'))
   return [
-    [`a check-in is listed on all ${NODES} nodes within 1 s (p99 of ${vis.checkIns})`, `p99 ${took(vis.everywhere.p99)} (p50 ${ms(vis.everywhere.p50)}, max ${ms(vis.everywhere.max)})`, vis.everywhere.p99 <= TARGET_MS],
-    [`a downed node's entries are gone on every other node within 1 s (${trials.length} trials)`, `p50 ${took(gone.p50)}, max ${took(gone.max)}`, gone.max <= TARGET_MS && noLeftovers],
-    [`a watch fires on every other node within 1 s of the down (${trials.length} trials)`, `p50 ${took(fired.p50)}, max ${took(fired.max)}`, fired.max <= TARGET_MS && allNodeDown],
-    [`${int(b.registrations)} registrations (${int(PLAN.entriesPerNode)} per node) converge on all ${NODES} nodes`, `${took(maxOf(b.listedMs))} after the first check-in; largest message ${int(b.traffic.largestMessage)} B`, b.listedMs.every(Number.isFinite)],
+    [
+      `a check-in is listed on all ${NODES} nodes within 1 s (p99 of ${vis.checkIns})`,
+      `p99 ${took(vis.everywhere.p99)} (p50 ${ms(vis.everywhere.p50)}, max ${ms(vis.everywhere.max)})`,
+      vis.everywhere.p99 <= TARGET_MS,
+    ],
+    [
+      `a downed node's entries are gone on every other node within 1 s (${trials.length} trials)`,
+      `p50 ${took(gone.p50)}, max ${took(gone.max)}`,
+      gone.max <= TARGET_MS && noLeftovers,
+    ],
+    [
+      `a watch fires on every other node within 1 s of the down (${trials.length} trials)`,
+      `p50 ${took(fired.p50)}, max ${took(fired.max)}`,
+      fired.max <= TARGET_MS && allNodeDown,
+    ],
+    [
+      `${int(b.registrations)} registrations (${int(PLAN.entriesPerNode)} per node) converge on all ${NODES} nodes`,
+      `${took(maxOf(b.listedMs))} after the first check-in; largest message ${int(b.traffic.largestMessage)} B`,
+      b.listedMs.every(Number.isFinite),
+    ],
     [`a late 11th node lists all ${int(b.registrations)}`, `${took(b.late.listedMs)} after it started`, Number.isFinite(b.late.listedMs)],
   ]
 }
@@ -330,7 +389,9 @@ function render(vis: Visibility, trials: readonly Trial[], b: Bulk, targets: rea
 }
 
 const machine = describeMachine(loadavg())
-progress(`bench:receptionist${quick ? ' --quick' : ''} on ${machine.cpuCount} × ${machine.cpuModel}, Node ${machine.node}: ${NODES} nodes in this one process over loopback TCP, default settings`)
+progress(
+  `bench:receptionist${quick ? ' --quick' : ''} on ${machine.cpuCount} × ${machine.cpuModel}, Node ${machine.node}: ${NODES} nodes in this one process over loopback TCP, default settings`,
+)
 const vis = await visibility()
 const trials: Trial[] = []
 for (let n = 0; n < PLAN.trials; n++) trials.push(await downTrial(n))
@@ -339,5 +400,23 @@ const targets = evaluate(vis, trials, b)
 console.log(render(vis, trials, b, targets))
 const dir = fileURLToPath(new URL('../../results/', import.meta.url))
 mkdirSync(dir, { recursive: true })
-writeFileSync(`${dir}receptionist.json`, JSON.stringify({ date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, nodes: NODES, inOneProcess: true, plan: PLAN, visibility: vis, trials, bulk: b, targets }, null, 2) + '\n')
+writeFileSync(
+  `${dir}receptionist.json`,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      mode: quick ? 'quick' : 'full',
+      machine,
+      nodes: NODES,
+      inOneProcess: true,
+      plan: PLAN,
+      visibility: vis,
+      trials,
+      bulk: b,
+      targets,
+    },
+    null,
+    2,
+  ) + '\n',
+)
 progress(`done; results in ${dir}receptionist.json`)

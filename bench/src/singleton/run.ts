@@ -47,7 +47,15 @@ interface Call {
 const callsOf = (p: NodeProcess): Call[] =>
   p.lines
     .filter((l) => l.msg === 'call')
-    .map((l) => ({ ok: l.ok === true, host: l.host as string | undefined, code: l.code as string | undefined, notDelivered: l.notDelivered === true, started: Number(l.started), ended: Number(l.started) + Number(l.ms), ms: Number(l.ms) }))
+    .map((l) => ({
+      ok: l.ok === true,
+      host: l.host as string | undefined,
+      code: l.code as string | undefined,
+      notDelivered: l.notDelivered === true,
+      started: Number(l.started),
+      ended: Number(l.started) + Number(l.ms),
+      ms: Number(l.ms),
+    }))
 
 const line = (p: NodeProcess, msg: string): LogLine | undefined => p.lines.find((l) => l.msg === msg)
 const minOf = (xs: readonly number[]): number => Math.min(...xs)
@@ -58,7 +66,11 @@ const median = (xs: readonly number[]): number => percentile(Float64Array.from(x
 /** A fixture process under load; NodeProcess reads its log, the spawner runs the fixture instead of the CLI. */
 async function start(procs: NodeProcess[], lease: string | undefined, seed?: string): Promise<NodeProcess> {
   const args = ['--port', '0', '--http', '0', '--load', String(LOAD_MS), ...(seed ? ['--seed', seed] : []), ...(lease ? ['--lease', lease] : [])]
-  const p = await NodeProcess.start('node', { args, env: { SHOAL_SECRET: SECRET }, spawner: (command, _cli, options) => spawn(command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], options) })
+  const p = await NodeProcess.start('node', {
+    args,
+    env: { SHOAL_SECRET: SECRET },
+    spawner: (command, _cli, options) => spawn(command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], options),
+  })
   procs.push(p)
   return p
 }
@@ -77,7 +89,8 @@ async function cluster(procs: NodeProcess[], lease: string | undefined): Promise
   const host = await eventually(
     () => {
       const hosts = procs.filter((p) => line(p, 'singleton activated'))
-      if (hosts.length !== 1 || !procs.every((p) => callsOf(p).some((c) => c.ok && c.host === hosts[0]!.address))) throw new Error('the singleton is not serving every node yet')
+      if (hosts.length !== 1 || !procs.every((p) => callsOf(p).some((c) => c.ok && c.host === hosts[0]!.address)))
+        throw new Error('the singleton is not serving every node yet')
       return hosts[0]!
     },
     { timeoutMs: 30_000 },
@@ -191,7 +204,8 @@ async function failover(i: number, lease: string | undefined): Promise<Failover>
     const first = await eventually(() => firstServedElsewhere(others, host), { timeoutMs: 60_000 })
     await sleep(1000)
     const member = `@${host.address}#${host.uid}`
-    const seen = (pred: (l: LogLine) => boolean): number => minOf(others.flatMap((p) => p.lines.filter((l) => typeof l.member === 'string' && l.member.endsWith(member) && pred(l)).map((l) => l.time))) - t0
+    const seen = (pred: (l: LogLine) => boolean): number =>
+      minOf(others.flatMap((p) => p.lines.filter((l) => typeof l.member === 'string' && l.member.endsWith(member) && pred(l)).map((l) => l.time))) - t0
     const calls = others.flatMap(callsOf)
     const during = calls.filter((c) => c.started >= t0 && c.started <= first.ended)
     const r: Failover = {
@@ -240,17 +254,48 @@ function report(handOvers: readonly HandOver[], failovers: readonly Failover[], 
   const inFlight = failedAfterKill.filter((f) => !f.notDelivered)
   const marginKept = failovers.map((f) => f.activatedMs - f.downMs)
   const targets: [string, string, boolean | 'info'][] = [
-    ['graceful hand-over: calls wait ≤ 1 s (longest call, and gap between the old and new instance serving)', `longest call ${spread(handOvers.map((h) => h.longestMs), (v) => `${v} ms`)}; gap ${spread(handOvers.map((h) => h.gapMs), (v) => `${v} ms`)}`, maxOf(handWait) <= 1000],
+    [
+      'graceful hand-over: calls wait ≤ 1 s (longest call, and gap between the old and new instance serving)',
+      `longest call ${spread(
+        handOvers.map((h) => h.longestMs),
+        (v) => `${v} ms`,
+      )}; gap ${spread(
+        handOvers.map((h) => h.gapMs),
+        (v) => `${v} ms`,
+      )}`,
+      maxOf(handWait) <= 1000,
+    ],
     ['graceful hand-over: no failed call', `${sumOf(handOvers.map((h) => h.failed))} failed`, handOvers.every((h) => h.failed === 0)],
-    ['graceful hand-over: new instance only after the old one passivated (design check)', `${handOvers.filter((h) => h.overlap).length} overlaps`, handOvers.every((h) => !h.overlap)],
-    ['kill -9: first call served by the new instance ≤ 12 s after the kill', spread(failovers.map((f) => f.firstServedMs), (v) => `${s(v)} s`), maxOf(failovers.map((f) => f.firstServedMs)) <= 12_000],
-    ['kill -9: every call held (buffered) during the failover succeeds', `${heldFailed.length} held calls failed; ${sumOf(failovers.map((f) => f.served))} calls started after the kill were served by the new instance`, heldFailed.length === 0],
+    [
+      'graceful hand-over: new instance only after the old one passivated (design check)',
+      `${handOvers.filter((h) => h.overlap).length} overlaps`,
+      handOvers.every((h) => !h.overlap),
+    ],
+    [
+      'kill -9: first call served by the new instance ≤ 12 s after the kill',
+      spread(
+        failovers.map((f) => f.firstServedMs),
+        (v) => `${s(v)} s`,
+      ),
+      maxOf(failovers.map((f) => f.firstServedMs)) <= 12_000,
+    ],
+    [
+      'kill -9: every call held (buffered) during the failover succeeds',
+      `${heldFailed.length} held calls failed; ${sumOf(failovers.map((f) => f.served))} calls started after the kill were served by the new instance`,
+      heldFailed.length === 0,
+    ],
     [
       'kill -9: calls already sent to the host when it died (informational: ambiguous, at-most-once)',
-      inFlight.length === 0 ? 'none' : `${inFlight.length} in ${failovers.length} trials (${[...new Set(inFlight.map((f) => f.code))].join(', ')}), sent ${minOf(inFlight.map((f) => f.startedMs))}–${maxOf(inFlight.map((f) => f.startedMs))} ms after the kill, before the survivors saw the connection drop`,
+      inFlight.length === 0
+        ? 'none'
+        : `${inFlight.length} in ${failovers.length} trials (${[...new Set(inFlight.map((f) => f.code))].join(', ')}), sent ${minOf(inFlight.map((f) => f.startedMs))}–${maxOf(inFlight.map((f) => f.startedMs))} ms after the kill, before the survivors saw the connection drop`,
       'info',
     ],
-    [`kill -9: successor starts ≥ downMargin (${s(DOWN_MARGIN_MS)} s) after the down (design check)`, `down → activated p50 ${median(marginKept)} ms, range ${minOf(marginKept)}–${maxOf(marginKept)} ms`, minOf(marginKept) >= DOWN_MARGIN_MS],
+    [
+      `kill -9: successor starts ≥ downMargin (${s(DOWN_MARGIN_MS)} s) after the down (design check)`,
+      `down → activated p50 ${median(marginKept)} ms, range ${minOf(marginKept)}–${maxOf(marginKept)} ms`,
+      minOf(marginKept) >= DOWN_MARGIN_MS,
+    ],
   ]
   console.log(
     [
@@ -259,13 +304,19 @@ function report(handOvers: readonly HandOver[], failovers: readonly Failover[], 
       '',
       '| trial | normal call p50 (ms) | → old passivated | → new activated | → first call served by new | longest call (ms) | gap old → new serving (ms) | failed calls | leaver exit |',
       '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...handOvers.map((h, i) => `| ${i + 1} | ${h.normalMs} | ${h.passivatedMs} | ${h.activatedMs} | ${h.firstServedMs} | ${h.longestMs} | ${h.gapMs} | ${h.failed} | ${h.exitCode} |`),
+      ...handOvers.map(
+        (h, i) =>
+          `| ${i + 1} | ${h.normalMs} | ${h.passivatedMs} | ${h.activatedMs} | ${h.firstServedMs} | ${h.longestMs} | ${h.gapMs} | ${h.failed} | ${h.exitCode} |`,
+      ),
       '',
       'Crash failover (kill -9 the host; s after the kill, first survivor to log each step)',
       '',
       '| trial | → exit seen | → unreachable | → down | → new activated | → first call served by new | longest call (s) | calls started in between | served by new | failed |',
       '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...failovers.map((f, i) => `| ${i + 1} | ${s(f.goneMs)} | ${s(f.unreachableMs)} | ${s(f.downMs)} | ${s(f.activatedMs)} | ${s(f.firstServedMs)} | ${s(f.longestMs)} | ${f.duringFailover} | ${f.served} | ${f.failed.length} |`),
+      ...failovers.map(
+        (f, i) =>
+          `| ${i + 1} | ${s(f.goneMs)} | ${s(f.unreachableMs)} | ${s(f.downMs)} | ${s(f.activatedMs)} | ${s(f.firstServedMs)} | ${s(f.longestMs)} | ${f.duringFailover} | ${f.served} | ${f.failed.length} |`,
+      ),
       '',
       '| target | result | |',
       '|---|---|---|',

@@ -109,7 +109,9 @@ export function detectionSvg(rows: readonly DetectionRow[], target: number, subt
   out.push(`<rect x="${lx}" y="${ly}" width="${legendW}" height="${legendH}" fill="#ffffff" fill-opacity="0.92" stroke="#bbb" stroke-width="1"/>`)
   SERIES.forEach((s, i) => {
     const cy = ly + 16 + i * 20
-    out.push(`<line x1="${lx + 10}" y1="${cy}" x2="${lx + 40}" y2="${cy}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`)
+    out.push(
+      `<line x1="${lx + 10}" y1="${cy}" x2="${lx + 40}" y2="${cy}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    )
     out.push(marker(s.marker, lx + 25, cy, s.color))
     out.push(`<text x="${lx + 48}" y="${cy + 4}" font-size="12" fill="#222">${esc(s.label)}</text>`)
   })
@@ -119,7 +121,9 @@ export function detectionSvg(rows: readonly DetectionRow[], target: number, subt
 
   const missing = rows.filter((r) => SERIES.some((s) => !Number.isFinite(s.value(r)))).map((r) => r.members)
   if (missing.length > 0) {
-    out.push(`<text x="${M.left + 8}" y="${M.top + plotH - 8}" font-size="11" fill="#c0392b">not detected in some runs at ${missing.join(', ')} members (left out)</text>`)
+    out.push(
+      `<text x="${M.left + 8}" y="${M.top + plotH - 8}" font-size="11" fill="#c0392b">not detected in some runs at ${missing.join(', ')} members (left out)</text>`,
+    )
   }
   out.push('</svg>')
   return out.join('\n') + '\n'

@@ -210,7 +210,10 @@ function sections(r: SwimResults): Section[] {
     {
       title: `3. Join: 1 member joins ${r.join.members} members at ${r.join.joinAtSeconds} s, ${r.join.seeds} seeds (seconds after the join)`,
       header: ['measure', 'p50', 'p95', 'p99', 'max', 'undetected'],
-      rows: [summaryRow('allAgree (every member knows the newcomer)', r.join.allAgree), summaryRow('knowsAll (the newcomer knows every member)', r.join.knowsAll)],
+      rows: [
+        summaryRow('allAgree (every member knows the newcomer)', r.join.allAgree),
+        summaryRow('knowsAll (the newcomer knows every member)', r.join.knowsAll),
+      ],
       labels: 1,
       notes: [`Checked every ${CHECK_EVERY} ms of simulated time. ${percentileNote(r.join.seeds)}`],
       targets: ['join'],
@@ -267,7 +270,9 @@ function sections(r: SwimResults): Section[] {
         ],
       ],
       labels: 0,
-      notes: [`Wall s: the whole runScenario call (building the converged cluster included). One process, one core, ${r.machine.cpuCount} noisy vCPUs (load average ${r.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')} at start).`],
+      notes: [
+        `Wall s: the whole runScenario call (building the converged cluster included). One process, one core, ${r.machine.cpuCount} noisy vCPUs (load average ${r.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')} at start).`,
+      ],
       targets: ['speed'],
     },
   ]
@@ -275,7 +280,17 @@ function sections(r: SwimResults): Section[] {
   out.push({
     title: '7. Real UDP on loopback',
     header: ['members', 'allAgree s', 'firstDead s', 'firstSuspect s'],
-    rows: 'error' in u ? [] : [[`${u.result.members}`, sec(u.result.allAgreeSeconds), sec(u.result.firstDeadSeconds ?? Number.NaN), sec(u.result.firstSuspectSeconds ?? Number.NaN)]],
+    rows:
+      'error' in u
+        ? []
+        : [
+            [
+              `${u.result.members}`,
+              sec(u.result.allAgreeSeconds),
+              sec(u.result.firstDeadSeconds ?? Number.NaN),
+              sec(u.result.firstSuspectSeconds ?? Number.NaN),
+            ],
+          ],
     labels: 0,
     notes: 'error' in u ? [`real UDP: not available (${u.error})`] : (u.result.notes ?? []),
     targets: ['real UDP'],
@@ -289,7 +304,11 @@ function sections(r: SwimResults): Section[] {
 function table(header: readonly string[], rows: readonly (readonly string[])[], labels: number): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
   const line = (cells: readonly string[]): string =>
-    '  ' + cells.map((c, i) => (i < labels ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ').trimEnd()
+    '  ' +
+    cells
+      .map((c, i) => (i < labels ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('   ')
+      .trimEnd()
   return [line(header), '  ' + widths.map((w) => '─'.repeat(w)).join('   '), ...rows.map(line)]
 }
 
@@ -335,8 +354,13 @@ function mdTable(header: readonly string[], rows: readonly (readonly string[])[]
 
 export function renderMarkdown(r: SwimResults, targets: readonly Target[]): string {
   const byId = new Map(targets.map((t) => [t.id, t]))
-  const lines = [`## SWIM failure detector (${r.date.slice(0, 10)}, commit ${r.machine.commit}, \`npm run bench:swim${r.mode === 'quick' ? ' -- --quick' : ''}\`)`, '']
-  lines.push(`Simulator, default settings, ${r.simulatedRuns} simulated runs in ${num(r.totalWallSeconds, 0)} s wall clock on ${r.machine.cpuCount} × ${r.machine.cpuModel}, Node ${r.machine.node}.`)
+  const lines = [
+    `## SWIM failure detector (${r.date.slice(0, 10)}, commit ${r.machine.commit}, \`npm run bench:swim${r.mode === 'quick' ? ' -- --quick' : ''}\`)`,
+    '',
+  ]
+  lines.push(
+    `Simulator, default settings, ${r.simulatedRuns} simulated runs in ${num(r.totalWallSeconds, 0)} s wall clock on ${r.machine.cpuCount} × ${r.machine.cpuModel}, Node ${r.machine.node}.`,
+  )
   lines.push('', '![Crash detection time against cluster size](swim-detection.svg)')
   for (const s of sections(r)) {
     lines.push('', `**${s.title}**`, '')

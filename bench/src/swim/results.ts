@@ -3,9 +3,10 @@
  * (there `null` stands for "not detected within the run" or "not measured").
  * @module
  */
-import type { Machine as BaseMachine } from '../report.ts'
+
 import type { InjectedEvent, ScenarioReport, StallSpec } from '../../../packages/shoal/src/sim/Scenario.ts'
 import type { ResolvedSwimSettings } from '../../../packages/shoal/src/swim/SwimSettings.ts'
+import type { Machine as BaseMachine } from '../report.ts'
 import type { RealUdpResult } from './udp.ts'
 
 /**

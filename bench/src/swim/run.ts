@@ -10,13 +10,25 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { describeMachine } from '../report.ts'
 import { fileURLToPath } from 'node:url'
-import { runScenario, type InjectedEvent, type ScenarioOptions } from '../../../packages/shoal/src/sim/Scenario.ts'
+import { type InjectedEvent, runScenario, type ScenarioOptions } from '../../../packages/shoal/src/sim/Scenario.ts'
 import { SWIM_DEFAULTS } from '../../../packages/shoal/src/swim/SwimSettings.ts'
+import { describeMachine } from '../report.ts'
 import { detectionSvg } from './plot.ts'
 import { DETECTION_TARGET_SECONDS, evaluateTargets, renderMarkdown, renderText, sec } from './report.ts'
-import { type DetectionRow, type FaultRow, type JoinResult, type LoadRow, type Machine, mean, type Plan, type RunRecord, type SpeedResult, summarize, type SwimResults } from './results.ts'
+import {
+  type DetectionRow,
+  type FaultRow,
+  type JoinResult,
+  type LoadRow,
+  type Machine,
+  mean,
+  type Plan,
+  type RunRecord,
+  type SpeedResult,
+  type SwimResults,
+  summarize,
+} from './results.ts'
 import { realUdp } from './udp.ts'
 
 const quick = process.argv.includes('--quick')
@@ -131,7 +143,9 @@ function detection(members: number): Omit<DetectionRow, 'ratioTo100'> {
     runs.push(run)
     if (members >= 500) {
       const e = eventOf(run, 'crash')
-      progress(`crash · ${members} members · seed ${seed}/${plan.seeds}: allAgree ${sec(e?.allAgree ?? Infinity)} s, firstDead ${sec(e?.firstDead ?? Infinity)} s (${run.wallSeconds.toFixed(1)} s)`)
+      progress(
+        `crash · ${members} members · seed ${seed}/${plan.seeds}: allAgree ${sec(e?.allAgree ?? Infinity)} s, firstDead ${sec(e?.firstDead ?? Infinity)} s (${run.wallSeconds.toFixed(1)} s)`,
+      )
     }
   }
   const events = runs.map((r) => eventOf(r, 'crash'))
@@ -166,7 +180,9 @@ function join(): JoinResult {
     knowsAll: summarize(events.map((e) => e?.knowsAll)),
     runs,
   }
-  progress(`join · 1 into ${members}, ${seeds} seeds: allAgree p50 ${sec(result.allAgree.p50)} s, p99 ${sec(result.allAgree.p99)} s; knowsAll p99 ${sec(result.knowsAll.p99)} s`)
+  progress(
+    `join · 1 into ${members}, ${seeds} seeds: allAgree p50 ${sec(result.allAgree.p50)} s, p99 ${sec(result.allAgree.p99)} s; knowsAll p99 ${sec(result.knowsAll.p99)} s`,
+  )
   return result
 }
 
@@ -200,7 +216,8 @@ function load(): LoadRow[] {
   const rows: Omit<LoadRow, 'messagesRatio' | 'bytesRatio'>[] = []
   for (const members of plan.load.sizes) {
     const runs: RunRecord[] = []
-    for (let seed = 1; seed <= plan.load.seeds; seed++) runs.push(simulate(`load · ${members} members · seed ${seed}`, { members, duration: plan.load.duration, seed }))
+    for (let seed = 1; seed <= plan.load.seeds; seed++)
+      runs.push(simulate(`load · ${members} members · seed ${seed}`, { members, duration: plan.load.duration, seed }))
     const row = {
       members,
       durationSeconds: plan.load.duration / 1000,

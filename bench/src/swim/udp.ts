@@ -33,7 +33,9 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
   return check()
 }
 
-async function round(progress: (text: string) => void): Promise<{ converge: number; allAgree: number; firstDead: number; firstSuspect: number; largest: number }> {
+async function round(
+  progress: (text: string) => void,
+): Promise<{ converge: number; allAgree: number; firstDead: number; firstSuspect: number; largest: number }> {
   const all: SwimMember[] = []
   try {
     const start = performance.now()
@@ -57,7 +59,8 @@ async function round(progress: (text: string) => void): Promise<{ converge: numb
     }
     await victim.close()
     const stopped = performance.now()
-    if (!(await until(() => all.every((m) => m.instance.member(victim.node)?.status === 'dead'), 60_000))) throw new Error('the stopped member was not marked dead by all within 60 s')
+    if (!(await until(() => all.every((m) => m.instance.member(victim.node)?.status === 'dead'), 60_000)))
+      throw new Error('the stopped member was not marked dead by all within 60 s')
     const allAgree = (performance.now() - stopped) / 1000
     return { converge, allAgree, firstDead, firstSuspect, largest: Math.max(...all.map((m) => m.traffic.largestOut)) }
   } finally {
@@ -72,7 +75,9 @@ export async function realUdp(progress: (text: string) => void = () => {}): Prom
   for (let i = 0; i < ROUNDS; i++) {
     const r = await round(progress)
     rounds.push(r)
-    progress(`real UDP round ${i + 1}/${ROUNDS}: first suspicion ${r.firstSuspect.toFixed(2)} s, first dead ${r.firstDead.toFixed(2)} s, dead everywhere ${r.allAgree.toFixed(2)} s`)
+    progress(
+      `real UDP round ${i + 1}/${ROUNDS}: first suspicion ${r.firstSuspect.toFixed(2)} s, first dead ${r.firstDead.toFixed(2)} s, dead everywhere ${r.allAgree.toFixed(2)} s`,
+    )
   }
   const worst = rounds.reduce((a, b) => (b.allAgree > a.allAgree ? b : a))
   return {

@@ -24,7 +24,19 @@
  * @module
  */
 import postgres from 'postgres'
-import { ConfigError, JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import {
+  ConfigError,
+  type EventStore,
+  JournalConflictError,
+  JournalUnavailableError,
+  type LeaseStore,
+  type NewEvent,
+  type ReadOptions,
+  type SnapshotStore,
+  type StoredEvent,
+  type StoredSnapshot,
+  TagWatchers,
+} from 'shoal'
 
 /** Options of {@link PostgresEventStore.open}. */
 export interface PostgresOptions {
@@ -124,21 +136,29 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   async read(persistenceId: string, fromSeq: number, options: ReadOptions = {}): Promise<StoredEvent[]> {
     const sql = this.#sql
     const rows = await this.#run(
-      () => sql<Row[]>`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId} AND seq >= ${fromSeq} AND seq <= ${options.toSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq LIMIT ${options.limit ?? 1000}`,
+      () =>
+        sql<
+          Row[]
+        >`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId} AND seq >= ${fromSeq} AND seq <= ${options.toSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq LIMIT ${options.limit ?? 1000}`,
     )
     return rows.map(toEvent)
   }
 
   async highestSeq(persistenceId: string): Promise<number> {
     const sql = this.#sql
-    const [row] = await this.#run(() => sql<{ max: string | null }[]>`SELECT MAX(seq) AS max FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId}`)
+    const [row] = await this.#run(
+      () => sql<{ max: string | null }[]>`SELECT MAX(seq) AS max FROM ${sql(this.#schema)}.shoal_events WHERE persistence_id = ${persistenceId}`,
+    )
     return Number(row?.max ?? 0)
   }
 
   async eventsByTag(tag: string, afterOffset: number, limit = 1000): Promise<StoredEvent[]> {
     const sql = this.#sql
     const rows = await this.#run(
-      () => sql<Row[]>`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE tags @> ARRAY[${tag}]::text[] AND global_offset > ${afterOffset} ORDER BY global_offset LIMIT ${limit}`,
+      () =>
+        sql<
+          Row[]
+        >`SELECT * FROM ${sql(this.#schema)}.shoal_events WHERE tags @> ARRAY[${tag}]::text[] AND global_offset > ${afterOffset} ORDER BY global_offset LIMIT ${limit}`,
     )
     return rows.map(toEvent)
   }
@@ -158,7 +178,12 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
 
   async loadSnapshot(persistenceId: string): Promise<StoredSnapshot | undefined> {
     const sql = this.#sql
-    const [row] = await this.#run(() => sql<{ persistence_id: string; seq: string; payload: Buffer; written_at: string }[]>`SELECT * FROM ${sql(this.#schema)}.shoal_snapshots WHERE persistence_id = ${persistenceId}`)
+    const [row] = await this.#run(
+      () =>
+        sql<
+          { persistence_id: string; seq: string; payload: Buffer; written_at: string }[]
+        >`SELECT * FROM ${sql(this.#schema)}.shoal_snapshots WHERE persistence_id = ${persistenceId}`,
+    )
     return row && { persistenceId: row.persistence_id, seq: Number(row.seq), payload: new Uint8Array(row.payload), timestamp: Number(row.written_at) }
   }
 
@@ -167,7 +192,9 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
     const sql = this.#sql
     const t = sql(this.#schema)
     const [row] = await this.#run(
-      () => sql<{ epoch: string }[]>`INSERT INTO ${t}.shoal_leases AS l (name, owner, expires_at, epoch) VALUES (${name}, ${owner}, clock_timestamp() + ${Math.ceil(ttlMs)} * interval '1 millisecond', 1)
+      () => sql<
+        { epoch: string }[]
+      >`INSERT INTO ${t}.shoal_leases AS l (name, owner, expires_at, epoch) VALUES (${name}, ${owner}, clock_timestamp() + ${Math.ceil(ttlMs)} * interval '1 millisecond', 1)
         ON CONFLICT (name) DO UPDATE SET
           epoch = CASE WHEN l.owner = excluded.owner AND l.expires_at > clock_timestamp() THEN l.epoch ELSE l.epoch + 1 END,
           owner = excluded.owner, expires_at = excluded.expires_at
@@ -184,7 +211,10 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
 
   async leaseHolder(name: string): Promise<string | undefined> {
     const sql = this.#sql
-    const [row] = await this.#run(() => sql<{ owner: string }[]>`SELECT owner FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND owner <> '' AND expires_at > clock_timestamp()`)
+    const [row] = await this.#run(
+      () =>
+        sql<{ owner: string }[]>`SELECT owner FROM ${sql(this.#schema)}.shoal_leases WHERE name = ${name} AND owner <> '' AND expires_at > clock_timestamp()`,
+    )
     return row?.owner
   }
 
@@ -237,7 +267,12 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
         this.#tagWatchers.notify(new Set(batch.filter((p) => !conflicts.has(p)).flatMap((p) => p.events.flatMap((e) => e.tags))))
         for (const p of batch) {
           if (!conflicts.has(p)) p.resolve()
-          else p.reject(new JournalConflictError(`An event of ${JSON.stringify(p.events[0]!.persistenceId)} at sequence ${p.events[0]!.seq}..${p.events[0]!.seq + p.events.length - 1} already exists: another activation of this entity wrote it.`))
+          else
+            p.reject(
+              new JournalConflictError(
+                `An event of ${JSON.stringify(p.events[0]!.persistenceId)} at sequence ${p.events[0]!.seq}..${p.events[0]!.seq + p.events.length - 1} already exists: another activation of this entity wrote it.`,
+              ),
+            )
         }
       }
     } finally {
@@ -315,7 +350,9 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   /** Inserts what does not conflict; returns the rows that landed. */
   async #insert(sql: postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]): Promise<{ persistence_id: string; seq: string }[]> {
     const c = columns(sql, todo)
-    return await sql<{ persistence_id: string; seq: string }[]>`INSERT INTO ${sql(this.#schema)}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
+    return await sql<
+      { persistence_id: string; seq: string }[]
+    >`INSERT INTO ${sql(this.#schema)}.shoal_events (persistence_id, seq, type, version, payload, tags, written_at)
       SELECT u.p, u.s, u.t, u.v, u.b, u.g::text[], ${Date.now()}
         FROM unnest(${c.ids}::text[], ${c.seqs}::bigint[], ${c.types}::text[], ${c.versions}::int[], ${c.payloads}::bytea[], ${c.tags}::text[]) AS u(p, s, t, v, b, g)
       ON CONFLICT (persistence_id, seq) DO NOTHING RETURNING persistence_id, seq`
@@ -345,7 +382,8 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
         await tx`CREATE INDEX shoal_events_tags ON ${s}.shoal_events USING GIN (tags)`
         await tx`CREATE TABLE ${s}.shoal_snapshots (persistence_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, payload BYTEA NOT NULL, written_at BIGINT NOT NULL)`
       }
-      if (current < 2) await tx`CREATE TABLE ${s}.shoal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, epoch BIGINT NOT NULL)`
+      if (current < 2)
+        await tx`CREATE TABLE ${s}.shoal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, epoch BIGINT NOT NULL)`
       if (current !== SCHEMA_VERSION) {
         await tx`DELETE FROM ${s}.shoal_schema_version`
         await tx`INSERT INTO ${s}.shoal_schema_version VALUES (${SCHEMA_VERSION})`
@@ -365,7 +403,6 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
       this.#inflight.delete(op)
     }
   }
-
 }
 
 /** Thrown inside a savepoint to roll it back: these appends hit existing (persistence id, seq). */
@@ -379,13 +416,31 @@ class Conflicts extends Error {
 function columns(sql: Sql | postgres.TransactionSql<Record<string, never>>, todo: readonly Pending[]) {
   const events = todo.flatMap((p) => p.events)
   return {
-    ids: sql.array(events.map((e) => e.persistenceId), TEXT),
-    seqs: sql.array(events.map((e) => e.seq), INT8),
-    types: sql.array(events.map((e) => e.type), TEXT),
-    versions: sql.array(events.map((e) => e.version), INT4),
-    payloads: sql.array(events.map((e) => Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength)), BYTEA),
+    ids: sql.array(
+      events.map((e) => e.persistenceId),
+      TEXT,
+    ),
+    seqs: sql.array(
+      events.map((e) => e.seq),
+      INT8,
+    ),
+    types: sql.array(
+      events.map((e) => e.type),
+      TEXT,
+    ),
+    versions: sql.array(
+      events.map((e) => e.version),
+      INT4,
+    ),
+    payloads: sql.array(
+      events.map((e) => Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength)),
+      BYTEA,
+    ),
     // Tags differ in number per row, so each row's travel as one array literal, cast on the server.
-    tags: sql.array(events.map((e) => arrayLiteral(e.tags)), TEXT),
+    tags: sql.array(
+      events.map((e) => arrayLiteral(e.tags)),
+      TEXT,
+    ),
   }
 }
 

@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto'
 import { connect, createServer } from 'node:net'
 import postgres from 'postgres'
-import { afterAll, describe, expect, it } from 'vitest'
 import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
 import { conformanceEvents, eventStoreConformance, eventually, leaseStoreConformance } from 'shoal/testkit'
+import { afterAll, describe, expect, it } from 'vitest'
 import { PostgresEventStore } from '../src/index.ts'
 
 const URL = process.env.SHOAL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -125,7 +125,8 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     // Each pool: 40 rounds of 10 concurrent appends (group-committed), so batches of the four interleave.
     await Promise.all(
       writers.map(async (w, wi) => {
-        for (let round = 0; round < 40; round++) await Promise.all(Array.from({ length: 10 }, (_, i) => w.append(conformanceEvents(`w${wi}-${i}`, round + 1, 1, ['all']))))
+        for (let round = 0; round < 40; round++)
+          await Promise.all(Array.from({ length: 10 }, (_, i) => w.append(conformanceEvents(`w${wi}-${i}`, round + 1, 1, ['all']))))
       }),
     )
     writing = false
@@ -193,7 +194,11 @@ describe(`PostgreSQL store (${pg.via})`, () => {
 
   it('an event-sourced actor keeps its state in PostgreSQL across a restart of its system', async () => {
     const schema = fresh()
-    const first = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [journalPlugin({ store: await PostgresEventStore.open(pg.url, { schema, max }), snapshotEvery: 4 })] })
+    const first = await ClusterSystem.start({
+      port: 0,
+      logLevel: 'silent',
+      plugins: [journalPlugin({ store: await PostgresEventStore.open(pg.url, { schema, max }), snapshotEvery: 4 })],
+    })
     const c = first.spawn(Counter)
     for (let i = 1; i <= 10; i++) await c.inc(i)
     await eventually(async () => expect((await first.journal.snapshots!.loadSnapshot("counter 'one'"))?.seq).toBe(8)) // saved in the background
@@ -209,7 +214,10 @@ describe(`PostgreSQL store (${pg.via})`, () => {
       for await (const e of second.journal.liveByTag('counters', 0, { signal: stop.signal })) live.push(e.seq)
     })()
     await eventually(() => expect(live).toHaveLength(11))
-    await second.spawn(Counter).inc(1).catch(() => undefined) // a second activation: conflict or fine, never corrupt
+    await second
+      .spawn(Counter)
+      .inc(1)
+      .catch(() => undefined) // a second activation: conflict or fine, never corrupt
     stop.abort()
     await done
     await second.shutdown()

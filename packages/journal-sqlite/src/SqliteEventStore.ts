@@ -17,7 +17,19 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { ConfigError, JournalConflictError, JournalUnavailableError, TagWatchers, type EventStore, type LeaseStore, type NewEvent, type ReadOptions, type SnapshotStore, type StoredEvent, type StoredSnapshot } from 'shoal'
+import {
+  ConfigError,
+  type EventStore,
+  JournalConflictError,
+  JournalUnavailableError,
+  type LeaseStore,
+  type NewEvent,
+  type ReadOptions,
+  type SnapshotStore,
+  type StoredEvent,
+  type StoredSnapshot,
+  TagWatchers,
+} from 'shoal'
 
 /** Options of {@link SqliteEventStore.open}. */
 export interface SqliteOptions {
@@ -90,7 +102,9 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     this.#insertTag = db.prepare('INSERT INTO event_tags (tag, global_offset) VALUES (?, ?)')
     this.#read = db.prepare('SELECT * FROM events WHERE persistence_id = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?')
     this.#highest = db.prepare('SELECT MAX(seq) AS seq FROM events WHERE persistence_id = ?').pluck()
-    this.#byTag = db.prepare('SELECT e.* FROM event_tags t JOIN events e ON e.global_offset = t.global_offset WHERE t.tag = ? AND t.global_offset > ? ORDER BY t.global_offset LIMIT ?')
+    this.#byTag = db.prepare(
+      'SELECT e.* FROM event_tags t JOIN events e ON e.global_offset = t.global_offset WHERE t.tag = ? AND t.global_offset > ? ORDER BY t.global_offset LIMIT ?',
+    )
     this.#saveSnapshot = db.prepare(
       'INSERT INTO snapshots (persistence_id, seq, payload, written_at) VALUES (?, ?, ?, ?) ON CONFLICT (persistence_id) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, written_at = excluded.written_at WHERE excluded.seq >= snapshots.seq',
     )
@@ -157,7 +171,9 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
   }
 
   async loadSnapshot(persistenceId: string): Promise<StoredSnapshot | undefined> {
-    const row = this.#run(() => this.#loadSnapshot.get(persistenceId) as { persistence_id: string; seq: number; payload: Buffer; written_at: number } | undefined)
+    const row = this.#run(
+      () => this.#loadSnapshot.get(persistenceId) as { persistence_id: string; seq: number; payload: Buffer; written_at: number } | undefined,
+    )
     return row && { persistenceId: row.persistence_id, seq: row.seq, payload: new Uint8Array(row.payload), timestamp: row.written_at }
   }
 
@@ -208,7 +224,15 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     const mine: string[] = []
     try {
       for (const e of events) {
-        const offset = this.#insert.run(e.persistenceId, e.seq, e.type, e.version, Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength), JSON.stringify(e.tags), now).lastInsertRowid
+        const offset = this.#insert.run(
+          e.persistenceId,
+          e.seq,
+          e.type,
+          e.version,
+          Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength),
+          JSON.stringify(e.tags),
+          now,
+        ).lastInsertRowid
         for (const t of new Set(e.tags)) {
           this.#insertTag.run(t, offset)
           mine.push(t)
@@ -222,7 +246,9 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
       this.#db.exec('RELEASE append')
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         const first = events[0]!
-        return new JournalConflictError(`An event of ${JSON.stringify(first.persistenceId)} at sequence ${first.seq}..${first.seq + events.length - 1} already exists: another activation of this entity wrote it.`)
+        return new JournalConflictError(
+          `An event of ${JSON.stringify(first.persistenceId)} at sequence ${first.seq}..${first.seq + events.length - 1} already exists: another activation of this entity wrote it.`,
+        )
       }
       throw e
     }
@@ -261,7 +287,8 @@ function migrate(db: Database.Database): void {
   // once must not both see version 0 and both create the tables.
   db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number
-    if (current > SCHEMA_VERSION) throw new JournalUnavailableError(`This SQLite journal has schema version ${current}, newer than this code (${SCHEMA_VERSION}): upgrade Shoal.`)
+    if (current > SCHEMA_VERSION)
+      throw new JournalUnavailableError(`This SQLite journal has schema version ${current}, newer than this code (${SCHEMA_VERSION}): upgrade Shoal.`)
     for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!)
     if (current !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()

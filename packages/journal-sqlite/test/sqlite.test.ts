@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import Database from 'better-sqlite3'
 import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
 import { conformanceEvents, eventStoreConformance, leaseStoreConformance } from 'shoal/testkit'
-import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteEventStore } from '../src/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-sqlite-'))
@@ -17,7 +17,12 @@ let files = 0
 
 eventStoreConformance('sqlite (memory)', () => SqliteEventStore.open(':memory:'), { describe, it, expect })
 eventStoreConformance('sqlite (file, WAL)', () => SqliteEventStore.open(join(dir, `c${++files}.db`)), { describe, it, expect })
-leaseStoreConformance('sqlite (file, WAL)', () => SqliteEventStore.open(join(dir, `l${++files}.db`)), { describe, it, expect }, (s) => (s as SqliteEventStore).close())
+leaseStoreConformance(
+  'sqlite (file, WAL)',
+  () => SqliteEventStore.open(join(dir, `l${++files}.db`)),
+  { describe, it, expect },
+  (s) => (s as SqliteEventStore).close(),
+)
 
 describe('SQLite leases', () => {
   it('two stores on one file (two processes of one machine) contend for a lease: one holds it', async () => {
@@ -66,7 +71,11 @@ describe('SQLite store', () => {
   it('group commit: appends of one tick share a transaction; a conflict fails only its own batch', async () => {
     const s = SqliteEventStore.open(':memory:')
     await s.append(conformanceEvents('a', 1, 1))
-    const results = await Promise.allSettled([s.append(conformanceEvents('b', 1, 2)), s.append(conformanceEvents('a', 1, 1)), s.append(conformanceEvents('c', 1, 1))])
+    const results = await Promise.allSettled([
+      s.append(conformanceEvents('b', 1, 2)),
+      s.append(conformanceEvents('a', 1, 1)),
+      s.append(conformanceEvents('c', 1, 1)),
+    ])
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(JournalConflictError)
     expect([await s.highestSeq('a'), await s.highestSeq('b'), await s.highestSeq('c')]).toEqual([1, 2, 1])

@@ -6,73 +6,83 @@
  * ```
  * @module
  */
-export { ClusterSystem } from './system/ClusterSystem.ts'
-export type { ClusterSystemSettings } from './system/Settings.ts'
-export { DistributedActor, distributed, type DistributedOptions, type ActorClass } from './actor/DistributedActor.ts'
-export { type ActorRef, type ActorRefCommon, type MethodNames, type RefMethods, isActorRef } from './actor/ActorRef.ts'
+
 export { ActorId } from './actor/ActorId.ts'
-export { type ClusterNode, type Endpoint, formatNode, formatEndpoint } from './actor/ClusterNode.ts'
-export { Serialization, type ClassRegistration, type SerializationLimits, type SerializationOptions } from './serialization/Serialization.ts'
-export type { TlsSettings } from './transport/Transport.ts'
-export type { Metrics } from './observability/Metrics.ts'
+export { type ActorRef, type ActorRefCommon, isActorRef, type MethodNames, type RefMethods } from './actor/ActorRef.ts'
+export { type ClusterNode, type Endpoint, formatEndpoint, formatNode } from './actor/ClusterNode.ts'
+export { type ActorClass, DistributedActor, type DistributedOptions, distributed } from './actor/DistributedActor.ts'
 export {
-  ErrorCode,
-  ShoalError,
-  TimeoutError,
   ActorNotFoundError,
-  NodeUnreachableError,
-  NodeDownError,
-  SystemShutDownError,
-  MethodNotDistributedError,
-  SerializationError,
-  OverloadedError,
-  RemoteCallError,
-  ProtocolError,
-  HandshakeError,
   ConfigError,
-  SingletonUnavailableError,
-  JournalConflictError,
-  JournalUnavailableError,
-  JournalDecodeError,
-  JournalLimitError,
-  JournalFailedError,
+  ErrorCode,
+  HandshakeError,
   isNotDelivered,
+  JournalConflictError,
+  JournalDecodeError,
+  JournalFailedError,
+  JournalLimitError,
+  JournalUnavailableError,
+  MethodNotDistributedError,
+  NodeDownError,
+  NodeUnreachableError,
+  OverloadedError,
+  ProtocolError,
+  RemoteCallError,
+  SerializationError,
+  ShoalError,
+  SingletonUnavailableError,
+  SystemShutDownError,
+  TimeoutError,
 } from './errors.ts'
-export type { SystemSwimSettings } from './system/Settings.ts'
-export { SwimMember, type SwimMemberOptions, type MembershipChange, parseAddress } from './swim/SwimMember.ts'
-export type { SwimMemberState, SwimStatus, SwimAddress, SwimNode } from './swim/SwimNode.ts'
+export type { Metrics } from './observability/Metrics.ts'
+export { type ClassRegistration, Serialization, type SerializationLimits, type SerializationOptions } from './serialization/Serialization.ts'
+export { type MembershipChange, parseAddress, SwimMember, type SwimMemberOptions } from './swim/SwimMember.ts'
+export type { SwimAddress, SwimMemberState, SwimNode, SwimStatus } from './swim/SwimNode.ts'
+export { ClusterSystem } from './system/ClusterSystem.ts'
+export type { ClusterSystemSettings, SystemSwimSettings } from './system/Settings.ts'
+export type { TlsSettings } from './transport/Transport.ts'
 /** @deprecated Renamed {@link SwimStatus} (one name per concept: the cluster's is {@link MembershipStatus}). */
 export type MemberStatus = import('./swim/SwimNode.ts').SwimStatus
 /** @deprecated Renamed {@link SwimMemberState}. */
 export type MemberState = import('./swim/SwimNode.ts').SwimMemberState
+export type { Cluster, ClusterEvent, ClusterSettings, MembershipSnapshot } from './cluster/Cluster.ts'
+export type { ClusterMember, Member, MembershipStatus, Reachability } from './cluster/Member.ts'
 export type { SwimSettings } from './swim/SwimSettings.ts'
 export { SWIM_DEFAULTS } from './swim/SwimSettings.ts'
-export type { Cluster, ClusterSettings, ClusterEvent, MembershipSnapshot } from './cluster/Cluster.ts'
-export type { ClusterMember, Member, MembershipStatus, Reachability } from './cluster/Member.ts'
 /** @deprecated Renamed {@link MembershipStatus}. */
 export type ClusterMemberStatus = import('./cluster/Member.ts').MembershipStatus
-export { keepMajority, staticQuorum, keepOldest, downAll, timeoutDowning, noDowning, downingFromName, type DowningStrategy, type DowningView } from './cluster/Downing.ts'
-export { StaticDiscovery, type DiscoveryProvider, type DiscoveredEndpoint } from './discovery/Discovery.ts'
-export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsResolver, type DnsSrvRecord } from './discovery/DnsDiscovery.ts'
-export { KubernetesDiscovery, type KubernetesDiscoveryOptions, type KubernetesDiscoveryKind } from './discovery/KubernetesDiscovery.ts'
-export { ManagementServer } from './management/ManagementServer.ts'
-export type { Plugin, PluginContext, PluginActors, PluginCalls, PluginNodes, ControlChannel, Invocation, LocalTarget } from './system/Plugin.ts'
-export type { ControlTarget, ControlHandler } from './control/ControlChannel.ts'
 export type { ActorSystem } from './actor/ActorSystem.ts'
-export type { Receptionist, Listing, ReceptionistSettings } from './receptionist/Receptionist.ts'
-export { ReceptionKey } from './receptionist/ReceptionKey.ts'
-export type { Termination, TerminationReason } from './actor/Termination.ts'
-export type { WatchSettings } from './watch/LifecycleWatch.ts'
 export type { WatchTarget } from './actor/DistributedActor.ts'
-export { singletonPlugin, type SingletonFacade, type SingletonOptions, type SingletonSettings } from './singleton/SingletonPlugin.ts'
-export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
-export { oldestMember, leaderMember, type AllocationStrategy } from './singleton/Allocation.ts'
-export { journalPlugin, type JournalFacade, type JournalSettings, type JournalEvent } from './journal/JournalPlugin.ts'
-export { EventSourcedActor } from './journal/EventSourcedActor.ts'
-export { MemoryEventStore } from './journal/MemoryEventStore.ts'
-export type { EventStore, SnapshotStore, NewEvent, StoredEvent, StoredSnapshot, ReadOptions } from './journal/EventStore.ts'
+export type { Termination, TerminationReason } from './actor/Termination.ts'
+export {
+  type DowningStrategy,
+  type DowningView,
+  downAll,
+  downingFromName,
+  keepMajority,
+  keepOldest,
+  noDowning,
+  staticQuorum,
+  timeoutDowning,
+} from './cluster/Downing.ts'
+export type { ControlHandler, ControlTarget } from './control/ControlChannel.ts'
+export { type DiscoveredEndpoint, type DiscoveryProvider, StaticDiscovery } from './discovery/Discovery.ts'
+export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsResolver, type DnsSrvRecord } from './discovery/DnsDiscovery.ts'
+export { KubernetesDiscovery, type KubernetesDiscoveryKind, type KubernetesDiscoveryOptions } from './discovery/KubernetesDiscovery.ts'
 export type { EventSchema, JournalEventShape } from './journal/EventCodec.ts'
+export { EventSourcedActor } from './journal/EventSourcedActor.ts'
+export type { EventStore, NewEvent, ReadOptions, SnapshotStore, StoredEvent, StoredSnapshot } from './journal/EventStore.ts'
+export { type JournalEvent, type JournalFacade, type JournalSettings, journalPlugin } from './journal/JournalPlugin.ts'
+export { MemoryEventStore } from './journal/MemoryEventStore.ts'
 export { TagWatchers } from './journal/TagWatchers.ts'
-export { LeaseTerm, MemoryLeaseStore, type LeaseStore } from './lease/Lease.ts'
+export { type LeaseStore, LeaseTerm, MemoryLeaseStore } from './lease/Lease.ts'
+export { ManagementServer } from './management/ManagementServer.ts'
 export * from './observability/Channels.ts'
-export { HeaderLimits, type EnvelopeHeaders } from './wire/Envelope.ts'
+export type { Listing, Receptionist, ReceptionistSettings } from './receptionist/Receptionist.ts'
+export { ReceptionKey } from './receptionist/ReceptionKey.ts'
+export { type AllocationStrategy, leaderMember, oldestMember } from './singleton/Allocation.ts'
+export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
+export { type SingletonFacade, type SingletonOptions, type SingletonSettings, singletonPlugin } from './singleton/SingletonPlugin.ts'
+export type { ControlChannel, Invocation, LocalTarget, Plugin, PluginActors, PluginCalls, PluginContext, PluginNodes } from './system/Plugin.ts'
+export type { WatchSettings } from './watch/LifecycleWatch.ts'
+export { type EnvelopeHeaders, HeaderLimits } from './wire/Envelope.ts'

@@ -1,5 +1,16 @@
+import {
+  ActorId,
+  ActorNotFoundError,
+  type ActorRef,
+  ClusterSystem,
+  ConfigError,
+  DistributedActor,
+  distributed,
+  MethodNotDistributedError,
+  SystemShutDownError,
+  TimeoutError,
+} from 'shoal'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ActorId, ActorNotFoundError, ClusterSystem, ConfigError, DistributedActor, distributed, MethodNotDistributedError, SystemShutDownError, TimeoutError, type ActorRef } from 'shoal'
 
 class Counter extends DistributedActor {
   count = 0
@@ -128,7 +139,10 @@ describe('actors - calls through refs', () => {
 
   it('times out calls that take too long, with the per-call timeout', async () => {
     const c = system.spawn(Counter)
-    const err = await c.withTimeout(100).hang().catch((e: unknown) => e)
+    const err = await c
+      .withTimeout(100)
+      .hang()
+      .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(TimeoutError)
     expect((err as TimeoutError).code).toBe('SHOAL_TIMEOUT')
   })

@@ -4,8 +4,9 @@
  * must stay up and never down themselves; after healing, restarted nodes rejoin one cluster.
  * Needs root and iproute2; otherwise skipped, saying why.
  */
+
+import { eventually, type LogLine, NodeProcess } from 'shoal/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
-import { eventually, NodeProcess, type LogLine } from 'shoal/testkit'
 import { NetnsLab, netnsAvailable } from './support/netns.ts'
 
 const available = await netnsAvailable()
@@ -47,26 +48,41 @@ describe.skipIf(!available.ok)(title, () => {
     const seed = `${lab.address(0)}:${PORT}`
     const nodes = [await start(0, undefined)]
     nodes.push(...(await Promise.all([1, 2, 3, 4].map((i) => start(i, seed)))))
-    await eventually(() => {
-      for (const p of nodes) expect(upCount(p)).toBe(5)
-    }, { timeoutMs: 60_000 })
+    await eventually(
+      () => {
+        for (const p of nodes) expect(upCount(p)).toBe(5)
+      },
+      { timeoutMs: 60_000 },
+    )
 
     const split = Date.now()
     await lab.partition([0, 1, 2], [3, 4])
     const minority = nodes.slice(3)
     const majority = nodes.slice(0, 3)
     for (const p of minority) {
-      const tail = (): string => p.lines.slice(-25).map((l) => `${((l.time - split) / 1000).toFixed(2)} ${l.msg} ${String(l.member ?? '')} ${String(l.status ?? l.reachability ?? '')}`).join('\n')
-      const { code } = await Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`a minority node did not stop within 120 s; its last log lines:\n${tail()}`)), 120_000))])
+      const tail = (): string =>
+        p.lines
+          .slice(-25)
+          .map((l) => `${((l.time - split) / 1000).toFixed(2)} ${l.msg} ${String(l.member ?? '')} ${String(l.status ?? l.reachability ?? '')}`)
+          .join('\n')
+      const { code } = await Promise.race([
+        p.exited,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`a minority node did not stop within 120 s; its last log lines:\n${tail()}`)), 120_000),
+        ),
+      ])
       expect(code).toBe(1)
       expect(p.lines.some(downedSelf)).toBe(true)
     }
     const minorityDownAfter = (Date.now() - split) / 1000
-    await eventually(() => {
-      for (const p of majority) {
-        for (const m of minority) expect(statuses(p).get(`${m.address}#${m.uid}`)).toMatch(/down|removed/)
-      }
-    }, { timeoutMs: 60_000 })
+    await eventually(
+      () => {
+        for (const p of majority) {
+          for (const m of minority) expect(statuses(p).get(`${m.address}#${m.uid}`)).toMatch(/down|removed/)
+        }
+      },
+      { timeoutMs: 60_000 },
+    )
     for (const p of majority) {
       expect(p.lines.some(downedSelf)).toBe(false)
       expect(p.child.exitCode).toBeNull()
@@ -75,12 +91,17 @@ describe.skipIf(!available.ok)(title, () => {
     await lab.heal()
     const healed = Date.now()
     const restarted = await Promise.all([3, 4].map((i) => start(i, seed)))
-    await eventually(() => {
-      for (const p of [...majority, ...restarted]) {
-        const s = statuses(p)
-        for (const q of [...majority, ...restarted]) expect(s.get(`${q.address}#${q.uid}`) ?? (p === q ? 'up' : undefined)).toBe('up')
-      }
-    }, { timeoutMs: 60_000 })
-    console.log(`partition: minority stopped ${minorityDownAfter.toFixed(1)} s after the split; one cluster again ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
+    await eventually(
+      () => {
+        for (const p of [...majority, ...restarted]) {
+          const s = statuses(p)
+          for (const q of [...majority, ...restarted]) expect(s.get(`${q.address}#${q.uid}`) ?? (p === q ? 'up' : undefined)).toBe('up')
+        }
+      },
+      { timeoutMs: 60_000 },
+    )
+    console.log(
+      `partition: minority stopped ${minorityDownAfter.toFixed(1)} s after the split; one cluster again ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`,
+    )
   }, 300_000)
 })

@@ -5,8 +5,8 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
 import { eventually, NodeProcess } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const SECRET = 'cluster-process-test'
 const procs: NodeProcess[] = []
@@ -31,12 +31,15 @@ async function cluster(n: number, extra: string[] = []): Promise<NodeProcess[]> 
   const first = await node(extra)
   const rest = await Promise.all(Array.from({ length: n - 1 }, () => node(['--seed', first.address, ...extra])))
   const all = [first, ...rest]
-  await eventually(async () => {
-    for (const p of all) {
-      const m = await p.get<MembersJson>('/cluster/members')
-      expect(m.members.filter((x) => x.status === 'up')).toHaveLength(n)
-    }
-  }, { timeoutMs: 30_000 })
+  await eventually(
+    async () => {
+      for (const p of all) {
+        const m = await p.get<MembersJson>('/cluster/members')
+        expect(m.members.filter((x) => x.status === 'up')).toHaveLength(n)
+      }
+    },
+    { timeoutMs: 30_000 },
+  )
   return all
 }
 
@@ -58,29 +61,41 @@ describe('shoal node processes', () => {
     const all = await cluster(4)
     const victim = all.pop()!
     await victim.kill()
-    await eventually(async () => {
-      for (const p of all) expect(statusIn(await view(p), victim.address)?.status ?? 'removed').toMatch(/down|removed/)
-    }, { timeoutMs: 40_000 })
-    await eventually(async () => {
-      for (const p of all) expect(statusIn(await view(p), victim.address)?.status ?? 'removed').toBe('removed')
-    }, { timeoutMs: 20_000 })
+    await eventually(
+      async () => {
+        for (const p of all) expect(statusIn(await view(p), victim.address)?.status ?? 'removed').toMatch(/down|removed/)
+      },
+      { timeoutMs: 40_000 },
+    )
+    await eventually(
+      async () => {
+        for (const p of all) expect(statusIn(await view(p), victim.address)?.status ?? 'removed').toBe('removed')
+      },
+      { timeoutMs: 20_000 },
+    )
   })
 
   it('SIGSTOP then SIGCONT: unreachable, then reachable again, status unchanged', async () => {
     const all = await cluster(3, ['--stable-after', '60000'])
     const stopped = all[2]!
     stopped.signal('SIGSTOP')
-    await eventually(async () => {
-      for (const p of all.slice(0, 2)) expect(statusIn(await view(p), stopped.address)?.reachability).toBe('unreachable')
-    }, { timeoutMs: 40_000 })
+    await eventually(
+      async () => {
+        for (const p of all.slice(0, 2)) expect(statusIn(await view(p), stopped.address)?.reachability).toBe('unreachable')
+      },
+      { timeoutMs: 40_000 },
+    )
     stopped.signal('SIGCONT')
-    await eventually(async () => {
-      for (const p of all) {
-        const m = statusIn(await view(p), stopped.address)
-        expect(m?.reachability).toBe('reachable')
-        expect(m?.status).toBe('up')
-      }
-    }, { timeoutMs: 30_000 })
+    await eventually(
+      async () => {
+        for (const p of all) {
+          const m = statusIn(await view(p), stopped.address)
+          expect(m?.reachability).toBe('reachable')
+          expect(m?.status).toBe('up')
+        }
+      },
+      { timeoutMs: 30_000 },
+    )
   })
 
   it('restart on the same port: the old incarnation is downed and removed, the new one is up', async () => {
@@ -89,16 +104,22 @@ describe('shoal node processes', () => {
     const old = all.pop()!
     const port = old.address.split(':')[1]!
     await old.kill()
-    const fresh = await NodeProcess.start('node', { args: ['--port', port, '--http', '0', '--seed', all[0]!.address, '--stable-after', '60000'], env: { SHOAL_SECRET: SECRET } })
+    const fresh = await NodeProcess.start('node', {
+      args: ['--port', port, '--http', '0', '--seed', all[0]!.address, '--stable-after', '60000'],
+      env: { SHOAL_SECRET: SECRET },
+    })
     procs.push(fresh)
     expect(fresh.uid).not.toBe(old.uid)
-    await eventually(async () => {
-      for (const p of all) {
-        const v = await view(p)
-        expect(statusIn(v, old.address, fresh.uid)?.status).toBe('up')
-        expect(statusIn(v, old.address, old.uid)?.status ?? 'removed').toMatch(/down|removed/)
-      }
-    }, { timeoutMs: 30_000 })
+    await eventually(
+      async () => {
+        for (const p of all) {
+          const v = await view(p)
+          expect(statusIn(v, old.address, fresh.uid)?.status).toBe('up')
+          expect(statusIn(v, old.address, old.uid)?.status ?? 'removed').toMatch(/down|removed/)
+        }
+      },
+      { timeoutMs: 30_000 },
+    )
   })
 
   it('SIGTERM: graceful leave, exit 0, removed everywhere and never unreachable', async () => {
@@ -120,9 +141,12 @@ describe('shoal node processes', () => {
     const daemon = await NodeProcess.start('clusterd', { args: ['--port', '0'], env: { SHOAL_SECRET: SECRET } })
     procs.push(daemon)
     const nodes = await Promise.all([0, 1, 2].map(() => node(['--clusterd', daemon.address])))
-    await eventually(async () => {
-      for (const p of nodes) expect((await view(p)).members.filter((m) => m.status === 'up')).toHaveLength(3)
-    }, { timeoutMs: 30_000 })
+    await eventually(
+      async () => {
+        for (const p of nodes) expect((await view(p)).members.filter((m) => m.status === 'up')).toHaveLength(3)
+      },
+      { timeoutMs: 30_000 },
+    )
   })
 
   it('a node with the wrong secret is refused and never becomes a member', async () => {
@@ -135,14 +159,19 @@ describe('shoal node processes', () => {
     expect(all[0]!.lines.some((l) => l.msg === 'handshake failed' && String(l.reason).includes('secret'))).toBe(true)
   })
 
-  it('--journal sqlite:PATH opens (and creates) the node\'s event store; an unknown store is refused clearly', async () => {
+  it("--journal sqlite:PATH opens (and creates) the node's event store; an unknown store is refused clearly", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'shoal-cli-journal-'))
     try {
       const p = await node(['--journal', `sqlite:${join(dir, 'data', 'node.db')}`])
       expect(existsSync(join(dir, 'data', 'node.db'))).toBe(true)
       p.signal('SIGTERM')
       expect((await p.exited).code).toBe(0)
-      const bad = await NodeProcess.start('node', { args: ['--port', '0', '--journal', 'mongodb://x'], env: { SHOAL_SECRET: SECRET }, readyWhen: () => false, timeout: 30_000 }).catch((e: unknown) => e)
+      const bad = await NodeProcess.start('node', {
+        args: ['--port', '0', '--journal', 'mongodb://x'],
+        env: { SHOAL_SECRET: SECRET },
+        readyWhen: () => false,
+        timeout: 30_000,
+      }).catch((e: unknown) => e)
       expect(String(bad)).toMatch(/exited \(2\)/) // bad usage, with the accepted forms on stderr
     } finally {
       rmSync(dir, { recursive: true, force: true })

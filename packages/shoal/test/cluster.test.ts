@@ -1,9 +1,10 @@
 /**
  * The cluster API in one process: events, waitFor, minMembers, leave, down, replacement.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, SystemShutDownError, TimeoutError, type ClusterEvent, type ClusterSettings } from 'shoal'
+
+import { type ClusterEvent, type ClusterSettings, ClusterSystem, SystemShutDownError, TimeoutError } from 'shoal'
 import { eventually } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const systems: ClusterSystem[] = []
 afterEach(async () => {

@@ -3,19 +3,18 @@
  * gossip, receptionist and watch codecs are built from, and the one host rule (`isValidHost`) the
  * codecs and `ActorId.parse` share.
  */
-import { describe, expect, it } from 'vitest'
+
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
-import { ControlKind } from '../src/control/ControlKind.ts'
-import { ControlDecodeError, controlPackr, ControlReader } from '../src/control/ControlCodec.ts'
-import { GossipDecodeError } from '../src/cluster/GossipCodec.ts'
-import { ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
-import { WatchDecodeError } from '../src/watch/WatchCodec.ts'
-import { decodeMessage, encodeMessage, SwimCodecError } from '../src/swim/Codec.ts'
-import { decodeGossip, encodeGossip } from '../src/cluster/GossipCodec.ts'
-import { decodeReceptionist, encodeDelta } from '../src/receptionist/ReceptionistCodec.ts'
+import { describe, expect, it } from 'vitest'
 import { ActorId } from '../src/actor/ActorId.ts'
 import { type ClusterNode, endpointKey, isValidHost, MAX_HOST_LENGTH } from '../src/actor/ClusterNode.ts'
+import { decodeGossip, encodeGossip, GossipDecodeError } from '../src/cluster/GossipCodec.ts'
+import { ControlDecodeError, ControlReader, controlPackr } from '../src/control/ControlCodec.ts'
+import { ControlKind } from '../src/control/ControlKind.ts'
+import { decodeReceptionist, encodeDelta, ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
+import { decodeMessage, encodeMessage, SwimCodecError } from '../src/swim/Codec.ts'
+import { WatchDecodeError } from '../src/watch/WatchCodec.ts'
 
 describe('ControlKind', () => {
   it('gives every service its own kind, each a byte', () => {

@@ -3,16 +3,17 @@
  * ETIMEOUT errors). Kubernetes: a local HTTPS server with a throwaway CA answering in the API's JSON
  * format (PodList, EndpointSliceList, Status), and service account files in a temporary directory.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer, type Server } from 'node:https'
+
 import { randomUUID } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
-import { ConfigError, ErrorCode } from '../src/errors.ts'
 import { DnsDiscovery, type DnsResolver, type DnsSrvRecord } from '../src/discovery/DnsDiscovery.ts'
 import { KubernetesDiscovery, type KubernetesDiscoveryOptions } from '../src/discovery/KubernetesDiscovery.ts'
+import { ConfigError, ErrorCode } from '../src/errors.ts'
 import { createTestPki, type TestPki } from './support/certs.ts'
 
 const signal = (): AbortSignal => new AbortController().signal
@@ -32,7 +33,7 @@ function fakeResolver(tables: {
   readonly srv?: Record<string, FakeAnswer<DnsSrvRecord>>
 }): DnsResolver & { readonly queries: string[] } {
   const queries: string[] = []
-  const answer = <T,>(type: string, table: Record<string, FakeAnswer<T>> | undefined, name: string): Promise<readonly T[]> => {
+  const answer = <T>(type: string, table: Record<string, FakeAnswer<T>> | undefined, name: string): Promise<readonly T[]> => {
     queries.push(`${type} ${name}`)
     const a = table?.[name]
     const t = type === 'AAAA' ? 'Aaaa' : type === 'SRV' ? 'Srv' : 'A'
@@ -83,7 +84,11 @@ describe('DnsDiscovery', () => {
     const nothing = new DnsDiscovery({ name: SVC, port: 7355, resolver: fakeResolver({ aaaa: { [SVC]: { error: 'ENODATA' } } }) })
     await expect(nothing.list(signal())).rejects.toThrow(/has no A or AAAA records.*fully qualified.*publishNotReadyAddresses/)
     // A real lookup failure is reported as such, not as "no records".
-    const failing = new DnsDiscovery({ name: SVC, port: 7355, resolver: fakeResolver({ a: { [SVC]: { error: 'ETIMEOUT' } }, aaaa: { [SVC]: { error: 'ENODATA' } } }) })
+    const failing = new DnsDiscovery({
+      name: SVC,
+      port: 7355,
+      resolver: fakeResolver({ a: { [SVC]: { error: 'ETIMEOUT' } }, aaaa: { [SVC]: { error: 'ENODATA' } } }),
+    })
     await expect(failing.list(signal())).rejects.toThrow(/DNS A lookup of shoal\.default\.svc\.cluster\.local failed \(queryA ETIMEOUT/)
   })
 
@@ -217,7 +222,13 @@ function pod(name: string, shape: PodShape = {}): object {
           ? [{ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: at }]
           : [
               { type: 'Initialized', status: 'True', lastProbeTime: null, lastTransitionTime: at },
-              { type: 'Ready', status: ready ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: at, ...(ready ? {} : { reason: 'ContainersNotReady' }) },
+              {
+                type: 'Ready',
+                status: ready ? 'True' : 'False',
+                lastProbeTime: null,
+                lastTransitionTime: at,
+                ...(ready ? {} : { reason: 'ContainersNotReady' }),
+              },
               { type: 'ContainersReady', status: ready ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: at },
               { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: at },
             ],
@@ -233,7 +244,12 @@ interface SliceEndpoint {
 }
 
 /** An EndpointSlice as `GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` returns it. */
-function slice(name: string, endpoints: readonly SliceEndpoint[], ports: readonly { readonly name?: string; readonly port: number }[], addressType = 'IPv4'): object {
+function slice(
+  name: string,
+  endpoints: readonly SliceEndpoint[],
+  ports: readonly { readonly name?: string; readonly port: number }[],
+  addressType = 'IPv4',
+): object {
   return {
     metadata: {
       name,
@@ -247,15 +263,32 @@ function slice(name: string, endpoints: readonly SliceEndpoint[], ports: readonl
       ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: 'shoal', uid: randomUUID(), controller: true, blockOwnerDeletion: true }],
     },
     addressType,
-    endpoints: endpoints.map((e, i) => ({ ...e, nodeName: `worker-${i}`, targetRef: { kind: 'Pod', namespace: NAMESPACE, name: `shoal-${i}`, uid: randomUUID() } })),
+    endpoints: endpoints.map((e, i) => ({
+      ...e,
+      nodeName: `worker-${i}`,
+      targetRef: { kind: 'Pod', namespace: NAMESPACE, name: `shoal-${i}`, uid: randomUUID() },
+    })),
     ports: ports.map((p) => ({ ...p, protocol: 'TCP' })),
   }
 }
 
-const sliceList = (items: readonly unknown[]): object => ({ kind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: '51900' }, items })
+const sliceList = (items: readonly unknown[]): object => ({
+  kind: 'EndpointSliceList',
+  apiVersion: 'discovery.k8s.io/v1',
+  metadata: { resourceVersion: '51900' },
+  items,
+})
 
 /** The Status object the API server sends with errors. */
-const status = (code: number, reason: string, message: string): object => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code })
+const status = (code: number, reason: string, message: string): object => ({
+  kind: 'Status',
+  apiVersion: 'v1',
+  metadata: {},
+  status: 'Failure',
+  message,
+  reason,
+  code,
+})
 
 interface Seen {
   readonly method: string
@@ -382,11 +415,15 @@ describe('KubernetesDiscovery', () => {
     ]
     handler = json(
       sliceList([
-        slice('shoal-abc12', [
-          { addresses: ['10.244.1.12'], conditions: { ready: true, serving: true, terminating: false } },
-          { addresses: ['10.244.1.13'], conditions: { ready: false, serving: false, terminating: true } },
-          { addresses: ['10.244.1.16'], conditions: {} },
-        ], ports),
+        slice(
+          'shoal-abc12',
+          [
+            { addresses: ['10.244.1.12'], conditions: { ready: true, serving: true, terminating: false } },
+            { addresses: ['10.244.1.13'], conditions: { ready: false, serving: false, terminating: true } },
+            { addresses: ['10.244.1.16'], conditions: {} },
+          ],
+          ports,
+        ),
         slice('shoal-def34', [{ addresses: ['10.244.2.7', '10.244.1.12'], conditions: { ready: true, serving: true, terminating: false } }], ports),
         slice('shoal-empty', [], ports),
       ]),
@@ -405,7 +442,18 @@ describe('KubernetesDiscovery', () => {
   })
 
   test('endpointslices: without a port named shoal, the first port', async () => {
-    handler = json(sliceList([slice('shoal-x', [{ addresses: ['10.244.3.3'], conditions: { ready: true } }], [{ name: '', port: 7000 }, { name: 'metrics', port: 9090 }])]))
+    handler = json(
+      sliceList([
+        slice(
+          'shoal-x',
+          [{ addresses: ['10.244.3.3'], conditions: { ready: true } }],
+          [
+            { name: '', port: 7000 },
+            { name: 'metrics', port: 9090 },
+          ],
+        ),
+      ]),
+    )
     expect(await new KubernetesDiscovery(options({ kind: 'endpointslices' })).list(signal())).toEqual([{ host: '10.244.3.3', port: 7000 }])
   })
 
@@ -420,7 +468,11 @@ describe('KubernetesDiscovery', () => {
 
   test('403: the error carries the status, the API message and the RBAC permission to grant', async () => {
     handler = json(
-      status(403, 'Forbidden', `pods is forbidden: User "system:serviceaccount:${NAMESPACE}:default" cannot list resource "pods" in API group "" in the namespace "${NAMESPACE}"`),
+      status(
+        403,
+        'Forbidden',
+        `pods is forbidden: User "system:serviceaccount:${NAMESPACE}:default" cannot list resource "pods" in API group "" in the namespace "${NAMESPACE}"`,
+      ),
       403,
     )
     const error = await new KubernetesDiscovery(options()).list(signal()).catch((e: unknown) => e)
@@ -431,7 +483,9 @@ describe('KubernetesDiscovery', () => {
     expect(message).toMatch(/RBAC: the service account needs get and list on pods in namespace shoal-test/)
 
     handler = json(status(403, 'Forbidden', 'endpointslices.discovery.k8s.io is forbidden'), 403)
-    await expect(new KubernetesDiscovery(options({ kind: 'endpointslices' })).list(signal())).rejects.toThrow(/get and list on endpointslices \(API group discovery\.k8s\.io\)/)
+    await expect(new KubernetesDiscovery(options({ kind: 'endpointslices' })).list(signal())).rejects.toThrow(
+      /get and list on endpointslices \(API group discovery\.k8s\.io\)/,
+    )
 
     handler = (_req, res) => {
       res.writeHead(401, { 'Content-Type': 'text/plain' })
@@ -442,9 +496,7 @@ describe('KubernetesDiscovery', () => {
 
   test('a server certificate from another CA is refused with a clear error', async () => {
     handler = json(podList([pod('shoal-0', { ip: '10.244.0.5' })]))
-    const error = await new KubernetesDiscovery(options({ caFile: otherCaFile }))
-      .list(signal())
-      .catch((e: unknown) => e)
+    const error = await new KubernetesDiscovery(options({ caFile: otherCaFile })).list(signal()).catch((e: unknown) => e)
     expect((error as Error).message).toMatch(/TLS certificate is not accepted/)
     expect((error as Error).message).toContain(otherCaFile)
     expect(seen).toHaveLength(0)
@@ -460,8 +512,14 @@ describe('KubernetesDiscovery', () => {
         {},
         { metadata: 'x', status: { phase: 'Running', podIP: '10.244.0.9' }, spec: { containers: 'none' } },
         { status: { phase: 'Running', podIP: 'not-an-ip' }, spec: { containers: [{ ports: [{ name: 'shoal', containerPort: 7355 }] }] } },
-        { status: { phase: 'Running', podIP: '10.244.0.10', conditions: 'ready' }, spec: { containers: [{ ports: [{ name: 'shoal', containerPort: 99999 }, null] }] } },
-        { status: { phase: 'Running', podIP: '10.244.0.11', conditions: [null, { type: 'Ready', status: 'True' }] }, spec: { containers: [null, { ports: [{ name: 'shoal', containerPort: 7355 }] }] } },
+        {
+          status: { phase: 'Running', podIP: '10.244.0.10', conditions: 'ready' },
+          spec: { containers: [{ ports: [{ name: 'shoal', containerPort: 99999 }, null] }] },
+        },
+        {
+          status: { phase: 'Running', podIP: '10.244.0.11', conditions: [null, { type: 'Ready', status: 'True' }] },
+          spec: { containers: [null, { ports: [{ name: 'shoal', containerPort: 7355 }] }] },
+        },
         pod('shoal-ok', { ip: '10.244.0.12' }),
       ]),
     )
@@ -470,7 +528,13 @@ describe('KubernetesDiscovery', () => {
       { host: '10.244.0.12', port: 7355 },
     ])
 
-    handler = json(sliceList([null, { endpoints: 'x' }, { endpoints: [null, { addresses: [1, '', 'bad host!', '10.244.0.13'] }], ports: [{ port: '7355' }, { port: 7355 }] }]))
+    handler = json(
+      sliceList([
+        null,
+        { endpoints: 'x' },
+        { endpoints: [null, { addresses: [1, '', 'bad host!', '10.244.0.13'] }], ports: [{ port: '7355' }, { port: 7355 }] },
+      ]),
+    )
     expect(await new KubernetesDiscovery(options({ kind: 'endpointslices' })).list(signal())).toEqual([{ host: '10.244.0.13', port: 7355 }])
 
     for (const body of ['[]', '{"kind":"PodList","apiVersion":"v1","metadata":{}}', '{"items":{}}', 'null']) {
@@ -549,9 +613,13 @@ describe('KubernetesDiscovery', () => {
       { fetchTimeout: Number.NaN },
     ]
     for (const extra of bad) expect(() => new KubernetesDiscovery(options(extra)), JSON.stringify(extra)).toThrow(ConfigError)
-    await expect(new KubernetesDiscovery(options({ tokenFile: join(dir, 'missing-token') })).list(signal())).rejects.toThrow(/cannot read .*missing-token.*set tokenFile/)
+    await expect(new KubernetesDiscovery(options({ tokenFile: join(dir, 'missing-token') })).list(signal())).rejects.toThrow(
+      /cannot read .*missing-token.*set tokenFile/,
+    )
     await expect(new KubernetesDiscovery(options({ caFile: join(dir, 'missing-ca') })).list(signal())).rejects.toThrow(/cannot read .*missing-ca.*set caFile/)
-    await expect(new KubernetesDiscovery(options({ namespace: undefined, namespaceFile: join(dir, 'missing-ns') })).list(signal())).rejects.toThrow(/set the namespace option/)
+    await expect(new KubernetesDiscovery(options({ namespace: undefined, namespaceFile: join(dir, 'missing-ns') })).list(signal())).rejects.toThrow(
+      /set the namespace option/,
+    )
     expect(seen).toHaveLength(0)
   })
 })

@@ -4,34 +4,43 @@
  * through the FrameDecoder, and when a sender may use them.
  */
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import type { ClusterNode } from 'shoal'
 import {
   type CallEnvelope,
   checkHeaders,
   decodeCall,
   decodeOneWay,
+  EnvelopeError,
+  type EnvelopeHeaders,
   encodeCall,
   encodeCallHeadWith,
   encodeFrame,
   encodeOneWay,
   encodeOneWayHeadWith,
   encodeTargetSegment,
-  EnvelopeError,
-  type EnvelopeHeaders,
   FrameDecoder,
   FrameType,
-  HeaderLimits,
   HEADERS_MARK,
   HEADERS_MIN_MINOR,
+  HeaderLimits,
   type OneWayEnvelope,
   supportsHeaders,
   TargetCache,
 } from 'shoal/internal'
-import type { ClusterNode } from 'shoal'
+import { describe, expect, it } from 'vitest'
 import { Association } from '../src/transport/Association.ts'
 import type { Connection } from '../src/transport/Connection.ts'
 
-const call: CallEnvelope = { callId: 0x01020304, uid: '0123456789abcdef', path: '/user/Island-1', incarnation: 7, method: 'addRock', chain: '0123456789abcdef.1', timeoutMs: 5000, args: Buffer.of(0x91, 0x03) }
+const call: CallEnvelope = {
+  callId: 0x01020304,
+  uid: '0123456789abcdef',
+  path: '/user/Island-1',
+  incarnation: 7,
+  method: 'addRock',
+  chain: '0123456789abcdef.1',
+  timeoutMs: 5000,
+  args: Buffer.of(0x91, 0x03),
+}
 const oneWay: OneWayEnvelope = { uid: '0123456789abcdef', path: '/user/ü', incarnation: 9, method: 'm', chain: '', args: Buffer.of(0x90) }
 const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
 
@@ -51,7 +60,8 @@ const expectEnvelopeError = (f: () => unknown, message?: RegExp) => {
 
 describe('Envelope headers: nothing changes without them', () => {
   // Computed with the encoder of protocol 1.1 (before headers existed).
-  const CALL_1_1 = '0102030400000007000013881030313233343536373839616263646566000e2f757365722f49736c616e642d3107616464526f636b12303132333435363738396162636465662e319103'
+  const CALL_1_1 =
+    '0102030400000007000013881030313233343536373839616263646566000e2f757365722f49736c616e642d3107616464526f636b12303132333435363738396162636465662e319103'
   const ONE_WAY_1_1 = '00000009103031323334353637383961626364656600082f757365722fc3bc016d0090'
   const CALL_HEAD_1_1 = '0000000100000002000000031030313233343536373839616263646566000e2f757365722f49736c616e642d3107616464526f636b0163'
   const ONE_WAY_HEAD_1_1 = '000000021030313233343536373839616263646566000e2f757365722f49736c616e642d3107616464526f636b0163'
@@ -161,7 +171,7 @@ describe('Envelope headers: limits when encoding', () => {
     ['an upper-case key', { Traceparent: 'v' }, /lower-case token/],
     ['a key with a colon', { ':path': 'v' }, /lower-case token/],
     ['a key with a space', { 'a b': 'v' }, /lower-case token/],
-    ['a non-ASCII key', { 'ké': 'v' }, /lower-case token/],
+    ['a non-ASCII key', { ké: 'v' }, /lower-case token/],
     ['a value of 1025 bytes', { v: 'x'.repeat(1025) }, /0\.\.1024 bytes/],
     ['a value of 1026 UTF-8 bytes in 342 characters', { v: '€'.repeat(342) }, /got 1026/],
     ['over 4096 bytes in all', Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((k) => [k, 'x'.repeat(1000)])), /at most 4096/],
@@ -224,7 +234,11 @@ describe('Envelope headers: hostile bytes', () => {
     ['a value announcing 65535 bytes', [HEADERS_MARK, 1, ...str8('v'), 0xff, 0xff], /65535 bytes/],
     ['over 4096 bytes in all', [HEADERS_MARK, 5, ...['a', 'b', 'c', 'd', 'e'].flatMap((k) => [...str8(k), ...str16(Buffer.alloc(1000, 0x61))])], /over 4096/],
     ['a duplicate key', [HEADERS_MARK, 2, ...str8('a'), ...str16(Buffer.from('1')), ...str8('a'), ...str16(Buffer.from('2'))], /duplicate header a/],
-    ['a duplicate __proto__ key', [HEADERS_MARK, 2, ...str8('__proto__'), ...str16(Buffer.from('1')), ...str8('__proto__'), ...str16(Buffer.from('2'))], /duplicate/],
+    [
+      'a duplicate __proto__ key',
+      [HEADERS_MARK, 2, ...str8('__proto__'), ...str16(Buffer.from('1')), ...str8('__proto__'), ...str16(Buffer.from('2'))],
+      /duplicate/,
+    ],
     ['a value that is not UTF-8', [HEADERS_MARK, 1, ...str8('v'), ...str16(Buffer.from([0xc3, 0x28]))], /not well-formed UTF-8/],
     ['a lone surrogate in UTF-8 (CESU)', [HEADERS_MARK, 1, ...str8('v'), ...str16(Buffer.from([0xed, 0xa0, 0x80]))], /not well-formed UTF-8/],
     ['a second marker where the chain length goes', [HEADERS_MARK, 1, ...str8('a'), 0, 0, HEADERS_MARK], /chain of 255 bytes/],
@@ -237,7 +251,9 @@ describe('Envelope headers: hostile bytes', () => {
   }
 
   it('reads a __proto__ key as an own property of a null-prototype map', () => {
-    const decoded = decodeCall(bodyWithBlock([HEADERS_MARK, 2, ...str8('__proto__'), ...str16(Buffer.from('{"x":1}')), ...str8('constructor'), ...str16(Buffer.from('y'))]))
+    const decoded = decodeCall(
+      bodyWithBlock([HEADERS_MARK, 2, ...str8('__proto__'), ...str16(Buffer.from('{"x":1}')), ...str8('constructor'), ...str16(Buffer.from('y'))]),
+    )
     expect(Object.getPrototypeOf(decoded.headers)).toBeNull()
     expect(Object.getOwnPropertyNames(decoded.headers)).toEqual(['__proto__', 'constructor'])
     expect(({} as Record<string, unknown>)['x']).toBeUndefined()
@@ -304,12 +320,18 @@ describe('Envelope headers: through the FrameDecoder', () => {
 describe('supportsHeaders', () => {
   const peer: ClusterNode = { endpoint: { name: 'b', host: '127.0.0.1', port: 1002 }, uid: '0123456789abcdef' }
   const assoc = () =>
-    new Association('127.0.0.1:1002', '127.0.0.1', 1002, { maxOutboundBytes: 1 << 20, maxFrameSize: 1 << 20, fragmentSize: 1 << 16, flushThreshold: 1 << 16, backoffBaseMs: 100, backoffMaxMs: 1000 }, {
-      dropped: () => undefined,
-      bytesOut: () => undefined,
-      now: () => 0,
-      random: () => 0.5,
-    })
+    new Association(
+      '127.0.0.1:1002',
+      '127.0.0.1',
+      1002,
+      { maxOutboundBytes: 1 << 20, maxFrameSize: 1 << 20, fragmentSize: 1 << 16, flushThreshold: 1 << 16, backoffBaseMs: 100, backoffMaxMs: 1000 },
+      {
+        dropped: () => undefined,
+        bytesOut: () => undefined,
+        now: () => 0,
+        random: () => 0.5,
+      },
+    )
 
   it('is true only for the associated incarnation over a connection of protocol ≥ 1.2', () => {
     const a = assoc()

@@ -9,17 +9,9 @@
  */
 import { Packr } from 'msgpackr'
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import {
-  type ActorRef,
-  ClusterSystem,
-  DistributedActor,
-  ErrorCode,
-  MethodNotDistributedError,
-  NodeUnreachableError,
-  SerializationError,
-} from 'shoal'
+import { type ActorRef, ClusterSystem, DistributedActor, ErrorCode, MethodNotDistributedError, NodeUnreachableError, SerializationError } from 'shoal'
 import { ClientHandshake, ExtType, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble, type ReplyEnvelope } from 'shoal/internal'
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { codec, counterValue, LogCapture, RawPeer } from './support/rawPeer.ts'
 
 const SECRET = 's3cret'
@@ -199,7 +191,10 @@ describe('a node under attack by hostile peers', () => {
       const before = await refused('handshake')
       const p = await rawPeer()
       // The real client machine, speaking major 9: preamble 9.<minor> + Hello.
-      const start = new ClientHandshake({ self: p.node, secret: Buffer.from(SECRET), random: (n) => Buffer.alloc(n, 7), major: 9 }, { host: '127.0.0.1', port }).start()
+      const start = new ClientHandshake(
+        { self: p.node, secret: Buffer.from(SECRET), random: (n) => Buffer.alloc(n, 7), major: 9 },
+        { host: '127.0.0.1', port },
+      ).start()
       for (const d of start) if (d.type === 'send') p.write(d.bytes)
 
       const pre = await p.next()
@@ -249,7 +244,9 @@ describe('a node under attack by hostile peers', () => {
       expect(answer.body.toString('utf8')).toContain('did not prove the cluster secret')
       await p.waitClosedByNode()
       await expect.poll(() => refused('handshake'), POLL).toBe(before + 1)
-      expect(logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, 'did not prove the cluster secret').filter((l) => l.refusedBy === 'this node')).toHaveLength(1)
+      expect(
+        logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, 'did not prove the cluster secret').filter((l) => l.refusedBy === 'this node'),
+      ).toHaveLength(1)
     })
 
     test.each([
@@ -260,7 +257,9 @@ describe('a node under attack by hostile peers', () => {
       const outcome = await p.handshake(secret === undefined ? {} : { secret })
       expect(outcome).toMatchObject({ ok: false, byPeer: false, reason: expect.stringContaining(reason) })
       await p.waitClosedByNode()
-      await expect.poll(() => logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, reason).filter((l) => l.refusedBy === 'peer').length, POLL).toBe(1)
+      await expect
+        .poll(() => logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, reason).filter((l) => l.refusedBy === 'peer').length, POLL)
+        .toBe(1)
     })
 
     test.each([
@@ -296,7 +295,12 @@ describe('a node under attack by hostile peers', () => {
       { case: 'a Reply with a status byte other than 0 or 1', type: FrameType.Reply, body: Buffer.from([0, 0, 0, 1, 7, 0xc0]), reason: 'reply status byte 7' },
       { case: 'an unknown frame type', type: 9, body: Buffer.from([1]), reason: 'unknown frame type 9' },
       { case: 'a handshake frame after the handshake', type: FrameType.Hello, body: Buffer.from('{}'), reason: 'handshake frame 16 after the handshake' },
-      { case: 'a fragment whose inner frame is a fragment', type: FrameType.Fragment, body: Buffer.from([1, FrameType.Fragment, 0]), reason: 'frame type 4 cannot be fragmented' },
+      {
+        case: 'a fragment whose inner frame is a fragment',
+        type: FrameType.Fragment,
+        body: Buffer.from([1, FrameType.Fragment, 0]),
+        reason: 'frame type 4 cannot be fragmented',
+      },
     ])('$case: protocol violation, connection closed, refused and logged', async ({ type, body, reason }) => {
       const before = await refused('protocol')
       const p = await establishedPeer()
@@ -436,10 +440,26 @@ describe('a node under attack by hostile peers', () => {
       { case: 'arguments that are not an array', args: pack({ 0: 'a' }), reason: 'Call arguments must be an array' },
       { case: 'nesting one level deeper than the limit', args: nested(MAX_DEPTH + 1), reason: `nesting exceeds the limit of ${MAX_DEPTH} levels` },
       { case: 'a 60,000-level nesting bomb', args: nested(60_000), reason: `nesting exceeds the limit of ${MAX_DEPTH} levels` },
-      { case: 'an array one larger than the limit', args: zeros(MAX_COLLECTION + 1), reason: `a collection of ${MAX_COLLECTION + 1} elements exceeds the limit of ${MAX_COLLECTION}` },
-      { case: 'a map with more entries than the limit', args: arrayOf(pack(Object.fromEntries(Array.from({ length: MAX_COLLECTION + 1 }, (_, i) => [`k${i}`, 0])))), reason: 'exceeds the limit of 1000' },
-      { case: 'an array32 header announcing 4 billion elements', args: Buffer.from([0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00]), reason: 'a collection of 4294967295 elements exceeds the limit' },
-      { case: 'an array header announcing more elements than bytes', args: Buffer.from([0x91, 0xdc, 0x03, 0x00, 0x00]), reason: 'announces 768 elements but only 1 bytes remain' },
+      {
+        case: 'an array one larger than the limit',
+        args: zeros(MAX_COLLECTION + 1),
+        reason: `a collection of ${MAX_COLLECTION + 1} elements exceeds the limit of ${MAX_COLLECTION}`,
+      },
+      {
+        case: 'a map with more entries than the limit',
+        args: arrayOf(pack(Object.fromEntries(Array.from({ length: MAX_COLLECTION + 1 }, (_, i) => [`k${i}`, 0])))),
+        reason: 'exceeds the limit of 1000',
+      },
+      {
+        case: 'an array32 header announcing 4 billion elements',
+        args: Buffer.from([0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00]),
+        reason: 'a collection of 4294967295 elements exceeds the limit',
+      },
+      {
+        case: 'an array header announcing more elements than bytes',
+        args: Buffer.from([0x91, 0xdc, 0x03, 0x00, 0x00]),
+        reason: 'announces 768 elements but only 1 bytes remain',
+      },
       { case: 'a str32 header announcing 4 GiB', args: Buffer.from([0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), reason: 'truncated value' },
       { case: 'the never-used byte 0xc1', args: Buffer.from([0x91, 0xc1]), reason: 'byte 0xc1 is never used' },
       { case: 'an extension type not on the allow-list', args: Buffer.from([0x91, 0xd4, 0x01, 0x00]), reason: 'extension type 0x1 is not allowed' },
@@ -476,7 +496,10 @@ describe('a node under attack by hostile peers', () => {
       const callsBefore = inspected.length
       const call = goodRef.inspect(new Unregistered())
       await expect(call).rejects.toBeInstanceOf(SerializationError)
-      await expect(call).rejects.toMatchObject({ code: ErrorCode.Serialization, message: expect.stringContaining('Cannot serialize an instance of Unregistered') })
+      await expect(call).rejects.toMatchObject({
+        code: ErrorCode.Serialization,
+        message: expect.stringContaining('Cannot serialize an instance of Unregistered'),
+      })
       expect(inspected).toHaveLength(callsBefore)
       expect(await decodeErrors()).toBe(before)
     })
@@ -488,7 +511,10 @@ describe('a node under attack by hostile peers', () => {
       for (let i = 0; i < MAX_DEPTH + 4; i++) deep = [deep]
       const call = goodRef.inspect(deep)
       await expect(call).rejects.toBeInstanceOf(SerializationError)
-      await expect(call).rejects.toMatchObject({ code: ErrorCode.Serialization, message: expect.stringContaining(`nesting exceeds the limit of ${MAX_DEPTH} levels`) })
+      await expect(call).rejects.toMatchObject({
+        code: ErrorCode.Serialization,
+        message: expect.stringContaining(`nesting exceeds the limit of ${MAX_DEPTH} levels`),
+      })
       expect(inspected).toHaveLength(callsBefore)
       expect(await decodeErrors()).toBe(before + 1)
     })

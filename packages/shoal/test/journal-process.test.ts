@@ -27,16 +27,16 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, connect, type Server, type Socket } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PostgresEventStore } from '@shoal/journal-postgres'
 import Database from 'better-sqlite3'
 import postgres from 'postgres'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { ActorNotFoundError, ClusterSystem, distributed, EventSourcedActor, JournalUnavailableError, journalPlugin } from 'shoal'
-import { NodeProcess, type LogLine } from 'shoal/testkit'
-import { PostgresEventStore } from '@shoal/journal-postgres'
+import { type LogLine, NodeProcess } from 'shoal/testkit'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/journal-node.ts', import.meta.url))
 const PG_URL = process.env.SHOAL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -58,7 +58,8 @@ class JournalNode {
       args,
       readyWhen: (l) => l.msg === 'ready',
       // NodeProcess runs the shoal CLI; the spawner runs the fixture instead, with the same Node flags, and a stdin to command it.
-      spawner: (command, _cliArgs, options) => spawn(command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], { ...options, stdio: ['pipe', 'pipe', 'inherit'] }),
+      spawner: (command, _cliArgs, options) =>
+        spawn(command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], { ...options, stdio: ['pipe', 'pipe', 'inherit'] }),
     })
     proc.child.stdin!.on('error', () => undefined) // EPIPE once it is killed
     procs.push(proc)
@@ -183,7 +184,10 @@ async function probePostgres(): Promise<string | undefined> {
 }
 
 const pgDown = await probePostgres()
-if (pgDown) console.warn(`journal-process: ${pgDown}; the multi-process PostgreSQL tests are skipped (PGlite serves only its own process), the outage test runs against PGlite.`)
+if (pgDown)
+  console.warn(
+    `journal-process: ${pgDown}; the multi-process PostgreSQL tests are skipped (PGlite serves only its own process), the outage test runs against PGlite.`,
+  )
 const admin = pgDown ? undefined : postgres(PG_URL, { max: 2, onnotice: () => undefined })
 const schemas: string[] = []
 const freshSchema = (): string => {
@@ -200,7 +204,10 @@ const pg: Backend = {
     const sql = admin!
     return {
       args: ['--pg', PG_URL, '--schema', schema],
-      rawSeqs: async (pid) => (await sql<{ seq: string }[]>`SELECT seq FROM ${sql(schema)}.shoal_events WHERE persistence_id = ${pid} ORDER BY global_offset`).map((r) => Number(r.seq)),
+      rawSeqs: async (pid) =>
+        (await sql<{ seq: string }[]>`SELECT seq FROM ${sql(schema)}.shoal_events WHERE persistence_id = ${pid} ORDER BY global_offset`).map((r) =>
+          Number(r.seq),
+        ),
       snapshotSeq: async (pid) => {
         const [row] = await sql<{ seq: string }[]>`SELECT seq FROM ${sql(schema)}.shoal_snapshots WHERE persistence_id = ${pid}`
         return row && Number(row.seq)
@@ -294,7 +301,9 @@ async function restartTest(backend: Backend): Promise<void> {
   const snap = await where.snapshotSeq(pid)
   expect(snap, 'recovery went through a snapshot').toBeGreaterThan(0)
   expect(snap!).toBeLessThanOrEqual(persisted.length)
-  console.info(`journal-process ${backend.name}: restart test ${persisted.length} events, in flight landed at the kills: ${landed.join(', ')} (of 1, of ${burst.length}); snapshot at ${snap}; ${Date.now() - started} ms`)
+  console.info(
+    `journal-process ${backend.name}: restart test ${persisted.length} events, in flight landed at the kills: ${landed.join(', ')} (of 1, of ${burst.length}); snapshot at ${snap}; ${Date.now() - started} ms`,
+  )
 }
 
 // ── 2. two activations in two processes ───────────────────────────────────────
@@ -326,7 +335,16 @@ async function conflictTest(backend: Backend): Promise<void> {
     const reqs = nodes.map((n, i) => n.send({ op: 'burst', tokens: bursts[i], amounts: bursts[i]!.map(amountOf), at }))
     await Promise.all(nodes.map((n, i) => n.answer(reqs[i]!, ['burst done'])))
     const outcomes = await Promise.all(
-      nodes.map(async (n, i) => (await n.proc.waitForLine((l) => l.msg === 'burst settled' && l.req === reqs[i], 5000)).outcomes as { token: string; ok: boolean; seq?: number; code?: string; error?: string }[]),
+      nodes.map(
+        async (n, i) =>
+          (await n.proc.waitForLine((l) => l.msg === 'burst settled' && l.req === reqs[i], 5000)).outcomes as {
+            token: string
+            ok: boolean
+            seq?: number
+            code?: string
+            error?: string
+          }[],
+      ),
     )
 
     // Exactly one side won every event of its burst, at the next sequence numbers.
@@ -344,7 +362,12 @@ async function conflictTest(backend: Backend): Promise<void> {
     failures[l]!++
     const logged = nodes[l]!.proc.lines.filter((x) => x.msg.startsWith('a journal write failed'))
     expect(logged, JSON.stringify(nodes[l]!.proc.lines.slice(-6))).toHaveLength(failures[l]!)
-    expect(logged.at(-1)).toMatchObject({ level: 50, persistenceId: pid, seq: history.length, err: { type: 'JournalConflictError', code: 'SHOAL_JOURNAL_CONFLICT' } })
+    expect(logged.at(-1)).toMatchObject({
+      level: 50,
+      persistenceId: pid,
+      seq: history.length,
+      err: { type: 'JournalConflictError', code: 'SHOAL_JOURNAL_CONFLICT' },
+    })
     expect(await nodes[l]!.ask({ op: 'state' }, ['state', 'failed'])).toMatchObject({ msg: 'failed', code: 'SHOAL_ACTOR_NOT_FOUND' })
     // The winner goes on, with its state.
     history.push(...bursts[w]!)
@@ -518,7 +541,13 @@ async function upstreamServer(): Promise<{ port: number; url: (port: number) => 
   if (!pgDown) {
     const u = new URL(PG_URL)
     const port = Number(u.port || 5432)
-    return { port, url: (p) => Object.assign(new URL(PG_URL), { hostname: '127.0.0.1', port: String(p) }).toString(), via: `PostgreSQL at ${u.host}`, max: 4, stop: async () => undefined }
+    return {
+      port,
+      url: (p) => Object.assign(new URL(PG_URL), { hostname: '127.0.0.1', port: String(p) }).toString(),
+      via: `PostgreSQL at ${u.host}`,
+      max: 4,
+      stop: async () => undefined,
+    }
   }
   const { PGlite } = await import('@electric-sql/pglite')
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket')
@@ -547,7 +576,9 @@ describe('PostgreSQL outage (in process, through a TCP proxy)', () => {
     const system = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [journalPlugin({ store, snapshotEvery: 1000 })] })
     // Read past the proxy, with plain SQL.
     const storedSeqs = async (): Promise<number[]> =>
-      (await direct<{ seq: string }[]>`SELECT seq FROM ${direct(schema)}.shoal_events WHERE persistence_id = 'wallet-outage' ORDER BY global_offset`).map((r) => Number(r.seq))
+      (await direct<{ seq: string }[]>`SELECT seq FROM ${direct(schema)}.shoal_events WHERE persistence_id = 'wallet-outage' ORDER BY global_offset`).map((r) =>
+        Number(r.seq),
+      )
     try {
       const first = system.spawn(Wallet)
       for (const i of range(5)) expect(await first.deposit(`ok-${i}`)).toBe(i)
@@ -562,7 +593,10 @@ describe('PostgreSQL outage (in process, through a TCP proxy)', () => {
       expect(outageMs).toBeLessThan(5000)
       await expect(first.read()).rejects.toBeInstanceOf(ActorNotFoundError)
       // Nor can a new activation recover meanwhile: its callers are told the store is down.
-      const recovering = (await system.spawn(Wallet).read().catch((e: unknown) => e)) as Error
+      const recovering = (await system
+        .spawn(Wallet)
+        .read()
+        .catch((e: unknown) => e)) as Error
       expect(recovering).toBeInstanceOf(ActorNotFoundError)
       expect(recovering.cause).toBeInstanceOf(JournalUnavailableError)
       expect(recovering.message).toMatch(/failed to start: .*SHOAL_JOURNAL_UNAVAILABLE/)

@@ -3,23 +3,24 @@
  * corrupt snapshot, a conflict between two activations on two nodes, upcasting, an undecodable
  * event, a store outage, limits, and queries by tag (also live).
  */
-import { afterEach, describe, expect, it } from 'vitest'
+
 import {
   ActorNotFoundError,
   ClusterSystem,
   distributed,
   EventSourcedActor,
+  isNotDelivered,
   JournalConflictError,
   JournalDecodeError,
   JournalFailedError,
   JournalLimitError,
+  type JournalSettings,
   JournalUnavailableError,
   journalPlugin,
-  isNotDelivered,
   MemoryEventStore,
-  type JournalSettings,
 } from 'shoal'
 import { eventStoreConformance, eventually } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 eventStoreConformance('memory', () => new MemoryEventStore(), { describe, it, expect })
 
@@ -135,7 +136,14 @@ describe('event-sourced actors', () => {
     const errors: unknown[] = []
     a.log.error = ((o: { err?: unknown }) => void errors.push(o?.err)) as typeof a.log.error
     // The call waiting for recovery is told why: the actor failed to start, the store's error as the cause.
-    const refused = (await Promise.all(['new', 'bad'].map((name) => a.spawn(Tally, name).read().catch((e: unknown) => e)))) as Error[]
+    const refused = (await Promise.all(
+      ['new', 'bad'].map((name) =>
+        a
+          .spawn(Tally, name)
+          .read()
+          .catch((e: unknown) => e),
+      ),
+    )) as Error[]
     for (const e of refused) {
       expect(e).toBeInstanceOf(ActorNotFoundError)
       expect(e.cause).toBeInstanceOf(JournalDecodeError)
@@ -156,7 +164,10 @@ describe('event-sourced actors', () => {
     store.setAvailable(false)
     await expect(t.add(1)).rejects.toBeInstanceOf(JournalUnavailableError)
     // Recovery during the outage: the first call says the store is down, not that the actor is missing.
-    const during = (await a.spawn(Tally, 'out').read().catch((e: unknown) => e)) as Error
+    const during = (await a
+      .spawn(Tally, 'out')
+      .read()
+      .catch((e: unknown) => e)) as Error
     expect(during).toBeInstanceOf(ActorNotFoundError)
     expect(during.cause).toBeInstanceOf(JournalUnavailableError)
     expect(during.message).toMatch(/Actor .*failed to start: .*SHOAL_JOURNAL_UNAVAILABLE/)

@@ -1,7 +1,8 @@
 /** Leases: the holder's pure view of its term, and the memory store against the shared suite. */
-import { describe, expect, it } from 'vitest'
+
 import { LeaseTerm, MemoryLeaseStore } from 'shoal'
 import { leaseStoreConformance } from 'shoal/testkit'
+import { describe, expect, it } from 'vitest'
 
 leaseStoreConformance('memory', () => new MemoryLeaseStore(), { describe, it, expect })
 

@@ -1,9 +1,9 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ClusterSystem } from 'shoal'
 import { eventually } from 'shoal/testkit'
-import { statusCommand, STATUS_USAGE } from '../src/cli/status.ts'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { STATUS_USAGE, statusCommand } from '../src/cli/status.ts'
 import { ManagementServer, type ManagementServerOptions, type MembersResponse } from '../src/management/ManagementServer.ts'
 
 const SECRET = 'mgmt-t0ken'
@@ -152,7 +152,13 @@ describe('ManagementServer', () => {
   it('POST routes require the bearer secret: 401 without or with a wrong one, 403 when the server has none', async () => {
     const { a, b, ma } = await twoNodes()
     const body = JSON.stringify({ node: addressOf(b) })
-    const headerSets: Record<string, string>[] = [{}, { Authorization: 'Bearer nope' }, { Authorization: `Bearer ${SECRET.replace(/.$/, 'X')}` }, { Authorization: `Basic ${SECRET}` }, { Authorization: 'Bearer' }]
+    const headerSets: Record<string, string>[] = [
+      {},
+      { Authorization: 'Bearer nope' },
+      { Authorization: `Bearer ${SECRET.replace(/.$/, 'X')}` },
+      { Authorization: `Basic ${SECRET}` },
+      { Authorization: 'Bearer' },
+    ]
     for (const headers of headerSets) {
       for (const path of ['/cluster/down', '/cluster/leave']) {
         const res = await post(ma, path, body, headers)
@@ -196,7 +202,19 @@ describe('ManagementServer', () => {
 
   it('POST /cluster/down answers 400 for bad bodies, 404 for no such member, 413 above 4 KiB', async () => {
     const { a, ma } = await twoNodes()
-    for (const body of ['{', 'not json', '', '[]', '"127.0.0.1:1"', 'null', '{}', '{"node":5}', '{"node":"nope"}', '{"node":"127.0.0.1:0"}', '{"node":"127.0.0.1:99999"}']) {
+    for (const body of [
+      '{',
+      'not json',
+      '',
+      '[]',
+      '"127.0.0.1:1"',
+      'null',
+      '{}',
+      '{"node":5}',
+      '{"node":"nope"}',
+      '{"node":"127.0.0.1:0"}',
+      '{"node":"127.0.0.1:99999"}',
+    ]) {
       const res = await post(ma, '/cluster/down', body)
       expect(res.status, body).toBe(400)
       expect(res.json()).toMatchObject({ code: 'BAD_REQUEST', error: expect.any(String) })
@@ -239,7 +257,9 @@ describe('ManagementServer', () => {
     expect(res.status).toBe(202)
     expect(onLeave).toHaveBeenCalledTimes(1)
     release()
-    await eventually(() => expect(logged).toHaveBeenCalledWith(expect.objectContaining({ err: expect.objectContaining({ message: 'hand-over failed' }) }), expect.any(String)))
+    await eventually(() =>
+      expect(logged).toHaveBeenCalledWith(expect.objectContaining({ err: expect.objectContaining({ message: 'hand-over failed' }) }), expect.any(String)),
+    )
     expect(b.running).toBe(true)
     expect(b.cluster.status).toBe('up')
   })
@@ -272,7 +292,11 @@ describe('ManagementServer', () => {
     const lone = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
     systems.push(lone)
     const server = await startServer(lone)
-    for (const res of [await http(server, '/cluster/members'), await post(server, '/cluster/leave'), await post(server, '/cluster/down', '{"node":"127.0.0.1:1"}')]) {
+    for (const res of [
+      await http(server, '/cluster/members'),
+      await post(server, '/cluster/leave'),
+      await post(server, '/cluster/down', '{"node":"127.0.0.1:1"}'),
+    ]) {
       expect(res.status).toBe(503)
       expect(res.json()).toMatchObject({ code: 'NOT_CLUSTERED', error: expect.stringMatching(/cluster/) })
     }
@@ -356,7 +380,11 @@ describe('shoal status', () => {
     expect(c.stderr()).toMatch(/answered 404/)
 
     // Something that is not a management endpoint answering 200.
-    const fake = createServer((req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(req.url === '/a/cluster/members' ? '{"self":"x:1","leader":null,"members":[{"node":"x:1"}]}' : 'hello'))
+    const fake = createServer((req, res) =>
+      res
+        .writeHead(200, { 'Content-Type': 'application/json' })
+        .end(req.url === '/a/cluster/members' ? '{"self":"x:1","leader":null,"members":[{"node":"x:1"}]}' : 'hello'),
+    )
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
     try {
       const fakePort = (fake.address() as AddressInfo).port

@@ -7,10 +7,10 @@ import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/actor/ClusterNode.ts'
 import {
-  downAll,
-  downingFromName,
   type DowningStrategy,
   type DowningView,
+  downAll,
+  downingFromName,
   keepMajority,
   keepOldest,
   noDowning,
@@ -41,7 +41,12 @@ const STATUSES: readonly MembershipStatus[] = ['joining', 'up', 'leaving', 'exit
 const uidOf = (i: number): string => (0xc0de0000 + i).toString(16).padStart(16, '0')
 /** Node i: by default 10.0.0.1:(7000 + i), so address order follows i. */
 const nodeOf = (i: number, host = '10.0.0.1', port = 7000 + i): ClusterNode => ({ endpoint: { name: 'shoal', host, port }, uid: uidOf(i) })
-const mem = (i: number, status: MembershipStatus, upNumber = 0, node: ClusterNode = nodeOf(i), roles: readonly string[] = []): Member => ({ node, status, upNumber, roles })
+const mem = (i: number, status: MembershipStatus, upNumber = 0, node: ClusterNode = nodeOf(i), roles: readonly string[] = []): Member => ({
+  node,
+  status,
+  upNumber,
+  roles,
+})
 const vv = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries))
 const state = (members: readonly Member[], version: VersionVector, seen: readonly string[]): GossipState => ({
   members: new Map(members.map((m) => [m.node.uid, m])),
@@ -89,9 +94,9 @@ describe('version vectors', () => {
   it('compare(a, b) mirrors compare(b, a)', () => {
     fc.assert(
       fc.property(vectorArb, vectorArb, (a, b) => {
-          expect(compareVersions(b, a)).toBe(mirror[compareVersions(a, b)])
-        }),
-      )
+        expect(compareVersions(b, a)).toBe(mirror[compareVersions(a, b)])
+      }),
+    )
   })
 
   it('merge is the pointwise maximum, commutative, and dominates both inputs', () => {
@@ -258,7 +263,14 @@ describe('mergeGossip', () => {
     | { kind: 'merge'; at: number; from: number }
     | { kind: 'lead'; at: number }
   const opArb: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ kind: fc.constant('update' as const), at: fc.nat(HOLDERS - 1), who: fc.nat(SUBJECTS - 1), status: fc.constantFrom(...STATUSES), upNumber: fc.nat(4) })
+    fc
+      .record({
+        kind: fc.constant('update' as const),
+        at: fc.nat(HOLDERS - 1),
+        who: fc.nat(SUBJECTS - 1),
+        status: fc.constantFrom(...STATUSES),
+        upNumber: fc.nat(4),
+      })
       // Up-numbers come with being up: a joining member has none.
       .map((op) => (op.status === 'joining' ? { ...op, upNumber: 0 } : op)),
     fc.record({ kind: fc.constant('merge' as const), at: fc.nat(HOLDERS - 1), from: fc.nat(HOLDERS - 1) }),
@@ -527,7 +539,12 @@ describe('downing: keep-majority', () => {
 
   it('2|2: the side with the lowest address stays; both sides agree', () => {
     // Member 3 has the lowest address.
-    const all = [mem(0, 'up', 1, nodeOf(0, '10.0.0.2')), mem(1, 'up', 2, nodeOf(1, '10.0.0.2')), mem(2, 'up', 3, nodeOf(2, '10.0.0.2')), mem(3, 'up', 4, nodeOf(3, '10.0.0.1', 9999))]
+    const all = [
+      mem(0, 'up', 1, nodeOf(0, '10.0.0.2')),
+      mem(1, 'up', 2, nodeOf(1, '10.0.0.2')),
+      mem(2, 'up', 3, nodeOf(2, '10.0.0.2')),
+      mem(3, 'up', 4, nodeOf(3, '10.0.0.1', 9999)),
+    ]
     const winners = decide(km, partitionView(0, all, set(0, 3)))
     const losers = decide(km, partitionView(1, all, set(1, 2)))
     expect(winners).toEqual(uidsOf(1, 2))
@@ -604,7 +621,16 @@ describe('downing: static quorum, keep-oldest, down-all, timeout, none', () => {
     const t = timeoutDowning(5000)
     expect(t.name).toBe('timeout')
     const all = upMembers(4)
-    const view = partitionView(0, all, set(0), new Map([[B, 4999], [C, 5000], [D, 60_000]]))
+    const view = partitionView(
+      0,
+      all,
+      set(0),
+      new Map([
+        [B, 4999],
+        [C, 5000],
+        [D, 60_000],
+      ]),
+    )
     expect(decide(t, view)).toEqual(sorted([C, D]))
     expect(decide(t, partitionView(0, all, set(0, 1, 2, 3)))).toEqual([])
   })
@@ -613,7 +639,19 @@ describe('downing: static quorum, keep-oldest, down-all, timeout, none', () => {
     const n = noDowning()
     expect(n.name).toBe('none')
     const all = upMembers(3)
-    expect(n.decide(partitionView(0, all, set(0), new Map([[B, 1e9], [C, 1e9]])))).toEqual([])
+    expect(
+      n.decide(
+        partitionView(
+          0,
+          all,
+          set(0),
+          new Map([
+            [B, 1e9],
+            [C, 1e9],
+          ]),
+        ),
+      ),
+    ).toEqual([])
   })
 })
 
@@ -643,13 +681,37 @@ describe('downingFromName', () => {
   it('timeout:5000 downs after 5000 ms; timeout alone defaults to 5000', () => {
     const all = upMembers(3)
     for (const s of [downingFromName('timeout:5000'), downingFromName('timeout')]) {
-      expect(decide(s, partitionView(0, all, set(0), new Map([[B, 4999], [C, 5000]])))).toEqual([C])
+      expect(
+        decide(
+          s,
+          partitionView(
+            0,
+            all,
+            set(0),
+            new Map([
+              [B, 4999],
+              [C, 5000],
+            ]),
+          ),
+        ),
+      ).toEqual([C])
     }
     expect(decide(downingFromName('timeout:100'), partitionView(0, all, set(0), new Map([[B, 100]])))).toEqual([B])
   })
 
   it('throws ConfigError on unknown names and bad quorums', () => {
-    for (const spec of ['', 'majority', 'KEEP-MAJORITY', 'keep_majority', 'static-quorum', 'static-quorum:', 'static-quorum:0', 'static-quorum:-2', 'static-quorum:abc', 'static-quorum:2.5']) {
+    for (const spec of [
+      '',
+      'majority',
+      'KEEP-MAJORITY',
+      'keep_majority',
+      'static-quorum',
+      'static-quorum:',
+      'static-quorum:0',
+      'static-quorum:-2',
+      'static-quorum:abc',
+      'static-quorum:2.5',
+    ]) {
       expect(() => downingFromName(spec), JSON.stringify(spec)).toThrow(ConfigError)
     }
   })
@@ -689,15 +751,21 @@ describe('downing: partition safety', () => {
   }
 
   it('keep-majority: exactly one side survives', () => {
-    fc.assert(fc.property(clusterArb, (c) => {
-      expect(outcome(keepMajority(), c).survivors).toBe(1)
-    }), { numRuns: 500 })
+    fc.assert(
+      fc.property(clusterArb, (c) => {
+        expect(outcome(keepMajority(), c).survivors).toBe(1)
+      }),
+      { numRuns: 500 },
+    )
   })
 
   it('keep-oldest: at most one side survives (in fact exactly one)', () => {
-    fc.assert(fc.property(clusterArb, (c) => {
-      expect(outcome(keepOldest(), c).survivors).toBe(1)
-    }), { numRuns: 500 })
+    fc.assert(
+      fc.property(clusterArb, (c) => {
+        expect(outcome(keepOldest(), c).survivors).toBe(1)
+      }),
+      { numRuns: 500 },
+    )
   })
 
   it('static-quorum (floor(n/2) + 1): at most one side survives', () => {
@@ -718,7 +786,13 @@ describe('gossip codec', () => {
   const wire = (m: Member): unknown[] => [m.node.uid, m.node.endpoint.name, m.node.endpoint.host, m.node.endpoint.port, m.status, m.upNumber, [...m.roles]]
   const validMember = wire(mem(1, 'up', 1, nodeOf(1), ['web']))
   const raw = (over: { version?: unknown; from?: unknown; members?: unknown; vector?: unknown; seen?: unknown } = {}): Buffer =>
-    packr.pack(['version' in over ? over.version : 1, 'from' in over ? over.from : A, 'members' in over ? over.members : [validMember], 'vector' in over ? over.vector : [[A, 1]], 'seen' in over ? over.seen : [A]])
+    packr.pack([
+      'version' in over ? over.version : 1,
+      'from' in over ? over.from : A,
+      'members' in over ? over.members : [validMember],
+      'vector' in over ? over.vector : [[A, 1]],
+      'seen' in over ? over.seen : [A],
+    ])
   const memberWith = (index: number, value: unknown): unknown[] => {
     const m = [...validMember]
     m[index] = value
@@ -744,14 +818,19 @@ describe('gossip codec', () => {
   const gossipArb: fc.Arbitrary<GossipState> = fc.array(memberArb, { maxLength: 12 }).chain((ms) => {
     const uids = ms.map((m) => m.node.uid)
     const pick = uids.length > 0 ? fc.constantFrom(...uids) : fc.constant(A)
-    return fc.record({
-      version: fc.array(fc.tuple(pick, fc.nat(1_000_000)), { maxLength: 12 }).map((es) => new Map(es)),
-      seen: fc.array(pick, { maxLength: 12 }).map((s) => new Set(s)),
-    }).map(({ version, seen }): GossipState => ({ members: new Map(ms.map((m) => [m.node.uid, m])), version, seen }))
+    return fc
+      .record({
+        version: fc.array(fc.tuple(pick, fc.nat(1_000_000)), { maxLength: 12 }).map((es) => new Map(es)),
+        seen: fc.array(pick, { maxLength: 12 }).map((s) => new Set(s)),
+      })
+      .map(({ version, seen }): GossipState => ({ members: new Map(ms.map((m) => [m.node.uid, m])), version, seen }))
   })
 
   it('round-trips', () => {
-    const g = state([mem(0, 'up', 1, nodeOf(0), ['web', 'db']), mem(1, 'joining'), mem(2, 'removed', 7, nodeOf(2, '::1', 65535))], vv({ [A]: 3, [B]: 1 }), [A, C])
+    const g = state([mem(0, 'up', 1, nodeOf(0), ['web', 'db']), mem(1, 'joining'), mem(2, 'removed', 7, nodeOf(2, '::1', 65535))], vv({ [A]: 3, [B]: 1 }), [
+      A,
+      C,
+    ])
     expect(decodeGossip(encodeGossip(B, g))).toEqual({ from: B, gossip: g })
     expect(decodeGossip(encodeGossip(A, emptyGossip()))).toEqual({ from: A, gossip: emptyGossip() })
     fc.assert(

@@ -9,8 +9,8 @@
  * root; skipped with the reason otherwise.
  */
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { eventually, NodeProcess } from 'shoal/testkit'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PrivateHosts, privateHostsAvailable } from './support/privateHosts.ts'
 
 const HOST = 'my_host'
@@ -80,7 +80,10 @@ describe.skipIf(!available.ok)(title, () => {
       const line = await n.proc.waitForLine((l) => l.msg === 'greeters called' || l.msg === 'greeters failed', 30_000)
       expect(line.error, `${n.proc.address}: ${String(line.error)}`).toBeUndefined()
       const results = (line.results as Called[]).sort((x, y) => x.target.localeCompare(y.target))
-      const others = all.filter((x) => x !== n).map((x) => x.greeter).sort()
+      const others = all
+        .filter((x) => x !== n)
+        .map((x) => x.greeter)
+        .sort()
       expect(results.map((r) => r.target)).toEqual(others)
       for (const r of results) {
         expect(r.greeting).toBe(`hello ${n.proc.address.split(':')[0]} from ${r.target}`)

@@ -122,15 +122,36 @@ describe.skipIf(!available.ok)(title, () => {
 
   it('everyone reaches everyone at first, TCP and UDP (0 and 4 sit on different bridges)', async () => {
     expect([theLab().sideOf(0), theLab().sideOf(4)]).toEqual(['A', 'B'])
-    expect(await probes([[0, 4], [4, 0], [0, 2], [3, 4]])).toEqual({
-      '0->4 tcp': OK, '0->4 udp': OK, '4->0 tcp': OK, '4->0 udp': OK,
-      '0->2 tcp': OK, '0->2 udp': OK, '3->4 tcp': OK, '3->4 udp': OK,
+    expect(
+      await probes([
+        [0, 4],
+        [4, 0],
+        [0, 2],
+        [3, 4],
+      ]),
+    ).toEqual({
+      '0->4 tcp': OK,
+      '0->4 udp': OK,
+      '4->0 tcp': OK,
+      '4->0 udp': OK,
+      '0->2 tcp': OK,
+      '0->2 udp': OK,
+      '3->4 tcp': OK,
+      '3->4 udp': OK,
     })
   })
 
   it('partition([0,1,2],[3,4]) blocks TCP and UDP across, both ways, and keeps each side connected', async () => {
     await theLab().partition([0, 1, 2], [3, 4])
-    const r = await probes([[0, 4], [4, 0], [2, 3], [0, 2], [2, 1], [3, 4], [4, 3]])
+    const r = await probes([
+      [0, 4],
+      [4, 0],
+      [2, 3],
+      [0, 2],
+      [2, 1],
+      [3, 4],
+      [4, 3],
+    ])
     for (const across of ['0->4', '4->0', '2->3']) {
       for (const k of ['tcp', 'udp']) expect(BLOCKED, `${across} ${k}`).toContain(r[`${across} ${k}`])
     }
@@ -141,14 +162,30 @@ describe.skipIf(!available.ok)(title, () => {
 
   it('heal() restores 0->4 (and the rest)', async () => {
     await theLab().heal()
-    expect(await probes([[0, 4], [4, 0], [1, 3]])).toEqual({
-      '0->4 tcp': OK, '0->4 udp': OK, '4->0 tcp': OK, '4->0 udp': OK, '1->3 tcp': OK, '1->3 udp': OK,
+    expect(
+      await probes([
+        [0, 4],
+        [4, 0],
+        [1, 3],
+      ]),
+    ).toEqual({
+      '0->4 tcp': OK,
+      '0->4 udp': OK,
+      '4->0 tcp': OK,
+      '4->0 udp': OK,
+      '1->3 tcp': OK,
+      '1->3 udp': OK,
     })
   })
 
   it('partitions again after healing, with members moved to the other sides', async () => {
     await theLab().partition([0, 4], [1, 2, 3])
-    const r = await probes([[0, 4], [0, 1], [3, 1], [4, 2]])
+    const r = await probes([
+      [0, 4],
+      [0, 1],
+      [3, 1],
+      [4, 2],
+    ])
     expect([r['0->4 tcp'], r['0->4 udp'], r['3->1 tcp'], r['3->1 udp']]).toEqual([OK, OK, OK, OK])
     for (const key of ['0->1 tcp', '0->1 udp', '4->2 tcp', '4->2 udp']) expect(BLOCKED, key).toContain(r[key])
     await theLab().heal()

@@ -4,32 +4,32 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel'
 import net from 'node:net'
-import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   actorSpawnChannel,
   actorStopChannel,
-  callRefusedChannel,
-  callTracing,
   ChannelNames,
   type ClusterSystem,
+  callRefusedChannel,
+  callTracing,
   DistributedActor,
   distributed,
-  handshakeFailedChannel,
   type HandshakeFailedMessage,
+  handshakeFailedChannel,
   type MemberChangeMessage,
   memberChangeChannel,
   memberReachabilityChannel,
   type SwimChangeMessage,
   swimChangeChannel,
-  tracingActive,
   type TransportCloseMessage,
-  transportCloseChannel,
   type TransportConnectMessage,
-  transportConnectChannel,
   type TypedChannel,
+  tracingActive,
+  transportCloseChannel,
+  transportConnectChannel,
 } from 'shoal'
 import { PROTOCOL_MINOR } from 'shoal/internal'
 import { eventually, startCluster, startNodes, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 class Echo extends DistributedActor {
   @distributed async echo(v: string): Promise<string> {
@@ -65,9 +65,15 @@ describe('shoal:member:change and shoal:swim:change', () => {
     const swim = collect(swimChangeChannel)
     nodes = await startCluster(2)
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
-    const about = (self: ClusterSystem, other: ClusterSystem): MemberChangeMessage[] => changes.filter((m) => m.self.uid === self.node.uid && m.node.uid === other.node.uid)
+    const about = (self: ClusterSystem, other: ClusterSystem): MemberChangeMessage[] =>
+      changes.filter((m) => m.self.uid === self.node.uid && m.node.uid === other.node.uid)
     // Each node saw itself and the other come up, each step from the status before.
-    for (const [self, other] of [[a, a], [a, b], [b, a], [b, b]] as const) {
+    for (const [self, other] of [
+      [a, a],
+      [a, b],
+      [b, a],
+      [b, b],
+    ] as const) {
       const steps = about(self, other)
       expect(steps.at(-1)?.to).toBe('up')
       expect(steps[0]!.from).toBeUndefined()
@@ -102,7 +108,13 @@ describe('shoal:transport:connect and shoal:transport:close', () => {
     expect(await a.resolve(Echo, onB.id).echo('y')).toBe('y') // the same association, the other way
     const mine = (m: TransportConnectMessage | TransportCloseMessage): boolean => m.self.uid === a.node.uid || m.self.uid === b.node.uid
     await eventually(() => expect(connects.filter(mine)).toHaveLength(2))
-    expect(connects.find((m) => m.self.uid === b.node.uid)).toEqual({ self: b.node, peer: a.node, direction: 'outbound', remoteAddress: `127.0.0.1:${a.node.endpoint.port}`, protocolMinor: PROTOCOL_MINOR })
+    expect(connects.find((m) => m.self.uid === b.node.uid)).toEqual({
+      self: b.node,
+      peer: a.node,
+      direction: 'outbound',
+      remoteAddress: `127.0.0.1:${a.node.endpoint.port}`,
+      protocolMinor: PROTOCOL_MINOR,
+    })
     expect(connects.find((m) => m.self.uid === a.node.uid)).toMatchObject({ self: a.node, peer: b.node, direction: 'inbound', protocolMinor: PROTOCOL_MINOR })
     expect(closes.filter(mine)).toEqual([])
     await b.shutdown()
@@ -145,7 +157,17 @@ describe('shoal:transport:connect and shoal:transport:close', () => {
 
 describe('no subscribers, no messages', () => {
   it('publishes nothing (and builds no message) while no one subscribes', async () => {
-    const all = [memberChangeChannel, memberReachabilityChannel, swimChangeChannel, transportConnectChannel, transportCloseChannel, handshakeFailedChannel, actorSpawnChannel, actorStopChannel, callRefusedChannel]
+    const all = [
+      memberChangeChannel,
+      memberReachabilityChannel,
+      swimChangeChannel,
+      transportConnectChannel,
+      transportCloseChannel,
+      handshakeFailedChannel,
+      actorSpawnChannel,
+      actorStopChannel,
+      callRefusedChannel,
+    ]
     for (const c of all) expect(c.hasSubscribers).toBe(false)
     const spies = all.map((c) => vi.spyOn(c, 'publish'))
     nodes = await startCluster(2)

@@ -3,20 +3,21 @@
  * well-known targets, forwarded calls (chains kept), turns run on actors, guards, the control lane
  * and node fate. This is the example of docs/plugins.md.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+
 import {
   ActorNotFoundError,
+  type ActorRef,
   ClusterSystem,
   ConfigError,
   DistributedActor,
   distributed,
-  isNotDelivered,
-  type ActorRef,
   type Invocation,
+  isNotDelivered,
   type LocalTarget,
   type Plugin,
   type PluginContext,
 } from 'shoal'
+import { afterEach, describe, expect, it } from 'vitest'
 
 /** `system.pool`: one ref that spreads calls over workers, round robin. */
 interface PoolFacade {
@@ -167,7 +168,20 @@ describe('a plugin written against the public PluginContext', () => {
 
   it('the system does not show the plugin internals', async () => {
     const a = await start()
-    for (const hidden of ['forward', 'runTurn', 'guardActor', 'registerWellKnown', 'wellKnownRef', 'onControl', 'sendControl', 'invoke', 'tell', 'reply', 'deadlines', 'newChain']) {
+    for (const hidden of [
+      'forward',
+      'runTurn',
+      'guardActor',
+      'registerWellKnown',
+      'wellKnownRef',
+      'onControl',
+      'sendControl',
+      'invoke',
+      'tell',
+      'reply',
+      'deadlines',
+      'newChain',
+    ]) {
       expect(hidden in a, hidden).toBe(false)
     }
   })

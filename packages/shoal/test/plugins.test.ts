@@ -1,9 +1,10 @@
 /**
  * The plugin API: start and stop order, facades, cluster events and actor lifecycle hooks.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, ConfigError, DistributedActor, ReceptionKey, type ActorId, type ClusterEvent, type Plugin } from 'shoal'
+
+import { type ActorId, type ClusterEvent, ClusterSystem, ConfigError, DistributedActor, type Plugin, ReceptionKey } from 'shoal'
 import { eventually } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const systems: ClusterSystem[] = []
 afterEach(async () => {
@@ -40,7 +41,12 @@ function recorder(name: string, log: string[], facade?: string): Plugin<{ name: 
 describe('plugins', () => {
   it('start in install order, stop in reverse, before the actors stop; facades are published', async () => {
     const log: string[] = []
-    const watcher: Plugin = { name: 'watcher', start: () => undefined, onActorStopped: () => log.push('actor stopped'), stop: () => void log.push('stop watcher') }
+    const watcher: Plugin = {
+      name: 'watcher',
+      start: () => undefined,
+      onActorStopped: () => log.push('actor stopped'),
+      stop: () => void log.push('stop watcher'),
+    }
     const s = await start([watcher, recorder('a', log, 'alpha'), recorder('b', log)])
     expect(log).toEqual(['start a', 'start b'])
     expect((s as unknown as { alpha: { name: string } }).alpha).toEqual({ name: 'a' })
@@ -92,7 +98,13 @@ describe('plugins', () => {
   it('a hook that throws is logged and does not stop the others', async () => {
     const seen: string[] = []
     const s = await start([
-      { name: 'thrower', start: () => undefined, onActorReady: () => { throw new Error('bug') } },
+      {
+        name: 'thrower',
+        start: () => undefined,
+        onActorReady: () => {
+          throw new Error('bug')
+        },
+      },
       { name: 'after', start: () => undefined, onActorReady: (id) => seen.push(String(id)) },
     ])
     const ref = s.spawn(Slow)

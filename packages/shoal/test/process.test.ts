@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, it } from 'vitest'
 import { ClusterSystem, NodeDownError, NodeUnreachableError, TimeoutError } from 'shoal'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Island } from './fixtures/island.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/island-node.ts', import.meta.url))

@@ -7,8 +7,8 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, it } from 'vitest'
 import { eventually, NodeProcess } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const SECRET = 'receptionist-process-test'
 const FIXTURE = fileURLToPath(new URL('./fixtures/reception-node.ts', import.meta.url))

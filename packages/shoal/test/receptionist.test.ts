@@ -2,9 +2,10 @@
  * The receptionist across in-process nodes over real TCP: check-in, check-out, stop, node down,
  * catch-up of a late joiner with bounded messages, typed refs, listings with additions and removals.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, ConfigError, DistributedActor, distributed, ReceptionKey, type ActorRef, type Listing } from 'shoal'
+
+import { type ActorRef, ClusterSystem, ConfigError, DistributedActor, distributed, type Listing, ReceptionKey } from 'shoal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 class Fish extends DistributedActor {
   @distributed async name(): Promise<string> {
@@ -110,7 +111,13 @@ describe('receptionist', () => {
     const per = 400
     for (const s of nodes.systems) for (let i = 0; i < per; i++) s.receptionist.checkIn(s.spawn(Fish), new ReceptionKey(`k${i % 7}`, Fish))
     const seed = `127.0.0.1:${nodes.systems[0]!.node.endpoint.port}`
-    const late = await ClusterSystem.start({ name: 'late', port: 0, logLevel: 'silent', receptionist: { maxBatch: 64 }, cluster: { seeds: [seed], selfJoinAfter: 60_000 } })
+    const late = await ClusterSystem.start({
+      name: 'late',
+      port: 0,
+      logLevel: 'silent',
+      receptionist: { maxBatch: 64 },
+      cluster: { seeds: [seed], selfJoinAfter: 60_000 },
+    })
     extra.push(late)
     await eventually(() => expect(late.receptionist.size).toBe(3 * per), { timeoutMs: 20_000 })
     for (const s of nodes.systems) {

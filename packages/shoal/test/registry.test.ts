@@ -75,8 +75,18 @@ describe('Registrations', () => {
     for (const d of owner.deltasFor(new Map()).reverse()) b.apply(d)
     const c = new Registrations('c', { maxBatch: 2 })
     for (const d of owner.deltasFor(new Map())) c.apply(d)
-    const fromB = b.deltasFor(new Map([['b', 0], ['c', 0]]))
-    const fromC = c.deltasFor(new Map([['b', 0], ['c', 0]]))
+    const fromB = b.deltasFor(
+      new Map([
+        ['b', 0],
+        ['c', 0],
+      ]),
+    )
+    const fromC = c.deltasFor(
+      new Map([
+        ['b', 0],
+        ['c', 0],
+      ]),
+    )
     expect(fromB).toEqual(fromC)
     const d = new Registrations('d')
     // Alternate parts from the two relays.
@@ -119,7 +129,12 @@ describe('Registrations', () => {
     const nodes = ['a', 'b', 'c']
     const action = fc.oneof(
       fc.record({ t: fc.constant('add' as const), n: fc.integer({ min: 0, max: 2 }), key: fc.constantFrom('k1', 'k2'), actor: fc.constantFrom('x', 'y', 'z') }),
-      fc.record({ t: fc.constant('remove' as const), n: fc.integer({ min: 0, max: 2 }), key: fc.constantFrom('k1', 'k2'), actor: fc.constantFrom('x', 'y', 'z') }),
+      fc.record({
+        t: fc.constant('remove' as const),
+        n: fc.integer({ min: 0, max: 2 }),
+        key: fc.constantFrom('k1', 'k2'),
+        actor: fc.constantFrom('x', 'y', 'z'),
+      }),
       fc.record({ t: fc.constant('sync' as const), n: fc.integer({ min: 0, max: 2 }), m: fc.integer({ min: 0, max: 2 }) }),
     )
     fc.assert(
@@ -136,10 +151,20 @@ describe('Registrations', () => {
         }
         for (let round = 0; round < 2; round++) for (const x of regs) for (const y of regs) if (x !== y) sync(x, y)
         for (const key of ['k1', 'k2']) {
-          const truth = sorted(new Set(regs.flatMap((r) => r.own().filter((e) => e.key === key).map((e) => e.actor))))
+          const truth = sorted(
+            new Set(
+              regs.flatMap((r) =>
+                r
+                  .own()
+                  .filter((e) => e.key === key)
+                  .map((e) => e.actor),
+              ),
+            ),
+          )
           for (const r of regs) expect(sorted(r.lookup(key))).toEqual(truth)
         }
-        for (const r of regs) for (const d of regs[0]!.deltasFor(r.digest())) expect(d.kind === 'ops' ? d.ops.length : d.entries.length).toBeLessThanOrEqual(maxBatch)
+        for (const r of regs)
+          for (const d of regs[0]!.deltasFor(r.digest())) expect(d.kind === 'ops' ? d.ops.length : d.entries.length).toBeLessThanOrEqual(maxBatch)
       }),
       { numRuns: 300 },
     )

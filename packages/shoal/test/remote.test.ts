@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest'
 import {
   ActorId,
   ActorNotFoundError,
+  type ActorRef,
   ClusterSystem,
   DistributedActor,
   distributed,
@@ -13,10 +13,10 @@ import {
   SerializationError,
   SystemShutDownError,
   TimeoutError,
-  type ActorRef,
 } from 'shoal'
 import { servicesOf } from 'shoal/internal'
 import { eventually, startNodes, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 import { IllegalMove } from './fixtures/errors.ts'
 
 class Island extends DistributedActor {
@@ -168,7 +168,10 @@ describe('remote calls', () => {
     nodes = await startNodes(2)
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
     const remote = b.resolve(Island, a.spawn(Island).id)
-    const timedOut = await remote.withTimeout(50).sleep(300).catch((e: unknown) => e)
+    const timedOut = await remote
+      .withTimeout(50)
+      .sleep(300)
+      .catch((e: unknown) => e)
     expect(timedOut).toBeInstanceOf(TimeoutError)
     expect((timedOut as TimeoutError).notDelivered).toBeUndefined() // it may well have run
     await new Promise((r) => setTimeout(r, 400))
@@ -264,7 +267,10 @@ describe('remote calls - failures of nodes', () => {
     const job = a.spawn(Job)
     const b1 = await ClusterSystem.start({ name: 'b', port: 0, logLevel: 'silent', shutdownTimeout: 100 })
     const port = b1.node.endpoint.port
-    const old = b1.resolve(Job, job.id).run('OLD', 400).catch((e: unknown) => e)
+    const old = b1
+      .resolve(Job, job.id)
+      .run('OLD', 400)
+      .catch((e: unknown) => e)
     await new Promise((r) => setTimeout(r, 50))
     await b1.shutdown()
     expect(await old).toBeInstanceOf(SystemShutDownError)
@@ -279,7 +285,11 @@ describe('remote calls - failures of nodes', () => {
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
     const id = a.spawn(Island).id
     const viaLocalhost = new ActorId({ endpoint: { ...id.node.endpoint, host: 'localhost' }, uid: id.node.uid }, id.path, id.incarnation)
-    const err = await b.resolve(Island, viaLocalhost).withTimeout(10_000).addRock(1).catch((e: unknown) => e)
+    const err = await b
+      .resolve(Island, viaLocalhost)
+      .withTimeout(10_000)
+      .addRock(1)
+      .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(NodeUnreachableError)
     expect((err as Error).message).toMatch(/address that node as 127\.0\.0\.1/)
     expect(await b.resolve(Island, id).addRock(1)).toBe(1)

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { pack } from 'msgpackr'
-import { describe, expect, it } from 'vitest'
 import { RemoteCallError, Serialization, SerializationError, TimeoutError } from 'shoal'
+import { describe, expect, it } from 'vitest'
 import { IllegalMove } from './fixtures/errors.ts'
 
 class GameMove {
@@ -23,7 +23,10 @@ describe('serialization - values', () => {
     const value = {
       a: [1, -2.5, 'x', true, null, undefined],
       d: new Date(1_700_000_000_123),
-      m: new Map<unknown, unknown>([['k', 1], [2, new Set(['nested'])]]),
+      m: new Map<unknown, unknown>([
+        ['k', 1],
+        [2, new Set(['nested'])],
+      ]),
       s: new Set([1, 'two']),
       big: 12345678901234567890123n,
       small: 5n,
@@ -185,7 +188,11 @@ describe('serialization - properties', () => {
       { depthSize: 'small' },
       tie('leaf'),
       fc.array(tie('node'), { maxLength: 5 }),
-      fc.dictionary(fc.string().filter((k) => k !== '__proto__'), tie('node'), { maxKeys: 5 }),
+      fc.dictionary(
+        fc.string().filter((k) => k !== '__proto__'),
+        tie('node'),
+        { maxKeys: 5 },
+      ),
       fc.array(fc.tuple(fc.string(), tie('node')), { maxLength: 4 }).map((entries) => new Map(entries)),
       fc.uniqueArray(fc.oneof(fc.string(), fc.integer()), { maxLength: 4 }).map((items) => new Set(items)),
     ),

@@ -2,9 +2,10 @@
  * The singleton's allocation decision as a pure function of one node's view: oldest host, roles,
  * hand-over, the margin after a down, fencing on the losing side of a partition.
  */
+
+import { type ClusterMember, keepMajority, noDowning } from 'shoal'
 import { describe, expect, it } from 'vitest'
-import { keepMajority, noDowning, type ClusterMember } from 'shoal'
-import { allocate, type AllocationSettings, type AllocationView, DownTracker, leaderMember, oldestMember } from '../src/singleton/Allocation.ts'
+import { type AllocationSettings, type AllocationView, allocate, DownTracker, leaderMember, oldestMember } from '../src/singleton/Allocation.ts'
 
 const member = (i: number, over: Partial<ClusterMember> = {}): ClusterMember => ({
   node: { endpoint: { name: `n${i}`, host: '127.0.0.1', port: 7000 + i }, uid: i.toString(16).padStart(16, '0') },
@@ -78,7 +79,10 @@ describe('singleton allocation', () => {
   })
 
   it('a node that is down fences itself (an operator downed it, or its side did)', () => {
-    expect(allocate(view(1, [member(1, { status: 'down' }), member(2), member(3)], { hosting: true, fencedFor: 0 }), settings)).toEqual({ kind: 'wait', reason: 'fenced' })
+    expect(allocate(view(1, [member(1, { status: 'down' }), member(2), member(3)], { hosting: true, fencedFor: 0 }), settings)).toEqual({
+      kind: 'wait',
+      reason: 'fenced',
+    })
   })
 
   it('the leader strategy follows the leader, but never starts while another node lists an instance', () => {
@@ -86,7 +90,10 @@ describe('singleton allocation', () => {
     expect(allocate(view(3, ms, { leader: uid(3) }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'host' })
     // The old leader (1) is merely unreachable and still lists its instance: 3 waits.
     const moved = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
-    expect(allocate(view(3, moved, { leader: uid(3), listedElsewhere: [uid(1)] }), { ...settings, strategy: leaderMember })).toEqual({ kind: 'wait', reason: 'instance-elsewhere' })
+    expect(allocate(view(3, moved, { leader: uid(3), listedElsewhere: [uid(1)] }), { ...settings, strategy: leaderMember })).toEqual({
+      kind: 'wait',
+      reason: 'instance-elsewhere',
+    })
     expect(allocate(view(3, ms, { leader: undefined }), { ...settings, strategy: leaderMember })).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
   })
 

@@ -2,9 +2,10 @@
  * The singleton's lease flow against a store that misbehaves: slow, silent, late, reordering. Each
  * case is one a review found broken (hangs, a dead singleton, two holders); they must now hold.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, DistributedActor, distributed, MemoryLeaseStore, singletonPlugin, type LeaseStore } from 'shoal'
+
+import { ClusterSystem, DistributedActor, distributed, type LeaseStore, MemoryLeaseStore, singletonPlugin } from 'shoal'
 import { eventually } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -108,7 +109,10 @@ describe('singleton lease against a misbehaving store', () => {
     }
     const until = performance.now() + 2600
     while (performance.now() < until) {
-      await ref.withTimeout(300).next().catch(() => undefined)
+      await ref
+        .withTimeout(300)
+        .next()
+        .catch(() => undefined)
       await sleep(20)
     }
     expect(await ref.withTimeout(5000).next()).toBeGreaterThan(0)

@@ -15,13 +15,13 @@
  *   of every process of both sides. Needs root and iproute2; otherwise skipped, saying why.
  * Every process logs Date.now() of the one machine clock, so their times compare.
  */
-import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { eventually, type LogLine, NodeProcess } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
-import { eventually, NodeProcess, type LogLine } from 'shoal/testkit'
 import { NetnsLab, netnsAvailable } from './support/netns.ts'
 
 const SECRET = 'singleton-process-test'
@@ -183,7 +183,9 @@ const MARGIN = 5000
 
 /** When `n` first logged `victim` (this incarnation) down or removed. */
 function downSeenBy(n: Node, victim: Node): number | undefined {
-  return n.proc.lines.find((l) => l.msg === 'member status changed' && String(l.member).endsWith(`#${victim.proc.uid}`) && (l.status === 'down' || l.status === 'removed'))?.time
+  return n.proc.lines.find(
+    (l) => l.msg === 'member status changed' && String(l.member).endsWith(`#${victim.proc.uid}`) && (l.status === 'down' || l.status === 'removed'),
+  )?.time
 }
 
 describe('cluster singleton across processes', () => {
@@ -217,7 +219,13 @@ describe('cluster singleton across processes', () => {
     const list = expectNoOverlap(all, term)
     expectCallsInsideIntervals(all, list)
     // How long calls waited in the proxies during the hand-over.
-    const waited = Math.max(...loaders.flatMap((l) => calls(l).filter((c) => c.started + c.ms >= term).map((c) => c.ms)))
+    const waited = Math.max(
+      ...loaders.flatMap((l) =>
+        calls(l)
+          .filter((c) => c.started + c.ms >= term)
+          .map((c) => c.ms),
+      ),
+    )
     const firstNew = Math.min(...loaders.flatMap((l) => servedBy(l, successor, term).map((c) => c.started + c.ms)))
     const passivating = host.proc.lines.find((l) => l.msg === 'singleton passivating')!.time
     const across = loaders.flatMap((l) => calls(l).filter((c) => c.started <= activated[0]!.time && c.started + c.ms >= passivating))
@@ -272,7 +280,13 @@ describe('cluster singleton across processes', () => {
     expect(activated.time).toBeGreaterThanOrEqual(downSeen!)
     expect(activated.time - downSeen!).toBeGreaterThanOrEqual(MARGIN)
     const firstNew = Math.min(...loaders.flatMap((l) => servedBy(l, successor, kill).map((c) => c.started + c.ms)))
-    const waited = Math.max(...loaders.flatMap((l) => calls(l).filter((c) => c.ok && c.started + c.ms >= kill).map((c) => c.ms)))
+    const waited = Math.max(
+      ...loaders.flatMap((l) =>
+        calls(l)
+          .filter((c) => c.ok && c.started + c.ms >= kill)
+          .map((c) => c.ms),
+      ),
+    )
     console.log(
       `failover: kill -9 → down seen by the successor ${sec(downSeen! - kill)} s → activated on ${successor.proc.address} ${sec(activated.time - kill)} s (${activated.time - downSeen!} ms after the down, margin ${MARGIN} ms) → first call served ${sec(firstNew - kill)} s; longest held call ${waited} ms; died ${died - kill} ms after the kill; failed calls ${JSON.stringify(failures.flat().map((c) => ({ code: c.code, started: c.started - kill, ms: c.ms, message: c.message })))}`,
     )
@@ -282,7 +296,9 @@ describe('cluster singleton across processes', () => {
 // ── partition in network namespaces ───────────────────────────────────────────────────────────
 
 const available = await netnsAvailable()
-const title = available.ok ? 'cluster singleton under a partition in network namespaces' : `cluster singleton under a partition in network namespaces — skipped: ${available.why}`
+const title = available.ok
+  ? 'cluster singleton under a partition in network namespaces'
+  : `cluster singleton under a partition in network namespaces — skipped: ${available.why}`
 if (!available.ok) console.warn(`singleton-process.test.ts: skipping the partition tests: ${available.why}`)
 
 const PORT = 7400
@@ -315,7 +331,9 @@ const downedSelf = (n: Node): LogLine | undefined => n.proc.lines.find((l) => l.
 
 /** When `n` first logged `other` (this incarnation) unreachable. */
 function unreachableSeenBy(n: Node, other: Node): number | undefined {
-  return n.proc.lines.find((l) => l.msg === 'member reachability changed' && String(l.member).endsWith(`#${other.proc.uid}`) && l.reachability === 'unreachable')?.time
+  return n.proc.lines.find(
+    (l) => l.msg === 'member reachability changed' && String(l.member).endsWith(`#${other.proc.uid}`) && l.reachability === 'unreachable',
+  )?.time
 }
 
 /** Waits until every node in `live` sees every one of them up. */
@@ -375,7 +393,12 @@ async function partitionScenario(majorityIdx: number[], minorityIdx: number[]): 
   for (const n of minority) {
     const { code } = await Promise.race([
       n.proc.exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`minority node ${n.proc.address} did not stop within 120 s; its last log lines (s after the split):\n${tail(n, split)}`)), 120_000)),
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`minority node ${n.proc.address} did not stop within 120 s; its last log lines (s after the split):\n${tail(n, split)}`)),
+          120_000,
+        ),
+      ),
     ])
     expect(code).toBe(1)
     expect(downedSelf(n)).toBeDefined()
@@ -450,7 +473,12 @@ async function partitionScenario(majorityIdx: number[], minorityIdx: number[]): 
   const list = expectNoOverlap(everyone, split)
   expectCallsInsideIntervals(everyone, list)
 
-  const failed = majority.map((n) => ({ node: n.proc.address, failed: calls(n).filter((c) => !c.ok).map((c) => ({ code: c.code, started: c.started - split, ms: c.ms })) }))
+  const failed = majority.map((n) => ({
+    node: n.proc.address,
+    failed: calls(n)
+      .filter((c) => !c.ok)
+      .map((c) => ({ code: c.code, started: c.started - split, ms: c.ms })),
+  }))
   const shown = list.map((i) => `${i.node} [${sec(i.from - split)}, ${Number.isFinite(i.to) ? sec(i.to - split) : '…'}] (${i.end})`)
   console.log(
     `partition, host on the ${hostOnMajority ? 'majority' : 'minority'} (s after the split): minority exited ${sec(minorityGone - split)}; ` +
@@ -493,7 +521,10 @@ async function frozenHostRun(leaseFile: string | undefined): Promise<{ host: Nod
   host.proc.signal('SIGSTOP')
   const successor = await newHost(loaders, frozen, 40_000)
   const successorAt = activations(successor).find((a) => a.time >= frozen)!.time
-  await eventually(() => expect(servedBy(loaders.find((l) => l !== successor)!, successor, successorAt).length).toBeGreaterThanOrEqual(10), { timeoutMs: 30_000, intervalMs: 100 })
+  await eventually(() => expect(servedBy(loaders.find((l) => l !== successor)!, successor, successorAt).length).toBeGreaterThanOrEqual(10), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  })
   host.proc.signal('SIGCONT')
   // Woken, it learns it was downed and exits.
   await host.proc.exited

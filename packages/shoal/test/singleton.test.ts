@@ -3,10 +3,21 @@
  * node, graceful hand-over without a failed call, buffering, allocation timeout, roles, and a
  * system without cluster membership.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, DistributedActor, distributed, isNotDelivered, MemoryLeaseStore, singletonPlugin, SingletonUnavailableError, type ActorRef, type SingletonSettings } from 'shoal'
+
+import {
+  type ActorRef,
+  ClusterSystem,
+  DistributedActor,
+  distributed,
+  isNotDelivered,
+  MemoryLeaseStore,
+  type SingletonSettings,
+  SingletonUnavailableError,
+  singletonPlugin,
+} from 'shoal'
 import { servicesOf } from 'shoal/internal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 /** Activations and passivations of every instance in this process, in order. */
 const journal: string[] = []
@@ -41,7 +52,11 @@ afterEach(async () => {
   journal.length = 0 // after the shutdowns, whose passivations it records
 })
 
-async function cluster(n: number, settings: SingletonSettings = {}, downing = 'keep-majority'): Promise<{ systems: ClusterSystem[]; refs: ActorRef<Counter>[] }> {
+async function cluster(
+  n: number,
+  settings: SingletonSettings = {},
+  downing = 'keep-majority',
+): Promise<{ systems: ClusterSystem[]; refs: ActorRef<Counter>[] }> {
   nodes = await startCluster(n, { plugins: [singletonPlugin(settings)], cluster: { downing } })
   const systems = nodes.systems
   const refs = systems.map((s) => s.singleton.host('counter', (sys) => sys.spawn(Counter)))
@@ -58,10 +73,18 @@ describe('cluster singleton', () => {
     expect(results[0]!.node).toBe(oldest.node.endpoint.name)
     expect(journal.filter((j) => j.startsWith('start'))).toHaveLength(1)
     for (const s of systems) expect(s.singleton.status('counter').host).toBe(`${oldest.node.endpoint.host}:${oldest.node.endpoint.port}`)
-    const hosting = await Promise.all(systems.map(async (s) => /shoal_singleton_hosting\{[^}]*name="counter"[^}]*\} 1/.test(await s.metrics.registry.metrics())))
+    const hosting = await Promise.all(
+      systems.map(async (s) => /shoal_singleton_hosting\{[^}]*name="counter"[^}]*\} 1/.test(await s.metrics.registry.metrics())),
+    )
     expect(hosting.filter(Boolean)).toHaveLength(1)
     // A younger node joining does not move it.
-    const late = await ClusterSystem.start({ name: 'late', port: 0, logLevel: 'silent', plugins: [singletonPlugin()], cluster: { seeds: [`127.0.0.1:${systems[0]!.node.endpoint.port}`] } })
+    const late = await ClusterSystem.start({
+      name: 'late',
+      port: 0,
+      logLevel: 'silent',
+      plugins: [singletonPlugin()],
+      cluster: { seeds: [`127.0.0.1:${systems[0]!.node.endpoint.port}`] },
+    })
     extra.push(late)
     const fromLate = late.singleton.proxy(Counter, 'counter')
     expect((await fromLate.next()).id).toBe(results[0]!.id)
@@ -137,7 +160,13 @@ describe('cluster singleton', () => {
     const [a, b, c] = nodes.systems as [ClusterSystem, ClusterSystem, ClusterSystem]
     // No node has the role: calls are held.
     const held = c.singleton.proxy(Counter, 'counter', { role: 'lobby' }).next()
-    const withRole = await ClusterSystem.start({ name: 'lobby-host', port: 0, logLevel: 'silent', plugins: [singletonPlugin()], cluster: { roles: ['lobby'], seeds: [`127.0.0.1:${a.node.endpoint.port}`] } })
+    const withRole = await ClusterSystem.start({
+      name: 'lobby-host',
+      port: 0,
+      logLevel: 'silent',
+      plugins: [singletonPlugin()],
+      cluster: { roles: ['lobby'], seeds: [`127.0.0.1:${a.node.endpoint.port}`] },
+    })
     extra.push(withRole)
     withRole.singleton.host('counter', (s) => s.spawn(Counter), { role: 'lobby' })
     expect((await held).node).toBe('lobby-host')

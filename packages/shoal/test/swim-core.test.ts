@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
+import { seededRandom } from '../src/sim/Random.ts'
 import {
   decodeMessage,
   decodePushPull,
@@ -14,18 +15,17 @@ import {
   type Message,
   open,
   type PushPull,
-  seal,
   SwimCodecError,
+  seal,
   TAG_BYTES,
   type Update,
   updateSize,
 } from '../src/swim/Codec.ts'
 import { Dissemination } from '../src/swim/Dissemination.ts'
-import { ANY_UID, type SwimMemberState, type SwimStatus, nodeKey, supersedes, type SwimNode } from '../src/swim/SwimNode.ts'
 import { suspicionTimeout } from '../src/swim/Suspicion.ts'
 import { type Directive, SwimInstance } from '../src/swim/SwimInstance.ts'
+import { ANY_UID, nodeKey, type SwimMemberState, type SwimNode, type SwimStatus, supersedes } from '../src/swim/SwimNode.ts'
 import { retransmitLimit, SWIM_DEFAULTS, type SwimSettings } from '../src/swim/SwimSettings.ts'
-import { seededRandom } from '../src/sim/Random.ts'
 
 // ── fixtures ─────────────────────────────────────────────────────────────────
 
@@ -38,11 +38,17 @@ const accuse = (status: 'suspect' | 'dead' | 'left', node: SwimNode, incarnation
 const gossip = (from: SwimNode, updates: Update[]): Message => ({ type: 'gossip', from, updates })
 
 type Send = Extract<Directive, { type: 'send' }>
-const sends = (ds: readonly Directive[], type?: Message['type']): Send[] => ds.filter((d): d is Send => d.type === 'send' && (type === undefined || d.message.type === type))
+const sends = (ds: readonly Directive[], type?: Message['type']): Send[] =>
+  ds.filter((d): d is Send => d.type === 'send' && (type === undefined || d.message.type === type))
 const changes = (ds: readonly Directive[]) => ds.flatMap((d) => (d.type === 'changed' ? [d] : []))
 const started = (ds: readonly Directive[], id: string) => ds.flatMap((d) => (d.type === 'startTimer' && d.id === id ? [d.delay] : []))
 const hasUpdate = (m: Message, want: Partial<Update> & { node: SwimNode }) =>
-  m.updates.some((u) => nodeKey(u.node) === nodeKey(want.node) && (want.status === undefined || u.status === want.status) && (want.incarnation === undefined || u.incarnation === want.incarnation))
+  m.updates.some(
+    (u) =>
+      nodeKey(u.node) === nodeKey(want.node) &&
+      (want.status === undefined || u.status === want.status) &&
+      (want.incarnation === undefined || u.incarnation === want.incarnation),
+  )
 
 type Responder = (d: Directive, h: Harness) => void
 
@@ -116,7 +122,9 @@ class Harness {
   }
 
   changesAbout(node: SwimNode) {
-    return this.log.flatMap((e) => (e.d.type === 'changed' && nodeKey(e.d.member.node) === nodeKey(node) ? [{ time: e.time, status: e.d.member.status, previous: e.d.previous }] : []))
+    return this.log.flatMap((e) =>
+      e.d.type === 'changed' && nodeKey(e.d.member.node) === nodeKey(node) ? [{ time: e.time, status: e.d.member.status, previous: e.d.previous }] : [],
+    )
   }
 
   status(node: SwimNode): SwimStatus | undefined {
@@ -176,10 +184,16 @@ describe('determinism', () => {
   const script = (seed: number) => {
     const h = new Harness({ others: 6, seed })
     h.start()
-    h.runUntil(3000, ackEveryPing((t) => t.uid === uidOf(3)))
+    h.runUntil(
+      3000,
+      ackEveryPing((t) => t.uid === uidOf(3)),
+    )
     h.receive(gossip(nodeOf(1), [aliveU(nodeOf(20)), accuse('suspect', nodeOf(2), 0, nodeOf(1))]))
     h.take(h.instance.onStall(1000))
-    h.runUntil(30_000, ackEveryPing((t) => t.uid === uidOf(3)))
+    h.runUntil(
+      30_000,
+      ackEveryPing((t) => t.uid === uidOf(3)),
+    )
     return h.log
   }
 
@@ -232,7 +246,9 @@ describe('probe round', () => {
         expect(r.message).toMatchObject({ type: 'pingReq', seq, from: h.self, target: to })
       }
       const streams = ds.filter((d) => d.type === 'streamPing')
-      expect(streams).toMatchObject([{ type: 'streamPing', to, message: { type: 'ping', seq, from: h.self, targetUid: to.uid }, timeout: s.probeInterval - s.pingTimeout }])
+      expect(streams).toMatchObject([
+        { type: 'streamPing', to, message: { type: 'ping', seq, from: h.self, targetUid: to.uid }, timeout: s.probeInterval - s.pingTimeout },
+      ])
       // Not suspected yet: the indirect round has the rest of the period.
       expect(changes(ds)).toEqual([])
       expect(h.status(to)).toBe('alive')
@@ -810,7 +826,13 @@ describe('datagram size', () => {
     h.start()
     const meta = new Uint8Array(60).fill(7)
     const fresh = Array.from({ length: 1000 }, (_, i) => nodeOf(100 + i))
-    for (let i = 0; i < fresh.length; i += 250) h.receive(gossip(nodeOf(1), fresh.slice(i, i + 250).map((n) => aliveU(n, 0, meta))))
+    for (let i = 0; i < fresh.length; i += 250)
+      h.receive(
+        gossip(
+          nodeOf(1),
+          fresh.slice(i, i + 250).map((n) => aliveU(n, 0, meta)),
+        ),
+      )
     expect(h.instance.queueLength).toBeGreaterThanOrEqual(1000)
     h.runUntil(300_000, ackEveryPing())
 
@@ -1140,14 +1162,17 @@ describe('codec', () => {
     expect(reasonOf(() => decodePushPull(encodePushPull(pushPulls[0]!), updates.length - 1))).toBe('bad-update')
   })
 
-  it('open() rejects any tampered byte, a wrong key and another cluster\'s name with reason auth', () => {
+  it("open() rejects any tampered byte, a wrong key and another cluster's name with reason auth", () => {
     const key = deriveKey('secret')
     const packet = seal(key, encodeMessage(messages[2]!))
     for (let i = 0; i < packet.length; i++) {
       for (const mask of [0x01, 0x80]) {
         const bad = Buffer.from(packet)
         bad[i]! ^= mask
-        expect(reasonOf(() => open(key, bad)), `byte ${i}`).toBe('auth')
+        expect(
+          reasonOf(() => open(key, bad)),
+          `byte ${i}`,
+        ).toBe('auth')
       }
     }
     expect(reasonOf(() => open(deriveKey('other'), packet))).toBe('auth')

@@ -6,10 +6,10 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { nodeKey, type SwimStatus, type SwimNode } from '../src/swim/SwimNode.ts'
-import { SWIM_DEFAULTS } from '../src/swim/SwimSettings.ts'
 import { runScenario, type ScenarioOptions } from '../src/sim/Scenario.ts'
 import { type ChangeRecord, Simulator } from '../src/sim/Simulator.ts'
+import { nodeKey, type SwimNode, type SwimStatus } from '../src/swim/SwimNode.ts'
+import { SWIM_DEFAULTS } from '../src/swim/SwimSettings.ts'
 
 const EMPTY_TRACE = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' // sha256 of nothing
 
@@ -43,7 +43,14 @@ function scenario(o: ScenarioOptions) {
 }
 
 describe('determinism', () => {
-  const script: Omit<ScenarioOptions, 'seed'> = { members: 20, duration: 60_000, crashes: 1, restarts: 1, loss: 0.02, stalls: { count: 1, duration: 1500, every: 15_000 } }
+  const script: Omit<ScenarioOptions, 'seed'> = {
+    members: 20,
+    duration: 60_000,
+    crashes: 1,
+    restarts: 1,
+    loss: 0.02,
+    stalls: { count: 1, duration: 1500, every: 15_000 },
+  }
 
   it('the same seed and script give the same trace; another seed another', () => {
     const a = runScenario({ ...script, seed: 5 })
@@ -198,7 +205,8 @@ describe('event-loop stalls', () => {
     expect(back! - (start + length)).toBeLessThanOrEqual(30_000)
     const self = sim.members[frozen]!
     expect(self.instance.incarnation).toBeGreaterThanOrEqual(1)
-    for (const o of others(sim, frozen)) expect(sim.members[o]!.instance.member(self.node)).toMatchObject({ status: 'alive', incarnation: self.instance.incarnation })
+    for (const o of others(sim, frozen))
+      expect(sim.members[o]!.instance.member(self.node)).toMatchObject({ status: 'alive', incarnation: self.instance.incarnation })
     // The frozen member did not declare anyone dead either, and sees everyone alive.
     expect(sim.changes.filter((c) => c.status === 'dead' && c.subject !== nodeKey(self.node))).toEqual([])
     sim.run(sim.now + 30_000)
@@ -257,7 +265,10 @@ describe('restart with a new uid', () => {
     const old = sim.members[i]!.node
     sim.at(10_000, () => sim.crash(i))
     sim.at(12_000, () => sim.restart(i))
-    const ok = () => sim.now >= 12_000 && others(sim, i).every((o) => statusOf(sim, o, old) === 'dead' && sim.view(o, i) === 'alive') && others(sim, i).every((o) => sim.view(i, o) === 'alive')
+    const ok = () =>
+      sim.now >= 12_000 &&
+      others(sim, i).every((o) => statusOf(sim, o, old) === 'dead' && sim.view(o, i) === 'alive') &&
+      others(sim, i).every((o) => sim.view(i, o) === 'alive')
     // Usually within a second or two; a member that every gossip copy of the new uid happened to
     // miss learns it at its next push-pull (30 s period), hence the bound.
     const done = runUntil(sim, 90_000, ok)
@@ -282,7 +293,10 @@ describe('restart with a new uid', () => {
 describe('shoal sim CLI', () => {
   it('prints a JSON report with an events array', () => {
     const root = fileURLToPath(new URL('../../../', import.meta.url))
-    const out = execFileSync('node_modules/.bin/shoal', ['sim', '--members', '20', '--duration', '30', '--crash', '1', '--seed', '3', '--json'], { cwd: root, encoding: 'utf8' })
+    const out = execFileSync('node_modules/.bin/shoal', ['sim', '--members', '20', '--duration', '30', '--crash', '1', '--seed', '3', '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+    })
     const report = JSON.parse(out) as { members: number; events: { kind: string; allAgree: number | null }[]; falseDeaths: number }
     expect(report.members).toBe(20)
     expect(Array.isArray(report.events)).toBe(true)

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
+import { createConnection } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, it } from 'vitest'
-import { createConnection } from 'node:net'
-import { ClusterSystem, ConfigError, distributed, DistributedActor, SwimMember, type MemberStatus, type SwimNode } from 'shoal'
-import { deriveKey, encodeMessage, seal, TcpStreamLink, type Message } from 'shoal/internal'
+import { ClusterSystem, ConfigError, DistributedActor, distributed, type MemberStatus, SwimMember, type SwimNode } from 'shoal'
+import { deriveKey, encodeMessage, type Message, seal, TcpStreamLink } from 'shoal/internal'
 import { eventually } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 const SECRET = 'swim-test-secret'
 const members: SwimMember[] = []
@@ -35,9 +35,12 @@ async function cluster(n: number): Promise<SwimMember[]> {
   const rest: SwimMember[] = []
   for (let i = 1; i < n; i++) rest.push(await member(first))
   const all = [first, ...rest]
-  await eventually(() => {
-    for (const m of all) expect(m.liveMembers().length).toBe(n - 1)
-  }, { timeoutMs: 30_000 })
+  await eventually(
+    () => {
+      for (const m of all) expect(m.liveMembers().length).toBe(n - 1)
+    },
+    { timeoutMs: 30_000 },
+  )
   return all
 }
 
@@ -65,9 +68,12 @@ describe('SWIM over real UDP', () => {
     const all = await cluster(5)
     const victim = all.pop()!
     await victim.close()
-    await eventually(() => {
-      for (const m of all) expect(statusOf(m, victim.node)).toBe('dead')
-    }, { timeoutMs: 30_000 })
+    await eventually(
+      () => {
+        for (const m of all) expect(statusOf(m, victim.node)).toBe('dead')
+      },
+      { timeoutMs: 30_000 },
+    )
     // Nobody else is dead (a loaded machine may briefly suspect someone, which is not a verdict).
     for (const m of all) for (const other of all) if (other !== m) expect(statusOf(m, other.node)).not.toBe('dead')
   })
@@ -258,13 +264,17 @@ describe('cluster names', () => {
       return
     }
     // The join (push-pull over the node's transport) is refused at the handshake, again and again.
-    const refusedHandshakes = async (): Promise<number> => Number(/shoal_refused_total\{reason="handshake"[^}]*\} (\d+)/.exec(await b.metrics.registry.metrics())?.[1] ?? 0)
+    const refusedHandshakes = async (): Promise<number> =>
+      Number(/shoal_refused_total\{reason="handshake"[^}]*\} (\d+)/.exec(await b.metrics.registry.metrics())?.[1] ?? 0)
     await eventually(async () => expect(await refusedHandshakes()).toBeGreaterThan(1), { timeoutMs: 15_000 })
     expect(a.swim!.liveMembers()).toEqual([])
     expect(b.swim!.liveMembers()).toEqual([])
     // Calls are refused at the handshake, saying why, and never run.
     const echo = b.spawn(Echo)
-    await expect(a.resolve(Echo, echo.id).ping()).rejects.toMatchObject({ code: 'SHOAL_NODE_UNREACHABLE', message: expect.stringMatching(/belongs to cluster "(alpha|beta)", this node to "(alpha|beta)"/) })
+    await expect(a.resolve(Echo, echo.id).ping()).rejects.toMatchObject({
+      code: 'SHOAL_NODE_UNREACHABLE',
+      message: expect.stringMatching(/belongs to cluster "(alpha|beta)", this node to "(alpha|beta)"/),
+    })
     expect(await echo.ping()).toBe(1)
   })
 })
@@ -303,9 +313,12 @@ describe('SWIM members in other processes', () => {
     expect(deaths).toEqual([])
 
     child.kill('SIGKILL')
-    await eventually(() => {
-      for (const m of all) expect(statusOf(m, node)).toBe('dead')
-    }, { timeoutMs: 30_000 })
+    await eventually(
+      () => {
+        for (const m of all) expect(statusOf(m, node)).toBe('dead')
+      },
+      { timeoutMs: 30_000 },
+    )
 
     const restarted = await memberProcess(node.port, all[0]!)
     expect(restarted.node.uid).not.toBe(node.uid)

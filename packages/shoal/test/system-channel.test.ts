@@ -2,14 +2,15 @@
  * The reliable system-message channel as a pure state machine (no sockets, no timers), and the
  * wire codecs of lifecycle watch and the receptionist against hostile input.
  */
-import { describe, expect, it } from 'vitest'
+
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
+import { describe, expect, it } from 'vitest'
+import { ActorId } from '../src/actor/ActorId.ts'
+import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
+import { seededRandom } from '../src/sim/Random.ts'
 import { type Batch, SystemChannel } from '../src/watch/SystemChannel.ts'
 import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from '../src/watch/WatchCodec.ts'
-import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from '../src/receptionist/ReceptionistCodec.ts'
-import { ActorId } from '../src/actor/ActorId.ts'
-import { seededRandom } from '../src/sim/Random.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
@@ -46,7 +47,11 @@ describe('SystemChannel', () => {
     const a = new SystemChannel<number>({ redeliverAfter: 10, maxBatch: 2 })
     for (let i = 1; i <= 5; i++) a.send(i, 0)
     a.send(6, 100) // recent: not due, and splits nothing before it
-    expect(a.redeliver(15).map((b) => [b.first, b.messages.length])).toEqual([[1, 2], [3, 2], [5, 1]])
+    expect(a.redeliver(15).map((b) => [b.first, b.messages.length])).toEqual([
+      [1, 2],
+      [3, 2],
+      [5, 1],
+    ])
   })
 
   it('property: over a lossy, duplicating, reordering (but fair) network, everything arrives exactly once and in order', () => {
@@ -134,9 +139,19 @@ describe('receptionist codec', () => {
   const actor = (path: string, inc: number): string => new ActorId(owner, path, inc).toString()
 
   it('round-trips digests, ops and snapshots; actors travel relative to their owner', () => {
-    const digest = new Map([['0123456789abcdef', 4], ['fedcba9876543210', 0]])
+    const digest = new Map([
+      ['0123456789abcdef', 4],
+      ['fedcba9876543210', 0],
+    ])
     expect(decodeReceptionist(encodeDigest(digest, true))).toEqual({ kind: 'digest', reply: true, digest })
-    const ops = { owner: owner.uid, kind: 'ops' as const, ops: [{ seq: 1, kind: 'add' as const, key: 'lobby "1"', actor: actor('/user/Lobby-1', 9) }, { seq: 2, kind: 'remove' as const, key: 'lobby "1"', actor: actor('/user/Lobby-1', 9) }] }
+    const ops = {
+      owner: owner.uid,
+      kind: 'ops' as const,
+      ops: [
+        { seq: 1, kind: 'add' as const, key: 'lobby "1"', actor: actor('/user/Lobby-1', 9) },
+        { seq: 2, kind: 'remove' as const, key: 'lobby "1"', actor: actor('/user/Lobby-1', 9) },
+      ],
+    }
     const encoded = encodeDelta(owner, ops)
     expect(encoded.includes(Buffer.from('shoal://'))).toBe(false)
     expect(decodeReceptionist(encoded)).toEqual({ kind: 'delta', owner, delta: ops })

@@ -7,8 +7,8 @@
  * No cluster secret anywhere (loopback), so TLS is the only gate being tested.
  */
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { type ActorRef, ClusterSystem, type ClusterSystemSettings, DistributedActor, ErrorCode, NodeUnreachableError, type TlsSettings } from 'shoal'
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { type Ca, createTestPki, type NodeCert, type TestPki } from './support/certs.ts'
 import { counterValue, LogCapture } from './support/rawPeer.ts'
 

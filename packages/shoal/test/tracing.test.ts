@@ -3,8 +3,8 @@
  * path: both sides of a remote call, a local call, refusals, and nothing without subscribers.
  */
 import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
+import { type CallRefusedMessage, type CallTraceContext, ClusterSystem, DistributedActor, distributed } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClusterSystem, DistributedActor, distributed, type CallRefusedMessage, type CallTraceContext } from 'shoal'
 
 class Greeter extends DistributedActor {
   @distributed async greet(name: string): Promise<string> {
@@ -23,7 +23,14 @@ class Untyped extends DistributedActor {
   @distributed async secret(): Promise<void> {}
 }
 
-type Event = { readonly event: string; readonly side: string; readonly method: string; readonly outcome?: string; readonly local: boolean; readonly actorType?: string }
+type Event = {
+  readonly event: string
+  readonly side: string
+  readonly method: string
+  readonly outcome?: string
+  readonly local: boolean
+  readonly actorType?: string
+}
 
 function record(): { events: Event[]; stop(): void } {
   const events: Event[] = []
@@ -139,7 +146,13 @@ describe('shoal.call tracing channel', () => {
     cleanups.push(rec.stop)
     await expect(wrong.secret()).rejects.toMatchObject({ code: 'SHOAL_METHOD_NOT_DISTRIBUTED' })
     expect(sides(rec.events, 'callee')).toEqual(['start', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'end:SHOAL_METHOD_NOT_DISTRIBUTED'])
-    expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED', 'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED'])
+    expect(sides(rec.events, 'caller')).toEqual([
+      'start',
+      'end',
+      'error:SHOAL_METHOD_NOT_DISTRIBUTED',
+      'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED',
+      'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED',
+    ])
     expect(refusals).toHaveLength(1)
     expect(refusals[0]).toMatchObject({ method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', self: { uid: b.node.uid }, peer: { uid: a.node.uid } })
   })

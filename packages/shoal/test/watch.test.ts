@@ -2,10 +2,11 @@
  * Lifecycle watch across in-process nodes over real TCP: local stop, remote stop, node down,
  * missing actors, unwatch, system.watch, and redelivery of lost system messages.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { ActorId, ClusterSystem, DistributedActor, distributed, SystemShutDownError, type ActorRef, type TerminationReason } from 'shoal'
+
+import { ActorId, type ActorRef, ClusterSystem, DistributedActor, distributed, SystemShutDownError, type TerminationReason } from 'shoal'
 import { servicesOf } from 'shoal/internal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
 
 class Target extends DistributedActor {
   @distributed async ping(): Promise<string> {

@@ -1,30 +1,31 @@
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import type { ClusterNode } from 'shoal'
 import {
   ClientHandshake,
+  type DecodedItem,
   decodeCall,
   decodeOneWay,
   decodeReply,
-  type DecodedItem,
+  EnvelopeError,
   encodeCall,
   encodeFrame,
   encodeOneWay,
   encodeReply,
-  EnvelopeError,
   FrameDecoder,
   FrameDecoderError,
   FrameType,
   type HandshakeDirective,
   HEADERS_MIN_MINOR,
-  preamble,
   PROTOCOL_MINOR,
+  preamble,
   ServerHandshake,
   TargetCache,
 } from 'shoal/internal'
-import type { ClusterNode } from 'shoal'
+import { describe, expect, it } from 'vitest'
 
-const frames = (items: DecodedItem[]) => items.filter((i) => i.kind === 'frame').map((i) => (i.kind === 'frame' ? [i.type, Buffer.from(i.body).toString('hex')] : []))
+const frames = (items: DecodedItem[]) =>
+  items.filter((i) => i.kind === 'frame').map((i) => (i.kind === 'frame' ? [i.type, Buffer.from(i.body).toString('hex')] : []))
 
 describe('FrameDecoder', () => {
   const stream = Buffer.concat([preamble(), encodeFrame(1, Buffer.from('hello')), encodeFrame(2, Buffer.alloc(0x1234, 7)), encodeFrame(3, Buffer.of(0))])
@@ -131,12 +132,21 @@ describe('Handshake', () => {
 
   it('establishes nodes at any host isValidHost accepts (my_host, an IPv6 zone), and refuses others', () => {
     const at = (n: ClusterNode, host: string): ClusterNode => ({ ...n, endpoint: { ...n.endpoint, host } })
-    for (const [ha, hb] of [['my_host', 'fe80::1%eth0'], ['node-1.shoal.svc', '::1']] as const) {
-      const log = converse(new ClientHandshake({ self: at(a, ha), secret, random: randomBytes }, { host: hb, port: 1002 }), new ServerHandshake({ self: at(b, hb), secret, random: randomBytes, admit: () => undefined }))
+    for (const [ha, hb] of [
+      ['my_host', 'fe80::1%eth0'],
+      ['node-1.shoal.svc', '::1'],
+    ] as const) {
+      const log = converse(
+        new ClientHandshake({ self: at(a, ha), secret, random: randomBytes }, { host: hb, port: 1002 }),
+        new ServerHandshake({ self: at(b, hb), secret, random: randomBytes, admit: () => undefined }),
+      )
       expect(outcome(log.client)).toMatchObject({ type: 'established', peer: at(b, hb) })
       expect(outcome(log.server)).toMatchObject({ type: 'established', peer: at(a, ha) })
     }
-    const log = converse(new ClientHandshake({ self: at(a, 'a b'), secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }), new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }))
+    const log = converse(
+      new ClientHandshake({ self: at(a, 'a b'), secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }),
+    )
     expect(outcome(log.server)).toMatchObject({ type: 'failed' })
   })
 
@@ -188,7 +198,9 @@ describe('Handshake', () => {
     const server = new ServerHandshake({ self: b, clusterName: 'chat', secret, random: randomBytes, admit: () => undefined })
     const client = new ClientHandshake({ self: a, clusterName: 'games', secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     const rewrite = (items: ReturnType<FrameDecoder['push']>, cluster: string | undefined) =>
-      items.map((i) => (i.kind === 'frame' && i.type === FrameType.Hello ? { ...i, body: Buffer.from(JSON.stringify({ ...JSON.parse(i.body.toString()), cluster })) } : i))
+      items.map((i) =>
+        i.kind === 'frame' && i.type === FrameType.Hello ? { ...i, body: Buffer.from(JSON.stringify({ ...JSON.parse(i.body.toString()), cluster })) } : i,
+      )
     const hello = (client.start()[0] as { bytes: Buffer }).bytes
     const challenge = rewrite(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello), 'chat').flatMap((i) => server.receive(i))
     const answer = new FrameDecoder({ maxFrameSize: 1 << 16 }).push((challenge[0] as { bytes: Buffer }).bytes).flatMap((i) => client.receive(i))
@@ -208,7 +220,10 @@ describe('Handshake', () => {
   })
 
   it('negotiates the lower protocol minor: a 1.1 peer on either side makes the association 1.1', () => {
-    for (const [clientMinor, serverMinor] of [[1, PROTOCOL_MINOR], [PROTOCOL_MINOR, 1]] as const) {
+    for (const [clientMinor, serverMinor] of [
+      [1, PROTOCOL_MINOR],
+      [PROTOCOL_MINOR, 1],
+    ] as const) {
       const log = converse(
         new ClientHandshake({ self: a, secret, random: randomBytes, minor: clientMinor }, { host: '127.0.0.1', port: 1002 }),
         new ServerHandshake({ self: b, secret, random: randomBytes, minor: serverMinor, admit: () => undefined }),
@@ -238,7 +253,9 @@ describe('Handshake', () => {
     const client2 = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     client2.start()
     client2.receive({ kind: 'preamble', major: 1, minor: 0 })
-    const challenge = Buffer.from(JSON.stringify({ node: { name: 'b', host: '127.0.0.1', port: 1002, uid: b.uid }, nonce: 'ab'.repeat(16), proof: 'é'.repeat(64) }))
+    const challenge = Buffer.from(
+      JSON.stringify({ node: { name: 'b', host: '127.0.0.1', port: 1002, uid: b.uid }, nonce: 'ab'.repeat(16), proof: 'é'.repeat(64) }),
+    )
     expect(outcome(client2.receive({ kind: 'frame', type: FrameType.Challenge, body: challenge }))).toMatchObject({ type: 'failed' })
   })
 
@@ -256,12 +273,31 @@ describe('Handshake', () => {
 
 describe('Envelope', () => {
   it('round-trips calls, one-way messages and replies', () => {
-    const call = { callId: 42, uid: '0123456789abcdef', path: '/user/Island-1', incarnation: 7, method: 'addRock', chain: '0123456789abcdef.1', timeoutMs: 5000, args: Buffer.of(0x91, 0x03) }
+    const call = {
+      callId: 42,
+      uid: '0123456789abcdef',
+      path: '/user/Island-1',
+      incarnation: 7,
+      method: 'addRock',
+      chain: '0123456789abcdef.1',
+      timeoutMs: 5000,
+      args: Buffer.of(0x91, 0x03),
+    }
     expect(decodeCall(encodeCall(call))).toEqual(call)
     const oneWay = { uid: '0123456789abcdef', path: '/user/ü', incarnation: 0, method: 'm', chain: 'c', args: Buffer.of(0x90) }
     expect(decodeOneWay(encodeOneWay(oneWay))).toEqual(oneWay)
-    expect(decodeReply(encodeReply({ callId: 1, ok: false, payload: Buffer.of(0xc0) }))).toEqual({ callId: 1, ok: false, refused: false, payload: Buffer.of(0xc0) })
-    expect(decodeReply(encodeReply({ callId: 2, ok: false, refused: true, payload: Buffer.of(0xc0) }))).toEqual({ callId: 2, ok: false, refused: true, payload: Buffer.of(0xc0) })
+    expect(decodeReply(encodeReply({ callId: 1, ok: false, payload: Buffer.of(0xc0) }))).toEqual({
+      callId: 1,
+      ok: false,
+      refused: false,
+      payload: Buffer.of(0xc0),
+    })
+    expect(decodeReply(encodeReply({ callId: 2, ok: false, refused: true, payload: Buffer.of(0xc0) }))).toEqual({
+      callId: 2,
+      ok: false,
+      refused: true,
+      payload: Buffer.of(0xc0),
+    })
   })
 
   it('property: random bodies either decode or throw EnvelopeError', () => {
@@ -280,7 +316,9 @@ describe('Envelope', () => {
   })
 
   it('refuses fields outside their limits when encoding', () => {
-    expect(() => encodeCall({ callId: 1, uid: 'x'.repeat(17), path: '/p', incarnation: 1, method: 'm', chain: 'c', timeoutMs: 1, args: Buffer.alloc(0) })).toThrow(EnvelopeError)
+    expect(() =>
+      encodeCall({ callId: 1, uid: 'x'.repeat(17), path: '/p', incarnation: 1, method: 'm', chain: 'c', timeoutMs: 1, args: Buffer.alloc(0) }),
+    ).toThrow(EnvelopeError)
   })
 
   it('keeps frame types stable (wire compatibility)', () => {

@@ -15,14 +15,14 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from './ActorId.ts'
-import type { ActorSystem } from './ActorSystem.ts'
-import type { Invocation } from './Invocation.ts'
-import { callContext, type CallContext } from './CallContext.ts'
-import { Deque } from '../util/Deque.ts'
-import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
 import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
 import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
+import { Deque } from '../util/Deque.ts'
+import type { ActorId } from './ActorId.ts'
+import type { ActorSystem } from './ActorSystem.ts'
+import { type CallContext, callContext } from './CallContext.ts'
+import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
+import type { Invocation } from './Invocation.ts'
 
 export type { Invocation }
 
@@ -172,7 +172,9 @@ export class ActorCell {
     if (!this.#startFailed) return markNotDelivered(new ActorNotFoundError(message))
     const e = this.#startError
     const why = e instanceof Error ? `${e.message}${(e as { code?: unknown }).code ? ` (${String((e as { code?: unknown }).code)})` : ''}` : String(e)
-    return markNotDelivered(new ActorNotFoundError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }))
+    return markNotDelivered(
+      new ActorNotFoundError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }),
+    )
   }
 
   /**
@@ -244,7 +246,15 @@ export class ActorCell {
 
   /** Runs a call's method as the callee side of a traced call (`shoal.call`). */
   #traced(inv: Invocation, ctx: CallContext, fn: Function): unknown {
-    const trace: CallTraceContext = { side: 'callee', actorType: this.info.name, method: inv.method, target: this.id.toString(), targetNode: this.id.node, local: inv.remote !== true, headers: inv.headers }
+    const trace: CallTraceContext = {
+      side: 'callee',
+      actorType: this.info.name,
+      method: inv.method,
+      target: this.id.toString(),
+      targetNode: this.id.node,
+      local: inv.remote !== true,
+      headers: inv.headers,
+    }
     return traceCall(trace, () => callContext.run(ctx, invokeMethod, fn, this.actor, inv.args))
   }
 

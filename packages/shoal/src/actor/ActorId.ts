@@ -30,7 +30,8 @@ export class ActorId {
   #text: string | undefined
 
   constructor(node: ClusterNode, path: string, incarnation: number) {
-    if (!ActorId.isValidPath(path)) throw new ConfigError(`Invalid actor path ${JSON.stringify(path)}: use /segment/segment with letters, digits and _ . $ ~ -.`)
+    if (!ActorId.isValidPath(path))
+      throw new ConfigError(`Invalid actor path ${JSON.stringify(path)}: use /segment/segment with letters, digits and _ . $ ~ -.`)
     if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation > MAX_INCARNATION) {
       throw new ConfigError(`Invalid actor incarnation ${incarnation}: expected an integer 0..${MAX_INCARNATION}.`)
     }
@@ -48,12 +49,14 @@ export class ActorId {
   /** Parses the output of {@link ActorId.toString}; throws a `ConfigError` naming what is wrong. */
   static parse(text: string): ActorId {
     const m = typeof text === 'string' ? ID.exec(text) : null
-    if (!m) throw new ConfigError(`Not an actor id: ${JSON.stringify(String(text).slice(0, 200))}. Expected shoal://name@host:port/<16 hex uid>/path#incarnation.`)
+    if (!m)
+      throw new ConfigError(`Not an actor id: ${JSON.stringify(String(text).slice(0, 200))}. Expected shoal://name@host:port/<16 hex uid>/path#incarnation.`)
     const [, name, rawHost, port, uid, path, inc] = m as unknown as [string, string, string, string, string, string, string]
     const bracketed = rawHost.startsWith('[')
     const host = bracketed ? rawHost.slice(1, -1) : rawHost
     // As endpointKey prints them: brackets exactly around IPv6 hosts, so the text round-trips.
-    if (!isValidHost(host) || bracketed !== host.includes(':')) throw new ConfigError(`Actor id ${text} has an invalid host ${JSON.stringify(rawHost)}: a host name, an IPv4 address, or an IPv6 address in brackets.`)
+    if (!isValidHost(host) || bracketed !== host.includes(':'))
+      throw new ConfigError(`Actor id ${text} has an invalid host ${JSON.stringify(rawHost)}: a host name, an IPv4 address, or an IPv6 address in brackets.`)
     const portNumber = Number(port)
     if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`Actor id ${text} has port ${port}, outside 1..65535.`)
     if (!isValidSystemName(name) || !isValidUid(uid)) throw new ConfigError(`Actor id ${text} has an invalid system name or uid.`)

@@ -10,11 +10,12 @@
  * message do not know the class locally; the target node checks the method instead.
  * @module
  */
-import type { ActorId } from './ActorId.ts'
-import type { Invoker, Route } from './Route.ts'
-import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
-import { ConfigError, markNotDelivered, MethodNotDistributedError } from '../errors.ts'
+
+import { ConfigError, MethodNotDistributedError, markNotDelivered } from '../errors.ts'
 import { REF_PARTS, type RefParts } from '../serialization/Serialization.ts'
+import type { ActorId } from './ActorId.ts'
+import type { ActorClassInfo, DistributedActor } from './DistributedActor.ts'
+import type { Invoker, Route } from './Route.ts'
 
 export type { Invoker }
 
@@ -26,7 +27,8 @@ type AnyFn = (...args: never[]) => unknown
 /** Names of the methods of T that a ref exposes (own methods, not DistributedActor's). */
 export type MethodNames<T> = {
   [K in keyof T]: K extends keyof DistributedActor | EventSourcedHooks ? never : T[K] extends AnyFn ? K : never
-}[keyof T] & string
+}[keyof T] &
+  string
 
 /** Members of EventSourcedActor that are hooks, not distributed methods. */
 type EventSourcedHooks = 'initialState' | 'applyEvent' | 'tagsFor' | 'onRecovered' | 'emit'
@@ -67,7 +69,7 @@ export class ActorRefImpl {
   /** Per-call timeout in ms for calls through this ref; undefined = system default. */
   readonly timeout: number | undefined
   /** Class metadata when known (typed ref); undefined for refs decoded from messages. */
-  readonly info: ActorClassInfo | undefined;
+  readonly info: ActorClassInfo | undefined
   readonly [INVOKER]: Invoker
   /** @internal The route to the actor, asked of the invoker on the first call and kept. */
   route: Route | undefined
@@ -82,7 +84,9 @@ export class ActorRefImpl {
 
   tell(method: string, ...args: unknown[]): void {
     if (this.info && !this.info.methods.has(method)) {
-      throw new MethodNotDistributedError(`${this.info.name}.${method} is not a distributed method: declare it with @distributed (or list it in static distributed) to send to it.`)
+      throw new MethodNotDistributedError(
+        `${this.info.name}.${method} is not a distributed method: declare it with @distributed (or list it in static distributed) to send to it.`,
+      )
     }
     this[INVOKER].tell(this, method, args)
   }
@@ -120,7 +124,14 @@ Object.setPrototypeOf(
       if (typeof prop !== 'string' || PROBES.has(prop) || !METHOD_NAME.test(prop)) return undefined
       if (receiver.info) {
         const className = receiver.info.name
-        return () => Promise.reject(markNotDelivered(new MethodNotDistributedError(`${className}.${prop} is not a distributed method: declare it with @distributed (or list it in static distributed) to call it through a ref.`)))
+        return () =>
+          Promise.reject(
+            markNotDelivered(
+              new MethodNotDistributedError(
+                `${className}.${prop} is not a distributed method: declare it with @distributed (or list it in static distributed) to call it through a ref.`,
+              ),
+            ),
+          )
       }
       return (...args: unknown[]) => receiver[INVOKER].invoke(receiver, prop, args)
     },

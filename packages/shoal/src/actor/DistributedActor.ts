@@ -16,13 +16,13 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { ActorId } from './ActorId.ts'
-import type { ActorSystem } from './ActorSystem.ts'
-import type { TerminationReason } from './Termination.ts'
-import type { ActorRef } from './ActorRef.ts'
-import type { ActorCell } from './ActorCell.ts'
 import { ConfigError } from '../errors.ts'
 import { REF_PARTS, type Referenceable, type RefParts } from '../serialization/Serialization.ts'
+import type { ActorCell } from './ActorCell.ts'
+import { ActorId } from './ActorId.ts'
+import type { ActorRef } from './ActorRef.ts'
+import type { ActorSystem } from './ActorSystem.ts'
+import type { TerminationReason } from './Termination.ts'
 
 /** Options of `@distributed(...)`. */
 export interface DistributedOptions {
@@ -56,10 +56,36 @@ export type ActorClass<T extends DistributedActor = DistributedActor, A extends 
 
 /** Names a distributed method may not have: they belong to refs, promises or the object model. */
 export const RESERVED_METHOD_NAMES: ReadonlySet<string> = new Set([
-  'id', 'tell', 'withTimeout', 'then', 'catch', 'finally', 'constructor', 'toString', 'toJSON', 'valueOf',
-  'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__proto__', '__defineGetter__',
-  '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'stop', 'onStart', 'onStop', 'system', 'log', 'self',
-  'watch', 'unwatch', 'isWatching', 'onTerminated', 'onPassivate',
+  'id',
+  'tell',
+  'withTimeout',
+  'then',
+  'catch',
+  'finally',
+  'constructor',
+  'toString',
+  'toJSON',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  '__proto__',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+  'stop',
+  'onStart',
+  'onStop',
+  'system',
+  'log',
+  'self',
+  'watch',
+  'unwatch',
+  'isWatching',
+  'onTerminated',
+  'onPassivate',
 ])
 
 const declared = new WeakMap<Function, DistributedOptions>()

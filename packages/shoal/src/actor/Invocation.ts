@@ -4,8 +4,9 @@
  * actor table implement them.
  * @module
  */
-import type { ActorClassInfo, MethodInfo } from './DistributedActor.ts'
+
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import type { ActorClassInfo, MethodInfo } from './DistributedActor.ts'
 
 /** One call waiting for, or holding, a turn. */
 export interface Invocation {

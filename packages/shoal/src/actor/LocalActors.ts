@@ -8,18 +8,18 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { ActorCell, type CellHost } from './ActorCell.ts'
-import { ActorId } from './ActorId.ts'
-import { type ActorRefImpl, makeRef } from './ActorRef.ts'
-import { type ClusterNode, formatNode } from './ClusterNode.ts'
-import { type ActorClass, type DistributedActor, type MethodInfo, actorClassInfo, withConstructingCell } from './DistributedActor.ts'
-import { ActorNotFoundError, ConfigError, MethodNotDistributedError, NodeDownError, markNotDelivered } from '../errors.ts'
-import { publishActorSpawn, publishActorStop, publishCallRefused } from '../observability/Channels.ts'
+import { ActorNotFoundError, ConfigError, MethodNotDistributedError, markNotDelivered, NodeDownError } from '../errors.ts'
 import { callTracingActive, traceRefusal } from '../observability/CallTracing.ts'
+import { publishActorSpawn, publishActorStop, publishCallRefused } from '../observability/Channels.ts'
 import { type CallLedger, PendingCall, promiseOf } from '../remoting/PendingCall.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import { ActorCell, type CellHost } from './ActorCell.ts'
+import { ActorId } from './ActorId.ts'
+import { type ActorRefImpl, makeRef } from './ActorRef.ts'
 import type { ActorSystem } from './ActorSystem.ts'
+import { type ClusterNode, formatNode } from './ClusterNode.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor, type MethodInfo, withConstructingCell } from './DistributedActor.ts'
 import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocation.ts'
 import type { Invoker, Route } from './Route.ts'
 
@@ -45,7 +45,6 @@ export interface CellWatch {
   unwatchFrom(cell: ActorCell, target: ActorId): void
   isWatchingFrom(cell: ActorCell, target: ActorId): boolean
 }
-
 
 export class LocalActors implements CellHost {
   readonly #host: LocalActorsHost
@@ -195,7 +194,15 @@ export class LocalActors implements CellHost {
   }
 
   /** Publishes a refusal on `shoal:call:refused` and, when traced, as a failed callee-side call. */
-  refused(id: { toString(): string }, actorType: string | undefined, method: string, error: Error, from: ClusterNode | undefined, local: boolean, headers: EnvelopeHeaders | undefined): void {
+  refused(
+    id: { toString(): string },
+    actorType: string | undefined,
+    method: string,
+    error: Error,
+    from: ClusterNode | undefined,
+    local: boolean,
+    headers: EnvelopeHeaders | undefined,
+  ): void {
     const self = this.#host.node()
     publishCallRefused(self, id, method, error, from)
     if (callTracingActive()) traceRefusal({ side: 'callee', actorType, method, target: id.toString(), targetNode: self, local, headers }, error)

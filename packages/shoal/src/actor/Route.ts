@@ -7,8 +7,9 @@
  * encoded envelope target).
  * @module
  */
-import type { ActorRefImpl } from './ActorRef.ts'
+
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import type { ActorRefImpl } from './ActorRef.ts'
 
 /** The path of calls from this node to one actor id. */
 export interface Route {

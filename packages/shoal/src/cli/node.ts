@@ -7,16 +7,16 @@
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { pino, type Logger } from 'pino'
-import { ClusterSystem } from '../system/ClusterSystem.ts'
-import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
+import { type Logger, pino } from 'pino'
 import type { DiscoveryProvider } from '../discovery/Discovery.ts'
+import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
 import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
 import { ConfigError } from '../errors.ts'
-import { ManagementServer } from '../management/ManagementServer.ts'
 import type { EventStore } from '../journal/EventStore.ts'
 import { journalPlugin } from '../journal/JournalPlugin.ts'
 import { MemoryEventStore } from '../journal/MemoryEventStore.ts'
+import { ManagementServer } from '../management/ManagementServer.ts'
+import { ClusterSystem } from '../system/ClusterSystem.ts'
 
 /** Help text of `shoal node`. */
 export const NODE_USAGE = `Usage: shoal node --port P [options]
@@ -169,9 +169,16 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   if (values.http !== undefined) {
     try {
       if (!/^(127\.|::1$|localhost$)/.test(values['http-host']) && !values['http-public']) {
-        throw new ConfigError(`--http-host ${values['http-host']} would expose the management endpoint, whose bearer token is the cluster secret, over plain HTTP: keep it on loopback (behind a TLS proxy), or pass --http-public to accept that.`)
+        throw new ConfigError(
+          `--http-host ${values['http-host']} would expose the management endpoint, whose bearer token is the cluster secret, over plain HTTP: keep it on loopback (behind a TLS proxy), or pass --http-public to accept that.`,
+        )
       }
-      management = await ManagementServer.start(system, { host: values['http-host'], port: int(values.http, 'http', 0), secret: readSecret(values['secret-file']), onLeave: () => leave('POST /cluster/leave') })
+      management = await ManagementServer.start(system, {
+        host: values['http-host'],
+        port: int(values.http, 'http', 0),
+        secret: readSecret(values['secret-file']),
+        onLeave: () => leave('POST /cluster/leave'),
+      })
     } catch (e) {
       // Leave no half-started node behind: peers would have to detect a crash.
       await system.shutdown()
@@ -223,7 +230,12 @@ export async function clusterdCommand(argv: string[]): Promise<number> {
     return 0
   }
   const log = cliLogger(values['log-level'])
-  const daemon = await ClusterSystem.startClusterDaemon({ host: values.host, port: int(values.port, 'port', 3137), secret: readSecret(values['secret-file']), logger: log })
+  const daemon = await ClusterSystem.startClusterDaemon({
+    host: values.host,
+    port: int(values.port, 'port', 3137),
+    secret: readSecret(values['secret-file']),
+    logger: log,
+  })
   log.info({ endpoint: `${values.host}:${daemon.node.endpoint.port}` }, 'clusterd listening')
   const stop = (): void => void daemon.shutdown()
   process.on('SIGTERM', stop)

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../errors.ts'
-import { runScenario, type PartitionSpec, type ScenarioOptions, type StallSpec } from '../sim/Scenario.ts'
+import { type PartitionSpec, runScenario, type ScenarioOptions, type StallSpec } from '../sim/Scenario.ts'
 
 /** Help text of `shoal sim`. */
 export const SIM_USAGE = `Usage: shoal sim [options]
@@ -69,14 +69,17 @@ export function simCommand(argv: string[], out: (s: string) => void = (s) => pro
     partition: values.partition === undefined ? undefined : parsePartition(values.partition),
     oneWay: (values['one-way'] ?? []).map((s) => parseLink(s, members)),
   }
-  if ((options.crashes ?? 0) + (options.restarts ?? 0) > members - 3) throw new ConfigError('--crash plus --restart must leave the 3 seed members and at least one other.')
+  if ((options.crashes ?? 0) + (options.restarts ?? 0) > members - 3)
+    throw new ConfigError('--crash plus --restart must leave the 3 seed members and at least one other.')
   const report = runScenario(options)
   if (values.json) return out(JSON.stringify(report, null, 2) + '\n')
   out(summary(report))
 }
 
 function summary(r: ReturnType<typeof runScenario>): string {
-  const lines = [`${r.members} members, ${r.durationSeconds} s simulated in ${r.simulation.wallSeconds} s (${r.simulation.speed}× real time), seed ${r.seed}, loss ${r.loss}`]
+  const lines = [
+    `${r.members} members, ${r.durationSeconds} s simulated in ${r.simulation.wallSeconds} s (${r.simulation.speed}× real time), seed ${r.seed}, loss ${r.loss}`,
+  ]
   for (const e of r.events) {
     const parts = Object.entries(e)
       .filter(([k]) => k !== 'kind')
@@ -85,7 +88,9 @@ function summary(r: ReturnType<typeof runScenario>): string {
   }
   lines.push(`false suspicions ${r.falseSuspicions}, false deaths ${r.falseDeaths}, deaths across partitions ${r.partitionDeaths}`)
   const l = r.load
-  lines.push(`load per member: ${l.messagesPerMemberPerSecond} datagrams/s, ${l.bytesPerMemberPerSecond} B/s (+${l.streamBytesPerMemberPerSecond} B/s TCP); largest datagram ${l.largestDatagram} B`)
+  lines.push(
+    `load per member: ${l.messagesPerMemberPerSecond} datagrams/s, ${l.bytesPerMemberPerSecond} B/s (+${l.streamBytesPerMemberPerSecond} B/s TCP); largest datagram ${l.largestDatagram} B`,
+  )
   lines.push(`trace ${r.simulation.traceHash}`)
   return lines.join('\n') + '\n'
 }
@@ -129,6 +134,7 @@ function parsePartition(v: string): PartitionSpec {
 
 function parseLink(v: string, members: number): [number, number] {
   const m = /^(\d+)>(\d+)$/.exec(v)
-  if (!m || Number(m[1]) >= members || Number(m[2]) >= members) throw new ConfigError(`--one-way must look like A>B with member indices below ${members}, got "${v}".`)
+  if (!m || Number(m[1]) >= members || Number(m[2]) >= members)
+    throw new ConfigError(`--one-way must look like A>B with member indices below ${members}, got "${v}".`)
   return [Number(m[1]), Number(m[2])]
 }

@@ -45,7 +45,11 @@ interface Membership {
  * unreachable, answers other than 200 or answers something malformed, 2 for bad usage. Never
  * throws.
  */
-export async function statusCommand(argv: string[], out = (s: string): unknown => process.stdout.write(s), err = (s: string): unknown => process.stderr.write(s)): Promise<number> {
+export async function statusCommand(
+  argv: string[],
+  out = (s: string): unknown => process.stdout.write(s),
+  err = (s: string): unknown => process.stderr.write(s),
+): Promise<number> {
   let values: { http?: string; json?: boolean; help?: boolean }
   try {
     ;({ values } = parseArgs({
@@ -120,7 +124,11 @@ function table(m: Membership): string {
     x.roles.length === 0 ? '-' : x.roles.join(','),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()
   const footer = m.leader === null ? 'no leader' : leader ? '* leader' : `leader: ${m.leader}`
   return [line(header), ...rows.map(line), '', footer, ''].join('\n')
 }

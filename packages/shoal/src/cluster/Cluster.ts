@@ -12,17 +12,17 @@ import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.
 import type { ControlChannel } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
-import { StaticDiscovery, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/Discovery.ts'
+import { type DiscoveredEndpoint, type DiscoveryProvider, StaticDiscovery } from '../discovery/Discovery.ts'
 import { ConfigError, SystemShutDownError, TimeoutError } from '../errors.ts'
-import { parseAddress, type MembershipChange, type SwimMember } from '../swim/SwimMember.ts'
+import { memberChangeChannel, memberReachabilityChannel } from '../observability/Channels.ts'
+import { type MembershipChange, parseAddress, type SwimMember } from '../swim/SwimMember.ts'
 import type { SwimStatus } from '../swim/SwimNode.ts'
+import { EventStream } from '../util/EventStream.ts'
 import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip } from './GossipCodec.ts'
+import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
-import { EventStream } from '../util/EventStream.ts'
-import { memberChangeChannel, memberReachabilityChannel } from '../observability/Channels.ts'
-import { type ClusterMember, isPresent, type Member, memberAddress, type MembershipStatus, type Reachability, STATUS_RANK } from './Member.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
 export interface ClusterSettings {
@@ -124,7 +124,8 @@ export class Cluster {
     this.#events = new EventStream((err) => this.#log.error({ err }, 'a cluster event listener threw'))
     this.#settings = settings
     this.minMembers = settings.minMembers ?? 1
-    if (!Number.isInteger(this.minMembers) || this.minMembers < 1) throw new ConfigError(`cluster.minMembers must be a whole number ≥ 1, got ${settings.minMembers}.`)
+    if (!Number.isInteger(this.minMembers) || this.minMembers < 1)
+      throw new ConfigError(`cluster.minMembers must be a whole number ≥ 1, got ${settings.minMembers}.`)
     const strategy = settings.downing ?? keepMajority(settings.stableAfter)
     this.downing = typeof strategy === 'string' ? downingFromName(strategy, settings.stableAfter) : strategy
     const seeds = (settings.seeds ?? []).map(parseAddress)
@@ -235,7 +236,9 @@ export class Cluster {
 
   /** Marks a member down (by `host:port` or node); it is then removed and its node shuts itself down. */
   down(node: string | ClusterNode): boolean {
-    const m = [...this.#gossip.members.values()].find((x) => isPresent(x.status) && (typeof node === 'string' ? memberAddress(x) === node : x.node.uid === node.uid))
+    const m = [...this.#gossip.members.values()].find(
+      (x) => isPresent(x.status) && (typeof node === 'string' ? memberAddress(x) === node : x.node.uid === node.uid),
+    )
     if (!m) return false
     this.#log.info({ member: formatNode(m.node) }, 'marking member down')
     this.#setStatus(m, 'down')
@@ -356,7 +359,8 @@ export class Cluster {
 
   #onStatus(m: Member, previous: MembershipStatus | undefined): void {
     this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
-    if (memberChangeChannel.hasSubscribers) memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
+    if (memberChangeChannel.hasSubscribers)
+      memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
     if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
@@ -364,7 +368,8 @@ export class Cluster {
     if (previous === undefined) {
       this.#checkSwim(m)
       // Membership heard of it first: have SWIM probe it too (a push-pull with it).
-      if (m.node.uid !== this.self.uid && isPresent(m.status) && !this.#swimKnows(m)) this.#swim.join([{ host: m.node.endpoint.host, port: m.node.endpoint.port }])
+      if (m.node.uid !== this.self.uid && isPresent(m.status) && !this.#swimKnows(m))
+        this.#swim.join([{ host: m.node.endpoint.host, port: m.node.endpoint.port }])
     }
     this.#emit({ type: 'member', member: this.#view(m), previous })
     // Removed without having been seen down (a node frozen through its down, say) was downed too.
@@ -472,7 +477,9 @@ export class Cluster {
     this.#updateLeader()
     // SWIM saw the process at this address restart with a new uid: the old record goes down.
     if (c.member.status === 'dead' && isPresent(m.status)) {
-      const newer = [...this.#gossip.members.values()].some((o) => o.node.uid !== uid && memberAddress(o) === memberAddress(m) && isPresent(o.status) && this.#swimAlive(o))
+      const newer = [...this.#gossip.members.values()].some(
+        (o) => o.node.uid !== uid && memberAddress(o) === memberAddress(m) && isPresent(o.status) && this.#swimAlive(o),
+      )
       if (newer) this.#setStatus(m, 'down')
     }
   }
@@ -513,7 +520,8 @@ export class Cluster {
     else this.#unreachableSince.set(uid, Date.now())
     this.#viewChangedAt = Date.now()
     this.#log.info({ member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
-    if (memberReachabilityChannel.hasSubscribers) memberReachabilityChannel.publish({ self: this.self, node: m.node, reachability: reachable ? 'reachable' : 'unreachable', status: m.status })
+    if (memberReachabilityChannel.hasSubscribers)
+      memberReachabilityChannel.publish({ self: this.self, node: m.node, reachability: reachable ? 'reachable' : 'unreachable', status: m.status })
     this.#emit({ type: 'reachability', member: this.#view(m) })
     this.#updateLeader()
     this.#runLeaderActions()
@@ -587,7 +595,10 @@ export class Cluster {
       try {
         const endpoints = await p.list(signal)
         for (const e of endpoints) if (!this.#isMemberAddress(e)) this.#join(e)
-        this.#answered.set(p, endpoints.some((e) => endpointKey(e) !== endpointKey(this.self.endpoint)))
+        this.#answered.set(
+          p,
+          endpoints.some((e) => endpointKey(e) !== endpointKey(this.self.endpoint)),
+        )
         if (this.#answered.size === this.#providers.length && ![...this.#answered.values()].some(Boolean)) this.#foundNoOne = true
       } catch (e) {
         if (signal.aborted) return

@@ -83,7 +83,8 @@ export function keepOldest(stableAfter = DEFAULT_STABLE_AFTER): DowningStrategy 
   return {
     name: 'keep-oldest',
     stableAfter,
-    decide: (view) => splitBrain(view, (counted) => [...counted].sort((a, b) => a.upNumber - b.upNumber || compareAddress(a.node, b.node))[0]?.reachability === 'reachable'),
+    decide: (view) =>
+      splitBrain(view, (counted) => [...counted].sort((a, b) => a.upNumber - b.upNumber || compareAddress(a.node, b.node))[0]?.reachability === 'reachable'),
   }
 }
 

@@ -8,7 +8,7 @@
  * ```
  * @module
  */
-import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
+import { ControlDecodeError, ControlReader, controlPackr } from '../control/ControlCodec.ts'
 import type { GossipState } from './Gossip.ts'
 import { type Member, type MembershipStatus, STATUS_RANK } from './Member.ts'
 
@@ -24,7 +24,15 @@ const read: ControlReader = new ControlReader('gossip', VERSION, GossipDecodeErr
 
 /** Encodes a gossip state sent by `from`. */
 export function encodeGossip(from: string, g: GossipState): Buffer {
-  const members = [...g.members.values()].map((m) => [m.node.uid, m.node.endpoint.name, m.node.endpoint.host, m.node.endpoint.port, m.status, m.upNumber, [...m.roles]])
+  const members = [...g.members.values()].map((m) => [
+    m.node.uid,
+    m.node.endpoint.name,
+    m.node.endpoint.host,
+    m.node.endpoint.port,
+    m.status,
+    m.upNumber,
+    [...m.roles],
+  ])
   return controlPackr.pack([VERSION, from, members, [...g.version], [...g.seen]])
 }
 

@@ -224,7 +224,9 @@ export class DnsDiscovery implements DiscoveryProvider {
   async #listSrv(): Promise<DiscoveredEndpoint[]> {
     const srv = await ask(() => this.#resolver.resolveSrv(this.#host))
     if (!srv.ok) throw this.#nothingFound(this.#host, 'SRV', [{ type: 'SRV', answer: srv }])
-    const records = srv.records.filter((r) => typeof r?.name === 'string' && r.name !== '' && r.name !== '.' && Number.isInteger(r.port) && r.port > 0 && r.port <= 65535)
+    const records = srv.records.filter(
+      (r) => typeof r?.name === 'string' && r.name !== '' && r.name !== '.' && Number.isInteger(r.port) && r.port > 0 && r.port <= 65535,
+    )
     if (records.length === 0) {
       throw new Error(`DNS ${this.#host}: no usable SRV records (target and port). Check that the service names its port and that pods are published.`)
     }
@@ -267,9 +269,12 @@ export class DnsDiscovery implements DiscoveryProvider {
   #nothingFound(host: string, what: string, failures: readonly { type: string; answer: Answer<unknown> }[]): Error {
     const hard = failures.find((f) => !f.answer.ok && !f.answer.notFound)
     if (hard !== undefined && !hard.answer.ok) {
-      return new Error(`DNS ${hard.type} lookup of ${host} failed (${explain(hard.answer.error)}): check that the name servers in /etc/resolv.conf are reachable.`, {
-        cause: hard.answer.error,
-      })
+      return new Error(
+        `DNS ${hard.type} lookup of ${host} failed (${explain(hard.answer.error)}): check that the name servers in /etc/resolv.conf are reachable.`,
+        {
+          cause: hard.answer.error,
+        },
+      )
     }
     const first = failures.find((f) => !f.answer.ok)
     return new Error(

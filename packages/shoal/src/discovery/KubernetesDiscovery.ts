@@ -164,9 +164,12 @@ export class KubernetesDiscovery implements DiscoveryProvider {
     if (typeof selector !== 'string' || selector.trim() === '' || selector.length > 4096 || /[\u0000-\u001f\u007f]/.test(selector)) {
       throw new ConfigError(`KubernetesDiscovery selector ${JSON.stringify(selector)} is invalid: use a label selector such as app=shoal.`)
     }
-    if (kind !== 'pods' && kind !== 'endpointslices') throw new ConfigError(`KubernetesDiscovery kind ${JSON.stringify(kind)} is invalid: use pods or endpointslices.`)
+    if (kind !== 'pods' && kind !== 'endpointslices')
+      throw new ConfigError(`KubernetesDiscovery kind ${JSON.stringify(kind)} is invalid: use pods or endpointslices.`)
     if (namespace !== undefined && (typeof namespace !== 'string' || !NAMESPACE.test(namespace))) {
-      throw new ConfigError(`KubernetesDiscovery namespace ${JSON.stringify(namespace)} is not a valid namespace name (lowercase letters, digits and -, at most 63).`)
+      throw new ConfigError(
+        `KubernetesDiscovery namespace ${JSON.stringify(namespace)} is not a valid namespace name (lowercase letters, digits and -, at most 63).`,
+      )
     }
     let port = options.port
     if (typeof port === 'string' && /^\d+$/.test(port)) port = Number(port)
@@ -218,7 +221,9 @@ export class KubernetesDiscovery implements DiscoveryProvider {
         : `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${selector}&resourceVersion=0`
     const body = await this.#get(path, token, ca, namespace, signal)
     if (!isObject(body) || !Array.isArray(body['items'])) {
-      throw new Error(`Kubernetes API ${this.#describe(path)}: the answer is not a list (no items array): check that apiUrl points at the Kubernetes API server.`)
+      throw new Error(
+        `Kubernetes API ${this.#describe(path)}: the answer is not a list (no items array): check that apiUrl points at the Kubernetes API server.`,
+      )
     }
     const items: unknown[] = body['items']
     return this.#kind === 'pods' ? this.#fromPods(items, namespace) : this.#fromSlices(items, namespace)
@@ -272,7 +277,9 @@ export class KubernetesDiscovery implements DiscoveryProvider {
     }
     if (found.length === 0 && withoutPort > 0) {
       const what = typeof this.#port === 'string' ? `port named ${JSON.stringify(this.#port)}` : 'port'
-      throw new Error(`Kubernetes EndpointSlices matching ${this.#selector} in ${namespace} have no ${what}: name the Service port accordingly or set port to the cluster port number.`)
+      throw new Error(
+        `Kubernetes EndpointSlices matching ${this.#selector} in ${namespace} have no ${what}: name the Service port accordingly or set port to the cluster port number.`,
+      )
     }
     return uniqueSorted(found)
   }
@@ -310,7 +317,9 @@ export class KubernetesDiscovery implements DiscoveryProvider {
     try {
       return await readFile(this.#caFile)
     } catch (e) {
-      throw new Error(`Kubernetes CA: cannot read ${this.#caFile} (${messageOf(e)}): set caFile to the PEM of the CA that signed the API server certificate.`, { cause: e })
+      throw new Error(`Kubernetes CA: cannot read ${this.#caFile} (${messageOf(e)}): set caFile to the PEM of the CA that signed the API server certificate.`, {
+        cause: e,
+      })
     }
   }
 
@@ -345,14 +354,19 @@ export class KubernetesDiscovery implements DiscoveryProvider {
           const status = res.statusCode ?? 0
           const declared = Number(res.headers['content-length'])
           if (Number.isFinite(declared) && declared > limit) {
-            finish(new Error(`Kubernetes API ${what}: the answer is ${declared} bytes, over the ${limit}-byte limit: narrow the selector or raise maxResponseBytes.`))
+            finish(
+              new Error(
+                `Kubernetes API ${what}: the answer is ${declared} bytes, over the ${limit}-byte limit: narrow the selector or raise maxResponseBytes.`,
+              ),
+            )
             return
           }
           const chunks: Buffer[] = []
           let size = 0
           res.on('data', (chunk: Buffer) => {
             size += chunk.length
-            if (size > limit) finish(new Error(`Kubernetes API ${what}: the answer is over the ${limit}-byte limit: narrow the selector or raise maxResponseBytes.`))
+            if (size > limit)
+              finish(new Error(`Kubernetes API ${what}: the answer is over the ${limit}-byte limit: narrow the selector or raise maxResponseBytes.`))
             else chunks.push(chunk)
           })
           res.on('error', (e) => finish(new Error(`Kubernetes API ${what}: the answer was cut off (${messageOf(e)}).`, { cause: e })))
@@ -366,13 +380,20 @@ export class KubernetesDiscovery implements DiscoveryProvider {
             try {
               finish(undefined, JSON.parse(text))
             } catch (e) {
-              finish(new Error(`Kubernetes API ${what}: the answer is not JSON (${messageOf(e)}): check that apiUrl points at the Kubernetes API server.`, { cause: e }))
+              finish(
+                new Error(`Kubernetes API ${what}: the answer is not JSON (${messageOf(e)}): check that apiUrl points at the Kubernetes API server.`, {
+                  cause: e,
+                }),
+              )
             }
           })
         },
       )
       req.on('error', (e) => finish(this.#requestError(what, e)))
-      const timer = setTimeout(() => finish(new Error(`Kubernetes API ${what}: no complete answer within ${this.#fetchTimeout} ms (fetchTimeout).`)), this.#fetchTimeout)
+      const timer = setTimeout(
+        () => finish(new Error(`Kubernetes API ${what}: no complete answer within ${this.#fetchTimeout} ms (fetchTimeout).`)),
+        this.#fetchTimeout,
+      )
       if (signal.aborted) onAbort()
       else signal.addEventListener('abort', onAbort, { once: true })
       req.end()
@@ -387,7 +408,10 @@ export class KubernetesDiscovery implements DiscoveryProvider {
         { cause: e },
       )
     }
-    return new Error(`Kubernetes API ${what}: request failed (${code !== undefined && !e.message.includes(code) ? `${code}: ` : ''}${e.message}): check that apiUrl is reachable.`, { cause: e })
+    return new Error(
+      `Kubernetes API ${what}: request failed (${code !== undefined && !e.message.includes(code) ? `${code}: ` : ''}${e.message}): check that apiUrl is reachable.`,
+      { cause: e },
+    )
   }
 
   #statusError(what: string, status: number, text: string, namespace: string): Error {

@@ -62,9 +62,13 @@ export class EventCodec {
   /** Encodes an event; throws JournalLimitError above `maxEventBytes` or for a bad `type`. */
   encode(event: JournalEventShape): EncodedEvent {
     const type = (event as { type?: unknown } | null)?.type
-    if (typeof type !== 'string' || type.length === 0 || type.length > 256) throw new JournalLimitError(`An event must be an object with a string "type" of 1..256 characters (got ${typeof type}).`)
+    if (typeof type !== 'string' || type.length === 0 || type.length > 256)
+      throw new JournalLimitError(`An event must be an object with a string "type" of 1..256 characters (got ${typeof type}).`)
     const payload = this.#serialization.encode(event)
-    if (payload.length > this.#maxEventBytes) throw new JournalLimitError(`Event ${type} is ${payload.length} bytes, above maxEventBytes (${this.#maxEventBytes}): store large data elsewhere and emit a reference.`)
+    if (payload.length > this.#maxEventBytes)
+      throw new JournalLimitError(
+        `Event ${type} is ${payload.length} bytes, above maxEventBytes (${this.#maxEventBytes}): store large data elsewhere and emit a reference.`,
+      )
     return { type, version: this.#schemas.get(type)?.version ?? 1, payload }
   }
 
@@ -79,7 +83,10 @@ export class EventCodec {
     }
     if (typeof value !== 'object' || value === null) throw new JournalDecodeError(`Cannot decode ${where}: the payload is not an object.`)
     const schema = this.#schemas.get(e.type) ?? { version: 1, upcasters: undefined }
-    if (e.version > schema.version) throw new JournalDecodeError(`Cannot decode ${where}: it was written by newer code (this code knows version ${schema.version}). Deploy the newer code everywhere, or register the new version here.`)
+    if (e.version > schema.version)
+      throw new JournalDecodeError(
+        `Cannot decode ${where}: it was written by newer code (this code knows version ${schema.version}). Deploy the newer code everywhere, or register the new version here.`,
+      )
     let current = value as Record<string, unknown>
     for (let v = e.version; v < schema.version; v++) {
       const up = schema.upcasters?.[v]

@@ -56,7 +56,8 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
 
   /** The current state (after every event persisted so far). */
   get state(): S {
-    if (!this.#recovered) throw new ConfigError(`${this.constructor.name}.state was read before recovery: if you override onStart, call await super.onStart() first.`)
+    if (!this.#recovered)
+      throw new ConfigError(`${this.constructor.name}.state was read before recovery: if you override onStart, call await super.onStart() first.`)
     return this.#state as S
   }
 
@@ -108,7 +109,8 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
    * emit fails with JournalFailedError.
    */
   protected emit(event: E, options: { tags?: readonly string[] } = {}): Promise<void> {
-    if (!this.#recovered) return Promise.reject(new ConfigError(`${this.constructor.name} emitted before recovery: if you override onStart, call await super.onStart() first.`))
+    if (!this.#recovered)
+      return Promise.reject(new ConfigError(`${this.constructor.name} emitted before recovery: if you override onStart, call await super.onStart() first.`))
     if (this.#failed) return Promise.reject(this.#brokenError())
     const journal = this.#journal()
     let record: NewEvent
@@ -149,12 +151,17 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
   #fail(err: Error): void {
     if (this.#failed) return
     this.#failed = err
-    this.log.error({ err, persistenceId: this.persistenceId, seq: this.#seq }, 'a journal write failed: stopping, so that the next activation recovers from the journal')
+    this.log.error(
+      { err, persistenceId: this.persistenceId, seq: this.#seq },
+      'a journal write failed: stopping, so that the next activation recovers from the journal',
+    )
     this.stop()
   }
 
   #brokenError(): JournalFailedError {
-    return new JournalFailedError(`${this.persistenceId}: an earlier write failed (${this.#failed?.message}); this activation stops and the next one recovers from the journal.`)
+    return new JournalFailedError(
+      `${this.persistenceId}: an earlier write failed (${this.#failed?.message}); this activation stops and the next one recovers from the journal.`,
+    )
   }
 
   #maybeSnapshot(journal: JournalFacade): void {

@@ -101,9 +101,14 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function checkName(what: 'persistence id' | 'tag', value: unknown, max: number): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
-    throw new JournalLimitError(`A ${what} must be a string of 1..${max} characters (got ${typeof value === 'string' ? `${value.length} characters` : typeof value}).`)
+    throw new JournalLimitError(
+      `A ${what} must be a string of 1..${max} characters (got ${typeof value === 'string' ? `${value.length} characters` : typeof value}).`,
+    )
   }
   if (value.includes('\u0000')) throw new JournalLimitError(`A ${what} cannot contain NUL characters: ${JSON.stringify(value.slice(0, 80))}.`)
-  if (LONE_SURROGATE.test(value)) throw new JournalLimitError(`A ${what} must be well-formed Unicode (it has an unpaired surrogate, which UTF-8 cannot store): ${JSON.stringify(value.slice(0, 80))}.`)
+  if (LONE_SURROGATE.test(value))
+    throw new JournalLimitError(
+      `A ${what} must be well-formed Unicode (it has an unpaired surrogate, which UTF-8 cannot store): ${JSON.stringify(value.slice(0, 80))}.`,
+    )
   return value
 }

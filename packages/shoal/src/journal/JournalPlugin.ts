@@ -93,7 +93,14 @@ export function journalPlugin(settings: JournalSettings): Plugin<JournalFacade> 
       const store = settings.store
       const snapshots = settings.snapshots === false ? undefined : (settings.snapshots ?? (isSnapshotStore(store) ? store : undefined))
       const codec = new EventCodec(system.serialization, resolved.maxEventBytes)
-      const decode = <E>(e: StoredEvent): JournalEvent<E> => ({ persistenceId: e.persistenceId, seq: e.seq, offset: e.offset, timestamp: e.timestamp, tags: e.tags, event: codec.decode(e) as E })
+      const decode = <E>(e: StoredEvent): JournalEvent<E> => ({
+        persistenceId: e.persistenceId,
+        seq: e.seq,
+        offset: e.offset,
+        timestamp: e.timestamp,
+        tags: e.tags,
+        event: codec.decode(e) as E,
+      })
       return {
         store,
         snapshots,

@@ -117,7 +117,11 @@ export class LeaseKeeper {
         this.#armLapse(term)
       })
     } catch (err) {
-      if (this.#term === term) this.#o.log.warn({ err, store: this.#o.store.name, lease: this.#o.name, validForMs: Math.round(term.remaining(performance.now())) }, 'lease renewal failed; retrying')
+      if (this.#term === term)
+        this.#o.log.warn(
+          { err, store: this.#o.store.name, lease: this.#o.name, validForMs: Math.round(term.remaining(performance.now())) },
+          'lease renewal failed; retrying',
+        )
     }
     if (this.#term === term) this.#scheduleRenewal(term)
   }
@@ -160,7 +164,10 @@ export class LeaseKeeper {
       return await Promise.race([
         p,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the lease store ${this.#o.store.name} did not answer within ${Math.round(this.#opTimeout)} ms`)), this.#opTimeout)
+          timer = setTimeout(
+            () => reject(new Error(`the lease store ${this.#o.store.name} did not answer within ${Math.round(this.#opTimeout)} ms`)),
+            this.#opTimeout,
+          )
         }),
       ])
     } finally {

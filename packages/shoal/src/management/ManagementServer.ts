@@ -28,9 +28,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { ClusterSystem } from '../system/ClusterSystem.ts'
-import { type ClusterMember, compareAddress, memberAddress, type MembershipStatus, type Reachability } from '../cluster/Member.ts'
+import { type ClusterMember, compareAddress, type MembershipStatus, memberAddress, type Reachability } from '../cluster/Member.ts'
 import { ConfigError } from '../errors.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
 
 /** Options of {@link ManagementServer.start}. */
 export interface ManagementServerOptions {
@@ -139,7 +139,11 @@ export class ManagementServer {
     const secret = options.secret === undefined ? undefined : Buffer.from(options.secret)
     this.#secretDigest = secret === undefined || secret.length === 0 ? undefined : digest(secret)
     this.#onLeave = options.onLeave ?? (() => system.cluster.leave().then(() => system.shutdown()))
-    const get = (h: Handler): Map<string, Handler> => new Map([['GET', h], ['HEAD', h]])
+    const get = (h: Handler): Map<string, Handler> =>
+      new Map([
+        ['GET', h],
+        ['HEAD', h],
+      ])
     this.#routes = new Map<string, Map<string, Handler>>([
       ['/cluster/members', get((_req, res) => this.#members(res))],
       ['/health', get((_req, res) => this.#health(res))],
@@ -177,7 +181,10 @@ export class ManagementServer {
     })
     server.#server.on('error', (e) => system.log.error({ err: e }, 'management server error'))
     server.#port = (server.#server.address() as AddressInfo).port
-    system.log.debug({ management: `${host.includes(':') ? `[${host}]` : host}:${server.#port}`, secret: server.#secretDigest !== undefined }, 'management server listening')
+    system.log.debug(
+      { management: `${host.includes(':') ? `[${host}]` : host}:${server.#port}`, secret: server.#secretDigest !== undefined },
+      'management server listening',
+    )
     return server
   }
 
@@ -200,7 +207,8 @@ export class ManagementServer {
     try {
       const path = (req.url ?? '/').split('?', 1)[0]!
       const methods = this.#routes.get(path)
-      if (!methods) throw new HttpError(404, ManagementErrorCode.NotFound, `No route ${path}; try GET /cluster/members, /receptionist, /health, /ready or /metrics.`)
+      if (!methods)
+        throw new HttpError(404, ManagementErrorCode.NotFound, `No route ${path}; try GET /cluster/members, /receptionist, /health, /ready or /metrics.`)
       const handler = methods.get(req.method ?? '')
       if (!handler) {
         const allow = [...methods.keys()].join(', ')
@@ -273,19 +281,29 @@ export class ManagementServer {
 
   #requireCluster(): void {
     if (!this.#system.clustered) {
-      throw new HttpError(503, ManagementErrorCode.NotClustered, 'This system runs without cluster membership: start it with `cluster: {}` (and seeds or discovery) to use /cluster routes.')
+      throw new HttpError(
+        503,
+        ManagementErrorCode.NotClustered,
+        'This system runs without cluster membership: start it with `cluster: {}` (and seeds or discovery) to use /cluster routes.',
+      )
     }
   }
 
   /** Throws 403 without a configured secret, 401 without the right bearer token. */
   #authorize(req: IncomingMessage): void {
     if (!this.#secretDigest) {
-      throw new HttpError(403, ManagementErrorCode.NoSecret, 'This route requires a secret: start the management server with a secret, then send it as "Authorization: Bearer <secret>".')
+      throw new HttpError(
+        403,
+        ManagementErrorCode.NoSecret,
+        'This route requires a secret: start the management server with a secret, then send it as "Authorization: Bearer <secret>".',
+      )
     }
     const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')
     // Digests have equal lengths whatever was sent: the comparison leaks neither content nor length.
     if (!match || !timingSafeEqual(digest(Buffer.from(match[1]!)), this.#secretDigest)) {
-      throw new HttpError(401, ManagementErrorCode.Unauthorized, 'Missing or wrong "Authorization: Bearer <secret>".', { 'WWW-Authenticate': 'Bearer realm="shoal"' })
+      throw new HttpError(401, ManagementErrorCode.Unauthorized, 'Missing or wrong "Authorization: Bearer <secret>".', {
+        'WWW-Authenticate': 'Bearer realm="shoal"',
+      })
     }
   }
 }
@@ -340,12 +358,14 @@ function parseDownBody(text: string): string {
   } catch {
     throw new HttpError(400, ManagementErrorCode.BadRequest, 'The body must be JSON: {"node":"host:port"}.')
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, ManagementErrorCode.BadRequest, 'The body must be a JSON object: {"node":"host:port"}.')
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, ManagementErrorCode.BadRequest, 'The body must be a JSON object: {"node":"host:port"}.')
   const node = (body as { node?: unknown }).node
   if (typeof node !== 'string') throw new HttpError(400, ManagementErrorCode.BadRequest, 'Missing "node": send {"node":"host:port"}.')
   const m = ADDRESS.exec(node)
   const port = m ? Number(m[1]) : NaN
-  if (!m || !(port > 0 && port < 65536)) throw new HttpError(400, ManagementErrorCode.BadRequest, `"node" must be host:port (e.g. 10.0.0.7:7337), got ${JSON.stringify(node.slice(0, 100))}.`)
+  if (!m || !(port > 0 && port < 65536))
+    throw new HttpError(400, ManagementErrorCode.BadRequest, `"node" must be host:port (e.g. 10.0.0.7:7337), got ${JSON.stringify(node.slice(0, 100))}.`)
   return node
 }
 

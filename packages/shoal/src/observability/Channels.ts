@@ -199,7 +199,9 @@ export interface CallTraceContext {
 }
 
 /** The `shoal.call` TracingChannel; wrap with `tracePromise` only when {@link tracingActive}. */
-export const callTracing: diagnostics_channel.TracingChannel<unknown, CallTraceContext> = diagnostics_channel.tracingChannel<unknown, CallTraceContext>(ChannelNames.call)
+export const callTracing: diagnostics_channel.TracingChannel<unknown, CallTraceContext> = diagnostics_channel.tracingChannel<unknown, CallTraceContext>(
+  ChannelNames.call,
+)
 
 const { start, end, asyncStart, asyncEnd, error } = callTracing
 

@@ -3,7 +3,7 @@
  * process stay apart). Expose with `await system.metrics.registry.metrics()`.
  * @module
  */
-import { Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client'
+import { Counter, Gauge, type MetricObjectWithValues, type MetricValueWithName, Registry } from 'prom-client'
 
 /**
  * A histogram recorded into plain arrays and exported on scrape. prom-client's Histogram hashes
@@ -117,16 +117,36 @@ export class Metrics {
         outcomes.clear()
       },
     })
-    this.callDuration = new CallHistogram('shoal_call_duration_seconds', 'Latency of calls made from this node, until reply or failure', [
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-    ])
+    this.callDuration = new CallHistogram(
+      'shoal_call_duration_seconds',
+      'Latency of calls made from this node, until reply or failure',
+      [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    )
     r.registerMetric(this.callDuration as never)
     this.#durationLocal = this.callDuration.series('local')
     this.#durationRemote = this.callDuration.series('remote')
     this.refused = new Counter({ name: 'shoal_refused_total', help: 'Connections and frames refused, by reason', labelNames: ['reason'], registers: [r] })
-    this.decodeErrors = new Counter({ name: 'shoal_decode_errors_total', help: 'Payloads refused by the decoder (limits, malformed, unregistered class)', registers: [r] })
-    this.mailboxDepth = new Gauge({ name: 'shoal_mailbox_depth', help: 'Calls waiting in mailboxes of all local actors', registers: [r], collect() { this.set(mailboxDepth()) } })
-    this.actors = new Gauge({ name: 'shoal_actors', help: 'Live local actors', registers: [r], collect() { this.set(actorCount()) } })
+    this.decodeErrors = new Counter({
+      name: 'shoal_decode_errors_total',
+      help: 'Payloads refused by the decoder (limits, malformed, unregistered class)',
+      registers: [r],
+    })
+    this.mailboxDepth = new Gauge({
+      name: 'shoal_mailbox_depth',
+      help: 'Calls waiting in mailboxes of all local actors',
+      registers: [r],
+      collect() {
+        this.set(mailboxDepth())
+      },
+    })
+    this.actors = new Gauge({
+      name: 'shoal_actors',
+      help: 'Live local actors',
+      registers: [r],
+      collect() {
+        this.set(actorCount())
+      },
+    })
   }
 
   /** Counts transport bytes (exported as `shoal_transport_bytes_total`). */

@@ -31,10 +31,38 @@ export function registerSwimMetrics(registry: Registry, instance: SwimInstance, 
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n)
     },
   })
-  new Gauge({ name: 'shoal_swim_local_health', help: 'Lifeguard local health multiplier (0 = healthy; scales probe interval and timeouts by 1 + this)', registers, collect() { this.set(instance.health.score) } })
-  new Gauge({ name: 'shoal_swim_incarnation', help: 'This node’s incarnation number', registers, collect() { this.set(instance.incarnation) } })
-  new Gauge({ name: 'shoal_swim_queue_length', help: 'Updates waiting to be piggybacked', registers, collect() { this.set(instance.queueLength) } })
-  new Gauge({ name: 'shoal_swim_queue_bytes', help: 'Bytes of updates waiting to be piggybacked', registers, collect() { this.set(instance.queueBytes) } })
+  new Gauge({
+    name: 'shoal_swim_local_health',
+    help: 'Lifeguard local health multiplier (0 = healthy; scales probe interval and timeouts by 1 + this)',
+    registers,
+    collect() {
+      this.set(instance.health.score)
+    },
+  })
+  new Gauge({
+    name: 'shoal_swim_incarnation',
+    help: 'This node’s incarnation number',
+    registers,
+    collect() {
+      this.set(instance.incarnation)
+    },
+  })
+  new Gauge({
+    name: 'shoal_swim_queue_length',
+    help: 'Updates waiting to be piggybacked',
+    registers,
+    collect() {
+      this.set(instance.queueLength)
+    },
+  })
+  new Gauge({
+    name: 'shoal_swim_queue_bytes',
+    help: 'Bytes of updates waiting to be piggybacked',
+    registers,
+    collect() {
+      this.set(instance.queueBytes)
+    },
+  })
 
   const last = new Map<string, number>()
   const total = (name: string, help: string, stat: keyof SwimStats): void => {

@@ -28,7 +28,8 @@ export class ReceptionKey<T extends DistributedActor = DistributedActor> {
   readonly actorClass: (abstract new (...args: never[]) => T) | undefined
 
   constructor(id: string, actorClass?: abstract new (...args: never[]) => T) {
-    if (!isValidKey(id)) throw new ConfigError(`Reception key ${JSON.stringify(String(id).slice(0, 80))} is invalid: use 1..256 characters without control characters.`)
+    if (!isValidKey(id))
+      throw new ConfigError(`Reception key ${JSON.stringify(String(id).slice(0, 80))} is invalid: use 1..256 characters without control characters.`)
     this.id = id
     this.actorClass = actorClass
   }

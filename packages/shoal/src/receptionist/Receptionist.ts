@@ -15,16 +15,16 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { Counter, Gauge } from 'prom-client'
 import type { Registry as PromRegistry } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
 import { ActorId } from '../actor/ActorId.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
-import { isPresent, type ClusterMember } from '../cluster/Member.ts'
+import { type ClusterMember, isPresent } from '../cluster/Member.ts'
 import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
-import type { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
 import { decodeReceptionist, encodeDelta, encodeDigest, ReceptionistDecodeError } from './ReceptionistCodec.ts'
 import type { ReceptionKey } from './ReceptionKey.ts'
@@ -99,7 +99,10 @@ export class Receptionist {
       if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`receptionist.${what} must be a positive whole number (got ${v}).`)
       return n
     }
-    this.#registrations = new Registrations(host.node.uid, { maxBatch: positive(settings.maxBatch, 256, 'maxBatch'), maxOps: positive(settings.maxOps, 1000, 'maxOps') })
+    this.#registrations = new Registrations(host.node.uid, {
+      maxBatch: positive(settings.maxBatch, 256, 'maxBatch'),
+      maxOps: positive(settings.maxOps, 1000, 'maxOps'),
+    })
     host.onControl(ControlKind.Receptionist, (from, body) => this.#onMessage(from, body))
     if (cluster) {
       this.#unsubscribe = cluster.subscribe((e) => this.#onClusterEvent(e))
@@ -171,7 +174,10 @@ export class Receptionist {
    * the unsubscribe function. For plugins that must react in the same tick; applications use
    * `listing`.
    */
-  subscribe(key: ReceptionKey<never> | ReceptionKey, listener: (change: { readonly added: readonly string[]; readonly removed: readonly string[] }) => void): () => void {
+  subscribe(
+    key: ReceptionKey<never> | ReceptionKey,
+    listener: (change: { readonly added: readonly string[]; readonly removed: readonly string[] }) => void,
+  ): () => void {
     let set = this.#listeners.get(key.id)
     if (!set) this.#listeners.set(key.id, (set = new Set()))
     set.add(listener)
@@ -219,12 +225,41 @@ export class Receptionist {
     const registers = [registry]
     const stats = this.stats
     const registry_ = this.#registrations
-    new Gauge({ name: 'shoal_receptionist_registrations', help: 'Registrations known on this node (all owners)', registers, collect() { this.set(registry_.size) } })
-    new Gauge({ name: 'shoal_receptionist_own_registrations', help: 'Registrations this node owns', registers, collect() { this.set(registry_.ownSize) } })
-    new Gauge({ name: 'shoal_receptionist_largest_message_bytes', help: 'Largest replication message sent', registers, collect() { this.set(stats.largestMessage) } })
+    new Gauge({
+      name: 'shoal_receptionist_registrations',
+      help: 'Registrations known on this node (all owners)',
+      registers,
+      collect() {
+        this.set(registry_.size)
+      },
+    })
+    new Gauge({
+      name: 'shoal_receptionist_own_registrations',
+      help: 'Registrations this node owns',
+      registers,
+      collect() {
+        this.set(registry_.ownSize)
+      },
+    })
+    new Gauge({
+      name: 'shoal_receptionist_largest_message_bytes',
+      help: 'Largest replication message sent',
+      registers,
+      collect() {
+        this.set(stats.largestMessage)
+      },
+    })
     const last = { messagesOut: 0, messagesIn: 0, decodeErrors: 0 }
     const total = (name: string, help: string, stat: keyof typeof last): void => {
-      new Counter({ name, help, registers, collect() { this.inc(stats[stat] - last[stat]); last[stat] = stats[stat] } })
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.inc(stats[stat] - last[stat])
+          last[stat] = stats[stat]
+        },
+      })
     }
     total('shoal_receptionist_messages_sent_total', 'Replication messages sent', 'messagesOut')
     total('shoal_receptionist_messages_received_total', 'Replication messages received', 'messagesIn')
@@ -236,7 +271,10 @@ export class Receptionist {
   #ownActor(actor: Actorish, what: string): ActorId {
     const id = (actor as { id?: unknown }).id
     if (!(id instanceof ActorId)) throw new ConfigError(`Cannot ${what} ${String(actor)}: pass an actor or an actor ref.`)
-    if (id.node.uid !== this.#host.node.uid) throw new ConfigError(`Cannot ${what} ${id}: it lives on another node, and only the node hosting an actor may ${what} it (call this there, e.g. in the actor's onStart).`)
+    if (id.node.uid !== this.#host.node.uid)
+      throw new ConfigError(
+        `Cannot ${what} ${id}: it lives on another node, and only the node hosting an actor may ${what} it (call this there, e.g. in the actor's onStart).`,
+      )
     return id
   }
 

@@ -14,7 +14,7 @@
  */
 import { ActorId, MAX_INCARNATION } from '../actor/ActorId.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
-import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
+import { ControlDecodeError, ControlReader, controlPackr } from '../control/ControlCodec.ts'
 import type { Delta, Op, Registration } from './Registrations.ts'
 
 const VERSION = 1

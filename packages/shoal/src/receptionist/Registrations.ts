@@ -29,7 +29,14 @@ export interface Op extends Registration {
 /** What one node sends another to bring it up to date about one owner. */
 export type Delta =
   | { readonly owner: string; readonly kind: 'ops'; readonly ops: readonly Op[] }
-  | { readonly owner: string; readonly kind: 'snapshot'; readonly seq: number; readonly part: number; readonly parts: number; readonly entries: readonly Registration[] }
+  | {
+      readonly owner: string
+      readonly kind: 'snapshot'
+      readonly seq: number
+      readonly part: number
+      readonly parts: number
+      readonly entries: readonly Registration[]
+    }
 
 /** A change to what a key lists, for listings and events. */
 export interface Change {
@@ -150,7 +157,8 @@ export class Registrations {
     }
     const entries = flatten(r.entries)
     const parts = Math.max(1, Math.ceil(entries.length / this.#maxBatch))
-    for (let p = 0; p < parts; p++) out.push({ owner, kind: 'snapshot', seq: r.seq, part: p, parts, entries: entries.slice(p * this.#maxBatch, (p + 1) * this.#maxBatch) })
+    for (let p = 0; p < parts; p++)
+      out.push({ owner, kind: 'snapshot', seq: r.seq, part: p, parts, entries: entries.slice(p * this.#maxBatch, (p + 1) * this.#maxBatch) })
   }
 
   /** Applies a delta from a peer; returns what changed. Stale or out-of-order deltas change nothing. */

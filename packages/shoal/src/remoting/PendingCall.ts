@@ -8,10 +8,10 @@
  */
 import type { ActorId } from '../actor/ActorId.ts'
 import type { Invocation } from '../actor/Invocation.ts'
-import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { ShoalError, TimeoutError } from '../errors.ts'
 import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
+import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 /** What every pending call of one system shares: the deadline queue and the metrics. */
@@ -75,7 +75,11 @@ export class PendingCall implements Deadline, Invocation {
   }
 
   expire(): void {
-    this.fail(new TimeoutError(`Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (callTimeout); the call may still run. Raise the timeout with ref.withTimeout(ms) if it is slow by design.`))
+    this.fail(
+      new TimeoutError(
+        `Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (callTimeout); the call may still run. Raise the timeout with ref.withTimeout(ms) if it is slow by design.`,
+      ),
+    )
   }
 
   #settle(): void {

@@ -11,20 +11,31 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
+import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
-import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Association } from '../transport/Association.ts'
 import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
-import { type CallEnvelope, decodeCall, EnvelopeError, type EnvelopeHeaders, decodeOneWay, decodeReply, encodeCallHeadWith, encodeOneWayHeadWith, encodeReplyHead, type OneWayEnvelope } from '../wire/Envelope.ts'
+import {
+  type CallEnvelope,
+  decodeCall,
+  decodeOneWay,
+  decodeReply,
+  EnvelopeError,
+  type EnvelopeHeaders,
+  encodeCallHeadWith,
+  encodeOneWayHeadWith,
+  encodeReplyHead,
+  type OneWayEnvelope,
+} from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
-import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
 import { Peer, RemoteRoute } from './Peer.ts'
+import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
 
 /** What remoting needs from its system. */
 export interface RemotingHost {
@@ -171,7 +182,13 @@ export class Remoting {
     if (!ok && !(value instanceof ShoalError)) log.debug({ err: value }, 'distributed method threw')
     const refused = !ok && isNotDelivered(value)
     try {
-      this.transport.send(assoc, 'user', { type: FrameType.Reply, head: encodeReplyHead({ callId, ok, refused }), body: payload, uid: callerUid, callId: undefined })
+      this.transport.send(assoc, 'user', {
+        type: FrameType.Reply,
+        head: encodeReplyHead({ callId, ok, refused }),
+        body: payload,
+        uid: callerUid,
+        callId: undefined,
+      })
     } catch (e) {
       log.warn({ err: e, peer: formatNode(assoc.peer) }, 'could not send a reply')
     }

@@ -17,7 +17,7 @@
  * an older shape through a `decode(data, version)` hook.
  * @module
  */
-import { Packr, Unpackr, addExtension } from 'msgpackr'
+import { addExtension, Packr, Unpackr } from 'msgpackr'
 import { isValidHost } from '../actor/ClusterNode.ts'
 import { builtinErrorClasses, RemoteCallError, SerializationError, ShoalError } from '../errors.ts'
 import { ExtKind, type ScanLimits, scanMsgpack } from './MsgpackScanner.ts'
@@ -103,7 +103,20 @@ const ALLOWED_EXTENSIONS: ReadonlyMap<number, ExtKind> = new Map([
 ])
 
 const FORBIDDEN_KEYS = new Set(['__proto__', '__proto_', 'constructor', 'prototype'])
-const BINARY = new Set<unknown>([Uint8Array, Buffer, Int8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array])
+const BINARY = new Set<unknown>([
+  Uint8Array,
+  Buffer,
+  Int8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+])
 
 /** Turns an actor ref's wire parts back into a working ref; supplied by the owning system. */
 export type RefFactory = (parts: RefParts) => unknown
@@ -281,7 +294,14 @@ export class Serialization {
   readRef(d: unknown): unknown {
     if (!Array.isArray(d) || d.length !== 6) throw new SerializationError('Malformed actor ref in payload.')
     const [name, host, port, uid, path, inc] = d as unknown[]
-    if (typeof name !== 'string' || typeof host !== 'string' || typeof port !== 'number' || typeof uid !== 'string' || typeof path !== 'string' || typeof inc !== 'number') {
+    if (
+      typeof name !== 'string' ||
+      typeof host !== 'string' ||
+      typeof port !== 'number' ||
+      typeof uid !== 'string' ||
+      typeof path !== 'string' ||
+      typeof inc !== 'number'
+    ) {
       throw new SerializationError('Malformed actor ref in payload.')
     }
     if (!Number.isInteger(port) || port < 1 || port > 65535 || !isValidHost(host)) {
@@ -297,7 +317,8 @@ export class Serialization {
     }
     const [name, version, data] = d as [string, number, unknown]
     const entry = this.#byName.get(name)
-    if (!entry || entry.isError) throw new SerializationError(`Received an instance of unregistered class "${name}": register it on this node with system.serialization.register().`)
+    if (!entry || entry.isError)
+      throw new SerializationError(`Received an instance of unregistered class "${name}": register it on this node with system.serialization.register().`)
     if (version > entry.version) {
       throw new SerializationError(`Received "${name}" version ${version}, but this node registered only up to version ${entry.version}: upgrade this node.`)
     }

@@ -29,6 +29,9 @@ export function mixSeed(...parts: number[]): number {
 /** 16 hex digits from a generator (a simulated node uid). */
 export function randomUid(random: () => number): string {
   let s = ''
-  for (let i = 0; i < 4; i++) s += Math.floor(random() * 65536).toString(16).padStart(4, '0')
+  for (let i = 0; i < 4; i++)
+    s += Math.floor(random() * 65536)
+      .toString(16)
+      .padStart(4, '0')
   return s
 }

@@ -8,7 +8,7 @@
 import { nodeKey, type SwimStatus } from '../swim/SwimNode.ts'
 import { SWIM_DEFAULTS, type SwimSettings } from '../swim/SwimSettings.ts'
 import { mixSeed, seededRandom } from './Random.ts'
-import { Simulator, type ChangeRecord } from './Simulator.ts'
+import { type ChangeRecord, Simulator } from './Simulator.ts'
 
 /** Periodic event-loop freezes of random members. */
 export interface StallSpec {
@@ -102,7 +102,15 @@ export const CHECK_EVERY = 50
 
 /** Runs a scenario and measures it. */
 export function runScenario(o: ScenarioOptions): ScenarioReport {
-  const sim = new Simulator({ members: o.members, seed: o.seed, loss: o.loss ?? 0, delay: o.delay ?? 0.5, jitter: o.jitter ?? 0.2, bootstrap: o.bootstrap ?? 'converged', settings: o.settings ?? {} })
+  const sim = new Simulator({
+    members: o.members,
+    seed: o.seed,
+    loss: o.loss ?? 0,
+    delay: o.delay ?? 0.5,
+    jitter: o.jitter ?? 0.2,
+    bootstrap: o.bootstrap ?? 'converged',
+    settings: o.settings ?? {},
+  })
   sim.record = false
   const random = seededRandom(mixSeed(o.seed, 0x5c3))
   const events: InjectedEvent[] = []

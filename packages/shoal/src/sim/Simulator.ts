@@ -11,8 +11,8 @@
  */
 import { createHash, type Hash } from 'node:crypto'
 import { decodeMessage, decodePushPull, encodeMessage, encodePushPull, TAG_BYTES } from '../swim/Codec.ts'
-import { addressKey, nodeKey, type SwimMemberState, type SwimStatus, type SwimNode } from '../swim/SwimNode.ts'
-import { SwimInstance, type Directive } from '../swim/SwimInstance.ts'
+import { type Directive, SwimInstance } from '../swim/SwimInstance.ts'
+import { addressKey, nodeKey, type SwimMemberState, type SwimNode, type SwimStatus } from '../swim/SwimNode.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { EventQueue, type Timed } from './EventQueue.ts'
 import { mixSeed, randomUid, seededRandom } from './Random.ts'
@@ -359,7 +359,13 @@ export class Simulator {
    * and a connect costs a round trip. `serve` runs at the target and returns the reply (or
    * undefined for no answer); `done` runs back at the sender.
    */
-  #stream(from: SimMember, to: { host: string; port: number }, size: number, serve: (target: SimMember) => Buffer[] | undefined, done: (reply: Buffer | undefined) => void): void {
+  #stream(
+    from: SimMember,
+    to: { host: string; port: number },
+    size: number,
+    serve: (target: SimMember) => Buffer[] | undefined,
+    done: (reply: Buffer | undefined) => void,
+  ): void {
     this.traffic.streams++
     this.traffic.streamBytes += size
     const target = this.#byAddress.get(addressKey(to))

@@ -20,7 +20,7 @@
  * @module
  */
 import type { DowningStrategy } from '../cluster/Downing.ts'
-import { compareAddress, type ClusterMember } from '../cluster/Member.ts'
+import { type ClusterMember, compareAddress } from '../cluster/Member.ts'
 
 /** Picks the member that should host, among `up` members with the role (oldest first by default). */
 export interface AllocationStrategy {

@@ -17,16 +17,25 @@
  * @module
  */
 import type { Logger } from 'pino'
-import type { ActorId } from '../actor/ActorId.ts'
 import type { Invocation } from '../actor/ActorCell.ts'
+import type { ActorId } from '../actor/ActorId.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
-import type { ClusterSystem } from '../system/ClusterSystem.ts'
-import type { PluginContext } from '../system/Plugin.ts'
 import type { DistributedActor } from '../actor/DistributedActor.ts'
-import { ActorNotFoundError, ConfigError, isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SingletonUnavailableError, SystemShutDownError } from '../errors.ts'
+import {
+  ActorNotFoundError,
+  ConfigError,
+  isNotDelivered,
+  markNotDelivered,
+  NodeDownError,
+  NodeUnreachableError,
+  SingletonUnavailableError,
+  SystemShutDownError,
+} from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
 import { LeaseKeeper } from '../lease/LeaseKeeper.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import type { PluginContext } from '../system/Plugin.ts'
 import { type Allocation, type AllocationSettings, allocate, type DownTracker, wouldBeDowned } from './Allocation.ts'
 
 /** How soon a proxy re-decides after a forwarded call was refused (the instance moving), ms. */
@@ -108,7 +117,16 @@ export class SingletonManager {
     this.#log = log.child({ singleton: name })
     this.#key = instanceKey(name)
     const lease = settings.lease
-    this.#lease = lease && new LeaseKeeper({ store: lease.store, name: `singleton/${name}`, owner: system.node.uid, ttl: lease.ttl, log: this.#log, onLost: (why) => this.#leaseLost(why) })
+    this.#lease =
+      lease &&
+      new LeaseKeeper({
+        store: lease.store,
+        name: `singleton/${name}`,
+        owner: system.node.uid,
+        ttl: lease.ttl,
+        log: this.#log,
+        onLost: (why) => this.#leaseLost(why),
+      })
   }
 
   /** Makes this node able to host (`singleton.host`). */
@@ -181,7 +199,10 @@ export class SingletonManager {
     else await this.released()
     await this.#lease?.settled(2000) // the release is in the store before the caller closes it
     clearTimeout(this.#retryTimer)
-    for (const h of this.#held.splice(0)) h.inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)))
+    for (const h of this.#held.splice(0))
+      h.inv.fail(
+        markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node stopped (shutdown) before an instance took this call.`)),
+      )
   }
 
   // ── deciding ────────────────────────────────────────────────────────────────
@@ -203,7 +224,16 @@ export class SingletonManager {
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
     return allocate(
-      { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downs.since, now, hosting: this.#phase !== 'idle' && this.#phase !== 'acquiring', listedElsewhere, fencedFor },
+      {
+        self: system.node.uid,
+        members,
+        leader: leader?.node.uid,
+        downSince: this.#downs.since,
+        now,
+        hosting: this.#phase !== 'idle' && this.#phase !== 'acquiring',
+        listedElsewhere,
+        fencedFor,
+      },
       this.#settings,
     )
   }
@@ -230,7 +260,8 @@ export class SingletonManager {
     let ref: ActorRef<unknown>
     try {
       ref = this.#factory!(this.#system) as ActorRef<unknown>
-      if (ref?.id?.node.uid !== this.#system.node.uid) throw new ConfigError(`the factory of singleton ${this.name} must spawn the instance on this node (system.spawn), not return ${String(ref)}`)
+      if (ref?.id?.node.uid !== this.#system.node.uid)
+        throw new ConfigError(`the factory of singleton ${this.name} must spawn the instance on this node (system.spawn), not return ${String(ref)}`)
     } catch (err) {
       this.#phase = 'idle'
       this.#failed()
@@ -321,7 +352,10 @@ export class SingletonManager {
   #instanceEnded(ref: ActorRef<unknown>): void {
     if (this.#instance !== ref || this.#phase !== 'running') return
     this.#failed()
-    this.#log.warn({ instance: ref.id.toString(), retryInMs: this.#retryAt - Date.now() }, 'the singleton instance stopped by itself; starting another after a pause')
+    this.#log.warn(
+      { instance: ref.id.toString(), retryInMs: this.#retryAt - Date.now() },
+      'the singleton instance stopped by itself; starting another after a pause',
+    )
     this.#released(ref)
   }
 
@@ -379,7 +413,11 @@ export class SingletonManager {
     if (this.#held.length >= this.#settings.bufferSize) {
       const oldest = this.#held.shift()!
       oldest.inv.fail(
-        markNotDelivered(new SingletonUnavailableError(`The singleton ${this.name} proxy holds ${this.#settings.bufferSize} calls waiting for an instance (bufferSize); this, the oldest, was dropped. Retry later, or raise bufferSize.`)),
+        markNotDelivered(
+          new SingletonUnavailableError(
+            `The singleton ${this.name} proxy holds ${this.#settings.bufferSize} calls waiting for an instance (bufferSize); this, the oldest, was dropped. Retry later, or raise bufferSize.`,
+          ),
+        ),
       )
     }
     // Calls coming back from a failed forward go back in their original order.
@@ -433,7 +471,9 @@ export class SingletonManager {
     for (const h of this.#held) {
       if (h.inv.deadline !== undefined && h.inv.deadline <= now) continue
       if (now - h.since >= limit) {
-        h.inv.fail(markNotDelivered(new SingletonUnavailableError(`No instance of singleton ${this.name} within ${limit} ms (allocationTimeout): ${this.#why()}.`)))
+        h.inv.fail(
+          markNotDelivered(new SingletonUnavailableError(`No instance of singleton ${this.name} within ${limit} ms (allocationTimeout): ${this.#why()}.`)),
+        )
       } else keep.push(h)
     }
     this.#held = keep
@@ -441,7 +481,8 @@ export class SingletonManager {
 
   #why(): string {
     const a = this.#allocation
-    if (a.kind === 'remote') return `its host ${a.host.node.endpoint.host}:${a.host.node.endpoint.port} is ${a.host.reachability} and ${this.#instanceOn(a.host.node.uid) ? 'lists' : 'does not list'} an instance`
+    if (a.kind === 'remote')
+      return `its host ${a.host.node.endpoint.host}:${a.host.node.endpoint.port} is ${a.host.reachability} and ${this.#instanceOn(a.host.node.uid) ? 'lists' : 'does not list'} an instance`
     if (a.kind === 'host') return 'this node is starting it'
     return {
       fenced: 'this node is on the side of a partition the downing strategy would down',
@@ -455,5 +496,8 @@ export class SingletonManager {
 
 /** Never started, and the next instance may take it: hold it again. */
 function retryable(e: unknown): boolean {
-  return isNotDelivered(e) && (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError || e instanceof SystemShutDownError)
+  return (
+    isNotDelivered(e) &&
+    (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError || e instanceof SystemShutDownError)
+  )
 }

@@ -21,11 +21,11 @@
 import { Gauge } from 'prom-client'
 import { ActorId } from '../actor/ActorId.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
-import type { ClusterEvent } from '../cluster/Cluster.ts'
-import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import type { DistributedActor } from '../actor/DistributedActor.ts'
+import type { ClusterEvent } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
+import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { type AllocationStrategy, DownTracker, leaderMember, oldestMember } from './Allocation.ts'
 import { type ManagerSettings, type SingletonFactory, SingletonManager, type SingletonStatus } from './SingletonManager.ts'
@@ -150,14 +150,39 @@ class Singletons implements SingletonFacade {
       }
     const managers = this.#managers
     const labelNames = ['name']
-    new Gauge({ name: 'shoal_singleton_hosting', help: 'Whether this node runs the singleton instance (1) or not (0)', labelNames, registers, collect: each((s) => (s.instance ? 1 : 0)) })
-    new Gauge({ name: 'shoal_singleton_held_calls', help: 'Calls this node’s proxy holds while no instance is known', labelNames, registers, collect: each((s) => s.held) })
-    new Gauge({ name: 'shoal_singleton_activations', help: 'Instances started on this node since start', labelNames, registers, collect: each((s) => s.activations) })
-    new Gauge({ name: 'shoal_singleton_lease_epoch', help: 'With a lease: its epoch (fencing token) while this node runs the instance, else 0; a change means the lease moved', labelNames, registers, collect: each((s) => s.leaseEpoch ?? 0) })
+    new Gauge({
+      name: 'shoal_singleton_hosting',
+      help: 'Whether this node runs the singleton instance (1) or not (0)',
+      labelNames,
+      registers,
+      collect: each((s) => (s.instance ? 1 : 0)),
+    })
+    new Gauge({
+      name: 'shoal_singleton_held_calls',
+      help: 'Calls this node’s proxy holds while no instance is known',
+      labelNames,
+      registers,
+      collect: each((s) => s.held),
+    })
+    new Gauge({
+      name: 'shoal_singleton_activations',
+      help: 'Instances started on this node since start',
+      labelNames,
+      registers,
+      collect: each((s) => s.activations),
+    })
+    new Gauge({
+      name: 'shoal_singleton_lease_epoch',
+      help: 'With a lease: its epoch (fencing token) while this node runs the instance, else 0; a change means the lease moved',
+      labelNames,
+      registers,
+      collect: each((s) => s.leaseEpoch ?? 0),
+    })
   }
 
   host<R extends ActorRef<DistributedActor>>(name: string, factory: (system: ClusterSystem) => R, options: SingletonOptions = {}): R {
-    if (typeof factory !== 'function') throw new ConfigError(`singleton.host("${name}", factory): the factory must be a function making the instance, e.g. (system) => system.spawn(MyActor).`)
+    if (typeof factory !== 'function')
+      throw new ConfigError(`singleton.host("${name}", factory): the factory must be a function making the instance, e.g. (system) => system.spawn(MyActor).`)
     const entry = this.#entry(name, options)
     if (entry.manager.hostsHere) throw new ConfigError(`singleton.host("${name}") was already called on this node.`)
     entry.manager.setFactory(factory as SingletonFactory<DistributedActor>)
@@ -184,7 +209,8 @@ class Singletons implements SingletonFacade {
   }
 
   #entry(name: string, options: SingletonOptions): { manager: SingletonManager; unregister: () => void } {
-    if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(`Singleton name ${JSON.stringify(name)} is invalid: use 1-128 letters, digits and _ . $ ~ -.`)
+    if (typeof name !== 'string' || !NAME.test(name))
+      throw new ConfigError(`Singleton name ${JSON.stringify(name)} is invalid: use 1-128 letters, digits and _ . $ ~ -.`)
     const existing = this.#managers.get(name)
     if (existing) return existing
     const system = this.#ctx.system
@@ -247,7 +273,8 @@ function leaseTtl(ttl: number | undefined): number {
 }
 
 function leaseStore(store: LeaseStore): LeaseStore {
-  if (typeof store?.acquireLease !== 'function') throw new ConfigError('singleton lease.store must be a LeaseStore (a SqliteEventStore, a PostgresEventStore, a MemoryLeaseStore or your own).')
+  if (typeof store?.acquireLease !== 'function')
+    throw new ConfigError('singleton lease.store must be a LeaseStore (a SqliteEventStore, a PostgresEventStore, a MemoryLeaseStore or your own).')
   return store
 }
 

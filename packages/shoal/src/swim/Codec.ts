@@ -20,7 +20,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { isValidHost } from '../actor/ClusterNode.ts'
 import { ControlDecodeError } from '../control/ControlCodec.ts'
-import type { SwimStatus, SwimNode } from './SwimNode.ts'
+import type { SwimNode, SwimStatus } from './SwimNode.ts'
 
 /** The protocol version byte every datagram starts with; other versions are dropped and counted. */
 export const SWIM_VERSION = 1
@@ -326,7 +326,10 @@ export function deriveKey(secret: Buffer | string | undefined, cluster = 'shoal'
   // The default cluster keeps the key of nodes from before cluster names, so they interoperate.
   // Other names are length-prefixed, so no (name, secret) pair can produce another pair's input.
   const context = cluster === 'shoal' ? 'shoal/swim/v1|' : `shoal/swim/v1#${cluster.length}:${cluster}|`
-  return createHash('sha256').update(context).update(secret ?? '').digest()
+  return createHash('sha256')
+    .update(context)
+    .update(secret ?? '')
+    .digest()
 }
 
 /** Appends the tag to a body. */

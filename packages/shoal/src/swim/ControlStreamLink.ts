@@ -9,8 +9,8 @@
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { type ControlChannel, controlTarget } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
-import type { SwimAddress } from './SwimNode.ts'
 import type { StreamHandler, StreamLink } from './StreamLink.ts'
+import type { SwimAddress } from './SwimNode.ts'
 
 interface Waiter {
   resolve(b: Buffer): void

@@ -9,7 +9,7 @@
  * what gossip loses).
  * @module
  */
-import { updateSize, type Update } from './Codec.ts'
+import { type Update, updateSize } from './Codec.ts'
 
 interface Entry {
   readonly key: string

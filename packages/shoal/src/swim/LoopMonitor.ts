@@ -4,7 +4,7 @@
  * every peer look silent; Lifeguard's answer is to distrust one's own judgement meanwhile.
  * @module
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 
 const WINDOW_MS = 200
 const listeners = new Set<(delayMs: number) => void>()

@@ -16,12 +16,12 @@
  * @module
  */
 import { ConfigError } from '../errors.ts'
-import { type Message, type PushPull, type Update, baseSize, MAX_META_BYTES, MAX_UPDATES, updateSize } from './Codec.ts'
+import { baseSize, MAX_META_BYTES, MAX_UPDATES, type Message, type PushPull, type Update, updateSize } from './Codec.ts'
 import { Dissemination } from './Dissemination.ts'
 import { LocalHealth } from './LocalHealth.ts'
-import { ANY_UID, addressKey, isLive, nodeKey, supersedes, type SwimMemberState, type SwimStatus, type SwimAddress, type SwimNode } from './SwimNode.ts'
 import { Suspicion, suspicionTimeout } from './Suspicion.ts'
-import { pushPullPeriod, resolveSwimSettings, retransmitLimit, type ResolvedSwimSettings, type SwimSettings } from './SwimSettings.ts'
+import { ANY_UID, addressKey, isLive, nodeKey, type SwimAddress, type SwimMemberState, type SwimNode, type SwimStatus, supersedes } from './SwimNode.ts'
+import { pushPullPeriod, type ResolvedSwimSettings, resolveSwimSettings, retransmitLimit, type SwimSettings } from './SwimSettings.ts'
 
 /** What the shell must do. Starting a timer replaces a running timer with the same id. */
 export type Directive =
@@ -98,7 +98,19 @@ const SILENT_CHECKS = 2
 export class SwimInstance {
   readonly self: SwimNode
   readonly settings: ResolvedSwimSettings
-  readonly stats: SwimStats = { probes: 0, acks: 0, nacks: 0, indirectProbes: 0, failedProbes: 0, inconclusiveProbes: 0, suspicionsRaised: 0, refutations: 0, deathsDeclared: 0, stalls: 0, misdirected: 0 }
+  readonly stats: SwimStats = {
+    probes: 0,
+    acks: 0,
+    nacks: 0,
+    indirectProbes: 0,
+    failedProbes: 0,
+    inconclusiveProbes: 0,
+    suspicionsRaised: 0,
+    refutations: 0,
+    deathsDeclared: 0,
+    stalls: 0,
+    misdirected: 0,
+  }
   readonly health: LocalHealth
 
   readonly #now: () => number
@@ -350,7 +362,8 @@ export class SwimInstance {
       // Tell members directly (all of them up to 64, so small clusters never miss it; gossip
       // carries it on in larger ones).
       const left = this.#selfUpdate()
-      for (const key of this.#pickLive(LEAVE_DIRECT, undefined)) this.#send(this.#members.get(key)!.node, { type: 'gossip', from: this.self, updates: [] }, [left])
+      for (const key of this.#pickLive(LEAVE_DIRECT, undefined))
+        this.#send(this.#members.get(key)!.node, { type: 'gossip', from: this.self, updates: [] }, [left])
     })
   }
 
@@ -877,7 +890,8 @@ export class SwimInstance {
 }
 
 function checkMeta(meta: Uint8Array): Uint8Array {
-  if (meta.length > MAX_META_BYTES) throw new ConfigError(`SWIM metadata of ${meta.length} bytes exceeds ${MAX_META_BYTES}: peers would refuse every message carrying it.`)
+  if (meta.length > MAX_META_BYTES)
+    throw new ConfigError(`SWIM metadata of ${meta.length} bytes exceeds ${MAX_META_BYTES}: peers would refuse every message carrying it.`)
   return meta
 }
 

@@ -16,18 +16,18 @@
 import { createSocket, type Socket, type SocketType } from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { pino, type Logger } from 'pino'
+import { type Logger, pino } from 'pino'
 import { Registry } from 'prom-client'
 import { isValidHost, newNodeUid } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
-import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, seal, SwimCodecError } from './Codec.ts'
-import { onLoopDelay } from './LoopMonitor.ts'
-import { addressKey, nodeKey, type SwimMemberState, type SwimStatus, type SwimAddress, type SwimNode } from './SwimNode.ts'
-import { TcpStreamLink, type StreamLink } from './StreamLink.ts'
-import { EventStream } from '../util/EventStream.ts'
 import { swimChangeChannel } from '../observability/Channels.ts'
-import { SwimInstance, type Directive } from './SwimInstance.ts'
 import { registerSwimMetrics, type SwimTraffic } from '../observability/SwimMetrics.ts'
+import { EventStream } from '../util/EventStream.ts'
+import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, SwimCodecError, seal } from './Codec.ts'
+import { onLoopDelay } from './LoopMonitor.ts'
+import { type StreamLink, TcpStreamLink } from './StreamLink.ts'
+import { type Directive, SwimInstance } from './SwimInstance.ts'
+import { addressKey, nodeKey, type SwimAddress, type SwimMemberState, type SwimNode, type SwimStatus } from './SwimNode.ts'
 import type { SwimSettings } from './SwimSettings.ts'
 
 /** A member's status changed, as seen by this node. `previous` is undefined for a newcomer. */
@@ -94,7 +94,14 @@ export class SwimMember {
     this.registry = o.registry ?? new Registry()
     // A listener's bug must not cost the detector its next timers or sends.
     this.#changes = new EventStream((e) => this.log.error({ err: e }, 'a membership listener threw'))
-    this.instance = new SwimInstance({ self: node, meta: o.meta, settings: o.settings, now: () => performance.now(), random: Math.random, seeds: (o.seeds ?? []).map(parseAddress) })
+    this.instance = new SwimInstance({
+      self: node,
+      meta: o.meta,
+      settings: o.settings,
+      now: () => performance.now(),
+      random: Math.random,
+      seeds: (o.seeds ?? []).map(parseAddress),
+    })
     socket.on('message', (buf, rinfo) => this.#onDatagram(buf, rinfo.size))
     socket.on('error', (e) => this.log.warn({ err: e }, 'SWIM socket error'))
     stream.serve((body) => this.#onStreamRequest(body))
@@ -108,10 +115,13 @@ export class SwimMember {
    */
   static async start(o: SwimMemberOptions = {}): Promise<SwimMember> {
     const host = o.host ?? '127.0.0.1'
-    if (!isValidHost(host)) throw new ConfigError(`SWIM host ${JSON.stringify(host)} must be an IP address or a host name (letters, digits, _ and -, dot-separated).`)
+    if (!isValidHost(host))
+      throw new ConfigError(`SWIM host ${JSON.stringify(host)} must be an IP address or a host name (letters, digits, _ and -, dot-separated).`)
     const secret = o.secret ?? process.env.SHOAL_SECRET
     if (!secret && !LOOPBACK.test(host) && !o.insecure) {
-      throw new ConfigError(`A SWIM member on ${host} without a cluster secret would accept anyone's gossip: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
+      throw new ConfigError(
+        `A SWIM member on ${host} without a cluster secret would accept anyone's gossip: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`,
+      )
     }
     // A large receive buffer absorbs bursts (a join storm, push-pull replies, a stall's backlog)
     // that the default (~200 KB, ~150 datagrams on Linux) would drop; the OS caps it at rmem_max.
@@ -152,7 +162,10 @@ export class SwimMember {
 
   /** Live (alive or suspect) members other than self. */
   liveMembers(): SwimMemberState[] {
-    return this.instance.members().slice(1).filter((m) => m.status === 'alive' || m.status === 'suspect')
+    return this.instance
+      .members()
+      .slice(1)
+      .filter((m) => m.status === 'alive' || m.status === 'suspect')
   }
 
   /** Calls `listener` on every status change; returns the unsubscribe function. */
@@ -165,7 +178,11 @@ export class SwimMember {
    * status), then every change. Ends when the member closes or the loop is broken.
    */
   changes(): AsyncIterableIterator<MembershipChange> {
-    return this.#changes.iterate(() => this.members().slice(1).map((member) => ({ member, previous: undefined })))
+    return this.#changes.iterate(() =>
+      this.members()
+        .slice(1)
+        .map((member) => ({ member, previous: undefined })),
+    )
   }
 
   /** Joins through more seed addresses. */
@@ -252,7 +269,8 @@ export class SwimMember {
   #changed(member: SwimMemberState, previous: SwimStatus | undefined): void {
     const level = member.status === 'alive' && previous !== 'suspect' ? 'info' : member.status === 'suspect' ? 'debug' : 'info'
     this.log[level]({ member: nodeKey(member.node), status: member.status, previous, incarnation: member.incarnation }, 'member status changed')
-    if (swimChangeChannel.hasSubscribers) swimChangeChannel.publish({ self: this.node, member: member.node, from: previous, to: member.status, incarnation: member.incarnation })
+    if (swimChangeChannel.hasSubscribers)
+      swimChangeChannel.publish({ self: this.node, member: member.node, from: previous, to: member.status, incarnation: member.incarnation })
     this.#changes.emit({ member, previous })
   }
 
@@ -295,24 +313,30 @@ export class SwimMember {
   // ── outbound streams ───────────────────────────────────────────────────────
 
   #streamPing(to: SwimNode, ping: Message, timeout: number): void {
-    this.#stream.request(to, seal(this.#key, encodeMessage(ping)), timeout).then(
-      (reply) => {
-        if (this.#closed) return
-        this.#apply(this.instance.onStreamAck(decodeMessage(reply, open(this.#key, reply))))
-      },
-      () => undefined,
-    ).catch(() => this.#drop('stream-malformed'))
+    this.#stream
+      .request(to, seal(this.#key, encodeMessage(ping)), timeout)
+      .then(
+        (reply) => {
+          if (this.#closed) return
+          this.#apply(this.instance.onStreamAck(decodeMessage(reply, open(this.#key, reply))))
+        },
+        () => undefined,
+      )
+      .catch(() => this.#drop('stream-malformed'))
   }
 
   #pushPull(to: SwimAddress, request: Buffer): void {
-    this.#stream.request(to, request, PUSH_PULL_TIMEOUT).then(
-      (reply) => {
-        if (this.#closed) return
-        const p = decodePushPull(reply, this.instance.settings.maxMembers, open(this.#key, reply))
-        this.#apply(this.instance.onPushPullReply(p))
-      },
-      (e: Error) => this.log.debug({ to: addressKey(to), err: e.message }, 'push-pull failed'),
-    ).catch((e: unknown) => this.#drop(`stream-${e instanceof SwimCodecError ? e.reason : 'malformed'}`))
+    this.#stream
+      .request(to, request, PUSH_PULL_TIMEOUT)
+      .then(
+        (reply) => {
+          if (this.#closed) return
+          const p = decodePushPull(reply, this.instance.settings.maxMembers, open(this.#key, reply))
+          this.#apply(this.instance.onPushPullReply(p))
+        },
+        (e: Error) => this.log.debug({ to: addressKey(to), err: e.message }, 'push-pull failed'),
+      )
+      .catch((e: unknown) => this.#drop(`stream-${e instanceof SwimCodecError ? e.reason : 'malformed'}`))
   }
 
   #drop(reason: string): void {
@@ -337,7 +361,9 @@ async function socketType(host: string): Promise<SocketType> {
       await lookup(host, { family: 6 })
       return 'udp6'
     } catch (e) {
-      throw new ConfigError(`SWIM host ${host} does not resolve (${(e as { code?: string }).code ?? (e as Error).message}): use an IP address, or a name this machine resolves.`)
+      throw new ConfigError(
+        `SWIM host ${host} does not resolve (${(e as { code?: string }).code ?? (e as Error).message}): use an IP address, or a name this machine resolves.`,
+      )
     }
   }
 }

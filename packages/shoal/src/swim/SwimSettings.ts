@@ -113,7 +113,10 @@ export function resolveSwimSettings(s: SwimSettings = {}): ResolvedSwimSettings 
     if (typeof value === 'number' && !(Number.isFinite(value) && value >= 0)) throw new ConfigError(`swim.${key} must be a finite number ≥ 0, got ${value}.`)
   }
   if (r.probeInterval <= 0 || r.pingTimeout <= 0) throw new ConfigError('swim.probeInterval and swim.pingTimeout must be > 0.')
-  if (r.pingTimeout >= r.probeInterval) throw new ConfigError(`swim.pingTimeout (${r.pingTimeout}) must be shorter than swim.probeInterval (${r.probeInterval}), to leave time for indirect probes.`)
+  if (r.pingTimeout >= r.probeInterval)
+    throw new ConfigError(
+      `swim.pingTimeout (${r.pingTimeout}) must be shorter than swim.probeInterval (${r.probeInterval}), to leave time for indirect probes.`,
+    )
   if (r.suspicionMax < r.suspicionMin) throw new ConfigError('swim.suspicionMax must be ≥ swim.suspicionMin.')
   if (r.maxDatagram < 512 || r.maxDatagram > 65_000) throw new ConfigError('swim.maxDatagram must be between 512 and 65000 bytes.')
   if (r.gossipInterval <= 0) throw new ConfigError('swim.gossipInterval must be > 0.')

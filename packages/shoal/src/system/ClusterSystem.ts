@@ -11,32 +11,31 @@
  * @module
  */
 import { hostname } from 'node:os'
-import { pino, type Logger } from 'pino'
+import { type Logger, pino } from 'pino'
 import type { ActorCell } from '../actor/ActorCell.ts'
 import { ActorId } from '../actor/ActorId.ts'
+import { type ActorRef, makeRef } from '../actor/ActorRef.ts'
+import { type ClusterNode, formatNode, newNodeUid } from '../actor/ClusterNode.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from '../actor/DistributedActor.ts'
 import { LocalActors } from '../actor/LocalActors.ts'
 import type { Termination } from '../actor/Termination.ts'
-import { type ActorRef, makeRef } from '../actor/ActorRef.ts'
 import { Cluster } from '../cluster/Cluster.ts'
-import { type ClusterNode, formatNode, newNodeUid } from '../actor/ClusterNode.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
-import { DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { ClusterdDirectory, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
-import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from '../actor/DistributedActor.ts'
-import { ConfigError, SystemShutDownError } from '../errors.ts'
+import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
 import { Metrics } from '../observability/Metrics.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
 import type { PendingCall } from '../remoting/PendingCall.ts'
 import { Remoting } from '../remoting/Remoting.ts'
 import { type RefParts, Serialization } from '../serialization/Serialization.ts'
-import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings } from './Settings.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
 import { SwimMember } from '../swim/SwimMember.ts'
+import { DeadlineQueue } from '../util/DeadlineQueue.ts'
+import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
 import { Dispatcher } from './Dispatcher.ts'
 import { PluginHost } from './PluginHost.ts'
+import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings } from './Settings.ts'
 import { registerServices, SystemServices } from './SystemServices.ts'
-import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
-import { SerializationError } from '../errors.ts'
 
 declare module '../actor/ActorSystem.ts' {
   // `actor.system` is the whole ClusterSystem, plugin facades included (see actor/ActorSystem.ts).
@@ -84,7 +83,11 @@ export class ClusterSystem {
     this.callTimeout = settings.callTimeout
     this.maxMailbox = settings.maxMailbox
     this.log = logger
-    this.metrics = new Metrics({ system: settings.name }, () => this.#actors.mailboxDepth, () => this.#actors.size)
+    this.metrics = new Metrics(
+      { system: settings.name },
+      () => this.#actors.mailboxDepth,
+      () => this.#actors.size,
+    )
     this.serialization = new Serialization((parts) => this.#refFromParts(parts), settings.serializationOptions)
     const ledger = { deadlines: this.#deadlines, metrics: this.metrics }
     const nodeOf = (): ClusterNode => this.node
@@ -156,7 +159,8 @@ export class ClusterSystem {
    */
   static async start(settings: ClusterSystemSettings = {}): Promise<ClusterSystem> {
     const resolved = resolveSettings(settings)
-    const base = settings.logger ?? pino({ level: settings.logLevel ?? process.env.SHOAL_LOG_LEVEL ?? 'info', base: { pid: process.pid, hostname: hostname() } })
+    const base =
+      settings.logger ?? pino({ level: settings.logLevel ?? process.env.SHOAL_LOG_LEVEL ?? 'info', base: { pid: process.pid, hostname: hostname() } })
     const uid = newNodeUid()
     const log = base.child({ system: resolved.name })
     // The port is known only after binding when 0 is asked for; the node identity waits for it.
@@ -181,7 +185,17 @@ export class ClusterSystem {
       await system.shutdown()
       throw e
     }
-    log.info({ node: formatNode(node), cluster: resolved.clusterName, tls: Boolean(resolved.tls), secret: Boolean(resolved.secret), swim: Boolean(system.#swim), plugins: system.#plugins.names }, 'node started')
+    log.info(
+      {
+        node: formatNode(node),
+        cluster: resolved.clusterName,
+        tls: Boolean(resolved.tls),
+        secret: Boolean(resolved.secret),
+        swim: Boolean(system.#swim),
+        plugins: system.#plugins.names,
+      },
+      'node started',
+    )
     return system
   }
 
@@ -299,7 +313,12 @@ export class ClusterSystem {
    * it with `shutdown()`. Gotcha: it needs the cluster's secret like any node.
    */
   static async startClusterDaemon(settings: Omit<ClusterSystemSettings, 'cluster' | 'swim' | 'name'> = {}): Promise<ClusterSystem> {
-    const system = await ClusterSystem.start({ ...settings, name: 'clusterd', host: settings.host ?? DEFAULT_CLUSTERD.host, port: settings.port ?? DEFAULT_CLUSTERD.port })
+    const system = await ClusterSystem.start({
+      ...settings,
+      name: 'clusterd',
+      host: settings.host ?? DEFAULT_CLUSTERD.host,
+      port: settings.port ?? DEFAULT_CLUSTERD.port,
+    })
     system.#clusterd = new ClusterdDirectory(system.#services)
     return system
   }

@@ -5,11 +5,11 @@
  * @module
  */
 import type { ActorId } from '../actor/ActorId.ts'
-import type { LocalActors } from '../actor/LocalActors.ts'
-import type { Invoker, Route } from '../actor/Route.ts'
 import type { ActorRefImpl } from '../actor/ActorRef.ts'
 import { outgoingChain } from '../actor/CallContext.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { LocalActors } from '../actor/LocalActors.ts'
+import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
@@ -55,7 +55,15 @@ export class Dispatcher implements Invoker {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!callTracingActive()) return route.call(method, args, chain, timeout, undefined)
     const headers: Record<string, string> = {}
-    const ctx: CallTraceContext = { side: 'caller', actorType: ref.info?.name, method, target: ref.id.toString(), targetNode: ref.id.node, local: route.local, headers }
+    const ctx: CallTraceContext = {
+      side: 'caller',
+      actorType: ref.info?.name,
+      method,
+      target: ref.id.toString(),
+      targetNode: ref.id.node,
+      local: route.local,
+      headers,
+    }
     // A start subscriber may have added trace context: it travels in the envelope.
     return traceCall(ctx, () => route.call(method, args, chain, timeout, hasKeys(headers) ? headers : undefined))
   }

@@ -24,13 +24,13 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
-import type { ActorSystem } from '../actor/ActorSystem.ts'
-import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
+import type { ActorSystem } from '../actor/ActorSystem.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { DistributedActor } from '../actor/DistributedActor.ts'
+import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
-import type { DistributedActor } from '../actor/DistributedActor.ts'
 
 export type { ControlChannel, Invocation, LocalTarget }
 

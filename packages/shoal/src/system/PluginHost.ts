@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
-import type { Cluster } from '../cluster/Cluster.ts'
 import type { DistributedActor } from '../actor/DistributedActor.ts'
+import type { Cluster } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
 import type { Plugin, PluginContext } from './Plugin.ts'
 
@@ -32,7 +32,8 @@ export class PluginHost {
     for (const plugin of plugins) {
       if (names.has(plugin.name)) throw new ConfigError(`Two plugins are named "${plugin.name}": plugin names must be unique.`)
       names.add(plugin.name)
-      if (plugin.facade !== undefined && plugin.facade in owner) throw new ConfigError(`Plugin "${plugin.name}" wants to publish "${plugin.facade}", which the system already has.`)
+      if (plugin.facade !== undefined && plugin.facade in owner)
+        throw new ConfigError(`Plugin "${plugin.name}" wants to publish "${plugin.facade}", which the system already has.`)
       const facade = await plugin.start(context(this.#log.child({ plugin: plugin.name })))
       this.#entries.push({ plugin, facade })
       if (plugin.facade !== undefined) Object.defineProperty(owner, plugin.facade, { value: facade, enumerable: true })

@@ -4,15 +4,15 @@
  */
 import type { Logger } from 'pino'
 import { isValidSystemName } from '../actor/ClusterNode.ts'
+import type { ClusterSettings } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
+import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
 import type { SerializationOptions } from '../serialization/Serialization.ts'
-import type { TlsSettings } from '../transport/Transport.ts'
 import type { SwimAddress } from '../swim/SwimNode.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
-import type { ClusterSettings } from '../cluster/Cluster.ts'
-import type { Plugin } from './Plugin.ts'
-import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
+import type { TlsSettings } from '../transport/Transport.ts'
 import type { WatchSettings } from '../watch/LifecycleWatch.ts'
+import type { Plugin } from './Plugin.ts'
 
 /** SWIM failure detection for a cluster system: protocol settings plus where to join. */
 export interface SystemSwimSettings extends SwimSettings {
@@ -139,7 +139,9 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   const rawSecret = s.secret ?? process.env.SHOAL_SECRET
   const secret = rawSecret === undefined || rawSecret === '' ? undefined : Buffer.from(rawSecret)
   if (!secret && !LOOPBACK.test(host) && !s.insecure) {
-    throw new ConfigError(`Binding ${host} without a cluster secret would let anyone on the network join and call actors: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`)
+    throw new ConfigError(
+      `Binding ${host} without a cluster secret would let anyone on the network join and call actors: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`,
+    )
   }
   const positive = (v: number | undefined, d: number, what: string): number => {
     const n = v ?? d

@@ -9,17 +9,17 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
-import type { ActorSystem } from '../actor/ActorSystem.ts'
-import type { LocalActors } from '../actor/LocalActors.ts'
 import { type ActorRef, ActorRefImpl, makeRef } from '../actor/ActorRef.ts'
+import type { ActorSystem } from '../actor/ActorSystem.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
-import type { ControlChannel, ControlTarget, ControlHandler } from '../control/ControlChannel.ts'
+import { type ActorClass, actorClassInfo, type DistributedActor } from '../actor/DistributedActor.ts'
+import type { LocalActors } from '../actor/LocalActors.ts'
+import type { ControlChannel, ControlHandler, ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
-import { actorClassInfo, type ActorClass, type DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError } from '../errors.ts'
-import type { PluginActors, PluginCalls, PluginContext, PluginNodes } from './Plugin.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
 import type { Dispatcher } from './Dispatcher.ts'
+import type { PluginActors, PluginCalls, PluginContext, PluginNodes } from './Plugin.ts'
 
 export interface SystemParts {
   readonly system: ActorSystem

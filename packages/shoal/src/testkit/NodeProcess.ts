@@ -4,7 +4,7 @@
  * port. It reads the JSON log lines the CLI writes when stdout is not a terminal.
  * @module
  */
-import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 /** The `shoal` CLI entry point of this package. */
@@ -71,7 +71,9 @@ export class NodeProcess {
     const options: SpawnOptions = { env: { ...process.env, SHOAL_LOG_LEVEL: 'info', ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] }
     const child = o.spawner ? o.spawner(process.execPath, args, options) : spawn(process.execPath, args, options)
     const p = new NodeProcess(child)
-    const ready = o.readyWhen ?? ((l: LogLine) => l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started'))
+    const ready =
+      o.readyWhen ??
+      ((l: LogLine) => l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started'))
     await Promise.race([
       p.waitForLine(ready, o.timeout ?? 30_000),
       p.exited.then(({ code, signal }) => {
@@ -116,7 +118,9 @@ export class NodeProcess {
 
   /** Lines saying `member` (an address) changed to `status`. */
   statusLines(member: string, status: string): LogLine[] {
-    return this.lines.filter((l) => l.msg === 'member status changed' && typeof l.member === 'string' && l.member.includes(`@${member}#`) && l.status === status)
+    return this.lines.filter(
+      (l) => l.msg === 'member status changed' && typeof l.member === 'string' && l.member.includes(`@${member}#`) && l.status === status,
+    )
   }
 
   /** GETs a path of the management endpoint (needs `--http`). */

@@ -22,7 +22,15 @@ export interface TestNodes {
 export async function startNodes(count: number, settings: ClusterSystemSettings = {}): Promise<TestNodes> {
   const systems: ClusterSystem[] = []
   for (let i = 0; i < count; i++) {
-    systems.push(await ClusterSystem.start({ logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent', ...settings, name: `${settings.name ?? 'node'}-${i}`, host: '127.0.0.1', port: 0 }))
+    systems.push(
+      await ClusterSystem.start({
+        logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
+        ...settings,
+        name: `${settings.name ?? 'node'}-${i}`,
+        host: '127.0.0.1',
+        port: 0,
+      }),
+    )
   }
   return {
     systems,
@@ -84,6 +92,6 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
     }
   }
 }
-export { NodeProcess, SHOAL_BIN, type LogLine, type NodeProcessOptions } from './NodeProcess.ts'
-export { eventStoreConformance, events as conformanceEvents, type ConformanceFramework } from './EventStoreConformance.ts'
+export { type ConformanceFramework, eventStoreConformance, events as conformanceEvents } from './EventStoreConformance.ts'
 export { leaseStoreConformance } from './LeaseStoreConformance.ts'
+export { type LogLine, NodeProcess, type NodeProcessOptions, SHOAL_BIN } from './NodeProcess.ts'

@@ -15,10 +15,10 @@
  * @module
  */
 import type { ClusterNode } from '../actor/ClusterNode.ts'
-import { Deque } from '../util/Deque.ts'
 import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
-import { FrameType } from '../wire/Frame.ts'
+import { Deque } from '../util/Deque.ts'
 import { TargetCache } from '../wire/Envelope.ts'
+import { FrameType } from '../wire/Frame.ts'
 import type { Connection } from './Connection.ts'
 
 /**
@@ -120,11 +120,15 @@ export class Association {
    */
   enqueue(lane: Lane, msg: OutboundMessage): void {
     if (this.state === 'backoff' && this.#hooks.now() < this.#retryAt) {
-      throw new NodeUnreachableError(`Node ${this.key} is unreachable (${this.#lastError}); next connection attempt in ${Math.ceil(this.#retryAt - this.#hooks.now())} ms.`)
+      throw new NodeUnreachableError(
+        `Node ${this.key} is unreachable (${this.#lastError}); next connection attempt in ${Math.ceil(this.#retryAt - this.#hooks.now())} ms.`,
+      )
     }
     const size = sizeOf(msg)
     if (size + 1 > this.#settings.maxFrameSize) {
-      throw new SerializationError(`Message of ${size} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`)
+      throw new SerializationError(
+        `Message of ${size} bytes exceeds maxFrameSize (${this.#settings.maxFrameSize}): send less data per call, or raise maxFrameSize on every node.`,
+      )
     }
     if (lane === 'control') {
       // Control traffic is small and periodic; a backlog this large means the peer is gone or stuck.
@@ -136,7 +140,9 @@ export class Association {
     } else {
       const inSocket = this.connection?.socket.writableLength ?? 0
       if (this.#userBytes + inSocket + size > this.#settings.maxOutboundBytes) {
-        throw new OverloadedError(`Outbound queue to ${this.key} is full (${this.#userBytes + inSocket} bytes, maxOutboundBytes ${this.#settings.maxOutboundBytes}): the peer or network is slower than the sender; back off and retry.`)
+        throw new OverloadedError(
+          `Outbound queue to ${this.key} is full (${this.#userBytes + inSocket} bytes, maxOutboundBytes ${this.#settings.maxOutboundBytes}): the peer or network is slower than the sender; back off and retry.`,
+        )
       }
       this.#user.push(msg)
       this.#userBytes += size
@@ -204,7 +210,8 @@ export class Association {
         this.#userBytes += sizeOf(m)
       } else dropped.push(m)
     }
-    for (const m of dropped) this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
+    for (const m of dropped)
+      this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
   }
 
   #scheduleFlush(): void {
@@ -234,7 +241,13 @@ export class Association {
         const f = this.#fragment
         const end = Math.min(f.inner.length, f.offset + this.#settings.fragmentSize)
         const last = end === f.inner.length
-        const piece: OutboundMessage = { type: FrameType.Fragment, head: last ? LAST : MORE, body: f.inner.subarray(f.offset, end), uid: undefined, callId: undefined }
+        const piece: OutboundMessage = {
+          type: FrameType.Fragment,
+          head: last ? LAST : MORE,
+          body: f.inner.subarray(f.offset, end),
+          uid: undefined,
+          callId: undefined,
+        }
         f.offset = end
         if (last) this.#fragment = undefined
         batch.push(piece)
@@ -282,5 +295,4 @@ export class Association {
       })
     } else if (more) this.#scheduleFlush()
   }
-
 }

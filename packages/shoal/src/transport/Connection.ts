@@ -5,12 +5,13 @@
  * results go to callbacks. A protocol violation closes this connection only, with the reason.
  * @module
  */
-import type { Association } from './Association.ts'
+
 import type { Socket } from 'node:net'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
+import { encodeFrame, FrameType } from '../wire/Frame.ts'
 import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
-import { encodeFrame, FrameType } from '../wire/Frame.ts'
+import type { Association } from './Association.ts'
 
 /** Largest frame accepted before the handshake completes. */
 export const HANDSHAKE_MAX_FRAME = 8 * 1024
@@ -44,7 +45,14 @@ export class Connection {
   #reassembly: Buffer[] = []
   #reassemblyBytes = 0
 
-  constructor(socket: Socket, initiator: 'self' | 'peer', handshake: ClientHandshake | ServerHandshake, maxFrameSize: number, handshakeTimeoutMs: number, events: ConnectionEvents) {
+  constructor(
+    socket: Socket,
+    initiator: 'self' | 'peer',
+    handshake: ClientHandshake | ServerHandshake,
+    maxFrameSize: number,
+    handshakeTimeoutMs: number,
+    events: ConnectionEvents,
+  ) {
     this.socket = socket
     this.initiator = initiator
     this.#handshake = handshake
@@ -144,8 +152,7 @@ export class Connection {
           return
         }
         this.#apply(directives)
-      }
-      else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
+      } else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
       else this.#events.violation(this, 'unexpected second preamble')
     }
     // Handshake frames are small: a peer that has not proved itself may not make us buffer more.

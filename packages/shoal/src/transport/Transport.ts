@@ -7,19 +7,20 @@
  * incarnations, and route established frames to the system. It knows nothing about actors.
  * @module
  */
-import { Tombstones } from './Tombstones.ts'
+
 import { randomBytes } from 'node:crypto'
 import net, { type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
 import { NodeUnreachableError, ProtocolError } from '../errors.ts'
-import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
-import { FrameType } from '../wire/Frame.ts'
+import { type ConnectionDirection, handshakeFailedChannel, transportCloseChannel, transportConnectChannel } from '../observability/Channels.ts'
 import { HEADERS_MIN_MINOR } from '../wire/Envelope.ts'
-import { handshakeFailedChannel, transportCloseChannel, transportConnectChannel, type ConnectionDirection } from '../observability/Channels.ts'
+import { FrameType } from '../wire/Frame.ts'
+import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
 import { Connection, type ConnectionEvents } from './Connection.ts'
+import { Tombstones } from './Tombstones.ts'
 
 /** TLS settings: node:tls options for both server and client sides; mutual authentication is on. */
 export interface TlsSettings extends tls.SecureContextOptions {
@@ -212,7 +213,10 @@ export class Transport {
     if (this.#handshaking >= MAX_PENDING_HANDSHAKES) {
       // Unauthenticated connections cost memory and a timer each; past the cap, refuse at once.
       this.#handler.metrics.refused('handshake')
-      this.#log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, pending: this.#handshaking }, 'refused a connection: too many handshakes in progress')
+      this.#log.warn(
+        { peer: `${socket.remoteAddress}:${socket.remotePort}`, pending: this.#handshaking },
+        'refused a connection: too many handshakes in progress',
+      )
       socket.destroy()
       return
     }
@@ -230,7 +234,14 @@ export class Transport {
   }
 
   #handshakeConfig() {
-    return { self: this.self, clusterName: this.#settings.clusterName, secret: this.#settings.secret, random: randomBytes, major: this.#settings.protocolMajor, minor: this.#settings.protocolMinor }
+    return {
+      self: this.self,
+      clusterName: this.#settings.clusterName,
+      secret: this.#settings.secret,
+      random: randomBytes,
+      major: this.#settings.protocolMajor,
+      minor: this.#settings.protocolMinor,
+    }
   }
 
   #track(socket: Socket): void {
@@ -305,7 +316,13 @@ export class Transport {
     this.#handler.metrics.associations(this.associationCount)
     this.#log.debug({ peer: formatNode(peer), initiator: conn.initiator }, 'association established')
     if (transportConnectChannel.hasSubscribers) {
-      transportConnectChannel.publish({ self: this.self, peer, direction: direction(conn), remoteAddress: remoteAddress(conn), protocolMinor: conn.protocolMinor })
+      transportConnectChannel.publish({
+        self: this.self,
+        peer,
+        direction: direction(conn),
+        remoteAddress: remoteAddress(conn),
+        protocolMinor: conn.protocolMinor,
+      })
     }
   }
 
@@ -382,7 +399,8 @@ export class Transport {
     // Unsent messages were meant for the lost connection's peer; failing them now keeps callers' view
     // consistent with the calls that were in flight.
     assoc.dropAll(new NodeUnreachableError(`Connection to ${formatNode(peer)} was lost (${reason ?? 'closed'}) before the message was sent.`))
-    if (transportCloseChannel.hasSubscribers) transportCloseChannel.publish({ self: this.self, peer, direction: direction(conn), reason: reason ?? 'connection closed', gone })
+    if (transportCloseChannel.hasSubscribers)
+      transportCloseChannel.publish({ self: this.self, peer, direction: direction(conn), reason: reason ?? 'connection closed', gone })
     this.#handler.associationLost(assoc, peer, reason ?? 'connection closed', gone)
   }
 
@@ -394,7 +412,9 @@ export class Transport {
       assoc.connection?.close('node is shutting down', goodbye)
     }
     const serverClosed = new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))
-    const socketsClosed = Promise.all([...this.#sockets].map((s) => new Promise<void>((resolve) => (s.destroyed && s.closed ? resolve() : s.once('close', () => resolve())))))
+    const socketsClosed = Promise.all(
+      [...this.#sockets].map((s) => new Promise<void>((resolve) => (s.destroyed && s.closed ? resolve() : s.once('close', () => resolve())))),
+    )
     const forced = setTimeout(() => {
       for (const s of this.#sockets) s.destroy()
     }, 3000)

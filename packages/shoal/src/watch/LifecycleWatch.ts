@@ -14,18 +14,17 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { Gauge } from 'prom-client'
 import type { Registry as PromRegistry } from 'prom-client'
-import { ActorId } from '../actor/ActorId.ts'
+import { Gauge } from 'prom-client'
 import type { ActorCell, Invocation } from '../actor/ActorCell.ts'
+import { ActorId } from '../actor/ActorId.ts'
 import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
+import type { Termination, TerminationReason } from '../actor/Termination.ts'
 import { isPresent } from '../cluster/Member.ts'
 import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
-import type { Termination, TerminationReason } from '../actor/Termination.ts'
 import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from './WatchCodec.ts'
-
 
 /** How a watched actor ended. */
 export type { Termination, TerminationReason } from '../actor/Termination.ts'
@@ -201,8 +200,22 @@ export class LifecycleWatch {
     const watched = (): number => this.watchedCount
     const unacked = (): number => this.unacked
     const stats = this.stats
-    new Gauge({ name: 'shoal_watch_watched_actors', help: 'Actors watched from this node', registers, collect() { this.set(watched()) } })
-    new Gauge({ name: 'shoal_watch_unacked_system_messages', help: 'System messages awaiting acknowledgement', registers, collect() { this.set(unacked()) } })
+    new Gauge({
+      name: 'shoal_watch_watched_actors',
+      help: 'Actors watched from this node',
+      registers,
+      collect() {
+        this.set(watched())
+      },
+    })
+    new Gauge({
+      name: 'shoal_watch_unacked_system_messages',
+      help: 'System messages awaiting acknowledgement',
+      registers,
+      collect() {
+        this.set(unacked())
+      },
+    })
     new Gauge({
       name: 'shoal_watch_terminations',
       help: 'Terminations delivered to watchers since start, by reason',

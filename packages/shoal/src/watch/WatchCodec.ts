@@ -11,7 +11,7 @@
  * The actor of a message is on the receiving node (watch, unwatch) or the sending node (terminated).
  * @module
  */
-import { ControlDecodeError, controlPackr, ControlReader } from '../control/ControlCodec.ts'
+import { ControlDecodeError, ControlReader, controlPackr } from '../control/ControlCodec.ts'
 import type { Batch } from './SystemChannel.ts'
 
 const VERSION = 1
@@ -39,7 +39,9 @@ const REASONS = ['stopped', 'not-found'] as const
 
 /** Encodes a batch of system messages. */
 export function encodeBatch(b: Batch<SystemMessage>): Buffer {
-  const messages = b.messages.map((m) => (m.type === 'terminated' ? [2, m.path, m.incarnation, REASONS.indexOf(m.reason)] : [TYPES.indexOf(m.type), m.path, m.incarnation]))
+  const messages = b.messages.map((m) =>
+    m.type === 'terminated' ? [2, m.path, m.incarnation, REASONS.indexOf(m.reason)] : [TYPES.indexOf(m.type), m.path, m.incarnation],
+  )
   return controlPackr.pack([VERSION, 0, b.first, messages])
 }
 

@@ -148,7 +148,12 @@ export class ClientHandshake {
 
   start(): HandshakeDirective[] {
     this.#state = 'hello-sent'
-    const hello = json(FrameType.Hello, { node: nodeJson(this.#cfg.self), cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER, target: this.#target, nonce: this.#nonce })
+    const hello = json(FrameType.Hello, {
+      node: nodeJson(this.#cfg.self),
+      cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER,
+      target: this.#target,
+      nonce: this.#nonce,
+    })
     return [{ type: 'send', bytes: Buffer.concat([preamble(this.#cfg.major, this.#cfg.minor), hello]) }]
   }
 
@@ -163,7 +168,8 @@ export class ClientHandshake {
     if (!this.#sawPreamble) return this.#done([fail('peer sent a frame before its preamble')])
     if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
     if (item.type === FrameType.Challenge && this.#state === 'hello-sent') return this.#challenge(item.body)
-    if (item.type === FrameType.Accept && this.#state === 'proof-sent') return this.#done([{ type: 'established', peer: this.#peer!, minor: negotiated(this.#cfg, this.#peerMinor) }])
+    if (item.type === FrameType.Accept && this.#state === 'proof-sent')
+      return this.#done([{ type: 'established', peer: this.#peer!, minor: negotiated(this.#cfg, this.#peerMinor) }])
     return this.#done([fail(`unexpected frame type ${item.type} during handshake`)])
   }
 
@@ -271,7 +277,10 @@ export class ServerHandshake {
     }
     const refusal = this.#cfg.admit(peer)
     if (refusal !== undefined) return this.#done([{ type: 'send', bytes: reject(refusal) }, fail(refusal)])
-    return this.#done([{ type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) }, { type: 'established', peer, minor: negotiated(this.#cfg, this.#peerMinor) }])
+    return this.#done([
+      { type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) },
+      { type: 'established', peer, minor: negotiated(this.#cfg, this.#peerMinor) },
+    ])
   }
 
   #done(ds: HandshakeDirective[]): HandshakeDirective[] {

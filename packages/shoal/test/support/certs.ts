@@ -67,9 +67,15 @@ export async function createTestPki(): Promise<TestPki> {
       const keyPath = join(dir, `${n}.key`)
       const certPath = join(dir, `${n}.crt`)
       const configPath = join(dir, `${n}.cnf`)
-      await writeFile(configPath, `${REQ_CONFIG}[v3_ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n`)
+      await writeFile(
+        configPath,
+        `${REQ_CONFIG}[v3_ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n`,
+      )
       await newKey(keyPath)
-      await openssl(['req', '-new', '-x509', '-config', configPath, '-extensions', 'v3_ca', '-key', keyPath, '-subj', `/CN=${n}`, '-days', '1', '-out', certPath], dir)
+      await openssl(
+        ['req', '-new', '-x509', '-config', configPath, '-extensions', 'v3_ca', '-key', keyPath, '-subj', `/CN=${n}`, '-days', '1', '-out', certPath],
+        dir,
+      )
       return { name: n, keyPath, certPath, cert: await readFile(certPath) }
     },
     async node(ca, name, options = {}) {
@@ -86,7 +92,29 @@ export async function createTestPki(): Promise<TestPki> {
       await newKey(keyPath)
       await openssl(['req', '-new', '-config', reqConfig, '-key', keyPath, '-subj', `/CN=${n}`, '-out', csrPath], dir)
       const serial = `0x${randomBytes(8).toString('hex')}`
-      await openssl(['x509', '-req', '-in', csrPath, '-CA', ca.certPath, '-CAkey', ca.keyPath, '-set_serial', serial, '-days', '1', '-extfile', extPath, '-extensions', 'v3_node', '-out', certPath], dir)
+      await openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          csrPath,
+          '-CA',
+          ca.certPath,
+          '-CAkey',
+          ca.keyPath,
+          '-set_serial',
+          serial,
+          '-days',
+          '1',
+          '-extfile',
+          extPath,
+          '-extensions',
+          'v3_node',
+          '-out',
+          certPath,
+        ],
+        dir,
+      )
       return { key: await readFile(keyPath), cert: await readFile(certPath) }
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),

@@ -20,7 +20,7 @@
  * Needs root and iproute2 (`ip`); no iptables. Every `ip` call is `execFile` with an argument list.
  * @module
  */
-import { type ChildProcess, execFile, spawn, type SpawnOptions } from 'node:child_process'
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 
@@ -252,7 +252,10 @@ export class NetnsLab {
     // Trunk first, so no packet crosses while ports move.
     await ip('link', 'set', this.#trunk('A'), 'down')
     await ip('link', 'set', this.#trunk('B'), 'down')
-    for (const [group, side] of [[groupA, 'A'], [groupB, 'B']] as const) {
+    for (const [group, side] of [
+      [groupA, 'A'],
+      [groupB, 'B'],
+    ] as const) {
       for (const i of group) {
         if (this.#side[i] !== side) {
           await ip('link', 'set', this.hostVeth(i), 'master', this.#bridge(side))
@@ -323,8 +326,26 @@ export class NetnsLab {
       const br = this.#bridge(side)
       // No STP and no forward delay: ports forward as soon as they are up. No netfilter on bridged
       // frames (br_netfilter may be loaded with bridge-nf-call-iptables=1). No IPv6 link-local.
-      await ip('link', 'add', 'name', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0',
-        'nf_call_iptables', '0', 'nf_call_ip6tables', '0', 'nf_call_arptables', '0', 'mcast_snooping', '0')
+      await ip(
+        'link',
+        'add',
+        'name',
+        br,
+        'type',
+        'bridge',
+        'stp_state',
+        '0',
+        'forward_delay',
+        '0',
+        'nf_call_iptables',
+        '0',
+        'nf_call_ip6tables',
+        '0',
+        'nf_call_arptables',
+        '0',
+        'mcast_snooping',
+        '0',
+      )
       await ip('link', 'set', br, 'addrgenmode', 'none')
       await ip('link', 'set', br, 'up')
     }
@@ -353,7 +374,8 @@ export class NetnsLab {
       for (let i = 0; i < this.size; i++) {
         const s = await linkState(this.hostVeth(i))
         const want = this.#bridge(this.#side[i]!)
-        if (s.master !== want || s.portState !== 'forwarding') return `${this.hostVeth(i)} is ${s.portState ?? 'no port'} on ${s.master ?? 'no bridge'}, want forwarding on ${want}`
+        if (s.master !== want || s.portState !== 'forwarding')
+          return `${this.hostVeth(i)} is ${s.portState ?? 'no port'} on ${s.master ?? 'no bridge'}, want forwarding on ${want}`
       }
       for (const side of ['A', 'B'] as const) {
         const s = await linkState(this.#trunk(side))

@@ -12,7 +12,7 @@
  * once and says what is missing, for a skip message.
  * @module
  */
-import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { lookup } from 'node:dns/promises'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -58,7 +58,8 @@ export class PrivateHosts {
 export async function privateHostsAvailable(): Promise<{ ok: true } | { ok: false; why: string }> {
   if (process.platform !== 'linux') return { ok: false, why: `a private /etc/hosts needs Linux mount namespaces (platform is ${process.platform})` }
   const uid = process.getuid?.()
-  if (uid !== 0) return { ok: false, why: `a private /etc/hosts needs root for unshare --mount and mount --bind (uid is ${uid === undefined ? 'unknown' : String(uid)})` }
+  if (uid !== 0)
+    return { ok: false, why: `a private /etc/hosts needs root for unshare --mount and mount --bind (uid is ${uid === undefined ? 'unknown' : String(uid)})` }
   const name = `shoal_probe-${process.pid}`
   const hosts = await PrivateHosts.create({ [name]: '127.0.0.1' })
   try {
@@ -75,7 +76,11 @@ export async function privateHostsAvailable(): Promise<{ ok: true } | { ok: fals
       })
       child.once('exit', resolve)
     })
-    if (code !== 0 || out !== '127.0.0.1') return { ok: false, why: `unshare --mount with a bind-mounted /etc/hosts does not work here (exit ${code}, output ${JSON.stringify(out)}): ${err.trim().slice(0, 300)}` }
+    if (code !== 0 || out !== '127.0.0.1')
+      return {
+        ok: false,
+        why: `unshare --mount with a bind-mounted /etc/hosts does not work here (exit ${code}, output ${JSON.stringify(out)}): ${err.trim().slice(0, 300)}`,
+      }
     const leaked = await lookup(name).then(
       () => true,
       () => false,

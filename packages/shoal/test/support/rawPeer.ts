@@ -9,9 +9,9 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import net, { type Socket } from 'node:net'
 import {
+  ClientHandshake,
   type ClusterNode,
   type ClusterSystem,
-  ClientHandshake,
   type DecodedItem,
   decodeReply,
   encodeCall,
@@ -26,9 +26,7 @@ import {
 /** How long a raw peer waits for the node before giving up (generous: the machine is shared). */
 const WAIT_MS = 20_000
 
-export type HandshakeOutcome =
-  | { readonly ok: true; readonly peer: ClusterNode }
-  | { readonly ok: false; readonly reason: string; readonly byPeer: boolean }
+export type HandshakeOutcome = { readonly ok: true; readonly peer: ClusterNode } | { readonly ok: false; readonly reason: string; readonly byPeer: boolean }
 
 export interface RawCall {
   readonly uid: string
@@ -187,7 +185,10 @@ export class RawPeer {
     const { node, nonce: serverNonce } = parsed as { node?: { uid?: unknown }; nonce?: unknown }
     if (typeof node?.uid !== 'string' || typeof serverNonce !== 'string') throw new Error('raw peer: malformed Challenge')
     // The client proof of the wire protocol (see wire/Handshake.ts), keyed with the forger's secret.
-    const proof = proofSecret === undefined ? '' : createHmac('sha256', proofSecret).update(`shoal/client|${serverNonce}|${nonce}|${this.node.uid}|${node.uid}`).digest('hex')
+    const proof =
+      proofSecret === undefined
+        ? ''
+        : createHmac('sha256', proofSecret).update(`shoal/client|${serverNonce}|${nonce}|${this.node.uid}|${node.uid}`).digest('hex')
     this.sendFrame(FrameType.Proof, Buffer.from(JSON.stringify({ proof })))
     return this.next()
   }
