@@ -9,6 +9,8 @@
  * then report their window (monotonic µs, as in the .cpuprofile) and CPU time.
  * @module
  */
+import { Socket } from 'node:net'
+import { constants, PerformanceObserver } from 'node:perf_hooks'
 import { makePayload } from '../harness.ts'
 import type { RemotePeer, RemotePeerName } from '../protocol.ts'
 
@@ -23,11 +25,47 @@ export type NodeConfig =
       readonly durationMs: number
     }
 
-/** Clock and CPU time at one edge of the window. */
+/** Clock, CPU time and socket writes so far at one edge of the window. */
 export interface Mark {
   readonly atUs: number
   readonly cpu: NodeJS.CpuUsage
+  readonly writes: number
+  readonly bytesWritten: number
+  readonly gc: GcTally
 }
+
+interface GcTally {
+  minor: number
+  minorUs: number
+  major: number
+  majorUs: number
+}
+
+const gc: GcTally = { minor: 0, minorUs: 0, major: 0, majorUs: 0 }
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as { detail?: { kind?: number } }).detail?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gc.minor++
+      gc.minorUs += entry.duration * 1000
+    } else {
+      gc.major++
+      gc.majorUs += entry.duration * 1000
+    }
+  }
+}).observe({ entryTypes: ['gc'] })
+
+// Every peer writes through net.Socket#write: count the writes (a syscall each, the dominant fixed
+// cost per batch on loopback) and their bytes. The IPC channel to the runner does not use it.
+let writes = 0
+let bytesWritten = 0
+const socketWrite = Socket.prototype.write
+Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+  writes++
+  if (typeof chunk === 'string') bytesWritten += Buffer.byteLength(chunk)
+  else if (chunk instanceof Uint8Array) bytesWritten += chunk.length
+  return (socketWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+} as typeof socketWrite
 
 /** What a process measured over the window. */
 export interface WindowReport {
@@ -38,6 +76,14 @@ export interface WindowReport {
   readonly systemUs: number
   /** Completed calls in the window (client only). */
   readonly calls?: number
+  /** socket.write calls on TCP sockets in the window, and the bytes they wrote. */
+  readonly writes: number
+  readonly bytesWritten: number
+  /** Garbage collections in the window (from perf_hooks 'gc' entries): count and total pause, µs. */
+  readonly minorGcs: number
+  readonly minorGcUs: number
+  readonly majorGcs: number
+  readonly majorGcUs: number
 }
 
 export type NodeMessage =
@@ -71,11 +117,23 @@ function post(message: NodeMessage): void {
 }
 
 function mark(): Mark {
-  return { atUs: Number(process.hrtime.bigint() / 1000n), cpu: process.cpuUsage() }
+  return { atUs: Number(process.hrtime.bigint() / 1000n), cpu: process.cpuUsage(), writes, bytesWritten, gc: { ...gc } }
 }
 
 function windowOf(start: Mark, end: Mark, calls?: number): WindowReport {
-  return { fromUs: start.atUs, toUs: end.atUs, userUs: end.cpu.user - start.cpu.user, systemUs: end.cpu.system - start.cpu.system, calls }
+  return {
+    fromUs: start.atUs,
+    toUs: end.atUs,
+    userUs: end.cpu.user - start.cpu.user,
+    systemUs: end.cpu.system - start.cpu.system,
+    calls,
+    writes: end.writes - start.writes,
+    bytesWritten: end.bytesWritten - start.bytesWritten,
+    minorGcs: end.gc.minor - start.gc.minor,
+    minorGcUs: end.gc.minorUs - start.gc.minorUs,
+    majorGcs: end.gc.major - start.gc.major,
+    majorGcUs: end.gc.majorUs - start.gc.majorUs,
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

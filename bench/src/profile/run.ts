@@ -5,15 +5,26 @@
  * `node --cpu-prof` (and the runner's own execArgv, so `--conditions=source --import tsx`: tsx
  * transpiles, function names stay), keeps `--in-flight` calls going, and takes a steady-state
  * window after the warm-up. It then aggregates the samples inside the window (profile/analyze.ts)
- * and prints, per side, CPU µs per call (from process.cpuUsage, and from the samples), the cost
- * categories side by side for all peers, and the top functions. The .cpuprofile files (open them in
- * Chrome DevTools or speedscope), report.md with every table, and summary.json go to `--out`.
+ * and prints, per side, CPU µs per call (from process.cpuUsage, and from the samples), calls per
+ * socket write, bytes per call, GC time per call and calls per scavenge (perf_hooks), then the cost
+ * categories side by side for all peers; report.md adds the top functions, files, top-level frames
+ * and every project function (self and inclusive). The .cpuprofile files (open them in Chrome
+ * DevTools or speedscope), report.md and summary.json go to `--out`.
+ *
+ * Siblings: profile/micro.ts (ns per operation of clock reads, promises with and without
+ * AsyncLocalStorage, Map traffic, histograms, tracing channels) and profile/promoted.ts (allocation
+ * stacks of the caller's promoted garbage). Findings: bench/notes/profile-2026-12-06.md.
  *
  * Flags:
  * - `--peers=LIST`: remote peers (default `shoal,raw-immediate,raw-microtask`; `raw` = both raw modes)
  * - `--in-flight=N` (default 100), `--seconds=S` measured window (default 5), `--warmup=MS` (default 1500)
- * - `--interval=US`: sampling interval in µs (default 250; V8's own default is 1000)
- * - `--no-prof`: no profiler, CPU time per call only (the profiler itself costs a few %)
+ * - `--interval=US`: sampling interval in µs (default 1000, V8's own; at 250 the sampling itself
+ *   slowed Shoal by a third on this VM, at 1000 it did not measurably)
+ * - `--no-prof`: no profiler, CPU time per call only
+ * - `--no-calibrate`: skip the run without profiler that precedes each profiled run. By default
+ *   each peer runs twice, first without the profiler for its true CPU time per call (sampling costs
+ *   CPU itself), then with it; the tables give each function its share
+ *   of the sampled busy time times that true CPU time per call
  * - `--top=N`: rows in the function tables (default 25)
  * - `--v8=FLAGS`: extra V8/Node flags for both sides, comma-separated (e.g. `--v8=--max-inlining-levels=0`
  *   to keep TurboFan from inlining callees into their callers, for cleaner per-function attribution
@@ -34,8 +45,8 @@ const NODE_ENTRY = fileURLToPath(new URL('./node.ts', import.meta.url))
 function parseArgs(argv: readonly string[]) {
   const flags = new Map<string, string>()
   for (const arg of argv) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg)
-    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'top', 'out', 'v8'].includes(m[1]!))
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg)
+    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'no-calibrate', 'top', 'out', 'v8'].includes(m[1]!))
       throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
     flags.set(m[1]!, m[2] ?? '')
   }
@@ -57,8 +68,9 @@ function parseArgs(argv: readonly string[]) {
     inFlight: num('in-flight', 100),
     durationMs: num('seconds', 5) * 1000,
     warmupMs: num('warmup', 1500),
-    intervalUs: Math.round(num('interval', 250)),
+    intervalUs: Math.round(num('interval', 1000)),
     profile: !flags.has('no-prof'),
+    calibrate: !flags.has('no-calibrate') && !flags.has('no-prof'),
     top: num('top', 25),
     v8: (flags.get('v8') ?? '').split(',').filter((s) => s !== ''),
     out: resolve(flags.get('out') || fileURLToPath(new URL('../../results/profile/', import.meta.url))),
@@ -110,8 +122,13 @@ function log(text: string): void {
  * `--import tsx`, Node 20 runs the loader hooks on a second thread, which writes a profile too (a
  * fixed --cpu-prof-name would let it overwrite the main thread's).
  */
-function spawnNode(config: NodeConfig, name: string, onMessage: (m: NodeMessage) => void): { proc: ChildProcess; exited: Promise<number | null> } {
-  const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, name)}`, `--cpu-prof-interval=${args.intervalUs}`] : []
+function spawnNode(
+  config: NodeConfig,
+  name: string,
+  profile: boolean,
+  onMessage: (m: NodeMessage) => void,
+): { proc: ChildProcess; exited: Promise<number | null> } {
+  const prof = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, name)}`, `--cpu-prof-interval=${args.intervalUs}`] : []
   const proc = fork(NODE_ENTRY, [JSON.stringify(config)], {
     execArgv: [...process.execArgv, ...args.v8, ...prof],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -145,7 +162,10 @@ function waitFor<T>(get: () => T | undefined, what: string, ms: number, failed: 
 
 interface Side {
   readonly window: WindowReport
+  /** CPU time per call in this run (with the profiler's own cost when profiled). */
   readonly cpuUsPerCall: number
+  /** CPU time per call the tables are scaled to: the calibration run's when there was one. */
+  scaleUsPerCall: number
   readonly analysis: Analysis | undefined
 }
 
@@ -155,9 +175,11 @@ interface PeerRun {
   readonly callsPerSec: number
   readonly client: Side
   readonly server: Side
+  /** The same peer run without the profiler just before. */
+  calibration?: PeerRun
 }
 
-async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
+async function profilePeer(peer: RemotePeerName, profile: boolean): Promise<PeerRun> {
   let error: string | undefined
   let info: unknown
   let serverWindow: WindowReport | undefined
@@ -165,7 +187,7 @@ async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
   const fail = (m: NodeMessage): void => {
     if (m.kind === 'error') error = m.message
   }
-  const server = spawnNode({ role: 'server', peer }, `${peer}-server`, (m) => {
+  const server = spawnNode({ role: 'server', peer }, `${peer}-server`, profile, (m) => {
     fail(m)
     if (m.kind === 'ready') info = m.info
     if (m.kind === 'window') serverWindow = m.window
@@ -180,10 +202,13 @@ async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
       30_000,
       () => error,
     )
-    log(`${peer}: server ready; client runs ${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs} ms window`)
+    log(
+      `${peer}${profile ? ' (profiled)' : ''}: server ready; client runs ${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs} ms window`,
+    )
     const client = spawnNode(
       { role: 'client', peer, info, inFlight: args.inFlight, warmupMs: args.warmupMs, durationMs: args.durationMs },
       `${peer}-client`,
+      profile,
       (m) => {
         fail(m)
         if (m.kind === 'mark') send({ kind: 'mark', edge: m.edge })
@@ -210,7 +235,8 @@ async function profilePeer(peer: RemotePeerName): Promise<PeerRun> {
     const side = (w: WindowReport, name: string): Side => ({
       window: w,
       cpuUsPerCall: (w.userUs + w.systemUs) / calls,
-      analysis: args.profile ? analyze(loadProfile(mainThreadProfile(`${peer}-${name}`)), { fromUs: w.fromUs, toUs: w.toUs }) : undefined,
+      scaleUsPerCall: (w.userUs + w.systemUs) / calls,
+      analysis: profile ? analyze(loadProfile(mainThreadProfile(`${peer}-${name}`)), { fromUs: w.fromUs, toUs: w.toUs }) : undefined,
     })
     return { peer, calls, callsPerSec: calls / ((cw.toUs - cw.fromUs) / 1e6), client: side(cw, 'client'), server: side(sw, 'server') }
   } finally {
@@ -230,7 +256,7 @@ function lookup(rows: Breakdown, key: string): number {
  */
 function comparison(runs: readonly PeerRun[]): string[] {
   const columns = runs.flatMap((r) =>
-    (['client', 'server'] as const).map((side) => ({ label: `${r.peer} ${side}`, run: r, a: r[side].analysis!, cpu: r[side].cpuUsPerCall })),
+    (['client', 'server'] as const).map((side) => ({ label: `${r.peer} ${side}`, run: r, a: r[side].analysis!, cpu: r[side].scaleUsPerCall })),
   )
   const keys = [...new Set(columns.flatMap((c) => c.a.selfByCategory.map(([k]) => k)))]
   const perCall = (c: (typeof columns)[number], key: string): number => (lookup(c.a.selfByCategory, key) / c.a.busyUs) * c.cpu
@@ -239,19 +265,27 @@ function comparison(runs: readonly PeerRun[]): string[] {
     `| category (self, µs/call) | ${columns.map((c) => c.label).join(' | ')} |`,
     `|---|${columns.map(() => '---:').join('|')}|`,
     ...keys.map((k) => `| ${k} | ${columns.map((c) => perCall(c, k).toFixed(2)).join(' | ')} |`),
-    `| **CPU (process.cpuUsage)** | ${columns.map((c) => c.cpu.toFixed(2)).join(' | ')} |`,
+    `| **CPU per call (process.cpuUsage${runs[0]?.calibration ? ', run without profiler' : ''})** | ${columns.map((c) => c.cpu.toFixed(2)).join(' | ')} |`,
     `| busy, sampled wall time | ${columns.map((c) => (c.a.busyUs / c.run.calls).toFixed(2)).join(' | ')} |`,
   ]
 }
 
 function summaryTable(runs: readonly PeerRun[]): string[] {
+  const cpu = (r: PeerRun, s: Side): string =>
+    `${s.cpuUsPerCall.toFixed(2)} (${(s.window.userUs / r.calls).toFixed(2)} + ${(s.window.systemUs / r.calls).toFixed(2)})`
+  const busy = (r: PeerRun, s: Side): string => (s.analysis ? (s.analysis.busyUs / r.calls).toFixed(2) : '–')
+  const gcPerCall = (r: PeerRun, s: Side): string => ((s.window.minorGcUs + s.window.majorGcUs) / r.calls).toFixed(2)
   return [
-    '| peer | calls/s | client CPU µs/call (user+sys) | server CPU µs/call | client sampled busy µs/call | server sampled busy µs/call |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...runs.map((r) => {
-      const busy = (s: Side): string => (s.analysis ? (s.analysis.busyUs / r.calls).toFixed(2) : '–')
-      return `| ${r.peer} | ${Math.round(r.callsPerSec).toLocaleString('en-US')} | ${r.client.cpuUsPerCall.toFixed(2)} (${(r.client.window.userUs / r.calls).toFixed(2)} + ${(r.client.window.systemUs / r.calls).toFixed(2)}) | ${r.server.cpuUsPerCall.toFixed(2)} (${(r.server.window.userUs / r.calls).toFixed(2)} + ${(r.server.window.systemUs / r.calls).toFixed(2)}) | ${busy(r.client)} | ${busy(r.server)} |`
-    }),
+    '| peer | run | calls/s | client CPU µs/call (user + sys) | server CPU µs/call (user + sys) | client sampled busy µs/call | server sampled busy µs/call | calls per write, client / server | bytes per call out, client / server | GC µs/call, client / server | calls per scavenge, client / server |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...runs.flatMap((r) =>
+      [...(r.calibration ? [r.calibration] : []), r].map(
+        (x) =>
+          `| ${x.peer} | ${x.client.analysis ? 'profiled' : 'no profiler'} | ${Math.round(x.callsPerSec).toLocaleString('en-US')} | ${cpu(x, x.client)} | ${cpu(x, x.server)} | ${busy(x, x.client)} | ${busy(x, x.server)} | ` +
+          `${(x.calls / x.client.window.writes).toFixed(1)} / ${(x.calls / x.server.window.writes).toFixed(1)} | ${(x.client.window.bytesWritten / x.calls).toFixed(0)} / ${(x.server.window.bytesWritten / x.calls).toFixed(0)} | ` +
+          `${gcPerCall(x, x.client)} / ${gcPerCall(x, x.server)} | ${Math.round(x.calls / x.client.window.minorGcs)} / ${Math.round(x.calls / x.server.window.minorGcs)} |`,
+      ),
+    ),
   ]
 }
 
@@ -259,9 +293,10 @@ function summaryTable(runs: readonly PeerRun[]): string[] {
 function sideSummary(s: Side, calls: number): unknown {
   const a = s.analysis
   const scaled = (rows: Breakdown, limit: number): Array<[string, number]> =>
-    a ? rows.slice(0, limit).map(([k, us]) => [k, (us / a.busyUs) * s.cpuUsPerCall]) : []
+    a ? rows.slice(0, limit).map(([k, us]) => [k, (us / a.busyUs) * s.scaleUsPerCall]) : []
   return {
     cpuUsPerCall: s.cpuUsPerCall,
+    scaledToUsPerCall: s.scaleUsPerCall,
     sampledBusyUsPerCall: a ? a.busyUs / calls : undefined,
     window: s.window,
     categories: a ? scaled(a.selfByCategory, 100) : undefined,
@@ -274,7 +309,16 @@ async function main(): Promise<void> {
   rmSync(args.out, { recursive: true, force: true })
   mkdirSync(args.out, { recursive: true })
   const runs: PeerRun[] = []
-  for (const peer of args.peers) runs.push(await profilePeer(peer))
+  for (const peer of args.peers) {
+    const calibration = args.calibrate ? await profilePeer(peer, false) : undefined
+    const run = await profilePeer(peer, args.profile)
+    if (calibration) {
+      run.calibration = calibration
+      run.client.scaleUsPerCall = calibration.client.cpuUsPerCall
+      run.server.scaleUsPerCall = calibration.server.cpuUsPerCall
+    }
+    runs.push(run)
+  }
   const header = [
     `# CPU profile of remote calls, ${new Date().toISOString()}`,
     '',
@@ -287,15 +331,15 @@ async function main(): Promise<void> {
     ? [
         '## Cost categories side by side',
         '',
-        'Self time per category, µs per call: its share of the sampled busy time × the CPU time per call.',
+        'Self time per category, µs per call: its share of the sampled busy time × the CPU time per call (of the run without profiler, when calibrated).',
         '',
         ...comparison(runs),
         '',
         ...runs.flatMap((r) => [
           `## ${r.peer}`,
           '',
-          ...report(`${r.peer} client`, r.client.analysis!, r.calls, args.top, r.client.cpuUsPerCall),
-          ...report(`${r.peer} server`, r.server.analysis!, r.calls, args.top, r.server.cpuUsPerCall),
+          ...report(`${r.peer} client`, r.client.analysis!, r.calls, args.top, r.client.scaleUsPerCall),
+          ...report(`${r.peer} server`, r.server.analysis!, r.calls, args.top, r.server.scaleUsPerCall),
         ]),
       ]
     : []
@@ -314,6 +358,11 @@ async function main(): Promise<void> {
           peer: r.peer,
           calls: r.calls,
           callsPerSec: r.callsPerSec,
+          calibration: r.calibration && {
+            callsPerSec: r.calibration.callsPerSec,
+            clientCpuUsPerCall: r.calibration.client.cpuUsPerCall,
+            serverCpuUsPerCall: r.calibration.server.cpuUsPerCall,
+          },
           client: sideSummary(r.client, r.calls),
           server: sideSummary(r.server, r.calls),
         })),
