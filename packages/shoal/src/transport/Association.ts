@@ -6,7 +6,7 @@
  * is always written first. The user lane carries calls, replies and one-way messages; it is bounded
  * in bytes (full → `OverloadedError` at once), and messages larger than `fragmentSize` are cut into
  * fragments so a big payload delays control traffic by at most one fragment. Frames queued in one
- * event-loop turn are written with one `socket.write` (coalescing), on sockets with TCP_NODELAY;
+ * job and the promise jobs it sets off are written with one `socket.write` (coalescing), on sockets with TCP_NODELAY;
  * once `flushThreshold` bytes are queued the batch is written at once, so sender and receiver
  * overlap instead of alternating.
  *
@@ -147,7 +147,7 @@ export class Association {
       this.#user.push(msg)
       this.#userBytes += size
     }
-    // Coalesce per event-loop turn, but write early once a batch is big: the peer starts on the
+    // Coalesce per job (see #scheduleFlush), but write early once a batch is big: the peer starts on the
     // first part while this side produces the rest, instead of both taking turns being idle.
     if (this.#userBytes >= this.#settings.flushThreshold && this.state === 'associated' && !this.#waitingDrain) this.#flush()
     else this.#scheduleFlush()
@@ -214,11 +214,21 @@ export class Association {
       this.#hooks.dropped(m, new NodeUnreachableError(`Node at ${this.key} is now incarnation ${uid}; the addressed incarnation ${m.uid} is gone.`))
   }
 
+  /**
+   * Writes what is queued once the current job and every promise job it set off have run: a
+   * microtask that schedules a nextTick, which Node runs only after the microtask queue is empty.
+   * So a batch gathers the replies of a mailbox draining turn after turn in one tick (a microtask
+   * alone would write after the first turn), without waiting for the next event-loop iteration as
+   * setImmediate does (a whole loop turn of latency on every lone call).
+   */
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.state !== 'associated' || this.#waitingDrain) return
     this.#flushScheduled = true
-    setImmediate(() => this.#flush())
+    queueMicrotask(this.#afterJobs)
   }
+
+  readonly #afterJobs = (): void => process.nextTick(this.#flushNow)
+  readonly #flushNow = (): void => this.#flush()
 
   #flush(): void {
     this.#flushScheduled = false
