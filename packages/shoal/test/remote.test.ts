@@ -129,6 +129,20 @@ describe('remote calls', () => {
     expect(await remote.recorded()).toEqual(Array.from({ length: n }, (_, i) => i))
   })
 
+  it('batches the replies of a mailbox draining turn after turn into few socket writes', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Island, a.spawn(Island).id)
+    await remote.addRock(0) // connected, and the actor's first turn done
+    const writes = async (): Promise<number> =>
+      (await a.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'shoal_transport_writes_total')!.values[0]?.value ?? 0
+    const before = await writes()
+    // 200 calls in one batch: the callee runs them one turn after another, each in a promise job.
+    await Promise.all(Array.from({ length: 200 }, () => remote.addRock(1)))
+    // Written once the jobs have run: a few writes (at most one per 4 KiB), not one per reply.
+    expect((await writes()) - before).toBeLessThanOrEqual(10)
+  })
+
   it('brings registered errors back as their class and others as RemoteCallError', async () => {
     nodes = await startNodes(2)
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]

@@ -60,7 +60,7 @@ export class Metrics {
   readonly registry = new Registry()
   readonly associations: Gauge
   /** Transport counts accumulate in plain numbers (prom-client hashes labels on every inc) and are added on scrape. */
-  readonly #transport = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 }
+  readonly #transport = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, writes: 0 }
   readonly calls: Counter
   /** Outcome counts accumulated on the hot path and added to `calls` on scrape ('ok' apart: it is most of them). */
   #ok = 0
@@ -102,6 +102,15 @@ export class Metrics {
       registers: [r],
       collect() {
         flush(this, 'framesIn', 'framesOut')
+      },
+    })
+    new Counter({
+      name: 'shoal_transport_writes_total',
+      help: 'Socket writes of batched outbound frames (frames out ÷ writes = frames per batch)',
+      registers: [r],
+      collect() {
+        this.inc(t.writes)
+        t.writes = 0
       },
     })
     const outcomes = this.#outcomes
@@ -159,6 +168,11 @@ export class Metrics {
   frames(direction: 'in' | 'out', n: number): void {
     if (direction === 'in') this.#transport.framesIn += n
     else this.#transport.framesOut += n
+  }
+
+  /** Counts one socket write of a batch (exported as `shoal_transport_writes_total`). */
+  write(): void {
+    this.#transport.writes++
   }
 
   /**

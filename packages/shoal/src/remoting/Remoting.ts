@@ -219,6 +219,7 @@ export class Remoting {
       metrics: {
         bytes: (d, n) => metrics.bytes(d, n),
         frames: (d, n) => metrics.frames(d, n),
+        write: () => metrics.write(),
         associations: (n) => metrics.associations.set(n),
         refused: (reason) => metrics.refused.labels(reason).inc(),
       },

@@ -59,6 +59,8 @@ export interface TransportHandler {
 export interface TransportMetrics {
   bytes(direction: 'in' | 'out', n: number): void
   frames(direction: 'in' | 'out', n: number): void
+  /** One batch written to a socket. */
+  write(): void
   associations(n: number): void
   refused(reason: 'handshake' | 'protocol'): void
 }
@@ -145,6 +147,7 @@ export class Transport {
         bytesOut: (n, frames) => {
           this.#handler.metrics.bytes('out', n)
           this.#handler.metrics.frames('out', frames)
+          this.#handler.metrics.write()
         },
         now: () => performance.now(),
         random: Math.random,
