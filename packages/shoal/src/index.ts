@@ -77,7 +77,32 @@ export { MemoryEventStore } from './journal/MemoryEventStore.ts'
 export { TagWatchers } from './journal/TagWatchers.ts'
 export { type LeaseStore, LeaseTerm, MemoryLeaseStore } from './lease/Lease.ts'
 export { ManagementServer } from './management/ManagementServer.ts'
-export * from './observability/Channels.ts'
+export {
+  type ActorSpawnMessage,
+  type ActorStopMessage,
+  actorSpawnChannel,
+  actorStopChannel,
+  type CallRefusedMessage,
+  type CallTraceContext,
+  ChannelNames,
+  type ConnectionDirection,
+  callRefusedChannel,
+  callTracing,
+  type HandshakeFailedMessage,
+  handshakeFailedChannel,
+  type MemberChangeMessage,
+  type MemberReachabilityMessage,
+  memberChangeChannel,
+  memberReachabilityChannel,
+  type SwimChangeMessage,
+  swimChangeChannel,
+  type TransportCloseMessage,
+  type TransportConnectMessage,
+  type TypedChannel,
+  tracingActive,
+  transportCloseChannel,
+  transportConnectChannel,
+} from './observability/Channels.ts'
 export type { Listing, Receptionist, ReceptionistSettings } from './receptionist/Receptionist.ts'
 export { ReceptionKey } from './receptionist/ReceptionKey.ts'
 export { type AllocationStrategy, leaderMember, oldestMember } from './singleton/Allocation.ts'

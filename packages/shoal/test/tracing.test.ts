@@ -18,6 +18,12 @@ class Greeter extends DistributedActor {
   }
 }
 
+class Slow extends DistributedActor {
+  @distributed async nap(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 /** A ref type without class knowledge: its calls are checked only at the target. */
 class Untyped extends DistributedActor {
   @distributed async secret(): Promise<void> {}
@@ -128,7 +134,7 @@ describe('shoal.call tracing channel', () => {
     cleanups.push(rec.stop)
     expect(await greeter.greetNow('x')).toBe('hi x')
     expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
-    expect(sides(rec.events, 'callee')).toEqual(['start', 'end:ok'])
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end:ok', 'asyncStart:ok', 'asyncEnd:ok'])
     expect(rec.events.every((e) => e.local)).toBe(true)
   })
 
@@ -145,7 +151,13 @@ describe('shoal.call tracing channel', () => {
     const rec = record()
     cleanups.push(rec.stop)
     await expect(wrong.secret()).rejects.toMatchObject({ code: 'SHOAL_METHOD_NOT_DISTRIBUTED' })
-    expect(sides(rec.events, 'callee')).toEqual(['start', 'error:SHOAL_METHOD_NOT_DISTRIBUTED', 'end:SHOAL_METHOD_NOT_DISTRIBUTED'])
+    expect(sides(rec.events, 'callee')).toEqual([
+      'start',
+      'error:SHOAL_METHOD_NOT_DISTRIBUTED',
+      'end:SHOAL_METHOD_NOT_DISTRIBUTED',
+      'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED',
+      'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED',
+    ])
     expect(sides(rec.events, 'caller')).toEqual([
       'start',
       'end',
@@ -154,7 +166,14 @@ describe('shoal.call tracing channel', () => {
       'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED',
     ])
     expect(refusals).toHaveLength(1)
-    expect(refusals[0]).toMatchObject({ method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', self: { uid: b.node.uid }, peer: { uid: a.node.uid } })
+    expect(refusals[0]).toMatchObject({
+      target: target.id.toString(),
+      method: 'secret',
+      code: 'SHOAL_METHOD_NOT_DISTRIBUTED',
+      self: { uid: b.node.uid },
+      peer: { uid: a.node.uid },
+    })
+    expect(rec.events.find((e) => e.side === 'callee')?.actorType).toBe('Greeter')
   })
 
   it('a call to a stopped actor is refused and traced the same way', async () => {
@@ -167,6 +186,29 @@ describe('shoal.call tracing channel', () => {
     cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
     await expect(ref.greet('x')).rejects.toMatchObject({ code: 'SHOAL_ACTOR_NOT_FOUND' })
     expect(refusals).toMatchObject([{ method: 'greet', code: 'SHOAL_ACTOR_NOT_FOUND', peer: undefined }])
+  })
+
+  it('a remote one-way message is traced on the callee as remote; a full mailbox is a published refusal', async () => {
+    const a = await start()
+    const b = await start()
+    const greeter = a.resolve(Greeter, b.spawn(Greeter).id)
+    const rec = record()
+    cleanups.push(rec.stop)
+    greeter.tell('greet', 'fish')
+    await greeter.greet('x') // after the one-way message, in order
+    expect(rec.events.filter((e) => e.side === 'callee' && e.event === 'start').map((e) => e.local)).toEqual([false, false])
+
+    const small = await ClusterSystem.start({ port: 0, logLevel: 'silent', maxMailbox: 1 })
+    systems.push(small)
+    const slow = small.spawn(Slow)
+    const refusals: CallRefusedMessage[] = []
+    const onRefused = (m: unknown): void => void refusals.push(m as CallRefusedMessage)
+    subscribe('shoal:call:refused', onRefused)
+    cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
+    const calls = [slow.nap(), slow.nap(), slow.nap()]
+    const outcomes = await Promise.allSettled(calls)
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected'])
+    expect(refusals).toMatchObject([{ target: slow.id.toString(), method: 'nap', code: 'SHOAL_OVERLOADED', peer: undefined }])
   })
 
   it('publishes nothing and builds no context without subscribers', async () => {

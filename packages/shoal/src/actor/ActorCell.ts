@@ -16,8 +16,10 @@
  */
 import type { Logger } from 'pino'
 import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
-import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
+import { type CallTraceContext, traceCall } from '../observability/CallTracing.ts'
+import { tracingActive } from '../observability/Channels.ts'
 import { Deque } from '../util/Deque.ts'
+import { isThenable } from '../util/isThenable.ts'
 import type { ActorId } from './ActorId.ts'
 import type { ActorSystem } from './ActorSystem.ts'
 import { type CallContext, callContext } from './CallContext.ts'
@@ -39,6 +41,8 @@ export interface CellHost {
   /** `onStart` finished (or there was none): the actor serves calls. */
   cellReady(cell: ActorCell): void
   onActorError(cell: ActorCell, where: string, error: unknown): void
+  /** The cell refused a call before its method ran (stopped, sealed, mailbox full, guard): publish it. */
+  cellRefused(cell: ActorCell, inv: Invocation, error: Error): void
   /** Lifecycle watch on behalf of the cell's actor (`actor.watch(target)`). */
   watchFrom(cell: ActorCell, target: ActorId): void
   unwatchFrom(cell: ActorCell, target: ActorId): void
@@ -182,14 +186,10 @@ export class ActorCell {
    * LocalActors); `method` is undefined only for system turns (`inv.fn`).
    */
   deliver(inv: Invocation, method: MethodInfo | undefined): void {
-    if (this.#sealed && !inv.fn) {
-      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} is being passivated (moved elsewhere): it takes no new calls.`)))
-      return
-    }
-    if (this.#state === 'stopping' || this.#state === 'stopped') {
-      inv.fail(this.#stoppedError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
-      return
-    }
+    if (this.#sealed && !inv.fn)
+      return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} is being passivated (moved elsewhere): it takes no new calls.`)))
+    if (this.#state === 'stopping' || this.#state === 'stopped')
+      return this.#refuse(inv, this.#stoppedError(`Actor ${this.id} has stopped: resolve or spawn a live actor.`))
     const m = method ?? this.#methodOf(inv)
     const interleave = m.interleave || this.info.interleaveAll
     const chain = inv.chain
@@ -202,11 +202,18 @@ export class ActorCell {
     } else {
       const queue = (this.#queue ??= new Deque())
       if (queue.length >= this.host.maxMailbox && !inv.fn) {
-        inv.fail(markNotDelivered(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`)))
-        return
+        return this.#refuse(
+          inv,
+          markNotDelivered(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`)),
+        )
       }
       queue.push(inv)
     }
+  }
+
+  #refuse(inv: Invocation, error: Error): void {
+    this.host.cellRefused(this, inv, error)
+    inv.fail(error)
   }
 
   /** The method of a queued invocation (checked when it was delivered). */
@@ -218,15 +225,14 @@ export class ActorCell {
     const refusal = inv.fn ? undefined : this.#guard?.()
     if (refusal !== undefined) {
       this.#sealed = true
-      inv.fail(markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
-      return
+      return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
     }
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
     if (turn) this.#turn = ctx
     else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     let result: unknown
     try {
-      result = inv.fn || !callTracingActive() ? callContext.run(ctx, invokeMethod, fn, this.actor, inv.args) : this.#traced(inv, ctx, fn)
+      result = inv.fn || !tracingActive() ? callContext.run(ctx, invokeMethod, fn, this.actor, inv.args) : this.#traced(inv, ctx, fn)
     } catch (e) {
       this.#finish(inv, ctx, false, e)
       return
@@ -252,7 +258,7 @@ export class ActorCell {
       method: inv.method,
       target: this.id.toString(),
       targetNode: this.id.node,
-      local: inv.remote !== true,
+      local: inv.from === undefined,
       headers: inv.headers,
     }
     return traceCall(trace, () => callContext.run(ctx, invokeMethod, fn, this.actor, inv.args))
@@ -328,7 +334,7 @@ export class ActorCell {
   async #stop(): Promise<void> {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
-    for (const inv of queued) inv.fail(this.#stoppedError(`Actor ${this.id} stopped before this call started.`))
+    for (const inv of queued) this.#refuse(inv, this.#stoppedError(`Actor ${this.id} stopped before this call started.`))
     if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
@@ -348,8 +354,4 @@ export class ActorCell {
     this.#state = 'stopped'
     this.host.cellStopped(this)
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value instanceof Promise || (typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function')
 }

@@ -63,7 +63,7 @@ export const INVOKER = Symbol('shoal.ref.invoker')
 const PROBES = new Set(['then', 'asymmetricMatch', 'toAsymmetricMatcher', 'nodeType', 'tagName', 'inspect', 'jasmineToString'])
 const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_]*$/
 
-/** @internal Runtime class of every ref. */
+/** Runtime class of every ref (not exported from `shoal`: refs are typed as `ActorRef<T>`). */
 export class ActorRefImpl {
   readonly id: ActorId
   /** Per-call timeout in ms for calls through this ref; undefined = system default. */
@@ -71,7 +71,7 @@ export class ActorRefImpl {
   /** Class metadata when known (typed ref); undefined for refs decoded from messages. */
   readonly info: ActorClassInfo | undefined
   readonly [INVOKER]: Invoker
-  /** @internal The route to the actor, asked of the invoker on the first call and kept. */
+  /** The route to the actor, asked of the invoker on the first call and kept (the dispatcher's slot). */
   route: Route | undefined
 
   constructor(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, route: Route | undefined) {
@@ -159,7 +159,7 @@ function refClassFor(info: ActorClassInfo | undefined): RefCtor {
   return cls
 }
 
-/** @internal Creates a ref; typed when `info` is given. */
+/** Creates a ref; typed when `info` is given (not exported from `shoal`). */
 export function makeRef(invoker: Invoker, id: ActorId, info: ActorClassInfo | undefined, timeout: number | undefined, route: Route | undefined): ActorRefImpl {
   const Ref = refClassFor(info)
   return new Ref(invoker, id, info, timeout, route)

@@ -6,6 +6,7 @@
  */
 
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import type { ClusterNode } from './ClusterNode.ts'
 import type { ActorClassInfo, MethodInfo } from './DistributedActor.ts'
 
 /** One call waiting for, or holding, a turn. */
@@ -17,8 +18,8 @@ export interface Invocation {
   readonly deadline?: number
   /** Trace context that travelled with the call (envelope headers), if any. */
   readonly headers?: EnvelopeHeaders | undefined
-  /** True for a call that arrived from another node. */
-  readonly remote?: boolean
+  /** The calling node, for a call that arrived from another one (undefined: this node). */
+  readonly from?: ClusterNode | undefined
   /** Runs instead of a declared method: system turns such as `onTerminated` (never from the wire; exempt from maxMailbox, since losing one would break exactly-once). */
   readonly fn?: Function
   succeed(value: unknown): void
@@ -47,6 +48,7 @@ export class OneWayInvocation implements Invocation {
     readonly args: unknown[],
     readonly chain: string,
     readonly headers: EnvelopeHeaders | undefined,
+    readonly from: ClusterNode | undefined,
   ) {}
   succeed(): void {}
   fail(error: unknown): void {

@@ -9,9 +9,8 @@
  */
 import type { Logger } from 'pino'
 import { ActorNotFoundError, ConfigError, MethodNotDistributedError, markNotDelivered, NodeDownError } from '../errors.ts'
-import { callTracingActive, traceRefusal } from '../observability/CallTracing.ts'
-import { publishActorSpawn, publishActorStop, publishCallRefused } from '../observability/Channels.ts'
-import { type CallLedger, PendingCall, promiseOf } from '../remoting/PendingCall.ts'
+import { traceRefusal } from '../observability/CallTracing.ts'
+import { publishActorSpawn, publishActorStop, publishCallRefused, tracingActive } from '../observability/Channels.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import { ActorCell, type CellHost } from './ActorCell.ts'
@@ -21,6 +20,7 @@ import type { ActorSystem } from './ActorSystem.ts'
 import { type ClusterNode, formatNode } from './ClusterNode.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, type MethodInfo, withConstructingCell } from './DistributedActor.ts'
 import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocation.ts'
+import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
 import type { Invoker, Route } from './Route.ts'
 
 /** What the actor table needs from its system. */
@@ -46,6 +46,7 @@ export interface CellWatch {
   isWatchingFrom(cell: ActorCell, target: ActorId): boolean
 }
 
+/** The actors of this node (see the module comment); built and owned by the system. */
 export class LocalActors implements CellHost {
   readonly #host: LocalActorsHost
   readonly #actors = new Map<string, ActorCell>()
@@ -181,39 +182,66 @@ export class LocalActors implements CellHost {
 
   /**
    * The one method check: the declared method `method` of the target's class, undefined for a
-   * target without class (a proxy: its actor checks), or the refusal, counted and logged. `from`
-   * is the calling node (undefined: this one).
+   * target without class (a proxy: its actor checks), null if the class does not declare it (then
+   * refuse with {@link undeclared}, which counts it).
    */
-  methodOf(target: LocalTarget, method: string, path: string, from: ClusterNode | undefined): MethodInfo | undefined | Error {
-    if (!target.info) return undefined
-    const m = target.info.methods.get(method)
-    if (m) return m
+  methodOf(target: LocalTarget, method: string): MethodInfo | undefined | null {
+    return target.info ? (target.info.methods.get(method) ?? null) : undefined
+  }
+
+  /**
+   * The refusal of a method the target's class does not declare: counted in
+   * `shoal_refused_total{reason="method"}`, logged (a warning when another node probes), published.
+   */
+  undeclared(target: LocalTarget, at: Refusal): MethodNotDistributedError {
     this.#host.ledger.metrics.refused.labels('method').inc()
-    this.#host.log.warn({ peer: from ? formatNode(from) : 'local', actor: path, method: method.slice(0, 64) }, 'refused a call to an undeclared method')
-    return markNotDelivered(new MethodNotDistributedError(`${target.info.name}.${method} is not a distributed method of ${path}.`))
+    const method = at.method
+    const what = at.oneWay ? 'a one-way message' : 'a call'
+    const fields = { peer: at.from ? formatNode(at.from) : 'local', actor: at.target, method: method.slice(0, 64) }
+    if (at.from) this.#host.log.warn(fields, `refused ${what} to an undeclared method`)
+    else this.#host.log.debug(fields, `refused ${what} to an undeclared method`)
+    const error = markNotDelivered(new MethodNotDistributedError(`${target.info?.name}.${method} is not a distributed method of ${at.target}.`))
+    this.refused(at, error)
+    return error
   }
 
   /** Publishes a refusal on `shoal:call:refused` and, when traced, as a failed callee-side call. */
-  refused(
-    id: { toString(): string },
-    actorType: string | undefined,
-    method: string,
-    error: Error,
-    from: ClusterNode | undefined,
-    local: boolean,
-    headers: EnvelopeHeaders | undefined,
-  ): void {
+  refused(r: Refusal, error: Error): void {
     const self = this.#host.node()
-    publishCallRefused(self, id, method, error, from)
-    if (callTracingActive()) traceRefusal({ side: 'callee', actorType, method, target: id.toString(), targetNode: self, local, headers }, error)
+    publishCallRefused(self, r.target, r.method, error, r.from)
+    if (tracingActive())
+      traceRefusal(
+        { side: 'callee', actorType: r.actorType, method: r.method, target: r.target, targetNode: self, local: r.from === undefined, headers: r.headers },
+        error,
+      )
+  }
+
+  /** The id string of an inbound call's target as far as the envelope names it (published in refusals). */
+  inboundId(uid: string, path: string, incarnation: number): string {
+    try {
+      return new ActorId({ endpoint: this.#host.node().endpoint, uid }, path, incarnation).toString()
+    } catch {
+      return `${path}#${incarnation}`
+    }
+  }
+
+  /** A call the cell refused before its method ran (stopped, sealed, mailbox full, guard): published like the others. */
+  cellRefused(cell: ActorCell, inv: Invocation, error: Error): void {
+    if (inv.fn) return
+    this.refused({ target: cell.id.toString(), actorType: cell.info.name, method: inv.method, from: inv.from, headers: inv.headers, oneWay: false }, error)
   }
 
   /** A local call through `route`. */
   call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
     const target = this.#localTarget(route)
-    if (target instanceof Error) return this.#refuse(route, method, target, headers)
-    const m = this.methodOf(target, method, route.id.path, undefined)
-    if (m instanceof Error) return this.#refuse(route, method, m, headers)
+    if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target)
+    const m = this.methodOf(target, method)
+    if (m === null) {
+      const error = this.undeclared(target, localRefusal(route, target, method, headers, false))
+      // Counted as a failed call, as when the mailbox refused it.
+      this.#host.ledger.metrics.callDone(error.code, -1, false)
+      return Promise.reject(error)
+    }
     const host = this.#host
     const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers)
     const promise = promiseOf(call)
@@ -234,21 +262,25 @@ export class LocalActors implements CellHost {
   /** A local one-way message through `route`; a missing actor drops it (logged). */
   tell(route: LocalRoute, method: string, args: unknown[], chain: string): void {
     const target = this.#localTarget(route)
-    if (target instanceof Error) return this.#dropTell(route, method, target)
-    const m = this.methodOf(target, method, route.id.path, undefined)
-    if (m instanceof Error) return this.#dropTell(route, method, m)
+    if (target instanceof Error)
+      return this.#dropTell(localRefusal(route, undefined, method, undefined, true), target, 'one-way message to a missing actor dropped')
+    const m = this.methodOf(target, method)
+    if (m === null) {
+      const error = this.undeclared(target, localRefusal(route, target, method, undefined, true))
+      return void this.#host.log.debug({ target: route.id.toString(), method, reason: error.message }, 'one-way message dropped')
+    }
     const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
-    target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined), m)
+    target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined, undefined), m)
   }
 
-  #dropTell(route: LocalRoute, method: string, error: Error): void {
-    this.refused(route.id, undefined, method, error, undefined, true, undefined)
-    this.#host.log.debug({ target: route.id.toString(), method, reason: error.message }, 'one-way message dropped')
+  #dropTell(at: Refusal, error: Error, why: string): void {
+    this.refused(at, error)
+    this.#host.log.debug({ target: at.target, method: at.method, reason: error.message }, why)
   }
 
   /** Publishes a local call's refusal and returns it rejected. */
-  #refuse(route: LocalRoute, method: string, error: Error, headers: EnvelopeHeaders | undefined): Promise<never> {
-    this.refused(route.id, undefined, method, error, undefined, true, headers)
+  #refuse(at: Refusal, error: Error): Promise<never> {
+    this.refused(at, error)
     return Promise.reject(error)
   }
 
@@ -302,6 +334,24 @@ export class LocalActors implements CellHost {
   }
 }
 
+/**
+ * Where a refusal happened, for `shoal:call:refused`, the trace and the log: the target's id
+ * string, its class when known, the method, the calling node (undefined: this one).
+ */
+export interface Refusal {
+  readonly target: string
+  readonly actorType: string | undefined
+  readonly method: string
+  readonly from: ClusterNode | undefined
+  readonly headers: EnvelopeHeaders | undefined
+  readonly oneWay: boolean
+}
+
+/** The refusal context of a local call. */
+function localRefusal(route: LocalRoute, target: LocalTarget | undefined, method: string, headers: EnvelopeHeaders | undefined, oneWay: boolean): Refusal {
+  return { target: route.id.toString(), actorType: target?.info?.name, method, from: undefined, headers, oneWay }
+}
+
 /** The route of refs to one local actor id; caches the target it found. */
 export class LocalRoute implements Route {
   readonly local = true
@@ -320,5 +370,3 @@ export class LocalRoute implements Route {
     this.actors.tell(this, method, args, chain)
   }
 }
-
-export type { Invocation }

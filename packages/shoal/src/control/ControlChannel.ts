@@ -1,7 +1,8 @@
 /**
  * The ports of the control plane: what the cluster services (SWIM's stream link, membership,
- * clusterd, the receptionist, lifecycle watch) need from the system they run in. `ClusterSystem`
- * satisfies {@link ControlChannel} structurally; tests hand the services fakes.
+ * clusterd, the receptionist, lifecycle watch) need from the system they run in. The system's
+ * `ControlRouter` implements {@link ControlChannel}, handed to services in `SystemServices`; tests
+ * hand the services fakes.
  * @module
  */
 import type { ClusterNode } from '../actor/ClusterNode.ts'

@@ -1,6 +1,6 @@
 /**
  * The control-message kinds: the first byte of every control frame (`FrameType.Control`) names
- * the service it is for, and `ClusterSystem.onControl` routes on it. This is the one table of the
+ * the service it is for, and `ControlRouter` dispatches on it. This is the one table of the
  * kinds the runtime uses, so no two services can claim the same one; a new service adds its kind
  * here (0-255; kinds not listed are free, e.g. for tests).
  * @module

@@ -1,27 +1,24 @@
 /**
- * CallTracing: the `shoal.call` TracingChannel around every call, local and remote, on the caller
- * and on the callee. Nothing is published, and nothing allocated, unless someone subscribes.
+ * CallTracing: runs one call as a traced call on the `shoal.call` TracingChannel (see
+ * Channels.ts), on the caller and on the callee, and publishes refusals. The call path calls it
+ * only while `tracingActive()`: nothing is allocated or published otherwise.
  *
- * Events follow Node's TracingChannel contract: `start` (stores bound with `bindStore` are entered
- * for the synchronous part), `end` when the synchronous part returns, then `asyncStart` and
- * `asyncEnd` when the call settles; `error` before them when it fails (with `context.error`).
- * `context.outcome` is `'ok'` or the error's stable code (`'error'` for errors without one) by the
- * time `asyncStart` (or, for a synchronous callee method, `end`) is published.
+ * Every traced call publishes `start` (stores bound with `bindStore` entered for the synchronous
+ * part), `end` when the synchronous part returns, `error` if it failed, then `asyncStart` and
+ * `asyncEnd` once it settled: always, also for a synchronous callee method and for a refusal, so a
+ * subscriber ends its span on `asyncEnd` whatever happened. `context.outcome` is `'ok'` or the
+ * error's stable code (`'error'` without one) from `error`, or from `end` when the call finished
+ * synchronously.
  *
  * Gotchas: on the caller a `start` subscriber may add entries to `context.headers` (a trace
  * context such as `traceparent`); they travel with a remote call in its envelope and reach the
  * callee's context as `headers`. Subscribers run on the call path: keep them short.
  * @module
  */
-import { type CallTraceContext, callTracing, tracingActive } from './Channels.ts'
+import { isThenable } from '../util/isThenable.ts'
+import { type CallTraceContext, callTracing } from './Channels.ts'
 
 export type { CallTraceContext }
-
-/** `diagnostics_channel.tracingChannel('shoal.call')`. */
-export const callChannel = callTracing
-
-/** True while anyone subscribes to any `shoal.call` event: the one check on the untraced path. */
-export const callTracingActive = tracingActive
 
 /** An error's stable code, or 'error'. */
 export function outcomeOf(error: unknown): string {
@@ -29,59 +26,58 @@ export function outcomeOf(error: unknown): string {
   return typeof code === 'string' ? code : 'error'
 }
 
-/**
- * Runs `fn` as the traced call `ctx`: start (with bound stores entered), end, and when its result
- * settles error/asyncStart/asyncEnd. Works for synchronous results too (end carries the outcome).
- */
+/** Runs `fn` as the traced call `ctx` (see the module comment); returns what `fn` returns. */
 export function traceCall<R>(ctx: CallTraceContext, fn: () => R): R {
-  return callChannel.start.runStores(ctx, () => {
+  return callTracing.start.runStores(ctx, () => {
     let result: R
     try {
       result = fn()
     } catch (e) {
-      ctx.error = e
-      ctx.outcome = outcomeOf(e)
-      callChannel.error.publish(ctx)
-      callChannel.end.publish(ctx)
+      failed(ctx, e)
+      callTracing.end.publish(ctx)
+      settled(ctx)
       throw e
     }
     if (!isThenable(result)) {
       ctx.result = result
       ctx.outcome = 'ok'
-      callChannel.end.publish(ctx)
+      callTracing.end.publish(ctx)
+      settled(ctx)
       return result
     }
-    callChannel.end.publish(ctx)
+    callTracing.end.publish(ctx)
     return result.then(
       (value) => {
         ctx.result = value
         ctx.outcome = 'ok'
-        callChannel.asyncStart.publish(ctx)
-        callChannel.asyncEnd.publish(ctx)
+        settled(ctx)
         return value
       },
       (error: unknown) => {
-        ctx.error = error
-        ctx.outcome = outcomeOf(error)
-        callChannel.error.publish(ctx)
-        callChannel.asyncStart.publish(ctx)
-        callChannel.asyncEnd.publish(ctx)
+        failed(ctx, error)
+        settled(ctx)
         throw error
       },
     ) as R
   })
 }
 
-/** Publishes a call refused before it ran (no live actor, undeclared method) as a failed traced call. */
+/** Publishes a call refused before its method ran (no live actor, undeclared method…) as a failed traced call. */
 export function traceRefusal(ctx: CallTraceContext, error: unknown): void {
-  callChannel.start.runStores(ctx, () => {
-    ctx.error = error
-    ctx.outcome = outcomeOf(error)
-    callChannel.error.publish(ctx)
-    callChannel.end.publish(ctx)
+  callTracing.start.runStores(ctx, () => {
+    failed(ctx, error)
+    callTracing.end.publish(ctx)
+    settled(ctx)
   })
 }
 
-function isThenable(value: unknown): value is Promise<unknown> {
-  return value instanceof Promise || (typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function')
+function failed(ctx: CallTraceContext, error: unknown): void {
+  ctx.error = error
+  ctx.outcome = outcomeOf(error)
+  callTracing.error.publish(ctx)
+}
+
+function settled(ctx: CallTraceContext): void {
+  callTracing.asyncStart.publish(ctx)
+  callTracing.asyncEnd.publish(ctx)
 }

@@ -5,10 +5,10 @@
  * @module
  */
 import type { ActorId } from '../actor/ActorId.ts'
+import type { PendingTable } from '../actor/PendingCall.ts'
 import type { Route } from '../actor/Route.ts'
 import type { Association } from '../transport/Association.ts'
 import { type EnvelopeHeaders, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
-import type { PendingTable } from './PendingCall.ts'
 import type { Remoting } from './Remoting.ts'
 
 /** One peer endpoint, as remoting sees it. */

@@ -14,7 +14,8 @@ import type { ActorId } from '../actor/ActorId.ts'
 import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
-import type { LocalActors } from '../actor/LocalActors.ts'
+import type { LocalActors, Refusal } from '../actor/LocalActors.ts'
+import { type CallLedger, PendingCall, promiseOf } from '../actor/PendingCall.ts'
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
@@ -35,7 +36,6 @@ import {
 } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { Peer, RemoteRoute } from './Peer.ts'
-import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
 
 /** What remoting needs from its system. */
 export interface RemotingHost {
@@ -56,10 +56,12 @@ export interface RemotingHost {
 
 const NO_ARGS: unknown[] = []
 
+/** Calls between this node and others (see the module comment); built and owned by the system. */
 export class Remoting {
   readonly transport: Transport
   readonly #host: RemotingHost
-  readonly #peers = new Map<Association, Peer>()
+  /** Keyed weakly: a peer lives as long as the transport keeps its association. */
+  readonly #peers = new WeakMap<Association, Peer>()
   #callIds = 0
 
   constructor(host: RemotingHost, settings: TransportSettings) {
@@ -249,24 +251,25 @@ export class Remoting {
   #onCall(peer: Peer, body: Buffer): void {
     const env = decodeCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
-    const target = this.#target(peer, env)
+    const target = this.#target(peer, env, false)
     if (target instanceof Error) return this.reply(peer, caller, env.callId, false, target)
-    const method = this.#host.actors.methodOf(target, env.method, env.path, peer.assoc.peer)
-    if (method instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, method))
-    const args = this.#args(peer, env)
-    if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, args))
-    target.deliver(new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers), method)
+    const method = this.#host.actors.methodOf(target, env.method)
+    if (method === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, target, false))
+    const args = this.#args(peer, env, false)
+    if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
+    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers)
+    target.deliver(inv, method)
   }
 
   #onOneWay(peer: Peer, body: Buffer): void {
     const env = decodeOneWay(body, peer.targets)
-    const target = this.#target(peer, env)
+    const target = this.#target(peer, env, true)
     if (target instanceof Error) return this.#dropped(target)
-    const method = this.#host.actors.methodOf(target, env.method, env.path, peer.assoc.peer)
-    if (method instanceof Error) return this.#dropped(this.#refused(peer, env, method))
-    const args = this.#args(peer, env)
-    if (args instanceof Error) return this.#dropped(this.#refused(peer, env, args))
-    target.deliver(new OneWayInvocation(this.#host.log, env.method, args, env.chain, env.headers), method)
+    const method = this.#host.actors.methodOf(target, env.method)
+    if (method === null) return this.#dropped(this.#undeclared(peer, env, target, true))
+    const args = this.#args(peer, env, true)
+    if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
+    target.deliver(new OneWayInvocation(this.#host.log, env.method, args, env.chain, env.headers, peer.assoc.peer), method)
   }
 
   #dropped(error: Error): void {
@@ -277,15 +280,15 @@ export class Remoting {
   // shutting down), the one method check (undeclared methods are refused before the arguments are
   // even decoded), the arguments. Each returns the refusal, `notDelivered`, instead of throwing.
 
-  #target(peer: Peer, env: CallEnvelope | OneWayEnvelope): LocalTarget | Error {
+  #target(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): LocalTarget | Error {
     const host = this.#host
     const target = host.running()
       ? host.actors.inboundTarget(env.uid, env.path, env.incarnation)
       : markNotDelivered(new SystemShutDownError(`Node ${formatNode(host.node())} is shutting down.`))
-    return target instanceof Error ? this.#refused(peer, env, target) : target
+    return target instanceof Error ? this.#refused(peer, env, undefined, target, oneWay) : target
   }
 
-  #args(peer: Peer, env: CallEnvelope | OneWayEnvelope): unknown[] | Error {
+  #args(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): unknown[] | Error {
     const host = this.#host
     try {
       const args = host.serialization.decode(env.args)
@@ -293,15 +296,27 @@ export class Remoting {
       throw new SerializationError('Call arguments must be an array.')
     } catch (e) {
       host.ledger.metrics.decodeErrors.inc()
-      host.log.warn({ peer: peer.assoc.peer && formatNode(peer.assoc.peer), method: env.method, reason: (e as Error).message }, 'refused call arguments')
+      host.log.warn(
+        { peer: peer.assoc.peer && formatNode(peer.assoc.peer), method: env.method, reason: (e as Error).message },
+        oneWay ? 'refused one-way message' : 'refused call arguments',
+      )
       return markNotDelivered(e as Error)
     }
   }
 
+  #undeclared(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget, oneWay: boolean): Error {
+    return this.#host.actors.undeclared(target, this.#refusal(peer, env, target, oneWay))
+  }
+
   /** Publishes a refusal (channel and trace) and returns it. */
-  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, error: Error): Error {
-    this.#host.actors.refused(`${env.path}#${env.incarnation}`, undefined, env.method, error, peer.assoc.peer, false, env.headers)
+  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
+    this.#host.actors.refused(this.#refusal(peer, env, target, oneWay), error)
     return error
+  }
+
+  #refusal(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, oneWay: boolean): Refusal {
+    const id = this.#host.actors.inboundId(env.uid, env.path, env.incarnation)
+    return { target: id, actorType: target?.info?.name, method: env.method, from: peer.assoc.peer, headers: env.headers, oneWay }
   }
 
   #onReply(peer: Peer, body: Buffer): void {
@@ -327,7 +342,6 @@ export class Remoting {
 
 /** An invocation that arrived from another node; its outcome goes back in a Reply frame. */
 class InboundCall implements Invocation {
-  readonly remote = true
   constructor(
     readonly remoting: Remoting,
     readonly peer: Peer,
@@ -341,6 +355,10 @@ class InboundCall implements Invocation {
     readonly deadline: number,
     readonly headers: EnvelopeHeaders | undefined,
   ) {}
+  /** The calling node. */
+  get from(): ClusterNode | undefined {
+    return this.peer.assoc.peer
+  }
   succeed(value: unknown): void {
     this.remoting.reply(this.peer, this.callerUid, this.callId, true, value)
   }

@@ -18,6 +18,7 @@ import { type ActorRef, makeRef } from '../actor/ActorRef.ts'
 import { type ClusterNode, formatNode, newNodeUid } from '../actor/ClusterNode.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from '../actor/DistributedActor.ts'
 import { LocalActors } from '../actor/LocalActors.ts'
+import type { PendingCall } from '../actor/PendingCall.ts'
 import type { Termination } from '../actor/Termination.ts'
 import { Cluster } from '../cluster/Cluster.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
@@ -25,7 +26,6 @@ import { ClusterdDirectory, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
 import { Metrics } from '../observability/Metrics.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
-import type { PendingCall } from '../remoting/PendingCall.ts'
 import { Remoting } from '../remoting/Remoting.ts'
 import { type RefParts, Serialization } from '../serialization/Serialization.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
@@ -34,7 +34,7 @@ import { DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
 import { Dispatcher } from './Dispatcher.ts'
 import { PluginHost } from './PluginHost.ts'
-import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings } from './Settings.ts'
+import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings, transportSettings } from './Settings.ts'
 import { registerServices, SystemServices } from './SystemServices.ts'
 
 declare module '../actor/ActorSystem.ts' {
@@ -121,21 +121,7 @@ export class ClusterSystem {
           if (this.#cluster && reason.includes(this.node.uid) && reason.includes('tombstoned')) this.#cluster.learnedDown(reason)
         },
       },
-      {
-        host: settings.host,
-        port: settings.port,
-        secret: settings.secret,
-        clusterName: settings.clusterName,
-        tls: settings.tls,
-        handshakeTimeoutMs: settings.handshakeTimeout,
-        maxOutboundBytes: settings.maxOutboundBytes,
-        maxFrameSize: settings.maxFrameSize,
-        fragmentSize: settings.fragmentSize,
-        flushThreshold: settings.flushThreshold,
-        backoffBaseMs: settings.backoffBaseMs,
-        backoffMaxMs: settings.backoffMaxMs,
-        protocolMajor: settings.protocolMajor,
-      },
+      transportSettings(settings),
     )
     this.#dispatcher = new Dispatcher({ node: nodeOf, running, callTimeout: settings.callTimeout, actors: this.#actors, remoting: this.#remoting })
     this.#services = new SystemServices({
@@ -230,17 +216,7 @@ export class ClusterSystem {
     const watch = new LifecycleWatch(this.#services, this.#cluster, settings.watch)
     watch.registerMetrics(this.metrics.registry)
     this.#watch = watch
-    this.#actors.attach(this.#dispatcher, {
-      watchFrom: (cell, target) => {
-        const w = watch.cellWatcher(cell)
-        if (cell.alive && w.add(target)) watch.watch(target, w)
-      },
-      unwatchFrom: (cell, target) => {
-        const w = watch.cellWatcher(cell)
-        if (w.remove(target)) watch.unwatch(target, w)
-      },
-      isWatchingFrom: (cell, target) => watch.cellWatcher(cell).has(target),
-    })
+    this.#actors.attach(this.#dispatcher, watch)
   }
 
   /**
@@ -261,28 +237,7 @@ export class ClusterSystem {
    * remote node is never reported.
    */
   watch(target: WatchTarget, options: { signal?: AbortSignal } = {}): Promise<Termination> {
-    const id = targetId(target)
-    const watch = this.#watch!
-    const { signal } = options
-    return new Promise<Termination>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason)
-      const onAbort = (): void => {
-        watch.unwatch(id, watcher)
-        reject(signal!.reason)
-      }
-      const watcher = {
-        terminated: (t: Termination) => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve(t)
-        },
-        closed: () => {
-          signal?.removeEventListener('abort', onAbort)
-          reject(new SystemShutDownError('The actor system shut down while watching ' + id.toString() + '.'))
-        },
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      watch.watch(id, watcher)
-    })
+    return this.#watch!.until(targetId(target), options.signal)
   }
 
   /**

@@ -11,7 +11,8 @@ import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
-import { type CallTraceContext, callTracingActive, traceCall } from '../observability/CallTracing.ts'
+import { type CallTraceContext, traceCall } from '../observability/CallTracing.ts'
+import { tracingActive } from '../observability/Channels.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
 
 export interface DispatcherHost {
@@ -22,6 +23,7 @@ export interface DispatcherHost {
   readonly remoting: Remoting
 }
 
+/** The system's `Invoker`: every ref's calls and one-way messages enter here. */
 export class Dispatcher implements Invoker {
   readonly #host: DispatcherHost
 
@@ -53,7 +55,7 @@ export class Dispatcher implements Invoker {
 
   #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
-    if (!callTracingActive()) return route.call(method, args, chain, timeout, undefined)
+    if (!tracingActive()) return route.call(method, args, chain, timeout, undefined)
     const headers: Record<string, string> = {}
     const ctx: CallTraceContext = {
       side: 'caller',
@@ -65,11 +67,16 @@ export class Dispatcher implements Invoker {
       headers,
     }
     // A start subscriber may have added trace context: it travels in the envelope.
-    return traceCall(ctx, () => route.call(method, args, chain, timeout, hasKeys(headers) ? headers : undefined))
+    return traceCall(ctx, () => route.call(method, args, chain, timeout, hasKeys(headers) ? sent(headers, route.local) : undefined))
   }
 }
 
 function hasKeys(o: object): boolean {
   for (const _ in o) return true
   return false
+}
+
+/** Headers as the callee sees them: a remote call's travel encoded; a local call gets a frozen copy, as a remote callee would. */
+function sent(headers: Record<string, string>, local: boolean): Record<string, string> {
+  return local ? Object.freeze(Object.assign(Object.create(null) as Record<string, string>, headers)) : headers
 }

@@ -10,7 +10,7 @@ import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
 import type { SerializationOptions } from '../serialization/Serialization.ts'
 import type { SwimAddress } from '../swim/SwimNode.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
-import type { TlsSettings } from '../transport/Transport.ts'
+import type { TlsSettings, TransportSettings } from '../transport/Transport.ts'
 import type { WatchSettings } from '../watch/LifecycleWatch.ts'
 import type { Plugin } from './Plugin.ts'
 
@@ -55,9 +55,10 @@ export interface ClusterSystemSettings {
   /** User messages above this size are fragmented so control traffic can pass. Default 64 KiB. */
   readonly fragmentSize?: number
   /**
-   * Queued outbound bytes at which a batch is written at once rather than at the end of the
-   * event-loop turn. Default 4 KiB: under load the peer starts on the first replies while the rest
-   * are produced (≈ +40% calls/s at 100 in flight in the benchmark); small batches still coalesce.
+   * Queued outbound bytes at which a batch is written at once rather than when the current job and
+   * its promise jobs have run. Default 4 KiB: under load the peer starts on the first replies while
+   * the rest are produced (more calls/s at 100 in flight although it costs more writes; see
+   * docs/benchmarks.md); small batches still coalesce.
    */
   readonly flushThreshold?: number
   /** Calls queued per actor before new calls fail with OverloadedError. Default 100,000. */
@@ -168,5 +169,24 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
     serializeLocalCalls: s.serializeLocalCalls ?? false,
     protocolMajor: s.protocolMajor,
     serializationOptions: s.serialization,
+  }
+}
+
+/** The transport's part of the settings. */
+export function transportSettings(s: ResolvedSettings): TransportSettings {
+  return {
+    host: s.host,
+    port: s.port,
+    secret: s.secret,
+    clusterName: s.clusterName,
+    tls: s.tls,
+    handshakeTimeoutMs: s.handshakeTimeout,
+    maxOutboundBytes: s.maxOutboundBytes,
+    maxFrameSize: s.maxFrameSize,
+    fragmentSize: s.fragmentSize,
+    flushThreshold: s.flushThreshold,
+    backoffBaseMs: s.backoffBaseMs,
+    backoffMaxMs: s.backoffMaxMs,
+    protocolMajor: s.protocolMajor,
   }
 }

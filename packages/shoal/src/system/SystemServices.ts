@@ -32,6 +32,7 @@ export interface SystemParts {
   shutdown(): Promise<void>
 }
 
+/** The port built-in services and plugins use (see the module comment). */
 export class SystemServices implements ControlChannel {
   readonly #parts: SystemParts
   readonly calls: PluginCalls

@@ -2,7 +2,7 @@
  * Association: everything this node holds for one peer endpoint: the chosen connection, the
  * outbound lanes, and the reconnect backoff.
  *
- * Outbound traffic has two lanes. The control lane (membership, watch, heartbeats in later layers)
+ * Outbound traffic has two lanes. The control lane (SWIM, membership, receptionist, watch)
  * is always written first. The user lane carries calls, replies and one-way messages; it is bounded
  * in bytes (full → `OverloadedError` at once), and messages larger than `fragmentSize` are cut into
  * fragments so a big payload delays control traffic by at most one fragment. Frames queued in one
@@ -17,7 +17,6 @@
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
 import { Deque } from '../util/Deque.ts'
-import { TargetCache } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import type { Connection } from './Connection.ts'
 
@@ -74,10 +73,6 @@ export class Association {
   connection: Connection | undefined
   /** Outbound connection being dialed or handshaken. */
   dialing: Connection | undefined
-  /** Remote calls waiting for a reply from this peer, by call id (owned by the system). */
-  readonly pending = new Map<number, unknown>()
-  /** Decoding cache for envelopes from this peer (owned by the system). */
-  readonly targets = new TargetCache()
   #failures = 0
   #retryAt = 0
   #lastError = ''

@@ -42,7 +42,7 @@ export interface TransportSettings extends AssociationSettings {
   readonly protocolMinor?: number
 }
 
-/** What the transport reports to its owner (the ClusterSystem). */
+/** What the transport reports to its owner (remoting). */
 export interface TransportHandler {
   frame(assoc: Association, type: number, body: Buffer): void
   /** A queued message will not be sent. */

@@ -23,6 +23,7 @@ import type { Termination, TerminationReason } from '../actor/Termination.ts'
 import { isPresent } from '../cluster/Member.ts'
 import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
+import { SystemShutDownError } from '../errors.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
 import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from './WatchCodec.ts'
 
@@ -135,6 +136,49 @@ export class LifecycleWatch {
     if (target.node.uid !== this.#host.node.uid && !this.#isGone(target.node)) {
       this.#sendSystem(target.node, { type: 'unwatch', path: target.path, incarnation: target.incarnation })
     }
+  }
+
+  /**
+   * `system.watch(id)`: resolves once when `id` terminates; rejects with the signal's reason when
+   * `signal` aborts (and unwatches), with SystemShutDownError when this system shuts down first.
+   */
+  until(id: ActorId, signal: AbortSignal | undefined): Promise<Termination> {
+    return new Promise<Termination>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason)
+      const onAbort = (): void => {
+        this.unwatch(id, watcher)
+        reject(signal!.reason)
+      }
+      const watcher = {
+        terminated: (t: Termination) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(t)
+        },
+        closed: () => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(new SystemShutDownError(`The actor system shut down while watching ${id.toString()}.`))
+        },
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.watch(id, watcher)
+    })
+  }
+
+  /** `actor.watch(target)`: the cell's watcher watches `target` (once). */
+  watchFrom(cell: ActorCell, target: ActorId): void {
+    const w = this.cellWatcher(cell)
+    if (cell.alive && w.add(target)) this.watch(target, w)
+  }
+
+  /** `actor.unwatch(target)`. */
+  unwatchFrom(cell: ActorCell, target: ActorId): void {
+    const w = this.cellWatcher(cell)
+    if (w.remove(target)) this.unwatch(target, w)
+  }
+
+  /** `actor.isWatching(target)`. */
+  isWatchingFrom(cell: ActorCell, target: ActorId): boolean {
+    return this.cellWatcher(cell).has(target)
   }
 
   /** The watcher standing for actor `cell` (created on first use). */

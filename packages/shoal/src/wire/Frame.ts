@@ -25,7 +25,7 @@ export const FrameType = {
   OneWay: 3,
   /** A piece of a user message larger than the fragment size; body: u8 flags (bit 0 = last) + bytes. */
   Fragment: 4,
-  /** Control-lane message for cluster services (membership, watch) in later layers. */
+  /** Control-lane message for cluster services (`u8 kind | body`, kinds in control/ControlKind.ts). */
   Control: 5,
   /** Orderly close: body is a UTF-8 reason. `shutdown` means this node incarnation is gone for good. */
   Goodbye: 6,

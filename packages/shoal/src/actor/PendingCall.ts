@@ -6,13 +6,14 @@
  * It is also the Invocation a local target runs: a local call needs no second object.
  * @module
  */
-import type { ActorId } from '../actor/ActorId.ts'
-import type { Invocation } from '../actor/Invocation.ts'
+
 import { ShoalError, TimeoutError } from '../errors.ts'
 import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import type { ActorId } from './ActorId.ts'
+import type { Invocation } from './Invocation.ts'
 
 /** What every pending call of one system shares: the deadline queue and the metrics. */
 export interface CallLedger {
@@ -25,6 +26,7 @@ export type PendingTable = Map<number, PendingCall>
 
 const noop = (): void => {}
 
+/** One call made from this node until it settles (see the module comment). */
 export class PendingCall implements Deadline, Invocation {
   deadline = 0
   prevDeadline: Deadline | undefined = undefined
