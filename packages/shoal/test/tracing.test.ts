@@ -134,7 +134,7 @@ describe('shoal.call tracing channel', () => {
     cleanups.push(rec.stop)
     expect(await greeter.greetNow('x')).toBe('hi x')
     expect(sides(rec.events, 'caller')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
-    expect(sides(rec.events, 'callee')).toEqual(['start', 'end:ok', 'asyncStart:ok', 'asyncEnd:ok'])
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
     expect(rec.events.every((e) => e.local)).toBe(true)
   })
 

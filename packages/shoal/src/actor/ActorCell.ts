@@ -16,8 +16,8 @@
  */
 import type { Logger } from 'pino'
 import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
-import { type CallTraceContext, traceCall } from '../observability/CallTracing.ts'
-import { tracingActive } from '../observability/Channels.ts'
+import { CallTrace } from '../observability/CallTracing.ts'
+import { type CallTraceContext, callTracing, tracingActive } from '../observability/Channels.ts'
 import { Deque } from '../util/Deque.ts'
 import { isThenable } from '../util/isThenable.ts'
 import type { ActorId } from './ActorId.ts'
@@ -230,13 +230,18 @@ export class ActorCell {
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
     if (turn) this.#turn = ctx
     else if (inv.chain !== '') this.#addInterleaved(inv.chain)
+    if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      result = inv.fn || !tracingActive() ? callContext.run(ctx, invokeMethod, fn, this.actor, inv.args) : this.#traced(inv, ctx, fn)
+      result = ctx.trace
+        ? callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
+        : callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
     } catch (e) {
+      ctx.trace?.dispatched()
       this.#finish(inv, ctx, false, e)
       return
     }
+    ctx.trace?.dispatched()
     if (isThenable(result)) {
       result.then(
         (v: unknown) => this.#finish(inv, ctx, true, v),
@@ -251,8 +256,9 @@ export class ActorCell {
   }
 
   /** Runs a call's method as the callee side of a traced call (`shoal.call`). */
-  #traced(inv: Invocation, ctx: CallContext, fn: Function): unknown {
-    const trace: CallTraceContext = {
+  /** The callee side of a traced call (`shoal.call`): published as the method starts, ends when it settles. */
+  #trace(inv: Invocation): CallTrace {
+    const ctx: CallTraceContext = {
       side: 'callee',
       actorType: this.info.name,
       method: inv.method,
@@ -261,7 +267,7 @@ export class ActorCell {
       local: inv.from === undefined,
       headers: inv.headers,
     }
-    return traceCall(trace, () => callContext.run(ctx, invokeMethod, fn, this.actor, inv.args))
+    return new CallTrace(ctx)
   }
 
   /**
@@ -294,6 +300,7 @@ export class ActorCell {
       else map.set(ctx.chain, n)
     }
     ctx.active = false
+    ctx.trace?.settled(ok, value)
     if (ok) inv.succeed(value)
     else inv.fail(value)
     this.#afterTurn()

@@ -11,6 +11,7 @@
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
+import type { CallTrace } from '../observability/CallTracing.ts'
 
 export interface CallContext {
   /** The invocation's actor cell (opaque to this module); it mints the chain on demand. */
@@ -21,6 +22,8 @@ export interface CallContext {
   readonly turn: boolean
   /** Until the invocation settles. Code it left running afterwards still gets chains, unregistered. */
   active: boolean
+  /** The callee side of a traced call, when `shoal.call` has subscribers (owned by the cell). */
+  trace?: CallTrace
 }
 
 export const callContext = new AsyncLocalStorage<CallContext>()

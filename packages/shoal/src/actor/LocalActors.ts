@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino'
 import { ActorNotFoundError, ConfigError, MethodNotDistributedError, markNotDelivered, NodeDownError } from '../errors.ts'
-import { traceRefusal } from '../observability/CallTracing.ts'
+import { type CallTrace, traceRefusal } from '../observability/CallTracing.ts'
 import { publishActorSpawn, publishActorStop, publishCallRefused, tracingActive } from '../observability/Channels.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
@@ -232,18 +232,20 @@ export class LocalActors implements CellHost {
   }
 
   /** A local call through `route`. */
-  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
+  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
+    const headers = trace?.headersFor(true)
     const target = this.#localTarget(route)
-    if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target)
+    if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target, trace)
     const m = this.methodOf(target, method)
     if (m === null) {
       const error = this.undeclared(target, localRefusal(route, target, method, headers, false))
       // Counted as a failed call, as when the mailbox refused it.
       this.#host.ledger.metrics.callDone(error.code, -1, false)
+      trace?.settled(false, error)
       return Promise.reject(error)
     }
     const host = this.#host
-    const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers)
+    const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers, trace)
     const promise = promiseOf(call)
     if (host.serializeLocalCalls) {
       call.copyResultWith = host.serialization
@@ -279,8 +281,9 @@ export class LocalActors implements CellHost {
   }
 
   /** Publishes a local call's refusal and returns it rejected. */
-  #refuse(at: Refusal, error: Error): Promise<never> {
+  #refuse(at: Refusal, error: Error, trace: CallTrace | undefined): Promise<never> {
     this.refused(at, error)
+    trace?.settled(false, error)
     return Promise.reject(error)
   }
 
@@ -362,8 +365,8 @@ export class LocalRoute implements Route {
     public target: LocalTarget | undefined,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
-    return this.actors.call(this, method, args, chain, timeout, headers)
+  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
+    return this.actors.call(this, method, args, chain, timeout, trace)
   }
 
   tell(method: string, args: unknown[], chain: string): void {

@@ -8,6 +8,7 @@
  */
 
 import { ShoalError, TimeoutError } from '../errors.ts'
+import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
@@ -51,6 +52,8 @@ export class PendingCall implements Deadline, Invocation {
     readonly table: PendingTable | undefined,
     readonly callId: number,
     readonly headers: EnvelopeHeaders | undefined,
+    /** The caller side of a traced call, told when it settles. */
+    readonly trace: CallTrace | undefined,
   ) {}
 
   succeed(value: unknown): void {
@@ -65,6 +68,7 @@ export class PendingCall implements Deadline, Invocation {
     }
     this.#settle()
     this.ledger.metrics.callDone('ok', this.started, this.table !== undefined)
+    this.trace?.settled(true, value)
     this.resolve(value)
   }
 
@@ -73,6 +77,7 @@ export class PendingCall implements Deadline, Invocation {
     this.#settle()
     const code = error instanceof ShoalError ? error.code : 'error'
     this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
+    this.trace?.settled(false, error)
     this.reject(error)
   }
 

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { EnvelopeHeaders } from '../wire/Envelope.ts'
+import type { CallTrace } from '../observability/CallTracing.ts'
 import type { ActorRefImpl } from './ActorRef.ts'
 
 /** The path of calls from this node to one actor id. */
@@ -16,7 +16,7 @@ export interface Route {
   /** True for a route to an actor of this node. */
   readonly local: boolean
   /** Sends a call; the promise settles with its outcome (never throws synchronously). */
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown>
+  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown>
   /** Sends a one-way message; throws only for what fails at the sender (encoding). */
   tell(method: string, args: unknown[], chain: string): void
 }

@@ -7,15 +7,13 @@
  * part), `end` when the synchronous part returns, `error` if it failed, then `asyncStart` and
  * `asyncEnd` once it settled: always, also for a synchronous callee method and for a refusal, so a
  * subscriber ends its span on `asyncEnd` whatever happened. `context.outcome` is `'ok'` or the
- * error's stable code (`'error'` without one) from `error`, or from `end` when the call finished
- * synchronously.
+ * error's stable code (`'error'` without one) from `error`, or from `asyncStart` on success.
  *
  * Gotchas: on the caller a `start` subscriber may add entries to `context.headers` (a trace
  * context such as `traceparent`); they travel with a remote call in its envelope and reach the
  * callee's context as `headers`. Subscribers run on the call path: keep them short.
  * @module
  */
-import { isThenable } from '../util/isThenable.ts'
 import { type CallTraceContext, callTracing } from './Channels.ts'
 
 export type { CallTraceContext }
@@ -26,40 +24,58 @@ export function outcomeOf(error: unknown): string {
   return typeof code === 'string' ? code : 'error'
 }
 
-/** Runs `fn` as the traced call `ctx` (see the module comment); returns what `fn` returns. */
-export function traceCall<R>(ctx: CallTraceContext, fn: () => R): R {
-  return callTracing.start.runStores(ctx, () => {
-    let result: R
-    try {
-      result = fn()
-    } catch (e) {
-      failed(ctx, e)
-      callTracing.end.publish(ctx)
-      settled(ctx)
-      throw e
-    }
-    if (!isThenable(result)) {
-      ctx.result = result
-      ctx.outcome = 'ok'
-      callTracing.end.publish(ctx)
-      settled(ctx)
-      return result
-    }
-    callTracing.end.publish(ctx)
-    return result.then(
-      (value) => {
-        ctx.result = value
-        ctx.outcome = 'ok'
-        settled(ctx)
-        return value
-      },
-      (error: unknown) => {
-        failed(ctx, error)
-        settled(ctx)
-        throw error
-      },
-    ) as R
-  })
+/**
+ * One traced call in progress, without a promise of its own: the call path tells it when the
+ * synchronous dispatch returned (`dispatched`: publishes `end`) and when the call settled
+ * (`settled`: `error`, `asyncStart`, `asyncEnd`). A call that settles while still being dispatched
+ * (a synchronous local method, a refusal) has its settlement published after `end`, in the order
+ * of Node's TracingChannel contract. It adds no promise to the call.
+ */
+export class CallTrace {
+  readonly ctx: CallTraceContext
+  #dispatching = true
+  #early = false
+  #ok = false
+  #value: unknown
+
+  constructor(ctx: CallTraceContext) {
+    this.ctx = ctx
+  }
+
+  /** The headers to send: undefined when no subscriber set any; for a local callee a frozen copy, as a remote one gets. */
+  headersFor(local: boolean): Record<string, string> | undefined {
+    const headers = this.ctx.headers
+    if (headers === undefined || !hasKeys(headers)) return undefined
+    return local ? Object.freeze(Object.assign(Object.create(null) as Record<string, string>, headers)) : (headers as Record<string, string>)
+  }
+
+  /** The synchronous part returned: publishes `end`, then a settlement that came meanwhile. */
+  dispatched(): void {
+    this.#dispatching = false
+    callTracing.end.publish(this.ctx)
+    if (this.#early) publishSettled(this.ctx, this.#ok, this.#value)
+  }
+
+  /** The call settled with `value` (a result, or the error when `ok` is false). */
+  settled(ok: boolean, value: unknown): void {
+    if (!this.#dispatching) return publishSettled(this.ctx, ok, value)
+    this.#early = true
+    this.#ok = ok
+    this.#value = value
+  }
+}
+
+function publishSettled(ctx: CallTraceContext, ok: boolean, value: unknown): void {
+  if (ok) {
+    ctx.result = value
+    ctx.outcome = 'ok'
+  } else failed(ctx, value)
+  settled(ctx)
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true
+  return false
 }
 
 /** Publishes a call refused before its method ran (no live actor, undeclared method…) as a failed traced call. */

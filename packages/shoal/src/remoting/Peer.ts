@@ -7,8 +7,9 @@
 import type { ActorId } from '../actor/ActorId.ts'
 import type { PendingTable } from '../actor/PendingCall.ts'
 import type { Route } from '../actor/Route.ts'
+import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
-import { type EnvelopeHeaders, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
+import { encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
 import type { Remoting } from './Remoting.ts'
 
 /** One peer endpoint, as remoting sees it. */
@@ -32,8 +33,8 @@ export class RemoteRoute implements Route {
     readonly id: ActorId,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
-    return this.remoting.call(this, method, args, chain, timeout, headers)
+  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
+    return this.remoting.call(this, method, args, chain, timeout, trace)
   }
 
   tell(method: string, args: unknown[], chain: string): void {

@@ -19,6 +19,7 @@ import { type CallLedger, PendingCall, promiseOf } from '../actor/PendingCall.ts
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
+import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Association } from '../transport/Association.ts'
 import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
@@ -100,11 +101,12 @@ export class Remoting {
   }
 
   /** A remote call through `route`. */
-  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, headers: EnvelopeHeaders | undefined): Promise<unknown> {
+  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
     const id = route.id
     const problem = this.#gone(id)
-    if (problem) return Promise.reject(problem)
+    if (problem) return rejected(problem, trace)
     const { ledger, serialization } = this.#host
+    const headers = trace?.headersFor(false)
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
     let head: Buffer
     let body: Buffer
@@ -112,11 +114,11 @@ export class Remoting {
       body = serialization.encode(args)
       head = this.#callHead(route, method, callId, chain, timeout, headers)
     } catch (e) {
-      return Promise.reject(markNotDelivered(e))
+      return rejected(markNotDelivered(e as Error), trace)
     }
     const peer = route.peer
     // Arguments are on the wire now; the pending call does not keep them alive.
-    const call = new PendingCall(ledger, method, NO_ARGS, chain, timeout, id, ledger.metrics.callStarted(true), peer.pending, callId, headers)
+    const call = new PendingCall(ledger, method, NO_ARGS, chain, timeout, id, ledger.metrics.callStarted(true), peer.pending, callId, headers, trace)
     const promise = promiseOf(call)
     peer.pending.set(callId, call)
     ledger.deadlines.add(call, timeout)
@@ -365,4 +367,10 @@ class InboundCall implements Invocation {
   fail(error: unknown): void {
     this.remoting.reply(this.peer, this.callerUid, this.callId, false, error)
   }
+}
+
+/** A call that failed before it was sent: the trace hears of it, the caller gets the rejection. */
+function rejected(error: Error, trace: CallTrace | undefined): Promise<never> {
+  trace?.settled(false, error)
+  return Promise.reject(error)
 }

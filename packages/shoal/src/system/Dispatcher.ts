@@ -11,8 +11,8 @@ import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
-import { type CallTraceContext, traceCall } from '../observability/CallTracing.ts'
-import { tracingActive } from '../observability/Channels.ts'
+import { CallTrace } from '../observability/CallTracing.ts'
+import { type CallTraceContext, callTracing, tracingActive } from '../observability/Channels.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
 
 export interface DispatcherHost {
@@ -56,7 +56,6 @@ export class Dispatcher implements Invoker {
   #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!tracingActive()) return route.call(method, args, chain, timeout, undefined)
-    const headers: Record<string, string> = {}
     const ctx: CallTraceContext = {
       side: 'caller',
       actorType: ref.info?.name,
@@ -64,19 +63,12 @@ export class Dispatcher implements Invoker {
       target: ref.id.toString(),
       targetNode: ref.id.node,
       local: route.local,
-      headers,
+      headers: {},
     }
-    // A start subscriber may have added trace context: it travels in the envelope.
-    return traceCall(ctx, () => route.call(method, args, chain, timeout, hasKeys(headers) ? sent(headers, route.local) : undefined))
+    // The route sends what a start subscriber put in ctx.headers and tells the trace when the call settles.
+    const trace = new CallTrace(ctx)
+    const promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, trace)
+    trace.dispatched()
+    return promise
   }
-}
-
-function hasKeys(o: object): boolean {
-  for (const _ in o) return true
-  return false
-}
-
-/** Headers as the callee sees them: a remote call's travel encoded; a local call gets a frozen copy, as a remote callee would. */
-function sent(headers: Record<string, string>, local: boolean): Record<string, string> {
-  return local ? Object.freeze(Object.assign(Object.create(null) as Record<string, string>, headers)) : headers
 }
