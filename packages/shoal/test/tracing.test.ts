@@ -176,6 +176,38 @@ describe('shoal.call tracing channel', () => {
     expect(rec.events.find((e) => e.side === 'callee')?.actorType).toBe('Greeter')
   })
 
+  it('a local call to an undeclared method is published once, traced on the callee, and rejects', async () => {
+    const a = await start()
+    const wrong = a.resolve(Untyped, a.spawn(Greeter).id)
+    const refusals: CallRefusedMessage[] = []
+    const onRefused = (m: unknown): void => void refusals.push(m as CallRefusedMessage)
+    subscribe('shoal:call:refused', onRefused)
+    cleanups.push(() => unsubscribe('shoal:call:refused', onRefused))
+    const rec = record()
+    cleanups.push(rec.stop)
+    await expect(wrong.secret()).rejects.toMatchObject({ code: 'SHOAL_METHOD_NOT_DISTRIBUTED' })
+    wrong.tell('secret')
+    expect(refusals).toMatchObject([
+      { method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', peer: undefined },
+      { method: 'secret', code: 'SHOAL_METHOD_NOT_DISTRIBUTED', peer: undefined },
+    ])
+    expect(sides(rec.events, 'callee')).toEqual(
+      [
+        'start',
+        'error:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'end:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED',
+      ].concat([
+        'start',
+        'error:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'end:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'asyncStart:SHOAL_METHOD_NOT_DISTRIBUTED',
+        'asyncEnd:SHOAL_METHOD_NOT_DISTRIBUTED',
+      ]),
+    )
+  })
+
   it('a call to a stopped actor is refused and traced the same way', async () => {
     const a = await start()
     const ref = a.spawn(Greeter)

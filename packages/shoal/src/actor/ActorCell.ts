@@ -107,7 +107,7 @@ export class ActorCell {
       this.host.cellReady(this)
       return
     }
-    const ctx: CallContext = { actor: this, chain: '', turn: true, active: true }
+    const ctx: CallContext = { actor: this, chain: '', turn: true, active: true, trace: undefined }
     this.#turn = ctx
     let result: unknown
     try {
@@ -227,7 +227,7 @@ export class ActorCell {
       this.#sealed = true
       return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
     }
-    const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true }
+    const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true, trace: undefined }
     if (turn) this.#turn = ctx
     else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
@@ -353,7 +353,7 @@ export class ActorCell {
     const onStop = this.actor.onStop
     if (onStop) {
       try {
-        await callContext.run({ actor: this, chain: '', turn: false, active: false }, invokeMethod, onStop, this.actor, [])
+        await callContext.run({ actor: this, chain: '', turn: false, active: false, trace: undefined }, invokeMethod, onStop, this.actor, [])
       } catch (e) {
         this.host.onActorError(this, 'onStop', e)
       }

@@ -23,7 +23,7 @@ export interface CallContext {
   /** Until the invocation settles. Code it left running afterwards still gets chains, unregistered. */
   active: boolean
   /** The callee side of a traced call, when `shoal.call` has subscribers (owned by the cell). */
-  trace?: CallTrace
+  trace: CallTrace | undefined
 }
 
 export const callContext = new AsyncLocalStorage<CallContext>()

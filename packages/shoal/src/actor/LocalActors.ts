@@ -191,7 +191,8 @@ export class LocalActors implements CellHost {
 
   /**
    * The refusal of a method the target's class does not declare: counted in
-   * `shoal_refused_total{reason="method"}`, logged (a warning when another node probes), published.
+   * `shoal_refused_total{reason="method"}` and logged (a warning when another node probes). The
+   * caller publishes it with {@link refused}, like every other refusal.
    */
   undeclared(target: LocalTarget, at: Refusal): MethodNotDistributedError {
     this.#host.ledger.metrics.refused.labels('method').inc()
@@ -200,9 +201,7 @@ export class LocalActors implements CellHost {
     const fields = { peer: at.from ? formatNode(at.from) : 'local', actor: at.target, method: method.slice(0, 64) }
     if (at.from) this.#host.log.warn(fields, `refused ${what} to an undeclared method`)
     else this.#host.log.debug(fields, `refused ${what} to an undeclared method`)
-    const error = markNotDelivered(new MethodNotDistributedError(`${target.info?.name}.${method} is not a distributed method of ${at.target}.`))
-    this.refused(at, error)
-    return error
+    return markNotDelivered(new MethodNotDistributedError(`${target.info?.name}.${method} is not a distributed method of ${at.target}.`))
   }
 
   /** Publishes a refusal on `shoal:call:refused` and, when traced, as a failed callee-side call. */
@@ -238,11 +237,11 @@ export class LocalActors implements CellHost {
     if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target, trace)
     const m = this.methodOf(target, method)
     if (m === null) {
-      const error = this.undeclared(target, localRefusal(route, target, method, headers, false))
+      const at = localRefusal(route, target, method, headers, false)
+      const error = this.undeclared(target, at)
       // Counted as a failed call, as when the mailbox refused it.
       this.#host.ledger.metrics.callDone(error.code, -1, false)
-      trace?.settled(false, error)
-      return Promise.reject(error)
+      return this.#refuse(at, error, trace)
     }
     const host = this.#host
     const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers, trace)
@@ -268,8 +267,8 @@ export class LocalActors implements CellHost {
       return this.#dropTell(localRefusal(route, undefined, method, undefined, true), target, 'one-way message to a missing actor dropped')
     const m = this.methodOf(target, method)
     if (m === null) {
-      const error = this.undeclared(target, localRefusal(route, target, method, undefined, true))
-      return void this.#host.log.debug({ target: route.id.toString(), method, reason: error.message }, 'one-way message dropped')
+      const at = localRefusal(route, target, method, undefined, true)
+      return this.#dropTell(at, this.undeclared(target, at), 'one-way message dropped')
     }
     const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
     target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined, undefined), m)

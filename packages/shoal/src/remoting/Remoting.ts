@@ -307,12 +307,17 @@ export class Remoting {
   }
 
   #undeclared(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget, oneWay: boolean): Error {
-    return this.#host.actors.undeclared(target, this.#refusal(peer, env, target, oneWay))
+    const at = this.#refusal(peer, env, target, oneWay)
+    return this.#publish(at, this.#host.actors.undeclared(target, at))
+  }
+
+  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
+    return this.#publish(this.#refusal(peer, env, target, oneWay), error)
   }
 
   /** Publishes a refusal (channel and trace) and returns it. */
-  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
-    this.#host.actors.refused(this.#refusal(peer, env, target, oneWay), error)
+  #publish(at: Refusal, error: Error): Error {
+    this.#host.actors.refused(at, error)
     return error
   }
 

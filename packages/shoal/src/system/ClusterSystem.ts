@@ -14,7 +14,7 @@ import { hostname } from 'node:os'
 import { type Logger, pino } from 'pino'
 import type { ActorCell } from '../actor/ActorCell.ts'
 import { ActorId } from '../actor/ActorId.ts'
-import { type ActorRef, makeRef } from '../actor/ActorRef.ts'
+import { type ActorRef } from '../actor/ActorRef.ts'
 import { type ClusterNode, formatNode, newNodeUid } from '../actor/ClusterNode.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, targetId, type WatchTarget } from '../actor/DistributedActor.ts'
 import { LocalActors } from '../actor/LocalActors.ts'
@@ -304,7 +304,7 @@ export class ClusterSystem {
   resolve<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: ActorId | string): ActorRef<T> {
     const actorId = typeof id === 'string' ? ActorId.parse(id) : id
     const info = actorClassInfo(Class as unknown as ActorClass)
-    return makeRef(this.#dispatcher, actorId, info, undefined, undefined) as unknown as ActorRef<T>
+    return this.#dispatcher.refTo(actorId, info) as unknown as ActorRef<T>
   }
 
   /** Stops a local actor (see `DistributedActor.stop`); resolves after its `onStop`. No-op if already gone. */
@@ -379,7 +379,7 @@ export class ClusterSystem {
     } catch (e) {
       throw new SerializationError(`Malformed actor ref in payload: ${(e as Error).message}`)
     }
-    return makeRef(this.#dispatcher, id, undefined, undefined, undefined)
+    return this.#dispatcher.refTo(id, undefined)
   }
 }
 

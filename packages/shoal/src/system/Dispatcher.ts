@@ -5,9 +5,10 @@
  * @module
  */
 import type { ActorId } from '../actor/ActorId.ts'
-import type { ActorRefImpl } from '../actor/ActorRef.ts'
+import { type ActorRefImpl, makeRef } from '../actor/ActorRef.ts'
 import { outgoingChain } from '../actor/CallContext.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { ActorClassInfo } from '../actor/DistributedActor.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
@@ -29,6 +30,11 @@ export class Dispatcher implements Invoker {
 
   constructor(host: DispatcherHost) {
     this.#host = host
+  }
+
+  /** A ref to `id` (typed when `info` is given) whose calls enter here; its route is chosen on the first call. */
+  refTo(id: ActorId, info: ActorClassInfo | undefined): ActorRefImpl {
+    return makeRef(this, id, info, undefined, undefined)
   }
 
   /** The route to `id`: the one place that decides local or remote. */

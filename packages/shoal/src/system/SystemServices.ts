@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
-import { type ActorRef, ActorRefImpl, makeRef } from '../actor/ActorRef.ts'
+import { type ActorRef, ActorRefImpl } from '../actor/ActorRef.ts'
 import type { ActorSystem } from '../actor/ActorSystem.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor } from '../actor/DistributedActor.ts'
@@ -103,7 +103,7 @@ export class SystemServices implements ControlChannel {
   /** A ref for `id`, typed by `Class` when given. */
   refOf(id: ActorId, Class: (abstract new (...args: never[]) => DistributedActor) | undefined): unknown {
     const info = Class ? actorClassInfo(Class as unknown as ActorClass) : undefined
-    return makeRef(this.#parts.dispatcher, id, info, undefined, undefined)
+    return this.#parts.dispatcher.refTo(id, info)
   }
 
   shutdown(): Promise<void> {
