@@ -1,7 +1,8 @@
 /**
  * `npm start`: a local cluster. clusterd and three nodes, each a separate OS process started with
  * the `shoal` CLI, each with a management endpoint. Prints where to look, then the membership
- * whenever it changes. Ctrl-C makes every node leave gracefully, then stops the daemon.
+ * whenever it changes. Ctrl-C (or SIGTERM, SIGHUP) makes every node leave gracefully, then stops the
+ * daemon; the children are killed if this process exits any other way.
  *
  * Ports (override with SHOAL_BASE_PORT): clusterd 3137; nodes 7351–7353; HTTP 8351–8353.
  */
@@ -93,7 +94,8 @@ process.on('exit', () => {
 })
 
 let stopping = false
-process.on('SIGINT', () => {
+/** Ctrl-C, SIGTERM (a supervisor, `kill`) and SIGHUP (the terminal closed) all stop the whole cluster. */
+function stop(): void {
   if (stopping) return
   stopping = true
   clearInterval(ticker)
@@ -103,4 +105,10 @@ process.on('SIGINT', () => {
   void Promise.all(nodes.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r))))).then(() => {
     for (const { name, child } of children) if (name === 'clusterd') child.kill('SIGTERM')
   })
-})
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop)
+// Orphaned (the npm that started us was killed without passing the signal on): stop too.
+const parent = process.ppid
+setInterval(() => {
+  if (process.ppid !== parent) stop()
+}, 1000).unref()
