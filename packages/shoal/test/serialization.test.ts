@@ -80,6 +80,28 @@ describe('serialization - values', () => {
     expect(out.describe()).toBe('rodent@7')
   })
 
+  it('refuses a decoded instance that lacks a declared field (a hook reading old names, or another shape)', () => {
+    // v1 wrote { player, cell }; the buggy v2 hook reads { who, at } and would build GameMove(undefined, undefined).
+    const v1 = codec().register(GameMove, { name: 'game.Move', version: 1 })
+    const buggy = codec().register(GameMove, {
+      name: 'game.Move',
+      version: 2,
+      fields: ['player', 'cell'],
+      decode: (data) => {
+        const d = data as { who: string; at: number }
+        return new GameMove(d.who, d.at)
+      },
+    })
+    expect(() => buggy.decode(v1.encode(new GameMove('fish', 4)))).toThrow(
+      /"game.Move" \(written at version 1\) lacks required field\(s\) player, cell: its decode hook/,
+    )
+    const plain = codec().register(GameMove, { name: 'game.Move', version: 2, fields: ['player', 'cell', 'team'] })
+    expect(() => plain.decode(v1.encode(new GameMove('fish', 4)))).toThrow(SerializationError)
+    expect(() => plain.decode(v1.encode(new GameMove('fish', 4)))).toThrow(/lacks required field\(s\) team: the sender wrote another shape/)
+    const ok = codec().register(GameMove, { name: 'game.Move', version: 2, fields: ['player', 'cell'] })
+    expect((ok.decode(v1.encode(new GameMove('fish', 4))) as GameMove).describe()).toBe('fish@4')
+  })
+
   it('carries registered errors as their class and others as RemoteCallError', () => {
     const s = codec().registerError(IllegalMove)
     const known = s.decode(s.encode(new IllegalMove('cell taken', 3))) as IllegalMove

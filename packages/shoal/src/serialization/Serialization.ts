@@ -47,6 +47,17 @@ export interface ClassRegistration<T> {
    * `Object.create(Class.prototype)` plus the data's properties (the constructor is not run).
    */
   readonly decode?: (data: unknown, version: number) => T
+  /**
+   * Fields every decoded instance must have (own, not `undefined`), checked after decoding, by the
+   * default path or by `decode`. A payload that lacks one is refused with a `SerializationError`
+   * naming the class, the version it was written at and the missing fields, instead of arriving as
+   * an instance with holes (the classic: a `decode` hook that reads a field under its old name).
+   * Default: none checked. TypeScript types do not exist at run time, so list them here.
+   *
+   * Gotcha: a hook that converts (`String(d.who)`) turns a missing field into `"undefined"`, which
+   * this check cannot tell from data; pass fields through and convert after the check, or throw.
+   */
+  readonly fields?: readonly string[]
 }
 
 interface ClassEntry {
@@ -56,6 +67,7 @@ interface ClassEntry {
   readonly isError: boolean
   readonly encode?: (value: never) => unknown
   readonly decode?: (data: unknown, version: number) => unknown
+  readonly fields: readonly string[]
 }
 
 /** Limits for decoding untrusted bytes. Defaults suit actor messages up to the default 4 MiB frame. */
@@ -171,7 +183,15 @@ export class Serialization {
     if (existing && existing.ctor !== ctor) {
       throw new SerializationError(`Another class is already registered as "${name}": pass a distinct { name } to register().`)
     }
-    const entry: ClassEntry = { ctor, name, version: options.version ?? 1, isError, encode: options.encode as ClassEntry['encode'], decode: options.decode }
+    const entry: ClassEntry = {
+      ctor,
+      name,
+      version: options.version ?? 1,
+      isError,
+      encode: options.encode as ClassEntry['encode'],
+      decode: options.decode,
+      fields: options.fields ?? [],
+    }
     this.#byCtor.set(ctor, entry)
     this.#byName.set(name, entry)
     return this
@@ -322,8 +342,9 @@ export class Serialization {
     if (version > entry.version) {
       throw new SerializationError(`Received "${name}" version ${version}, but this node registered only up to version ${entry.version}: upgrade this node.`)
     }
-    if (entry.decode) return entry.decode(data, version)
-    return assignSafe(Object.create((entry.ctor as { prototype: object }).prototype) as object, data)
+    const value = entry.decode ? entry.decode(data, version) : assignSafe(Object.create((entry.ctor as { prototype: object }).prototype) as object, data)
+    if (entry.fields.length > 0) checkFields(entry, version, value)
+    return value
   }
 
   /** @internal */
@@ -375,4 +396,17 @@ function assignSafe<T extends object>(target: T, data: unknown): T {
     Object.defineProperty(target, key, { value: (data as Record<string, unknown>)[key], writable: true, enumerable: true, configurable: true })
   }
   return target
+}
+
+/** Refuses a decoded instance that lacks a field its class registration declares (`fields`). */
+function checkFields(entry: ClassEntry, version: number, value: unknown): void {
+  const missing =
+    typeof value === 'object' && value !== null
+      ? entry.fields.filter((f) => !Object.hasOwn(value, f) || (value as Record<string, unknown>)[f] === undefined)
+      : entry.fields
+  if (missing.length === 0) return
+  throw new SerializationError(
+    `Decoded "${entry.name}" (written at version ${version}) lacks required field(s) ${missing.join(', ')}: ` +
+      (entry.decode ? 'its decode hook must read every field of that version.' : 'the sender wrote another shape; register a decode hook that migrates it.'),
+  )
 }
