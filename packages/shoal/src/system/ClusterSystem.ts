@@ -298,8 +298,13 @@ export class ClusterSystem {
   }
 
   /**
-   * A typed ref for any actor id (an `ActorId` or its string form), local or remote. Resolving never
-   * fails: a call through a ref to a missing actor fails with `ActorNotFoundError`.
+   * A typed ref for any actor id (an `ActorId` or its string form, as `id.toString()` prints it),
+   * local or remote. Resolving a well-formed id never fails and looks nothing up: a call through a
+   * ref to a missing actor fails then, with `ActorNotFoundError` (or `NodeUnreachableError` /
+   * `NodeDownError` when its node cannot be reached or is gone).
+   *
+   * Gotcha: a string that is not an actor id throws `ConfigError` at once, naming the expected form
+   * `shoal://name@host:port/<16 hex uid>/path#incarnation`.
    */
   resolve<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: ActorId | string): ActorRef<T> {
     const actorId = typeof id === 'string' ? ActorId.parse(id) : id
