@@ -149,6 +149,29 @@ describe('actors - calls through refs', () => {
     expect((err as TimeoutError).code).toBe('SHOAL_TIMEOUT')
   })
 
+  it("a TimeoutError names the setting that applied: the ref's withTimeout or the system's callTimeout", async () => {
+    const c = system.spawn(Counter)
+    const own = (await c
+      .withTimeout(100)
+      .hang()
+      .catch((e: unknown) => e)) as TimeoutError
+    expect(own.message).toContain('within 100 ms')
+    expect(own.message).toContain("the ref's own timeout, from ref.withTimeout(ms)")
+    expect(own.message).not.toContain('callTimeout;')
+    const short = await ClusterSystem.start({ port: 0, logLevel: 'silent', callTimeout: 100, shutdownTimeout: 100 })
+    try {
+      const byDefault = (await short
+        .spawn(Counter)
+        .hang()
+        .catch((e: unknown) => e)) as TimeoutError
+      expect(byDefault).toBeInstanceOf(TimeoutError)
+      expect(byDefault.message).toContain("within 100 ms (the system's callTimeout")
+      expect(byDefault.message).not.toContain("the ref's own timeout")
+    } finally {
+      await short.shutdown()
+    }
+  })
+
   it('resolves a ref from a string id that round-trips', async () => {
     const c = system.spawn(Counter)
     await c.add(5)
