@@ -232,8 +232,9 @@ export class ClusterSystem {
    * Resolves once, when the actor behind `target` terminates: it stopped, its node is down,
    * removed, shut down or replaced, or it never existed (see `DistributedActor.watch`).
    *
-   * Gotchas: aborting `signal` unwatches and rejects with the signal's reason; shutdown of this
-   * system rejects with SystemShutDownError. Without cluster membership a crashed (not shut down)
+   * Gotchas: aborting `signal` unwatches and rejects with `TimeoutError` (`AbortSignal.timeout(ms)`)
+   * or `AbortedError` (any other abort; a Shoal error given as reason is passed on), the signal's
+   * reason as `cause`; shutdown of this system rejects with SystemShutDownError. Without cluster membership a crashed (not shut down)
    * remote node is never reported.
    */
   watch(target: WatchTarget, options: { signal?: AbortSignal } = {}): Promise<Termination> {
