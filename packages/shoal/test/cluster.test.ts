@@ -2,9 +2,9 @@
  * The cluster API in one process: events, waitFor, minMembers, leave, down, replacement.
  */
 
+import { pino } from 'pino'
 import { type ClusterEvent, type ClusterSettings, ClusterSystem, SystemShutDownError, TimeoutError } from 'shoal'
 import { eventually } from 'shoal/testkit'
-import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LogCapture } from './support/rawPeer.ts'
 

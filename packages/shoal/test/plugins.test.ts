@@ -112,9 +112,13 @@ describe('plugins', () => {
   it('a built-in facade read without its plugin throws a ConfigError naming the plugin and how to install it', async () => {
     const s = await start([])
     expect(() => s.singleton).toThrow(ConfigError)
-    expect(() => s.singleton).toThrow('system.singleton needs the singleton plugin, which this system was started without: ClusterSystem.start({ plugins: [singletonPlugin()] })')
+    expect(() => s.singleton).toThrow(
+      'system.singleton needs the singleton plugin, which this system was started without: ClusterSystem.start({ plugins: [singletonPlugin()] })',
+    )
     expect(() => s.journal).toThrow(ConfigError)
-    expect(() => s.journal).toThrow('system.journal needs the journal plugin, which this system was started without: ClusterSystem.start({ plugins: [journalPlugin(')
+    expect(() => s.journal).toThrow(
+      'system.journal needs the journal plugin, which this system was started without: ClusterSystem.start({ plugins: [journalPlugin(',
+    )
     let code: unknown
     try {
       void s.singleton.status('x')
@@ -123,18 +127,18 @@ describe('plugins', () => {
     }
     expect(code).toBe(ErrorCode.Config)
     // An event-sourced actor on that system still gets its own message, naming the actor.
-    class Log extends EventSourcedActor<number, number> {
+    class Log extends EventSourcedActor<number, { type: 'Added'; n: number }> {
       get persistenceId(): string {
         return 'log-1'
       }
       initialState(): number {
         return 0
       }
-      applyEvent(s: number, e: number): number {
-        return s + e
+      applyEvent(s: number, e: { type: 'Added'; n: number }): number {
+        return s + e.n
       }
       @distributed async add(n: number): Promise<void> {
-        await this.emit(n)
+        await this.emit({ type: 'Added', n })
       }
     }
     await expect(s.spawn(Log).add(1)).rejects.toThrow('Log is event-sourced: start the system with plugins: [journalPlugin({ store })]')

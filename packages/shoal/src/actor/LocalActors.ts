@@ -231,7 +231,15 @@ export class LocalActors implements CellHost {
   }
 
   /** A local call through `route`. */
-  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
+  call(
+    route: LocalRoute,
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    trace: CallTrace | undefined,
+  ): Promise<unknown> {
     const headers = trace?.headersFor(true)
     const target = this.#localTarget(route)
     if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target, trace)
@@ -244,7 +252,20 @@ export class LocalActors implements CellHost {
       return this.#refuse(at, error, trace)
     }
     const host = this.#host
-    const call = new PendingCall(host.ledger, method, args, chain, timeout, timeoutFrom, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers, trace)
+    const call = new PendingCall(
+      host.ledger,
+      method,
+      args,
+      chain,
+      timeout,
+      timeoutFrom,
+      route.id,
+      host.ledger.metrics.callStarted(false),
+      undefined,
+      0,
+      headers,
+      trace,
+    )
     const promise = promiseOf(call)
     if (host.serializeLocalCalls) {
       call.copyResultWith = host.serialization

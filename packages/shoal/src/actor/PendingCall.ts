@@ -34,9 +34,9 @@ const noop = (): void => {}
 export type TimeoutSource = 'callTimeout' | 'ref' | 'forward'
 
 const SOURCE_TEXT: Readonly<Record<TimeoutSource, string>> = {
-  callTimeout: 'the system\'s callTimeout; raise it in ClusterSystem.start({ callTimeout }) or per ref with ref.withTimeout(ms)',
+  callTimeout: "the system's callTimeout; raise it in ClusterSystem.start({ callTimeout }) or per ref with ref.withTimeout(ms)",
   ref: "the ref's own timeout, from ref.withTimeout(ms) or a plugin's default for its refs (a singleton proxy: allocationTimeout + callTimeout); change it with ref.withTimeout(ms)",
-  forward: 'the timeout of the plugin forwarding it, e.g. a singleton proxy; raise the caller\'s timeout with ref.withTimeout(ms)',
+  forward: "the timeout of the plugin forwarding it, e.g. a singleton proxy; raise the caller's timeout with ref.withTimeout(ms)",
 }
 
 /** One call made from this node until it settles (see the module comment). */
