@@ -22,6 +22,7 @@ export const ErrorCode = {
   Protocol: 'SHOAL_PROTOCOL',
   Handshake: 'SHOAL_HANDSHAKE',
   Config: 'SHOAL_CONFIG',
+  Aborted: 'SHOAL_ABORTED',
   SingletonUnavailable: 'SHOAL_SINGLETON_UNAVAILABLE',
   JournalConflict: 'SHOAL_JOURNAL_CONFLICT',
   JournalUnavailable: 'SHOAL_JOURNAL_UNAVAILABLE',
@@ -157,6 +158,12 @@ export class HandshakeError extends coded(ErrorCode.Handshake) {}
 /** Invalid settings passed to `ClusterSystem.start` or another API. */
 export class ConfigError extends coded(ErrorCode.Config) {}
 
+/**
+ * A wait was given up through its `AbortSignal` (e.g. `system.watch(ref, { signal })`) for a reason
+ * other than a timeout (a timeout rejects with TimeoutError). The signal's reason is `cause`.
+ */
+export class AbortedError extends coded(ErrorCode.Aborted) {}
+
 /** Error classes of Shoal itself, registered for serialization in every system so they cross the wire intact. */
 export const builtinErrorClasses = [
   TimeoutError,
@@ -170,6 +177,7 @@ export const builtinErrorClasses = [
   ProtocolError,
   HandshakeError,
   ConfigError,
+  AbortedError,
   SingletonUnavailableError,
   JournalConflictError,
   JournalUnavailableError,

@@ -12,6 +12,7 @@ export { type ActorRef, type ActorRefCommon, isActorRef, type MethodNames, type 
 export { type ClusterNode, type Endpoint, formatEndpoint, formatNode } from './actor/ClusterNode.ts'
 export { type ActorClass, DistributedActor, type DistributedOptions, distributed } from './actor/DistributedActor.ts'
 export {
+  AbortedError,
   ActorNotFoundError,
   ConfigError,
   ErrorCode,

@@ -6,7 +6,9 @@ import {
   ConfigError,
   DistributedActor,
   distributed,
+  isNotDelivered,
   MethodNotDistributedError,
+  NodeUnreachableError,
   SystemShutDownError,
   TimeoutError,
 } from 'shoal'
@@ -147,6 +149,29 @@ describe('actors - calls through refs', () => {
     expect((err as TimeoutError).code).toBe('SHOAL_TIMEOUT')
   })
 
+  it("a TimeoutError names the setting that applied: the ref's withTimeout or the system's callTimeout", async () => {
+    const c = system.spawn(Counter)
+    const own = (await c
+      .withTimeout(100)
+      .hang()
+      .catch((e: unknown) => e)) as TimeoutError
+    expect(own.message).toContain('within 100 ms')
+    expect(own.message).toContain("the ref's own timeout, from ref.withTimeout(ms)")
+    expect(own.message).not.toContain('callTimeout;')
+    const short = await ClusterSystem.start({ port: 0, logLevel: 'silent', callTimeout: 100, shutdownTimeout: 100 })
+    try {
+      const byDefault = (await short
+        .spawn(Counter)
+        .hang()
+        .catch((e: unknown) => e)) as TimeoutError
+      expect(byDefault).toBeInstanceOf(TimeoutError)
+      expect(byDefault.message).toContain("within 100 ms (the system's callTimeout")
+      expect(byDefault.message).not.toContain("the ref's own timeout")
+    } finally {
+      await short.shutdown()
+    }
+  })
+
   it('resolves a ref from a string id that round-trips', async () => {
     const c = system.spawn(Counter)
     await c.add(5)
@@ -154,6 +179,30 @@ describe('actors - calls through refs', () => {
     expect(ActorId.parse(text).equals(c.id)).toBe(true)
     const again = system.resolve(Counter, text)
     expect(await again.get()).toBe(5)
+  })
+
+  it('resolving a malformed id string throws a ConfigError naming the expected form; a well-formed id of no actor resolves, and its calls fail', async () => {
+    for (const bad of ['garbage', 'shoal://a@127.0.0.1:70000/0123456789abcdef/user/x#1', '']) {
+      const err = (() => {
+        try {
+          system.resolve(Counter, bad)
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(err).toBeInstanceOf(ConfigError)
+      expect((err as ConfigError).code).toBe('SHOAL_CONFIG')
+    }
+    expect(() => system.resolve(Counter, 'garbage')).toThrow('Expected shoal://name@host:port/<16 hex uid>/path#incarnation')
+    // Well formed, on this node, no such actor: resolving works, the call is refused.
+    const c = system.spawn(Counter)
+    const missing = system.resolve(Counter, c.id.toString().replace(/#\d+$/, '#1'))
+    const refused = await missing.get().catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(ActorNotFoundError)
+    expect(isNotDelivered(refused)).toBe(true)
+    // Well formed, on a node nobody runs: resolving works, the call fails as unreachable.
+    const nowhere = system.resolve(Counter, 'shoal://gone@127.0.0.1:1/0123456789abcdef/user/Counter-1#7')
+    await expect(nowhere.get()).rejects.toBeInstanceOf(NodeUnreachableError)
   })
 })
 

@@ -2,9 +2,11 @@
  * The cluster API in one process: events, waitFor, minMembers, leave, down, replacement.
  */
 
+import { pino } from 'pino'
 import { type ClusterEvent, type ClusterSettings, ClusterSystem, SystemShutDownError, TimeoutError } from 'shoal'
 import { eventually } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { LogCapture } from './support/rawPeer.ts'
 
 const systems: ClusterSystem[] = []
 afterEach(async () => {
@@ -20,6 +22,22 @@ async function node(cluster: ClusterSettings = {}, port = 0): Promise<ClusterSys
 const addr = (s: ClusterSystem): string => `127.0.0.1:${s.node.endpoint.port}`
 
 describe('cluster API', () => {
+  it('a node with no seeds, clusterd or discovery says once that it forms a one-node cluster, and how to join others', async () => {
+    const logs = new LogCapture()
+    const alone = await ClusterSystem.start({ port: 0, cluster: {}, logger: pino({ level: 'info' }, logs) })
+    systems.push(alone)
+    const said = logs.lines.filter((l) => l.msg?.includes('one-node cluster'))
+    expect(said).toHaveLength(1)
+    expect(said[0]!.level).toBe(30)
+    expect(said[0]!.msg).toContain("seeds: ['host:port']")
+    expect(said[0]!.msg).toContain('clusterd: true')
+    expect(said[0]!.msg).toContain('discovery')
+    // A node with seeds does not say it.
+    const logsB = new LogCapture()
+    systems.push(await ClusterSystem.start({ port: 0, cluster: { seeds: [addr(alone)] }, logger: pino({ level: 'info' }, logsB) }))
+    expect(logsB.lines.filter((l) => l.msg?.includes('one-node cluster'))).toHaveLength(0)
+  })
+
   it('events(): a snapshot first, then member changes and the leader, in order', async () => {
     const a = await node()
     await a.cluster.joined()

@@ -2,7 +2,21 @@
  * The plugin API: start and stop order, facades, cluster events and actor lifecycle hooks.
  */
 
-import { type ActorId, type ClusterEvent, ClusterSystem, ConfigError, DistributedActor, type Plugin, ReceptionKey } from 'shoal'
+import {
+  type ActorId,
+  type ClusterEvent,
+  ClusterSystem,
+  ConfigError,
+  DistributedActor,
+  distributed,
+  ErrorCode,
+  EventSourcedActor,
+  journalPlugin,
+  MemoryEventStore,
+  type Plugin,
+  ReceptionKey,
+  singletonPlugin,
+} from 'shoal'
 import { eventually } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -93,6 +107,53 @@ describe('plugins', () => {
   it('refuses duplicate names and a facade that would shadow the system', async () => {
     await expect(ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [recorder('x', []), recorder('x', [])] })).rejects.toBeInstanceOf(ConfigError)
     await expect(ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [recorder('y', [], 'spawn')] })).rejects.toBeInstanceOf(ConfigError)
+  })
+
+  it('a built-in facade read without its plugin throws a ConfigError naming the plugin and how to install it', async () => {
+    const s = await start([])
+    expect(() => s.singleton).toThrow(ConfigError)
+    expect(() => s.singleton).toThrow(
+      'system.singleton needs the singleton plugin, which this system was started without: ClusterSystem.start({ plugins: [singletonPlugin()] })',
+    )
+    expect(() => s.journal).toThrow(ConfigError)
+    expect(() => s.journal).toThrow(
+      'system.journal needs the journal plugin, which this system was started without: ClusterSystem.start({ plugins: [journalPlugin(',
+    )
+    let code: unknown
+    try {
+      void s.singleton.status('x')
+    } catch (e) {
+      code = (e as ConfigError).code
+    }
+    expect(code).toBe(ErrorCode.Config)
+    // An event-sourced actor on that system still gets its own message, naming the actor.
+    class Log extends EventSourcedActor<number, { type: 'Added'; n: number }> {
+      get persistenceId(): string {
+        return 'log-1'
+      }
+      initialState(): number {
+        return 0
+      }
+      applyEvent(s: number, e: { type: 'Added'; n: number }): number {
+        return s + e.n
+      }
+      @distributed async add(n: number): Promise<void> {
+        await this.emit({ type: 'Added', n })
+      }
+    }
+    await expect(s.spawn(Log).add(1)).rejects.toThrow('Log is event-sourced: start the system with plugins: [journalPlugin({ store })]')
+  })
+
+  it('a built-in facade is published by its plugin, and by one plugin only', async () => {
+    const s = await start([singletonPlugin(), journalPlugin({ store: new MemoryEventStore() })])
+    expect(typeof s.singleton.proxy).toBe('function')
+    expect(typeof s.journal.eventsByTag).toBe('function')
+    await expect(ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [singletonPlugin(), recorder('other', [], 'singleton')] })).rejects.toBeInstanceOf(
+      ConfigError,
+    )
+    // A plugin of your own may take a built-in facade's name when its plugin is not installed.
+    const own = await start([recorder('my-singleton', [], 'singleton')])
+    expect((own as unknown as { singleton: { name: string } }).singleton).toEqual({ name: 'my-singleton' })
   })
 
   it('a hook that throws is logged and does not stop the others', async () => {

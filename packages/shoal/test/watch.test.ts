@@ -3,7 +3,18 @@
  * missing actors, unwatch, system.watch, and redelivery of lost system messages.
  */
 
-import { ActorId, type ActorRef, ClusterSystem, DistributedActor, distributed, SystemShutDownError, type TerminationReason } from 'shoal'
+import {
+  AbortedError,
+  ActorId,
+  type ActorRef,
+  ClusterSystem,
+  DistributedActor,
+  distributed,
+  ErrorCode,
+  SystemShutDownError,
+  type TerminationReason,
+  TimeoutError,
+} from 'shoal'
 import { servicesOf } from 'shoal/internal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -120,6 +131,37 @@ describe('lifecycle watch', () => {
     expect((await watcher.terminations()).map((t) => t.id)).toEqual([control.id.toString()])
   })
 
+  it("an aborted system.watch rejects with Shoal's errors: TimeoutError for AbortSignal.timeout, AbortedError otherwise, the reason as cause", async () => {
+    const s = await ClusterSystem.start({ port: 0, logLevel: 'silent' })
+    try {
+      const target = s.spawn(Target)
+      const timedOut = (await s.watch(target, { signal: AbortSignal.timeout(20) }).catch((e: unknown) => e)) as TimeoutError
+      expect(timedOut).toBeInstanceOf(TimeoutError)
+      expect(timedOut.code).toBe(ErrorCode.Timeout)
+      expect(timedOut.message).toContain('timed out')
+      expect((timedOut.cause as Error).name).toBe('TimeoutError')
+      expect(timedOut.cause).not.toBeInstanceOf(TimeoutError)
+      const abort = new AbortController()
+      const pending = s.watch(target, { signal: abort.signal })
+      abort.abort()
+      const aborted = (await pending.catch((e: unknown) => e)) as AbortedError
+      expect(aborted).toBeInstanceOf(AbortedError)
+      expect(aborted.code).toBe('SHOAL_ABORTED')
+      expect((aborted.cause as Error).name).toBe('AbortError')
+      // Already aborted: the same, at once.
+      await expect(s.watch(target, { signal: AbortSignal.abort('gone') })).rejects.toThrow(/aborted \(gone\)/)
+      // A Shoal error as reason is passed on as is.
+      const mine = new SystemShutDownError('mine')
+      await expect(s.watch(target, { signal: AbortSignal.abort(mine) })).rejects.toBe(mine)
+      // Each aborted watch was removed: the actor's stop is reported to a new watch only.
+      const still = s.watch(target)
+      await s.stop(target)
+      expect((await still).reason).toBe('stopped')
+    } finally {
+      await s.shutdown()
+    }
+  })
+
   it('system.watch resolves for remote stops and node down; abort rejects', async () => {
     nodes = await startCluster(3, { cluster: { downing: 'none' } })
     const [a, b, c] = nodes.systems as [ClusterSystem, ClusterSystem, ClusterSystem]
@@ -131,6 +173,7 @@ describe('lifecycle watch', () => {
     const aborted = a.watch(a.resolve(Target, onC.id), { signal: abort.signal })
     abort.abort(new Error('no longer interested'))
     await expect(aborted).rejects.toThrow('no longer interested')
+    await expect(aborted).rejects.toBeInstanceOf(AbortedError)
     await b.stop(onB)
     expect(await stopped).toMatchObject({ reason: 'stopped' })
     expect((await stopped).id.equals(onB.id)).toBe(true)

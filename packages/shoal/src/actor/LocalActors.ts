@@ -20,7 +20,7 @@ import type { ActorSystem } from './ActorSystem.ts'
 import { type ClusterNode, formatNode } from './ClusterNode.ts'
 import { type ActorClass, actorClassInfo, type DistributedActor, type MethodInfo, withConstructingCell } from './DistributedActor.ts'
 import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocation.ts'
-import { type CallLedger, PendingCall, promiseOf } from './PendingCall.ts'
+import { type CallLedger, PendingCall, promiseOf, type TimeoutSource } from './PendingCall.ts'
 import type { Invoker, Route } from './Route.ts'
 
 /** What the actor table needs from its system. */
@@ -231,7 +231,15 @@ export class LocalActors implements CellHost {
   }
 
   /** A local call through `route`. */
-  call(route: LocalRoute, method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
+  call(
+    route: LocalRoute,
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    trace: CallTrace | undefined,
+  ): Promise<unknown> {
     const headers = trace?.headersFor(true)
     const target = this.#localTarget(route)
     if (target instanceof Error) return this.#refuse(localRefusal(route, undefined, method, headers, false), target, trace)
@@ -244,7 +252,20 @@ export class LocalActors implements CellHost {
       return this.#refuse(at, error, trace)
     }
     const host = this.#host
-    const call = new PendingCall(host.ledger, method, args, chain, timeout, route.id, host.ledger.metrics.callStarted(false), undefined, 0, headers, trace)
+    const call = new PendingCall(
+      host.ledger,
+      method,
+      args,
+      chain,
+      timeout,
+      timeoutFrom,
+      route.id,
+      host.ledger.metrics.callStarted(false),
+      undefined,
+      0,
+      headers,
+      trace,
+    )
     const promise = promiseOf(call)
     if (host.serializeLocalCalls) {
       call.copyResultWith = host.serialization
@@ -364,8 +385,8 @@ export class LocalRoute implements Route {
     public target: LocalTarget | undefined,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
-    return this.actors.call(this, method, args, chain, timeout, trace)
+  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
+    return this.actors.call(this, method, args, chain, timeout, timeoutFrom, trace)
   }
 
   tell(method: string, args: unknown[], chain: string): void {

@@ -27,6 +27,18 @@ export type PendingTable = Map<number, PendingCall>
 
 const noop = (): void => {}
 
+/**
+ * Which setting a call's timeout came from, named in its TimeoutError: the system's `callTimeout`,
+ * the ref's own (`withTimeout(ms)`, or a plugin's default for the refs it makes), or the timeout a plugin gave a call it forwards (a singleton proxy).
+ */
+export type TimeoutSource = 'callTimeout' | 'ref' | 'forward'
+
+const SOURCE_TEXT: Readonly<Record<TimeoutSource, string>> = {
+  callTimeout: "the system's callTimeout; raise it in ClusterSystem.start({ callTimeout }) or per ref with ref.withTimeout(ms)",
+  ref: "the ref's own timeout, from ref.withTimeout(ms) or a plugin's default for its refs (a singleton proxy: allocationTimeout + callTimeout); change it with ref.withTimeout(ms)",
+  forward: "the timeout of the plugin forwarding it, e.g. a singleton proxy; raise the caller's timeout with ref.withTimeout(ms)",
+}
+
 /** One call made from this node until it settles (see the module comment). */
 export class PendingCall implements Deadline, Invocation {
   deadline = 0
@@ -45,6 +57,8 @@ export class PendingCall implements Deadline, Invocation {
     public args: unknown[],
     readonly chain: string,
     readonly timeout: number,
+    /** The setting `timeout` came from, named when the call times out. */
+    readonly timeoutFrom: TimeoutSource,
     readonly target: ActorId,
     /** From `metrics.callStarted`: when the call started, or -1 if it is not timed. */
     readonly started: number,
@@ -84,7 +98,7 @@ export class PendingCall implements Deadline, Invocation {
   expire(): void {
     this.fail(
       new TimeoutError(
-        `Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (callTimeout); the call may still run. Raise the timeout with ref.withTimeout(ms) if it is slow by design.`,
+        `Call ${this.method} on ${this.target} got no reply within ${this.timeout} ms (${SOURCE_TEXT[this.timeoutFrom]}, if it is slow by design); the call may still run.`,
       ),
     )
   }

@@ -10,13 +10,17 @@
 
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { ActorRefImpl } from './ActorRef.ts'
+import type { TimeoutSource } from './PendingCall.ts'
 
 /** The path of calls from this node to one actor id. */
 export interface Route {
   /** True for a route to an actor of this node. */
   readonly local: boolean
-  /** Sends a call; the promise settles with its outcome (never throws synchronously). */
-  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown>
+  /**
+   * Sends a call; the promise settles with its outcome (never throws synchronously). `timeoutFrom`
+   * names the setting `timeout` came from, for the TimeoutError's message.
+   */
+  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown>
   /** Sends a one-way message; throws only for what fails at the sender (encoding). */
   tell(method: string, args: unknown[], chain: string): void
 }

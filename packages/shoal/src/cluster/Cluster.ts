@@ -147,6 +147,13 @@ export class Cluster {
     every(this.#settings.gossipInterval ?? 1000, () => this.#gossipTick())
     every(TICK, () => this.#tick())
     for (const p of this.#providers) void this.#discover(p)
+    if (this.#providers.length === 0) {
+      this.#log.info(
+        { endpoint: `${this.self.endpoint.host}:${this.self.endpoint.port}` },
+        "no seeds, clusterd or discovery: this node forms a one-node cluster on its own. To join others, start it with cluster: { seeds: ['host:port'] }, " +
+          "{ clusterd: true } or { discovery: [...] }, or call system.cluster.join(['host:port']); others join this one by listing its endpoint in their seeds",
+      )
+    }
   }
 
   // ── reading ────────────────────────────────────────────────────────────────

@@ -182,7 +182,12 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
   }
 
   #journal(): JournalFacade {
-    const journal = (this.system as { journal?: JournalFacade }).journal
+    let journal: JournalFacade | undefined
+    try {
+      journal = (this.system as { journal?: JournalFacade }).journal
+    } catch {
+      // system.journal throws a ConfigError without the plugin; this one names the actor.
+    }
     if (!journal) throw new ConfigError(`${this.constructor.name} is event-sourced: start the system with plugins: [journalPlugin({ store })].`)
     return journal
   }

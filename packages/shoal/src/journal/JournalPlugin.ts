@@ -65,7 +65,10 @@ export interface JournalFacade {
 
 declare module '../system/ClusterSystem.ts' {
   interface ClusterSystem {
-    /** Event sourcing (with `journalPlugin()` installed). */
+    /**
+     * Event sourcing, with `journalPlugin({ store })` installed. Gotcha: on a system started without
+     * it, reading `system.journal` throws a ConfigError saying how to install it.
+     */
     readonly journal: JournalFacade
   }
 }

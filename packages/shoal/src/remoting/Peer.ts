@@ -5,7 +5,7 @@
  * @module
  */
 import type { ActorId } from '../actor/ActorId.ts'
-import type { PendingTable } from '../actor/PendingCall.ts'
+import type { PendingTable, TimeoutSource } from '../actor/PendingCall.ts'
 import type { Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
@@ -33,8 +33,8 @@ export class RemoteRoute implements Route {
     readonly id: ActorId,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
-    return this.remoting.call(this, method, args, chain, timeout, trace)
+  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
+    return this.remoting.call(this, method, args, chain, timeout, timeoutFrom, trace)
   }
 
   tell(method: string, args: unknown[], chain: string): void {

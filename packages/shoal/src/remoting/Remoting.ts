@@ -15,7 +15,7 @@ import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors, Refusal } from '../actor/LocalActors.ts'
-import { type CallLedger, PendingCall, promiseOf } from '../actor/PendingCall.ts'
+import { type CallLedger, PendingCall, promiseOf, type TimeoutSource } from '../actor/PendingCall.ts'
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
@@ -101,7 +101,15 @@ export class Remoting {
   }
 
   /** A remote call through `route`. */
-  call(route: RemoteRoute, method: string, args: unknown[], chain: string, timeout: number, trace: CallTrace | undefined): Promise<unknown> {
+  call(
+    route: RemoteRoute,
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    trace: CallTrace | undefined,
+  ): Promise<unknown> {
     const id = route.id
     const problem = this.#gone(id)
     if (problem) return rejected(problem, trace)
@@ -118,7 +126,20 @@ export class Remoting {
     }
     const peer = route.peer
     // Arguments are on the wire now; the pending call does not keep them alive.
-    const call = new PendingCall(ledger, method, NO_ARGS, chain, timeout, id, ledger.metrics.callStarted(true), peer.pending, callId, headers, trace)
+    const call = new PendingCall(
+      ledger,
+      method,
+      NO_ARGS,
+      chain,
+      timeout,
+      timeoutFrom,
+      id,
+      ledger.metrics.callStarted(true),
+      peer.pending,
+      callId,
+      headers,
+      trace,
+    )
     const promise = promiseOf(call)
     peer.pending.set(callId, call)
     ledger.deadlines.add(call, timeout)

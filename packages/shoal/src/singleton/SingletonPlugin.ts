@@ -87,7 +87,10 @@ export interface SingletonFacade {
 
 declare module '../system/ClusterSystem.ts' {
   interface ClusterSystem {
-    /** Cluster singletons (with `singletonPlugin()` installed). */
+    /**
+     * Cluster singletons, with `singletonPlugin()` installed. Gotcha: on a system started without
+     * it, reading `system.singleton` throws a ConfigError saying how to install it.
+     */
     readonly singleton: SingletonFacade
   }
 }

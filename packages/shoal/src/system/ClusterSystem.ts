@@ -232,8 +232,9 @@ export class ClusterSystem {
    * Resolves once, when the actor behind `target` terminates: it stopped, its node is down,
    * removed, shut down or replaced, or it never existed (see `DistributedActor.watch`).
    *
-   * Gotchas: aborting `signal` unwatches and rejects with the signal's reason; shutdown of this
-   * system rejects with SystemShutDownError. Without cluster membership a crashed (not shut down)
+   * Gotchas: aborting `signal` unwatches and rejects with `TimeoutError` (`AbortSignal.timeout(ms)`)
+   * or `AbortedError` (any other abort; a Shoal error given as reason is passed on), the signal's
+   * reason as `cause`; shutdown of this system rejects with SystemShutDownError. Without cluster membership a crashed (not shut down)
    * remote node is never reported.
    */
   watch(target: WatchTarget, options: { signal?: AbortSignal } = {}): Promise<Termination> {
@@ -298,8 +299,13 @@ export class ClusterSystem {
   }
 
   /**
-   * A typed ref for any actor id (an `ActorId` or its string form), local or remote. Resolving never
-   * fails: a call through a ref to a missing actor fails with `ActorNotFoundError`.
+   * A typed ref for any actor id (an `ActorId` or its string form, as `id.toString()` prints it),
+   * local or remote. Resolving a well-formed id never fails and looks nothing up: a call through a
+   * ref to a missing actor fails then, with `ActorNotFoundError` (or `NodeUnreachableError` /
+   * `NodeDownError` when its node cannot be reached or is gone).
+   *
+   * Gotcha: a string that is not an actor id throws `ConfigError` at once, naming the expected form
+   * `shoal://name@host:port/<16 hex uid>/path#incarnation`.
    */
   resolve<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: ActorId | string): ActorRef<T> {
     const actorId = typeof id === 'string' ? ActorId.parse(id) : id

@@ -10,6 +10,7 @@ import { outgoingChain } from '../actor/CallContext.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { ActorClassInfo } from '../actor/DistributedActor.ts'
 import type { LocalActors } from '../actor/LocalActors.ts'
+import type { TimeoutSource } from '../actor/PendingCall.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
@@ -44,7 +45,10 @@ export class Dispatcher implements Invoker {
 
   invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown> {
     if (!this.#host.running()) return Promise.reject(new SystemShutDownError())
-    return this.#send(ref, method, args, outgoingChain(), ref.timeout ?? this.#host.callTimeout)
+    const own = ref.timeout
+    return own === undefined
+      ? this.#send(ref, method, args, outgoingChain(), this.#host.callTimeout, 'callTimeout')
+      : this.#send(ref, method, args, outgoingChain(), own, 'ref')
   }
 
   tell(ref: ActorRefImpl, method: string, args: unknown[]): void {
@@ -56,12 +60,12 @@ export class Dispatcher implements Invoker {
   /** A call on behalf of an invocation received elsewhere: its chain, an explicit timeout. */
   forward(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
     if (!this.#host.running()) return Promise.reject(markNotDelivered(new SystemShutDownError()))
-    return this.#send(ref, method, args, chain, timeout)
+    return this.#send(ref, method, args, chain, timeout, 'forward')
   }
 
-  #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+  #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
-    if (!tracingActive()) return route.call(method, args, chain, timeout, undefined)
+    if (!tracingActive()) return route.call(method, args, chain, timeout, timeoutFrom, undefined)
     const ctx: CallTraceContext = {
       side: 'caller',
       actorType: ref.info?.name,
@@ -73,7 +77,7 @@ export class Dispatcher implements Invoker {
     }
     // The route sends what a start subscriber put in ctx.headers and tells the trace when the call settles.
     const trace = new CallTrace(ctx)
-    const promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, trace)
+    const promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, timeoutFrom, trace)
     trace.dispatched()
     return promise
   }

@@ -11,6 +11,21 @@ import type { Cluster } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
 import type { Plugin, PluginContext } from './Plugin.ts'
 
+/**
+ * The facades of Shoal's own plugins, by property, with how to install each. Until its plugin
+ * publishes it, reading one of these on a system throws a ConfigError saying so, rather than
+ * handing back `undefined` (the augmented type says it is always there).
+ */
+const BUILTIN_FACADES: Readonly<Record<string, { readonly plugin: string; readonly install: string }>> = {
+  singleton: { plugin: 'singleton', install: 'singletonPlugin()' },
+  journal: { plugin: 'journal', install: 'journalPlugin({ store: new MemoryEventStore() }) (or a SQLite/PostgreSQL store)' },
+}
+
+/** The error reading built-in facade `facade` throws on a system without its plugin. */
+function missingFacadeError(facade: string, { plugin, install }: { readonly plugin: string; readonly install: string }): ConfigError {
+  return new ConfigError(`system.${facade} needs the ${plugin} plugin, which this system was started without: ClusterSystem.start({ plugins: [${install}] }).`)
+}
+
 export class PluginHost {
   readonly #entries: { plugin: Plugin; facade: unknown }[] = []
   readonly #log: Logger
@@ -29,14 +44,30 @@ export class PluginHost {
    */
   async start(plugins: readonly Plugin[], owner: object, context: (log: Logger) => PluginContext, cluster: Cluster | undefined): Promise<void> {
     const names = new Set<string>()
+    // Built-in facades no plugin published (yet) throw a ConfigError naming the plugin to install.
+    const placeholders = new Set<string>()
+    for (const [facade, known] of Object.entries(BUILTIN_FACADES)) {
+      if (facade in owner) continue
+      placeholders.add(facade)
+      Object.defineProperty(owner, facade, {
+        get: () => {
+          throw missingFacadeError(facade, known)
+        },
+        enumerable: false,
+        configurable: true,
+      })
+    }
     for (const plugin of plugins) {
       if (names.has(plugin.name)) throw new ConfigError(`Two plugins are named "${plugin.name}": plugin names must be unique.`)
       names.add(plugin.name)
-      if (plugin.facade !== undefined && plugin.facade in owner)
+      if (plugin.facade !== undefined && plugin.facade in owner && !placeholders.has(plugin.facade))
         throw new ConfigError(`Plugin "${plugin.name}" wants to publish "${plugin.facade}", which the system already has.`)
       const facade = await plugin.start(context(this.#log.child({ plugin: plugin.name })))
       this.#entries.push({ plugin, facade })
-      if (plugin.facade !== undefined) Object.defineProperty(owner, plugin.facade, { value: facade, enumerable: true })
+      if (plugin.facade !== undefined) {
+        placeholders.delete(plugin.facade)
+        Object.defineProperty(owner, plugin.facade, { value: facade, enumerable: true, configurable: false, writable: false })
+      }
       this.#log.debug({ plugin: plugin.name }, 'plugin started')
     }
     if (cluster && this.#entries.some((e) => e.plugin.onClusterEvent)) {

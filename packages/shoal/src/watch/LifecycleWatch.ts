@@ -23,7 +23,7 @@ import type { Termination, TerminationReason } from '../actor/Termination.ts'
 import { isPresent } from '../cluster/Member.ts'
 import { type ControlChannel, controlTarget, type MembershipView } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
-import { SystemShutDownError } from '../errors.ts'
+import { AbortedError, ShoalError, SystemShutDownError, TimeoutError } from '../errors.ts'
 import { type Batch, SystemChannel } from './SystemChannel.ts'
 import { decodeWatchFrame, encodeAck, encodeBatch, type SystemMessage, WatchDecodeError } from './WatchCodec.ts'
 
@@ -139,15 +139,17 @@ export class LifecycleWatch {
   }
 
   /**
-   * `system.watch(id)`: resolves once when `id` terminates; rejects with the signal's reason when
-   * `signal` aborts (and unwatches), with SystemShutDownError when this system shuts down first.
+   * `system.watch(id)`: resolves once when `id` terminates; when `signal` aborts, unwatches and
+   * rejects with TimeoutError (`AbortSignal.timeout`) or AbortedError (any other reason; a Shoal
+   * error as reason is passed on as is), the signal's reason as `cause`; with SystemShutDownError
+   * when this system shuts down first.
    */
   until(id: ActorId, signal: AbortSignal | undefined): Promise<Termination> {
     return new Promise<Termination>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason)
+      if (signal?.aborted) return reject(watchAborted(id, signal.reason))
       const onAbort = (): void => {
         this.unwatch(id, watcher)
-        reject(signal!.reason)
+        reject(watchAborted(id, signal!.reason))
       }
       const watcher = {
         terminated: (t: Termination) => {
@@ -477,4 +479,13 @@ export class CellWatcher implements Watcher {
     }
     this.#cell.deliver(inv, undefined)
   }
+}
+
+/** The error `system.watch` rejects with when its signal aborts with `reason`. */
+function watchAborted(id: ActorId, reason: unknown): Error {
+  if (reason instanceof ShoalError) return reason
+  if (reason instanceof Error && reason.name === 'TimeoutError')
+    return new TimeoutError(`system.watch(${id.toString()}) timed out (its AbortSignal) before the actor terminated; the watch is removed.`, { cause: reason })
+  const why = reason instanceof Error ? reason.message : String(reason)
+  return new AbortedError(`system.watch(${id.toString()}) was aborted (${why}) before the actor terminated; the watch is removed.`, { cause: reason })
 }
