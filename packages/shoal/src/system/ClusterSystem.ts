@@ -33,6 +33,7 @@ import { SwimMember } from '../swim/SwimMember.ts'
 import { DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
 import { Dispatcher } from './Dispatcher.ts'
+import type { PluginFacades } from './Plugin.ts'
 import { PluginHost } from './PluginHost.ts'
 import { type ClusterSystemSettings, type ResolvedSettings, resolveSettings, transportSettings } from './Settings.ts'
 import { registerServices, SystemServices } from './SystemServices.ts'
@@ -42,6 +43,10 @@ declare module '../actor/ActorSystem.ts' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface ActorSystem extends ClusterSystem {}
 }
+
+/** Plugin facades (see {@link PluginFacades}) are members of the system. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface ClusterSystem extends PluginFacades {}
 
 /**
  * One node of a Shoal cluster. Start with {@link ClusterSystem.start}; stop with

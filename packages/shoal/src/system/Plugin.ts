@@ -38,6 +38,23 @@ export type { ControlChannel, Invocation, LocalTarget }
  * What a plugin gets at start: the system, and the services a cluster service needs beyond the
  * public API. Everything here is stable and documented (docs/plugins.md); nothing else is.
  */
+/**
+ * The facades plugins publish on the system (`facade: 'name'` → `system.name`), for the type
+ * checker. A plugin of your own declares its facade here, once, next to the plugin:
+ *
+ * ```ts
+ * declare module 'shoal' {
+ *   interface PluginFacades { readonly actorCounter: { readonly live: number } }
+ * }
+ * ```
+ *
+ * Gotcha: augment this interface rather than `ClusterSystem`: TypeScript merges an augmentation of
+ * a re-exported class only partly, and a program compiled with Shoal's sources (the `source`
+ * condition) then fails to type-check the class itself.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface PluginFacades {}
+
 export interface PluginContext {
   /** The system (`ClusterSystem`). */
   readonly system: ActorSystem

@@ -49,3 +49,24 @@ export async function main(): Promise<Termination> {
   system.receptionist.checkIn(counter, new ReceptionKey<Counter>('counters'))
   return system.watch(counter)
 }
+
+// ActorRef<T> offers public methods only: helpers kept protected or #private are not on the ref.
+class Scored extends DistributedActor {
+  #n = 0
+  @distributed async hit(): Promise<number> {
+    return this.bump()
+  }
+  protected bump(): number {
+    return ++this.#n
+  }
+  private reset(): void {
+    this.#n = 0
+  }
+}
+export function refTypes(ref: ActorRef<Scored>): void {
+  void ref.hit()
+  // @ts-expect-error: protected helpers are not on the ref
+  void ref.bump
+  // @ts-expect-error: private helpers are not on the ref
+  void ref.reset
+}
