@@ -52,6 +52,8 @@ export interface ClusterSystem extends PluginFacades {}
  * One node of a Shoal cluster. Start with {@link ClusterSystem.start}; stop with
  * {@link ClusterSystem.shutdown}.
  */
+// The interface above only adds the plugin facades, which plugins set on the instance (PluginHost).
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class ClusterSystem {
   /** This node incarnation: endpoint plus a random uid. */
   readonly node: ClusterNode
