@@ -244,9 +244,7 @@ describe('a node under attack by hostile peers', () => {
       expect(answer.body.toString('utf8')).toContain(reason)
       await p.waitClosedByNode()
       await expect.poll(() => refused('handshake'), POLL).toBe(before + 1)
-      expect(
-        logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, reason).filter((l) => l.refusedBy === 'this node'),
-      ).toHaveLength(1)
+      expect(logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, reason).filter((l) => l.refusedBy === 'this node')).toHaveLength(1)
     })
 
     test.each([

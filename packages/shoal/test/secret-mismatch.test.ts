@@ -64,3 +64,42 @@ describe('a cluster secret mismatch between two nodes', () => {
     await expect.poll(() => acceptor.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'peer'])
   })
 })
+
+describe('a node whose secret differs from clusterd', () => {
+  const systems: ClusterSystem[] = []
+  afterEach(async () => {
+    await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+  })
+
+  it.each([
+    { case: 'differ', nodeSecret: 'node secret', daemonSecret: 'daemon secret' },
+    { case: 'only clusterd has one', nodeSecret: '', daemonSecret: 'daemon secret' },
+    { case: 'only the node has one', nodeSecret: 'node secret', daemonSecret: '' },
+  ])('the discovery warning says the secrets do not match ($case), not that clusterd is not running', async ({ nodeSecret, daemonSecret }) => {
+    const daemon = await ClusterSystem.startClusterDaemon({ port: 0, secret: daemonSecret, logLevel: 'silent' })
+    systems.push(daemon)
+    const logs = new LogCapture()
+    const node = await ClusterSystem.start({
+      name: 'n',
+      port: 0,
+      secret: nodeSecret,
+      logger: pino({ level: 'debug' }, logs),
+      cluster: { clusterd: `127.0.0.1:${daemon.node.endpoint.port}` },
+    })
+    systems.push(node)
+    const warnings = (): string[] => logs.find('discovery failed; retrying').map((l) => String(l.err))
+    await expect.poll(() => warnings().length, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0)
+    expect(warnings()[0]).toContain('is running but refused this node because their cluster secrets do not match (cluster secret')
+    expect(warnings()[0]).toContain('Start clusterd with the same SHOAL_SECRET (or --secret-file) as the nodes.')
+    expect(warnings()[0]).not.toContain('start it with')
+  })
+
+  it('a clusterd that is not running: the warning still says to start it', async () => {
+    const logs = new LogCapture()
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'debug' }, logs), cluster: { clusterd: '127.0.0.1:1' } })
+    systems.push(node)
+    const warnings = (): string[] => logs.find('discovery failed; retrying').map((l) => String(l.err))
+    await expect.poll(() => warnings().length, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0)
+    expect(warnings()[0]).toMatch(/^clusterd at 127\.0\.0\.1:1 did not answer \(.*ECONNREFUSED.*\): start it with `npx shoal clusterd`/)
+  })
+})

@@ -154,7 +154,10 @@ describe('Handshake', () => {
     const client = new ClientHandshake({ self: a, secret: Buffer.from('other'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
     const log = converse(client, server)
-    expect(outcome(log.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/^cluster secrets differ: .* both have a cluster secret, but not the same one/) })
+    expect(outcome(log.client)).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/^cluster secrets differ: .* both have a cluster secret, but not the same one/),
+    })
     expect(outcome(log.server)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/^cluster secrets differ/) })
   })
 
@@ -163,12 +166,18 @@ describe('Handshake', () => {
       new ClientHandshake({ self: a, secret: undefined, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }),
     )
-    expect(outcome(noSecretClient.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/\(accepting\) has a cluster secret, .* \(dialing\) has none/) })
+    expect(outcome(noSecretClient.client)).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/\(accepting\) has a cluster secret, .* \(dialing\) has none/),
+    })
     const noSecretServer = converse(
       new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, secret: undefined, random: randomBytes, admit: () => undefined }),
     )
-    expect(outcome(noSecretServer.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/\(dialing\) has a cluster secret, .* \(accepting\) has none/) })
+    expect(outcome(noSecretServer.client)).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/\(dialing\) has a cluster secret, .* \(accepting\) has none/),
+    })
     expect(outcome(noSecretServer.server)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/\(accepting\) has none/) })
   })
 

@@ -157,6 +157,14 @@ export class Transport {
     return assoc
   }
 
+  /**
+   * Why the last connection attempt to `host:port` failed (refused, or the handshake refused), if
+   * no connection has been established since; undefined otherwise or if it was never dialed.
+   */
+  connectProblem(host: string, port: number): string | undefined {
+    return this.#associations.get(endpointKey({ host, port }))?.connectProblem
+  }
+
   /** Queues a message for a peer, dialing when needed. See {@link Association.enqueue} for errors. */
   send(assoc: Association, lane: Lane, msg: OutboundMessage): void {
     if (assoc.needsDial && !this.#closing) this.#dial(assoc)
