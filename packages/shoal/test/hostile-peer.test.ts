@@ -233,25 +233,23 @@ describe('a node under attack by hostile peers', () => {
     })
 
     test.each([
-      { case: 'wrong secret', proofSecret: 'wrong' },
-      { case: 'missing secret (empty proof)', proofSecret: undefined },
-    ])('$case: an attacker that ignores the node proof is rejected with a Reject frame and refused', async ({ proofSecret }) => {
+      { case: 'wrong secret', proofSecret: 'wrong', reason: 'cluster secrets differ' },
+      { case: 'missing secret (empty proof)', proofSecret: undefined, reason: '(dialing) has none' },
+    ])('$case: an attacker that ignores the node proof is rejected with a Reject frame and refused', async ({ proofSecret, reason }) => {
       const before = await refused('handshake')
       const p = await rawPeer()
       const answer = await p.forgeProof(proofSecret)
       if (answer?.kind !== 'frame') throw new Error('expected a Reject frame')
       expect(answer.type).toBe(FrameType.Reject)
-      expect(answer.body.toString('utf8')).toContain('did not prove the cluster secret')
+      expect(answer.body.toString('utf8')).toContain(reason)
       await p.waitClosedByNode()
       await expect.poll(() => refused('handshake'), POLL).toBe(before + 1)
-      expect(
-        logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, 'did not prove the cluster secret').filter((l) => l.refusedBy === 'this node'),
-      ).toHaveLength(1)
+      expect(logs.find('handshake failed', `127.0.0.1:${p.node.endpoint.port}`, reason).filter((l) => l.refusedBy === 'this node')).toHaveLength(1)
     })
 
     test.each([
-      { case: 'wrong secret', secret: 'wrong', reason: 'does not know the cluster secret' },
-      { case: 'missing secret', secret: undefined, reason: 'requires a cluster secret, but this node has none' },
+      { case: 'wrong secret', secret: 'wrong', reason: 'cluster secrets differ' },
+      { case: 'missing secret', secret: undefined, reason: '(accepting) has a cluster secret' },
     ])('$case with the real client handshake: the client refuses the node, and the node logs the failed handshake', async ({ secret, reason }) => {
       const p = await rawPeer()
       const outcome = await p.handshake(secret === undefined ? {} : { secret })
@@ -263,8 +261,8 @@ describe('a node under attack by hostile peers', () => {
     })
 
     test.each([
-      { case: 'wrong secret', secret: 'wrong', reason: 'does not know the cluster secret' },
-      { case: 'no secret', secret: '', reason: 'requires a cluster secret' },
+      { case: 'wrong secret', secret: 'wrong', reason: 'cluster secrets differ' },
+      { case: 'no secret', secret: '', reason: '(accepting) has a cluster secret' },
     ])('a ClusterSystem with a $case cannot call: SHOAL_NODE_UNREACHABLE, and the actor never runs', async ({ secret, reason }) => {
       const logged = logs.find('handshake failed', reason).length
       const intruder = await ClusterSystem.start({ name: 'intruder', port: 0, secret })

@@ -2,12 +2,14 @@
  * The `shoal` command line.
  * @module
  */
+import { readFileSync } from 'node:fs'
 import { ShoalError } from '../errors.ts'
 import { CLUSTERD_USAGE, clusterdCommand, NODE_USAGE, nodeCommand } from './node.ts'
 import { SIM_USAGE, simCommand } from './sim.ts'
 import { STATUS_USAGE, statusCommand } from './status.ts'
 
 const USAGE = `Usage: shoal <command> [options]
+       shoal --version
 
 Commands:
   node       run a cluster node (shoal node --help)
@@ -32,6 +34,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'sim':
         simCommand(rest)
         return 0
+      case '-v':
+      case '--version':
+        process.stdout.write(`${version()}\n`)
+        return 0
       case undefined:
       case '-h':
       case '--help':
@@ -43,12 +49,23 @@ export async function main(argv: string[]): Promise<number> {
         return 1
     }
   } catch (e) {
-    if (e instanceof ShoalError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    // A bad setting: one line that says what to change. Unparsable arguments: the usage too.
+    if (e instanceof ShoalError) {
+      process.stderr.write(`shoal ${command}: ${e.message}\n`)
+      return 2
+    }
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`shoal ${command}: ${(e as Error).message}\n${USAGES[command ?? ''] ? `\n${USAGES[command ?? '']}` : ''}`)
       return 2
     }
     throw e
   }
+}
+
+/** The version of this package (src/cli and dist/cli are both two levels below its package.json). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
 const code = await main(process.argv.slice(2))

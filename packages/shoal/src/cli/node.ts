@@ -17,6 +17,7 @@ import { journalPlugin } from '../journal/JournalPlugin.ts'
 import { MemoryEventStore } from '../journal/MemoryEventStore.ts'
 import { ManagementServer } from '../management/ManagementServer.ts'
 import { ClusterSystem } from '../system/ClusterSystem.ts'
+import { isLoopbackHost } from '../system/Settings.ts'
 
 /** Help text of `shoal node`. */
 export const NODE_USAGE = `Usage: shoal node --port P [options]
@@ -25,12 +26,17 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
 
   --name N             system name (default shoal)
   --cluster-name C     cluster name; nodes of other clusters are refused (default SHOAL_CLUSTER_NAME or shoal)
-  --host H             host to bind and advertise (default 127.0.0.1)
+  --host H             host to bind and advertise (default 127.0.0.1); any other than loopback
+                       needs the cluster secret, or --insecure
+  --insecure           allow a non-loopback --host without a cluster secret (anyone on the
+                       network could join and call actors)
   --port P             TCP port, and UDP for failure detection (default 7337)
   --seed HOST:PORT     a node to join (repeatable)
   --clusterd [H:P]     register with a clusterd (default 127.0.0.1:3137)
   --dns NAME           join the A/AAAA records of NAME (a headless service) on --port
   --k8s SELECTOR       join pods matching SELECTOR (in-cluster Kubernetes API)
+  --k8s-namespace NS   namespace of those pods (default the pod's own)
+  --k8s-api-url URL    Kubernetes API outside a pod (with --k8s-token-file, --k8s-ca-file)
   --roles R1,R2        roles of this node
   --http PORT          management endpoint on 127.0.0.1:PORT (--http-host H --http-public
                        to expose it: its bearer token is the cluster secret, sent in clear)
@@ -40,22 +46,56 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
   --journal STORE      event sourcing: sqlite:PATH (needs @shoal/journal-sqlite),
                        postgres://… (needs @shoal/journal-postgres) or memory
   --secret-file F      read the cluster secret from F
-  --log-level L        trace, debug, info (default), warn, error
+  --log-level L        trace, debug, info (default), warn, error, fatal, silent
+                       (default SHOAL_LOG_LEVEL or info)
 `
 
 /** Help text of `shoal clusterd`. */
 export const CLUSTERD_USAGE = `Usage: shoal clusterd [--host H] [--port P]
 
 Runs the clusterd rendezvous daemon (default 127.0.0.1:3137). Nodes started with --clusterd
-register with it and join each other. Needs the cluster secret (SHOAL_SECRET or --secret-file).
+register with it and join each other. Needs the cluster secret (SHOAL_SECRET or --secret-file),
+the same as the nodes'.
+
+  --host H             host to bind (default 127.0.0.1; another needs the secret, or --insecure)
+  --port P             TCP port (default 3137)
+  --insecure           allow a non-loopback --host without a cluster secret
+  --secret-file F      read the cluster secret from F
+  --log-level L        trace, debug, info (default), warn, error, fatal, silent
 `
 
 /** Options both daemons take. */
 const COMMON_OPTIONS = {
   'secret-file': { type: 'string' },
-  'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
+  'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL || 'info' },
+  insecure: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const
+
+/** The levels `--log-level` accepts (pino's). */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+/** Throws a usage error unless `level` is one of {@link LOG_LEVELS}. */
+function checkLogLevel(level: string): string {
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError(`--log-level ${JSON.stringify(level)} is not a log level: use one of ${LOG_LEVELS.join(', ')} (also SHOAL_LOG_LEVEL).`)
+  }
+  return level
+}
+
+/**
+ * The cluster secret, refusing a non-loopback `host` without one unless `insecure`: the CLI's own
+ * wording of the check `ClusterSystem.start` makes.
+ */
+function secretFor(host: string, file: string | undefined, insecure: boolean): string | undefined {
+  const secret = readSecret(file)
+  if ((secret === undefined || secret === '') && !isLoopbackHost(host) && !insecure) {
+    throw new ConfigError(
+      `--host ${host} without a cluster secret would let anyone on the network join and call actors: set SHOAL_SECRET (or --secret-file F) to the same secret on every node, or pass --insecure to accept that.`,
+    )
+  }
+  return secret
+}
 
 /** The pino logger of a CLI process: pretty on a terminal, JSON lines otherwise. */
 export function cliLogger(level: string): Logger {
@@ -109,6 +149,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       dns: { type: 'string' },
       k8s: { type: 'string' },
       'k8s-namespace': { type: 'string' },
+      'k8s-api-url': { type: 'string' },
+      'k8s-token-file': { type: 'string' },
+      'k8s-ca-file': { type: 'string' },
       roles: { type: 'string' },
       http: { type: 'string' },
       'http-host': { type: 'string', default: '127.0.0.1' },
@@ -124,11 +167,29 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     process.stdout.write(NODE_USAGE)
     return 0
   }
-  const log = cliLogger(values['log-level'])
+  const log = cliLogger(checkLogLevel(values['log-level']))
   const port = int(values.port, 'port', 7337)
+  const secret = secretFor(values.host, values['secret-file'], values.insecure)
   const discovery: DiscoveryProvider[] = []
   if (values.dns !== undefined) discovery.push(new DnsDiscovery({ name: values.dns, port }))
-  if (values.k8s !== undefined) discovery.push(new KubernetesDiscovery({ selector: values.k8s, namespace: values['k8s-namespace'], port }))
+  if (values.k8s !== undefined) {
+    const apiUrl = values['k8s-api-url']
+    if (apiUrl === undefined && (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT)) {
+      throw new ConfigError(
+        `--k8s ${values.k8s}: this is not a Kubernetes pod (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set): run it in a pod, or pass --k8s-api-url URL (with --k8s-token-file F, --k8s-ca-file F and --k8s-namespace NS) to reach the API from outside.`,
+      )
+    }
+    discovery.push(
+      new KubernetesDiscovery({
+        selector: values.k8s,
+        namespace: values['k8s-namespace'],
+        port,
+        apiUrl,
+        tokenFile: values['k8s-token-file'],
+        caFile: values['k8s-ca-file'],
+      }),
+    )
+  }
   const store = values.journal === undefined ? undefined : await openStore(values.journal)
   const system = await ClusterSystem.start({
     plugins: store ? [journalPlugin({ store })] : [],
@@ -136,7 +197,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     clusterName: values['cluster-name'],
     host: values.host,
     port,
-    secret: readSecret(values['secret-file']),
+    secret,
+    insecure: values.insecure,
     logger: log,
     cluster: {
       seeds: values.seed ?? [],
@@ -229,11 +291,12 @@ export async function clusterdCommand(argv: string[]): Promise<number> {
     process.stdout.write(CLUSTERD_USAGE)
     return 0
   }
-  const log = cliLogger(values['log-level'])
+  const log = cliLogger(checkLogLevel(values['log-level']))
   const daemon = await ClusterSystem.startClusterDaemon({
     host: values.host,
     port: int(values.port, 'port', 3137),
-    secret: readSecret(values['secret-file']),
+    secret: secretFor(values.host, values['secret-file'], values.insecure),
+    insecure: values.insecure,
     logger: log,
   })
   log.info({ endpoint: `${values.host}:${daemon.node.endpoint.port}` }, 'clusterd listening')

@@ -6,12 +6,13 @@
 import { parseArgs } from 'node:util'
 
 /** Help text of `shoal status`. */
-export const STATUS_USAGE = `Usage: shoal status --http host:port [--json]
+export const STATUS_USAGE = `Usage: shoal status --http [host:]port [--json]
 
 Prints the cluster membership as seen by one node, from its management endpoint
 (GET /cluster/members).
 
-  --http host:port   management endpoint of the node to ask (also http://host:port)
+  --http [host:]port management endpoint of the node to ask (also http://host:port); a bare
+                     port means 127.0.0.1:port, as for shoal node --http PORT
   --json             print the JSON answer as received instead of a table
   -h, --help         show this help
 
@@ -74,7 +75,7 @@ export async function statusCommand(
   }
   const base = baseUrl(values.http)
   if (!base) {
-    err(`shoal status: --http must be host:port (e.g. 127.0.0.1:8558), got ${JSON.stringify(values.http)}.\n`)
+    err(`shoal status: --http must be host:port or a port (e.g. 127.0.0.1:8558 or 8558), got ${JSON.stringify(values.http)}.\n`)
     return 2
   }
   const url = `${base}/cluster/members`
@@ -133,8 +134,12 @@ function table(m: Membership): string {
   return [line(header), ...rows.map(line), '', footer, ''].join('\n')
 }
 
-/** `host:port`, `[v6]:port` or an http(s) URL → the base URL without trailing slash; undefined if invalid. */
+/**
+ * `host:port`, `[v6]:port`, a bare port (127.0.0.1, where `shoal node --http PORT` listens) or an
+ * http(s) URL → the base URL without trailing slash; undefined if invalid.
+ */
 function baseUrl(arg: string): string | undefined {
+  if (/^\d{1,5}$/.test(arg)) return baseUrl(`127.0.0.1:${arg}`)
   const hasScheme = /^https?:\/\//i.test(arg)
   if (!hasScheme) {
     const m = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:/[\]@?#]+):(\d{1,5})$/.exec(arg)

@@ -25,6 +25,12 @@ export interface ControlChannel {
   onControl(kind: number, handler: ControlHandler): void
   /** Sends a control message (dialing if needed); throws like a call would (backoff, frame too large). */
   sendControl(to: ControlTarget, kind: number, body: Uint8Array): void
+  /**
+   * Why the last connection attempt to `to` failed (connection refused, handshake refused: e.g. a
+   * cluster secret mismatch), if none succeeded since; undefined otherwise. Optional: for messages
+   * that say why a peer does not answer.
+   */
+  connectProblem?(to: ControlTarget): string | undefined
 }
 
 /** The cluster view the built-in services need (absent on a system without membership). */

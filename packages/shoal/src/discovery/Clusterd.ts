@@ -14,6 +14,7 @@ import type { ControlChannel } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
 import { parseAddress } from '../swim/SwimMember.ts'
+import { SECRET_PROBLEM } from '../wire/Handshake.ts'
 import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
 /** Where clusterd listens unless told otherwise (the reference's port). */
@@ -59,6 +60,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
   readonly #daemon: DiscoveredEndpoint
   readonly #self: ClusterNode
   readonly #link: ControlStreamLink
+  readonly #channel: ControlChannel
 
   constructor(channel: ControlChannel, self: ClusterNode, daemon: DiscoveredEndpoint = DEFAULT_CLUSTERD, interval = 2000) {
     this.#daemon = daemon
@@ -66,6 +68,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
     this.interval = interval
     this.name = `clusterd:${endpointKey(daemon)}`
     this.#link = new ControlStreamLink(channel, ControlKind.Clusterd)
+    this.#channel = channel
   }
 
   async list(): Promise<readonly DiscoveredEndpoint[]> {
@@ -74,7 +77,7 @@ export class ClusterdDiscovery implements DiscoveryProvider {
     try {
       reply = await this.#link.request(this.#daemon, me, 3000)
     } catch (e) {
-      throw new Error(`clusterd at ${endpointKey(this.#daemon)} did not answer (${(e as Error).message}): start it with \`npx shoal clusterd\`.`, { cause: e })
+      throw new Error(this.#unanswered((e as Error).message), { cause: e })
     }
     let parsed: unknown
     try {
@@ -87,6 +90,19 @@ export class ClusterdDiscovery implements DiscoveryProvider {
       const ep = parseEndpoint(Buffer.from(JSON.stringify(e)))
       return ep ? [ep] : []
     })
+  }
+
+  /** Why clusterd did not answer, and what to do: start it, or fix what made it refuse this node. */
+  #unanswered(error: string): string {
+    const at = `clusterd at ${endpointKey(this.#daemon)}`
+    const problem = this.#channel.connectProblem?.(this.#daemon)
+    if (problem?.startsWith(SECRET_PROBLEM)) {
+      return `${at} is running but refused this node because their cluster secrets do not match (${problem}). Start clusterd with the same SHOAL_SECRET (or --secret-file) as the nodes.`
+    }
+    if (problem !== undefined && !/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|did not complete/.test(problem)) {
+      return `${at} is running but the connection to it was refused (${problem}).`
+    }
+    return `${at} did not answer (${problem ?? error}): start it with \`npx shoal clusterd\` (with the same SHOAL_SECRET as the nodes).`
   }
 
   close(): Promise<void> {

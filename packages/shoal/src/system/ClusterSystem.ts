@@ -22,14 +22,15 @@ import type { PendingCall } from '../actor/PendingCall.ts'
 import type { Termination } from '../actor/Termination.ts'
 import { Cluster } from '../cluster/Cluster.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
-import { ClusterdDirectory, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
+import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
 import { Metrics } from '../observability/Metrics.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
 import { Remoting } from '../remoting/Remoting.ts'
 import { type RefParts, Serialization } from '../serialization/Serialization.ts'
 import { ControlStreamLink } from '../swim/ControlStreamLink.ts'
-import { SwimMember } from '../swim/SwimMember.ts'
+import { parseAddress, SwimMember } from '../swim/SwimMember.ts'
+import type { SwimAddress } from '../swim/SwimNode.ts'
 import { DeadlineQueue } from '../util/DeadlineQueue.ts'
 import { LifecycleWatch } from '../watch/LifecycleWatch.ts'
 import { Dispatcher } from './Dispatcher.ts'
@@ -197,6 +198,7 @@ export class ClusterSystem {
     const swim = settings.cluster ? { ...settings.cluster.swim, seeds: settings.cluster.seeds } : settings.swim
     if (!swim) return
     const resolved = this.#settings
+    this.#describeEndpoints(swim.seeds ?? [], settings.cluster?.clusterd)
     this.#swim = await SwimMember.start({
       host: resolved.host,
       port,
@@ -214,6 +216,21 @@ export class ClusterSystem {
       this.#cluster = new Cluster(this.#services, this.#swim, settings.cluster)
       this.#cluster.start()
     }
+  }
+
+  /** Names the seeds and clusterd in the transport's logs about reaching them ("seed H:P not reachable"). */
+  #describeEndpoints(seeds: readonly (string | SwimAddress)[], clusterd: string | true | undefined): void {
+    const transport = this.#remoting.transport
+    const describe = (spec: () => SwimAddress, role: string): void => {
+      try {
+        const { host, port } = spec()
+        transport.describeEndpoint(host, port, role)
+      } catch {
+        // An invalid address: the SWIM member or the cluster refuses it with a ConfigError.
+      }
+    }
+    for (const seed of seeds) describe(() => parseAddress(seed), 'seed')
+    if (clusterd !== undefined) describe(() => clusterdAddress(clusterd), 'clusterd')
   }
 
   /** Starts the built-in cluster services every system has: receptionist and lifecycle watch. */

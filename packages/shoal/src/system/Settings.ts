@@ -128,6 +128,11 @@ export interface ResolvedSettings {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
+/** @internal True if `host` is a loopback address: a node may bind it without a secret. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.test(host)
+}
+
 /** Validates settings and fills in defaults; throws ConfigError saying what to change. */
 export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   const name = s.name ?? 'shoal'

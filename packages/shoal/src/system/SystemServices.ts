@@ -82,6 +82,10 @@ export class SystemServices implements ControlChannel {
     this.#parts.control.sendControl(to, kind, body)
   }
 
+  connectProblem(to: ControlTarget): string | undefined {
+    return this.#parts.remoting.transport.connectProblem(to.host, to.port)
+  }
+
   isTombstoned(uid: string): boolean {
     return this.#parts.remoting.transport.isTombstoned(uid)
   }

@@ -150,6 +150,7 @@ export class Association {
 
   /** A handshake completed on `conn` with `peer`: switch to it and flush what waited. */
   established(conn: Connection, peer: ClusterNode): void {
+    this.#lastError = ''
     this.connection = conn
     this.peer = peer
     this.state = 'associated'
@@ -160,6 +161,11 @@ export class Association {
     if (this.#fragment) this.#fragment.offset = 0
     this.#dropNotFor(peer.uid)
     this.#scheduleFlush()
+  }
+
+  /** Why the last connection attempt failed, while not associated since; undefined otherwise. */
+  get connectProblem(): string | undefined {
+    return this.state === 'associated' || this.#lastError === '' ? undefined : this.#lastError
   }
 
   /** A connect attempt failed: back off, and fail everything that waited. */

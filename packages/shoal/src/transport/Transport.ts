@@ -83,6 +83,36 @@ const remoteAddress = (conn: Connection): string => `${conn.socket.remoteAddress
 /** Inbound connections allowed in their handshake at once. */
 const MAX_PENDING_HANDSHAKES = 256
 
+/** An endpoint that stays unreachable is logged when first seen, then at most this often. */
+export const UNREACHABLE_LOG_INTERVAL_MS = 30_000
+
+/** Unreachable endpoints remembered for rate-limited logging. */
+const MAX_UNREACHABLE = 10_000
+
+/** Plain words for the socket errors of a dial that never connected. */
+const DIAL_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+}
+
+/** `connect ECONNREFUSED 127.0.0.1:7351` → `connection refused`; other reasons as they are. */
+function dialError(reason: string): string {
+  const code = /\b(E[A-Z_]{3,})\b/.exec(reason)?.[1]
+  return (code && DIAL_ERRORS[code]) ?? reason
+}
+
+/** An endpoint whose dials fail before connecting: when that was first and last logged. */
+interface Unreachable {
+  readonly since: number
+  loggedAt: number
+  attempts: number
+}
+
 export class Transport {
   self!: ClusterNode
   readonly #settings: TransportSettings
@@ -97,6 +127,12 @@ export class Transport {
   /** Inbound connections still in their handshake, and how to stop counting each. */
   #handshaking = 0
   readonly #handshakeDone = new WeakMap<Connection, () => void>()
+  /** Outbound connections whose socket connected (the others failed to reach the endpoint at all). */
+  readonly #connected = new WeakSet<Connection>()
+  /** What an endpoint is to this node, for logs ("seed", "clusterd"); "node" otherwise. */
+  readonly #roles = new Map<string, string>()
+  /** Endpoints dials cannot reach, by key: logged when first seen, then rate-limited. */
+  readonly #unreachable = new Map<string, Unreachable>()
 
   constructor(settings: TransportSettings, handler: TransportHandler, log: Logger) {
     this.#settings = settings
@@ -137,6 +173,14 @@ export class Transport {
     if (assoc?.peer?.uid === node.uid && assoc.connection) assoc.connection.close('peer incarnation tombstoned')
   }
 
+  /**
+   * Names what an endpoint is to this node (`seed`, `clusterd`) in the log lines about reaching
+   * it, e.g. "seed 10.0.0.5:7337 not reachable (connection refused); retrying".
+   */
+  describeEndpoint(host: string, port: number, role: string): void {
+    this.#roles.set(endpointKey({ host, port }), role)
+  }
+
   /** The association for an endpoint, created on demand. */
   association(host: string, port: number): Association {
     const key = endpointKey({ host, port })
@@ -155,6 +199,14 @@ export class Transport {
       this.#associations.set(key, assoc)
     }
     return assoc
+  }
+
+  /**
+   * Why the last connection attempt to `host:port` failed (refused, or the handshake refused), if
+   * no connection has been established since; undefined otherwise or if it was never dialed.
+   */
+  connectProblem(host: string, port: number): string | undefined {
+    return this.#associations.get(endpointKey({ host, port }))?.connectProblem
   }
 
   /** Queues a message for a peer, dialing when needed. See {@link Association.enqueue} for errors. */
@@ -200,7 +252,10 @@ export class Transport {
     const handshake = new ClientHandshake(this.#handshakeConfig(), { host: assoc.host, port: assoc.port })
     const conn = new Connection(socket, 'self', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events())
     assoc.dialing = conn
-    socket.once(s.tls ? 'secureConnect' : 'connect', () => conn.startClient())
+    socket.once(s.tls ? 'secureConnect' : 'connect', () => {
+      this.#connected.add(conn)
+      conn.startClient()
+    })
   }
 
   #dialingAssociation(conn: Connection): Association | undefined {
@@ -301,6 +356,7 @@ export class Transport {
     }
     if (assoc.dialing && assoc.dialing !== conn) assoc.dialing.close('superseded by an inbound connection')
     assoc.dialing = undefined
+    this.#reachable(assoc.key)
     const old = assoc.peer
     const oldConn = assoc.connection
     if (oldConn && oldConn !== conn) oldConn.close('superseded by a newer connection')
@@ -332,9 +388,12 @@ export class Transport {
   #handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void {
     this.#handshakeDone.get(conn)?.()
     const collapsed = reason.startsWith(SIMULTANEOUS_CONNECT)
-    if (!byPeer && !collapsed) this.#handler.metrics.refused('handshake')
+    // A dial that never connected did not reach the endpoint: not a handshake, and not refused by anyone.
+    const unreached = conn.initiator === 'self' && !this.#connected.has(conn) && !byPeer
+    if (!byPeer && !collapsed && !unreached) this.#handler.metrics.refused('handshake')
     const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
     if (collapsed) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
+    else if (unreached) this.#unreached(this.#dialingAssociation(conn), reason)
     else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
     if (byPeer && !collapsed) this.#handler.refusedByPeer?.(reason)
     if (!collapsed && handshakeFailedChannel.hasSubscribers) {
@@ -356,6 +415,44 @@ export class Transport {
       return
     }
     if (assoc.state !== 'associated') assoc.connectFailed(reason)
+  }
+
+  /**
+   * A dial of `assoc` failed before connecting. Logged the first time, then at most every
+   * {@link UNREACHABLE_LOG_INTERVAL_MS} (each attempt at debug level), not once per retry.
+   */
+  #unreached(assoc: Association | undefined, reason: string): void {
+    if (!assoc) return
+    const now = performance.now()
+    const what = `${this.#roles.get(assoc.key) ?? 'node'} ${assoc.key}`
+    const why = dialError(reason)
+    let u = this.#unreachable.get(assoc.key)
+    this.#log.debug({ endpoint: assoc.key, reason }, 'dial failed')
+    if (!u) {
+      u = { since: now, loggedAt: now, attempts: 1 }
+      // Bounded: past the cap the oldest is forgotten (and would be logged again, once).
+      if (this.#unreachable.size >= MAX_UNREACHABLE) this.#unreachable.delete(this.#unreachable.keys().next().value!)
+      this.#unreachable.set(assoc.key, u)
+      this.#log.warn({ endpoint: assoc.key, reason: why }, `${what} not reachable (${why}); retrying`)
+      return
+    }
+    u.attempts++
+    if (now - u.loggedAt < UNREACHABLE_LOG_INTERVAL_MS) return
+    u.loggedAt = now
+    const seconds = Math.round((now - u.since) / 1000)
+    this.#log.warn(
+      { endpoint: assoc.key, reason: why, attempts: u.attempts, seconds },
+      `${what} still not reachable (${why}) after ${u.attempts} attempts in ${seconds} s; retrying`,
+    )
+  }
+
+  /** A connection to `key` was established: say so once if it had been logged unreachable. */
+  #reachable(key: string): void {
+    const u = this.#unreachable.get(key)
+    if (!u) return
+    this.#unreachable.delete(key)
+    const seconds = Math.round((performance.now() - u.since) / 1000)
+    this.#log.info({ endpoint: key, attempts: u.attempts, seconds }, `${this.#roles.get(key) ?? 'node'} ${key} reachable after ${u.attempts} failed attempts`)
   }
 
   #frame(conn: Connection, type: number, body: Buffer): void {

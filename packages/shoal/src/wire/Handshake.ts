@@ -14,7 +14,9 @@
  * `proofS = HMAC(secret, "shoal/server" | nonceC | nonceS | clientUid | serverUid)` and
  * `proofC = HMAC(secret, "shoal/client" | …)`: each side proves it knows the cluster secret without
  * sending it, and the fresh nonces stop replays. Without a secret on both sides the proofs are empty;
- * a secret on only one side is refused by that side.
+ * a secret on only one side, or two different secrets, is refused by the client (the first to see
+ * the server's proof), with a reason that names which node has a secret and which has none, or that
+ * both have one and they differ ({@link SECRET_PROBLEM}).
  *
  * Both preambles carry the sender's protocol version: a major mismatch is refused, and an
  * established association speaks the lower of the two minors (the `established` directive's
@@ -117,6 +119,30 @@ function clusterProblem(peer: ClusterNode, theirs: unknown, ours: string): strin
   return `peer ${formatNode(peer)} belongs to cluster ${JSON.stringify(cluster)}, this node to ${JSON.stringify(ours)}: nodes of one cluster must share its name (setting clusterName, or SHOAL_CLUSTER_NAME)`
 }
 
+/** How to fix any cluster secret problem; part of every such refusal. */
+const SECRET_FIX = 'set the same cluster secret (SHOAL_SECRET, --secret-file, or the secret setting) on every node and clusterd'
+
+/**
+ * Start of the reason of every refusal over the cluster secret. Part of the protocol: a refused
+ * side (clusterd's client, logs) recognises it. The reason names both nodes, never "this node" or
+ * "peer", so it reads true in the logs of either side (the Reject frame carries it over).
+ */
+export const SECRET_PROBLEM = 'cluster secret'
+
+/**
+ * The refusal of a handshake between the dialing node `dialer` and the accepting node `acceptor`
+ * over their cluster secrets, given which of them has one; undefined when both or neither have one
+ * (`differ`: both have one and the proofs showed they are not the same).
+ */
+function secretMismatch(dialer: ClusterNode, dialerHas: boolean, acceptor: ClusterNode, acceptorHas: boolean, differ = false): string | undefined {
+  const d = `${formatNode(dialer)} (dialing)`
+  const a = `${formatNode(acceptor)} (accepting)`
+  if (differ) return `${SECRET_PROBLEM}s differ: ${d} and ${a} both have a cluster secret, but not the same one: ${SECRET_FIX}`
+  if (dialerHas && !acceptorHas) return `${SECRET_PROBLEM} missing: ${d} has a cluster secret, ${a} has none: ${SECRET_FIX}`
+  if (!dialerHas && acceptorHas) return `${SECRET_PROBLEM} missing: ${a} has a cluster secret, ${d} has none: ${SECRET_FIX}`
+  return undefined
+}
+
 function fail(reason: string, byPeer = false): HandshakeDirective {
   return { type: 'failed', reason, byPeer }
 }
@@ -182,16 +208,9 @@ export class ClientHandshake {
     const { secret, self } = this.#cfg
     const foreign = clusterProblem(peer, msg.cluster, this.#cfg.clusterName ?? DEFAULT_CLUSTER)
     if (foreign) return this.#done([{ type: 'send', bytes: reject(foreign) }, fail(foreign)])
-    if (secret && msg.proof === '') {
-      const reason = `peer ${formatNode(peer)} has no cluster secret, but this node requires one`
-      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
-    }
-    if (!secret && msg.proof !== '') {
-      const reason = `peer ${formatNode(peer)} requires a cluster secret, but this node has none`
-      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
-    }
-    if (!proofMatches(proof(secret, 'server', this.#nonce, msg.nonce, self.uid, peer.uid), msg.proof)) {
-      const reason = `authentication failed: peer ${formatNode(peer)} does not know the cluster secret`
+    const secretProblem = secretMismatch(self, Boolean(secret), peer, msg.proof !== '')
+    if (secretProblem || !proofMatches(proof(secret, 'server', this.#nonce, msg.nonce, self.uid, peer.uid), msg.proof)) {
+      const reason = secretProblem ?? secretMismatch(self, true, peer, true, true)!
       return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
     }
     this.#peer = peer
@@ -270,9 +289,11 @@ export class ServerHandshake {
     const { secret, self } = this.#cfg
     const expected = proof(secret, 'client', this.#nonce, this.#peerNonce, peer.uid, self.uid)
     if (!msg || !proofMatches(expected, msg.proof)) {
-      const reason = secret
-        ? `authentication failed: ${formatNode(peer)} did not prove the cluster secret (missing or wrong SHOAL secret)`
-        : `authentication failed: ${formatNode(peer)} expects a cluster secret, but this node has none`
+      // Only a client that ignored this node's proof gets here (a real one refuses first).
+      const claimed = typeof msg?.proof === 'string' && msg.proof !== ''
+      const reason = !msg
+        ? 'malformed proof'
+        : (secretMismatch(peer, claimed, self, Boolean(secret)) ?? (secret ? secretMismatch(peer, true, self, true, true)! : 'malformed proof'))
       return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
     }
     const refusal = this.#cfg.admit(peer)

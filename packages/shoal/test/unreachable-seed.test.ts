@@ -1,0 +1,52 @@
+/**
+ * A seed that is down: the dialing node says so in plain words, once (not a "handshake failed" line
+ * per retry with an "undefined:undefined" peer), and once more when the seed becomes reachable.
+ */
+import { type AddressInfo, createServer } from 'node:net'
+import { pino } from 'pino'
+import { ClusterSystem } from 'shoal'
+import { afterEach, describe, expect, it } from 'vitest'
+import { LogCapture } from './support/rawPeer.ts'
+
+/** A TCP port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+describe('a seed that is not reachable', () => {
+  const systems: ClusterSystem[] = []
+  afterEach(async () => {
+    await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+  })
+
+  it('is logged once with its address and the cause, every retry at debug only, and once when it becomes reachable', async () => {
+    const port = await freePort()
+    const seed = `127.0.0.1:${port}`
+    const logs = new LogCapture()
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'debug' }, logs), cluster: { seeds: [seed] } })
+    systems.push(node)
+
+    const attempts = (): number => logs.find('dial failed', seed).length
+    await expect.poll(attempts, { timeout: 15_000, interval: 50 }).toBeGreaterThanOrEqual(3)
+    const notReachable = logs.lines.filter((l) => String(l.msg).includes('not reachable'))
+    expect(notReachable.map((l) => l.msg)).toEqual([`seed ${seed} not reachable (connection refused); retrying`])
+    expect(notReachable[0]).toMatchObject({ level: 40, endpoint: seed, reason: 'connection refused' })
+    expect(logs.find('handshake failed')).toEqual([])
+    expect(logs.lines.some((l) => Object.values(l).some((v) => typeof v === 'string' && v.includes('undefined:undefined')))).toBe(false)
+
+    const seedNode = await ClusterSystem.start({ name: 'seed', port, secret: 's', logLevel: 'silent', cluster: {} })
+    systems.push(seedNode)
+    const reachable = (): string[] => logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith(`seed ${seed} reachable after`))
+    await expect.poll(() => reachable().length, { timeout: 15_000, interval: 50 }).toBe(1)
+    expect(reachable()[0]).toMatch(new RegExp(`^seed ${seed.replaceAll('.', '\\.')} reachable after \\d+ failed attempts$`))
+    await node.cluster.waitFor(seed, 'up')
+    expect(logs.lines.filter((l) => String(l.msg).includes('not reachable'))).toHaveLength(1)
+  })
+})
