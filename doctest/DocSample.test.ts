@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DocTestError, extractSamples, programsOf, shellCommands } from './DocSample.ts'
+import { DocTestError, extractSamples, programsOf } from './DocSample.ts'
 
 const md = (...parts: string[]): string => parts.join('\n')
 
@@ -54,13 +54,5 @@ describe('DocSample', () => {
       md('<!-- doctest continues -->', '```ts', 'a()', '```'), // nothing to continue
     ]
     for (const text of bad) expect(() => programsOf(extractSamples(text, 'x.md')), text).toThrow(DocTestError)
-  })
-
-  it('splits shell samples into commands', () => {
-    expect(shellCommands(md('# a comment', 'export A=1', 'npx shoal node \\', '  --port 1   # trailing', '', 'echo done'))).toEqual([
-      'export A=1',
-      'npx shoal node --port 1',
-      'echo done',
-    ])
   })
 })

@@ -30,8 +30,9 @@
  * - `types-only: REASON`: type-checked, not run (it needs something CI cannot have, said in REASON).
  * - `skip: REASON`: neither (a listing of a type, an excerpt of internal code).
  *
- * Shell samples run line by line (`#` comments dropped); a line still running after `settle` ms
- * (default 1500) is a server and keeps running in the background until the block ends.
+ * A shell sample runs as one bash script (`-e`: the first failing command fails it); with
+ * `bounded`, a script that is still running then (a server in the foreground) is stopped, and
+ * passes if nothing failed.
  * @module
  */
 
@@ -51,7 +52,6 @@ export interface Directive {
   readonly mode: SampleMode
   /** Why a sample is not run (types-only, skip). */
   readonly reason: string | undefined
-  readonly settleMs: number | undefined
 }
 
 export interface DocSample {
@@ -78,7 +78,6 @@ export interface DocProgram {
   readonly boundedMs: number | undefined
   readonly expect: readonly string[]
   readonly expectLines: readonly string[]
-  readonly settleMs: number
 }
 
 export class DocTestError extends Error {}
@@ -95,7 +94,6 @@ const EMPTY: Directive = {
   expectLines: [],
   mode: 'run',
   reason: undefined,
-  settleMs: undefined,
 }
 
 /** The samples of one Markdown file, in order. Fences with another language (or none) are not samples. */
@@ -174,12 +172,10 @@ export function parseDirective(body: readonly string[], where: string): Directiv
       case 'continues':
         d.continues = true
         break
-      case 'bounded':
-      case 'settle': {
+      case 'bounded': {
         const ms = Number(value)
-        if (!Number.isInteger(ms) || ms <= 0) throw new DocTestError(`${where}: ${key} takes milliseconds, got ${JSON.stringify(value)}`)
-        if (key === 'bounded') d.boundedMs = ms
-        else d.settleMs = ms
+        if (!Number.isInteger(ms) || ms <= 0) throw new DocTestError(`${where}: bounded takes milliseconds, got ${JSON.stringify(value)}`)
+        d.boundedMs = ms
         break
       }
       case 'expect':
@@ -194,9 +190,7 @@ export function parseDirective(body: readonly string[], where: string): Directiv
         d.reason = value
         break
       default:
-        throw new DocTestError(
-          `${where}: unknown doctest key ${key} (setup, teardown, replace, continues, bounded, settle, expect, expect-line, types-only, skip)`,
-        )
+        throw new DocTestError(`${where}: unknown doctest key ${key} (setup, teardown, replace, continues, bounded, expect, expect-line, types-only, skip)`)
     }
   }
   return { ...d, setup: dedent(d.setup), teardown: dedent(d.teardown) }
@@ -256,23 +250,5 @@ function programOf(group: readonly DocSample[]): DocProgram {
     boundedMs: bounded.length ? Math.max(...bounded) : undefined,
     expect: group.flatMap((s) => s.directive.expect),
     expectLines: group.flatMap((s) => s.directive.expectLines),
-    settleMs: group.map((s) => s.directive.settleMs).find((ms) => ms !== undefined) ?? 1500,
   }
-}
-
-/** Shell commands of a sh program: one per line, comments and blank lines dropped, `\` continuations joined. */
-export function shellCommands(source: string): string[] {
-  const out: string[] = []
-  let current = ''
-  for (const raw of source.split('\n')) {
-    const line = raw.replace(/\s+#.*$/, '').replace(/^#.*$/, '')
-    if (line.trimEnd().endsWith('\\')) {
-      current += `${line.trimEnd().slice(0, -1).trim()} `
-      continue
-    }
-    const command = (current + line.trim()).trim()
-    current = ''
-    if (command) out.push(command)
-  }
-  return out
 }

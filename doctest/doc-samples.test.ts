@@ -70,9 +70,9 @@ function typeErrors(output: string): string[] {
     })
 }
 
-function run(command: string, args: readonly string[], opts: { timeoutMs: number; boundedMs?: number | undefined; shell?: boolean }) {
+function run(command: string, args: readonly string[], opts: { timeoutMs: number; boundedMs?: number | undefined }) {
   return new Promise<{ code: number | null; bounded: boolean; output: string }>((resolve) => {
-    const child = spawn(command, args, { cwd: ROOT, detached: true, shell: opts.shell ?? false, env: sampleEnv() })
+    const child = spawn(command, args, { cwd: ROOT, detached: true, env: sampleEnv() })
     let output = ''
     let bounded = false
     child.stdout.on('data', (d: Buffer) => (output += d))
@@ -81,6 +81,7 @@ function run(command: string, args: readonly string[], opts: { timeoutMs: number
       setTimeout(() => {
         bounded = asBound
         killGroup(child)
+        timers.push(setTimeout(() => killGroup(child, 'SIGKILL'), 10_000))
       }, ms)
     const timers = [stopAfter(opts.timeoutMs, false)]
     if (opts.boundedMs !== undefined) timers.push(stopAfter(opts.boundedMs, true))
@@ -116,38 +117,11 @@ function checkOutput(p: DocProgram, output: string): void {
   for (const text of p.expectLines) expect(lines.includes(text), `${p.name}: no output line is ${JSON.stringify(text)}:\n${output}`).toBe(true)
 }
 
-/** Runs a shell sample line by line; a line still running after `settle` ms is a server, stopped at the end. */
+/** Runs a shell sample as one bash script (`-e`), stopped after `bounded` ms if still running. */
 async function runSh(p: DocProgram): Promise<void> {
-  const servers: ChildProcess[] = []
-  let output = ''
-  try {
-    for (const command of shellCommands(p.source)) {
-      const child = spawn('bash', ['-c', command], { cwd: ROOT, detached: true, env: sampleEnv() })
-      child.stdout!.on('data', (d: Buffer) => (output += d))
-      child.stderr!.on('data', (d: Buffer) => (output += d))
-      const exit = new Promise<number | null>((resolve) => child.on('close', resolve))
-      const settled = await Promise.race([exit, new Promise<'running'>((r) => setTimeout(() => r('running'), p.settleMs))])
-      if (settled === 'running') servers.push(child)
-      else expect(settled, `${p.name}: \`${command}\` exited with ${settled}:\n${output}`).toBe(0)
-    }
-    if (p.boundedMs !== undefined) await new Promise((r) => setTimeout(r, p.boundedMs))
-    for (const s of servers) expect(s.exitCode, `${p.name}: a server line stopped early:\n${output}`).toBe(null)
-    checkOutput(p, output)
-  } finally {
-    await Promise.all(servers.map((s) => stop(s)))
-  }
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => {
-    const force = setTimeout(() => killGroup(child, 'SIGKILL'), 5000)
-    child.on('close', () => {
-      clearTimeout(force)
-      resolve()
-    })
-    killGroup(child, 'SIGTERM')
-  })
+  const { code, bounded, output } = await run('bash', ['-e', '-c', p.source], { timeoutMs: RUN_TIMEOUT_MS, boundedMs: p.boundedMs })
+  if (!bounded) expect(code, `${p.name} exited with ${code}:\n${output}`).toBe(0)
+  checkOutput(p, output)
 }
 
 describe('doc samples', () => {
