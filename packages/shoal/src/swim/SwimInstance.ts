@@ -133,6 +133,8 @@ export class SwimInstance {
   readonly #lastHeard = new Map<string, number>()
   /** Keys of members declared dead, oldest first, for gossip-to-the-dead. */
   readonly #recentDead: string[] = []
+  /** Members in the table with status dead (the reprobe tick has nothing to do while 0). */
+  #deadCount = 0
   #meta: Uint8Array
   #incarnation = 0
   #seq = 0
@@ -606,6 +608,8 @@ export class SwimInstance {
     const previous = m.status
     const metaChanged = u.status === 'alive' && !sameBytes(u.meta ?? EMPTY, m.meta)
     m.incarnation = u.incarnation
+    if (previous === 'dead') this.#deadCount--
+    if (u.status === 'dead') this.#deadCount++
     m.status = u.status
     // Same bytes: keep the array held (no new one retained per update).
     if (metaChanged) m.meta = u.meta ?? EMPTY
@@ -674,6 +678,9 @@ export class SwimInstance {
 
   #insert(m: MemberRecord): void {
     const key = nodeKey(m.node)
+    const replaced = this.#members.get(key)
+    if (replaced?.status === 'dead') this.#deadCount--
+    if (m.status === 'dead') this.#deadCount++
     this.#members.set(key, m)
     const heard = this.#lastHeard.get(key)
     if (heard !== undefined) {
@@ -780,7 +787,8 @@ export class SwimInstance {
 
   #onReprobeTick(): void {
     this.#timer('reprobe', this.settings.reprobeInterval)
-    if (this.#leaving) return
+    // Most ticks find no one dead: skip the walk over every member (O(members) per tick each).
+    if (this.#leaving || this.#deadCount === 0) return
     const dead: MemberRecord[] = []
     for (const m of this.#members.values()) if (m.status === 'dead' && this.#byAddress.get(addressKey(m.node)) === nodeKey(m.node)) dead.push(m)
     if (dead.length === 0) return
@@ -812,6 +820,7 @@ export class SwimInstance {
     for (const [key, m] of this.#members) {
       if (isLive(m.status) || m.since > horizon) continue
       this.#members.delete(key)
+      if (m.status === 'dead') this.#deadCount--
       if (m.heard >= 0) this.#lastHeard.set(key, m.heard)
       const addr = addressKey(m.node)
       if (this.#byAddress.get(addr) === key) this.#byAddress.delete(addr)
