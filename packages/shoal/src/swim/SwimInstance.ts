@@ -587,7 +587,8 @@ export class SwimInstance {
    * suspected). `sender`: who sent it (undefined: our own conclusion).
    */
   #apply(u: Update, merge: boolean, sender?: SwimNode): void {
-    if (addressKey(u.node) === addressKey(this.self)) return this.#applyAboutSelfAddress(u)
+    // Same address as addressKey() equality, without two strings per update (push-pulls carry every member).
+    if (u.node.port === this.self.port && u.node.host === this.self.host) return this.#applyAboutSelfAddress(u)
     const key = nodeKey(u.node)
     const m = this.#members.get(key)
     if (!m) return this.#applyUnknown(key, u, sender !== undefined && sender.uid === u.node.uid)
