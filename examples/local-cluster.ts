@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { banner } from './local-cluster-banner.ts'
 
 const bin = fileURLToPath(new URL('../packages/shoal/bin/shoal.js', import.meta.url))
 const base = Number(process.env.SHOAL_BASE_PORT ?? 7351)
@@ -64,16 +65,7 @@ for (let i = 0; i < 3; i++)
     `sqlite:./data/node-${i + 1}.db`,
   ])
 
-console.log(`
-A local Shoal cluster is starting: clusterd on ${daemon}, nodes on 127.0.0.1:${base}–${base + 2}.
-Where to look:
-  curl http://127.0.0.1:${httpBase}/cluster/members      membership as node 1 sees it (JSON)
-  npx shoal status --http 127.0.0.1:${httpBase + 1}         the same as a table, from node 2
-  curl http://127.0.0.1:${httpBase + 2}/metrics           Prometheus metrics of node 3
-  curl -X POST -H "Authorization: Bearer $SHOAL_SECRET" http://127.0.0.1:${httpBase + 2}/cluster/leave
-                                                     node 3 leaves gracefully (secret: ${process.env.SHOAL_SECRET ? 'SHOAL_SECRET' : secret})
-Press Ctrl-C to stop: the nodes leave gracefully, then clusterd stops.
-`)
+console.log(banner({ daemon, base, httpBase, secret }))
 
 async function printMembers(): Promise<void> {
   try {

@@ -110,6 +110,8 @@ export class Cluster {
   #leader: string | undefined
   #viewChangedAt = Date.now()
   #stopped = false
+  /** `stop()` is downing this node itself (a shutdown), not the cluster. */
+  #stopping = false
   #leaving: Promise<void> | undefined
   readonly #startedAt = Date.now()
   /** Every provider answered and none listed anyone but this node: no reason to wait. */
@@ -285,6 +287,8 @@ export class Cluster {
     const me = this.#gossip.members.get(this.self.uid)
     if (me && STATUS_RANK[me.status] < STATUS_RANK.exiting) {
       // Shut down without leaving: say so, so peers remove this node rather than wait to detect it.
+      // This node downs itself on purpose: a normal stop, not the warning of being downed.
+      this.#stopping = true
       this.#setStatus(me, 'down')
     }
     this.#stopped = true
@@ -386,6 +390,7 @@ export class Cluster {
 
   #downed(): void {
     if (this.#stopped) return
+    if (this.#stopping) return this.#log.info('stopping without a graceful leave: marked this node down so peers remove it at once')
     const action = this.#settings.onDown ?? 'shutdown'
     this.#log.warn({ action }, 'this node was marked down')
     // A moment first, so the gossip that tells the rest of our side goes out before we close.

@@ -20,14 +20,18 @@ export class EventQueue<T extends Timed> {
   push(e: T): void {
     e.seq = this.#seq++
     const h = this.#heap
+    // Sift up by moving parents down into the hole (no swaps: a destructuring swap allocates, and
+    // this runs for every simulated datagram and timer).
+    let i = h.length
     h.push(e)
-    let i = h.length - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (!before(h[i]!, h[parent]!)) break
-      ;[h[i], h[parent]] = [h[parent]!, h[i]!]
+      const p = h[parent]!
+      if (!before(e, p)) break
+      h[i] = p
       i = parent
     }
+    h[i] = e
   }
 
   peek(): T | undefined {
@@ -38,19 +42,21 @@ export class EventQueue<T extends Timed> {
     const h = this.#heap
     const top = h[0]
     const last = h.pop()
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last
+    const n = h.length
+    if (n > 0 && last !== undefined) {
+      // Sift the last element down from the root, moving smaller children up into the hole.
       let i = 0
       for (;;) {
         const l = 2 * i + 1
+        if (l >= n) break
         const r = l + 1
-        let m = i
-        if (l < h.length && before(h[l]!, h[m]!)) m = l
-        if (r < h.length && before(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m]!, h[i]!]
-        i = m
+        const c = r < n && before(h[r]!, h[l]!) ? r : l
+        const child = h[c]!
+        if (!before(child, last)) break
+        h[i] = child
+        i = c
       }
+      h[i] = last
     }
     return top
   }

@@ -12,7 +12,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { decodeMessage, decodePushPull, encodeMessage, encodePushPull, TAG_BYTES } from '../swim/Codec.ts'
 import { type Directive, SwimInstance } from '../swim/SwimInstance.ts'
-import { addressKey, nodeKey, type SwimMemberState, type SwimNode, type SwimStatus } from '../swim/SwimNode.ts'
+import { nodeKey, type SwimAddress, type SwimMemberState, type SwimNode, type SwimStatus } from '../swim/SwimNode.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { EventQueue, type Timed } from './EventQueue.ts'
 import { mixSeed, randomUid, seededRandom } from './Random.ts'
@@ -44,7 +44,8 @@ export interface ChangeRecord {
   readonly incarnation: number
 }
 
-interface SimMember {
+/** @internal One simulated process. */
+export interface SimMember {
   readonly index: number
   node: SwimNode
   instance: SwimInstance
@@ -57,7 +58,42 @@ interface SimMember {
   readonly timers: Map<string, number>
 }
 
-type SimEvent = Timed & { readonly run: () => void }
+type SimEvent = Timed & { run(): void }
+
+/** A member's timer: one object per timer instead of an event and a closure. */
+class TimerDue implements SimEvent {
+  seq = 0
+  constructor(
+    readonly time: number,
+    readonly sim: Simulator,
+    readonly member: SimMember,
+    readonly generation: number,
+    readonly id: string,
+    readonly gen: number,
+  ) {}
+
+  run(): void {
+    this.sim.timerDue(this.member, this.generation, this.id, this.gen)
+  }
+}
+
+/**
+ * A datagram in flight: one object per datagram instead of an event and a closure (this is the
+ * most frequent event of a run).
+ */
+class Delivery implements SimEvent {
+  seq = 0
+  constructor(
+    readonly time: number,
+    readonly sim: Simulator,
+    readonly target: number,
+    readonly body: Buffer,
+  ) {}
+
+  run(): void {
+    this.sim.deliver(this.target, this.body)
+  }
+}
 
 /** Many SWIM instances on a virtual clock over a simulated network (module comment). */
 export class Simulator {
@@ -74,12 +110,21 @@ export class Simulator {
   #now = 0
   readonly #queue = new EventQueue<SimEvent>()
   readonly #netRandom: () => number
-  readonly #byAddress = new Map<string, number>()
   readonly #running = new Map<string, number>()
   readonly #group = new Map<number, number>()
   readonly #blocked = new Set<string>()
   readonly #linkLoss = new Map<string, number>()
   readonly #trace: Hash = createHash('sha256')
+  /**
+   * Two 32-bit lanes hashing every datagram and stream message (time, sender, receiver, size), so
+   * runs without a status change (no injected fault) still hash what happened; cheaper per message
+   * than feeding sha256.
+   */
+  #wire1 = 0x811c9dc5
+  #wire2 = 0x2545f491
+  #wireCount = 0
+  /** Member index by host, then port: finds a datagram's target without building a string. */
+  readonly #byHostPort = new Map<string, Map<number, number>>()
   #timerGen = 0
 
   constructor(o: SimulatorOptions) {
@@ -92,7 +137,7 @@ export class Simulator {
       const converged = this.options.bootstrap === 'converged'
       const m = this.#create(i, nodes[i]!, converged ? initial : undefined, converged ? [] : this.#seedAddresses(i))
       this.members.push(m)
-      this.#byAddress.set(addressKey(m.node), i)
+      this.#addAddress(m.node, i)
       // In join mode members start one after another, 10 ms apart, as a rolling start would.
       this.at(converged ? 0 : i * 10, () => this.#start(m))
     }
@@ -102,9 +147,16 @@ export class Simulator {
     return this.#now
   }
 
-  /** Hash of the event trace so far (every status change, in order, with its time). */
+  /**
+   * Hash of the event trace so far: every status change, in order, with its time, and every
+   * datagram and stream message (send time, sender, receiver, size). Two seeds give different
+   * hashes even when nothing changes status; the same seed and script give the same hash.
+   */
   traceHash(): string {
-    return this.#trace.copy().digest('hex')
+    return this.#trace
+      .copy()
+      .update(`wire|${this.#wireCount}|${this.#wire1 >>> 0}|${this.#wire2 >>> 0}\n`)
+      .digest('hex')
   }
 
   /** Runs `fn` at virtual time `time` (ms). */
@@ -150,7 +202,7 @@ export class Simulator {
     const i = this.members.length
     const m = this.#create(i, this.#nodeFor(i, 0), undefined, this.#seedAddresses(i))
     this.members.push(m)
-    this.#byAddress.set(addressKey(m.node), i)
+    this.#addAddress(m.node, i)
     this.#start(m)
     return i
   }
@@ -214,7 +266,8 @@ export class Simulator {
 
   /** Whether `from` can currently send to `to` (partitions and one-way blocks). */
   reachable(from: number, to: number): boolean {
-    return (this.#group.get(from) ?? 0) === (this.#group.get(to) ?? 0) && !this.#blocked.has(`${from}>${to}`)
+    if (this.#group.size > 0 && (this.#group.get(from) ?? 0) !== (this.#group.get(to) ?? 0)) return false
+    return this.#blocked.size === 0 || !this.#blocked.has(`${from}>${to}`)
   }
 
   /** Indices of running (not crashed) members. */
@@ -320,17 +373,15 @@ export class Simulator {
   #startTimer(m: SimMember, id: string, delay: number): void {
     const gen = ++this.#timerGen
     m.timers.set(id, gen)
-    const generation = m.generation
-    this.#queue.push({
-      time: this.#now + delay,
-      seq: 0,
-      run: () => {
-        if (m.generation !== generation || m.timers.get(id) !== gen) return
-        m.timers.delete(id)
-        if (m.stalledUntil > this.#now) m.dueTimers.push(id)
-        else this.#apply(m, m.instance.onTimer(id))
-      },
-    })
+    this.#queue.push(new TimerDue(this.#now + delay, this, m, m.generation, id, gen))
+  }
+
+  /** @internal A timer came due (see {@link TimerDue}); stale ones (cancelled, restarted, crashed) are ignored. */
+  timerDue(m: SimMember, generation: number, id: string, gen: number): void {
+    if (m.generation !== generation || m.timers.get(id) !== gen) return
+    m.timers.delete(id)
+    if (m.stalledUntil > this.#now) m.dueTimers.push(id)
+    else this.#apply(m, m.instance.onTimer(id))
   }
 
   #latency(): number {
@@ -342,16 +393,42 @@ export class Simulator {
     this.traffic.datagrams++
     this.traffic.bytes += size
     if (size > this.traffic.largest) this.traffic.largest = size
-    const target = this.#byAddress.get(addressKey(to))
-    const loss = target === undefined ? 1 : (this.#linkLoss.get(`${from.index}>${target}`) ?? this.options.loss)
+    const target = this.#targetOf(to)
+    if (target !== undefined) this.#hashWire(from.index, target, size)
+    const loss = target === undefined ? 1 : this.#linkLoss.size > 0 ? (this.#linkLoss.get(`${from.index}>${target}`) ?? this.options.loss) : this.options.loss
     if (target === undefined || !this.reachable(from.index, target) || this.#netRandom() < loss) {
       this.traffic.dropped++
       return
     }
-    this.at(this.#now + this.#latency(), () => {
-      const dest = this.members[target]!
-      this.#inProcess(dest, dest.generation, () => this.#apply(dest, dest.instance.onMessage(decodeMessage(body))))
-    })
+    this.#queue.push(new Delivery(this.#now + this.#latency(), this, target, body))
+  }
+
+  /** @internal A datagram arrives at member `target` (see {@link Delivery}). */
+  deliver(target: number, body: Buffer): void {
+    const dest = this.members[target]!
+    if (!dest.up) return
+    // Stalled: handled when the event loop resumes (stall() replays the backlog).
+    if (dest.stalledUntil > this.#now) return void dest.backlog.push(() => this.#apply(dest, dest.instance.onMessage(decodeMessage(body))))
+    this.#apply(dest, dest.instance.onMessage(decodeMessage(body)))
+  }
+
+  #targetOf(to: SwimAddress): number | undefined {
+    return this.#byHostPort.get(to.host)?.get(to.port)
+  }
+
+  /** An address maps to one index for the whole run (a restart reuses its index). */
+  #addAddress(node: SwimNode, i: number): void {
+    let ports = this.#byHostPort.get(node.host)
+    if (!ports) this.#byHostPort.set(node.host, (ports = new Map()))
+    ports.set(node.port, i)
+  }
+
+  /** Mixes one message into the wire lanes (FNV-1a style on 32-bit words, two multipliers). */
+  #hashWire(from: number, to: number, size: number): void {
+    this.#wireCount++
+    const t = Math.round(this.#now * 1000) >>> 0
+    this.#wire1 = mix1(mix1(mix1(mix1(this.#wire1, t), from), to), size)
+    this.#wire2 = mix2(mix2(mix2(mix2(this.#wire2, t), from), to), size)
   }
 
   /**
@@ -368,8 +445,9 @@ export class Simulator {
   ): void {
     this.traffic.streams++
     this.traffic.streamBytes += size
-    const target = this.#byAddress.get(addressKey(to))
+    const target = this.#targetOf(to)
     if (target === undefined) return
+    this.#hashWire(from.index, target, size)
     const generation = from.generation
     const ok = () => this.reachable(from.index, target) && this.reachable(target, from.index)
     if (!ok()) return
@@ -390,4 +468,13 @@ export class Simulator {
     if (this.record) this.changes.push(c)
     for (const l of this.listeners) l(c)
   }
+}
+
+function mix1(h: number, w: number): number {
+  return Math.imul(h ^ w, 0x01000193)
+}
+
+function mix2(h: number, w: number): number {
+  const x = Math.imul(h ^ w, 0x5bd1e995)
+  return x ^ (x >>> 15)
 }

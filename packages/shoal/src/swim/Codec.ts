@@ -244,7 +244,8 @@ class Reader {
       const len = this.u16()
       if (len > MAX_META_BYTES) throw new SwimCodecError('bad-update', `metadata of ${len} bytes exceeds ${MAX_META_BYTES}`)
       this.need(len)
-      const meta = Uint8Array.prototype.slice.call(this.buf, this.off, this.off + len)
+      // No metadata (the usual case) is the one shared empty array, not a new buffer per update.
+      const meta = len === 0 ? EMPTY : Uint8Array.prototype.slice.call(this.buf, this.off, this.off + len)
       this.off += len
       return { status, node, incarnation, meta }
     }

@@ -71,6 +71,8 @@ interface MemberRecord {
   incarnation: number
   meta: Uint8Array
   since: number
+  /** When a message last came straight from it (-1: never); kept here, updated in place. */
+  heard: number
 }
 
 interface Probe {
@@ -124,10 +126,15 @@ export class SwimInstance {
   readonly #queue: Dissemination
   readonly #pending = new Map<number, Pending>()
   readonly #deadlines = new Map<string, number>()
-  /** When a message from each member last arrived (any kind). */
+  /**
+   * When a message last arrived from each sender not in the member table (any kind); for members
+   * it is their record's `heard`, so a message updates a field instead of allocating map entries.
+   */
   readonly #lastHeard = new Map<string, number>()
   /** Keys of members declared dead, oldest first, for gossip-to-the-dead. */
   readonly #recentDead: string[] = []
+  /** Members in the table with status dead (the reprobe tick has nothing to do while 0). */
+  #deadCount = 0
   #meta: Uint8Array
   #incarnation = 0
   #seq = 0
@@ -155,7 +162,7 @@ export class SwimInstance {
     const now = o.now()
     for (const m of o.members ?? []) {
       if (addressKey(m.node) === addressKey(o.self)) continue
-      this.#insert({ node: m.node, status: m.status, incarnation: m.incarnation, meta: m.meta, since: now })
+      this.#insert({ node: m.node, status: m.status, incarnation: m.incarnation, meta: m.meta, since: now, heard: -1 })
     }
   }
 
@@ -227,7 +234,9 @@ export class SwimInstance {
 
   /** When a message last came straight from `node` (this instance's clock), if ever. */
   lastHeard(node: SwimNode): number | undefined {
-    return this.#lastHeard.get(nodeKey(node))
+    const key = nodeKey(node)
+    const m = this.#members.get(key)
+    return m && m.heard >= 0 ? m.heard : this.#lastHeard.get(key)
   }
 
   /** This instance's clock (ms), the one `lastHeard` uses. */
@@ -238,7 +247,10 @@ export class SwimInstance {
   /** A datagram arrived (already authenticated and decoded). */
   onMessage(m: Message): Directive[] {
     return this.#run(() => {
-      this.#lastHeard.set(nodeKey(m.from), this.#now())
+      const from = nodeKey(m.from)
+      const record = this.#members.get(from)
+      if (record) record.heard = this.#now()
+      else this.#lastHeard.set(from, this.#now())
       for (const u of m.updates) this.#apply(u, false, m.from)
       switch (m.type) {
         case 'ping':
@@ -442,9 +454,15 @@ export class SwimInstance {
   #checkSilent(failed: string): void {
     const quiet = this.#now() - 2 * this.health.scale(this.settings.probeInterval)
     const candidates = this.#live
-      .filter((k) => k !== failed && this.#members.get(k)!.status === 'alive' && (this.#lastHeard.get(k) ?? -Infinity) < quiet && !this.#priority.includes(k))
-      .sort((a, b) => (this.#lastHeard.get(a) ?? -Infinity) - (this.#lastHeard.get(b) ?? -Infinity) || (a < b ? -1 : 1))
+      .filter((k) => k !== failed && this.#members.get(k)!.status === 'alive' && this.#heard(k) < quiet && !this.#priority.includes(k))
+      .sort((a, b) => this.#heard(a) - this.#heard(b) || (a < b ? -1 : 1))
     this.#priority.push(...candidates.slice(0, SILENT_CHECKS))
+  }
+
+  /** When a member was last heard from; -Infinity if never. */
+  #heard(key: string): number {
+    const h = this.#members.get(key)?.heard ?? -1
+    return h >= 0 ? h : -Infinity
   }
 
   #probeAcked(seq: number, from: SwimNode): void {
@@ -569,7 +587,8 @@ export class SwimInstance {
    * suspected). `sender`: who sent it (undefined: our own conclusion).
    */
   #apply(u: Update, merge: boolean, sender?: SwimNode): void {
-    if (addressKey(u.node) === addressKey(this.self)) return this.#applyAboutSelfAddress(u)
+    // Same address as addressKey() equality, without two strings per update (push-pulls carry every member).
+    if (u.node.port === this.self.port && u.node.host === this.self.host) return this.#applyAboutSelfAddress(u)
     const key = nodeKey(u.node)
     const m = this.#members.get(key)
     if (!m) return this.#applyUnknown(key, u, sender !== undefined && sender.uid === u.node.uid)
@@ -590,8 +609,11 @@ export class SwimInstance {
     const previous = m.status
     const metaChanged = u.status === 'alive' && !sameBytes(u.meta ?? EMPTY, m.meta)
     m.incarnation = u.incarnation
+    if (previous === 'dead') this.#deadCount--
+    if (u.status === 'dead') this.#deadCount++
     m.status = u.status
-    if (u.status === 'alive') m.meta = u.meta ?? EMPTY
+    // Same bytes: keep the array held (no new one retained per update).
+    if (metaChanged) m.meta = u.meta ?? EMPTY
     if (previous !== u.status) m.since = this.#now()
     if (u.status === 'dead' && previous !== 'dead') this.#recentDead.push(key)
     if (u.status !== 'suspect') this.#clearSuspicion(key)
@@ -634,7 +656,7 @@ export class SwimInstance {
     // Suspicions, deaths and leaves of members never known are dropped (as memberlist does): a
     // record of them would only be passed around and re-taught by every push-pull, forever.
     if (u.status !== 'alive') return
-    const m: MemberRecord = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: this.#now() }
+    const m: MemberRecord = { node: u.node, status: u.status, incarnation: u.incarnation, meta: u.meta ?? EMPTY, since: this.#now(), heard: -1 }
     const addr = addressKey(u.node)
     const oldKey = this.#byAddress.get(addr)
     const old = oldKey === undefined ? undefined : this.#members.get(oldKey)
@@ -657,7 +679,15 @@ export class SwimInstance {
 
   #insert(m: MemberRecord): void {
     const key = nodeKey(m.node)
+    const replaced = this.#members.get(key)
+    if (replaced?.status === 'dead') this.#deadCount--
+    if (m.status === 'dead') this.#deadCount++
     this.#members.set(key, m)
+    const heard = this.#lastHeard.get(key)
+    if (heard !== undefined) {
+      m.heard = heard
+      this.#lastHeard.delete(key)
+    }
     const addr = addressKey(m.node)
     const current = this.#byAddress.get(addr)
     if (current === undefined || isLive(m.status) || !isLive(this.#members.get(current)?.status ?? 'dead')) this.#byAddress.set(addr, key)
@@ -758,7 +788,8 @@ export class SwimInstance {
 
   #onReprobeTick(): void {
     this.#timer('reprobe', this.settings.reprobeInterval)
-    if (this.#leaving) return
+    // Most ticks find no one dead: skip the walk over every member (O(members) per tick each).
+    if (this.#leaving || this.#deadCount === 0) return
     const dead: MemberRecord[] = []
     for (const m of this.#members.values()) if (m.status === 'dead' && this.#byAddress.get(addressKey(m.node)) === nodeKey(m.node)) dead.push(m)
     if (dead.length === 0) return
@@ -790,6 +821,8 @@ export class SwimInstance {
     for (const [key, m] of this.#members) {
       if (isLive(m.status) || m.since > horizon) continue
       this.#members.delete(key)
+      if (m.status === 'dead') this.#deadCount--
+      if (m.heard >= 0) this.#lastHeard.set(key, m.heard)
       const addr = addressKey(m.node)
       if (this.#byAddress.get(addr) === key) this.#byAddress.delete(addr)
     }

@@ -16,11 +16,12 @@
 import { createSocket, type Socket, type SocketType } from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { isValidHost, newNodeUid } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import { swimChangeChannel } from '../observability/Channels.ts'
+import { defaultLogger } from '../observability/Logging.ts'
 import { registerSwimMetrics, type SwimTraffic } from '../observability/SwimMetrics.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, SwimCodecError, seal } from './Codec.ts'
@@ -90,7 +91,7 @@ export class SwimMember {
     this.#socket = socket
     this.#stream = stream
     this.#key = deriveKey(o.secret ?? process.env.SHOAL_SECRET, o.clusterName ?? (process.env.SHOAL_CLUSTER_NAME || 'shoal'))
-    this.log = (o.logger ?? pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'info' })).child({ swim: addressKey(node) })
+    this.log = (o.logger ?? defaultLogger()).child({ swim: addressKey(node) })
     this.registry = o.registry ?? new Registry()
     // A listener's bug must not cost the detector its next timers or sends.
     this.#changes = new EventStream((e) => this.log.error({ err: e }, 'a membership listener threw'))

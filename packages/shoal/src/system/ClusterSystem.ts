@@ -10,8 +10,7 @@
  * How a call travels is in docs/architecture.md.
  * @module
  */
-import { hostname } from 'node:os'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
 import type { ActorCell } from '../actor/ActorCell.ts'
 import { ActorId } from '../actor/ActorId.ts'
 import { type ActorRef } from '../actor/ActorRef.ts'
@@ -24,6 +23,7 @@ import { Cluster } from '../cluster/Cluster.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
 import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
+import { defaultLogger } from '../observability/Logging.ts'
 import { Metrics } from '../observability/Metrics.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
 import { Remoting } from '../remoting/Remoting.ts'
@@ -153,8 +153,7 @@ export class ClusterSystem {
    */
   static async start(settings: ClusterSystemSettings = {}): Promise<ClusterSystem> {
     const resolved = resolveSettings(settings)
-    const base =
-      settings.logger ?? pino({ level: settings.logLevel ?? process.env.SHOAL_LOG_LEVEL ?? 'info', base: { pid: process.pid, hostname: hostname() } })
+    const base = settings.logger ?? defaultLogger(settings.logLevel)
     const uid = newNodeUid()
     const log = base.child({ system: resolved.name })
     // The port is known only after binding when 0 is asked for; the node identity waits for it.

@@ -69,9 +69,12 @@ export interface ClusterSystemSettings {
   readonly reconnectBackoff?: { readonly baseMs?: number; readonly maxMs?: number }
   /** How long shutdown waits for actors' `onStop` hooks. Default 10 s. */
   readonly shutdownTimeout?: number
-  /** A pino logger to use (a child with `system` is derived). Default: pino to stdout at `logLevel`. */
+  /**
+   * A pino logger to use (a child with `system` is derived). Default: pino JSON lines on stderr at
+   * `logLevel`, so a node embedded in an application never writes to its stdout.
+   */
   readonly logger?: Logger
-  /** Level of the default logger. Default: `SHOAL_LOG_LEVEL` or `info`. */
+  /** Level of the default logger. Default: `SHOAL_LOG_LEVEL`, else `warn` (quiet while all is well). */
   readonly logLevel?: string
   /** Decoding limits and remote stack traces. */
   readonly serialization?: SerializationOptions
