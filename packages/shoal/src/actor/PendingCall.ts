@@ -12,6 +12,7 @@ import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Deadline, DeadlineQueue } from '../util/DeadlineQueue.ts'
+import type { IdTable } from '../util/IdTable.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import type { ActorId } from './ActorId.ts'
 import type { Invocation } from './Invocation.ts'
@@ -23,7 +24,7 @@ export interface CallLedger {
 }
 
 /** The pending calls to one peer, by call id (owned by remoting's Peer). */
-export type PendingTable = Map<number, PendingCall>
+export type PendingTable = IdTable<PendingCall>
 
 const noop = (): void => {}
 

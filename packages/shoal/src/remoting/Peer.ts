@@ -5,17 +5,18 @@
  * @module
  */
 import type { ActorId } from '../actor/ActorId.ts'
-import type { PendingTable, TimeoutSource } from '../actor/PendingCall.ts'
+import type { PendingCall, PendingTable, TimeoutSource } from '../actor/PendingCall.ts'
 import type { Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
+import { IdTable } from '../util/IdTable.ts'
 import { encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
 import type { Remoting } from './Remoting.ts'
 
 /** One peer endpoint, as remoting sees it. */
 export class Peer {
   /** Remote calls waiting for a reply from this peer, by call id. */
-  readonly pending: PendingTable = new Map()
+  readonly pending: PendingTable = new IdTable<PendingCall>()
   /** Decoding cache for envelopes from this peer. */
   readonly targets = new TargetCache()
   constructor(readonly assoc: Association) {}

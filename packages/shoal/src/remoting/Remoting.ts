@@ -253,7 +253,7 @@ export class Remoting {
 
   #failPending(assoc: Association, error: Error, which: (call: PendingCall) => boolean): void {
     const pending = this.#peers.get(assoc)?.pending
-    if (pending) for (const call of [...pending.values()]) if (which(call)) call.fail(error)
+    if (pending) for (const call of pending.values()) if (which(call)) call.fail(error)
   }
 
   #onFrame(peer: Peer, type: number, body: Buffer): void {
