@@ -885,23 +885,47 @@ describe('graceful leave', () => {
 })
 
 describe('restart with a new uid on the same address', () => {
-  it('marks the old uid dead, adds the new one, and stale gossip does not resurrect the old one', () => {
+  it('pings the new uid at once; its answer marks the old uid dead, and stale gossip does not resurrect the old one', () => {
     const old = nodeOf(2)
     const fresh = nodeOf(2, 1)
     expect(fresh.host).toBe(old.host)
     const h = new Harness({ others: 4, members: [nodeOf(1), nodeOf(3), nodeOf(4)].map((n) => aliveState(n)).concat([aliveState(old, 3)]) })
     h.start()
     const ds = h.receive(gossip(fresh, [aliveU(fresh, 0)]))
-    expect(changes(ds).map((c) => [c.member.node.uid, c.member.status, c.previous])).toEqual([
-      [old.uid, 'dead', 'alive'],
-      [fresh.uid, 'alive', undefined],
-    ])
+    // Its own word is not enough (the datagram may be a replay): added, and pinged with a fresh seq.
+    expect(changes(ds).map((c) => [c.member.node.uid, c.member.status, c.previous])).toEqual([[fresh.uid, 'alive', undefined]])
+    expect(h.status(old)).toBe('alive')
+    const verify = onePing(ds)
+    expect(verify.to).toEqual(fresh)
+    expect(started(ds, `verify:${verify.seq}`)).toEqual([SWIM_DEFAULTS.pingTimeout])
+
+    const answered = h.receive(ack(verify.seq, fresh))
+    expect(changes(answered).map((c) => [c.member.node.uid, c.member.status, c.previous])).toEqual([[old.uid, 'dead', 'alive']])
+    expect(answered).toContainEqual({ type: 'cancelTimer', id: `verify:${verify.seq}` })
     expect(h.instance.member(old)).toMatchObject({ status: 'dead', incarnation: 3 })
     expect(h.instance.liveCount).toBe(4)
 
     const stale = h.receive(gossip(nodeOf(1), [aliveU(old, 3), aliveU(old, 2), accuse('suspect', old, 3, nodeOf(1))]))
     expect(changes(stale)).toEqual([])
     expect(h.status(old)).toBe('dead')
+    expect(h.status(fresh)).toBe('alive')
+  })
+
+  it('a new uid that misses the ping at once is probed next period (helpers and TCP), and its ack then replaces the old uid', () => {
+    const old = nodeOf(2)
+    const fresh = nodeOf(2, 1)
+    const h = new Harness({ others: 4, members: [nodeOf(1), nodeOf(3), nodeOf(4)].map((n) => aliveState(n)).concat([aliveState(old)]) })
+    h.start()
+    const first = onePing(h.fire('probe'))
+    h.receive(ack(first.seq, first.to))
+    const verify = onePing(h.receive(gossip(fresh, [aliveU(fresh, 0)])))
+    h.fire(`verify:${verify.seq}`)
+    const probe = onePing(h.fire('probe'))
+    expect(probe.to).toEqual(fresh)
+    // The stream ping's ack (the TCP fallback) counts like a datagram's.
+    h.fire(`ping:${probe.seq}`)
+    const ds = h.take(h.instance.onStreamAck(ack(probe.seq, fresh)))
+    expect(changes(ds).map((c) => [c.member.node.uid, c.member.status])).toEqual([[old.uid, 'dead']])
     expect(h.status(fresh)).toBe('alive')
   })
 
@@ -912,6 +936,95 @@ describe('restart with a new uid on the same address', () => {
     expect(h.instance.stats.misdirected).toBe(1)
     // ANY_UID (a seed whose uid is not known yet) is answered.
     expect(sends(h.receive({ type: 'ping', seq: 2, from: nodeOf(1), targetUid: ANY_UID, updates: [] }), 'ack')).toHaveLength(1)
+  })
+})
+
+describe('replayed datagrams (issue 15)', () => {
+  const key = deriveKey('replay-secret')
+  const capture = (ds: readonly Directive[], into: Buffer[]) => {
+    for (const d of sends(ds)) into.push(seal(key, encodeMessage(d.message)))
+  }
+  const replay = (h: Harness, packet: Buffer) => h.receive(decodeMessage(packet, open(key, packet)))
+  const aboutAccusing = (h: Harness, node: SwimNode) =>
+    h.log.flatMap((e) => (e.d.type === 'send' ? e.d.message.updates : [])).filter((u) => nodeKey(u.node) === nodeKey(node) && u.status !== 'alive')
+
+  it("a fresh node fed an old incarnation's captured datagrams never marks the live incarnation dead", () => {
+    const old = nodeOf(2)
+    const live = nodeOf(2, 1)
+    // The old incarnation at work: its own alive rides its pings, acks and gossip.
+    const packets: Buffer[] = []
+    const x = new Harness({ self: old, members: [nodeOf(1), nodeOf(3)].map((n) => aliveState(n)) })
+    capture(x.start(), packets)
+    capture(x.fire('probe'), packets)
+    capture(x.receive({ type: 'ping', seq: 77, from: nodeOf(1), targetUid: old.uid, updates: [aliveU(nodeOf(1))] }), packets)
+    capture(x.receive({ type: 'pingReq', seq: 78, from: nodeOf(1), target: nodeOf(3), updates: [] }), packets)
+    capture(x.fire('gossip'), packets)
+    const decoded = packets.map((p) => decodeMessage(p, open(key, p)))
+    expect(decoded.some((m) => m.updates.some((u) => u.status === 'alive' && u.node.uid === old.uid))).toBe(true)
+    expect(new Set(decoded.map((m) => m.type))).toEqual(new Set(['ping', 'ack', 'gossip']))
+
+    // A node started after the restart: it knows the live incarnation, never heard of the old one.
+    const c = new Harness({ members: [nodeOf(1), live, nodeOf(3)].map((n) => aliveState(n)) })
+    c.start()
+    const answerLive = ackEveryPing((t) => t.uid === old.uid)
+    for (let round = 0; round < 3; round++) {
+      for (const p of packets) {
+        for (const d of replay(c, p)) answerLive(d, c)
+        expect(c.status(live)).toBe('alive')
+      }
+      c.runUntil(c.now + 20_000, answerLive)
+    }
+    expect(c.changesAbout(live)).toEqual([])
+    expect(aboutAccusing(c, live)).toEqual([])
+    // The replayed uid was pinged, never answered, and is dead: later replays change nothing.
+    expect(c.status(old)).toBe('dead')
+    const after = c.log.length
+    for (const p of packets) replay(c, p)
+    expect(changes(c.log.slice(after).map((e) => e.d))).toEqual([])
+  })
+
+  it('the live incarnation answering a probe settles the address at once: the replayed uid is dead', () => {
+    const old = nodeOf(2)
+    const live = nodeOf(2, 1)
+    const c = new Harness({ members: [live].map((n) => aliveState(n)) })
+    c.start()
+    const probe = onePing(c.fire('probe'))
+    expect(probe.to).toEqual(live)
+    // The replay arrives while our ping to the live incarnation is out.
+    const packet = seal(key, encodeMessage(gossip(old, [aliveU(old, 4)])))
+    const verify = onePing(replay(c, packet))
+    expect(verify.to).toEqual(old)
+    expect(c.status(old)).toBe('alive')
+    const ds = c.receive(ack(probe.seq, live))
+    expect(changes(ds).map((x) => [x.member.node.uid, x.member.status])).toEqual([[old.uid, 'dead']])
+    expect(c.status(old)).toBe('dead')
+    expect(c.changesAbout(live)).toEqual([])
+  })
+
+  it("replays of the live incarnation's own datagrams and of old accusations change nothing", () => {
+    const live = nodeOf(2)
+    const c = new Harness({ members: [nodeOf(1), nodeOf(3)].map((n) => aliveState(n)).concat([aliveState(live, 1)]) })
+    c.start()
+    const packets = [
+      // From before it refuted a suspicion at incarnation 0, and the accusations themselves.
+      gossip(live, [aliveU(live, 0)]),
+      gossip(nodeOf(1), [accuse('suspect', live, 0, nodeOf(1)), accuse('dead', live, 0, nodeOf(1))]),
+      ack(12_345, live, [aliveU(live, 0)]),
+    ].map((m) => seal(key, encodeMessage(m)))
+    for (const p of packets) replay(c, p)
+    expect(changes(c.log.map((e) => e.d))).toEqual([])
+    expect(c.instance.member(live)).toMatchObject({ status: 'alive', incarnation: 1 })
+    // An old ack never completes a probe of ours: its seq is not the one we sent.
+    for (;;) {
+      const probe = onePing(c.fire('probe'))
+      if (probe.to.uid !== live.uid) {
+        c.receive(ack(probe.seq, probe.to))
+        continue
+      }
+      for (const p of packets) replay(c, p)
+      expect(c.instance.stats.acks).toBe(c.instance.stats.probes - 1)
+      break
+    }
   })
 })
 

@@ -144,6 +144,56 @@ describe('SWIM over real UDP', () => {
   })
 })
 
+describe('replayed datagrams of an old incarnation (issue 15)', () => {
+  it('a fresh node fed them keeps the restarted incarnation alive; the restart itself is still found at once', async () => {
+    const seed = await member()
+    // A socket that the old incarnation answers: what it sends there is what an observer captures.
+    const spy = createSocket('udp4')
+    const captured: Buffer[] = []
+    spy.on('message', (buf) => captured.push(buf))
+    await new Promise<void>((r) => spy.bind(0, '127.0.0.1', () => r()))
+    try {
+      const key = deriveKey(SECRET)
+      const spyNode = { host: '127.0.0.1', port: spy.address().port, uid: '5a5a5a5a5a5a5a5a' }
+      const old = await member(seed)
+      // At once, while its own `alive` is still queued and rides every datagram it sends.
+      for (let seq = 1; seq <= 5; seq++)
+        spy.send(seal(key, encodeMessage({ type: 'ping', seq, from: spyNode, targetUid: old.node.uid, updates: [] })), old.node.port, '127.0.0.1')
+      await eventually(() => expect(captured.length).toBe(5))
+      await eventually(() => expect(statusOf(seed, old.node)).toBe('alive'))
+
+      await old.close()
+      const restarted = await SwimMember.start({ port: old.node.port, secret: SECRET, seeds: [`127.0.0.1:${seed.node.port}`], logger: undefined })
+      members.push(restarted)
+      expect(restarted.node.uid).not.toBe(old.node.uid)
+      // The seed hears the new uid from its join and replaces the old one once it answers a ping.
+      const t0 = Date.now()
+      await eventually(() => {
+        expect(statusOf(seed, restarted.node)).toBe('alive')
+        expect(statusOf(seed, old.node)).toBe('dead')
+      })
+      expect(Date.now() - t0).toBeLessThan(2000)
+
+      const fresh = await member(seed)
+      await eventually(() => expect(statusOf(fresh, restarted.node)).toBe('alive'))
+      expect(statusOf(fresh, old.node)).toBeUndefined()
+      const seen: string[] = []
+      for (const m of [fresh, seed]) m.subscribe((c) => c.member.node.uid === restarted.node.uid && c.member.status !== 'alive' && seen.push(c.member.status))
+      for (let round = 0; round < 3; round++) {
+        for (const packet of captured) spy.send(packet, fresh.node.port, '127.0.0.1')
+        await new Promise((r) => setTimeout(r, 300))
+      }
+      // The replayed uid answers no ping: it is suspected and dies; the live one never is.
+      await eventually(() => expect(statusOf(fresh, old.node)).toBe('dead'), { timeoutMs: 30_000 })
+      expect(seen).toEqual([])
+      expect(statusOf(fresh, restarted.node)).toBe('alive')
+      expect(statusOf(seed, restarted.node)).toBe('alive')
+    } finally {
+      spy.close()
+    }
+  })
+})
+
 describe('SWIM shell robustness', () => {
   it('a membership listener that throws does not stop the detector', async () => {
     const all = await cluster(3)

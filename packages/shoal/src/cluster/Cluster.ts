@@ -403,7 +403,7 @@ export class Cluster {
       if (m.status !== 'joining') continue
       for (const other of this.#gossip.members.values()) {
         // Stale gossip about an old incarnation must not down the live one: only a record SWIM
-        // no longer sees alive is downed (SWIM learns of a restart first-hand, from the process).
+        // no longer sees alive is downed (SWIM replaces a uid when the new one answers its ping).
         if (other.node.uid !== m.node.uid && memberAddress(other) === memberAddress(m) && isPresent(other.status) && !this.#swimAlive(other)) {
           this.#log.info({ old: formatNode(other.node), now: formatNode(m.node) }, 'member restarted with a new uid; downing the old one')
           this.#setStatus(other, 'down')

@@ -89,6 +89,8 @@ type Pending =
   | { readonly kind: 'probe' }
   | { readonly kind: 'relay'; readonly origin: SwimNode; readonly originSeq: number; readonly target: string }
   | { readonly kind: 'reprobe'; readonly key: string; readonly target: string }
+  /** A ping to a new uid heard of at an address where another uid is live: an answer proves it runs there now. */
+  | { readonly kind: 'verify'; readonly key: string; readonly target: string }
 
 const EMPTY = new Uint8Array(0)
 const REAP_INTERVAL = 60_000
@@ -135,6 +137,12 @@ export class SwimInstance {
   readonly #recentDead: string[] = []
   /** Members in the table with status dead (the reprobe tick has nothing to do while 0). */
   #deadCount = 0
+  /**
+   * Addresses where more than one uid is live in the table (a restart, or a stale or replayed
+   * message about an old incarnation). The first of them to answer a ping of ours proves it runs
+   * there now, and the others are dead. Usually empty: an ack costs a size check, no string.
+   */
+  readonly #contested = new Set<string>()
   #meta: Uint8Array
   #incarnation = 0
   #seq = 0
@@ -251,7 +259,7 @@ export class SwimInstance {
       const record = this.#members.get(from)
       if (record) record.heard = this.#now()
       else this.#lastHeard.set(from, this.#now())
-      for (const u of m.updates) this.#apply(u, false, m.from)
+      for (const u of m.updates) this.#apply(u, false)
       switch (m.type) {
         case 'ping':
           return this.#onPing(m.seq, m.from, m.targetUid)
@@ -285,6 +293,8 @@ export class SwimInstance {
           return this.#onPingTimeout(Number(arg))
         case 'relay':
           return this.#onRelayTimeout(Number(arg))
+        case 'verify':
+          return this.#onVerifyTimeout(Number(arg))
         case 'suspect':
           return this.#onSuspicionTimer(arg)
         case 'gossip':
@@ -304,7 +314,7 @@ export class SwimInstance {
   /** The ack to a stream ping sent by a `streamPing` directive arrived. */
   onStreamAck(ack: Message): Directive[] {
     return this.#run(() => {
-      for (const u of ack.updates) this.#apply(u, false, ack.from)
+      for (const u of ack.updates) this.#apply(u, false)
       if (ack.type === 'ack') this.#probeAcked(ack.seq, ack.from)
     })
   }
@@ -317,7 +327,7 @@ export class SwimInstance {
   onStreamPing(ping: Message): { reply: Message | undefined; directives: Directive[] } {
     let reply: Message | undefined
     const directives = this.#run(() => {
-      for (const u of ping.updates) this.#apply(u, false, ping.from)
+      for (const u of ping.updates) this.#apply(u, false)
       if (ping.type !== 'ping' || !this.answersPing(ping.targetUid)) return
       this.#send(ping.from, { type: 'ack', seq: ping.seq, from: this.self, updates: [] })
       reply = (this.#out.pop() as { message: Message }).message
@@ -474,6 +484,7 @@ export class SwimInstance {
     if (s?.checked) s.answered = true
     this.health.apply(-1)
     this.#cancel(`ping:${seq}`)
+    this.#proven(p.key)
   }
 
   #nextTarget(): string | undefined {
@@ -519,10 +530,51 @@ export class SwimInstance {
     if (p.kind === 'relay') {
       this.#cancel(`relay:${seq}`)
       this.#send(p.origin, { type: 'ack', seq: p.originSeq, from: this.self, updates: [] })
+    } else if (p.kind === 'verify') {
+      this.#cancel(`verify:${seq}`)
+      this.#proven(p.key)
     } else {
       // A member believed dead answered: the partition healed. Exchange full state with it.
+      this.#proven(p.key)
       this.#pushPull(from, false)
     }
+  }
+
+  /**
+   * `key` answered a ping of ours with its seq: its uid runs at its address now (a replayed
+   * datagram cannot answer a ping sent after it was captured). Any other uid still live at that
+   * address is an earlier incarnation, or a stale or replayed mention of one: it is dead.
+   */
+  #proven(key: string): void {
+    if (this.#contested.size === 0) return
+    const m = this.#members.get(key)
+    if (!m || !isLive(m.status)) return
+    const addr = addressKey(m.node)
+    if (!this.#contested.has(addr)) return
+    this.#contested.delete(addr)
+    this.#byAddress.set(addr, key)
+    for (const other of this.#live.slice()) {
+      const o = this.#members.get(other)!
+      if (other !== key && o.node.port === m.node.port && o.node.host === m.node.host)
+        this.#apply({ status: 'dead', node: o.node, incarnation: o.incarnation, by: this.self.uid }, false)
+    }
+  }
+
+  /** Pings `m`, a new uid at an address where another uid is live, at once rather than in its turn. */
+  #verify(key: string, m: MemberRecord): void {
+    const seq = this.#nextSeq()
+    this.#pending.set(seq, { kind: 'verify', key, target: m.node.uid })
+    this.#send(m.node, { type: 'ping', seq, from: this.self, targetUid: m.node.uid, updates: [] })
+    this.#timer(`verify:${seq}`, this.health.scale(this.settings.pingTimeout))
+  }
+
+  #onVerifyTimeout(seq: number): void {
+    const p = this.#pending.get(seq)
+    if (!p || p.kind !== 'verify') return
+    this.#pending.delete(seq)
+    // No answer over UDP (lost, or a stale uid): the regular probe next period, with helpers and
+    // the TCP fallback, settles it either way.
+    if (this.#liveIndex.has(p.key) && !this.#priority.includes(p.key)) this.#priority.push(p.key)
   }
 
   #onNack(seq: number): void {
@@ -584,14 +636,14 @@ export class SwimInstance {
 
   /**
    * Applies one belief about a member. `merge`: it came from a push-pull (dead is then only
-   * suspected). `sender`: who sent it (undefined: our own conclusion).
+   * suspected). Who sent it does not matter: any message may be stale or replayed.
    */
-  #apply(u: Update, merge: boolean, sender?: SwimNode): void {
+  #apply(u: Update, merge: boolean): void {
     // Same address as addressKey() equality, without two strings per update (push-pulls carry every member).
     if (u.node.port === this.self.port && u.node.host === this.self.host) return this.#applyAboutSelfAddress(u)
     const key = nodeKey(u.node)
     const m = this.#members.get(key)
-    if (!m) return this.#applyUnknown(key, u, sender !== undefined && sender.uid === u.node.uid)
+    if (!m) return this.#applyUnknown(key, u)
     if (merge && u.status === 'dead' && isLive(m.status) && u.incarnation >= m.incarnation) {
       // memberlist's rule: a remote full state says dead, but we see it live; suspect it so it
       // gets a chance to refute, rather than killing it on hearsay from another partition.
@@ -618,7 +670,7 @@ export class SwimInstance {
     if (u.status === 'dead' && previous !== 'dead') this.#recentDead.push(key)
     if (u.status !== 'suspect') this.#clearSuspicion(key)
     if (isLive(u.status)) this.#addLive(key)
-    else this.#removeLive(key)
+    else if (this.#removeLive(key) && this.#contested.size > 0) this.#uncontest(m)
     if (u.status === 'suspect') this.#suspect(key, u)
     this.#enqueue(key, u)
     if (previous !== u.status || metaChanged) this.#changed(m, previous)
@@ -652,7 +704,7 @@ export class SwimInstance {
     this.#enqueue(nodeKey(this.self), this.#selfUpdate())
   }
 
-  #applyUnknown(key: string, u: Update, firstHand: boolean): void {
+  #applyUnknown(key: string, u: Update): void {
     // Suspicions, deaths and leaves of members never known are dropped (as memberlist does): a
     // record of them would only be passed around and re-taught by every push-pull, forever.
     if (u.status !== 'alive') return
@@ -660,12 +712,6 @@ export class SwimInstance {
     const addr = addressKey(u.node)
     const oldKey = this.#byAddress.get(addr)
     const old = oldKey === undefined ? undefined : this.#members.get(oldKey)
-    if (firstHand && old && isLive(old.status)) {
-      // The process itself says it runs at this address with a new uid: the old one is gone.
-      // Second-hand news is not enough: stale gossip about an old uid must not kill the new one;
-      // probing settles that case (a ping names the uid it expects).
-      this.#apply({ status: 'dead', node: old.node, incarnation: old.incarnation, by: this.self.uid }, false)
-    }
     this.#insert(m)
     // Probe newcomers in this pass, at a random place in what is left of it (a swap, not a splice:
     // merging thousands of members must stay linear).
@@ -675,6 +721,14 @@ export class SwimInstance {
     ;[order[at], order[order.length - 1]] = [order[order.length - 1]!, order[at]!]
     this.#enqueue(key, u)
     this.#changed(m, undefined)
+    if (old && isLive(old.status)) {
+      // A new uid at an address where another is live: a restart, or a stale or replayed message
+      // about an old incarnation, even when it comes from that uid itself (an authenticated
+      // datagram can be replayed). Neither is killed on its word: both are kept, the new one is
+      // pinged at once, and whichever answers a ping of ours first proves it runs there (#proven).
+      this.#contested.add(addr)
+      this.#verify(key, m)
+    }
   }
 
   #insert(m: MemberRecord): void {
@@ -720,7 +774,7 @@ export class SwimInstance {
 
   #merge(p: PushPull): void {
     if (p.members.length > this.settings.maxMembers) return
-    for (const u of p.members) this.#apply(u, true, p.from)
+    for (const u of p.members) this.#apply(u, true)
   }
 
   // ── dissemination ──────────────────────────────────────────────────────────
@@ -872,15 +926,29 @@ export class SwimInstance {
     this.#live.push(key)
   }
 
-  #removeLive(key: string): void {
+  /** Whether it was live. */
+  #removeLive(key: string): boolean {
     const i = this.#liveIndex.get(key)
-    if (i === undefined) return
+    if (i === undefined) return false
     const last = this.#live.pop()!
     if (last !== key) {
       this.#live[i] = last
       this.#liveIndex.set(last, i)
     }
     this.#liveIndex.delete(key)
+    return true
+  }
+
+  /** `m` is no longer live: if its address was contested, the uids still live there keep it. */
+  #uncontest(m: MemberRecord): void {
+    const addr = addressKey(m.node)
+    if (!this.#contested.has(addr)) return
+    const rivals = this.#live.filter((k) => {
+      const o = this.#members.get(k)!.node
+      return o.port === m.node.port && o.host === m.node.host
+    })
+    if (rivals.length < 2) this.#contested.delete(addr)
+    if (rivals.length > 0 && this.#byAddress.get(addr) === nodeKey(m.node)) this.#byAddress.set(addr, rivals[0]!)
   }
 
   /** Up to `count` distinct random live members, never `exclude`. */
