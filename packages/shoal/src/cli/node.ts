@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Logger, pino } from 'pino'
+import { checkNodeHost } from '../actor/ClusterNode.ts'
 import type { DiscoveryProvider } from '../discovery/Discovery.ts'
 import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
 import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
@@ -88,10 +89,12 @@ function checkLogLevel(level: string): string {
 }
 
 /**
- * The cluster secret, refusing a non-loopback `host` without one unless `insecure`: the CLI's own
- * wording of the check `ClusterSystem.start` makes.
+ * The cluster secret, refusing an invalid `--host` (the forms a node can advertise) and a
+ * non-loopback one without a secret unless `insecure`: the CLI's own wording of the checks
+ * `ClusterSystem.start` makes.
  */
 function secretFor(host: string, file: string | undefined, insecure: boolean): string | undefined {
+  checkNodeHost(host, '--host')
   const secret = readSecret(file)
   if ((secret === undefined || secret === '') && !isLoopbackHost(host) && !insecure) {
     throw new ConfigError(
