@@ -1,17 +1,17 @@
 /**
  * What `npm start` (local-cluster.ts) prints when it starts: where to look, and commands that work
- * when pasted into any shell (the user's shell has no SHOAL_SECRET: the launcher generated it).
+ * when pasted into any shell (the user's shell has no SHOAL_HTTP_TOKEN: the launcher generated it).
  */
 
-/** Ports and secret of the local cluster the launcher starts. */
+/** Ports and management token of the local cluster the launcher starts. */
 export interface LocalCluster {
   /** clusterd's `host:port`. */
   readonly daemon: string
   /** Node i (0-based) listens on `base + i`, its management endpoint on `httpBase + i`. */
   readonly base: number
   readonly httpBase: number
-  /** The cluster secret the nodes run with (the management endpoint's bearer token). */
-  readonly secret: string
+  /** The management token the nodes run with (SHOAL_HTTP_TOKEN: the bearer of their POST routes; not the cluster secret). */
+  readonly httpToken: string
 }
 
 /** `s` as one POSIX shell word: single-quoted, with any `'` written as `'\''`. */
@@ -20,8 +20,8 @@ export function shellQuote(s: string): string {
 }
 
 /** A curl command that makes the node whose management endpoint is on `httpPort` leave gracefully. */
-export function leaveCommand(httpPort: number, secret: string): string {
-  return `curl -X POST -H ${shellQuote(`Authorization: Bearer ${secret}`)} http://127.0.0.1:${httpPort}/cluster/leave`
+export function leaveCommand(httpPort: number, httpToken: string): string {
+  return `curl -X POST -H ${shellQuote(`Authorization: Bearer ${httpToken}`)} http://127.0.0.1:${httpPort}/cluster/leave`
 }
 
 /** The text printed once the processes are started. */
@@ -32,8 +32,8 @@ Where to look:
   curl http://127.0.0.1:${c.httpBase}/cluster/members      membership as node 1 sees it (JSON)
   npx shoal status --http 127.0.0.1:${c.httpBase + 1}         the same as a table, from node 2
   curl http://127.0.0.1:${c.httpBase + 2}/metrics           Prometheus metrics of node 3
-Make node 3 leave gracefully (the bearer token is this cluster's secret):
-  ${leaveCommand(c.httpBase + 2, c.secret)}
+Make node 3 leave gracefully (the bearer is the nodes' management token, not the cluster secret):
+  ${leaveCommand(c.httpBase + 2, c.httpToken)}
 Press Ctrl-C to stop: the nodes leave gracefully, then clusterd stops.
 `
 }

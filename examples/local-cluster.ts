@@ -15,8 +15,10 @@ const bin = fileURLToPath(new URL('../packages/shoal/bin/shoal.js', import.meta.
 const base = Number(process.env.SHOAL_BASE_PORT ?? 7351)
 const httpBase = base + 1000
 const daemon = process.env.SHOAL_CLUSTERD ?? '127.0.0.1:3137'
-const secret = process.env.SHOAL_SECRET ?? randomBytes(16).toString('hex')
-const env = { ...process.env, SHOAL_SECRET: secret }
+const secret = process.env.SHOAL_SECRET ?? randomBytes(32).toString('hex')
+// The management endpoints' bearer token: its own value, never the cluster secret.
+const httpToken = process.env.SHOAL_HTTP_TOKEN ?? randomBytes(32).toString('hex')
+const env = { ...process.env, SHOAL_SECRET: secret, SHOAL_HTTP_TOKEN: httpToken }
 const children: { name: string; child: ChildProcess }[] = []
 
 function start(name: string, args: string[]): ChildProcess {
@@ -65,7 +67,7 @@ for (let i = 0; i < 3; i++)
     `sqlite:./data/node-${i + 1}.db`,
   ])
 
-console.log(banner({ daemon, base, httpBase, secret }))
+console.log(banner({ daemon, base, httpBase, httpToken }))
 
 async function printMembers(): Promise<void> {
   try {

@@ -1,13 +1,16 @@
-import { createServer } from 'node:http'
+import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ClusterSystem } from 'shoal'
+import { pino } from 'pino'
+import { ClusterSystem, ConfigError } from 'shoal'
 import { eventually } from 'shoal/testkit'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { STATUS_USAGE, statusCommand } from '../src/cli/status.ts'
 import { ManagementServer, type ManagementServerOptions, type MembersResponse } from '../src/management/ManagementServer.ts'
+import { LogCapture } from './support/rawPeer.ts'
 
-const SECRET = 'mgmt-t0ken'
-const AUTH = { Authorization: `Bearer ${SECRET}` }
+/** The management token (its own, not the cluster secret `s3cret`): 32 characters at least. */
+const TOKEN = 'mgmt-t0ken-0123456789abcdef01234567'
+const AUTH = { Authorization: `Bearer ${TOKEN}` }
 
 let systems: ClusterSystem[] = []
 let servers: ManagementServer[] = []
@@ -30,7 +33,7 @@ async function startSystem(seeds?: string[]): Promise<ClusterSystem> {
 }
 
 async function startServer(system: ClusterSystem, options: Partial<ManagementServerOptions> = {}): Promise<ManagementServer> {
-  const server = await ManagementServer.start(system, { port: 0, secret: SECRET, ...options })
+  const server = await ManagementServer.start(system, { port: 0, token: TOKEN, ...options })
   servers.push(server)
   return server
 }
@@ -149,15 +152,17 @@ describe('ManagementServer', () => {
     expect(res.text).toContain('shoal_associations')
   })
 
-  it('POST routes require the bearer secret: 401 without or with a wrong one, 403 when the server has none', async () => {
-    const { a, b, ma } = await twoNodes()
+  it('POST routes require the bearer token: 401 without or with a wrong one (or the cluster secret), 403 when the server has none', async () => {
+    // No backoff here: every attempt is checked.
+    const { a, b, ma } = await twoNodes({ a: { authBackoff: { baseMs: 0 } } })
     const body = JSON.stringify({ node: addressOf(b) })
     const headerSets: Record<string, string>[] = [
       {},
       { Authorization: 'Bearer nope' },
-      { Authorization: `Bearer ${SECRET.replace(/.$/, 'X')}` },
-      { Authorization: `Basic ${SECRET}` },
+      { Authorization: `Bearer ${TOKEN.replace(/.$/, 'X')}` },
+      { Authorization: `Basic ${TOKEN}` },
       { Authorization: 'Bearer' },
+      { Authorization: 'Bearer s3cret' },
     ]
     for (const headers of headerSets) {
       for (const path of ['/cluster/down', '/cluster/leave']) {
@@ -167,11 +172,17 @@ describe('ManagementServer', () => {
         expect(res.json()).toMatchObject({ code: 'UNAUTHORIZED', error: expect.any(String) })
       }
     }
-    const open = await startServer(a, { secret: undefined })
+    const open = await startServer(a, { token: undefined })
     const res = await post(open, '/cluster/down', body)
     expect(res.status).toBe(403)
-    expect(res.json()).toMatchObject({ code: 'NO_SECRET', error: expect.stringMatching(/secret/) })
-    const empty = await startServer(a, { secret: '' })
+    expect(res.json()).toMatchObject({ code: 'NO_TOKEN' })
+    const { error } = res.json() as { error: string }
+    expect(error).toContain('POST /cluster/down needs a management token and this node has none')
+    expect(error).toContain('SHOAL_HTTP_TOKEN or --http-token-file F')
+    expect(error).toContain('not the cluster secret')
+    // Even the cluster secret does not open it: no fallback.
+    expect((await post(open, '/cluster/leave', undefined, { Authorization: 'Bearer s3cret' })).status).toBe(403)
+    const empty = await startServer(a, { token: '' })
     expect((await post(empty, '/cluster/leave')).status).toBe(403)
     // Nothing happened to anyone.
     expect(a.cluster.membership.members.map((m) => m.status)).toEqual(['up', 'up'])
@@ -319,6 +330,77 @@ describe('ManagementServer', () => {
     await server.close()
     await server.close()
     await expect(http(server, '/health')).rejects.toThrow()
+  })
+})
+
+/** POST from a chosen local address (127.0.0.x: another source on the loopback interface). */
+function postFrom(localAddress: string, port: number, path: string, token: string): Promise<{ status: number; retryAfter: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', localAddress, agent: false, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+describe('ManagementServer authentication limits', () => {
+  async function loggedSystem(): Promise<{ system: ClusterSystem; logs: LogCapture }> {
+    const logs = new LogCapture()
+    const system = await ClusterSystem.start({ port: 0, secret: 's3cret', logger: pino({ level: 'info' }, logs), cluster: { selfJoinAfter: 0 } })
+    systems.push(system)
+    return { system, logs }
+  }
+
+  it('answers 429 with Retry-After to a source sending wrong tokens, logs them aggregated, counts each; the right token works from another source', async () => {
+    const { system, logs } = await loggedSystem()
+    let left = 0
+    const server = await startServer(system, { onLeave: async () => void left++ })
+    const port = server.port
+    // First wrong token: 401, and the source must wait a second.
+    const first = await postFrom('127.0.0.1', port, '/cluster/leave', 'wrong-token')
+    expect(first).toMatchObject({ status: 401, retryAfter: '1' })
+    // Then every attempt, right token or wrong, is refused without being checked.
+    const n = 200
+    const answers = await Promise.all(Array.from({ length: n }, () => postFrom('127.0.0.1', port, '/cluster/leave', 'wrong-token')))
+    expect(answers.every((a) => a.status === 429 && a.retryAfter === '1')).toBe(true)
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'TOO_MANY_ATTEMPTS', error: 'Too many wrong tokens from 127.0.0.1: retry in 1 s.' })
+    expect((await postFrom('127.0.0.1', port, '/cluster/leave', TOKEN)).status).toBe(429)
+    // Another source is not held back.
+    expect((await postFrom('127.0.0.2', port, '/cluster/leave', TOKEN)).status).toBe(202)
+    await expect.poll(() => left).toBe(1)
+    // Once the wait is over, a second wrong token doubles it.
+    await new Promise((r) => setTimeout(r, 1_100))
+    expect(await postFrom('127.0.0.1', port, '/cluster/leave', 'wrong-again')).toMatchObject({ status: 401, retryAfter: '2' })
+
+    // Metrics count every attempt: 2 wrong tokens, n + 1 refused while waiting.
+    const metrics = await system.metrics.registry.getSingleMetricAsString('shoal_refused_total')
+    expect(metrics).toMatch(/^shoal_refused_total\{reason="management-auth"[^}]*\} 2$/m)
+    expect(metrics).toMatch(new RegExp(`^shoal_refused_total\\{reason="management-throttled"[^}]*\\} ${n + 1}$`, 'm'))
+    // Logs: one line per source and outcome per window, the rest as a count (flushed on close).
+    await server.close()
+    const auth = logs.lines.filter((l) => String(l.msg).startsWith('management'))
+    expect(auth.slice(0, 2).map((l) => [l.msg, l.from, l.level])).toEqual([
+      ['management authentication failed: wrong token', '127.0.0.1', 40],
+      ['management request refused: too many wrong tokens from this source', '127.0.0.1', 40],
+    ])
+    const counts = auth.slice(2).sort((x, y) => String(x.outcome).localeCompare(String(y.outcome)))
+    expect(counts.map((l) => [l.from, l.outcome, l.count])).toEqual([
+      ['127.0.0.1', 'throttled', n],
+      ['127.0.0.1', 'wrong token', 1],
+    ])
+    expect(String(counts[0]!.msg)).toMatch(new RegExp(`^management authentication failed ${n} more times from 127\\.0\\.0\\.1 in \\d+ s \\(throttled\\)$`))
+    expect(String(counts[1]!.msg)).toMatch(/^management authentication failed 1 more time from 127\.0\.0\.1 in \d+ s \(wrong token\)$/)
+  })
+
+  it('refuses a management token shorter than 32 characters at start, naming how to make one', async () => {
+    const system = await startSystem()
+    const start = ManagementServer.start(system, { port: 0, token: 'short' })
+    await expect(start).rejects.toBeInstanceOf(ConfigError)
+    await expect(start).rejects.toThrow('The management token has 5 characters: use at least 32 random ones (128 bits), e.g. the output of `npx shoal secret`.')
   })
 })
 

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { isIPv6 } from 'node:net'
+import { ConfigError } from '../errors.ts'
 
 /** Where a node listens. Equality is host and port; the system name is informational. */
 export interface Endpoint {
@@ -60,6 +61,26 @@ export function isValidHost(host: unknown): host is string {
   const zone = host.indexOf('%')
   if (zone < 0) return isIPv6(host)
   return isIPv6(host.slice(0, zone)) && ZONE.test(host.slice(zone + 1))
+}
+
+/** The host forms a node may bind and advertise, for error messages. */
+export const NODE_HOST_FORMS =
+  'an IPv4 address, an IPv6 address without brackets or zone, or a host name (dot-separated labels of letters, digits, _ and -; at most 253 characters)'
+
+/**
+ * Throws a `ConfigError` naming `host` and the accepted forms unless a node may bind and advertise
+ * it: {@link isValidHost}, without an IPv6 zone. `what` names the setting (`--host`, `SWIM host`).
+ * A zone (`fe80::1%eth0`) names an interface of this machine only: other nodes could not dial it
+ * with it, so it is refused here, at start; received addresses with a zone are still parsed.
+ */
+export function checkNodeHost(host: unknown, what = 'Host'): asserts host is string {
+  if (!isValidHost(host)) throw new ConfigError(`${what} ${JSON.stringify(host)} is not a host a node can use: use ${NODE_HOST_FORMS}.`)
+  const zone = host.indexOf('%')
+  if (zone >= 0) {
+    throw new ConfigError(
+      `${what} ${JSON.stringify(host)} has an IPv6 zone (${host.slice(zone)}), which names an interface of this machine only, so other nodes could not reach it at that address: use ${NODE_HOST_FORMS}.`,
+    )
+  }
 }
 
 /** `host:port` with IPv6 hosts bracketed; the key under which associations are kept. */

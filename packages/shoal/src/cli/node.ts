@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Logger, pino } from 'pino'
+import { checkNodeHost } from '../actor/ClusterNode.ts'
 import type { DiscoveryProvider } from '../discovery/Discovery.ts'
 import { DnsDiscovery } from '../discovery/DnsDiscovery.ts'
 import { KubernetesDiscovery } from '../discovery/KubernetesDiscovery.ts'
@@ -39,7 +40,11 @@ Runs one cluster node. The secret comes from SHOAL_SECRET or --secret-file.
   --k8s-api-url URL    Kubernetes API outside a pod (with --k8s-token-file, --k8s-ca-file)
   --roles R1,R2        roles of this node
   --http PORT          management endpoint on 127.0.0.1:PORT (--http-host H --http-public
-                       to expose it: its bearer token is the cluster secret, sent in clear)
+                       to expose it over plain HTTP); its GET routes need no token
+  --http-token-file F  read the management token from F (default SHOAL_HTTP_TOKEN): the
+                       bearer of POST /cluster/leave and /cluster/down, at least 32 random
+                       characters (npx shoal secret), not the cluster secret; without one
+                       those routes are refused
   --downing STRATEGY   keep-majority (default), static-quorum:N, keep-oldest, down-all, timeout[:ms], none
   --stable-after MS    how long the view must be stable before downing (default 3000)
   --min-members N      members needed before anyone is up (default 1)
@@ -84,10 +89,12 @@ function checkLogLevel(level: string): string {
 }
 
 /**
- * The cluster secret, refusing a non-loopback `host` without one unless `insecure`: the CLI's own
- * wording of the check `ClusterSystem.start` makes.
+ * The cluster secret, refusing an invalid `--host` (the forms a node can advertise) and a
+ * non-loopback one without a secret unless `insecure`: the CLI's own wording of the checks
+ * `ClusterSystem.start` makes.
  */
 function secretFor(host: string, file: string | undefined, insecure: boolean): string | undefined {
+  checkNodeHost(host, '--host')
   const secret = readSecret(file)
   if ((secret === undefined || secret === '') && !isLoopbackHost(host) && !insecure) {
     throw new ConfigError(
@@ -116,6 +123,28 @@ function readSecret(file: string | undefined): string | undefined {
   } catch (e) {
     throw new ConfigError(`Cannot read --secret-file ${file}: ${(e as Error).message}`)
   }
+}
+
+/**
+ * The management token: from `file`, else SHOAL_HTTP_TOKEN; undefined when neither (the POST
+ * routes are then refused). Never the cluster secret: a leaked token must not let anyone join.
+ */
+function httpToken(file: string | undefined, clusterSecret: string | undefined): string | undefined {
+  let token = process.env.SHOAL_HTTP_TOKEN
+  if (file !== undefined) {
+    try {
+      token = readFileSync(file, 'utf8').trim()
+    } catch (e) {
+      throw new ConfigError(`Cannot read --http-token-file ${file}: ${(e as Error).message}`)
+    }
+  }
+  if (token === undefined || token === '') return undefined
+  if (token === clusterSecret) {
+    throw new ConfigError(
+      'The management token (SHOAL_HTTP_TOKEN or --http-token-file) is the cluster secret: give it its own value (npx shoal secret prints one), so that whoever holds it cannot join the cluster.',
+    )
+  }
+  return token
 }
 
 function int(v: string | undefined, name: string, fallback: number): number {
@@ -156,6 +185,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       http: { type: 'string' },
       'http-host': { type: 'string', default: '127.0.0.1' },
       'http-public': { type: 'boolean', default: false },
+      'http-token-file': { type: 'string' },
       downing: { type: 'string', default: 'keep-majority' },
       'stable-after': { type: 'string' },
       'min-members': { type: 'string' },
@@ -232,13 +262,13 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     try {
       if (!/^(127\.|::1$|localhost$)/.test(values['http-host']) && !values['http-public']) {
         throw new ConfigError(
-          `--http-host ${values['http-host']} would expose the management endpoint, whose bearer token is the cluster secret, over plain HTTP: keep it on loopback (behind a TLS proxy), or pass --http-public to accept that.`,
+          `--http-host ${values['http-host']} would expose the management endpoint over plain HTTP (membership, metrics, and the management token in clear): keep it on loopback (behind a TLS proxy), or pass --http-public to accept that.`,
         )
       }
       management = await ManagementServer.start(system, {
         host: values['http-host'],
         port: int(values.http, 'http', 0),
-        secret: readSecret(values['secret-file']),
+        token: httpToken(values['http-token-file'], secret),
         onLeave: () => leave('POST /cluster/leave'),
       })
     } catch (e) {

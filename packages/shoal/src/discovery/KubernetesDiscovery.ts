@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { request } from 'node:https'
 import { isIP } from 'node:net'
+import { isValidHost } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import type { DiscoveredEndpoint, DiscoveryProvider } from './Discovery.ts'
 
@@ -67,8 +68,6 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 const NAMESPACE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 /** IANA service name: what Kubernetes accepts as a port name. */
 const PORT_NAME = /^(?=.*[a-z])[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$/
-/** A DNS name, for endpoints of `addressType: FQDN` slices. */
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
 /** Printable ASCII without space: a bearer token that cannot break the header. */
 const TOKEN = /^[\x21-\x7e]+$/
 const TLS_TRUST_CODES = new Set([
@@ -267,7 +266,7 @@ export class KubernetesDiscovery implements DiscoveryProvider {
         // `ready` absent or null means unknown, which the API says to treat as ready.
         if (isObject(endpoint['conditions']) && endpoint['conditions']['ready'] === false) continue
         for (const address of Array.isArray(endpoint['addresses']) ? endpoint['addresses'] : []) {
-          if (typeof address === 'string' && (isIP(address) !== 0 || HOSTNAME.test(address))) hosts.push(address.toLowerCase())
+          if (typeof address === 'string' && isValidHost(address)) hosts.push(address.toLowerCase())
         }
       }
       if (hosts.length === 0) continue

@@ -10,17 +10,21 @@
  * | `GET /ready`           | 200 `{"status":"up"}` once this member is up, else 503 + its status |
  * | `GET /metrics`         | 200 Prometheus text exposition of `system.metrics.registry`        |
  * | `GET /receptionist`    | 200 `{ keys: [{ key, actors: [id…] }] }`, the receptionist as seen here |
- * | `POST /cluster/leave`  | 202, then leaves gracefully (bearer secret required)               |
- * | `POST /cluster/down`   | `{"node":"host:port"}` → 200 / 404 (bearer secret required)         |
+ * | `POST /cluster/leave`  | 202, then leaves gracefully (bearer token required)                |
+ * | `POST /cluster/down`   | `{"node":"host:port"}` → 200 / 404 (bearer token required)          |
  *
  * Errors are JSON `{ "error": message, "code": CODE }` with a stable {@link ManagementErrorCode}.
- * The server binds 127.0.0.1 unless told otherwise; the POST routes answer 403 until a secret is
- * configured, and 401 (with `WWW-Authenticate: Bearer`) without the right `Authorization: Bearer`.
+ * The server binds 127.0.0.1 unless told otherwise. The POST routes need the management token, its
+ * own (never the cluster secret): they answer 403 `NO_TOKEN` while none is configured, 401 (with
+ * `WWW-Authenticate: Bearer`) without the right `Authorization: Bearer <token>`, and 429 (with
+ * `Retry-After`) to a source that sent wrong tokens, for a wait that doubles with each one (1 s, 2 s…
+ * at most 60 s). Failed attempts are counted in `shoal_refused_total{reason="management-auth"}`
+ * and logged once per source per 10 s, with counts.
  *
  * ```ts
- * const mgmt = await ManagementServer.start(system, { port: 8558, secret: process.env.SHOAL_MGMT_SECRET })
+ * const mgmt = await ManagementServer.start(system, { port: 8558, token: process.env.SHOAL_HTTP_TOKEN })
  * // curl -s localhost:8558/cluster/members
- * // curl -s -X POST -H "Authorization: Bearer $SHOAL_MGMT_SECRET" -d '{"node":"10.0.0.7:7337"}' localhost:8558/cluster/down
+ * // curl -s -X POST -H "Authorization: Bearer $SHOAL_HTTP_TOKEN" -d '{"node":"10.0.0.7:7337"}' localhost:8558/cluster/down
  * await mgmt.close()
  * ```
  * @module
@@ -31,6 +35,8 @@ import type { AddressInfo } from 'node:net'
 import { type ClusterMember, compareAddress, type MembershipStatus, memberAddress, type Reachability } from '../cluster/Member.ts'
 import { ConfigError } from '../errors.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import { LogAggregator } from '../util/LogAggregator.ts'
+import { AuthThrottle, type AuthThrottleOptions } from './AuthThrottle.ts'
 
 /** Options of {@link ManagementServer.start}. */
 export interface ManagementServerOptions {
@@ -39,10 +45,16 @@ export interface ManagementServerOptions {
   /** TCP port; 0 picks a free one (then read {@link ManagementServer.port}). */
   readonly port: number
   /**
-   * Bearer secret for the POST routes (`Authorization: Bearer <secret>`). Without one (or with an
-   * empty one) they answer 403 `NO_SECRET`; the GET routes never need it.
+   * Bearer token for the POST routes (`Authorization: Bearer <token>`): at least
+   * {@link MIN_TOKEN_LENGTH} characters (128 bits as hex; `npx shoal secret` prints one), and not
+   * the cluster secret (a leaked token should not let anyone join the cluster). Without one (or
+   * with an empty one) the POST routes answer 403 `NO_TOKEN`; the GET routes never need it.
    */
+  readonly token?: string | Buffer
+  /** @deprecated The management token under its old name: use {@link token}. */
   readonly secret?: string | Buffer
+  /** Backoff of sources that send wrong tokens. Default: 1 s after the first, doubling, at most 60 s; 10 000 sources tracked. */
+  readonly authBackoff?: AuthThrottleOptions
   /**
    * What `POST /cluster/leave` does once it has answered 202. Default: leave the cluster
    * gracefully, then shut the system down. Failures are logged, not reported to the client.
@@ -80,16 +92,18 @@ export interface MembersResponse {
 export const ManagementErrorCode = {
   /** 400: the request body is not the JSON expected. */
   BadRequest: 'BAD_REQUEST',
-  /** 401: missing or wrong `Authorization: Bearer` secret. */
+  /** 401: missing or wrong `Authorization: Bearer` token. */
   Unauthorized: 'UNAUTHORIZED',
-  /** 403: a POST route was called but the server has no secret configured. */
-  NoSecret: 'NO_SECRET',
+  /** 403: a POST route was called but the server has no management token configured. */
+  NoToken: 'NO_TOKEN',
   /** 404: no such route, or no such member to down. */
   NotFound: 'NOT_FOUND',
   /** 405: known route, wrong method (see the `Allow` header). */
   MethodNotAllowed: 'METHOD_NOT_ALLOWED',
   /** 413: request body above 4 KiB. */
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** 429: this source sent wrong tokens; wait `Retry-After` seconds before the next attempt. */
+  TooManyAttempts: 'TOO_MANY_ATTEMPTS',
   /** 503: a `/cluster/*` route on a system started without cluster membership. */
   NotClustered: 'NOT_CLUSTERED',
   /** 500: the server failed to answer (logged on the node). */
@@ -104,6 +118,12 @@ const MAX_BODY = 4 * 1024
 const HEADERS_TIMEOUT = 5_000
 /** Time allowed to send the whole request, ms. */
 const REQUEST_TIMEOUT = 10_000
+/** Shortest management token, characters: 32 hex digits are 128 bits. */
+export const MIN_TOKEN_LENGTH = 32
+/** Failed authentications are logged once per source per window, then as a count, ms. */
+const AUTH_LOG_WINDOW = 10_000
+/** Sources whose failures are counted for the log at once (the rest share one line). */
+const AUTH_LOG_SOURCES = 1_000
 /** `host:port` or `[v6]:port`. */
 const ADDRESS = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/
 
@@ -128,7 +148,14 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | vo
 export class ManagementServer {
   readonly #system: ClusterSystem
   readonly #server: Server
-  readonly #secretDigest: Buffer | undefined
+  readonly #tokenDigest: Buffer | undefined
+  readonly #throttle: AuthThrottle
+  readonly #authLog = new LogAggregator<{ from: string; outcome: AuthOutcome }>({
+    windowMs: AUTH_LOG_WINDOW,
+    maxKeys: AUTH_LOG_SOURCES,
+    overflow: { from: 'other sources', outcome: 'wrong token' },
+  })
+  #authLogTimer: NodeJS.Timeout | undefined
   readonly #onLeave: () => Promise<void>
   readonly #routes: ReadonlyMap<string, ReadonlyMap<string, Handler>>
   #port = 0
@@ -136,8 +163,9 @@ export class ManagementServer {
 
   private constructor(system: ClusterSystem, options: ManagementServerOptions) {
     this.#system = system
-    const secret = options.secret === undefined ? undefined : Buffer.from(options.secret)
-    this.#secretDigest = secret === undefined || secret.length === 0 ? undefined : digest(secret)
+    const token = tokenOf(options)
+    this.#tokenDigest = token === undefined ? undefined : digest(token)
+    this.#throttle = new AuthThrottle(options.authBackoff)
     this.#onLeave = options.onLeave ?? (() => system.cluster.leave().then(() => system.shutdown()))
     const get = (h: Handler): Map<string, Handler> =>
       new Map([
@@ -162,11 +190,18 @@ export class ManagementServer {
 
   /**
    * Starts the management server of `system` and resolves once it listens.
-   * Rejects with `ConfigError` for an invalid port or when the address cannot be bound.
+   * Rejects with `ConfigError` for an invalid port, a token shorter than {@link MIN_TOKEN_LENGTH},
+   * or when the address cannot be bound.
    */
   static async start(system: ClusterSystem, options: ManagementServerOptions): Promise<ManagementServer> {
     const { port } = options
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Management port ${port} is invalid: use 0..65535 (0 picks a free port).`)
+    const token = tokenOf(options)
+    if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+      throw new ConfigError(
+        `The management token has ${token.length} characters: use at least ${MIN_TOKEN_LENGTH} random ones (128 bits), e.g. the output of \`npx shoal secret\`.`,
+      )
+    }
     const host = options.host ?? '127.0.0.1'
     const server = new ManagementServer(system, options)
     await new Promise<void>((resolve, reject) => {
@@ -182,7 +217,7 @@ export class ManagementServer {
     server.#server.on('error', (e) => system.log.error({ err: e }, 'management server error'))
     server.#port = (server.#server.address() as AddressInfo).port
     system.log.debug(
-      { management: `${host.includes(':') ? `[${host}]` : host}:${server.#port}`, secret: server.#secretDigest !== undefined },
+      { management: `${host.includes(':') ? `[${host}]` : host}:${server.#port}`, token: server.#tokenDigest !== undefined },
       'management server listening',
     )
     return server
@@ -193,9 +228,14 @@ export class ManagementServer {
     return this.#port
   }
 
-  /** Stops listening and closes every connection, idle or not. Resolves once closed. Idempotent. */
+  /**
+   * Stops listening and closes every connection, idle or not. Resolves once closed; logs the counts
+   * of failed authentications not yet logged. Idempotent.
+   */
   close(): Promise<void> {
     return (this.#closing ??= new Promise<void>((resolve) => {
+      clearTimeout(this.#authLogTimer)
+      this.#logAuthCounts(true)
       this.#server.close(() => resolve())
       this.#server.closeAllConnections()
     }))
@@ -289,23 +329,97 @@ export class ManagementServer {
     }
   }
 
-  /** Throws 403 without a configured secret, 401 without the right bearer token. */
+  /**
+   * Throws 403 without a configured token, 429 while the source must wait after wrong tokens (the
+   * token sent is not even checked), 401 without the right bearer token (a wrong one adds to the
+   * source's wait).
+   */
   #authorize(req: IncomingMessage): void {
-    if (!this.#secretDigest) {
+    if (!this.#tokenDigest) {
       throw new HttpError(
         403,
-        ManagementErrorCode.NoSecret,
-        'This route requires a secret: start the management server with a secret, then send it as "Authorization: Bearer <secret>".',
+        ManagementErrorCode.NoToken,
+        `${req.method} ${(req.url ?? '').split('?', 1)[0]} needs a management token and this node has none: start it with SHOAL_HTTP_TOKEN or --http-token-file F (at least ${MIN_TOKEN_LENGTH} random characters, e.g. from \`npx shoal secret\`; not the cluster secret), or pass \`token\` to ManagementServer.start, then send "Authorization: Bearer <token>".`,
       )
     }
-    const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')
-    // Digests have equal lengths whatever was sent: the comparison leaks neither content nor length.
-    if (!match || !timingSafeEqual(digest(Buffer.from(match[1]!)), this.#secretDigest)) {
-      throw new HttpError(401, ManagementErrorCode.Unauthorized, 'Missing or wrong "Authorization: Bearer <secret>".', {
-        'WWW-Authenticate': 'Bearer realm="shoal"',
+    const from = req.socket.remoteAddress ?? 'unknown'
+    const now = performance.now()
+    const wait = this.#throttle.retryAfter(from, now)
+    if (wait > 0) {
+      this.#authFailed(req, from, 'throttled', wait)
+      throw new HttpError(429, ManagementErrorCode.TooManyAttempts, `Too many wrong tokens from ${from}: retry in ${retrySeconds(wait)} s.`, {
+        'Retry-After': String(retrySeconds(wait)),
       })
     }
+    const header = req.headers.authorization
+    const match = /^Bearer +(\S+) *$/i.exec(header ?? '')
+    // Digests have equal lengths whatever was sent: the comparison leaks neither content nor length.
+    if (match && timingSafeEqual(digest(Buffer.from(match[1]!)), this.#tokenDigest)) {
+      this.#throttle.succeeded(from)
+      return
+    }
+    const headers: Record<string, string> = { 'WWW-Authenticate': 'Bearer realm="shoal"' }
+    // No bearer at all guesses nothing: no wait for it.
+    if (header !== undefined) {
+      const imposed = this.#throttle.failed(from, now)
+      this.#authFailed(req, from, 'wrong token', imposed)
+      headers['Retry-After'] = String(retrySeconds(imposed))
+    }
+    throw new HttpError(
+      401,
+      ManagementErrorCode.Unauthorized,
+      'Missing or wrong "Authorization: Bearer <token>" (the management token, not the cluster secret).',
+      headers,
+    )
   }
+
+  /** Counts a failed authentication; logs the first per source and outcome per window, the rest as counts. */
+  #authFailed(req: IncomingMessage, from: string, outcome: AuthOutcome, waitMs: number): void {
+    this.#system.metrics.refused.inc({ reason: outcome === 'throttled' ? 'management-throttled' : 'management-auth' })
+    if (this.#authLog.record(`${from}|${outcome}`, { from, outcome }, performance.now())) {
+      this.#system.log.warn(
+        { from, outcome, route: `${req.method} ${(req.url ?? '').split('?', 1)[0]}`, retryAfterS: retrySeconds(waitMs) },
+        outcome === 'throttled' ? 'management request refused: too many wrong tokens from this source' : 'management authentication failed: wrong token',
+      )
+    } else {
+      this.#scheduleAuthLog()
+    }
+  }
+
+  /** The counts are logged when their window ends: one timer at a time, not holding the process open. */
+  #scheduleAuthLog(): void {
+    this.#authLogTimer ??= setTimeout(() => {
+      this.#authLogTimer = undefined
+      this.#logAuthCounts(false)
+    }, AUTH_LOG_WINDOW).unref()
+  }
+
+  /** Logs the counts of failed authentications whose window ended (every one if `all`). */
+  #logAuthCounts(all: boolean): void {
+    for (const s of this.#authLog.flush(performance.now(), all)) {
+      const seconds = Math.max(1, Math.round((s.until - s.since) / 1000))
+      this.#system.log.warn(
+        { from: s.fields.from, outcome: s.fields.outcome, count: s.count, seconds },
+        `management authentication failed ${s.count} more time${s.count === 1 ? '' : 's'} from ${s.fields.from} in ${seconds} s (${s.fields.outcome})`,
+      )
+    }
+    if (!all && this.#authLog.pending && !this.#closing) this.#scheduleAuthLog()
+  }
+}
+
+/** Why an authentication failed: a wrong (or malformed) bearer, or sent while the source must wait. */
+type AuthOutcome = 'wrong token' | 'throttled'
+
+/** The configured token (`token`, else the deprecated `secret`); undefined when none or empty. */
+function tokenOf(options: ManagementServerOptions): Buffer | undefined {
+  const raw = options.token ?? options.secret
+  const token = raw === undefined ? undefined : Buffer.from(raw)
+  return token === undefined || token.length === 0 ? undefined : token
+}
+
+/** A wait in whole seconds for `Retry-After`, at least 1. */
+function retrySeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
 }
 
 function digest(b: Buffer): Buffer {

@@ -18,7 +18,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
-import { isValidHost, newNodeUid } from '../actor/ClusterNode.ts'
+import { checkNodeHost, newNodeUid } from '../actor/ClusterNode.ts'
 import { ConfigError } from '../errors.ts'
 import { swimChangeChannel } from '../observability/Channels.ts'
 import { defaultLogger } from '../observability/Logging.ts'
@@ -40,7 +40,7 @@ export interface MembershipChange {
 /** Options of a UDP SWIM member; defaults suit a LAN and loopback tests. */
 export interface SwimMemberOptions {
   /**
-   * Host to bind and advertise: an IP address or a host name (`isValidHost`). Default 127.0.0.1.
+   * Host to bind and advertise: an IP address (no IPv6 zone) or a host name (`checkNodeHost`). Default 127.0.0.1.
    * A name is bound with its IPv4 address if it has one, else its IPv6 one (`localhost`: IPv4).
    */
   readonly host?: string
@@ -116,8 +116,7 @@ export class SwimMember {
    */
   static async start(o: SwimMemberOptions = {}): Promise<SwimMember> {
     const host = o.host ?? '127.0.0.1'
-    if (!isValidHost(host))
-      throw new ConfigError(`SWIM host ${JSON.stringify(host)} must be an IP address or a host name (letters, digits, _ and -, dot-separated).`)
+    checkNodeHost(host, 'SWIM host')
     const secret = o.secret ?? process.env.SHOAL_SECRET
     if (!secret && !LOOPBACK.test(host) && !o.insecure) {
       throw new ConfigError(

@@ -3,7 +3,7 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { isValidSystemName } from '../actor/ClusterNode.ts'
+import { checkNodeHost, isValidSystemName } from '../actor/ClusterNode.ts'
 import type { ClusterSettings } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
 import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
@@ -143,6 +143,7 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   const clusterName = s.clusterName ?? (process.env.SHOAL_CLUSTER_NAME || 'shoal')
   if (!isValidSystemName(clusterName)) throw new ConfigError(`Cluster name ${JSON.stringify(clusterName)} is invalid: use 1-64 letters, digits, _ . or -.`)
   const host = s.host ?? '127.0.0.1'
+  checkNodeHost(host)
   const port = s.port ?? 7337
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port ${port} is invalid: use 0..65535 (0 picks a free port).`)
   const rawSecret = s.secret ?? process.env.SHOAL_SECRET

@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
 import { NodeUnreachableError, ProtocolError } from '../errors.ts'
 import { type ConnectionDirection, handshakeFailedChannel, transportCloseChannel, transportConnectChannel } from '../observability/Channels.ts'
+import { LogAggregator } from '../util/LogAggregator.ts'
 import { HEADERS_MIN_MINOR } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
@@ -86,6 +87,20 @@ const MAX_PENDING_HANDSHAKES = 256
 /** An endpoint that stays unreachable is logged when first seen, then at most this often. */
 export const UNREACHABLE_LOG_INTERVAL_MS = 30_000
 
+/** Refused and failed connections are logged once per source and reason per window, then counted, ms. */
+export const REFUSAL_LOG_WINDOW_MS = 10_000
+
+/** Sources and reasons of refusals tracked at once for logging (the rest share one line). */
+const MAX_REFUSAL_KEYS = 1_000
+
+/** A refusal's log fields kept for its window's count line. */
+interface Refusal {
+  readonly source: string
+  readonly reason: string
+  /** What was refused, for the count line: "handshake failed". */
+  readonly what: string
+}
+
 /** Unreachable endpoints remembered for rate-limited logging. */
 const MAX_UNREACHABLE = 10_000
 
@@ -133,6 +148,15 @@ export class Transport {
   readonly #roles = new Map<string, string>()
   /** Endpoints dials cannot reach, by key: logged when first seen, then rate-limited. */
   readonly #unreachable = new Map<string, Unreachable>()
+  /** The remote `address:port` of each connection, read when accepted or connected (it is gone once closed). */
+  readonly #remote = new WeakMap<Connection, { readonly where: string; readonly source: string }>()
+  /** Refusals and failed handshakes, aggregated per source and reason for the log (metrics count each). */
+  readonly #refusals = new LogAggregator<Refusal>({
+    windowMs: REFUSAL_LOG_WINDOW_MS,
+    maxKeys: MAX_REFUSAL_KEYS,
+    overflow: { source: 'other sources', reason: 'various', what: 'connections refused or failed' },
+  })
+  #refusalTimer: NodeJS.Timeout | undefined
 
   constructor(settings: TransportSettings, handler: TransportHandler, log: Logger) {
     this.#settings = settings
@@ -147,9 +171,10 @@ export class Transport {
       ? tls.createServer({ ...s.tls, requestCert: true, rejectUnauthorized: true }, (socket) => this.#accept(socket))
       : net.createServer({ noDelay: true }, (socket) => this.#accept(socket))
     this.#server = server
-    server.on('tlsClientError', (err) => {
+    server.on('tlsClientError', (err, socket) => {
       this.#handler.metrics.refused('handshake')
-      this.#log.warn({ err: err.message }, 'refused a TLS connection')
+      const source = socket.remoteAddress ?? 'unknown'
+      this.#logRefusal({ source, reason: err.message, what: 'TLS connection refused' }, { peer: peerOf(socket), err: err.message }, 'refused a TLS connection')
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -254,6 +279,7 @@ export class Transport {
     assoc.dialing = conn
     socket.once(s.tls ? 'secureConnect' : 'connect', () => {
       this.#connected.add(conn)
+      this.#remote.set(conn, { where: peerOf(socket), source: assoc.key })
       conn.startClient()
     })
   }
@@ -271,8 +297,9 @@ export class Transport {
     if (this.#handshaking >= MAX_PENDING_HANDSHAKES) {
       // Unauthenticated connections cost memory and a timer each; past the cap, refuse at once.
       this.#handler.metrics.refused('handshake')
-      this.#log.warn(
-        { peer: `${socket.remoteAddress}:${socket.remotePort}`, pending: this.#handshaking },
+      this.#logRefusal(
+        { source: socket.remoteAddress ?? 'unknown', reason: 'too many handshakes in progress', what: 'connection refused' },
+        { peer: peerOf(socket), pending: this.#handshaking },
         'refused a connection: too many handshakes in progress',
       )
       socket.destroy()
@@ -288,6 +315,7 @@ export class Transport {
     this.#track(socket)
     const handshake = new ServerHandshake({ ...this.#handshakeConfig(), admit: (peer) => this.#admit(peer) })
     const conn = new Connection(socket, 'peer', handshake, this.#settings.maxFrameSize, this.#settings.handshakeTimeoutMs, this.#events())
+    this.#remote.set(conn, { where: peerOf(socket), source: socket.remoteAddress ?? 'unknown' })
     this.#handshakeDone.set(conn, release)
   }
 
@@ -391,15 +419,21 @@ export class Transport {
     // A dial that never connected did not reach the endpoint: not a handshake, and not refused by anyone.
     const unreached = conn.initiator === 'self' && !this.#connected.has(conn) && !byPeer
     if (!byPeer && !collapsed && !unreached) this.#handler.metrics.refused('handshake')
-    const where = `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
+    // Read when accepted or connected: a closed socket no longer knows its remote address.
+    const remote = this.#remote.get(conn)
+    const where = remote?.where ?? this.#dialingAssociation(conn)?.key ?? 'unknown'
     if (collapsed) this.#log.debug({ peer: where, reason }, 'handshake collapsed')
     else if (unreached) this.#unreached(this.#dialingAssociation(conn), reason)
-    else this.#log.warn({ peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' }, 'handshake failed')
+    else
+      this.#logRefusal(
+        { source: remote?.source ?? where, reason, what: 'handshake failed' },
+        { peer: where, reason, refusedBy: byPeer ? 'peer' : 'this node' },
+        'handshake failed',
+      )
     if (byPeer && !collapsed) this.#handler.refusedByPeer?.(reason)
     if (!collapsed && handshakeFailedChannel.hasSubscribers) {
       // A dial that never connected has no remote address yet: name the endpoint dialed.
-      const remote = conn.socket.remoteAddress === undefined ? (this.#dialingAssociation(conn)?.key ?? where) : where
-      handshakeFailedChannel.publish({ self: this.self, direction: direction(conn), remoteAddress: remote, reason, byPeer })
+      handshakeFailedChannel.publish({ self: this.self, direction: direction(conn), remoteAddress: where, reason, byPeer })
     }
     if (conn.initiator !== 'self') return
     const assoc = this.#dialingAssociation(conn)
@@ -444,6 +478,35 @@ export class Transport {
       { endpoint: assoc.key, reason: why, attempts: u.attempts, seconds },
       `${what} still not reachable (${why}) after ${u.attempts} attempts in ${seconds} s; retrying`,
     )
+  }
+
+  /**
+   * Logs a refused connection or failed handshake: the first per source and reason in a window
+   * with its detail, the others as one count line when the window ends (metrics count each).
+   */
+  #logRefusal(refusal: Refusal, fields: Record<string, unknown>, msg: string): void {
+    if (this.#refusals.record(`${refusal.source}|${refusal.what}|${refusal.reason}`, refusal, performance.now())) {
+      this.#log.warn(fields, msg)
+      return
+    }
+    this.#refusalTimer ??= setTimeout(() => {
+      this.#refusalTimer = undefined
+      this.#logRefusalCounts(false)
+    }, REFUSAL_LOG_WINDOW_MS).unref()
+  }
+
+  /** Logs the counts of refusals whose window ended (all of them if `all`, on close). */
+  #logRefusalCounts(all: boolean): void {
+    for (const { fields: r, count, since, until } of this.#refusals.flush(performance.now(), all)) {
+      const seconds = Math.max(1, Math.round((until - since) / 1000))
+      this.#log.warn({ source: r.source, reason: r.reason, count, seconds }, `${r.what}: ${count} more from ${r.source} in ${seconds} s (${r.reason})`)
+    }
+    if (!all && this.#refusals.pending) {
+      this.#refusalTimer ??= setTimeout(() => {
+        this.#refusalTimer = undefined
+        this.#logRefusalCounts(false)
+      }, REFUSAL_LOG_WINDOW_MS).unref()
+    }
   }
 
   /** A connection to `key` was established: say so once if it had been logged unreachable. */
@@ -520,5 +583,13 @@ export class Transport {
     }, 3000)
     await Promise.all([serverClosed, socketsClosed])
     clearTimeout(forced)
+    clearTimeout(this.#refusalTimer)
+    this.#refusalTimer = undefined
+    this.#logRefusalCounts(true)
   }
+}
+
+/** `address:port` of the remote end (`[v6]:port`), read while the socket is open. */
+function peerOf(socket: Socket): string {
+  return socket.remoteAddress === undefined ? 'unknown' : endpointKey({ host: socket.remoteAddress, port: socket.remotePort ?? 0 })
 }
