@@ -74,6 +74,9 @@ export class Metrics {
   readonly decodeErrors: Counter
   readonly mailboxDepth: Gauge
   readonly actors: Gauge
+  readonly inboundPaused: Counter
+  /** Outstanding inbound bytes per peer (set by the system once its transport exists). */
+  inboundBytes: (() => Iterable<readonly [string, number]>) | undefined
 
   constructor(labels: { system: string }, mailboxDepth: () => number, actorCount: () => number) {
     const r = this.registry
@@ -155,6 +158,22 @@ export class Metrics {
       collect() {
         this.set(actorCount())
       },
+    })
+    const inboundBytes = (): Iterable<readonly [string, number]> => this.inboundBytes?.() ?? []
+    new Gauge({
+      name: 'shoal_inbound_bytes',
+      help: 'Frame bytes of inbound calls and one-way messages from each peer not finished yet (reading pauses above maxInboundBytes)',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset()
+        for (const [peer, bytes] of inboundBytes()) this.set({ peer }, bytes)
+      },
+    })
+    this.inboundPaused = new Counter({
+      name: 'shoal_inbound_paused_total',
+      help: 'Times a connection stopped reading because its peer had more than maxInboundBytes of inbound work outstanding',
+      registers: [r],
     })
   }
 

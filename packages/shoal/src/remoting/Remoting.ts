@@ -22,6 +22,7 @@ import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, 
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { Association } from '../transport/Association.ts'
+import type { InboundBudget, InboundCredit } from '../transport/InboundBudget.ts'
 import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
 import {
   type CallEnvelope,
@@ -224,7 +225,7 @@ export class Remoting {
   #transportHandler(): TransportHandler {
     const metrics = this.#host.ledger.metrics
     return {
-      frame: (assoc, type, body) => this.#onFrame(this.#peer(assoc), type, body),
+      frame: (assoc, type, body, inbound) => this.#onFrame(this.#peer(assoc), type, body, inbound),
       dropped: (assoc, msg, error) => {
         if (msg.callId !== undefined) this.#peers.get(assoc)?.pending.get(msg.callId)?.fail(markNotDelivered(error))
       },
@@ -247,6 +248,7 @@ export class Remoting {
         write: () => metrics.write(),
         associations: (n) => metrics.associations.set(n),
         refused: (reason) => metrics.refused.labels(reason).inc(),
+        inboundPaused: () => metrics.inboundPaused.inc(),
       },
     }
   }
@@ -256,14 +258,14 @@ export class Remoting {
     if (pending) for (const call of pending.values()) if (which(call)) call.fail(error)
   }
 
-  #onFrame(peer: Peer, type: number, body: Buffer): void {
+  #onFrame(peer: Peer, type: number, body: Buffer, inbound: InboundBudget): void {
     switch (type) {
       case FrameType.Call:
-        return this.#onCall(peer, body)
+        return this.#onCall(peer, body, inbound)
       case FrameType.Reply:
         return this.#onReply(peer, body)
       case FrameType.OneWay:
-        return this.#onOneWay(peer, body)
+        return this.#onOneWay(peer, body, inbound)
       case FrameType.Control:
         return this.#host.control.dispatch(peer.assoc.peer!, body)
       default:
@@ -271,7 +273,12 @@ export class Remoting {
     }
   }
 
-  #onCall(peer: Peer, body: Buffer): void {
+  // An inbound call or one-way message that reaches its target takes its frame bytes from the
+  // connection's inbound budget as it is delivered and gives them back exactly once, when its
+  // invocation settles (succeed or fail: its turn finished, or the mailbox refused it, or the actor
+  // stopped before it started). Refusals before delivery answer at once and hold nothing.
+
+  #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = decodeCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
     const target = this.#target(peer, env, false)
@@ -280,11 +287,12 @@ export class Remoting {
     if (method === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, target, false))
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
-    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers)
+    const credit = inbound.take(body.length + 5)
+    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers, credit)
     target.deliver(inv, method)
   }
 
-  #onOneWay(peer: Peer, body: Buffer): void {
+  #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = decodeOneWay(body, peer.targets)
     const target = this.#target(peer, env, true)
     if (target instanceof Error) return this.#dropped(target)
@@ -292,7 +300,8 @@ export class Remoting {
     if (method === null) return this.#dropped(this.#undeclared(peer, env, target, true))
     const args = this.#args(peer, env, true)
     if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
-    target.deliver(new OneWayInvocation(this.#host.log, env.method, args, env.chain, env.headers, peer.assoc.peer), method)
+    const credit = inbound.take(body.length + 5)
+    target.deliver(new InboundOneWay(this.#host.log, env.method, args, env.chain, env.headers, peer.assoc.peer, credit), method)
   }
 
   #dropped(error: Error): void {
@@ -382,16 +391,42 @@ class InboundCall implements Invocation {
     /** When the caller gives up (ms since the epoch), from the timeout it sent. */
     readonly deadline: number,
     readonly headers: EnvelopeHeaders | undefined,
+    /** Its bytes in the connection's inbound budget, given back as it settles. */
+    readonly credit: InboundCredit,
   ) {}
   /** The calling node. */
   get from(): ClusterNode | undefined {
     return this.peer.assoc.peer
   }
   succeed(value: unknown): void {
+    this.credit.release()
     this.remoting.reply(this.peer, this.callerUid, this.callId, true, value)
   }
   fail(error: unknown): void {
+    this.credit.release()
     this.remoting.reply(this.peer, this.callerUid, this.callId, false, error)
+  }
+}
+
+/** A one-way message that arrived from another node; it holds its bytes in the inbound budget until it settles. */
+class InboundOneWay extends OneWayInvocation {
+  constructor(
+    log: { debug(obj: object, msg: string): void },
+    method: string,
+    args: unknown[],
+    chain: string,
+    headers: EnvelopeHeaders | undefined,
+    from: ClusterNode | undefined,
+    readonly credit: InboundCredit,
+  ) {
+    super(log, method, args, chain, headers, from)
+  }
+  override succeed(): void {
+    this.credit.release()
+  }
+  override fail(error: unknown): void {
+    this.credit.release()
+    super.fail(error)
   }
 }
 

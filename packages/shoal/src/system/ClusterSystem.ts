@@ -131,6 +131,7 @@ export class ClusterSystem {
       },
       transportSettings(settings),
     )
+    this.metrics.inboundBytes = () => this.#remoting.transport.inboundBytes()
     this.#dispatcher = new Dispatcher({ node: nodeOf, running, callTimeout: settings.callTimeout, actors: this.#actors, remoting: this.#remoting })
     this.#services = new SystemServices({
       system: this,

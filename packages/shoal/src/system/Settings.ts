@@ -52,6 +52,16 @@ export interface ClusterSystemSettings {
   readonly maxFrameSize?: number
   /** Bytes queued per peer before new sends fail with OverloadedError. Default 32 MiB. */
   readonly maxOutboundBytes?: number
+  /**
+   * Frame bytes of calls and one-way messages one peer may have outstanding on this node
+   * (delivered to a mailbox, turn not finished) before this node stops reading that peer's
+   * connection, so TCP backpressure slows the sender instead of this node queueing without bound
+   * (mailbox limits count calls, not bytes). Reading resumes below half. Default 8 MiB: twice the
+   * default maxFrameSize, so one message of the largest size never pauses a peer alone, while a
+   * flood is held to a few times that in memory (decoded arguments, plus the frames read before the
+   * pause took effect). Control traffic from a paused peer waits too; see docs/transport.md.
+   */
+  readonly maxInboundBytes?: number
   /** User messages above this size are fragmented so control traffic can pass. Default 64 KiB. */
   readonly fragmentSize?: number
   /**
@@ -117,6 +127,7 @@ export interface ResolvedSettings {
   readonly callTimeout: number
   readonly maxFrameSize: number
   readonly maxOutboundBytes: number
+  readonly maxInboundBytes: number
   readonly fragmentSize: number
   readonly flushThreshold: number
   readonly maxMailbox: number
@@ -168,6 +179,7 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
     callTimeout: Math.min(positive(s.callTimeout, 5000, 'callTimeout'), 2 ** 31 - 1),
     maxFrameSize: positive(s.maxFrameSize, 4 * 1024 * 1024, 'maxFrameSize'),
     maxOutboundBytes: positive(s.maxOutboundBytes, 32 * 1024 * 1024, 'maxOutboundBytes'),
+    maxInboundBytes: positive(s.maxInboundBytes, 8 * 1024 * 1024, 'maxInboundBytes'),
     fragmentSize: positive(s.fragmentSize, 64 * 1024, 'fragmentSize'),
     flushThreshold: positive(s.flushThreshold, 4 * 1024, 'flushThreshold'),
     maxMailbox: positive(s.maxMailbox, 100_000, 'maxMailbox'),
@@ -191,6 +203,7 @@ export function transportSettings(s: ResolvedSettings): TransportSettings {
     tls: s.tls,
     handshakeTimeoutMs: s.handshakeTimeout,
     maxOutboundBytes: s.maxOutboundBytes,
+    maxInboundBytes: s.maxInboundBytes,
     maxFrameSize: s.maxFrameSize,
     fragmentSize: s.fragmentSize,
     flushThreshold: s.flushThreshold,

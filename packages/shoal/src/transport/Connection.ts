@@ -12,6 +12,7 @@ import { encodeFrame, FrameType } from '../wire/Frame.ts'
 import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
 import type { Association } from './Association.ts'
+import { InboundBudget } from './InboundBudget.ts'
 
 /** Largest frame accepted before the handshake completes. */
 export const HANDSHAKE_MAX_FRAME = 8 * 1024
@@ -25,6 +26,8 @@ export interface ConnectionEvents {
   /** The socket closed (after `established` or not); `reason` says why when we know. */
   closed(conn: Connection, reason: string | undefined): void
   bytesIn(n: number): void
+  /** Reading paused: the peer's unfinished inbound work exceeds `maxInboundBytes`. */
+  inboundPaused(conn: Connection): void
 }
 
 export class Connection {
@@ -44,6 +47,11 @@ export class Connection {
   association: Association | undefined = undefined
   #reassembly: Buffer[] = []
   #reassemblyBytes = 0
+  /**
+   * Inbound calls and one-way messages delivered from this connection and not finished yet, in
+   * frame bytes; reading pauses above the budget (see InboundBudget).
+   */
+  readonly inbound: InboundBudget
 
   constructor(
     socket: Socket,
@@ -52,12 +60,20 @@ export class Connection {
     maxFrameSize: number,
     handshakeTimeoutMs: number,
     events: ConnectionEvents,
+    maxInboundBytes = Number.POSITIVE_INFINITY,
   ) {
     this.socket = socket
     this.initiator = initiator
     this.#handshake = handshake
     this.#events = events
     this.#decoder = new FrameDecoder({ maxFrameSize })
+    this.inbound = new InboundBudget(maxInboundBytes, {
+      pause: () => socket.pause(),
+      resume: () => {
+        if (this.#state !== 'closed') socket.resume()
+      },
+      paused: () => events.inboundPaused(this),
+    })
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 10_000)
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
@@ -184,6 +200,7 @@ export class Connection {
 
   #onClose(): void {
     clearTimeout(this.#timer)
+    this.inbound.close()
     const wasHandshaking = this.#state === 'handshaking'
     this.#state = 'closed'
     if (wasHandshaking) this.#events.handshakeFailed(this, this.#closeReason ?? 'connection closed during handshake', false)

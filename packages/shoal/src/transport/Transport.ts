@@ -21,6 +21,7 @@ import { FrameType } from '../wire/Frame.ts'
 import { ClientHandshake, ServerHandshake, SIMULTANEOUS_CONNECT } from '../wire/Handshake.ts'
 import { Association, type AssociationSettings, type Lane, type OutboundMessage } from './Association.ts'
 import { Connection, type ConnectionEvents } from './Connection.ts'
+import type { InboundBudget } from './InboundBudget.ts'
 import { Tombstones } from './Tombstones.ts'
 
 /** TLS settings: node:tls options for both server and client sides; mutual authentication is on. */
@@ -37,6 +38,11 @@ export interface TransportSettings extends AssociationSettings {
   readonly clusterName: string
   readonly tls: TlsSettings | undefined
   readonly handshakeTimeoutMs: number
+  /**
+   * Frame bytes of inbound calls and one-way messages a peer may have outstanding on this node
+   * (delivered, turn not finished) before its connection stops reading. Default: unbounded.
+   */
+  readonly maxInboundBytes?: number
   /** Protocol version override, for tests only. */
   readonly protocolMajor?: number
   /** Protocol minor override, for tests only (an older peer). */
@@ -45,7 +51,8 @@ export interface TransportSettings extends AssociationSettings {
 
 /** What the transport reports to its owner (remoting). */
 export interface TransportHandler {
-  frame(assoc: Association, type: number, body: Buffer): void
+  /** A frame from an established connection; `inbound` is that connection's inbound byte budget. */
+  frame(assoc: Association, type: number, body: Buffer, inbound: InboundBudget): void
   /** A queued message will not be sent. */
   dropped(assoc: Association, msg: OutboundMessage, error: Error): void
   /** The established connection to `peer` was lost; `gone` if the peer said it shut down for good. */
@@ -64,6 +71,8 @@ export interface TransportMetrics {
   write(): void
   associations(n: number): void
   refused(reason: 'handshake' | 'protocol'): void
+  /** A connection stopped reading: its peer's outstanding inbound work exceeded maxInboundBytes. */
+  inboundPaused?(): void
 }
 
 /**
@@ -245,6 +254,13 @@ export class Transport {
     return this.#sockets.size
   }
 
+  /** Outstanding inbound bytes per established association, by peer endpoint (`shoal_inbound_bytes`). */
+  inboundBytes(): Array<[peer: string, bytes: number]> {
+    const out: Array<[string, number]> = []
+    for (const a of this.#associations.values()) if (a.state === 'associated' && a.connection) out.push([a.key, a.connection.inbound.bytes])
+    return out
+  }
+
   get associationCount(): number {
     let n = 0
     for (const a of this.#associations.values()) if (a.state === 'associated') n++
@@ -275,7 +291,7 @@ export class Transport {
       : net.connect({ host: assoc.host, port: assoc.port, noDelay: true })
     this.#track(socket)
     const handshake = new ClientHandshake(this.#handshakeConfig(), { host: assoc.host, port: assoc.port })
-    const conn = new Connection(socket, 'self', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events())
+    const conn = new Connection(socket, 'self', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events(), s.maxInboundBytes)
     assoc.dialing = conn
     socket.once(s.tls ? 'secureConnect' : 'connect', () => {
       this.#connected.add(conn)
@@ -314,7 +330,8 @@ export class Transport {
     socket.once('close', release)
     this.#track(socket)
     const handshake = new ServerHandshake({ ...this.#handshakeConfig(), admit: (peer) => this.#admit(peer) })
-    const conn = new Connection(socket, 'peer', handshake, this.#settings.maxFrameSize, this.#settings.handshakeTimeoutMs, this.#events())
+    const s = this.#settings
+    const conn = new Connection(socket, 'peer', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events(), s.maxInboundBytes)
     this.#remote.set(conn, { where: peerOf(socket), source: socket.remoteAddress ?? 'unknown' })
     this.#handshakeDone.set(conn, release)
   }
@@ -361,6 +378,13 @@ export class Transport {
       violation: (conn, reason) => this.#violation(conn, new ProtocolError(reason)),
       closed: (conn, reason) => this.#closed(conn, reason),
       bytesIn: (n) => this.#handler.metrics.bytes('in', n),
+      inboundPaused: (conn) => {
+        this.#handler.metrics.inboundPaused?.()
+        this.#log.debug(
+          { peer: conn.peer && formatNode(conn.peer), bytes: conn.inbound.bytes, limit: conn.inbound.limit },
+          'inbound work over maxInboundBytes: reading paused',
+        )
+      },
     }
   }
 
@@ -535,11 +559,11 @@ export class Transport {
         const inner = conn.reassemble(body, this.#settings.maxFrameSize)
         if (inner) {
           if (inner.type === FrameType.Fragment || inner.type >= FrameType.Goodbye) throw new ProtocolError(`frame type ${inner.type} cannot be fragmented`)
-          this.#handler.frame(assoc, inner.type, inner.body)
+          this.#handler.frame(assoc, inner.type, inner.body, conn.inbound)
         }
         return
       }
-      this.#handler.frame(assoc, type, body)
+      this.#handler.frame(assoc, type, body, conn.inbound)
     } catch (e) {
       this.#violation(conn, e as Error)
     }
