@@ -15,6 +15,10 @@ class Echo extends DistributedActor {
   }
 }
 
+/** Strong (256-bit) secrets, distinct: a node refuses a weak one at start. */
+const ONE = '3c5e7a9b1d2f4e6a8c0b2d4f6e8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a'
+const OTHER = '9f8e7d6c5b4a39281706f5e4d3c2b1a00a1b2c3d4e5f60718293a4b5c6d7e8f9'
+
 const FIX = 'set the same cluster secret (SHOAL_SECRET, --secret-file, or the secret setting) on every node and clusterd'
 
 describe('a cluster secret mismatch between two nodes', () => {
@@ -33,20 +37,20 @@ describe('a cluster secret mismatch between two nodes', () => {
   it.each([
     {
       case: 'both have a secret, and they differ',
-      dialerSecret: 'one secret',
-      acceptorSecret: 'another secret',
+      dialerSecret: ONE,
+      acceptorSecret: OTHER,
       reason: (d: string, a: string) => `cluster secrets differ: ${d} (dialing) and ${a} (accepting) both have a cluster secret, but not the same one: ${FIX}`,
     },
     {
       case: 'only the dialing node has a secret',
-      dialerSecret: 'a secret',
+      dialerSecret: ONE,
       acceptorSecret: '',
       reason: (d: string, a: string) => `cluster secret missing: ${d} (dialing) has a cluster secret, ${a} (accepting) has none: ${FIX}`,
     },
     {
       case: 'only the accepting node has a secret',
       dialerSecret: '',
-      acceptorSecret: 'a secret',
+      acceptorSecret: ONE,
       reason: (d: string, a: string) => `cluster secret missing: ${a} (accepting) has a cluster secret, ${d} (dialing) has none: ${FIX}`,
     },
   ])('$case: the call fails saying so, and both sides log the same precise reason', async ({ dialerSecret, acceptorSecret, reason }) => {
@@ -58,10 +62,10 @@ describe('a cluster secret mismatch between two nodes', () => {
     const call = dialer.system.resolve(Echo, echo.id).echo('hi')
     await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable, message: expect.stringContaining(expected) })
 
-    // The dialer refused (it sees the acceptor's proof first); the acceptor learns why from its Reject.
+    // The acceptor refused (the dialer proves first, protocol 2); the dialer learns why from its Reject.
     const poll = { timeout: 5000, interval: 20 }
-    await expect.poll(() => dialer.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'this node'])
-    await expect.poll(() => acceptor.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'peer'])
+    await expect.poll(() => acceptor.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'this node'])
+    await expect.poll(() => dialer.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'peer'])
   })
 })
 
@@ -72,9 +76,9 @@ describe('a node whose secret differs from clusterd', () => {
   })
 
   it.each([
-    { case: 'differ', nodeSecret: 'node secret', daemonSecret: 'daemon secret' },
-    { case: 'only clusterd has one', nodeSecret: '', daemonSecret: 'daemon secret' },
-    { case: 'only the node has one', nodeSecret: 'node secret', daemonSecret: '' },
+    { case: 'differ', nodeSecret: ONE, daemonSecret: OTHER },
+    { case: 'only clusterd has one', nodeSecret: '', daemonSecret: OTHER },
+    { case: 'only the node has one', nodeSecret: ONE, daemonSecret: '' },
   ])('the discovery warning says the secrets do not match ($case), not that clusterd is not running', async ({ nodeSecret, daemonSecret }) => {
     const daemon = await ClusterSystem.startClusterDaemon({ port: 0, secret: daemonSecret, logLevel: 'silent' })
     systems.push(daemon)
@@ -96,7 +100,7 @@ describe('a node whose secret differs from clusterd', () => {
 
   it('a clusterd that is not running: the warning still says to start it', async () => {
     const logs = new LogCapture()
-    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'debug' }, logs), cluster: { clusterd: '127.0.0.1:1' } })
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: ONE, logger: pino({ level: 'debug' }, logs), cluster: { clusterd: '127.0.0.1:1' } })
     systems.push(node)
     const warnings = (): string[] => logs.find('discovery failed; retrying').map((l) => String(l.err))
     await expect.poll(() => warnings().length, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0)
