@@ -15,7 +15,7 @@ const bin = fileURLToPath(new URL('../packages/shoal/bin/shoal.js', import.meta.
 const base = Number(process.env.SHOAL_BASE_PORT ?? 7351)
 const httpBase = base + 1000
 const daemon = process.env.SHOAL_CLUSTERD ?? '127.0.0.1:3137'
-const secret = process.env.SHOAL_SECRET ?? randomBytes(16).toString('hex')
+const secret = process.env.SHOAL_SECRET ?? randomBytes(32).toString('hex')
 const env = { ...process.env, SHOAL_SECRET: secret }
 const children: { name: string; child: ChildProcess }[] = []
 

@@ -25,7 +25,7 @@ const arg = (name: string, fallback: number): number => {
 const N = process.argv.includes('--quick') ? 300 : arg('--n', 2000)
 const CONCURRENCY = arg('--concurrency', 4)
 /** 256 bits, hex: strong enough for every version's secret check. */
-const SECRET = 'a3f1c9e07b5d2468f0e1d2c3b4a5968778695a4b3c2d1e0f1f2e3d4c5b6a7980'
+const SECRET = randomBytes(32).toString('hex')
 
 function node(port: number): ClusterNode {
   return { endpoint: { name: 'bench', host: '127.0.0.1', port }, uid: randomBytes(8).toString('hex') }

@@ -7,6 +7,7 @@
  * peer's calls over its existing association, and still accept and serve a fresh connection.
  * Each refusal must be reported: `shoal_refused_total` / `shoal_decode_errors_total` and a log line.
  */
+import { randomBytes } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import { pino } from 'pino'
 import { type ActorRef, ClusterSystem, DistributedActor, ErrorCode, MethodNotDistributedError, NodeUnreachableError, SerializationError } from 'shoal'
@@ -14,7 +15,7 @@ import { ClientHandshake, ExtType, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, pr
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { codec, counterValue, LogCapture, RawPeer } from './support/rawPeer.ts'
 
-const SECRET = 'f0e1d2c3b4a5968778695a4b3c2d1e0f0f1e2d3c4b5a69788796a5b4c3d2e1f0'
+const SECRET = randomBytes(32).toString('hex')
 const MAX_FRAME = 64 * 1024
 const MAX_DEPTH = 32
 const MAX_COLLECTION = 1000
@@ -248,7 +249,7 @@ describe('a node under attack by hostile peers', () => {
     })
 
     test.each([
-      { case: 'wrong secret', secret: 'wrong', reason: 'cluster secrets differ' },
+      { case: 'wrong secret', secret: randomBytes(32).toString('hex'), reason: 'cluster secrets differ' },
       { case: 'missing secret', secret: undefined, reason: '(accepting) has a cluster secret' },
     ])('$case with the real client handshake: the node refuses the client (which proves first) and logs it', async ({ secret, reason }) => {
       const p = await rawPeer()
@@ -261,7 +262,7 @@ describe('a node under attack by hostile peers', () => {
     })
 
     test.each([
-      { case: 'wrong secret', secret: 'wrong', reason: 'cluster secrets differ' },
+      { case: 'wrong secret', secret: randomBytes(32).toString('hex'), reason: 'cluster secrets differ' },
       { case: 'no secret', secret: '', reason: '(accepting) has a cluster secret' },
     ])('a ClusterSystem with a $case cannot call: SHOAL_NODE_UNREACHABLE, and the actor never runs', async ({ secret, reason }) => {
       const logged = logs.find('handshake failed', reason).length

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ClusterSystem } from 'shoal'
@@ -6,7 +7,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { STATUS_USAGE, statusCommand } from '../src/cli/status.ts'
 import { ManagementServer, type ManagementServerOptions, type MembersResponse } from '../src/management/ManagementServer.ts'
 
-const SECRET = 'mgmt-t0ken'
+const SECRET = randomBytes(32).toString('hex')
+/** The cluster secret every node of this file shares. */
+const CLUSTER_SECRET = randomBytes(32).toString('hex')
 const AUTH = { Authorization: `Bearer ${SECRET}` }
 
 let systems: ClusterSystem[] = []
@@ -24,7 +27,7 @@ function addressOf(s: ClusterSystem): string {
 }
 
 async function startSystem(seeds?: string[]): Promise<ClusterSystem> {
-  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: 's3cret', cluster: seeds ? { seeds } : {} })
+  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: CLUSTER_SECRET, cluster: seeds ? { seeds } : {} })
   systems.push(s)
   return s
 }

@@ -3,6 +3,7 @@
  * has a secret and which has none, or that both have one and they differ) and what to do, and the
  * logs of both sides say the same true thing (neither names itself as the one lacking a secret).
  */
+import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { ClusterSystem, DistributedActor, ErrorCode, formatNode } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -16,8 +17,8 @@ class Echo extends DistributedActor {
 }
 
 /** Strong (256-bit) secrets, distinct: a node refuses a weak one at start. */
-const ONE = '3c5e7a9b1d2f4e6a8c0b2d4f6e8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a'
-const OTHER = '9f8e7d6c5b4a39281706f5e4d3c2b1a00a1b2c3d4e5f60718293a4b5c6d7e8f9'
+const ONE = randomBytes(32).toString('hex')
+const OTHER = randomBytes(32).toString('hex')
 
 const FIX = 'set the same cluster secret (SHOAL_SECRET, --secret-file, or the secret setting) on every node and clusterd'
 
