@@ -7,6 +7,7 @@
  * itself down, and after healing (the minority restarted) until one cluster is up again.
  * Times come from the nodes' own log timestamps. Prints tables; writes bench/results/cluster.json.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +16,7 @@ import { NetnsLab, netnsAvailable } from '../../../packages/shoal/test/support/n
 import { describeMachine } from '../report.ts'
 
 const ROUNDS = process.argv.includes('--quick') ? 1 : 3
-const SECRET = 'bench-cluster'
+const SECRET = randomBytes(32).toString('hex')
 const started = performance.now()
 const progress = (s: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`)
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -13,7 +13,9 @@
  * call's `started` + `ms`. Prints progress and Markdown tables.
  * @module
  */
+
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,7 +29,7 @@ const TRIALS = process.argv.includes('--quick') ? 1 : 5
 const LOAD_MS = 10
 /** The default downMargin: max(2 s, keep-majority's stableAfter of 3 s). */
 const DOWN_MARGIN_MS = 5000
-const SECRET = 'bench-singleton'
+const SECRET = randomBytes(32).toString('hex')
 const FIXTURE = fileURLToPath(new URL('../../../packages/shoal/test/fixtures/singleton-node.ts', import.meta.url))
 const started = performance.now()
 const progress = (s: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}`)

@@ -5,7 +5,11 @@
  * dead is measured, over a few rounds.
  * @module
  */
+import { randomBytes } from 'node:crypto'
 import { SwimMember } from '../../../packages/shoal/src/swim/SwimMember.ts'
+
+/** A strong cluster secret of this run's own. */
+const SECRET = randomBytes(32).toString('hex')
 
 /** What {@link realUdp} measures. Times in seconds after the member was stopped (worst round). */
 export interface RealUdpResult {
@@ -39,9 +43,9 @@ async function round(
   const all: SwimMember[] = []
   try {
     const start = performance.now()
-    const seed = await SwimMember.start({ port: 0, secret: 'bench' })
+    const seed = await SwimMember.start({ port: 0, secret: SECRET })
     all.push(seed)
-    for (let i = 1; i < MEMBERS; i++) all.push(await SwimMember.start({ port: 0, secret: 'bench', seeds: [`127.0.0.1:${seed.node.port}`] }))
+    for (let i = 1; i < MEMBERS; i++) all.push(await SwimMember.start({ port: 0, secret: SECRET, seeds: [`127.0.0.1:${seed.node.port}`] }))
     if (!(await until(() => all.every((m) => m.liveMembers().length === MEMBERS - 1), 60_000))) throw new Error('members did not converge within 60 s')
     const converge = (performance.now() - start) / 1000
     progress(`real UDP: ${MEMBERS} members converged in ${converge.toFixed(2)} s`)

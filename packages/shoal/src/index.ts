@@ -42,6 +42,7 @@ export type { SwimAddress, SwimMemberState, SwimNode, SwimStatus } from './swim/
 export { ClusterSystem } from './system/ClusterSystem.ts'
 export type { ClusterSystemSettings, SystemSwimSettings } from './system/Settings.ts'
 export type { TlsSettings } from './transport/Transport.ts'
+export { MIN_SECRET_BITS, secretBits } from './util/secretStrength.ts'
 /** @deprecated Renamed {@link SwimStatus} (one name per concept: the cluster's is {@link MembershipStatus}). */
 export type MemberStatus = import('./swim/SwimNode.ts').SwimStatus
 /** @deprecated Renamed {@link SwimMemberState}. */

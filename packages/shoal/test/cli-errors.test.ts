@@ -3,7 +3,9 @@
  * library setting the CLI lacks), is one line, and exits 2 for bad usage; the flags they point
  * at exist. Also `shoal --version` and the bare port of `shoal status --http`.
  */
+
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
 import { ClusterSystem, ManagementServer } from 'shoal'
@@ -53,6 +55,9 @@ function freePort(): Promise<number> {
   })
 }
 
+/** A 256-bit hex secret, as `shoal secret` prints. */
+const STRONG_SECRET = randomBytes(32).toString('hex')
+
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 describe('shoal CLI errors name CLI flags', () => {
@@ -88,7 +93,7 @@ describe('shoal CLI errors name CLI flags', () => {
     const port = String(await freePort())
     const p = await NodeProcess.start('node', {
       args: ['--port', port, '--k8s', 'app=shoal', '--k8s-api-url', 'https://127.0.0.1:1', '--k8s-token-file', '/nonexistent', '--k8s-namespace', 'default'],
-      env: { SHOAL_SECRET: 's' },
+      env: { SHOAL_SECRET: STRONG_SECRET },
     })
     procs.push(p)
     p.signal('SIGTERM')
@@ -105,12 +110,38 @@ describe('shoal CLI errors name CLI flags', () => {
     expect(fromEnv).toContain('SHOAL_LOG_LEVEL')
   })
 
+  it('shoal secret prints a fresh 256-bit secret (64 hex characters, or 43 base64url) that every entry point accepts', async () => {
+    const [one, two, b64] = await Promise.all([shoal(['secret']), shoal(['secret']), shoal(['secret', '--base64url'])])
+    for (const r of [one, two, b64]) expect(r).toMatchObject({ code: 0, stderr: '' })
+    expect(one.stdout).toMatch(/^[0-9a-f]{64}\n$/)
+    expect(b64.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/)
+    expect(one.stdout).not.toBe(two.stdout)
+    const p = await NodeProcess.start('node', { args: ['--port', '0'], env: { SHOAL_SECRET: one.stdout.trim() } })
+    procs.push(p)
+    p.signal('SIGTERM')
+    expect((await p.exited).code).toBe(0)
+  })
+
+  it.each([
+    ['node', '--port', '0'],
+    ['clusterd', '--port', '0'],
+  ])('shoal %s with a weak SHOAL_SECRET: one line saying how weak and to run `npx shoal secret`, exit 2', async (command, ...rest) => {
+    for (const weak of ['s', 'change-me-to-a-long-random-string', '0123456789abcdef0123456789abcdef']) {
+      const line = expectOneLineError(
+        await shoal([command, ...rest], { SHOAL_SECRET: weak }),
+        `shoal ${command}: The cluster secret in SHOAL_SECRET is too weak`,
+      )
+      expect(line).toContain('`npx shoal secret`')
+      expect(line).toContain('at least 128')
+    }
+  })
+
   it.each(['--version', '-v'])('shoal %s prints the package version', async (flag) => {
     expect(await shoal([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' })
   })
 
   it('shoal status --http PORT means 127.0.0.1:PORT, as shoal node --http PORT does', async () => {
-    const system = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: 's', cluster: {} })
+    const system = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: STRONG_SECRET, cluster: {} })
     systems.push(system)
     await system.cluster.joined()
     const server = await ManagementServer.start(system, { port: 0 })

@@ -5,6 +5,7 @@
  * Needs root and iproute2; otherwise skipped, saying why.
  */
 
+import { randomBytes } from 'node:crypto'
 import { eventually, type LogLine, NodeProcess } from 'shoal/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
 import { NetnsLab, netnsAvailable } from './support/netns.ts'
@@ -13,7 +14,7 @@ const available = await netnsAvailable()
 const title = available.ok ? 'partition in network namespaces' : `partition in network namespaces — skipped: ${available.why}`
 if (!available.ok) console.warn(`cluster-partition.test.ts: skipping: ${available.why}`)
 
-const SECRET = 'partition-test'
+const SECRET = randomBytes(32).toString('hex')
 const PORT = 7400
 let lab: NetnsLab | undefined
 const procs: NodeProcess[] = []

@@ -2,13 +2,14 @@
  * Real `shoal node` processes on loopback, signalled: formation, kill -9, SIGSTOP/SIGCONT,
  * restart on the same port, graceful leave on SIGTERM, discovery through clusterd, a wrong secret.
  */
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { eventually, NodeProcess } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
-const SECRET = 'cluster-process-test'
+const SECRET = randomBytes(32).toString('hex')
 const procs: NodeProcess[] = []
 
 afterEach(async () => {
@@ -151,7 +152,7 @@ describe('shoal node processes', () => {
 
   it('a node with the wrong secret is refused and never becomes a member', async () => {
     const all = await cluster(2)
-    const intruder = await node(['--seed', all[0]!.address], { SHOAL_SECRET: 'wrong' })
+    const intruder = await node(['--seed', all[0]!.address], { SHOAL_SECRET: randomBytes(32).toString('hex') })
     await new Promise((r) => setTimeout(r, 3000))
     for (const p of all) expect(statusIn(await view(p), intruder.address)).toBeUndefined()
     const own = await view(intruder)

@@ -4,10 +4,14 @@
  * not dial; `_` host names work end to end (named-host.test.ts).
  */
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { ActorId, ClusterSystem, ConfigError, SwimMember } from 'shoal'
 import { SHOAL_BIN } from 'shoal/testkit'
 import { describe, expect, it } from 'vitest'
 import { checkNodeHost, isValidHost, NODE_HOST_FORMS } from '../src/actor/ClusterNode.ts'
+
+/** A cluster secret strong enough to start with (≥ 128 bits). */
+const SECRET = randomBytes(32).toString('hex')
 
 const INVALID = ['', 'my host', '[::1]', 'host:7337', 'a/b', 'user@host', 'héllo', 'a..b', 'x'.repeat(254), '::1::2']
 
@@ -28,7 +32,7 @@ describe('host checks at start', () => {
   })
 
   it('ClusterSystem.start refuses an IPv6 zone with a ConfigError saying why and what to use', async () => {
-    const start = ClusterSystem.start({ host: 'fe80::1%eth0', port: 0, secret: 's', logLevel: 'silent' })
+    const start = ClusterSystem.start({ host: 'fe80::1%eth0', port: 0, secret: SECRET, logLevel: 'silent' })
     await expect(start).rejects.toBeInstanceOf(ConfigError)
     await expect(start).rejects.toThrow(
       `Host "fe80::1%eth0" has an IPv6 zone (%eth0), which names an interface of this machine only, so other nodes could not reach it at that address: use ${NODE_HOST_FORMS}.`,
@@ -37,13 +41,13 @@ describe('host checks at start', () => {
 
   it('ClusterSystem.start, startClusterDaemon and SwimMember.start refuse invalid hosts before binding anything', async () => {
     for (const host of ['my host', '[::1]', 'host:7337']) {
-      await expect(ClusterSystem.start({ host, port: 0, secret: 's', logLevel: 'silent' })).rejects.toThrow(
+      await expect(ClusterSystem.start({ host, port: 0, secret: SECRET, logLevel: 'silent' })).rejects.toThrow(
         `Host ${JSON.stringify(host)} is not a host a node can use`,
       )
-      await expect(ClusterSystem.startClusterDaemon({ host, port: 0, secret: 's', logLevel: 'silent' })).rejects.toBeInstanceOf(ConfigError)
-      await expect(SwimMember.start({ host, port: 0, secret: 's' })).rejects.toThrow(`SWIM host ${JSON.stringify(host)} is not a host a node can use`)
+      await expect(ClusterSystem.startClusterDaemon({ host, port: 0, secret: SECRET, logLevel: 'silent' })).rejects.toBeInstanceOf(ConfigError)
+      await expect(SwimMember.start({ host, port: 0, secret: SECRET })).rejects.toThrow(`SWIM host ${JSON.stringify(host)} is not a host a node can use`)
     }
-    await expect(SwimMember.start({ host: 'fe80::1%eth0', port: 0, secret: 's' })).rejects.toThrow('SWIM host "fe80::1%eth0" has an IPv6 zone (%eth0)')
+    await expect(SwimMember.start({ host: 'fe80::1%eth0', port: 0, secret: SECRET })).rejects.toThrow('SWIM host "fe80::1%eth0" has an IPv6 zone (%eth0)')
   })
 
   it('shoal node and shoal clusterd refuse such a --host in one line naming the flag, exit 2', async () => {
@@ -52,7 +56,7 @@ describe('host checks at start', () => {
       ['clusterd', '--host', 'my host', '--port', '0'],
     ]) {
       const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        execFile(process.execPath, [SHOAL_BIN, ...args], { env: { ...process.env, SHOAL_SECRET: 's' }, timeout: 30_000 }, (err, _out, stderr) =>
+        execFile(process.execPath, [SHOAL_BIN, ...args], { env: { ...process.env, SHOAL_SECRET: SECRET }, timeout: 30_000 }, (err, _out, stderr) =>
           resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
         )
       })

@@ -4,10 +4,14 @@
  * bearer is the management token, not the cluster secret.
  */
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import { ClusterSystem, ManagementServer } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
 import { banner, leaveCommand, shellQuote } from '../../../examples/local-cluster-banner.ts'
+
+/** A cluster secret strong enough to start with (≥ 128 bits). */
+const SECRET = randomBytes(32).toString('hex')
 
 const run = promisify(execFile)
 
@@ -42,7 +46,7 @@ describe('npm start banner', () => {
   it('the printed leave command, pasted into a shell without SHOAL_HTTP_TOKEN, makes the node leave', async () => {
     // A bearer token has no spaces; quotes and $ must survive the shell.
     const httpToken = `t0ken'quoted'$NOT_EXPANDED-0123456789abcdef`
-    const system = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: 'the-cluster-secret', cluster: { selfJoinAfter: 0 } })
+    const system = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: SECRET, cluster: { selfJoinAfter: 0 } })
     cleanup.push(() => system.shutdown())
     let left = false
     const mgmt = await ManagementServer.start(system, { port: 0, token: httpToken, onLeave: async () => void (left = true) })
@@ -58,6 +62,6 @@ describe('npm start banner', () => {
     expect(stdout).toBe('202')
     await expect.poll(() => left).toBe(true)
     // The cluster secret is no bearer here.
-    expect((await paste(`${leaveCommand(mgmt.port, 'the-cluster-secret')} -s -o /dev/null -w '%{http_code}'`)).stdout).toBe('401')
+    expect((await paste(`${leaveCommand(mgmt.port, SECRET)} -s -o /dev/null -w '%{http_code}'`)).stdout).toBe('401')
   })
 })

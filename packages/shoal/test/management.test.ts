@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
@@ -8,9 +9,11 @@ import { STATUS_USAGE, statusCommand } from '../src/cli/status.ts'
 import { ManagementServer, type ManagementServerOptions, type MembersResponse } from '../src/management/ManagementServer.ts'
 import { LogCapture } from './support/rawPeer.ts'
 
-/** The management token (its own, not the cluster secret `s3cret`): 32 characters at least. */
+/** The management token (its own, not the cluster secret): 32 characters at least. */
 const TOKEN = 'mgmt-t0ken-0123456789abcdef01234567'
 const AUTH = { Authorization: `Bearer ${TOKEN}` }
+/** The cluster secret every node of this file shares. */
+const CLUSTER_SECRET = randomBytes(32).toString('hex')
 
 let systems: ClusterSystem[] = []
 let servers: ManagementServer[] = []
@@ -27,7 +30,7 @@ function addressOf(s: ClusterSystem): string {
 }
 
 async function startSystem(seeds?: string[]): Promise<ClusterSystem> {
-  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: 's3cret', cluster: seeds ? { seeds } : {} })
+  const s = await ClusterSystem.start({ port: 0, logLevel: 'silent', secret: CLUSTER_SECRET, cluster: seeds ? { seeds } : {} })
   systems.push(s)
   return s
 }
@@ -162,7 +165,7 @@ describe('ManagementServer', () => {
       { Authorization: `Bearer ${TOKEN.replace(/.$/, 'X')}` },
       { Authorization: `Basic ${TOKEN}` },
       { Authorization: 'Bearer' },
-      { Authorization: 'Bearer s3cret' },
+      { Authorization: `Bearer ${CLUSTER_SECRET}` },
     ]
     for (const headers of headerSets) {
       for (const path of ['/cluster/down', '/cluster/leave']) {
@@ -181,7 +184,7 @@ describe('ManagementServer', () => {
     expect(error).toContain('SHOAL_HTTP_TOKEN or --http-token-file F')
     expect(error).toContain('not the cluster secret')
     // Even the cluster secret does not open it: no fallback.
-    expect((await post(open, '/cluster/leave', undefined, { Authorization: 'Bearer s3cret' })).status).toBe(403)
+    expect((await post(open, '/cluster/leave', undefined, { Authorization: `Bearer ${CLUSTER_SECRET}` })).status).toBe(403)
     const empty = await startServer(a, { token: '' })
     expect((await post(empty, '/cluster/leave')).status).toBe(403)
     // Nothing happened to anyone.
@@ -350,7 +353,7 @@ function postFrom(localAddress: string, port: number, path: string, token: strin
 describe('ManagementServer authentication limits', () => {
   async function loggedSystem(): Promise<{ system: ClusterSystem; logs: LogCapture }> {
     const logs = new LogCapture()
-    const system = await ClusterSystem.start({ port: 0, secret: 's3cret', logger: pino({ level: 'info' }, logs), cluster: { selfJoinAfter: 0 } })
+    const system = await ClusterSystem.start({ port: 0, secret: CLUSTER_SECRET, logger: pino({ level: 'info' }, logs), cluster: { selfJoinAfter: 0 } })
     systems.push(system)
     return { system, logs }
   }

@@ -5,12 +5,14 @@
  * fire once with 'node-down'. Stop one Fish gracefully: every other node drops its entry and both
  * watches fire once with 'stopped', while its node stays up.
  */
+
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { eventually, NodeProcess } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
-const SECRET = 'receptionist-process-test'
+const SECRET = randomBytes(32).toString('hex')
 const FIXTURE = fileURLToPath(new URL('./fixtures/reception-node.ts', import.meta.url))
 const procs: NodeProcess[] = []
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 /**
  * Refused connections and failed handshakes are logged once per source and reason per window, then
  * as a count, while `shoal_refused_total` counts every one; the peer's address is read when the
@@ -8,6 +9,9 @@ import { pino } from 'pino'
 import { ClusterSystem } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LogCapture } from './support/rawPeer.ts'
+
+/** A cluster secret strong enough to start with (≥ 128 bits). */
+const SECRET = randomBytes(32).toString('hex')
 
 /** Connects to `port`, writes `garbage` (if any), closes; resolves once closed. */
 function cycle(port: number, garbage?: Buffer): Promise<void> {
@@ -34,7 +38,7 @@ describe('refused connections in the log', () => {
 
   it('1,000 garbage connect/close cycles: a few lines naming the source with counts that add up, every one in shoal_refused_total', async () => {
     const logs = new LogCapture()
-    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'info' }, logs), cluster: {} })
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: SECRET, logger: pino({ level: 'info' }, logs), cluster: {} })
     systems.push(node)
     const port = node.node.endpoint.port
     const n = 1_000
@@ -60,7 +64,7 @@ describe('refused connections in the log', () => {
 
   it('a connection closed during the handshake is logged with the address it came from', async () => {
     const logs = new LogCapture()
-    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'info' }, logs), cluster: {} })
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: SECRET, logger: pino({ level: 'info' }, logs), cluster: {} })
     systems.push(node)
     await cycle(node.node.endpoint.port)
     await expect.poll(() => logs.find('handshake failed').length, { timeout: 10_000, interval: 20 }).toBe(1)

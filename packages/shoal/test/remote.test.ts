@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import {
   ActorId,
   ActorNotFoundError,
@@ -400,7 +401,7 @@ describe('settings', () => {
     await expect(ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: '' })).rejects.toThrow(/secret/)
     const open = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', insecure: true })
     extra.push(open)
-    const withSecret = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: 's' })
+    const withSecret = await ClusterSystem.start({ host: '0.0.0.0', port: 0, logLevel: 'silent', secret: randomBytes(32).toString('hex') })
     extra.push(withSecret)
     expect(open.running && withSecret.running).toBe(true)
   })

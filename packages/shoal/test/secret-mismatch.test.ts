@@ -3,6 +3,7 @@
  * has a secret and which has none, or that both have one and they differ) and what to do, and the
  * logs of both sides say the same true thing (neither names itself as the one lacking a secret).
  */
+import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { ClusterSystem, DistributedActor, ErrorCode, formatNode } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -14,6 +15,10 @@ class Echo extends DistributedActor {
     return v
   }
 }
+
+/** Strong (256-bit) secrets, distinct: a node refuses a weak one at start. */
+const ONE = randomBytes(32).toString('hex')
+const OTHER = randomBytes(32).toString('hex')
 
 const FIX = 'set the same cluster secret (SHOAL_SECRET, --secret-file, or the secret setting) on every node and clusterd'
 
@@ -33,20 +38,20 @@ describe('a cluster secret mismatch between two nodes', () => {
   it.each([
     {
       case: 'both have a secret, and they differ',
-      dialerSecret: 'one secret',
-      acceptorSecret: 'another secret',
+      dialerSecret: ONE,
+      acceptorSecret: OTHER,
       reason: (d: string, a: string) => `cluster secrets differ: ${d} (dialing) and ${a} (accepting) both have a cluster secret, but not the same one: ${FIX}`,
     },
     {
       case: 'only the dialing node has a secret',
-      dialerSecret: 'a secret',
+      dialerSecret: ONE,
       acceptorSecret: '',
       reason: (d: string, a: string) => `cluster secret missing: ${d} (dialing) has a cluster secret, ${a} (accepting) has none: ${FIX}`,
     },
     {
       case: 'only the accepting node has a secret',
       dialerSecret: '',
-      acceptorSecret: 'a secret',
+      acceptorSecret: ONE,
       reason: (d: string, a: string) => `cluster secret missing: ${a} (accepting) has a cluster secret, ${d} (dialing) has none: ${FIX}`,
     },
   ])('$case: the call fails saying so, and both sides log the same precise reason', async ({ dialerSecret, acceptorSecret, reason }) => {
@@ -58,10 +63,10 @@ describe('a cluster secret mismatch between two nodes', () => {
     const call = dialer.system.resolve(Echo, echo.id).echo('hi')
     await expect(call).rejects.toMatchObject({ code: ErrorCode.NodeUnreachable, message: expect.stringContaining(expected) })
 
-    // The dialer refused (it sees the acceptor's proof first); the acceptor learns why from its Reject.
+    // The acceptor refused (the dialer proves first, protocol 2); the dialer learns why from its Reject.
     const poll = { timeout: 5000, interval: 20 }
-    await expect.poll(() => dialer.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'this node'])
-    await expect.poll(() => acceptor.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'peer'])
+    await expect.poll(() => acceptor.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'this node'])
+    await expect.poll(() => dialer.logs.find('handshake failed').map((l) => [l.reason, l.refusedBy]), poll).toContainEqual([expected, 'peer'])
   })
 })
 
@@ -72,9 +77,9 @@ describe('a node whose secret differs from clusterd', () => {
   })
 
   it.each([
-    { case: 'differ', nodeSecret: 'node secret', daemonSecret: 'daemon secret' },
-    { case: 'only clusterd has one', nodeSecret: '', daemonSecret: 'daemon secret' },
-    { case: 'only the node has one', nodeSecret: 'node secret', daemonSecret: '' },
+    { case: 'differ', nodeSecret: ONE, daemonSecret: OTHER },
+    { case: 'only clusterd has one', nodeSecret: '', daemonSecret: OTHER },
+    { case: 'only the node has one', nodeSecret: ONE, daemonSecret: '' },
   ])('the discovery warning says the secrets do not match ($case), not that clusterd is not running', async ({ nodeSecret, daemonSecret }) => {
     const daemon = await ClusterSystem.startClusterDaemon({ port: 0, secret: daemonSecret, logLevel: 'silent' })
     systems.push(daemon)
@@ -96,7 +101,7 @@ describe('a node whose secret differs from clusterd', () => {
 
   it('a clusterd that is not running: the warning still says to start it', async () => {
     const logs = new LogCapture()
-    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'debug' }, logs), cluster: { clusterd: '127.0.0.1:1' } })
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: ONE, logger: pino({ level: 'debug' }, logs), cluster: { clusterd: '127.0.0.1:1' } })
     systems.push(node)
     const warnings = (): string[] => logs.find('discovery failed; retrying').map((l) => String(l.err))
     await expect.poll(() => warnings().length, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0)

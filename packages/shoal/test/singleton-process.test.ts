@@ -15,7 +15,9 @@
  *   of every process of both sides. Needs root and iproute2; otherwise skipped, saying why.
  * Every process logs Date.now() of the one machine clock, so their times compare.
  */
+
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,7 +26,7 @@ import { eventually, type LogLine, NodeProcess } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NetnsLab, netnsAvailable } from './support/netns.ts'
 
-const SECRET = 'singleton-process-test'
+const SECRET = randomBytes(32).toString('hex')
 const FIXTURE = fileURLToPath(new URL('./fixtures/singleton-node.ts', import.meta.url))
 /**
  * Ms between two calls of a loading node (one call at a time). The graceful hand-over takes ~10 ms

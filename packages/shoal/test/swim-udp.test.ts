@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { createConnection } from 'node:net'
 import { createInterface } from 'node:readline'
@@ -8,7 +9,7 @@ import { deriveKey, encodeMessage, type Message, seal, TcpStreamLink } from 'sho
 import { eventually } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
-const SECRET = 'swim-test-secret'
+const SECRET = randomBytes(32).toString('hex')
 const members: SwimMember[] = []
 const systems: ClusterSystem[] = []
 const children: ChildProcess[] = []

@@ -2,11 +2,15 @@
  * A seed that is down: the dialing node says so in plain words, once (not a "handshake failed" line
  * per retry with an "undefined:undefined" peer), and once more when the seed becomes reachable.
  */
+import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer } from 'node:net'
 import { pino } from 'pino'
 import { ClusterSystem } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LogCapture } from './support/rawPeer.ts'
+
+/** A strong cluster secret of this file's own. */
+const SECRET = randomBytes(32).toString('hex')
 
 /** A TCP port nothing listens on right now. */
 function freePort(): Promise<number> {
@@ -30,7 +34,7 @@ describe('a seed that is not reachable', () => {
     const port = await freePort()
     const seed = `127.0.0.1:${port}`
     const logs = new LogCapture()
-    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: 's', logger: pino({ level: 'debug' }, logs), cluster: { seeds: [seed] } })
+    const node = await ClusterSystem.start({ name: 'n', port: 0, secret: SECRET, logger: pino({ level: 'debug' }, logs), cluster: { seeds: [seed] } })
     systems.push(node)
 
     const attempts = (): number => logs.find('dial failed', seed).length
@@ -41,7 +45,7 @@ describe('a seed that is not reachable', () => {
     expect(logs.find('handshake failed')).toEqual([])
     expect(logs.lines.some((l) => Object.values(l).some((v) => typeof v === 'string' && v.includes('undefined:undefined')))).toBe(false)
 
-    const seedNode = await ClusterSystem.start({ name: 'seed', port, secret: 's', logLevel: 'silent', cluster: {} })
+    const seedNode = await ClusterSystem.start({ name: 'seed', port, secret: SECRET, logLevel: 'silent', cluster: {} })
     systems.push(seedNode)
     const reachable = (): string[] => logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith(`seed ${seed} reachable after`))
     await expect.poll(() => reachable().length, { timeout: 15_000, interval: 50 }).toBe(1)

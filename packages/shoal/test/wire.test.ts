@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { ClusterNode } from 'shoal'
 import {
@@ -17,6 +17,7 @@ import {
   FrameType,
   type HandshakeDirective,
   HEADERS_MIN_MINOR,
+  PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   preamble,
   ServerHandshake,
@@ -39,7 +40,7 @@ describe('FrameDecoder', () => {
     const d = new FrameDecoder({ maxFrameSize: 1 << 20 })
     const out: DecodedItem[] = []
     for (const byte of stream) out.push(...d.push(Buffer.of(byte)))
-    expect(out[0]).toEqual({ kind: 'preamble', major: 1, minor: PROTOCOL_MINOR })
+    expect(out[0]).toEqual({ kind: 'preamble', major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR })
     expect(frames(out)).toEqual(expected)
     expect(d.buffered).toBe(0)
   })
@@ -114,6 +115,8 @@ function converse(client: ClientHandshake, server: ServerHandshake): { client: H
 }
 
 const outcome = (ds: HandshakeDirective[]) => ds.find((d) => d.type !== 'send')
+/** The bytes of all `send` directives. */
+const sent = (ds: HandshakeDirective[]) => Buffer.concat(ds.flatMap((d) => (d.type === 'send' ? [d.bytes] : [])))
 
 describe('Handshake', () => {
   const a = node('a', 1001)
@@ -150,15 +153,18 @@ describe('Handshake', () => {
     expect(outcome(log.server)).toMatchObject({ type: 'failed' })
   })
 
-  it('refuses a wrong secret on both sides', () => {
+  it("refuses a wrong secret on both sides: the acceptor finds the dialer's confirmation wrong and says so", () => {
     const client = new ClientHandshake({ self: a, secret: Buffer.from('other'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
     const log = converse(client, server)
-    expect(outcome(log.client)).toMatchObject({
+    expect(outcome(log.server)).toMatchObject({
       type: 'failed',
+      byPeer: false,
       reason: expect.stringMatching(/^cluster secrets differ: .* both have a cluster secret, but not the same one/),
     })
-    expect(outcome(log.server)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/^cluster secrets differ/) })
+    expect(outcome(log.client)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/^cluster secrets differ/) })
+    // The acceptor sent nothing after the dialer's failed confirmation but its Reject: no Accept, no confirmation.
+    expect(log.server.filter((d) => d.type === 'send').map((d) => (d.type === 'send' ? d.bytes[4] : 0))).not.toContain(FrameType.Accept)
   })
 
   it('refuses a missing secret on either side', () => {
@@ -166,27 +172,41 @@ describe('Handshake', () => {
       new ClientHandshake({ self: a, secret: undefined, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }),
     )
-    expect(outcome(noSecretClient.client)).toMatchObject({
+    expect(outcome(noSecretClient.server)).toMatchObject({
       type: 'failed',
-      reason: expect.stringMatching(/\(accepting\) has a cluster secret, .* \(dialing\) has none/),
+      reason: expect.stringMatching(/^cluster secret missing: .* \(accepting\) has a cluster secret, .* \(dialing\) has none/),
     })
+    expect(outcome(noSecretClient.client)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/\(dialing\) has none/) })
     const noSecretServer = converse(
       new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, secret: undefined, random: randomBytes, admit: () => undefined }),
     )
-    expect(outcome(noSecretServer.client)).toMatchObject({
+    expect(outcome(noSecretServer.server)).toMatchObject({
       type: 'failed',
-      reason: expect.stringMatching(/\(dialing\) has a cluster secret, .* \(accepting\) has none/),
+      reason: expect.stringMatching(/^cluster secret missing: .* \(dialing\) has a cluster secret, .* \(accepting\) has none/),
     })
-    expect(outcome(noSecretServer.server)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/\(accepting\) has none/) })
+    expect(outcome(noSecretServer.client)).toMatchObject({ type: 'failed', byPeer: true, reason: expect.stringMatching(/\(accepting\) has none/) })
   })
 
-  it('refuses a protocol major version mismatch with the reason on both sides', () => {
-    const client = new ClientHandshake({ self: a, secret, random: randomBytes, major: 2 }, { host: '127.0.0.1', port: 1002 })
-    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
-    const log = converse(client, server)
-    expect(outcome(log.server)).toMatchObject({ type: 'failed', reason: expect.stringContaining(`version mismatch: peer speaks 2.${PROTOCOL_MINOR}`) })
+  it('refuses a protocol major version mismatch (a 1.x peer) with the reason on both sides, saying to upgrade every node', () => {
+    expect(PROTOCOL_MAJOR).toBe(2)
+    const upgrade = 'upgrade every node (and clusterd) to the same major version'
+    const log = converse(
+      new ClientHandshake({ self: a, secret, random: randomBytes, major: 1 }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(log.server)).toMatchObject({
+      type: 'failed',
+      reason: expect.stringContaining(`protocol version mismatch: peer speaks 1.${PROTOCOL_MINOR}, this node 2.${PROTOCOL_MINOR}: `),
+    })
+    expect(outcome(log.server)).toMatchObject({ reason: expect.stringContaining(upgrade) })
     expect(outcome(log.client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/version mismatch/) })
+    const old = converse(
+      new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret, random: randomBytes, major: 1, minor: 2, admit: () => undefined }),
+    )
+    expect(outcome(old.client)).toMatchObject({ type: 'failed', reason: expect.stringContaining(`peer speaks 1.2, this node 2.${PROTOCOL_MINOR}: `) })
+    expect(outcome(old.client)).toMatchObject({ reason: expect.stringContaining(upgrade) })
   })
 
   it('lets the server refuse an authenticated peer through admit', () => {
@@ -214,13 +234,13 @@ describe('Handshake', () => {
     const challenge = rewrite(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello), 'chat').flatMap((i) => server.receive(i))
     const answer = new FrameDecoder({ maxFrameSize: 1 << 16 }).push((challenge[0] as { bytes: Buffer }).bytes).flatMap((i) => client.receive(i))
     expect(outcome(answer)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/belongs to cluster "chat", this node to "games"/) })
-    // A Hello with no cluster name counts as "shoal": refused by a "chat" server.
+    // Protocol 2 requires the name (1.0 peers, which sent none, speak another major).
     const other = new ServerHandshake({ self: b, clusterName: 'chat', secret, random: randomBytes, admit: () => undefined })
     const unnamed = rewrite(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello), undefined).flatMap((i) => other.receive(i))
-    expect(outcome(unnamed)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/cluster "shoal", this node to "chat"/) })
+    expect(outcome(unnamed)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/sent an invalid cluster name/) })
   })
 
-  it('a peer that sends no cluster name counts as the default cluster "shoal"', () => {
+  it('the default cluster name is "shoal"', () => {
     const log = converse(
       new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
       new ServerHandshake({ self: b, clusterName: 'shoal', secret, random: randomBytes, admit: () => undefined }),
@@ -249,30 +269,135 @@ describe('Handshake', () => {
     expect(outcome(converse(client, server).client)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/port 9999/) })
   })
 
-  it('refuses proofs whose UTF-8 length differs from their string length, without throwing', () => {
+  it('refuses confirmations and shares whose UTF-8 length differs from their string length, without throwing', () => {
     const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
     const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
-    server.receive({ kind: 'preamble', major: 1, minor: 0 })
-    const hello = client.start()[0]!
-    const helloFrame = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(hello.type === 'send' ? hello.bytes : Buffer.alloc(0))[1]!
-    server.receive(helloFrame)
-    const proof = encodeFrame(FrameType.Proof, Buffer.from(JSON.stringify({ proof: 'é'.repeat(64) })))
-    const out = server.receive({ kind: 'frame', type: FrameType.Proof, body: proof.subarray(5) })
-    expect(outcome(out)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/cluster secrets differ/) })
+    const toClient = new FrameDecoder({ maxFrameSize: 1 << 16 })
+    const challenge = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(client.start())).flatMap((i) => server.receive(i))
+    const proof = toClient.push(sent(challenge)).flatMap((i) => client.receive(i))
+    const real = JSON.parse(sent(proof).subarray(5).toString()) as { share: string; confirm: string }
+    const forged = Buffer.from(JSON.stringify({ share: real.share, confirm: 'é'.repeat(64) }))
+    expect(outcome(server.receive({ kind: 'frame', type: FrameType.Proof, body: forged }))).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/cluster secrets differ/),
+    })
     const client2 = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
     client2.start()
-    client2.receive({ kind: 'preamble', major: 1, minor: 0 })
-    const challenge = Buffer.from(
-      JSON.stringify({ node: { name: 'b', host: '127.0.0.1', port: 1002, uid: b.uid }, nonce: 'ab'.repeat(16), proof: 'é'.repeat(64) }),
+    client2.receive({ kind: 'preamble', major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR })
+    const body = Buffer.from(
+      JSON.stringify({
+        node: { name: 'b', host: '127.0.0.1', port: 1002, uid: b.uid },
+        cluster: 'shoal',
+        nonce: 'ab'.repeat(16),
+        auth: 'cpace',
+        share: 'é'.repeat(64),
+      }),
     )
-    expect(outcome(client2.receive({ kind: 'frame', type: FrameType.Challenge, body: challenge }))).toMatchObject({ type: 'failed' })
+    expect(outcome(client2.receive({ kind: 'frame', type: FrameType.Challenge, body }))).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/key share/),
+    })
+  })
+
+  /** Body of the first frame of type `type` in `ds`'s sends, parsed. */
+  const body = (ds: HandshakeDirective[], type: number): Record<string, unknown> => {
+    const item = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(ds)).find((i) => i.kind === 'frame' && i.type === type)
+    return JSON.parse(item?.kind === 'frame' ? item.body.toString() : 'null') as Record<string, unknown>
+  }
+
+  it('gives a dialer without the secret nothing derived from it but a key share: no proof it could test guesses against offline', () => {
+    // Protocol 1 answered any Hello with proof = HMAC(secret, "shoal/server|nonceC|nonceS|uids"): one
+    // Hello, then guesses tested offline at HMAC speed. Protocol 2's Challenge carries only Yb = yb·G.
+    const client = new ClientHandshake({ self: a, secret: Buffer.from('a guess'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const hello = client.start()
+    const challengeOut = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(hello)).flatMap((i) => server.receive(i))
+    const challenge = body(challengeOut, FrameType.Challenge)
+    expect(Object.keys(challenge).sort()).toEqual(['auth', 'cluster', 'node', 'nonce', 'share'])
+    expect(challenge.share).toMatch(/^[0-9a-f]{64}$/)
+    // The old offline test, with the right secret as the "guess", finds nothing to compare with.
+    const helloBody = JSON.parse(sent(hello).subarray(11).toString()) as { nonce: string }
+    const oldProof = createHmac('sha256', secret)
+      .update(`shoal/server|${helloBody.nonce}|${String(challenge.nonce)}|${a.uid}|${b.uid}`)
+      .digest('hex')
+    expect(sent(challengeOut).toString('latin1')).not.toContain(oldProof)
+    // Fresh scalars: the same secret and session give a different share every time.
+    const fixed = (n: number) => Buffer.alloc(n, 7)
+    const share = (r: (n: number) => Buffer) => {
+      const fresh = new ServerHandshake({ self: b, secret, random: r, admit: () => undefined })
+      return body(
+        new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(hello)).flatMap((i) => fresh.receive(i)),
+        FrameType.Challenge,
+      ).share
+    }
+    expect(share(fixed)).toBe(share(fixed))
+    expect(share(randomBytes)).not.toBe(share(randomBytes))
+  })
+
+  it('never sends the acceptor confirmation before the dialer proved: a wrong or missing confirmation gets a Reject only', () => {
+    for (const forge of [(p: { share: string }) => ({ share: p.share, confirm: '0'.repeat(64) }), (p: { share: string }) => ({ share: p.share })]) {
+      const client = new ClientHandshake({ self: a, secret: Buffer.from('a guess'), random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+      const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+      const challenge = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(client.start())).flatMap((i) => server.receive(i))
+      const proof = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(challenge)).flatMap((i) => client.receive(i))
+      const real = JSON.parse(sent(proof).subarray(5).toString()) as { share: string }
+      const answer = server.receive({ kind: 'frame', type: FrameType.Proof, body: Buffer.from(JSON.stringify(forge(real))) })
+      expect(answer.map((d) => (d.type === 'send' ? d.bytes[4] : d.type))).toEqual([FrameType.Reject, 'failed'])
+      expect(sent(answer).toString()).not.toMatch(/confirm/)
+    }
+  })
+
+  it('a fake acceptor (listening where a node dials) that cannot confirm is refused by the dialer, which never establishes', () => {
+    const impostor = new ServerHandshake({ self: b, secret: Buffer.from('a guess'), random: randomBytes, admit: () => undefined })
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const challenge = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(client.start())).flatMap((i) => impostor.receive(i))
+    const toClient = new FrameDecoder({ maxFrameSize: 1 << 16 })
+    toClient.push(sent(challenge)).flatMap((i) => client.receive(i))
+    // The impostor ignores the dialer's confirmation and accepts with a made-up one.
+    const accept = encodeFrame(FrameType.Accept, Buffer.from(JSON.stringify({ confirm: 'f'.repeat(64) })))
+    expect(outcome(toClient.push(accept).flatMap((i) => client.receive(i)))).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/^cluster secret not proven: .* \(accepting\) accepted without proving the cluster secret/),
+    })
+    // A fake acceptor claiming to have no secret does not downgrade a dialer that has one.
+    const noAuth = new ServerHandshake({ self: b, secret: undefined, random: randomBytes, admit: () => undefined })
+    const client2 = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const hello = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(client2.start()))
+    const asIfNone = hello.map((i) => (i.kind === 'frame' ? { ...i, body: Buffer.from(i.body.toString().replace('"cpace"', '"none"')) } : i))
+    const reply = asIfNone.flatMap((i) => noAuth.receive(i))
+    expect(outcome(new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(reply)).flatMap((i) => client2.receive(i)))).toMatchObject({
+      type: 'failed',
+      reason: expect.stringMatching(/^cluster secret missing: .* \(dialing\) has a cluster secret, .* \(accepting\) has none/),
+    })
+  })
+
+  it('binds the preambles: a man in the middle lowering the advertised minor fails the key confirmation', () => {
+    const client = new ClientHandshake({ self: a, secret, random: randomBytes }, { host: '127.0.0.1', port: 1002 })
+    const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
+    const hello = sent(client.start())
+    hello[5] = 1 // the dialer's preamble, minor 2 → 1, as the acceptor receives it
+    const toServer = new FrameDecoder({ maxFrameSize: 1 << 16 })
+    const challenge = toServer.push(hello).flatMap((i) => server.receive(i))
+    const proof = new FrameDecoder({ maxFrameSize: 1 << 16 }).push(sent(challenge)).flatMap((i) => client.receive(i))
+    const answer = toServer.push(sent(proof)).flatMap((i) => server.receive(i))
+    expect(outcome(answer)).toMatchObject({ type: 'failed', reason: expect.stringMatching(/^cluster secrets differ/) })
+  })
+
+  it('without a secret on either side, establishes with empty shares and confirmations', () => {
+    const log = converse(
+      new ClientHandshake({ self: a, secret: undefined, random: randomBytes }, { host: '127.0.0.1', port: 1002 }),
+      new ServerHandshake({ self: b, secret: undefined, random: randomBytes, admit: () => undefined }),
+    )
+    expect(outcome(log.client)).toEqual({ type: 'established', peer: b, minor: PROTOCOL_MINOR })
+    expect(outcome(log.server)).toEqual({ type: 'established', peer: a, minor: PROTOCOL_MINOR })
+    expect(body(log.server, FrameType.Challenge)).toMatchObject({ auth: 'none', share: '' })
   })
 
   it('property: random frames never establish an unauthenticated server handshake', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.uint8Array({ maxLength: 80 })), { maxLength: 5 }), (input) => {
         const server = new ServerHandshake({ self: b, secret, random: randomBytes, admit: () => undefined })
-        const ds = server.receive({ kind: 'preamble', major: 1, minor: 0 })
+        const ds = server.receive({ kind: 'preamble', major: PROTOCOL_MAJOR, minor: 0 })
         for (const [type, body] of input) ds.push(...server.receive({ kind: 'frame', type, body: Buffer.from(body) }))
         expect(ds.some((d) => d.type === 'established')).toBe(false)
       }),

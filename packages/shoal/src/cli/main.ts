@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { ShoalError } from '../errors.ts'
 import { CLUSTERD_USAGE, clusterdCommand, NODE_USAGE, nodeCommand } from './node.ts'
+import { SECRET_USAGE, secretCommand } from './secret.ts'
 import { SIM_USAGE, simCommand } from './sim.ts'
 import { STATUS_USAGE, statusCommand } from './status.ts'
 
@@ -15,10 +16,11 @@ Commands:
   node       run a cluster node (shoal node --help)
   clusterd   run the clusterd rendezvous daemon
   status     print a node's view of the cluster (shoal status --http host:port)
+  secret     print a fresh cluster secret (256 random bits, hex): export SHOAL_SECRET=$(npx shoal secret)
   sim        simulate a SWIM cluster on a virtual clock (shoal sim --help)
 `
 
-const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: SIM_USAGE }
+const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: SIM_USAGE, secret: SECRET_USAGE }
 
 /** Runs a `shoal` command; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -34,6 +36,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'sim':
         simCommand(rest)
         return 0
+      case 'secret':
+        return secretCommand(rest)
       case '-v':
       case '--version':
         process.stdout.write(`${version()}\n`)

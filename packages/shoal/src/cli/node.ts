@@ -19,6 +19,7 @@ import { MemoryEventStore } from '../journal/MemoryEventStore.ts'
 import { ManagementServer } from '../management/ManagementServer.ts'
 import { ClusterSystem } from '../system/ClusterSystem.ts'
 import { isLoopbackHost } from '../system/Settings.ts'
+import { checkSecretStrength } from '../util/secretStrength.ts'
 
 /** Help text of `shoal node`. */
 export const NODE_USAGE = `Usage: shoal node --port P [options]
@@ -116,13 +117,19 @@ export function cliLogger(level: string): Logger {
   return pino({ level })
 }
 
+/** The cluster secret from `file` or SHOAL_SECRET, refused if weak (see `util/secretStrength.ts`). */
 function readSecret(file: string | undefined): string | undefined {
-  if (file === undefined) return process.env.SHOAL_SECRET
-  try {
-    return readFileSync(file, 'utf8').trim()
-  } catch (e) {
-    throw new ConfigError(`Cannot read --secret-file ${file}: ${(e as Error).message}`)
+  let secret: string | undefined
+  if (file === undefined) secret = process.env.SHOAL_SECRET
+  else {
+    try {
+      secret = readFileSync(file, 'utf8').trim()
+    } catch (e) {
+      throw new ConfigError(`Cannot read --secret-file ${file}: ${(e as Error).message}`)
+    }
   }
+  checkSecretStrength(secret, file === undefined ? 'SHOAL_SECRET' : `--secret-file ${file}`)
+  return secret
 }
 
 /**

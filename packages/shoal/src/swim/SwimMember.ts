@@ -24,6 +24,7 @@ import { swimChangeChannel } from '../observability/Channels.ts'
 import { defaultLogger } from '../observability/Logging.ts'
 import { registerSwimMetrics, type SwimTraffic } from '../observability/SwimMetrics.ts'
 import { EventStream } from '../util/EventStream.ts'
+import { checkSecretStrength } from '../util/secretStrength.ts'
 import { decodeMessage, decodePushPull, deriveKey, encodeMessage, encodePushPull, type Message, MessageType, open, SwimCodecError, seal } from './Codec.ts'
 import { onLoopDelay } from './LoopMonitor.ts'
 import { type StreamLink, TcpStreamLink } from './StreamLink.ts'
@@ -118,6 +119,7 @@ export class SwimMember {
     const host = o.host ?? '127.0.0.1'
     checkNodeHost(host, 'SWIM host')
     const secret = o.secret ?? process.env.SHOAL_SECRET
+    checkSecretStrength(secret, o.secret === undefined ? 'SHOAL_SECRET' : 'the secret option')
     if (!secret && !LOOPBACK.test(host) && !o.insecure) {
       throw new ConfigError(
         `A SWIM member on ${host} without a cluster secret would accept anyone's gossip: set secret (or SHOAL_SECRET), or pass insecure: true to accept that.`,

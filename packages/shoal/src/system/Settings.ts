@@ -11,6 +11,7 @@ import type { SerializationOptions } from '../serialization/Serialization.ts'
 import type { SwimAddress } from '../swim/SwimNode.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import type { TlsSettings, TransportSettings } from '../transport/Transport.ts'
+import { checkSecretStrength } from '../util/secretStrength.ts'
 import type { WatchSettings } from '../watch/LifecycleWatch.ts'
 import type { Plugin } from './Plugin.ts'
 
@@ -158,6 +159,7 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
   const port = s.port ?? 7337
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port ${port} is invalid: use 0..65535 (0 picks a free port).`)
   const rawSecret = s.secret ?? process.env.SHOAL_SECRET
+  checkSecretStrength(rawSecret, s.secret === undefined ? 'SHOAL_SECRET' : 'the secret setting')
   const secret = rawSecret === undefined || rawSecret === '' ? undefined : Buffer.from(rawSecret)
   if (!secret && !LOOPBACK.test(host) && !s.insecure) {
     throw new ConfigError(

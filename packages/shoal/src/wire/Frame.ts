@@ -9,11 +9,17 @@
  */
 
 export const MAGIC = Uint8Array.of(0x53, 0x48, 0x4c, 0xa1)
-export const PROTOCOL_MAJOR = 1
 /**
- * Minor versions of major 1, each a superset of the one before: 1.1 cluster names in the handshake;
- * 1.2 envelope headers (a peer below 1.2 must not be sent any, see `wire/Envelope.ts`). A node
- * accepts any minor of its major; the negotiated minor of an association is the lower of the two.
+ * Protocol major: nodes of different majors refuse each other in the handshake. 2: the handshake
+ * is a PAKE (CPace) that gives an unauthenticated peer nothing to test secret guesses against
+ * offline; 1 sent an HMAC of the secret to any peer that said Hello.
+ */
+export const PROTOCOL_MAJOR = 2
+/**
+ * Protocol minor. Minors were not reset by major 2, so the feature gates keep their numbers; 2.2
+ * is the first 2.x and has every feature of 1.2: cluster names in the handshake (1.1), envelope
+ * headers (1.2; a peer below minor 2 must not be sent any, see `wire/Envelope.ts`). A node accepts
+ * any minor of its major; the negotiated minor of an association is the lower of the two.
  */
 export const PROTOCOL_MINOR = 2
 export const PREAMBLE_LENGTH = 6

@@ -1,32 +1,44 @@
 /**
- * Handshake: the pure state machines that open an association.
+ * Handshake: the pure state machines that open an association (protocol 2).
  *
  * ```
- * client                                   server
- *   preamble + Hello{node, target, nonceC}  ->
- *                                         <- preamble + Challenge{node, nonceS, proofS}
- *   Proof{proofC}                          ->
- *                                         <- Accept                (or Reject{reason} at any step)
+ * dialer (client)                                      acceptor (server)
+ *   preamble + Hello{node, cluster, target, nonce, auth}    ->
+ *                         <- preamble + Challenge{node, cluster, nonce, auth, share: Yb}
+ *   Proof{share: Ya, confirm: confirmD}                     ->
+ *                         <- Accept{confirm: confirmA}      (or Reject{reason} at any step)
  * ```
- * Hello and Challenge also name the sender's cluster; each side refuses a peer of another cluster
- * (a missing name, from a node before protocol 1.1, counts as the default `shoal`).
+ * Hello and Challenge name the sender's cluster; each side refuses a peer of another cluster.
+ * `auth` says whether the sender has a cluster secret (`cpace`) or not (`none`): a node with a
+ * secret never establishes an association without proving it, so the flag only lets a node
+ * refuse with a precise reason ("X has a cluster secret, Y has none").
  *
- * `proofS = HMAC(secret, "shoal/server" | nonceC | nonceS | clientUid | serverUid)` and
- * `proofC = HMAC(secret, "shoal/client" | …)`: each side proves it knows the cluster secret without
- * sending it, and the fresh nonces stop replays. Without a secret on both sides the proofs are empty;
- * a secret on only one side, or two different secrets, is refused by the client (the first to see
- * the server's proof), with a reason that names which node has a secret and which has none, or that
- * both have one and they differ ({@link SECRET_PROBLEM}).
+ * With a secret on both sides the handshake is CPace, a balanced PAKE, over ristretto255
+ * (`@noble/curves`): both sides derive the generator `G = hash-to-group(secret, cluster, both
+ * nonces, both node identities)`, pick fresh scalars `ya`/`yb` from the injected randomness and
+ * exchange `Ya = ya·G`, `Yb = yb·G`. The shared point `K = ya·Yb = yb·Ya` (only equal when the
+ * secrets are) keys an intermediate session key `ISK = SHA-512(K, transcript)`, where the
+ * transcript covers both preambles, the Hello and Challenge bodies and `Ya`. The dialer confirms
+ * first (`confirmD = HMAC(ISK, dialer)`); the acceptor verifies it before it sends its own
+ * (`confirmA`), and the dialer verifies that before it calls the association established. What a
+ * peer without the secret sees (`Yb`, `Ya`, a confirmation MAC) depends on a Diffie-Hellman value
+ * it cannot compute: it can test one guess per handshake, online, and nothing offline. Protocol 1
+ * sent `HMAC(secret, nonces)` to anyone who said Hello, which could be brute-forced offline.
  *
- * Both preambles carry the sender's protocol version: a major mismatch is refused, and an
- * established association speaks the lower of the two minors (the `established` directive's
- * `minor`), which decides the optional features a side may send (1.2: envelope headers).
+ * Without a secret on both sides the shares and confirmations are empty. A secret on only one
+ * side is refused with a reason naming which node has one; two different secrets fail the
+ * dialer's confirmation, refused by the acceptor as "secrets differ" ({@link SECRET_PROBLEM}).
+ *
+ * Both preambles carry the sender's protocol version: a major mismatch is refused ("upgrade every
+ * node"), and an established association speaks the lower of the two minors (the `established`
+ * directive's `minor`), which decides the optional features a side may send.
  *
  * Inputs are decoded items (preamble, frames); outputs are directives for the shell. No sockets,
  * timers or clocks: randomness is injected.
  * @module
  */
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { ristretto255, ristretto255_hasher } from '@noble/curves/ed25519.js'
 import { type ClusterNode, formatNode, isValidHost, isValidSystemName, isValidUid } from '../actor/ClusterNode.ts'
 import { encodeFrame, FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, preamble } from './Frame.ts'
 import type { DecodedItem } from './FrameDecoder.ts'
@@ -62,18 +74,84 @@ export const SIMULTANEOUS_CONNECT = 'simultaneous connect'
 
 const NONCE_BYTES = 16
 const MAX_BODY = 4096
+/** Domain separation of protocol 2's CPace: generator, session key and the two confirmations. */
+const CPACE_DST = 'shoal/2/cpace-ristretto255-sha512'
+const SHARE_HEX = 64
+const CONFIRM_HEX = 64
 
-function proof(secret: Buffer | undefined, role: string, a: string, b: string, clientUid: string, serverUid: string): string {
-  if (!secret) return ''
-  return createHmac('sha256', secret).update(`shoal/${role}|${a}|${b}|${clientUid}|${serverUid}`).digest('hex')
+type Auth = 'cpace' | 'none'
+const Point = ristretto255.Point
+type Point = InstanceType<typeof Point>
+
+/** Length-prefixed concatenation: no two different part lists give the same bytes. */
+function lp(...parts: (string | Uint8Array)[]): Buffer {
+  const out: Buffer[] = []
+  for (const part of parts) {
+    const b = typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(part)
+    const len = Buffer.allocUnsafe(4)
+    len.writeUInt32BE(b.length, 0)
+    out.push(len, b)
+  }
+  return Buffer.concat(out)
 }
 
-function proofMatches(expected: string, actual: unknown): boolean {
-  if (typeof actual !== 'string') return false
-  // Compare byte lengths, not string lengths: timingSafeEqual throws on unequal buffers.
-  const want = Buffer.from(expected, 'utf8')
+/**
+ * One side's CPace state: the generator bound to the secret and the session, and this side's
+ * ephemeral scalar (from the injected randomness) and share.
+ */
+class Cpace {
+  readonly #scalar: bigint
+  readonly share: string
+
+  constructor(secret: Buffer, cluster: string, sid: string, dialer: ClusterNode, acceptor: ClusterNode, random: (bytes: number) => Buffer) {
+    const generator = ristretto255_hasher.hashToCurve(
+      lp('generator', secret, cluster, sid, formatNode(dialer), dialer.uid, formatNode(acceptor), acceptor.uid),
+      { DST: CPACE_DST },
+    )
+    // 64 random bytes reduced modulo the group order: uniform; zero (probability 2^-252) redrawn.
+    let scalar = 0n
+    while (scalar === 0n) scalar = Point.Fn.create(BigInt(`0x${Buffer.from(random(64)).toString('hex')}`))
+    this.#scalar = scalar
+    this.share = Buffer.from(generator.multiply(scalar).toBytes()).toString('hex')
+  }
+
+  /** The session key from the peer's share and the transcript, or undefined if the share is not a valid non-identity point. */
+  sessionKey(peerShare: unknown, transcript: Buffer): Buffer | undefined {
+    if (typeof peerShare !== 'string' || peerShare.length !== SHARE_HEX || !/^[0-9a-f]+$/.test(peerShare)) return undefined
+    let point: Point
+    try {
+      point = Point.fromHex(peerShare)
+    } catch {
+      return undefined
+    }
+    if (point.is0()) return undefined
+    const k = point.multiply(this.#scalar).toBytes()
+    return createHash('sha512')
+      .update(lp('session key', CPACE_DST, k, transcript))
+      .digest()
+  }
+}
+
+/** The key confirmation MAC of `role`, hex. */
+function confirmation(isk: Buffer, role: 'dialer' | 'acceptor'): string {
+  return createHmac('sha256', isk).update(`${CPACE_DST}/confirm/${role}`).digest('hex')
+}
+
+function confirms(expected: string, actual: unknown): boolean {
+  if (typeof actual !== 'string' || actual.length !== CONFIRM_HEX) return false
+  // Equal lengths in bytes too (checked above, ASCII hex expected): timingSafeEqual throws otherwise.
   const got = Buffer.from(actual, 'utf8')
-  return want.length === got.length && timingSafeEqual(want, got)
+  return got.length === CONFIRM_HEX && timingSafeEqual(Buffer.from(expected, 'utf8'), got)
+}
+
+/**
+ * What both sides hash into the session key: both preambles (so a downgrade of the minor by a
+ * man in the middle fails the confirmation), the Hello and Challenge bodies as sent, and `Ya`.
+ */
+function transcript(dialerVersion: string, acceptorVersion: string, hello: Buffer, challenge: Buffer, dialerShare: string): Buffer {
+  return createHash('sha512')
+    .update(lp('transcript', dialerVersion, acceptorVersion, hello, challenge, dialerShare))
+    .digest()
 }
 
 function json(type: number, value: unknown): Buffer {
@@ -104,19 +182,22 @@ function parseNode(v: unknown): ClusterNode | undefined {
   return { endpoint: { name, host, port }, uid }
 }
 
+function parseAuth(v: unknown): Auth | undefined {
+  return v === 'cpace' || v === 'none' ? v : undefined
+}
+
 function nodeJson(n: ClusterNode): unknown {
   return { name: n.endpoint.name, host: n.endpoint.host, port: n.endpoint.port, uid: n.uid }
 }
 
-/** The default cluster name, assumed for peers that do not send one. */
+/** The default cluster name. */
 const DEFAULT_CLUSTER = 'shoal'
 
 /** Why a peer announcing `theirs` may not join this node's cluster, or undefined if it may. */
 function clusterProblem(peer: ClusterNode, theirs: unknown, ours: string): string | undefined {
-  const cluster = theirs === undefined ? DEFAULT_CLUSTER : theirs
-  if (typeof cluster !== 'string' || !isValidSystemName(cluster)) return `peer ${formatNode(peer)} sent an invalid cluster name`
-  if (cluster === ours) return undefined
-  return `peer ${formatNode(peer)} belongs to cluster ${JSON.stringify(cluster)}, this node to ${JSON.stringify(ours)}: nodes of one cluster must share its name (setting clusterName, or SHOAL_CLUSTER_NAME)`
+  if (typeof theirs !== 'string' || !isValidSystemName(theirs)) return `peer ${formatNode(peer)} sent an invalid cluster name`
+  if (theirs === ours) return undefined
+  return `peer ${formatNode(peer)} belongs to cluster ${JSON.stringify(theirs)}, this node to ${JSON.stringify(ours)}: nodes of one cluster must share its name (setting clusterName, or SHOAL_CLUSTER_NAME)`
 }
 
 /** How to fix any cluster secret problem; part of every such refusal. */
@@ -132,7 +213,7 @@ export const SECRET_PROBLEM = 'cluster secret'
 /**
  * The refusal of a handshake between the dialing node `dialer` and the accepting node `acceptor`
  * over their cluster secrets, given which of them has one; undefined when both or neither have one
- * (`differ`: both have one and the proofs showed they are not the same).
+ * (`differ`: both have one and the dialer's key confirmation showed they are not the same).
  */
 function secretMismatch(dialer: ClusterNode, dialerHas: boolean, acceptor: ClusterNode, acceptorHas: boolean, differ = false): string | undefined {
   const d = `${formatNode(dialer)} (dialing)`
@@ -147,13 +228,18 @@ function fail(reason: string, byPeer = false): HandshakeDirective {
   return { type: 'failed', reason, byPeer }
 }
 
-function versionProblem(item: DecodedItem & { kind: 'preamble' }, major: number): string | undefined {
-  return item.major === major ? undefined : `protocol version mismatch: peer speaks ${item.major}.${item.minor}, this node ${major}.${PROTOCOL_MINOR}`
+function versionProblem(item: DecodedItem & { kind: 'preamble' }, major: number, minor: number): string | undefined {
+  if (item.major === major) return undefined
+  return `protocol version mismatch: peer speaks ${item.major}.${item.minor}, this node ${major}.${minor}: nodes of different major versions cannot connect, upgrade every node (and clusterd) to the same major version`
 }
 
 /** The protocol minor both sides speak: the lower of ours and the peer's. */
 function negotiated(cfg: HandshakeConfig, peerMinor: number): number {
   return Math.min(cfg.minor ?? PROTOCOL_MINOR, peerMinor)
+}
+
+function version(major: number, minor: number): string {
+  return `${major}.${minor}`
 }
 
 /** The dialing side. */
@@ -163,8 +249,11 @@ export class ClientHandshake {
   readonly #nonce: string
   #state: 'new' | 'hello-sent' | 'proof-sent' | 'done' = 'new'
   #peer: ClusterNode | undefined
-  #sawPreamble = false
+  #peerVersion: string | undefined
   #peerMinor = 0
+  #hello: Buffer = Buffer.alloc(0)
+  /** The acceptor's confirmation this side expects (empty without secrets). */
+  #expected = ''
 
   constructor(cfg: HandshakeConfig, target: { host: string; port: number }) {
     this.#cfg = cfg
@@ -174,48 +263,71 @@ export class ClientHandshake {
 
   start(): HandshakeDirective[] {
     this.#state = 'hello-sent'
-    const hello = json(FrameType.Hello, {
-      node: nodeJson(this.#cfg.self),
-      cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER,
-      target: this.#target,
-      nonce: this.#nonce,
-    })
-    return [{ type: 'send', bytes: Buffer.concat([preamble(this.#cfg.major, this.#cfg.minor), hello]) }]
+    this.#hello = Buffer.from(
+      JSON.stringify({
+        node: nodeJson(this.#cfg.self),
+        cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER,
+        target: this.#target,
+        nonce: this.#nonce,
+        auth: this.#cfg.secret ? 'cpace' : 'none',
+      }),
+    )
+    return [{ type: 'send', bytes: Buffer.concat([preamble(this.#cfg.major, this.#cfg.minor), encodeFrame(FrameType.Hello, this.#hello)]) }]
   }
 
   receive(item: DecodedItem): HandshakeDirective[] {
     if (this.#state === 'done') return []
     if (item.kind === 'preamble') {
-      this.#sawPreamble = true
+      this.#peerVersion = version(item.major, item.minor)
       this.#peerMinor = item.minor
-      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
+      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR, this.#cfg.minor ?? PROTOCOL_MINOR)
       return problem ? this.#done([fail(problem)]) : []
     }
-    if (!this.#sawPreamble) return this.#done([fail('peer sent a frame before its preamble')])
+    if (this.#peerVersion === undefined) return this.#done([fail('peer sent a frame before its preamble')])
     if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
     if (item.type === FrameType.Challenge && this.#state === 'hello-sent') return this.#challenge(item.body)
-    if (item.type === FrameType.Accept && this.#state === 'proof-sent')
-      return this.#done([{ type: 'established', peer: this.#peer!, minor: negotiated(this.#cfg, this.#peerMinor) }])
+    if (item.type === FrameType.Accept && this.#state === 'proof-sent') return this.#accept(item.body)
     return this.#done([fail(`unexpected frame type ${item.type} during handshake`)])
   }
 
   #challenge(body: Buffer): HandshakeDirective[] {
     const msg = parseBody(body)
     const peer = msg && parseNode(msg.node)
-    if (!msg || !peer || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2) {
+    const auth = parseAuth(msg?.auth)
+    if (!msg || !peer || !auth || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2) {
       return this.#done([fail('malformed challenge')])
     }
     const { secret, self } = this.#cfg
-    const foreign = clusterProblem(peer, msg.cluster, this.#cfg.clusterName ?? DEFAULT_CLUSTER)
-    if (foreign) return this.#done([{ type: 'send', bytes: reject(foreign) }, fail(foreign)])
-    const secretProblem = secretMismatch(self, Boolean(secret), peer, msg.proof !== '')
-    if (secretProblem || !proofMatches(proof(secret, 'server', this.#nonce, msg.nonce, self.uid, peer.uid), msg.proof)) {
-      const reason = secretProblem ?? secretMismatch(self, true, peer, true, true)!
-      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
-    }
+    const cluster = this.#cfg.clusterName ?? DEFAULT_CLUSTER
+    const foreign = clusterProblem(peer, msg.cluster, cluster)
+    if (foreign) return this.#refuse(foreign)
+    const missing = secretMismatch(self, Boolean(secret), peer, auth === 'cpace')
+    if (missing) return this.#refuse(missing)
     this.#peer = peer
     this.#state = 'proof-sent'
-    return [{ type: 'send', bytes: json(FrameType.Proof, { proof: proof(secret, 'client', msg.nonce, this.#nonce, self.uid, peer.uid) }) }]
+    if (!secret) return [{ type: 'send', bytes: json(FrameType.Proof, { share: '', confirm: '' }) }]
+    const cpace = new Cpace(secret, cluster, `${this.#nonce}|${msg.nonce}`, self, peer, this.#cfg.random)
+    const ownVersion = version(this.#cfg.major ?? PROTOCOL_MAJOR, this.#cfg.minor ?? PROTOCOL_MINOR)
+    const isk = cpace.sessionKey(msg.share, transcript(ownVersion, this.#peerVersion!, this.#hello, body, cpace.share))
+    if (!isk) return this.#refuse('malformed challenge: the key share is not a valid ristretto255 point')
+    this.#expected = confirmation(isk, 'acceptor')
+    return [{ type: 'send', bytes: json(FrameType.Proof, { share: cpace.share, confirm: confirmation(isk, 'dialer') }) }]
+  }
+
+  #accept(body: Buffer): HandshakeDirective[] {
+    const msg = parseBody(body)
+    const peer = this.#peer!
+    if (this.#cfg.secret && !confirms(this.#expected, msg?.confirm)) {
+      // A real acceptor with another secret refuses the dialer's confirmation first: only an
+      // impostor (or a man in the middle altering the handshake) gets here.
+      const reason = `${SECRET_PROBLEM} not proven: ${formatNode(peer)} (accepting) accepted without proving the cluster secret (an impostor, or the handshake was altered in transit): ${SECRET_FIX}`
+      return this.#done([fail(reason)])
+    }
+    return this.#done([{ type: 'established', peer, minor: negotiated(this.#cfg, this.#peerMinor) }])
+  }
+
+  #refuse(reason: string): HandshakeDirective[] {
+    return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
   }
 
   #done(ds: HandshakeDirective[]): HandshakeDirective[] {
@@ -230,8 +342,11 @@ export class ServerHandshake {
   readonly #nonce: string
   #state: 'new' | 'await-hello' | 'challenged' | 'done' = 'new'
   #peer: ClusterNode | undefined
-  #peerNonce = ''
+  #peerVersion = ''
   #peerMinor = 0
+  #cpace: Cpace | undefined
+  #hello: Buffer = Buffer.alloc(0)
+  #challengeBody: Buffer = Buffer.alloc(0)
 
   constructor(cfg: ServerHandshakeConfig) {
     this.#cfg = cfg
@@ -242,66 +357,68 @@ export class ServerHandshake {
     if (this.#state === 'done') return []
     const pre = preamble(this.#cfg.major, this.#cfg.minor)
     if (item.kind === 'preamble') {
+      this.#peerVersion = version(item.major, item.minor)
       this.#peerMinor = item.minor
-      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR)
+      const problem = versionProblem(item, this.#cfg.major ?? PROTOCOL_MAJOR, this.#cfg.minor ?? PROTOCOL_MINOR)
       if (problem) return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(problem)]) }, fail(problem)])
       this.#state = 'await-hello'
       return []
     }
     if (this.#state === 'new') return this.#done([fail('peer sent a frame before its preamble')])
     if (item.type === FrameType.Reject) return this.#done([fail(item.body.toString('utf8').slice(0, 512), true)])
-    if (item.type === FrameType.Hello && this.#state === 'await-hello') return this.#hello(item.body, pre)
+    if (item.type === FrameType.Hello && this.#state === 'await-hello') return this.#helloFrame(item.body, pre)
     if (item.type === FrameType.Proof && this.#state === 'challenged') return this.#proof(item.body)
-    const reason = `unexpected frame type ${item.type} during handshake`
-    return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    return this.#refuse(`unexpected frame type ${item.type} during handshake`)
   }
 
-  #hello(body: Buffer, pre: Buffer): HandshakeDirective[] {
+  #helloFrame(body: Buffer, pre: Buffer): HandshakeDirective[] {
     const msg = parseBody(body)
     const peer = msg && parseNode(msg.node)
     const target = msg?.target as { port?: unknown } | undefined
-    if (!msg || !peer || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2 || typeof target?.port !== 'number') {
-      const reason = 'malformed hello'
-      return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(reason)]) }, fail(reason)])
+    const auth = parseAuth(msg?.auth)
+    if (!msg || !peer || !auth || typeof msg.nonce !== 'string' || msg.nonce.length !== NONCE_BYTES * 2 || typeof target?.port !== 'number') {
+      return this.#refuse('malformed hello', pre)
     }
-    const self = this.#cfg.self
-    if (target.port !== self.endpoint.port) {
-      const reason = `hello addressed to port ${target.port}, but this node is ${formatNode(self)}`
-      return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(reason)]) }, fail(reason)])
-    }
-    const foreign = clusterProblem(peer, msg.cluster, this.#cfg.clusterName ?? DEFAULT_CLUSTER)
-    if (foreign) return this.#done([{ type: 'send', bytes: Buffer.concat([pre, reject(foreign)]) }, fail(foreign)])
+    const { self, secret } = this.#cfg
+    if (target.port !== self.endpoint.port) return this.#refuse(`hello addressed to port ${target.port}, but this node is ${formatNode(self)}`, pre)
+    const cluster = this.#cfg.clusterName ?? DEFAULT_CLUSTER
+    const foreign = clusterProblem(peer, msg.cluster, cluster)
+    if (foreign) return this.#refuse(foreign, pre)
+    const missing = secretMismatch(peer, auth === 'cpace', self, Boolean(secret))
+    if (missing) return this.#refuse(missing, pre)
     this.#peer = peer
-    this.#peerNonce = msg.nonce
+    this.#hello = body
     this.#state = 'challenged'
-    const challenge = json(FrameType.Challenge, {
-      node: nodeJson(self),
-      cluster: this.#cfg.clusterName ?? DEFAULT_CLUSTER,
-      nonce: this.#nonce,
-      proof: proof(this.#cfg.secret, 'server', msg.nonce, this.#nonce, peer.uid, self.uid),
-    })
-    return [{ type: 'send', bytes: Buffer.concat([pre, challenge]) }]
+    this.#cpace = secret && new Cpace(secret, cluster, `${msg.nonce}|${this.#nonce}`, peer, self, this.#cfg.random)
+    this.#challengeBody = Buffer.from(
+      JSON.stringify({ node: nodeJson(self), cluster, nonce: this.#nonce, auth: secret ? 'cpace' : 'none', share: this.#cpace?.share ?? '' }),
+    )
+    return [{ type: 'send', bytes: Buffer.concat([pre, encodeFrame(FrameType.Challenge, this.#challengeBody)]) }]
   }
 
   #proof(body: Buffer): HandshakeDirective[] {
     const msg = parseBody(body)
+    if (!msg) return this.#refuse('malformed proof')
     const peer = this.#peer!
-    const { secret, self } = this.#cfg
-    const expected = proof(secret, 'client', this.#nonce, this.#peerNonce, peer.uid, self.uid)
-    if (!msg || !proofMatches(expected, msg.proof)) {
-      // Only a client that ignored this node's proof gets here (a real one refuses first).
-      const claimed = typeof msg?.proof === 'string' && msg.proof !== ''
-      const reason = !msg
-        ? 'malformed proof'
-        : (secretMismatch(peer, claimed, self, Boolean(secret)) ?? (secret ? secretMismatch(peer, true, self, true, true)! : 'malformed proof'))
-      return this.#done([{ type: 'send', bytes: reject(reason) }, fail(reason)])
+    let confirm = ''
+    if (this.#cpace) {
+      const ownVersion = version(this.#cfg.major ?? PROTOCOL_MAJOR, this.#cfg.minor ?? PROTOCOL_MINOR)
+      const isk = this.#cpace.sessionKey(msg.share, transcript(this.#peerVersion, ownVersion, this.#hello, this.#challengeBody, String(msg.share)))
+      if (!isk) return this.#refuse('malformed proof: the key share is not a valid ristretto255 point')
+      // Verify the dialer's confirmation before sending anything derived from the secret.
+      if (!confirms(confirmation(isk, 'dialer'), msg.confirm)) return this.#refuse(secretMismatch(peer, true, this.#cfg.self, true, true)!)
+      confirm = confirmation(isk, 'acceptor')
     }
     const refusal = this.#cfg.admit(peer)
-    if (refusal !== undefined) return this.#done([{ type: 'send', bytes: reject(refusal) }, fail(refusal)])
+    if (refusal !== undefined) return this.#refuse(refusal)
     return this.#done([
-      { type: 'send', bytes: encodeFrame(FrameType.Accept, Buffer.alloc(0)) },
+      { type: 'send', bytes: json(FrameType.Accept, { confirm }) },
       { type: 'established', peer, minor: negotiated(this.#cfg, this.#peerMinor) },
     ])
+  }
+
+  #refuse(reason: string, pre?: Buffer): HandshakeDirective[] {
+    return this.#done([{ type: 'send', bytes: pre ? Buffer.concat([pre, reject(reason)]) : reject(reason) }, fail(reason)])
   }
 
   #done(ds: HandshakeDirective[]): HandshakeDirective[] {

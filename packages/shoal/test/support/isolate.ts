@@ -6,4 +6,4 @@
  */
 import { randomBytes } from 'node:crypto'
 
-process.env.SHOAL_SECRET = `test-${randomBytes(12).toString('hex')}`
+process.env.SHOAL_SECRET = randomBytes(32).toString('hex')

@@ -6,7 +6,7 @@
  * the real {@link ClientHandshake}, or forge one step of it, then send arbitrary bytes or frames.
  * @module
  */
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import net, { type Socket } from 'node:net'
 import {
   ClientHandshake,
@@ -18,7 +18,6 @@ import {
   encodeFrame,
   FrameDecoder,
   FrameType,
-  preamble,
   type ReplyEnvelope,
   Serialization,
 } from 'shoal/internal'
@@ -167,30 +166,27 @@ export class RawPeer {
   }
 
   /**
-   * A handshake by a peer that does not check the node's proof and answers the challenge with a
-   * proof made from `proofSecret` (an empty proof when undefined), as an attacker without the
-   * secret would. Returns the node's answer to the proof: its Accept or Reject frame (undefined if
-   * it just closed).
+   * A handshake as an attacker would run it, with `proofSecret` as its guess of the secret (none
+   * when undefined: its Hello then says it has no secret). Protocol 2's dialer proves first, so
+   * this is the real client handshake up to its Proof. Returns the node's answer after the
+   * Challenge: its Accept or Reject frame (undefined if it just closed); a node that refuses the
+   * Hello answers with the Reject right away.
    */
   async forgeProof(proofSecret: string | undefined): Promise<DecodedItem | undefined> {
-    const nonce = randomBytes(16).toString('hex')
-    const { name, host, port } = this.node.endpoint
-    const hello = { node: { name, host, port, uid: this.node.uid }, target: this.#target, nonce }
-    this.write(Buffer.concat([preamble(), encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello)))]))
-    const pre = await this.next()
-    if (pre?.kind !== 'preamble') throw new Error('raw peer: expected the node preamble')
-    const challenge = await this.next()
-    if (challenge?.kind !== 'frame' || challenge.type !== FrameType.Challenge) throw new Error('raw peer: expected a Challenge frame')
-    const parsed: unknown = JSON.parse(challenge.body.toString('utf8'))
-    const { node, nonce: serverNonce } = parsed as { node?: { uid?: unknown }; nonce?: unknown }
-    if (typeof node?.uid !== 'string' || typeof serverNonce !== 'string') throw new Error('raw peer: malformed Challenge')
-    // The client proof of the wire protocol (see wire/Handshake.ts), keyed with the forger's secret.
-    const proof =
-      proofSecret === undefined
-        ? ''
-        : createHmac('sha256', proofSecret).update(`shoal/client|${serverNonce}|${nonce}|${this.node.uid}|${node.uid}`).digest('hex')
-    this.sendFrame(FrameType.Proof, Buffer.from(JSON.stringify({ proof })))
-    return this.next()
+    const hs = new ClientHandshake(
+      { self: this.node, secret: proofSecret === undefined ? undefined : Buffer.from(proofSecret), random: randomBytes },
+      this.#target,
+    )
+    for (const d of hs.start()) if (d.type === 'send') this.write(d.bytes)
+    for (;;) {
+      const item = await this.next()
+      if (item?.kind !== 'frame' || item.type === FrameType.Challenge) {
+        if (!item) return undefined
+        for (const d of hs.receive(item)) if (d.type === 'send') this.write(d.bytes)
+        continue
+      }
+      return item
+    }
   }
 
   /** Sends a Call frame; returns its call id. */
