@@ -2,8 +2,9 @@
  * The `shoal.call` TracingChannel and the `shoal:*` diagnostics channels published by the call
  * path: both sides of a remote call, a local call, refusals, and nothing without subscribers.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
-import { type CallRefusedMessage, type CallTraceContext, ClusterSystem, DistributedActor, distributed } from 'shoal'
+import { type CallRefusedMessage, type CallTraceContext, ClusterSystem, callTracing, DistributedActor, distributed } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
 
 class Greeter extends DistributedActor {
@@ -15,6 +16,14 @@ class Greeter extends DistributedActor {
   }
   @distributed greetNow(name: string): string {
     return `hi ${name}`
+  }
+}
+
+/** Where a method runs, as a store bound to the start channel sees it. */
+const where = new AsyncLocalStorage<string>()
+class Probe extends DistributedActor {
+  @distributed async store(): Promise<string | undefined> {
+    return where.getStore()
   }
 }
 
@@ -66,6 +75,25 @@ async function start(): Promise<ClusterSystem> {
 const sides = (events: Event[], side: string): string[] => events.filter((e) => e.side === side).map((e) => `${e.event}${e.outcome ? `:${e.outcome}` : ''}`)
 
 describe('shoal.call tracing channel', () => {
+  it('a store bound to the start channel is active in the callee method and around the caller send; without one, calls still trace', async () => {
+    const a = await start()
+    const b = await start()
+    const probe = a.resolve(Probe, b.spawn(Probe).id)
+    const rec = record() // subscribers but no store: the path that publishes start without runStores
+    cleanups.push(rec.stop)
+    expect(await probe.store()).toBeUndefined()
+    expect(sides(rec.events, 'callee')).toEqual(['start', 'end', 'asyncStart:ok', 'asyncEnd:ok'])
+    const seen: string[] = []
+    callTracing.start.bindStore(where, (message) => {
+      const ctx = message as CallTraceContext
+      seen.push(ctx.side)
+      return `${ctx.side}:${ctx.method}`
+    })
+    cleanups.push(() => callTracing.start.unbindStore(where))
+    expect(await probe.store()).toBe('callee:store')
+    expect(seen).toEqual(['caller', 'callee'])
+  })
+
   it('traces both sides of a remote call, in TracingChannel order, with the outcome', async () => {
     const a = await start()
     const b = await start()

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino'
 import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
-import { type CallTraceContext, callTracing, tracingActive } from '../observability/Channels.ts'
+import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import { Deque } from '../util/Deque.ts'
 import { isThenable } from '../util/isThenable.ts'
 import type { ActorId } from './ActorId.ts'
@@ -233,9 +233,12 @@ export class ActorCell {
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      result = ctx.trace
-        ? callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
-        : callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
+      if (ctx.trace === undefined) result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
+      else if (startHasStores()) result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
+      else {
+        callTracing.start.publish(ctx.trace.ctx)
+        result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
+      }
     } catch (e) {
       ctx.trace?.dispatched()
       this.#finish(inv, ctx, false, e)
@@ -266,6 +269,9 @@ export class ActorCell {
       targetNode: this.id.node,
       local: inv.from === undefined,
       headers: inv.headers,
+      outcome: undefined,
+      result: undefined,
+      error: undefined,
     }
     return new CallTrace(ctx)
   }

@@ -215,6 +215,19 @@ export function tracingActive(): boolean {
   return start.hasSubscribers || end.hasSubscribers || asyncStart.hasSubscribers || asyncEnd.hasSubscribers || error.hasSubscribers
 }
 
+/**
+ * False only when `shoal.call`'s start channel is known to have no bound store, so a caller may
+ * `start.publish(ctx)` and call its function directly instead of `start.runStores(...)`, which
+ * allocates a closure and an argument array per call even with no store. Reads Node's internal
+ * `_stores` map of an active channel; where that is absent (an inactive channel, or a Node whose
+ * internals differ) it answers true and callers use `runStores`, which is always correct.
+ * @internal
+ */
+export function startHasStores(): boolean {
+  const stores = (start as unknown as { _stores?: { readonly size: number } })._stores
+  return stores === undefined || typeof stores.size !== 'number' || stores.size > 0
+}
+
 // ── publishers used by the actor layer and the call path ─────────────────────
 
 /** @internal */

@@ -14,7 +14,7 @@ import type { TimeoutSource } from '../actor/PendingCall.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
-import { type CallTraceContext, callTracing, tracingActive } from '../observability/Channels.ts'
+import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
 
 export interface DispatcherHost {
@@ -74,10 +74,18 @@ export class Dispatcher implements Invoker {
       targetNode: ref.id.node,
       local: route.local,
       headers: {},
+      outcome: undefined,
+      result: undefined,
+      error: undefined,
     }
     // The route sends what a start subscriber put in ctx.headers and tells the trace when the call settles.
     const trace = new CallTrace(ctx)
-    const promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, timeoutFrom, trace)
+    let promise: Promise<unknown>
+    if (startHasStores()) promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, timeoutFrom, trace)
+    else {
+      callTracing.start.publish(ctx)
+      promise = route.call(method, args, chain, timeout, timeoutFrom, trace)
+    }
     trace.dispatched()
     return promise
   }
