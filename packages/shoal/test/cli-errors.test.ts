@@ -7,10 +7,10 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
 import { ClusterSystem, ManagementServer } from 'shoal'
 import { NodeProcess, SHOAL_BIN } from 'shoal/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
+import { freePort } from './support/ports.ts'
 
 interface Run {
   code: number | null
@@ -41,18 +41,6 @@ function expectOneLineError(r: Run, prefix: string): string {
   expect(lines[0]).toMatch(new RegExp(`^${prefix}`))
   expect(r.stderr).not.toMatch(/\n\s+at /)
   return lines[0]!
-}
-
-/** A TCP port free right now (the node binds it again; --k8s needs a real port to look for). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** A 256-bit hex secret, as `shoal secret` prints. */

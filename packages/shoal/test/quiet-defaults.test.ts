@@ -4,7 +4,6 @@
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -12,6 +11,7 @@ import { pino } from 'pino'
 import { ClusterSystem } from 'shoal'
 import { eventually } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { freePort } from './support/ports.ts'
 
 const run = promisify(execFile)
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url))
@@ -26,17 +26,6 @@ async function readmeExample(): Promise<string> {
   expect(block).toContain('port: 2551')
   const [p1, p2] = [await freePort(), await freePort()]
   return block.replace('port: 2550', `port: ${p1}`).replace('port: 2551', `port: ${p2}`)
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 /** Runs the README example as its own process (in the test directory, so `shoal` resolves). */

@@ -3,26 +3,14 @@
  * per retry with an "undefined:undefined" peer), and once more when the seed becomes reachable.
  */
 import { randomBytes } from 'node:crypto'
-import { type AddressInfo, createServer } from 'node:net'
 import { pino } from 'pino'
 import { ClusterSystem } from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
+import { freePort } from './support/ports.ts'
 import { LogCapture } from './support/rawPeer.ts'
 
 /** A strong cluster secret of this file's own. */
 const SECRET = randomBytes(32).toString('hex')
-
-/** A TCP port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 describe('a seed that is not reachable', () => {
   const systems: ClusterSystem[] = []

@@ -1,0 +1,14 @@
+/** Ports for tests that must name one before anything binds it. */
+import { type AddressInfo, createServer } from 'node:net'
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now (bound, read, released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
