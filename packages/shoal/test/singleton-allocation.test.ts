@@ -27,6 +27,7 @@ const view = (self: number, members: ClusterMember[], over: Partial<AllocationVi
   hosting: false,
   listedElsewhere: [],
   fencedFor: 5000,
+  confirmed: true,
   ...over,
 })
 
@@ -49,7 +50,11 @@ describe('singleton allocation', () => {
   it('an unreachable host keeps it until downed; the successor then waits out the margin', () => {
     const unreachable = [member(1, { reachability: 'unreachable' }), member(2), member(3)]
     expect(allocate(view(2, unreachable), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
-    const downed = [member(1, { status: 'down', reachability: 'unreachable' }), member(2), member(3)]
+    // Down but not yet removed: some reachable member may not have seen the down, and confirm the old host.
+    const down = [member(1, { status: 'down', reachability: 'unreachable' }), member(2), member(3)]
+    expect(allocate(view(2, down, { now: 1e9 }), settings)).toEqual({ kind: 'wait', reason: 'margin' })
+    // Removed (everyone reachable saw the down): the margin runs from when this node saw the removal.
+    const downed = [member(1, { status: 'removed', reachability: 'unreachable' }), member(2), member(3)]
     const downSince = new Map([[uid(1), 9000]])
     expect(allocate(view(2, downed, { downSince }), settings)).toEqual({ kind: 'wait', reason: 'margin', until: 12_000 })
     expect(allocate(view(2, downed, { downSince, now: 12_000 }), settings)).toEqual({ kind: 'host' })
@@ -97,14 +102,23 @@ describe('singleton allocation', () => {
     expect(allocate(view(3, ms, { leader: undefined }), { ...settings, strategy: leaderMember })).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
   })
 
-  it('the down tracker: a graceful leave gets no margin, a down or an unexplained removal does', () => {
+  it('the down tracker: a graceful leave gets no margin; a downed member counts from its removal', () => {
     const t = new DownTracker()
     t.observe([member(1, { status: 'leaving' }), member(2), member(3)], 1)
     t.observe([member(1, { status: 'removed' }), member(2, { status: 'down' }), member(3, { status: 'removed' })], 2)
     expect(t.since.has(uid(1))).toBe(false) // left: it stopped its instance before exiting
-    expect(t.since.get(uid(2))).toBe(2)
+    expect(t.since.has(uid(2))).toBe(false) // down, not yet removed: allocate waits without a deadline
     expect(t.since.get(uid(3))).toBe(2) // removed without being seen leaving: may have crashed
     t.observe([member(2, { status: 'removed' })], 9)
-    expect(t.since.get(uid(2))).toBe(2) // the first sighting counts
+    expect(t.since.get(uid(2))).toBe(9)
+    t.observe([member(2, { status: 'removed' })], 12)
+    expect(t.since.get(uid(2))).toBe(9) // the first sighting counts
+  })
+
+  it('a node its side does not confirm neither hosts nor forwards, whatever its own view says', () => {
+    const ms = [member(1), member(2), member(3)]
+    expect(allocate(view(1, ms, { confirmed: false }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    expect(allocate(view(1, ms, { confirmed: false, hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    expect(allocate(view(2, ms, { confirmed: false }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
   })
 })

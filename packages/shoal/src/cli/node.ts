@@ -1,8 +1,8 @@
 /**
  * `shoal node` and `shoal clusterd`: run a cluster node (or the rendezvous daemon) as a process.
  * Logs go to stdout: pretty on a terminal, JSON lines otherwise. SIGTERM or SIGINT leaves the
- * cluster gracefully and exits 0; a node that is marked down shuts down and exits 1, so a
- * supervisor restarts it with a new incarnation.
+ * cluster gracefully and exits 0; every other stop exits 1 (marked down, or removed without having
+ * left), so a supervisor restarts it with a new incarnation.
  * @module
  */
 import { readFileSync } from 'node:fs'
@@ -171,7 +171,7 @@ function normalizeOptional(argv: string[], flag: string): string[] {
   return out
 }
 
-/** Runs `shoal node`: starts the node, waits until it stops; 0 after a leave, 1 when downed. */
+/** Runs `shoal node`: starts the node, waits until it stops; 0 after a leave the operator asked for, 1 otherwise. */
 export async function nodeCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: normalizeOptional(argv, '--clusterd'),
@@ -290,10 +290,11 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   await system.terminated
   await management?.close()
   await store?.close()
-  // Exit 1 when downed (a supervisor should restart it with a new incarnation), 0 after a leave.
-  const downed = system.cluster.status === 'down'
+  // 0 only after a leave the operator asked for; 1 for every stop the cluster caused (downed, or
+  // removed without leaving after missing its down during a partition): a supervisor restarts it.
+  const downed = system.cluster.downed
   log.info({ downed, status: system.cluster.status }, 'node stopped')
-  return downed ? 1 : 0
+  return leaving !== undefined && !downed ? 0 : 1
 }
 
 /**

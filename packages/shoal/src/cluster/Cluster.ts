@@ -10,6 +10,7 @@
 import type { Logger } from 'pino'
 import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
+import { controlTarget } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import { ClusterdDiscovery, clusterdAddress } from '../discovery/Clusterd.ts'
 import { type DiscoveredEndpoint, type DiscoveryProvider, StaticDiscovery } from '../discovery/Discovery.ts'
@@ -18,10 +19,20 @@ import { memberChangeChannel, memberReachabilityChannel } from '../observability
 import { type MembershipChange, parseAddress, type SwimMember } from '../swim/SwimMember.ts'
 import type { SwimStatus } from '../swim/SwimNode.ts'
 import { EventStream } from '../util/EventStream.ts'
-import { type DowningStrategy, downingFromName, keepMajority } from './Downing.ts'
+import { confirmedUntil, type DowningStrategy, downingFromName, keepMajority, resolveIndirect } from './Downing.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip } from './GossipCodec.ts'
+import { DEFAULT_HEARTBEAT, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
+import { decodeHeartbeat, decodeObservations, encodeHeartbeatAnswer, encodeHeartbeatRequest, encodeObservations } from './HeartbeatCodec.ts'
 import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
+import {
+  mergeObservations,
+  type ObservationTable,
+  observe,
+  observersOf,
+  pruneObservations,
+  unreachabilityEdges,
+} from './Reachability.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
@@ -55,6 +66,13 @@ export interface ClusterSettings {
    * they find each other). Default 2000. A node with nowhere to join is up at once.
    */
   readonly selfJoinAfter?: number
+  /**
+   * Heartbeats over each member's TCP connection (`{ interval: 500, stallAfter: 3000 }`, ms): a
+   * member whose answers stop while SWIM still sees it alive is directly unreachable from here
+   * (recorded per observer, see docs/cluster.md) and its connection is replaced. Answers also
+   * confirm this node's membership to the hosts of singletons and shards.
+   */
+  readonly heartbeat?: Partial<HeartbeatSettings>
 }
 
 /** What the cluster looks like from this node. */
@@ -76,6 +94,11 @@ export interface ClusterHost extends ControlChannel {
   readonly node: ClusterNode
   readonly log: Logger
   tombstoneNode(node: ClusterNode): void
+  /**
+   * Drops the connection to a node whose heartbeats stalled and dials afresh on the next send,
+   * skipping reconnect backoff; with `keepConnection`, only skips the backoff.
+   */
+  replaceConnection(node: ClusterNode, reason: string, keepConnection?: boolean): void
   shutdown(): Promise<void>
 }
 
@@ -110,6 +133,8 @@ export class Cluster {
   #leader: string | undefined
   #viewChangedAt = Date.now()
   #stopped = false
+  /** The cluster, not this node, ended its membership (see `downed`). */
+  #downedByCluster = false
   /** `stop()` is downing this node itself (a shutdown), not the cluster. */
   #stopping = false
   #leaving: Promise<void> | undefined
@@ -117,6 +142,14 @@ export class Cluster {
   /** Every provider answered and none listed anyone but this node: no reason to wait. */
   #foundNoOne = false
   readonly #answered = new Map<DiscoveryProvider, boolean>()
+  readonly #beats: Heartbeats
+  /** Direct unreachability observed by every member, this one included (Reachability.ts). */
+  #observations: ObservationTable = new Map()
+  /** The indirect-unreachability edges among members SWIM sees alive, as a key, and since when (SWIM clock). */
+  #edgesKey = ''
+  #edgesChangedAt = 0
+  /** When the connection to each stalled member was last replaced (SWIM clock). */
+  readonly #replacedAt = new Map<string, number>()
 
   constructor(host: ClusterHost, swim: SwimMember, settings: ClusterSettings) {
     this.self = host.node
@@ -133,6 +166,7 @@ export class Cluster {
     const seeds = (settings.seeds ?? []).map(parseAddress)
     const clusterd = settings.clusterd === undefined ? [] : [new ClusterdDiscovery(host, host.node, clusterdAddress(settings.clusterd))]
     this.#providers = [...(seeds.length > 0 ? [new StaticDiscovery(seeds)] : []), ...clusterd, ...(settings.discovery ?? [])]
+    this.#beats = new Heartbeats({ ...DEFAULT_HEARTBEAT, ...settings.heartbeat })
   }
 
   /** Starts gossiping, joins the seeds and starts discovery. Called by ClusterSystem. */
@@ -140,6 +174,8 @@ export class Cluster {
     const me: Member = { node: this.self, status: 'joining', upNumber: 0, roles: [...(this.#settings.roles ?? [])] }
     this.#commit(updateMember(this.#gossip, this.self.uid, me))
     this.#host.onControl(ControlKind.Gossip, (from, body) => this.#onGossip(from, body))
+    this.#host.onControl(ControlKind.Heartbeat, (from, body) => this.#onHeartbeat(from, body))
+    this.#host.onControl(ControlKind.Reachability, (from, body) => this.#onObservations(from, body))
     this.#swim.subscribe((c) => this.#onSwim(c))
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms)
@@ -166,6 +202,15 @@ export class Cluster {
     const self = members.find((m) => m.node.uid === this.self.uid)!
     const leader = this.#leader === undefined ? undefined : members.find((m) => m.node.uid === this.#leader)
     return { self, leader, members }
+  }
+
+  /**
+   * True once the cluster has ended this node's membership: marked down (by the downing strategy,
+   * an operator, or a peer that refused it as down) or removed without having left. A supervisor
+   * should restart such a node (`shoal node` exits 1); false after a graceful leave or a plain stop.
+   */
+  get downed(): boolean {
+    return this.#downedByCluster
   }
 
   /** Status of this node. */
@@ -358,7 +403,10 @@ export class Cluster {
     for (const c of changes) this.#onStatus(c.member, c.previous)
     this.#replaceRestarted(changes.map((c) => c.member))
     this.#updateLeader()
-    if (changes.length > 0) this.#viewChangedAt = Date.now()
+    if (changes.length > 0) {
+      this.#viewChangedAt = Date.now()
+      this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
+    }
     this.#runLeaderActions()
     // Members just marked down or removed are no longer gossip targets: tell them once, so a downed
     // node learns its fate (and shuts down) and a leaving one learns it is done.
@@ -391,6 +439,7 @@ export class Cluster {
   #downed(): void {
     if (this.#stopped) return
     if (this.#stopping) return this.#log.info('stopping without a graceful leave: marked this node down so peers remove it at once')
+    this.#downedByCluster = true
     const action = this.#settings.onDown ?? 'shutdown'
     this.#log.warn({ action }, 'this node was marked down')
     // A moment first, so the gossip that tells the rest of our side goes out before we close.
@@ -461,10 +510,13 @@ export class Cluster {
     const unseen = others.filter((m) => !this.#gossip.seen.has(m.node.uid))
     const [target] = pick(unseen.length > 0 ? unseen : others, 1)
     if (target) this.#sendTo(target.node)
+    // Observations too (anti-entropy: a record pushed on change may have been lost with a connection).
+    if (target && this.#observations.size > 0) this.#sendObservations([target])
   }
 
   #tick(): void {
     if (this.#stopped) return
+    this.#heartbeatTick()
     this.#forgetRemoved()
     // SWIM coming to know a member changes who is reachable without an event of its own.
     this.#updateLeader()
@@ -557,7 +609,7 @@ export class Cluster {
   #runDowning(): void {
     if (this.#leader !== this.self.uid) return
     const present = [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
-    if (present.every((m) => this.#reachable(m.node.uid))) return
+    if (present.every((m) => this.#reachable(m.node.uid))) return this.#runIndirectDowning()
     const now = Date.now()
     const stableFor = now - this.#viewChangedAt
     if (stableFor < this.downing.stableAfter) return
@@ -597,6 +649,183 @@ export class Cluster {
     })
     const downs = this.downing.decide({ self: this.self.uid, members: pessimistic, stableFor, unreachableFor })
     return !downs.includes(this.self.uid)
+  }
+
+  /**
+   * A partition that is not clean: SWIM sees everyone alive (indirect probes through a member that
+   * reaches both sides), yet some members observe others directly unreachable. Once those
+   * observations have been stable for `stableAfter`, the leader downs the indirectly connected
+   * members (`resolveIndirect`, Downing.ts) and the strategy decides for the rest.
+   */
+  #runIndirectDowning(): void {
+    this.#noteEdges() // SWIM's view changes which edges count without an observation arriving
+    const edges = this.#edges()
+    if (edges.length === 0) return
+    const stableFor = this.#swim.instance.now() - this.#edgesChangedAt
+    if (stableFor < this.downing.stableAfter) return
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)
+    const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
+    if (toDown.length === 0) return
+    this.#log.warn(
+      { strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)), observed: edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
+      'downing indirectly connected members',
+    )
+    let g = this.#gossip
+    for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
+    this.#commit(g)
+  }
+
+  // ── heartbeats and per-observer reachability ────────────────────────────────
+
+  /** Sends due heartbeats; a member whose answers stalled is observed unreachable and its connection replaced. */
+  #heartbeatTick(): void {
+    const targets = this.#present().filter((m) => m.node.uid !== this.self.uid)
+    const now = this.#swim.instance.now()
+    const { send, stalled } = this.#beats.tick(now, targets.map((m) => m.node.uid))
+    for (const { uid, seq } of send) {
+      const m = this.#gossip.members.get(uid)!
+      // A stalled peer: dial again without backoff, so a healed link is used at once; and replace a
+      // connection made since the stall that has not answered either (it may sit in retransmission).
+      if (this.#beats.isStalled(uid)) {
+        const replaced = this.#replacedAt.get(uid) ?? 0
+        const again = now - replaced >= this.#beats.settings.stallAfter
+        if (again) this.#replacedAt.set(uid, now)
+        this.#host.replaceConnection(m.node, 'heartbeats stalled', !again)
+      }
+      try {
+        this.#host.sendControl(controlTarget(m.node), ControlKind.Heartbeat, encodeHeartbeatRequest(seq))
+      } catch {
+        // unreachable right now (a dial failed and backs off): the missing answer says so
+      }
+    }
+    if (stalled.length === 0) return
+    for (const uid of stalled) {
+      const m = this.#gossip.members.get(uid)
+      if (!m) continue
+      this.#log.info({ member: formatNode(m.node), stallAfter: this.#beats.settings.stallAfter }, 'heartbeats to member stalled: replacing its connection')
+      this.#replacedAt.set(uid, now)
+      this.#host.replaceConnection(m.node, 'heartbeats stalled')
+    }
+    this.#observeStalls()
+  }
+
+  #onHeartbeat(from: ClusterNode, body: Buffer): void {
+    if (this.#stopped) return
+    let msg
+    try {
+      msg = decodeHeartbeat(body)
+    } catch (e) {
+      this.#log.warn({ from: formatNode(from), err: (e as Error).message }, 'malformed heartbeat dropped')
+      return
+    }
+    if (msg.kind === 'request') {
+      const m = this.#gossip.members.get(from.uid)
+      const reachable = this.#reachable(from.uid) && !this.#beats.isStalled(from.uid)
+      try {
+        this.#host.sendControl(controlTarget(from), ControlKind.Heartbeat, encodeHeartbeatAnswer({ seq: msg.seq, status: m?.status, reachable }))
+      } catch {
+        // the requester misses this answer, as it would a lost one
+      }
+      return
+    }
+    if (this.#beats.answer(from.uid, msg)) {
+      this.#replacedAt.delete(from.uid)
+      this.#log.info({ member: formatNode(from) }, 'heartbeats to member answered again')
+      this.#observeStalls()
+    }
+    // A member of the side that decided says this node is gone: the news that travels fastest.
+    if (msg.status === 'down' || msg.status === 'removed') this.learnedDown(`${formatNode(from)} answers that this node is ${msg.status}`)
+  }
+
+  /** Publishes this node's own observations when they changed. */
+  #observeStalls(): void {
+    const next = observe(this.#observations, this.self.uid, this.#beats.stalled())
+    if (next === this.#observations) return
+    this.#observations = next
+    this.#noteEdges()
+    this.#sendObservations(this.#present().filter((m) => m.node.uid !== this.self.uid))
+  }
+
+  #onObservations(from: ClusterNode, body: Buffer): void {
+    if (this.#stopped) return
+    let table
+    try {
+      table = decodeObservations(body)
+    } catch (e) {
+      this.#log.warn({ from: formatNode(from), err: (e as Error).message }, 'malformed reachability observations dropped')
+      return
+    }
+    const merged = mergeObservations(this.#observations, table, this.self.uid, (uid) => this.#isPresentMember(uid))
+    if (merged === this.#observations) return
+    this.#observations = merged
+    this.#noteEdges()
+    // Pass it on: the observer's own links to the leader may be the cut ones.
+    this.#sendObservations(this.#present().filter((m) => m.node.uid !== this.self.uid && m.node.uid !== from.uid))
+  }
+
+  #sendObservations(to: readonly Member[]): void {
+    if (to.length === 0) return
+    const bytes = encodeObservations(this.#observations)
+    for (const m of to) {
+      try {
+        this.#host.sendControl(controlTarget(m.node), ControlKind.Reachability, bytes)
+      } catch {
+        // the periodic gossip tick sends the table again
+      }
+    }
+  }
+
+  /** Observer → subject edges among present members SWIM sees alive (the clean path handles the rest). */
+  #edges(): Array<readonly [string, string]> {
+    return unreachabilityEdges(this.#observations, (uid) => this.#isPresentMember(uid) && this.#reachable(uid))
+  }
+
+  #noteEdges(): void {
+    const key = this.#edges()
+      .map(([o, sub]) => `${o}>${sub}`)
+      .join(',')
+    if (key === this.#edgesKey) return
+    this.#edgesKey = key
+    this.#edgesChangedAt = this.#swim.instance.now()
+    if (key !== '') this.#log.info({ observed: this.#edges().map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) }, 'members observe others directly unreachable')
+  }
+
+  #isPresentMember(uid: string): boolean {
+    const m = this.#gossip.members.get(uid)
+    return m !== undefined && isPresent(m.status)
+  }
+
+  #name(uid: string): string {
+    const m = this.#gossip.members.get(uid)
+    return m ? formatNode(m.node) : uid
+  }
+
+  /**
+   * Until when (on {@link now}'s clock) this node's side is confirmed by heartbeat answers no older
+   * than `window` ms: see `confirmedUntil` in Downing.ts. Members that never answer heartbeats (an
+   * older version) count as confirming while SWIM reaches them. `notBefore`: ignore confirmations
+   * of heartbeats sent before it (a host that fenced must hear afresh). For hosts of singletons and
+   * shards; +Infinity with a strategy that never downs a side (none, timeout).
+   */
+  confirmedUntil(window: number, notBefore = Number.NEGATIVE_INFINITY): number {
+    const now = this.now()
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    return confirmedUntil(
+      this.self.uid,
+      members,
+      (uid) => {
+        const at = this.#beats.answers(uid) ? this.#beats.confirmedAt(uid) : this.#reachable(uid) ? now : undefined
+        return at !== undefined && at >= notBefore ? at : undefined
+      },
+      this.downing,
+      window,
+    )
+  }
+
+  /** The cluster's monotonic clock (ms): SWIM's, the one heartbeats and `confirmedUntil` use. */
+  now(): number {
+    return this.#swim.instance.now()
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────
@@ -661,7 +890,8 @@ export class Cluster {
 
   #view(m: Member): ClusterMember {
     const reachability: Reachability = this.#unreachableSince.has(m.node.uid) ? 'unreachable' : 'reachable'
-    return { ...m, reachability }
+    const observers = observersOf(this.#observations, m.node.uid)
+    return observers.length === 0 ? { ...m, reachability } : { ...m, reachability, observedBy: observers.map((uid) => this.#name(uid)) }
   }
 
   #emit(e: ClusterEvent): void {

@@ -142,3 +142,88 @@ export function downingFromName(spec: string, stableAfter?: number): DowningStra
       throw new ConfigError(`Unknown downing strategy "${spec}": use keep-majority, static-quorum:N, keep-oldest, down-all, timeout[:ms] or none.`)
   }
 }
+
+/**
+ * The members to down so that no direct unreachability is left among the rest: Akka's "indirectly
+ * connected" members, chosen minimally rather than all of them. `edges` are observer → subject
+ * pairs (see `Reachability.ts`) among members that SWIM still sees alive, so the partition is not
+ * clean: some members reach each other only through others.
+ *
+ * Greedy and deterministic, so every leader decides alike: while an edge is left, remove the member
+ * on the most edges (an edge seen from both ends counts once); ties go against the youngest member
+ * (highest up-number, joining members youngest of all), then the highest address. A bridge
+ * partition {A,B}×{D,E} with C reaching everyone downs the younger pair and keeps three.
+ */
+export function indirectlyConnected(members: readonly ClusterMember[], edges: ReadonlyArray<readonly [string, string]>): string[] {
+  const byUid = new Map(members.map((m) => [m.node.uid, m]))
+  let pairs = [...new Set(edges.filter(([a, b]) => a !== b && byUid.has(a) && byUid.has(b)).map(([a, b]) => (a < b ? `${a} ${b}` : `${b} ${a}`)))].map(
+    (p) => p.split(' ') as [string, string],
+  )
+  const out: string[] = []
+  const age = (m: ClusterMember): number => (m.upNumber === 0 ? Number.POSITIVE_INFINITY : m.upNumber)
+  while (pairs.length > 0) {
+    const degree = new Map<string, number>()
+    for (const [a, b] of pairs) {
+      degree.set(a, (degree.get(a) ?? 0) + 1)
+      degree.set(b, (degree.get(b) ?? 0) + 1)
+    }
+    const [worst] = [...degree.keys()].sort((x, y) => {
+      const mx = byUid.get(x)!
+      const my = byUid.get(y)!
+      return degree.get(y)! - degree.get(x)! || age(my) - age(mx) || compareAddress(my.node, mx.node)
+    })
+    out.push(worst!)
+    pairs = pairs.filter(([a, b]) => a !== worst && b !== worst)
+  }
+  return out
+}
+
+/**
+ * What the leader downs for a partition that is not clean: the {@link indirectlyConnected}
+ * members, counted as unreachable, and then what `strategy` decides for the rest (if the rest would
+ * be downed too, say a minority under keep-majority, everyone goes). Nothing when the strategy
+ * would not act (`none`; `timeout` acts on SWIM's unreachability only).
+ */
+export function resolveIndirect(view: DowningView, edges: ReadonlyArray<readonly [string, string]>, strategy: DowningStrategy): string[] {
+  const live = view.members.filter((m) => m.status !== 'down' && m.status !== 'removed')
+  const cut = new Set(indirectlyConnected(live, edges))
+  if (cut.size === 0) return []
+  const members = view.members.map((m): ClusterMember => (cut.has(m.node.uid) ? { ...m, reachability: 'unreachable' } : m))
+  const decision = strategy.decide({ ...view, members })
+  return decision.length === 0 ? [] : [...new Set([...cut, ...decision])]
+}
+
+/**
+ * Until when this node's side is confirmed: the latest time `t` such that the members whose
+ * confirmation (see `Heartbeat.ts`) is no older than `t - window` would, with this node, still stay
+ * under `strategy` if every other member were on the other side. `confirmedAt(uid)` is the send time
+ * of the newest confirming heartbeat (undefined: none). -Infinity if no set of confirmations does.
+ *
+ * A host (a singleton instance, a shard) serves only before this time: the downing that starts its
+ * successor needs a side that has not confirmed it, so once confirmations stop, the host stops
+ * within `window`, which the successor's margin exceeds (docs/singleton.md has the argument).
+ */
+export function confirmedUntil(
+  self: string,
+  members: readonly ClusterMember[],
+  confirmedAt: (uid: string) => number | undefined,
+  strategy: DowningStrategy,
+  window: number,
+): number {
+  const others = members
+    .filter((m) => m.node.uid !== self)
+    .map((m) => ({ m, at: confirmedAt(m.node.uid) }))
+    .filter((x): x is { m: ClusterMember; at: number } => x.at !== undefined)
+    .sort((a, b) => b.at - a.at)
+  const staysWith = (confirmed: ReadonlySet<string>): boolean => {
+    const view = members.map((m): ClusterMember => ({ ...m, reachability: m.node.uid === self || confirmed.has(m.node.uid) ? 'reachable' : 'unreachable' }))
+    return !strategy.decide({ self, members: view, stableFor: Number.POSITIVE_INFINITY, unreachableFor: new Map() }).includes(self)
+  }
+  const confirmed = new Set<string>()
+  if (staysWith(confirmed)) return Number.POSITIVE_INFINITY
+  for (const { m, at } of others) {
+    confirmed.add(m.node.uid)
+    if (staysWith(confirmed)) return at + window
+  }
+  return Number.NEGATIVE_INFINITY
+}

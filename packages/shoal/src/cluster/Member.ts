@@ -33,6 +33,11 @@ export interface Member {
 /** A member as seen from one node: with its reachability from there. */
 export interface ClusterMember extends Member {
   readonly reachability: Reachability
+  /**
+   * Members (`name@host:port#uid`) whose heartbeats to this one stalled: direct unreachability,
+   * which SWIM's indirect probes can hide (a bridge partition). Absent when nobody observes it.
+   */
+  readonly observedBy?: readonly string[]
 }
 
 /** The later of two statuses. */

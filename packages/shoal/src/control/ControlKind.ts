@@ -18,6 +18,10 @@ export const ControlKind = {
   Receptionist: 4,
   /** Lifecycle watch system messages (`watch/WatchCodec.ts`). */
   Watch: 5,
+  /** Cluster heartbeats: stall detection and confirmations (`cluster/HeartbeatCodec.ts`). */
+  Heartbeat: 6,
+  /** Per-observer reachability observations (`cluster/HeartbeatCodec.ts`). */
+  Reachability: 7,
 } as const
 
 /** One of the kinds in {@link ControlKind}. */

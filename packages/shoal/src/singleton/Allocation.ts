@@ -14,9 +14,14 @@
  * 3. **Hand-over and margin.** If the target is this node, it still waits while another instance
  *    may be running: a `leaving` member (it passivates its instance before becoming `exiting`),
  *    any other node that still lists an instance (a previous target, with any strategy: the
- *    leader moves when the host is merely unreachable), or a member downed less than `margin` ago
- *    (its side needs that long to notice it is down and stop; the reference's leader-based
- *    allocation has no such wait, so two instances can briefly coexist).
+ *    leader moves when the host is merely unreachable), a member `down` but not yet `removed` (the
+ *    leader removes it once every reachable member has seen the down, so none of them confirms it
+ *    any more), or one removed less than `margin` ago (a host stops serving within its confirmation
+ *    window once confirmations stop, and the margin exceeds that window; the reference's
+ *    leader-based allocation has no such wait, so two instances can briefly coexist).
+ * 4. **Confirmed.** A node hosts (and forwards) only while members confirm its membership recently
+ *    enough to form a side that stays (`confirmed`, see `confirmedUntil` in cluster/Downing.ts);
+ *    otherwise it is fenced like in rule 1, whatever its own view of reachability says.
  * @module
  */
 import type { DowningStrategy } from '../cluster/Downing.ts'
@@ -51,7 +56,7 @@ export interface AllocationView {
   readonly self: string
   readonly members: readonly ClusterMember[]
   readonly leader: string | undefined
-  /** When this node first saw each member `down` or `removed` (uid → ms), for the margin. */
+  /** When this node first saw each downed member `removed` (uid → ms), for the margin. */
   readonly downSince: ReadonlyMap<string, number>
   readonly now: number
   /** This node runs the instance now (rule 3 is about starting one, not keeping it). */
@@ -60,6 +65,8 @@ export interface AllocationView {
   readonly listedElsewhere: readonly string[]
   /** How long `wouldBeDowned` has been true without a break, ms (0 if it is false now). */
   readonly fencedFor: number
+  /** Heartbeat answers confirm this node's side now (always true outside a cluster). */
+  readonly confirmed: boolean
 }
 
 /** The allocation settings of one singleton. */
@@ -68,7 +75,7 @@ export interface AllocationSettings {
   readonly strategy: AllocationStrategy
   /** The cluster's downing strategy, for fencing; undefined disables fencing. */
   readonly downing: DowningStrategy | undefined
-  /** How long after a down before a successor may start, ms. */
+  /** How long after a downed member is removed before a successor may start, ms. */
   readonly margin: number
   /** How long this side must look doomed before a host fences, ms (well below stableAfter + margin). */
   readonly fenceAfter: number
@@ -78,11 +85,16 @@ export interface AllocationSettings {
 export type Allocation =
   | { readonly kind: 'host' }
   | { readonly kind: 'remote'; readonly host: ClusterMember }
-  | { readonly kind: 'wait'; readonly reason: 'fenced' | 'no-candidate' | 'hand-over' | 'instance-elsewhere' | 'margin'; readonly until?: number }
+  | {
+      readonly kind: 'wait'
+      readonly reason: 'fenced' | 'no-candidate' | 'hand-over' | 'instance-elsewhere' | 'margin' | 'unconfirmed'
+      readonly until?: number
+    }
 
 /** Decides per the module comment. */
 export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
   if (selfDown(view) || (s.downing && view.fencedFor >= s.fenceAfter && wouldBeDowned(view, s.downing))) return { kind: 'wait', reason: 'fenced' }
+  if (!view.confirmed) return { kind: 'wait', reason: 'unconfirmed' }
   const withRole = view.members.filter((m) => s.role === undefined || m.roles.includes(s.role))
   const target = s.strategy.target(
     withRole.filter((m) => m.status === 'up'),
@@ -94,6 +106,7 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   const others = withRole.filter((m) => m.node.uid !== view.self)
   if (others.some((m) => m.status === 'leaving')) return { kind: 'wait', reason: 'hand-over' }
   if (view.listedElsewhere.some((uid) => uid !== view.self)) return { kind: 'wait', reason: 'instance-elsewhere' }
+  if (others.some((m) => m.status === 'down')) return { kind: 'wait', reason: 'margin' }
   let until = 0
   for (const m of others) {
     const since = view.downSince.get(m.node.uid)
@@ -103,7 +116,7 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
 }
 
 /**
- * When this node first learned each member was downed, for the margin. A member that left
+ * When this node first saw each downed member removed, for the margin. A member that left
  * gracefully (seen leaving or exiting, then removed) gets no margin: it stopped its instance before
  * exiting. One seen removed without that history counts as downed (it may have crashed).
  */
@@ -117,7 +130,7 @@ export class DownTracker {
       const before = this.#last.get(uid)
       this.#last.set(uid, m.status)
       if (this.since.has(uid)) continue
-      if (m.status === 'down' || (m.status === 'removed' && before !== 'leaving' && before !== 'exiting' && before !== 'removed')) this.since.set(uid, now)
+      if (m.status === 'removed' && before !== 'leaving' && before !== 'exiting' && before !== 'removed') this.since.set(uid, now)
     }
   }
 

@@ -49,6 +49,8 @@ export interface ManagerSettings extends AllocationSettings {
   readonly bufferSize: number
   readonly allocationTimeout: number
   readonly passivateTimeout: number
+  /** How long a heartbeat confirmation counts, ms (below `margin`: see Allocation.ts rule 3). */
+  readonly confirmWindow: number
   /** Optional: the instance runs only while its host holds lease `singleton/<name>` in `store`. */
   readonly lease?: { readonly store: LeaseStore; readonly ttl: number }
 }
@@ -185,7 +187,7 @@ export class SingletonManager {
       else if (this.#phase === 'idle') this.#start()
       this.#target = this.#phase === 'running' ? this.#instance : undefined
     } else {
-      if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && a.reason === 'fenced')
+      if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && (a.reason === 'fenced' || a.reason === 'unconfirmed'))
       this.#target = a.kind === 'remote' && a.host.reachability === 'reachable' ? this.#instanceOn(a.host.node.uid) : undefined
     }
     this.#flush()
@@ -223,7 +225,7 @@ export class SingletonManager {
     if (!doomed) this.#doomedSince = undefined
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
-    return allocate(
+    const a = allocate(
       {
         self: system.node.uid,
         members,
@@ -233,9 +235,66 @@ export class SingletonManager {
         hosting: this.#phase !== 'idle' && this.#phase !== 'acquiring',
         listedElsewhere,
         fencedFor,
+        confirmed: this.#confirmed(),
       },
       this.#settings,
     )
+    // A fence: confirmations from before it no longer count, the node must hear afresh.
+    if (a.kind === 'wait' && a.reason === 'fenced') this.#unconfirmedSince(system.cluster.now())
+    return a
+  }
+
+  // ── confirmation ────────────────────────────────────────────────────────────
+
+  /** Until when (cluster clock) heartbeat answers confirm this node's side; recomputed once it passes. */
+  #confirmedUntil = Number.NEGATIVE_INFINITY
+  /** Confirmations of heartbeats sent before this (cluster clock) do not count: set at a lapse or fence. */
+  #notBefore = Number.NEGATIVE_INFINITY
+  #wasConfirmed = true
+
+  /**
+   * Whether members confirm this node's side within the confirmation window (see
+   * `confirmedUntil` in cluster/Downing.ts). Checked as each call to the instance starts and before
+   * starting one. Once it lapses, only confirmations of heartbeats sent after the lapse count.
+   */
+  #confirmed(): boolean {
+    const system = this.#system
+    if (!system.clustered) return true
+    const cluster = system.cluster
+    const now = cluster.now()
+    if (now < this.#confirmedUntil) return true
+    this.#confirmedUntil = cluster.confirmedUntil(this.#settings.confirmWindow, this.#notBefore)
+    if (now < this.#confirmedUntil) {
+      if (!this.#wasConfirmed) this.#log.info({ event: 'confirmed' }, 'singleton host confirmed again by its side')
+      this.#wasConfirmed = true
+      return true
+    }
+    this.#unconfirmedSince(now)
+    return false
+  }
+
+  #unconfirmedSince(now: number): void {
+    if (!this.#wasConfirmed) return
+    this.#wasConfirmed = false
+    this.#notBefore = now
+    this.#confirmedUntil = Number.NEGATIVE_INFINITY
+    if (this.#instance)
+      this.#log.warn(
+        { event: 'unconfirmed', windowMs: this.#settings.confirmWindow },
+        'singleton host not confirmed by a side that stays: refusing calls until members confirm it again',
+      )
+  }
+
+  /**
+   * Checked as each call to the instance starts: a reason refuses it (as not delivered, and the
+   * cell takes no more calls), and the instance is stopped and replaced once confirmed again.
+   */
+  #callGuard(): string | undefined {
+    if (!this.#confirmed()) {
+      queueMicrotask(() => this.evaluate())
+      return `the host of singleton ${this.name} is not confirmed by a side of the cluster that stays`
+    }
+    return this.#lease ? this.#leaseGuard(this.#lease) : undefined
   }
 
   #instanceOn(uid: string): ActorRef<unknown> | undefined {
@@ -270,6 +329,7 @@ export class SingletonManager {
     }
     this.#instance = ref
     this.#phase = 'running'
+    this.#ctx.actors.guard(ref.id, () => this.#callGuard())
     this.activations++
     this.#log.info({ event: 'activated', instance: ref.id.toString() }, 'singleton activated')
     this.#system.receptionist.checkIn(ref as ActorRef<DistributedActor>, this.#key)
@@ -298,9 +358,7 @@ export class SingletonManager {
         this.#leaseHolderLogged = undefined
         if (this.#stopped || this.#allocation.kind !== 'host' || !lease.valid()) return void lease.release()
         this.#start()
-        const instance = this.#instance
-        if (!instance) return void lease.release()
-        this.#ctx.actors.guard(instance.id, () => this.#leaseGuard(lease))
+        if (!this.#instance) return void lease.release()
         this.evaluate()
       },
       (err: unknown) => {
@@ -486,6 +544,7 @@ export class SingletonManager {
     if (a.kind === 'host') return 'this node is starting it'
     return {
       fenced: 'this node is on the side of a partition the downing strategy would down',
+      unconfirmed: 'members do not confirm this node recently enough to form a side that stays (partitioned, or just back from one)',
       'no-candidate': `no up member${this.#settings.role ? ` with role "${this.#settings.role}"` : ''} to host it`,
       'hand-over': 'waiting for the previous host to finish leaving',
       'instance-elsewhere': 'another node still lists an instance (waiting for it to stop, or for its node to be downed)',

@@ -105,6 +105,11 @@ const DETECTION_SPREAD = 2000
 /** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
 const FENCE_AFTER = 1000
 const DOWN_MEMORY = 3600_000
+/**
+ * A host serves on confirmations no older than this share of `downMargin`: the rest covers clocks
+ * that run up to 10% apart and the time a call takes to start (docs/singleton.md, "The argument").
+ */
+const CONFIRM_SHARE = 0.8
 
 /**
  * The cluster singleton plugin; publishes `system.singleton`. Settings are defaults for every
@@ -231,12 +236,14 @@ class Singletons implements SingletonFacade {
     const downing = system.clustered ? system.cluster.downing : undefined
     const strategy = s.strategy === undefined || s.strategy === 'oldest' ? oldestMember : s.strategy === 'leader' ? leaderMember : s.strategy
     if (typeof strategy?.target !== 'function') throw new ConfigError(`singleton strategy must be 'oldest', 'leader' or an AllocationStrategy.`)
+    const margin = positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0) + DETECTION_SPREAD, 'downMargin')
     return {
       role: s.role,
       strategy,
       downing,
-      margin: positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0) + DETECTION_SPREAD, 'downMargin'),
+      margin,
       fenceAfter: FENCE_AFTER,
+      confirmWindow: margin * CONFIRM_SHARE,
       bufferSize: positive(s.bufferSize, 2048, 'bufferSize'),
       allocationTimeout: positive(s.allocationTimeout, 30_000, 'allocationTimeout'),
       passivateTimeout: positive(s.passivateTimeout, 10_000, 'passivateTimeout'),

@@ -90,6 +90,10 @@ export class SystemServices implements ControlChannel {
     return this.#parts.remoting.transport.isTombstoned(uid)
   }
 
+  replaceConnection(node: ClusterNode, reason: string, keepConnection?: boolean): void {
+    this.#parts.remoting.transport.replaceConnection(node.endpoint.host, node.endpoint.port, reason, keepConnection)
+  }
+
   tombstoneNode(node: ClusterNode): void {
     this.#parts.remoting.transport.tombstone(node)
   }

@@ -184,6 +184,11 @@ export class Association {
     this.state = 'idle'
   }
 
+  /** Ends a reconnect backoff early: the next send dials. */
+  retryNow(): void {
+    if (this.state === 'backoff') this.state = 'idle'
+  }
+
   /** Fails and forgets every queued message. */
   dropAll(error: Error): void {
     const all = [...this.#control, ...(this.#fragment ? [this.#fragment.msg] : []), ...this.#user.drain()]

@@ -243,6 +243,21 @@ export class Transport {
     return this.#associations.get(endpointKey({ host, port }))?.connectProblem
   }
 
+  /**
+   * Gives up on the connection to `host:port` and dials afresh on the next send, skipping any
+   * reconnect backoff (a dial already in progress is left to finish). For a peer that stopped
+   * answering heartbeats though SWIM sees it alive: its TCP connection may sit in retransmission
+   * backoff for seconds after the network heals, while a new connection gets through at once.
+   * What was in flight on the old connection fails as if the connection were lost. With
+   * `keepConnection`, only the backoff is skipped (a connection made since is left alone).
+   */
+  replaceConnection(host: string, port: number, reason: string, keepConnection = false): void {
+    const assoc = this.#associations.get(endpointKey({ host, port }))
+    if (!assoc || this.#closing) return
+    if (!keepConnection) assoc.connection?.fail(reason)
+    assoc.retryNow()
+  }
+
   /** Queues a message for a peer, dialing when needed. See {@link Association.enqueue} for errors. */
   send(assoc: Association, lane: Lane, msg: OutboundMessage): void {
     if (assoc.needsDial && !this.#closing) this.#dial(assoc)
