@@ -60,14 +60,18 @@ describe('observation table', () => {
 })
 
 describe('indirectly connected members', () => {
-  it('a bridge partition downs the younger pair and keeps three', () => {
+  it('a bridge partition keeps the pair with the oldest member, and three in all', () => {
     expect(indirectlyConnected(five, bridge).sort()).toEqual([uid(4), uid(5)])
-    // Ages the other way round: the younger pair is then A and B.
+    // Ages the other way round: A and B are then the youngest pair.
     const reversed = five.map((m) => ({ ...m, upNumber: 6 - m.upNumber }))
     expect(indirectlyConnected(reversed, bridge).sort()).toEqual([uid(1), uid(2)])
+    // The oldest member in the second pair alone decides it, whatever the other's age (the lab run
+    // that found this had A oldest and B youngest of all; greedy removal downed A and B).
+    const mixed = five.map((m) => ({ ...m, upNumber: [0, 1, 5, 2, 3, 4][m.upNumber]! }))
+    expect(indirectlyConnected(mixed, bridge).sort()).toEqual([uid(4), uid(5)])
   })
 
-  it('removes the member on the most edges first: one node cut from two others goes alone', () => {
+  it('downs as few as possible: one node cut from two others goes alone', () => {
     const edges: Array<[string, string]> = [
       [uid(3), uid(1)],
       [uid(3), uid(2)],
@@ -77,6 +81,14 @@ describe('indirectly connected members', () => {
     expect(indirectlyConnected(five, [])).toEqual([])
     // Edges to strangers or to itself count for nothing.
     expect(indirectlyConnected(five, [[uid(1), 'f'.repeat(16)], [uid(2), uid(2)]])).toEqual([])
+  })
+
+  it('beyond 16 members on edges it removes greedily, and still leaves no edge', () => {
+    const many = Array.from({ length: 20 }, (_, i) => member(i + 1))
+    const ring: Array<[string, string]> = many.map((m, i) => [m.node.uid, many[(i + 1) % 20]!.node.uid])
+    const cut = new Set(indirectlyConnected(many, ring))
+    for (const [a, b] of ring) expect(cut.has(a) || cut.has(b)).toBe(true)
+    expect(cut.size).toBeLessThanOrEqual(12)
   })
 
   it('the strategy decides for the rest: keep-majority keeps three, and downs everyone rather than keep a minority', () => {
@@ -95,8 +107,8 @@ describe('indirectly connected members', () => {
       [uid(4), uid(5)],
       [uid(3), uid(5)],
     ]
-    // 3 goes first (four edges), then the youngest of each remaining pair: 5, then 2. {1,4} is 2 of 5.
-    expect(indirectlyConnected(five, triangle)).toEqual([uid(3), uid(5), uid(2)])
+    // The largest edge-free sets have two members ({1,4}, {1,5}, {2,4}, {2,5}); {1,4} is the oldest.
+    expect(indirectlyConnected(five, triangle)).toEqual([uid(2), uid(3), uid(5)])
     expect(resolveIndirect(view, triangle, keepMajority()).sort()).toEqual(five.map((m) => m.node.uid))
     // Strategies that never down a side on their own leave it to the operator.
     expect(resolveIndirect(view, bridge, noDowning())).toEqual([])

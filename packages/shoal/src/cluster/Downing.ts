@@ -143,39 +143,92 @@ export function downingFromName(spec: string, stableAfter?: number): DowningStra
   }
 }
 
+/** Members on edges up to which {@link indirectlyConnected} searches exhaustively (2^n subsets). */
+const EXACT_UP_TO = 16
+
 /**
  * The members to down so that no direct unreachability is left among the rest: Akka's "indirectly
  * connected" members, chosen minimally rather than all of them. `edges` are observer → subject
  * pairs (see `Reachability.ts`) among members that SWIM still sees alive, so the partition is not
  * clean: some members reach each other only through others.
  *
- * Greedy and deterministic, so every leader decides alike: while an edge is left, remove the member
- * on the most edges (an edge seen from both ends counts once); ties go against the youngest member
- * (highest up-number, joining members youngest of all), then the highest address. A bridge
- * partition {A,B}×{D,E} with C reaching everyone downs the younger pair and keeps three.
+ * Deterministic, so every leader decides alike. Among the members on some edge, it keeps the
+ * largest set with no edge inside it (ties: the set whose members are oldest, compared oldest
+ * first) and downs the others: a bridge partition {A,B}×{D,E} with C reaching everyone keeps
+ * whichever pair holds the oldest member, and three in all. Up to 16 members on edges it searches
+ * every subset; beyond, it removes the member on the most edges (youngest first) until none is left.
  */
 export function indirectlyConnected(members: readonly ClusterMember[], edges: ReadonlyArray<readonly [string, string]>): string[] {
   const byUid = new Map(members.map((m) => [m.node.uid, m]))
-  let pairs = [...new Set(edges.filter(([a, b]) => a !== b && byUid.has(a) && byUid.has(b)).map(([a, b]) => (a < b ? `${a} ${b}` : `${b} ${a}`)))].map(
-    (p) => p.split(' ') as [string, string],
-  )
-  const out: string[] = []
+  const pairs = new Set<string>()
+  for (const [a, b] of edges) if (a !== b && byUid.has(a) && byUid.has(b)) pairs.add(a < b ? `${a} ${b}` : `${b} ${a}`)
+  if (pairs.size === 0) return []
   const age = (m: ClusterMember): number => (m.upNumber === 0 ? Number.POSITIVE_INFINITY : m.upNumber)
-  while (pairs.length > 0) {
-    const degree = new Map<string, number>()
-    for (const [a, b] of pairs) {
-      degree.set(a, (degree.get(a) ?? 0) + 1)
-      degree.set(b, (degree.get(b) ?? 0) + 1)
-    }
-    const [worst] = [...degree.keys()].sort((x, y) => {
-      const mx = byUid.get(x)!
-      const my = byUid.get(y)!
-      return degree.get(y)! - degree.get(x)! || age(my) - age(mx) || compareAddress(my.node, mx.node)
-    })
-    out.push(worst!)
-    pairs = pairs.filter(([a, b]) => a !== worst && b !== worst)
+  const oldestFirst = (x: ClusterMember, y: ClusterMember): number => age(x) - age(y) || compareAddress(x.node, y.node)
+  const involved = [...new Set([...pairs].flatMap((p) => p.split(' ')))].map((uid) => byUid.get(uid)!).sort(oldestFirst)
+  const linked = (a: number, b: number): boolean => {
+    const x = involved[a]!.node.uid
+    const y = involved[b]!.node.uid
+    return pairs.has(x < y ? `${x} ${y}` : `${y} ${x}`)
   }
-  return out
+  if (involved.length > EXACT_UP_TO) return greedyCut(involved, linked)
+  // Subsets as bitmasks over `involved` (oldest first): bit i set = keep member i. Among the largest
+  // edge-free sets, the one with the lowest index set compared element by element keeps the oldest.
+  let best = 0
+  let bestSize = -1
+  for (let mask = 0; mask < 1 << involved.length; mask++) {
+    const size = popcount(mask)
+    if (size < bestSize || !edgeFree(mask, involved.length, linked)) continue
+    if (size > bestSize || olderSet(mask, best)) {
+      best = mask
+      bestSize = size
+    }
+  }
+  return involved.filter((_, i) => (best & (1 << i)) === 0).map((m) => m.node.uid)
+}
+
+function popcount(mask: number): number {
+  let n = 0
+  for (let m = mask; m !== 0; m &= m - 1) n++
+  return n
+}
+
+function edgeFree(mask: number, n: number, linked: (a: number, b: number) => boolean): boolean {
+  for (let a = 0; a < n; a++) {
+    if ((mask & (1 << a)) === 0) continue
+    for (let b = a + 1; b < n; b++) if ((mask & (1 << b)) !== 0 && linked(a, b)) return false
+  }
+  return true
+}
+
+/** Whether set `a` keeps older members than `b` (same size): its lowest differing member is older. */
+function olderSet(a: number, b: number): boolean {
+  const diff = a ^ b
+  if (diff === 0) return false
+  const lowest = diff & -diff
+  return (a & lowest) !== 0
+}
+
+/** Removes the member on the most remaining edges (ties: the youngest) until no edge is left. */
+function greedyCut(involved: readonly ClusterMember[], linked: (a: number, b: number) => boolean): string[] {
+  const alive = new Set(involved.map((_, i) => i))
+  const out: string[] = []
+  for (;;) {
+    let worst = -1
+    let worstDegree = 0
+    for (const a of alive) {
+      let degree = 0
+      for (const b of alive) if (a !== b && linked(a, b)) degree++
+      // `involved` is oldest first: on a tie the later (younger) index wins.
+      if (degree > 0 && degree >= worstDegree) {
+        worst = a
+        worstDegree = degree
+      }
+    }
+    if (worst < 0) return out
+    alive.delete(worst)
+    out.push(involved[worst]!.node.uid)
+  }
 }
 
 /**

@@ -26,6 +26,31 @@ import { promisify } from 'node:util'
 
 const execFileP = promisify(execFile)
 
+/** Runs an nftables script (`nft -f -`): one atomic transaction. */
+async function nft(script: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`nft -f - failed (${code}): ${stderr.trim()}\n${script}`))))
+    child.stdin.end(script)
+  })
+}
+
+/**
+ * Whether `nft` (nftables) works here, for the labs that cut single pairs of members ({@link
+ * NetnsLab.drop}); `why` says what is missing, for a skip message.
+ */
+export async function nftAvailable(): Promise<{ ok: true } | { ok: false; why: string }> {
+  try {
+    await execFileP('nft', ['--version'], { timeout: 5_000 })
+    return { ok: true }
+  } catch (e) {
+    return { ok: false, why: `nftables (\`nft\`) is not usable: ${(e as Error).message} (apt-get install nftables)` }
+  }
+}
+
 /** Linux limits interface names to 15 bytes (IFNAMSIZ - 1). */
 const IFNAMSIZ = 15
 
@@ -266,6 +291,31 @@ export class NetnsLab {
     await this.#settle(false)
   }
 
+  /**
+   * Drops, silently and from now on, every packet from member `from` to member `to` for each pair
+   * (pass both directions for a two-way cut), replacing the pairs dropped before; `drop([])` lets
+   * everything through again. Packets are dropped on the bridges by an nftables table in the root
+   * namespace (one atomic transaction), so a sender sees no error, as on a lossy wire. Any shape is
+   * possible: a bridge partition ({A,B}×{D,E} with C reaching all), one-way loss. Needs `nft`.
+   */
+  async drop(pairs: ReadonlyArray<readonly [from: number, to: number]>): Promise<void> {
+    for (const [a, b] of pairs) {
+      this.#check(a)
+      this.#check(b)
+    }
+    const table = this.#nftTable()
+    const rules = pairs.map(([a, b]) => `add rule bridge ${table} fwd ip saddr ${this.address(a)} ip daddr ${this.address(b)} drop`)
+    const create = this.#nftMade ? '' : `add table bridge ${table}\nadd chain bridge ${table} fwd { type filter hook forward priority 0; policy accept; }\n`
+    await nft(`${create}flush chain bridge ${table} fwd\n${rules.join('\n')}\n`)
+    this.#nftMade = true
+  }
+
+  #nftMade = false
+
+  #nftTable(): string {
+    return `shoal_${this.prefix.replace(/[^A-Za-z0-9_]/g, '_')}`
+  }
+
   /** Joins the two sides again (brings the trunk up); members stay on their bridges. */
   async heal(): Promise<void> {
     await ip('link', 'set', this.#trunk('A'), 'up')
@@ -284,6 +334,7 @@ export class NetnsLab {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     }
     this.#children.clear()
+    if (this.#nftMade) await nft(`delete table bridge ${this.#nftTable()}\n`).catch(() => undefined)
     await NetnsLab.destroyPrefix(this.prefix)
   }
 
