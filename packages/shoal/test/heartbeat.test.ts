@@ -35,10 +35,13 @@ describe('heartbeats', () => {
     expect(h.stalled()).toEqual([])
   })
 
-  it('a member that never answered (an older version) never stalls and never confirms', () => {
+  it('a member that never answers stalls too, and never confirms; a new member gets its first request at once', () => {
     const h = new Heartbeats({ interval: 500, stallAfter: 3000 })
-    for (let t = 0; t < 10_000; t += 250) expect(h.tick(t, [A]).stalled).toEqual([])
-    expect(h.answers(A)).toBe(false)
+    expect(h.tick(0, [A]).send).toEqual([{ uid: A, seq: 1 }])
+    expect(h.tick(250, [A, B]).send).toEqual([{ uid: B, seq: 1 }])
+    let stalled: string[] = []
+    for (let t = 500; t <= 3000; t += 250) stalled = [...stalled, ...h.tick(t, [A, B]).stalled]
+    expect(stalled).toEqual([A])
     expect(h.confirmedAt(A)).toBeUndefined()
   })
 
@@ -70,8 +73,9 @@ describe('heartbeats', () => {
     const h = new Heartbeats({ interval: 500, stallAfter: 3000 })
     h.tick(0, [A, B])
     h.answer(A, { seq: 1, status: 'up', reachable: true })
+    expect(h.confirmedAt(A)).toBe(0)
     h.tick(500, [B])
-    expect(h.answers(A)).toBe(false)
+    expect(h.confirmedAt(A)).toBeUndefined()
     expect(() => new Heartbeats({ interval: 500, stallAfter: 500 })).toThrow(RangeError)
   })
 })

@@ -786,9 +786,15 @@ export class Cluster {
       .map(([o, sub]) => `${o}>${sub}`)
       .join(',')
     if (key === this.#edgesKey) return
+    const first = this.#edgesKey === ''
     this.#edgesKey = key
     this.#edgesChangedAt = this.#swim.instance.now()
-    if (key !== '') this.#log.info({ observed: this.#edges().map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) }, 'members observe others directly unreachable')
+    if (key === '') return this.#log.info('no member observes another directly unreachable any more')
+    // Info when it starts; each change after that at debug (a flapping link changes it often).
+    this.#log[first ? 'info' : 'debug'](
+      { observed: this.#edges().map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
+      'members observe others directly unreachable',
+    )
   }
 
   #isPresentMember(uid: string): boolean {
@@ -803,19 +809,17 @@ export class Cluster {
 
   /**
    * Until when (on {@link now}'s clock) this node's side is confirmed by heartbeat answers no older
-   * than `window` ms: see `confirmedUntil` in Downing.ts. Members that never answer heartbeats (an
-   * older version) count as confirming while SWIM reaches them. `notBefore`: ignore confirmations
+   * than `window` ms: see `confirmedUntil` in Downing.ts. `notBefore`: ignore confirmations
    * of heartbeats sent before it (a host that fenced must hear afresh). For hosts of singletons and
    * shards; +Infinity with a strategy that never downs a side (none, timeout).
    */
   confirmedUntil(window: number, notBefore = Number.NEGATIVE_INFINITY): number {
-    const now = this.now()
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     return confirmedUntil(
       this.self.uid,
       members,
       (uid) => {
-        const at = this.#beats.answers(uid) ? this.#beats.confirmedAt(uid) : this.#reachable(uid) ? now : undefined
+        const at = this.#beats.confirmedAt(uid)
         return at !== undefined && at >= notBefore ? at : undefined
       },
       this.downing,

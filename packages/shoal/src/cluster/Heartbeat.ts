@@ -13,8 +13,10 @@
  *   confirm it recently enough to form a side that stays (see `confirmedSide` in `Downing.ts`).
  *
  * Gotchas: a confirmation is dated by when its *request* was sent (like a lease term: the answerer
- * cannot have decided otherwise before the request existed, at the earliest). A peer that has never
- * answered (an older version, or one that just joined) is neither stalled nor confirming.
+ * cannot have decided otherwise before the request existed, at the earliest). Every node of
+ * protocol 2 answers; a member that never answers stalls like one that stopped. A member seen for
+ * the first time gets its first request at the next tick, not at the next interval, so a member
+ * that just joined confirms before the leader moves it up.
  * @module
  */
 import { isPresent, type MembershipStatus } from './Member.ts'
@@ -81,22 +83,22 @@ export class Heartbeats {
     for (const uid of this.#peers.keys()) if (!keep.has(uid)) this.#peers.delete(uid)
     const stalled: string[] = []
     for (const [uid, p] of this.#peers) {
-      if (p.stalled || p.answeredAt === undefined) continue
+      if (p.stalled) continue
       const oldest = p.outstanding.values().next().value
       if (oldest !== undefined && now - oldest >= this.settings.stallAfter) {
         p.stalled = true
         stalled.push(uid)
       }
     }
-    if (now - this.#lastTick < this.settings.interval) return { send: [], stalled }
-    this.#lastTick = now
+    const due = now - this.#lastTick >= this.settings.interval
+    if (due) this.#lastTick = now
     const send: { uid: string; seq: number }[] = []
     for (const uid of targets) {
       let p = this.#peers.get(uid)
       if (!p) {
         p = { seq: 0, outstanding: new Map(), answeredAt: undefined, confirmedAt: undefined, stalled: false }
         this.#peers.set(uid, p)
-      }
+      } else if (!due) continue
       const seq = ++p.seq
       p.outstanding.set(seq, now)
       if (p.outstanding.size > MAX_OUTSTANDING) p.outstanding.delete(p.outstanding.keys().next().value!)
@@ -129,11 +131,6 @@ export class Heartbeats {
   /** Whether heartbeats to `uid` are stalled now. */
   isStalled(uid: string): boolean {
     return this.#peers.get(uid)?.stalled === true
-  }
-
-  /** Whether `uid` has ever answered (an older node never does: judge it by SWIM alone). */
-  answers(uid: string): boolean {
-    return this.#peers.get(uid)?.answeredAt !== undefined
   }
 
   /** Send time of the newest request `uid` answered confirming this node, if any. */

@@ -250,7 +250,8 @@ export class SingletonManager {
   #confirmedUntil = Number.NEGATIVE_INFINITY
   /** Confirmations of heartbeats sent before this (cluster clock) do not count: set at a lapse or fence. */
   #notBefore = Number.NEGATIVE_INFINITY
-  #wasConfirmed = true
+  /** `never` until first confirmed (a starting node has nothing to fence), then confirmed or lapsed. */
+  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
 
   /**
    * Whether members confirm this node's side within the confirmation window (see
@@ -265,8 +266,8 @@ export class SingletonManager {
     if (now < this.#confirmedUntil) return true
     this.#confirmedUntil = cluster.confirmedUntil(this.#settings.confirmWindow, this.#notBefore)
     if (now < this.#confirmedUntil) {
-      if (!this.#wasConfirmed) this.#log.info({ event: 'confirmed' }, 'singleton host confirmed again by its side')
-      this.#wasConfirmed = true
+      if (this.#confirmation === 'lapsed') this.#log.info({ event: 'confirmed' }, 'confirmed again by a side that stays: may host the singleton again')
+      this.#confirmation = 'confirmed'
       return true
     }
     this.#unconfirmedSince(now)
@@ -274,8 +275,8 @@ export class SingletonManager {
   }
 
   #unconfirmedSince(now: number): void {
-    if (!this.#wasConfirmed) return
-    this.#wasConfirmed = false
+    if (this.#confirmation !== 'confirmed') return
+    this.#confirmation = 'lapsed'
     this.#notBefore = now
     this.#confirmedUntil = Number.NEGATIVE_INFINITY
     if (this.#instance)

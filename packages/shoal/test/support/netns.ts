@@ -304,9 +304,9 @@ export class NetnsLab {
       this.#check(b)
     }
     const table = this.#nftTable()
-    const rules = pairs.map(([a, b]) => `add rule bridge ${table} fwd ip saddr ${this.address(a)} ip daddr ${this.address(b)} drop`)
-    const create = this.#nftMade ? '' : `add table bridge ${table}\nadd chain bridge ${table} fwd { type filter hook forward priority 0; policy accept; }\n`
-    await nft(`${create}flush chain bridge ${table} fwd\n${rules.join('\n')}\n`)
+    const rules = pairs.map(([a, b]) => `add rule bridge ${table} cuts ip saddr ${this.address(a)} ip daddr ${this.address(b)} drop`)
+    const create = this.#nftMade ? '' : `add table bridge ${table}\nadd chain bridge ${table} cuts { type filter hook forward priority 0; policy accept; }\n`
+    await nft(`${create}flush chain bridge ${table} cuts\n${rules.join('\n')}\n`)
     this.#nftMade = true
   }
 

@@ -1,0 +1,291 @@
+/**
+ * Partition scenarios against five real singleton-fixture processes (test/fixtures/singleton-node.ts),
+ * one per network namespace of a {@link NetnsLab}, every node calling the singleton every `load` ms.
+ * Used by `partition-safety.test.ts` (one short run of each) and by `npm run chaos:partitions` (many
+ * runs with varied timings and hosts). Each scenario returns its findings; the caller judges them.
+ *
+ * - {@link flapScenario}: the link between {0,1,2} and {3,4} is cut `cutMs`, up `upMs`, for
+ *   `durationMs`, with the singleton on `host`; then healed.
+ * - {@link bridgeScenario}: {0,1}×{3,4} cut both ways while 2 reaches everyone, for `durationMs`;
+ *   then healed.
+ *
+ * Findings: overlapping singleton instances (activation to passivation or exit, over every process;
+ * calls answered by one while another was active), nodes that exited and their codes, when nodes
+ * were resolved, and how soon after the heal each surviving node's calls succeeded again.
+ * @module
+ */
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { type LogLine, NodeProcess } from 'shoal/testkit'
+import type { NetnsLab } from './netns.ts'
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/singleton-node.ts', import.meta.url))
+const PORT = 7400
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** One fixture process in the lab, and when it was seen to exit. */
+export interface LabNode {
+  readonly index: number
+  readonly proc: NodeProcess
+  exitedAt: number | undefined
+  code: number | null | undefined
+}
+
+/** A call logged by the fixture's load. */
+export interface FixtureCall {
+  readonly ok: boolean
+  readonly host?: string
+  readonly code?: string
+  readonly started: number
+  readonly ms: number
+}
+
+/** One singleton instance's lifetime on one node (ms, the machine's clock). */
+export interface InstanceInterval {
+  readonly node: string
+  readonly instance: string
+  readonly from: number
+  readonly to: number
+}
+
+/** Two instances alive at once, and the calls each answered meanwhile. */
+export interface Overlap {
+  readonly a: InstanceInterval
+  readonly b: InstanceInterval
+  readonly ms: number
+  /** Successful calls answered (by any instance) while both were alive. */
+  readonly answered: number
+}
+
+export interface ScenarioSettings {
+  /** Index (0..4) of the oldest node, which hosts the singleton. */
+  readonly host: number
+  /** ms between the calls each node makes (default 200). */
+  readonly load?: number
+  /** Cluster stableAfter, ms (default: the library's). */
+  readonly stableAfter?: number
+  /** Progress lines (default: none). */
+  readonly say?: (line: string) => void
+}
+
+export interface ScenarioResult {
+  readonly overlaps: readonly Overlap[]
+  readonly intervals: readonly InstanceInterval[]
+  /** Nodes that exited, with their exit codes. */
+  readonly exits: ReadonlyArray<{ readonly node: string; readonly code: number | null | undefined; readonly afterFaultMs: number }>
+  /** Nodes that logged being downed. */
+  readonly downed: readonly string[]
+  /** Per node alive after the heal: ms from the heal until a call it started after the heal succeeded (undefined: never). */
+  readonly okAfterHeal: ReadonlyArray<{ readonly node: string; readonly ms: number | undefined }>
+  /** ms from the fault until every node had either exited or had a call succeed that it started after the fault began. */
+  readonly resolvedMs: number | undefined
+  readonly faultAt: number
+  readonly healAt: number
+}
+
+/** Five fixture processes in `lab`, the singleton on `host` (started first, so the oldest). */
+export class LabCluster {
+  readonly nodes: LabNode[] = []
+  readonly #lab: NetnsLab
+  readonly #secret = randomBytes(32).toString('hex')
+  readonly #s: ScenarioSettings
+
+  constructor(lab: NetnsLab, s: ScenarioSettings) {
+    this.#lab = lab
+    this.#s = s
+  }
+
+  address(i: number): string {
+    return `${this.#lab.address(i)}:${PORT}`
+  }
+
+  async startAll(): Promise<void> {
+    const first = this.#s.host
+    await this.#start(first, undefined)
+    await Promise.all([0, 1, 2, 3, 4].filter((i) => i !== first).map((i) => this.#start(i, this.address(first))))
+    await this.#waitFor('every node sees five up and the singleton answers everyone', 90_000, () => this.#formed())
+    // A cluster that has run a moment (connections made, heartbeats answered), as partitions find it.
+    await sleep(2000)
+  }
+
+  async #start(i: number, seed: string | undefined): Promise<void> {
+    const lab = this.#lab
+    const args = [
+      '--host',
+      lab.address(i),
+      '--port',
+      String(PORT),
+      '--http',
+      '0',
+      '--load',
+      String(this.#s.load ?? 200),
+      ...(this.#s.stableAfter === undefined ? [] : ['--stable-after', String(this.#s.stableAfter)]),
+      ...(seed ? ['--seed', seed] : []),
+    ]
+    const proc = await NodeProcess.start('node', {
+      args,
+      env: { SHOAL_SECRET: this.#secret },
+      spawner: (command, _cli, options) => lab.exec(i, command, ['--conditions=source', '--import', 'tsx', FIXTURE, ...args], options),
+      timeout: 60_000,
+    })
+    const node: LabNode = { index: i, proc, exitedAt: undefined, code: undefined }
+    void proc.exited.then(({ code }) => {
+      node.exitedAt = Date.now()
+      node.code = code
+    })
+    this.nodes.push(node)
+  }
+
+  #formed(): boolean {
+    if (this.nodes.length < 5) return false
+    for (const n of this.nodes) {
+      const up = new Set(n.proc.lines.filter((l) => l.msg === 'member status changed' && l.cluster === true && l.status === 'up').map((l) => l.member))
+      if (up.size < 5) return false
+      if (!calls(n).some((c) => c.ok && c.host === this.address(this.#s.host))) return false
+    }
+    return true
+  }
+
+  async #waitFor(what: string, ms: number, ok: () => boolean): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!ok()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`)
+      await sleep(100)
+    }
+  }
+
+  /** Findings over every process since `faultAt`. */
+  result(faultAt: number, healAt: number): ScenarioResult {
+    const intervals = this.nodes.flatMap((n) => instanceIntervals(n))
+    const overlaps = findOverlaps(intervals, this.nodes)
+    const exits = this.nodes
+      .filter((n) => n.exitedAt !== undefined)
+      .map((n) => ({ node: n.proc.address, code: n.code, afterFaultMs: n.exitedAt! - faultAt }))
+    const downed = this.nodes.filter((n) => n.proc.lines.some((l) => l.msg === 'this node was marked down')).map((n) => n.proc.address)
+    const okAfterHeal = this.nodes
+      .filter((n) => n.exitedAt === undefined || n.exitedAt > healAt + 10_000)
+      .map((n) => {
+        const first = calls(n).find((c) => c.ok && c.started >= healAt)
+        return { node: n.proc.address, ms: first && first.started + first.ms - healAt }
+      })
+    let resolvedMs: number | undefined = 0
+    for (const n of this.nodes) {
+      const exited = n.exitedAt !== undefined && n.exitedAt >= faultAt ? n.exitedAt : undefined
+      const served = calls(n).find((c) => c.ok && c.started >= faultAt)
+      const at = Math.min(exited ?? Number.POSITIVE_INFINITY, served ? served.started + served.ms : Number.POSITIVE_INFINITY)
+      if (!Number.isFinite(at)) resolvedMs = undefined
+      else if (resolvedMs !== undefined) resolvedMs = Math.max(resolvedMs, at - faultAt)
+    }
+    return { overlaps, intervals, exits, downed, okAfterHeal, resolvedMs, faultAt, healAt }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.proc.kill()))
+  }
+}
+
+export function calls(n: LabNode): FixtureCall[] {
+  return n.proc.lines.filter((l) => l.msg === 'call') as unknown as FixtureCall[]
+}
+
+/** Every singleton instance a process ran: activation to passivation, or to its exit (or now). */
+export function instanceIntervals(n: LabNode): InstanceInterval[] {
+  const ends = n.proc.lines.filter((l) => l.msg === 'singleton passivated')
+  return n.proc.lines
+    .filter((l) => l.msg === 'singleton activated')
+    .map((a: LogLine) => {
+      const instance = String(a.instance)
+      const end = ends.find((l) => l.instance === instance)?.time ?? n.exitedAt ?? Date.now()
+      return { node: n.proc.address, instance, from: a.time, to: end }
+    })
+}
+
+/** Pairs of instances on different processes alive at the same moment (touching ends do not count). */
+export function findOverlaps(intervals: readonly InstanceInterval[], nodes: readonly LabNode[]): Overlap[] {
+  const out: Overlap[] = []
+  for (let i = 0; i < intervals.length; i++) {
+    for (let j = i + 1; j < intervals.length; j++) {
+      const a = intervals[i]!
+      const b = intervals[j]!
+      const from = Math.max(a.from, b.from)
+      const to = Math.min(a.to, b.to)
+      if (from >= to) continue
+      const answered = nodes.flatMap((n) => calls(n)).filter((c) => c.ok && c.started + c.ms > from && c.started + c.ms < to).length
+      out.push({ a, b, ms: to - from, answered })
+    }
+  }
+  return out
+}
+
+/** Every (from, to) pair across two groups, both directions. */
+export function bothWays(a: readonly number[], b: readonly number[]): Array<[number, number]> {
+  return a.flatMap((x) => b.flatMap((y): Array<[number, number]> => [[x, y], [y, x]]))
+}
+
+export interface FlapSettings extends ScenarioSettings {
+  readonly cutMs: number
+  readonly upMs: number
+  readonly durationMs: number
+  /** Observed after the heal, ms (default 10 s). */
+  readonly afterMs?: number
+}
+
+/** The flapping-link scenario; see the module comment. */
+export async function flapScenario(lab: NetnsLab, s: FlapSettings): Promise<ScenarioResult> {
+  const cluster = new LabCluster(lab, s)
+  try {
+    await cluster.startAll()
+    const cut = bothWays([0, 1, 2], [3, 4])
+    const faultAt = Date.now()
+    s.say?.(`flapping {0,1,2}×{3,4}: ${s.cutMs} ms cut, ${s.upMs} ms up, for ${s.durationMs} ms; singleton on ${s.host}`)
+    while (Date.now() - faultAt < s.durationMs) {
+      await lab.drop(cut)
+      await sleep(Math.min(s.cutMs, Math.max(0, s.durationMs - (Date.now() - faultAt))))
+      await lab.drop([])
+      if (Date.now() - faultAt >= s.durationMs) break
+      await sleep(s.upMs)
+    }
+    await lab.drop([])
+    const healAt = Date.now()
+    await sleep(s.afterMs ?? 10_000)
+    return cluster.result(faultAt, healAt)
+  } finally {
+    await cluster.stop()
+  }
+}
+
+export interface BridgeSettings extends ScenarioSettings {
+  readonly durationMs: number
+  /** Observed after the heal, ms (default 10 s). */
+  readonly afterMs?: number
+}
+
+/** The bridge-partition scenario; see the module comment. */
+export async function bridgeScenario(lab: NetnsLab, s: BridgeSettings): Promise<ScenarioResult> {
+  const cluster = new LabCluster(lab, s)
+  try {
+    await cluster.startAll()
+    const faultAt = Date.now()
+    s.say?.(`bridge: {0,1}×{3,4} cut both ways, 2 reaches everyone, for ${s.durationMs} ms; singleton on ${s.host}`)
+    await lab.drop(bothWays([0, 1], [3, 4]))
+    await sleep(s.durationMs)
+    await lab.drop([])
+    const healAt = Date.now()
+    await sleep(s.afterMs ?? 10_000)
+    return cluster.result(faultAt, healAt)
+  } finally {
+    await cluster.stop()
+  }
+}
+
+/** One line per finding, for reports and failure messages. */
+export function describeResult(r: ScenarioResult): string {
+  const t = (ms: number): string => `${(ms / 1000).toFixed(1)}s`
+  const lines = [
+    `instances: ${r.intervals.map((i) => `${i.node} [${t(i.from - r.faultAt)}, ${t(i.to - r.faultAt)}]`).join(', ')}`,
+    `overlaps: ${r.overlaps.length === 0 ? 'none' : r.overlaps.map((o) => `${o.a.node}+${o.b.node} ${t(o.ms)} (${o.answered} answers)`).join(', ')}`,
+    `exits: ${r.exits.map((e) => `${e.node} code ${e.code} at ${t(e.afterFaultMs)}`).join(', ') || 'none'}; downed: ${r.downed.join(', ') || 'none'}`,
+    `resolved: ${r.resolvedMs === undefined ? 'never' : t(r.resolvedMs)}; calls ok after heal: ${r.okAfterHeal.map((o) => `${o.node} ${o.ms === undefined ? 'never' : t(o.ms)}`).join(', ')}`,
+  ]
+  return lines.join('\n')
+}
