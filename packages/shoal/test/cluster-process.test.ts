@@ -99,6 +99,23 @@ describe('shoal node processes', () => {
     )
   })
 
+  it('frozen through its own down and removal: once woken it stops and exits 1, never 0', async () => {
+    const all = await cluster(3, ['--stable-after', '1000'])
+    const frozen = all[2]!
+    frozen.signal('SIGSTOP')
+    // The others down it and, once that has converged, remove it: the woken node never saw `down`.
+    await eventually(
+      async () => {
+        for (const p of all.slice(0, 2)) expect(statusIn(await view(p), frozen.address)?.status ?? 'removed').toBe('removed')
+      },
+      { timeoutMs: 40_000 },
+    )
+    frozen.signal('SIGCONT')
+    const { code } = await frozen.exited
+    expect(code).toBe(1)
+    expect(frozen.lines.find((l) => l.msg === 'node stopped')).toMatchObject({ downed: true })
+  })
+
   it('restart on the same port: the old incarnation is downed and removed, the new one is up', async () => {
     // Downing waits a minute here, so only the replacement rule can down the old incarnation in time.
     const all = await cluster(3, ['--stable-after', '60000'])

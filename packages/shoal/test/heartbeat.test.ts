@@ -111,14 +111,7 @@ describe('heartbeat codec', () => {
       'x',
     ]
     for (const b of bad) expect(() => decodeHeartbeat(controlPackr.pack(b)), JSON.stringify(b)).toThrow(/heartbeat|status|reachable|seq|array|version/)
-    const badTables: unknown[] = [
-      [1, [[A, 0, []]]],
-      [1, [['nope', 1, []]]],
-      [1, [[A, 1, ['nope']]]],
-      [1, [[A, 1]]],
-      [1, 'x'],
-      [1],
-    ]
+    const badTables: unknown[] = [[1, [[A, 0, []]]], [1, [['nope', 1, []]]], [1, [[A, 1, ['nope']]]], [1, [[A, 1]]], [1, 'x'], [1]]
     for (const b of badTables) expect(() => decodeObservations(controlPackr.pack(b)), JSON.stringify(b)).toThrow()
     for (let n = 0; n < 200; n++) {
       const bytes = Buffer.from(Array.from({ length: n % 40 }, (_, i) => (i * 73 + n * 31) & 255))

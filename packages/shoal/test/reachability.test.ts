@@ -80,7 +80,12 @@ describe('indirectly connected members', () => {
     expect(indirectlyConnected(five, edges)).toEqual([uid(3)])
     expect(indirectlyConnected(five, [])).toEqual([])
     // Edges to strangers or to itself count for nothing.
-    expect(indirectlyConnected(five, [[uid(1), 'f'.repeat(16)], [uid(2), uid(2)]])).toEqual([])
+    expect(
+      indirectlyConnected(five, [
+        [uid(1), 'f'.repeat(16)],
+        [uid(2), uid(2)],
+      ]),
+    ).toEqual([])
   })
 
   it('beyond 16 members on edges it removes greedily, and still leaves no edge', () => {

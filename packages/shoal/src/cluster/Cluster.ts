@@ -25,14 +25,7 @@ import { decodeGossip, encodeGossip } from './GossipCodec.ts'
 import { DEFAULT_HEARTBEAT, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
 import { decodeHeartbeat, decodeObservations, encodeHeartbeatAnswer, encodeHeartbeatRequest, encodeObservations } from './HeartbeatCodec.ts'
 import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
-import {
-  mergeObservations,
-  type ObservationTable,
-  observe,
-  observersOf,
-  pruneObservations,
-  unreachabilityEdges,
-} from './Reachability.ts'
+import { mergeObservations, type ObservationTable, observe, observersOf, pruneObservations, unreachabilityEdges } from './Reachability.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
@@ -682,7 +675,10 @@ export class Cluster {
   #heartbeatTick(): void {
     const targets = this.#present().filter((m) => m.node.uid !== this.self.uid)
     const now = this.#swim.instance.now()
-    const { send, stalled } = this.#beats.tick(now, targets.map((m) => m.node.uid))
+    const { send, stalled } = this.#beats.tick(
+      now,
+      targets.map((m) => m.node.uid),
+    )
     for (const { uid, seq } of send) {
       const m = this.#gossip.members.get(uid)!
       // A stalled peer: dial again without backoff, so a healed link is used at once; and replace a

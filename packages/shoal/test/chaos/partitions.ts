@@ -69,7 +69,8 @@ function judge(name: string, r: ScenarioResult, extra: string[]): void {
   const misses = [...extra]
   if (r.overlaps.length > 0) misses.push(`${r.overlaps.length} overlapping instances`)
   for (const e of r.exits) if (e.code !== 1) misses.push(`${e.node} exited ${e.code}`)
-  for (const o of r.okAfterHeal) if (o.ms === undefined || o.ms > 5000) misses.push(`${o.node} calls ok ${o.ms === undefined ? 'never' : `${o.ms} ms`} after heal`)
+  for (const o of r.okAfterHeal)
+    if (o.ms === undefined || o.ms > 5000) misses.push(`${o.node} calls ok ${o.ms === undefined ? 'never' : `${o.ms} ms`} after heal`)
   rows.push({ run: name, result: r, misses })
   say(`${name}: ${misses.length === 0 ? 'ok' : `MISS: ${misses.join('; ')}`}\n${describeResult(r).replace(/^/gm, '    ')}`)
 }
@@ -82,7 +83,11 @@ for (let k = 0; k < runs; k++) {
   const lab = await NetnsLab.create(5)
   try {
     const r = await flapScenario(lab, { host, cutMs, upMs, durationMs, say })
-    judge(`flap ${k + 1}/${runs} cut ${cutMs} up ${upMs} host ${host}`, r, gentle && r.downed.length > 0 ? [`a 2 s / 2 s flap downed ${r.downed.join(', ')}`] : [])
+    judge(
+      `flap ${k + 1}/${runs} cut ${cutMs} up ${upMs} host ${host}`,
+      r,
+      gentle && r.downed.length > 0 ? [`a 2 s / 2 s flap downed ${r.downed.join(', ')}`] : [],
+    )
   } finally {
     await lab.destroy()
   }

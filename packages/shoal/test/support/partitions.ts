@@ -158,9 +158,7 @@ export class LabCluster {
   result(faultAt: number, healAt: number): ScenarioResult {
     const intervals = this.nodes.flatMap((n) => instanceIntervals(n))
     const overlaps = findOverlaps(intervals, this.nodes)
-    const exits = this.nodes
-      .filter((n) => n.exitedAt !== undefined)
-      .map((n) => ({ node: n.proc.address, code: n.code, afterFaultMs: n.exitedAt! - faultAt }))
+    const exits = this.nodes.filter((n) => n.exitedAt !== undefined).map((n) => ({ node: n.proc.address, code: n.code, afterFaultMs: n.exitedAt! - faultAt }))
     const downed = this.nodes.filter((n) => n.proc.lines.some((l) => l.msg === 'this node was marked down')).map((n) => n.proc.address)
     const okAfterHeal = this.nodes
       .filter((n) => n.exitedAt === undefined || n.exitedAt > healAt + 10_000)
@@ -219,7 +217,14 @@ export function findOverlaps(intervals: readonly InstanceInterval[], nodes: read
 
 /** Every (from, to) pair across two groups, both directions. */
 export function bothWays(a: readonly number[], b: readonly number[]): Array<[number, number]> {
-  return a.flatMap((x) => b.flatMap((y): Array<[number, number]> => [[x, y], [y, x]]))
+  return a.flatMap((x) =>
+    b.flatMap(
+      (y): Array<[number, number]> => [
+        [x, y],
+        [y, x],
+      ],
+    ),
+  )
 }
 
 export interface FlapSettings extends ScenarioSettings {
