@@ -75,7 +75,10 @@ export interface ScenarioResult {
   readonly exits: ReadonlyArray<{ readonly node: string; readonly code: number | null | undefined; readonly afterFaultMs: number }>
   /** Nodes that logged being downed. */
   readonly downed: readonly string[]
-  /** Per node alive after the heal: ms from the heal until a call it started after the heal succeeded (undefined: never). */
+  /**
+   * Per node alive after the heal: ms from the heal (or from the activation of the instance that
+   * answered, if later) until a call it started after the heal succeeded (undefined: never).
+   */
   readonly okAfterHeal: ReadonlyArray<{ readonly node: string; readonly ms: number | undefined }>
   /** ms from the fault until every node had either exited or had a call succeed that it started after the fault began. */
   readonly resolvedMs: number | undefined
@@ -160,11 +163,16 @@ export class LabCluster {
     const overlaps = findOverlaps(intervals, this.nodes)
     const exits = this.nodes.filter((n) => n.exitedAt !== undefined).map((n) => ({ node: n.proc.address, code: n.code, afterFaultMs: n.exitedAt! - faultAt }))
     const downed = this.nodes.filter((n) => n.proc.lines.some((l) => l.msg === 'this node was marked down')).map((n) => n.proc.address)
+    // From the heal, or from the activation of the instance that answered if that came later (a
+    // failover still waiting out its margin is not a connection left stalled).
     const okAfterHeal = this.nodes
       .filter((n) => n.exitedAt === undefined || n.exitedAt > healAt + 10_000)
       .map((n) => {
         const first = calls(n).find((c) => c.ok && c.started >= healAt)
-        return { node: n.proc.address, ms: first && first.started + first.ms - healAt }
+        if (!first) return { node: n.proc.address, ms: undefined }
+        const answered = first.started + first.ms
+        const activated = Math.max(...intervals.filter((i) => i.node === first.host && i.from <= answered).map((i) => i.from))
+        return { node: n.proc.address, ms: answered - Math.max(healAt, activated) }
       })
     let resolvedMs: number | undefined = 0
     for (const n of this.nodes) {
