@@ -647,14 +647,16 @@ export class Cluster {
   /**
    * A partition that is not clean: SWIM sees everyone alive (indirect probes through a member that
    * reaches both sides), yet some members observe others directly unreachable. Once those
-   * observations have been stable for `stableAfter`, the leader downs the indirectly connected
+   * observations and SWIM's view have both been stable for `stableAfter`, the leader downs the indirectly connected
    * members (`resolveIndirect`, Downing.ts) and the strategy decides for the rest.
    */
   #runIndirectDowning(): void {
     this.#noteEdges() // SWIM's view changes which edges count without an observation arriving
     const edges = this.#edges()
     if (edges.length === 0) return
-    const stableFor = this.#swim.instance.now() - this.#edgesChangedAt
+    // Both the observations and SWIM's view must have held still: a flapping link changes SWIM's
+    // view every cycle, while a stall that outlives one cycle can keep the observations unchanged.
+    const stableFor = Math.min(this.#swim.instance.now() - this.#edgesChangedAt, Date.now() - this.#viewChangedAt)
     if (stableFor < this.downing.stableAfter) return
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)

@@ -90,6 +90,9 @@ export function supportsHeaders(assoc: Association, uid: string): boolean {
 const direction = (conn: Connection): ConnectionDirection => (conn.initiator === 'self' ? 'outbound' : 'inbound')
 const remoteAddress = (conn: Connection): string => `${conn.socket.remoteAddress}:${conn.socket.remotePort}`
 
+/** A dial not connected after this long is replaced by a fresh one when its peer's heartbeats stall, ms. */
+const STALE_DIAL_MS = 1000
+
 /** Inbound connections allowed in their handshake at once. */
 const MAX_PENDING_HANDSHAKES = 256
 
@@ -153,6 +156,8 @@ export class Transport {
   readonly #handshakeDone = new WeakMap<Connection, () => void>()
   /** Outbound connections whose socket connected (the others failed to reach the endpoint at all). */
   readonly #connected = new WeakSet<Connection>()
+  /** When each outbound connection's dial began (performance.now()). */
+  readonly #dialStarted = new WeakMap<Connection, number>()
   /** What an endpoint is to this node, for logs ("seed", "clusterd"); "node" otherwise. */
   readonly #roles = new Map<string, string>()
   /** Endpoints dials cannot reach, by key: logged when first seen, then rate-limited. */
@@ -255,6 +260,13 @@ export class Transport {
     const assoc = this.#associations.get(endpointKey({ host, port }))
     if (!assoc || this.#closing) return
     if (!keepConnection) assoc.connection?.fail(reason)
+    // A dial whose TCP connect has not completed for a while is waiting on SYN retransmission
+    // (1 s, 2 s, 4 s… after a loss): a fresh dial sends its SYN at once, so a link that comes back,
+    // even briefly, is used.
+    const dialing = assoc.dialing
+    const started = dialing && this.#dialStarted.get(dialing)
+    if (dialing && started !== undefined && !this.#connected.has(dialing) && performance.now() - started >= STALE_DIAL_MS)
+      dialing.fail(`${reason}: dialing again`)
     assoc.retryNow()
   }
 
@@ -308,6 +320,7 @@ export class Transport {
     const handshake = new ClientHandshake(this.#handshakeConfig(), { host: assoc.host, port: assoc.port })
     const conn = new Connection(socket, 'self', handshake, s.maxFrameSize, s.handshakeTimeoutMs, this.#events(), s.maxInboundBytes)
     assoc.dialing = conn
+    this.#dialStarted.set(conn, performance.now())
     socket.once(s.tls ? 'secureConnect' : 'connect', () => {
       this.#connected.add(conn)
       this.#remote.set(conn, { where: peerOf(socket), source: assoc.key })

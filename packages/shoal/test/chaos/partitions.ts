@@ -10,11 +10,15 @@
  * fifth run is a 2 s / 2 s flap, which must down nobody. Bridge runs (`--bridge-runs`, default 2)
  * put the host on either side or on the bridging node.
  *
+ * Every node's log lines of a run that misses a target stay under `--logs` (default
+ * `.chaos-partitions/`). Ctrl-C removes the lab in use.
+ *
  * Targets (issue 20): 0 overlapping instances; every node the cluster stopped exits 1; bridge
  * partitions resolved within 15 s; after a heal, calls of the nodes still up succeed within 5 s; a
  * 2 s / 2 s flap downs nobody.
  */
-import { writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NetnsLab, netnsAvailable, nftAvailable } from '../support/netns.ts'
 import { bridgeScenario, describeResult, flapScenario, type ScenarioResult } from '../support/partitions.ts'
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     duration: { type: 'string', default: '24' },
     json: { type: 'string' },
+    logs: { type: 'string', default: '.chaos-partitions' },
   },
 })
 const runs = Number(values.runs)
@@ -65,6 +70,28 @@ const started = Date.now()
 const say = (line: string): void => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(5)}s] ${line}`)
 say(`seed ${seed}: ${runs} flapping runs, ${bridgeRuns} bridge runs, ${durationMs / 1000} s of fault each`)
 
+/** The lab of the run in progress, removed on Ctrl-C or SIGTERM too (namespaces outlive processes). */
+let current: NetnsLab | undefined
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`${sig}: removing the lab and stopping`)
+    void (current?.destroy() ?? Promise.resolve()).finally(() => process.exit(130))
+  })
+}
+
+const logDirOf = (n: number, name: string): string => join(values.logs!, `${String(n).padStart(3, '0')}-${name.replace(/[^a-z0-9]+/gi, '-')}`)
+
+/** Runs one scenario in a fresh lab, writing its logs under --logs (kept only if it misses a target). */
+async function inLab(name: string, run: (lab: NetnsLab, logDir: string) => Promise<ScenarioResult>): Promise<ScenarioResult> {
+  current = await NetnsLab.create(5)
+  try {
+    return await run(current, logDirOf(rows.length + 1, name))
+  } finally {
+    await current.destroy()
+    current = undefined
+  }
+}
+
 function judge(name: string, r: ScenarioResult, extra: string[]): void {
   const misses = [...extra]
   if (r.overlaps.length > 0) misses.push(`${r.overlaps.length} overlapping instances`)
@@ -72,7 +99,9 @@ function judge(name: string, r: ScenarioResult, extra: string[]): void {
   for (const o of r.okAfterHeal)
     if (o.ms === undefined || o.ms > 5000) misses.push(`${o.node} calls ok ${o.ms === undefined ? 'never' : `${o.ms} ms`} after heal`)
   rows.push({ run: name, result: r, misses })
-  say(`${name}: ${misses.length === 0 ? 'ok' : `MISS: ${misses.join('; ')}`}\n${describeResult(r).replace(/^/gm, '    ')}`)
+  const logDir = logDirOf(rows.length, name)
+  if (misses.length === 0) rmSync(logDir, { recursive: true, force: true })
+  say(`${name}: ${misses.length === 0 ? 'ok' : `MISS: ${misses.join('; ')} (logs in ${logDir})`}\n${describeResult(r).replace(/^/gm, '    ')}`)
 }
 
 for (let k = 0; k < runs; k++) {
@@ -80,27 +109,15 @@ for (let k = 0; k < runs; k++) {
   const cutMs = gentle ? 2000 : between(1000, 8000)
   const upMs = gentle ? 2000 : between(1000, 8000)
   const host = k % 5
-  const lab = await NetnsLab.create(5)
-  try {
-    const r = await flapScenario(lab, { host, cutMs, upMs, durationMs, say })
-    judge(
-      `flap ${k + 1}/${runs} cut ${cutMs} up ${upMs} host ${host}`,
-      r,
-      gentle && r.downed.length > 0 ? [`a 2 s / 2 s flap downed ${r.downed.join(', ')}`] : [],
-    )
-  } finally {
-    await lab.destroy()
-  }
+  const name = `flap ${k + 1}/${runs} cut ${cutMs} up ${upMs} host ${host}`
+  const r = await inLab(name, (lab, logDir) => flapScenario(lab, { host, cutMs, upMs, durationMs, say, logDir }))
+  judge(name, r, gentle && r.downed.length > 0 ? [`a 2 s / 2 s flap downed ${r.downed.join(', ')}`] : [])
 }
 for (let k = 0; k < bridgeRuns; k++) {
   const host = [0, 3, 2][k % 3]!
-  const lab = await NetnsLab.create(5)
-  try {
-    const r = await bridgeScenario(lab, { host, durationMs, say })
-    judge(`bridge ${k + 1}/${bridgeRuns} host ${host}`, r, r.resolvedMs === undefined || r.resolvedMs > 15_000 ? [`resolved ${r.resolvedMs ?? 'never'}`] : [])
-  } finally {
-    await lab.destroy()
-  }
+  const name = `bridge ${k + 1}/${bridgeRuns} host ${host}`
+  const r = await inLab(name, (lab, logDir) => bridgeScenario(lab, { host, durationMs, say, logDir }))
+  judge(name, r, r.resolvedMs === undefined || r.resolvedMs > 15_000 ? [`resolved ${r.resolvedMs ?? 'never'}`] : [])
 }
 
 const flaps = rows.filter((r) => r.run.startsWith('flap'))

@@ -15,6 +15,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type LogLine, NodeProcess } from 'shoal/testkit'
 import type { NetnsLab } from './netns.ts'
@@ -66,6 +68,8 @@ export interface ScenarioSettings {
   readonly stableAfter?: number
   /** Progress lines (default: none). */
   readonly say?: (line: string) => void
+  /** Where to write every node's log lines (`<address>-<n>.jsonl`) when the scenario ends (default: nowhere). */
+  readonly logDir?: string
 }
 
 export interface ScenarioResult {
@@ -187,6 +191,12 @@ export class LabCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.proc.kill()))
+    const dir = this.#s.logDir
+    if (dir === undefined) return
+    mkdirSync(dir, { recursive: true })
+    this.nodes.forEach((n, k) => {
+      writeFileSync(join(dir, `${n.proc.address.replace(':', '_')}-${k}.jsonl`), n.proc.lines.map((l) => JSON.stringify(l)).join('\n'))
+    })
   }
 }
 

@@ -1,0 +1,179 @@
+/**
+ * Which shards one node may serve now: the hand-over state machine of one placement group (the
+ * members with one role). Pure: events and the time come in, directives go out; the virtual-actors
+ * shell holds calls, deactivates activations and sends the messages.
+ *
+ * The rule that makes one activation per id: **a node opens a shard only once every other present
+ * member of the group has released exactly the table version this node holds** (or has been removed
+ * from the cluster and the margin has passed, for one that crashed). A release of a newer version
+ * does not count: that table may give the releaser a shard this one gives us. A release of version v
+ * says "I serve no shard that table v does not give me": a node sends it once it has adopted table
+ * v and drained every shard v took from it (sealed: new calls held; activations deactivated after
+ * their current turn). Releases are global, not per shard, so a move never waits for a chain of
+ * owners, and a node that missed a table version cannot be skipped.
+ *
+ * Phases of a shard on this node: `closed` (not ours) → `opening` (ours in the table, waiting for
+ * releases; calls held) → `open` (serving) → `sealing` (the table gave it away; calls held until the
+ * new owner opens, activations draining) → `closed`.
+ * @module
+ */
+import type { ShardTable } from './ShardTable.ts'
+
+/** A member of the placement group as the machine needs it. */
+export interface GroupMember {
+  readonly uid: string
+  /** Joining, up, leaving or exiting: it may still serve shards and must release them. */
+  readonly present: boolean
+}
+
+/** What the shell must do. */
+export type OwnershipDirective =
+  /** Hold new calls of these shards and deactivate their activations after their current turn, then report `drained`. */
+  | { readonly kind: 'seal'; readonly shards: readonly number[] }
+  /** Serve these shards now: deliver the calls held for them. */
+  | { readonly kind: 'open'; readonly shards: readonly number[] }
+  /** Tell every group member that this node released `version`. */
+  | { readonly kind: 'release'; readonly version: number }
+
+/** What to do with a call for a shard. */
+export type Admission = 'deliver' | 'hold' | 'elsewhere'
+
+export type ShardPhase = 'closed' | 'opening' | 'open' | 'sealing'
+
+/** The hand-over machine of one node for one placement group; see the module comment. */
+export class ShardOwnership {
+  readonly self: string
+  /** How long after a member's removal before its shards may open elsewhere, ms (see the singleton's margin). */
+  readonly margin: number
+  #table: ShardTable | undefined
+  readonly #phase: ShardPhase[]
+  /** Shards still draining on this node. */
+  readonly #sealing = new Set<number>()
+  /** Latest version each member released. */
+  readonly #released = new Map<string, number>()
+  /** Present members of the group other than this node. */
+  #others: readonly string[] = []
+  /** When each member was seen gone (removed, or never to return), for the margin. */
+  readonly #goneAt = new Map<string, number>()
+  #releasedVersion = 0
+
+  constructor(self: string, shards: number, margin: number) {
+    this.self = self
+    this.margin = margin
+    this.#phase = new Array<ShardPhase>(shards).fill('closed')
+  }
+
+  get table(): ShardTable | undefined {
+    return this.#table
+  }
+
+  phase(shard: number): ShardPhase {
+    return this.#phase[shard] ?? 'closed'
+  }
+
+  /** The version this node has released (every shard it serves is one the table at this version gives it). */
+  get releasedVersion(): number {
+    return this.#releasedVersion
+  }
+
+  /** What to do with a call for `shard` now. */
+  admit(shard: number): Admission {
+    const p = this.#phase[shard]
+    if (p === 'open') return 'deliver'
+    if (p === 'opening') return 'hold'
+    return 'elsewhere'
+  }
+
+  /** A newer table: seal what it takes away, open what it gives once released. Older or equal versions are ignored. */
+  adopt(table: ShardTable, now: number): OwnershipDirective[] {
+    if (table.owners.length !== this.#phase.length) throw new RangeError(`a table of ${table.owners.length} shards for a group of ${this.#phase.length}`)
+    if (this.#table && table.version <= this.#table.version) return []
+    this.#table = table
+    const seal: number[] = []
+    for (let shard = 0; shard < this.#phase.length; shard++) {
+      const mine = table.owners[shard] === this.self
+      const p = this.#phase[shard]!
+      if (mine && p === 'closed') this.#phase[shard] = 'opening'
+      else if (mine && p === 'sealing')
+        this.#phase[shard] = 'opening' // given back while draining: reopen after the releases
+      else if (!mine && p === 'opening')
+        this.#phase[shard] = 'closed' // never served here: nothing to drain
+      else if (!mine && p === 'open') {
+        this.#phase[shard] = 'sealing'
+        this.#sealing.add(shard)
+        seal.push(shard)
+      }
+    }
+    const out: OwnershipDirective[] = seal.length > 0 ? [{ kind: 'seal', shards: seal }] : []
+    return [...out, ...this.#releaseIfDrained(), ...this.#openReady(now)]
+  }
+
+  /** The shell finished draining `shard` (its activations are gone). */
+  drained(shard: number, now: number): OwnershipDirective[] {
+    if (!this.#sealing.delete(shard)) return []
+    if (this.#phase[shard] === 'sealing') this.#phase[shard] = 'closed'
+    return [...this.#releaseIfDrained(), ...this.#openReady(now)]
+  }
+
+  /** Member `uid` released `version`. */
+  released(uid: string, version: number, now: number): OwnershipDirective[] {
+    if ((this.#released.get(uid) ?? 0) >= version) return []
+    this.#released.set(uid, version)
+    return this.#openReady(now)
+  }
+
+  /**
+   * The group's members now (this node excluded or not). Members no longer present are gone: their
+   * shards may open `margin` after this node first saw them gone.
+   */
+  members(members: readonly GroupMember[], now: number): OwnershipDirective[] {
+    const present = members.filter((m) => m.present && m.uid !== this.self).map((m) => m.uid)
+    for (const uid of this.#others) if (!present.includes(uid) && !this.#goneAt.has(uid)) this.#goneAt.set(uid, now)
+    for (const uid of present) this.#goneAt.delete(uid)
+    this.#others = present
+    return this.#openReady(now)
+  }
+
+  /** Time passes: margins run out. */
+  tick(now: number): OwnershipDirective[] {
+    return this.#openReady(now)
+  }
+
+  /** When the next margin runs out (for the shell's timer), if one is pending. */
+  nextDeadline(): number | undefined {
+    const v = this.#table?.version ?? 0
+    const pending = [...this.#goneAt].filter(([uid]) => this.#released.get(uid) !== v).map(([, at]) => at + this.margin)
+    return pending.length === 0 ? undefined : Math.min(...pending)
+  }
+
+  #releaseIfDrained(): OwnershipDirective[] {
+    const t = this.#table
+    if (!t || this.#sealing.size > 0 || this.#releasedVersion >= t.version) return []
+    this.#releasedVersion = t.version
+    return [{ kind: 'release', version: t.version }]
+  }
+
+  #openReady(now: number): OwnershipDirective[] {
+    const t = this.#table
+    if (!t || this.#releasedVersion < t.version) return []
+    // Everyone who might serve a shard has released exactly this version: a release of a newer
+    // version proves nothing here (that table may give the member a shard this one gives us; it
+    // opens it only after we release that version too). A member gone without releasing this
+    // version (crashed, downed) counts once the margin has passed since this node saw it gone.
+    const releasedIt = (uid: string): boolean => this.#released.get(uid) === t.version
+    if (this.#others.some((uid) => !releasedIt(uid))) return []
+    for (const [uid, at] of this.#goneAt) {
+      // Kept until its margin passes (a table newer than its last release may still come), unless
+      // it released a version that gave it nothing: it left holding no shard, and serves none again.
+      if (now - at >= this.margin || (releasedIt(uid) && !t.owners.includes(uid))) this.#goneAt.delete(uid)
+      else if (!releasedIt(uid)) return []
+    }
+    const open: number[] = []
+    for (let shard = 0; shard < this.#phase.length; shard++) {
+      if (this.#phase[shard] !== 'opening') continue
+      this.#phase[shard] = 'open'
+      open.push(shard)
+    }
+    return open.length > 0 ? [{ kind: 'open', shards: open }] : []
+  }
+}
