@@ -148,6 +148,36 @@ describe('serialization - hostile bytes', () => {
     expect(() => small.decode(small.encode(Array.from({ length: 11 }, () => 0)))).toThrow(/exceeds the limit of 10/)
   })
 
+  it('reads 16- and 32-bit lengths with the high bit set as the unsigned sizes they are', () => {
+    const s = codec()
+    // array32 of 2^31 elements, map32 of 2^32 - 1 entries: over the default limit, never negative.
+    expect(() => s.decode(Buffer.of(0xdd, 0x80, 0x00, 0x00, 0x00))).toThrow(/collection of 2147483648 elements exceeds/)
+    expect(() => s.decode(Buffer.of(0xdf, 0xff, 0xff, 0xff, 0xff))).toThrow(/collection of 8589934590 elements exceeds/)
+    const roomy = new Serialization(() => null, { limits: { maxCollectionSize: 2 ** 40 } })
+    expect(() => roomy.decode(Buffer.of(0xdf, 0xff, 0xff, 0xff, 0xff, 0x01))).toThrow(/announces 8589934590 elements but only 1 bytes remain/)
+    // str32, bin32 and ext32 of nearly 4 GiB, str16 of 65535 bytes: truncated, not skipped backwards.
+    expect(() => s.decode(Buffer.of(0xdb, 0xff, 0xff, 0xff, 0xff, 0x61))).toThrow(/truncated value/)
+    expect(() => s.decode(Buffer.of(0xc6, 0x80, 0x00, 0x00, 0x01, 0x61))).toThrow(/truncated value/)
+    expect(() => s.decode(Buffer.of(0xc9, 0xff, 0xff, 0xff, 0xff, 0x74, 0x00))).toThrow(/truncated extension data/)
+    expect(() => s.decode(Buffer.of(0xda, 0xff, 0xff, 0x61))).toThrow(/truncated value/)
+    // Lengths that fit decode as usual.
+    expect(s.decode(s.encode(['x'.repeat(70_000), Array.from({ length: 70_000 }, () => 1)]))).toEqual([
+      'x'.repeat(70_000),
+      Array.from({ length: 70_000 }, () => 1),
+    ])
+  })
+
+  it('scans deeper than the default depth when the limit allows it, and still refuses past it', () => {
+    const deep = new Serialization(() => null, { limits: { maxDepth: 500 } })
+    const nest = (n: number) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.of(0xc0)])
+    expect(() => deep.decode(nest(400))).not.toThrow()
+    expect(() => deep.decode(nest(501))).toThrow(/nesting exceeds the limit of 500/)
+    // A scan after a deep one, with the smaller default limit, starts from a clean stack.
+    const s = codec()
+    expect(() => s.decode(nest(65))).toThrow(/nesting exceeds the limit of 64/)
+    expect(s.decode(Buffer.of(0x92, 0x91, 0x01, 0x02))).toEqual([[1], 2])
+  })
+
   it('refuses extension types outside the allow-list (records, RegExp, structured clone)', () => {
     const s = codec()
     expect(() => s.decode(Buffer.of(0xd4, 0x78, 0x00, 0x92, 0xa1, 0x61, 0xa0))).toThrow(/extension type 0x78/)
