@@ -260,3 +260,39 @@ describe('serialization - properties', () => {
     )
   })
 })
+
+describe('serialization - payloads inside larger buffers (decodeFrom)', () => {
+  const s = codec()
+  const value = { player: 'fish', bin: Buffer.from('binary bytes'), n: 12345678901234567890n, when: new Date(5), tags: new Set(['a']) }
+
+  it('decodes a payload at any offset of any buffer, as decode does its own copy', () => {
+    const payload = s.encode(value)
+    // Frames of one socket read: several payloads at offsets of one ArrayBuffer, then another buffer.
+    const chunk = Buffer.concat([Buffer.from('head'), payload, Buffer.from('xy'), payload])
+    const frames = [chunk.subarray(0, 4 + payload.length), chunk.subarray(4 + payload.length)]
+    expect(s.decodeFrom(frames[0]!, 4)).toEqual(value)
+    expect(s.decodeFrom(frames[1]!, 2)).toEqual(value)
+    expect(s.decodeFrom(Buffer.concat([Buffer.of(9), payload]), 1)).toEqual(value)
+    expect(s.decodeFrom(frames[0]!, 4)).toEqual(s.decode(Buffer.from(payload)))
+  })
+
+  it('scans only from the offset, and refuses what follows the payload in its frame', () => {
+    const payload = s.encode([1, 2])
+    // Garbage before the offset is not part of the payload...
+    expect(s.decodeFrom(Buffer.concat([Buffer.of(0xc1, 0xdd, 0xff), payload]), 3)).toEqual([1, 2])
+    // ...but every byte after it is: trailing bytes, and bytes of the next frame are not visible.
+    expect(() => s.decodeFrom(Buffer.concat([payload, Buffer.of(0x01)]), 0)).toThrow(/trailing/)
+    const chunk = Buffer.concat([Buffer.of(0x92, 0x01), Buffer.of(0x02)])
+    expect(() => s.decodeFrom(chunk.subarray(0, 2), 0)).toThrow(SerializationError)
+  })
+
+  it('gives binary values as Buffers holding the right bytes, and plain Uint8Array input as before', () => {
+    const payload = s.encode([Buffer.from('abc'), Uint8Array.of(1, 2, 3)])
+    const [a, b] = s.decodeFrom(Buffer.concat([Buffer.from('zz'), payload]), 2) as [Buffer, Uint8Array]
+    expect(Buffer.isBuffer(a) && a.toString()).toBe('abc')
+    expect([...b]).toEqual([1, 2, 3])
+    const [c] = s.decode(new Uint8Array(payload)) as [Uint8Array]
+    expect(Buffer.isBuffer(c)).toBe(false)
+    expect(Buffer.from(c).toString()).toBe('abc')
+  })
+})

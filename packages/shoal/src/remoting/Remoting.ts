@@ -25,16 +25,17 @@ import type { Association } from '../transport/Association.ts'
 import type { InboundBudget, InboundCredit } from '../transport/InboundBudget.ts'
 import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
 import {
-  type CallEnvelope,
-  decodeCall,
-  decodeOneWay,
-  decodeReply,
   EnvelopeError,
   type EnvelopeHeaders,
   encodeCallHeadWith,
   encodeOneWayHeadWith,
   encodeReplyHead,
-  type OneWayEnvelope,
+  REPLY_PAYLOAD_AT,
+  type ReadCall,
+  type ReadOneWay,
+  readCall,
+  readOneWay,
+  readReply,
 } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { Peer, RemoteRoute } from './Peer.ts'
@@ -279,7 +280,7 @@ export class Remoting {
   // stopped before it started). Refusals before delivery answer at once and hold nothing.
 
   #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = decodeCall(body, peer.targets)
+    const env = readCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
     const target = this.#target(peer, env, false)
     if (target instanceof Error) return this.reply(peer, caller, env.callId, false, target)
@@ -293,7 +294,7 @@ export class Remoting {
   }
 
   #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = decodeOneWay(body, peer.targets)
+    const env = readOneWay(body, peer.targets)
     const target = this.#target(peer, env, true)
     if (target instanceof Error) return this.#dropped(target)
     const method = this.#host.actors.methodOf(target, env.method)
@@ -312,7 +313,7 @@ export class Remoting {
   // shutting down), the one method check (undeclared methods are refused before the arguments are
   // even decoded), the arguments. Each returns the refusal, `notDelivered`, instead of throwing.
 
-  #target(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): LocalTarget | Error {
+  #target(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): LocalTarget | Error {
     const host = this.#host
     const target = host.running()
       ? host.actors.inboundTarget(env.uid, env.path, env.incarnation)
@@ -320,10 +321,10 @@ export class Remoting {
     return target instanceof Error ? this.#refused(peer, env, undefined, target, oneWay) : target
   }
 
-  #args(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): unknown[] | Error {
+  #args(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): unknown[] | Error {
     const host = this.#host
     try {
-      const args = host.serialization.decode(env.args)
+      const args = host.serialization.decodeFrom(env.body, env.argsAt)
       if (Array.isArray(args)) return args
       throw new SerializationError('Call arguments must be an array.')
     } catch (e) {
@@ -336,12 +337,12 @@ export class Remoting {
     }
   }
 
-  #undeclared(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget, oneWay: boolean): Error {
+  #undeclared(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget, oneWay: boolean): Error {
     const at = this.#refusal(peer, env, target, oneWay)
     return this.#publish(at, this.#host.actors.undeclared(target, at))
   }
 
-  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
+  #refused(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
     return this.#publish(this.#refusal(peer, env, target, oneWay), error)
   }
 
@@ -351,14 +352,14 @@ export class Remoting {
     return error
   }
 
-  #refusal(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, oneWay: boolean): Refusal {
+  #refusal(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget | undefined, oneWay: boolean): Refusal {
     const id = this.#host.actors.inboundId(env.uid, env.path, env.incarnation)
     return { target: id, actorType: target?.info?.name, method: env.method, from: peer.assoc.peer, headers: env.headers, oneWay }
   }
 
   #onReply(peer: Peer, body: Buffer): void {
     // Validate before looking up: a malformed reply is a protocol violation even when late.
-    const { callId, ok, refused, payload } = decodeReply(body)
+    const { callId, ok, refused } = readReply(body)
     const call = peer.pending.get(callId)
     if (!call) {
       this.#host.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
@@ -366,7 +367,7 @@ export class Remoting {
     }
     let value: unknown
     try {
-      value = this.#host.serialization.decode(payload)
+      value = this.#host.serialization.decodeFrom(body, REPLY_PAYLOAD_AT)
     } catch (e) {
       this.#host.ledger.metrics.decodeErrors.inc()
       call.fail(e)

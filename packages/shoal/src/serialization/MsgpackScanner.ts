@@ -48,8 +48,11 @@ function u32(buf: Uint8Array, pos: number): number {
   return buf[pos]! * 0x1000000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!)
 }
 
-/** Returns undefined when the bytes are acceptable, otherwise a reason. */
-export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>): string | undefined {
+/**
+ * Returns undefined when the bytes from `start` to the end of `buf` are one acceptable value,
+ * otherwise a reason.
+ */
+export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>, start = 0): string | undefined {
   const end = buf.length
   const maxDepth = limits.maxDepth
   if (scratch.length < maxDepth + 1) scratch = new Float64Array(maxDepth + 1)
@@ -57,7 +60,7 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
   const remaining = scratch
   remaining[0] = 1
   let depth = 0
-  let pos = 0
+  let pos = start
 
   while (depth >= 0) {
     if (remaining[depth] === 0) {
