@@ -296,3 +296,15 @@ describe('serialization - payloads inside larger buffers (decodeFrom)', () => {
     expect(Buffer.from(c).toString()).toBe('abc')
   })
 })
+
+describe('serialization - large payloads', () => {
+  it('decodes a payload in a buffer of several MiB at an offset', () => {
+    const s = codec()
+    const big = { blob: Buffer.alloc(3 * 1024 * 1024, 7), text: 'y'.repeat(1000) }
+    const frame = Buffer.concat([Buffer.alloc(17, 1), s.encode(big)])
+    const out = s.decodeFrom(frame, 17) as typeof big
+    expect(out.blob.length).toBe(big.blob.length)
+    expect(out.blob.every((b) => b === 7)).toBe(true)
+    expect(out.text).toBe(big.text)
+  })
+})

@@ -97,6 +97,9 @@ addExtension({ Class: ErrorTag, type: ExtType.Error, write: (t: Tag) => t.payloa
 addExtension({ Class: MapTag, type: ExtType.Map, write: (t: Tag) => t.payload, read: (d: unknown) => current().readMap(d) })
 addExtension({ Class: SetTag, type: ExtType.Set, write: (t: Tag) => t.payload, read: (d: unknown) => current().readSet(d) })
 
+/** The largest ArrayBuffer `Serialization.#decode` keeps a view of: a socket read is at most 64 KiB. */
+const VIEW_MAX = 256 * 1024
+
 /** A Buffer over the whole of the last ArrayBuffer decoded from (see `Serialization.#decode`). */
 let lastView: Buffer | undefined
 
@@ -248,10 +251,11 @@ export class Serialization {
     // Extension readers are module-level callbacks; they find this instance through `decoding`.
     decoding = this // eslint-disable-line @typescript-eslint/no-this-alias
     try {
-      if (!(bytes instanceof Buffer)) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
       // msgpackr makes (and caches on its source) a DataView per source buffer: hand it one view of
       // the whole ArrayBuffer, kept while payloads come from it (the frames of one socket read), and
-      // the payload's range in it. Binary values still alias the same bytes, as Buffers.
+      // the payload's range in it. Binary values still alias the same bytes, as Buffers. Not for
+      // large buffers (a reassembled frame), which the view would keep alive until the next decode.
+      if (!(bytes instanceof Buffer) || bytes.buffer.byteLength > VIEW_MAX) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
       const base = bytes.byteOffset
       return this.#unpackr.unpack(wholeView(bytes.buffer), { start: base + start, end: base + bytes.length } as never)
     } catch (e) {
