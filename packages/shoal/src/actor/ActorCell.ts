@@ -67,6 +67,25 @@ export class ActorCell {
   /** Chains of interleaved calls still running, with counts (allocated only when used). */
   #interleaved: Map<string, number> | undefined
   #draining = false
+  /** The invocation holding the turn (its context is `#turn`), for the settle handlers below. */
+  #turnInv: Invocation | undefined
+  /**
+   * Settle handlers of the turn's promise, made once per cell rather than two closures per call:
+   * only one turn runs at a time, and the next starts only after #finish cleared it.
+   */
+  readonly #turnOk = (v: unknown): void => this.#finish(this.#turnInv!, this.#turn!, true, v)
+  readonly #turnFailed = (e: unknown): void => this.#finish(this.#turnInv!, this.#turn!, false, e)
+  /** The method and arguments `#invoke` applies (set just before `callContext.run` calls it). */
+  #invokeFn: Function | undefined
+  #invokeArgs: unknown[] | undefined
+  /** Calls the method set in `#invokeFn`: `callContext.run` with no extra arguments to copy. */
+  readonly #invoke = (): unknown => {
+    const fn = this.#invokeFn!
+    const args = this.#invokeArgs!
+    this.#invokeFn = undefined
+    this.#invokeArgs = undefined
+    return fn.apply(this.actor, args)
+  }
   #turnEnded: (() => void) | undefined
   #stopped: Promise<void> | undefined
   #ref: unknown
@@ -228,13 +247,19 @@ export class ActorCell {
       return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
     }
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true, trace: undefined }
-    if (turn) this.#turn = ctx
-    else if (inv.chain !== '') this.#addInterleaved(inv.chain)
+    if (turn) {
+      this.#turn = ctx
+      this.#turnInv = inv
+    } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      if (ctx.trace === undefined) result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
-      else if (startHasStores()) result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
+      if (ctx.trace === undefined) {
+        this.#invokeFn = fn
+        this.#invokeArgs = inv.args
+        result = callContext.run(ctx, this.#invoke)
+      } else if (startHasStores())
+        result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
       else {
         callTracing.start.publish(ctx.trace.ctx)
         result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
@@ -246,10 +271,12 @@ export class ActorCell {
     }
     ctx.trace?.dispatched()
     if (isThenable(result)) {
-      result.then(
-        (v: unknown) => this.#finish(inv, ctx, true, v),
-        (e: unknown) => this.#finish(inv, ctx, false, e),
-      )
+      if (turn) result.then(this.#turnOk, this.#turnFailed)
+      else
+        result.then(
+          (v: unknown) => this.#finish(inv, ctx, true, v),
+          (e: unknown) => this.#finish(inv, ctx, false, e),
+        )
     } else this.#finish(inv, ctx, true, result)
   }
 
@@ -290,6 +317,7 @@ export class ActorCell {
   #endTurn(): void {
     if (this.#turn) this.#turn.active = false
     this.#turn = undefined
+    this.#turnInv = undefined
   }
 
   #addInterleaved(chain: string): void {
