@@ -12,6 +12,7 @@
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
 import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
+import type { MethodInfo } from '../actor/DistributedActor.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors, Refusal } from '../actor/LocalActors.ts'
@@ -58,6 +59,13 @@ export interface RemotingHost {
 }
 
 const NO_ARGS: unknown[] = []
+
+/** What the last envelope of a peer's decoder-cached target resolved to (see `Remoting.#known`). */
+interface Resolved {
+  readonly target: LocalTarget
+  readonly method: MethodInfo
+  readonly incarnation: number
+}
 
 /** Calls between this node and others (see the module comment); built and owned by the system. */
 export class Remoting {
@@ -282,10 +290,19 @@ export class Remoting {
   #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = readCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
-    const target = this.#target(peer, env, false)
-    if (target instanceof Error) return this.reply(peer, caller, env.callId, false, target)
-    const method = this.#host.actors.methodOf(target, env.method)
-    if (method === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, target, false))
+    let target: LocalTarget
+    let method: MethodInfo | undefined
+    const known = this.#known(peer, env)
+    if (known !== undefined) {
+      target = known.target
+      method = known.method
+    } else {
+      const t = this.#target(peer, env, false)
+      if (t instanceof Error) return this.reply(peer, caller, env.callId, false, t)
+      const m = this.#host.actors.methodOf(t, env.method)
+      if (m === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, t, false))
+      this.#remember(peer, env, (target = t), (method = m))
+    }
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
     const credit = inbound.take(body.length + 5)
@@ -295,10 +312,19 @@ export class Remoting {
 
   #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = readOneWay(body, peer.targets)
-    const target = this.#target(peer, env, true)
-    if (target instanceof Error) return this.#dropped(target)
-    const method = this.#host.actors.methodOf(target, env.method)
-    if (method === null) return this.#dropped(this.#undeclared(peer, env, target, true))
+    let target: LocalTarget
+    let method: MethodInfo | undefined
+    const known = this.#known(peer, env)
+    if (known !== undefined) {
+      target = known.target
+      method = known.method
+    } else {
+      const t = this.#target(peer, env, true)
+      if (t instanceof Error) return this.#dropped(t)
+      const m = this.#host.actors.methodOf(t, env.method)
+      if (m === null) return this.#dropped(this.#undeclared(peer, env, t, true))
+      this.#remember(peer, env, (target = t), (method = m))
+    }
     const args = this.#args(peer, env, true)
     if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
     const credit = inbound.take(body.length + 5)
@@ -307,6 +333,23 @@ export class Remoting {
 
   #dropped(error: Error): void {
     this.#host.log.debug({ reason: error.message }, 'one-way message dropped')
+  }
+
+  /**
+   * The actor and method the previous envelope from this peer resolved to, if this one has the same
+   * target (the decoder cache matched: same node uid, path and method) and incarnation, that actor
+   * is still alive, and the node still takes calls: the same answer `#target` and the method check
+   * would give, without the table lookups. Only actors (incarnation > 0) are remembered: a
+   * well-known target's path may be given to another target.
+   */
+  #known(peer: Peer, env: ReadCall | ReadOneWay): Resolved | undefined {
+    const known = peer.targets.resolved as Resolved | undefined
+    if (known === undefined || known.incarnation !== env.incarnation || !known.target.alive || !this.#host.running()) return undefined
+    return known
+  }
+
+  #remember(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget, method: MethodInfo | undefined): void {
+    if (env.incarnation !== 0 && method !== undefined) peer.targets.resolved = { target, method, incarnation: env.incarnation } satisfies Resolved
   }
 
   // Inbound calls and one-way messages share three steps, in this order: the target (refused while

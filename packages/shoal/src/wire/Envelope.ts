@@ -182,6 +182,11 @@ export class TargetCache {
   uid = ''
   path = ''
   method = ''
+  /**
+   * What the reader attached to the cached target (remoting: the local actor and method it
+   * resolved to). Left as is while envelopes match the cached target, dropped when one does not.
+   */
+  resolved: unknown = undefined
 }
 
 /** Compares a short range in JS: cheaper than Buffer#compare's native call at these sizes. */
@@ -210,6 +215,7 @@ function readTarget(r: Reader, cache: TargetCache | undefined): void {
       return
     }
   }
+  if (cache) cache.resolved = undefined
   const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
   const path = r.str(true, EnvelopeLimits.path, 'path')
   const method = r.str(false, EnvelopeLimits.method, 'method')
