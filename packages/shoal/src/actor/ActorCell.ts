@@ -62,6 +62,8 @@ export class ActorCell {
   actor!: DistributedActor
   #state: State = 'starting'
   #queue: Deque<Invocation> | undefined
+  /** The method each queued invocation was delivered with, in step with `#queue`. */
+  #queuedMethods: Deque<MethodInfo> | undefined
   /** The invocation holding the turn (its chain is the turn's chain, minted lazily), if any. */
   #turn: CallContext | undefined
   /** Chains of interleaved calls still running, with counts (allocated only when used). */
@@ -226,7 +228,9 @@ export class ActorCell {
           markNotDelivered(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`)),
         )
       }
+      const methods = (this.#queuedMethods ??= new Deque())
       queue.push(inv)
+      methods.push(m)
     }
   }
 
@@ -235,7 +239,7 @@ export class ActorCell {
     inv.fail(error)
   }
 
-  /** The method of a queued invocation (checked when it was delivered). */
+  /** The method of a system turn, or of an invocation delivered without its method. */
   #methodOf(inv: Invocation): MethodInfo {
     return inv.fn ? { fn: inv.fn, interleave: false } : this.info.methods.get(inv.method)!
   }
@@ -356,7 +360,7 @@ export class ActorCell {
     try {
       while (this.#turn === undefined && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
-        const method = this.#methodOf(inv)
+        const method = this.#queuedMethods!.shift()!
         this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
       }
     } finally {
@@ -375,6 +379,7 @@ export class ActorCell {
   async #stop(): Promise<void> {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
+    this.#queuedMethods?.drain()
     for (const inv of queued) this.#refuse(inv, this.#stoppedError(`Actor ${this.id} stopped before this call started.`))
     if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined

@@ -100,13 +100,9 @@ addExtension({ Class: SetTag, type: ExtType.Set, write: (t: Tag) => t.payload, r
 /** The largest ArrayBuffer `Serialization.#decode` keeps a view of: a socket read is at most 64 KiB. */
 const VIEW_MAX = 256 * 1024
 
-/** A Buffer over the whole of the last ArrayBuffer decoded from (see `Serialization.#decode`). */
-let lastView: Buffer | undefined
-
-function wholeView(ab: ArrayBufferLike): Buffer {
-  if (lastView === undefined || lastView.buffer !== ab) lastView = Buffer.from(ab)
-  return lastView
-}
+/** A Buffer over the whole of the last ArrayBuffer decoded from, `viewOf` (see `Serialization.#decode`). */
+let view: Buffer | undefined
+let viewOf: ArrayBufferLike | undefined
 
 function current(): Serialization {
   if (!decoding) throw new SerializationError('Shoal extension decoded outside a Shoal decode call.')
@@ -255,9 +251,14 @@ export class Serialization {
       // the whole ArrayBuffer, kept while payloads come from it (the frames of one socket read), and
       // the payload's range in it. Binary values still alias the same bytes, as Buffers. Not for
       // large buffers (a reassembled frame), which the view would keep alive until the next decode.
-      if (!(bytes instanceof Buffer) || bytes.buffer.byteLength > VIEW_MAX) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
+      const ab = bytes.buffer
+      if (!(bytes instanceof Buffer) || ab.byteLength > VIEW_MAX) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
+      if (ab !== viewOf) {
+        viewOf = ab
+        view = Buffer.from(ab)
+      }
       const base = bytes.byteOffset
-      return this.#unpackr.unpack(wholeView(bytes.buffer), { start: base + start, end: base + bytes.length } as never)
+      return this.#unpackr.unpack(view!, { start: base + start, end: base + bytes.length } as never)
     } catch (e) {
       if (e instanceof ShoalError) throw e
       throw new SerializationError(`Could not decode payload: ${(e as Error).message}`, { cause: e })
