@@ -74,6 +74,16 @@ class Turnstile extends DistributedActor {
   }
 }
 
+/** Sends one-way messages from inside its own turn. */
+class TellRelay extends DistributedActor {
+  @distributed async tellBoth(x: ActorRef<Island>, y: ActorRef<Island>, i: number): Promise<void> {
+    // A call first, so this turn has a chain that the messages below carry.
+    await x.addRock(0)
+    x.tell('record', i)
+    y.tell('record', i)
+  }
+}
+
 /** Asks another actor, which may be on another node, to call back. */
 class Relay extends DistributedActor {
   @distributed async bounce(other: ActorRef<Relay>, depth: number): Promise<string> {
@@ -159,6 +169,25 @@ describe('remote calls', () => {
     expect(order.length).toBe(n)
     expect(order.every((v, i) => v === i)).toBe(true)
     expect(maxInside).toBe(1)
+  })
+
+  it('addresses one-way messages from outside any actor and from inside one to the right actor and method', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const first = b.resolve(Island, a.spawn(Island).id)
+    const second = b.resolve(Island, a.spawn(Island).id)
+    const relay = a.resolve(TellRelay, b.spawn(TellRelay).id)
+    for (let i = 0; i < 3; i++) {
+      first.tell('record', i)
+      second.tell('record', 10 + i)
+      first.tell('addRock', 1)
+    }
+    // From inside a turn on node B (the message carries that turn's chain), to both islands.
+    await relay.tellBoth(first, second, 99)
+    expect(await first.recorded()).toEqual([0, 1, 2, 99])
+    expect(await second.recorded()).toEqual([10, 11, 12, 99])
+    expect(await first.addRock(0)).toBe(3)
+    expect(await second.addRock(0)).toBe(0)
   })
 
   it('checks each message of a stream to one actor: another incarnation at its path, or the actor stopped in between, is refused', async () => {

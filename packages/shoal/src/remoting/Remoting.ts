@@ -189,7 +189,7 @@ export class Remoting {
       return
     }
     const body = this.#host.serialization.encode(args)
-    const head = encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
+    const head = chain === '' ? route.oneWayHead(method) : encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
     try {
       this.transport.send(route.peer.assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
     } catch (e) {
