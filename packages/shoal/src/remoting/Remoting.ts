@@ -93,10 +93,16 @@ export class Remoting {
   }
 
   #peer(assoc: Association): Peer {
+    // Frames come in runs from one connection: remember the last answer (a peer is its association's for life).
+    if (assoc === this.#lastPeer?.assoc) return this.#lastPeer
     let peer = this.#peers.get(assoc)
     if (!peer) this.#peers.set(assoc, (peer = new Peer(assoc)))
+    this.#lastPeer = peer
     return peer
   }
+
+  /** The peer `#peer` returned last. */
+  #lastPeer: Peer | undefined
 
   // ---- outbound ----------------------------------------------------------------------------
 
