@@ -258,15 +258,13 @@ export class ActorCell {
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      if (ctx.trace === undefined) {
+      if (ctx.trace !== undefined && startHasStores()) {
+        result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
+      } else {
+        if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace.ctx)
         this.#invokeFn = fn
         this.#invokeArgs = inv.args
         result = callContext.run(ctx, this.#invoke)
-      } else if (startHasStores())
-        result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
-      else {
-        callTracing.start.publish(ctx.trace.ctx)
-        result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
       }
     } catch (e) {
       ctx.trace?.dispatched()
