@@ -72,8 +72,8 @@ export class ActorCell {
   /** The invocation holding the turn (its context is `#turn`), for the settle handlers below. */
   #turnInv: Invocation | undefined
   /**
-   * Settle handlers of the turn's promise, made once per cell rather than two closures per call:
-   * only one turn runs at a time, and the next starts only after #finish cleared it.
+   * Settle handlers of the turn's (native) promise, made once per cell rather than two closures per
+   * call: only one turn runs at a time, and the next starts only after #finish cleared it.
    */
   readonly #turnOk = (v: unknown): void => this.#finish(this.#turnInv!, this.#turn!, true, v)
   readonly #turnFailed = (e: unknown): void => this.#finish(this.#turnInv!, this.#turn!, false, e)
@@ -273,7 +273,9 @@ export class ActorCell {
     }
     ctx.trace?.dispatched()
     if (isThenable(result)) {
-      if (turn) result.then(this.#turnOk, this.#turnFailed)
+      // The shared handlers only for a native promise: it settles once, and never synchronously
+      // inside `then`; any other thenable might call back twice, and after the next turn began.
+      if (turn && result instanceof Promise) result.then(this.#turnOk, this.#turnFailed)
       else
         result.then(
           (v: unknown) => this.#finish(inv, ctx, true, v),
@@ -328,6 +330,8 @@ export class ActorCell {
   }
 
   #finish(inv: Invocation, ctx: CallContext, ok: boolean, value: unknown): void {
+    // Once per invocation: a thenable that settles twice must not end a later turn.
+    if (!ctx.active) return
     if (ctx.turn) this.#endTurn()
     else if (ctx.chain !== '') {
       const map = this.#interleaved!
