@@ -272,15 +272,14 @@ export class ActorCell {
       return
     }
     ctx.trace?.dispatched()
-    if (isThenable(result)) {
-      // The shared handlers only for a native promise: it settles once, and never synchronously
-      // inside `then`; any other thenable might call back twice, and after the next turn began.
-      if (turn && result instanceof Promise) result.then(this.#turnOk, this.#turnFailed)
-      else
-        result.then(
-          (v: unknown) => this.#finish(inv, ctx, true, v),
-          (e: unknown) => this.#finish(inv, ctx, false, e),
-        )
+    // The shared handlers only for a native promise: it settles once, and never synchronously
+    // inside `then`; any other thenable might call back twice, and after the next turn began.
+    if (turn && result instanceof Promise) result.then(this.#turnOk, this.#turnFailed)
+    else if (isThenable(result)) {
+      result.then(
+        (v: unknown) => this.#finish(inv, ctx, true, v),
+        (e: unknown) => this.#finish(inv, ctx, false, e),
+      )
     } else this.#finish(inv, ctx, true, result)
   }
 
