@@ -23,6 +23,9 @@ export type NodeConfig =
       readonly inFlight: number
       readonly warmupMs: number
       readonly durationMs: number
+      /** `calls` (default): `inFlight` calls kept going; `oneway`: windows of `window` one-way messages, each followed by a count call. */
+      readonly scenario?: 'calls' | 'oneway'
+      readonly window?: number
     }
 
 /** Clock, CPU time and socket writes so far at one edge of the window. */
@@ -74,7 +77,7 @@ export interface WindowReport {
   /** CPU time over the window (µs), from process.cpuUsage. */
   readonly userUs: number
   readonly systemUs: number
-  /** Completed calls in the window (client only). */
+  /** Completed calls in the window (client only); one-way messages counted by the server in the oneway scenario. */
   readonly calls?: number
   /** socket.write calls on TCP sockets in the window, and the bytes they wrote. */
   readonly writes: number
@@ -164,7 +167,25 @@ async function client(config: Extract<NodeConfig, { role: 'client' }>): Promise<
       completed++
     }
   }
-  const workers = Array.from({ length: config.inFlight }, worker)
+  // One-way: the harness's oneWayRun, without end: a window of tells, then a count call; the
+  // previous window's count is awaited before the next window goes (so at most two are in flight),
+  // and a window counts as completed when the server's count shows it arrived.
+  const oneWayLoop = async (): Promise<void> => {
+    const target = c.oneWay
+    if (!target) throw new Error(`${config.peer} has no one-way scenario`)
+    const window = config.window ?? 10_000
+    let previous: Promise<number> | undefined
+    const base = await target.count()
+    while (running) {
+      for (let i = 0; i < window; i++) target.send(arg)
+      const current = target.count()
+      if (previous) completed = (await previous) - base
+      previous = current
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    await previous
+  }
+  const workers = config.scenario === 'oneway' ? [oneWayLoop()] : Array.from({ length: config.inFlight }, worker)
   await sleep(config.warmupMs)
   const start = mark()
   const before = completed

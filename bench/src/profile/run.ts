@@ -16,6 +16,10 @@
  * stacks of the caller's promoted garbage). Findings: bench/notes/profile-2026-12-06.md.
  *
  * Flags:
+ * - `--scenario=calls|oneway`: remote calls (default), or one-way messages as in the harness's
+ *   oneWayRun, endlessly: windows of `--window=N` (default 10000) tells, each followed by a count
+ *   call (awaited before the next window but one); "calls" in the tables are then messages, counted
+ *   by the server's count replies
  * - `--peers=LIST`: remote peers (default `shoal,raw-immediate,raw-microtask`; `raw` = both raw modes)
  * - `--in-flight=N` (default 100), `--seconds=S` measured window (default 5), `--warmup=MS` (default 1500)
  * - `--interval=US`: sampling interval in µs (default 1000, V8's own; at 250 the sampling itself
@@ -46,7 +50,7 @@ function parseArgs(argv: readonly string[]) {
   const flags = new Map<string, string>()
   for (const arg of argv) {
     const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg)
-    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'no-calibrate', 'top', 'out', 'v8'].includes(m[1]!))
+    if (!m || !['peers', 'in-flight', 'seconds', 'warmup', 'interval', 'no-prof', 'no-calibrate', 'top', 'out', 'v8', 'scenario', 'window'].includes(m[1]!))
       throw new Error(`unknown argument ${arg}: see the flags at the top of bench/src/profile/run.ts`)
     flags.set(m[1]!, m[2] ?? '')
   }
@@ -63,7 +67,11 @@ function parseArgs(argv: readonly string[]) {
     else if ((REMOTE_PEERS as readonly string[]).includes(name)) peers.push(name as RemotePeerName)
     else throw new Error(`--peers: unknown peer ${name} (valid: raw, ${REMOTE_PEERS.join(', ')})`)
   }
+  const scenario = flags.get('scenario') ?? 'calls'
+  if (scenario !== 'calls' && scenario !== 'oneway') throw new Error(`--scenario: ${scenario} is not calls or oneway`)
   return {
+    scenario: scenario as 'calls' | 'oneway',
+    window: num('window', 10_000),
     peers: [...new Set(peers)],
     inFlight: num('in-flight', 100),
     durationMs: num('seconds', 5) * 1000,
@@ -203,10 +211,19 @@ async function profilePeer(peer: RemotePeerName, profile: boolean): Promise<Peer
       () => error,
     )
     log(
-      `${peer}${profile ? ' (profiled)' : ''}: server ready; client runs ${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs} ms window`,
+      `${peer}${profile ? ' (profiled)' : ''}: server ready; client runs ${args.scenario === 'oneway' ? `one-way windows of ${args.window}` : `${args.inFlight} in flight`}, ${args.warmupMs} ms warm-up, ${args.durationMs} ms window`,
     )
     const client = spawnNode(
-      { role: 'client', peer, info, inFlight: args.inFlight, warmupMs: args.warmupMs, durationMs: args.durationMs },
+      {
+        role: 'client',
+        peer,
+        info,
+        inFlight: args.inFlight,
+        warmupMs: args.warmupMs,
+        durationMs: args.durationMs,
+        scenario: args.scenario,
+        window: args.window,
+      },
       `${peer}-client`,
       profile,
       (m) => {
@@ -320,9 +337,9 @@ async function main(): Promise<void> {
     runs.push(run)
   }
   const header = [
-    `# CPU profile of remote calls, ${new Date().toISOString()}`,
+    `# CPU profile of ${args.scenario === 'oneway' ? 'one-way messages ("calls" below are messages)' : 'remote calls'}, ${new Date().toISOString()}`,
     '',
-    `${args.inFlight} in flight, ${args.warmupMs} ms warm-up, ${args.durationMs / 1000} s window, ${args.profile ? `sampling every ${args.intervalUs} µs` : 'no profiler'}; Node ${process.version}; execArgv ${[...process.execArgv, ...args.v8].join(' ')}`,
+    `${args.scenario === 'oneway' ? `one-way windows of ${args.window} messages, each then a count call` : `${args.inFlight} in flight`}, ${args.warmupMs} ms warm-up, ${args.durationMs / 1000} s window, ${args.profile ? `sampling every ${args.intervalUs} µs` : 'no profiler'}; Node ${process.version}; execArgv ${[...process.execArgv, ...args.v8].join(' ')}`,
     '',
     ...summaryTable(runs),
     '',

@@ -206,7 +206,37 @@ describe('actors - calls through refs', () => {
   })
 })
 
+/** A method returning a thenable that settles twice: at once inside `then`, and again while the next turn runs. */
+class Twice extends DistributedActor {
+  events: string[] = []
+  @distributed twice(i: number): PromiseLike<number> {
+    this.events.push(`twice ${i}`)
+    return {
+      then: (ok?: ((v: number) => unknown) | null) => {
+        ok?.(i)
+        setTimeout(() => ok?.(i + 100), 5)
+        return Promise.resolve(undefined as never)
+      },
+    }
+  }
+  @distributed async slow(i: number): Promise<void> {
+    this.events.push(`start ${i}`)
+    await new Promise((r) => setTimeout(r, 15))
+    this.events.push(`end ${i}`)
+  }
+  @distributed async read(): Promise<string[]> {
+    return this.events
+  }
+}
+
 describe('actors - turns', () => {
+  it('ends a turn once when its method returns a thenable that settles twice', async () => {
+    const t = system.spawn(Twice)
+    const results = await Promise.all([t.slow(1), t.twice(2), t.slow(3), t.slow(4), t.twice(5), t.slow(6)])
+    expect(results).toEqual([undefined, 2, undefined, undefined, 5, undefined])
+    expect(await t.read()).toEqual(['start 1', 'end 1', 'twice 2', 'start 3', 'end 3', 'start 4', 'end 4', 'twice 5', 'start 6', 'end 6'])
+  })
+
   it('never interleaves two turns of a non-reentrant actor', async () => {
     const c = system.spawn(Counter)
     const results = await Promise.all([c.slowAdd(1, 30), c.slowAdd(2, 10), c.slowAdd(3, 1)])

@@ -55,6 +55,35 @@ class Island extends DistributedActor {
   }
 }
 
+/** Records the order of its turns and how many ever ran at once. */
+class Turnstile extends DistributedActor {
+  inside = 0
+  maxInside = 0
+  order: number[] = []
+  @distributed async enter(i: number): Promise<void> {
+    this.inside++
+    this.maxInside = Math.max(this.maxInside, this.inside)
+    this.order.push(i)
+    // Some turns settle at once, some after a microtask, some after an event-loop turn.
+    if (i % 7 === 0) await new Promise((r) => setImmediate(r))
+    else if (i % 2 === 0) await Promise.resolve()
+    this.inside--
+  }
+  @distributed async report(): Promise<{ order: number[]; maxInside: number }> {
+    return { order: this.order, maxInside: this.maxInside }
+  }
+}
+
+/** Sends one-way messages from inside its own turn. */
+class TellRelay extends DistributedActor {
+  @distributed async tellBoth(x: ActorRef<Island>, y: ActorRef<Island>, i: number): Promise<void> {
+    // A call first, so this turn has a chain that the messages below carry.
+    await x.addRock(0)
+    x.tell('record', i)
+    y.tell('record', i)
+  }
+}
+
 /** Asks another actor, which may be on another node, to call back. */
 class Relay extends DistributedActor {
   @distributed async bounce(other: ActorRef<Relay>, depth: number): Promise<string> {
@@ -128,6 +157,61 @@ describe('remote calls', () => {
     }
     await Promise.all(calls)
     expect(await remote.recorded()).toEqual(Array.from({ length: n }, (_, i) => i))
+  })
+
+  it('runs a burst of one-way messages from one sender one turn at a time, in the order sent', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const remote = b.resolve(Turnstile, a.spawn(Turnstile).id)
+    const n = 20_000
+    for (let i = 0; i < n; i++) remote.tell('enter', i)
+    const { order, maxInside } = await remote.withTimeout(20_000).report()
+    expect(order.length).toBe(n)
+    expect(order.every((v, i) => v === i)).toBe(true)
+    expect(maxInside).toBe(1)
+  })
+
+  it('addresses one-way messages from outside any actor and from inside one to the right actor and method', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const first = b.resolve(Island, a.spawn(Island).id)
+    const second = b.resolve(Island, a.spawn(Island).id)
+    const relay = a.resolve(TellRelay, b.spawn(TellRelay).id)
+    for (let i = 0; i < 3; i++) {
+      first.tell('record', i)
+      second.tell('record', 10 + i)
+      first.tell('addRock', 1)
+    }
+    // From inside a turn on node B (the message carries that turn's chain), to both islands.
+    await relay.tellBoth(first, second, 99)
+    expect(await first.recorded()).toEqual([0, 1, 2, 99])
+    expect(await second.recorded()).toEqual([10, 11, 12, 99])
+    expect(await first.addRock(0)).toBe(3)
+    expect(await second.addRock(0)).toBe(0)
+  })
+
+  it('checks each message of a stream to one actor: another incarnation at its path, or the actor stopped in between, is refused', async () => {
+    nodes = await startNodes(2)
+    const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+    const island = a.spawn(Island)
+    const remote = b.resolve(Island, island.id)
+    for (let i = 0; i < 3; i++) remote.tell('record', i)
+    expect(await remote.addRock(1)).toBe(1)
+    // Same node uid, path and method as the call just served, another incarnation: not that actor.
+    const other = b.resolve(Island, island.id.toString().replace(/#\d+$/, `#${island.id.incarnation + 1000}`))
+    await expect(other.addRock(1)).rejects.toBeInstanceOf(ActorNotFoundError)
+    other.tell('record', 99)
+    expect(await remote.addRock(1)).toBe(2)
+    expect(await remote.recorded()).toEqual([0, 1, 2])
+    // Stopped between two calls of the same stream: the next one is refused, a one-way dropped.
+    await a.stop(island)
+    remote.tell('record', 3)
+    await expect(remote.addRock(1)).rejects.toBeInstanceOf(ActorNotFoundError)
+    await expect(remote.recorded()).rejects.toBeInstanceOf(ActorNotFoundError)
+    // A new actor is reached as usual.
+    const next = b.resolve(Island, a.spawn(Island).id)
+    next.tell('record', 7)
+    expect(await next.recorded()).toEqual([7])
   })
 
   it('batches the replies of a mailbox draining turn after turn into few socket writes', async () => {

@@ -148,6 +148,36 @@ describe('serialization - hostile bytes', () => {
     expect(() => small.decode(small.encode(Array.from({ length: 11 }, () => 0)))).toThrow(/exceeds the limit of 10/)
   })
 
+  it('reads 16- and 32-bit lengths with the high bit set as the unsigned sizes they are', () => {
+    const s = codec()
+    // array32 of 2^31 elements, map32 of 2^32 - 1 entries: over the default limit, never negative.
+    expect(() => s.decode(Buffer.of(0xdd, 0x80, 0x00, 0x00, 0x00))).toThrow(/collection of 2147483648 elements exceeds/)
+    expect(() => s.decode(Buffer.of(0xdf, 0xff, 0xff, 0xff, 0xff))).toThrow(/collection of 8589934590 elements exceeds/)
+    const roomy = new Serialization(() => null, { limits: { maxCollectionSize: 2 ** 40 } })
+    expect(() => roomy.decode(Buffer.of(0xdf, 0xff, 0xff, 0xff, 0xff, 0x01))).toThrow(/announces 8589934590 elements but only 1 bytes remain/)
+    // str32, bin32 and ext32 of nearly 4 GiB, str16 of 65535 bytes: truncated, not skipped backwards.
+    expect(() => s.decode(Buffer.of(0xdb, 0xff, 0xff, 0xff, 0xff, 0x61))).toThrow(/truncated value/)
+    expect(() => s.decode(Buffer.of(0xc6, 0x80, 0x00, 0x00, 0x01, 0x61))).toThrow(/truncated value/)
+    expect(() => s.decode(Buffer.of(0xc9, 0xff, 0xff, 0xff, 0xff, 0x74, 0x00))).toThrow(/truncated extension data/)
+    expect(() => s.decode(Buffer.of(0xda, 0xff, 0xff, 0x61))).toThrow(/truncated value/)
+    // Lengths that fit decode as usual.
+    expect(s.decode(s.encode(['x'.repeat(70_000), Array.from({ length: 70_000 }, () => 1)]))).toEqual([
+      'x'.repeat(70_000),
+      Array.from({ length: 70_000 }, () => 1),
+    ])
+  })
+
+  it('scans deeper than the default depth when the limit allows it, and still refuses past it', () => {
+    const deep = new Serialization(() => null, { limits: { maxDepth: 500 } })
+    const nest = (n: number) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.of(0xc0)])
+    expect(() => deep.decode(nest(400))).not.toThrow()
+    expect(() => deep.decode(nest(501))).toThrow(/nesting exceeds the limit of 500/)
+    // A scan after a deep one, with the smaller default limit, starts from a clean stack.
+    const s = codec()
+    expect(() => s.decode(nest(65))).toThrow(/nesting exceeds the limit of 64/)
+    expect(s.decode(Buffer.of(0x92, 0x91, 0x01, 0x02))).toEqual([[1], 2])
+  })
+
   it('refuses extension types outside the allow-list (records, RegExp, structured clone)', () => {
     const s = codec()
     expect(() => s.decode(Buffer.of(0xd4, 0x78, 0x00, 0x92, 0xa1, 0x61, 0xa0))).toThrow(/extension type 0x78/)
@@ -228,5 +258,53 @@ describe('serialization - properties', () => {
       }),
       { numRuns: 1000 },
     )
+  })
+})
+
+describe('serialization - payloads inside larger buffers (decodeFrom)', () => {
+  const s = codec()
+  const value = { player: 'fish', bin: Buffer.from('binary bytes'), n: 12345678901234567890n, when: new Date(5), tags: new Set(['a']) }
+
+  it('decodes a payload at any offset of any buffer, as decode does its own copy', () => {
+    const payload = s.encode(value)
+    // Frames of one socket read: several payloads at offsets of one ArrayBuffer, then another buffer.
+    const chunk = Buffer.concat([Buffer.from('head'), payload, Buffer.from('xy'), payload])
+    const frames = [chunk.subarray(0, 4 + payload.length), chunk.subarray(4 + payload.length)]
+    expect(s.decodeFrom(frames[0]!, 4)).toEqual(value)
+    expect(s.decodeFrom(frames[1]!, 2)).toEqual(value)
+    expect(s.decodeFrom(Buffer.concat([Buffer.of(9), payload]), 1)).toEqual(value)
+    expect(s.decodeFrom(frames[0]!, 4)).toEqual(s.decode(Buffer.from(payload)))
+  })
+
+  it('scans only from the offset, and refuses what follows the payload in its frame', () => {
+    const payload = s.encode([1, 2])
+    // Garbage before the offset is not part of the payload...
+    expect(s.decodeFrom(Buffer.concat([Buffer.of(0xc1, 0xdd, 0xff), payload]), 3)).toEqual([1, 2])
+    // ...but every byte after it is: trailing bytes, and bytes of the next frame are not visible.
+    expect(() => s.decodeFrom(Buffer.concat([payload, Buffer.of(0x01)]), 0)).toThrow(/trailing/)
+    const chunk = Buffer.concat([Buffer.of(0x92, 0x01), Buffer.of(0x02)])
+    expect(() => s.decodeFrom(chunk.subarray(0, 2), 0)).toThrow(SerializationError)
+  })
+
+  it('gives binary values as Buffers holding the right bytes, and plain Uint8Array input as before', () => {
+    const payload = s.encode([Buffer.from('abc'), Uint8Array.of(1, 2, 3)])
+    const [a, b] = s.decodeFrom(Buffer.concat([Buffer.from('zz'), payload]), 2) as [Buffer, Uint8Array]
+    expect(Buffer.isBuffer(a) && a.toString()).toBe('abc')
+    expect([...b]).toEqual([1, 2, 3])
+    const [c] = s.decode(new Uint8Array(payload)) as [Uint8Array]
+    expect(Buffer.isBuffer(c)).toBe(false)
+    expect(Buffer.from(c).toString()).toBe('abc')
+  })
+})
+
+describe('serialization - large payloads', () => {
+  it('decodes a payload in a buffer of several MiB at an offset', () => {
+    const s = codec()
+    const big = { blob: Buffer.alloc(3 * 1024 * 1024, 7), text: 'y'.repeat(1000) }
+    const frame = Buffer.concat([Buffer.alloc(17, 1), s.encode(big)])
+    const out = s.decodeFrom(frame, 17) as typeof big
+    expect(out.blob.length).toBe(big.blob.length)
+    expect(out.blob.every((b) => b === 7)).toBe(true)
+    expect(out.text).toBe(big.text)
   })
 })

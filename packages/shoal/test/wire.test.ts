@@ -475,6 +475,31 @@ describe('Envelope - target cache', () => {
     expect(cache.path).toBe('/user/B-22')
   })
 
+  it('keeps what the reader attached to the cached target while envelopes match it, and drops it when one does not', () => {
+    const cache = new TargetCache()
+    const base = { uid: '0123456789abcdef', incarnation: 7, timeoutMs: 5000, args: Buffer.of(0x90), chain: '' }
+    decodeCall(encodeCall({ ...base, callId: 1, path: '/user/A-1', method: 'go' }), cache)
+    cache.resolved = 'A-1 go'
+    decodeCall(encodeCall({ ...base, callId: 2, path: '/user/A-1', method: 'go', incarnation: 8, chain: 'c.2' }), cache)
+    decodeOneWay(encodeOneWay({ ...base, path: '/user/A-1', method: 'go' }), cache)
+    expect(cache.resolved).toBe('A-1 go')
+    for (const changed of [
+      { path: '/user/A-1', method: 'stop' },
+      { path: '/user/A-2', method: 'go' },
+    ]) {
+      decodeCall(encodeCall({ ...base, callId: 3, ...changed }), cache)
+      expect(cache.resolved).toBeUndefined()
+      cache.resolved = 'stale'
+      decodeCall(encodeCall({ ...base, callId: 4, path: '/user/A-1', method: 'go' }), cache)
+      expect(cache.resolved).toBeUndefined()
+    }
+    // A body that fails to decode after the target was read still leaves nothing stale behind.
+    cache.resolved = 'A-1 go'
+    const other = encodeCall({ ...base, callId: 5, uid: 'fedcba9876543210', path: '/user/A-1', method: 'go' })
+    expect(() => decodeCall(other.subarray(0, other.length - 3), cache)).toThrow()
+    expect(cache.resolved).toBeUndefined()
+  })
+
   it('property: a cache never changes what random bodies decode to', () => {
     const cache = new TargetCache()
     fc.assert(

@@ -62,11 +62,32 @@ export class ActorCell {
   actor!: DistributedActor
   #state: State = 'starting'
   #queue: Deque<Invocation> | undefined
+  /** The method each queued invocation was delivered with, in step with `#queue`. */
+  #queuedMethods: Deque<MethodInfo> | undefined
   /** The invocation holding the turn (its chain is the turn's chain, minted lazily), if any. */
   #turn: CallContext | undefined
   /** Chains of interleaved calls still running, with counts (allocated only when used). */
   #interleaved: Map<string, number> | undefined
   #draining = false
+  /** The invocation holding the turn (its context is `#turn`), for the settle handlers below. */
+  #turnInv: Invocation | undefined
+  /**
+   * Settle handlers of the turn's (native) promise, made once per cell rather than two closures per
+   * call: only one turn runs at a time, and the next starts only after #finish cleared it.
+   */
+  readonly #turnOk = (v: unknown): void => this.#finish(this.#turnInv!, this.#turn!, true, v)
+  readonly #turnFailed = (e: unknown): void => this.#finish(this.#turnInv!, this.#turn!, false, e)
+  /** The method and arguments `#invoke` applies (set just before `callContext.run` calls it). */
+  #invokeFn: Function | undefined
+  #invokeArgs: unknown[] | undefined
+  /** Calls the method set in `#invokeFn`: `callContext.run` with no extra arguments to copy. */
+  readonly #invoke = (): unknown => {
+    const fn = this.#invokeFn!
+    const args = this.#invokeArgs!
+    this.#invokeFn = undefined
+    this.#invokeArgs = undefined
+    return fn.apply(this.actor, args)
+  }
   #turnEnded: (() => void) | undefined
   #stopped: Promise<void> | undefined
   #ref: unknown
@@ -207,7 +228,9 @@ export class ActorCell {
           markNotDelivered(new OverloadedError(`Mailbox of ${this.id} holds ${queue.length} calls (maxMailbox): slow down or raise maxMailbox.`)),
         )
       }
+      const methods = (this.#queuedMethods ??= new Deque())
       queue.push(inv)
+      methods.push(m)
     }
   }
 
@@ -216,7 +239,7 @@ export class ActorCell {
     inv.fail(error)
   }
 
-  /** The method of a queued invocation (checked when it was delivered). */
+  /** The method of a system turn, or of an invocation delivered without its method. */
   #methodOf(inv: Invocation): MethodInfo {
     return inv.fn ? { fn: inv.fn, interleave: false } : this.info.methods.get(inv.method)!
   }
@@ -228,16 +251,20 @@ export class ActorCell {
       return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
     }
     const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true, trace: undefined }
-    if (turn) this.#turn = ctx
-    else if (inv.chain !== '') this.#addInterleaved(inv.chain)
+    if (turn) {
+      this.#turn = ctx
+      this.#turnInv = inv
+    } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      if (ctx.trace === undefined) result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
-      else if (startHasStores()) result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
-      else {
-        callTracing.start.publish(ctx.trace.ctx)
-        result = callContext.run(ctx, invokeMethod, fn, this.actor, inv.args)
+      if (ctx.trace !== undefined && startHasStores()) {
+        result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
+      } else {
+        if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace.ctx)
+        this.#invokeFn = fn
+        this.#invokeArgs = inv.args
+        result = callContext.run(ctx, this.#invoke)
       }
     } catch (e) {
       ctx.trace?.dispatched()
@@ -245,7 +272,10 @@ export class ActorCell {
       return
     }
     ctx.trace?.dispatched()
-    if (isThenable(result)) {
+    // The shared handlers only for a native promise: it settles once, and never synchronously
+    // inside `then`; any other thenable might call back twice, and after the next turn began.
+    if (turn && result instanceof Promise) result.then(this.#turnOk, this.#turnFailed)
+    else if (isThenable(result)) {
       result.then(
         (v: unknown) => this.#finish(inv, ctx, true, v),
         (e: unknown) => this.#finish(inv, ctx, false, e),
@@ -290,6 +320,7 @@ export class ActorCell {
   #endTurn(): void {
     if (this.#turn) this.#turn.active = false
     this.#turn = undefined
+    this.#turnInv = undefined
   }
 
   #addInterleaved(chain: string): void {
@@ -298,6 +329,8 @@ export class ActorCell {
   }
 
   #finish(inv: Invocation, ctx: CallContext, ok: boolean, value: unknown): void {
+    // Once per invocation: a thenable that settles twice must not end a later turn.
+    if (!ctx.active) return
     if (ctx.turn) this.#endTurn()
     else if (ctx.chain !== '') {
       const map = this.#interleaved!
@@ -328,7 +361,7 @@ export class ActorCell {
     try {
       while (this.#turn === undefined && queue.length > 0 && this.alive) {
         const inv = queue.shift()!
-        const method = this.#methodOf(inv)
+        const method = this.#queuedMethods!.shift()!
         this.#start(inv, method.fn, !(method.interleave || this.info.interleaveAll))
       }
     } finally {
@@ -347,6 +380,7 @@ export class ActorCell {
   async #stop(): Promise<void> {
     this.#state = 'stopping'
     const queued = this.#queue?.drain() ?? []
+    this.#queuedMethods?.drain()
     for (const inv of queued) this.#refuse(inv, this.#stoppedError(`Actor ${this.id} stopped before this call started.`))
     if (this.#turn !== undefined) {
       let timer: NodeJS.Timeout | undefined

@@ -10,7 +10,7 @@ import type { Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
 import { IdTable } from '../util/IdTable.ts'
-import { encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
+import { encodeOneWayHeadWith, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
 import type { Remoting } from './Remoting.ts'
 
 /** One peer endpoint, as remoting sees it. */
@@ -48,4 +48,18 @@ export class RemoteRoute implements Route {
     if (!segment) this.#segments.set(method, (segment = encodeTargetSegment({ uid: this.id.node.uid, path: this.id.path, method })))
     return segment
   }
+
+  /**
+   * The whole OneWay header for `method` sent from outside any actor (empty chain, no headers),
+   * cached: it is the same bytes for every such message. Shared, so never written to (the
+   * association copies heads into its batch buffer).
+   */
+  oneWayHead(method: string): Buffer {
+    let head = this.#oneWayHeads?.get(method)
+    if (!head)
+      (this.#oneWayHeads ??= new Map()).set(method, (head = encodeOneWayHeadWith(this.segment(method), { incarnation: this.id.incarnation, chain: '' })))
+    return head
+  }
+
+  #oneWayHeads: Map<string, Buffer> | undefined
 }

@@ -12,6 +12,7 @@
 import type { Logger } from 'pino'
 import type { ActorId } from '../actor/ActorId.ts'
 import { type ClusterNode, formatNode } from '../actor/ClusterNode.ts'
+import type { MethodInfo } from '../actor/DistributedActor.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors, Refusal } from '../actor/LocalActors.ts'
@@ -25,16 +26,17 @@ import type { Association } from '../transport/Association.ts'
 import type { InboundBudget, InboundCredit } from '../transport/InboundBudget.ts'
 import { supportsHeaders, Transport, type TransportHandler, type TransportSettings } from '../transport/Transport.ts'
 import {
-  type CallEnvelope,
-  decodeCall,
-  decodeOneWay,
-  decodeReply,
   EnvelopeError,
   type EnvelopeHeaders,
   encodeCallHeadWith,
   encodeOneWayHeadWith,
   encodeReplyHead,
-  type OneWayEnvelope,
+  REPLY_PAYLOAD_AT,
+  type ReadCall,
+  type ReadOneWay,
+  readCall,
+  readOneWay,
+  readReply,
 } from '../wire/Envelope.ts'
 import { FrameType } from '../wire/Frame.ts'
 import { Peer, RemoteRoute } from './Peer.ts'
@@ -57,6 +59,13 @@ export interface RemotingHost {
 }
 
 const NO_ARGS: unknown[] = []
+
+/** What the last envelope of a peer's decoder-cached target resolved to (see `Remoting.#known`). */
+interface Resolved {
+  readonly target: LocalTarget
+  readonly method: MethodInfo
+  readonly incarnation: number
+}
 
 /** Calls between this node and others (see the module comment); built and owned by the system. */
 export class Remoting {
@@ -84,10 +93,16 @@ export class Remoting {
   }
 
   #peer(assoc: Association): Peer {
+    // Frames come in runs from one connection: remember the last answer (a peer is its association's for life).
+    if (assoc === this.#lastPeer?.assoc) return this.#lastPeer
     let peer = this.#peers.get(assoc)
     if (!peer) this.#peers.set(assoc, (peer = new Peer(assoc)))
+    this.#lastPeer = peer
     return peer
   }
+
+  /** The peer `#peer` returned last. */
+  #lastPeer: Peer | undefined
 
   // ---- outbound ----------------------------------------------------------------------------
 
@@ -180,7 +195,7 @@ export class Remoting {
       return
     }
     const body = this.#host.serialization.encode(args)
-    const head = encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
+    const head = chain === '' ? route.oneWayHead(method) : encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
     try {
       this.transport.send(route.peer.assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
     } catch (e) {
@@ -279,12 +294,21 @@ export class Remoting {
   // stopped before it started). Refusals before delivery answer at once and hold nothing.
 
   #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = decodeCall(body, peer.targets)
+    const env = readCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
-    const target = this.#target(peer, env, false)
-    if (target instanceof Error) return this.reply(peer, caller, env.callId, false, target)
-    const method = this.#host.actors.methodOf(target, env.method)
-    if (method === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, target, false))
+    let target: LocalTarget
+    let method: MethodInfo | undefined
+    const known = this.#known(peer, env)
+    if (known !== undefined) {
+      target = known.target
+      method = known.method
+    } else {
+      const t = this.#target(peer, env, false)
+      if (t instanceof Error) return this.reply(peer, caller, env.callId, false, t)
+      const m = this.#host.actors.methodOf(t, env.method)
+      if (m === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, t, false))
+      this.#remember(peer, env, (target = t), (method = m))
+    }
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
     const credit = inbound.take(body.length + 5)
@@ -293,11 +317,20 @@ export class Remoting {
   }
 
   #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = decodeOneWay(body, peer.targets)
-    const target = this.#target(peer, env, true)
-    if (target instanceof Error) return this.#dropped(target)
-    const method = this.#host.actors.methodOf(target, env.method)
-    if (method === null) return this.#dropped(this.#undeclared(peer, env, target, true))
+    const env = readOneWay(body, peer.targets)
+    let target: LocalTarget
+    let method: MethodInfo | undefined
+    const known = this.#known(peer, env)
+    if (known !== undefined) {
+      target = known.target
+      method = known.method
+    } else {
+      const t = this.#target(peer, env, true)
+      if (t instanceof Error) return this.#dropped(t)
+      const m = this.#host.actors.methodOf(t, env.method)
+      if (m === null) return this.#dropped(this.#undeclared(peer, env, t, true))
+      this.#remember(peer, env, (target = t), (method = m))
+    }
     const args = this.#args(peer, env, true)
     if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
     const credit = inbound.take(body.length + 5)
@@ -308,11 +341,28 @@ export class Remoting {
     this.#host.log.debug({ reason: error.message }, 'one-way message dropped')
   }
 
+  /**
+   * The actor and method the previous envelope from this peer resolved to, if this one has the same
+   * target (the decoder cache matched: same node uid, path and method) and incarnation, that actor
+   * is still alive, and the node still takes calls: the same answer `#target` and the method check
+   * would give, without the table lookups. Only actors (incarnation > 0) are remembered: a
+   * well-known target's path may be given to another target.
+   */
+  #known(peer: Peer, env: ReadCall | ReadOneWay): Resolved | undefined {
+    const known = peer.targets.resolved as Resolved | undefined
+    if (known === undefined || known.incarnation !== env.incarnation || !known.target.alive || !this.#host.running()) return undefined
+    return known
+  }
+
+  #remember(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget, method: MethodInfo | undefined): void {
+    if (env.incarnation !== 0 && method !== undefined) peer.targets.resolved = { target, method, incarnation: env.incarnation } satisfies Resolved
+  }
+
   // Inbound calls and one-way messages share three steps, in this order: the target (refused while
   // shutting down), the one method check (undeclared methods are refused before the arguments are
   // even decoded), the arguments. Each returns the refusal, `notDelivered`, instead of throwing.
 
-  #target(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): LocalTarget | Error {
+  #target(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): LocalTarget | Error {
     const host = this.#host
     const target = host.running()
       ? host.actors.inboundTarget(env.uid, env.path, env.incarnation)
@@ -320,10 +370,10 @@ export class Remoting {
     return target instanceof Error ? this.#refused(peer, env, undefined, target, oneWay) : target
   }
 
-  #args(peer: Peer, env: CallEnvelope | OneWayEnvelope, oneWay: boolean): unknown[] | Error {
+  #args(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): unknown[] | Error {
     const host = this.#host
     try {
-      const args = host.serialization.decode(env.args)
+      const args = host.serialization.decodeFrom(env.body, env.argsAt)
       if (Array.isArray(args)) return args
       throw new SerializationError('Call arguments must be an array.')
     } catch (e) {
@@ -336,12 +386,12 @@ export class Remoting {
     }
   }
 
-  #undeclared(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget, oneWay: boolean): Error {
+  #undeclared(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget, oneWay: boolean): Error {
     const at = this.#refusal(peer, env, target, oneWay)
     return this.#publish(at, this.#host.actors.undeclared(target, at))
   }
 
-  #refused(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
+  #refused(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget | undefined, error: Error, oneWay: boolean): Error {
     return this.#publish(this.#refusal(peer, env, target, oneWay), error)
   }
 
@@ -351,14 +401,14 @@ export class Remoting {
     return error
   }
 
-  #refusal(peer: Peer, env: CallEnvelope | OneWayEnvelope, target: LocalTarget | undefined, oneWay: boolean): Refusal {
+  #refusal(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget | undefined, oneWay: boolean): Refusal {
     const id = this.#host.actors.inboundId(env.uid, env.path, env.incarnation)
     return { target: id, actorType: target?.info?.name, method: env.method, from: peer.assoc.peer, headers: env.headers, oneWay }
   }
 
   #onReply(peer: Peer, body: Buffer): void {
     // Validate before looking up: a malformed reply is a protocol violation even when late.
-    const { callId, ok, refused, payload } = decodeReply(body)
+    const { callId, ok, refused } = readReply(body)
     const call = peer.pending.get(callId)
     if (!call) {
       this.#host.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
@@ -366,7 +416,7 @@ export class Remoting {
     }
     let value: unknown
     try {
-      value = this.#host.serialization.decode(payload)
+      value = this.#host.serialization.decodeFrom(body, REPLY_PAYLOAD_AT)
     } catch (e) {
       this.#host.ledger.metrics.decodeErrors.inc()
       call.fail(e)

@@ -31,14 +31,36 @@ export const enum ExtKind {
   Empty = 3,
 }
 
-/** Returns undefined when the bytes are acceptable, otherwise a reason. */
-export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>): string | undefined {
+/**
+ * Values still expected at each open depth, reused by every scan (the scanner is synchronous and
+ * calls out to nothing, so one scratch stack is enough); grown when a larger `maxDepth` asks for it.
+ * Float64 because a map32 header announces up to 2 × (2³² − 1) items before the limit refuses it.
+ */
+let scratch = new Float64Array(65)
+
+/** Big-endian u16 at `pos` (the caller checked the bounds). */
+function u16(buf: Uint8Array, pos: number): number {
+  return (buf[pos]! << 8) | buf[pos + 1]!
+}
+
+/** Big-endian u32 at `pos` (the caller checked the bounds). */
+function u32(buf: Uint8Array, pos: number): number {
+  return buf[pos]! * 0x1000000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!)
+}
+
+/**
+ * Returns undefined when the bytes from `start` to the end of `buf` are one acceptable value,
+ * otherwise a reason.
+ */
+export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>, start = 0): string | undefined {
   const end = buf.length
+  const maxDepth = limits.maxDepth
+  if (scratch.length < maxDepth + 1) scratch = new Float64Array(maxDepth + 1)
   // remaining[d] = values still expected at depth d; depth 0 expects exactly one top-level value.
-  const remaining: number[] = [1]
+  const remaining = scratch
+  remaining[0] = 1
   let depth = 0
-  let pos = 0
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  let pos = start
 
   while (depth >= 0) {
     if (remaining[depth] === 0) {
@@ -53,12 +75,12 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
     let count = -1
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) {
       continue
-    } else if (b >= 0x80 && b <= 0x8f) {
-      count = (b & 0x0f) * 2
-    } else if (b >= 0x90 && b <= 0x9f) {
-      count = b & 0x0f
     } else if (b >= 0xa0 && b <= 0xbf) {
       skip = b & 0x1f
+    } else if (b <= 0x8f) {
+      count = (b & 0x0f) * 2
+    } else if (b <= 0x9f) {
+      count = b & 0x0f
     } else {
       switch (b) {
         case 0xc1:
@@ -72,13 +94,13 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
         case 0xc5:
         case 0xda:
           if (pos + 2 > end) return 'truncated length'
-          skip = view.getUint16(pos)
+          skip = u16(buf, pos)
           pos += 2
           break
         case 0xc6:
         case 0xdb:
           if (pos + 4 > end) return 'truncated length'
-          skip = view.getUint32(pos)
+          skip = u32(buf, pos)
           pos += 4
           break
         case 0xca:
@@ -105,22 +127,22 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           break
         case 0xdc:
           if (pos + 2 > end) return 'truncated length'
-          count = view.getUint16(pos)
+          count = u16(buf, pos)
           pos += 2
           break
         case 0xdd:
           if (pos + 4 > end) return 'truncated length'
-          count = view.getUint32(pos)
+          count = u32(buf, pos)
           pos += 4
           break
         case 0xde:
           if (pos + 2 > end) return 'truncated length'
-          count = view.getUint16(pos) * 2
+          count = u16(buf, pos) * 2
           pos += 2
           break
         case 0xdf:
           if (pos + 4 > end) return 'truncated length'
-          count = view.getUint32(pos) * 2
+          count = u32(buf, pos) * 2
           pos += 4
           break
         default: {
@@ -132,7 +154,7 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           } else {
             const lenBytes = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4
             if (pos + lenBytes > end) return 'truncated length'
-            length = lenBytes === 1 ? buf[pos]! : lenBytes === 2 ? view.getUint16(pos) : view.getUint32(pos)
+            length = lenBytes === 1 ? buf[pos]! : lenBytes === 2 ? u16(buf, pos) : u32(buf, pos)
             pos += lenBytes
           }
           if (pos + 1 > end) return 'truncated extension'
@@ -155,7 +177,7 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
       if (count > limits.maxCollectionSize) return `a collection of ${count} elements exceeds the limit of ${limits.maxCollectionSize}`
       if (count > end - pos) return `a collection announces ${count} elements but only ${end - pos} bytes remain`
       if (count > 0) {
-        if (depth + 1 > limits.maxDepth) return `nesting exceeds the limit of ${limits.maxDepth} levels`
+        if (depth + 1 > maxDepth) return `nesting exceeds the limit of ${maxDepth} levels`
         remaining[++depth] = count
       }
       continue

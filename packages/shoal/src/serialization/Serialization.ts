@@ -97,6 +97,13 @@ addExtension({ Class: ErrorTag, type: ExtType.Error, write: (t: Tag) => t.payloa
 addExtension({ Class: MapTag, type: ExtType.Map, write: (t: Tag) => t.payload, read: (d: unknown) => current().readMap(d) })
 addExtension({ Class: SetTag, type: ExtType.Set, write: (t: Tag) => t.payload, read: (d: unknown) => current().readSet(d) })
 
+/** The largest ArrayBuffer `Serialization.#decode` keeps a view of: a socket read is at most 64 KiB. */
+const VIEW_MAX = 256 * 1024
+
+/** A Buffer over the whole of the last ArrayBuffer decoded from, `viewOf` (see `Serialization.#decode`). */
+let view: Buffer | undefined
+let viewOf: ArrayBufferLike | undefined
+
 function current(): Serialization {
   if (!decoding) throw new SerializationError('Shoal extension decoded outside a Shoal decode call.')
   return decoding
@@ -221,13 +228,37 @@ export class Serialization {
 
   /** Decodes untrusted bytes; throws {@link SerializationError} naming the violated rule. */
   decode(bytes: Uint8Array): unknown {
-    const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS)
+    return this.#decode(bytes, 0)
+  }
+
+  /**
+   * As {@link decode}, for the bytes of `buf` from `start` on (a payload after its envelope),
+   * without a view of them per message.
+   * @internal
+   */
+  decodeFrom(buf: Buffer, start: number): unknown {
+    return this.#decode(buf, start)
+  }
+
+  #decode(bytes: Uint8Array, start: number): unknown {
+    const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS, start)
     if (problem !== undefined) throw new SerializationError(`Refused malformed or oversized payload: ${problem}.`)
     const outer = decoding
     // Extension readers are module-level callbacks; they find this instance through `decoding`.
     decoding = this // eslint-disable-line @typescript-eslint/no-this-alias
     try {
-      return this.#unpackr.unpack(bytes)
+      // msgpackr makes (and caches on its source) a DataView per source buffer: hand it one view of
+      // the whole ArrayBuffer, kept while payloads come from it (the frames of one socket read), and
+      // the payload's range in it. Binary values still alias the same bytes, as Buffers. Not for
+      // large buffers (a reassembled frame), which the view would keep alive until the next decode.
+      const ab = bytes.buffer
+      if (!(bytes instanceof Buffer) || ab.byteLength > VIEW_MAX) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
+      if (ab !== viewOf) {
+        viewOf = ab
+        view = Buffer.from(ab)
+      }
+      const base = bytes.byteOffset
+      return this.#unpackr.unpack(view!, { start: base + start, end: base + bytes.length } as never)
     } catch (e) {
       if (e instanceof ShoalError) throw e
       throw new SerializationError(`Could not decode payload: ${(e as Error).message}`, { cause: e })

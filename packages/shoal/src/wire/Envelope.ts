@@ -137,6 +137,8 @@ class Reader {
     this.pos += headerLength
     if (n < min || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside ${min}..${max}`)
     if (this.pos + n > this.buf.length) throw new EnvelopeError('truncated envelope')
+    // The empty chain (a message from outside any actor) is the common case: no native call for it.
+    if (n === 0) return ''
     const s = ascii(this.buf, this.pos, this.pos + n) ?? this.buf.toString('utf8', this.pos, this.pos + n)
     this.pos += n
     return s
@@ -180,6 +182,11 @@ export class TargetCache {
   uid = ''
   path = ''
   method = ''
+  /**
+   * What the reader attached to the cached target (remoting: the local actor and method it
+   * resolved to). Left as is while envelopes match the cached target, dropped when one does not.
+   */
+  resolved: unknown = undefined
 }
 
 /** Compares a short range in JS: cheaper than Buffer#compare's native call at these sizes. */
@@ -188,16 +195,27 @@ function sameBytes(buf: Buffer, start: number, expected: Buffer): boolean {
   return true
 }
 
-function readTarget(r: Reader, cache: TargetCache | undefined): Target {
+/**
+ * Where {@link readTarget} leaves what it read: decoders copy the fields out at once (decoding is
+ * synchronous), so reading a target allocates nothing of its own.
+ */
+const target: { -readonly [K in keyof Target]: Target[K] } = { uid: '', path: '', method: '', chain: '', headers: undefined }
+
+function readTarget(r: Reader, cache: TargetCache | undefined): void {
   const start = r.pos
   if (cache?.bytes) {
     const end = start + cache.bytes.length
     if (end <= r.buf.length && sameBytes(r.buf, start, cache.bytes)) {
       r.pos = end
-      const headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
-      return { uid: cache.uid, path: cache.path, method: cache.method, chain: r.str(false, EnvelopeLimits.chain, 'chain', 0), headers }
+      target.uid = cache.uid
+      target.path = cache.path
+      target.method = cache.method
+      target.headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
+      target.chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
+      return
     }
   }
+  if (cache) cache.resolved = undefined
   const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
   const path = r.str(true, EnvelopeLimits.path, 'path')
   const method = r.str(false, EnvelopeLimits.method, 'method')
@@ -209,7 +227,11 @@ function readTarget(r: Reader, cache: TargetCache | undefined): Target {
   }
   const headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
   const chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
-  return { uid, path, method, chain, headers }
+  target.uid = uid
+  target.path = path
+  target.method = method
+  target.headers = headers
+  target.chain = chain
 }
 
 /**
@@ -303,28 +325,68 @@ export function encodeReply(e: ReplyEnvelope): Buffer {
   return Buffer.concat([encodeReplyHead(e), e.payload])
 }
 
-/** Decodes and validates a Call body; throws {@link EnvelopeError} describing the defect. */
-export function decodeCall(body: Buffer, cache?: TargetCache): CallEnvelope {
+/**
+ * A Call body as the call engine reads it: the envelope, with the payload left in `body` from
+ * `argsAt` on (no view of it per message; see `Serialization.decodeFrom`).
+ */
+export interface ReadCall extends Omit<CallEnvelope, 'args'> {
+  readonly body: Buffer
+  readonly argsAt: number
+}
+
+/** A OneWay body as the call engine reads it (see {@link ReadCall}). */
+export interface ReadOneWay extends Omit<OneWayEnvelope, 'args'> {
+  readonly body: Buffer
+  readonly argsAt: number
+}
+
+/** Reads and validates a Call body; throws {@link EnvelopeError} describing the defect. */
+export function readCall(body: Buffer, cache?: TargetCache): ReadCall {
   const r = new Reader(body)
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
-  const { uid, path, method, chain, headers } = readTarget(r, cache)
-  return { callId, incarnation, timeoutMs, uid, path, method, chain, headers, args: r.rest() }
+  readTarget(r, cache)
+  const t = target
+  return { callId, incarnation, timeoutMs, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, body, argsAt: r.pos }
+}
+
+/** Reads and validates a OneWay body; throws {@link EnvelopeError} describing the defect. */
+export function readOneWay(body: Buffer, cache?: TargetCache): ReadOneWay {
+  const r = new Reader(body)
+  const incarnation = r.u32()
+  readTarget(r, cache)
+  const t = target
+  return { incarnation, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, body, argsAt: r.pos }
+}
+
+/** Decodes and validates a Call body; throws {@link EnvelopeError} describing the defect. */
+export function decodeCall(body: Buffer, cache?: TargetCache): CallEnvelope {
+  const e = readCall(body, cache)
+  const { callId, incarnation, timeoutMs, uid, path, method, chain, headers } = e
+  return { callId, incarnation, timeoutMs, uid, path, method, chain, headers, args: body.subarray(e.argsAt) }
 }
 
 export function decodeOneWay(body: Buffer, cache?: TargetCache): OneWayEnvelope {
-  const r = new Reader(body)
-  const incarnation = r.u32()
-  const { uid, path, method, chain, headers } = readTarget(r, cache)
-  return { incarnation, uid, path, method, chain, headers, args: r.rest() }
+  const e = readOneWay(body, cache)
+  const { incarnation, uid, path, method, chain, headers } = e
+  return { incarnation, uid, path, method, chain, headers, args: body.subarray(e.argsAt) }
 }
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
+  const { callId, ok, refused } = readReply(body)
+  return { callId, ok, refused, payload: body.subarray(REPLY_PAYLOAD_AT) }
+}
+
+/** Where a Reply's payload starts in its body. */
+export const REPLY_PAYLOAD_AT = 5
+
+/** Reads and validates a Reply body, leaving the payload in it from {@link REPLY_PAYLOAD_AT} on. */
+export function readReply(body: Buffer): Omit<ReplyEnvelope, 'payload'> {
   if (body.length < 6) throw new EnvelopeError('truncated reply envelope')
   const status = body[4]!
   if (status > 2) throw new EnvelopeError(`reply status byte ${status} is not 0, 1 or 2`)
-  return { callId: body.readUInt32BE(0), ok: status === 1, refused: status === 2, payload: body.subarray(5) }
+  return { callId: body.readUInt32BE(0), ok: status === 1, refused: status === 2 }
 }
 
 // ── headers ──────────────────────────────────────────────────────────────────
