@@ -45,25 +45,27 @@ describe('heartbeats', () => {
     expect(h.confirmedAt(A)).toBeUndefined()
   })
 
-  it('confirmations are dated by the send time of the request, and only `present and reachable` confirms', () => {
+  it('confirmations are dated by the send time of the request, and only a present status confirms', () => {
     const h = new Heartbeats({ interval: 500, stallAfter: 3000 })
     h.tick(0, [A])
     h.tick(500, [A])
     h.tick(1000, [A])
     h.answer(A, { seq: 2, status: 'up', reachable: true })
     expect(h.confirmedAt(A)).toBe(500)
-    h.answer(A, { seq: 3, status: 'up', reachable: false }) // it suspects this node
-    expect(h.confirmedAt(A)).toBe(500)
+    h.answer(A, { seq: 3, status: 'up', reachable: false }) // its SWIM suspects this node: still a confirmation
+    expect(h.confirmedAt(A)).toBe(1000)
+    expect(h.answeredAt(A)).toBe(1000)
     h.tick(1500, [A])
     h.answer(A, { seq: 4, status: 'down', reachable: true })
-    expect(h.confirmedAt(A)).toBe(500)
+    expect(h.confirmedAt(A)).toBe(1000)
     h.tick(2000, [A])
     h.answer(A, { seq: 5, status: undefined, reachable: true }) // does not know this node
-    expect(h.confirmedAt(A)).toBe(500)
+    expect(h.confirmedAt(A)).toBe(1000)
+    expect(h.answeredAt(A)).toBe(2000)
     // Answers to unknown or already-answered requests change nothing.
     h.answer(A, { seq: 99, status: 'up', reachable: true })
     h.answer(A, { seq: 2, status: 'up', reachable: true })
-    expect(h.confirmedAt(A)).toBe(500)
+    expect(h.confirmedAt(A)).toBe(1000)
     h.tick(2500, [A])
     h.answer(A, { seq: 6, status: 'leaving', reachable: true })
     expect(h.confirmedAt(A)).toBe(2500)

@@ -115,10 +115,10 @@ describe('singleton allocation', () => {
     expect(t.since.get(uid(2))).toBe(9) // the first sighting counts
   })
 
-  it('a node its side does not confirm neither hosts nor forwards, whatever its own view says', () => {
+  it('a node its side does not confirm does not host, whatever its own view says; it still forwards', () => {
     const ms = [member(1), member(2), member(3)]
     expect(allocate(view(1, ms, { confirmed: false }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
     expect(allocate(view(1, ms, { confirmed: false, hosting: true }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
-    expect(allocate(view(2, ms, { confirmed: false }), settings)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    expect(allocate(view(2, ms, { confirmed: false }), settings)).toMatchObject({ kind: 'remote', host: { upNumber: 1 } })
   })
 })

@@ -603,15 +603,19 @@ export class Cluster {
     if (this.#leader !== this.self.uid) return
     const present = [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
     if (present.every((m) => this.#reachable(m.node.uid))) return this.#runIndirectDowning()
+    // A member whose heartbeats answered moments ago talks to this node: SWIM's suspicion of it lags
+    // (a refutation takes a round of gossip; a flapping link can outpace it). Not unreachable here.
+    const talking = (uid: string): boolean => this.#reachable(uid) || this.#answeredRecently(uid)
+    if (present.every((m) => talking(m.node.uid))) return
     const now = Date.now()
     const stableFor = now - this.#viewChangedAt
     if (stableFor < this.downing.stableAfter) return
-    const unreachableFor = new Map([...this.#unreachableSince].map(([uid, since]) => [uid, now - since]))
+    const unreachableFor = new Map([...this.#unreachableSince].filter(([uid]) => !talking(uid)).map(([uid, since]) => [uid, now - since]))
     // Members gone from SWIM while leaving are not on this side either: a partition's quorum must
     // not count them on both sides, and one that crashed while leaving must still be downed.
     const members = [...this.#gossip.members.values()]
       .filter((m) => m.status !== 'removed')
-      .map((m): ClusterMember => (this.#reachable(m.node.uid) ? this.#view(m) : { ...m, reachability: 'unreachable' }))
+      .map((m): ClusterMember => (talking(m.node.uid) ? { ...this.#view(m), reachability: 'reachable' } : { ...m, reachability: 'unreachable' }))
     const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
     const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
     if (toDown.length === 0) return
@@ -734,6 +738,12 @@ export class Cluster {
     }
     // A member of the side that decided says this node is gone: the news that travels fastest.
     if (msg.status === 'down' || msg.status === 'removed') this.learnedDown(`${formatNode(from)} answers that this node is ${msg.status}`)
+  }
+
+  /** Whether `uid` answered a heartbeat sent within the last two intervals. */
+  #answeredRecently(uid: string): boolean {
+    const at = this.#beats.answeredAt(uid)
+    return at !== undefined && this.#swim.instance.now() - at <= 2 * this.#beats.settings.interval
   }
 
   /** Publishes this node's own observations when they changed. */

@@ -4,13 +4,17 @@
  * SWIM instance's monotonic clock), sends and findings go out as return values; the `Cluster` shell
  * does the I/O.
  *
- * Two uses, both of which SWIM (UDP, with indirect probes) cannot serve:
+ * Three uses, none of which SWIM (UDP, with indirect probes) can serve:
  * - **Stalled associations.** A member whose answers stop while SWIM still sees it alive (through
  *   another member's indirect probe, in a bridge partition) is *directly* unreachable from here:
  *   recorded as this node's observation (see `Reachability.ts`) and its connection replaced.
- * - **Confirmations.** An answer says whether the answerer holds this node `up` (not down or
- *   removed) and reachable. A host of a singleton (or shard) keeps serving only while members
- *   confirm it recently enough to form a side that stays (see `confirmedSide` in `Downing.ts`).
+ * - **Confirmations.** An answer says whether the answerer holds this node present (not down or
+ *   removed). A host of a singleton (or shard) keeps serving only while members confirm it
+ *   recently enough to form a side that stays (see `confirmedUntil` in `Downing.ts`). The answer
+ *   also says whether the answerer's SWIM suspects the requester: for logs, not a condition; what
+ *   the argument needs is that a member stops confirming once it has seen the down.
+ * - **Fresh answers.** A member that answered a request sent moments ago is talking to this node:
+ *   the leader does not count it unreachable for downing, whatever SWIM's lagging view says.
  *
  * Gotchas: a confirmation is dated by when its *request* was sent (like a lease term: the answerer
  * cannot have decided otherwise before the request existed, at the earliest). Every node of
@@ -117,7 +121,7 @@ export class Heartbeats {
       p.outstanding.delete(seq)
     }
     p.answeredAt = Math.max(p.answeredAt ?? sentAt, sentAt)
-    if (a.status !== undefined && isPresent(a.status) && a.reachable) p.confirmedAt = Math.max(p.confirmedAt ?? sentAt, sentAt)
+    if (a.status !== undefined && isPresent(a.status)) p.confirmedAt = Math.max(p.confirmedAt ?? sentAt, sentAt)
     const recovered = p.stalled
     p.stalled = false
     return recovered
@@ -131,6 +135,11 @@ export class Heartbeats {
   /** Whether heartbeats to `uid` are stalled now. */
   isStalled(uid: string): boolean {
     return this.#peers.get(uid)?.stalled === true
+  }
+
+  /** Send time of the newest request `uid` answered at all, if any. */
+  answeredAt(uid: string): number | undefined {
+    return this.#peers.get(uid)?.answeredAt
   }
 
   /** Send time of the newest request `uid` answered confirming this node, if any. */

@@ -19,9 +19,10 @@
  *    any more), or one removed less than `margin` ago (a host stops serving within its confirmation
  *    window once confirmations stop, and the margin exceeds that window; the reference's
  *    leader-based allocation has no such wait, so two instances can briefly coexist).
- * 4. **Confirmed.** A node hosts (and forwards) only while members confirm its membership recently
- *    enough to form a side that stays (`confirmed`, see `confirmedUntil` in cluster/Downing.ts);
- *    otherwise it is fenced like in rule 1, whatever its own view of reachability says.
+ * 4. **Confirmed.** A node hosts only while members confirm its membership recently enough to
+ *    form a side that stays (`confirmed`, see `confirmedUntil` in cluster/Downing.ts); otherwise
+ *    it stops its instance like in rule 1, whatever its own view of reachability says. Forwarding
+ *    needs no confirmation: the instance it reaches checks its own.
  * @module
  */
 import type { DowningStrategy } from '../cluster/Downing.ts'
@@ -94,7 +95,6 @@ export type Allocation =
 /** Decides per the module comment. */
 export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
   if (selfDown(view) || (s.downing && view.fencedFor >= s.fenceAfter && wouldBeDowned(view, s.downing))) return { kind: 'wait', reason: 'fenced' }
-  if (!view.confirmed) return { kind: 'wait', reason: 'unconfirmed' }
   const withRole = view.members.filter((m) => s.role === undefined || m.roles.includes(s.role))
   const target = s.strategy.target(
     withRole.filter((m) => m.status === 'up'),
@@ -102,6 +102,8 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
   )
   if (!target) return { kind: 'wait', reason: 'no-candidate' }
   if (target.node.uid !== view.self) return { kind: 'remote', host: target }
+  // Only hosting needs confirmations: a proxy forwarding to an instance elsewhere is harmless.
+  if (!view.confirmed) return { kind: 'wait', reason: 'unconfirmed' }
   if (view.hosting) return { kind: 'host' }
   const others = withRole.filter((m) => m.node.uid !== view.self)
   if (others.some((m) => m.status === 'leaving')) return { kind: 'wait', reason: 'hand-over' }
