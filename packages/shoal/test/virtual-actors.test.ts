@@ -3,7 +3,17 @@
  * to the owner, refs that travel and keep addressing the id, hand-over on join and graceful leave
  * under load without a failed call, idle passivation, and clear errors.
  */
-import { ClusterSystem, ConfigError, DistributedActor, distributed, VirtualActorUnavailableError, virtualActorsPlugin } from 'shoal'
+import {
+  ClusterSystem,
+  ConfigError,
+  DistributedActor,
+  distributed,
+  EventSourcedActor,
+  journalPlugin,
+  MemoryEventStore,
+  VirtualActorUnavailableError,
+  virtualActorsPlugin,
+} from 'shoal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -30,6 +40,26 @@ class Player extends DistributedActor {
   }
   @distributed async me(): Promise<unknown> {
     return this.self
+  }
+}
+
+/** An event-sourced virtual actor: its state survives deactivation and moves. */
+class Wallet extends EventSourcedActor<{ balance: number }, { type: 'Deposited'; amount: number }> {
+  constructor(readonly walletId: string) {
+    super()
+  }
+  get persistenceId(): string {
+    return `wallet-${this.walletId}`
+  }
+  initialState(): { balance: number } {
+    return { balance: 0 }
+  }
+  applyEvent(s: { balance: number }, e: { type: 'Deposited'; amount: number }): { balance: number } {
+    return { balance: s.balance + e.amount }
+  }
+  @distributed async deposit(amount: number): Promise<{ balance: number; port: number }> {
+    await this.emit({ type: 'Deposited', amount })
+    return { balance: this.state.balance, port: this.system.node.endpoint.port }
   }
 }
 
@@ -171,6 +201,23 @@ describe('virtual actors', () => {
     const stayed = [a, systems[1]!].map((s) => String(s.node.endpoint.port))
     const deactivatedSince = journal.slice(before.length).filter((j) => j.includes(' -'))
     expect(deactivatedSince.filter((j) => stayed.includes(j.split(' ')[0]!))).toEqual([])
+  })
+
+  it('an event-sourced virtual actor continues where it stopped: after idle deactivation, and when its node leaves', async () => {
+    const store = new MemoryEventStore()
+    nodes = await startCluster(3, { plugins: [journalPlugin({ store }), virtualActorsPlugin({ idleTimeout: 400 })] })
+    for (const s of nodes.systems) s.virtualActors.host(Wallet, (id) => new Wallet(id))
+    const [a] = nodes.systems as [ClusterSystem]
+    const ids = Array.from({ length: 12 }, (_, i) => `w${i}`)
+    for (const id of ids) await a.virtualActors.get(Wallet, id).deposit(10)
+    // Idle: every activation is deactivated; the next call recovers the balance.
+    await new Promise((r) => setTimeout(r, 1200))
+    for (const id of ids) expect((await a.virtualActors.get(Wallet, id).deposit(1)).balance).toBe(11)
+    // A node that owns some of them leaves: they move, and continue.
+    const owner = (await a.virtualActors.get(Wallet, 'w0').deposit(0)).port
+    const leaver = nodes.systems.find((s) => s.node.endpoint.port === owner && s !== a) ?? nodes.systems[1]!
+    await leaver.cluster.leave()
+    for (const id of ids) expect((await a.virtualActors.get(Wallet, id).deposit(1)).balance).toBe(12)
   })
 
   it('idle activations are deactivated; the next call activates again', async () => {
