@@ -24,6 +24,7 @@ export const ErrorCode = {
   Config: 'SHOAL_CONFIG',
   Aborted: 'SHOAL_ABORTED',
   SingletonUnavailable: 'SHOAL_SINGLETON_UNAVAILABLE',
+  VirtualActorUnavailable: 'SHOAL_VIRTUAL_ACTOR_UNAVAILABLE',
   JournalConflict: 'SHOAL_JOURNAL_CONFLICT',
   JournalUnavailable: 'SHOAL_JOURNAL_UNAVAILABLE',
   JournalDecode: 'SHOAL_JOURNAL_DECODE',
@@ -106,6 +107,14 @@ export class MethodNotDistributedError extends coded(ErrorCode.MethodNotDistribu
 export class SingletonUnavailableError extends coded(ErrorCode.SingletonUnavailable) {}
 
 /**
+ * A call to a virtual actor found no node to run it in time: its type is hosted by no up member
+ * (did every node with the type's role call `virtualActors.host`?), its shard is waiting for a
+ * crashed owner's margin, or this node's side of a partition is not confirmed. Never started
+ * (`notDelivered`): safe to retry.
+ */
+export class VirtualActorUnavailableError extends coded(ErrorCode.VirtualActorUnavailable) {}
+
+/**
  * The journal refused a write because an event with that persistence id and sequence number
  * exists: another activation of the same entity wrote first. The actor must restart and recover.
  */
@@ -179,6 +188,7 @@ export const builtinErrorClasses = [
   ConfigError,
   AbortedError,
   SingletonUnavailableError,
+  VirtualActorUnavailableError,
   JournalConflictError,
   JournalUnavailableError,
   JournalDecodeError,

@@ -34,6 +34,7 @@ export {
   SingletonUnavailableError,
   SystemShutDownError,
   TimeoutError,
+  VirtualActorUnavailableError,
 } from './errors.ts'
 export type { Metrics } from './observability/Metrics.ts'
 export { type ClassRegistration, Serialization, type SerializationLimits, type SerializationOptions } from './serialization/Serialization.ts'
@@ -111,5 +112,12 @@ export { type AllocationStrategy, leaderMember, oldestMember } from './singleton
 export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
 export { type SingletonFacade, type SingletonOptions, type SingletonSettings, singletonPlugin } from './singleton/SingletonPlugin.ts'
 export type { ControlChannel, Invocation, LocalTarget, Plugin, PluginActors, PluginCalls, PluginContext, PluginFacades, PluginNodes } from './system/Plugin.ts'
+export {
+  type VirtualActorsFacade,
+  type VirtualActorsSettings,
+  type VirtualActorsStatus,
+  type VirtualHostOptions,
+  virtualActorsPlugin,
+} from './virtual/VirtualActorsPlugin.ts'
 export type { WatchSettings } from './watch/LifecycleWatch.ts'
 export { type EnvelopeHeaders, HeaderLimits } from './wire/Envelope.ts'

@@ -8,9 +8,10 @@ import { describe, expect, it } from 'vitest'
 import { type OwnershipDirective, ShardOwnership } from '../src/virtual/ShardOwnership.ts'
 import type { ShardTable } from '../src/virtual/ShardTable.ts'
 
-const table = (version: number, ...owners: (string | undefined)[]): ShardTable => ({ version, owners })
+const table = (version: number, ...owners: (string | undefined)[]): ShardTable => ({ version, by: 'd', owners })
+const v = (version: number) => ({ version, by: 'd' })
 const members = (...uids: string[]) => uids.map((uid) => ({ uid, present: true }))
-const kinds = (ds: OwnershipDirective[]) => ds.map((d) => (d.kind === 'release' ? `release ${d.version}` : `${d.kind} ${d.shards.join(',')}`))
+const kinds = (ds: OwnershipDirective[]) => ds.map((d) => (d.kind === 'release' ? `release ${d.table.version}` : `${d.kind} ${d.shards.join(',')}`))
 
 describe('shard ownership', () => {
   it('alone: adopts the first table, releases it, opens its shards at once', () => {
@@ -34,12 +35,12 @@ describe('shard ownership', () => {
     expect(a.admit(0)).toBe('deliver') // unmoved shards are unaffected
     expect(kinds(b.adopt(t2, 20))).toEqual(['release 2'])
     expect(b.admit(1)).toBe('hold')
-    expect(kinds(b.released('a', 1, 21))).toEqual([]) // an older release proves nothing
+    expect(kinds(b.released('a', v(1), 21))).toEqual([]) // an older release proves nothing
     expect(kinds(a.drained(1, 30))).toEqual(['release 2'])
-    expect(kinds(b.released('a', 2, 31))).toEqual(['open 1'])
+    expect(kinds(b.released('a', v(2), 31))).toEqual(['open 1'])
     expect(b.admit(1)).toBe('deliver')
     // a does not reopen anything: b released 2 too, and a owns only shard 0, already open.
-    expect(kinds(a.released('b', 2, 31))).toEqual([])
+    expect(kinds(a.released('b', v(2), 31))).toEqual([])
   })
 
   it('a graceful leave: the leaver releases, leaves, and the others open without a margin', () => {
@@ -47,14 +48,14 @@ describe('shard ownership', () => {
     const b = new ShardOwnership('b', 2, 5000)
     for (const n of [a, b]) n.members(members('a', 'b'), 0)
     for (const n of [a, b]) n.adopt(table(1, 'a', 'b'), 0)
-    a.released('b', 1, 0)
-    b.released('a', 1, 0)
+    a.released('b', v(1), 0)
+    b.released('a', v(1), 0)
     // b leaves: the decider gives its shard to a.
     const t2 = table(2, 'a', 'a')
     expect(kinds(b.adopt(t2, 100))).toEqual(['seal 1'])
     expect(kinds(a.adopt(t2, 100))).toEqual(['release 2'])
     expect(kinds(b.drained(1, 150))).toEqual(['release 2'])
-    a.released('b', 2, 151)
+    a.released('b', v(2), 151)
     expect(a.phase(1)).toBe('open')
     expect(kinds(a.members(members('a'), 200))).toEqual([]) // b removed afterwards: nothing waits
     // Not even a later table: b left holding nothing.
@@ -66,7 +67,7 @@ describe('shard ownership', () => {
     const a = new ShardOwnership('a', 2, 5000)
     a.members(members('a', 'b'), 0)
     a.adopt(table(1, 'a', 'b'), 0)
-    a.released('b', 1, 0)
+    a.released('b', v(1), 0)
     // b is downed and removed; the decider gives its shard to a.
     a.members(members('a'), 1000)
     expect(kinds(a.adopt(table(2, 'a', 'a'), 1000))).toEqual(['release 2'])
@@ -82,9 +83,9 @@ describe('shard ownership', () => {
     c.members(members('a', 'b', 'c'), 0)
     // c never saw version 2 (a → b); it gets version 3 (→ c). b may be serving: c waits for b too.
     c.adopt(table(3, 'c'), 0)
-    c.released('a', 3, 1)
+    c.released('a', v(3), 1)
     expect(c.phase(0)).toBe('opening')
-    expect(kinds(c.released('b', 3, 2))).toEqual(['open 0'])
+    expect(kinds(c.released('b', v(3), 2))).toEqual(['open 0'])
   })
 
   it('older or equal table versions are ignored; a shard given away before it opened closes without draining', () => {
@@ -102,13 +103,13 @@ describe('shard ownership', () => {
     const a = new ShardOwnership('a', 1, 5000)
     a.members(members('a', 'b'), 0)
     a.adopt(table(1, 'a'), 0)
-    a.released('b', 1, 0)
+    a.released('b', v(1), 0)
     expect(a.phase(0)).toBe('open')
     expect(kinds(a.adopt(table(2, 'b'), 10))).toEqual(['seal 0'])
     expect(kinds(a.adopt(table(3, 'a'), 20))).toEqual([]) // still draining: no release yet
     expect(a.admit(0)).toBe('hold')
     expect(kinds(a.drained(0, 30))).toEqual(['release 3'])
-    expect(kinds(a.released('b', 3, 31))).toEqual(['open 0'])
+    expect(kinds(a.released('b', v(3), 31))).toEqual(['open 0'])
   })
 })
 
@@ -139,15 +140,20 @@ describe('shard ownership, simulated', () => {
         }
         const apply = (from: string, ds: OwnershipDirective[]): void => {
           for (const d of ds) {
-            if (d.kind === 'release') for (const u of uids) if (u !== from) later(1 + rnd() * 50, () => apply(u, nodes.get(u)!.released(from, d.version, now)))
+            if (d.kind === 'release') for (const u of uids) if (u !== from) later(1 + rnd() * 50, () => apply(u, nodes.get(u)!.released(from, d.table, now)))
             if (d.kind === 'seal') for (const shard of d.shards) later(rnd() * 80, () => apply(from, nodes.get(from)!.drained(shard, now)))
           }
         }
         let last: ShardTable | undefined
+        const owners = (): string[] => Array.from({ length: SHARDS }, () => uids[Math.floor(rnd() * uids.length)]!)
         for (let v = 1; v <= 8; v++) {
-          const t = table(v, ...Array.from({ length: SHARDS }, () => uids[Math.floor(rnd() * uids.length)]))
-          last = t
-          for (const u of uids) if (v === 8 || rnd() < 0.7) later(v * 30 + rnd() * 100, () => apply(u, nodes.get(u)!.adopt(t, now)))
+          // Sometimes two deciders at once (a leader change in a partition) make the same version.
+          const made: ShardTable[] = [{ version: v, by: 'd', owners: owners() }]
+          if (rnd() < 0.3) made.push({ version: v, by: 'e', owners: owners() })
+          for (const t of made) {
+            last = t
+            for (const u of uids) if (v === 8 || rnd() < 0.7) later(v * 30 + rnd() * 100, () => apply(u, nodes.get(u)!.adopt(t, now)))
+          }
         }
         while (queue.length > 0) {
           queue.sort((x, y) => x.at - y.at)

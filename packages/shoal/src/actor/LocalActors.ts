@@ -23,6 +23,9 @@ import { type Invocation, type LocalTarget, OneWayInvocation } from './Invocatio
 import { type CallLedger, PendingCall, promiseOf, type TimeoutSource } from './PendingCall.ts'
 import type { Invoker, Route } from './Route.ts'
 
+/** The uid of the reserved node of virtual actor ids (virtual/VirtualId.ts), routed by each node itself. */
+export const ANYWHERE_UID = '0000000000000000'
+
 /** What the actor table needs from its system. */
 export interface LocalActorsHost {
   /** This node incarnation (read at use: it is final only once the listener is bound). */
@@ -51,6 +54,10 @@ export class LocalActors implements CellHost {
   readonly #host: LocalActorsHost
   readonly #actors = new Map<string, ActorCell>()
   readonly #wellKnown = new Map<string, LocalTarget>()
+  /** Well-known targets by path prefix (a service resolving many paths: virtual actors). */
+  readonly #prefixes = new Map<string, (path: string) => LocalTarget | undefined>()
+  /** Cells whose refs (`self`, and the actor sent in a call) are another id's: a virtual actor's. */
+  readonly #publicRefs = new WeakMap<ActorCell, unknown>()
   #invoker: Invoker | undefined
   #watch: CellWatch | undefined
   #pathCounter = 0
@@ -89,7 +96,7 @@ export class LocalActors implements CellHost {
   }
 
   makeSelfRef(cell: ActorCell): unknown {
-    return makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
+    return this.#publicRefs.get(cell) ?? makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
   }
 
   cellReady(cell: ActorCell): void {
@@ -122,13 +129,39 @@ export class LocalActors implements CellHost {
   spawn(Class: ActorClass, args: unknown[]): unknown {
     const info = actorClassInfo(Class)
     const path = `/user/${info.name}-${(++this.#pathCounter).toString(36)}`
+    return this.#spawn(path, info, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args), undefined).ref()
+  }
+
+  /**
+   * Creates an actor at `path` with `create` (which must construct an instance of `Class`), for
+   * services that name their actors; `publicRef`, if given, is what `self` and the actor sent in a
+   * call become (a virtual actor's id-addressed ref). Throws ConfigError if the path is taken or
+   * `create` returns something else; rethrows what the constructor throws.
+   */
+  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicRef: unknown): ActorCell {
+    if (this.#actors.has(path)) throw new ConfigError(`Actor path ${path} is taken on this node.`)
+    const info = actorClassInfo(Class)
+    return this.#spawn(
+      path,
+      info,
+      () => {
+        const actor = create()
+        if (!(actor instanceof Class)) throw new ConfigError(`The factory for ${info.name} returned ${String(actor)}, not a ${info.name}.`)
+        return actor
+      },
+      publicRef,
+    )
+  }
+
+  #spawn(path: string, info: ReturnType<typeof actorClassInfo>, create: () => DistributedActor, publicRef: unknown): ActorCell {
     const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
     const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info)
-    cell.actor = withConstructingCell(cell, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args))
+    if (publicRef !== undefined) this.#publicRefs.set(cell, publicRef)
+    cell.actor = withConstructingCell(cell, create)
     this.#actors.set(path, cell)
     publishActorSpawn(this.#host.node(), cell.id, info.name)
     cell.begin()
-    return cell.ref()
+    return cell
   }
 
   /** The cell of local actor `id` (this incarnation) that has not finished stopping. */
@@ -138,10 +171,20 @@ export class LocalActors implements CellHost {
     return cell && cell.id.incarnation === id.incarnation ? cell : undefined
   }
 
-  /** A local cell, or the well-known target at an incarnation-0 path. */
+  /**
+   * A local cell, or the well-known target at an incarnation-0 path (of this node, or of the
+   * reserved node every node routes itself: a virtual actor's).
+   */
   target(id: ActorId): LocalTarget | undefined {
-    if (id.incarnation === 0 && id.node.uid === this.#host.node().uid) return this.#wellKnown.get(id.path)
+    if (id.incarnation === 0 && (id.node.uid === this.#host.node().uid || id.node.uid === ANYWHERE_UID)) return this.#wellKnownAt(id.path)
     return this.cell(id)
+  }
+
+  #wellKnownAt(path: string): LocalTarget | undefined {
+    const exact = this.#wellKnown.get(path)
+    if (exact || this.#prefixes.size === 0) return exact
+    for (const [prefix, resolve] of this.#prefixes) if (path.startsWith(prefix)) return resolve(path)
+    return undefined
   }
 
   /** The route of refs to local actor `id`. */
@@ -173,7 +216,7 @@ export class LocalActors implements CellHost {
   inboundTarget(uid: string, path: string, incarnation: number): LocalTarget | Error {
     const node = this.#host.node()
     if (uid !== node.uid) return markNotDelivered(new NodeDownError(`This node is incarnation ${node.uid}; incarnation ${uid} is gone.`))
-    const target = incarnation === 0 ? this.#wellKnown.get(path) : this.#actors.get(path)
+    const target = incarnation === 0 ? this.#wellKnownAt(path) : this.#actors.get(path)
     if (!target || (target instanceof ActorCell && target.id.incarnation !== incarnation) || !target.alive) {
       return markNotDelivered(new ActorNotFoundError(`No live actor at ${path}#${incarnation} on ${formatNode(node)}: it was never spawned or has stopped.`))
     }
@@ -347,6 +390,18 @@ export class LocalActors implements CellHost {
     this.#wellKnown.set(path, target)
     return () => {
       if (this.#wellKnown.get(path) === target) this.#wellKnown.delete(path)
+    }
+  }
+
+  /**
+   * Registers a resolver for every incarnation-0 path under `prefix` that has no exact well-known
+   * target; returns the unregister function. Throws ConfigError if the prefix is taken.
+   */
+  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined): () => void {
+    if (this.#prefixes.has(prefix)) throw new ConfigError(`Well-known prefix ${prefix} is taken on this node.`)
+    this.#prefixes.set(prefix, resolve)
+    return () => {
+      if (this.#prefixes.get(prefix) === resolve) this.#prefixes.delete(prefix)
     }
   }
 

@@ -22,6 +22,8 @@ export const ControlKind = {
   Heartbeat: 6,
   /** Per-observer reachability observations (`cluster/HeartbeatCodec.ts`). */
   Reachability: 7,
+  /** Virtual actors: hosted types, shard tables, releases (`virtual/VirtualCodec.ts`). */
+  VirtualActors: 8,
 } as const
 
 /** One of the kinds in {@link ControlKind}. */

@@ -116,15 +116,12 @@ const CONFIRM_SHARE = 0.8
  * singleton of the system.
  */
 export function singletonPlugin(settings: SingletonSettings = {}): Plugin<SingletonFacade> {
-  let plugin: Singletons | undefined
   return {
     name: 'singleton',
     facade: 'singleton',
-    start(ctx) {
-      plugin = new Singletons(ctx, settings)
-      return plugin
-    },
-    stop: () => plugin?.stop(),
+    start: (ctx) => new Singletons(ctx, settings),
+    // The instance of the system being stopped: one plugin value may serve several systems (a test cluster).
+    stop: (facade) => (facade as Singletons).stop(),
   }
 }
 

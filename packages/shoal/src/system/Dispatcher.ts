@@ -9,7 +9,7 @@ import { type ActorRefImpl, makeRef } from '../actor/ActorRef.ts'
 import { outgoingChain } from '../actor/CallContext.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { ActorClassInfo } from '../actor/DistributedActor.ts'
-import type { LocalActors } from '../actor/LocalActors.ts'
+import { ANYWHERE_UID, type LocalActors } from '../actor/LocalActors.ts'
 import type { TimeoutSource } from '../actor/PendingCall.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
@@ -40,7 +40,8 @@ export class Dispatcher implements Invoker {
 
   /** The route to `id`: the one place that decides local or remote. */
   routeTo(id: ActorId): Route {
-    return id.node.uid === this.#host.node().uid ? this.#host.actors.route(id) : this.#host.remoting.route(id)
+    const uid = id.node.uid
+    return uid === this.#host.node().uid || uid === ANYWHERE_UID ? this.#host.actors.route(id) : this.#host.remoting.route(id)
   }
 
   invoke(ref: ActorRefImpl, method: string, args: unknown[]): Promise<unknown> {

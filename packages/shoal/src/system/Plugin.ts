@@ -108,6 +108,25 @@ export interface PluginActors {
   wellKnownRef<T extends DistributedActor = DistributedActor>(path: string, timeout?: number): ActorRef<T>
   /** A ref for `id`, typed by `Class` when given (untyped: the target checks method names). */
   refOf(id: ActorId, Class?: abstract new (...args: never[]) => DistributedActor): ActorRef<DistributedActor>
+  /**
+   * Resolves every incarnation-0 path under `prefix` (on this node, and on the reserved node of
+   * virtual actor ids) that has no exact well-known target, for a service fronting many ids.
+   * Returns the unregister function; throws ConfigError if the prefix is taken.
+   */
+  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined): () => void
+  /**
+   * Creates a local actor at `path` from `create` (which must return a new `Class`), for services
+   * that name their actors (virtual actors). `publicRef`, if given, is the ref the actor hands out
+   * as `self`. Returns its target. Throws ConfigError if the path is taken; rethrows the constructor's error.
+   */
+  spawnAt(
+    path: string,
+    Class: abstract new (...args: never[]) => DistributedActor,
+    create: () => DistributedActor,
+    publicRef?: ActorRef<unknown>,
+  ): LocalTarget & { readonly id: ActorId }
+  /** The target of local actor `id` (this incarnation), if it has not finished stopping. */
+  target(id: ActorId): (LocalTarget & { readonly id: ActorId }) | undefined
 }
 
 /** `ctx.nodes`. */
@@ -130,8 +149,12 @@ export interface Plugin<F = unknown> {
   readonly facade?: string
   /** Starts the plugin; returns its facade. Called once, in install order. */
   start(ctx: PluginContext): F | Promise<F>
-  /** Stops it (hand over, flush, release). Called once at shutdown, in reverse install order. */
-  stop?(): void | Promise<void>
+  /**
+   * Stops it (hand over, flush, release). Called once at shutdown, in reverse install order, with
+   * the facade `start` returned for this system: one plugin value may be installed on several
+   * systems of a process (a test cluster), so stop the instance you are given, not the last started.
+   */
+  stop?(facade: F): void | Promise<void>
   /** Every cluster event after start (snapshot first), when the system runs cluster membership. */
   onClusterEvent?(event: ClusterEvent): void
   /** A local actor finished `onStart` and serves calls. `actor` is the instance (do not call its methods directly from here: go through `actor.self`). */

@@ -95,9 +95,9 @@ export class PluginHost {
 
   /** Stops every started plugin, last first; a failure is logged and the others still stop. */
   async stop(): Promise<void> {
-    for (const { plugin } of [...this.#entries].reverse()) {
+    for (const { plugin, facade } of [...this.#entries].reverse()) {
       try {
-        await plugin.stop?.()
+        await plugin.stop?.(facade)
       } catch (e) {
         this.#log.error({ err: e, plugin: plugin.name }, 'a plugin failed to stop')
       }

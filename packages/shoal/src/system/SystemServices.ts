@@ -54,6 +54,9 @@ export class SystemServices implements ControlChannel {
       registerWellKnown: (path, target) => actors.registerWellKnown(path, target),
       wellKnownRef: <T extends DistributedActor>(path: string, timeout?: number) => actors.wellKnownRef(path, timeout) as unknown as ActorRef<T>,
       refOf: (id, Class) => this.refOf(id, Class) as ActorRef<DistributedActor>,
+      registerWellKnownPrefix: (prefix, resolve) => actors.registerWellKnownPrefix(prefix, resolve),
+      spawnAt: (path, Class, create, publicRef) => actors.spawnAt(path, Class as unknown as ActorClass, create, publicRef),
+      target: (id) => actors.cell(id),
     }
     this.nodes = {
       isGone: (uid) => remoting.transport.isTombstoned(uid),

@@ -17,7 +17,7 @@
  * new owner opens, activations draining) → `closed`.
  * @module
  */
-import type { ShardTable } from './ShardTable.ts'
+import { isNewer, type ShardTable, sameTable, type TableKey } from './ShardTable.ts'
 
 /** A member of the placement group as the machine needs it. */
 export interface GroupMember {
@@ -32,8 +32,8 @@ export type OwnershipDirective =
   | { readonly kind: 'seal'; readonly shards: readonly number[] }
   /** Serve these shards now: deliver the calls held for them. */
   | { readonly kind: 'open'; readonly shards: readonly number[] }
-  /** Tell every group member that this node released `version`. */
-  | { readonly kind: 'release'; readonly version: number }
+  /** Tell every group member that this node released `table`. */
+  | { readonly kind: 'release'; readonly table: TableKey }
 
 /** What to do with a call for a shard. */
 export type Admission = 'deliver' | 'hold' | 'elsewhere'
@@ -49,13 +49,13 @@ export class ShardOwnership {
   readonly #phase: ShardPhase[]
   /** Shards still draining on this node. */
   readonly #sealing = new Set<number>()
-  /** Latest version each member released. */
-  readonly #released = new Map<string, number>()
+  /** Latest table each member released. */
+  readonly #released = new Map<string, TableKey>()
   /** Present members of the group other than this node. */
   #others: readonly string[] = []
   /** When each member was seen gone (removed, or never to return), for the margin. */
   readonly #goneAt = new Map<string, number>()
-  #releasedVersion = 0
+  #releasedTable: TableKey | undefined
 
   constructor(self: string, shards: number, margin: number) {
     this.self = self
@@ -71,9 +71,9 @@ export class ShardOwnership {
     return this.#phase[shard] ?? 'closed'
   }
 
-  /** The version this node has released (every shard it serves is one the table at this version gives it). */
-  get releasedVersion(): number {
-    return this.#releasedVersion
+  /** The table this node has released (every shard it serves is one that table gives it). */
+  get releasedTable(): TableKey | undefined {
+    return this.#releasedTable
   }
 
   /** What to do with a call for `shard` now. */
@@ -87,7 +87,7 @@ export class ShardOwnership {
   /** A newer table: seal what it takes away, open what it gives once released. Older or equal versions are ignored. */
   adopt(table: ShardTable, now: number): OwnershipDirective[] {
     if (table.owners.length !== this.#phase.length) throw new RangeError(`a table of ${table.owners.length} shards for a group of ${this.#phase.length}`)
-    if (this.#table && table.version <= this.#table.version) return []
+    if (this.#table && !isNewer(table, this.#table)) return []
     this.#table = table
     const seal: number[] = []
     for (let shard = 0; shard < this.#phase.length; shard++) {
@@ -115,10 +115,11 @@ export class ShardOwnership {
     return [...this.#releaseIfDrained(), ...this.#openReady(now)]
   }
 
-  /** Member `uid` released `version`. */
-  released(uid: string, version: number, now: number): OwnershipDirective[] {
-    if ((this.#released.get(uid) ?? 0) >= version) return []
-    this.#released.set(uid, version)
+  /** Member `uid` released `table` (a release older than one already heard is ignored). */
+  released(uid: string, table: TableKey, now: number): OwnershipDirective[] {
+    const known = this.#released.get(uid)
+    if (known && !isNewer(table, known)) return []
+    this.#released.set(uid, { version: table.version, by: table.by })
     return this.#openReady(now)
   }
 
@@ -139,28 +140,42 @@ export class ShardOwnership {
     return this.#openReady(now)
   }
 
+  /**
+   * Who opening waits for: members that have not released this node's table (with their latest
+   * release), and gone members still in their margin. Empty when nothing waits. For status and logs.
+   */
+  waitingFor(): string[] {
+    const t = this.#table
+    if (!t) return ['no table yet']
+    const out: string[] = []
+    if (!sameTable(t, this.#releasedTable)) out.push(`self (draining ${this.#sealing.size})`)
+    for (const uid of this.#others) if (!sameTable(t, this.#released.get(uid))) out.push(`${uid} released ${JSON.stringify(this.#released.get(uid) ?? null)}`)
+    for (const [uid] of this.#goneAt) if (!sameTable(t, this.#released.get(uid))) out.push(`${uid} gone, in its margin`)
+    return out
+  }
+
   /** When the next margin runs out (for the shell's timer), if one is pending. */
   nextDeadline(): number | undefined {
-    const v = this.#table?.version ?? 0
-    const pending = [...this.#goneAt].filter(([uid]) => this.#released.get(uid) !== v).map(([, at]) => at + this.margin)
+    const t = this.#table
+    const pending = [...this.#goneAt].filter(([uid]) => !t || !sameTable(t, this.#released.get(uid))).map(([, at]) => at + this.margin)
     return pending.length === 0 ? undefined : Math.min(...pending)
   }
 
   #releaseIfDrained(): OwnershipDirective[] {
     const t = this.#table
-    if (!t || this.#sealing.size > 0 || this.#releasedVersion >= t.version) return []
-    this.#releasedVersion = t.version
-    return [{ kind: 'release', version: t.version }]
+    if (!t || this.#sealing.size > 0 || sameTable(t, this.#releasedTable)) return []
+    this.#releasedTable = { version: t.version, by: t.by }
+    return [{ kind: 'release', table: this.#releasedTable }]
   }
 
   #openReady(now: number): OwnershipDirective[] {
     const t = this.#table
-    if (!t || this.#releasedVersion < t.version) return []
+    if (!t || !sameTable(t, this.#releasedTable)) return []
     // Everyone who might serve a shard has released exactly this version: a release of a newer
     // version proves nothing here (that table may give the member a shard this one gives us; it
     // opens it only after we release that version too). A member gone without releasing this
     // version (crashed, downed) counts once the margin has passed since this node saw it gone.
-    const releasedIt = (uid: string): boolean => this.#released.get(uid) === t.version
+    const releasedIt = (uid: string): boolean => sameTable(t, this.#released.get(uid))
     if (this.#others.some((uid) => !releasedIt(uid))) return []
     for (const [uid, at] of this.#goneAt) {
       // Kept until its margin passes (a table newer than its last release may still come), unless

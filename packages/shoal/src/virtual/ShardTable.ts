@@ -46,14 +46,36 @@ export interface ShardCandidate {
 export interface ShardTable {
   /** Grows with every change; a node acts on a table only if it is newer than the one it has. */
   readonly version: number
+  /**
+   * The decider that made it (a node uid; '' for the empty table). Two deciders at once (a leader
+   * change during a partition) may both make version v: (version, by) names one table, and orders
+   * them (a higher `by` wins a tie).
+   */
+  readonly by: string
   /** Owner uid by shard; `undefined` while no candidate exists. */
   readonly owners: readonly (string | undefined)[]
+}
+
+/** Names one table: its version and decider. */
+export interface TableKey {
+  readonly version: number
+  readonly by: string
+}
+
+/** True if table key `a` comes after `b`. */
+export function isNewer(a: TableKey, b: TableKey): boolean {
+  return a.version > b.version || (a.version === b.version && a.by > b.by)
+}
+
+/** True if `a` and `b` name the same table. */
+export function sameTable(a: TableKey, b: TableKey | undefined): boolean {
+  return b !== undefined && a.version === b.version && a.by === b.by
 }
 
 /** The empty table of `shards` shards (version 0, no owners). */
 export function emptyTable(shards = DEFAULT_SHARDS): ShardTable {
   if (!Number.isInteger(shards) || shards < 1 || shards > 65_536) throw new RangeError(`shards must be a whole number 1..65536, got ${shards}`)
-  return { version: 0, owners: new Array<string | undefined>(shards).fill(undefined) }
+  return { version: 0, by: '', owners: new Array<string | undefined>(shards).fill(undefined) }
 }
 
 /** Rendezvous score of `shard` on `uid`: the candidate with the highest score is preferred. */
@@ -83,14 +105,14 @@ function weightOf(c: ShardCandidate): number {
 }
 
 /**
- * The next table: `previous` adjusted to `candidates` with minimal movement (see the module
- * comment). The same object if nothing changes; otherwise version + 1. With no candidates, every
- * shard is unowned.
+ * The next table, made by decider `by`: `previous` adjusted to `candidates` with minimal movement
+ * (see the module comment). The same object if nothing changes; otherwise version + 1. With no
+ * candidates, every shard is unowned.
  */
-export function nextTable(previous: ShardTable, candidates: readonly ShardCandidate[]): ShardTable {
+export function nextTable(previous: ShardTable, candidates: readonly ShardCandidate[], by = ''): ShardTable {
   const shards = previous.owners.length
   if (candidates.length === 0) {
-    return previous.owners.every((o) => o === undefined) ? previous : { version: previous.version + 1, owners: new Array(shards).fill(undefined) }
+    return previous.owners.every((o) => o === undefined) ? previous : { version: previous.version + 1, by, owners: new Array(shards).fill(undefined) }
   }
   const quota = quotas(shards, candidates)
   const owned = new Map<string, number>([...quota.keys()].map((uid) => [uid, 0]))
@@ -124,7 +146,7 @@ export function nextTable(previous: ShardTable, candidates: readonly ShardCandid
     owned.set(best!, owned.get(best!)! + 1)
   }
   const same = owners.every((o, i) => o === previous.owners[i])
-  return same ? previous : { version: previous.version + 1, owners }
+  return same ? previous : { version: previous.version + 1, by, owners }
 }
 
 /** Shards whose owner differs between two tables of the same size. */

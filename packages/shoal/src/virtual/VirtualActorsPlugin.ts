@@ -1,0 +1,700 @@
+/**
+ * Virtual actors (Orleans' grains, Akka's sharded entities): get any actor by type and id from
+ * any node; the first call activates it on the node that owns its shard, and there is one
+ * activation per id through joins, leaves, crashes and partitions.
+ *
+ * ```ts
+ * const system = await ClusterSystem.start({ cluster: { seeds, roles: ['players'] }, plugins: [virtualActorsPlugin()] })
+ * system.virtualActors.host(Player, (id) => new Player(id), { role: 'players' }) // nodes that may host Player
+ * const ann = system.virtualActors.get(Player, 'ann')                             // anywhere
+ * await ann.rename('Ann')                                                        // activated where it belongs
+ * ```
+ *
+ * How: ids hash to shards (`ShardTable.ts`); the cluster leader computes which node owns each
+ * shard and sends the versioned table to every node, so a call goes from the caller's node
+ * straight to the owner. A shard opens on its new owner only once every other host has released
+ * that table version (`ShardOwnership.ts`): the old owner first stops taking calls for it and
+ * deactivates its activations after their current turn. A crashed owner's shards open elsewhere
+ * only after it was removed from the cluster and the margin passed, as for singletons. See
+ * docs/virtual-actors.md.
+ * @module
+ */
+import { ActorId } from '../actor/ActorId.ts'
+import type { ActorRef } from '../actor/ActorRef.ts'
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { DistributedActor, MethodInfo } from '../actor/DistributedActor.ts'
+import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
+import type { ClusterMember } from '../cluster/Member.ts'
+import { controlTarget } from '../control/ControlChannel.ts'
+import { ControlKind } from '../control/ControlKind.ts'
+import {
+  ActorNotFoundError,
+  ConfigError,
+  isNotDelivered,
+  markNotDelivered,
+  NodeDownError,
+  NodeUnreachableError,
+  VirtualActorUnavailableError,
+} from '../errors.ts'
+import type { Plugin, PluginContext } from '../system/Plugin.ts'
+import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
+import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
+import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
+import { checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId, virtualPath } from './VirtualId.ts'
+
+/** Plugin-wide settings. */
+export interface VirtualActorsSettings {
+  /** Shards per placement group (every node must use the same number). Default 1024. */
+  readonly shards?: number
+  /** An activation idle this long is deactivated, ms (0: never). Default 120,000 (Akka's default). */
+  readonly idleTimeout?: number
+  /**
+   * How long after a crashed owner's removal its shards may open elsewhere, ms: its side needs that
+   * long to stop serving. Default as the singleton's: max(2 s, the downing strategy's stableAfter) + 2 s.
+   */
+  readonly downMargin?: number
+  /** Calls held per node while their shard has no open owner; beyond, the oldest fails. Default 10,000. */
+  readonly bufferSize?: number
+}
+
+/** Options of one hosted type. */
+export interface VirtualHostOptions {
+  /** Only members with this role host the type (every member with it must call `host` for it). */
+  readonly role?: string
+  /** The type name (default: the class name). Set it so that renaming the class does not move every actor. */
+  readonly type?: string
+  /** This type's idle timeout, ms (default: the plugin's). */
+  readonly idleTimeout?: number
+}
+
+/** A snapshot of this node's virtual actors, for tests, tools and metrics. */
+export interface VirtualActorsStatus {
+  readonly groups: ReadonlyArray<{
+    readonly role: string | undefined
+    readonly tableVersion: number
+    readonly owned: number
+    readonly open: number
+    readonly active: number
+    readonly held: number
+    /** What opening this node's shards waits for (members yet to release its table; gone members in their margin). */
+    readonly waitingFor: readonly string[]
+  }>
+  readonly activations: number
+  readonly deactivations: number
+}
+
+/** `system.virtualActors`. */
+export interface VirtualActorsFacade {
+  /**
+   * Declares that this node hosts virtual actors of `Class`, made by `factory(id)` when one is
+   * activated here. Call it on every node that may host them: all nodes, or all nodes with `role`.
+   */
+  host<T extends DistributedActor>(Class: new (...args: never[]) => T, factory: (id: string) => T, options?: VirtualHostOptions): void
+  /**
+   * A ref to virtual actor `id` of `Class` (type name: the class name, or `options.type`). Never
+   * blocks, never fails for a missing actor: the first call activates it where its shard lives.
+   * Throws ConfigError for an id that is not a non-empty string of at most 512 characters.
+   */
+  get<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: string, options?: { readonly type?: string }): ActorRef<T>
+  status(): VirtualActorsStatus
+}
+
+declare module '../system/Plugin.ts' {
+  interface PluginFacades {
+    /** Virtual actors, with `virtualActorsPlugin()` installed. */
+    readonly virtualActors: VirtualActorsFacade
+  }
+}
+
+/** The virtual actors plugin; publishes `system.virtualActors`. */
+export function virtualActorsPlugin(settings: VirtualActorsSettings = {}): Plugin<VirtualActorsFacade> {
+  return {
+    name: 'virtual-actors',
+    facade: 'virtualActors',
+    start: (ctx) => new VirtualActors(ctx, settings),
+    stop: (facade) => (facade as VirtualActors).stop(),
+  }
+}
+
+const TICK = 250
+/** Tables and hosted types are sent again this often (a message lost with a connection is repaired). */
+const RESEND_EVERY = 2000
+const RETRY_SOON = 25
+/** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
+const GIVE_UP_EARLY = 3 * RETRY_SOON
+
+interface TypeEntry {
+  readonly type: string
+  readonly Class: abstract new (...args: never[]) => DistributedActor
+  role: string | undefined
+  factory: ((id: string) => DistributedActor) | undefined
+  idleTimeout: number
+}
+
+interface Held {
+  readonly type: string
+  readonly id: string
+  readonly path: string
+  readonly inv: Invocation
+  readonly method: MethodInfo | undefined
+  readonly since: number
+}
+
+interface Activation {
+  readonly target: LocalTarget & { readonly id: ActorId }
+  readonly shard: number
+  lastUsed: number
+}
+
+/** One placement group: the hosts of the types with one role. */
+interface Group {
+  readonly role: string | undefined
+  readonly ownership: ShardOwnership
+  /** Calls waiting for their shard to open here, by shard. */
+  readonly held: Map<number, Held[]>
+  /** Live activations by path. */
+  readonly activations: Map<string, Activation>
+  /** Shards draining: activations still stopping. */
+  readonly draining: Map<number, number>
+}
+
+const roleKey = (role: string | undefined): string => role ?? ''
+
+class VirtualActors implements VirtualActorsFacade {
+  readonly #ctx: PluginContext
+  readonly #shards: number
+  readonly #idleTimeout: number
+  readonly #margin: number
+  readonly #bufferSize: number
+  readonly #types = new Map<string, TypeEntry>()
+  readonly #typesByClass = new Map<Function, string>()
+  /** Types each node hosts (from their announcements, this node's own included), by node uid. */
+  readonly #hostsOf = new Map<string, ReadonlyArray<{ type: string; role: string | undefined }>>()
+  readonly #groups = new Map<string, Group>()
+  /** Calls held for want of a table or of a known type (not yet for a shard). */
+  #waiting: Held[] = []
+  readonly #cleanup: (() => void)[] = []
+  #heldCount = 0
+  /** Members this node has sent its hosted types and tables to (it does at once for new ones). */
+  readonly #known = new Set<string>()
+  #lastResend = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  activations = 0
+  deactivations = 0
+
+  constructor(ctx: PluginContext, s: VirtualActorsSettings) {
+    this.#ctx = ctx
+    const system = ctx.system
+    this.#shards = s.shards ?? DEFAULT_SHARDS
+    emptyTable(this.#shards) // validates
+    this.#idleTimeout = s.idleTimeout ?? 120_000
+    const downing = system.clustered ? system.cluster.downing : undefined
+    this.#margin = s.downMargin ?? Math.max(2000, downing?.stableAfter ?? 0) + 2000
+    this.#bufferSize = s.bufferSize ?? 10_000
+    this.#cleanup.push(ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path)))
+    ctx.control.onControl(ControlKind.VirtualActors, (from, body) => this.#onMessage(from, body))
+    if (system.clustered) {
+      this.#cleanup.push(system.cluster.subscribe(() => this.#membershipChanged()))
+      system.cluster.onLeaving(() => this.#handOverAll())
+    }
+    const timer = setInterval(() => this.#tick(), TICK)
+    timer.unref()
+    this.#cleanup.push(() => clearInterval(timer))
+    this.#hostsOf.set(this.#self, [])
+  }
+
+  get #self(): string {
+    return this.#ctx.system.node.uid
+  }
+
+  // ── facade ──────────────────────────────────────────────────────────────────
+
+  host<T extends DistributedActor>(Class: new (...args: never[]) => T, factory: (id: string) => T, options: VirtualHostOptions = {}): void {
+    if (typeof factory !== 'function')
+      throw new ConfigError(`virtualActors.host(${Class?.name}, factory): the factory must be a function (id) => new ${Class?.name}(id).`)
+    const entry = this.#entry(Class, options.type)
+    if (entry.factory) throw new ConfigError(`virtualActors.host(${entry.type}) was already called on this node.`)
+    entry.factory = factory as (id: string) => DistributedActor
+    entry.role = options.role
+    entry.idleTimeout = options.idleTimeout ?? this.#idleTimeout
+    this.#hostsOf.set(
+      this.#self,
+      [...this.#types.values()].filter((t) => t.factory).map((t) => ({ type: t.type, role: t.role })),
+    )
+    this.#groupOf(options.role)
+    this.#announce(this.#otherMembers())
+    this.#decide()
+  }
+
+  get<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, id: string, options: { readonly type?: string } = {}): ActorRef<T> {
+    const entry = this.#entry(Class, options.type)
+    checkVirtualId(entry.type, id)
+    return this.#ctx.actors.refOf(virtualActorId(entry.type, id), Class) as unknown as ActorRef<T>
+  }
+
+  status(): VirtualActorsStatus {
+    return {
+      groups: [...this.#groups.values()].map((g) => {
+        const t = g.ownership.table
+        let owned = 0
+        let open = 0
+        for (let s = 0; s < this.#shards; s++) {
+          if (t?.owners[s] === this.#self) owned++
+          if (g.ownership.phase(s) === 'open') open++
+        }
+        return {
+          role: g.role,
+          tableVersion: t?.version ?? 0,
+          owned,
+          open,
+          active: g.activations.size,
+          held: [...g.held.values()].reduce((n, h) => n + h.length, 0),
+          waitingFor: owned > open ? g.ownership.waitingFor() : [],
+        }
+      }),
+      activations: this.activations,
+      deactivations: this.deactivations,
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    for (const c of this.#cleanup.splice(0)) c()
+    clearTimeout(this.#retryTimer)
+    const all = [...this.#groups.values()].flatMap((g) => [...g.held.values()].flat())
+    for (const h of [...all, ...this.#waiting])
+      h.inv.fail(
+        markNotDelivered(new VirtualActorUnavailableError(`This node's virtual actors stopped (shutdown) before ${h.type} ${h.id} could take this call.`)),
+      )
+    this.#waiting = []
+    for (const g of this.#groups.values()) g.held.clear()
+  }
+
+  /** An activation ended (deactivated, or stopped by itself): forget it; a draining shard may be done. */
+  #ended(id: ActorId): void {
+    const parsed = parseVirtualPath(id.path)
+    if (!parsed) return
+    const entry = this.#types.get(parsed.type)
+    const g = entry && this.#groups.get(roleKey(entry.role))
+    const a = g?.activations.get(id.path)
+    if (!g || !a || a.target.id.incarnation !== id.incarnation) return
+    g.activations.delete(id.path)
+    this.deactivations++
+    const left = g.draining.get(a.shard)
+    if (left === undefined) return
+    if (left <= 1) {
+      g.draining.delete(a.shard)
+      this.#apply(g, g.ownership.drained(a.shard, this.#now()))
+    } else g.draining.set(a.shard, left - 1)
+  }
+
+  // ── routing ─────────────────────────────────────────────────────────────────
+
+  #entry(Class: abstract new (...args: never[]) => DistributedActor, type: string | undefined): TypeEntry {
+    if (typeof Class !== 'function') throw new ConfigError('virtualActors: pass the actor class.')
+    const name = type ?? this.#typesByClass.get(Class) ?? Class.name
+    checkVirtualType(name)
+    let entry = this.#types.get(name)
+    if (!entry) {
+      entry = { type: name, Class, role: undefined, factory: undefined, idleTimeout: this.#idleTimeout }
+      this.#types.set(name, entry)
+      this.#typesByClass.set(Class, name)
+    } else if (entry.Class !== Class)
+      throw new ConfigError(`Virtual actor type ${name} is already ${entry.Class.name} on this node; give one of them another { type }.`)
+    return entry
+  }
+
+  /** The router target of one virtual actor path on this node (what a ref's route delivers to). */
+  #routerAt(path: string): LocalTarget | undefined {
+    const parsed = parseVirtualPath(path)
+    if (!parsed) return undefined
+    return {
+      alive: true,
+      deliver: (inv, method) => this.#route({ type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
+    }
+  }
+
+  #route(h: Held): void {
+    if (this.#stopped) return h.inv.fail(markNotDelivered(new VirtualActorUnavailableError('This node is shutting down.')))
+    const role = this.#roleOf(h.type)
+    const g = role === undefined ? undefined : this.#groups.get(roleKey(role.role))
+    const table = g?.ownership.table
+    const shard = shardOf(h.type, h.id, this.#shards)
+    const owner = table?.owners[shard]
+    if (!g || !owner) return this.#wait(h)
+    if (owner !== this.#self) {
+      // A call that came from another node for a shard not ours here: the caller's table is older or
+      // newer than ours. Refuse it (not delivered): the caller routes it again once tables agree.
+      if (h.inv.from !== undefined)
+        return h.inv.fail(markNotDelivered(new ActorNotFoundError(`Shard ${shard} of ${h.type} is not served by this node (table ${table!.version}).`)))
+      return this.#forward(h, owner)
+    }
+    switch (g.ownership.admit(shard)) {
+      case 'deliver':
+        return this.#deliver(g, h, shard)
+      case 'hold':
+        return this.#hold(g, shard, h)
+      case 'elsewhere':
+        return this.#wait(h)
+    }
+  }
+
+  /** The type's role, from this node's host call or a host's announcement; undefined if no node hosts it (yet). */
+  #roleOf(type: string): { role: string | undefined } | undefined {
+    const own = this.#types.get(type)
+    if (own?.factory) return { role: own.role }
+    for (const list of this.#hostsOf.values()) for (const t of list) if (t.type === type) return { role: t.role }
+    return undefined
+  }
+
+  #forward(h: Held, owner: string): void {
+    const node = this.#nodeOf(owner)
+    if (!node) return this.#wait(h)
+    const ref = this.#ctx.actors.refOf(new ActorId(node, h.path, 0))
+    const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
+    if (remaining <= 0) return
+    this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining).then(
+      (v) => h.inv.succeed(v),
+      (e: unknown) => (retryable(e) && !this.#stopped ? this.#wait(h) : h.inv.fail(e)),
+    )
+  }
+
+  #deliver(g: Group, h: Held, shard: number): void {
+    let a = g.activations.get(h.path)
+    if (!a || !a.target.alive) {
+      const made = this.#activate(g, h, shard)
+      if (!made) return
+      a = made
+    }
+    a.lastUsed = Date.now()
+    a.target.deliver(h.inv, h.method)
+  }
+
+  #activate(g: Group, h: Held, shard: number): Activation | undefined {
+    const entry = this.#types.get(h.type)
+    if (!entry?.factory) {
+      h.inv.fail(
+        markNotDelivered(
+          new VirtualActorUnavailableError(
+            `This node owns shard ${shard} of ${h.type} but never called virtualActors.host(${h.type}): every node with role ${g.role ?? '(any)'} must host it.`,
+          ),
+        ),
+      )
+      return undefined
+    }
+    const publicRef = this.#ctx.actors.refOf(virtualActorId(h.type, h.id), entry.Class)
+    let target: LocalTarget & { readonly id: ActorId }
+    try {
+      const factory = entry.factory
+      target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef)
+    } catch (err) {
+      h.inv.fail(
+        markNotDelivered(new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })),
+      )
+      return undefined
+    }
+    this.activations++
+    const a: Activation = { target, shard, lastUsed: Date.now() }
+    g.activations.set(h.path, a)
+    // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
+    void this.#ctx.system.watch(this.#ctx.actors.refOf(target.id)).then(
+      () => this.#ended(target.id),
+      () => undefined,
+    )
+    return a
+  }
+
+  #hold(g: Group, shard: number, h: Held): void {
+    if (!this.#room()) return
+    let list = g.held.get(shard)
+    if (!list) g.held.set(shard, (list = []))
+    list.push(h)
+    this.#heldCount++
+  }
+
+  #wait(h: Held): void {
+    if (!this.#room()) return
+    this.#waiting.push(h)
+    this.#heldCount++
+    this.#retrySoon()
+  }
+
+  /** Whether one more call may be held; past bufferSize the oldest waiting call fails. */
+  #room(): boolean {
+    if (this.#heldCount < this.#bufferSize) return true
+    const oldest = this.#waiting.shift()
+    if (!oldest) return true
+    this.#heldCount--
+    oldest.inv.fail(
+      markNotDelivered(
+        new VirtualActorUnavailableError(`${this.#bufferSize} calls are waiting for virtual actors on this node (bufferSize); this, the oldest, was dropped.`),
+      ),
+    )
+    return true
+  }
+
+  /** Routes the waiting calls again shortly (a table, an announcement or a retry may have changed things). */
+  #retrySoon(): void {
+    if (this.#retryTimer || this.#stopped) return
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.#rerouteWaiting()
+    }, RETRY_SOON)
+    this.#retryTimer.unref()
+  }
+
+  #rerouteWaiting(): void {
+    const waiting = this.#waiting
+    this.#waiting = []
+    this.#heldCount -= waiting.length
+    const now = Date.now()
+    for (const h of waiting) {
+      // Fail just before the caller's own timeout would, saying why (a TimeoutError would not).
+      if (h.inv.deadline !== undefined && h.inv.deadline - GIVE_UP_EARLY <= now) {
+        h.inv.fail(markNotDelivered(new VirtualActorUnavailableError(this.#why(h))))
+        continue
+      }
+      this.#route(h)
+    }
+  }
+
+  #why(h: Held): string {
+    const role = this.#roleOf(h.type)
+    if (!role) return `No node hosts virtual actor type ${h.type}: call virtualActors.host(${h.type}, …) on the nodes that should run it.`
+    return `No node served ${h.type} ${h.id} in time (shard ${shardOf(h.type, h.id, this.#shards)}, role ${role.role ?? '(any)'}): its owner may be moving, or waiting out a crashed owner's margin.`
+  }
+
+  // ── placement ───────────────────────────────────────────────────────────────
+
+  #groupOf(role: string | undefined): Group {
+    const key = roleKey(role)
+    let g = this.#groups.get(key)
+    if (!g) {
+      g = { role, ownership: new ShardOwnership(this.#self, this.#shards, this.#margin), held: new Map(), activations: new Map(), draining: new Map() }
+      this.#groups.set(key, g)
+      this.#apply(g, g.ownership.members(this.#groupMembers(role), this.#now()))
+    }
+    return g
+  }
+
+  /**
+   * The members that must release a table before anyone opens a shard of `role`: every member with
+   * the role (every member, for types without one), whatever it announced, until it is removed. A
+   * member downed but not yet removed still counts: its side may be serving until it learns.
+   */
+  #groupMembers(role: string | undefined): Array<{ uid: string; present: boolean }> {
+    return this.#members()
+      .filter((m) => role === undefined || m.roles.includes(role))
+      .map((m) => ({ uid: m.node.uid, present: m.status !== 'removed' }))
+  }
+
+  #members(): readonly ClusterMember[] {
+    const system = this.#ctx.system
+    if (!system.clustered) return [{ node: system.node, status: 'up', upNumber: 1, roles: [], reachability: 'reachable' }]
+    return system.cluster.membership.members
+  }
+
+  #otherMembers(): ClusterNode[] {
+    return this.#members()
+      .filter((m) => m.node.uid !== this.#self && m.status !== 'removed' && m.status !== 'down')
+      .map((m) => m.node)
+  }
+
+  #nodeOf(uid: string): ClusterNode | undefined {
+    return this.#members().find((m) => m.node.uid === uid)?.node
+  }
+
+  /** The leader computes each group's next table from its up hosts and sends it to everyone. */
+  #decide(): void {
+    const system = this.#ctx.system
+    const leader = system.clustered ? system.cluster.membership.leader?.node.uid : this.#self
+    if (leader !== this.#self) return
+    const up = this.#members().filter((m) => m.status === 'up')
+    const roles = new Set([...this.#hostsOf.values()].flat().map((t) => roleKey(t.role)))
+    for (const key of roles) {
+      const role = key === '' ? undefined : key
+      const g = this.#groupOf(role)
+      const hosts = up.filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
+      const current = g.ownership.table ?? emptyTable(this.#shards)
+      const next = nextTable(
+        current,
+        hosts.map((m) => ({ uid: m.node.uid })),
+        this.#self,
+      )
+      if (next === current && g.ownership.table) continue
+      this.#adopt(g, next)
+      this.#send(this.#otherMembers(), encodeTable(role, next))
+    }
+  }
+
+  #adopt(g: Group, table: ShardTable): void {
+    this.#apply(g, g.ownership.adopt(table, this.#now()))
+    // Calls waiting for a table, or held for shards this table gave away, route again.
+    for (const [shard, list] of g.held) {
+      if (g.ownership.admit(shard) === 'hold') continue
+      g.held.delete(shard)
+      this.#heldCount -= list.length
+      for (const h of list) this.#wait(h)
+    }
+    this.#retrySoon()
+  }
+
+  #apply(g: Group, directives: readonly OwnershipDirective[]): void {
+    for (const d of directives) {
+      if (d.kind === 'release') this.#send(this.#otherMembers(), encodeReleased(g.role, d.table))
+      else if (d.kind === 'open') this.#open(g, d.shards)
+      else this.#seal(g, d.shards)
+    }
+  }
+
+  #open(g: Group, shards: readonly number[]): void {
+    for (const shard of shards) {
+      const list = g.held.get(shard)
+      if (!list) continue
+      g.held.delete(shard)
+      this.#heldCount -= list.length
+      for (const h of list) this.#route(h)
+    }
+  }
+
+  /** Stops taking calls for `shards` and deactivates their activations after their current turn. */
+  #seal(g: Group, shards: readonly number[]): void {
+    const now = this.#now()
+    for (const shard of shards) {
+      const here = [...g.activations.values()].filter((a) => a.shard === shard)
+      if (here.length === 0) {
+        this.#apply(g, g.ownership.drained(shard, now))
+        continue
+      }
+      g.draining.set(shard, here.length)
+      for (const a of here) this.#deactivate(a)
+    }
+  }
+
+  /** Seals the activation (calls queued behind its turn are refused as not delivered, and re-routed) and stops it. */
+  #deactivate(a: Activation): void {
+    const id = a.target.id
+    this.#ctx.actors
+      .runTurn(id, () => undefined, { seal: true })
+      .catch(() => undefined)
+      .then(() => this.#ctx.system.stop(this.#ctx.actors.refOf(id)))
+      .catch((err: unknown) => this.#ctx.log.error({ err, actor: id.toString() }, 'deactivating a virtual actor failed'))
+  }
+
+  /** A graceful leave: the leader's next table gives this node's shards away; wait until they drained. */
+  async #handOverAll(): Promise<void> {
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && [...this.#groups.values()].some((g) => g.activations.size > 0 || g.ownership.table?.owners.includes(this.#self))) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  // ── messages and time ───────────────────────────────────────────────────────
+
+  #onMessage(from: ClusterNode, body: Buffer): void {
+    if (this.#stopped) return
+    let msg: VirtualMessage
+    try {
+      msg = decodeVirtual(body)
+    } catch (e) {
+      this.#ctx.log.warn({ from: from.uid, err: (e as Error).message }, 'malformed virtual-actor message dropped')
+      return
+    }
+    if (msg.kind === 'hosts') {
+      this.#hostsOf.set(from.uid, msg.types)
+      for (const t of msg.types) this.#groupOf(t.role)
+      this.#membershipChanged()
+      this.#retrySoon()
+    } else if (msg.kind === 'table') {
+      if (msg.table.owners.length !== this.#shards) {
+        this.#ctx.log.error(
+          { from: from.uid, theirs: msg.table.owners.length, ours: this.#shards },
+          'a node uses another number of virtual-actor shards: every node must use the same',
+        )
+        return
+      }
+      this.#adopt(this.#groupOf(msg.role), msg.table)
+    } else {
+      const g = this.#groups.get(roleKey(msg.role))
+      if (g) this.#apply(g, g.ownership.released(from.uid, msg.table, this.#now()))
+    }
+  }
+
+  #membershipChanged(): void {
+    if (this.#stopped) return
+    const now = this.#now()
+    // A member seen for the first time gets our hosted types and tables at once (it must release them).
+    const fresh = this.#otherMembers().filter((n) => !this.#known.has(n.uid))
+    for (const n of fresh) this.#known.add(n.uid)
+    if (fresh.length > 0) {
+      this.#announce(fresh)
+      for (const g of this.#groups.values()) if (g.ownership.table) this.#send(fresh, encodeTable(g.role, g.ownership.table))
+    }
+    for (const g of this.#groups.values()) this.#apply(g, g.ownership.members(this.#groupMembers(g.role), now))
+    this.#decide()
+  }
+
+  #tick(): void {
+    if (this.#stopped) return
+    const now = this.#now()
+    for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
+    this.#decide()
+    if (Date.now() - this.#lastResend >= RESEND_EVERY) {
+      this.#lastResend = Date.now()
+      const others = this.#otherMembers()
+      this.#announce(others)
+      for (const g of this.#groups.values()) {
+        // Every node passes its table on: a new leader must learn the latest before it decides, and
+        // a node that missed one must get it whoever made it.
+        const t = g.ownership.table
+        if (t) this.#send(others, encodeTable(g.role, t))
+        const released = g.ownership.releasedTable
+        if (released) this.#send(others, encodeReleased(g.role, released))
+      }
+    }
+    this.#passivateIdle()
+    if (this.#waiting.length > 0) this.#rerouteWaiting()
+  }
+
+  #passivateIdle(): void {
+    const now = Date.now()
+    for (const g of this.#groups.values()) {
+      for (const [path, a] of g.activations) {
+        const entry = this.#types.get(parseVirtualPath(path)?.type ?? '')
+        const idle = entry?.idleTimeout ?? this.#idleTimeout
+        if (idle > 0 && now - a.lastUsed >= idle && !g.draining.has(a.shard)) {
+          a.lastUsed = Number.POSITIVE_INFINITY // once
+          this.#deactivate(a)
+        }
+      }
+    }
+  }
+
+  #announce(to: readonly ClusterNode[]): void {
+    this.#send(to, encodeHosts(this.#hostsOf.get(this.#self) ?? []))
+  }
+
+  #send(to: readonly ClusterNode[], bytes: Buffer): void {
+    for (const node of to) {
+      try {
+        this.#ctx.control.sendControl(controlTarget(node), ControlKind.VirtualActors, bytes)
+      } catch {
+        // unreachable now: the periodic resend repairs it
+      }
+    }
+  }
+
+  #now(): number {
+    const system = this.#ctx.system
+    return system.clustered ? system.cluster.now() : performance.now()
+  }
+}
+
+/** Never started, and the owner may have changed: route it again. */
+function retryable(e: unknown): boolean {
+  return isNotDelivered(e) && (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
+}
+
+/** @internal For tests: the path of (type, id). */
+export const pathOf = virtualPath

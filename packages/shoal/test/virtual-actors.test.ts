@@ -1,0 +1,264 @@
+/**
+ * Virtual actors in in-process clusters: one activation per id whoever calls first, calls straight
+ * to the owner, refs that travel and keep addressing the id, hand-over on join and graceful leave
+ * under load without a failed call, idle passivation, and clear errors.
+ */
+import {
+  ClusterSystem,
+  ConfigError,
+  DistributedActor,
+  distributed,
+  EventSourcedActor,
+  journalPlugin,
+  MemoryEventStore,
+  VirtualActorUnavailableError,
+  virtualActorsPlugin,
+} from 'shoal'
+import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+
+/** Every activation and deactivation in this process, as `<node> +<id>` / `<node> -<id>`. */
+const journal: string[] = []
+
+class Player extends DistributedActor {
+  #name = ''
+  #calls = 0
+  constructor(readonly playerId: string) {
+    super()
+  }
+  override onStart(): void {
+    journal.push(`${this.system.node.endpoint.port} +${this.playerId}`)
+  }
+  override onStop(): void {
+    journal.push(`${this.system.node.endpoint.port} -${this.playerId}`)
+  }
+  @distributed async rename(name: string): Promise<void> {
+    this.#name = name
+  }
+  @distributed async hello(): Promise<{ id: string; name: string; calls: number; port: number }> {
+    return { id: this.playerId, name: this.#name, calls: ++this.#calls, port: this.system.node.endpoint.port }
+  }
+  @distributed async me(): Promise<unknown> {
+    return this.self
+  }
+}
+
+/** An event-sourced virtual actor: its state survives deactivation and moves. */
+class Wallet extends EventSourcedActor<{ balance: number }, { type: 'Deposited'; amount: number }> {
+  constructor(readonly walletId: string) {
+    super()
+  }
+  get persistenceId(): string {
+    return `wallet-${this.walletId}`
+  }
+  initialState(): { balance: number } {
+    return { balance: 0 }
+  }
+  applyEvent(s: { balance: number }, e: { type: 'Deposited'; amount: number }): { balance: number } {
+    return { balance: s.balance + e.amount }
+  }
+  @distributed async deposit(amount: number): Promise<{ balance: number; port: number }> {
+    await this.emit({ type: 'Deposited', amount })
+    return { balance: this.state.balance, port: this.system.node.endpoint.port }
+  }
+}
+
+let nodes: TestNodes | undefined
+afterEach(async () => {
+  await nodes?.shutdown()
+  nodes = undefined
+  journal.length = 0
+})
+
+async function cluster(n: number, settings = {}): Promise<ClusterSystem[]> {
+  nodes = await startCluster(n, { plugins: [virtualActorsPlugin(settings)] })
+  for (const s of nodes.systems) s.virtualActors.host(Player, (id) => new Player(id))
+  // Every node has a table in which every shard has an owner, and every owner opened its shards.
+  await eventually(
+    () => {
+      for (const s of nodes!.systems) {
+        const g = s.virtualActors.status().groups[0]
+        expect(g?.tableVersion).toBeGreaterThan(0)
+        expect(g?.open).toBe(g?.owned)
+      }
+      const owned = nodes!.systems.map((s) => s.virtualActors.status().groups[0]!.owned)
+      expect(owned.reduce((a, b) => a + b, 0)).toBe(1024)
+    },
+    { timeoutMs: 20_000 },
+  )
+  return nodes.systems
+}
+
+describe('virtual actors', () => {
+  it('concurrent first calls from every node make one activation; all reach it', async () => {
+    const systems = await cluster(3)
+    const results = await Promise.all(systems.flatMap((s) => Array.from({ length: 5 }, () => s.virtualActors.get(Player, 'ann').hello())))
+    expect(new Set(results.map((r) => r.port)).size).toBe(1)
+    expect(results.map((r) => r.calls).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
+    expect(journal.filter((j) => j.endsWith('+ann'))).toHaveLength(1)
+  })
+
+  it('ids spread over the nodes; state stays with the activation; refs travel and address the id', async () => {
+    const systems = await cluster(3)
+    const [a, b] = systems as [ClusterSystem, ClusterSystem]
+    await a.virtualActors.get(Player, 'bob').rename('Bob')
+    expect((await b.virtualActors.get(Player, 'bob').hello()).name).toBe('Bob')
+    const ports = new Set<number>()
+    for (let i = 0; i < 60; i++) ports.add((await a.virtualActors.get(Player, `p${i}`).hello()).port)
+    expect(ports.size).toBe(3)
+    // `self` inside a virtual actor is its virtual ref: it travels and keeps addressing the id.
+    const self = (await a.virtualActors.get(Player, 'bob').me()) as { hello(): Promise<{ name: string }>; id: { toString(): string } }
+    expect(String(self.id)).toContain('/virtual/Player/bob')
+    expect((await self.hello()).name).toBe('Bob')
+    // Odd ids are encoded, not refused.
+    const odd = 'ünïcode id / with spaces #1'
+    expect((await b.virtualActors.get(Player, odd).hello()).id).toBe(odd)
+  })
+
+  it('bad ids are refused at get; a type no node hosts fails calls with a clear error', async () => {
+    const systems = await cluster(2)
+    const s = systems[0]!
+    expect(() => s.virtualActors.get(Player, '')).toThrow(ConfigError)
+    expect(() => s.virtualActors.get(Player, 'x'.repeat(513))).toThrow(ConfigError)
+    expect(() => s.virtualActors.get(Player, 42 as unknown as string)).toThrow(ConfigError)
+    class Ghost extends DistributedActor {
+      @distributed async boo(): Promise<void> {}
+    }
+    const err = await s.virtualActors
+      .get(Ghost, 'g')
+      .withTimeout(300)
+      .boo()
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(VirtualActorUnavailableError)
+    expect((err as Error).message).toMatch(/No node hosts virtual actor type Ghost/)
+  })
+
+  it('a node joining under load takes its share; no call fails and no id is ever active twice', async () => {
+    const systems = await cluster(2)
+    const a = systems[0]!
+    const ids = Array.from({ length: 40 }, (_, i) => `j${i}`)
+    let running = true
+    const errors: unknown[] = []
+    const load = (async () => {
+      while (running) {
+        await Promise.all(
+          ids.map((id) =>
+            a.virtualActors
+              .get(Player, id)
+              .hello()
+              .catch((e: unknown) => errors.push(e)),
+          ),
+        )
+        await new Promise((r) => setImmediate(r)) // a round that fails at once must not starve the timers
+      }
+    })()
+    await new Promise((r) => setTimeout(r, 300))
+    const third = await join()
+    third.virtualActors.host(Player, (id) => new Player(id))
+    await eventually(
+      () => expect(third.virtualActors.status().groups[0]?.open, JSON.stringify(nodes!.systems.map((x) => x.virtualActors.status()))).toBeGreaterThan(300),
+      { timeoutMs: 20_000 },
+    )
+    await new Promise((r) => setTimeout(r, 300))
+    running = false
+    await load
+    expect(errors).toEqual([])
+    expect(activeTwice()).toEqual([])
+    const served = await Promise.all(ids.map((id) => a.virtualActors.get(Player, id).hello()))
+    expect(
+      served.some((r) => r.port === third.node.endpoint.port),
+      JSON.stringify({ served: served.map((r) => r.port), third: third.node.endpoint.port, st: nodes!.systems.map((x) => x.virtualActors.status()) }),
+    ).toBe(true)
+  })
+
+  it('a graceful leave moves only the leaver ids, without a failed call', async () => {
+    const systems = await cluster(3)
+    const [a, , c] = systems as [ClusterSystem, ClusterSystem, ClusterSystem]
+    const ids = Array.from({ length: 40 }, (_, i) => `l${i}`)
+    await Promise.all(ids.map((id) => a.virtualActors.get(Player, id).hello()))
+    const before = [...journal]
+    const errors: unknown[] = []
+    let running = true
+    const load = (async () => {
+      while (running) {
+        await Promise.all(
+          ids.map((id) =>
+            a.virtualActors
+              .get(Player, id)
+              .hello()
+              .catch((e: unknown) => errors.push(e)),
+          ),
+        )
+        await new Promise((r) => setImmediate(r))
+      }
+    })()
+    await c.cluster.leave()
+    running = false
+    await load
+    expect(errors).toEqual([])
+    expect(activeTwice()).toEqual([])
+    // Nodes that stayed deactivated nothing (no collateral passivation).
+    const stayed = [a, systems[1]!].map((s) => String(s.node.endpoint.port))
+    const deactivatedSince = journal.slice(before.length).filter((j) => j.includes(' -'))
+    expect(deactivatedSince.filter((j) => stayed.includes(j.split(' ')[0]!))).toEqual([])
+  })
+
+  it('an event-sourced virtual actor continues where it stopped: after idle deactivation, and when its node leaves', async () => {
+    const store = new MemoryEventStore()
+    nodes = await startCluster(3, { plugins: [journalPlugin({ store }), virtualActorsPlugin({ idleTimeout: 400 })] })
+    for (const s of nodes.systems) s.virtualActors.host(Wallet, (id) => new Wallet(id))
+    const [a] = nodes.systems as [ClusterSystem]
+    const ids = Array.from({ length: 12 }, (_, i) => `w${i}`)
+    for (const id of ids) await a.virtualActors.get(Wallet, id).deposit(10)
+    // Idle: every activation is deactivated; the next call recovers the balance.
+    await new Promise((r) => setTimeout(r, 1200))
+    for (const id of ids) expect((await a.virtualActors.get(Wallet, id).deposit(1)).balance).toBe(11)
+    // A node that owns some of them leaves: they move, and continue.
+    const owner = (await a.virtualActors.get(Wallet, 'w0').deposit(0)).port
+    const leaver = nodes.systems.find((s) => s.node.endpoint.port === owner && s !== a) ?? nodes.systems[1]!
+    await leaver.cluster.leave()
+    for (const id of ids) expect((await a.virtualActors.get(Wallet, id).deposit(1)).balance).toBe(12)
+  })
+
+  it('idle activations are deactivated; the next call activates again', async () => {
+    const systems = await cluster(1, { idleTimeout: 300 })
+    const s = systems[0]!
+    await s.virtualActors.get(Player, 'sleepy').rename('Z')
+    await eventually(() => expect(journal).toContain(`${s.node.endpoint.port} -sleepy`), { timeoutMs: 5000 })
+    expect((await s.virtualActors.get(Player, 'sleepy').hello()).name).toBe('') // a new activation: no state kept
+    expect(journal.filter((j) => j.endsWith('+sleepy'))).toHaveLength(2)
+  })
+})
+
+/** Starts one more node, seeded on the first; the test's shutdown stops it too. */
+async function join(): Promise<ClusterSystem> {
+  const first = nodes!.systems[0]!
+  const s = await ClusterSystem.start({
+    logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
+    name: `node-${nodes!.systems.length}`,
+    host: '127.0.0.1',
+    port: 0,
+    plugins: [virtualActorsPlugin()],
+    cluster: { seeds: [`127.0.0.1:${first.node.endpoint.port}`] },
+  })
+  nodes!.systems.push(s)
+  await s.cluster.joined()
+  return s
+}
+
+/** Ids activated on two nodes at once, from the journal's order of events. */
+function activeTwice(): string[] {
+  const where = new Map<string, Set<string>>()
+  const out: string[] = []
+  for (const j of journal) {
+    const [node, ev] = j.split(' ') as [string, string]
+    const id = ev.slice(1)
+    const set = where.get(id) ?? new Set<string>()
+    where.set(id, set)
+    if (ev.startsWith('+')) {
+      set.add(node)
+      if (set.size > 1) out.push(id)
+    } else set.delete(node)
+  }
+  return out
+}
