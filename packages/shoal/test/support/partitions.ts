@@ -84,7 +84,7 @@ export interface ScenarioResult {
    * answered, if later) until a call it started after the heal succeeded (undefined: never).
    */
   readonly okAfterHeal: ReadonlyArray<{ readonly node: string; readonly ms: number | undefined }>
-  /** ms from the fault until every node had either exited or had a call succeed that it started after the fault began. */
+  /** ms from the fault until every node had exited (downed) or, staying, was served again after its last failed call. */
   readonly resolvedMs: number | undefined
   readonly faultAt: number
   readonly healAt: number
@@ -178,13 +178,19 @@ export class LabCluster {
         const activated = Math.max(...intervals.filter((i) => i.node === first.host && i.from <= answered).map((i) => i.from))
         return { node: n.proc.address, ms: answered - Math.max(healAt, activated) }
       })
+    // Resolved once every node has either exited (downed) or, for those that stay, had a call it
+    // started after its last failed one succeed: the later of those moments, from the fault.
     let resolvedMs: number | undefined = 0
     for (const n of this.nodes) {
-      const exited = n.exitedAt !== undefined && n.exitedAt >= faultAt ? n.exitedAt : undefined
-      const served = calls(n).find((c) => c.ok && c.started >= faultAt)
-      const at = Math.min(exited ?? Number.POSITIVE_INFINITY, served ? served.started + served.ms : Number.POSITIVE_INFINITY)
-      if (!Number.isFinite(at)) resolvedMs = undefined
-      else if (resolvedMs !== undefined) resolvedMs = Math.max(resolvedMs, at - faultAt)
+      if (n.exitedAt !== undefined && n.exitedAt >= faultAt) {
+        resolvedMs = resolvedMs === undefined ? undefined : Math.max(resolvedMs, n.exitedAt - faultAt)
+        continue
+      }
+      const during = calls(n).filter((c) => c.started >= faultAt && c.started < healAt)
+      const lastFailed = during.filter((c) => !c.ok).at(-1)
+      const served = during.find((c) => c.ok && (!lastFailed || c.started > lastFailed.started))
+      if (!served) resolvedMs = undefined
+      else if (resolvedMs !== undefined) resolvedMs = Math.max(resolvedMs, served.started + served.ms - faultAt)
     }
     return { overlaps, intervals, exits, downed, okAfterHeal, resolvedMs, faultAt, healAt }
   }
