@@ -24,7 +24,7 @@ describe('ControlKind', () => {
   })
 
   it('keeps the kinds already on the wire', () => {
-    expect(ControlKind).toEqual({ Swim: 1, Gossip: 2, Clusterd: 3, Receptionist: 4, Watch: 5, Heartbeat: 6, Reachability: 7 })
+    expect(ControlKind).toEqual({ Swim: 1, Gossip: 2, Clusterd: 3, Receptionist: 4, Watch: 5, Heartbeat: 6, Reachability: 7, VirtualActors: 8 })
   })
 })
 
