@@ -120,6 +120,8 @@ const TICK = 250
 /** Tables and hosted types are sent again this often (a message lost with a connection is repaired). */
 const RESEND_EVERY = 2000
 const RETRY_SOON = 25
+/** Owners serve on confirmations no older than this share of downMargin (see docs/singleton.md, "The argument"). */
+const CONFIRM_SHARE = 0.8
 /** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
 const GIVE_UP_EARLY = 3 * RETRY_SOON
 
@@ -332,7 +334,8 @@ class VirtualActors implements VirtualActorsFacade {
     }
     switch (g.ownership.admit(shard)) {
       case 'deliver':
-        return this.#deliver(g, h, shard)
+        // Serving needs this node's side to confirm it (as a singleton host does); meanwhile hold.
+        return this.#confirmed() ? this.#deliver(g, h, shard) : this.#hold(g, shard, h)
       case 'hold':
         return this.#hold(g, shard, h)
       case 'elsewhere':
@@ -368,7 +371,60 @@ class VirtualActors implements VirtualActorsFacade {
       a = made
     }
     a.lastUsed = Date.now()
-    a.target.deliver(h.inv, h.method)
+    // A call from this node comes back here if the activation refuses it before it ran (sealed for
+    // a move, or its guard): routed again, not failed. One from elsewhere goes back to its router.
+    a.target.deliver(h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
+  }
+
+  /** `h`'s invocation, re-routed instead of failed when refused before it ran. */
+  #retrying(h: Held): Invocation {
+    const inv = h.inv
+    return {
+      method: inv.method,
+      args: inv.args,
+      chain: inv.chain,
+      deadline: inv.deadline,
+      headers: inv.headers,
+      from: inv.from,
+      succeed: (v) => inv.succeed(v),
+      fail: (e) => (retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)),
+    }
+  }
+
+  // ── confirmation (the fence of docs/singleton.md, per node) ─────────────────
+
+  /** Until when (cluster clock) heartbeat answers confirm this node's side. */
+  #confirmedUntil = Number.NEGATIVE_INFINITY
+  /** Confirmations of heartbeats sent before this do not count: set when they lapsed. */
+  #notBefore = Number.NEGATIVE_INFINITY
+  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
+
+  /**
+   * Whether members confirm this node's side within 0.8 × downMargin: an owner serves only then,
+   * so one on the losing side of a partition stops before the other side's margin has passed.
+   * On a lapse every activation is deactivated; calls wait until confirmations resume.
+   */
+  #confirmed(): boolean {
+    const system = this.#ctx.system
+    if (!system.clustered) return true
+    const now = system.cluster.now()
+    if (now < this.#confirmedUntil) return true
+    this.#confirmedUntil = system.cluster.confirmedUntil(this.#margin * CONFIRM_SHARE, this.#notBefore)
+    if (now < this.#confirmedUntil) {
+      if (this.#confirmation === 'lapsed') {
+        this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
+        for (const g of this.#groups.values()) this.#open(g, [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'))
+      }
+      this.#confirmation = 'confirmed'
+      return true
+    }
+    if (this.#confirmation === 'confirmed') {
+      this.#confirmation = 'lapsed'
+      this.#notBefore = now
+      this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
+      for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+    }
+    return false
   }
 
   #activate(g: Group, h: Held, shard: number): Activation | undefined {
@@ -397,6 +453,8 @@ class VirtualActors implements VirtualActorsFacade {
     this.activations++
     const a: Activation = { target, shard, lastUsed: Date.now() }
     g.activations.set(h.path, a)
+    // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
+    this.#ctx.actors.guard(target.id, () => (this.#confirmed() ? undefined : 'its node is not confirmed by a side of the cluster that stays'))
     // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
     void this.#ctx.system.watch(this.#ctx.actors.refOf(target.id)).then(
       () => this.#ended(target.id),
@@ -637,6 +695,7 @@ class VirtualActors implements VirtualActorsFacade {
 
   #tick(): void {
     if (this.#stopped) return
+    this.#confirmed() // a lapse deactivates at once, not at the next call
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
     this.#decide()
