@@ -413,7 +413,11 @@ class VirtualActors implements VirtualActorsFacade {
     if (now < this.#confirmedUntil) {
       if (this.#confirmation === 'lapsed') {
         this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-        for (const g of this.#groups.values()) this.#open(g, [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'))
+        for (const g of this.#groups.values())
+          this.#open(
+            g,
+            [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'),
+          )
       }
       this.#confirmation = 'confirmed'
       return true
