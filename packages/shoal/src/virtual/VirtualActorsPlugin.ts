@@ -120,6 +120,8 @@ const TICK = 250
 /** Tables and hosted types are sent again this often (a message lost with a connection is repaired). */
 const RESEND_EVERY = 2000
 const RETRY_SOON = 25
+/** Routers kept per node before the cache starts over. */
+const MAX_ROUTERS = 100_000
 /** Owners serve on confirmations no older than this share of downMargin (see docs/singleton.md, "The argument"). */
 const CONFIRM_SHARE = 0.8
 /** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
@@ -133,7 +135,22 @@ interface TypeEntry {
   idleTimeout: number
 }
 
+/**
+ * The router of one virtual actor path on this node: what refs to it deliver to (their route keeps
+ * it), with the ref to the owner's router it last forwarded to, so warm calls build nothing.
+ */
+interface Router extends LocalTarget {
+  readonly type: string
+  readonly id: string
+  readonly path: string
+  /** The shard, computed once. */
+  readonly shard: number
+  ownerUid: string | undefined
+  ownerRef: ActorRef<unknown> | undefined
+}
+
 interface Held {
+  readonly router: Router
   readonly type: string
   readonly id: string
   readonly path: string
@@ -308,13 +325,33 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   /** The router target of one virtual actor path on this node (what a ref's route delivers to). */
+  /** Routers by path, so calls arriving from other nodes do not parse and hash their path each time (bounded). */
+  readonly #routers = new Map<string, Router>()
+
   #routerAt(path: string): LocalTarget | undefined {
+    const cached = this.#routers.get(path)
+    if (cached) return cached
+    const router = this.#makeRouter(path)
+    if (!router) return undefined
+    if (this.#routers.size >= MAX_ROUTERS) this.#routers.clear()
+    this.#routers.set(path, router)
+    return router
+  }
+
+  #makeRouter(path: string): Router | undefined {
     const parsed = parseVirtualPath(path)
     if (!parsed) return undefined
-    return {
+    const router: Router = {
       alive: true,
-      deliver: (inv, method) => this.#route({ type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
+      type: parsed.type,
+      id: parsed.id,
+      path,
+      shard: shardOf(parsed.type, parsed.id, this.#shards),
+      ownerUid: undefined,
+      ownerRef: undefined,
+      deliver: (inv, method) => this.#route({ router, type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
     }
+    return router
   }
 
   #route(h: Held): void {
@@ -322,7 +359,7 @@ class VirtualActors implements VirtualActorsFacade {
     const role = this.#roleOf(h.type)
     const g = role === undefined ? undefined : this.#groups.get(roleKey(role.role))
     const table = g?.ownership.table
-    const shard = shardOf(h.type, h.id, this.#shards)
+    const shard = h.router.shard
     const owner = table?.owners[shard]
     if (!g || !owner) return this.#wait(h)
     if (owner !== this.#self) {
@@ -352,9 +389,15 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #forward(h: Held, owner: string): void {
-    const node = this.#nodeOf(owner)
-    if (!node) return this.#wait(h)
-    const ref = this.#ctx.actors.refOf(new ActorId(node, h.path, 0))
+    const r = h.router
+    let ref = r.ownerUid === owner ? r.ownerRef : undefined
+    if (!ref) {
+      const node = this.#nodeOf(owner)
+      if (!node) return this.#wait(h)
+      ref = this.#ctx.actors.refOf(new ActorId(node, h.path, 0))
+      r.ownerUid = owner
+      r.ownerRef = ref
+    }
     const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
     if (remaining <= 0) return
     this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining).then(
