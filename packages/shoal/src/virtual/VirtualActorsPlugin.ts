@@ -120,6 +120,10 @@ const TICK = 250
 /** Tables and hosted types are sent again this often (a message lost with a connection is repaired). */
 const RESEND_EVERY = 2000
 const RETRY_SOON = 25
+/** Routers kept per node before the cache starts over. */
+const MAX_ROUTERS = 100_000
+/** Owners serve on confirmations no older than this share of downMargin (see docs/singleton.md, "The argument"). */
+const CONFIRM_SHARE = 0.8
 /** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
 const GIVE_UP_EARLY = 3 * RETRY_SOON
 
@@ -131,7 +135,22 @@ interface TypeEntry {
   idleTimeout: number
 }
 
+/**
+ * The router of one virtual actor path on this node: what refs to it deliver to (their route keeps
+ * it), with the ref to the owner's router it last forwarded to, so warm calls build nothing.
+ */
+interface Router extends LocalTarget {
+  readonly type: string
+  readonly id: string
+  readonly path: string
+  /** The shard, computed once. */
+  readonly shard: number
+  ownerUid: string | undefined
+  ownerRef: ActorRef<unknown> | undefined
+}
+
 interface Held {
+  readonly router: Router
   readonly type: string
   readonly id: string
   readonly path: string
@@ -306,13 +325,33 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   /** The router target of one virtual actor path on this node (what a ref's route delivers to). */
+  /** Routers by path, so calls arriving from other nodes do not parse and hash their path each time (bounded). */
+  readonly #routers = new Map<string, Router>()
+
   #routerAt(path: string): LocalTarget | undefined {
+    const cached = this.#routers.get(path)
+    if (cached) return cached
+    const router = this.#makeRouter(path)
+    if (!router) return undefined
+    if (this.#routers.size >= MAX_ROUTERS) this.#routers.clear()
+    this.#routers.set(path, router)
+    return router
+  }
+
+  #makeRouter(path: string): Router | undefined {
     const parsed = parseVirtualPath(path)
     if (!parsed) return undefined
-    return {
+    const router: Router = {
       alive: true,
-      deliver: (inv, method) => this.#route({ type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
+      type: parsed.type,
+      id: parsed.id,
+      path,
+      shard: shardOf(parsed.type, parsed.id, this.#shards),
+      ownerUid: undefined,
+      ownerRef: undefined,
+      deliver: (inv, method) => this.#route({ router, type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
     }
+    return router
   }
 
   #route(h: Held): void {
@@ -320,7 +359,7 @@ class VirtualActors implements VirtualActorsFacade {
     const role = this.#roleOf(h.type)
     const g = role === undefined ? undefined : this.#groups.get(roleKey(role.role))
     const table = g?.ownership.table
-    const shard = shardOf(h.type, h.id, this.#shards)
+    const shard = h.router.shard
     const owner = table?.owners[shard]
     if (!g || !owner) return this.#wait(h)
     if (owner !== this.#self) {
@@ -332,7 +371,8 @@ class VirtualActors implements VirtualActorsFacade {
     }
     switch (g.ownership.admit(shard)) {
       case 'deliver':
-        return this.#deliver(g, h, shard)
+        // Serving needs this node's side to confirm it (as a singleton host does); meanwhile hold.
+        return this.#confirmed() ? this.#deliver(g, h, shard) : this.#hold(g, shard, h)
       case 'hold':
         return this.#hold(g, shard, h)
       case 'elsewhere':
@@ -349,9 +389,15 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #forward(h: Held, owner: string): void {
-    const node = this.#nodeOf(owner)
-    if (!node) return this.#wait(h)
-    const ref = this.#ctx.actors.refOf(new ActorId(node, h.path, 0))
+    const r = h.router
+    let ref = r.ownerUid === owner ? r.ownerRef : undefined
+    if (!ref) {
+      const node = this.#nodeOf(owner)
+      if (!node) return this.#wait(h)
+      ref = this.#ctx.actors.refOf(new ActorId(node, h.path, 0))
+      r.ownerUid = owner
+      r.ownerRef = ref
+    }
     const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
     if (remaining <= 0) return
     this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining).then(
@@ -368,7 +414,64 @@ class VirtualActors implements VirtualActorsFacade {
       a = made
     }
     a.lastUsed = Date.now()
-    a.target.deliver(h.inv, h.method)
+    // A call from this node comes back here if the activation refuses it before it ran (sealed for
+    // a move, or its guard): routed again, not failed. One from elsewhere goes back to its router.
+    a.target.deliver(h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
+  }
+
+  /** `h`'s invocation, re-routed instead of failed when refused before it ran. */
+  #retrying(h: Held): Invocation {
+    const inv = h.inv
+    return {
+      method: inv.method,
+      args: inv.args,
+      chain: inv.chain,
+      deadline: inv.deadline,
+      headers: inv.headers,
+      from: inv.from,
+      succeed: (v) => inv.succeed(v),
+      fail: (e) => (retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)),
+    }
+  }
+
+  // ── confirmation (the fence of docs/singleton.md, per node) ─────────────────
+
+  /** Until when (cluster clock) heartbeat answers confirm this node's side. */
+  #confirmedUntil = Number.NEGATIVE_INFINITY
+  /** Confirmations of heartbeats sent before this do not count: set when they lapsed. */
+  #notBefore = Number.NEGATIVE_INFINITY
+  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
+
+  /**
+   * Whether members confirm this node's side within 0.8 × downMargin: an owner serves only then,
+   * so one on the losing side of a partition stops before the other side's margin has passed.
+   * On a lapse every activation is deactivated; calls wait until confirmations resume.
+   */
+  #confirmed(): boolean {
+    const system = this.#ctx.system
+    if (!system.clustered) return true
+    const now = system.cluster.now()
+    if (now < this.#confirmedUntil) return true
+    this.#confirmedUntil = system.cluster.confirmedUntil(this.#margin * CONFIRM_SHARE, this.#notBefore)
+    if (now < this.#confirmedUntil) {
+      if (this.#confirmation === 'lapsed') {
+        this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
+        for (const g of this.#groups.values())
+          this.#open(
+            g,
+            [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'),
+          )
+      }
+      this.#confirmation = 'confirmed'
+      return true
+    }
+    if (this.#confirmation === 'confirmed') {
+      this.#confirmation = 'lapsed'
+      this.#notBefore = now
+      this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
+      for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+    }
+    return false
   }
 
   #activate(g: Group, h: Held, shard: number): Activation | undefined {
@@ -397,6 +500,8 @@ class VirtualActors implements VirtualActorsFacade {
     this.activations++
     const a: Activation = { target, shard, lastUsed: Date.now() }
     g.activations.set(h.path, a)
+    // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
+    this.#ctx.actors.guard(target.id, () => (this.#confirmed() ? undefined : 'its node is not confirmed by a side of the cluster that stays'))
     // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
     void this.#ctx.system.watch(this.#ctx.actors.refOf(target.id)).then(
       () => this.#ended(target.id),
@@ -637,6 +742,7 @@ class VirtualActors implements VirtualActorsFacade {
 
   #tick(): void {
     if (this.#stopped) return
+    this.#confirmed() // a lapse deactivates at once, not at the next call
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
     this.#decide()

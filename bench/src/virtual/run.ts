@@ -1,0 +1,184 @@
+/**
+ * `npm run bench:virtual [-- --quick]`: virtual actors, side by side with plain Shoal calls, in one
+ * process (two systems on loopback TCP for the cross-node figures, so both sides share the machine
+ * alike). Prints a table with the targets of the virtual-actors issue and writes
+ * bench/results/virtual.json.
+ *
+ * - first-call activations/s of fresh ids: one node (100 in flight); across nodes (caller hosts
+ *   nothing, so every id lives on the other node; 100 in flight); event-sourced on SQLite (recovery
+ *   reads an empty stream; one node, 100 in flight)
+ * - warm calls to 1,000 active ids vs plain remote calls to one spawned actor, at 1, 10, 100 in flight
+ * - balance of 10,000 ids over 3 and 5 nodes (from the shard table), heap per active trivial actor
+ * @module
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SqliteEventStore } from '@shoal/journal-sqlite'
+import { ClusterSystem, DistributedActor, distributed, EventSourcedActor, journalPlugin, virtualActorsPlugin } from 'shoal'
+import { emptyTable, nextTable, shardOf } from '../../../packages/shoal/src/virtual/ShardTable.ts'
+import { closedLoop, FULL_TIMING, QUICK_TIMING, type Timing } from '../harness.ts'
+
+const quick = process.argv.includes('--quick')
+const timing: Timing = quick ? QUICK_TIMING : FULL_TIMING
+
+class Tiny extends DistributedActor {
+  constructor(readonly key: string) {
+    super()
+  }
+  @distributed async ping(): Promise<number> {
+    return 1
+  }
+}
+
+class Ledger extends EventSourcedActor<{ n: number }, { type: 'Added' }> {
+  constructor(readonly key: string) {
+    super()
+  }
+  get persistenceId(): string {
+    return `ledger-${this.key}`
+  }
+  initialState(): { n: number } {
+    return { n: 0 }
+  }
+  applyEvent(s: { n: number }): { n: number } {
+    return { n: s.n + 1 }
+  }
+  @distributed async ping(): Promise<number> {
+    return this.state.n
+  }
+}
+
+function settings(plugins: ReturnType<typeof virtualActorsPlugin | typeof journalPlugin>[], seeds: string[] = []) {
+  return { host: '127.0.0.1', port: 0, logLevel: 'error' as const, plugins, cluster: { seeds, selfJoinAfter: 200 } }
+}
+
+async function ready(systems: ClusterSystem[]): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const ok = systems.every((s) => {
+      const g = s.virtualActors.status().groups[0]
+      return g !== undefined && g.tableVersion > 0 && g.open === g.owned
+    })
+    if (ok && systems[0]!.cluster.membership.members.filter((m) => m.status === 'up').length === systems.length) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('virtual actors never became ready')
+}
+
+/** Activations per second: each call goes to a fresh id. */
+async function activations(system: ClusterSystem, Class: typeof Tiny | typeof Ledger, prefix: string): Promise<number> {
+  let next = 0
+  const r = await closedLoop(() => system.virtualActors.get(Class, `${prefix}-${next++}`).ping(), undefined, 100, timing)
+  return r.callsPerSec
+}
+
+const rows: Array<{ what: string; value: string; target: string; verdict: string }> = []
+const row = (what: string, value: string, target: string, pass: boolean | undefined): void => {
+  rows.push({ what, value, target, verdict: pass === undefined ? '' : pass ? 'pass' : '**miss**' })
+}
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
+
+// ── one node ──────────────────────────────────────────────────────────────────
+{
+  const s = await ClusterSystem.start(settings([virtualActorsPlugin()]))
+  s.virtualActors.host(Tiny, (id) => new Tiny(id))
+  await ready([s])
+  const rate = await activations(s, Tiny, 'local')
+  row('first-call activations/s, one node, 100 in flight', fmt(rate), '≥ 60,000', rate >= 60_000)
+  await s.shutdown()
+}
+
+// ── event-sourced, one node, SQLite ───────────────────────────────────────────
+{
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-virtual-'))
+  const store = SqliteEventStore.open(join(dir, 'journal.db'))
+  const s = await ClusterSystem.start(settings([journalPlugin({ store }), virtualActorsPlugin()]))
+  s.virtualActors.host(Ledger, (id) => new Ledger(id))
+  await ready([s])
+  const rate = await activations(s, Ledger, 'es')
+  row('first-call activations/s, event-sourced on SQLite, 100 in flight', fmt(rate), '≥ 5,000', rate >= 5000)
+  await s.shutdown()
+  await store.close()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+// ── two nodes: the caller hosts nothing ───────────────────────────────────────
+{
+  const host = await ClusterSystem.start(settings([virtualActorsPlugin()]))
+  host.virtualActors.host(Tiny, (id) => new Tiny(id))
+  const caller = await ClusterSystem.start(settings([virtualActorsPlugin()], [`127.0.0.1:${host.node.endpoint.port}`]))
+  await caller.cluster.joined()
+  await ready([host, caller])
+  const rate = await activations(caller, Tiny, 'remote')
+  row('first-call activations/s, across nodes, 100 in flight', fmt(rate), '≥ 20,000', rate >= 20_000)
+
+  const warmIds = Array.from({ length: 1000 }, (_, i) => `warm-${i}`)
+  await Promise.all(warmIds.map((id) => caller.virtualActors.get(Tiny, id).ping()))
+  const refs = warmIds.map((id) => caller.virtualActors.get(Tiny, id))
+  const plain = caller.resolve(Tiny, host.spawn(Tiny, 'plain').id)
+  for (const inFlight of [1, 10, 100]) {
+    let i = 0
+    const warm = await closedLoop(() => refs[i++ % refs.length]!.ping(), undefined, inFlight, timing)
+    const base = await closedLoop(() => plain.ping(), undefined, inFlight, timing)
+    const ratio = warm.callsPerSec / base.callsPerSec
+    row(
+      `warm calls/s at ${inFlight} in flight (÷ plain remote ${fmt(base.callsPerSec)})`,
+      `${fmt(warm.callsPerSec)} (${ratio.toFixed(2)}×)`,
+      '≥ 0.9×',
+      ratio >= 0.9,
+    )
+  }
+  await caller.shutdown()
+  await host.shutdown()
+}
+
+// ── balance (pure) and heap per actor ─────────────────────────────────────────
+for (const n of [3, 5]) {
+  const t = nextTable(
+    emptyTable(),
+    Array.from({ length: n }, (_, i) => ({ uid: i.toString(16).padStart(16, '0') })),
+  )
+  const per = new Map<string, number>()
+  for (let i = 0; i < 10_000; i++) {
+    const o = t.owners[shardOf('Player', `player-${i}`)]!
+    per.set(o, (per.get(o) ?? 0) + 1)
+  }
+  const ratio = Math.max(...per.values()) / (10_000 / n)
+  row(`balance, 10,000 ids on ${n} nodes (max/mean)`, ratio.toFixed(3), '≤ 1.10', ratio <= 1.1)
+}
+{
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc) {
+    const s = await ClusterSystem.start(settings([virtualActorsPlugin({ idleTimeout: 0 })]))
+    s.virtualActors.host(Tiny, (id) => new Tiny(id))
+    await ready([s])
+    await s.virtualActors.get(Tiny, 'first').ping()
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 4; i++) {
+        gc()
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    await settle()
+    const before = process.memoryUsage().heapUsed
+    const N = quick ? 5000 : 20_000
+    for (let i = 0; i < N; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, k) => s.virtualActors.get(Tiny, `heap-${i + k}`).ping()))
+    await settle()
+    const per = (process.memoryUsage().heapUsed - before) / N
+    row('heap per active trivial virtual actor', `${fmt(per)} B`, '≤ 5 KB', per <= 5120)
+    await s.shutdown()
+  } else row('heap per active trivial virtual actor', 'not measured (run with --expose-gc)', '≤ 5 KB', undefined)
+}
+
+const when = new Date().toISOString()
+console.log(
+  `\nbench:virtual, ${when}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}${quick ? ', --quick' : ''}\n`,
+)
+console.log('| figure | value | target | |\n|---|---:|---|---|')
+for (const r of rows) console.log(`| ${r.what} | ${r.value} | ${r.target} | ${r.verdict} |`)
+const results = new URL('../../results/', import.meta.url)
+mkdirSync(results, { recursive: true })
+writeFileSync(new URL('virtual.json', results), JSON.stringify({ when, quick, loadavg: loadavg(), rows }, null, 2))
+process.exit(0)
