@@ -55,6 +55,13 @@ function invokeMethod(fn: Function, actor: DistributedActor, args: unknown[]): u
   return fn.apply(actor, args)
 }
 
+/** An actor cell's per-turn callbacks (see ActorCell.#turnHandlers). */
+interface TurnHandlers {
+  readonly ok: (v: unknown) => void
+  readonly failed: (e: unknown) => void
+  readonly invoke: () => unknown
+}
+
 export class ActorCell {
   readonly id: ActorId
   readonly info: ActorClassInfo
@@ -71,22 +78,28 @@ export class ActorCell {
   #draining = false
   /** The invocation holding the turn (its context is `#turn`), for the settle handlers below. */
   #turnInv: Invocation | undefined
-  /**
-   * Settle handlers of the turn's (native) promise, made once per cell rather than two closures per
-   * call: only one turn runs at a time, and the next starts only after #finish cleared it.
-   */
-  readonly #turnOk = (v: unknown): void => this.#finish(this.#turnInv!, this.#turn!, true, v)
-  readonly #turnFailed = (e: unknown): void => this.#finish(this.#turnInv!, this.#turn!, false, e)
-  /** The method and arguments `#invoke` applies (set just before `callContext.run` calls it). */
+  /** The method and arguments `invoke` applies (set just before `callContext.run` calls it). */
   #invokeFn: Function | undefined
   #invokeArgs: unknown[] | undefined
-  /** Calls the method set in `#invokeFn`: `callContext.run` with no extra arguments to copy. */
-  readonly #invoke = (): unknown => {
-    const fn = this.#invokeFn!
-    const args = this.#invokeArgs!
-    this.#invokeFn = undefined
-    this.#invokeArgs = undefined
-    return fn.apply(this.actor, args)
+  /**
+   * The turn's settle handlers and the method caller, made once per cell rather than closures per
+   * call (only one turn runs at a time, and the next starts only after #finish cleared it), and
+   * only on the first call, so an idle actor does not carry them.
+   */
+  #handlers: TurnHandlers | undefined
+
+  #turnHandlers(): TurnHandlers {
+    return (this.#handlers ??= {
+      ok: (v: unknown): void => this.#finish(this.#turnInv!, this.#turn!, true, v),
+      failed: (e: unknown): void => this.#finish(this.#turnInv!, this.#turn!, false, e),
+      invoke: (): unknown => {
+        const fn = this.#invokeFn!
+        const args = this.#invokeArgs!
+        this.#invokeFn = undefined
+        this.#invokeArgs = undefined
+        return fn.apply(this.actor, args)
+      },
+    })
   }
   #turnEnded: (() => void) | undefined
   #stopped: Promise<void> | undefined
@@ -264,7 +277,7 @@ export class ActorCell {
         if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace.ctx)
         this.#invokeFn = fn
         this.#invokeArgs = inv.args
-        result = callContext.run(ctx, this.#invoke)
+        result = callContext.run(ctx, this.#turnHandlers().invoke)
       }
     } catch (e) {
       ctx.trace?.dispatched()
@@ -274,8 +287,10 @@ export class ActorCell {
     ctx.trace?.dispatched()
     // The shared handlers only for a native promise: it settles once, and never synchronously
     // inside `then`; any other thenable might call back twice, and after the next turn began.
-    if (turn && result instanceof Promise) result.then(this.#turnOk, this.#turnFailed)
-    else if (isThenable(result)) {
+    if (turn && result instanceof Promise) {
+      const h = this.#turnHandlers()
+      result.then(h.ok, h.failed)
+    } else if (isThenable(result)) {
       result.then(
         (v: unknown) => this.#finish(inv, ctx, true, v),
         (e: unknown) => this.#finish(inv, ctx, false, e),
