@@ -63,7 +63,8 @@ const NO_ARGS: unknown[] = []
 /** What the last envelope of a peer's decoder-cached target resolved to (see `Remoting.#known`). */
 interface Resolved {
   readonly target: LocalTarget
-  readonly method: MethodInfo
+  /** Undefined for a target without a class (a proxy: its actor checks); such targets are not remembered. */
+  readonly method: MethodInfo | undefined
   readonly incarnation: number
 }
 
@@ -296,19 +297,9 @@ export class Remoting {
   #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = readCall(body, peer.targets)
     const caller = peer.assoc.peer!.uid
-    let target: LocalTarget
-    let method: MethodInfo | undefined
-    const known = this.#known(peer, env)
-    if (known !== undefined) {
-      target = known.target
-      method = known.method
-    } else {
-      const t = this.#target(peer, env, false)
-      if (t instanceof Error) return this.reply(peer, caller, env.callId, false, t)
-      const m = this.#host.actors.methodOf(t, env.method)
-      if (m === null) return this.reply(peer, caller, env.callId, false, this.#undeclared(peer, env, t, false))
-      this.#remember(peer, env, (target = t), (method = m))
-    }
+    const resolved = this.#known(peer, env) ?? this.#resolve(peer, env, false)
+    if (resolved instanceof Error) return this.reply(peer, caller, env.callId, false, resolved)
+    const { target, method } = resolved
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
     const credit = inbound.take(body.length + 5)
@@ -318,19 +309,9 @@ export class Remoting {
 
   #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
     const env = readOneWay(body, peer.targets)
-    let target: LocalTarget
-    let method: MethodInfo | undefined
-    const known = this.#known(peer, env)
-    if (known !== undefined) {
-      target = known.target
-      method = known.method
-    } else {
-      const t = this.#target(peer, env, true)
-      if (t instanceof Error) return this.#dropped(t)
-      const m = this.#host.actors.methodOf(t, env.method)
-      if (m === null) return this.#dropped(this.#undeclared(peer, env, t, true))
-      this.#remember(peer, env, (target = t), (method = m))
-    }
+    const resolved = this.#known(peer, env) ?? this.#resolve(peer, env, true)
+    if (resolved instanceof Error) return this.#dropped(resolved)
+    const { target, method } = resolved
     const args = this.#args(peer, env, true)
     if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
     const credit = inbound.take(body.length + 5)
@@ -354,8 +335,19 @@ export class Remoting {
     return known
   }
 
-  #remember(peer: Peer, env: ReadCall | ReadOneWay, target: LocalTarget, method: MethodInfo | undefined): void {
-    if (env.incarnation !== 0 && method !== undefined) peer.targets.resolved = { target, method, incarnation: env.incarnation } satisfies Resolved
+  /**
+   * The target and declared method of an envelope the cache did not know, or the refusal (no such
+   * target, shutting down, an undeclared method); remembered for the next envelope when it is an
+   * actor's (not a well-known target's) with a declared method.
+   */
+  #resolve(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): Resolved | Error {
+    const target = this.#target(peer, env, oneWay)
+    if (target instanceof Error) return target
+    const method = this.#host.actors.methodOf(target, env.method)
+    if (method === null) return this.#undeclared(peer, env, target, oneWay)
+    const resolved: Resolved = { target, method, incarnation: env.incarnation }
+    if (env.incarnation !== 0 && method !== undefined) peer.targets.resolved = resolved
+    return resolved
   }
 
   // Inbound calls and one-way messages share three steps, in this order: the target (refused while
