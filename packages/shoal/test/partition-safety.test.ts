@@ -23,7 +23,7 @@ afterEach(async () => {
 })
 
 describe.skipIf(!nft.ok)(title, () => {
-  it('a flapping link (5 s cut, 1 s up) with the host on the minority: never two instances; the minority exits 1', async () => {
+  it('a flapping link (5 s cut, 1 s up) with the host on the minority: never two instances; every node the cluster stops exits 1', async () => {
     lab = await NetnsLab.create(5)
     const r = await flapScenario(lab, { host: 3, cutMs: 5000, upMs: 1000, durationMs: 18_000, afterMs: 8000 })
     console.log(`flap, host on the minority:\n${describeResult(r)}`)

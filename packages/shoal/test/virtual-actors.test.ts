@@ -137,21 +137,7 @@ describe('virtual actors', () => {
     const systems = await cluster(2)
     const a = systems[0]!
     const ids = Array.from({ length: 40 }, (_, i) => `j${i}`)
-    let running = true
-    const errors: unknown[] = []
-    const load = (async () => {
-      while (running) {
-        await Promise.all(
-          ids.map((id) =>
-            a.virtualActors
-              .get(Player, id)
-              .hello()
-              .catch((e: unknown) => errors.push(e)),
-          ),
-        )
-        await new Promise((r) => setImmediate(r)) // a round that fails at once must not starve the timers
-      }
-    })()
+    const load = loadUntilStopped(a, ids)
     await new Promise((r) => setTimeout(r, 300))
     const third = await join()
     third.virtualActors.host(Player, (id) => new Player(id))
@@ -160,8 +146,7 @@ describe('virtual actors', () => {
       { timeoutMs: 20_000 },
     )
     await new Promise((r) => setTimeout(r, 300))
-    running = false
-    await load
+    const errors = await load.stop()
     expect(errors).toEqual([])
     expect(activeTwice()).toEqual([])
     const served = await Promise.all(ids.map((id) => a.virtualActors.get(Player, id).hello()))
@@ -177,24 +162,9 @@ describe('virtual actors', () => {
     const ids = Array.from({ length: 40 }, (_, i) => `l${i}`)
     await Promise.all(ids.map((id) => a.virtualActors.get(Player, id).hello()))
     const before = [...journal]
-    const errors: unknown[] = []
-    let running = true
-    const load = (async () => {
-      while (running) {
-        await Promise.all(
-          ids.map((id) =>
-            a.virtualActors
-              .get(Player, id)
-              .hello()
-              .catch((e: unknown) => errors.push(e)),
-          ),
-        )
-        await new Promise((r) => setImmediate(r))
-      }
-    })()
+    const load = loadUntilStopped(a, ids)
     await c.cluster.leave()
-    running = false
-    await load
+    const errors = await load.stop()
     expect(errors).toEqual([])
     expect(activeTwice()).toEqual([])
     // Nodes that stayed deactivated nothing (no collateral passivation).
@@ -229,6 +199,35 @@ describe('virtual actors', () => {
     expect(journal.filter((j) => j.endsWith('+sleepy'))).toHaveLength(2)
   })
 })
+
+/**
+ * Calls every id from `from`, round after round, until `stop()`, which resolves with every error
+ * seen. Each round yields to the event loop: a round that fails at once must not starve the timers.
+ */
+function loadUntilStopped(from: ClusterSystem, ids: readonly string[]): { stop(): Promise<unknown[]> } {
+  const errors: unknown[] = []
+  let running = true
+  const done = (async () => {
+    while (running) {
+      await Promise.all(
+        ids.map((id) =>
+          from.virtualActors
+            .get(Player, id)
+            .hello()
+            .catch((e: unknown) => errors.push(e)),
+        ),
+      )
+      await new Promise((r) => setImmediate(r))
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await done
+      return errors
+    },
+  }
+}
 
 /** Starts one more node, seeded on the first; the test's shutdown stops it too. */
 async function join(): Promise<ClusterSystem> {

@@ -655,8 +655,7 @@ export class Cluster {
    * members (`resolveIndirect`, Downing.ts) and the strategy decides for the rest.
    */
   #runIndirectDowning(): void {
-    this.#noteEdges() // SWIM's view changes which edges count without an observation arriving
-    const edges = this.#edges()
+    const edges = this.#noteEdges() // SWIM's view changes which edges count without an observation arriving
     if (edges.length === 0) return
     // Both the observations and SWIM's view must have held still: a flapping link changes SWIM's
     // view every cycle, while a stall that outlives one cycle can keep the observations unchanged.
@@ -789,20 +788,22 @@ export class Cluster {
     return unreachabilityEdges(this.#observations, (uid) => this.#isPresentMember(uid) && this.#reachable(uid))
   }
 
-  #noteEdges(): void {
-    const key = this.#edges()
-      .map(([o, sub]) => `${o}>${sub}`)
-      .join(',')
-    if (key === this.#edgesKey) return
+  /** The current edges; when they differ from the last ones, notes since when (for stability) and logs it. */
+  #noteEdges(): Array<readonly [string, string]> {
+    const edges = this.#edges()
+    const key = edges.map(([o, sub]) => `${o}>${sub}`).join(',')
+    if (key === this.#edgesKey) return edges
     const first = this.#edgesKey === ''
     this.#edgesKey = key
     this.#edgesChangedAt = this.#swim.instance.now()
-    if (key === '') return this.#log.info('no member observes another directly unreachable any more')
+    if (key === '') this.#log.info('no member observes another directly unreachable any more')
     // Info when it starts; each change after that at debug (a flapping link changes it often).
-    this.#log[first ? 'info' : 'debug'](
-      { observed: this.#edges().map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
-      'members observe others directly unreachable',
-    )
+    else
+      this.#log[first ? 'info' : 'debug'](
+        { observed: edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
+        'members observe others directly unreachable',
+      )
+    return edges
   }
 
   #isPresentMember(uid: string): boolean {

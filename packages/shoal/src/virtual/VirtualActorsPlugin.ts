@@ -40,7 +40,7 @@ import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
-import { checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId, virtualPath } from './VirtualId.ts'
+import { checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
 
 /** Plugin-wide settings. */
 export interface VirtualActorsSettings {
@@ -801,6 +801,3 @@ class VirtualActors implements VirtualActorsFacade {
 function retryable(e: unknown): boolean {
   return isNotDelivered(e) && (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
 }
-
-/** @internal For tests: the path of (type, id). */
-export const pathOf = virtualPath

@@ -20,6 +20,7 @@
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { seededRandom } from '../../src/sim/Random.ts'
 import { NetnsLab, netnsAvailable, nftAvailable } from '../support/netns.ts'
 import { bridgeScenario, describeResult, flapScenario, type ScenarioResult } from '../support/partitions.ts'
 
@@ -46,18 +47,7 @@ for (const check of [netnsAvailable, nftAvailable]) {
   }
 }
 
-/** mulberry32: a small seeded generator, so a schedule can be replayed. */
-function random(s: number): () => number {
-  let a = s >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rnd = random(seed)
+const rnd = seededRandom(seed)
 const between = (lo: number, hi: number): number => Math.round(lo + (hi - lo) * rnd())
 
 interface Row {

@@ -251,60 +251,59 @@ export function bothWays(a: readonly number[], b: readonly number[]): Array<[num
   )
 }
 
-export interface FlapSettings extends ScenarioSettings {
-  readonly cutMs: number
-  readonly upMs: number
+export interface FaultSettings extends ScenarioSettings {
+  /** How long the fault lasts, ms. */
   readonly durationMs: number
   /** Observed after the heal, ms (default 10 s). */
   readonly afterMs?: number
+}
+
+export interface FlapSettings extends FaultSettings {
+  readonly cutMs: number
+  readonly upMs: number
+}
+
+/**
+ * The frame every scenario shares: start the cluster, run `fault` (which leaves the lab healed or
+ * not), heal, observe `afterMs`, stop every process, and report.
+ */
+async function scenario(lab: NetnsLab, s: FaultSettings, what: string, fault: (faultAt: number) => Promise<void>): Promise<ScenarioResult> {
+  const cluster = new LabCluster(lab, s)
+  try {
+    await cluster.startAll()
+    const faultAt = Date.now()
+    s.say?.(`${what}, for ${s.durationMs} ms; singleton on ${s.host}`)
+    await fault(faultAt)
+    await lab.drop([])
+    const healAt = Date.now()
+    await sleep(s.afterMs ?? 10_000)
+    return cluster.result(faultAt, healAt)
+  } finally {
+    await cluster.stop()
+  }
 }
 
 /** The flapping-link scenario; see the module comment. */
-export async function flapScenario(lab: NetnsLab, s: FlapSettings): Promise<ScenarioResult> {
-  const cluster = new LabCluster(lab, s)
-  try {
-    await cluster.startAll()
-    const cut = bothWays([0, 1, 2], [3, 4])
-    const faultAt = Date.now()
-    s.say?.(`flapping {0,1,2}×{3,4}: ${s.cutMs} ms cut, ${s.upMs} ms up, for ${s.durationMs} ms; singleton on ${s.host}`)
-    while (Date.now() - faultAt < s.durationMs) {
+export function flapScenario(lab: NetnsLab, s: FlapSettings): Promise<ScenarioResult> {
+  const cut = bothWays([0, 1, 2], [3, 4])
+  return scenario(lab, s, `flapping {0,1,2}×{3,4}: ${s.cutMs} ms cut, ${s.upMs} ms up`, async (faultAt) => {
+    const left = (): number => s.durationMs - (Date.now() - faultAt)
+    while (left() > 0) {
       await lab.drop(cut)
-      await sleep(Math.min(s.cutMs, Math.max(0, s.durationMs - (Date.now() - faultAt))))
+      await sleep(Math.min(s.cutMs, Math.max(0, left())))
       await lab.drop([])
-      if (Date.now() - faultAt >= s.durationMs) break
+      if (left() <= 0) break
       await sleep(s.upMs)
     }
-    await lab.drop([])
-    const healAt = Date.now()
-    await sleep(s.afterMs ?? 10_000)
-    return cluster.result(faultAt, healAt)
-  } finally {
-    await cluster.stop()
-  }
-}
-
-export interface BridgeSettings extends ScenarioSettings {
-  readonly durationMs: number
-  /** Observed after the heal, ms (default 10 s). */
-  readonly afterMs?: number
+  })
 }
 
 /** The bridge-partition scenario; see the module comment. */
-export async function bridgeScenario(lab: NetnsLab, s: BridgeSettings): Promise<ScenarioResult> {
-  const cluster = new LabCluster(lab, s)
-  try {
-    await cluster.startAll()
-    const faultAt = Date.now()
-    s.say?.(`bridge: {0,1}×{3,4} cut both ways, 2 reaches everyone, for ${s.durationMs} ms; singleton on ${s.host}`)
+export function bridgeScenario(lab: NetnsLab, s: FaultSettings): Promise<ScenarioResult> {
+  return scenario(lab, s, 'bridge: {0,1}×{3,4} cut both ways, 2 reaches everyone', async () => {
     await lab.drop(bothWays([0, 1], [3, 4]))
     await sleep(s.durationMs)
-    await lab.drop([])
-    const healAt = Date.now()
-    await sleep(s.afterMs ?? 10_000)
-    return cluster.result(faultAt, healAt)
-  } finally {
-    await cluster.stop()
-  }
+  })
 }
 
 /** One line per finding, for reports and failure messages. */
