@@ -55,10 +55,10 @@ export class RawPeer {
   /** Every byte received from the node, in order. */
   received = Buffer.alloc(0)
 
-  private constructor(socket: Socket, target: { host: string; port: number }) {
+  private constructor(socket: Socket, target: { host: string; port: number }, as: ClusterNode | undefined) {
     this.socket = socket
     this.#target = target
-    this.node = {
+    this.node = as ?? {
       endpoint: { name: 'raw_peer', host: '127.0.0.1', port: socket.localPort ?? 1 },
       uid: randomBytes(8).toString('hex'),
     }
@@ -81,8 +81,11 @@ export class RawPeer {
     })
   }
 
-  /** Opens a TCP connection to a node. Nothing is sent yet. */
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawPeer> {
+  /**
+   * Opens a TCP connection to a node. Nothing is sent yet. With `as`, the peer claims that node
+   * identity (a second connection of the same node) instead of a fresh one.
+   */
+  static async connect(port: number, host = '127.0.0.1', as?: ClusterNode): Promise<RawPeer> {
     const socket = net.connect({ host, port, noDelay: true })
     // A node may reset the connection; that is an expected outcome here, observed through `closed`.
     socket.on('error', () => {})
@@ -97,7 +100,7 @@ export class RawPeer {
         reject(new Error(`raw peer: connection to ${host}:${port} closed before connecting`))
       })
     })
-    return new RawPeer(socket, { host, port })
+    return new RawPeer(socket, { host, port }, as)
   }
 
   get isClosed(): boolean {
