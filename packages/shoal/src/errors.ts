@@ -82,6 +82,13 @@ export class TimeoutError extends coded(ErrorCode.Timeout) {}
 /** The target actor does not exist (never spawned, stopped, or on an older incarnation of its node). */
 export class ActorNotFoundError extends coded(ErrorCode.ActorNotFound) {}
 
+/**
+ * The actor stopped because its `onStart` threw (an event-sourced actor's recovery failed, say);
+ * `cause` is what it threw. An ActorNotFoundError (same code, not delivered): the method never ran.
+ * Retrying at once usually fails the same way: fix the cause first.
+ */
+export class ActorStartFailedError extends ActorNotFoundError {}
+
 /** The target node cannot be reached right now (connection refused or lost). Retrying later may succeed. */
 export class NodeUnreachableError extends coded(ErrorCode.NodeUnreachable) {}
 
@@ -177,6 +184,7 @@ export class AbortedError extends coded(ErrorCode.Aborted) {}
 export const builtinErrorClasses = [
   TimeoutError,
   ActorNotFoundError,
+  ActorStartFailedError,
   NodeUnreachableError,
   NodeDownError,
   SystemShutDownError,

@@ -45,6 +45,10 @@ class Counter extends DistributedActor {
     this.stop()
     return 'stopping'
   }
+  @distributed async stopWhenIdle(): Promise<string> {
+    this.deactivateOnIdle()
+    return 'when idle'
+  }
   notDistributed(): number {
     return 42
   }
@@ -228,6 +232,24 @@ class Twice extends DistributedActor {
     return this.events
   }
 }
+
+describe('actors - deactivateOnIdle', () => {
+  it('stops the actor once the calls already queued have run; later calls find no actor', async () => {
+    const c = system.spawn(Counter)
+    const results = await Promise.all([c.add(1), c.stopWhenIdle(), c.slowAdd(2, 50), c.add(3)])
+    expect(results).toEqual([1, 'when idle', 3, 6])
+    await expect(c.get()).rejects.toBeInstanceOf(ActorNotFoundError)
+  })
+
+  it('is a reserved name: no distributed method may take it', () => {
+    expect(() => {
+      class Bad extends DistributedActor {
+        static distributed = ['deactivateOnIdle']
+      }
+      return system.spawn(Bad)
+    }).toThrow(/reserved/)
+  })
+})
 
 describe('actors - turns', () => {
   it('ends a turn once when its method returns a thenable that settles twice', async () => {

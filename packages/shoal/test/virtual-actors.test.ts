@@ -41,6 +41,27 @@ class Player extends DistributedActor {
   @distributed async me(): Promise<unknown> {
     return this.self
   }
+  @distributed async done(): Promise<number> {
+    this.deactivateOnIdle()
+    return this.#calls
+  }
+}
+
+/** Fails to activate while `Fragile.broken` says so: in its constructor or in onStart. */
+class Fragile extends DistributedActor {
+  static broken: 'constructor' | 'onStart' | undefined
+  static made = 0
+  constructor(readonly fragileId: string) {
+    super()
+    Fragile.made++
+    if (Fragile.broken === 'constructor') throw new Error('constructor failed')
+  }
+  override async onStart(): Promise<void> {
+    if (Fragile.broken === 'onStart') throw new Error('recovery failed')
+  }
+  @distributed async ping(): Promise<string> {
+    return 'pong'
+  }
 }
 
 /** An event-sourced virtual actor: its state survives deactivation and moves. */
@@ -113,6 +134,22 @@ describe('virtual actors', () => {
     // Odd ids are encoded, not refused.
     const odd = 'ünïcode id / with spaces #1'
     expect((await b.virtualActors.get(Player, odd).hello()).id).toBe(odd)
+  })
+
+  it('warm calls go from the caller straight to the owner, without a hop through its own router', async () => {
+    const systems = await cluster(3)
+    const caller = systems[0]!
+    const refs = Array.from({ length: 30 }, (_, i) => caller.virtualActors.get(Player, `warm-${i}`))
+    const first = await Promise.all(refs.map((r) => r.hello()))
+    const elsewhere = first.filter((r) => r.port !== caller.node.endpoint.port).length
+    expect(elsewhere).toBeGreaterThan(0)
+    const forwarded = caller.virtualActors.status().forwarded
+    for (let round = 0; round < 3; round++) {
+      const warm = await Promise.all(refs.map((r) => r.hello()))
+      expect(warm.map((w) => w.port)).toEqual(first.map((f) => f.port))
+      expect(warm.every((w) => w.calls === round + 2)).toBe(true)
+    }
+    expect(caller.virtualActors.status().forwarded).toBe(forwarded)
   })
 
   it('bad ids are refused at get; a type no node hosts fails calls with a clear error', async () => {
@@ -197,6 +234,65 @@ describe('virtual actors', () => {
     await eventually(() => expect(journal).toContain(`${s.node.endpoint.port} -sleepy`), { timeoutMs: 5000 })
     expect((await s.virtualActors.get(Player, 'sleepy').hello()).name).toBe('') // a new activation: no state kept
     expect(journal.filter((j) => j.endsWith('+sleepy'))).toHaveLength(2)
+  })
+
+  it.each(['onStart', 'constructor'] as const)(
+    'an activation whose %s throws fails the waiting calls with the reason, and is tried again only after a backoff',
+    async (broken) => {
+      const systems = await cluster(2)
+      for (const s of systems) s.virtualActors.host(Fragile, (id) => new Fragile(id))
+      const ref = systems[0]!.virtualActors.get(Fragile, `fragile-${broken}`)
+      Fragile.broken = broken
+      Fragile.made = 0
+      const calls = await Promise.allSettled([ref.ping(), ref.ping(), ref.ping()])
+      for (const c of calls) expect(c.status).toBe('rejected')
+      const first = (calls[0] as PromiseRejectedResult).reason as Error
+      expect(first).toBeInstanceOf(VirtualActorUnavailableError)
+      expect(first.message).toContain(broken === 'onStart' ? 'recovery failed' : 'constructor failed')
+      // At once again: refused by the backoff, without activating.
+      const made = Fragile.made
+      expect(made).toBeGreaterThanOrEqual(1)
+      const again = await ref.ping().catch((e: unknown) => e as Error)
+      expect(again).toBeInstanceOf(VirtualActorUnavailableError)
+      expect((again as Error).message).toMatch(/failed \d+ time\(s\), last: .*failed.*Next attempt in \d+ ms/)
+      expect(Fragile.made).toBe(made)
+      // Fixed: after the backoff the next call activates it.
+      Fragile.broken = undefined
+      await eventually(async () => expect(await ref.ping()).toBe('pong'), { timeoutMs: 5000 })
+    },
+  )
+
+  it('maxActive: activating one more deactivates the least recently used first', async () => {
+    const systems = await cluster(1, { maxActive: 5 })
+    const s = systems[0]!
+    const port = s.node.endpoint.port
+    for (let i = 0; i < 5; i++) await s.virtualActors.get(Player, `lru-${i}`).hello()
+    await s.virtualActors.get(Player, 'lru-0').hello() // lru-1 is now the least recently used
+    await s.virtualActors.get(Player, 'lru-5').hello()
+    await s.virtualActors.get(Player, 'lru-6').hello()
+    await eventually(() => expect(journal.filter((j) => j.startsWith(`${port} -`)).sort()).toEqual([`${port} -lru-1`, `${port} -lru-2`]), { timeoutMs: 5000 })
+    expect(s.virtualActors.status().groups[0]!.active).toBe(5)
+    expect((await s.virtualActors.get(Player, 'lru-0').hello()).calls).toBe(3) // kept its state
+    expect(() => virtualActorsPlugin({ maxActive: -1 })).toThrow(ConfigError)
+  })
+
+  it('deactivateOnIdle() passivates early, after the calls already queued; callers never see it', async () => {
+    const systems = await cluster(2) // idle timeout: the default 2 minutes
+    const [a, b] = systems as [ClusterSystem, ClusterSystem]
+    const ref = a.virtualActors.get(Player, 'finished')
+    await ref.hello()
+    // Calls queued behind the one that asks still run on this activation; then it stops.
+    const [, done, after] = await Promise.all([ref.hello(), ref.done(), ref.hello()])
+    expect(done).toBe(2)
+    expect(after.calls).toBe(3)
+    await eventually(() => expect(journal.filter((j) => j.endsWith('-finished'))).toHaveLength(1), { timeoutMs: 5000 })
+    // The next call, from either node, activates it afresh.
+    const again = await b.virtualActors.get(Player, 'finished').hello()
+    expect(again.calls).toBe(1)
+    expect(journal.filter((j) => j.endsWith('+finished'))).toHaveLength(2)
+    // Calls racing the deactivation are routed to the next activation, none fails.
+    const racing = await Promise.all([ref.done(), ...Array.from({ length: 20 }, () => ref.hello())])
+    expect(racing).toHaveLength(21)
   })
 })
 

@@ -15,7 +15,7 @@
  * @module
  */
 import type { Logger } from 'pino'
-import { ActorNotFoundError, markNotDelivered, OverloadedError } from '../errors.ts'
+import { ActorNotFoundError, ActorStartFailedError, markNotDelivered, OverloadedError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
 import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import { Deque } from '../util/Deque.ts'
@@ -211,7 +211,7 @@ export class ActorCell {
     const e = this.#startError
     const why = e instanceof Error ? `${e.message}${(e as { code?: unknown }).code ? ` (${String((e as { code?: unknown }).code)})` : ''}` : String(e)
     return markNotDelivered(
-      new ActorNotFoundError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }),
+      new ActorStartFailedError(`Actor ${this.id} failed to start: ${why}. It has stopped; spawn it again once the cause is fixed.`, { cause: e }),
     )
   }
 
@@ -367,6 +367,24 @@ export class ActorCell {
       done()
     }
     if (!this.#draining) this.#drain()
+    if (this.#stopWhenIdle) this.#stopIfIdle()
+  }
+
+  /** Set by the actor's `deactivateOnIdle()`: stop as soon as no call runs or waits. */
+  #stopWhenIdle = false
+
+  /** Stops the actor once no call runs or waits (now, if none does). */
+  stopWhenIdle(): void {
+    this.#stopWhenIdle = true
+    this.#stopIfIdle()
+  }
+
+  #stopIfIdle(): void {
+    if (this.#state !== 'running' || this.#turn !== undefined || (this.#queue?.length ?? 0) > 0 || (this.#interleaved?.size ?? 0) > 0) return
+    // Sealed first: a call arriving while onStop runs is refused as not delivered, so a virtual
+    // actor's caller routes it to the next activation.
+    this.#sealed = true
+    void this.stop()
   }
 
   #drain(): void {

@@ -76,6 +76,7 @@ export const RESERVED_METHOD_NAMES: ReadonlySet<string> = new Set([
   '__lookupGetter__',
   '__lookupSetter__',
   'stop',
+  'deactivateOnIdle',
   'onStart',
   'onStop',
   'system',
@@ -264,6 +265,20 @@ export abstract class DistributedActor {
    */
   stop(): void {
     void this.#cell.stop()
+  }
+
+  /**
+   * Asks to be stopped as soon as no call runs or waits: after the current turn, unless more calls
+   * are queued (then after the last of them). For a virtual actor this is early passivation:
+   * `onStop` runs, and the next call activates it again (on whichever node owns it then). For a
+   * spawned actor it is a `stop()` that lets queued calls finish first.
+   *
+   * When to use: a virtual actor that knows it is done (a finished game session, a closed
+   * order), so its memory is freed before the idle timeout. Gotcha: calls made during `onStop`
+   * are refused as not delivered; a virtual actor's caller retries them on the next activation.
+   */
+  deactivateOnIdle(): void {
+    this.#cell.stopWhenIdle()
   }
 
   /**

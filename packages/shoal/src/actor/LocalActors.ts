@@ -55,7 +55,7 @@ export class LocalActors implements CellHost {
   readonly #actors = new Map<string, ActorCell>()
   readonly #wellKnown = new Map<string, LocalTarget>()
   /** Well-known targets by path prefix (a service resolving many paths: virtual actors). */
-  readonly #prefixes = new Map<string, (path: string) => LocalTarget | undefined>()
+  readonly #prefixes = new Map<string, PrefixResolver>()
   /** Cells whose refs (`self`, and the actor sent in a call) are another id's: a virtual actor's. */
   readonly #publicRefs = new WeakMap<ActorCell, unknown>()
   #invoker: Invoker | undefined
@@ -183,13 +183,19 @@ export class LocalActors implements CellHost {
   #wellKnownAt(path: string): LocalTarget | undefined {
     const exact = this.#wellKnown.get(path)
     if (exact || this.#prefixes.size === 0) return exact
-    for (const [prefix, resolve] of this.#prefixes) if (path.startsWith(prefix)) return resolve(path)
+    for (const [prefix, r] of this.#prefixes) if (path.startsWith(prefix)) return r.resolve(path)
     return undefined
   }
 
-  /** The route of refs to local actor `id`. */
-  route(id: ActorId): LocalRoute {
-    return new LocalRoute(this, id, undefined)
+  /**
+   * The route of refs to local actor `id`; for an id of the reserved node under a prefix that
+   * routes its ids itself (virtual actors: straight to the owner), that prefix's route.
+   */
+  route(id: ActorId): Route {
+    const local = new LocalRoute(this, id, undefined)
+    if (id.node.uid !== ANYWHERE_UID || id.incarnation !== 0) return local
+    for (const [prefix, r] of this.#prefixes) if (r.route && id.path.startsWith(prefix)) return r.route(id, local)
+    return local
   }
 
   get size(): number {
@@ -397,11 +403,16 @@ export class LocalActors implements CellHost {
    * Registers a resolver for every incarnation-0 path under `prefix` that has no exact well-known
    * target; returns the unregister function. Throws ConfigError if the prefix is taken.
    */
-  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined): () => void {
+  registerWellKnownPrefix(
+    prefix: string,
+    resolve: (path: string) => LocalTarget | undefined,
+    route?: (id: ActorId, local: Route) => Route,
+  ): () => void {
     if (this.#prefixes.has(prefix)) throw new ConfigError(`Well-known prefix ${prefix} is taken on this node.`)
-    this.#prefixes.set(prefix, resolve)
+    const entry: PrefixResolver = { resolve, route }
+    this.#prefixes.set(prefix, entry)
     return () => {
-      if (this.#prefixes.get(prefix) === resolve) this.#prefixes.delete(prefix)
+      if (this.#prefixes.get(prefix) === entry) this.#prefixes.delete(prefix)
     }
   }
 
@@ -431,6 +442,12 @@ function localRefusal(route: LocalRoute, target: LocalTarget | undefined, method
 }
 
 /** The route of refs to one local actor id; caches the target it found. */
+/** A well-known prefix: its targets on this node, and optionally the route of refs to its reserved-node ids. */
+interface PrefixResolver {
+  readonly resolve: (path: string) => LocalTarget | undefined
+  readonly route: ((id: ActorId, local: Route) => Route) | undefined
+}
+
 export class LocalRoute implements Route {
   readonly local = true
   constructor(

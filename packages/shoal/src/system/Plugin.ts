@@ -29,10 +29,11 @@ import type { ActorSystem } from '../actor/ActorSystem.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { DistributedActor } from '../actor/DistributedActor.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
+import type { Route } from '../actor/Route.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
 
-export type { ControlChannel, Invocation, LocalTarget }
+export type { ControlChannel, Invocation, LocalTarget, Route }
 
 /**
  * What a plugin gets at start: the system, and the services a cluster service needs beyond the
@@ -78,6 +79,11 @@ export interface PluginCalls {
    * SystemShutDownError (notDelivered) once shutdown began.
    */
   forward(ref: ActorRef<unknown>, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown>
+  /**
+   * The route `ref`'s calls take (chosen on its first call and kept on the ref), for a plugin's
+   * own {@link Route} that sends a call on through it: one pending call, not two.
+   */
+  route(ref: ActorRef<unknown>): Route
 }
 
 /** `ctx.actors`. */
@@ -112,8 +118,17 @@ export interface PluginActors {
    * Resolves every incarnation-0 path under `prefix` (on this node, and on the reserved node of
    * virtual actor ids) that has no exact well-known target, for a service fronting many ids.
    * Returns the unregister function; throws ConfigError if the prefix is taken.
+   *
+   * With `options.route`, refs to the reserved node's ids under `prefix` (virtual actors) take
+   * the route it returns (once per ref) instead of `local`, the route to `resolve`'s target: a
+   * service that knows where an id lives sends calls straight there. Its route may fall back to
+   * `local` whenever it does not know.
    */
-  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined): () => void
+  registerWellKnownPrefix(
+    prefix: string,
+    resolve: (path: string) => LocalTarget | undefined,
+    options?: { readonly route?: (id: ActorId, local: Route) => Route },
+  ): () => void
   /**
    * Creates a local actor at `path` from `create` (which must return a new `Class`), for services
    * that name their actors (virtual actors). `publicRef`, if given, is the ref the actor hands out

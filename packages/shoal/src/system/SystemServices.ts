@@ -47,6 +47,10 @@ export class SystemServices implements ControlChannel {
         if (!(ref instanceof ActorRefImpl)) throw new ConfigError(`forward(${String(ref)}): pass an actor ref.`)
         return dispatcher.forward(ref, method, args, chain, timeout)
       },
+      route: (ref) => {
+        if (!(ref instanceof ActorRefImpl)) throw new ConfigError(`route(${String(ref)}): pass an actor ref.`)
+        return (ref.route ??= dispatcher.routeTo(ref.id))
+      },
     }
     this.actors = {
       runTurn: (id, fn, options) => actors.runTurn(id, fn, options),
@@ -54,7 +58,7 @@ export class SystemServices implements ControlChannel {
       registerWellKnown: (path, target) => actors.registerWellKnown(path, target),
       wellKnownRef: <T extends DistributedActor>(path: string, timeout?: number) => actors.wellKnownRef(path, timeout) as unknown as ActorRef<T>,
       refOf: (id, Class) => this.refOf(id, Class) as ActorRef<DistributedActor>,
-      registerWellKnownPrefix: (prefix, resolve) => actors.registerWellKnownPrefix(prefix, resolve),
+      registerWellKnownPrefix: (prefix, resolve, options) => actors.registerWellKnownPrefix(prefix, resolve, options?.route),
       spawnAt: (path, Class, create, publicRef) => actors.spawnAt(path, Class as unknown as ActorClass, create, publicRef),
       target: (id) => actors.cell(id),
     }

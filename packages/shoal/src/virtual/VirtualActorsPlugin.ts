@@ -24,11 +24,13 @@ import type { ActorRef } from '../actor/ActorRef.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import type { DistributedActor, MethodInfo } from '../actor/DistributedActor.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
+import type { Route } from '../actor/Route.ts'
 import type { ClusterMember } from '../cluster/Member.ts'
 import { controlTarget } from '../control/ControlChannel.ts'
 import { ControlKind } from '../control/ControlKind.ts'
 import {
   ActorNotFoundError,
+  ActorStartFailedError,
   ConfigError,
   isNotDelivered,
   markNotDelivered,
@@ -37,10 +39,12 @@ import {
   VirtualActorUnavailableError,
 } from '../errors.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
+import { ActivationBackoff } from './ActivationBackoff.ts'
 import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
 import { checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
+import { VirtualRoute } from './VirtualRoute.ts'
 
 /** Plugin-wide settings. */
 export interface VirtualActorsSettings {
@@ -55,6 +59,12 @@ export interface VirtualActorsSettings {
   readonly downMargin?: number
   /** Calls held per node while their shard has no open owner; beyond, the oldest fails. Default 10,000. */
   readonly bufferSize?: number
+  /**
+   * Most activations live on this node at once; activating one more deactivates the least recently
+   * used first. Default: unlimited (idle passivation alone bounds memory). Set it when ids are many
+   * and bursts of first calls could outgrow the heap before they go idle.
+   */
+  readonly maxActive?: number
 }
 
 /** Options of one hosted type. */
@@ -81,6 +91,11 @@ export interface VirtualActorsStatus {
   }>
   readonly activations: number
   readonly deactivations: number
+  /**
+   * Calls this node's routers sent on to an owner elsewhere: the first calls through new refs,
+   * calls after a table change and traced calls. Warm calls through a ref go straight to the owner.
+   */
+  readonly forwarded: number
 }
 
 /** `system.virtualActors`. */
@@ -108,6 +123,9 @@ declare module '../system/Plugin.ts' {
 
 /** The virtual actors plugin; publishes `system.virtualActors`. */
 export function virtualActorsPlugin(settings: VirtualActorsSettings = {}): Plugin<VirtualActorsFacade> {
+  const maxActive = settings.maxActive ?? 0
+  if (!Number.isInteger(maxActive) || maxActive < 0)
+    throw new ConfigError(`virtualActorsPlugin({ maxActive: ${String(settings.maxActive)} }): give a whole number of activations (0 or leave it out: unlimited).`)
   return {
     name: 'virtual-actors',
     facade: 'virtualActors',
@@ -162,7 +180,11 @@ interface Held {
 interface Activation {
   readonly target: LocalTarget & { readonly id: ActorId }
   readonly shard: number
+  /** Its type's idle timeout, ms (0: never). */
+  readonly idle: number
   lastUsed: number
+  /** Asked to deactivate (sealed, stopping): no longer counted live, never asked twice. */
+  deactivating: boolean
 }
 
 /** One placement group: the hosts of the types with one role. */
@@ -201,6 +223,12 @@ class VirtualActors implements VirtualActorsFacade {
   #stopped = false
   activations = 0
   deactivations = 0
+  #forwarded = 0
+  /** Ids whose last activation failed, and when the next may be tried. */
+  readonly #backoff = new ActivationBackoff()
+  readonly #maxActive: number
+  /** Activations not asked to deactivate, over all groups. */
+  #live = 0
 
   constructor(ctx: PluginContext, s: VirtualActorsSettings) {
     this.#ctx = ctx
@@ -211,7 +239,10 @@ class VirtualActors implements VirtualActorsFacade {
     const downing = system.clustered ? system.cluster.downing : undefined
     this.#margin = s.downMargin ?? Math.max(2000, downing?.stableAfter ?? 0) + 2000
     this.#bufferSize = s.bufferSize ?? 10_000
-    this.#cleanup.push(ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path)))
+    this.#maxActive = s.maxActive ?? 0
+    this.#cleanup.push(
+      ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), { route: (id, local) => this.#refRoute(id, local) }),
+    )
     ctx.control.onControl(ControlKind.VirtualActors, (from, body) => this.#onMessage(from, body))
     if (system.clustered) {
       this.#cleanup.push(system.cluster.subscribe(() => this.#membershipChanged()))
@@ -274,6 +305,7 @@ class VirtualActors implements VirtualActorsFacade {
       }),
       activations: this.activations,
       deactivations: this.deactivations,
+      forwarded: this.#forwarded,
     }
   }
 
@@ -299,6 +331,7 @@ class VirtualActors implements VirtualActorsFacade {
     const a = g?.activations.get(id.path)
     if (!g || !a || a.target.id.incarnation !== id.incarnation) return
     g.activations.delete(id.path)
+    if (!a.deactivating) this.#live--
     this.deactivations++
     const left = g.draining.get(a.shard)
     if (left === undefined) return
@@ -336,6 +369,34 @@ class VirtualActors implements VirtualActorsFacade {
     if (this.#routers.size >= MAX_ROUTERS) this.#routers.clear()
     this.#routers.set(path, router)
     return router
+  }
+
+  /** The route of a ref to a virtual actor id made on this node: straight to the owner when known (VirtualRoute.ts). */
+  #refRoute(id: ActorId, local: Route): Route {
+    const parsed = parseVirtualPath(id.path)
+    if (!parsed) return local
+    const shard = shardOf(parsed.type, parsed.id, this.#shards)
+    let ownerUid: string | undefined
+    let ownerRoute: Route | undefined
+    return new VirtualRoute(
+      {
+        ownerRoute: () => {
+          if (this.#stopped) return undefined
+          const role = this.#roleOf(parsed.type)
+          const owner = role && this.#groups.get(roleKey(role.role))?.ownership.table?.owners[shard]
+          if (!owner || owner === this.#self) return undefined
+          if (owner !== ownerUid) {
+            const node = this.#nodeOf(owner)
+            if (!node) return undefined
+            ownerRoute = this.#ctx.calls.route(this.#ctx.actors.refOf(new ActorId(node, id.path, 0)))
+            ownerUid = owner
+          }
+          return ownerRoute
+        },
+        retryable: (e) => retryable(e) && !this.#stopped,
+      },
+      local,
+    )
   }
 
   #makeRouter(path: string): Router | undefined {
@@ -400,6 +461,7 @@ class VirtualActors implements VirtualActorsFacade {
     }
     const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
     if (remaining <= 0) return
+    this.#forwarded++
     this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining).then(
       (v) => h.inv.succeed(v),
       (e: unknown) => (retryable(e) && !this.#stopped ? this.#wait(h) : h.inv.fail(e)),
@@ -412,11 +474,53 @@ class VirtualActors implements VirtualActorsFacade {
       const made = this.#activate(g, h, shard)
       if (!made) return
       a = made
+      return a.target.deliver(this.#firstCall(h), h.method)
     }
     a.lastUsed = Date.now()
+    if (this.#maxActive > 0) {
+      // Most recently used last: the map's order is the eviction order.
+      g.activations.delete(h.path)
+      g.activations.set(h.path, a)
+    }
     // A call from this node comes back here if the activation refuses it before it ran (sealed for
     // a move, or its guard): routed again, not failed. One from elsewhere goes back to its router.
     a.target.deliver(h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
+  }
+
+  /**
+   * The call that activated an id: how it ends says whether the activation started. A failed
+   * start (`onStart` threw: recovery, say) is remembered, so the next calls wait out a backoff
+   * instead of activating again at once; it fails the call with the reason.
+   */
+  #firstCall(h: Held): Invocation {
+    const inv = h.inv
+    return {
+      method: inv.method,
+      args: inv.args,
+      chain: inv.chain,
+      deadline: inv.deadline,
+      headers: inv.headers,
+      from: inv.from,
+      succeed: (v) => {
+        this.#backoff.succeeded(h.path)
+        inv.succeed(v)
+      },
+      fail: (e) => {
+        if (!(e instanceof ActorStartFailedError)) {
+          this.#backoff.succeeded(h.path)
+          return inv.from === undefined && retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)
+        }
+        const cause = e.cause ?? e
+        this.#backoff.failed(h.path, cause, this.#now())
+        inv.fail(
+          markNotDelivered(
+            new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(cause)}. The next call after the backoff tries again.`, {
+              cause,
+            }),
+          ),
+        )
+      },
+    }
   }
 
   /** `h`'s invocation, re-routed instead of failed when refused before it ran. */
@@ -486,20 +590,37 @@ class VirtualActors implements VirtualActorsFacade {
       )
       return undefined
     }
+    const backedOff = this.#backoff.check(h.path, this.#now())
+    if (backedOff) {
+      h.inv.fail(
+        markNotDelivered(
+          new VirtualActorUnavailableError(
+            `Activating ${h.type} ${h.id} failed ${backedOff.failures} time(s), last: ${reasonOf(backedOff.error)}. Next attempt in ${backedOff.waitMs} ms.`,
+            { cause: backedOff.error },
+          ),
+        ),
+      )
+      return undefined
+    }
     const publicRef = this.#ctx.actors.refOf(virtualActorId(h.type, h.id), entry.Class)
     let target: LocalTarget & { readonly id: ActorId }
     try {
       const factory = entry.factory
       target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef)
     } catch (err) {
+      this.#backoff.failed(h.path, err, this.#now())
       h.inv.fail(
-        markNotDelivered(new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })),
+        markNotDelivered(
+          new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(err)}. The next call after the backoff tries again.`, { cause: err }),
+        ),
       )
       return undefined
     }
     this.activations++
-    const a: Activation = { target, shard, lastUsed: Date.now() }
+    const a: Activation = { target, shard, idle: entry.idleTimeout, lastUsed: Date.now(), deactivating: false }
     g.activations.set(h.path, a)
+    this.#live++
+    if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)
     // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
     this.#ctx.actors.guard(target.id, () => (this.#confirmed() ? undefined : 'its node is not confirmed by a side of the cluster that stays'))
     // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
@@ -663,11 +784,29 @@ class VirtualActors implements VirtualActorsFacade {
     }
   }
 
+  /** Past maxActive: deactivates the least recently used live activation other than `keep`. */
+  #evict(keep: Activation): void {
+    let lru: Activation | undefined
+    for (const g of this.#groups.values())
+      for (const a of g.activations.values()) {
+        if (a === keep || a.deactivating) continue
+        if (!lru || a.lastUsed < lru.lastUsed) lru = a
+        break // each map is in use order: its first live entry is its least recently used
+      }
+    if (lru) this.#deactivate(lru)
+  }
+
   /** Stops taking calls for `shards` and deactivates their activations after their current turn. */
   #seal(g: Group, shards: readonly number[]): void {
     const now = this.#now()
+    const byShard = new Map<number, Activation[]>()
+    for (const a of g.activations.values()) {
+      const list = byShard.get(a.shard)
+      if (list) list.push(a)
+      else byShard.set(a.shard, [a])
+    }
     for (const shard of shards) {
-      const here = [...g.activations.values()].filter((a) => a.shard === shard)
+      const here = byShard.get(shard) ?? []
       if (here.length === 0) {
         this.#apply(g, g.ownership.drained(shard, now))
         continue
@@ -679,6 +818,9 @@ class VirtualActors implements VirtualActorsFacade {
 
   /** Seals the activation (calls queued behind its turn are refused as not delivered, and re-routed) and stops it. */
   #deactivate(a: Activation): void {
+    if (a.deactivating) return
+    a.deactivating = true
+    this.#live--
     const id = a.target.id
     this.#ctx.actors
       .runTurn(id, () => undefined, { seal: true })
@@ -766,11 +908,8 @@ class VirtualActors implements VirtualActorsFacade {
   #passivateIdle(): void {
     const now = Date.now()
     for (const g of this.#groups.values()) {
-      for (const [path, a] of g.activations) {
-        const entry = this.#types.get(parseVirtualPath(path)?.type ?? '')
-        const idle = entry?.idleTimeout ?? this.#idleTimeout
-        if (idle > 0 && now - a.lastUsed >= idle && !g.draining.has(a.shard)) {
-          a.lastUsed = Number.POSITIVE_INFINITY // once
+      for (const a of g.activations.values()) {
+        if (a.idle > 0 && now - a.lastUsed >= a.idle && !a.deactivating && !g.draining.has(a.shard)) {
           this.#deactivate(a)
         }
       }
@@ -797,7 +936,17 @@ class VirtualActors implements VirtualActorsFacade {
   }
 }
 
-/** Never started, and the owner may have changed: route it again. */
+/** Never started, and the owner may have changed: route it again (not a failed start: that waits out its backoff). */
 function retryable(e: unknown): boolean {
-  return isNotDelivered(e) && (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
+  return (
+    isNotDelivered(e) &&
+    !(e instanceof ActorStartFailedError) &&
+    (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
+  )
+}
+
+function reasonOf(e: unknown): string {
+  if (!(e instanceof Error)) return String(e)
+  const code = (e as { code?: unknown }).code
+  return typeof code === 'string' ? `${e.message} (${code})` : e.message
 }

@@ -1,0 +1,49 @@
+/**
+ * VirtualRoute: the route of refs to one virtual actor id. While this node's shard table names
+ * another node as the id's owner, a call goes straight there, on the owner's own remote route:
+ * one pending call, no hop through a router here. Otherwise (no table yet, this node owns it, a
+ * traced call) it takes the local route to this node's router, which holds, delivers or forwards.
+ *
+ * A call the owner refused before it ran (its table differs from ours, it is not confirmed, the
+ * connection failed before sending) goes to the router then, with what is left of its timeout,
+ * as a forwarded call would: never served by the wrong node, never lost for a table change.
+ * @module
+ */
+import type { TimeoutSource } from '../actor/PendingCall.ts'
+import type { Route } from '../actor/Route.ts'
+import type { CallTrace } from '../observability/CallTracing.ts'
+
+/** What a VirtualRoute asks of the plugin. */
+export interface VirtualRouting {
+  /** The route to the id's owner when that is another node known here; undefined: use the router. */
+  ownerRoute(): Route | undefined
+  /** Whether a failed call never ran and may be routed again. */
+  retryable(error: unknown): boolean
+}
+
+export class VirtualRoute implements Route {
+  readonly local = false
+
+  constructor(
+    readonly routing: VirtualRouting,
+    /** The route to this node's router for the id. */
+    readonly router: Route,
+  ) {}
+
+  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
+    // A traced call goes through the router, so that its one trace settles once, whatever the retries.
+    const owner = trace === undefined ? this.routing.ownerRoute() : undefined
+    if (!owner) return this.router.call(method, args, chain, timeout, timeoutFrom, trace)
+    const started = performance.now()
+    return owner.call(method, args, chain, timeout, timeoutFrom, undefined).catch((e: unknown) => {
+      const left = timeout - (performance.now() - started)
+      if (!this.routing.retryable(e) || left <= 0) throw e
+      return this.router.call(method, args, chain, left, timeoutFrom, undefined)
+    })
+  }
+
+  /** One-way messages take the router, which holds them through a table change rather than dropping them. */
+  tell(method: string, args: unknown[], chain: string): void {
+    this.router.tell(method, args, chain)
+  }
+}
