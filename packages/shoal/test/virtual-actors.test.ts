@@ -7,10 +7,12 @@ import {
   ClusterSystem,
   ConfigError,
   DistributedActor,
+  JournalConflictError,
   distributed,
   EventSourcedActor,
   journalPlugin,
   MemoryEventStore,
+  MemoryLeaseStore,
   VirtualActorUnavailableError,
   virtualActorsPlugin,
 } from 'shoal'
@@ -81,6 +83,9 @@ class Wallet extends EventSourcedActor<{ balance: number }, { type: 'Deposited';
   @distributed async deposit(amount: number): Promise<{ balance: number; port: number }> {
     await this.emit({ type: 'Deposited', amount })
     return { balance: this.state.balance, port: this.system.node.endpoint.port }
+  }
+  @distributed async balance(): Promise<number> {
+    return this.state.balance
   }
 }
 
@@ -227,6 +232,29 @@ describe('virtual actors', () => {
     for (const id of ids) expect((await a.virtualActors.get(Wallet, id).deposit(1)).balance).toBe(12)
   })
 
+  it('the last line of defence: two activations of one event-sourced id (a split brain, forced here by two clusters on one journal) cannot both write', async () => {
+    const store = new MemoryEventStore()
+    const left = await startCluster(1, { plugins: [journalPlugin({ store }), virtualActorsPlugin()] })
+    const right = await startCluster(1, { plugins: [journalPlugin({ store }), virtualActorsPlugin()] })
+    try {
+      for (const s of [...left.systems, ...right.systems]) s.virtualActors.host(Wallet, (id) => new Wallet(id))
+      const l = left.systems[0]!.virtualActors.get(Wallet, 'split')
+      const r = right.systems[0]!.virtualActors.get(Wallet, 'split')
+      // Both activate and recover the same (empty) history.
+      expect([await l.balance(), await r.balance()]).toEqual([0, 0])
+      expect((await l.deposit(10)).balance).toBe(10)
+      // The other activation's next event takes the same sequence number: the journal refuses it.
+      const refused = await r.deposit(5).catch((e: unknown) => e)
+      expect(refused).toBeInstanceOf(JournalConflictError)
+      // That activation stopped; the next call activates afresh, recovers what was written, and goes on.
+      await eventually(async () => expect((await r.deposit(5)).balance).toBe(15), { timeoutMs: 5000 })
+      expect((await store.read('wallet-split', 1)).map((e) => e.seq)).toEqual([1, 2])
+    } finally {
+      await left.shutdown()
+      await right.shutdown()
+    }
+  })
+
   it('idle activations are deactivated; the next call activates again', async () => {
     const systems = await cluster(1, { idleTimeout: 300 })
     const s = systems[0]!
@@ -261,6 +289,36 @@ describe('virtual actors', () => {
       await eventually(async () => expect(await ref.ping()).toBe('pong'), { timeoutMs: 5000 })
     },
   )
+
+  it('with a lease store, a node serves only while it holds its lease: a store outage holds calls, its end serves them', async () => {
+    const store = new MemoryLeaseStore()
+    const systems = await cluster(2, { lease: { store, ttl: 600 } })
+    const [a, b] = systems as [ClusterSystem, ClusterSystem]
+    await eventually(() => expect(systems.every((s) => s.virtualActors.status().leaseEpoch !== undefined)).toBe(true), { timeoutMs: 5000 })
+    const refs = Array.from({ length: 10 }, (_, i) => a.virtualActors.get(Player, `leased-${i}`))
+    for (const r of refs) expect((await r.hello()).calls).toBe(1)
+    store.setAvailable(false)
+    // Renewals fail; each node's term runs out by its own clock: it deactivates everything and serves nothing.
+    await eventually(
+      () => {
+        for (const s of systems) expect(s.virtualActors.status().leaseEpoch).toBeUndefined()
+        expect(journal.filter((j) => j.includes(' -leased-'))).toHaveLength(10)
+      },
+      { timeoutMs: 5000 },
+    )
+    const held = refs.map((r) => r.hello())
+    let settled = 0
+    for (const p of held) void p.then(() => settled++, () => settled++)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(settled).toBe(0)
+    store.setAvailable(true)
+    const answers = await Promise.all(held)
+    expect(answers.every((x) => x.calls === 1)).toBe(true) // new activations
+    expect(journal.filter((j) => j.includes(' +leased-'))).toHaveLength(20)
+    expect(b.virtualActors.status().leaseEpoch).toBeDefined()
+    expect(() => virtualActorsPlugin({ lease: { store: {} as never } })).toThrow(ConfigError)
+    expect(() => virtualActorsPlugin({ lease: { store, ttl: 100 } })).toThrow(/at least 400 ms/)
+  })
 
   it('maxActive: activating one more deactivates the least recently used first', async () => {
     const systems = await cluster(1, { maxActive: 5 })

@@ -38,8 +38,10 @@ import {
   NodeUnreachableError,
   VirtualActorUnavailableError,
 } from '../errors.ts'
+import type { LeaseStore } from '../lease/Lease.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { ActivationBackoff } from './ActivationBackoff.ts'
+import { OwnerLeases } from './OwnerLeases.ts'
 import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
@@ -65,6 +67,15 @@ export interface VirtualActorsSettings {
    * and bursts of first calls could outgrow the heap before they go idle.
    */
   readonly maxActive?: number
+  /**
+   * A lease store (the SQLite or PostgreSQL event store shared by the nodes, or your own
+   * LeaseStore): each node then serves shards only while it holds its lease `virtual/owner/<uid>`
+   * (renewed every ttl/4), and a crashed or removed member's shards open elsewhere only once its
+   * lease has expired in the store. Protects against an owner frozen (GC, SIGSTOP, a stalled VM)
+   * longer than detection and the margin, whatever the clocks do. Default: none (the confirmation
+   * fence of docs/singleton.md alone). `ttl` default 8,000 ms.
+   */
+  readonly lease?: { readonly store: LeaseStore; readonly ttl?: number }
 }
 
 /** Options of one hosted type. */
@@ -96,6 +107,8 @@ export interface VirtualActorsStatus {
    * calls after a table change and traced calls. Warm calls through a ref go straight to the owner.
    */
   readonly forwarded: number
+  /** With a lease store: the epoch of this node's lease while it holds it (the fencing token of what it serves). */
+  readonly leaseEpoch: number | undefined
 }
 
 /** `system.virtualActors`. */
@@ -124,6 +137,11 @@ declare module '../system/Plugin.ts' {
 /** The virtual actors plugin; publishes `system.virtualActors`. */
 export function virtualActorsPlugin(settings: VirtualActorsSettings = {}): Plugin<VirtualActorsFacade> {
   const maxActive = settings.maxActive ?? 0
+  if (settings.lease !== undefined && typeof (settings.lease.store as Partial<LeaseStore> | undefined)?.acquireLease !== 'function')
+    throw new ConfigError('virtualActorsPlugin({ lease: { store } }): store must be a LeaseStore (a SqliteEventStore, a PostgresEventStore, a MemoryLeaseStore or your own).')
+  const ttl = settings.lease?.ttl ?? 8000
+  if (!(Number.isFinite(ttl) && ttl >= 400))
+    throw new ConfigError(`virtualActorsPlugin({ lease: { ttl: ${String(ttl)} } }): give at least 400 ms (default 8000); ttl should be several store round trips.`)
   if (!Number.isInteger(maxActive) || maxActive < 0)
     throw new ConfigError(`virtualActorsPlugin({ maxActive: ${String(settings.maxActive)} }): give a whole number of activations (0 or leave it out: unlimited).`)
   return {
@@ -229,6 +247,11 @@ class VirtualActors implements VirtualActorsFacade {
   readonly #maxActive: number
   /** Activations not asked to deactivate, over all groups. */
   #live = 0
+  /** With a lease store: this node's lease and the removed members' (OwnerLeases.ts). */
+  readonly #leases: OwnerLeases | undefined
+  /** Removed members whose lease is not yet known expired: still waited for, even once the cluster forgot them. */
+  readonly #leasePending = new Set<string>()
+  #leaseLapsed = false
 
   constructor(ctx: PluginContext, s: VirtualActorsSettings) {
     this.#ctx = ctx
@@ -240,6 +263,21 @@ class VirtualActors implements VirtualActorsFacade {
     this.#margin = s.downMargin ?? Math.max(2000, downing?.stableAfter ?? 0) + 2000
     this.#bufferSize = s.bufferSize ?? 10_000
     this.#maxActive = s.maxActive ?? 0
+    this.#leases =
+      s.lease && system.clustered
+        ? new OwnerLeases({
+            store: s.lease.store,
+            ttl: s.lease.ttl ?? 8000,
+            self: system.node.uid,
+            log: ctx.log,
+            onLost: (why) => this.#leaseLost(why),
+            onExpired: (uid) => {
+              this.#leasePending.delete(uid)
+              this.#membershipChanged()
+            },
+          })
+        : undefined
+    this.#leases?.ensureHeld()
     this.#cleanup.push(
       ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), { route: (id, local) => this.#refRoute(id, local) }),
     )
@@ -306,6 +344,7 @@ class VirtualActors implements VirtualActorsFacade {
       activations: this.activations,
       deactivations: this.deactivations,
       forwarded: this.#forwarded,
+      leaseEpoch: this.#leases?.epoch,
     }
   }
 
@@ -320,6 +359,7 @@ class VirtualActors implements VirtualActorsFacade {
       )
     this.#waiting = []
     for (const g of this.#groups.values()) g.held.clear()
+    await this.#leases?.stop()
   }
 
   /** An activation ended (deactivated, or stopped by itself): forget it; a draining shard may be done. */
@@ -433,7 +473,7 @@ class VirtualActors implements VirtualActorsFacade {
     switch (g.ownership.admit(shard)) {
       case 'deliver':
         // Serving needs this node's side to confirm it (as a singleton host does); meanwhile hold.
-        return this.#confirmed() ? this.#deliver(g, h, shard) : this.#hold(g, shard, h)
+        return this.#mayServe() ? this.#deliver(g, h, shard) : this.#hold(g, shard, h)
       case 'hold':
         return this.#hold(g, shard, h)
       case 'elsewhere':
@@ -538,7 +578,36 @@ class VirtualActors implements VirtualActorsFacade {
     }
   }
 
-  // ── confirmation (the fence of docs/singleton.md, per node) ─────────────────
+  // ── confirmation (the fence of docs/singleton.md, per node) and the lease ────
+
+  /** Whether this node may serve its open shards now: confirmed by a side that stays, and holding its lease (if any). */
+  #mayServe(): boolean {
+    return this.#confirmed() && (this.#leases?.valid() ?? true)
+  }
+
+  /** Why a call may not start on an activation here now, or undefined if it may. */
+  #whyNotServing(): string | undefined {
+    if (!this.#confirmed()) return 'its node is not confirmed by a side of the cluster that stays'
+    if (this.#leases && !this.#leases.valid()) return 'its node does not hold its virtual-actor lease'
+    return undefined
+  }
+
+  #leaseLost(why: string): void {
+    if (this.#stopped) return
+    this.#leaseLapsed = true
+    this.#ctx.log.warn({ why }, 'virtual-actor lease lost: deactivating every virtual actor here until it is held again')
+    for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+    this.#leases!.ensureHeld()
+  }
+
+  /** Delivers the calls held for open shards (serving resumed). */
+  #reopenHeld(): void {
+    for (const g of this.#groups.values())
+      this.#open(
+        g,
+        [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'),
+      )
+  }
 
   /** Until when (cluster clock) heartbeat answers confirm this node's side. */
   #confirmedUntil = Number.NEGATIVE_INFINITY
@@ -560,11 +629,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (now < this.#confirmedUntil) {
       if (this.#confirmation === 'lapsed') {
         this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-        for (const g of this.#groups.values())
-          this.#open(
-            g,
-            [...g.held.keys()].filter((s) => g.ownership.admit(s) === 'deliver'),
-          )
+        this.#reopenHeld()
       }
       this.#confirmation = 'confirmed'
       return true
@@ -622,7 +687,7 @@ class VirtualActors implements VirtualActorsFacade {
     this.#live++
     if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)
     // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
-    this.#ctx.actors.guard(target.id, () => (this.#confirmed() ? undefined : 'its node is not confirmed by a side of the cluster that stays'))
+    this.#ctx.actors.guard(target.id, () => this.#whyNotServing())
     // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
     void this.#ctx.system.watch(this.#ctx.actors.refOf(target.id)).then(
       () => this.#ended(target.id),
@@ -710,9 +775,17 @@ class VirtualActors implements VirtualActorsFacade {
    * member downed but not yet removed still counts: its side may be serving until it learns.
    */
   #groupMembers(role: string | undefined): Array<{ uid: string; present: boolean }> {
-    return this.#members()
+    const leases = this.#leases
+    const out = this.#members()
       .filter((m) => role === undefined || m.roles.includes(role))
-      .map((m) => ({ uid: m.node.uid, present: m.status !== 'removed' }))
+      .map((m) => {
+        // With leases, a removed member counts until its lease is known expired in the store.
+        const waitLease = leases !== undefined && m.status === 'removed' && m.node.uid !== this.#self && !leases.expired(m.node.uid)
+        if (waitLease) this.#leasePending.add(m.node.uid)
+        return { uid: m.node.uid, present: m.status !== 'removed' || waitLease }
+      })
+    for (const uid of this.#leasePending) if (!out.some((m) => m.uid === uid)) out.push({ uid, present: true })
+    return out
   }
 
   #members(): readonly ClusterMember[] {
@@ -885,6 +958,14 @@ class VirtualActors implements VirtualActorsFacade {
   #tick(): void {
     if (this.#stopped) return
     this.#confirmed() // a lapse deactivates at once, not at the next call
+    if (this.#leases) {
+      this.#leases.ensureHeld()
+      if (this.#leaseLapsed && this.#leases.valid()) {
+        this.#leaseLapsed = false
+        this.#reopenHeld()
+      }
+      this.#leases.probe(this.#leasePending)
+    }
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
     this.#decide()
