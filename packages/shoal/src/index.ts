@@ -112,7 +112,18 @@ export { ReceptionKey } from './receptionist/ReceptionKey.ts'
 export { type AllocationStrategy, leaderMember, oldestMember } from './singleton/Allocation.ts'
 export type { SingletonFactory, SingletonStatus } from './singleton/SingletonManager.ts'
 export { type SingletonFacade, type SingletonOptions, type SingletonSettings, singletonPlugin } from './singleton/SingletonPlugin.ts'
-export type { ControlChannel, Invocation, LocalTarget, Plugin, PluginActors, PluginCalls, PluginContext, PluginFacades, PluginNodes, Route } from './system/Plugin.ts'
+export type {
+  ControlChannel,
+  Invocation,
+  LocalTarget,
+  Plugin,
+  PluginActors,
+  PluginCalls,
+  PluginContext,
+  PluginFacades,
+  PluginNodes,
+  Route,
+} from './system/Plugin.ts'
 export {
   type VirtualActorsFacade,
   type VirtualActorsSettings,

@@ -1,6 +1,7 @@
 /** ActivationBackoff (pure): waits that double from the base to the max, forgetting on success, a bounded memory. */
-import { ActivationBackoff } from '../src/virtual/ActivationBackoff.ts'
+
 import { describe, expect, it } from 'vitest'
+import { ActivationBackoff } from '../src/virtual/ActivationBackoff.ts'
 
 describe('ActivationBackoff', () => {
   it('lets an id activate until it fails; then waits base, 2×base, … up to max', () => {

@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { ClusterSystem, DistributedActor, ErrorCode, NodeUnreachableError } from 'shoal'
-import { afterEach, expect, test } from 'vitest'
 import { decodeCall, encodeReply, FrameType } from 'shoal/internal'
+import { afterEach, expect, test } from 'vitest'
 import { codec, RawPeer } from './support/rawPeer.ts'
 
 const SECRET = randomBytes(32).toString('hex')

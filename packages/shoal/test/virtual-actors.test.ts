@@ -7,9 +7,9 @@ import {
   ClusterSystem,
   ConfigError,
   DistributedActor,
-  JournalConflictError,
   distributed,
   EventSourcedActor,
+  JournalConflictError,
   journalPlugin,
   MemoryEventStore,
   MemoryLeaseStore,
@@ -308,7 +308,11 @@ describe('virtual actors', () => {
     )
     const held = refs.map((r) => r.hello())
     let settled = 0
-    for (const p of held) void p.then(() => settled++, () => settled++)
+    for (const p of held)
+      void p.then(
+        () => settled++,
+        () => settled++,
+      )
     await new Promise((r) => setTimeout(r, 500))
     expect(settled).toBe(0)
     store.setAvailable(true)

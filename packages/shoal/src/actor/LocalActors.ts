@@ -403,11 +403,7 @@ export class LocalActors implements CellHost {
    * Registers a resolver for every incarnation-0 path under `prefix` that has no exact well-known
    * target; returns the unregister function. Throws ConfigError if the prefix is taken.
    */
-  registerWellKnownPrefix(
-    prefix: string,
-    resolve: (path: string) => LocalTarget | undefined,
-    route?: (id: ActorId, local: Route) => Route,
-  ): () => void {
+  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined, route?: (id: ActorId, local: Route) => Route): () => void {
     if (this.#prefixes.has(prefix)) throw new ConfigError(`Well-known prefix ${prefix} is taken on this node.`)
     const entry: PrefixResolver = { resolve, route }
     this.#prefixes.set(prefix, entry)

@@ -453,8 +453,7 @@ export class Transport {
     // Calls written on the replaced connection may never arrive (it can sit in retransmission
     // while the new one gets through): they fail now as if the connection were lost, instead of
     // waiting out their timeout. Its own close event will find it no longer the association's.
-    if (oldConn && oldConn !== conn && oldConn.peer?.uid === peer.uid)
-      this.#handler.associationLost(assoc, peer, 'superseded by a newer connection', false)
+    if (oldConn && oldConn !== conn && oldConn.peer?.uid === peer.uid) this.#handler.associationLost(assoc, peer, 'superseded by a newer connection', false)
     conn.association = assoc
     assoc.established(conn, peer)
     this.#handler.metrics.associations(this.associationCount)

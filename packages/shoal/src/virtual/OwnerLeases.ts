@@ -70,7 +70,8 @@ export class OwnerLeases {
     this.#keeper
       .acquire()
       .then((epoch) => {
-        if (epoch === undefined) this.#o.log.warn({ lease: ownerLeaseName(this.#o.self), store: this.#o.store.name }, 'virtual actors: own lease held by another owner')
+        if (epoch === undefined)
+          this.#o.log.warn({ lease: ownerLeaseName(this.#o.self), store: this.#o.store.name }, 'virtual actors: own lease held by another owner')
         else this.#o.log.info({ epoch }, 'virtual actors: serving under lease')
       })
       .catch((err: unknown) => this.#o.log.warn({ err, store: this.#o.store.name }, 'virtual actors: could not take this node’s lease; serving waits'))

@@ -138,12 +138,18 @@ declare module '../system/Plugin.ts' {
 export function virtualActorsPlugin(settings: VirtualActorsSettings = {}): Plugin<VirtualActorsFacade> {
   const maxActive = settings.maxActive ?? 0
   if (settings.lease !== undefined && typeof (settings.lease.store as Partial<LeaseStore> | undefined)?.acquireLease !== 'function')
-    throw new ConfigError('virtualActorsPlugin({ lease: { store } }): store must be a LeaseStore (a SqliteEventStore, a PostgresEventStore, a MemoryLeaseStore or your own).')
+    throw new ConfigError(
+      'virtualActorsPlugin({ lease: { store } }): store must be a LeaseStore (a SqliteEventStore, a PostgresEventStore, a MemoryLeaseStore or your own).',
+    )
   const ttl = settings.lease?.ttl ?? 8000
   if (!(Number.isFinite(ttl) && ttl >= 400))
-    throw new ConfigError(`virtualActorsPlugin({ lease: { ttl: ${String(ttl)} } }): give at least 400 ms (default 8000); ttl should be several store round trips.`)
+    throw new ConfigError(
+      `virtualActorsPlugin({ lease: { ttl: ${String(ttl)} } }): give at least 400 ms (default 8000); ttl should be several store round trips.`,
+    )
   if (!Number.isInteger(maxActive) || maxActive < 0)
-    throw new ConfigError(`virtualActorsPlugin({ maxActive: ${String(settings.maxActive)} }): give a whole number of activations (0 or leave it out: unlimited).`)
+    throw new ConfigError(
+      `virtualActorsPlugin({ maxActive: ${String(settings.maxActive)} }): give a whole number of activations (0 or leave it out: unlimited).`,
+    )
   return {
     name: 'virtual-actors',
     facade: 'virtualActors',
@@ -278,9 +284,7 @@ class VirtualActors implements VirtualActorsFacade {
           })
         : undefined
     this.#leases?.ensureHeld()
-    this.#cleanup.push(
-      ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), { route: (id, local) => this.#refRoute(id, local) }),
-    )
+    this.#cleanup.push(ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), { route: (id, local) => this.#refRoute(id, local) }))
     ctx.control.onControl(ControlKind.VirtualActors, (from, body) => this.#onMessage(from, body))
     if (system.clustered) {
       this.#cleanup.push(system.cluster.subscribe(() => this.#membershipChanged()))
@@ -676,7 +680,9 @@ class VirtualActors implements VirtualActorsFacade {
       this.#backoff.failed(h.path, err, this.#now())
       h.inv.fail(
         markNotDelivered(
-          new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(err)}. The next call after the backoff tries again.`, { cause: err }),
+          new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(err)}. The next call after the backoff tries again.`, {
+            cause: err,
+          }),
         ),
       )
       return undefined

@@ -81,7 +81,14 @@ if (values.json)
   writeFileSync(
     values.json,
     JSON.stringify(
-      rounds.map((r) => ({ seed: r.seed, faults: r.faults, incarnations: r.incarnations, recoveredMs: r.recoveredMs, calls: r.check.calls, violations: r.check.violations })),
+      rounds.map((r) => ({
+        seed: r.seed,
+        faults: r.faults,
+        incarnations: r.incarnations,
+        recoveredMs: r.recoveredMs,
+        calls: r.check.calls,
+        violations: r.check.violations,
+      })),
       null,
       2,
     ),

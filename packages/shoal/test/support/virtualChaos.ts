@@ -159,8 +159,7 @@ export async function virtualChaosRound(lab: NetnsLab, s: VirtualChaosSettings):
     await v.start(0, undefined)
     for (let i = 1; i < N; i++) await v.start(i, 0)
     const formedAt = Date.now()
-    if (!(await waitUntil(90_000, () => v.servedEverywhere(formedAt))))
-      throw new Error('virtual chaos: the cluster never served every id on every node')
+    if (!(await waitUntil(90_000, () => v.servedEverywhere(formedAt)))) throw new Error('virtual chaos: the cluster never served every id on every node')
     const begin = Date.now()
     while (Date.now() - begin < s.durationMs) {
       await fault(v, lab, { between, pick, note })

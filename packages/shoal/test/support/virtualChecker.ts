@@ -103,8 +103,7 @@ function answeredInside(served: readonly Served[], activations: readonly Activat
   for (const s of served) {
     const a = byAct.get(s.act)
     if (!a) out.push(`${s.id}: a call from ${s.caller} was answered by activation ${s.act}, never logged`)
-    else if (s.at < a.from || s.at > a.to)
-      out.push(`${s.id}: activation ${s.act} on ${a.proc} answered at ${s.at}, outside its interval [${a.from}, ${a.to}]`)
+    else if (s.at < a.from || s.at > a.to) out.push(`${s.id}: activation ${s.act} on ${a.proc} answered at ${s.at}, outside its interval [${a.from}, ${a.to}]`)
   }
   return out
 }
@@ -126,7 +125,8 @@ function servingOverlaps(served: readonly Served[]): string[] {
 
 function intervalOverlaps(activations: readonly ActivationInterval[]): string[] {
   return pairsOverlapping(activations).map(
-    ([a, b]) => `${a.id}: activations ${a.act} on ${a.proc} and ${b.act} on ${b.proc} were active together for ${Math.min(a.to, b.to) - Math.max(a.from, b.from)} ms`,
+    ([a, b]) =>
+      `${a.id}: activations ${a.act} on ${a.proc} and ${b.act} on ${b.proc} were active together for ${Math.min(a.to, b.to) - Math.max(a.from, b.from)} ms`,
   )
 }
 
