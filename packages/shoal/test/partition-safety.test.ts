@@ -34,6 +34,15 @@ describe.skipIf(!nft.ok)(title, () => {
     expect(r.okAfterHeal.filter((o) => o.ms !== undefined && o.ms <= 5000).length, describeResult(r)).toBeGreaterThanOrEqual(3)
   }, 240_000)
 
+  it('a 2 s / 2 s flapping link downs nobody, whichever side the host is on', async () => {
+    lab = await NetnsLab.create(5)
+    const r = await flapScenario(lab, { host: 4, cutMs: 2000, upMs: 2000, durationMs: 16_000, afterMs: 6000 })
+    console.log(`flap 2 s / 2 s:\n${describeResult(r)}`)
+    expect(r.downed, describeResult(r)).toEqual([])
+    expect(r.exits, describeResult(r)).toEqual([])
+    expect(r.overlaps, describeResult(r)).toEqual([])
+  }, 240_000)
+
   it('a bridge partition ({0,1}×{3,4}, 2 reaches all) is resolved within 15 s, and calls work within 5 s of the heal', async () => {
     lab = await NetnsLab.create(5)
     const r = await bridgeScenario(lab, { host: 0, durationMs: 20_000, afterMs: 8000 })

@@ -140,6 +140,11 @@ describe('confirmedUntil', () => {
     // Two left: keep-majority's tie goes to the lowest address, so 1 stays alone and 2 needs 1.
     expect(confirmedUntil(uid(1), shrunk, at({}), keepMajority(), 4000)).toBe(Number.POSITIVE_INFINITY)
     expect(confirmedUntil(uid(2), shrunk, at({ 1: 700 }), keepMajority(), 4000)).toBe(4700)
+    // A node that is itself down, removed or gone from the view is never confirmed, whoever answers
+    // (a woken node that learned it was removed must not serve in the second before it shuts down).
+    expect(confirmedUntil(uid(3), shrunk, at({ 1: 700, 2: 700 }), keepMajority(), 4000)).toBe(Number.NEGATIVE_INFINITY)
+    expect(confirmedUntil(uid(4), shrunk, at({ 1: 700, 2: 700 }), keepMajority(), 4000)).toBe(Number.NEGATIVE_INFINITY)
+    expect(confirmedUntil(uid(6), five, at({ 1: 700, 2: 700, 3: 700 }), keepMajority(), 4000)).toBe(Number.NEGATIVE_INFINITY)
   })
 
   it('keep-oldest needs the oldest; static-quorum its quorum; none and timeout never fence', () => {

@@ -23,7 +23,7 @@ afterEach(async () => {
 describe.skipIf(!nft.ok)(`virtual actors under seeded faults${nft.ok ? '' : ` — skipped: ${why}`}`, () => {
   it('a 40 s round: one activation per id throughout, every id served again after the heal', async () => {
     lab = await NetnsLab.create(5)
-    const r = await virtualChaosRound(lab, { seed: 20261206, durationMs: 40_000 })
+    const r = await virtualChaosRound(lab, { seed: 20261206, durationMs: 40_000, logDir: process.env.SHOAL_CHAOS_LOGS })
     console.log(`virtual chaos:\n${describeVirtualRound(r)}`)
     expect(r.faults.length, describeVirtualRound(r)).toBeGreaterThanOrEqual(2)
     expect(r.check.calls.ok, describeVirtualRound(r)).toBeGreaterThan(1000)

@@ -603,9 +603,12 @@ export class Cluster {
     if (this.#leader !== this.self.uid) return
     const present = [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
     if (present.every((m) => this.#reachable(m.node.uid))) return this.#runIndirectDowning()
-    // A member whose heartbeats answered moments ago talks to this node: SWIM's suspicion of it lags
-    // (a refutation takes a round of gossip; a flapping link can outpace it). Not unreachable here.
-    const talking = (uid: string): boolean => this.#reachable(uid) || this.#answeredRecently(uid)
+    // A member whose heartbeats answered moments ago, or that this node heard from directly within
+    // stableAfter, talks to this node: SWIM's suspicion of it lags (a refutation takes a round of
+    // gossip; a flapping link can outpace it, and a connection being replaced can miss a short up
+    // window). Not unreachable here. A member cut off for real has been silent longer than that by
+    // the time the view has been stable for stableAfter, so this costs a real partition nothing.
+    const talking = (uid: string): boolean => this.#reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)
     if (present.every((m) => talking(m.node.uid))) return
     const now = Date.now()
     const stableFor = now - this.#viewChangedAt
@@ -739,6 +742,18 @@ export class Cluster {
     if (msg.status === 'down' || msg.status === 'removed') this.learnedDown(`${formatNode(from)} answers that this node is ${msg.status}`)
   }
 
+  /** Whether a message came straight from member `uid` (SWIM, or a heartbeat answer) within the last `ms`. */
+  #heardWithin(uid: string, ms: number): boolean {
+    const m = this.#gossip.members.get(uid)
+    if (!m) return false
+    const swim = this.#swim.instance
+    const heard = Math.max(
+      swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid }) ?? -Infinity,
+      this.#beats.answeredAt(uid) ?? -Infinity,
+    )
+    return swim.now() - heard < ms
+  }
+
   /** Whether `uid` answered a heartbeat sent within the last two intervals. */
   #answeredRecently(uid: string): boolean {
     const at = this.#beats.answeredAt(uid)
@@ -820,9 +835,12 @@ export class Cluster {
    * Until when (on {@link now}'s clock) this node's side is confirmed by heartbeat answers no older
    * than `window` ms: see `confirmedUntil` in Downing.ts. `notBefore`: ignore confirmations
    * of heartbeats sent before it (a host that fenced must hear afresh). For hosts of singletons and
-   * shards; +Infinity with a strategy that never downs a side (none, timeout).
+   * shards; +Infinity with a strategy that never downs a side (none, timeout). -Infinity once this
+   * node is down or removed, whatever members still answer: it is on no side that stays.
    */
   confirmedUntil(window: number, notBefore = Number.NEGATIVE_INFINITY): number {
+    const self = this.#gossip.members.get(this.self.uid)
+    if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     return confirmedUntil(
       this.self.uid,

@@ -263,6 +263,9 @@ export function confirmedUntil(
   strategy: DowningStrategy,
   window: number,
 ): number {
+  // A node downed or removed (or missing from the view) is on no side that stays, whoever answers.
+  const me = members.find((m) => m.node.uid === self)
+  if (!me || me.status === 'down' || me.status === 'removed') return Number.NEGATIVE_INFINITY
   const others = members
     .filter((m) => m.node.uid !== self)
     .map((m) => ({ m, at: confirmedAt(m.node.uid) }))
