@@ -58,6 +58,8 @@ export class LocalActors implements CellHost {
   readonly #prefixes = new Map<string, PrefixResolver>()
   /** Cells whose refs (`self`, and the actor sent in a call) are another id's: a virtual actor's. */
   readonly #publicRefs = new WeakMap<ActorCell, unknown>()
+  /** What to call when a cell made by `spawnAt` has stopped (the service that made it forgets it). */
+  readonly #onStopped = new Map<ActorCell, () => void>()
   #invoker: Invoker | undefined
   #watch: CellWatch | undefined
   #pathCounter = 0
@@ -107,6 +109,11 @@ export class LocalActors implements CellHost {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
     publishActorStop(this.#host.node(), cell.id, cell.info.name, cell.endReason)
     this.#host.cellStopped(cell)
+    const onStopped = this.#onStopped.get(cell)
+    if (onStopped) {
+      this.#onStopped.delete(cell)
+      onStopped()
+    }
   }
 
   onActorError(cell: ActorCell, where: string, error: unknown): void {
@@ -138,7 +145,7 @@ export class LocalActors implements CellHost {
    * call become (a virtual actor's id-addressed ref). Throws ConfigError if the path is taken or
    * `create` returns something else; rethrows what the constructor throws.
    */
-  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicRef: unknown): ActorCell {
+  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicRef: unknown, onStopped?: () => void): ActorCell {
     if (this.#actors.has(path)) throw new ConfigError(`Actor path ${path} is taken on this node.`)
     const info = actorClassInfo(Class)
     return this.#spawn(
@@ -150,15 +157,18 @@ export class LocalActors implements CellHost {
         return actor
       },
       publicRef,
+      onStopped,
     )
   }
 
-  #spawn(path: string, info: ReturnType<typeof actorClassInfo>, create: () => DistributedActor, publicRef: unknown): ActorCell {
+  #spawn(path: string, info: ReturnType<typeof actorClassInfo>, create: () => DistributedActor, publicRef: unknown, onStopped?: () => void): ActorCell {
     const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
     const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info)
     if (publicRef !== undefined) this.#publicRefs.set(cell, publicRef)
     cell.actor = withConstructingCell(cell, create)
     this.#actors.set(path, cell)
+    // Before begin: an onStart that throws at once stops the cell within it.
+    if (onStopped) this.#onStopped.set(cell, onStopped)
     publishActorSpawn(this.#host.node(), cell.id, info.name)
     cell.begin()
     return cell

@@ -589,6 +589,9 @@ class VirtualActors implements VirtualActorsFacade {
     return this.#confirmed() && (this.#leases?.valid() ?? true)
   }
 
+  /** The guard every activation shares (one closure, not one per activation). */
+  readonly #guardCheck = (): string | undefined => this.#whyNotServing()
+
   /** Why a call may not start on an activation here now, or undefined if it may. */
   #whyNotServing(): string | undefined {
     if (!this.#confirmed()) return 'its node is not confirmed by a side of the cluster that stays'
@@ -673,9 +676,18 @@ class VirtualActors implements VirtualActorsFacade {
     }
     const publicRef = this.#ctx.actors.refOf(virtualActorId(h.type, h.id), entry.Class)
     let target: LocalTarget & { readonly id: ActorId }
+    // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way. An onStart
+    // that throws at once stops it before spawnAt returns: remembered, handled once it is listed.
+    let id: ActorId | undefined
+    let stoppedEarly = false
+    const onStopped = (): void => {
+      if (id) this.#ended(id)
+      else stoppedEarly = true
+    }
     try {
       const factory = entry.factory
-      target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef)
+      target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef, onStopped)
+      id = target.id
     } catch (err) {
       this.#backoff.failed(h.path, err, this.#now())
       h.inv.fail(
@@ -693,12 +705,8 @@ class VirtualActors implements VirtualActorsFacade {
     this.#live++
     if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)
     // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
-    this.#ctx.actors.guard(target.id, () => this.#whyNotServing())
-    // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way.
-    void this.#ctx.system.watch(this.#ctx.actors.refOf(target.id)).then(
-      () => this.#ended(target.id),
-      () => undefined,
-    )
+    this.#ctx.actors.guard(target.id, this.#guardCheck)
+    if (stoppedEarly) this.#ended(target.id)
     return a
   }
 
