@@ -314,6 +314,7 @@ class VirtualActors implements VirtualActorsFacade {
       this.#self,
       [...this.#types.values()].filter((t) => t.factory).map((t) => ({ type: t.type, role: t.role })),
     )
+    this.#roles.clear()
     this.#groupOf(options.role)
     this.#announce(this.#otherMembers())
     this.#decide()
@@ -454,9 +455,26 @@ class VirtualActors implements VirtualActorsFacade {
       shard: shardOf(parsed.type, parsed.id, this.#shards),
       ownerUid: undefined,
       ownerRef: undefined,
-      deliver: (inv, method) => this.#route({ router, type: parsed.type, id: parsed.id, path, inv, method, since: Date.now() }),
+      deliver: (inv, method) => this.#routeCall(router, inv, method),
     }
     return router
+  }
+
+  /**
+   * A call through a router. The common case, a call from another node to an activation of an open
+   * shard of this node's, is delivered at once, after the same checks as `#route`; anything else
+   * takes `#route`.
+   */
+  #routeCall(router: Router, inv: Invocation, method: MethodInfo | undefined): void {
+    if (inv.from !== undefined && !this.#stopped) {
+      const role = this.#roleOf(router.type)
+      const g = role && this.#groups.get(roleKey(role.role))
+      if (g && g.ownership.table?.owners[router.shard] === this.#self && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe()) {
+        const a = g.activations.get(router.path)
+        if (a?.target.alive) return this.#deliverTo(g, a, router.path, inv, method)
+      }
+    }
+    this.#route({ router, type: router.type, id: router.id, path: router.path, inv, method, since: Date.now() })
   }
 
   #route(h: Held): void {
@@ -485,13 +503,24 @@ class VirtualActors implements VirtualActorsFacade {
     }
   }
 
-  /** The type's role, from this node's host call or a host's announcement; undefined if no node hosts it (yet). */
+  /** The type's role, from this node's host call or a host's announcement; undefined if no node hosts it (yet). Cached until hosts change. */
   #roleOf(type: string): { role: string | undefined } | undefined {
+    if (this.#roles.has(type)) return this.#roles.get(type)
+    const role = this.#findRole(type)
+    if (this.#roles.size >= MAX_ROUTERS) this.#roles.clear()
+    this.#roles.set(type, role)
+    return role
+  }
+
+  #findRole(type: string): { role: string | undefined } | undefined {
     const own = this.#types.get(type)
     if (own?.factory) return { role: own.role }
     for (const list of this.#hostsOf.values()) for (const t of list) if (t.type === type) return { role: t.role }
     return undefined
   }
+
+  /** Roles by type, as `#findRole` found them; cleared whenever a node's hosted types change. */
+  readonly #roles = new Map<string, { role: string | undefined } | undefined>()
 
   #forward(h: Held, owner: string): void {
     const r = h.router
@@ -520,15 +549,19 @@ class VirtualActors implements VirtualActorsFacade {
       a = made
       return a.target.deliver(this.#firstCall(h), h.method)
     }
+    // A call from this node comes back here if the activation refuses it before it ran (sealed for
+    // a move, or its guard): routed again, not failed. One from elsewhere goes back to its router.
+    this.#deliverTo(g, a, h.path, h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
+  }
+
+  #deliverTo(g: Group, a: Activation, path: string, inv: Invocation, method: MethodInfo | undefined): void {
     a.lastUsed = Date.now()
     if (this.#maxActive > 0) {
       // Most recently used last: the map's order is the eviction order.
-      g.activations.delete(h.path)
-      g.activations.set(h.path, a)
+      g.activations.delete(path)
+      g.activations.set(path, a)
     }
-    // A call from this node comes back here if the activation refuses it before it ran (sealed for
-    // a move, or its guard): routed again, not failed. One from elsewhere goes back to its router.
-    a.target.deliver(h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
+    a.target.deliver(inv, method)
   }
 
   /**
@@ -937,6 +970,7 @@ class VirtualActors implements VirtualActorsFacade {
     }
     if (msg.kind === 'hosts') {
       this.#hostsOf.set(from.uid, msg.types)
+      this.#roles.clear()
       for (const t of msg.types) this.#groupOf(t.role)
       this.#membershipChanged()
       this.#retrySoon()
