@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { SqliteEventStore } from '@shoal/journal-sqlite'
 import { ClusterSystem, DistributedActor, distributed, EventSourcedActor, journalPlugin, virtualActorsPlugin } from 'shoal'
 import { emptyTable, nextTable, shardOf } from '../../../packages/shoal/src/virtual/ShardTable.ts'
-import { closedLoop, FULL_TIMING, QUICK_TIMING, type Timing } from '../harness.ts'
+import { closedLoop, FULL_TIMING, type LoadResult, QUICK_TIMING, type Timing } from '../harness.ts'
 
 const quick = process.argv.includes('--quick')
 const timing: Timing = quick ? QUICK_TIMING : FULL_TIMING
@@ -65,11 +65,10 @@ async function ready(systems: ClusterSystem[]): Promise<void> {
   throw new Error('virtual actors never became ready')
 }
 
-/** Activations per second: each call goes to a fresh id. */
-async function activations(system: ClusterSystem, Class: typeof Tiny | typeof Ledger, prefix: string): Promise<number> {
+/** Activations per second (and the run's latencies): each call goes to a fresh id. */
+async function activations(system: ClusterSystem, Class: typeof Tiny | typeof Ledger, prefix: string): Promise<LoadResult> {
   let next = 0
-  const r = await closedLoop(() => system.virtualActors.get(Class, `${prefix}-${next++}`).ping(), undefined, 100, timing)
-  return r.callsPerSec
+  return closedLoop(() => system.virtualActors.get(Class, `${prefix}-${next++}`).ping(), undefined, 100, timing)
 }
 
 const rows: Array<{ what: string; value: string; target: string; verdict: string }> = []
@@ -83,7 +82,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
   const s = await ClusterSystem.start(settings([virtualActorsPlugin()]))
   s.virtualActors.host(Tiny, (id) => new Tiny(id))
   await ready([s])
-  const rate = await activations(s, Tiny, 'local')
+  const rate = (await activations(s, Tiny, 'local')).callsPerSec
   row('first-call activations/s, one node, 100 in flight', fmt(rate), '≥ 60,000', rate >= 60_000)
   await s.shutdown()
 }
@@ -95,7 +94,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
   const s = await ClusterSystem.start(settings([journalPlugin({ store }), virtualActorsPlugin()]))
   s.virtualActors.host(Ledger, (id) => new Ledger(id))
   await ready([s])
-  const rate = await activations(s, Ledger, 'es')
+  const rate = (await activations(s, Ledger, 'es')).callsPerSec
   row('first-call activations/s, event-sourced on SQLite, 100 in flight', fmt(rate), '≥ 5,000', rate >= 5000)
   await s.shutdown()
   await store.close()
@@ -109,13 +108,26 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
   const caller = await ClusterSystem.start(settings([virtualActorsPlugin()], [`127.0.0.1:${host.node.endpoint.port}`]))
   await caller.cluster.joined()
   await ready([host, caller])
-  const rate = await activations(caller, Tiny, 'remote')
+  const plainId = host.spawn(Tiny, 'plain').id
+  const first = await activations(caller, Tiny, 'remote')
+  const rate = first.callsPerSec
   row('first-call activations/s, across nodes, 100 in flight', fmt(rate), '≥ 20,000', rate >= 20_000)
+  {
+    const plainRef = caller.resolve(Tiny, plainId)
+    const plainAt100 = await closedLoop(() => plainRef.ping(), undefined, 100, timing)
+    const ratio = first.p99Ms / plainAt100.p99Ms
+    row(
+      `first-call p99 across nodes at 100 in flight (÷ plain remote p99 ${plainAt100.p99Ms.toFixed(2)} ms)`,
+      `${first.p99Ms.toFixed(2)} ms (${ratio.toFixed(2)}×)`,
+      '≤ 1.5×',
+      ratio <= 1.5,
+    )
+  }
 
   const warmIds = Array.from({ length: 1000 }, (_, i) => `warm-${i}`)
   await Promise.all(warmIds.map((id) => caller.virtualActors.get(Tiny, id).ping()))
   const refs = warmIds.map((id) => caller.virtualActors.get(Tiny, id))
-  const plain = caller.resolve(Tiny, host.spawn(Tiny, 'plain').id)
+  const plain = caller.resolve(Tiny, plainId)
   for (const inFlight of [1, 10, 100]) {
     let i = 0
     const warm = await closedLoop(() => refs[i++ % refs.length]!.ping(), undefined, inFlight, timing)
