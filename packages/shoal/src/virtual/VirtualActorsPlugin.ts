@@ -248,6 +248,8 @@ class VirtualActors implements VirtualActorsFacade {
   activations = 0
   deactivations = 0
   #forwarded = 0
+  /** `Date.now()` at the next tick, updated each tick: what a call stamps as its activation's last use. */
+  #usedClock = Date.now() + TICK
   /** Ids whose last activation failed, and when the next may be tried. */
   readonly #backoff = new ActivationBackoff()
   readonly #maxActive: number
@@ -314,7 +316,7 @@ class VirtualActors implements VirtualActorsFacade {
       this.#self,
       [...this.#types.values()].filter((t) => t.factory).map((t) => ({ type: t.type, role: t.role })),
     )
-    this.#roles.clear()
+    this.#hostsChanged()
     this.#groupOf(options.role)
     this.#announce(this.#otherMembers())
     this.#decide()
@@ -427,8 +429,7 @@ class VirtualActors implements VirtualActorsFacade {
       {
         ownerRoute: () => {
           if (this.#stopped) return undefined
-          const role = this.#roleOf(parsed.type)
-          const owner = role && this.#groups.get(roleKey(role.role))?.ownership.table?.owners[shard]
+          const owner = this.#groupOfType(parsed.type)?.ownership.table?.owners[shard]
           if (!owner || owner === this.#self) return undefined
           if (owner !== ownerUid) {
             const node = this.#nodeOf(owner)
@@ -467,8 +468,7 @@ class VirtualActors implements VirtualActorsFacade {
    */
   #routeCall(router: Router, inv: Invocation, method: MethodInfo | undefined): void {
     if (inv.from !== undefined && !this.#stopped) {
-      const role = this.#roleOf(router.type)
-      const g = role && this.#groups.get(roleKey(role.role))
+      const g = this.#groupOfType(router.type)
       if (g && g.ownership.table?.owners[router.shard] === this.#self && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe()) {
         const a = g.activations.get(router.path)
         if (a?.target.alive) return this.#deliverTo(g, a, router.path, inv, method)
@@ -522,6 +522,26 @@ class VirtualActors implements VirtualActorsFacade {
   /** Roles by type, as `#findRole` found them; cleared whenever a node's hosted types change. */
   readonly #roles = new Map<string, { role: string | undefined } | undefined>()
 
+  /** The placement group of a type, if any node hosts it (one map lookup on the call path). */
+  #groupOfType(type: string): Group | undefined {
+    let g = this.#typeGroups.get(type)
+    if (g === undefined && !this.#typeGroups.has(type)) {
+      const role = this.#roleOf(type)
+      g = role && this.#groups.get(roleKey(role.role))
+      if (this.#typeGroups.size >= MAX_ROUTERS) this.#typeGroups.clear()
+      this.#typeGroups.set(type, g)
+    }
+    return g
+  }
+
+  /** Groups by type; cleared with `#roles` and whenever a group is made. */
+  readonly #typeGroups = new Map<string, Group | undefined>()
+
+  #hostsChanged(): void {
+    this.#roles.clear()
+    this.#typeGroups.clear()
+  }
+
   #forward(h: Held, owner: string): void {
     const r = h.router
     let ref = r.ownerUid === owner ? r.ownerRef : undefined
@@ -555,7 +575,8 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #deliverTo(g: Group, a: Activation, path: string, inv: Invocation, method: MethodInfo | undefined): void {
-    a.lastUsed = Date.now()
+    // The next tick's time: never earlier than now, so idle passivation is at most a tick late.
+    a.lastUsed = this.#usedClock
     if (this.#maxActive > 0) {
       // Most recently used last: the map's order is the eviction order.
       g.activations.delete(path)
@@ -811,6 +832,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (!g) {
       g = { role, ownership: new ShardOwnership(this.#self, this.#shards, this.#margin), held: new Map(), activations: new Map(), draining: new Map() }
       this.#groups.set(key, g)
+      this.#typeGroups.clear()
       this.#apply(g, g.ownership.members(this.#groupMembers(role), this.#now()))
     }
     return g
@@ -970,7 +992,7 @@ class VirtualActors implements VirtualActorsFacade {
     }
     if (msg.kind === 'hosts') {
       this.#hostsOf.set(from.uid, msg.types)
-      this.#roles.clear()
+      this.#hostsChanged()
       for (const t of msg.types) this.#groupOf(t.role)
       this.#membershipChanged()
       this.#retrySoon()
@@ -1005,6 +1027,7 @@ class VirtualActors implements VirtualActorsFacade {
 
   #tick(): void {
     if (this.#stopped) return
+    this.#usedClock = Date.now() + TICK
     this.#confirmed() // a lapse deactivates at once, not at the next call
     if (this.#leases) {
       this.#leases.ensureHeld()
