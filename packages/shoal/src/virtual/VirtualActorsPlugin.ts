@@ -890,7 +890,8 @@ class VirtualActors implements VirtualActorsFacade {
         hosts.map((m) => ({ uid: m.node.uid })),
         this.#self,
       )
-      if (next === current && g.ownership.table) continue
+      // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
+      if (next.version === 0 || (next === current && g.ownership.table)) continue
       this.#adopt(g, next)
       this.#send(this.#otherMembers(), encodeTable(role, next))
     }
