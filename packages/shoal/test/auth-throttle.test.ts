@@ -1,6 +1,7 @@
 /** The management endpoint's backoff of wrong tokens, as pure logic: the time is passed in. */
 import { describe, expect, it } from 'vitest'
 import { AuthThrottle } from '../src/management/AuthThrottle.ts'
+import { KeyedBackoff } from '../src/util/KeyedBackoff.ts'
 
 describe('AuthThrottle', () => {
   it('doubles the wait with each consecutive failure, up to the cap', () => {
@@ -45,5 +46,16 @@ describe('AuthThrottle', () => {
     expect(t.failures('d')).toBe(1)
     for (let i = 0; i < 10_000; i++) t.failed(`10.1.${i >> 8}.${i & 255}`, 2_000)
     expect(t.size).toBe(3)
+  })
+
+  it('keeps what the last failure of a key carried, until its next failure or success (KeyedBackoff)', () => {
+    const b = new KeyedBackoff<string>({ baseMs: 200, maxMs: 10_000, maxKeys: 10 })
+    expect(b.detail('a')).toBeUndefined()
+    b.failed('a', 0, 'journal down')
+    expect(b.detail('a')).toBe('journal down')
+    b.failed('a', 200, 'constructor threw')
+    expect([b.detail('a'), b.failures('a'), b.retryAfter('a', 200)]).toEqual(['constructor threw', 2, 400])
+    b.succeeded('a')
+    expect(b.detail('a')).toBeUndefined()
   })
 })

@@ -40,7 +40,7 @@ import {
 } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
-import { ActivationBackoff } from './ActivationBackoff.ts'
+import { KeyedBackoff } from '../util/KeyedBackoff.ts'
 import { OwnerLeases } from './OwnerLeases.ts'
 import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
@@ -250,8 +250,8 @@ class VirtualActors implements VirtualActorsFacade {
   #forwarded = 0
   /** `Date.now()` at the next tick, updated each tick: what a call stamps as its activation's last use. */
   #usedClock = Date.now() + TICK
-  /** Ids whose last activation failed, and when the next may be tried. */
-  readonly #backoff = new ActivationBackoff()
+  /** Paths whose last activation failed, with what it failed with: the next try waits 200 ms, doubling to 10 s. */
+  readonly #backoff = new KeyedBackoff<unknown>({ baseMs: 200, maxMs: 10_000, maxKeys: 10_000 })
   readonly #maxActive: number
   /** Activations not asked to deactivate, over all groups. */
   #live = 0
@@ -609,7 +609,7 @@ class VirtualActors implements VirtualActorsFacade {
           return inv.from === undefined && retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)
         }
         const cause = e.cause ?? e
-        this.#backoff.failed(h.path, cause, this.#now())
+        this.#backoff.failed(h.path, this.#now(), cause)
         inv.fail(
           markNotDelivered(
             new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(cause)}. The next call after the backoff tries again.`, {
@@ -716,13 +716,14 @@ class VirtualActors implements VirtualActorsFacade {
       )
       return undefined
     }
-    const backedOff = this.#backoff.check(h.path, this.#now())
-    if (backedOff) {
+    const waitMs = this.#backoff.retryAfter(h.path, this.#now())
+    if (waitMs > 0) {
+      const error = this.#backoff.detail(h.path)
       h.inv.fail(
         markNotDelivered(
           new VirtualActorUnavailableError(
-            `Activating ${h.type} ${h.id} failed ${backedOff.failures} time(s), last: ${reasonOf(backedOff.error)}. Next attempt in ${backedOff.waitMs} ms.`,
-            { cause: backedOff.error },
+            `Activating ${h.type} ${h.id} failed ${this.#backoff.failures(h.path)} time(s), last: ${reasonOf(error)}. Next attempt in ${Math.ceil(waitMs)} ms.`,
+            { cause: error },
           ),
         ),
       )
@@ -743,7 +744,7 @@ class VirtualActors implements VirtualActorsFacade {
       target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef, onStopped)
       id = target.id
     } catch (err) {
-      this.#backoff.failed(h.path, err, this.#now())
+      this.#backoff.failed(h.path, this.#now(), err)
       h.inv.fail(
         markNotDelivered(
           new VirtualActorUnavailableError(`Activating ${h.type} ${h.id} failed: ${reasonOf(err)}. The next call after the backoff tries again.`, {
