@@ -78,6 +78,39 @@ async function cluster(args: string[] = []): Promise<NodeProcess[]> {
   return all
 }
 
+/**
+ * Waits until every one of `stayers` has had each id of `owned` served by a node other than
+ * `victim` in a call started after `since`; returns when the first of those calls was answered.
+ */
+async function servedElsewhere(
+  stayers: readonly NodeProcess[],
+  victim: NodeProcess,
+  owned: ReadonlySet<string>,
+  since: number,
+  timeoutMs: number,
+): Promise<number> {
+  await eventually(
+    () => {
+      for (const p of stayers) {
+        const served = new Set(
+          calls(p)
+            .filter((c) => c.ok && c.started > since && c.node !== victim.address)
+            .map((c) => c.id),
+        )
+        for (const id of owned) expect(served.has(id), id).toBe(true)
+      }
+    },
+    { timeoutMs, intervalMs: 100 },
+  )
+  return Math.min(
+    ...stayers.flatMap((p) =>
+      calls(p)
+        .filter((c) => c.ok && c.started > since && owned.has(c.id))
+        .map((c) => c.started + c.ms),
+    ),
+  )
+}
+
 /** Where each id last ran, as `p` saw in its calls. */
 function latestOwner(p: NodeProcess): Map<string, string> {
   const out = new Map<string, string>()
@@ -130,26 +163,7 @@ describe('virtual actors across processes', () => {
     const kill = Date.now()
     await victim.kill()
     const stayers = all.slice(0, 2)
-    await eventually(
-      () => {
-        for (const p of stayers) {
-          const served = new Set(
-            calls(p)
-              .filter((c) => c.ok && c.started > kill && c.node !== victim.address)
-              .map((c) => c.id),
-          )
-          for (const id of owned) expect(served.has(id), id).toBe(true)
-        }
-      },
-      { timeoutMs: 60_000, intervalMs: 100 },
-    )
-    const back = Math.min(
-      ...stayers.flatMap((p) =>
-        calls(p)
-          .filter((c) => c.ok && c.started > kill && owned.has(c.id))
-          .map((c) => c.started + c.ms),
-      ),
-    )
+    const back = await servedElsewhere(stayers, victim, owned, kill, 60_000)
     // Detection (1-2 s) + stableAfter (3 s) + removal + margin (5 s): not before ~8 s, and generously bounded.
     expect(back - kill).toBeGreaterThan(5000)
     expect(back - kill).toBeLessThan(40_000)
@@ -168,26 +182,7 @@ describe('virtual actors across processes', () => {
       const frozenAt = Date.now()
       victim.signal('SIGSTOP')
       const stayers = all.slice(0, 2)
-      await eventually(
-        () => {
-          for (const p of stayers) {
-            const served = new Set(
-              calls(p)
-                .filter((c) => c.ok && c.started > frozenAt && c.node !== victim.address)
-                .map((c) => c.id),
-            )
-            for (const id of owned) expect(served.has(id), id).toBe(true)
-          }
-        },
-        { timeoutMs: 90_000, intervalMs: 100 },
-      )
-      const back = Math.min(
-        ...stayers.flatMap((p) =>
-          calls(p)
-            .filter((c) => c.ok && c.started > frozenAt && owned.has(c.id))
-            .map((c) => c.started + c.ms),
-        ),
-      )
+      const back = await servedElsewhere(stayers, victim, owned, frozenAt, 90_000)
       // Renewed every ttl/4, the frozen owner's lease expires in the store 0.75-1 ttl after the freeze;
       // detection, removal and the margin alone take ~9 s, less than that.
       expect(back - frozenAt).toBeGreaterThanOrEqual(0.75 * ttl)

@@ -592,18 +592,13 @@ class VirtualActors implements VirtualActorsFacade {
    */
   #firstCall(h: Held): Invocation {
     const inv = h.inv
-    return {
-      method: inv.method,
-      args: inv.args,
-      chain: inv.chain,
-      deadline: inv.deadline,
-      headers: inv.headers,
-      from: inv.from,
-      succeed: (v) => {
+    return settledBy(
+      inv,
+      (v) => {
         this.#backoff.succeeded(h.path)
         inv.succeed(v)
       },
-      fail: (e) => {
+      (e) => {
         if (!(e instanceof ActorStartFailedError)) {
           this.#backoff.succeeded(h.path)
           return inv.from === undefined && retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)
@@ -618,22 +613,17 @@ class VirtualActors implements VirtualActorsFacade {
           ),
         )
       },
-    }
+    )
   }
 
   /** `h`'s invocation, re-routed instead of failed when refused before it ran. */
   #retrying(h: Held): Invocation {
     const inv = h.inv
-    return {
-      method: inv.method,
-      args: inv.args,
-      chain: inv.chain,
-      deadline: inv.deadline,
-      headers: inv.headers,
-      from: inv.from,
-      succeed: (v) => inv.succeed(v),
-      fail: (e) => (retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)),
-    }
+    return settledBy(
+      inv,
+      (v) => inv.succeed(v),
+      (e) => (retryable(e) && !this.#stopped ? this.#wait(h) : inv.fail(e)),
+    )
   }
 
   // ── confirmation (the fence of docs/singleton.md, per node) and the lease ────
@@ -1097,6 +1087,12 @@ function retryable(e: unknown): boolean {
     !(e instanceof ActorStartFailedError) &&
     (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
   )
+}
+
+/** `inv` as the target sees it, but settled through `succeed` and `fail`. */
+function settledBy(inv: Invocation, succeed: (value: unknown) => void, fail: (error: unknown) => void): Invocation {
+  const { method, args, chain, deadline, headers, from } = inv
+  return { method, args, chain, deadline, headers, from, succeed, fail }
 }
 
 function reasonOf(e: unknown): string {
