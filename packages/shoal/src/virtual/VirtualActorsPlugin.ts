@@ -244,6 +244,7 @@ class VirtualActors implements VirtualActorsFacade {
   readonly #known = new Set<string>()
   #lastResend = 0
   #retryTimer: NodeJS.Timeout | undefined
+  #serveTimer: NodeJS.Timeout | undefined
   #stopped = false
   activations = 0
   deactivations = 0
@@ -359,6 +360,7 @@ class VirtualActors implements VirtualActorsFacade {
     this.#stopped = true
     for (const c of this.#cleanup.splice(0)) c()
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#serveTimer)
     const all = [...this.#groups.values()].flatMap((g) => [...g.held.values()].flat())
     for (const h of [...all, ...this.#waiting])
       h.inv.fail(
@@ -495,7 +497,9 @@ class VirtualActors implements VirtualActorsFacade {
     switch (g.ownership.admit(shard)) {
       case 'deliver':
         // Serving needs this node's side to confirm it (as a singleton host does); meanwhile hold.
-        return this.#mayServe() ? this.#deliver(g, h, shard) : this.#hold(g, shard, h)
+        if (this.#mayServe()) return this.#deliver(g, h, shard)
+        this.#hold(g, shard, h)
+        return this.#recheckServing()
       case 'hold':
         return this.#hold(g, shard, h)
       case 'elsewhere':
@@ -678,11 +682,11 @@ class VirtualActors implements VirtualActorsFacade {
     if (now < this.#confirmedUntil) return true
     this.#confirmedUntil = system.cluster.confirmedUntil(this.#margin * CONFIRM_SHARE, this.#notBefore)
     if (now < this.#confirmedUntil) {
-      if (this.#confirmation === 'lapsed') {
-        this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-        this.#reopenHeld()
-      }
+      const was = this.#confirmation
       this.#confirmation = 'confirmed'
+      if (was === 'lapsed') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
+      // First confirmed (a node that just joined) or again: the calls held meanwhile go now.
+      if (was !== 'confirmed') this.#reopenHeld()
       return true
     }
     if (this.#confirmation === 'confirmed') {
@@ -782,6 +786,19 @@ class VirtualActors implements VirtualActorsFacade {
       ),
     )
     return true
+  }
+
+  /**
+   * Calls are held because this node may not serve yet (not confirmed, or no lease): look again
+   * shortly rather than at the next tick, so a node that just joined serves as soon as it may.
+   */
+  #recheckServing(): void {
+    if (this.#serveTimer || this.#stopped) return
+    this.#serveTimer = setTimeout(() => {
+      this.#serveTimer = undefined
+      if (this.#mayServe()) this.#reopenHeld()
+    }, RETRY_SOON)
+    this.#serveTimer.unref()
   }
 
   /** Routes the waiting calls again shortly (a table, an announcement or a retry may have changed things). */
@@ -1023,12 +1040,11 @@ class VirtualActors implements VirtualActorsFacade {
     this.#confirmed() // a lapse deactivates at once, not at the next call
     if (this.#leases) {
       this.#leases.ensureHeld()
-      if (this.#leaseLapsed && this.#leases.valid()) {
-        this.#leaseLapsed = false
-        this.#reopenHeld()
-      }
+      if (this.#leaseLapsed && this.#leases.valid()) this.#leaseLapsed = false
       this.#leases.probe(this.#leasePending)
     }
+    // Calls held while this node might not serve (a lease first acquired, say) go once it may.
+    if (this.#mayServe()) this.#reopenHeld()
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
     this.#decide()
