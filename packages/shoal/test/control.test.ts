@@ -238,3 +238,31 @@ describe('ActorId and hosts', () => {
     )
   })
 })
+
+describe('ActorId.isValidPath', () => {
+  /** The grammar as written: `/segment/segment`, each 1-128 of letters, digits and _ . $ ~ -, at most 1,024 in all. */
+  const reference = (p: string): boolean =>
+    p.length >= 2 &&
+    p.length <= 1024 &&
+    p[0] === '/' &&
+    p
+      .slice(1)
+      .split('/')
+      .every((s) => /^[A-Za-z0-9_.$~-]{1,128}$/.test(s))
+
+  it('property: the one-pass check accepts exactly the paths of the grammar', () => {
+    const segment = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...'aZ09_.$~-/é #%\u0000'), maxLength: 12 }),
+      fc.integer({ min: 126, max: 130 }).map((n) => 'x'.repeat(n)),
+    )
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 10 }), fc.boolean(), (segments, lead) => {
+        const path = (lead ? '/' : '') + segments.join('/')
+        expect(ActorId.isValidPath(path), JSON.stringify(path)).toBe(reference(path))
+      }),
+      { numRuns: 5000 },
+    )
+    for (const p of ['/a', '/a/b', '/~x/$y', `/${'x'.repeat(128)}`, `/${'a/'.repeat(511)}a`]) expect(ActorId.isValidPath(p), p).toBe(reference(p))
+    for (const p of ['', '/', '//a', '/a/', 'a', '/a b', `/${'x'.repeat(129)}`, `/${'a/'.repeat(512)}a`]) expect(ActorId.isValidPath(p), p).toBe(false)
+  })
+})

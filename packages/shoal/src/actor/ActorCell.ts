@@ -106,10 +106,17 @@ export class ActorCell {
   #ref: unknown
   #log: Logger | undefined
 
-  constructor(host: CellHost, id: ActorId, info: ActorClassInfo) {
+  /** The id `self` and this actor sent in a call address, when not its own (a virtual actor's: the id, not this activation). */
+  readonly publicId: ActorId | undefined
+  /** What the service that made this cell runs once it has stopped, however it stopped. */
+  readonly onStopped: ((id: ActorId) => void) | undefined
+
+  constructor(host: CellHost, id: ActorId, info: ActorClassInfo, publicId?: ActorId, onStopped?: (id: ActorId) => void) {
     this.host = host
     this.id = id
     this.info = info
+    this.publicId = publicId
+    this.onStopped = onStopped
   }
 
   /** The system hosting this actor. */

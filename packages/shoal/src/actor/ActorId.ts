@@ -13,7 +13,11 @@
 import { ConfigError } from '../errors.ts'
 import { type ClusterNode, endpointKey, isValidHost, isValidSystemName, isValidUid } from './ClusterNode.ts'
 
-const SEGMENT = /^[A-Za-z0-9_.$~-]{1,128}$/
+const SLASH = 0x2f
+const MAX_SEGMENT = 128
+/** 1 for the characters a path segment may hold: letters, digits and _ . $ ~ -. */
+const SEGMENT_CHAR = new Uint8Array(128)
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.$~-') SEGMENT_CHAR[c.charCodeAt(0)] = 1
 /** Hosts are checked by isValidHost; here only: an IPv6 host in brackets, any other without. */
 const ID = /^shoal:\/\/([A-Za-z0-9_.-]{1,64})@(\[[^[\]]{1,253}\]|[^[\]:/]{1,253}):(\d{1,5})\/([0-9a-f]{16})(\/[^#]{1,1024})#(\d{1,10})$/
 
@@ -41,9 +45,18 @@ export class ActorId {
   }
 
   static isValidPath(path: string): boolean {
-    if (typeof path !== 'string' || path.length < 2 || path.length > 1024 || path[0] !== '/') return false
-    const segments = path.slice(1).split('/')
-    return segments.every((s) => SEGMENT.test(s))
+    if (typeof path !== 'string' || path.length < 2 || path.length > 1024 || path.charCodeAt(0) !== SLASH) return false
+    // One pass over the characters (every id made checks its path: no split, no regex per segment).
+    let segment = 0
+    for (let i = 1; i < path.length; i++) {
+      const c = path.charCodeAt(i)
+      if (c === SLASH) {
+        if (segment === 0) return false
+        segment = 0
+      } else if (c < 128 && SEGMENT_CHAR[c] === 1 && ++segment <= MAX_SEGMENT) continue
+      else return false
+    }
+    return segment > 0
   }
 
   /** Parses the output of {@link ActorId.toString}; throws a `ConfigError` naming what is wrong. */

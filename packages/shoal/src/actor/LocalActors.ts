@@ -56,10 +56,6 @@ export class LocalActors implements CellHost {
   readonly #wellKnown = new Map<string, LocalTarget>()
   /** Well-known targets by path prefix (a service resolving many paths: virtual actors). */
   readonly #prefixes = new Map<string, PrefixResolver>()
-  /** Cells whose refs (`self`, and the actor sent in a call) are another id's: a virtual actor's. */
-  readonly #publicRefs = new WeakMap<ActorCell, unknown>()
-  /** What to call when a cell made by `spawnAt` has stopped (the service that made it forgets it). */
-  readonly #onStopped = new Map<ActorCell, () => void>()
   #invoker: Invoker | undefined
   #watch: CellWatch | undefined
   #pathCounter = 0
@@ -98,7 +94,9 @@ export class LocalActors implements CellHost {
   }
 
   makeSelfRef(cell: ActorCell): unknown {
-    return this.#publicRefs.get(cell) ?? makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
+    const pub = cell.publicId
+    if (pub) return makeRef(this.#invoker!, pub, cell.info, undefined, this.route(pub))
+    return makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
   }
 
   cellReady(cell: ActorCell): void {
@@ -109,11 +107,7 @@ export class LocalActors implements CellHost {
     if (this.#actors.get(cell.id.path) === cell) this.#actors.delete(cell.id.path)
     publishActorStop(this.#host.node(), cell.id, cell.info.name, cell.endReason)
     this.#host.cellStopped(cell)
-    const onStopped = this.#onStopped.get(cell)
-    if (onStopped) {
-      this.#onStopped.delete(cell)
-      onStopped()
-    }
+    cell.onStopped?.(cell.id)
   }
 
   onActorError(cell: ActorCell, where: string, error: unknown): void {
@@ -136,39 +130,35 @@ export class LocalActors implements CellHost {
   spawn(Class: ActorClass, args: unknown[]): unknown {
     const info = actorClassInfo(Class)
     const path = `/user/${info.name}-${(++this.#pathCounter).toString(36)}`
-    return this.#spawn(path, info, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args), undefined).ref()
+    return this.#spawn(path, info, () => new (Class as new (...a: unknown[]) => DistributedActor)(...args)).ref()
   }
 
   /**
    * Creates an actor at `path` with `create` (which must construct an instance of `Class`), for
-   * services that name their actors; `publicRef`, if given, is what `self` and the actor sent in a
-   * call become (a virtual actor's id-addressed ref). Throws ConfigError if the path is taken or
-   * `create` returns something else; rethrows what the constructor throws.
+   * services that name their actors; `publicId`, if given, is what `self` and the actor sent in a
+   * call address (a virtual actor's id, not this activation). Throws ConfigError if the path is
+   * taken or `create` returns something else; rethrows what the constructor throws.
    */
-  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicRef: unknown, onStopped?: () => void): ActorCell {
+  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicId?: ActorId, onStopped?: (id: ActorId) => void): ActorCell {
     if (this.#actors.has(path)) throw new ConfigError(`Actor path ${path} is taken on this node.`)
-    const info = actorClassInfo(Class)
-    return this.#spawn(
-      path,
-      info,
-      () => {
-        const actor = create()
-        if (!(actor instanceof Class)) throw new ConfigError(`The factory for ${info.name} returned ${String(actor)}, not a ${info.name}.`)
-        return actor
-      },
-      publicRef,
-      onStopped,
-    )
+    return this.#spawn(path, actorClassInfo(Class), create, publicId, onStopped, Class)
   }
 
-  #spawn(path: string, info: ReturnType<typeof actorClassInfo>, create: () => DistributedActor, publicRef: unknown, onStopped?: () => void): ActorCell {
+  #spawn(
+    path: string,
+    info: ReturnType<typeof actorClassInfo>,
+    create: () => DistributedActor,
+    publicId?: ActorId,
+    onStopped?: (id: ActorId) => void,
+    mustBe?: ActorClass,
+  ): ActorCell {
     const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
-    const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info)
-    if (publicRef !== undefined) this.#publicRefs.set(cell, publicRef)
-    cell.actor = withConstructingCell(cell, create)
+    // Before begin: an onStart that throws at once stops the cell within it, and runs onStopped.
+    const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info, publicId, onStopped)
+    const actor = withConstructingCell(cell, create)
+    if (mustBe && !(actor instanceof mustBe)) throw new ConfigError(`The factory for ${info.name} returned ${String(actor)}, not a ${info.name}.`)
+    cell.actor = actor
     this.#actors.set(path, cell)
-    // Before begin: an onStart that throws at once stops the cell within it.
-    if (onStopped) this.#onStopped.set(cell, onStopped)
     publishActorSpawn(this.#host.node(), cell.id, info.name)
     cell.begin()
     return cell

@@ -45,7 +45,7 @@ import { OwnerLeases } from './OwnerLeases.ts'
 import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
-import { checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
+import { ANYWHERE, checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
 import { VirtualRoute } from './VirtualRoute.ts'
 
 /** Plugin-wide settings. */
@@ -181,14 +181,23 @@ interface TypeEntry {
  * The router of one virtual actor path on this node: what refs to it deliver to (their route keeps
  * it), with the ref to the owner's router it last forwarded to, so warm calls build nothing.
  */
-interface Router extends LocalTarget {
-  readonly type: string
-  readonly id: string
-  readonly path: string
-  /** The shard, computed once. */
-  readonly shard: number
-  ownerUid: string | undefined
-  ownerRef: ActorRef<unknown> | undefined
+class Router implements LocalTarget {
+  readonly alive = true
+  ownerUid: string | undefined = undefined
+  ownerRef: ActorRef<unknown> | undefined = undefined
+  constructor(
+    readonly type: string,
+    readonly id: string,
+    readonly path: string,
+    /** The shard, computed once. */
+    readonly shard: number,
+    /** The plugin's call handling, shared by every router (a router carries no closure of its own). */
+    readonly route: (router: Router, inv: Invocation, method: MethodInfo | undefined) => void,
+  ) {}
+
+  deliver(inv: Invocation, method: MethodInfo | undefined): void {
+    this.route(this, inv, method)
+  }
 }
 
 interface Held {
@@ -371,23 +380,34 @@ class VirtualActors implements VirtualActorsFacade {
     await this.#leases?.stop()
   }
 
-  /** An activation ended (deactivated, or stopped by itself): forget it; a draining shard may be done. */
-  #ended(id: ActorId): void {
+  /**
+   * Every activation's `onStopped` (one function, so an activation keeps no closure of its own).
+   * An onStart that throws at once stops the actor before spawnAt returns, before it is listed:
+   * remembered, and handled once it is.
+   */
+  readonly #activationStopped = (id: ActorId): void => {
+    if (!this.#ended(id)) this.#stoppedUnlisted = id
+  }
+  #stoppedUnlisted: ActorId | undefined
+
+  /** An activation ended (deactivated, or stopped by itself): forget it; a draining shard may be done. False if it is not listed. */
+  #ended(id: ActorId): boolean {
     const parsed = parseVirtualPath(id.path)
-    if (!parsed) return
+    if (!parsed) return false
     const entry = this.#types.get(parsed.type)
     const g = entry && this.#groups.get(roleKey(entry.role))
     const a = g?.activations.get(id.path)
-    if (!g || !a || a.target.id.incarnation !== id.incarnation) return
+    if (!g || !a || a.target.id.incarnation !== id.incarnation) return false
     g.activations.delete(id.path)
     if (!a.deactivating) this.#live--
     this.deactivations++
     const left = g.draining.get(a.shard)
-    if (left === undefined) return
+    if (left === undefined) return true
     if (left <= 1) {
       g.draining.delete(a.shard)
       this.#apply(g, g.ownership.drained(a.shard, this.#now()))
     } else g.draining.set(a.shard, left - 1)
+    return true
   }
 
   // ── routing ─────────────────────────────────────────────────────────────────
@@ -450,18 +470,10 @@ class VirtualActors implements VirtualActorsFacade {
   #makeRouter(path: string): Router | undefined {
     const parsed = parseVirtualPath(path)
     if (!parsed) return undefined
-    const router: Router = {
-      alive: true,
-      type: parsed.type,
-      id: parsed.id,
-      path,
-      shard: shardOf(parsed.type, parsed.id, this.#shards),
-      ownerUid: undefined,
-      ownerRef: undefined,
-      deliver: (inv, method) => this.#routeCall(router, inv, method),
-    }
-    return router
+    return new Router(parsed.type, parsed.id, path, shardOf(parsed.type, parsed.id, this.#shards), this.#routeCallFn)
   }
+
+  readonly #routeCallFn = (router: Router, inv: Invocation, method: MethodInfo | undefined): void => this.#routeCall(router, inv, method)
 
   /**
    * A call through a router. The common case, a call from another node to an activation of an open
@@ -723,20 +735,10 @@ class VirtualActors implements VirtualActorsFacade {
       )
       return undefined
     }
-    const publicRef = this.#ctx.actors.refOf(virtualActorId(h.type, h.id), entry.Class)
     let target: LocalTarget & { readonly id: ActorId }
-    // Deactivated, or stopped by itself (a failed onStart, stop()): forget it either way. An onStart
-    // that throws at once stops it before spawnAt returns: remembered, handled once it is listed.
-    let id: ActorId | undefined
-    let stoppedEarly = false
-    const onStopped = (): void => {
-      if (id) this.#ended(id)
-      else stoppedEarly = true
-    }
+    this.#stoppedUnlisted = undefined
     try {
-      const factory = entry.factory
-      target = this.#ctx.actors.spawnAt(h.path, entry.Class, () => factory(h.id), publicRef, onStopped)
-      id = target.id
+      target = this.#ctx.actors.spawnAt(h.path, entry.Class, makeWith(entry.factory, h.id), new ActorId(ANYWHERE, h.path, 0), this.#activationStopped)
     } catch (err) {
       this.#backoff.failed(h.path, this.#now(), err)
       h.inv.fail(
@@ -755,7 +757,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)
     // Checked as each call starts (not when it queues): none runs once confirmations lapsed.
     this.#ctx.actors.guard(target.id, this.#guardCheck)
-    if (stoppedEarly) this.#ended(target.id)
+    if (this.#stoppedUnlisted === target.id) this.#ended(target.id)
     return a
   }
 
@@ -1103,6 +1105,11 @@ function retryable(e: unknown): boolean {
     !(e instanceof ActorStartFailedError) &&
     (e instanceof ActorNotFoundError || e instanceof NodeUnreachableError || e instanceof NodeDownError)
   )
+}
+
+/** The actor factory call for one id (in its own scope: the closure keeps only these two alive). */
+function makeWith(factory: (id: string) => DistributedActor, id: string): () => DistributedActor {
+  return () => factory(id)
 }
 
 /** `inv` as the target sees it, but settled through `succeed` and `fail`. */
