@@ -16,6 +16,7 @@ import type { IdTable } from '../util/IdTable.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import type { ActorId } from './ActorId.ts'
 import type { Invocation } from './Invocation.ts'
+import type { CallRetry } from './Route.ts'
 
 /** What every pending call of one system shares: the deadline queue and the metrics. */
 export interface CallLedger {
@@ -48,6 +49,8 @@ export class PendingCall implements Deadline, Invocation {
   deadlineGroup: unknown = undefined
   resolve: (v: unknown) => void = noop
   reject: (e: unknown) => void = noop
+  /** Asked first when the call fails (a remote call whose route can try elsewhere); see CallRetry. */
+  retry: CallRetry | undefined = undefined
   /** Set when local results must be copied through the codec (`serializeLocalCalls`). */
   copyResultWith: Serialization | undefined = undefined
   #done = false
@@ -89,11 +92,15 @@ export class PendingCall implements Deadline, Invocation {
 
   fail(error: unknown): void {
     if (this.#done) return
+    const retry = this.retry
+    const left = retry ? this.ledger.deadlines.left(this) : 0
     this.#settle()
     const code = error instanceof ShoalError ? error.code : 'error'
     this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
     this.trace?.settled(false, error)
-    this.reject(error)
+    const instead = retry?.retry(error, this.method, this.args, this.chain, left, this.timeoutFrom)
+    if (instead) this.resolve(instead)
+    else this.reject(error)
   }
 
   expire(): void {

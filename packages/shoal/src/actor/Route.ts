@@ -20,9 +20,27 @@ export interface Route {
    * Sends a call; the promise settles with its outcome (never throws synchronously). `timeoutFrom`
    * names the setting `timeout` came from, for the TimeoutError's message.
    */
-  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown>
+  call(
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    trace: CallTrace | undefined,
+    retry?: CallRetry,
+  ): Promise<unknown>
   /** Sends a one-way message; throws only for what fails at the sender (encoding). */
   tell(method: string, args: unknown[], chain: string): void
+}
+
+/**
+ * Takes back a remote call that failed, instead of failing it: a route that can try elsewhere
+ * (virtual actors' route goes to this node's router when the owner refused a call before it ran).
+ * Given to a remote route's `call`; one object per route, not a closure per call.
+ */
+export interface CallRetry {
+  /** The promise to settle the call with instead of failing with `error`, or undefined to fail. `left`: ms of its timeout left. */
+  retry(error: unknown, method: string, args: unknown[], chain: string, left: number, timeoutFrom: TimeoutSource): Promise<unknown> | undefined
 }
 
 /** What a ref needs from its system. */

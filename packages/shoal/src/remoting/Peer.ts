@@ -6,7 +6,7 @@
  */
 import type { ActorId } from '../actor/ActorId.ts'
 import type { PendingCall, PendingTable, TimeoutSource } from '../actor/PendingCall.ts'
-import type { Route } from '../actor/Route.ts'
+import type { CallRetry, Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
 import { IdTable } from '../util/IdTable.ts'
@@ -34,8 +34,16 @@ export class RemoteRoute implements Route {
     readonly id: ActorId,
   ) {}
 
-  call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
-    return this.remoting.call(this, method, args, chain, timeout, timeoutFrom, trace)
+  call(
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    trace: CallTrace | undefined,
+    retry?: CallRetry,
+  ): Promise<unknown> {
+    return this.remoting.call(this, method, args, chain, timeout, timeoutFrom, trace, retry)
   }
 
   tell(method: string, args: unknown[], chain: string): void {

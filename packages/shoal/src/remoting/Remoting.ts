@@ -17,6 +17,7 @@ import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import { OneWayInvocation } from '../actor/Invocation.ts'
 import type { LocalActors, Refusal } from '../actor/LocalActors.ts'
 import { type CallLedger, PendingCall, promiseOf, type TimeoutSource } from '../actor/PendingCall.ts'
+import type { CallRetry } from '../actor/Route.ts'
 import type { ControlTarget } from '../control/ControlChannel.ts'
 import type { ControlRouter } from '../control/ControlRouter.ts'
 import { isNotDelivered, markNotDelivered, NodeDownError, NodeUnreachableError, SerializationError, ShoalError, SystemShutDownError } from '../errors.ts'
@@ -126,10 +127,11 @@ export class Remoting {
     timeout: number,
     timeoutFrom: TimeoutSource,
     trace: CallTrace | undefined,
+    retry?: CallRetry,
   ): Promise<unknown> {
     const id = route.id
     const problem = this.#gone(id)
-    if (problem) return rejected(problem, trace)
+    if (problem) return retry?.retry(problem, method, args, chain, timeout, timeoutFrom) ?? rejected(problem, trace)
     const { ledger, serialization } = this.#host
     const headers = trace?.headersFor(false)
     const callId = (this.#callIds = (this.#callIds + 1) >>> 0)
@@ -157,6 +159,10 @@ export class Remoting {
       headers,
       trace,
     )
+    if (retry) {
+      call.retry = retry
+      call.args = args // kept for the retry
+    }
     const promise = promiseOf(call)
     peer.pending.set(callId, call)
     ledger.deadlines.add(call, timeout)

@@ -54,6 +54,11 @@ export class DeadlineQueue {
     if (!group.timer) this.#arm(group)
   }
 
+  /** Milliseconds until `entry` expires (≤ 0: due); for an entry being tracked. */
+  left(entry: Deadline): number {
+    return entry.deadline - this.#now()
+  }
+
   /** Stops tracking `entry`; a no-op if it is not tracked. */
   remove(entry: Deadline): void {
     const group = entry.deadlineGroup as Group | undefined

@@ -185,6 +185,9 @@ class Router implements LocalTarget {
   readonly alive = true
   ownerUid: string | undefined = undefined
   ownerRef: ActorRef<unknown> | undefined = undefined
+  /** Its placement group, as found when the plugin's hosts generation was `groupGen`. */
+  group: Group | undefined = undefined
+  groupGen = -1
   constructor(
     readonly type: string,
     readonly id: string,
@@ -309,8 +312,9 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   get #self(): string {
-    return this.#ctx.system.node.uid
+    return (this.#selfUid ??= this.#ctx.system.node.uid)
   }
+  #selfUid: string | undefined
 
   // ── facade ──────────────────────────────────────────────────────────────────
 
@@ -399,6 +403,7 @@ class VirtualActors implements VirtualActorsFacade {
     const a = g?.activations.get(id.path)
     if (!g || !a || a.target.id.incarnation !== id.incarnation) return false
     g.activations.delete(id.path)
+    this.#routers.delete(id.path) // nothing kept per passivated id (a ref may still hold its router: stateless)
     if (!a.deactivating) this.#live--
     this.deactivations++
     const left = g.draining.get(a.shard)
@@ -445,20 +450,27 @@ class VirtualActors implements VirtualActorsFacade {
     const parsed = parseVirtualPath(id.path)
     if (!parsed) return local
     const shard = shardOf(parsed.type, parsed.id, this.#shards)
-    let ownerUid: string | undefined
+    // Cached per ref: its group (until hosted types change) and the owner's route under one table.
+    let gen = -1
+    let group: Group | undefined
+    let table: ShardTable | undefined
     let ownerRoute: Route | undefined
     return new VirtualRoute(
       {
         ownerRoute: () => {
           if (this.#stopped) return undefined
-          const owner = this.#groupOfType(parsed.type)?.ownership.table?.owners[shard]
-          if (!owner || owner === this.#self) return undefined
-          if (owner !== ownerUid) {
-            const node = this.#nodeOf(owner)
-            if (!node) return undefined
-            ownerRoute = this.#ctx.calls.route(this.#ctx.actors.refOf(new ActorId(node, id.path, 0)))
-            ownerUid = owner
+          if (gen !== this.#hostsGen) {
+            group = this.#groupOfType(parsed.type)
+            gen = this.#hostsGen
+            table = undefined
           }
+          const t = group?.ownership.table
+          if (t === table) return ownerRoute
+          const owner = t?.owners[shard]
+          const node = owner === undefined || owner === this.#self ? undefined : this.#nodeOf(owner)
+          if (owner !== undefined && owner !== this.#self && !node) return undefined // not known here yet: ask again next time
+          ownerRoute = node && this.#ctx.calls.route(this.#ctx.actors.refOf(new ActorId(node, id.path, 0)))
+          table = t
           return ownerRoute
         },
         retryable: (e) => retryable(e) && !this.#stopped,
@@ -482,8 +494,13 @@ class VirtualActors implements VirtualActorsFacade {
    */
   #routeCall(router: Router, inv: Invocation, method: MethodInfo | undefined): void {
     if (inv.from !== undefined && !this.#stopped) {
-      const g = this.#groupOfType(router.type)
-      if (g && g.ownership.table?.owners[router.shard] === this.#self && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe()) {
+      if (router.groupGen !== this.#hostsGen) {
+        router.group = this.#groupOfType(router.type)
+        router.groupGen = this.#hostsGen
+      }
+      const g = router.group
+      // Open here means this node's table gives it the shard (a table that takes it seals it first).
+      if (g && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe()) {
         const a = g.activations.get(router.path)
         if (a?.target.alive) return this.#deliverTo(g, a, router.path, inv, method)
       }
@@ -556,7 +573,11 @@ class VirtualActors implements VirtualActorsFacade {
   #hostsChanged(): void {
     this.#roles.clear()
     this.#typeGroups.clear()
+    this.#hostsGen++
   }
+
+  /** Bumped whenever what `#groupOfType` answers may change (hosted types, a new group): what refs and routers cached is stale. */
+  #hostsGen = 0
 
   #forward(h: Held, owner: string): void {
     const r = h.router
@@ -843,6 +864,7 @@ class VirtualActors implements VirtualActorsFacade {
       g = { role, ownership: new ShardOwnership(this.#self, this.#shards, this.#margin), held: new Map(), activations: new Map(), draining: new Map() }
       this.#groups.set(key, g)
       this.#typeGroups.clear()
+      this.#hostsGen++
       this.#apply(g, g.ownership.members(this.#groupMembers(role), this.#now()))
     }
     return g

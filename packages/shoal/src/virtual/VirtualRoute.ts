@@ -10,7 +10,7 @@
  * @module
  */
 import type { TimeoutSource } from '../actor/PendingCall.ts'
-import type { Route } from '../actor/Route.ts'
+import type { CallRetry, Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 
 /** What a VirtualRoute asks of the plugin. */
@@ -21,7 +21,7 @@ export interface VirtualRouting {
   retryable(error: unknown): boolean
 }
 
-export class VirtualRoute implements Route {
+export class VirtualRoute implements Route, CallRetry {
   readonly local = false
 
   constructor(
@@ -34,12 +34,13 @@ export class VirtualRoute implements Route {
     // A traced call goes through the router, so that its one trace settles once, whatever the retries.
     const owner = trace === undefined ? this.routing.ownerRoute() : undefined
     if (!owner) return this.router.call(method, args, chain, timeout, timeoutFrom, trace)
-    const started = performance.now()
-    return owner.call(method, args, chain, timeout, timeoutFrom, undefined).catch((e: unknown) => {
-      const left = timeout - (performance.now() - started)
-      if (!this.routing.retryable(e) || left <= 0) throw e
-      return this.router.call(method, args, chain, left, timeoutFrom, undefined)
-    })
+    return owner.call(method, args, chain, timeout, timeoutFrom, undefined, this)
+  }
+
+  /** A call the owner refused before it ran goes to the router, with what is left of its timeout. */
+  retry(error: unknown, method: string, args: unknown[], chain: string, left: number, timeoutFrom: TimeoutSource): Promise<unknown> | undefined {
+    if (!this.routing.retryable(error) || left <= 0) return undefined
+    return this.router.call(method, args, chain, left, timeoutFrom, undefined)
   }
 
   /** One-way messages take the router, which holds them through a table change rather than dropping them. */
