@@ -118,6 +118,54 @@ export async function batchLoop<A>(call: (arg: A) => Promise<unknown>, arg: A, b
   return { inFlight: batch, calls, seconds, callsPerSec: calls / seconds, p50Ms: Number.NaN, p99Ms: Number.NaN }
 }
 
+/**
+ * Open loop: calls started at a fixed `rate` per second whatever the earlier ones are doing, as
+ * requests from many independent clients arrive. Latency runs from when each call was due, not
+ * from when the loop got round to it, so a stalled event loop shows in the figures (no
+ * coordinated omission). Compares the latency of two kinds of call at the same load, which a
+ * closed loop cannot: there, the slower kind also gets less throughput. `callsPerSec` is what
+ * completed; a rate above capacity shows as completions below the rate and growing latency.
+ */
+export async function openLoop<A>(call: (arg: A) => Promise<unknown>, arg: A, rate: number, timing: Timing): Promise<LoadResult> {
+  const start = performance.now()
+  const measureFrom = start + timing.warmupMs
+  const measureTo = measureFrom + timing.durationMs
+  const samples = new Samples()
+  const interval = 1000 / rate
+  let issued = 0
+  let completed = 0
+  let outstanding = 0
+  let failure: unknown
+  const done = (due: number): void => {
+    outstanding--
+    const t1 = performance.now()
+    if (due >= measureFrom && due < measureTo) {
+      completed++
+      samples.add(t1 - due)
+    }
+  }
+  const issue = (due: number): void => {
+    outstanding++
+    call(arg).then(
+      () => done(due),
+      (e: unknown) => {
+        outstanding--
+        failure ??= e
+      },
+    )
+  }
+  for (let now = start; now < measureTo; now = performance.now()) {
+    // Every call due by now starts now, stamped with when it was due.
+    while (start + issued * interval <= now) issue(start + issued++ * interval)
+    await new Promise((r) => setImmediate(r))
+  }
+  while (outstanding > 0) await new Promise((r) => setImmediate(r))
+  if (failure !== undefined) throw failure
+  const sorted = samples.sorted()
+  const seconds = timing.durationMs / 1000
+  return { inFlight: Number.NaN, calls: completed, seconds, callsPerSec: completed / seconds, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) }
+}
+
 /** Result of a one-way run: messages sent without replies, then one call reading the count. */
 export interface OneWayResult {
   readonly messages: number

@@ -1,9 +1,10 @@
 /**
- * Profiles first-call activations on one node (the bench:virtual scenario), for finding costs:
- * `node --cpu-prof --cpu-prof-dir=DIR --conditions=source --import tsx bench/src/virtual/profile-activations.ts [seconds]`
- * then `analyze` the profile. Prints activations/s and CPU µs per activation.
+ * Profiles first-call activations (the bench:virtual scenarios), for finding their costs:
+ * `node --cpu-prof --cpu-prof-dir=DIR --import tsx bench/src/virtual/profile-activations.ts [local|remote] [seconds]`
+ * (after `npm run build`), then read the profile with bench/src/profile/analyze.ts. `local`: one
+ * node activates its own ids; `remote`: a caller that hosts nothing activates ids on another node
+ * (both systems in this process). Prints activations/s and CPU µs per activation.
  */
-
 import { ClusterSystem, DistributedActor, distributed, virtualActorsPlugin } from 'shoal'
 import { closedLoop } from '../harness.ts'
 
@@ -16,19 +17,29 @@ class Tiny extends DistributedActor {
   }
 }
 
-const seconds = Number(process.argv[2] ?? 5)
-const s = await ClusterSystem.start({
+const remote = process.argv[2] === 'remote'
+const seconds = Number(process.argv[3] ?? 4)
+const settings = (seeds: string[]) => ({
   host: '127.0.0.1',
   port: 0,
-  logLevel: 'error',
+  logLevel: 'error' as const,
   plugins: [virtualActorsPlugin()],
-  cluster: { seeds: [], selfJoinAfter: 200 },
+  cluster: { seeds, selfJoinAfter: 200 },
 })
-s.virtualActors.host(Tiny, (id) => new Tiny(id))
-while (!(s.virtualActors.status().groups[0]?.open === 1024)) await new Promise((r) => setTimeout(r, 50))
+const host = await ClusterSystem.start(settings([]))
+host.virtualActors.host(Tiny, (id) => new Tiny(id))
+const caller = remote ? await ClusterSystem.start(settings([`127.0.0.1:${host.node.endpoint.port}`])) : host
+if (remote) await caller.cluster.joined()
+const ready = (s: ClusterSystem): boolean => {
+  const g = s.virtualActors.status().groups[0]
+  return g !== undefined && g.tableVersion > 0 && g.open === g.owned
+}
+while (!(ready(host) && ready(caller))) await new Promise((r) => setTimeout(r, 50))
 let next = 0
 const cpu0 = process.cpuUsage()
-const r = await closedLoop(() => s.virtualActors.get(Tiny, `id-${next++}`).ping(), undefined, 100, { warmupMs: 500, durationMs: seconds * 1000 })
+const r = await closedLoop(() => caller.virtualActors.get(Tiny, `id-${next++}`).ping(), undefined, 100, { warmupMs: 500, durationMs: seconds * 1000 })
 const cpu = process.cpuUsage(cpu0)
-console.log(`${Math.round(r.callsPerSec)} activations/s; ${((cpu.user + cpu.system) / next).toFixed(1)} µs CPU each (warm-up included)`)
+console.log(
+  `${remote ? 'remote' : 'local'}: ${Math.round(r.callsPerSec)} activations/s; ${((cpu.user + cpu.system) / next).toFixed(1)} µs CPU each (both sides, warm-up included)`,
+)
 process.exit(0)

@@ -19,13 +19,22 @@ class Tiny extends DistributedActor {
 const mode = process.argv[2] === 'plain' ? 'plain' : 'virtual'
 const inFlight = Number(process.argv[3] ?? 10)
 const seconds = Number(process.argv[4] ?? 4)
-const settings = (seeds: string[]) => ({ host: '127.0.0.1', port: 0, logLevel: 'error' as const, plugins: [virtualActorsPlugin()], cluster: { seeds, selfJoinAfter: 200 } })
+const settings = (seeds: string[]) => ({
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'error' as const,
+  plugins: [virtualActorsPlugin()],
+  cluster: { seeds, selfJoinAfter: 200 },
+})
 const host = await ClusterSystem.start(settings([]))
 host.virtualActors.host(Tiny, (id) => new Tiny(id))
 const caller = await ClusterSystem.start(settings([`127.0.0.1:${host.node.endpoint.port}`]))
 await caller.cluster.joined()
 for (;;) {
-  const ok = [host, caller].every((s) => (s.virtualActors.status().groups[0]?.tableVersion ?? 0) > 0 && s.virtualActors.status().groups[0]?.open === s.virtualActors.status().groups[0]?.owned)
+  const ok = [host, caller].every(
+    (s) =>
+      (s.virtualActors.status().groups[0]?.tableVersion ?? 0) > 0 && s.virtualActors.status().groups[0]?.open === s.virtualActors.status().groups[0]?.owned,
+  )
   if (ok) break
   await new Promise((r) => setTimeout(r, 50))
 }

@@ -901,9 +901,21 @@ class VirtualActors implements VirtualActorsFacade {
       .map((m) => m.node)
   }
 
+  /** The node of member `uid` (cached: a node incarnation's address never changes; a miss looks again). */
   #nodeOf(uid: string): ClusterNode | undefined {
-    return this.#members().find((m) => m.node.uid === uid)?.node
+    const known = this.#nodesByUid.get(uid)
+    if (known) return known
+    const node = this.#members().find((m) => m.node.uid === uid)?.node
+    if (node) {
+      if (this.#nodesByUid.size >= 10_000) this.#nodesByUid.clear()
+      this.#nodesByUid.set(uid, node)
+    }
+    return node
   }
+  readonly #nodesByUid = new Map<string, ClusterNode>()
+
+  /** What `#decide` last found nothing new for, per group: that table (by identity) and those hosts. */
+  readonly #lastDecided = new Map<string, { table: ShardTable | undefined; hosts: string }>()
 
   /** The leader computes each group's next table from its up hosts and sends it to everyone. */
   #decide(): void {
@@ -917,11 +929,16 @@ class VirtualActors implements VirtualActorsFacade {
       const g = this.#groupOf(role)
       const hosts = up.filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
       const current = g.ownership.table ?? emptyTable(this.#shards)
+      // The same table and hosts as last time give the same answer: skip the computation (every tick).
+      const hostsKey = hosts.map((m) => m.node.uid).join(',')
+      const last = this.#lastDecided.get(key)
+      if (last && last.table === g.ownership.table && last.hosts === hostsKey) continue
       const next = nextTable(
         current,
         hosts.map((m) => ({ uid: m.node.uid })),
         this.#self,
       )
+      if (next === current) this.#lastDecided.set(key, { table: g.ownership.table, hosts: hostsKey })
       // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
       if (next.version === 0 || (next === current && g.ownership.table)) continue
       this.#adopt(g, next)
@@ -1089,8 +1106,16 @@ class VirtualActors implements VirtualActorsFacade {
     if (this.#waiting.length > 0) this.#rerouteWaiting()
   }
 
+  #nextIdleScan = 0
+
   #passivateIdle(): void {
     const now = Date.now()
+    // A scan visits every activation: run it a tenth of the shortest idle timeout apart (default
+    // 12 s), at least every tick, so passivation is at most ~10% late and costs little with many.
+    if (now < this.#nextIdleScan) return
+    let shortest = Number.POSITIVE_INFINITY
+    for (const t of this.#types.values()) if (t.factory && t.idleTimeout > 0) shortest = Math.min(shortest, t.idleTimeout)
+    this.#nextIdleScan = now + Math.min(10_000, Math.max(TICK, shortest / 10))
     for (const g of this.#groups.values()) {
       for (const a of g.activations.values()) {
         if (a.idle > 0 && now - a.lastUsed >= a.idle && !a.deactivating && !g.draining.has(a.shard)) {
