@@ -43,6 +43,21 @@ describe('shard ownership', () => {
     expect(kinds(a.released('b', v(2), 31))).toEqual([])
   })
 
+  it('settled: only once every present member, this node included, released the table it holds (rounds of moves wait for it)', () => {
+    const a = new ShardOwnership('a', 2, 5000)
+    expect(a.settled()).toBe(false) // no table yet
+    a.members(members('a', 'b'), 0)
+    a.adopt(table(1, 'a', 'a'), 0)
+    expect(a.settled()).toBe(false) // b has not released 1
+    a.released('b', v(1), 1)
+    expect(a.settled()).toBe(true)
+    a.adopt(table(2, 'a', 'b'), 2) // shard 1 to b: a seals it
+    expect(a.settled()).toBe(false) // a still draining
+    a.drained(1, 3)
+    a.released('b', v(2), 4)
+    expect(a.settled()).toBe(true)
+  })
+
   it('a graceful leave: the leaver releases, leaves, and the others open without a margin', () => {
     const a = new ShardOwnership('a', 2, 5000)
     const b = new ShardOwnership('b', 2, 5000)

@@ -36,6 +36,31 @@ describe('shard table', () => {
     expect(back.version).toBe(four.version + 1)
   })
 
+  it("maxMoves: a join moves in rounds of at most the cap, to the same end; a leaver's shards move at once whatever the cap", () => {
+    const three = nextTable(emptyTable(1024), nodes(1, 2, 3))
+    const uncapped = nextTable(three, nodes(1, 2, 3, 4))
+    let t = three
+    const rounds: number[] = []
+    for (let i = 0; i < 10; i++) {
+      const next = nextTable(t, nodes(1, 2, 3, 4), '', 100)
+      if (next === t) break
+      const moved = movedShards(t, next)
+      for (const s of moved) expect(next.owners[s]).toBe(uid(4)) // only to the new node: no shuffling between the others
+      rounds.push(moved.length)
+      t = next
+    }
+    expect(rounds).toEqual([100, 100, 56])
+    expect(t.owners).toEqual(uncapped.owners)
+    // A leave: the leaver's 256 shards have no live owner; all are placed in one table.
+    const back = nextTable(t, nodes(1, 2, 3), '', 10)
+    expect(movedShards(t, back).sort((a, b) => a - b)).toEqual(shardsOf(t, uid(4)))
+    expect([...counts(back).values()].sort()).toEqual([341, 341, 342])
+    // A cap of 0 moves nothing for balance, yet places a crashed node's shards.
+    expect(nextTable(three, nodes(1, 2, 3, 4), '', 0)).toBe(three)
+    const orphaned = nextTable(uncapped, nodes(1, 2, 4), '', 0)
+    expect(movedShards(uncapped, orphaned).sort((a, b) => a - b)).toEqual(shardsOf(uncapped, uid(3)))
+  })
+
   it('property: movement is minimal and balance holds for any sequence of member changes', () => {
     fc.assert(
       fc.property(fc.array(fc.uniqueArray(fc.integer({ min: 1, max: 12 }), { minLength: 0, maxLength: 7 }), { minLength: 1, maxLength: 8 }), (steps) => {

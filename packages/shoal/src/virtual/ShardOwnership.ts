@@ -154,6 +154,17 @@ export class ShardOwnership {
     return out
   }
 
+  /**
+   * Whether every present member of the group, this node included, has released the table this
+   * node holds: the moves it made are over. The decider starts the next round of balancing moves
+   * only then, so rounds do not pile up.
+   */
+  settled(): boolean {
+    const t = this.#table
+    if (!t || !sameTable(t, this.#releasedTable)) return false
+    return this.#others.every((uid) => sameTable(t, this.#released.get(uid)))
+  }
+
   /** When the next margin runs out (for the shell's timer), if one is pending. */
   nextDeadline(): number | undefined {
     const t = this.#table

@@ -108,8 +108,13 @@ function weightOf(c: ShardCandidate): number {
  * The next table, made by decider `by`: `previous` adjusted to `candidates` with minimal movement
  * (see the module comment). The same object if nothing changes; otherwise version + 1. With no
  * candidates, every shard is unowned.
+ *
+ * `maxMoves` caps the shards taken from a live owner for balance in this one table (a join's
+ * moves, in rounds: Akka's rebalance limit); shards with no live owner (it left, crashed) are always
+ * placed at once. Over-full owners keep their surplus beyond the cap until a later table. Default:
+ * no cap.
  */
-export function nextTable(previous: ShardTable, candidates: readonly ShardCandidate[], by = ''): ShardTable {
+export function nextTable(previous: ShardTable, candidates: readonly ShardCandidate[], by = '', maxMoves = Number.POSITIVE_INFINITY): ShardTable {
   const shards = previous.owners.length
   if (candidates.length === 0) {
     return previous.owners.every((o) => o === undefined) ? previous : { version: previous.version + 1, by, owners: new Array(shards).fill(undefined) }
@@ -123,10 +128,19 @@ export function nextTable(previous: ShardTable, candidates: readonly ShardCandid
     .map((uid, shard) => ({ uid, shard }))
     .filter((x): x is { uid: string; shard: number } => x.uid !== undefined && quota.has(x.uid))
     .sort((a, b) => score(b.shard, b.uid) - score(a.shard, a.uid))
-  for (const { uid, shard } of keepOrder) {
-    if (owned.get(uid)! >= quota.get(uid)!) continue
-    owners[shard] = uid
-    owned.set(uid, owned.get(uid)! + 1)
+  const surplus: Array<{ uid: string; shard: number }> = []
+  for (const x of keepOrder) {
+    if (owned.get(x.uid)! >= quota.get(x.uid)!) {
+      surplus.push(x)
+      continue
+    }
+    owners[x.shard] = x.uid
+    owned.set(x.uid, owned.get(x.uid)! + 1)
+  }
+  // Past the cap, surplus shards stay put (lowest-ranked move first: they are last in keepOrder).
+  for (const x of surplus.slice(0, Math.max(0, surplus.length - maxMoves))) {
+    owners[x.shard] = x.uid
+    owned.set(x.uid, owned.get(x.uid)! + 1)
   }
   // Place the rest on the under-full candidate that ranks each shard highest.
   const uids = [...quota.keys()].sort()

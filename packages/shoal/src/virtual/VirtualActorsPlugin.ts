@@ -59,6 +59,13 @@ export interface VirtualActorsSettings {
    * long to stop serving. Default as the singleton's: max(2 s, the downing strategy's stableAfter) + 2 s.
    */
   readonly downMargin?: number
+  /**
+   * Most shards one table takes from a live owner for balance (when a node joins): such moves go in
+   * rounds, each once every node has finished the last, so fewer ids wait at once and a join does
+   * not deactivate a tenth of the cluster in one burst. A departed owner's shards are placed at once
+   * whatever the cap. Default: a tenth of the shards (Akka's rebalance limit), 103 of 1024.
+   */
+  readonly maxShardMoves?: number
   /** Calls held per node while their shard has no open owner; beyond, the oldest fails. Default 10,000. */
   readonly bufferSize?: number
   /**
@@ -149,6 +156,11 @@ export function virtualActorsPlugin(settings: VirtualActorsSettings = {}): Plugi
   if (!Number.isInteger(maxActive) || maxActive < 0)
     throw new ConfigError(
       `virtualActorsPlugin({ maxActive: ${String(settings.maxActive)} }): give a whole number of activations (0 or leave it out: unlimited).`,
+    )
+  const moves = settings.maxShardMoves
+  if (moves !== undefined && !(Number.isInteger(moves) && moves >= 1))
+    throw new ConfigError(
+      `virtualActorsPlugin({ maxShardMoves: ${String(moves)} }): give a whole number of shards, at least 1 (default: a tenth of the shards).`,
     )
   return {
     name: 'virtual-actors',
@@ -266,6 +278,7 @@ class VirtualActors implements VirtualActorsFacade {
   /** Paths whose last activation failed, with what it failed with: the next try waits 200 ms, doubling to 10 s. */
   readonly #backoff = new KeyedBackoff<unknown>({ baseMs: 200, maxMs: 10_000, maxKeys: 10_000 })
   readonly #maxActive: number
+  readonly #maxMoves: number
   /** Activations not asked to deactivate, over all groups. */
   #live = 0
   /** With a lease store: this node's lease and the removed members' (OwnerLeases.ts). */
@@ -284,6 +297,7 @@ class VirtualActors implements VirtualActorsFacade {
     this.#margin = s.downMargin ?? Math.max(2000, downing?.stableAfter ?? 0) + 2000
     this.#bufferSize = s.bufferSize ?? 10_000
     this.#maxActive = s.maxActive ?? 0
+    this.#maxMoves = s.maxShardMoves ?? Math.max(1, Math.ceil(this.#shards / 10))
     this.#leases =
       s.lease && system.clustered
         ? new OwnerLeases({
@@ -914,8 +928,19 @@ class VirtualActors implements VirtualActorsFacade {
   }
   readonly #nodesByUid = new Map<string, ClusterNode>()
 
+  /** `#decide` after the current step (a release may have ended a round of moves), once however many ask. */
+  #decideSoon(): void {
+    if (this.#decideQueued) return
+    this.#decideQueued = true
+    queueMicrotask(() => {
+      this.#decideQueued = false
+      if (!this.#stopped) this.#decide()
+    })
+  }
+  #decideQueued = false
+
   /** What `#decide` last found nothing new for, per group: that table (by identity) and those hosts. */
-  readonly #lastDecided = new Map<string, { table: ShardTable | undefined; hosts: string }>()
+  readonly #lastDecided = new Map<string, { table: ShardTable | undefined; hosts: string; cap: number }>()
 
   /** The leader computes each group's next table from its up hosts and sends it to everyone. */
   #decide(): void {
@@ -930,15 +955,19 @@ class VirtualActors implements VirtualActorsFacade {
       const hosts = up.filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
       const current = g.ownership.table ?? emptyTable(this.#shards)
       // The same table and hosts as last time give the same answer: skip the computation (every tick).
+      // Moves for balance go in rounds of at most maxShardMoves, each once the last is over; a
+      // departed owner's shards are placed at once whatever the cap.
+      const cap = g.ownership.settled() ? this.#maxMoves : 0
       const hostsKey = hosts.map((m) => m.node.uid).join(',')
       const last = this.#lastDecided.get(key)
-      if (last && last.table === g.ownership.table && last.hosts === hostsKey) continue
+      if (last && last.table === g.ownership.table && last.hosts === hostsKey && last.cap === cap) continue
       const next = nextTable(
         current,
         hosts.map((m) => ({ uid: m.node.uid })),
         this.#self,
+        cap,
       )
-      if (next === current) this.#lastDecided.set(key, { table: g.ownership.table, hosts: hostsKey })
+      if (next === current) this.#lastDecided.set(key, { table: g.ownership.table, hosts: hostsKey, cap })
       // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
       if (next.version === 0 || (next === current && g.ownership.table)) continue
       this.#adopt(g, next)
@@ -960,8 +989,10 @@ class VirtualActors implements VirtualActorsFacade {
 
   #apply(g: Group, directives: readonly OwnershipDirective[]): void {
     for (const d of directives) {
-      if (d.kind === 'release') this.#send(this.#otherMembers(), encodeReleased(g.role, d.table))
-      else if (d.kind === 'open') this.#open(g, d.shards)
+      if (d.kind === 'release') {
+        this.#send(this.#otherMembers(), encodeReleased(g.role, d.table))
+        this.#decideSoon() // on the leader, the next round of moves may start
+      } else if (d.kind === 'open') this.#open(g, d.shards)
       else this.#seal(g, d.shards)
     }
   }
@@ -1058,6 +1089,7 @@ class VirtualActors implements VirtualActorsFacade {
     } else {
       const g = this.#groups.get(roleKey(msg.role))
       if (g) this.#apply(g, g.ownership.released(from.uid, msg.table, this.#now()))
+      this.#decideSoon()
     }
   }
 
