@@ -13,11 +13,15 @@
  * - warm calls to 1,000 active ids vs plain remote calls to 1,000 spawned actors in the same
  *   round-robin order (and, for reference, to one spawned actor), at 1, 10, 100 in flight
  * - balance of 10,000 ids over 3 and 5 nodes (from the shard table), heap per active trivial actor
+ * - the @effect/cluster peer (effect-peer.ts, in a child process, after Shoal's scenarios): its
+ *   first-call activations/s and warm calls/s beside Shoal's (`--no-peer` skips it)
  * @module
  */
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { SqliteEventStore } from '@shoal/journal-sqlite'
 import { ClusterSystem, DistributedActor, distributed, EventSourcedActor, journalPlugin, virtualActorsPlugin } from 'shoal'
 import { emptyTable, nextTable, shardOf } from '../../../packages/shoal/src/virtual/ShardTable.ts'
@@ -209,6 +213,43 @@ for (const n of [3, 5]) {
     row('heap per active trivial virtual actor', `${fmt(per)} B`, '≤ 5 KB', per <= 5120)
     await s.shutdown()
   } else row('heap per active trivial virtual actor', 'not measured (run with --expose-gc)', '≤ 5 KB', undefined)
+}
+
+// ── the @effect/cluster peer, in a process of its own, in this same run ───────
+if (!process.argv.includes('--no-peer')) {
+  const peer = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('effect-peer.ts', import.meta.url)), ...(quick ? ['--quick'] : [])], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 300_000,
+  })
+  const line = peer.stdout?.split('\n').find((l) => l.startsWith('EFFECT_PEER '))
+  if (!line) row('@effect/cluster peer', `did not run (exit ${peer.status})`, '', undefined)
+  else {
+    const e = JSON.parse(line.slice('EFFECT_PEER '.length)) as {
+      version: string
+      activationsPerSec: number
+      activationsLocalPerSec: number
+      warm: Record<string, number>
+    }
+    const shoal = (what: string): number =>
+      Number(/^[\d,]+/.exec(rows.find((r) => r.what.startsWith(what))?.value ?? '')?.[0].replaceAll(',', '') ?? Number.NaN)
+    const vs = (theirs: number, ours: number): string => `${fmt(theirs)} (Shoal ${(ours / theirs).toFixed(0)}× that)`
+    const tag = `@effect/cluster ${e.version}`
+    row(
+      `${tag}: first-call activations/s, across nodes, 100 in flight`,
+      vs(e.activationsPerSec, shoal('first-call activations/s, across nodes')),
+      'peer',
+      undefined,
+    )
+    row(
+      `${tag}: first-call activations/s, on the runner itself, 100 in flight`,
+      vs(e.activationsLocalPerSec, shoal('first-call activations/s, one node')),
+      'peer',
+      undefined,
+    )
+    for (const k of ['1', '10', '100'])
+      row(`${tag}: warm calls/s at ${k} in flight`, vs(e.warm[k]!, shoal(`warm calls/s at ${k} in flight`)), 'peer', undefined)
+  }
 }
 
 const when = new Date().toISOString()
