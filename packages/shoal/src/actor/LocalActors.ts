@@ -94,8 +94,10 @@ export class LocalActors implements CellHost {
   }
 
   makeSelfRef(cell: ActorCell): unknown {
-    const pub = cell.publicId
-    if (pub) return makeRef(this.#invoker!, pub, cell.info, undefined, this.route(pub))
+    if (cell.publicNode) {
+      const pub = new ActorId(cell.publicNode, cell.id.path, 0)
+      return makeRef(this.#invoker!, pub, cell.info, undefined, this.route(pub))
+    }
     return makeRef(this.#invoker!, cell.id, cell.info, undefined, new LocalRoute(this, cell.id, cell))
   }
 
@@ -135,26 +137,26 @@ export class LocalActors implements CellHost {
 
   /**
    * Creates an actor at `path` with `create` (which must construct an instance of `Class`), for
-   * services that name their actors; `publicId`, if given, is what `self` and the actor sent in a
-   * call address (a virtual actor's id, not this activation). Throws ConfigError if the path is
+   * services that name their actors; `publicNode`, if given, makes `self` and the actor sent in a
+   * call address the well-known id at `path` on that node (a virtual actor's id, not this activation). Throws ConfigError if the path is
    * taken or `create` returns something else; rethrows what the constructor throws.
    */
-  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicId?: ActorId, onStopped?: (id: ActorId) => void): ActorCell {
+  spawnAt(path: string, Class: ActorClass, create: () => DistributedActor, publicNode?: ClusterNode, onStopped?: (id: ActorId) => void): ActorCell {
     if (this.#actors.has(path)) throw new ConfigError(`Actor path ${path} is taken on this node.`)
-    return this.#spawn(path, actorClassInfo(Class), create, publicId, onStopped, Class)
+    return this.#spawn(path, actorClassInfo(Class), create, publicNode, onStopped, Class)
   }
 
   #spawn(
     path: string,
     info: ReturnType<typeof actorClassInfo>,
     create: () => DistributedActor,
-    publicId?: ActorId,
+    publicNode?: ClusterNode,
     onStopped?: (id: ActorId) => void,
     mustBe?: ActorClass,
   ): ActorCell {
     const incarnation = 1 + Math.floor(Math.random() * 0xfffffffe)
     // Before begin: an onStart that throws at once stops the cell within it, and runs onStopped.
-    const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info, publicId, onStopped)
+    const cell = new ActorCell(this, new ActorId(this.#host.node(), path, incarnation), info, publicNode, onStopped)
     const actor = withConstructingCell(cell, create)
     if (mustBe && !(actor instanceof mustBe)) throw new ConfigError(`The factory for ${info.name} returned ${String(actor)}, not a ${info.name}.`)
     cell.actor = actor

@@ -131,8 +131,8 @@ export interface PluginActors {
   ): () => void
   /**
    * Creates a local actor at `path` from `create` (which must return a new `Class`), for services
-   * that name their actors (virtual actors). `publicId`, if given, is the id the actor hands out
-   * as `self` (made into a ref only if it does). `onStopped`, if given, runs once the actor has stopped, however it stopped (cheaper
+   * that name their actors (virtual actors). `publicNode`, if given, makes the id the actor hands
+   * out as `self` the well-known id at `path` on that node (made only if it does). `onStopped`, if given, runs once the actor has stopped, however it stopped (cheaper
    * than a watch: no promise, no registration with the watch service). Returns its target. Throws
    * ConfigError if the path is taken; rethrows the constructor's error.
    */
@@ -140,7 +140,7 @@ export interface PluginActors {
     path: string,
     Class: abstract new (...args: never[]) => DistributedActor,
     create: () => DistributedActor,
-    publicId?: ActorId,
+    publicNode?: ClusterNode,
     onStopped?: (id: ActorId) => void,
   ): LocalTarget & { readonly id: ActorId }
   /** The target of local actor `id` (this incarnation), if it has not finished stopping. */

@@ -59,7 +59,7 @@ export class SystemServices implements ControlChannel {
       wellKnownRef: <T extends DistributedActor>(path: string, timeout?: number) => actors.wellKnownRef(path, timeout) as unknown as ActorRef<T>,
       refOf: (id, Class) => this.refOf(id, Class) as ActorRef<DistributedActor>,
       registerWellKnownPrefix: (prefix, resolve, options) => actors.registerWellKnownPrefix(prefix, resolve, options?.route),
-      spawnAt: (path, Class, create, publicId, onStopped) => actors.spawnAt(path, Class as unknown as ActorClass, create, publicId, onStopped),
+      spawnAt: (path, Class, create, publicNode, onStopped) => actors.spawnAt(path, Class as unknown as ActorClass, create, publicNode, onStopped),
       target: (id) => actors.cell(id),
     }
     this.nodes = {

@@ -773,7 +773,7 @@ class VirtualActors implements VirtualActorsFacade {
     let target: LocalTarget & { readonly id: ActorId }
     this.#stoppedUnlisted = undefined
     try {
-      target = this.#ctx.actors.spawnAt(h.path, entry.Class, makeWith(entry.factory, h.id), new ActorId(ANYWHERE, h.path, 0), this.#activationStopped)
+      target = this.#ctx.actors.spawnAt(h.path, entry.Class, makeWith(entry.factory, h.id), ANYWHERE, this.#activationStopped)
     } catch (err) {
       this.#backoff.failed(h.path, this.#now(), err)
       h.inv.fail(
