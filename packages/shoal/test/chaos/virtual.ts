@@ -1,5 +1,5 @@
 /**
- * `npm run chaos:virtual -- --minutes M [--round-minutes R] [--seed S] [--json FILE] [--logs DIR]`:
+ * `npm run chaos:virtual -- --minutes M [--round-minutes R] [--seed S] [--json FILE] [--logs DIR] [--keep-logs]`:
  * virtual-actor chaos rounds (test/support/virtualChaos.ts) for M minutes in all: five real
  * processes in network namespaces calling 40 ids under seeded faults (partitions of random shape,
  * one-way loss, flapping links, kill -9, SIGSTOP, graceful leaves, restarts on the same address),
@@ -7,7 +7,7 @@
  * outside its activation, and every id served everywhere again after the final heal.
  *
  * Each round is a fresh cluster with its own seed (`--seed` gives the first; a round's seed, printed,
- * replays its fault schedule). Logs of a round with a violation stay under `--logs` (default
+ * replays its fault schedule). Logs of a round with a violation (of every round, with `--keep-logs`) stay under `--logs` (default
  * `.chaos-virtual/`). Exits 1 if any round has a violation or did not recover. Needs root, iproute2
  * and nftables.
  */
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     json: { type: 'string' },
     logs: { type: 'string', default: '.chaos-virtual' },
+    'keep-logs': { type: 'boolean', default: false },
   },
 })
 const totalMs = Number(values.minutes) * 60_000
@@ -66,7 +67,7 @@ for (let k = 0; Date.now() - started < totalMs; k++) {
   }
   rounds.push(r)
   const bad = r.check.violations.length > 0 || r.recoveredMs === undefined
-  if (!bad) rmSync(logDir, { recursive: true, force: true })
+  if (!bad && !values['keep-logs']) rmSync(logDir, { recursive: true, force: true })
   say(`round ${k + 1}: ${bad ? `VIOLATION (logs in ${logDir})` : 'ok'}\n${describeVirtualRound(r).replace(/^/gm, '    ')}`)
 }
 
