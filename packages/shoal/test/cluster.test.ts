@@ -38,6 +38,16 @@ describe('cluster API', () => {
     expect(logsB.lines.filter((l) => l.msg?.includes('one-node cluster'))).toHaveLength(0)
   })
 
+  it('confirmedUntil is never more than one window ahead, even alone (hosts cache it across membership changes)', async () => {
+    const a = await node()
+    await a.cluster.joined()
+    // Alone no member can down it, yet the answer holds for this membership only.
+    const until = a.cluster.confirmedUntil(4000)
+    expect(Number.isFinite(until)).toBe(true)
+    expect(until).toBeLessThanOrEqual(a.cluster.now() + 4000)
+    expect(until).toBeGreaterThan(a.cluster.now())
+  })
+
   it('events(): a snapshot first, then member changes and the leader, in order', async () => {
     const a = await node()
     await a.cluster.joined()

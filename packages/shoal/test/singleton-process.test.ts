@@ -534,6 +534,16 @@ async function frozenHostRun(leaseFile: string | undefined): Promise<{ host: Nod
   return { host, successor, successorAt, all }
 }
 
+describe('cluster singleton without a lease: the confirmation fence alone', () => {
+  it('the host (the first node: it formed the cluster alone) frozen past failover: woken, its instance serves nothing', async () => {
+    // A node alone needs no confirmation; before the fix the first node cached that answer after
+    // others joined and was never fenced again (found by chaos:virtual for virtual actors).
+    const { host, successor, successorAt, all } = await frozenHostRun(undefined)
+    for (const n of all) expect(calls(n).filter((c) => c.ok && c.host === host.proc.address && c.started + c.ms > successorAt)).toEqual([])
+    expect(successor).not.toBe(host)
+  }, 120_000)
+})
+
 describe('cluster singleton with a lease (SQLite file shared by the processes)', () => {
   it('a host frozen (SIGSTOP) past failover: its instance serves nothing once woken; the successor served after the lease expired', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'shoal-lease-'))

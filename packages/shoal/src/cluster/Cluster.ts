@@ -835,14 +835,16 @@ export class Cluster {
    * Until when (on {@link now}'s clock) this node's side is confirmed by heartbeat answers no older
    * than `window` ms: see `confirmedUntil` in Downing.ts. `notBefore`: ignore confirmations
    * of heartbeats sent before it (a host that fenced must hear afresh). For hosts of singletons and
-   * shards; +Infinity with a strategy that never downs a side (none, timeout). -Infinity once this
-   * node is down or removed, whatever members still answer: it is on no side that stays.
+   * shards. At most `window` ms from now: where no confirmation is needed (a strategy that never
+   * downs a side, a node alone) the answer holds for the current membership only, and callers cache
+   * it until it passes. -Infinity once this node is down or removed, whatever members still answer:
+   * it is on no side that stays.
    */
   confirmedUntil(window: number, notBefore = Number.NEGATIVE_INFINITY): number {
     const self = this.#gossip.members.get(this.self.uid)
     if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
-    return confirmedUntil(
+    const until = confirmedUntil(
       this.self.uid,
       members,
       (uid) => {
@@ -852,6 +854,9 @@ export class Cluster {
       this.downing,
       window,
     )
+    // Never more than one window ahead: an answer that needs no confirmation (+Infinity: a node
+    // alone, a strategy that downs nobody) holds for this membership only, and callers cache it.
+    return Math.min(until, this.now() + window)
   }
 
   /** The cluster's monotonic clock (ms): SWIM's, the one heartbeats and `confirmedUntil` use. */
