@@ -551,8 +551,17 @@ describe('cluster singleton with a lease (SQLite file shared by the processes)',
       const { host, successor, successorAt, all } = await frozenHostRun(join(dir, 'leases.db'))
       // No call anywhere was answered by the old host's instance after the successor activated.
       for (const n of all) expect(calls(n).filter((c) => c.ok && c.host === host.proc.address && c.started + c.ms > successorAt)).toEqual([])
-      // The woken instance refused (its lease had lapsed) and was stopped.
-      expect(host.proc.lines.some((l) => l.msg === 'singleton lease lost: stopping the instance')).toBe(true)
+      // The woken instance refused and was stopped: its lease had lapsed, and its confirmations too
+      // (whichever guard it checked first; before the fence fix of 3a97876 the first node was never
+      // fenced, so only the lease could stop it).
+      const refusals = [
+        'singleton lease lost: stopping the instance',
+        'singleton host not confirmed by a side that stays: refusing calls until members confirm it again',
+      ]
+      expect(
+        host.proc.lines.some((l) => refusals.includes(String(l.msg))),
+        JSON.stringify(host.proc.lines.slice(-20).map((l) => l.msg)),
+      ).toBe(true)
       expect(successor).not.toBe(host)
     } finally {
       rmSync(dir, { recursive: true, force: true })
