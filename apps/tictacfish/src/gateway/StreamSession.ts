@@ -1,0 +1,241 @@
+/**
+ * One client stream on the gateway (a `/matchmaking` or `/game` request, or its WebSocket twin),
+ * from open to end, independent of the transport: lines in are parsed, checked and handed to the
+ * player's NetworkPlayer in arrival order; lines out come from the stream's PlayerStream actor.
+ *
+ * - **Heartbeats (G18).** A stream that sent nothing for `idleTimeout` (30 s) is ended.
+ * - **Ends once (G19).** Whatever ends it first (the request body ends, the socket closes, idle,
+ *   replaced, a flood of bad lines, a client too slow to read) ends the response, detaches it from
+ *   the player and stops its actor, exactly once.
+ * - **Keep-alive.** Every `keepAlive` (5 s) the stream re-attaches to its NetworkPlayer, so a
+ *   player re-activated on another node after a crash learns its streams within seconds; a game
+ *   stream also catches up on the opponent's moves it missed meanwhile.
+ * - **Bad lines lose nothing.** A line that does not parse is dropped and logged; the stream goes
+ *   on. More than `maxBadLines` of them end it.
+ */
+
+import type { Logger } from 'pino'
+import type { ActorRef } from 'shoal'
+import { samePlayer } from '../game/GameRules.ts'
+import type { NetworkPlayer } from '../player/NetworkPlayer.ts'
+import { type GameMove, type GameState, LineError, type LobbyMessage, type Player, parseGameLine, parseLobbyLine } from '../protocol/Messages.ts'
+import type { PlayerStream, StreamSink } from './PlayerStream.ts'
+
+export type StreamKind = 'lobby' | 'game'
+
+/** How a StreamSession writes to its client and ends it (HTTP response or WebSocket). */
+export interface StreamTransport {
+  /** Queues one line; false if the client is not reading (its buffer is over the limit). */
+  write(line: string): boolean
+  /** Ends the response or closes the socket. */
+  end(): void
+}
+
+/** What a StreamSession needs from its node. */
+export interface StreamLinks {
+  player(playerKey: string): ActorRef<NetworkPlayer>
+  spawnStream(sink: StreamSink): ActorRef<PlayerStream>
+  stopStream(ref: ActorRef<PlayerStream>): void
+}
+
+export interface StreamSettings {
+  /** A stream that sent no line (a heartbeat will do) for this long is ended (ms). The seed's 30 s. */
+  readonly idleTimeout: number
+  /** How often a stream re-attaches to its player (ms). */
+  readonly keepAlive: number
+  /** Bad lines a stream may send before it is ended. */
+  readonly maxBadLines: number
+  /** Lines waiting to be handled before a stream counts as flooding and is ended. */
+  readonly maxPendingLines: number
+}
+
+export const STREAM_DEFAULTS: StreamSettings = { idleTimeout: 30_000, keepAlive: 5_000, maxBadLines: 20, maxPendingLines: 64 }
+
+export class StreamSession implements StreamSink {
+  readonly #kind: StreamKind
+  readonly #player: Player
+  readonly #key: string
+  readonly #transport: StreamTransport
+  readonly #links: StreamLinks
+  readonly #settings: StreamSettings
+  readonly #log: Logger
+  readonly #onEnd: (why: string) => void
+  #ref: ActorRef<PlayerStream> | undefined
+  #ended = false
+  #idle: NodeJS.Timeout | undefined
+  #keepAlive: NodeJS.Timeout | undefined
+  #inbound: Promise<void> = Promise.resolve()
+  #pending = 0
+  #attaching = false
+  #badLines = 0
+  /** What the client last asked the lobby for (told to a re-activated player). */
+  #joined = false
+  #ready = false
+  /** The game whose moves the client has, by index (own moves and relayed ones). */
+  #sessionId: string | undefined
+  #known: boolean[] = []
+
+  constructor(
+    kind: StreamKind,
+    player: Player,
+    transport: StreamTransport,
+    links: StreamLinks,
+    settings: StreamSettings,
+    log: Logger,
+    onEnd: (why: string) => void,
+  ) {
+    this.#kind = kind
+    this.#player = player
+    this.#key = player.playerId.toLowerCase()
+    this.#transport = transport
+    this.#links = links
+    this.#settings = settings
+    this.#log = log
+    this.#onEnd = onEnd
+  }
+
+  get ended(): boolean {
+    return this.#ended
+  }
+
+  /** Spawns the stream's actor and attaches it to the player. */
+  start(): void {
+    this.#ref = this.#links.spawnStream(this)
+    this.#resetIdle()
+    this.#enqueue(() => this.#attach(true))
+    this.#keepAlive = setInterval(() => {
+      // One keep-alive at a time: a player that is slow to answer (its node just died) is not flooded.
+      if (this.#attaching) return
+      this.#attaching = true
+      this.#enqueue(() => this.#attach(false).finally(() => (this.#attaching = false)))
+    }, this.#settings.keepAlive)
+    this.#keepAlive.unref()
+  }
+
+  /** One line from the client. */
+  line(text: string): void {
+    if (this.#ended) return
+    this.#resetIdle()
+    try {
+      if (this.#kind === 'lobby') {
+        const parsed = parseLobbyLine(text)
+        if (parsed.kind === 'heartbeat') return
+        if (!samePlayer(parsed.update.player.playerId, this.#player.playerId))
+          return this.#bad(new LineError(`A status update must be about this stream's player (${this.#player.playerId}).`))
+        const update = { ...parsed.update, player: this.#player }
+        if (update.status === 'connect') [this.#joined, this.#ready] = [true, false]
+        else if (update.status === 'ready') [this.#joined, this.#ready] = [true, true]
+        else [this.#joined, this.#ready] = [false, false]
+        this.#enqueue(() => this.#player$().lobbyLine(this.#ref!, update))
+      } else {
+        const parsed = parseGameLine(text)
+        if (parsed.kind === 'heartbeat') return
+        this.#enqueue(() => this.#move(parsed.move))
+      }
+    } catch (e) {
+      if (e instanceof LineError) return this.#bad(e)
+      throw e
+    }
+  }
+
+  /** A line longer than the limit arrived (and was skipped). */
+  tooLong(bytes: number): void {
+    this.#resetIdle()
+    this.#bad(new LineError(`A line of ${bytes}+ bytes is over the limit.`))
+  }
+
+  /** The client's side ended (request body ended, socket closed) or the gateway stops. */
+  end(why: string): void {
+    if (this.#ended) return
+    this.#ended = true
+    clearTimeout(this.#idle)
+    clearInterval(this.#keepAlive)
+    this.#transport.end()
+    const ref = this.#ref
+    if (ref) {
+      const player = this.#player$()
+      const detach = this.#kind === 'lobby' ? player.detachLobby(ref) : player.detachGame(ref)
+      void detach.catch((e: unknown) => this.#log.debug({ err: e, player: this.#key }, 'detach failed')).finally(() => this.#links.stopStream(ref))
+    }
+    this.#onEnd(why)
+  }
+
+  // ── StreamSink: lines from the cluster ──
+
+  lobbyLine(message: LobbyMessage): void {
+    this.#send(message)
+  }
+
+  opponentMove(sessionId: string, index: number, move: GameMove): void {
+    this.#forGame(sessionId)
+    if (this.#known[index]) return
+    this.#known[index] = true
+    this.#send(move)
+  }
+
+  close(reason: string): void {
+    this.end(reason)
+  }
+
+  // ── internals ──
+
+  #player$(): ActorRef<NetworkPlayer> {
+    return this.#links.player(this.#key)
+  }
+
+  async #attach(first: boolean): Promise<void> {
+    const player = this.#player$()
+    if (this.#kind === 'lobby') return player.attachLobby(this.#ref!, this.#player, first, { joined: this.#joined, ready: this.#ready })
+    const game = await player.attachGame(this.#ref!, this.#player, first)
+    if (game) this.#catchUp(game)
+  }
+
+  async #move(move: GameMove): Promise<void> {
+    const outcome = await this.#player$().move(move)
+    if (outcome.accepted) {
+      this.#forGame(outcome.game.sessionId)
+      this.#known[outcome.index] = true
+    } else this.#log.info({ player: this.#key, position: move.position, reason: outcome.reason }, 'move refused')
+  }
+
+  /** Sends the opponent's moves of `game` the client does not have yet, in order. */
+  #catchUp(game: GameState): void {
+    this.#forGame(game.sessionId)
+    game.moves.forEach((move, index) => {
+      if (this.#known[index] || samePlayer(move.playerId, this.#player.playerId)) return
+      this.#known[index] = true
+      this.#send(move)
+    })
+  }
+
+  #forGame(sessionId: string): void {
+    if (sessionId === this.#sessionId) return
+    this.#sessionId = sessionId
+    this.#known = []
+  }
+
+  #send(message: LobbyMessage | GameMove): void {
+    if (this.#ended) return
+    if (!this.#transport.write(`${JSON.stringify({ message })}\n`)) this.end('client not reading its stream')
+  }
+
+  /** Runs handlers one at a time in arrival order; a failure is logged, and the stream goes on. */
+  #enqueue(fn: () => Promise<void>): void {
+    if (++this.#pending > this.#settings.maxPendingLines) return this.end('too many lines waiting')
+    this.#inbound = this.#inbound
+      .then(() => (this.#ended ? undefined : fn()))
+      .catch((e: unknown) => this.#log.warn({ err: e, player: this.#key, stream: this.#kind }, 'a line could not be handled'))
+      .finally(() => this.#pending--)
+  }
+
+  #bad(e: LineError): void {
+    this.#log.info({ player: this.#key, stream: this.#kind, reason: e.message }, 'bad line dropped')
+    if (++this.#badLines > this.#settings.maxBadLines) this.end('too many bad lines')
+  }
+
+  #resetIdle(): void {
+    clearTimeout(this.#idle)
+    this.#idle = setTimeout(() => this.end(`no line for ${this.#settings.idleTimeout} ms`), this.#settings.idleTimeout)
+    this.#idle.unref()
+  }
+}

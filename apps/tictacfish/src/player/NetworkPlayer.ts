@@ -1,0 +1,140 @@
+/**
+ * A player, as a virtual actor keyed by its player id (lower case): the one place its streams meet
+ * the lobby and its game. It relays its lobby stream's lines to the lobby and the lobby's lines to
+ * that stream, and its game stream's moves to its game session and the opponent's moves back.
+ *
+ * It keeps nothing that cannot be rebuilt: if its node dies, the next activation learns its
+ * streams from their keep-alive (every few seconds, `first: false`) and its game from the lobby.
+ * The newest stream of each kind wins; the one it replaces is closed (the seed ignores the second
+ * stream, so a client that reconnects after a network blip is shut out until the old one times out).
+ */
+import { type ActorRef, DistributedActor, distributed } from 'shoal'
+import { samePlayer } from '../game/GameRules.ts'
+import type { GameSession, MoveOutcome } from '../game/GameSession.ts'
+import type { PlayerStream } from '../gateway/PlayerStream.ts'
+import type { GameLobby } from '../lobby/GameLobby.ts'
+import type { GameMove, GameState, LobbyMessage, Player, PlayerStatusUpdate } from '../protocol/Messages.ts'
+
+/** What a player needs from the rest of the game. */
+export interface PlayerLinks {
+  readonly lobby: ActorRef<GameLobby>
+  session(sessionId: string): ActorRef<GameSession>
+}
+
+/** What the lobby stream last asked for, kept by the gateway so that a new activation can be told. */
+export interface LobbyIntent {
+  readonly joined: boolean
+  readonly ready: boolean
+}
+
+export class NetworkPlayer extends DistributedActor {
+  #lobbyStream: ActorRef<PlayerStream> | undefined
+  #gameStream: ActorRef<PlayerStream> | undefined
+  #player: Player | undefined
+  #game: GameState | undefined
+
+  constructor(
+    readonly playerKey: string,
+    private readonly links: PlayerLinks,
+  ) {
+    super()
+  }
+
+  /**
+   * A lobby stream is open (`first`: just now; otherwise its keep-alive). A new stream replaces the
+   * current one; a keep-alive re-attaches a stream this activation never saw (it is new after a
+   * crash) and tells the lobby where the player stands.
+   */
+  @distributed async attachLobby(stream: ActorRef<PlayerStream>, player: Player, first: boolean, intent: LobbyIntent): Promise<void> {
+    this.#player = player
+    const current = this.#lobbyStream
+    if (current?.id.equals(stream.id)) {
+      if (intent.joined) await this.links.lobby.touch(player, intent.ready)
+      return
+    }
+    if (current && !first) return stream.tell('close', 'replaced by a newer lobby stream of this player')
+    if (current) current.tell('close', 'replaced by a newer lobby stream of this player')
+    this.#lobbyStream = stream
+    if (intent.joined) await this.links.lobby.touch(player, intent.ready)
+  }
+
+  /** A status line from the current lobby stream. */
+  @distributed async lobbyLine(stream: ActorRef<PlayerStream>, update: PlayerStatusUpdate): Promise<void> {
+    if (!this.#lobbyStream?.id.equals(stream.id)) return
+    const player = this.#player ?? update.player
+    if (update.status === 'connect') await this.links.lobby.connect(player)
+    else if (update.status === 'ready') await this.links.lobby.ready(player)
+    else await this.links.lobby.disconnect(player.playerId)
+  }
+
+  /** The lobby stream ended: the player leaves the lobby (a replaced stream changes nothing). */
+  @distributed async detachLobby(stream: ActorRef<PlayerStream>): Promise<void> {
+    if (!this.#lobbyStream?.id.equals(stream.id)) return
+    this.#lobbyStream = undefined
+    if (this.#player) await this.links.lobby.disconnect(this.#player.playerId)
+  }
+
+  /** A line from the lobby for this player. */
+  @distributed async lobbyMessage(message: LobbyMessage): Promise<void> {
+    if ('type' in message && this.#player && this.#isMine(message.game)) this.#game = message.type === 'started' ? message.game : undefined
+    this.#lobbyStream?.tell('push', message)
+  }
+
+  /**
+   * A game stream is open (`first`) or alive. Returns the player's game in progress, if any, so the
+   * stream can send the opponent's moves it has not sent yet.
+   */
+  @distributed async attachGame(stream: ActorRef<PlayerStream>, player: Player, first: boolean): Promise<GameState | undefined> {
+    this.#player = player
+    const current = this.#gameStream
+    if (current && !current.id.equals(stream.id)) {
+      if (!first) {
+        stream.tell('close', 'replaced by a newer game stream of this player')
+        return undefined
+      }
+      current.tell('close', 'replaced by a newer game stream of this player')
+    }
+    this.#gameStream = stream
+    const game = await this.#currentGame()
+    // The session's own view: it has every accepted move, which a keep-alive uses to catch up.
+    return game && ((await this.links.session(game.sessionId).game()) ?? game)
+  }
+
+  /** The game stream ended. */
+  @distributed async detachGame(stream: ActorRef<PlayerStream>): Promise<void> {
+    if (this.#gameStream?.id.equals(stream.id)) this.#gameStream = undefined
+  }
+
+  /**
+   * A move from this player's game stream, played in its current game. The move's player id must
+   * be this player's (the seed trusts the payload: G27).
+   */
+  @distributed async move(move: GameMove): Promise<MoveOutcome> {
+    if (!samePlayer(move.playerId, this.playerKey)) return { accepted: false, reason: 'NOT_A_PLAYER' }
+    const game = await this.#currentGame()
+    if (!game) return { accepted: false, reason: 'NOT_STARTED' }
+    const session = this.links.session(game.sessionId)
+    let outcome = await session.move(move)
+    if (!outcome.accepted && outcome.reason === 'NOT_STARTED') {
+      // The lobby journaled the match but its node died before it started the session.
+      await session.start(game)
+      outcome = await session.move(move)
+    }
+    if (outcome.accepted) this.#game = outcome.game.result ? undefined : outcome.game
+    return outcome
+  }
+
+  /** The opponent moved (sent by the session): relayed to this player's game stream. */
+  @distributed async opponentMoved(sessionId: string, index: number, move: GameMove): Promise<void> {
+    this.#gameStream?.tell('pushMove', sessionId, index, move)
+  }
+
+  async #currentGame(): Promise<GameState | undefined> {
+    if (!this.#game) this.#game = await this.links.lobby.gameOf(this.playerKey)
+    return this.#game
+  }
+
+  #isMine(game: GameState): boolean {
+    return samePlayer(game.playerOne.playerId, this.playerKey) || samePlayer(game.playerTwo.playerId, this.playerKey)
+  }
+}
