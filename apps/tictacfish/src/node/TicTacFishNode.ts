@@ -24,6 +24,7 @@ import { PlayerStream } from '../gateway/PlayerStream.ts'
 import { GameLobby, type LobbyLinks } from '../lobby/GameLobby.ts'
 import type { LobbySettings } from '../lobby/Lobby.ts'
 import { NetworkPlayer, type PlayerLinks } from '../player/NetworkPlayer.ts'
+import { uiFiles } from '../ui/bundle.ts'
 
 export type Role = 'gateway' | 'players' | 'lobby'
 export const ROLES: readonly Role[] = ['gateway', 'players', 'lobby']
@@ -96,7 +97,7 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
   const gateway = roles.includes('gateway')
     ? await Gateway.start(
         { player, spawnStream: (sink) => system.spawn(PlayerStream, sink), stopStream: (ref) => void system.stop(ref) },
-        options.gateway ?? {},
+        { ui: await uiFiles(), ...options.gateway },
         log,
       )
     : undefined

@@ -1,0 +1,84 @@
+/**
+ * One TicTacFish node as an OS process (what `npm start` launches four of).
+ *
+ *   node main.ts --roles gateway|players|lobby[,…] [--port P] [--clusterd H:P | --seed H:P …]
+ *                [--http P] [--management P] [--journal sqlite:FILE|postgres://…] [--name N]
+ *
+ * The cluster secret comes from SHOAL_SECRET, the management endpoint's token from
+ * SHOAL_HTTP_TOKEN. Logs are JSON lines on stdout. SIGTERM or SIGINT leaves the cluster gracefully
+ * (hand-over of the lobby and of the node's virtual actors) and exits 0; any other end exits 1.
+ */
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { ManagementServer } from 'shoal'
+import { ROLES, type Role, startTicTacFishNode } from './TicTacFishNode.ts'
+
+const { values } = parseArgs({
+  options: {
+    roles: { type: 'string', default: 'gateway,players,lobby' },
+    name: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '0' },
+    seed: { type: 'string', multiple: true, default: [] },
+    clusterd: { type: 'string' },
+    http: { type: 'string', default: '8080' },
+    management: { type: 'string' },
+    journal: { type: 'string', default: 'sqlite:./data/tictacfish.db' },
+    'idle-timeout': { type: 'string' },
+    'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
+  },
+})
+
+const roles = values.roles.split(',').map((r) => r.trim()) as Role[]
+const unknown = roles.filter((r) => !ROLES.includes(r))
+if (unknown.length > 0) {
+  process.stderr.write(`Unknown role ${unknown.join(', ')}: use ${ROLES.join(', ')}.\n`)
+  process.exit(2)
+}
+const int = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number.parseInt(v, 10))
+const logger = pino({ level: values['log-level'], base: { node: values.name ?? roles.join('+') } })
+
+const node = await startTicTacFishNode({
+  roles,
+  system: {
+    name: values.name ?? 'tictacfish',
+    host: values.host,
+    port: int(values.port),
+    secret: process.env.SHOAL_SECRET,
+    logger,
+    cluster: { seeds: values.seed, ...(values.clusterd ? { clusterd: values.clusterd } : {}) },
+  },
+  journal: values.journal,
+  gateway: { port: int(values.http) },
+  idleTimeout: int(values['idle-timeout']),
+})
+const { system } = node
+if (node.gateway) logger.info({ url: `http://${values.host}:${node.gateway.address.port}`, port: node.gateway.address.port }, 'gateway listening')
+
+let leaving: Promise<void> | undefined
+const leave = (why: string): Promise<void> => {
+  if (leaving) return leaving
+  logger.info({ why }, 'leaving the cluster')
+  leaving = node.stop().catch((e: unknown) => logger.error({ err: e }, 'leave failed'))
+  return leaving
+}
+
+const management =
+  values.management === undefined
+    ? undefined
+    : await ManagementServer.start(system, {
+        host: '127.0.0.1',
+        port: int(values.management)!,
+        token: process.env.SHOAL_HTTP_TOKEN,
+        onLeave: () => leave('POST /cluster/leave'),
+      })
+if (management) logger.info({ url: `http://127.0.0.1:${management.port}`, port: management.port }, 'management endpoint listening')
+logger.info({ roles, address: `${system.node.endpoint.host}:${system.node.endpoint.port}` }, 'tictacfish node started')
+
+process.on('SIGTERM', () => void leave('SIGTERM'))
+process.on('SIGINT', () => void leave('SIGINT'))
+await system.terminated
+await leaving
+await management?.close()
+logger.info({ downed: system.cluster.downed }, 'node stopped')
+process.exit(leaving !== undefined && !system.cluster.downed ? 0 : 1)
