@@ -3,53 +3,21 @@
  * with all three roles, both lobby streams kept open throughout; then the negative cases.
  */
 
-import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StreamClient } from '../src/client/StreamClient.ts'
 import { moveFor } from '../src/game/GameRules.ts'
-import { startTicTacFishNode, type TicTacFishNode } from '../src/node/TicTacFishNode.ts'
-import { type GameState, type Player, parseServerGameLine, parseServerLobbyLine } from '../src/protocol/Messages.ts'
+import { type GameState, type Player, parseServerGameLine } from '../src/protocol/Messages.ts'
+import { lobbyState, newPlayer, session, startAllInOne, status } from './support/game.ts'
 
-let node: TicTacFishNode
+let app: Awaited<ReturnType<typeof startAllInOne>>
 let url: string
-let dir: string
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ttf-'))
-  node = await startTicTacFishNode({
-    roles: ['gateway', 'players', 'lobby'],
-    system: { port: 0, insecure: true, logLevel: 'silent' },
-    journal: `sqlite:${join(dir, 'journal.db')}`,
-    gateway: { port: 0 },
-  })
-  url = `http://127.0.0.1:${node.gateway!.address.port}`
+  app = await startAllInOne()
+  url = app.url
 })
+afterAll(() => app?.stop())
 
-afterAll(async () => {
-  await node?.stop()
-  rmSync(dir, { recursive: true, force: true })
-})
-
-const newPlayer = (name: string, team: Player['team'], upper = false): Player => {
-  const id = randomUUID()
-  return { playerId: upper ? id.toUpperCase() : id, name, team }
-}
-
-const lobbyState = (l: unknown) => {
-  const p = parseServerLobbyLine(JSON.stringify(l))
-  return p.kind === 'lobby' ? p.state : undefined
-}
-const status = (who: Player, s: string) => (l: unknown) => {
-  const p = parseServerLobbyLine(JSON.stringify(l))
-  return p.kind === 'status' && p.update.player.playerId === who.playerId && p.update.status === s ? p.update : undefined
-}
-const session = (type: 'started' | 'finished', sessionId?: string) => (l: unknown) => {
-  const p = parseServerLobbyLine(JSON.stringify(l))
-  return p.kind === 'session' && p.update.type === type && (sessionId === undefined || p.update.game.sessionId === sessionId) ? p.update.game : undefined
-}
 const anyMove = (l: unknown) => parseServerGameLine(JSON.stringify(l))
 
 describe('TicTacFish over the JSONL API (seed §5.6)', () => {
