@@ -47,9 +47,11 @@ export interface StreamSettings {
   readonly maxBadLines: number
   /** Lines waiting to be handled before a stream counts as flooding and is ended. */
   readonly maxPendingLines: number
+  /** How long a line's call to its player is tried again while the player's node is failing over (ms). */
+  readonly retryFor: number
 }
 
-export const STREAM_DEFAULTS: StreamSettings = { idleTimeout: 30_000, keepAlive: 5_000, maxBadLines: 20, maxPendingLines: 64 }
+export const STREAM_DEFAULTS: StreamSettings = { idleTimeout: 30_000, keepAlive: 5_000, maxBadLines: 20, maxPendingLines: 64, retryFor: 30_000 }
 
 export class StreamSession implements StreamSink {
   readonly #kind: StreamKind
@@ -126,7 +128,7 @@ export class StreamSession implements StreamSink {
         if (update.status === 'connect') [this.#joined, this.#ready] = [true, false]
         else if (update.status === 'ready') [this.#joined, this.#ready] = [true, true]
         else [this.#joined, this.#ready] = [false, false]
-        this.#enqueue(() => this.#player$().lobbyLine(this.#ref!, update))
+        this.#enqueue(() => this.#retrying(() => this.#player$().lobbyLine(this.#ref!, update)))
       } else {
         const parsed = parseGameLine(text)
         if (parsed.kind === 'heartbeat') return
@@ -191,7 +193,8 @@ export class StreamSession implements StreamSink {
   }
 
   async #move(move: GameMove): Promise<void> {
-    const outcome = await this.#player$().move(move)
+    // A retry cannot play a move twice: once it is in, the same move is refused (not this player's turn).
+    const outcome = await this.#retrying(() => this.#player$().move(move))
     if (outcome.accepted) {
       this.#forGame(outcome.game.sessionId)
       this.#known[outcome.index] = true
@@ -217,6 +220,23 @@ export class StreamSession implements StreamSink {
   #send(message: LobbyMessage | GameMove): void {
     if (this.#ended) return
     if (!this.#transport.write(`${JSON.stringify({ message })}\n`)) this.end('client not reading its stream')
+  }
+
+  /**
+   * A call to the player, tried again while it fails (its node died: the player is re-activated
+   * elsewhere once that node is downed) for up to `retryFor`; the stream's later lines wait their turn.
+   */
+  async #retrying<T>(call: () => Promise<T>): Promise<T> {
+    const deadline = performance.now() + this.#settings.retryFor
+    for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await call()
+      } catch (e) {
+        if (this.#ended || performance.now() + delay > deadline) throw e
+        this.#log.debug({ err: e, player: this.#key }, 'call to the player failed; trying again')
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
   }
 
   /** Runs handlers one at a time in arrival order; a failure is logged, and the stream goes on. */

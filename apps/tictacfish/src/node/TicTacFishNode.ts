@@ -41,6 +41,8 @@ export interface TicTacFishNodeOptions {
   /** The gateway's HTTP settings (port 8080 by default). */
   readonly gateway?: GatewaySettings
   readonly lobby?: Partial<LobbySettings>
+  /** Time after a crashed node is downed before its lobby or actors start elsewhere (ms; Shoal's default). */
+  readonly downMargin?: number
   /** Idle time before a player or session is passivated (ms; Shoal's default: 2 min). */
   readonly idleTimeout?: number
 }
@@ -60,7 +62,12 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
   const system = await ClusterSystem.start({
     ...settings,
     cluster: { ...settings.cluster, roles: [...(settings.cluster?.roles ?? []), ...roles] },
-    plugins: [...(settings.plugins ?? []), singletonPlugin(), virtualActorsPlugin(), journalPlugin({ store: store.store })],
+    plugins: [
+      ...(settings.plugins ?? []),
+      singletonPlugin(margin(options.downMargin)),
+      virtualActorsPlugin(margin(options.downMargin)),
+      journalPlugin({ store: store.store }),
+    ],
   })
   const log = system.log as Logger
   const session = (id: string): ActorRef<GameSession> => system.virtualActors.get(GameSession, id, { type: 'GameSession' })
@@ -112,6 +119,8 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
     })())
   return { system, gateway, lobby, stop }
 }
+
+const margin = (downMargin: number | undefined): { downMargin?: number } => (downMargin === undefined ? {} : { downMargin })
 
 async function openJournal(journal: string | EventStore): Promise<{ store: EventStore; close(): Promise<void> }> {
   if (typeof journal !== 'string') return { store: journal, close: async () => {} }

@@ -3,6 +3,7 @@
  *
  *   node main.ts --roles gateway|players|lobby[,…] [--port P] [--clusterd H:P | --seed H:P …]
  *                [--http P] [--management P] [--journal sqlite:FILE|postgres://…] [--name N]
+ *                [--stable-after MS] [--down-margin MS] [--idle-timeout MS]
  *
  * The cluster secret comes from SHOAL_SECRET, the management endpoint's token from
  * SHOAL_HTTP_TOKEN. Logs are JSON lines on stdout. SIGTERM or SIGINT leaves the cluster gracefully
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     management: { type: 'string' },
     journal: { type: 'string', default: 'sqlite:./data/tictacfish.db' },
     'idle-timeout': { type: 'string' },
+    'stable-after': { type: 'string' },
+    'down-margin': { type: 'string' },
     'log-level': { type: 'string', default: process.env.SHOAL_LOG_LEVEL ?? 'info' },
   },
 })
@@ -46,11 +49,12 @@ const node = await startTicTacFishNode({
     port: int(values.port),
     secret: process.env.SHOAL_SECRET,
     logger,
-    cluster: { seeds: values.seed, ...(values.clusterd ? { clusterd: values.clusterd } : {}) },
+    cluster: { seeds: values.seed, stableAfter: int(values['stable-after']), ...(values.clusterd ? { clusterd: values.clusterd } : {}) },
   },
   journal: values.journal,
   gateway: { port: int(values.http) },
   idleTimeout: int(values['idle-timeout']),
+  downMargin: int(values['down-margin']),
 })
 const { system } = node
 if (node.gateway) logger.info({ url: `http://${values.host}:${node.gateway.address.port}`, port: node.gateway.address.port }, 'gateway listening')

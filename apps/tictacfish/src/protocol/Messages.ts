@@ -49,7 +49,7 @@ export const GameMove = z
 export type GameMove = z.infer<typeof GameMove>
 
 export const Win = z.object({ player: Player }).openapi('Win')
-export const Draw = z.object({}).openapi('Draw')
+export const Draw = z.strictObject({}).openapi('Draw')
 export const GameResult = z.object({ result: z.union([Win, Draw]).optional() }).openapi('GameResult')
 export type GameResult = { result?: { player: Player } | Record<string, never> }
 
@@ -89,7 +89,7 @@ export const LobbyState = z
   .openapi('LobbyState')
 export type LobbyState = { waitingPlayers: Player[]; readyPlayers: Player[]; completedSessions: GameState[] }
 
-export const Heartbeat = z.object({}).openapi('Heartbeat')
+export const Heartbeat = z.strictObject({}).openapi('Heartbeat')
 export type Heartbeat = Record<string, never>
 
 // The four line wrappers, as documented (`oneOf`, in the seed's order). Incoming lines are parsed by

@@ -66,18 +66,29 @@ export class NodeProcess {
   }
 
   /** Starts `shoal <command> …args` and resolves once it is ready. */
-  static async start(command: 'node' | 'clusterd', o: NodeProcessOptions): Promise<NodeProcess> {
-    const args = ['--conditions=source', '--import', 'tsx', SHOAL_BIN, command, ...o.args]
+  static start(command: 'node' | 'clusterd', o: NodeProcessOptions): Promise<NodeProcess> {
+    const ready = (l: LogLine) => l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started')
+    return NodeProcess.#run(`shoal ${command}`, [SHOAL_BIN, command, ...o.args], o, ready)
+  }
+
+  /**
+   * Starts an application's own node script (TypeScript or JavaScript; `…args` after it) that logs
+   * pino JSON lines on stdout like `shoal node`, and resolves once `readyWhen` (default: "node
+   * started") is logged. For applications' multi-process tests.
+   */
+  static startScript(script: string, o: NodeProcessOptions): Promise<NodeProcess> {
+    return NodeProcess.#run(script, [script, ...o.args], o, (l) => l.msg === 'node started')
+  }
+
+  static async #run(what: string, script: string[], o: NodeProcessOptions, defaultReady: (l: LogLine) => boolean): Promise<NodeProcess> {
+    const args = ['--conditions=source', '--import', 'tsx', ...script]
     const options: SpawnOptions = { env: { ...process.env, SHOAL_LOG_LEVEL: 'info', ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] }
     const child = o.spawner ? o.spawner(process.execPath, args, options) : spawn(process.execPath, args, options)
     const p = new NodeProcess(child)
-    const ready =
-      o.readyWhen ??
-      ((l: LogLine) => l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started'))
     await Promise.race([
-      p.waitForLine(ready, o.timeout ?? 30_000),
+      p.waitForLine(o.readyWhen ?? defaultReady, o.timeout ?? 30_000),
       p.exited.then(({ code, signal }) => {
-        throw new Error(`shoal ${command} exited (${signal ?? code}) before it was ready: ${p.lines.map((l) => l.msg).join(' | ')}`)
+        throw new Error(`${what} exited (${signal ?? code}) before it was ready: ${p.lines.map((l) => l.msg).join(' | ')}`)
       }),
     ])
     return p
