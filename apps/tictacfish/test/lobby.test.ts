@@ -480,7 +480,7 @@ describe('sessionCompleted', () => {
     expect(ds[0]).toEqual({ kind: 'record', event: { type: 'ended', game: final } })
     expect(records(ds)).toHaveLength(1)
     const finished = sends(ds).filter((x) => isSession(x.message))
-    expect(names(finished.map((x) => x.to))).toEqual(['Ann', 'Bob', 'Cat'])
+    expect(names(finished.map((x) => x.to)).sort()).toEqual(['Ann', 'Bob', 'Cat'])
     for (const x of finished) expect(x.message).toEqual({ type: 'finished', game: final })
     // playerOne (Bob) then playerTwo (Ann) wait again; the others hear connect.
     expect(to(ds, cat).filter((m) => !isSession(m))).toEqual([
@@ -508,11 +508,12 @@ describe('sessionCompleted', () => {
     expect(isState(state) && names(state.waitingPlayers)).toEqual(['Ann', 'Bob', 'Cat'])
   })
 
-  it('players who left are not told; the players can get ready and play again', () => {
+  it('a player who left the lobby still hears its game finished (a lobby that just took over knows no one yet); the players can play again', () => {
     const { d, game } = matched(true)
     d.disconnect(ann.playerId)
     const ds = d.completed(finish(game))
-    expect(names(sends(ds).map((x) => x.to))).toEqual(['Bob', 'Cat', 'Cat'])
+    expect(names(sends(ds).map((x) => x.to)).sort()).toEqual(['Ann', 'Bob', 'Cat', 'Cat'])
+    expect(to(ds, ann)).toEqual([{ type: 'finished', game: finish(game) }])
     expect(d.lobby.counts()).toEqual({ waiting: 2, ready: 0, playing: 0 })
     d.connect(ann, 3000)
     d.ready(bob, 3000)

@@ -152,7 +152,11 @@ export class Lobby {
   sessionCompleted(game: GameState, record: LobbyRecord): LobbyDirective[] {
     if (record.completed.some((g) => g.sessionId === game.sessionId)) return []
     const out: LobbyDirective[] = [{ kind: 'record', event: { type: 'ended', game } }]
-    for (const p of this.#sorted()) out.push({ kind: 'send', to: p.player, message: { type: 'finished', game } })
+    // Its two players hear of it even if not (yet) present here: this lobby may have just taken
+    // over, and their streams touch it only every few seconds.
+    const players = [game.playerOne, game.playerTwo]
+    const others = this.#sorted().filter((p) => !players.some((q) => playerKey(q.playerId) === playerKey(p.player.playerId)))
+    for (const to of [...players, ...others.map((p) => p.player)]) out.push({ kind: 'send', to, message: { type: 'finished', game } })
     for (const player of [game.playerOne, game.playerTwo]) {
       const p = this.#present.get(playerKey(player.playerId))
       if (!p || p.phase !== 'playing') continue

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StreamClient } from '../../src/client/StreamClient.ts'
+import { moveFor } from '../../src/game/GameRules.ts'
 import { startTicTacFishNode, type TicTacFishNode, type TicTacFishNodeOptions } from '../../src/node/TicTacFishNode.ts'
 import { type GameState, type Player, parseServerGameLine, parseServerLobbyLine } from '../../src/protocol/Messages.ts'
 
@@ -97,3 +98,22 @@ export async function startGame(url: string, heartbeat = 0): Promise<StartedGame
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Plays `positions` in turn from `state` (whoever's turn it is first); each move is awaited on the
+ * opponent's game stream (its line at or after the stream's current end). Returns the state after.
+ */
+export async function play(g: StartedGame, state: GameState, positions: readonly number[], timeout = 15_000): Promise<GameState> {
+  let s = state
+  for (const pos of positions) {
+    const mover = s.currentPlayerId === g.x.playerId ? g.x : g.o
+    const other = mover === g.x ? g.o : g.x
+    const mv = moveFor(s, mover, pos)
+    const stream = g.games.get(other)!
+    const from = stream.lines.length
+    g.games.get(mover)!.move(mv)
+    await stream.next(moveAt(pos), timeout, from)
+    s = { ...s, moves: [...s.moves, mv], currentPlayerId: other.playerId }
+  }
+  return s
+}
