@@ -94,14 +94,14 @@ describe('TicTacFish across processes, through crashes', () => {
     first.close()
 
     g = await startGame(url, 1000)
-    let state = await play(g, g.game, [4, 1])
+    const state = await play(g, g.game, [4, 1])
     const host = [...nodes.entries()].find(([name, n]) => name.startsWith('lobby') && n.lines.some((l) => l.msg === 'singleton activated'))
     expect(host, 'a lobby node runs the lobby').toBeDefined()
     await host![1].kill()
     nodes.delete(host![0])
 
     // Moves go through the players and the session, not the lobby: the game goes on at once.
-    state = await play(g, state, [8, 2, 0]) // X wins on 0-4-8
+    await play(g, state, [8, 2, 0]) // X wins on 0-4-8
     const [w, l] = [...g.lobbies.values()]
     // The finished game reaches the new lobby (reported until it has it) and both lobby streams.
     const fw = await w!.next(session('finished', g.game.sessionId), 60_000)
