@@ -5,82 +5,34 @@
  * another (its players and sessions are re-activated elsewhere from the journal, the streams
  * re-attach, no move is lost or relayed twice).
  */
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { NodeProcess } from 'shoal/testkit'
+import { writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StreamClient } from '../src/client/StreamClient.ts'
+import { ProcessCluster } from '../src/node/ProcessCluster.ts'
 import { lobbyState, newPlayer, play, type StartedGame, session, startGame } from './support/game.ts'
 
-const MAIN = fileURLToPath(new URL('../src/node/main.ts', import.meta.url))
-const dir = mkdtempSync(join(tmpdir(), 'ttf-recovery-'))
-const SECRET = randomBytes(32).toString('hex')
-const nodes = new Map<string, NodeProcess>()
-const all = new Map<string, NodeProcess>()
+let cluster: ProcessCluster
 let url = ''
 
-const start = (name: string, roles: string, extra: string[]): Promise<NodeProcess> =>
-  NodeProcess.startScript(MAIN, {
-    args: [
-      '--name',
-      name,
-      '--roles',
-      roles,
-      '--stable-after',
-      '1000',
-      '--down-margin',
-      '2000',
-      '--journal',
-      `sqlite:${join(dir, 'journal.db')}`,
-      '--log-level',
-      process.env.TTF_NODE_LOG_LEVEL ?? 'info',
-      ...extra,
-    ],
-    env: { SHOAL_SECRET: SECRET },
-    readyWhen: (l) => l.msg === 'tictacfish node started',
-    timeout: 60_000,
-  }).then((p) => {
-    nodes.set(name, p)
-    all.set(name, p)
-    return p
-  })
-
 beforeAll(async () => {
-  const first = await start('lobby-a', 'lobby', ['--port', '0'])
-  const seed = ['--seed', first.address]
-  await Promise.all([
-    start('lobby-b', 'lobby', ['--port', '0', ...seed]),
-    start('players-a', 'players', ['--port', '0', ...seed]),
-    start('players-b', 'players', ['--port', '0', ...seed]),
-    start('gateway', 'gateway', ['--port', '0', '--http', '0', ...seed]),
-  ])
-  const gw = nodes.get('gateway')!.lines.find((l) => l.msg === 'gateway listening')!
-  url = `http://127.0.0.1:${gw.port as number}`
-  // Serving once a probe gets its lobby (the whole path: gateway → player → lobby).
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    const p = newPlayer('probe', 'fish')
-    const probe = StreamClient.lobby({ url, player: p })
-    try {
-      probe.status$(p, 'connect')
-      await probe.next(lobbyState, 3000)
-      break
-    } catch (e) {
-      if (Date.now() > deadline) throw e
-    } finally {
-      probe.destroy()
-    }
-  }
+  cluster = await ProcessCluster.start({
+    nodes: [
+      ['lobby-a', 'lobby'],
+      ['lobby-b', 'lobby'],
+      ['players-a', 'players'],
+      ['players-b', 'players'],
+      ['gateway', 'gateway'],
+    ],
+    args: ['--stable-after', '1000', '--down-margin', '2000'],
+    logLevel: process.env.TTF_NODE_LOG_LEVEL ?? 'info',
+  })
+  url = cluster.url
 }, 120_000)
 
 afterAll(async () => {
-  if (process.env.TTF_NODE_LOGS)
-    writeFileSync(process.env.TTF_NODE_LOGS, [...all.entries()].flatMap(([name, n]) => n.lines.map((l) => `${name} ${JSON.stringify(l)}`)).join('\n'))
-  await Promise.all([...nodes.values()].map((n) => n.kill()))
-  rmSync(dir, { recursive: true, force: true })
+  if (process.env.TTF_NODE_LOGS && cluster)
+    writeFileSync(process.env.TTF_NODE_LOGS, [...cluster.all.entries()].flatMap(([name, n]) => n.lines.map((l) => `${name} ${JSON.stringify(l)}`)).join('\n'))
+  await cluster?.stop()
 })
 
 describe('TicTacFish across processes, through crashes', () => {
@@ -95,10 +47,9 @@ describe('TicTacFish across processes, through crashes', () => {
 
     g = await startGame(url, 1000)
     const state = await play(g, g.game, [4, 1])
-    const host = [...nodes.entries()].find(([name, n]) => name.startsWith('lobby') && n.lines.some((l) => l.msg === 'singleton activated'))
-    expect(host, 'a lobby node runs the lobby').toBeDefined()
-    await host![1].kill()
-    nodes.delete(host![0])
+    const host = cluster.lobbyHost()
+    expect(host, 'a lobby node runs the lobby').toMatch(/^lobby-/)
+    await cluster.kill(host!)
 
     // Moves go through the players and the session, not the lobby: the game goes on at once.
     await play(g, state, [8, 2, 0]) // X wins on 0-4-8
@@ -120,9 +71,10 @@ describe('TicTacFish across processes, through crashes', () => {
   it('kill -9 a players node mid-game: the streams re-attach and every move arrives exactly once', async () => {
     g = await startGame(url, 1000)
     const state = await play(g, g.game, [4])
-    const victim = nodes.get('players-a')!
-    await victim.kill()
-    nodes.delete('players-a')
+    // The players node that hosts the game's session (it logs its activation) dies.
+    const host = [...cluster.nodes.entries()].find(([, n]) => n.lines.some((l) => l.msg === 'game session activated' && l.session === g.game.sessionId))
+    expect(host?.[0]).toMatch(/^players-/)
+    await cluster.kill(host![0])
     await play(g, state, [1, 8, 2, 0], 60_000) // X wins on 0-4-8
     for (const l of g.lobbies.values()) await l.next(session('finished', g.game.sessionId), 60_000)
     for (const [p, stream] of g.games) {

@@ -68,8 +68,9 @@ export class Bot {
     this.#lobby = StreamClient.lobby({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000 })
     this.#lobby.status$(this.player, 'connect')
     this.#lobby.status$(this.player, 'ready')
-    // Lines are read as they come; a short poll keeps this simple and cheap for a thousand bots.
-    this.#poll = setInterval(() => this.#read(), 5)
+    this.#lobby.listen(() => this.#read())
+    // The lobby's `finished` may come before the last move: look again until that move arrives or is given up on.
+    this.#poll = setInterval(() => this.#final && this.#read(), 500)
   }
 
   stop(): void {
@@ -106,6 +107,7 @@ export class Bot {
     this.#game?.close()
     this.#game = StreamClient.game({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000 })
     this.#gameLines = 0
+    this.#game.listen(() => this.#read())
     this.#maybeMove()
   }
 

@@ -18,6 +18,7 @@ export interface StreamClientOptions {
 export class StreamClient {
   readonly #lines: string[] = []
   readonly #waiters = new Set<() => void>()
+  #listener: (() => void) | undefined
   readonly #req: ReturnType<typeof request>
   #heartbeat: NodeJS.Timeout | undefined
   #ended = false
@@ -160,7 +161,13 @@ export class StreamClient {
     this.#wake()
   }
 
+  /** Calls `listener` whenever lines arrive or the stream ends (one listener; replaces the previous). */
+  listen(listener: () => void): void {
+    this.#listener = listener
+  }
+
   #wake(): void {
+    this.#listener?.()
     const waiters = [...this.#waiters]
     this.#waiters.clear()
     for (const w of waiters) w()

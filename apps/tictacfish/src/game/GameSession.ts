@@ -52,6 +52,7 @@ export class GameSession extends EventSourcedActor<SessionState, SessionEvent> {
   }
 
   override onRecovered(): void {
+    this.log.info({ session: this.sessionId, moves: this.state.game?.moves.length ?? 0 }, 'game session activated')
     // Finished but perhaps not yet reported (the node died in between): report again; the lobby records a game once.
     const game = this.state.game
     if (game?.result) this.#report(game)

@@ -1,0 +1,124 @@
+/**
+ * A TicTacFish cluster of real OS processes on loopback (each node `main.ts`), for the crash tests,
+ * `npm run demo:chaos` and `npm run bench:demo`: start, wait until the gateway serves a lobby,
+ * kill -9 a node, stop all. Ports are picked by the OS; the first node is everyone's seed.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { NodeProcess } from 'shoal/testkit'
+import { StreamClient } from '../client/StreamClient.ts'
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
+
+export interface ProcessClusterOptions {
+  /** Node name → roles (comma-separated); the first is the seed, so give it a role that stays. */
+  readonly nodes: readonly (readonly [string, string])[]
+  /** Extra arguments for every node (e.g. `--stable-after 1000 --down-margin 2000`). */
+  readonly args?: readonly string[]
+  /** The journal (default: a SQLite file in a fresh temporary directory, removed by `stop`). */
+  readonly journal?: string
+  readonly logLevel?: string
+}
+
+export class ProcessCluster {
+  readonly nodes = new Map<string, NodeProcess>()
+  /** Every process ever started, killed ones included (their log lines stay readable). */
+  readonly all = new Map<string, NodeProcess>()
+  url = ''
+  readonly #dir: string
+  readonly #o: ProcessClusterOptions
+  readonly #secret = randomBytes(32).toString('hex')
+
+  private constructor(o: ProcessClusterOptions) {
+    this.#o = o
+    this.#dir = mkdtempSync(join(tmpdir(), 'ttf-cluster-'))
+  }
+
+  /** Starts the nodes (seed first, then the rest at once) and resolves once a lobby is served. */
+  static async start(o: ProcessClusterOptions): Promise<ProcessCluster> {
+    const c = new ProcessCluster(o)
+    try {
+      const [[seedName, seedRoles], ...rest] = o.nodes as [readonly [string, string], ...(readonly [string, string])[]]
+      const seed = await c.#start(seedName, seedRoles, [])
+      await Promise.all(rest.map(([name, roles]) => c.#start(name, roles, ['--seed', seed.address])))
+      const gateway = [...c.nodes.values()].map((n) => n.lines.find((l) => l.msg === 'gateway listening')).find(Boolean)
+      if (!gateway) throw new Error('no node has the gateway role')
+      c.url = `http://127.0.0.1:${gateway.port as number}`
+      await c.waitServing()
+      return c
+    } catch (e) {
+      await c.stop()
+      throw e
+    }
+  }
+
+  /** Resolves once a probe player gets its LobbyState through the gateway (gateway → player → lobby). */
+  async waitServing(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const player = { playerId: crypto.randomUUID(), name: 'probe', team: 'fish' as const }
+      const probe = StreamClient.lobby({ url: this.url, player })
+      try {
+        probe.status$(player, 'connect')
+        await probe.next((l) => ((l as { message?: { waitingPlayers?: unknown } }).message?.waitingPlayers ? true : undefined), 3000)
+        return
+      } catch (e) {
+        if (Date.now() > deadline) throw e
+      } finally {
+        probe.destroy()
+      }
+    }
+  }
+
+  /** kill -9 a node; resolves when it is gone. */
+  async kill(name: string): Promise<void> {
+    await this.nodes.get(name)?.kill()
+    this.nodes.delete(name)
+  }
+
+  /** The node running the lobby singleton now (the last lobby node that logged its activation and is alive). */
+  lobbyHost(): string | undefined {
+    let best: { name: string; time: number } | undefined
+    for (const [name, n] of this.nodes)
+      for (const l of n.lines) if (l.msg === 'singleton activated' && (!best || l.time > best.time)) best = { name, time: l.time }
+    return best?.name
+  }
+
+  /** Kills every node (kill -9: a test cluster has nothing to hand over) and removes the journal directory. */
+  async stop(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((n) => n.kill()))
+    this.nodes.clear()
+    rmSync(this.#dir, { recursive: true, force: true })
+  }
+
+  async #start(name: string, roles: string, extra: string[]): Promise<NodeProcess> {
+    const journal = this.#o.journal ?? `sqlite:${join(this.#dir, 'journal.db')}`
+    const p = await NodeProcess.startScript(MAIN, {
+      args: [
+        '--name',
+        name,
+        '--roles',
+        roles,
+        '--port',
+        '0',
+        '--http',
+        '0',
+        '--journal',
+        journal,
+        '--log-level',
+        this.#o.logLevel ?? 'info',
+        ...(this.#o.args ?? []),
+        ...extra,
+      ],
+      env: { SHOAL_SECRET: this.#secret },
+      readyWhen: (l) => l.msg === 'tictacfish node started',
+      timeout: 60_000,
+    })
+    this.nodes.set(name, p)
+    this.all.set(name, p)
+    return p
+  }
+}
