@@ -46,11 +46,16 @@ function seeded(seed: number): () => number {
 /** Session ids, unique across lobbies (a lobby after failover must not reuse one). */
 let sessions = 0
 
-/** A lobby with its record, applying `record` directives as GameLobby does. */
+/**
+ * A lobby with its record, applying `record` directives as GameLobby does, and expanding each
+ * `broadcast` into the `send`s a gateway would write: to every player whose stream joined (here:
+ * connected, readied or touched, and not disconnected), in arrival order, but the `except` ones.
+ */
 class Driver {
   record: LobbyRecord
   readonly events: LobbyEvent[] = []
   readonly lobby: Lobby
+  readonly #roster = new Map<string, Player>()
 
   constructor(opts: { seed?: number; random?: () => number; record?: LobbyRecord; settings?: Partial<LobbySettings> } = {}) {
     this.record = opts.record ?? emptyRecord
@@ -58,18 +63,43 @@ class Driver {
   }
 
   #run(ds: LobbyDirective[]): LobbyDirective[] {
-    for (const d of ds)
+    const out: LobbyDirective[] = []
+    for (const d of ds) {
       if (d.kind === 'record') {
         this.events.push(d.event)
         this.record = applyLobbyEvent(this.record, d.event)
       }
-    return ds
+      if (d.kind !== 'broadcast') out.push(d)
+      else {
+        for (const [key, to] of this.#roster) if (!d.except.includes(key)) out.push({ kind: 'send', to, message: d.message })
+        // A player the lobby dropped (silent too long) is taken as gone here too.
+        if ('status' in d.message && d.message.status === 'disconnect') this.#roster.delete(d.message.player.playerId.toLowerCase())
+      }
+    }
+    return out
   }
 
-  connect = (p: Player, now: number) => this.#run(this.lobby.connect(p, this.record, now))
-  ready = (p: Player, now: number) => this.#run(this.lobby.ready(p, this.record, now))
-  disconnect = (id: string) => this.#run(this.lobby.disconnect(id))
-  touch = (p: Player, ready: boolean, now: number) => this.#run(this.lobby.touch(p, ready, this.record, now))
+  #join(p: Player): void {
+    const key = p.playerId.toLowerCase()
+    if (!this.#roster.has(key)) this.#roster.set(key, p)
+  }
+
+  connect = (p: Player, now: number) => {
+    this.#join(p)
+    return this.#run(this.lobby.connect(p, this.record, now))
+  }
+  ready = (p: Player, now: number) => {
+    this.#join(p)
+    return this.#run(this.lobby.ready(p, this.record, now))
+  }
+  disconnect = (id: string) => {
+    this.#roster.delete(id.toLowerCase())
+    return this.#run(this.lobby.disconnect(id))
+  }
+  touch = (p: Player, ready: boolean, now: number) => {
+    this.#join(p)
+    return this.#run(this.lobby.touch(p, ready, this.record, now))
+  }
   tick = (now: number) => this.#run(this.lobby.tick(now))
   completed = (g: GameState) => this.#run(this.lobby.sessionCompleted(g, this.record))
   state = () => this.lobby.state(this.record) as LobbyState
@@ -300,7 +330,7 @@ describe('a match', () => {
     for (const x of ds.slice(0, recordAt)) expect(x).toMatchObject({ kind: 'send', message: { player: bob, status: 'ready' } })
 
     const lines = started(ds)
-    expect(names(lines.map((l) => l.to))).toEqual(['Ann', 'Bob', 'Cat'])
+    expect(names(lines.map((l) => l.to)).sort()).toEqual(['Ann', 'Bob', 'Cat'])
     for (const l of lines) expect(l.message).toEqual({ type: 'started', game })
     expect(new Set(lines.map((l) => (l.message as SessionStatusUpdate).game.sessionId)).size).toBe(1)
 
@@ -618,5 +648,18 @@ describe('replay', () => {
     recovered.touch(g3.playerTwo, true, 0)
     expect(recovered.lobby.counts()).toEqual({ waiting: 0, ready: 0, playing: 2 })
     expect(recovered.state().completedSessions).toEqual(d.record.completed)
+  })
+})
+
+describe('broadcasts', () => {
+  it('a status change is one broadcast to everyone but the player, not one line per player', () => {
+    const lobby = new Lobby({}, seeded(3), () => uuid(++sessions, 0x5e55))
+    for (const p of [ann, bob, cat, dan]) lobby.connect(p, emptyRecord, 0)
+    const ds = lobby.ready(eli, emptyRecord, 10)
+    expect(ds.filter((d) => d.kind === 'broadcast')).toEqual([
+      { kind: 'broadcast', message: { player: eli, status: 'connect' }, except: [eli.playerId.toLowerCase()] },
+      { kind: 'broadcast', message: { player: eli, status: 'ready' }, except: [eli.playerId.toLowerCase()] },
+    ])
+    expect(ds.filter((d) => d.kind === 'send')).toEqual([])
   })
 })

@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
-import { MAX_CLIENT_LINE_BYTES, type Player } from '../protocol/Messages.ts'
+import { type LobbyMessage, MAX_CLIENT_LINE_BYTES, type Player } from '../protocol/Messages.ts'
 import { openApi31, openApi32, PlayerHeaders } from '../protocol/OpenApi.ts'
 import { LineSplitter } from './LineSplitter.ts'
 import { STREAM_DEFAULTS, type StreamKind, type StreamLinks, StreamSession, type StreamSettings } from './StreamSession.ts'
@@ -89,6 +89,11 @@ export class Gateway {
   /** Open streams (both kinds, both transports). */
   get streams(): number {
     return this.#sessions.size
+  }
+
+  /** Writes a lobby broadcast to every lobby stream here whose player is in the lobby, but the `except` players'. */
+  broadcast(message: LobbyMessage, except: readonly string[]): void {
+    for (const s of this.#sessions) if (s.inLobby && !except.includes(s.playerKey)) s.lobbyLine(message)
   }
 
   /** Ends every stream and stops listening. */

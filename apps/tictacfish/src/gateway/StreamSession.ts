@@ -100,6 +100,16 @@ export class StreamSession implements StreamSink {
     return this.#ended
   }
 
+  /** Whether this is a lobby stream whose player has joined the lobby (sent `connect` or `ready`): it gets broadcasts. */
+  get inLobby(): boolean {
+    return this.#kind === 'lobby' && this.#joined && !this.#ended
+  }
+
+  /** The player's key (lower-case id). */
+  get playerKey(): string {
+    return this.#key
+  }
+
   /** Spawns the stream's actor and attaches it to the player. */
   start(): void {
     this.#ref = this.#links.spawnStream(this)

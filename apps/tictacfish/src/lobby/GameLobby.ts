@@ -5,7 +5,8 @@
  * failover as players' streams touch it.
  */
 import { randomUUID } from 'node:crypto'
-import { distributed, EventSourcedActor } from 'shoal'
+import { type ActorRef, distributed, EventSourcedActor } from 'shoal'
+import type { LobbyFeed } from '../gateway/LobbyFeed.ts'
 import type { GameState, LobbyMessage, Player } from '../protocol/Messages.ts'
 import { applyLobbyEvent, emptyRecord, Lobby, type LobbyDirective, type LobbyEvent, type LobbyRecord, type LobbySettings } from './Lobby.ts'
 
@@ -21,8 +22,13 @@ export interface LobbyLinks {
   random(): number
 }
 
+/** A feed that was not renewed for this long is dropped (its gateway is gone), ms. */
+const FEED_TTL = 20_000
+
 export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
   readonly #lobby: Lobby
+  /** Gateways' feeds by actor id, with when each last subscribed. */
+  readonly #feeds = new Map<string, { readonly ref: ActorRef<LobbyFeed>; seen: number }>()
   #timer: NodeJS.Timeout | undefined
   #timerAt = Number.POSITIVE_INFINITY
 
@@ -85,6 +91,11 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
     return this.#lobby.state(this.state)
   }
 
+  /** A gateway's feed subscribes (and renews its subscription every few seconds). */
+  @distributed async subscribe(feed: ActorRef<LobbyFeed>): Promise<void> {
+    this.#feeds.set(feed.id.toString(), { ref: feed, seen: this.links.now() })
+  }
+
   /** Matchmaking retries and presence expiry; runs as a turn of the lobby (sent by its own timer). */
   @distributed async tick(): Promise<void> {
     this.#timerAt = Number.POSITIVE_INFINITY
@@ -94,12 +105,21 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
   async #apply(directives: LobbyDirective[]): Promise<void> {
     for (const d of directives) {
       if (d.kind === 'send') this.links.send(d.to, d.message)
+      else if (d.kind === 'broadcast') this.#broadcast(d.message, d.except)
       else {
         await this.emit(d.event)
         if (d.event.type === 'started') await this.links.startSession(d.event.game)
       }
     }
     this.#schedule()
+  }
+
+  #broadcast(message: LobbyMessage, except: readonly string[]): void {
+    const now = this.links.now()
+    for (const [id, f] of this.#feeds) {
+      if (now - f.seen > FEED_TTL) this.#feeds.delete(id)
+      else f.ref.tell('broadcast', message, except)
+    }
   }
 
   #schedule(): void {

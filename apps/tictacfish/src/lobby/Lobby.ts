@@ -44,9 +44,16 @@ export function applyLobbyEvent(record: LobbyRecord, event: LobbyEvent): LobbyRe
   return { inProgress, completed: [...record.completed, event.game].slice(-MAX_COMPLETED) }
 }
 
+/**
+ * What the lobby shell does: `record` an event (before the directives after it), `send` a line to
+ * one player, or `broadcast` a line to every player in the lobby but the `except` ones (player keys).
+ * A broadcast is one message per gateway, which writes it to its own streams: the seed's "every
+ * other player hears of it" would otherwise be a message per player per event, N² for N players.
+ */
 export type LobbyDirective =
   | { readonly kind: 'record'; readonly event: LobbyEvent }
   | { readonly kind: 'send'; readonly to: Player; readonly message: LobbyMessage }
+  | { readonly kind: 'broadcast'; readonly message: LobbyMessage; readonly except: readonly string[] }
 
 export interface LobbySettings {
   /** How long a ready player without an opponent waits before matchmaking tries again (ms). The seed's 5 s. */
@@ -154,9 +161,7 @@ export class Lobby {
     const out: LobbyDirective[] = [{ kind: 'record', event: { type: 'ended', game } }]
     // Its two players hear of it even if not (yet) present here: this lobby may have just taken
     // over, and their streams touch it only every few seconds.
-    const players = [game.playerOne, game.playerTwo]
-    const others = this.#sorted().filter((p) => !players.some((q) => playerKey(q.playerId) === playerKey(p.player.playerId)))
-    for (const to of [...players, ...others.map((p) => p.player)]) out.push({ kind: 'send', to, message: { type: 'finished', game } })
+    this.#tellGame(game, { type: 'finished', game }, out)
     for (const player of [game.playerOne, game.playerTwo]) {
       const p = this.#present.get(playerKey(player.playerId))
       if (!p || p.phase !== 'playing') continue
@@ -226,11 +231,17 @@ export class Lobby {
     p.phase = 'playing'
     opponent.phase = 'playing'
     out.push({ kind: 'record', event: { type: 'started', game } })
-    for (const o of this.#sorted()) out.push({ kind: 'send', to: o.player, message: { type: 'started', game } })
+    this.#tellGame(game, { type: 'started', game }, out)
   }
 
   #tellOthers(p: Presence, status: 'connect' | 'ready' | 'disconnect', out: LobbyDirective[]): void {
-    for (const o of this.#sorted()) if (o !== p) out.push({ kind: 'send', to: o.player, message: { player: p.player, status } })
+    out.push({ kind: 'broadcast', message: { player: p.player, status }, except: [playerKey(p.player.playerId)] })
+  }
+
+  /** A game's start or end: to its two players, and to everyone else in the lobby. */
+  #tellGame(game: GameState, message: LobbyMessage, out: LobbyDirective[]): void {
+    for (const to of [game.playerOne, game.playerTwo]) out.push({ kind: 'send', to, message })
+    out.push({ kind: 'broadcast', message, except: [playerKey(game.playerOne.playerId), playerKey(game.playerTwo.playerId)] })
   }
 
   #sorted(): Presence[] {

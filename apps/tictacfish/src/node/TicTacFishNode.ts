@@ -20,11 +20,15 @@ import type { Logger } from 'pino'
 import { type ActorRef, ClusterSystem, type ClusterSystemSettings, type EventStore, journalPlugin, singletonPlugin, virtualActorsPlugin } from 'shoal'
 import { GameSession, type SessionLinks } from '../game/GameSession.ts'
 import { Gateway, type GatewaySettings } from '../gateway/Gateway.ts'
+import { LobbyFeed } from '../gateway/LobbyFeed.ts'
 import { PlayerStream } from '../gateway/PlayerStream.ts'
 import { GameLobby, type LobbyLinks } from '../lobby/GameLobby.ts'
 import type { LobbySettings } from '../lobby/Lobby.ts'
 import { NetworkPlayer, type PlayerLinks } from '../player/NetworkPlayer.ts'
 import { uiFiles } from '../ui/bundle.ts'
+
+/** How often a gateway renews its subscription to the lobby's broadcasts (ms). */
+const FEED_RENEW = 3000
 
 export type Role = 'gateway' | 'players' | 'lobby'
 export const ROLES: readonly Role[] = ['gateway', 'players', 'lobby']
@@ -109,9 +113,20 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
       )
     : undefined
 
+  // The gateway's feed of lobby broadcasts, subscribed now and renewed every few seconds.
+  let renew: NodeJS.Timeout | undefined
+  if (gateway) {
+    const feed = system.spawn(LobbyFeed, (message, except) => gateway.broadcast(message, except))
+    const subscribe = (): void => void lobby.subscribe(feed).catch((e: unknown) => log.debug({ err: e }, 'lobby feed subscription failed; trying again'))
+    subscribe()
+    renew = setInterval(subscribe, FEED_RENEW)
+    renew.unref()
+  }
+
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      clearInterval(renew)
       await gateway?.close()
       await system.cluster.leave().catch(() => undefined)
       await system.shutdown()
