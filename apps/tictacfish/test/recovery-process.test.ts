@@ -24,7 +24,7 @@ beforeAll(async () => {
       ['gateway', 'gateway'],
     ],
     args: ['--stable-after', '1000', '--down-margin', '2000'],
-    logLevel: process.env.TTF_NODE_LOG_LEVEL ?? 'info',
+    logLevel: process.env.TTF_NODE_LOG_LEVEL === 'debug' ? 'debug' : 'info',
   })
   url = cluster.url
 }, 120_000)

@@ -9,6 +9,9 @@ import { StreamClient } from '../client/StreamClient.ts'
 import { applyMove, checkMove, moveFor, samePlayer } from '../game/GameRules.ts'
 import { type GameMove, type GameState, type Player, parseServerGameLine, parseServerLobbyLine, type Team } from '../protocol/Messages.ts'
 
+/** How long a bot waits for a game's last move after the lobby said the game finished (ms): longer than a stream's keep-alive, which catches up on a move lost in a crash. */
+const FINAL_GRACE = 8000
+
 export interface BotOptions {
   readonly url: string
   readonly team: Team
@@ -47,8 +50,6 @@ export class Bot {
   #lobby: StreamClient | undefined
   #game: StreamClient | undefined
   #state: GameState | undefined
-  #gameLines = 0
-  #lobbyLines = 0
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #final: { readonly game: GameState; readonly at: number } | undefined
@@ -85,11 +86,12 @@ export class Bot {
   #read(): void {
     const lobby = this.#lobby!
     const game = this.#game
-    if (game) for (; this.#gameLines < game.lines.length; this.#gameLines++) this.#onMove(parseServerGameLine(game.lines[this.#gameLines]!))
-    for (; this.#lobbyLines < lobby.lines.length; this.#lobbyLines++) this.#onLobby(lobby.lines[this.#lobbyLines]!)
+    if (game) for (const line of game.drain()) this.#onMove(parseServerGameLine(line))
+    // Only session updates matter to a bot; most lobby lines are other players' comings and goings.
+    for (const line of lobby.drain()) if (line.includes('"type":"')) this.#onLobby(line)
     // The lobby's `finished` may overtake the opponent's last move on the other stream: wait for it a little.
     const f = this.#final
-    if (f && (f.game.moves.length === this.#state?.moves.length || performance.now() - f.at > 3000)) this.#end(f.game)
+    if (f && (f.game.moves.length === this.#state?.moves.length || performance.now() - f.at > FINAL_GRACE)) this.#end(f.game)
     if (lobby.ended && !this.#stopped) this.stop()
   }
 
@@ -106,7 +108,6 @@ export class Bot {
     this.#state = g
     this.#game?.close()
     this.#game = StreamClient.game({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000 })
-    this.#gameLines = 0
     this.#game.listen(() => this.#read())
     this.#maybeMove()
   }

@@ -78,6 +78,11 @@ export class StreamClient {
     return this.#lines
   }
 
+  /** Takes the lines received since the last `drain` (they are no longer kept: for long runs). */
+  drain(): string[] {
+    return this.#lines.splice(0, this.#lines.length)
+  }
+
   /** Whether the server ended the response (or the connection failed). */
   get ended(): boolean {
     return this.#ended

@@ -18,7 +18,7 @@ import type { Logger } from 'pino'
 import type { ActorRef } from 'shoal'
 import { samePlayer } from '../game/GameRules.ts'
 import type { NetworkPlayer } from '../player/NetworkPlayer.ts'
-import { type GameMove, type GameState, LineError, type LobbyMessage, type Player, parseGameLine, parseLobbyLine } from '../protocol/Messages.ts'
+import { formatLine, type GameMove, type GameState, LineError, type LobbyMessage, type Player, parseGameLine, parseLobbyLine } from '../protocol/Messages.ts'
 import type { PlayerStream, StreamSink } from './PlayerStream.ts'
 
 export type StreamKind = 'lobby' | 'game'
@@ -178,6 +178,12 @@ export class StreamSession implements StreamSink {
     this.#send(message)
   }
 
+  /** A line already formatted (a broadcast, formatted once for every stream of the gateway). */
+  writeLine(line: string): void {
+    if (this.#ended) return
+    if (!this.#transport.write(line)) this.end('client not reading its stream')
+  }
+
   opponentMove(sessionId: string, index: number, move: GameMove): void {
     this.#forGame(sessionId)
     if (this.#known[index]) return
@@ -228,8 +234,7 @@ export class StreamSession implements StreamSink {
   }
 
   #send(message: LobbyMessage | GameMove): void {
-    if (this.#ended) return
-    if (!this.#transport.write(`${JSON.stringify({ message })}\n`)) this.end('client not reading its stream')
+    this.writeLine(formatLine(message))
   }
 
   /**

@@ -20,7 +20,8 @@ export interface ProcessClusterOptions {
   readonly args?: readonly string[]
   /** The journal (default: a SQLite file in a fresh temporary directory, removed by `stop`). */
   readonly journal?: string
-  readonly logLevel?: string
+  /** info (default) or more: the cluster reads its nodes' info lines (started, gateway listening, activations). */
+  readonly logLevel?: 'info' | 'debug' | 'trace'
 }
 
 export class ProcessCluster {
