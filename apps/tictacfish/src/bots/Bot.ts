@@ -66,7 +66,7 @@ export class Bot {
 
   /** Connects and gets ready; plays until stopped (or its number of games). */
   start(): void {
-    this.#lobby = StreamClient.lobby({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000 })
+    this.#lobby = StreamClient.lobby({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000, only: '"type":"' })
     this.#lobby.status$(this.player, 'connect')
     this.#lobby.status$(this.player, 'ready')
     this.#lobby.listen(() => this.#read())
@@ -87,8 +87,8 @@ export class Bot {
     const lobby = this.#lobby!
     const game = this.#game
     if (game) for (const line of game.drain()) this.#onMove(parseServerGameLine(line))
-    // Only session updates matter to a bot; most lobby lines are other players' comings and goings.
-    for (const line of lobby.drain()) if (line.includes('"type":"')) this.#onLobby(line)
+    // Only session updates matter to a bot (the stream keeps no other lines): most lobby lines are other players' comings and goings.
+    for (const line of lobby.drain()) this.#onLobby(line)
     // The lobby's `finished` may overtake the opponent's last move on the other stream: wait for it a little.
     const f = this.#final
     if (f && (f.game.moves.length === this.#state?.moves.length || performance.now() - f.at > FINAL_GRACE)) this.#end(f.game)

@@ -13,6 +13,11 @@ export interface StreamClientOptions {
   readonly player: Player
   /** Heartbeat period (ms); the seed's client sends one at once, then every 15 s. 0: none but the first. */
   readonly heartbeat?: number
+  /**
+   * Keep only lines containing this text (a load generator's thousand lobby streams need only the
+   * session updates): a chunk of whole lines without it is dropped before it is split or decoded.
+   */
+  readonly only?: string
 }
 
 export class StreamClient {
@@ -46,11 +51,17 @@ export class StreamClient {
         this.#status = res.statusCode
         resolve(res.statusCode ?? 0)
         const splitter = new LineSplitter(1 << 24)
+        const only = options.only
         const take = (items: ReturnType<LineSplitter['push']>): void => {
-          for (const item of items) if ('line' in item) this.#lines.push(item.line)
+          for (const item of items) if ('line' in item && (only === undefined || item.line.includes(only))) this.#lines.push(item.line)
           this.#wake()
         }
-        res.on('data', (chunk: Buffer) => take(splitter.push(chunk)))
+        let whole = true // the previous chunk ended with a newline
+        res.on('data', (chunk: Buffer) => {
+          const skip = only !== undefined && whole && chunk[chunk.length - 1] === 10 && !chunk.includes(only)
+          whole = chunk[chunk.length - 1] === 10
+          if (!skip) take(splitter.push(chunk))
+        })
         res.on('end', () => {
           take(splitter.end())
           this.#end()

@@ -28,7 +28,7 @@ export interface GatewaySettings extends Partial<StreamSettings> {
   readonly port?: number
   /** Bytes queued for a client that does not read before its stream is ended. */
   readonly maxBufferedBytes?: number
-  /** How long lobby broadcasts are gathered before they are written (ms; 20). */
+  /** How long lobby broadcasts are gathered before they are written (ms; 50: a status line may wait that long, a move never does). */
   readonly broadcastDelay?: number
   /** Static files of the browser UI, by path (`/` and `/app.js`); none: no UI. */
   readonly ui?: ReadonlyMap<string, { readonly type: string; readonly body: string | Buffer }>
@@ -67,7 +67,7 @@ export class Gateway {
     this.#maxBuffered = settings.maxBufferedBytes ?? 1 << 20
     this.#log = log
     this.#ui = settings.ui
-    this.#broadcastDelay = settings.broadcastDelay ?? 20
+    this.#broadcastDelay = settings.broadcastDelay ?? 50
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_LINE_BYTES })
   }
 

@@ -204,7 +204,7 @@ export class StreamSession implements StreamSink {
   async #attach(first: boolean): Promise<void> {
     const player = this.#player$()
     if (this.#kind === 'lobby') return player.attachLobby(this.#ref!, this.#player, first, { joined: this.#joined, ready: this.#ready })
-    const game = await player.attachGame(this.#ref!, this.#player, first)
+    const game = await player.attachGame(this.#ref!, this.#player, first, this.#sessionId)
     if (game) this.#catchUp(game)
   }
 

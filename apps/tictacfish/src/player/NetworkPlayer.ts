@@ -81,10 +81,11 @@ export class NetworkPlayer extends DistributedActor {
   }
 
   /**
-   * A game stream is open (`first`) or alive. Returns the player's game in progress, if any, so the
-   * stream can send the opponent's moves it has not sent yet.
+   * A game stream is open (`first`) or alive (`sessionId`: the game it last showed). Returns the
+   * player's game in progress, or that one, so the stream can send the opponent's moves it has not
+   * sent yet.
    */
-  @distributed async attachGame(stream: ActorRef<PlayerStream>, player: Player, first: boolean): Promise<GameState | undefined> {
+  @distributed async attachGame(stream: ActorRef<PlayerStream>, player: Player, first: boolean, sessionId?: string): Promise<GameState | undefined> {
     this.#player = player
     const current = this.#gameStream
     if (current && !current.id.equals(stream.id)) {
@@ -95,9 +96,10 @@ export class NetworkPlayer extends DistributedActor {
       current.tell('close', 'replaced by a newer game stream of this player')
     }
     this.#gameStream = stream
-    const game = await this.#currentGame()
-    // The session's own view: it has every accepted move, which a keep-alive uses to catch up.
-    return game && ((await this.links.session(game.sessionId).game()) ?? game)
+    // The game in progress, or else the one the stream last showed (it may have ended while a
+    // relayed move was lost): the session's own view has every accepted move, to catch up with.
+    const id = (await this.#currentGame())?.sessionId ?? sessionId
+    return id === undefined ? undefined : this.links.session(id).game()
   }
 
   /** The game stream ended. */
@@ -126,6 +128,8 @@ export class NetworkPlayer extends DistributedActor {
 
   /** The opponent moved (sent by the session): relayed to this player's game stream. */
   @distributed async opponentMoved(sessionId: string, index: number, move: GameMove): Promise<void> {
+    // A late move of an earlier game is not relayed: the stream shows one game, and a move line does not say which.
+    if (this.#game && this.#game.sessionId !== sessionId) return
     this.#gameStream?.tell('pushMove', sessionId, index, move)
   }
 
