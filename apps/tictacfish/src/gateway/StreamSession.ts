@@ -119,7 +119,12 @@ export class StreamSession implements StreamSink {
       // One keep-alive at a time: a player that is slow to answer (its node just died) is not flooded.
       if (this.#attaching) return
       this.#attaching = true
-      this.#enqueue(() => this.#attach(false).finally(() => (this.#attaching = false)))
+      // A keep-alive that fails (the player's node is failing over) is simply the next one's job.
+      this.#enqueue(() =>
+        this.#attach(false)
+          .catch((e: unknown) => this.#log.debug({ err: e, player: this.#key }, 'keep-alive failed'))
+          .finally(() => (this.#attaching = false)),
+      )
     }, this.#settings.keepAlive)
     this.#keepAlive.unref()
   }
