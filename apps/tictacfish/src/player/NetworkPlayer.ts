@@ -113,17 +113,26 @@ export class NetworkPlayer extends DistributedActor {
    */
   @distributed async move(move: GameMove): Promise<MoveOutcome> {
     if (!samePlayer(move.playerId, this.playerKey)) return { accepted: false, reason: 'NOT_A_PLAYER' }
-    const game = await this.#currentGame()
-    if (!game) return { accepted: false, reason: 'NOT_STARTED' }
-    const session = this.links.session(game.sessionId)
-    let outcome = await session.move(move)
-    if (!outcome.accepted && outcome.reason === 'NOT_STARTED') {
-      // The lobby journaled the match but its node died before it started the session.
-      await session.start(game)
-      outcome = await session.move(move)
+    let outcome = await this.#play(move)
+    if (!outcome.accepted && (outcome.reason === 'GAME_OVER' || outcome.reason === 'NOT_STARTED')) {
+      // The game this activation knew may be stale (the lobby's `finished` or `started` for this
+      // player was lost with a node that died): ask the lobby, and play in the game it names.
+      this.#game = undefined
+      outcome = await this.#play(move)
     }
     if (outcome.accepted) this.#game = outcome.game.result ? undefined : outcome.game
     return outcome
+  }
+
+  async #play(move: GameMove): Promise<MoveOutcome> {
+    const game = await this.#currentGame()
+    if (!game) return { accepted: false, reason: 'NOT_STARTED' }
+    const session = this.links.session(game.sessionId)
+    const outcome = await session.move(move)
+    if (outcome.accepted || outcome.reason !== 'NOT_STARTED') return outcome
+    // The lobby journaled the match but its node died before it started the session.
+    await session.start(game)
+    return session.move(move)
   }
 
   /** The opponent moved (sent by the session): relayed to this player's game stream. */
