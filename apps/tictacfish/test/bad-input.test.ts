@@ -80,6 +80,10 @@ describe('streams', () => {
     expect(Date.now() - t0).toBeGreaterThan(1000)
   })
 
+  it("Node's 300 s request timeout is off: the heartbeat timeout takes its place", () => {
+    expect(app.node.gateway!.requestTimeout).toBe(0)
+  })
+
   it('heartbeats keep a stream open past the idle timeout', async () => {
     const p = newPlayer('Beat', 'fish')
     const l = StreamClient.lobby({ url, player: p, heartbeat: 500 })

@@ -92,6 +92,11 @@ export class Gateway {
     return this.#server.address() as AddressInfo
   }
 
+  /** Node's request timeout on this server: 0 (off), or it would cut every game at 300 s. */
+  get requestTimeout(): number {
+    return this.#server.requestTimeout
+  }
+
   /** Open streams (both kinds, both transports). */
   get streams(): number {
     return this.#sessions.size

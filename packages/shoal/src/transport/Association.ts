@@ -239,7 +239,9 @@ export class Association {
   #flush(): void {
     this.#flushScheduled = false
     const conn = this.connection
-    if (this.state !== 'associated' || !conn || conn.closed) return
+    // A flush scheduled before the socket filled up waits for its drain like the rest (writing
+    // anyway would grow the socket's buffer past the budget and add a drain listener per flush).
+    if (this.state !== 'associated' || !conn || conn.closed || this.#waitingDrain) return
     // Choose the batch (control first), then copy every frame into one buffer: one allocation and
     // one write per batch, and no per-frame objects except for fragments of large messages.
     const batch = BATCH
