@@ -67,7 +67,8 @@ export class NodeProcess {
 
   /** Starts `shoal <command> …args` and resolves once it is ready. */
   static start(command: 'node' | 'clusterd', o: NodeProcessOptions): Promise<NodeProcess> {
-    const ready = (l: LogLine) => l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started')
+    const ready = (l: LogLine) =>
+      l.msg === (o.args.includes('--http') ? 'management endpoint listening' : command === 'clusterd' ? 'clusterd listening' : 'node started')
     return NodeProcess.#run(`shoal ${command}`, [SHOAL_BIN, command, ...o.args], o, ready)
   }
 
