@@ -5,13 +5,15 @@
  * SIGHUP makes every node leave gracefully, then stops clusterd; nodes that do not exit within
  * 20 s are killed, and all children are killed if this process ends any other way.
  *
+ * `npm start -- --journal postgres://…` journals in PostgreSQL instead of ./data/tictacfish.db.
  * Environment: PORT (the gateway's HTTP port, 8080), TTF_BASE_PORT (nodes on base…base+3, their
  * management endpoints on base+1000…; 7361), SHOAL_CLUSTERD (127.0.0.1:3137), TTF_JOURNAL
- * (sqlite:./data/tictacfish.db, or postgres://…).
+ * (the same as --journal).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { StreamClient } from './client/StreamClient.ts'
 
 const shoalBin = fileURLToPath(new URL('../../../packages/shoal/bin/shoal.js', import.meta.url))
@@ -19,7 +21,8 @@ const nodeMain = fileURLToPath(new URL('./node/main.ts', import.meta.url))
 const httpPort = Number(process.env.PORT ?? 8080)
 const base = Number(process.env.TTF_BASE_PORT ?? 7361)
 const daemon = process.env.SHOAL_CLUSTERD ?? '127.0.0.1:3137'
-const journal = process.env.TTF_JOURNAL ?? 'sqlite:./data/tictacfish.db'
+const { values: args } = parseArgs({ options: { journal: { type: 'string' } } })
+const journal = args.journal ?? process.env.TTF_JOURNAL ?? 'sqlite:./data/tictacfish.db'
 const secret = process.env.SHOAL_SECRET ?? randomBytes(32).toString('hex')
 const httpToken = process.env.SHOAL_HTTP_TOKEN ?? randomBytes(32).toString('hex')
 const env = { ...process.env, SHOAL_SECRET: secret, SHOAL_HTTP_TOKEN: httpToken }

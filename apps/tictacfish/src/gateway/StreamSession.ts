@@ -76,6 +76,8 @@ export class StreamSession implements StreamSink {
   /** The game whose moves the client has, by index (own moves and relayed ones). */
   #sessionId: string | undefined
   #known: boolean[] = []
+  /** The stream's game is over (as far as this stream has seen). */
+  #gameOver = false
 
   constructor(
     kind: StreamKind,
@@ -190,7 +192,15 @@ export class StreamSession implements StreamSink {
   }
 
   opponentMove(sessionId: string, index: number, move: GameMove): void {
-    this.#forGame(sessionId)
+    // A move line does not say which game it is of, so a stream shows one game at a time: moves
+    // before its first attach (whose catch-up sends them all) and late moves of an earlier game
+    // (after a crash, a re-activated player cannot tell) are dropped. A move of another game is
+    // taken only once this stream's game is over; a new game is otherwise found by the next keep-alive.
+    if (this.#sessionId === undefined) return
+    if (sessionId !== this.#sessionId) {
+      if (!this.#gameOver) return this.#log.debug({ player: this.#key, session: sessionId }, 'move of another game dropped')
+      this.#forGame(sessionId, false)
+    }
     if (this.#known[index]) return
     this.#known[index] = true
     this.#send(move)
@@ -217,14 +227,14 @@ export class StreamSession implements StreamSink {
     // A retry cannot play a move twice: once it is in, the same move is refused (not this player's turn).
     const outcome = await this.#retrying(() => this.#player$().move(move))
     if (outcome.accepted) {
-      this.#forGame(outcome.game.sessionId)
+      this.#forGame(outcome.game.sessionId, outcome.game.result !== undefined)
       this.#known[outcome.index] = true
     } else this.#log.info({ player: this.#key, position: move.position, reason: outcome.reason }, 'move refused')
   }
 
   /** Sends the opponent's moves of `game` the client does not have yet, in order. */
   #catchUp(game: GameState): void {
-    this.#forGame(game.sessionId)
+    this.#forGame(game.sessionId, game.result !== undefined)
     game.moves.forEach((move, index) => {
       if (this.#known[index] || samePlayer(move.playerId, this.#player.playerId)) return
       this.#known[index] = true
@@ -232,7 +242,9 @@ export class StreamSession implements StreamSink {
     })
   }
 
-  #forGame(sessionId: string): void {
+  /** Makes `sessionId` the stream's game (a new one: nothing known yet), over or not. */
+  #forGame(sessionId: string, over: boolean): void {
+    this.#gameOver = over
     if (sessionId === this.#sessionId) return
     this.#sessionId = sessionId
     this.#known = []
