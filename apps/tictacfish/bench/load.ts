@@ -105,6 +105,9 @@ async function measure(name: string, windowS: number, before?: () => Promise<voi
 }
 
 const steady = await measure('steady', measureS)
+// Flow control and mailboxes after the steady window: a stalled run shows where work piles up.
+for (const [name, lines] of await cluster.metrics(/^shoal_(inbound_paused_total|inbound_bytes|mailbox_depth)|unavailable/))
+  log(`${name}: ${lines.join(' · ') || '–'}`)
 const windows = [steady]
 if (values.kill && !values['no-kill']) {
   windows.push(

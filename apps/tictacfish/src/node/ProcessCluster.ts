@@ -74,6 +74,21 @@ export class ProcessCluster {
     }
   }
 
+  /** Each live node's Prometheus metrics lines matching `pattern` (from its management endpoint). */
+  async metrics(pattern: RegExp): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    for (const [name, n] of this.nodes) {
+      const text = await fetch(`http://127.0.0.1:${n.httpPort}/metrics`, { signal: AbortSignal.timeout(5000) })
+        .then((r) => r.text())
+        .catch((e: unknown) => `unavailable: ${String(e)}`)
+      out.set(
+        name,
+        text.split('\n').filter((l) => pattern.test(l)),
+      )
+    }
+    return out
+  }
+
   /** kill -9 a node; resolves when it is gone. */
   async kill(name: string): Promise<void> {
     await this.nodes.get(name)?.kill()
@@ -106,6 +121,8 @@ export class ProcessCluster {
         '--port',
         '0',
         '--http',
+        '0',
+        '--management',
         '0',
         '--journal',
         journal,
