@@ -14,7 +14,7 @@ import { applyLobbyEvent, emptyRecord, Lobby, type LobbyDirective, type LobbyEve
 export interface LobbyLinks {
   /** Sends one lobby line to a player (one-way; lost if the player is gone). */
   send(to: Player, message: LobbyMessage): void
-  /** Starts a game's session before its players hear of it. */
+  /** Starts a game's session (in the background: its first move starts it otherwise). Never rejects. */
   startSession(game: GameState): Promise<void>
   /** The lobby's clock (monotonic, ms). */
   now(): number
@@ -108,7 +108,9 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
       else if (d.kind === 'broadcast') this.#broadcast(d.message, d.except)
       else {
         await this.emit(d.event)
-        if (d.event.type === 'started') await this.links.startSession(d.event.game)
+        // Not awaited: the lobby's turn must not wait on one session's activation (a shard moving
+        // to a node that just joined holds it for seconds); a player's first move starts it if need be.
+        if (d.event.type === 'started') void this.links.startSession(d.event.game)
       }
     }
     this.#schedule()

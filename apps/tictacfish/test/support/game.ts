@@ -75,8 +75,9 @@ export async function startGame(url: string, heartbeat = 0): Promise<StartedGame
     lobbies.set(p, l)
   }
   for (const p of [a, b]) lobbies.get(p)!.status$(p, 'ready')
-  const game = (await lobbies.get(a)!.next(session('started'), 15_000)).value
-  await lobbies.get(b)!.next(session('started', game.sessionId), 15_000)
+  // A fresh cluster may still be moving shards to its second players node: allow for the hand-over.
+  const game = (await lobbies.get(a)!.next(session('started'), 30_000)).value
+  await lobbies.get(b)!.next(session('started', game.sessionId), 30_000)
   const [x, o] = game.currentPlayerId === a.playerId ? [a, b] : [b, a]
   const games = new Map<Player, StreamClient>()
   for (const p of [x, o]) {
