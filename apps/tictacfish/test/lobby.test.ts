@@ -4,6 +4,7 @@
  * the GameLobby actor does. No timers, sockets or journal.
  */
 
+import { seededRandom } from 'shoal/testkit'
 import { describe, expect, it } from 'vitest'
 import { applyMove, moveFor, playerOf } from '../src/game/GameRules.ts'
 import {
@@ -31,17 +32,7 @@ const cat = player(3, 'Cat', 'fish')
 const dan = player(4, 'Dan', 'rodents')
 const eli = player(5, 'Eli', 'fish')
 
-/** mulberry32: a small seeded random source in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const seeded = seededRandom
 
 /** Session ids, unique across lobbies (a lobby after failover must not reuse one). */
 let sessions = 0

@@ -92,6 +92,9 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
     }
   }
 }
+
+/** A seeded uniform [0, 1) source (mulberry32), the simulator's: for tests that inject randomness into a pure core. */
+export { seededRandom } from '../sim/Random.ts'
 export { type ConformanceFramework, eventStoreConformance, events as conformanceEvents } from './EventStoreConformance.ts'
 export { leaseStoreConformance } from './LeaseStoreConformance.ts'
 export { type LogLine, NodeProcess, type NodeProcessOptions, SHOAL_BIN } from './NodeProcess.ts'
