@@ -66,6 +66,27 @@ class Fragile extends DistributedActor {
   }
 }
 
+/**
+ * A virtual actor whose turn waits for a gate, then calls another virtual actor: a turn in progress
+ * while its shard moves, calling into a shard that moves in the same round.
+ */
+class Relay extends DistributedActor {
+  static gate: Promise<void> = Promise.resolve()
+  constructor(
+    readonly relayId: string,
+    private readonly peers: ClusterSystem['virtualActors'],
+  ) {
+    super()
+  }
+  @distributed async relay(to: string): Promise<number> {
+    await Relay.gate
+    return (await this.peers.get(Relay, to).ping()).length
+  }
+  @distributed async ping(): Promise<string> {
+    return this.relayId
+  }
+}
+
 /** An event-sourced virtual actor: its state survives deactivation and moves. */
 class Wallet extends EventSourcedActor<{ balance: number }, { type: 'Deposited'; amount: number }> {
   constructor(readonly walletId: string) {
@@ -196,6 +217,37 @@ describe('virtual actors', () => {
       served.some((r) => r.port === third.node.endpoint.port),
       JSON.stringify({ served: served.map((r) => r.port), third: third.node.endpoint.port, st: nodes!.systems.map((x) => x.virtualActors.status()) }),
     ).toBe(true)
+  })
+
+  it('a turn held up by its own hand-over can call into a shard that moves in the same round (no wait for the call timeout)', async () => {
+    // The old owner drains a moving shard only after its activations' current turns. If those
+    // turns call ids whose shards move in the same round, their new owner must open them without
+    // waiting for the first shard's drain, or both wait for the call timeout.
+    nodes = await startCluster(1, { callTimeout: 4000, plugins: [virtualActorsPlugin({ maxShardMoves: 1024 })] })
+    const a = nodes.systems[0]!
+    a.virtualActors.host(Relay, (id) => new Relay(id, a.virtualActors))
+    await eventually(() => expect(a.virtualActors.status().groups[0]?.open).toBe(1024), { timeoutMs: 10_000 })
+    let open!: () => void
+    Relay.gate = new Promise((r) => (open = r))
+    const relays = Array.from({ length: 60 }, (_, i) => `r${i}`)
+    for (const id of relays) await a.virtualActors.get(Relay, id).ping()
+    const started = performance.now()
+    const calls = relays.map((id) =>
+      a.virtualActors
+        .get(Relay, id)
+        .relay(`t${id}`)
+        .catch((e: unknown) => e),
+    )
+    const b = await join({ maxShardMoves: 1024 })
+    b.virtualActors.host(Relay, (id) => new Relay(id, b.virtualActors))
+    // The table gave b its share: a holds shards that wait on these turns.
+    await eventually(() => expect(a.virtualActors.status().groups[0]?.owned).toBeLessThan(1024), { timeoutMs: 10_000 })
+    open()
+    const results = await Promise.all(calls)
+    expect(results.filter((r) => r instanceof Error)).toEqual([])
+    expect(performance.now() - started).toBeLessThan(3500)
+    await eventually(() => expect(b.virtualActors.status().groups[0]?.open).toBeGreaterThan(300), { timeoutMs: 10_000 })
+    Relay.gate = Promise.resolve()
   })
 
   it('a graceful leave moves only the leaver ids, without a failed call', async () => {
@@ -405,14 +457,14 @@ function loadUntilStopped(from: ClusterSystem, ids: readonly string[]): { stop()
 }
 
 /** Starts one more node, seeded on the first; the test's shutdown stops it too. */
-async function join(): Promise<ClusterSystem> {
+async function join(settings: Parameters<typeof virtualActorsPlugin>[0] = {}): Promise<ClusterSystem> {
   const first = nodes!.systems[0]!
   const s = await ClusterSystem.start({
     logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
     name: `node-${nodes!.systems.length}`,
     host: '127.0.0.1',
     port: 0,
-    plugins: [virtualActorsPlugin()],
+    plugins: [virtualActorsPlugin(settings)],
     cluster: { seeds: [`127.0.0.1:${first.node.endpoint.port}`] },
   })
   nodes!.systems.push(s)

@@ -4,13 +4,17 @@
  * shell holds calls, deactivates activations and sends the messages.
  *
  * The rule that makes one activation per id: **a node opens a shard only once every other present
- * member of the group has released exactly the table version this node holds** (or has been removed
- * from the cluster and the margin has passed, for one that crashed). A release of a newer version
- * does not count: that table may give the releaser a shard this one gives us. A release of version v
- * says "I serve no shard that table v does not give me": a node sends it once it has adopted table
- * v and drained every shard v took from it (sealed: new calls held; activations deactivated after
- * their current turn). Releases are global, not per shard, so a move never waits for a chain of
- * owners, and a node that missed a table version cannot be skipped.
+ * member of the group has released exactly the table version this node holds, and that shard with
+ * it** (or has been removed from the cluster and the margin has passed, for one that crashed). A
+ * release of a newer version does not count: that table may give the releaser a shard this one
+ * gives us. A release of version v with draining set D says "I serve no shard that table v does not
+ * give me, except those in D, still draining": a node sends one as soon as it adopts v (D: the
+ * shards v took from it that still have activations), and again each time D shrinks (sealed: new
+ * calls held; activations deactivated after their current turn). Releases name a table version, so
+ * a node that missed a version cannot be skipped; they name the shards still draining, so a shard
+ * opens as soon as its own old owner let it go, not when the whole round drained. (A release of the
+ * whole round at once deadlocks: a turn that holds up its shard's drain may call into another shard
+ * of the same round, whose new owner would wait for that drain — until the call timeout.)
  *
  * Phases of a shard on this node: `closed` (not ours) → `opening` (ours in the table, waiting for
  * releases; calls held) → `open` (serving) → `sealing` (the table gave it away; calls held until the
@@ -32,8 +36,14 @@ export type OwnershipDirective =
   | { readonly kind: 'seal'; readonly shards: readonly number[] }
   /** Serve these shards now: deliver the calls held for them. */
   | { readonly kind: 'open'; readonly shards: readonly number[] }
-  /** Tell every group member that this node released `table`. */
-  | { readonly kind: 'release'; readonly table: TableKey }
+  /** Tell every group member that this node released `table`, but for the shards still `draining` (latest wins: coalesce). */
+  | { readonly kind: 'release'; readonly table: TableKey; readonly draining: readonly number[] }
+
+/** A member's statement: it serves no shard that `table` does not give it, except `draining`. */
+export interface Release {
+  readonly table: TableKey
+  readonly draining: ReadonlySet<number>
+}
 
 /** What to do with a call for a shard. */
 export type Admission = 'deliver' | 'hold' | 'elsewhere'
@@ -49,13 +59,14 @@ export class ShardOwnership {
   readonly #phase: ShardPhase[]
   /** Shards still draining on this node. */
   readonly #sealing = new Set<number>()
-  /** Latest table each member released. */
-  readonly #released = new Map<string, TableKey>()
+  /** Latest release of each member. */
+  readonly #released = new Map<string, Release>()
   /** Present members of the group other than this node. */
   #others: readonly string[] = []
   /** When each member was seen gone (removed, or never to return), for the margin. */
   readonly #goneAt = new Map<string, number>()
-  #releasedTable: TableKey | undefined
+  /** This node's latest release. */
+  #release: Release | undefined
 
   constructor(self: string, shards: number, margin: number) {
     this.self = self
@@ -71,9 +82,9 @@ export class ShardOwnership {
     return this.#phase[shard] ?? 'closed'
   }
 
-  /** The table this node has released (every shard it serves is one that table gives it). */
-  get releasedTable(): TableKey | undefined {
-    return this.#releasedTable
+  /** This node's latest release (sent again periodically: a member that missed it must hear it). */
+  get release(): Release | undefined {
+    return this.#release
   }
 
   /** What to do with a call for `shard` now. */
@@ -105,21 +116,29 @@ export class ShardOwnership {
       }
     }
     const out: OwnershipDirective[] = seal.length > 0 ? [{ kind: 'seal', shards: seal }] : []
-    return [...out, ...this.#releaseIfDrained(), ...this.#openReady(now)]
+    return [...out, ...this.#releaseNow(), ...this.#openReady(now)]
   }
 
   /** The shell finished draining `shard` (its activations are gone). */
   drained(shard: number, now: number): OwnershipDirective[] {
     if (!this.#sealing.delete(shard)) return []
     if (this.#phase[shard] === 'sealing') this.#phase[shard] = 'closed'
-    return [...this.#releaseIfDrained(), ...this.#openReady(now)]
+    return [...this.#releaseNow(), ...this.#openReady(now)]
   }
 
-  /** Member `uid` released `table` (a release older than one already heard is ignored). */
-  released(uid: string, table: TableKey, now: number): OwnershipDirective[] {
+  /**
+   * Member `uid` released `table` but for the shards still `draining`. A release of an older table
+   * than one already heard is ignored; of the same table, only what it adds counts (a member's
+   * draining set for one table only shrinks, so releases that arrive out of order are merged).
+   */
+  released(uid: string, table: TableKey, draining: readonly number[], now: number): OwnershipDirective[] {
     const known = this.#released.get(uid)
-    if (known && !isNewer(table, known)) return []
-    this.#released.set(uid, { version: table.version, by: table.by })
+    if (known && sameTable(table, known.table)) {
+      const still = new Set(draining.filter((s) => known.draining.has(s)))
+      if (still.size === known.draining.size) return []
+      this.#released.set(uid, { table: known.table, draining: still })
+    } else if (known && !isNewer(table, known.table)) return []
+    else this.#released.set(uid, { table: { version: table.version, by: table.by }, draining: new Set(draining) })
     return this.#openReady(now)
   }
 
@@ -148,9 +167,12 @@ export class ShardOwnership {
     const t = this.#table
     if (!t) return ['no table yet']
     const out: string[] = []
-    if (!sameTable(t, this.#releasedTable)) out.push(`self (draining ${this.#sealing.size})`)
-    for (const uid of this.#others) if (!sameTable(t, this.#released.get(uid))) out.push(`${uid} released ${JSON.stringify(this.#released.get(uid) ?? null)}`)
-    for (const [uid] of this.#goneAt) if (!sameTable(t, this.#released.get(uid))) out.push(`${uid} gone, in its margin`)
+    if (this.#sealing.size > 0) out.push(`self (draining ${this.#sealing.size})`)
+    for (const uid of this.#others) {
+      const r = this.#released.get(uid)
+      if (!this.#releasedAll(uid)) out.push(`${uid} released ${r ? `${JSON.stringify(r.table)}, draining ${r.draining.size}` : 'nothing'}`)
+    }
+    for (const [uid] of this.#goneAt) if (!this.#releasedAll(uid)) out.push(`${uid} gone, in its margin`)
     return out
   }
 
@@ -160,43 +182,59 @@ export class ShardOwnership {
    * only then, so rounds do not pile up.
    */
   settled(): boolean {
-    const t = this.#table
-    if (!t || !sameTable(t, this.#releasedTable)) return false
-    return this.#others.every((uid) => sameTable(t, this.#released.get(uid)))
+    if (!this.#table || this.#sealing.size > 0) return false
+    return this.#others.every((uid) => this.#releasedAll(uid))
   }
 
   /** When the next margin runs out (for the shell's timer), if one is pending. */
   nextDeadline(): number | undefined {
-    const t = this.#table
-    const pending = [...this.#goneAt].filter(([uid]) => !t || !sameTable(t, this.#released.get(uid))).map(([, at]) => at + this.margin)
+    const pending = [...this.#goneAt].filter(([uid]) => !this.#releasedAll(uid)).map(([, at]) => at + this.margin)
     return pending.length === 0 ? undefined : Math.min(...pending)
   }
 
-  #releaseIfDrained(): OwnershipDirective[] {
+  /** This node's release of its table with the shards still draining, if it says anything new. */
+  #releaseNow(): OwnershipDirective[] {
     const t = this.#table
-    if (!t || this.#sealing.size > 0 || sameTable(t, this.#releasedTable)) return []
-    this.#releasedTable = { version: t.version, by: t.by }
-    return [{ kind: 'release', table: this.#releasedTable }]
+    if (!t) return []
+    const mine = this.#release
+    if (mine && sameTable(t, mine.table) && mine.draining.size === this.#sealing.size) return []
+    this.#release = { table: { version: t.version, by: t.by }, draining: new Set(this.#sealing) }
+    return [{ kind: 'release', table: this.#release.table, draining: [...this.#sealing] }]
+  }
+
+  /** Whether `uid` released this node's table with nothing left draining. */
+  #releasedAll(uid: string): boolean {
+    const r = this.#released.get(uid)
+    return this.#table !== undefined && r !== undefined && sameTable(this.#table, r.table) && r.draining.size === 0
   }
 
   #openReady(now: number): OwnershipDirective[] {
     const t = this.#table
-    if (!t || !sameTable(t, this.#releasedTable)) return []
-    // Everyone who might serve a shard has released exactly this version: a release of a newer
-    // version proves nothing here (that table may give the member a shard this one gives us; it
-    // opens it only after we release that version too). A member gone without releasing this
-    // version (crashed, downed) counts once the margin has passed since this node saw it gone.
-    const releasedIt = (uid: string): boolean => sameTable(t, this.#released.get(uid))
-    if (this.#others.some((uid) => !releasedIt(uid))) return []
+    if (!t) return []
+    // Everyone who might serve a shard has released exactly this version, and the shard with it: a
+    // release of a newer version proves nothing here (that table may give the member a shard this
+    // one gives us; it opens it only after we release that version too). A member gone without
+    // releasing this version (crashed, downed) counts once the margin has passed since this node
+    // saw it gone.
+    const waiting: Release[] = []
+    for (const uid of this.#others) {
+      const r = this.#released.get(uid)
+      if (!r || !sameTable(t, r.table)) return []
+      if (r.draining.size > 0) waiting.push(r)
+    }
     for (const [uid, at] of this.#goneAt) {
       // Kept until its margin passes (a table newer than its last release may still come), unless
       // it released a version that gave it nothing: it left holding no shard, and serves none again.
-      if (now - at >= this.margin || (releasedIt(uid) && !t.owners.includes(uid))) this.#goneAt.delete(uid)
-      else if (!releasedIt(uid)) return []
+      const r = this.#released.get(uid)
+      const releasedIt = r !== undefined && sameTable(t, r.table)
+      if (now - at >= this.margin || (this.#releasedAll(uid) && !t.owners.includes(uid))) this.#goneAt.delete(uid)
+      else if (!releasedIt) return []
+      else if (r.draining.size > 0) waiting.push(r)
     }
     const open: number[] = []
     for (let shard = 0; shard < this.#phase.length; shard++) {
-      if (this.#phase[shard] !== 'opening') continue
+      if (this.#phase[shard] !== 'opening' || this.#sealing.has(shard)) continue
+      if (waiting.some((r) => r.draining.has(shard))) continue
       this.#phase[shard] = 'open'
       open.push(shard)
     }

@@ -928,6 +928,23 @@ class VirtualActors implements VirtualActorsFacade {
   }
   readonly #nodesByUid = new Map<string, ClusterNode>()
 
+  /**
+   * Sends the group's latest release after the current step: a round's drains each shrink it, and
+   * one message with the newest state says all the earlier ones would have.
+   */
+  #releaseSoon(g: Group): void {
+    if (this.#releasing.has(g)) return
+    this.#releasing.add(g)
+    queueMicrotask(() => {
+      this.#releasing.delete(g)
+      const r = g.ownership.release
+      if (this.#stopped || !r) return
+      this.#send(this.#otherMembers(), encodeReleased(g.role, r.table, r.draining))
+      this.#decideSoon() // on the leader, the next round of moves may start
+    })
+  }
+  readonly #releasing = new Set<Group>()
+
   /** `#decide` after the current step (a release may have ended a round of moves), once however many ask. */
   #decideSoon(): void {
     if (this.#decideQueued) return
@@ -989,10 +1006,8 @@ class VirtualActors implements VirtualActorsFacade {
 
   #apply(g: Group, directives: readonly OwnershipDirective[]): void {
     for (const d of directives) {
-      if (d.kind === 'release') {
-        this.#send(this.#otherMembers(), encodeReleased(g.role, d.table))
-        this.#decideSoon() // on the leader, the next round of moves may start
-      } else if (d.kind === 'open') this.#open(g, d.shards)
+      if (d.kind === 'release') this.#releaseSoon(g)
+      else if (d.kind === 'open') this.#open(g, d.shards)
       else this.#seal(g, d.shards)
     }
   }
@@ -1088,7 +1103,7 @@ class VirtualActors implements VirtualActorsFacade {
       this.#adopt(this.#groupOf(msg.role), msg.table)
     } else {
       const g = this.#groups.get(roleKey(msg.role))
-      if (g) this.#apply(g, g.ownership.released(from.uid, msg.table, this.#now()))
+      if (g) this.#apply(g, g.ownership.released(from.uid, msg.table, msg.draining, this.#now()))
       this.#decideSoon()
     }
   }
@@ -1130,8 +1145,8 @@ class VirtualActors implements VirtualActorsFacade {
         // a node that missed one must get it whoever made it.
         const t = g.ownership.table
         if (t) this.#send(others, encodeTable(g.role, t))
-        const released = g.ownership.releasedTable
-        if (released) this.#send(others, encodeReleased(g.role, released))
+        const released = g.ownership.release
+        if (released) this.#send(others, encodeReleased(g.role, released.table, released.draining))
       }
     }
     this.#passivateIdle()

@@ -5,8 +5,10 @@
  * ```
  * hosts:    [ 1, 0, [[type, role | null], …] ]            the types this node hosts
  * table:    [ 1, 1, role | null, version, by, [uid, …], [ownerIndex | -1, …] ]
- * released: [ 1, 2, role | null, version, by ]
+ * released: [ 1, 2, role | null, version, by (, [drainingShard, …]) ]
  * ```
+ * A release without the sixth element has nothing left draining (the form nodes without per-shard
+ * releases send and read).
  * A table lists each owner uid once and gives, per shard, its index in that list (-1: no owner).
  * @module
  */
@@ -31,7 +33,7 @@ const read: ControlReader = new ControlReader('virtual-actor message', VERSION, 
 export type VirtualMessage =
   | { readonly kind: 'hosts'; readonly types: ReadonlyArray<{ readonly type: string; readonly role: string | undefined }> }
   | { readonly kind: 'table'; readonly role: string | undefined; readonly table: ShardTable }
-  | { readonly kind: 'released'; readonly role: string | undefined; readonly table: TableKey }
+  | { readonly kind: 'released'; readonly role: string | undefined; readonly table: TableKey; readonly draining: readonly number[] }
 
 export function encodeHosts(types: ReadonlyArray<{ type: string; role: string | undefined }>): Buffer {
   return controlPackr.pack([VERSION, HOSTS, types.map((t) => [t.type, t.role ?? null])])
@@ -43,8 +45,10 @@ export function encodeTable(role: string | undefined, t: ShardTable): Buffer {
   return controlPackr.pack([VERSION, TABLE, role ?? null, t.version, t.by, uids, t.owners.map((o) => (o === undefined ? -1 : index.get(o)!))])
 }
 
-export function encodeReleased(role: string | undefined, t: TableKey): Buffer {
-  return controlPackr.pack([VERSION, RELEASED, role ?? null, t.version, t.by])
+export function encodeReleased(role: string | undefined, t: TableKey, draining: Iterable<number>): Buffer {
+  const head = [VERSION, RELEASED, role ?? null, t.version, t.by]
+  const shards = [...draining]
+  return controlPackr.pack(shards.length === 0 ? head : [...head, shards])
 }
 
 function readName(x: unknown, what: string): string {
@@ -54,6 +58,11 @@ function readName(x: unknown, what: string): string {
 
 function readRole(x: unknown): string | undefined {
   return x === null ? undefined : readName(x, 'role')
+}
+
+function readShard(x: unknown): number {
+  if (!Number.isInteger(x) || (x as number) < 0 || (x as number) >= MAX_SHARDS) read.fail('a shard number is out of range')
+  return x as number
 }
 
 function readBy(x: unknown): string {
@@ -85,8 +94,9 @@ export function decodeVirtual(bytes: Buffer): VirtualMessage {
       return { kind: 'table', role: readRole(raw[2]), table: { version: read.readSeq(raw[3], 1, 'a table version'), by: readBy(raw[4]), owners } }
     }
     case RELEASED: {
-      if (raw.length !== 5) read.fail('a release is a 5-element array')
-      return { kind: 'released', role: readRole(raw[2]), table: { version: read.readSeq(raw[3], 0, 'a table version'), by: readBy(raw[4]) } }
+      if (raw.length !== 5 && raw.length !== 6) read.fail('a release is a 5- or 6-element array')
+      const draining = raw.length === 5 ? [] : read.readArray(raw[5], MAX_SHARDS, 'draining shards').map(readShard)
+      return { kind: 'released', role: readRole(raw[2]), table: { version: read.readSeq(raw[3], 0, 'a table version'), by: readBy(raw[4]) }, draining }
     }
     default:
       return read.fail('unknown virtual-actor message')
