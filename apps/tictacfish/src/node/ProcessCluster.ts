@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { NodeProcess } from 'shoal/testkit'
 import { StreamClient } from '../client/StreamClient.ts'
 
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
 
 export interface ProcessClusterOptions {
@@ -36,6 +37,12 @@ export class ProcessCluster {
   private constructor(o: ProcessClusterOptions) {
     this.#o = o
     this.#dir = mkdtempSync(join(tmpdir(), 'ttf-cluster-'))
+    // Ctrl-C or SIGTERM of the benchmark or chaos run takes its nodes down with it.
+    for (const sig of SIGNALS) process.once(sig, this.#onSignal)
+  }
+
+  readonly #onSignal = (sig: NodeJS.Signals): void => {
+    void this.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143))
   }
 
   /** Starts the nodes (seed first, then the rest at once) and resolves once a lobby is served. */
@@ -105,6 +112,7 @@ export class ProcessCluster {
 
   /** Kills every node (kill -9: a test cluster has nothing to hand over) and removes the journal directory. */
   async stop(): Promise<void> {
+    for (const sig of SIGNALS) process.off(sig, this.#onSignal)
     await Promise.all([...this.nodes.values()].map((n) => n.kill()))
     this.nodes.clear()
     rmSync(this.#dir, { recursive: true, force: true })
