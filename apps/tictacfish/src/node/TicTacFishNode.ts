@@ -98,7 +98,8 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
     const playerLinks: PlayerLinks = { lobby, session }
     const sessionLinks: SessionLinks = {
       opponentMoved: (playerId, sessionId, index, move) => player(playerId.toLowerCase()).tell('opponentMoved', sessionId, index, move),
-      completed: (game) => retry(() => lobby.sessionCompleted(game), 10, 1000),
+      // Until the lobby has it (a lobby failing over may take a while), or this node stops.
+      completed: (game) => retry(() => lobby.sessionCompleted(game), () => stopping !== undefined),
     }
     const idle = options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }
     system.virtualActors.host(NetworkPlayer, (id) => new NetworkPlayer(id, playerLinks), { role: 'players', type: 'NetworkPlayer', ...idle })
@@ -149,15 +150,15 @@ async function openJournal(journal: string | EventStore): Promise<{ store: Event
   return { store, close: () => store.close() }
 }
 
-/** Calls `fn` until it succeeds, `attempts` times at most, `delay` ms apart. */
-async function retry(fn: () => Promise<unknown>, attempts: number, delay: number): Promise<void> {
-  for (let i = 1; ; i++) {
+/** Calls `fn` until it succeeds or `stopped()`, 1 s apart at first, then up to 5 s (fails with the last error once stopped). */
+async function retry(fn: () => Promise<unknown>, stopped: () => boolean): Promise<void> {
+  for (let i = 0; ; i++) {
     try {
       await fn()
       return
     } catch (e) {
-      if (i >= attempts) throw e
-      await new Promise((r) => setTimeout(r, delay))
+      if (stopped()) throw e
+      await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** Math.min(i, 3), 5000)).unref())
     }
   }
 }
