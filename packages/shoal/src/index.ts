@@ -92,6 +92,8 @@ export {
   type ConnectionDirection,
   callRefusedChannel,
   callTracing,
+  type EmitTraceContext,
+  emitTracing,
   type HandshakeFailedMessage,
   handshakeFailedChannel,
   type MemberChangeMessage,
@@ -107,6 +109,7 @@ export {
   transportCloseChannel,
   transportConnectChannel,
 } from './observability/Channels.ts'
+export { otelSdkRegistered, spanName, TRACER_NAME, type TracingSetting } from './observability/OpenTelemetry.ts'
 export type { Listing, Receptionist, ReceptionistSettings } from './receptionist/Receptionist.ts'
 export { ReceptionKey } from './receptionist/ReceptionKey.ts'
 export { type AllocationStrategy, leaderMember, oldestMember } from './singleton/Allocation.ts'

@@ -99,7 +99,11 @@ export async function startTicTacFishNode(options: TicTacFishNodeOptions): Promi
     const sessionLinks: SessionLinks = {
       opponentMoved: (playerId, sessionId, index, move) => player(playerId.toLowerCase()).tell('opponentMoved', sessionId, index, move),
       // Until the lobby has it (a lobby failing over may take a while), or this node stops.
-      completed: (game) => retry(() => lobby.sessionCompleted(game), () => stopping !== undefined),
+      completed: (game) =>
+        retry(
+          () => lobby.sessionCompleted(game),
+          () => stopping !== undefined,
+        ),
     }
     const idle = options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }
     system.virtualActors.host(NetworkPlayer, (id) => new NetworkPlayer(id, playerLinks), { role: 'players', type: 'NetworkPlayer', ...idle })

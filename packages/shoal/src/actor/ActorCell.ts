@@ -25,7 +25,7 @@ import type { ActorSystem } from './ActorSystem.ts'
 import { type CallContext, callContext } from './CallContext.ts'
 import type { ClusterNode } from './ClusterNode.ts'
 import type { ActorClassInfo, DistributedActor, MethodInfo } from './DistributedActor.ts'
-import type { Invocation } from './Invocation.ts'
+import { type Invocation, OneWayInvocation } from './Invocation.ts'
 
 export type { Invocation }
 
@@ -54,6 +54,12 @@ type State = 'starting' | 'running' | 'stopping' | 'stopped'
 
 function invokeMethod(fn: Function, actor: DistributedActor, args: unknown[]): unknown {
   return fn.apply(actor, args)
+}
+
+/** A traced turn's method, inside the context a `start` subscriber asked for (`enter`), if any. */
+function invokeTraced(ctx: CallContext, fn: Function, actor: DistributedActor, args: unknown[]): unknown {
+  const enter = ctx.trace?.ctx.enter
+  return enter === undefined ? callContext.run(ctx, invokeMethod, fn, actor, args) : enter(() => callContext.run(ctx, invokeMethod, fn, actor, args))
 }
 
 /** An actor cell's per-turn callbacks (see ActorCell.#turnHandlers). */
@@ -283,13 +289,15 @@ export class ActorCell {
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
     let result: unknown
     try {
-      if (ctx.trace !== undefined && startHasStores()) {
-        result = callTracing.start.runStores(ctx.trace.ctx, callContext.run, callContext, ctx, invokeMethod, fn, this.actor, inv.args)
-      } else {
-        if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace.ctx)
+      if (ctx.trace === undefined) {
         this.#invokeFn = fn
         this.#invokeArgs = inv.args
         result = callContext.run(ctx, this.#turnHandlers().invoke)
+      } else if (startHasStores()) {
+        result = callTracing.start.runStores(ctx.trace.ctx, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
+      } else {
+        callTracing.start.publish(ctx.trace.ctx)
+        result = invokeTraced(ctx, fn, this.actor, inv.args)
       }
     } catch (e) {
       ctx.trace?.dispatched()
@@ -325,6 +333,7 @@ export class ActorCell {
       target: this.id.toString(),
       targetNode: this.id.node,
       local: inv.from === undefined,
+      oneWay: inv instanceof OneWayInvocation,
       headers: inv.headers,
       outcome: undefined,
       result: undefined,

@@ -261,7 +261,16 @@ export class LocalActors implements CellHost {
     publishCallRefused(self, r.target, r.method, error, r.from)
     if (tracingActive())
       traceRefusal(
-        { side: 'callee', actorType: r.actorType, method: r.method, target: r.target, targetNode: self, local: r.from === undefined, headers: r.headers },
+        {
+          side: 'callee',
+          actorType: r.actorType,
+          method: r.method,
+          target: r.target,
+          targetNode: self,
+          local: r.from === undefined,
+          oneWay: r.oneWay,
+          headers: r.headers,
+        },
         error,
       )
   }
@@ -333,7 +342,7 @@ export class LocalActors implements CellHost {
   }
 
   /** A local one-way message through `route`; a missing actor drops it (logged). */
-  tell(route: LocalRoute, method: string, args: unknown[], chain: string): void {
+  tell(route: LocalRoute, method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void {
     const target = this.#localTarget(route)
     if (target instanceof Error)
       return this.#dropTell(localRefusal(route, undefined, method, undefined, true), target, 'one-way message to a missing actor dropped')
@@ -343,7 +352,7 @@ export class LocalActors implements CellHost {
       return this.#dropTell(at, this.undeclared(target, at), 'one-way message dropped')
     }
     const delivered = this.#host.serializeLocalCalls ? this.#host.serialization.copy(args) : args
-    target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, undefined, undefined), m)
+    target.deliver(new OneWayInvocation(this.#host.log, method, delivered, chain, trace?.headersFor(true), undefined), m)
   }
 
   #dropTell(at: Refusal, error: Error, why: string): void {
@@ -459,7 +468,7 @@ export class LocalRoute implements Route {
     return this.actors.call(this, method, args, chain, timeout, timeoutFrom, trace)
   }
 
-  tell(method: string, args: unknown[], chain: string): void {
-    this.actors.tell(this, method, args, chain)
+  tell(method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void {
+    this.actors.tell(this, method, args, chain, trace)
   }
 }

@@ -29,8 +29,8 @@ export interface Route {
     trace: CallTrace | undefined,
     retry?: CallRetry,
   ): Promise<unknown>
-  /** Sends a one-way message; throws only for what fails at the sender (encoding). */
-  tell(method: string, args: unknown[], chain: string): void
+  /** Sends a one-way message (with the trace's headers, when traced); throws only for what fails at the sender (encoding). */
+  tell(method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void
 }
 
 /**

@@ -28,6 +28,7 @@
  */
 import { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError, JournalFailedError, JournalLimitError } from '../errors.ts'
+import { type EmitTraceContext, emitTracing, emitTracingActive } from '../observability/Channels.ts'
 import type { JournalEventShape } from './EventCodec.ts'
 import { checkName, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, type NewEvent } from './EventStore.ts'
 import type { JournalFacade } from './JournalPlugin.ts'
@@ -133,7 +134,19 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
       this.#maybeSnapshot(journal)
     })
     this.#writes = write.catch(() => undefined)
-    return write
+    return emitTracingActive() ? emitTracing.tracePromise(() => write, this.#emitTrace(record, event)) : write
+  }
+
+  /** The `shoal.emit` context of one emit (only while someone listens). */
+  #emitTrace(record: NewEvent, event: E): EmitTraceContext {
+    const type = (event as { type?: unknown } | null)?.type
+    return {
+      self: this.id.node,
+      actorType: this.constructor.name,
+      persistenceId: record.persistenceId,
+      events: 1,
+      types: [typeof type === 'string' ? type : 'event'],
+    }
   }
 
   /** The last sequence number taken by an emit (persisted or still on its way). */

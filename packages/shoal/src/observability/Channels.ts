@@ -49,6 +49,8 @@ export const ChannelNames = {
   callRefused: 'shoal:call:refused',
   /** A TracingChannel: its channels are `tracing:shoal.call:start`, `…:end`, `…:asyncStart`, `…:asyncEnd`, `…:error`. */
   call: 'shoal.call',
+  /** A TracingChannel: an event-sourced actor's `emit` (journal write and apply), `tracing:shoal.emit:start`… */
+  emit: 'shoal.emit',
 } as const
 
 // ── cluster ──────────────────────────────────────────────────────────────────
@@ -182,14 +184,28 @@ export interface CallTraceContext {
   /** The target actor's id, `ActorId#toString()` form. */
   readonly target: string
   readonly targetNode: ClusterNode
-  /** Caller and callee are the same node (no envelope, no headers). */
+  /** Caller and callee are the same node (no envelope; headers are handed over as a frozen copy). */
   readonly local: boolean
+  /** A one-way message (`tell`): the caller's side settles once it is sent, the callee's when its turn ends. */
+  readonly oneWay: boolean
+  /**
+   * Caller side, for a call a proxy sends on behalf of an invocation it received (a singleton
+   * proxy, a virtual-actor router): the headers that invocation arrived with, so a tracer can
+   * parent the hop to it rather than to whatever context is active. Undefined otherwise.
+   */
+  readonly forwarded?: EnvelopeHeaders | undefined
   /**
    * Caller side: a map a `start` subscriber may fill (e.g. `traceparent`); it travels with a
    * remote call when the peer supports headers (protocol ≥ 1.2) and the map passes
    * `HeaderLimits`. Callee side: the headers that arrived (frozen, null prototype), or undefined.
    */
   headers: Record<string, string> | EnvelopeHeaders | undefined
+  /**
+   * Callee side: a `start` subscriber may set it to run the method inside its own context (an
+   * OpenTelemetry bridge: `(fn) => context.with(ctx, fn)`), so that what the method does (calls,
+   * emits, log lines) sees it. One subscriber may set it; the last one wins.
+   */
+  enter?: <R>(fn: () => R) => R
   /** Set when the call ends, before `asyncStart`/`error`: `ok`, or the error code (`SHOAL_TIMEOUT`, `SHOAL_REMOTE`…). */
   outcome?: string
   /** Set by the TracingChannel: the result, on success. */
@@ -204,6 +220,33 @@ export const callTracing: diagnostics_channel.TracingChannel<unknown, CallTraceC
 )
 
 const { start, end, asyncStart, asyncEnd, error } = callTracing
+
+/** The context of one `emit` of an event-sourced actor on `shoal.emit` (published inside the turn that emits). */
+export interface EmitTraceContext {
+  readonly self: ClusterNode
+  /** The actor's class name. */
+  readonly actorType: string
+  readonly persistenceId: string
+  /** Events in this emit. */
+  readonly events: number
+  /** Their `type` fields (or `event`), in order. */
+  readonly types: readonly string[]
+  /** Set by the TracingChannel: the error, when the write or an apply failed. */
+  error?: unknown
+  /** Set by the TracingChannel on success. */
+  result?: unknown
+}
+
+/** The `shoal.emit` TracingChannel (see {@link EmitTraceContext}); published only while it has subscribers. */
+export const emitTracing: diagnostics_channel.TracingChannel<unknown, EmitTraceContext> = diagnostics_channel.tracingChannel<unknown, EmitTraceContext>(
+  ChannelNames.emit,
+)
+
+/** True when any of `shoal.emit`'s channels has a subscriber. */
+export function emitTracingActive(): boolean {
+  const c = emitTracing
+  return c.start.hasSubscribers || c.end.hasSubscribers || c.asyncStart.hasSubscribers || c.asyncEnd.hasSubscribers || c.error.hasSubscribers
+}
 
 /**
  * True when any of `shoal.call`'s five channels has a subscriber: the call path builds a context

@@ -46,8 +46,8 @@ export class RemoteRoute implements Route {
     return this.remoting.call(this, method, args, chain, timeout, timeoutFrom, trace, retry)
   }
 
-  tell(method: string, args: unknown[], chain: string): void {
-    this.remoting.tell(this, method, args, chain)
+  tell(method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void {
+    this.remoting.tell(this, method, args, chain, trace)
   }
 
   /** The encoded envelope target for `method`, cached. */

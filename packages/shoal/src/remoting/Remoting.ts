@@ -192,8 +192,22 @@ export class Remoting {
     return encodeCallHeadWith(segment, head)
   }
 
+  /** The OneWay header: the cached one when there is no chain and no trace headers (the common case). */
+  #oneWayHead(route: RemoteRoute, method: string, chain: string, headers: EnvelopeHeaders | undefined): Buffer {
+    const id = route.id
+    if (headers !== undefined && supportsHeaders(route.peer.assoc, id.node.uid)) {
+      try {
+        return encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain, headers })
+      } catch (e) {
+        if (!(e instanceof EnvelopeError)) throw e
+        this.#host.log.debug({ reason: e.message }, 'trace headers left out of a one-way message: over the limits')
+      }
+    }
+    return chain === '' ? route.oneWayHead(method) : encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
+  }
+
   /** A one-way message through `route`; delivery failures are logged, encoding errors throw. */
-  tell(route: RemoteRoute, method: string, args: unknown[], chain: string): void {
+  tell(route: RemoteRoute, method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void {
     const id = route.id
     const log = this.#host.log
     const problem = this.#gone(id)
@@ -202,7 +216,7 @@ export class Remoting {
       return
     }
     const body = this.#host.serialization.encode(args)
-    const head = chain === '' ? route.oneWayHead(method) : encodeOneWayHeadWith(route.segment(method), { incarnation: id.incarnation, chain })
+    const head = this.#oneWayHead(route, method, chain, trace?.headersFor(false))
     try {
       this.transport.send(route.peer.assoc, 'user', { type: FrameType.OneWay, head, body, uid: id.node.uid, callId: undefined })
     } catch (e) {

@@ -496,7 +496,7 @@ export class SingletonManager {
     const deadline = h.inv.deadline
     if (deadline !== undefined && deadline <= now) return // the caller has given up already
     const timeout = deadline === undefined ? this.#system.callTimeout : deadline - now
-    this.#ctx.calls.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout).then(
+    this.#ctx.calls.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout, h.inv.headers).then(
       (v) => h.inv.succeed(v),
       (e: unknown) => {
         if (!this.#stopped && retryable(e)) {

@@ -23,8 +23,9 @@ import { Cluster } from '../cluster/Cluster.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
 import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
-import { defaultLogger } from '../observability/Logging.ts'
+import { defaultLogger, tracedChild } from '../observability/Logging.ts'
 import { Metrics } from '../observability/Metrics.ts'
+import { otelSdkRegistered, useOpenTelemetry } from '../observability/OpenTelemetry.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
 import { Remoting } from '../remoting/Remoting.ts'
 import { type RefParts, Serialization } from '../serialization/Serialization.ts'
@@ -79,6 +80,8 @@ export class ClusterSystem {
   readonly #terminated = deferred()
   #state: 'running' | 'shutting-down' | 'stopped' = 'running'
   #shutdown: Promise<void> | undefined
+  /** Ends this system's use of the OpenTelemetry bridge (set when tracing is on). */
+  #untrace: (() => void) | undefined
   #swim: SwimMember | undefined
   #cluster: Cluster | undefined
   #receptionist: Receptionist | undefined
@@ -156,7 +159,8 @@ export class ClusterSystem {
     const resolved = resolveSettings(settings)
     const base = settings.logger ?? defaultLogger(settings.logLevel)
     const uid = newNodeUid()
-    const log = base.child({ system: resolved.name })
+    const tracing = resolved.tracing === 'auto' ? otelSdkRegistered() : resolved.tracing
+    const log = tracing ? tracedChild(base, { system: resolved.name }) : base.child({ system: resolved.name })
     // The port is known only after binding when 0 is asked for; the node identity waits for it.
     const provisional: ClusterNode = { endpoint: { name: resolved.name, host: resolved.host, port: resolved.port }, uid }
     const system = new ClusterSystem(resolved, log, provisional)
@@ -171,6 +175,7 @@ export class ClusterSystem {
     const node: ClusterNode = { endpoint: { ...provisional.endpoint, port }, uid }
     ;(system as { node: ClusterNode }).node = node
     transport.self = node
+    if (tracing) system.#untrace = useOpenTelemetry()
     try {
       await system.#startMembership(settings, port)
       system.#startServices(settings)
@@ -393,6 +398,7 @@ export class ClusterSystem {
     this.#receptionist?.stop()
     this.#watch?.stop()
     await this.#remoting.transport.close('shutdown')
+    this.#untrace?.()
     this.log.info('shut down')
   }
 

@@ -16,6 +16,7 @@ import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
 import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 export interface DispatcherHost {
   node(): ClusterNode
@@ -55,30 +56,45 @@ export class Dispatcher implements Invoker {
   tell(ref: ActorRefImpl, method: string, args: unknown[]): void {
     if (!this.#host.running()) throw new SystemShutDownError()
     const route = (ref.route ??= this.routeTo(ref.id))
-    route.tell(method, args, outgoingChain())
+    if (!tracingActive()) return route.tell(method, args, outgoingChain(), undefined)
+    // Traced, the sender's side of a one-way message ends once it is handed to the transport.
+    const trace = new CallTrace(this.#context(ref, route, method, true, undefined))
+    try {
+      if (startHasStores()) callTracing.start.runStores(trace.ctx, route.tell, route, method, args, outgoingChain(), trace)
+      else {
+        callTracing.start.publish(trace.ctx)
+        route.tell(method, args, outgoingChain(), trace)
+      }
+    } catch (e) {
+      trace.settled(false, e)
+      trace.dispatched()
+      throw e
+    }
+    trace.settled(true, undefined)
+    trace.dispatched()
   }
 
-  /** A call on behalf of an invocation received elsewhere: its chain, an explicit timeout. */
-  forward(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown> {
+  /**
+   * A call on behalf of an invocation received elsewhere (a proxy's hop): its chain, an explicit
+   * timeout, and the trace headers it arrived with (a tracer parents the hop to them).
+   */
+  forward(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number, headers?: EnvelopeHeaders): Promise<unknown> {
     if (!this.#host.running()) return Promise.reject(markNotDelivered(new SystemShutDownError()))
-    return this.#send(ref, method, args, chain, timeout, 'forward')
+    return this.#send(ref, method, args, chain, timeout, 'forward', headers)
   }
 
-  #send(ref: ActorRefImpl, method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource): Promise<unknown> {
+  #send(
+    ref: ActorRefImpl,
+    method: string,
+    args: unknown[],
+    chain: string,
+    timeout: number,
+    timeoutFrom: TimeoutSource,
+    forwarded?: EnvelopeHeaders,
+  ): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!tracingActive()) return route.call(method, args, chain, timeout, timeoutFrom, undefined)
-    const ctx: CallTraceContext = {
-      side: 'caller',
-      actorType: ref.info?.name,
-      method,
-      target: ref.id.toString(),
-      targetNode: ref.id.node,
-      local: route.local,
-      headers: {},
-      outcome: undefined,
-      result: undefined,
-      error: undefined,
-    }
+    const ctx = this.#context(ref, route, method, false, forwarded)
     // The route sends what a start subscriber put in ctx.headers and tells the trace when the call settles.
     const trace = new CallTrace(ctx)
     let promise: Promise<unknown>
@@ -89,5 +105,23 @@ export class Dispatcher implements Invoker {
     }
     trace.dispatched()
     return promise
+  }
+
+  /** The caller's side of a traced call or one-way message; a forwarded hop starts with the headers it arrived with. */
+  #context(ref: ActorRefImpl, route: Route, method: string, oneWay: boolean, forwarded: EnvelopeHeaders | undefined): CallTraceContext {
+    return {
+      side: 'caller',
+      actorType: ref.info?.name,
+      method,
+      target: ref.id.toString(),
+      targetNode: ref.id.node,
+      local: route.local,
+      oneWay,
+      forwarded,
+      headers: forwarded === undefined ? {} : { ...forwarded },
+      outcome: undefined,
+      result: undefined,
+      error: undefined,
+    }
   }
 }

@@ -32,6 +32,7 @@ import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
 import type { Route } from '../actor/Route.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import type { ControlChannel } from '../control/ControlChannel.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
 export type { ControlChannel, Invocation, LocalTarget, Route }
 
@@ -75,10 +76,11 @@ export interface PluginContext {
 export interface PluginCalls {
   /**
    * Sends a call on behalf of an invocation received elsewhere (a proxy forwarding it): keeps its
-   * call chain (so re-entrancy still works) and takes an explicit timeout. Rejects with
+   * call chain (so re-entrancy still works) and takes an explicit timeout; pass the invocation's
+   * `headers` so that a tracer parents this hop to the call it forwards. Rejects with
    * SystemShutDownError (notDelivered) once shutdown began.
    */
-  forward(ref: ActorRef<unknown>, method: string, args: unknown[], chain: string, timeout: number): Promise<unknown>
+  forward(ref: ActorRef<unknown>, method: string, args: unknown[], chain: string, timeout: number, headers?: EnvelopeHeaders): Promise<unknown>
   /**
    * The route `ref`'s calls take (chosen on its first call and kept on the ref), for a plugin's
    * own {@link Route} that sends a call on through it: one pending call, not two.

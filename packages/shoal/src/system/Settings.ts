@@ -2,10 +2,12 @@
  * Settings of a ClusterSystem, with defaults and the reasons for them.
  * @module
  */
+
 import type { Logger } from 'pino'
 import { checkNodeHost, isValidSystemName } from '../actor/ClusterNode.ts'
 import type { ClusterSettings } from '../cluster/Cluster.ts'
 import { ConfigError } from '../errors.ts'
+import type { TracingSetting } from '../observability/OpenTelemetry.ts'
 import type { ReceptionistSettings } from '../receptionist/Receptionist.ts'
 import type { SerializationOptions } from '../serialization/Serialization.ts'
 import type { SwimAddress } from '../swim/SwimNode.ts'
@@ -49,6 +51,13 @@ export interface ClusterSystemSettings {
   readonly tls?: TlsSettings
   /** Default call timeout in ms (per call: `ref.withTimeout(ms)`). Default 5000, as in the reference system. */
   readonly callTimeout?: number
+  /**
+   * OpenTelemetry spans for calls, one-way messages and emits, with W3C trace context across nodes
+   * (see docs/operations.md). `'auto'` (default): on when an SDK registered a tracer provider
+   * before this system started; `true`: on regardless; `false`: off. Off costs nothing per call.
+   * When on, log lines written inside a traced call carry `trace_id` and `span_id`.
+   */
+  readonly tracing?: TracingSetting
   /** Largest message (frame) in bytes, sent or received. Default 4 MiB; raise on every node together. */
   readonly maxFrameSize?: number
   /** Bytes queued per peer before new sends fail with OverloadedError. Default 32 MiB. */
@@ -126,6 +135,7 @@ export interface ResolvedSettings {
   readonly secret: Buffer | undefined
   readonly tls: TlsSettings | undefined
   readonly callTimeout: number
+  readonly tracing: TracingSetting
   readonly maxFrameSize: number
   readonly maxOutboundBytes: number
   readonly maxInboundBytes: number
@@ -179,6 +189,7 @@ export function resolveSettings(s: ClusterSystemSettings): ResolvedSettings {
     secret,
     tls: s.tls,
     callTimeout: Math.min(positive(s.callTimeout, 5000, 'callTimeout'), 2 ** 31 - 1),
+    tracing: s.tracing ?? 'auto',
     maxFrameSize: positive(s.maxFrameSize, 4 * 1024 * 1024, 'maxFrameSize'),
     maxOutboundBytes: positive(s.maxOutboundBytes, 32 * 1024 * 1024, 'maxOutboundBytes'),
     maxInboundBytes: positive(s.maxInboundBytes, 8 * 1024 * 1024, 'maxInboundBytes'),

@@ -43,9 +43,9 @@ export class SystemServices implements ControlChannel {
     this.#parts = parts
     const { actors, dispatcher, remoting } = parts
     this.calls = {
-      forward: (ref, method, args, chain, timeout) => {
+      forward: (ref, method, args, chain, timeout, headers) => {
         if (!(ref instanceof ActorRefImpl)) throw new ConfigError(`forward(${String(ref)}): pass an actor ref.`)
-        return dispatcher.forward(ref, method, args, chain, timeout)
+        return dispatcher.forward(ref, method, args, chain, timeout, headers)
       },
       route: (ref) => {
         if (!(ref instanceof ActorRefImpl)) throw new ConfigError(`route(${String(ref)}): pass an actor ref.`)

@@ -606,7 +606,7 @@ class VirtualActors implements VirtualActorsFacade {
     const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
     if (remaining <= 0) return
     this.#forwarded++
-    this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining).then(
+    this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining, h.inv.headers).then(
       (v) => h.inv.succeed(v),
       (e: unknown) => (retryable(e) && !this.#stopped ? this.#wait(h) : h.inv.fail(e)),
     )

@@ -44,7 +44,7 @@ export class VirtualRoute implements Route, CallRetry {
   }
 
   /** One-way messages take the router, which holds them through a table change rather than dropping them. */
-  tell(method: string, args: unknown[], chain: string): void {
-    this.router.tell(method, args, chain)
+  tell(method: string, args: unknown[], chain: string, trace: CallTrace | undefined): void {
+    this.router.tell(method, args, chain, trace)
   }
 }
