@@ -82,6 +82,16 @@ export type ClusterEvent =
   | { readonly type: 'reachability'; readonly member: ClusterMember }
   | { readonly type: 'leader'; readonly leader: ClusterMember | undefined }
 
+/** Counts since start, for metrics (`shoal_cluster_*_total`). */
+export interface ClusterStats {
+  /** Times the leader this node sees changed. */
+  readonly leaderChanges: number
+  /** Downing decisions this node took and applied (strategy, or indirectly connected members). */
+  readonly downingDecisions: { readonly strategy: number; readonly indirect: number }
+  /** Members this node marked down by those decisions. */
+  readonly membersDowned: number
+}
+
 /** The part of ClusterSystem the cluster uses. */
 export interface ClusterHost extends ControlChannel {
   readonly node: ClusterNode
@@ -126,6 +136,7 @@ export class Cluster {
   #leader: string | undefined
   #viewChangedAt = Date.now()
   #stopped = false
+  readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   /** The cluster, not this node, ended its membership (see `downed`). */
   #downedByCluster = false
   /** `stop()` is downing this node itself (a shutdown), not the cluster. */
@@ -195,6 +206,17 @@ export class Cluster {
     const self = members.find((m) => m.node.uid === this.self.uid)!
     const leader = this.#leader === undefined ? undefined : members.find((m) => m.node.uid === this.#leader)
     return { self, leader, members }
+  }
+
+  /** Counts since start (leader changes, downing decisions), for metrics. */
+  get stats(): ClusterStats {
+    const s = this.#stats
+    return { leaderChanges: s.leaderChanges, downingDecisions: { strategy: s.strategy, indirect: s.indirect }, membersDowned: s.membersDowned }
+  }
+
+  /** Whether every member reachable from here has seen this node's current membership (the leader acts only then). */
+  get converged(): boolean {
+    return isConverged(this.#gossip, (uid) => this.#reachable(uid))
   }
 
   /**
@@ -471,6 +493,7 @@ export class Cluster {
     const leader = leaderOf(this.#gossip, (uid) => this.#reachable(uid))?.node.uid
     if (leader === this.#leader) return
     this.#leader = leader
+    this.#stats.leaderChanges++
     const m = leader === undefined ? undefined : this.#gossip.members.get(leader)
     this.#log.info({ leader: m && formatNode(m.node) }, 'leader changed')
     this.#emit({ type: 'leader', leader: m && this.#view(m) })
@@ -624,6 +647,8 @@ export class Cluster {
     if (toDown.length === 0) return
     if (!toDown.some((m) => m.node.uid === this.self.uid) && !this.#sideConfirmed(members, stableFor, unreachableFor)) return
     this.#log.warn({ strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)) }, 'downing decision')
+    this.#stats.strategy++
+    this.#stats.membersDowned += toDown.length
     let g = this.#gossip
     for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
     this.#commit(g)
@@ -672,6 +697,8 @@ export class Cluster {
       { strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)), observed: edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
       'downing indirectly connected members',
     )
+    this.#stats.indirect++
+    this.#stats.membersDowned += toDown.length
     let g = this.#gossip
     for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
     this.#commit(g)
@@ -932,11 +959,6 @@ export class Cluster {
 
   #emit(e: ClusterEvent): void {
     this.#events.emit(e)
-  }
-
-  /** @internal For tests and the management endpoint: whether membership has converged here. */
-  get converged(): boolean {
-    return isConverged(this.#gossip, (uid) => this.#reachable(uid))
   }
 }
 

@@ -28,6 +28,7 @@
  */
 import { DistributedActor } from '../actor/DistributedActor.ts'
 import { ConfigError, JournalFailedError, JournalLimitError } from '../errors.ts'
+import { outcomeOf } from '../observability/CallTracing.ts'
 import { type EmitTraceContext, emitTracing, emitTracingActive } from '../observability/Channels.ts'
 import type { JournalEventShape } from './EventCodec.ts'
 import { checkName, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, type NewEvent } from './EventStore.ts'
@@ -70,6 +71,7 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
   /** Recovers from the journal: latest snapshot (a corrupt one is ignored), then the events after it. */
   override async onStart(): Promise<void> {
     const journal = this.#journal()
+    const started = performance.now()
     const pid = checkName('persistence id', this.persistenceId, MAX_PERSISTENCE_ID_LENGTH)
     let state = this.initialState()
     let seq = 0
@@ -87,18 +89,21 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
       }
     }
     this.#snapshotSeq = seq
+    let replayed = 0
     for (;;) {
       const page = await journal.store.read(pid, seq + 1, { limit: PAGE })
       for (const stored of page) {
         state = this.applyEvent(state, journal.codec.decode(stored) as E)
         seq = stored.seq
       }
+      replayed += page.length
       if (page.length < PAGE) break
     }
     this.#state = state
     this.#seq = seq
     this.#assigned = seq
     this.#recovered = true
+    journal.metrics.recovered((performance.now() - started) / 1000, replayed)
     await this.onRecovered?.()
   }
 
@@ -123,12 +128,15 @@ export abstract class EventSourcedActor<S, E extends JournalEventShape> extends 
     this.#assigned = record.seq
     const write = this.#writes.then(async () => {
       if (this.#failed) throw this.#brokenError()
+      const started = performance.now()
       try {
         await journal.store.append([record])
       } catch (err) {
+        journal.metrics.appended((performance.now() - started) / 1000, outcomeOf(err))
         this.#fail(err as Error)
         throw err
       }
+      journal.metrics.appended((performance.now() - started) / 1000, 'ok')
       this.#seq = record.seq
       this.#state = this.applyEvent(this.#state as S, event)
       this.#maybeSnapshot(journal)

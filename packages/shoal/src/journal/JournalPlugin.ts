@@ -11,10 +11,12 @@
  * ```
  * @module
  */
+
 import { ConfigError } from '../errors.ts'
 import type { Plugin } from '../system/Plugin.ts'
 import { EventCodec, type EventSchema, type JournalEventShape } from './EventCodec.ts'
 import { checkName, type EventStore, MAX_PERSISTENCE_ID_LENGTH, MAX_TAG_LENGTH, type SnapshotStore, type StoredEvent } from './EventStore.ts'
+import { JournalMetrics } from './JournalMetrics.ts'
 
 /** `journalPlugin` settings. */
 export interface JournalSettings {
@@ -49,6 +51,8 @@ export interface JournalFacade {
   readonly snapshots: SnapshotStore | undefined
   /** @internal */
   readonly codec: EventCodec
+  /** @internal */
+  readonly metrics: JournalMetrics
   readonly settings: Required<Omit<JournalSettings, 'store' | 'snapshots'>>
   /** Declares event type `type`'s current version and upcasters (see EventCodec). */
   registerEvent(type: string, schema: EventSchema): void
@@ -108,6 +112,7 @@ export function journalPlugin(settings: JournalSettings): Plugin<JournalFacade> 
         store,
         snapshots,
         codec,
+        metrics: new JournalMetrics(system.metrics.registry),
         settings: resolved,
         registerEvent: (type, schema) => codec.register(type, schema),
         async *eventsByPersistenceId<E>(persistenceId: string, fromSeq = 1) {

@@ -29,11 +29,13 @@
  * ```
  * @module
  */
+
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type ClusterMember, compareAddress, type MembershipStatus, memberAddress, type Reachability } from '../cluster/Member.ts'
 import { ConfigError } from '../errors.ts'
+import { metricsText } from '../observability/ProcessMetrics.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import { LogAggregator } from '../util/LogAggregator.ts'
 import { AuthThrottle, type AuthThrottleOptions } from './AuthThrottle.ts'
@@ -293,7 +295,7 @@ export class ManagementServer {
 
   async #metrics(res: ServerResponse): Promise<void> {
     const registry = this.#system.metrics.registry
-    const text = await registry.metrics()
+    const text = await metricsText(registry)
     res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' })
     res.end(text)
   }

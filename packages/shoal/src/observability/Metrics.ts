@@ -213,3 +213,26 @@ export class Metrics {
     else this.#durationLocal(seconds)
   }
 }
+
+/**
+ * A counter whose value is read from its owner on scrape (the owner keeps plain numbers that only
+ * grow): each scrape adds what grew since the last. `read` gives the totals per label set.
+ */
+export function counterReading(
+  options: { name: string; help: string; labelNames?: readonly string[]; registers: Registry[] },
+  read: () => Iterable<readonly [Record<string, string>, number]>,
+): Counter {
+  const last = new Map<string, number>()
+  return new Counter({
+    ...options,
+    labelNames: options.labelNames ?? [],
+    collect() {
+      for (const [labels, total] of read()) {
+        const key = JSON.stringify(labels)
+        const grew = total - (last.get(key) ?? 0)
+        last.set(key, total)
+        this.inc(labels, Math.max(0, grew)) // 0 too: the series exists from the first scrape
+      }
+    },
+  })
+}

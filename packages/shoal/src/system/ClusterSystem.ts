@@ -20,6 +20,7 @@ import { LocalActors } from '../actor/LocalActors.ts'
 import type { PendingCall } from '../actor/PendingCall.ts'
 import type { Termination } from '../actor/Termination.ts'
 import { Cluster } from '../cluster/Cluster.ts'
+import { registerClusterMetrics } from '../cluster/ClusterMetrics.ts'
 import { ControlRouter } from '../control/ControlRouter.ts'
 import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
@@ -219,6 +220,7 @@ export class ClusterSystem {
     })
     if (settings.cluster) {
       this.#cluster = new Cluster(this.#services, this.#swim, settings.cluster)
+      registerClusterMetrics(this.#cluster, this.metrics.registry)
       this.#cluster.start()
     }
   }

@@ -46,6 +46,7 @@ import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
 import { ANYWHERE, checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
+import { registerVirtualMetrics } from './VirtualMetrics.ts'
 import { VirtualRoute } from './VirtualRoute.ts'
 
 /** Plugin-wide settings. */
@@ -323,6 +324,7 @@ class VirtualActors implements VirtualActorsFacade {
     timer.unref()
     this.#cleanup.push(() => clearInterval(timer))
     this.#hostsOf.set(this.#self, [])
+    registerVirtualMetrics(() => this.status(), system.metrics.registry)
   }
 
   get #self(): string {
