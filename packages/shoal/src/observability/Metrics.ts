@@ -138,6 +138,8 @@ export class Metrics {
     this.#durationLocal = this.callDuration.series('local')
     this.#durationRemote = this.callDuration.series('remote')
     this.refused = new Counter({ name: 'shoal_refused_total', help: 'Connections and frames refused, by reason', labelNames: ['reason'], registers: [r] })
+    // Every reason from the start, at 0: a dashboard shows 0 refusals rather than no data.
+    for (const reason of ['handshake', 'protocol', 'method', 'management-auth', 'management-throttled']) this.refused.inc({ reason }, 0)
     this.decodeErrors = new Counter({
       name: 'shoal_decode_errors_total',
       help: 'Payloads refused by the decoder (limits, malformed, unregistered class)',
