@@ -1,9 +1,15 @@
 /**
  * One TicTacFish node as an OS process (what `npm start` launches four of).
  *
- *   node main.ts --roles gateway|players|lobby[,…] [--port P] [--clusterd H:P | --seed H:P …]
- *                [--http P] [--management P] [--journal sqlite:FILE|postgres://…] [--name N]
+ *   node main.ts --roles gateway|players|lobby[,…] [--host H] [--port P]
+ *                [--clusterd H:P | --seed H:P … | --dns NAME]
+ *                [--http P] [--http-host H] [--management P] [--management-host H]
+ *                [--journal sqlite:FILE|postgres://…] [--name N]
  *                [--stable-after MS] [--down-margin MS] [--idle-timeout MS]
+ *
+ * In a container: `--host` is the pod's IP (bound and advertised), `--dns` a headless service
+ * whose records are the other nodes, `--http-host`/`--management-host` 0.0.0.0 so that the
+ * Service and the probes reach them.
  *
  * The cluster secret comes from SHOAL_SECRET, the management endpoint's token from
  * SHOAL_HTTP_TOKEN. Logs are JSON lines on stdout. SIGTERM or SIGINT leaves the cluster gracefully
@@ -11,7 +17,7 @@
  */
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { ManagementServer } from 'shoal'
+import { DnsDiscovery, ManagementServer } from 'shoal'
 import { ROLES, type Role, startTicTacFishNode } from './TicTacFishNode.ts'
 
 const { values } = parseArgs({
@@ -22,8 +28,11 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     seed: { type: 'string', multiple: true, default: [] },
     clusterd: { type: 'string' },
+    dns: { type: 'string' },
     http: { type: 'string', default: '8080' },
+    'http-host': { type: 'string', default: '127.0.0.1' },
     management: { type: 'string' },
+    'management-host': { type: 'string', default: '127.0.0.1' },
     journal: { type: 'string', default: 'sqlite:./data/tictacfish.db' },
     'idle-timeout': { type: 'string' },
     'stable-after': { type: 'string' },
@@ -49,10 +58,15 @@ const node = await startTicTacFishNode({
     port: int(values.port),
     secret: process.env.SHOAL_SECRET,
     logger,
-    cluster: { seeds: values.seed, stableAfter: int(values['stable-after']), ...(values.clusterd ? { clusterd: values.clusterd } : {}) },
+    cluster: {
+      seeds: values.seed,
+      stableAfter: int(values['stable-after']),
+      ...(values.clusterd ? { clusterd: values.clusterd } : {}),
+      ...(values.dns ? { discovery: [new DnsDiscovery({ name: values.dns, port: int(values.port) ?? 0 })] } : {}),
+    },
   },
   journal: values.journal,
-  gateway: { port: int(values.http) },
+  gateway: { port: int(values.http), host: values['http-host'] },
   idleTimeout: int(values['idle-timeout']),
   downMargin: int(values['down-margin']),
 })
@@ -71,12 +85,12 @@ const management =
   values.management === undefined
     ? undefined
     : await ManagementServer.start(system, {
-        host: '127.0.0.1',
+        host: values['management-host'],
         port: int(values.management)!,
         token: process.env.SHOAL_HTTP_TOKEN,
         onLeave: () => leave('POST /cluster/leave'),
       })
-if (management) logger.info({ url: `http://127.0.0.1:${management.port}`, port: management.port }, 'management endpoint listening')
+if (management) logger.info({ url: `http://${values['management-host']}:${management.port}`, port: management.port }, 'management endpoint listening')
 logger.info({ roles, address: `${system.node.endpoint.host}:${system.node.endpoint.port}` }, 'tictacfish node started')
 
 process.on('SIGTERM', () => void leave('SIGTERM'))
