@@ -1,7 +1,7 @@
 /**
  * A TicTacFish cluster of real OS processes on loopback (each node `main.ts`), for the crash tests,
- * `npm run demo:chaos` and `npm run bench:demo`: start, wait until the gateway serves a lobby,
- * kill -9 a node, stop all. Ports are picked by the OS; the first node is everyone's seed.
+ * `npm run demo:chaos`, `npm run demo:rolling` and `npm run bench:demo`: start, wait until the
+ * gateway serves a lobby, add a node, SIGTERM or kill -9 one, stop all. Ports are picked by the OS; the first node is everyone's seed.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -94,6 +94,36 @@ export class ProcessCluster {
       )
     }
     return out
+  }
+
+  /**
+   * Starts one more node (seeded on a live node) and resolves once its management endpoint says it
+   * is up in the cluster (`/ready`): the first half of a rolling restart's step.
+   */
+  async add(name: string, roles: string, timeoutMs = 60_000): Promise<NodeProcess> {
+    const seed = [...this.nodes.values()][0]
+    const p = await this.#start(name, roles, seed ? ['--seed', seed.address] : [])
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const status = await fetch(`http://127.0.0.1:${p.httpPort}/ready`, { signal: AbortSignal.timeout(5000) })
+        .then((r) => r.status)
+        .catch(() => 0)
+      if (status === 200) return p
+      if (Date.now() > deadline) throw new Error(`${name} was not ready within ${timeoutMs} ms (last /ready: ${status})`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+
+  /** SIGTERM a node (a graceful leave) and resolve with its exit code once it is gone; kill -9 after `timeoutMs`. */
+  async terminate(name: string, timeoutMs = 45_000): Promise<number | null> {
+    const p = this.nodes.get(name)
+    if (!p) throw new Error(`no live node ${name}`)
+    p.signal('SIGTERM')
+    const timer = setTimeout(() => p.signal('SIGKILL'), timeoutMs)
+    const { code } = await p.exited
+    clearTimeout(timer)
+    this.nodes.delete(name)
+    return code
   }
 
   /** kill -9 a node; resolves when it is gone. */
