@@ -85,11 +85,11 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Error ratio',
-        description: 'Share of calls from each node that did not end ok (timeouts, refusals, remote errors).',
+        description: 'Share of calls from each node that failed (timeouts, refusals, remote errors); calls a route took back and sent again (retried) are not failures.',
         unit: 'percentunit',
         targets: [
           [
-            `sum by (instance) (${rate('shoal_calls_total', 'outcome!="ok"')}) / sum by (instance) (${rate('shoal_calls_total')}) or sum by (instance) (${rate('shoal_calls_total')}) * 0`,
+            `sum by (instance) (${rate('shoal_calls_total', 'outcome!~"ok|retried"')}) / sum by (instance) (${rate('shoal_calls_total')}) or sum by (instance) (${rate('shoal_calls_total')}) * 0`,
             '{{instance}}',
           ],
         ],

@@ -64,6 +64,26 @@ export class Bot {
     this.finished = new Promise((resolve) => (this.#done = resolve))
   }
 
+  /** Where the bot is: its game in progress (session id and moves so far) or none, and whether it stopped. */
+  get status(): {
+    readonly player: string
+    readonly opponent: string | undefined
+    readonly session: string | undefined
+    readonly moves: number
+    readonly stopped: boolean
+    readonly lobbyEnded: boolean
+  } {
+    const g = this.#state
+    return {
+      player: this.player.playerId,
+      opponent: g && (samePlayer(g.playerOne.playerId, this.player.playerId) ? g.playerTwo.playerId : g.playerOne.playerId),
+      session: this.#state?.sessionId,
+      moves: this.#state?.moves.length ?? 0,
+      stopped: this.#stopped,
+      lobbyEnded: this.#lobby?.ended ?? false,
+    }
+  }
+
   /** Connects and gets ready; plays until stopped (or its number of games). */
   start(): void {
     this.#lobby = StreamClient.lobby({ url: this.#o.url, player: this.player, heartbeat: this.#o.heartbeat ?? 10_000, only: '"type":"' })

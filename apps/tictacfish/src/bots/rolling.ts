@@ -16,6 +16,7 @@ const b = r.bots
 log(`games ${b.games / 2}, moves ${b.moves}, lost ${b.lost}, duplicated ${b.duplicated}, inconsistent ${b.inconsistent}`)
 log(`lobby singleton: ${r.singletonActivations} activations, ${r.singletonOverlaps} overlaps; game sessions moved mid-game: ${r.sessionsMoved}`)
 log(`calls the gateway made that failed: ${JSON.stringify(r.gatewayFailures)}`)
-for (const s of r.steps) log(`  ${s.node} → ${s.replacement}: ready in ${(s.readyMs / 1000).toFixed(1)} s, left in ${(s.leaveMs / 1000).toFixed(1)} s, exit ${s.exitCode}`)
+for (const s of r.steps)
+  log(`  ${s.node} → ${s.replacement}: ready in ${(s.readyMs / 1000).toFixed(1)} s, left in ${(s.leaveMs / 1000).toFixed(1)} s, exit ${s.exitCode}`)
 console.log(r.ok ? 'PASS: five nodes replaced one by one; nothing lost, nothing doubled' : 'FAIL: see above')
 process.exit(r.ok ? 0 : 1)

@@ -73,6 +73,9 @@ export class StreamSession implements StreamSink {
   /** What the client last asked the lobby for (told to a re-activated player). */
   #joined = false
   #ready = false
+  /** The last game start and end this lobby stream sent (a repeat from a player's catch-up is dropped). */
+  #started: string | undefined
+  #finished: string | undefined
   /** The game whose moves the client has, by index (own moves and relayed ones). */
   #sessionId: string | undefined
   #known: boolean[] = []
@@ -182,6 +185,12 @@ export class StreamSession implements StreamSink {
   // ── StreamSink: lines from the cluster ──
 
   lobbyLine(message: LobbyMessage): void {
+    if ('type' in message) {
+      const id = message.game.sessionId
+      if (message.type === 'started' ? id === this.#started : id === this.#finished) return
+      if (message.type === 'started') this.#started = id
+      else this.#finished = id
+    }
     this.#send(message)
   }
 
@@ -218,7 +227,12 @@ export class StreamSession implements StreamSink {
 
   async #attach(first: boolean): Promise<void> {
     const player = this.#player$()
-    if (this.#kind === 'lobby') return player.attachLobby(this.#ref!, this.#player, first, { joined: this.#joined, ready: this.#ready })
+    if (this.#kind === 'lobby')
+      return player.attachLobby(this.#ref!, this.#player, first, {
+        joined: this.#joined,
+        ready: this.#ready,
+        seen: { started: this.#started, finished: this.#finished },
+      })
     const game = await player.attachGame(this.#ref!, this.#player, first, this.#sessionId)
     if (game) this.#catchUp(game)
   }

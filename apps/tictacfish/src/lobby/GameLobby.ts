@@ -82,6 +82,11 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
   }
 
   /** The game in progress a player is in, if any. */
+  /** A player's game in progress and its last completed game: what a re-attaching lobby stream may have missed. */
+  @distributed async gamesOf(playerId: string): Promise<{ inProgress: GameState | undefined; lastCompleted: GameState | undefined }> {
+    return { inProgress: this.#lobby.gameOf(playerId, this.state), lastCompleted: this.#lobby.lastCompletedOf(playerId, this.state) }
+  }
+
   @distributed async gameOf(playerId: string): Promise<GameState | undefined> {
     return this.#lobby.gameOf(playerId, this.state)
   }

@@ -177,6 +177,16 @@ export class Lobby {
     return record.inProgress.find((g) => playerKey(g.playerOne.playerId) === key || playerKey(g.playerTwo.playerId) === key)
   }
 
+  /** The last completed game a player played (if the record still lists it). */
+  lastCompletedOf(playerId: string, record: LobbyRecord): GameState | undefined {
+    const key = playerKey(playerId)
+    for (let i = record.completed.length - 1; i >= 0; i--) {
+      const g = record.completed[i]!
+      if (playerKey(g.playerOne.playerId) === key || playerKey(g.playerTwo.playerId) === key) return g
+    }
+    return undefined
+  }
+
   /** The LobbyState line: waiting and ready players in arrival order, completed games oldest first. */
   state(record: LobbyRecord): LobbyMessage {
     const sorted = this.#sorted()

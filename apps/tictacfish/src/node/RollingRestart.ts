@@ -10,6 +10,7 @@
  * nodes); and the calls the gateway made that failed (`shoal_calls_total` outcomes other than ok
  * on the gateway, which stays up as the cluster's front door) while the nodes behind it rolled.
  */
+import { writeFileSync } from 'node:fs'
 import type { NodeProcess } from 'shoal/testkit'
 import { Bot, type BotStats } from '../bots/Bot.ts'
 import { ProcessCluster } from './ProcessCluster.ts'
@@ -24,7 +25,13 @@ export interface RollingOptions {
 }
 
 export interface RollingReport {
-  readonly steps: ReadonlyArray<{ readonly node: string; readonly replacement: string; readonly readyMs: number; readonly leaveMs: number; readonly exitCode: number | null }>
+  readonly steps: ReadonlyArray<{
+    readonly node: string
+    readonly replacement: string
+    readonly readyMs: number
+    readonly leaveMs: number
+    readonly exitCode: number | null
+  }>
   readonly bots: BotStats
   /** Failed calls made by the gateway while the nodes behind it rolled, by outcome. */
   readonly gatewayFailures: Readonly<Record<string, number>>
@@ -34,6 +41,8 @@ export interface RollingReport {
   readonly singletonActivations: number
   /** Game sessions activated again with moves (recovered elsewhere mid-game). */
   readonly sessionsMoved: number
+  /** Bots that did not finish a game in the 20 s after the last step (a stalled game shows here). */
+  readonly stuck: number
   readonly ok: boolean
 }
 
@@ -51,9 +60,12 @@ export async function rollingRestart(o: RollingOptions = {}): Promise<RollingRep
   const log = o.log ?? (() => undefined)
   const settle = o.settle ?? 3000
   // The gateway first: it is the seed of the others, and the front door that stays.
-  const cluster = await ProcessCluster.start({ nodes: NODES })
+  const cluster = await ProcessCluster.start({ nodes: NODES, ...(process.env.TTF_NODE_LOG_LEVEL === 'debug' ? { logLevel: 'debug' as const } : {}) })
   try {
-    const bots = Array.from({ length: o.players ?? 40 }, (_, i) => new Bot({ url: cluster.url, team: i % 2 ? 'fish' : 'rodents', think: [100, 600], heartbeat: 5000 }))
+    const bots = Array.from(
+      { length: o.players ?? 40 },
+      (_, i) => new Bot({ url: cluster.url, team: i % 2 ? 'fish' : 'rodents', think: [100, 600], heartbeat: 5000 }),
+    )
     for (const b of bots) b.start()
     log(`${bots.length} bots playing on ${cluster.url}`)
     await sleep(settle)
@@ -74,10 +86,14 @@ export async function rollingRestart(o: RollingOptions = {}): Promise<RollingRep
     }
     const after = await gatewayOutcomes(cluster)
     log('every node but the gateway replaced; letting the bots finish their games…')
+    const counts = bots.map((b) => b.stats.games)
     await Promise.race([Promise.all(bots.map((b) => finishCurrent(b))), sleep(20_000)])
+    const stuck = bots.filter((b, i) => b.stats.games === counts[i])
+    if (stuck.length > 0) log(`${stuck.length} bots did not finish a game in 20 s: ${JSON.stringify(stuck.map((b) => b.status))}`)
     for (const b of bots) b.stop()
     const gatewayFailures: Record<string, number> = {}
-    for (const [outcome, n] of after) if (outcome !== 'ok' && n - (before.get(outcome) ?? 0) > 0) gatewayFailures[outcome] = n - (before.get(outcome) ?? 0)
+    for (const [outcome, n] of after)
+      if (outcome !== 'ok' && outcome !== 'retried' && n - (before.get(outcome) ?? 0) > 0) gatewayFailures[outcome] = n - (before.get(outcome) ?? 0)
     const singleton = singletonIntervals(cluster)
     const sessionsMoved = [...cluster.all.values()].flatMap((n) => n.lines).filter((l) => l.msg === 'game session activated' && (l.moves as number) > 0).length
     const stats = totals(bots)
@@ -88,14 +104,18 @@ export async function rollingRestart(o: RollingOptions = {}): Promise<RollingRep
       singletonOverlaps: singleton.overlaps,
       singletonActivations: singleton.activations,
       sessionsMoved,
+      stuck: stuck.length,
       ok:
         steps.every((s) => s.exitCode === 0) &&
         stats.lost + stats.duplicated + stats.inconsistent === 0 &&
         singleton.overlaps === 0 &&
+        stuck.length === 0 &&
         Object.keys(gatewayFailures).length === 0,
     }
     return report
   } finally {
+    if (process.env.TTF_NODE_LOGS)
+      writeFileSync(process.env.TTF_NODE_LOGS, [...cluster.all.entries()].flatMap(([name, n]) => n.lines.map((l) => `${name} ${JSON.stringify(l)}`)).join('\n'))
     await cluster.stop()
   }
 }

@@ -25,13 +25,24 @@ export interface PlayerLinks {
 export interface LobbyIntent {
   readonly joined: boolean
   readonly ready: boolean
+  /** The session ids of the last `started` and `finished` lines the stream sent its client. */
+  readonly seen?: { readonly started?: string | undefined; readonly finished?: string | undefined }
 }
+
+/** Session updates kept for a lobby stream not attached yet (a player is in one game at a time). */
+const MAX_UNDELIVERED = 8
 
 export class NetworkPlayer extends DistributedActor {
   #lobbyStream: ActorRef<PlayerStream> | undefined
   #gameStream: ActorRef<PlayerStream> | undefined
   #player: Player | undefined
   #game: GameState | undefined
+  /**
+   * This player's game starts and ends that came while no lobby stream was attached: a fresh
+   * activation (after a move or a crash) learns its stream only from the stream's next keep-alive,
+   * and the lobby tells a game's end once. Delivered when a stream attaches; the newest few kept.
+   */
+  readonly #undelivered: LobbyMessage[] = []
 
   constructor(
     readonly playerKey: string,
@@ -55,6 +66,10 @@ export class NetworkPlayer extends DistributedActor {
     if (current && !first) return stream.tell('close', 'replaced by a newer lobby stream of this player')
     if (current) current.tell('close', 'replaced by a newer lobby stream of this player')
     this.#lobbyStream = stream
+    for (const message of this.#undelivered.splice(0)) stream.tell('push', message)
+    // A stream this activation never saw (it is new after a move or a crash): a game start or end
+    // sent meanwhile went to the old activation, or nowhere. Ask the lobby (the stream drops repeats).
+    if (!first) await this.#catchUpLobby(stream, intent)
     if (intent.joined) await this.links.lobby.touch(player, intent.ready)
   }
 
@@ -77,7 +92,10 @@ export class NetworkPlayer extends DistributedActor {
   /** A line from the lobby for this player. */
   @distributed async lobbyMessage(message: LobbyMessage): Promise<void> {
     if ('type' in message && this.#player && this.#isMine(message.game)) this.#game = message.type === 'started' ? message.game : undefined
-    this.#lobbyStream?.tell('push', message)
+    if (this.#lobbyStream) return this.#lobbyStream.tell('push', message)
+    if (!('type' in message)) return // others' comings and goings: the next LobbyState has them
+    this.#undelivered.push(message)
+    if (this.#undelivered.length > MAX_UNDELIVERED) this.#undelivered.shift()
   }
 
   /**
@@ -140,6 +158,13 @@ export class NetworkPlayer extends DistributedActor {
     // A late move of an earlier game is not relayed: the stream shows one game, and a move line does not say which.
     if (this.#game && this.#game.sessionId !== sessionId) return
     this.#gameStream?.tell('pushMove', sessionId, index, move)
+  }
+
+  async #catchUpLobby(stream: ActorRef<PlayerStream>, intent: LobbyIntent): Promise<void> {
+    const { inProgress, lastCompleted } = await this.links.lobby.gamesOf(this.playerKey)
+    if (lastCompleted && lastCompleted.sessionId !== intent.seen?.finished && lastCompleted.sessionId === intent.seen?.started)
+      stream.tell('push', { type: 'finished', game: lastCompleted })
+    if (inProgress && inProgress.sessionId !== intent.seen?.started) stream.tell('push', { type: 'started', game: inProgress })
   }
 
   async #currentGame(): Promise<GameState | undefined> {

@@ -95,10 +95,12 @@ export class PendingCall implements Deadline, Invocation {
     const retry = this.retry
     const left = retry ? this.ledger.deadlines.left(this) : 0
     this.#settle()
-    const code = error instanceof ShoalError ? error.code : 'error'
-    this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
     this.trace?.settled(false, error)
     const instead = retry?.retry(error, this.method, this.args, this.chain, left, this.timeoutFrom)
+    // Taken back by its route (a virtual actor's owner refused it before it ran): not a failure the
+    // caller sees; the call that goes on in its place counts its own outcome.
+    const code = instead ? 'retried' : error instanceof ShoalError ? error.code : 'error'
+    this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
     if (instead) this.resolve(instead)
     else this.reject(error)
   }
