@@ -85,7 +85,8 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Error ratio',
-        description: 'Share of calls from each node that failed (timeouts, refusals, remote errors); calls a route took back and sent again (retried) are not failures.',
+        description:
+          'Share of calls from each node that failed (timeouts, refusals, remote errors); calls a route took back and sent again (retried) are not failures.',
         unit: 'percentunit',
         targets: [
           [
