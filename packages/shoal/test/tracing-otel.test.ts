@@ -20,6 +20,7 @@ import {
   EventSourcedActor,
   journalPlugin,
   MemoryEventStore,
+  singletonPlugin,
   tracingActive,
   virtualActorsPlugin,
 } from 'shoal'
@@ -236,6 +237,36 @@ describe('OpenTelemetry, with the SDK registered', () => {
     const consumer = spans.find((s) => s.name === 'Gateway/note' && s.kind === SpanKind.CONSUMER)!
     expect(consumer.parentSpanContext?.spanId).toBe(producer.spanContext().spanId)
     expect(consumer.spanContext().traceId).toBe(producer.spanContext().traceId)
+  })
+
+  it("a call through a singleton proxy on another node: the proxy's hop is a CLIENT span under the caller's, the instance's SERVER under it", async () => {
+    register()
+    // b is the oldest member, so it hosts; a's proxy forwards there.
+    const b = await start({ plugins: [singletonPlugin(), virtualActorsPlugin()] })
+    const a = await start({ plugins: [singletonPlugin(), virtualActorsPlugin()] }, b)
+    await eventually(() => expect(a.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(2), { timeoutMs: 10_000 })
+    b.singleton.host('greeter', (sys) => sys.spawn(Gateway, sys.virtualActors))
+    const proxy = a.singleton.proxy(Gateway, 'greeter')
+    await eventually(async () => expect(await proxy.note('warm')).toBeUndefined(), { timeoutMs: 10_000 })
+    exporter.reset()
+    await trace.getTracer('test').startActiveSpan('test', async (root: Span) => {
+      await proxy.note('hello')
+      root.end()
+    })
+    await eventually(() => expect(exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.SERVER)).toHaveLength(1), { timeoutMs: 5000 })
+    const spans = exporter.getFinishedSpans()
+    const byId = new Map(spans.map((x) => [x.spanContext().spanId, x]))
+    const server = spans.find((x) => x.kind === SpanKind.SERVER)!
+    const hop = byId.get(server.parentSpanContext!.spanId)!
+    const first = byId.get(hop.parentSpanContext!.spanId)!
+    const summary = spans.map((x) => `${x.name}:${SpanKind[x.kind]}`).join(', ')
+    expect(server.name, summary).toBe('Gateway/note')
+    expect(hop.kind, summary).toBe(SpanKind.CLIENT)
+    expect(hop.attributes['shoal.forwarded'], summary).toBe(true)
+    expect(hop.attributes['server.port'], summary).toBe(b.node.endpoint.port)
+    expect(first.kind, summary).toBe(SpanKind.CLIENT)
+    expect(byId.get(first.parentSpanContext!.spanId)?.name, summary).toBe('test')
+    expect(new Set(spans.map((x) => x.spanContext().traceId)).size, summary).toBe(1)
   })
 
   it('with the SDK, a call carries its traceparent: more bytes on the wire than without', async () => {
