@@ -11,6 +11,7 @@ const remotePeers: Record<RemotePeerName, () => Promise<RemotePeer>> = {
   'raw-microtask': async () => (await import('./raw.ts')).rawPeer('microtask'),
   shoal: async () => (await import('./shoal.ts')).remote,
   'shoal-traced': async () => (await import('./shoal.ts')).tracedRemote,
+  'shoal-otel': async () => (await import('./shoal.ts')).otelRemote,
   moleculer: async () => (await import('./moleculer.ts')).remote,
   grpc: async () => (await import('./grpc.ts')).remote,
 }

@@ -7,6 +7,12 @@
  * tracer that is attached but does nothing. Until Shoal publishes that channel it costs nothing
  * and the client's note says it saw no events.
  *
+ * `otelRemote` (peer `shoal-otel`) registers an OpenTelemetry SDK in both processes before their
+ * systems start (sdk-trace-base's BasicTracerProvider, always sampling, a span processor that drops
+ * every span, the AsyncLocalStorage context manager, the W3C propagator): Shoal's own bridge then
+ * makes a CLIENT and a SERVER span per call and sends `traceparent`. The price of tracing with an
+ * SDK, before any exporter; `shoal` itself registers none, so it pays nothing.
+ *
  * `BENCH_SHOAL_SETTINGS` (JSON, optional) is merged into every node's ClusterSystem.start settings,
  * to try a setting without editing code: `BENCH_SHOAL_SETTINGS='{"flushThreshold":65536}' npm run
  * bench -- --quick --only=calls --peers=shoal,raw`. Runs with it say so in a note.
@@ -133,4 +139,30 @@ export const tracedRemote: RemotePeer = {
     }
   },
 }
+let otel = false
+async function registerOtel(): Promise<void> {
+  if (otel) return
+  otel = true
+  const { context, propagation, trace } = await import('@opentelemetry/api')
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks')
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core')
+  const { BasicTracerProvider } = await import('@opentelemetry/sdk-trace-base')
+  const drop = { onStart: (): void => {}, onEnd: (): void => {}, forceFlush: async (): Promise<void> => {}, shutdown: async (): Promise<void> => {} }
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [drop] }))
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+}
+
+export const otelRemote: RemotePeer = {
+  serve: async () => {
+    await registerOtel()
+    return serve()
+  },
+  connect: async (info) => {
+    await registerOtel()
+    const client = await connect(info)
+    return { ...client, notes: () => [...settingsNotes(), 'OpenTelemetry SDK registered (spans made and dropped)'] }
+  },
+}
+
 export const local: LocalPeer = { open }

@@ -108,6 +108,8 @@ async function peer(name: RemotePeerName): Promise<RemotePeer> {
       return (await import('../shoal.ts')).remote
     case 'shoal-traced':
       return (await import('../shoal.ts')).tracedRemote
+    case 'shoal-otel':
+      return (await import('../shoal.ts')).otelRemote
     case 'moleculer':
       return (await import('../moleculer.ts')).remote
     case 'grpc':
