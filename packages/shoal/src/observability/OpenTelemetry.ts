@@ -48,6 +48,8 @@ export const TRACER_NAME = 'shoal'
 export type TracingSetting = 'auto' | boolean
 
 const SPAN = Symbol('shoal.otel.span')
+// A ProxyTracer: it follows whatever provider is registered, so it may be made once, here.
+const tracer = trace.getTracer(TRACER_NAME)
 type WithSpan = { [SPAN]?: Span }
 
 const setter: TextMapSetter<Record<string, string>> = {
@@ -95,7 +97,7 @@ function onCallStart(message: unknown): void {
   const name = spanName(ctx.actorType, ctx.target, ctx.method)
   const parent = parentOf(ctx)
   const node = ctx.targetNode.endpoint
-  const span = trace.getTracer(TRACER_NAME).startSpan(
+  const span = tracer.startSpan(
     name,
     {
       kind: kindOf(ctx),
@@ -135,7 +137,7 @@ function onCallEnd(message: unknown): void {
 
 function onEmitStart(message: unknown): void {
   const ctx = message as EmitTraceContext & WithSpan
-  const span = trace.getTracer(TRACER_NAME).startSpan(`${ctx.actorType}/emit`, {
+  const span = tracer.startSpan(`${ctx.actorType}/emit`, {
     kind: SpanKind.INTERNAL,
     attributes: { 'shoal.persistence_id': ctx.persistenceId, 'shoal.events': ctx.events, 'shoal.event.types': [...ctx.types] },
   })
