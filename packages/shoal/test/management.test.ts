@@ -495,3 +495,75 @@ describe('shoal status', () => {
     expect(c.stdout()).toBe(STATUS_USAGE)
   })
 })
+
+describe('GET /cluster/events', () => {
+  /** Reads server-sent events from `port` until `until` returns true for the events so far. */
+  async function readEvents(port: number, until: (events: { event: string; data: Record<string, unknown> }[]) => boolean, signal: AbortSignal) {
+    const res = await fetch(`http://127.0.0.1:${port}/cluster/events`, { signal })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const events: { event: string; data: Record<string, unknown> }[] = []
+    const reader = res.body!.getReader()
+    const decoder = new TextDecoder()
+    let buffered = ''
+    while (!until(events)) {
+      const { value, done } = await reader.read()
+      if (done) break
+      buffered += decoder.decode(value, { stream: true })
+      for (let i = buffered.indexOf('\n\n'); i >= 0; i = buffered.indexOf('\n\n')) {
+        const block = buffered.slice(0, i)
+        buffered = buffered.slice(i + 2)
+        const event = /^event: (.*)$/m.exec(block)?.[1]
+        const data = /^data: (.*)$/m.exec(block)?.[1]
+        if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> })
+      }
+    }
+    await reader.cancel()
+    return events
+  }
+
+  it('a snapshot, then a joining node and its leave as member events, in order', async () => {
+    const { a, ma } = await twoNodes()
+    const abort = new AbortController()
+    const thirdAddress: { value?: string } = {}
+    const reading = readEvents(
+      ma.port,
+      (evs) =>
+        evs.some(
+          (e) =>
+            e.event === 'member' &&
+            (e.data.member as { status: string }).status === 'removed' &&
+            (e.data.member as { node: string }).node === thirdAddress.value,
+        ),
+      AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]),
+    )
+    await new Promise((r) => setTimeout(r, 200))
+    const c = await startSystem([addressOf(a)])
+    thirdAddress.value = addressOf(c)
+    await c.cluster.joined()
+    await c.cluster.leave()
+    const events = await reading
+    expect(events[0]!.event).toBe('snapshot')
+    expect((events[0]!.data.members as unknown[]).length).toBe(2)
+    const third = events.filter((e) => e.event === 'member' && (e.data.member as { node: string }).node === thirdAddress.value)
+    expect(third.map((e) => (e.data.member as { status: string }).status)).toEqual(['joining', 'up', 'leaving', 'exiting', 'removed'])
+    expect(third[1]!.data.previous).toBe('joining')
+  })
+
+  it('at most 16 streams at once: the 17th gets 503 with a code; a closed one frees its place', async () => {
+    const { ma } = await twoNodes()
+    const aborts = Array.from({ length: 16 }, () => new AbortController())
+    const responses = await Promise.all(aborts.map((c) => fetch(`http://127.0.0.1:${ma.port}/cluster/events`, { signal: c.signal })))
+    expect(responses.every((r) => r.status === 200)).toBe(true)
+    const refused = await http(ma, '/cluster/events')
+    expect(refused.status).toBe(503)
+    expect(refused.json()).toMatchObject({ code: 'TOO_MANY_STREAMS' })
+    aborts[0]!.abort()
+    await eventually(async () => {
+      const again = await fetch(`http://127.0.0.1:${ma.port}/cluster/events`, { signal: AbortSignal.timeout(2000) })
+      expect(again.status).toBe(200)
+      await again.body?.cancel()
+    })
+    for (const c of aborts) c.abort()
+  })
+})

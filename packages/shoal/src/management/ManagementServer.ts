@@ -6,6 +6,7 @@
  * | Route                  | Answer                                                             |
  * | ---------------------- | ------------------------------------------------------------------ |
  * | `GET /cluster/members` | 200 membership as seen from this node (see {@link MembersResponse}) |
+ * | `GET /cluster/events`  | Server-Sent Events: a membership snapshot, then member, reachability and leader changes (ClusterEventStream) |
  * | `GET /health`          | 200 `{"status":"alive"}` while the system runs, then 503            |
  * | `GET /ready`           | 200 `{"status":"up"}` once this member is up, else 503 + its status |
  * | `GET /metrics`         | 200 Prometheus text exposition of `system.metrics.registry`        |
@@ -39,6 +40,7 @@ import { metricsText } from '../observability/ProcessMetrics.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import { LogAggregator } from '../util/LogAggregator.ts'
 import { AuthThrottle, type AuthThrottleOptions } from './AuthThrottle.ts'
+import { ClusterEventStream } from './ClusterEventStream.ts'
 
 /** Options of {@link ManagementServer.start}. */
 export interface ManagementServerOptions {
@@ -108,6 +110,8 @@ export const ManagementErrorCode = {
   TooManyAttempts: 'TOO_MANY_ATTEMPTS',
   /** 503: a `/cluster/*` route on a system started without cluster membership. */
   NotClustered: 'NOT_CLUSTERED',
+  /** 503: `GET /cluster/events` while the most event streams this node serves are open. */
+  TooManyStreams: 'TOO_MANY_STREAMS',
   /** 500: the server failed to answer (logged on the node). */
   Internal: 'INTERNAL',
 } as const
@@ -162,6 +166,8 @@ export class ManagementServer {
   readonly #routes: ReadonlyMap<string, ReadonlyMap<string, Handler>>
   #port = 0
   #closing: Promise<void> | undefined
+  /** `GET /cluster/events` streams (at most 16 at once). */
+  readonly #streams = new ClusterEventStream(16, memberJson)
 
   private constructor(system: ClusterSystem, options: ManagementServerOptions) {
     this.#system = system
@@ -176,6 +182,7 @@ export class ManagementServer {
       ])
     this.#routes = new Map<string, Map<string, Handler>>([
       ['/cluster/members', get((_req, res) => this.#members(res))],
+      ['/cluster/events', new Map([['GET', (_req, res) => this.#events(res)]])],
       ['/health', get((_req, res) => this.#health(res))],
       ['/ready', get((_req, res) => this.#ready(res))],
       ['/metrics', get((_req, res) => this.#metrics(res))],
@@ -278,6 +285,17 @@ export class ManagementServer {
       members: [...members].sort((a, b) => compareAddress(a.node, b.node)).map(memberJson),
     }
     sendJson(res, 200, body)
+  }
+
+  #events(res: ServerResponse): void {
+    this.#requireCluster()
+    if (!this.#streams.accepts())
+      throw new HttpError(
+        503,
+        ManagementErrorCode.TooManyStreams,
+        `${this.#streams.open} event streams are open on this node already; close one, or ask another node.`,
+      )
+    this.#streams.serve(this.#system, res)
   }
 
   #health(res: ServerResponse): void {
