@@ -6,6 +6,7 @@
  * | Route                  | Answer                                                             |
  * | ---------------------- | ------------------------------------------------------------------ |
  * | `GET /cluster/members` | 200 membership as seen from this node (see {@link MembersResponse}) |
+ * | `GET /dashboard`        | the live cluster dashboard (read-only; `/dashboard/state` is its JSON) |
  * | `GET /cluster/events`  | Server-Sent Events: a membership snapshot, then member, reachability and leader changes (ClusterEventStream) |
  * | `GET /health`          | 200 `{"status":"alive"}` while the system runs, then 503            |
  * | `GET /ready`           | 200 `{"status":"up"}` once this member is up, else 503 + its status |
@@ -41,6 +42,8 @@ import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import { LogAggregator } from '../util/LogAggregator.ts'
 import { AuthThrottle, type AuthThrottleOptions } from './AuthThrottle.ts'
 import { ClusterEventStream } from './ClusterEventStream.ts'
+import { DASHBOARD_HTML, DASHBOARD_JS } from './DashboardPage.ts'
+import { dashboardState } from './DashboardState.ts'
 
 /** Options of {@link ManagementServer.start}. */
 export interface ManagementServerOptions {
@@ -183,6 +186,9 @@ export class ManagementServer {
     this.#routes = new Map<string, Map<string, Handler>>([
       ['/cluster/members', get((_req, res) => this.#members(res))],
       ['/cluster/events', new Map([['GET', (_req, res) => this.#events(res)]])],
+      ['/dashboard', get((_req, res) => sendPage(res, 'text/html; charset=utf-8', DASHBOARD_HTML))],
+      ['/dashboard/app.js', get((_req, res) => sendPage(res, 'text/javascript; charset=utf-8', DASHBOARD_JS))],
+      ['/dashboard/state', get(async (_req, res) => sendJson(res, 200, await dashboardState(this.#system)))],
       ['/health', get((_req, res) => this.#health(res))],
       ['/ready', get((_req, res) => this.#ready(res))],
       ['/metrics', get((_req, res) => this.#metrics(res))],
@@ -501,6 +507,18 @@ function parseDownBody(text: string): string {
   if (!m || !(port > 0 && port < 65536))
     throw new HttpError(400, ManagementErrorCode.BadRequest, `"node" must be host:port (e.g. 10.0.0.7:7337), got ${JSON.stringify(node.slice(0, 100))}.`)
   return node
+}
+
+/** The dashboard's page or script: same-origin only, never cached. */
+function sendPage(res: ServerResponse, type: string, body: string): void {
+  res.writeHead(200, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff',
+  })
+  res.end(body)
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -83,6 +83,8 @@ export interface SingletonFacade {
   proxy<T extends DistributedActor>(Class: abstract new (...args: never[]) => T, name: string, options?: SingletonOptions): ActorRef<T>
   /** Where singleton `name` is and what this node's proxy holds. Throws if neither host nor proxy was called here. */
   status(name: string): SingletonStatus
+  /** The status of every singleton this node hosts or proxies, by name (for the dashboard and tools). */
+  statuses(): SingletonStatus[]
 }
 
 declare module '../system/ClusterSystem.ts' {
@@ -205,6 +207,10 @@ class Singletons implements SingletonFacade {
     const entry = this.#managers.get(name)
     if (!entry) throw new ConfigError(`No singleton "${name}" on this node: call singleton.host or singleton.proxy first.`)
     return entry.manager.status()
+  }
+
+  statuses(): SingletonStatus[] {
+    return [...this.#managers.values()].map((e) => e.manager.status())
   }
 
   async stop(): Promise<void> {
