@@ -10,8 +10,18 @@ import { counterReading } from '../observability/Metrics.ts'
 import type { VirtualActorsStatus } from './VirtualActorsPlugin.ts'
 
 /** Registers the metrics; `status` is read on every scrape. */
-export function registerVirtualMetrics(status: () => VirtualActorsStatus, registry: Registry): void {
+export function registerVirtualMetrics(read: () => VirtualActorsStatus, registry: Registry): void {
   const registers = [registry]
+  // A scrape collects its seven metrics in one synchronous pass (prom-client calls every collect
+  // before awaiting any), each from the same status, a walk over every shard: read it once per pass.
+  let cached: VirtualActorsStatus | undefined
+  const status = (): VirtualActorsStatus => {
+    if (cached === undefined) {
+      cached = read()
+      queueMicrotask(() => (cached = undefined))
+    }
+    return cached
+  }
   const perGroup = (name: string, help: string, read: (g: VirtualActorsStatus['groups'][number]) => number): void => {
     new Gauge({
       name,
@@ -40,7 +50,7 @@ export function registerVirtualMetrics(status: () => VirtualActorsStatus, regist
   perGroup('shoal_virtual_activations', 'Virtual actors active on this node', (g) => g.active)
   perGroup('shoal_virtual_held_calls', 'Calls this node holds for shards that have no open owner yet (a hand-over, a node that just joined)', (g) => g.held)
   perGroup('shoal_virtual_table_version', 'Version of the shard table this node holds (a change means shards moved)', (g) => g.tableVersion)
-  const s = (): VirtualActorsStatus => status()
+  const s = status
   counterReading({ name: 'shoal_virtual_activations_total', help: 'Virtual actors activated on this node', registers }, () => [[{}, s().activations]])
   counterReading({ name: 'shoal_virtual_deactivations_total', help: 'Virtual actors deactivated on this node (idle, moved, asked)', registers }, () => [
     [{}, s().deactivations],
