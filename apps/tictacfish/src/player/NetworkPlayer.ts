@@ -65,7 +65,8 @@ export class NetworkPlayer extends DistributedActor {
     }
     if (current && !first) return stream.tell('close', 'replaced by a newer lobby stream of this player')
     if (current) current.tell('close', 'replaced by a newer lobby stream of this player')
-    this.#adoptLobbyStream(stream)
+    this.#lobbyStream = stream
+    for (const message of this.#undelivered.splice(0)) stream.tell('push', message)
     // A stream this activation never saw (it is new after a move or a crash): a game start or end
     // sent meanwhile went to the old activation, or nowhere. Ask the lobby (the stream drops repeats).
     if (!first) await this.#catchUpLobby(stream, intent)
@@ -74,9 +75,6 @@ export class NetworkPlayer extends DistributedActor {
 
   /** A status line from the current lobby stream. */
   @distributed async lobbyLine(stream: ActorRef<PlayerStream>, update: PlayerStatusUpdate): Promise<void> {
-    // A fresh activation (the player just moved) learns its stream from the stream's first line
-    // rather than dropping it until the next keep-alive: a lost `ready` is never sent again.
-    if (!this.#lobbyStream) this.#adoptLobbyStream(stream)
     if (!this.#lobbyStream?.id.equals(stream.id)) return
     const player = this.#player ?? update.player
     if (update.status === 'connect') await this.links.lobby.connect(player)
@@ -160,11 +158,6 @@ export class NetworkPlayer extends DistributedActor {
     // A late move of an earlier game is not relayed: the stream shows one game, and a move line does not say which.
     if (this.#game && this.#game.sessionId !== sessionId) return
     this.#gameStream?.tell('pushMove', sessionId, index, move)
-  }
-
-  #adoptLobbyStream(stream: ActorRef<PlayerStream>): void {
-    this.#lobbyStream = stream
-    for (const message of this.#undelivered.splice(0)) stream.tell('push', message)
   }
 
   async #catchUpLobby(stream: ActorRef<PlayerStream>, intent: LobbyIntent): Promise<void> {
