@@ -86,6 +86,10 @@ describe('metrics of every layer', () => {
           expect(sample(text, 'shoal_cluster_converged')).toBe(1)
           expect(sample(text, 'shoal_virtual_shards', { state: 'open' })).toBe(sample(text, 'shoal_virtual_shards', { state: 'owned' }))
         }
+        // Both hold the same table version (each alone can look settled while the other still holds an older table).
+        const [va, vb] = [await a.metrics(), await b.metrics()]
+        expect(sample(va, 'shoal_virtual_table_version')).toBe(sample(vb, 'shoal_virtual_table_version'))
+        expect(sample(va, 'shoal_virtual_shards', { state: 'owned' })! + sample(vb, 'shoal_virtual_shards', { state: 'owned' })!).toBe(1024)
       },
       { timeoutMs: 15_000 },
     )
