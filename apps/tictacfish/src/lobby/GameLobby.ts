@@ -58,12 +58,16 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
 
   /** A player's lobby stream connected (or sent `connect` again: cancels `ready`). */
   @distributed async connect(player: Player): Promise<void> {
-    await this.#apply(this.#lobby.connect(player, this.state, this.links.now()))
+    const out = this.#lobby.connect(player, this.state, this.links.now())
+    this.log.debug({ player: player.playerId, input: 'connect', directives: out.length }, 'lobby input')
+    await this.#apply(out)
   }
 
   /** A player is ready to play. */
   @distributed async ready(player: Player): Promise<void> {
-    await this.#apply(this.#lobby.ready(player, this.state, this.links.now()))
+    const out = this.#lobby.ready(player, this.state, this.links.now())
+    this.log.debug({ player: player.playerId, input: 'ready', directives: out.length }, 'lobby input')
+    await this.#apply(out)
   }
 
   /** A player left the lobby (its `disconnect` line, or its stream ended). */
@@ -73,7 +77,9 @@ export class GameLobby extends EventSourcedActor<LobbyRecord, LobbyEvent> {
 
   /** A player's lobby stream is alive (`ready`: what it last asked for). */
   @distributed async touch(player: Player, ready: boolean): Promise<void> {
-    await this.#apply(this.#lobby.touch(player, ready, this.state, this.links.now()))
+    const out = this.#lobby.touch(player, ready, this.state, this.links.now())
+    this.log.debug({ player: player.playerId, input: 'touch', ready, directives: out.length }, 'lobby input')
+    await this.#apply(out)
   }
 
   /** A session reports its finished game (perhaps more than once). */

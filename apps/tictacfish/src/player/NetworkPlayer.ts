@@ -59,6 +59,7 @@ export class NetworkPlayer extends DistributedActor {
   @distributed async attachLobby(stream: ActorRef<PlayerStream>, player: Player, first: boolean, intent: LobbyIntent): Promise<void> {
     this.#player = player
     const current = this.#lobbyStream
+    this.log.debug({ player: this.playerKey, first, known: current?.id.equals(stream.id) ?? false, attached: current !== undefined, ...intent }, 'lobby stream attaches')
     if (current?.id.equals(stream.id)) {
       if (intent.joined) await this.links.lobby.touch(player, intent.ready)
       return
@@ -75,7 +76,10 @@ export class NetworkPlayer extends DistributedActor {
 
   /** A status line from the current lobby stream. */
   @distributed async lobbyLine(stream: ActorRef<PlayerStream>, update: PlayerStatusUpdate): Promise<void> {
-    if (!this.#lobbyStream?.id.equals(stream.id)) return
+    if (!this.#lobbyStream?.id.equals(stream.id)) {
+      this.log.debug({ player: this.playerKey, status: update.status, attached: this.#lobbyStream !== undefined }, 'status line of a stream this player does not know dropped')
+      return
+    }
     const player = this.#player ?? update.player
     if (update.status === 'connect') await this.links.lobby.connect(player)
     else if (update.status === 'ready') await this.links.lobby.ready(player)
