@@ -417,10 +417,30 @@ describe('touch (heartbeats, and lobby failover)', () => {
     d.connect(ann, 0)
     d.connect(bob, 0)
     expect(d.touch(ann, false, 40_000)).toEqual([])
-    expect(d.touch(ann, true, 40_000)).toEqual([]) // `ready` only matters for a player the lobby does not know
     expect(d.lobby.counts()).toEqual({ waiting: 2, ready: 0, playing: 0 })
     expect(to(d.tick(PRESENCE + 1), ann)).toEqual([{ player: bob, status: 'disconnect' }])
     expect(d.lobby.counts()).toEqual({ waiting: 1, ready: 0, playing: 0 })
+  })
+
+  it('a known player whose stream asked for ready (the line was lost) becomes ready; one whose stream cancelled waits again', () => {
+    const d = new Driver()
+    d.connect(ann, 0)
+    d.connect(cat, 0)
+    const r = d.touch(ann, true, 10)
+    expect(to(r, cat)).toEqual([{ player: ann, status: 'ready' }])
+    expect(d.lobby.counts()).toEqual({ waiting: 1, ready: 1, playing: 0 })
+    expect(d.touch(ann, true, 20)).toEqual([]) // already ready: nothing to say
+    const w = d.touch(ann, false, 30)
+    expect(to(w, cat)).toEqual([{ player: ann, status: 'connect' }])
+    expect(to(w, ann)).toEqual([]) // no LobbyState: the stream did not send connect again
+    expect(d.lobby.counts()).toEqual({ waiting: 2, ready: 0, playing: 0 })
+    // A ready stream of a player in a game: it stays in its game (the match cleared the stream's ready).
+    d.touch(ann, true, 40)
+    const b = d.ready(bob, 50)
+    expect(records(b)[0]?.type).toBe('started')
+    expect(d.touch(bob, true, 60)).toEqual([])
+    expect(d.touch(bob, false, 60)).toEqual([])
+    expect(d.lobby.counts()).toEqual({ waiting: 1, ready: 0, playing: 2 })
   })
 
   it('after a failover: unknown players come back as they were; a player of a game in progress as playing', () => {

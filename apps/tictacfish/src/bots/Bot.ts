@@ -120,8 +120,15 @@ export class Bot {
     if (p.kind !== 'session') return
     const g = p.update.game
     if (!samePlayer(g.playerOne.playerId, this.player.playerId) && !samePlayer(g.playerTwo.playerId, this.player.playerId)) return
-    if (p.update.type === 'started') return this.#begin(g)
-    if (g.sessionId === this.#state?.sessionId) this.#final = { game: g, at: performance.now() }
+    if (p.update.type === 'finished') {
+      if (g.sessionId === this.#state?.sessionId) this.#final = { game: g, at: performance.now() }
+      return
+    }
+    // A repeat of the game in play (a re-attached stream's catch-up) changes nothing.
+    if (g.sessionId === this.#state?.sessionId) return
+    // A new game while the last one waits for its final move: that one is over, as far as it will get.
+    if (this.#final) this.#end(this.#final.game, false)
+    this.#begin(g)
   }
 
   #begin(g: GameState): void {
@@ -167,7 +174,8 @@ export class Bot {
     }, delay)
   }
 
-  #end(final: GameState): void {
+  /** The game is over: counted, and (`again`) the bot gets ready for the next one. */
+  #end(final: GameState, again = true): void {
     const seen = this.#state!
     // Every move of the final game, seen here once: the missing ones were lost on the way.
     this.stats.lost += final.moves.filter((m) => !seen.moves.some((s) => s.position === m.position && samePlayer(s.playerId, m.playerId))).length
@@ -182,6 +190,6 @@ export class Bot {
     this.#game?.close()
     this.#game = undefined
     if (this.#o.games && this.stats.games >= this.#o.games) return this.stop()
-    this.#lobby!.status$(this.player, 'ready')
+    if (again) this.#lobby!.status$(this.player, 'ready')
   }
 }

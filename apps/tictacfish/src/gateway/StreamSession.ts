@@ -188,7 +188,8 @@ export class StreamSession implements StreamSink {
     if ('type' in message) {
       const id = message.game.sessionId
       if (message.type === 'started' ? id === this.#started : id === this.#finished) return
-      if (message.type === 'started') this.#started = id
+      // A match ends `ready`: after the game the client asks again (a lobby that takes over must not match it unasked).
+      if (message.type === 'started') [this.#started, this.#ready] = [id, false]
       else this.#finished = id
     }
     this.#send(message)
@@ -238,8 +239,11 @@ export class StreamSession implements StreamSink {
   }
 
   async #move(move: GameMove): Promise<void> {
-    // A retry cannot play a move twice: once it is in, the same move is refused (not this player's turn).
-    const outcome = await this.#retrying(() => this.#player$().move(move))
+    // The game the client sees (unless it is over: the next one is the player's current game). A
+    // retry cannot play a move twice: once it is in, the same move is refused (not this player's
+    // turn); bound to its game, it cannot land in the player's next one either.
+    const game = this.#gameOver ? undefined : this.#sessionId
+    const outcome = await this.#retrying(() => this.#player$().move(move, game))
     if (outcome.accepted) {
       this.#forGame(outcome.game.sessionId, outcome.game.result !== undefined)
       this.#known[outcome.index] = true

@@ -96,10 +96,7 @@ export class Lobby {
   connect(player: Player, record: LobbyRecord, now: number): LobbyDirective[] {
     const out: LobbyDirective[] = []
     const p = this.#presence(player, record, now, out)
-    if (p.phase === 'ready') {
-      p.phase = 'waiting'
-      this.#tellOthers(p, 'connect', out)
-    }
+    this.#cancelReady(p, out)
     out.push({ kind: 'send', to: p.player, message: this.state(record) })
     return out
   }
@@ -127,14 +124,19 @@ export class Lobby {
   }
 
   /**
-   * A heartbeat from a player's lobby stream (`ready`: what the stream last asked for). Keeps it
-   * present; a player this lobby does not know (it just took over) is added back as it was.
+   * A heartbeat from a player's lobby stream (`ready`: what the stream last asked for, cleared by
+   * a match). Keeps it present; a player this lobby does not know (it just took over) is added back
+   * as it was. A known player whose stream asked for something the lobby never heard (a line lost
+   * with a node that died) is set to it, as its line would have: a playing player stays in its game.
    */
   touch(player: Player, ready: boolean, record: LobbyRecord, now: number): LobbyDirective[] {
     const known = this.#present.get(playerKey(player.playerId))
     if (known) {
       known.lastSeen = now
-      return []
+      if (ready && known.phase === 'waiting') return this.ready(player, record, now)
+      const out: LobbyDirective[] = []
+      if (!ready) this.#cancelReady(known, out)
+      return out
     }
     const out = this.connect(player, record, now)
     return ready ? [...out, ...this.ready(player, record, now)] : out
@@ -242,6 +244,13 @@ export class Lobby {
     opponent.phase = 'playing'
     out.push({ kind: 'record', event: { type: 'started', game } })
     this.#tellGame(game, { type: 'started', game }, out)
+  }
+
+  /** A ready player waits again (others hear `connect`, as the seed's cancel says). */
+  #cancelReady(p: Presence, out: LobbyDirective[]): void {
+    if (p.phase !== 'ready') return
+    p.phase = 'waiting'
+    this.#tellOthers(p, 'connect', out)
   }
 
   #tellOthers(p: Presence, status: 'connect' | 'ready' | 'disconnect', out: LobbyDirective[]): void {

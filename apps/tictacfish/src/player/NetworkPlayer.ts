@@ -59,7 +59,10 @@ export class NetworkPlayer extends DistributedActor {
   @distributed async attachLobby(stream: ActorRef<PlayerStream>, player: Player, first: boolean, intent: LobbyIntent): Promise<void> {
     this.#player = player
     const current = this.#lobbyStream
-    this.log.debug({ player: this.playerKey, first, known: current?.id.equals(stream.id) ?? false, attached: current !== undefined, ...intent }, 'lobby stream attaches')
+    this.log.debug(
+      { player: this.playerKey, first, known: current?.id.equals(stream.id) ?? false, attached: current !== undefined, ...intent },
+      'lobby stream attaches',
+    )
     if (current?.id.equals(stream.id)) {
       if (intent.joined) await this.links.lobby.touch(player, intent.ready)
       return
@@ -77,7 +80,10 @@ export class NetworkPlayer extends DistributedActor {
   /** A status line from the current lobby stream. */
   @distributed async lobbyLine(stream: ActorRef<PlayerStream>, update: PlayerStatusUpdate): Promise<void> {
     if (!this.#lobbyStream?.id.equals(stream.id)) {
-      this.log.debug({ player: this.playerKey, status: update.status, attached: this.#lobbyStream !== undefined }, 'status line of a stream this player does not know dropped')
+      this.log.debug(
+        { player: this.playerKey, status: update.status, attached: this.#lobbyStream !== undefined },
+        'status line of a stream this player does not know dropped',
+      )
       return
     }
     const player = this.#player ?? update.player
@@ -130,13 +136,15 @@ export class NetworkPlayer extends DistributedActor {
   }
 
   /**
-   * A move from this player's game stream, played in its current game. The move's player id must
-   * be this player's (the seed trusts the payload: G27).
+   * A move from this player's game stream, played in `sessionId` (the game its stream shows) or
+   * else in its current game. The move's player id must be this player's (the seed trusts the
+   * payload: G27). Bound to a game, a move retried after its first try went in (and ended the game)
+   * is refused there instead of landing in the player's next game.
    */
-  @distributed async move(move: GameMove): Promise<MoveOutcome> {
+  @distributed async move(move: GameMove, sessionId?: string): Promise<MoveOutcome> {
     if (!samePlayer(move.playerId, this.playerKey)) return { accepted: false, reason: 'NOT_A_PLAYER' }
-    let outcome = await this.#play(move)
-    if (!outcome.accepted && (outcome.reason === 'GAME_OVER' || outcome.reason === 'NOT_STARTED')) {
+    let outcome = await this.#play(move, sessionId)
+    if (!outcome.accepted && sessionId === undefined && (outcome.reason === 'GAME_OVER' || outcome.reason === 'NOT_STARTED')) {
       // The game this activation knew may be stale (the lobby's `finished` or `started` for this
       // player was lost with a node that died): ask the lobby, and play in the game it names.
       this.#game = undefined
@@ -146,15 +154,26 @@ export class NetworkPlayer extends DistributedActor {
     return outcome
   }
 
-  async #play(move: GameMove): Promise<MoveOutcome> {
-    const game = await this.#currentGame()
-    if (!game) return { accepted: false, reason: 'NOT_STARTED' }
-    const session = this.links.session(game.sessionId)
+  async #play(move: GameMove, sessionId?: string): Promise<MoveOutcome> {
+    const game = await this.#gameFor(sessionId)
+    const id = sessionId ?? game?.sessionId
+    if (id === undefined) return { accepted: false, reason: 'NOT_STARTED' }
+    const session = this.links.session(id)
     const outcome = await session.move(move)
-    if (outcome.accepted || outcome.reason !== 'NOT_STARTED') return outcome
+    if (outcome.accepted || outcome.reason !== 'NOT_STARTED' || game?.sessionId !== id) return outcome
     // The lobby journaled the match but its node died before it started the session.
     await session.start(game)
     return session.move(move)
+  }
+
+  /** The player's current game, if it is `sessionId` (when given); asks the lobby if this activation knows another. */
+  async #gameFor(sessionId: string | undefined): Promise<GameState | undefined> {
+    const known = await this.#currentGame()
+    if (sessionId === undefined || known?.sessionId === sessionId) return known
+    const current = await this.links.lobby.gameOf(this.playerKey)
+    if (current?.sessionId !== sessionId) return undefined
+    this.#game = current
+    return current
   }
 
   /** The opponent moved (sent by the session): relayed to this player's game stream. */

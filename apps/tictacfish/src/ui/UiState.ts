@@ -66,7 +66,10 @@ function lobbyLine(s: UiState, m: LobbyMessage): UiState {
     const game = mine && s.game?.sessionId === m.game.sessionId ? m.game : s.game
     return { ...s, lobby, completed, game }
   }
-  return mine ? { ...s, lobby, screen: 'game', game: m.game, ready: false } : { ...s, lobby }
+  if (!mine) return { ...s, lobby }
+  // A repeat of the game being played (a re-attached stream's catch-up) keeps its moves.
+  if (s.game?.sessionId === m.game.sessionId) return { ...s, lobby, screen: 'game' }
+  return { ...s, lobby, screen: 'game', game: m.game, ready: false }
 }
 
 /** The move to send for a click on `position`, if it is a legal move of mine now. */

@@ -48,6 +48,12 @@ export const session = (type: 'started' | 'finished', sessionId?: string) => (l:
   return p.kind === 'session' && p.update.type === type && (sessionId === undefined || p.update.game.sessionId === sessionId) ? p.update.game : undefined
 }
 
+/** A `started` line of a game `player` plays in (a lobby stream also hears of everyone else's games). */
+export const startedFor = (player: Player) => (l: unknown) => {
+  const g = session('started')(l)
+  return g && [g.playerOne, g.playerTwo].some((p) => p.playerId === player.playerId) ? g : undefined
+}
+
 export const moveAt = (position: number) => (l: unknown) => {
   const m = parseServerGameLine(JSON.stringify(l))
   return m.position === position ? m : undefined
@@ -76,7 +82,7 @@ export async function startGame(url: string, heartbeat = 0): Promise<StartedGame
   }
   for (const p of [a, b]) lobbies.get(p)!.status$(p, 'ready')
   // A fresh cluster may still be moving shards to its second players node: allow for the hand-over.
-  const game = (await lobbies.get(a)!.next(session('started'), 30_000)).value
+  const game = (await lobbies.get(a)!.next(startedFor(a), 30_000)).value
   await lobbies.get(b)!.next(session('started', game.sessionId), 30_000)
   const [x, o] = game.currentPlayerId === a.playerId ? [a, b] : [b, a]
   const games = new Map<Player, StreamClient>()
