@@ -100,7 +100,11 @@ export {
   type MemberReachabilityMessage,
   memberChangeChannel,
   memberReachabilityChannel,
+  type ShardTableMessage,
+  type SingletonChangeMessage,
   type SwimChangeMessage,
+  shardTableChannel,
+  singletonChangeChannel,
   swimChangeChannel,
   type TransportCloseMessage,
   type TransportConnectMessage,
@@ -109,6 +113,8 @@ export {
   transportCloseChannel,
   transportConnectChannel,
 } from './observability/Channels.ts'
+export { METHOD_BUCKETS, type MethodStat, type MethodStatsSnapshot } from './observability/MethodStats.ts'
+export { NODE_STATUS_PATH, type NodeStatus, NodeStatusReader } from './observability/NodeStatus.ts'
 export { otelSdkRegistered, spanName, TRACER_NAME, type TracingSetting } from './observability/OpenTelemetry.ts'
 export type { Listing, Receptionist, ReceptionistSettings } from './receptionist/Receptionist.ts'
 export { ReceptionKey } from './receptionist/ReceptionKey.ts'

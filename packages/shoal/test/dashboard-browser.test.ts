@@ -1,16 +1,18 @@
 /**
  * The live cluster dashboard (`GET /dashboard` on the management endpoint) in Debian's Chromium
  * through playwright-core: three nodes with a singleton and virtual actors; the page lists the
- * members with the leader and the oldest, the singleton's host and the virtual-actor shards; when a
- * node leaves, the page shows it gone and its leave in the event log (over /cluster/events).
+ * members with the leader and the oldest, every node's traffic, actors by type and top methods
+ * (each node asked over the call path), the singleton's host and the virtual-actor shards; when a
+ * node leaves, the page shows it gone, and its leave and the shard move in the event log (over
+ * /cluster/events).
  * `SHOAL_SCREENSHOTS=docs/images` saves a screenshot.
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Browser, chromium } from 'playwright-core'
+import { type Browser, chromium, type Page } from 'playwright-core'
 import { ClusterSystem, DistributedActor, distributed, singletonPlugin, virtualActorsPlugin } from 'shoal'
 import { eventually } from 'shoal/testkit'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest'
 import type { DashboardState } from '../src/management/DashboardState.ts'
 import { ManagementServer } from '../src/management/ManagementServer.ts'
 
@@ -53,7 +55,7 @@ afterAll(async () => {
 })
 
 describe.skipIf(!existsSync(CHROMIUM))('the cluster dashboard in Chromium', () => {
-  it('shows members, leader and oldest, the singleton and the shards; a node that leaves is gone from the page and in its event log', async () => {
+  it('shows members, every node (traffic, actors by type, top methods), the singleton and the shards; a node that leaves is gone from the page, its leave and the shard move in the event log', async () => {
     const url = `http://127.0.0.1:${server.port}`
     // Some traffic: the singleton and virtual actors, from every node.
     for (const s of systems) {
@@ -62,8 +64,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the cluster dashboard in Chromium', () =
     }
     const state = (await (await fetch(`${url}/dashboard/state`)).json()) as DashboardState
     expect(state.members).toHaveLength(3)
-    expect(state.singletons).toEqual([expect.objectContaining({ name: 'counter', host: expect.any(String) })])
-    expect(state.virtual?.[0]?.owned).toBeGreaterThan(0)
+    // Every member's own report, asked over the call path.
+    const nodes = state.nodes.map((n) => ('error' in n ? assert.fail(`${n.name}: ${n.error}`) : n))
+    expect(nodes.map((n) => n.name).sort()).toEqual(['ann', 'bob', 'cy'])
+    expect(nodes.flatMap((n) => n.singletons)).toContainEqual(expect.objectContaining({ name: 'counter', host: expect.any(String), here: true }))
+    expect(nodes.reduce((sum, n) => sum + (n.virtual?.[0]?.owned ?? 0), 0)).toBe(1024)
+    expect(nodes.reduce((sum, n) => sum + (n.virtual?.[0]?.active ?? 0), 0)).toBe(10)
+    expect(nodes.reduce((sum, n) => sum + (n.actors.byType.Counter ?? 0), 0)).toBe(11) // ten virtual, one singleton
 
     const page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage()
     const response = await page.goto(`${url}/dashboard`)
@@ -74,15 +81,40 @@ describe.skipIf(!existsSync(CHROMIUM))('the cluster dashboard in Chromium', () =
     expect(await page.locator('#members').innerText()).toMatch(/oldest/)
     expect(await page.locator('#singletons').innerText()).toContain('counter')
     expect(await page.locator('#virtual').innerText()).toContain('(any)') // hosted without a role
-    await expect.poll(() => page.locator('#log').innerText(), { timeout: 10_000 }).toContain('snapshot: 3 members')
-
-    // cy leaves: the page drops it and logs each step of its leave.
-    const cy = systems[2]!
-    const cyAddress = `127.0.0.1:${cy.node.endpoint.port}`
-    await cy.cluster.leave()
-    await expect.poll(() => page.locator('#log').innerText(), { timeout: 15_000 }).toContain(`member ${cyAddress}: exiting → removed`)
-    await expect.poll(async () => rows.count(), { timeout: 10_000 }).toBe(2)
-    expect(await page.locator('#members').innerText()).not.toContain(cyAddress)
-    if (shots) await page.screenshot({ path: join(shots, 'dashboard.png'), fullPage: true })
+    expect(await page.locator('#nodes tbody tr').count()).toBe(3)
+    expect(await page.locator('#types').innerText()).toMatch(/Counter\s+11/)
+    // Traffic while the page is open: the methods every node served, with rates.
+    const traffic = setInterval(() => {
+      for (const s of systems)
+        void s.virtualActors
+          .get(Counter, `c${Math.floor(Math.random() * 10)}`)
+          .add()
+          .catch(() => undefined)
+    }, 20)
+    try {
+      await expect.poll(() => page.locator('#methods').innerText(), { timeout: 10_000 }).toContain('Counter.add')
+      await leaves(page)
+    } finally {
+      clearInterval(traffic)
+    }
   }, 60_000)
 })
+
+/** cy leaves while the page is open: the page drops it and logs each step of its leave, and the shard move. */
+async function leaves(page: Page): Promise<void> {
+  const rows = page.locator('#members tbody tr')
+  await expect.poll(() => page.locator('#log').innerText(), { timeout: 10_000 }).toContain('snapshot: 3 members')
+
+  const cy = systems[2]!
+  const cyAddress = `127.0.0.1:${cy.node.endpoint.port}`
+  await cy.cluster.leave()
+  await expect.poll(() => page.locator('#log').innerText(), { timeout: 15_000 }).toContain(`member ${cyAddress}: exiting → removed`)
+  await expect.poll(async () => rows.count(), { timeout: 10_000 }).toBe(2)
+  expect(await page.locator('#members').innerText()).not.toContain(cyAddress)
+  // Its shards moved to the others: a new table, in the event log.
+  await expect.poll(() => page.locator('#log').innerText(), { timeout: 10_000 }).toMatch(/shards: table v\d+, \d+ moved/)
+  await expect.poll(async () => page.locator('#nodes tbody tr').count(), { timeout: 10_000 }).toBe(2)
+  if (!shots) return
+  await page.waitForTimeout(4500) // two refreshes after the leave: rates of the two that stay
+  await page.screenshot({ path: join(shots, 'dashboard.png'), fullPage: true })
+}

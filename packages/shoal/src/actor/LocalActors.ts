@@ -204,6 +204,13 @@ export class LocalActors implements CellHost {
     return this.#actors.size
   }
 
+  /** Live actors by class name. */
+  countsByType(): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const c of this.#actors.values()) counts.set(c.info.name, (counts.get(c.info.name) ?? 0) + 1)
+    return counts
+  }
+
   get mailboxDepth(): number {
     let n = 0
     for (const c of this.#actors.values()) n += c.mailboxDepth

@@ -2,7 +2,10 @@
  * `GET /cluster/events`: this node's membership events as Server-Sent Events, for the dashboard and
  * for tools (`curl -N`, `new EventSource(…)`): a `snapshot` first (the members as `/cluster/members`
  * gives them), then `member` (a status change, with the previous status), `reachability` and
- * `leader`, in the order this node saw them, each `data:` one JSON line.
+ * `leader`, in the order this node saw them, and this node's own moves: `singleton` (an instance
+ * activated or passivated here) and `shards` (a newer shard table adopted: how many shards moved,
+ * gained, lost), each `data:` one JSON line. Every node's page shows its own moves; the
+ * membership events are the same everywhere.
  *
  * Bounded: at most `maxStreams` at once per node (beyond: 503), a comment line every 15 s keeps
  * proxies from closing an idle stream, and a client that stops reading (more than 1 MiB queued) is
@@ -12,6 +15,7 @@
 import type { ServerResponse } from 'node:http'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
 import type { ClusterMember } from '../cluster/Member.ts'
+import { type ShardTableMessage, type SingletonChangeMessage, shardTableChannel, singletonChangeChannel } from '../observability/Channels.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 
 /** Idle streams get a comment line this often, ms. */
@@ -55,7 +59,12 @@ export class ClusterEventStream {
     }
     const { self, leader, members } = system.cluster.membership
     send('snapshot', { self: this.#json(self), leader: leader ? this.#json(leader) : null, members: members.map(this.#json) })
-    const unsubscribe = system.cluster.subscribe((e) => this.#event(e, send))
+    const unsubscribeCluster = system.cluster.subscribe((e) => this.#event(e, send))
+    const unsubscribeMoves = subscribeMoves(system.node.uid, send)
+    const unsubscribe = (): void => {
+      unsubscribeCluster()
+      unsubscribeMoves()
+    }
     const ping = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE)
     ping.unref()
     res.once('close', () => {
@@ -69,5 +78,27 @@ export class ClusterEventStream {
     if (e.type === 'member') send('member', { member: this.#json(e.member), previous: e.previous ?? null })
     else if (e.type === 'reachability') send('reachability', { member: this.#json(e.member) })
     else if (e.type === 'leader') send('leader', { leader: e.leader ? this.#json(e.leader) : null })
+  }
+}
+
+/**
+ * Singleton and shard moves this node makes, as `singleton` and `shards` events (from the
+ * `shoal:singleton:change` and `shoal:virtual:table` channels, subscribed while the stream is open).
+ */
+function subscribeMoves(uid: string, send: (type: string, data: unknown) => void): () => void {
+  const address = (m: { self: { endpoint: { host: string; port: number } } }): string => `${m.self.endpoint.host}:${m.self.endpoint.port}`
+  const singleton = (message: unknown): void => {
+    const m = message as SingletonChangeMessage
+    if (m.self.uid === uid) send('singleton', { node: address(m), singleton: m.singleton, event: m.event, instance: m.instance })
+  }
+  const shards = (message: unknown): void => {
+    const m = message as ShardTableMessage
+    if (m.self.uid === uid) send('shards', { node: address(m), role: m.role, version: m.version, moved: m.moved, gained: m.gained, lost: m.lost })
+  }
+  singletonChangeChannel.subscribe(singleton)
+  shardTableChannel.subscribe(shards)
+  return () => {
+    singletonChangeChannel.unsubscribe(singleton)
+    shardTableChannel.unsubscribe(shards)
   }
 }

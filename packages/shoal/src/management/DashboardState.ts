@@ -1,14 +1,15 @@
 /**
- * What `GET /dashboard/state` answers: this node's view of the cluster, read when asked (the page
+ * What `GET /dashboard/state` answers: the cluster as this node sees it, read when asked (the page
  * asks every 2 s while it is visible, and nothing is sampled otherwise). Members with status,
- * reachability and who observes them unreachable, roles, age, the leader and the oldest; the
- * singletons this node hosts or proxies; its virtual-actor groups; its calls by outcome and the
- * remote-call latency histogram (cumulative: the page takes differences between two answers for
- * rates and the p99 of the interval); associations and refusals; memory.
+ * reachability and who observes them unreachable, roles, age, the leader and the oldest; and each
+ * reachable member's own {@link NodeStatus} (actors by type, calls by outcome and latency, the
+ * methods it served, singletons, virtual-actor shards and ids, associations, refusals, memory),
+ * asked over the call path. Counters are cumulative: the page takes differences between two
+ * answers for rates and the p99 of the interval.
  * @module
  */
-import type { MetricValue } from 'prom-client'
 import type { ClusterMember } from '../cluster/Member.ts'
+import { type NodeStatus, readNodeStatuses } from '../observability/NodeStatus.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 
 export interface DashboardMember {
@@ -22,52 +23,33 @@ export interface DashboardMember {
 }
 
 export interface DashboardState {
+  /** The node that answered (whose view of membership this is). */
   readonly node: string
   /** ms since the epoch when read (the page's clock for rates). */
   readonly at: number
   readonly leader: string | null
   readonly oldest: string | null
   readonly members: readonly DashboardMember[]
-  readonly singletons: ReadonlyArray<{
-    readonly name: string
-    readonly host: string | null
-    readonly here: boolean
-    readonly leaseEpoch: number | null
-    readonly held: number
-  }>
-  readonly virtual: ReadonlyArray<{
-    readonly role: string
-    readonly owned: number
-    readonly open: number
-    readonly active: number
-    readonly held: number
-    readonly tableVersion: number
-  }> | null
-  readonly actors: number
-  /** Calls made from this node since start, by outcome. */
-  readonly calls: Readonly<Record<string, number>>
-  /** Remote-call latency since start: bucket upper bounds (s) and cumulative counts. */
-  readonly latency: { readonly le: readonly number[]; readonly counts: readonly number[] }
-  readonly associations: number
-  readonly refused: Readonly<Record<string, number>>
-  readonly memory: { readonly rss: number; readonly heapUsed: number }
+  /**
+   * Every member's own report (this node's read directly, the others' over the call path, within
+   * 1.5 s each), members order; a member that is unreachable, or did not answer, gives `error`.
+   */
+  readonly nodes: ReadonlyArray<NodeStatus | { readonly node: string; readonly name: string; readonly error: string }>
 }
 
 const address = (m: ClusterMember): string => `${m.node.endpoint.host}:${m.node.endpoint.port}`
 
-/** Reads the state of `system` now. */
+/** Reads the state of the cluster as `system` sees it now, with every reachable member's status. */
 export async function dashboardState(system: ClusterSystem): Promise<DashboardState> {
-  const clustered = system.clustered
-  const membership = clustered ? system.cluster.membership : undefined
+  const membership = system.clustered ? system.cluster.membership : undefined
   const members = (membership?.members ?? []).filter((m) => m.status !== 'removed')
   const oldest = members.filter((m) => m.status === 'up').sort((a, b) => a.upNumber - b.upNumber)[0]
-  const registry = system.metrics.registry
-  const values = async (name: string): Promise<MetricValue<string>[]> => ((await registry.getSingleMetric(name)?.get())?.values ?? []) as MetricValue<string>[]
-  const byLabel = (vs: MetricValue<string>[], label: string): Record<string, number> =>
-    Object.fromEntries(vs.map((v) => [String(v.labels[label]), v.value]).filter(([, n]) => (n as number) > 0))
-  const duration = (await values('shoal_call_duration_seconds')).filter((v) => v.labels.target === 'remote' && String(v.labels.le ?? '') !== '')
-  const buckets = duration.filter((v) => (v as { metricName?: string }).metricName === 'shoal_call_duration_seconds_bucket' && v.labels.le !== '+Inf')
-  const memory = process.memoryUsage()
+  const asked = members.filter((m) => m.status !== 'down' && m.reachability === 'reachable').map((m) => m.node)
+  const statuses = await readNodeStatuses(system, () => system.nodeStatus(), asked.length ? asked : [system.node])
+  const byNode = new Map(statuses.map((st) => [st.node, st]))
+  const nodes = members.length
+    ? members.map((m) => byNode.get(address(m)) ?? { node: address(m), name: m.node.endpoint.name, error: m.status === 'down' ? 'down' : 'unreachable' })
+    : statuses
   return {
     node: system.node.endpoint.name,
     at: Date.now(),
@@ -82,30 +64,6 @@ export async function dashboardState(system: ClusterSystem): Promise<DashboardSt
       roles: m.roles,
       upNumber: m.upNumber,
     })),
-    singletons:
-      facade<{ statuses(): { name: string; host: string | undefined; instance: unknown; leaseEpoch: number | undefined; held: number }[] }>(system, 'singleton')
-        ?.statuses()
-        .map((s) => ({ name: s.name, host: s.host ?? null, here: s.instance !== undefined, leaseEpoch: s.leaseEpoch ?? null, held: s.held })) ?? [],
-    virtual:
-      facade<{ status(): { groups: { role: string | undefined; owned: number; open: number; active: number; held: number; tableVersion: number }[] } }>(
-        system,
-        'virtual-actors',
-      )
-        ?.status()
-        .groups.map((g) => ({ role: g.role ?? '', owned: g.owned, open: g.open, active: g.active, held: g.held, tableVersion: g.tableVersion })) ?? null,
-    actors: system.actorCount,
-    calls: byLabel(await values('shoal_calls_total'), 'outcome'),
-    latency: { le: buckets.map((v) => Number(v.labels.le)), counts: buckets.map((v) => v.value) },
-    associations: (await values('shoal_associations'))[0]?.value ?? 0,
-    refused: byLabel(await values('shoal_refused_total'), 'reason'),
-    memory: { rss: memory.rss, heapUsed: memory.heapUsed },
-  }
-}
-
-function facade<F>(system: ClusterSystem, name: string): F | undefined {
-  try {
-    return system.plugin<F>(name)
-  } catch {
-    return undefined
+    nodes,
   }
 }

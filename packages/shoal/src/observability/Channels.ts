@@ -47,6 +47,8 @@ export const ChannelNames = {
   transportClose: 'shoal:transport:close',
   handshakeFailed: 'shoal:handshake:failed',
   callRefused: 'shoal:call:refused',
+  singletonChange: 'shoal:singleton:change',
+  shardTable: 'shoal:virtual:table',
   /** A TracingChannel: its channels are `tracing:shoal.call:start`, `…:end`, `…:asyncStart`, `…:asyncEnd`, `…:error`. */
   call: 'shoal.call',
   /** A TracingChannel: an event-sourced actor's `emit` (journal write and apply), `tracing:shoal.emit:start`… */
@@ -91,6 +93,31 @@ export interface SwimChangeMessage {
 export const memberChangeChannel = channel<MemberChangeMessage>(ChannelNames.memberChange)
 export const memberReachabilityChannel = channel<MemberReachabilityMessage>(ChannelNames.memberReachability)
 export const swimChangeChannel = channel<SwimChangeMessage>(ChannelNames.swimChange)
+
+/** `shoal:singleton:change`: this node activated or passivated a singleton's instance (the singleton moved here, or away). */
+export interface SingletonChangeMessage {
+  readonly self: ClusterNode
+  readonly singleton: string
+  readonly event: 'activated' | 'passivated'
+  /** The instance's actor id. */
+  readonly instance: string
+}
+
+/** `shoal:virtual:table`: this node adopted a newer shard table for a placement group of virtual actors (shards moved). */
+export interface ShardTableMessage {
+  readonly self: ClusterNode
+  /** The placement group's role ('' for any node). */
+  readonly role: string
+  readonly version: number
+  /** Shards whose owner differs from the table this node held before. */
+  readonly moved: number
+  /** Of those, the shards this node gains and loses. */
+  readonly gained: number
+  readonly lost: number
+}
+
+export const singletonChangeChannel = channel<SingletonChangeMessage>(ChannelNames.singletonChange)
+export const shardTableChannel = channel<ShardTableMessage>(ChannelNames.shardTable)
 
 // ── transport ────────────────────────────────────────────────────────────────
 

@@ -16,6 +16,7 @@
  * again for the next instance, so a hand-over or failover costs no call that had not started.
  * @module
  */
+
 import type { Logger } from 'pino'
 import type { Invocation } from '../actor/ActorCell.ts'
 import type { ActorId } from '../actor/ActorId.ts'
@@ -33,6 +34,7 @@ import {
 } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
 import { LeaseKeeper } from '../lease/LeaseKeeper.ts'
+import { singletonChangeChannel } from '../observability/Channels.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import type { PluginContext } from '../system/Plugin.ts'
@@ -333,6 +335,7 @@ export class SingletonManager {
     this.#ctx.actors.guard(ref.id, () => this.#callGuard())
     this.activations++
     this.#log.info({ event: 'activated', instance: ref.id.toString() }, 'singleton activated')
+    this.#publish('activated', ref)
     this.#system.receptionist.checkIn(ref as ActorRef<DistributedActor>, this.#key)
     // An instance that stops by itself (a failed onStart, stop()) is replaced, after a backoff.
     void this.#system.watch(ref).then(
@@ -453,7 +456,13 @@ export class SingletonManager {
     await this.#system.stop(ref)
     this.#released(ref)
     this.#log.info({ event: 'passivated', instance: ref.id.toString() }, 'singleton passivated')
+    this.#publish('passivated', ref)
     this.evaluate()
+  }
+
+  #publish(event: 'activated' | 'passivated', ref: ActorRef<unknown>): void {
+    if (singletonChangeChannel.hasSubscribers)
+      singletonChangeChannel.publish({ self: this.#system.node, singleton: this.name, event, instance: ref.id.toString() })
   }
 
   #released(ref: ActorRef<unknown>): void {

@@ -25,7 +25,9 @@ import { ControlRouter } from '../control/ControlRouter.ts'
 import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
 import { defaultLogger, tracedChild } from '../observability/Logging.ts'
+import { MethodStats } from '../observability/MethodStats.ts'
 import { Metrics } from '../observability/Metrics.ts'
+import { NODE_STATUS_PATH, type NodeStatus, NodeStatusTarget, readNodeStatus } from '../observability/NodeStatus.ts'
 import { otelSdkRegistered, useOpenTelemetry } from '../observability/OpenTelemetry.ts'
 import { Receptionist } from '../receptionist/Receptionist.ts'
 import { Remoting } from '../remoting/Remoting.ts'
@@ -87,6 +89,7 @@ export class ClusterSystem {
   #cluster: Cluster | undefined
   #receptionist: Receptionist | undefined
   #watch: LifecycleWatch | undefined
+  #methodStats: MethodStats | undefined
   #clusterd: ClusterdDirectory | undefined
 
   private constructor(settings: ResolvedSettings, logger: Logger, node: ClusterNode) {
@@ -248,6 +251,21 @@ export class ClusterSystem {
     watch.registerMetrics(this.metrics.registry)
     this.#watch = watch
     this.#actors.attach(this.#dispatcher, watch)
+    this.#methodStats = new MethodStats(this.node.uid)
+    this.#actors.registerWellKnown(NODE_STATUS_PATH, new NodeStatusTarget(() => this.nodeStatus()))
+  }
+
+  /**
+   * What this node reports about itself to a dashboard (`/dashboard/state` of any node asks every
+   * up member for it): actors by type, calls by outcome and their latency, the methods it served,
+   * virtual-actor shards and active ids, singletons, associations, refusals, memory.
+   *
+   * Details: read when asked, nothing sampled in between. A read turns on per-method counting (a
+   * `shoal.call` subscriber) for the next 30 s, so figures per method cover the time since the
+   * first of a run of reads (`methods.since`); a node nobody reads pays nothing for it.
+   */
+  nodeStatus(): Promise<NodeStatus> {
+    return readNodeStatus({ system: this, actorsByType: () => this.#actors.countsByType(), methods: this.#methodStats! })
   }
 
   /**
@@ -399,6 +417,7 @@ export class ClusterSystem {
     for (const entry of this.#deadlines.clear()) (entry as PendingCall).fail(new SystemShutDownError('The actor system shut down before this call completed.'))
     this.#receptionist?.stop()
     this.#watch?.stop()
+    this.#methodStats?.stop()
     await this.#remoting.transport.close('shutdown')
     this.#untrace?.()
     this.log.info('shut down')

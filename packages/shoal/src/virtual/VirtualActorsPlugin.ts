@@ -19,6 +19,7 @@
  * docs/virtual-actors.md.
  * @module
  */
+
 import { ActorId } from '../actor/ActorId.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
@@ -39,6 +40,7 @@ import {
   VirtualActorUnavailableError,
 } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
+import { shardTableChannel } from '../observability/Channels.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { KeyedBackoff } from '../util/KeyedBackoff.ts'
 import { OwnerLeases } from './OwnerLeases.ts'
@@ -995,7 +997,9 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #adopt(g: Group, table: ShardTable): void {
+    const before = g.ownership.table
     this.#apply(g, g.ownership.adopt(table, this.#now()))
+    if (shardTableChannel.hasSubscribers && g.ownership.table === table) this.#publishTable(g, before, table)
     // Calls waiting for a table, or held for shards this table gave away, route again.
     for (const [shard, list] of g.held) {
       if (g.ownership.admit(shard) === 'hold') continue
@@ -1004,6 +1008,21 @@ class VirtualActors implements VirtualActorsFacade {
       for (const h of list) this.#wait(h)
     }
     this.#retrySoon()
+  }
+
+  #publishTable(g: Group, before: ShardTable | undefined, table: ShardTable): void {
+    const self = this.#ctx.system.node
+    let moved = 0
+    let gained = 0
+    let lost = 0
+    table.owners.forEach((owner, shard) => {
+      const was = before?.owners[shard]
+      if (owner === was) return
+      moved++
+      if (owner === self.uid) gained++
+      else if (was === self.uid) lost++
+    })
+    shardTableChannel.publish({ self, role: g.role ?? '', version: table.version, moved, gained, lost })
   }
 
   #apply(g: Group, directives: readonly OwnershipDirective[]): void {
