@@ -6,13 +6,14 @@
  * game in play alone, in the browser UI's state as in the bot.
  */
 import type { ActorRef } from 'shoal'
-import { startNodes, type TestNodes } from 'shoal/testkit'
+import { eventually, startNodes, type TestNodes } from 'shoal/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { applyMove, checkMove, moveFor } from '../src/game/GameRules.ts'
 import type { GameSession, MoveOutcome } from '../src/game/GameSession.ts'
+import { PlayerStream } from '../src/gateway/PlayerStream.ts'
 import type { GameLobby } from '../src/lobby/GameLobby.ts'
 import { NetworkPlayer } from '../src/player/NetworkPlayer.ts'
-import type { GameMove, GameState, Player } from '../src/protocol/Messages.ts'
+import type { GameMove, GameState, LobbyMessage, LobbyState, Player } from '../src/protocol/Messages.ts'
 import { initialUi, reduce } from '../src/ui/UiState.ts'
 
 const ann: Player = { playerId: '1c0a8e9e-5b6f-4f1e-8d3a-2b4c6d8e0f11', name: 'Ann', team: 'fish' }
@@ -84,6 +85,21 @@ describe('NetworkPlayer.move', () => {
     expect((await w.ann.move(moveFor(w.games.get('c')!, ann, 0), 'c')).accepted).toBe(true)
     // A game the lobby does not name and no session knows: not started.
     expect(await w.ann.move(moveFor(newGame('z'), ann, 0), 'z')).toEqual({ accepted: false, reason: 'NOT_STARTED' })
+  })
+})
+
+describe('NetworkPlayer lobby lines', () => {
+  it('a LobbyState that reaches an activation before its stream does is delivered when the stream attaches', async () => {
+    const w = world()
+    const got: LobbyMessage[] = []
+    const sink = { lobbyLine: (m: LobbyMessage) => void got.push(m), opponentMove: () => undefined, close: () => undefined }
+    const stream = nodes.systems[0]!.spawn(PlayerStream, sink)
+    const state: LobbyState = { waitingPlayers: [ann], readyPlayers: [], completedSessions: [] }
+    // The lobby's answer to `connect` (sent once) and someone else's coming: the state is kept, the status is not.
+    await w.ann.lobbyMessage(state)
+    await w.ann.lobbyMessage({ player: bob, status: 'connect' })
+    await w.ann.attachLobby(stream, ann, true, { joined: false, ready: false })
+    await eventually(() => expect(got).toEqual([state]))
   })
 })
 

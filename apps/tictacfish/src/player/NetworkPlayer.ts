@@ -13,7 +13,7 @@ import { samePlayer } from '../game/GameRules.ts'
 import type { GameSession, MoveOutcome } from '../game/GameSession.ts'
 import type { PlayerStream } from '../gateway/PlayerStream.ts'
 import type { GameLobby } from '../lobby/GameLobby.ts'
-import type { GameMove, GameState, LobbyMessage, Player, PlayerStatusUpdate } from '../protocol/Messages.ts'
+import type { GameMove, GameState, LobbyMessage, LobbyState, Player, PlayerStatusUpdate } from '../protocol/Messages.ts'
 
 /** What a player needs from the rest of the game. */
 export interface PlayerLinks {
@@ -43,6 +43,12 @@ export class NetworkPlayer extends DistributedActor {
    * and the lobby tells a game's end once. Delivered when a stream attaches; the newest few kept.
    */
   readonly #undelivered: LobbyMessage[] = []
+  /**
+   * The newest LobbyState that came while no lobby stream was attached: the lobby sends it once,
+   * in answer to `connect`, and a shard move between the stream's attach and that answer lands it
+   * on a fresh activation that does not know the stream yet.
+   */
+  #unsentState: LobbyState | undefined
 
   constructor(
     readonly playerKey: string,
@@ -70,6 +76,8 @@ export class NetworkPlayer extends DistributedActor {
     if (current && !first) return stream.tell('close', 'replaced by a newer lobby stream of this player')
     if (current) current.tell('close', 'replaced by a newer lobby stream of this player')
     this.#lobbyStream = stream
+    if (this.#unsentState) stream.tell('push', this.#unsentState)
+    this.#unsentState = undefined
     for (const message of this.#undelivered.splice(0)) stream.tell('push', message)
     // A stream this activation never saw (it is new after a move or a crash): a game start or end
     // sent meanwhile went to the old activation, or nowhere. Ask the lobby (the stream drops repeats).
@@ -103,7 +111,8 @@ export class NetworkPlayer extends DistributedActor {
   @distributed async lobbyMessage(message: LobbyMessage): Promise<void> {
     if ('type' in message && this.#player && this.#isMine(message.game)) this.#game = message.type === 'started' ? message.game : undefined
     if (this.#lobbyStream) return this.#lobbyStream.tell('push', message)
-    if (!('type' in message)) return // others' comings and goings: the next LobbyState has them
+    if ('waitingPlayers' in message) this.#unsentState = message
+    if (!('type' in message)) return // others' comings and goings: the newest LobbyState has them
     this.#undelivered.push(message)
     if (this.#undelivered.length > MAX_UNDELIVERED) this.#undelivered.shift()
   }
