@@ -36,6 +36,8 @@ import {
   type StoredEvent,
   type StoredSnapshot,
   TagWatchers,
+  type WriteBatch,
+  WriteObservers,
 } from 'shoal'
 
 /** Options of {@link PostgresEventStore.open}. */
@@ -84,6 +86,7 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
   readonly #sql: Sql
   readonly #schema: string
   readonly #tagWatchers = new TagWatchers()
+  readonly #writes = new WriteObservers()
   #queue: Pending[] = []
   #writing = false
   #scheduled = false
@@ -243,6 +246,11 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
     await this.#sql.end({ timeout: 0 })
   }
 
+  /** See `EventStore.observeWrites`: each transaction's appends, events, conflicts and time. */
+  observeWrites(observer: (batch: WriteBatch) => void): () => void {
+    return this.#writes.add(observer)
+  }
+
   // ── writing ─────────────────────────────────────────────────────────────────
 
   /** Writes queued appends, a transaction at a time; what queues meanwhile goes in the next. */
@@ -256,12 +264,18 @@ export class PostgresEventStore implements EventStore, SnapshotStore, LeaseStore
         const batch = this.#queue
         this.#queue = []
         let conflicts: Set<Pending>
+        const started = performance.now()
         try {
           conflicts = await this.#write(batch)
         } catch (e) {
           const err = unavailable(this.name, e)
           for (const p of batch) p.reject(err)
           continue
+        }
+        if (this.#writes.any) {
+          let events = 0
+          for (const p of batch) events += p.events.length
+          this.#writes.notify({ appends: batch.length, events, conflicts: conflicts.size, seconds: (performance.now() - started) / 1000 })
         }
         // This process's watchers hear at once; NOTIFY (sent on commit) tells the other processes.
         this.#tagWatchers.notify(new Set(batch.filter((p) => !conflicts.has(p)).flatMap((p) => p.events.flatMap((e) => e.tags))))

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { connect, createServer } from 'node:net'
 import postgres from 'postgres'
-import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
+import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin, type WriteBatch } from 'shoal'
 import { conformanceEvents, eventStoreConformance, eventually, leaseStoreConformance } from 'shoal/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
 import { PostgresEventStore } from '../src/index.ts'
@@ -87,6 +87,8 @@ describe(`PostgreSQL store (${pg.via})`, () => {
   it('group commit: concurrent appends share transactions, a conflict fails only its own append', async () => {
     const s = await open()
     await s.append(conformanceEvents('a', 1, 1))
+    const batches: WriteBatch[] = []
+    s.observeWrites((b) => batches.push(b))
     const results = await Promise.allSettled([
       ...Array.from({ length: 20 }, (_, i) => s.append(conformanceEvents(`p${i}`, 1, 3))),
       s.append(conformanceEvents('a', 1, 2)),
@@ -95,6 +97,11 @@ describe(`PostgreSQL store (${pg.via})`, () => {
     expect((results[20] as PromiseRejectedResult).reason).toBeInstanceOf(JournalConflictError)
     expect(await s.highestSeq('a')).toBe(1)
     expect(await s.highestSeq('p7')).toBe(3)
+    // Observed: 21 appends in at most a few transactions (the first may go alone), 62 events (the refused one's too), one conflict.
+    expect(batches.reduce((n, b) => n + b.appends, 0)).toBe(21)
+    expect(batches.reduce((n, b) => n + b.events, 0)).toBe(62)
+    expect(batches.reduce((n, b) => n + b.conflicts, 0)).toBe(1)
+    expect(batches.length).toBeLessThan(21)
     await s.close()
   })
 

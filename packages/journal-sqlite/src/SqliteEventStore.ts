@@ -29,6 +29,8 @@ import {
   type StoredEvent,
   type StoredSnapshot,
   TagWatchers,
+  type WriteBatch,
+  WriteObservers,
 } from 'shoal'
 
 /** Options of {@link SqliteEventStore.open}. */
@@ -92,6 +94,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
   readonly #releaseLease: Database.Statement
   readonly #leaseHolder: Database.Statement
   readonly #tagWatchers = new TagWatchers()
+  readonly #writes = new WriteObservers()
   #queue: Pending[] = []
   #closed = false
 
@@ -195,7 +198,19 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     this.#flush()
     this.#closed = true
     this.#tagWatchers.clear()
+    this.#writes.clear()
     this.#db.close()
+  }
+
+  /** See `EventStore.observeWrites`: each transaction's appends, events, conflicts and time. */
+  observeWrites(observer: (batch: WriteBatch) => void): () => void {
+    return this.#writes.add(observer)
+  }
+
+  #observed(batch: readonly { readonly events: readonly NewEvent[] }[], conflicts: number, started: number): void {
+    let events = 0
+    for (const p of batch) events += p.events.length
+    this.#writes.notify({ appends: batch.length, events, conflicts, seconds: (performance.now() - started) / 1000 })
   }
 
   /** Writes every queued append in one transaction, each in a savepoint of its own. */
@@ -205,6 +220,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
     if (batch.length === 0) return
     const outcomes: (Error | undefined)[] = []
     const tags = new Set<string>()
+    const started = this.#writes.any ? performance.now() : 0
     try {
       this.#db.transaction(() => {
         for (const p of batch) outcomes.push(this.#appendOne(p.events, tags))
@@ -214,6 +230,7 @@ export class SqliteEventStore implements EventStore, SnapshotStore, LeaseStore {
       for (const p of batch) p.reject(err)
       return
     }
+    if (this.#writes.any) this.#observed(batch, outcomes.filter(Boolean).length, started)
     batch.forEach((p, i) => (outcomes[i] ? p.reject(outcomes[i]!) : p.resolve()))
     this.#tagWatchers.notify(tags)
   }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin } from 'shoal'
+import { ClusterSystem, distributed, EventSourcedActor, JournalConflictError, journalPlugin, type WriteBatch } from 'shoal'
 import { conformanceEvents, eventStoreConformance, leaseStoreConformance } from 'shoal/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteEventStore } from '../src/index.ts'
@@ -71,6 +71,8 @@ describe('SQLite store', () => {
   it('group commit: appends of one tick share a transaction; a conflict fails only its own batch', async () => {
     const s = SqliteEventStore.open(':memory:')
     await s.append(conformanceEvents('a', 1, 1))
+    const batches: WriteBatch[] = []
+    const unobserve = s.observeWrites((b) => batches.push(b))
     const results = await Promise.allSettled([
       s.append(conformanceEvents('b', 1, 2)),
       s.append(conformanceEvents('a', 1, 1)),
@@ -79,6 +81,11 @@ describe('SQLite store', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(JournalConflictError)
     expect([await s.highestSeq('a'), await s.highestSeq('b'), await s.highestSeq('c')]).toEqual([1, 2, 1])
+    // One transaction, observed: three appends, four events, one conflict.
+    expect(batches).toEqual([{ appends: 3, events: 4, conflicts: 1, seconds: expect.any(Number) }])
+    unobserve()
+    await s.append(conformanceEvents('d', 1, 1))
+    expect(batches).toHaveLength(1)
     await s.close()
   })
 

@@ -75,10 +75,11 @@ export { DnsDiscovery, type DnsDiscoveryOptions, type DnsRecordType, type DnsRes
 export { KubernetesDiscovery, type KubernetesDiscoveryKind, type KubernetesDiscoveryOptions } from './discovery/KubernetesDiscovery.ts'
 export type { EventSchema, JournalEventShape } from './journal/EventCodec.ts'
 export { EventSourcedActor } from './journal/EventSourcedActor.ts'
-export type { EventStore, NewEvent, ReadOptions, SnapshotStore, StoredEvent, StoredSnapshot } from './journal/EventStore.ts'
+export type { EventStore, NewEvent, ReadOptions, SnapshotStore, StoredEvent, StoredSnapshot, WriteBatch } from './journal/EventStore.ts'
 export { type JournalEvent, type JournalFacade, type JournalSettings, journalPlugin } from './journal/JournalPlugin.ts'
 export { MemoryEventStore } from './journal/MemoryEventStore.ts'
 export { TagWatchers } from './journal/TagWatchers.ts'
+export { WriteObservers } from './journal/WriteObservers.ts'
 export { type LeaseStore, LeaseTerm, MemoryLeaseStore } from './lease/Lease.ts'
 export { ManagementServer } from './management/ManagementServer.ts'
 export {

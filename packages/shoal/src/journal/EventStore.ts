@@ -70,10 +70,28 @@ export interface EventStore {
    */
   watchTag(tag: string, listener: () => void): () => void
   /**
+   * Optional, for stores that group appends into one transaction (SQLite, PostgreSQL): calls
+   * `observer` after each write transaction with its size and time (the journal's batch-size
+   * metrics). Returns the function that removes the observer.
+   */
+  observeWrites?(observer: (batch: WriteBatch) => void): () => void
+  /**
    * Drains, then releases connections and files: appends already handed in are written and
    * answered; every later call rejects with JournalUnavailableError.
    */
   close(): Promise<void>
+}
+
+/** One write transaction of a store that groups appends (group commit). */
+export interface WriteBatch {
+  /** Appends (one per `emit`) in the transaction. */
+  readonly appends: number
+  /** Events they carried. */
+  readonly events: number
+  /** Appends refused as conflicts (another activation wrote first). */
+  readonly conflicts: number
+  /** Time the transaction took, s. */
+  readonly seconds: number
 }
 
 /** Where snapshots live (often the same database as the events). */

@@ -1,10 +1,13 @@
 /**
  * The journal's metrics on one system: appends by outcome and their latency (as the actor sees it:
- * from `emit` to the store's answer, group commit included), recoveries with their time and size.
+ * from `emit` to the store's answer, group commit included), the store's write transactions (how
+ * many appends each carried, and its time: stores that group appends), recoveries with their time
+ * and size.
  * prom-client objects are touched once per emit and once per recovery, never per event replayed.
  * @module
  */
 import { Counter, Histogram, type Registry } from 'prom-client'
+import type { WriteBatch } from './EventStore.ts'
 
 export class JournalMetrics {
   readonly #appends: Counter
@@ -12,6 +15,8 @@ export class JournalMetrics {
   readonly #recoveries: Counter
   readonly #recoverySeconds: Histogram
   readonly #recoveryEvents: Histogram
+  readonly #batchAppends: Histogram
+  readonly #batchSeconds: Histogram
 
   constructor(registry: Registry) {
     const registers = [registry]
@@ -45,6 +50,24 @@ export class JournalMetrics {
       buckets: [0, 1, 10, 100, 1000, 10_000, 100_000],
       registers,
     })
+    this.#batchAppends = new Histogram({
+      name: 'shoal_journal_batch_appends',
+      help: 'Appends written in one store transaction (group commit): how well concurrent emits share a write (SQLite, PostgreSQL stores)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    })
+    this.#batchSeconds = new Histogram({
+      name: 'shoal_journal_batch_seconds',
+      help: 'Time one store transaction took (its appends wait for it)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    })
+  }
+
+  /** One write transaction of the store (`EventStore.observeWrites`). */
+  batch(b: WriteBatch): void {
+    this.#batchAppends.observe(b.appends)
+    this.#batchSeconds.observe(b.seconds)
   }
 
   /** One append settled after `seconds`, with `outcome` (`ok` or an error code). */

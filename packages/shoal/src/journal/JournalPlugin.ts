@@ -108,11 +108,14 @@ export function journalPlugin(settings: JournalSettings): Plugin<JournalFacade> 
         tags: e.tags,
         event: codec.decode(e) as E,
       })
+      const metrics = new JournalMetrics(system.metrics.registry)
+      const unobserve = store.observeWrites?.((b) => metrics.batch(b))
+      if (unobserve) closers.add(unobserve)
       return {
         store,
         snapshots,
         codec,
-        metrics: new JournalMetrics(system.metrics.registry),
+        metrics,
         settings: resolved,
         registerEvent: (type, schema) => codec.register(type, schema),
         async *eventsByPersistenceId<E>(persistenceId: string, fromSeq = 1) {
