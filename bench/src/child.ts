@@ -12,6 +12,7 @@ const remotePeers: Record<RemotePeerName, () => Promise<RemotePeer>> = {
   shoal: async () => (await import('./shoal.ts')).remote,
   'shoal-traced': async () => (await import('./shoal.ts')).tracedRemote,
   'shoal-otel': async () => (await import('./shoal.ts')).otelRemote,
+  'shoal-dashboard': async () => (await import('./shoal.ts')).dashboardRemote,
   moleculer: async () => (await import('./moleculer.ts')).remote,
   grpc: async () => (await import('./grpc.ts')).remote,
 }

@@ -49,7 +49,7 @@ export interface LocalPeer {
  * raw flush modes are separate peers; shoal-traced runs right after shoal so their ratio compares
  * neighbours in time.
  */
-export const REMOTE_PEERS = ['raw-immediate', 'shoal', 'shoal-traced', 'shoal-otel', 'raw-microtask', 'moleculer', 'grpc'] as const
+export const REMOTE_PEERS = ['raw-immediate', 'shoal', 'shoal-traced', 'shoal-otel', 'shoal-dashboard', 'raw-microtask', 'moleculer', 'grpc'] as const
 export type RemotePeerName = (typeof REMOTE_PEERS)[number]
 /** The raw baseline's flush modes, each measured as its own peer. */
 export const RAW_PEERS = { immediate: 'raw-immediate', microtask: 'raw-microtask' } as const satisfies Record<string, RemotePeerName>

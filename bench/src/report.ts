@@ -277,7 +277,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 }
 
 /** Rows of the remote table, in this order; raw flush modes sit where the ceiling is compared. */
-const TABLE_PEERS: readonly RemotePeerName[] = ['shoal', 'shoal-traced', 'shoal-otel', 'raw-immediate', 'raw-microtask', 'moleculer', 'grpc']
+const TABLE_PEERS: readonly RemotePeerName[] = ['shoal', 'shoal-traced', 'shoal-otel', 'shoal-dashboard', 'raw-immediate', 'raw-microtask', 'moleculer', 'grpc']
 
 function modeOf(peer: RemotePeerName): RawFlushMode | undefined {
   return RAW_MODES.find((mode) => RAW_PEERS[mode] === peer)
@@ -297,7 +297,7 @@ function remoteSection(r: Results, x: Ratios, raw: RawCeiling): string[] {
       const mode = modeOf(peer)
       const ceiling = mode !== undefined && raw.calls.find((p) => p.inFlight === n)?.mode === mode
       // Shoal ÷ this peer; for a raw mode, against that mode's own figures.
-      const s = peer === 'shoal' || peer === 'shoal-traced' || peer === 'shoal-otel' ? undefined : callsOf(r, 'shoal', n)
+      const s = peer === 'shoal' || peer === 'shoal-traced' || peer === 'shoal-otel' || peer === 'shoal-dashboard' ? undefined : callsOf(r, 'shoal', n)
       const vs = s ? [times(s.callsPerSec / c.callsPerSec), times(s.p50Ms / c.p50Ms)] : ['', '']
       rows.push([`${n}`, peer, int(c.callsPerSec), ms(c.p50Ms), ms(c.p99Ms), ...vs, ceiling ? '← raw' : ''])
     }
@@ -308,7 +308,7 @@ function remoteSection(r: Results, x: Ratios, raw: RawCeiling): string[] {
     '  (calls/s ratio above 1× = Shoal faster; p50 ratio below 1× = Shoal quicker; "← raw": the faster raw flush mode',
     '   at that level, the raw figure every target uses)',
     ...shown
-      .filter((peer) => peer !== 'shoal-traced' && peer !== 'shoal-otel')
+      .filter((peer) => peer !== 'shoal-traced' && peer !== 'shoal-otel' && peer !== 'shoal-dashboard')
       .flatMap((peer) => (r.remote[peer]?.notes ?? []).map((note) => `  note (${peer}): ${note}`)),
   ]
 }

@@ -63,11 +63,15 @@ function startSystem(name: string): Promise<ClusterSystem> {
   return ClusterSystem.start({ name, host: '127.0.0.1', port: 0, logLevel: 'error', ...extraSettings })
 }
 
-async function serve(): Promise<Server> {
+/** `also`: something more each system runs (returns how to stop it). */
+type Also = (system: ClusterSystem) => () => void
+
+async function serve(also?: Also): Promise<Server> {
   const system = await startSystem('bench-server')
   const echo = system.spawn(Echo)
   const counter = system.spawn(Counter)
-  return { info: { echo: echo.id.toString(), counter: counter.id.toString() }, close: () => system.shutdown() }
+  const stop = also?.(system)
+  return { info: { echo: echo.id.toString(), counter: counter.id.toString() }, close: () => (stop?.(), system.shutdown()) }
 }
 
 function idsOf(info: unknown): { echo: string; counter: string } {
@@ -76,11 +80,12 @@ function idsOf(info: unknown): { echo: string; counter: string } {
   return { echo, counter }
 }
 
-async function connect(info: unknown): Promise<RemoteClient> {
+async function connect(info: unknown, also?: Also): Promise<RemoteClient> {
   const ids = idsOf(info)
   const system = await startSystem('bench-client')
   const echo = system.resolve(Echo, ids.echo)
   const counter = system.resolve(Counter, ids.counter)
+  const stop = also?.(system)
   return {
     call: (arg) => echo.echo(arg),
     oneWay: {
@@ -88,7 +93,7 @@ async function connect(info: unknown): Promise<RemoteClient> {
       count: () => counter.count(),
     },
     notes: settingsNotes,
-    close: () => system.shutdown(),
+    close: () => (stop?.(), system.shutdown()),
   }
 }
 
@@ -118,7 +123,7 @@ function subscribeNoopTracing(): void {
   })
 }
 
-export const remote: RemotePeer = { serve, connect }
+export const remote: RemotePeer = { serve: () => serve(), connect: (info) => connect(info) }
 
 export const tracedRemote: RemotePeer = {
   serve: () => {
@@ -162,6 +167,25 @@ export const otelRemote: RemotePeer = {
     await registerOtel()
     const client = await connect(info)
     return { ...client, notes: () => [...settingsNotes(), 'OpenTelemetry SDK registered (spans made and dropped)'] }
+  },
+}
+
+/**
+ * Peer `shoal-dashboard`: both systems read their own `nodeStatus()` every 2 s, as a dashboard page
+ * open on the cluster makes every node do: the price of an open page (per-method counting on the
+ * `shoal.call` channel, the status read itself).
+ */
+function readEvery2s(system: ClusterSystem): () => void {
+  void system.nodeStatus()
+  const timer = setInterval(() => void system.nodeStatus(), 2000)
+  return () => clearInterval(timer)
+}
+
+export const dashboardRemote: RemotePeer = {
+  serve: () => serve(readEvery2s),
+  connect: async (info) => {
+    const client = await connect(info, readEvery2s)
+    return { ...client, notes: () => [...settingsNotes(), 'every node reads nodeStatus() every 2 s (a dashboard page open)'] }
   },
 }
 

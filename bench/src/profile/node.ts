@@ -110,6 +110,8 @@ async function peer(name: RemotePeerName): Promise<RemotePeer> {
       return (await import('../shoal.ts')).tracedRemote
     case 'shoal-otel':
       return (await import('../shoal.ts')).otelRemote
+    case 'shoal-dashboard':
+      return (await import('../shoal.ts')).dashboardRemote
     case 'moleculer':
       return (await import('../moleculer.ts')).remote
     case 'grpc':
