@@ -236,6 +236,17 @@ export const ROWS: readonly RowSpec[] = [
         targets: [[p99('shoal_journal_append_seconds'), '{{instance}}']],
       },
       {
+        title: 'Write batches',
+        description:
+          'Store transactions per second, and the median and 99th percentile of the appends each carried (group commit: 1 under load means emits do not overlap; hundreds mean the store is the bottleneck). SQLite and PostgreSQL stores.',
+        unit: 'short',
+        targets: [
+          [`sum by (instance) (${rate('shoal_journal_batch_appends_count')})`, 'transactions/s {{instance}}'],
+          [`histogram_quantile(0.5, sum by (le, instance) (${rate('shoal_journal_batch_appends_bucket')}))`, 'p50 appends {{instance}}'],
+          [p99('shoal_journal_batch_appends'), 'p99 appends {{instance}}'],
+        ],
+      },
+      {
         title: 'Recoveries',
         description: 'Event-sourced actors recovered per second, and the 99th percentile of their recovery time.',
         unit: 'short',

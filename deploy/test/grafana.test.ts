@@ -9,17 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  type ActorRef,
-  ClusterSystem,
-  DistributedActor,
-  distributed,
-  EventSourcedActor,
-  journalPlugin,
-  MemoryEventStore,
-  singletonPlugin,
-  virtualActorsPlugin,
-} from 'shoal'
+import { SqliteEventStore } from '@shoal/journal-sqlite'
+import { type ActorRef, ClusterSystem, DistributedActor, distributed, EventSourcedActor, journalPlugin, singletonPlugin, virtualActorsPlugin } from 'shoal'
 import { eventually } from 'shoal/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManagementServer } from '../../packages/shoal/src/management/ManagementServer.ts'
@@ -142,6 +133,8 @@ const servers: ManagementServer[] = []
 let prometheus: ChildProcess | undefined
 let promUrl = ''
 let dir = ''
+let storeDir = ''
+const stores: SqliteEventStore[] = []
 let load: Promise<void> | undefined
 let loading = true
 
@@ -161,8 +154,10 @@ async function query(expr: string): Promise<{ status: string; data?: { result: u
 
 describe('Grafana dashboard, every query against Prometheus', () => {
   beforeAll(async () => {
-    // Three nodes with singletons, virtual actors and a journal, each with its management endpoint.
-    const store = new MemoryEventStore()
+    // Three nodes with singletons, virtual actors and a journal (SQLite: it reports write batches), each with its management endpoint.
+    storeDir = mkdtempSync(join(tmpdir(), 'shoal-grafana-journal-'))
+    const store = SqliteEventStore.open(join(storeDir, 'journal.db'))
+    stores.push(store)
     for (let i = 0; i < 3; i++) {
       const s = await ClusterSystem.start({
         name: `n${i}`,
@@ -228,7 +223,9 @@ describe('Grafana dashboard, every query against Prometheus', () => {
     prometheus?.kill('SIGKILL')
     await Promise.all(servers.splice(0).map((m) => m.close()))
     await Promise.all(systems.splice(0).map((s) => s.shutdown()))
+    await Promise.all(stores.splice(0).map((s) => s.close()))
     if (dir) rmSync(dir, { recursive: true, force: true })
+    if (storeDir) rmSync(storeDir, { recursive: true, force: true })
   })
 
   it.each(exprs.map((e) => [e.panel, e.expr]))('%s: %s returns data', async (_panel, expr) => {
