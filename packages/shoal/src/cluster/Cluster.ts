@@ -134,7 +134,8 @@ export class Cluster {
   readonly #toTombstone: ClusterNode[] = []
   readonly #waiters = new Set<(e: Error) => void>()
   #leader: string | undefined
-  #viewChangedAt = Date.now()
+  /** When the view last changed (reachability or a status), on {@link now}'s clock. */
+  #viewChangedAt: number
   #stopped = false
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   /** The cluster, not this node, ended its membership (see `downed`). */
@@ -142,7 +143,8 @@ export class Cluster {
   /** `stop()` is downing this node itself (a shutdown), not the cluster. */
   #stopping = false
   #leaving: Promise<void> | undefined
-  readonly #startedAt = Date.now()
+  /** When this cluster started, on {@link now}'s clock. */
+  readonly #startedAt: number
   /** Every provider answered and none listed anyone but this node: no reason to wait. */
   #foundNoOne = false
   readonly #answered = new Map<DiscoveryProvider, boolean>()
@@ -159,6 +161,7 @@ export class Cluster {
     this.self = host.node
     this.#host = host
     this.#swim = swim
+    this.#viewChangedAt = this.#startedAt = this.now()
     this.#log = host.log.child({ cluster: true })
     this.#events = new EventStream((err) => this.#log.error({ err }, 'a cluster event listener threw'))
     this.#settings = settings
@@ -419,7 +422,7 @@ export class Cluster {
     this.#replaceRestarted(changes.map((c) => c.member))
     this.#updateLeader()
     if (changes.length > 0) {
-      this.#viewChangedAt = Date.now()
+      this.#viewChangedAt = this.now()
       this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
     }
     this.#runLeaderActions()
@@ -435,7 +438,7 @@ export class Cluster {
     this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
     if (memberChangeChannel.hasSubscribers)
       memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
-    if (m.status === 'removed') this.#removedAt.set(m.node.uid, Date.now())
+    if (m.status === 'removed') this.#removedAt.set(m.node.uid, this.now())
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
     if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#toTombstone.push(m.node)
@@ -479,7 +482,7 @@ export class Cluster {
   /** Alone, with somewhere to join and no one found yet: wait before making itself up. */
   #waitingForOthers(): boolean {
     if (this.#providers.length === 0 || this.#foundNoOne) return false
-    if (Date.now() - this.#startedAt >= (this.#settings.selfJoinAfter ?? 2000)) return false
+    if (this.now() - this.#startedAt >= (this.#settings.selfJoinAfter ?? 2000)) return false
     return [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid)
   }
 
@@ -597,8 +600,8 @@ export class Cluster {
     const was = !this.#unreachableSince.has(uid)
     if (was === reachable) return
     if (reachable) this.#unreachableSince.delete(uid)
-    else this.#unreachableSince.set(uid, Date.now())
-    this.#viewChangedAt = Date.now()
+    else this.#unreachableSince.set(uid, this.now())
+    this.#viewChangedAt = this.now()
     this.#log.info({ member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
     if (memberReachabilityChannel.hasSubscribers)
       memberReachabilityChannel.publish({ self: this.self, node: m.node, reachability: reachable ? 'reachable' : 'unreachable', status: m.status })
@@ -633,7 +636,7 @@ export class Cluster {
     // the time the view has been stable for stableAfter, so this costs a real partition nothing.
     const talking = (uid: string): boolean => this.#reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)
     if (present.every((m) => talking(m.node.uid))) return
-    const now = Date.now()
+    const now = this.now()
     const stableFor = now - this.#viewChangedAt
     if (stableFor < this.downing.stableAfter) return
     const unreachableFor = new Map([...this.#unreachableSince].filter(([uid]) => !talking(uid)).map(([uid, since]) => [uid, now - since]))
@@ -687,7 +690,7 @@ export class Cluster {
     if (edges.length === 0) return
     // Both the observations and SWIM's view must have held still: a flapping link changes SWIM's
     // view every cycle, while a stall that outlives one cycle can keep the observations unchanged.
-    const stableFor = Math.min(this.#swim.instance.now() - this.#edgesChangedAt, Date.now() - this.#viewChangedAt)
+    const stableFor = Math.min(this.#swim.instance.now() - this.#edgesChangedAt, this.now() - this.#viewChangedAt)
     if (stableFor < this.downing.stableAfter) return
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)
@@ -932,7 +935,7 @@ export class Cluster {
   // ── helpers ────────────────────────────────────────────────────────────────
 
   #forgetRemoved(): void {
-    const now = Date.now()
+    const now = this.now()
     for (const [uid, at] of this.#removedAt) {
       if (now - at < FORGET_REMOVED_AFTER) continue
       this.#removedAt.delete(uid)

@@ -133,6 +133,15 @@ export class SingletonManager {
       })
   }
 
+  /**
+   * The one clock of this manager's decisions (backoff, lease retries, downs, fencing): the
+   * cluster's monotonic clock (SWIM's), or the process's without membership. Call deadlines are
+   * the call path's, on the wall clock.
+   */
+  #now(): number {
+    return this.#system.clustered ? this.#system.cluster.now() : performance.now()
+  }
+
   /** Makes this node able to host (`singleton.host`). */
   setFactory(factory: SingletonFactory<DistributedActor>): void {
     this.#factory = factory
@@ -219,7 +228,7 @@ export class SingletonManager {
       .lookup(this.#key)
       .map((r) => r.id.node.uid)
       .filter((uid) => uid !== system.node.uid)
-    const now = Date.now()
+    const now = system.cluster.now()
     // Noted here, not only on the cluster event: a decision may run first (the receptionist drops the
     // downed host's listing on the same event, which triggers one), and must already see the down.
     this.#downs.observe(members, now)
@@ -317,7 +326,7 @@ export class SingletonManager {
   // ── instance lifecycle ──────────────────────────────────────────────────────
 
   #start(): void {
-    if (Date.now() < this.#retryAt) return
+    if (this.#now() < this.#retryAt) return
     this.#phase = 'starting'
     let ref: ActorRef<unknown>
     try {
@@ -327,7 +336,7 @@ export class SingletonManager {
     } catch (err) {
       this.#phase = 'idle'
       this.#failed()
-      this.#log.error({ err, retryInMs: this.#retryAt - Date.now() }, 'the singleton factory failed')
+      this.#log.error({ err, retryInMs: this.#retryAt - this.#now() }, 'the singleton factory failed')
       return
     }
     this.#instance = ref
@@ -353,7 +362,8 @@ export class SingletonManager {
 
   /** Takes the lease, then starts the instance if this node is still to host it and the term is still good. */
   #acquireThenStart(lease: LeaseKeeper): void {
-    if (performance.now() < this.#leaseRetryAt || Date.now() < this.#retryAt) return
+    const now = this.#now()
+    if (now < this.#leaseRetryAt || now < this.#retryAt) return
     this.#phase = 'acquiring'
     lease.acquire().then(
       (epoch) => {
@@ -367,7 +377,7 @@ export class SingletonManager {
       },
       (err: unknown) => {
         this.#settleIdle()
-        this.#leaseRetryAt = performance.now() + this.#settings.lease!.ttl / 4
+        this.#leaseRetryAt = this.#now() + this.#settings.lease!.ttl / 4
         this.#log.warn({ err, store: this.#settings.lease!.store.name }, 'singleton lease store failed: not starting the instance')
       },
     )
@@ -386,7 +396,7 @@ export class SingletonManager {
   /** Someone else holds the lease: try again in a quarter ttl; say who holds it when that changes. */
   #waitForLease(): void {
     const lease = this.#settings.lease!
-    this.#leaseRetryAt = performance.now() + lease.ttl / 4
+    this.#leaseRetryAt = this.#now() + lease.ttl / 4
     void lease.store.leaseHolder(`singleton/${this.name}`).then(
       (holder) => {
         if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
@@ -415,7 +425,7 @@ export class SingletonManager {
     if (this.#instance !== ref || this.#phase !== 'running') return
     this.#failed()
     this.#log.warn(
-      { instance: ref.id.toString(), retryInMs: this.#retryAt - Date.now() },
+      { instance: ref.id.toString(), retryInMs: this.#retryAt - this.#now() },
       'the singleton instance stopped by itself; starting another after a pause',
     )
     this.#released(ref)
@@ -424,7 +434,7 @@ export class SingletonManager {
   /** Exponential backoff between failed starts (100 ms … 10 s), reset once an instance passivates normally. */
   #failed(): void {
     this.#failures++
-    this.#retryAt = Date.now() + Math.min(10_000, 100 * 2 ** Math.min(this.#failures - 1, 7))
+    this.#retryAt = this.#now() + Math.min(10_000, 100 * 2 ** Math.min(this.#failures - 1, 7))
   }
 
   #failures = 0

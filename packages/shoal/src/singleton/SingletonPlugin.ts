@@ -263,13 +263,12 @@ class Singletons implements SingletonFacade {
   }
 
   #onClusterEvent(e: ClusterEvent): void {
-    if (e.type === 'member') this.#downs.observe([e.member], Date.now())
+    if (e.type === 'member') this.#downs.observe([e.member], this.#ctx.system.cluster.now())
     for (const { manager } of this.#managers.values()) manager.evaluate()
   }
 
   #tick(): void {
-    const now = Date.now()
-    this.#downs.prune(now, DOWN_MEMORY)
+    if (this.#ctx.system.clustered) this.#downs.prune(this.#ctx.system.cluster.now(), DOWN_MEMORY)
     for (const { manager } of this.#managers.values()) manager.evaluate()
   }
 }
