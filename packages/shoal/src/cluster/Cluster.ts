@@ -20,6 +20,7 @@ import { type MembershipChange, parseAddress, type SwimMember } from '../swim/Sw
 import type { SwimStatus } from '../swim/SwimNode.ts'
 import { EventStream } from '../util/EventStream.ts'
 import { confirmedUntil, type DowningStrategy, downingFromName, keepMajority, resolveIndirect } from './Downing.ts'
+import { decideDowning } from './DowningDecision.ts'
 import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { decodeGossip, encodeGossip } from './GossipCodec.ts'
 import { DEFAULT_HEARTBEAT, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
@@ -629,54 +630,35 @@ export class Cluster {
     if (this.#leader !== this.self.uid) return
     const present = [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
     if (present.every((m) => this.#reachable(m.node.uid))) return this.#runIndirectDowning()
-    // A member whose heartbeats answered moments ago, or that this node heard from directly within
-    // stableAfter, talks to this node: SWIM's suspicion of it lags (a refutation takes a round of
-    // gossip; a flapping link can outpace it, and a connection being replaced can miss a short up
-    // window). Not unreachable here. A member cut off for real has been silent longer than that by
-    // the time the view has been stable for stableAfter, so this costs a real partition nothing.
-    const talking = (uid: string): boolean => this.#reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)
-    if (present.every((m) => talking(m.node.uid))) return
-    const now = this.now()
-    const stableFor = now - this.#viewChangedAt
-    if (stableFor < this.downing.stableAfter) return
-    const unreachableFor = new Map([...this.#unreachableSince].filter(([uid]) => !talking(uid)).map(([uid, since]) => [uid, now - since]))
-    // Members gone from SWIM while leaving are not on this side either: a partition's quorum must
-    // not count them on both sides, and one that crashed while leaving must still be downed.
-    const members = [...this.#gossip.members.values()]
-      .filter((m) => m.status !== 'removed')
-      .map((m): ClusterMember => (talking(m.node.uid) ? { ...this.#view(m), reachability: 'reachable' } : { ...m, reachability: 'unreachable' }))
-    const decision = this.downing.decide({ self: this.self.uid, members, stableFor, unreachableFor })
-    const toDown = decision.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
-    if (toDown.length === 0) return
-    if (!toDown.some((m) => m.node.uid === this.self.uid) && !this.#sideConfirmed(members, stableFor, unreachableFor)) return
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed')
+    const talking = new Set(
+      members.map((m) => m.node.uid).filter((uid) => this.#reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)),
+    )
+    const lastHeard = new Map<string, number>()
+    for (const m of members) {
+      const heard = this.#swim.instance.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
+      if (heard !== undefined) lastHeard.set(m.node.uid, heard)
+    }
+    const outcome = decideDowning(
+      {
+        self: this.self.uid,
+        now: this.now(),
+        viewChangedAt: this.#viewChangedAt,
+        members: members.map((m) => this.#view(m)),
+        unreachableSince: this.#unreachableSince,
+        talking,
+        lastHeard,
+      },
+      this.downing,
+    )
+    if (outcome.kind !== 'down') return
+    const toDown = outcome.members.map((uid) => this.#gossip.members.get(uid)!)
     this.#log.warn({ strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)) }, 'downing decision')
     this.#stats.strategy++
     this.#stats.membersDowned += toDown.length
     let g = this.#gossip
     for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
     this.#commit(g)
-  }
-
-  /**
-   * Whether this side would still stay if every member not heard from since the trouble began
-   * were on the other side. Reachability from SWIM lags: right after a partition, members of the
-   * other side not yet probed still look reachable, and a minority counting them could believe it
-   * is the majority and down the real one (then, once it sees them too, go on as a second
-   * cluster). So a decision to stay and down others waits until the members this side counts on
-   * have been heard from since the first current unreachability; deciding to down this side needs
-   * no such wait.
-   */
-  #sideConfirmed(members: readonly ClusterMember[], stableFor: number, unreachableFor: ReadonlyMap<string, number>): boolean {
-    const swim = this.#swim.instance
-    const troubleFor = Math.max(0, ...unreachableFor.values())
-    const since = swim.now() - troubleFor
-    const pessimistic = members.map((m): ClusterMember => {
-      if (m.node.uid === this.self.uid || m.reachability === 'unreachable') return m
-      const heard = swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
-      return heard !== undefined && heard >= since ? m : { ...m, reachability: 'unreachable' }
-    })
-    const downs = this.downing.decide({ self: this.self.uid, members: pessimistic, stableFor, unreachableFor })
-    return !downs.includes(this.self.uid)
   }
 
   /**

@@ -1,0 +1,85 @@
+/**
+ * DowningDecision: what the leader of one side does about unreachable members, as a pure
+ * function of its view and the time. The cluster shell gathers the inputs (gossip, SWIM's view,
+ * heartbeat answers, when each member was last heard) and applies the outcome (marks the members
+ * down in gossip); the strategy (Downing.ts) says which side stays.
+ *
+ * Two rules around the strategy make it safe on a real network:
+ * - **Talking members are not unreachable.** A member whose heartbeats answered moments ago, or
+ *   that this node heard from directly within `stableAfter`, talks to this node even while SWIM
+ *   still suspects it (a refutation takes a round of gossip; a flapping link can outpace it).
+ * - **Confirmation.** Right after a partition, members of the other side that SWIM has not probed
+ *   yet still look reachable; a minority counting them could believe it is the majority and down
+ *   the real one (then, once it sees them too, go on as a second cluster: a split brain, found in
+ *   about one run in three before this rule). So a decision that keeps this side and downs others
+ *   waits until every member this side counts on has been heard from since the first current
+ *   unreachability began; a decision to down this side needs no such wait.
+ *
+ * When to use: the cluster shell calls it on every tick while this node leads; the deterministic
+ * simulator calls it the same way, and turns `confirm` off to show that the split brain comes back.
+ * @module
+ */
+import type { DowningStrategy } from './Downing.ts'
+import { type ClusterMember, isPresent } from './Member.ts'
+
+/** The leader's view, at `now`, on one clock. */
+export interface DowningInput {
+  readonly self: string
+  readonly now: number
+  /** When the view (reachability or a status) last changed. */
+  readonly viewChangedAt: number
+  /** Every member not removed, with its reachability as SWIM and the observations give it. */
+  readonly members: readonly ClusterMember[]
+  /** Since when each unreachable member has been unreachable. */
+  readonly unreachableSince: ReadonlyMap<string, number>
+  /** Members that talk to this node (reachable, heartbeats answered recently, or heard directly within stableAfter). */
+  readonly talking: ReadonlySet<string>
+  /** When each member was last heard from directly (a message straight from it), if ever. */
+  readonly lastHeard: ReadonlyMap<string, number>
+  /** The confirmation rule (default on; off only to show what it prevents). */
+  readonly confirm?: boolean
+}
+
+/** What the leader does now. */
+export type DowningOutcome =
+  | { readonly kind: 'down'; readonly members: readonly string[] }
+  | { readonly kind: 'wait'; readonly reason: 'all-talking' | 'unstable' | 'nothing-to-down' | 'unconfirmed' }
+
+/** The leader's decision (see the module comment); pure. */
+export function decideDowning(input: DowningInput, strategy: DowningStrategy): DowningOutcome {
+  const { self, now, members, talking } = input
+  if (members.filter((m) => isPresent(m.status)).every((m) => talking.has(m.node.uid))) return { kind: 'wait', reason: 'all-talking' }
+  const stableFor = now - input.viewChangedAt
+  if (stableFor < strategy.stableAfter) return { kind: 'wait', reason: 'unstable' }
+  const unreachableFor = new Map([...input.unreachableSince].filter(([uid]) => !talking.has(uid)).map(([uid, since]) => [uid, now - since]))
+  const view = members.map((m): ClusterMember => ({ ...m, reachability: talking.has(m.node.uid) ? 'reachable' : 'unreachable' }))
+  const byUid = new Map(members.map((m) => [m.node.uid, m]))
+  const toDown = strategy.decide({ self, members: view, stableFor, unreachableFor }).filter((uid) => {
+    const m = byUid.get(uid)
+    return m !== undefined && isPresent(m.status)
+  })
+  if (toDown.length === 0) return { kind: 'wait', reason: 'nothing-to-down' }
+  if (!toDown.includes(self) && input.confirm !== false && !sideConfirmed(input, view, stableFor, unreachableFor, strategy))
+    return { kind: 'wait', reason: 'unconfirmed' }
+  return { kind: 'down', members: toDown }
+}
+
+/**
+ * Whether this side would still stay if every member not heard from since the trouble began were
+ * on the other side.
+ */
+function sideConfirmed(
+  input: DowningInput,
+  view: readonly ClusterMember[],
+  stableFor: number,
+  unreachableFor: ReadonlyMap<string, number>,
+  strategy: DowningStrategy,
+): boolean {
+  const since = input.now - Math.max(0, ...unreachableFor.values())
+  const pessimistic = view.map((m): ClusterMember => {
+    if (m.node.uid === input.self || m.reachability === 'unreachable') return m
+    const heard = input.lastHeard.get(m.node.uid)
+    return heard !== undefined && heard >= since ? m : { ...m, reachability: 'unreachable' }
+  })
+  return !strategy.decide({ self: input.self, members: pessimistic, stableFor, unreachableFor }).includes(input.self)
+}

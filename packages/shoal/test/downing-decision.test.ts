@@ -1,0 +1,125 @@
+/**
+ * The leader's downing decision as a pure function (DowningDecision.ts): talking members are not
+ * unreachable, nothing happens before the view has been stable for stableAfter, and the
+ * confirmation rule: a minority whose other-side members SWIM has not probed yet must not believe
+ * it is the majority. With the rule off, the same view downs the real majority (the split brain
+ * the rule was made for).
+ */
+import { describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/actor/ClusterNode.ts'
+import { keepMajority } from '../src/cluster/Downing.ts'
+import { type DowningInput, decideDowning } from '../src/cluster/DowningDecision.ts'
+import type { ClusterMember } from '../src/cluster/Member.ts'
+
+const node = (i: number): ClusterNode => ({ endpoint: { name: `n${i}`, host: '127.0.0.1', port: 7000 + i }, uid: `u${i}` })
+const up = (i: number, reachable = true): ClusterMember => ({
+  node: node(i),
+  status: 'up',
+  upNumber: i + 1,
+  roles: [],
+  reachability: reachable ? 'reachable' : 'unreachable',
+})
+const strategy = keepMajority(3000)
+
+/**
+ * Five members; this node (u0) leads its side {u0, u1} of a partition that began at t=10,000: u2
+ * is already unreachable; u3 and u4 are on the other side too, but SWIM has not probed them yet
+ * (still reachable, last heard at 9,000: before the trouble). At t=14,000 the view has been stable
+ * for 4 s.
+ */
+function minority(overrides: Partial<DowningInput> = {}): DowningInput {
+  const members = [up(0), up(1), up(2, false), up(3), up(4)]
+  return {
+    self: 'u0',
+    now: 14_000,
+    viewChangedAt: 10_000,
+    members,
+    unreachableSince: new Map([['u2', 10_000]]),
+    talking: new Set(['u0', 'u1', 'u3', 'u4']),
+    lastHeard: new Map([
+      ['u1', 13_900],
+      ['u3', 9_000],
+      ['u4', 9_000],
+    ]),
+    ...overrides,
+  }
+}
+
+describe('decideDowning', () => {
+  it('waits while every present member talks to this node, and until the view has been stable for stableAfter', () => {
+    expect(decideDowning(minority({ talking: new Set(['u0', 'u1', 'u2', 'u3', 'u4']) }), strategy)).toEqual({ kind: 'wait', reason: 'all-talking' })
+    expect(decideDowning(minority({ now: 12_000 }), strategy)).toEqual({ kind: 'wait', reason: 'unstable' })
+  })
+
+  it('a minority that still counts unprobed members of the other side waits (confirmation); without the rule it downs them', () => {
+    expect(decideDowning(minority(), strategy)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    // The split brain the rule prevents: {u0, u1} believe they have four of five and down u2.
+    expect(decideDowning(minority({ confirm: false }), strategy)).toEqual({ kind: 'down', members: ['u2'] })
+  })
+
+  it('once the others are known unreachable, the minority downs itself at once (no confirmation needed)', () => {
+    const outcome = decideDowning(
+      minority({
+        talking: new Set(['u0', 'u1']),
+        unreachableSince: new Map([
+          ['u2', 10_000],
+          ['u3', 10_500],
+          ['u4', 10_500],
+        ]),
+      }),
+      strategy,
+    )
+    expect(outcome).toEqual({ kind: 'down', members: ['u0', 'u1'] })
+  })
+
+  it('a majority whose members were all heard since the trouble began downs the unreachable side', () => {
+    const outcome = decideDowning(
+      minority({
+        lastHeard: new Map([
+          ['u1', 13_900],
+          ['u3', 13_000],
+          ['u4', 12_000],
+        ]),
+      }),
+      strategy,
+    )
+    expect(outcome).toEqual({ kind: 'down', members: ['u2'] })
+  })
+
+  it('a member that talks (heartbeats answered) is not counted unreachable, even if SWIM says so', () => {
+    const members = [up(0), up(1), up(2, false)]
+    const outcome = decideDowning(
+      {
+        self: 'u0',
+        now: 20_000,
+        viewChangedAt: 10_000,
+        members,
+        unreachableSince: new Map([['u2', 10_000]]),
+        talking: new Set(['u0', 'u1', 'u2']),
+        lastHeard: new Map(),
+      },
+      strategy,
+    )
+    expect(outcome).toEqual({ kind: 'wait', reason: 'all-talking' })
+  })
+
+  it('never downs a member that is not present (already down or removed)', () => {
+    const members = [up(0), up(1), up(2), { ...up(3, false), status: 'down' as const }]
+    const outcome = decideDowning(
+      {
+        self: 'u0',
+        now: 20_000,
+        viewChangedAt: 10_000,
+        members,
+        unreachableSince: new Map([['u3', 10_000]]),
+        talking: new Set(['u0', 'u1', 'u2']),
+        lastHeard: new Map([
+          ['u1', 19_000],
+          ['u2', 19_000],
+        ]),
+      },
+      strategy,
+    )
+    expect(outcome).toEqual({ kind: 'wait', reason: 'all-talking' })
+  })
+})
