@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { ClusterSystem, DistributedActor, distributed, singletonPlugin, virtualActorsPlugin } from 'shoal'
-import { eventually } from 'shoal/testkit'
+import { eventually, virtualActorsSettled } from 'shoal/testkit'
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest'
 import type { DashboardState } from '../src/management/DashboardState.ts'
 import { ManagementServer } from '../src/management/ManagementServer.ts'
@@ -44,6 +44,8 @@ beforeAll(async () => {
     s.virtualActors.host(Counter, () => new Counter())
   }
   await eventually(() => expect(systems[0]!.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(3), { timeoutMs: 15_000 })
+  // Balancing moves shards (and their activations) in rounds: counts are exact only once it is done.
+  await virtualActorsSettled(systems)
   server = await ManagementServer.start(systems[0]!, { port: 0 })
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
 }, 60_000)

@@ -6,7 +6,7 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel'
 import { ClusterSystem, DistributedActor, distributed, singletonPlugin, virtualActorsPlugin } from 'shoal'
-import { eventually } from 'shoal/testkit'
+import { eventually, virtualActorsSettled } from 'shoal/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dashboardState } from '../src/management/DashboardState.ts'
 import { ChannelNames, callTracing, type ShardTableMessage, type SingletonChangeMessage } from '../src/observability/Channels.ts'
@@ -47,6 +47,8 @@ beforeAll(async () => {
     s.virtualActors.host(Greeter, () => new Greeter())
   }
   await eventually(() => expect(systems[0]!.cluster.membership.members.filter((m) => m.status === 'up')).toHaveLength(3), { timeoutMs: 15_000 })
+  // Balancing moves shards (and their activations) in rounds: counts are exact only once it is done.
+  await virtualActorsSettled(systems)
 }, 30_000)
 
 afterAll(async () => {

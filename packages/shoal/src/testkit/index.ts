@@ -93,6 +93,30 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
   }
 }
 
+/**
+ * Resolves once the virtual actors of `systems` (all hosting the same role-less group) have
+ * settled: every system holds the same shard table, every shard is owned and open, each system
+ * owns its fair share (balancing moves shards in capped rounds, one table each), and the table held
+ * for `quietMs`. Before that, a new table may still move shards, and the activations on them.
+ */
+export async function virtualActorsSettled(systems: readonly ClusterSystem[], { timeoutMs = 20_000, quietMs = 500 } = {}): Promise<void> {
+  await eventually(
+    async () => {
+      const read = () => systems.map((s) => s.virtualActors.status().groups.find((g) => g.role === undefined))
+      const groups = read()
+      const versions = new Set(groups.map((g) => g?.tableVersion))
+      if (versions.size !== 1 || groups.some((g) => !g || g.tableVersion === 0)) throw new Error(`tables differ: ${[...versions].join(', ')}`)
+      const owned = groups.map((g) => g!.owned)
+      const total = owned.reduce((a, b) => a + b, 0)
+      if (groups.some((g) => g!.open !== g!.owned)) throw new Error('shards not open yet')
+      if (Math.max(...owned) - Math.min(...owned) > 1) throw new Error(`shares not balanced yet: ${owned.join(', ')} of ${total}`)
+      await new Promise((r) => setTimeout(r, quietMs))
+      if (read().some((g) => g?.tableVersion !== groups[0]!.tableVersion)) throw new Error('the table changed')
+    },
+    { timeoutMs },
+  )
+}
+
 /** A seeded uniform [0, 1) source (mulberry32), the simulator's: for tests that inject randomness into a pure core. */
 export { seededRandom } from '../sim/Random.ts'
 export { type ConformanceFramework, eventStoreConformance, events as conformanceEvents } from './EventStoreConformance.ts'
