@@ -27,6 +27,7 @@ import { DEFAULT_HEARTBEAT, type HeartbeatSettings, Heartbeats } from './Heartbe
 import { decodeHeartbeat, decodeObservations, encodeHeartbeatAnswer, encodeHeartbeatRequest, encodeObservations } from './HeartbeatCodec.ts'
 import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
 import { mergeObservations, type ObservationTable, observe, observersOf, pruneObservations, unreachabilityEdges } from './Reachability.ts'
+import { ReachabilityHistory, waitingForOthers } from './ReachabilityHistory.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 
 /** Cluster membership settings (`ClusterSystem.start({ cluster })`); all optional. */
@@ -107,8 +108,6 @@ export interface ClusterHost extends ControlChannel {
 }
 
 const TICK = 250
-const FORGET_REMOVED_AFTER = 60_000
-const FORGOTTEN_TTL = 24 * 3600_000
 const PUSH_TO_ALL_UP_TO = 32
 const DOWN_SHUTDOWN_DELAY = 1000
 
@@ -123,11 +122,8 @@ export class Cluster {
   readonly #settings: ClusterSettings
   readonly #providers: DiscoveryProvider[]
   #gossip: GossipState = emptyGossip()
-  readonly #unreachableSince = new Map<string, number>()
-  /** Members that left SWIM while leaving, exiting or down: absent, but never "unreachable". */
-  readonly #gone = new Set<string>()
-  readonly #forgotten = new Map<string, number>()
-  readonly #removedAt = new Map<string, number>()
+  /** Reachability over time, removed and forgotten members (pure; this shell feeds it). */
+  readonly #history: ReachabilityHistory
   readonly #events: EventStream<ClusterEvent>
   readonly #timers: NodeJS.Timeout[] = []
   readonly #abort = new AbortController()
@@ -135,8 +131,6 @@ export class Cluster {
   readonly #toTombstone: ClusterNode[] = []
   readonly #waiters = new Set<(e: Error) => void>()
   #leader: string | undefined
-  /** When the view last changed (reachability or a status), on {@link now}'s clock. */
-  #viewChangedAt: number
   #stopped = false
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   /** The cluster, not this node, ended its membership (see `downed`). */
@@ -162,7 +156,8 @@ export class Cluster {
     this.self = host.node
     this.#host = host
     this.#swim = swim
-    this.#viewChangedAt = this.#startedAt = this.now()
+    this.#startedAt = this.now()
+    this.#history = new ReachabilityHistory(this.#startedAt)
     this.#log = host.log.child({ cluster: true })
     this.#events = new EventStream((err) => this.#log.error({ err }, 'a cluster event listener threw'))
     this.#settings = settings
@@ -423,7 +418,7 @@ export class Cluster {
     this.#replaceRestarted(changes.map((c) => c.member))
     this.#updateLeader()
     if (changes.length > 0) {
-      this.#viewChangedAt = this.now()
+      this.#history.statusChanged(this.now())
       this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
     }
     this.#runLeaderActions()
@@ -439,7 +434,7 @@ export class Cluster {
     this.#log.info({ member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
     if (memberChangeChannel.hasSubscribers)
       memberChangeChannel.publish({ self: this.self, node: m.node, from: previous, to: m.status, upNumber: m.upNumber, roles: m.roles })
-    if (m.status === 'removed') this.#removedAt.set(m.node.uid, this.now())
+    if (m.status === 'removed') this.#history.removed(m.node.uid, this.now())
     // A downed node may not come back; one that left gracefully is removed and says goodbye itself
     // (tombstoning it now would cut the connection that tells it it was removed).
     if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#toTombstone.push(m.node)
@@ -482,9 +477,14 @@ export class Cluster {
 
   /** Alone, with somewhere to join and no one found yet: wait before making itself up. */
   #waitingForOthers(): boolean {
-    if (this.#providers.length === 0 || this.#foundNoOne) return false
-    if (this.now() - this.#startedAt >= (this.#settings.selfJoinAfter ?? 2000)) return false
-    return [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid)
+    return waitingForOthers({
+      hasProviders: this.#providers.length > 0,
+      foundNoOne: this.#foundNoOne,
+      alone: [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid),
+      startedAt: this.#startedAt,
+      now: this.now(),
+      selfJoinAfter: this.#settings.selfJoinAfter ?? 2000,
+    })
   }
 
   #runLeaderActions(): void {
@@ -588,21 +588,14 @@ export class Cluster {
   }
 
   #setReachable(m: Member, reachable: boolean): void {
-    const uid = m.node.uid
-    if (STATUS_RANK[m.status] >= STATUS_RANK.leaving) {
-      // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
-      if (reachable) this.#gone.delete(uid)
-      else this.#gone.add(uid)
-      this.#unreachableSince.delete(uid)
+    // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
+    const change = this.#history.report(m.node.uid, reachable, STATUS_RANK[m.status] >= STATUS_RANK.leaving, this.now())
+    if (change === 'none') return
+    if (change === 'presence') {
       this.#updateLeader()
       this.#runLeaderActions()
       return
     }
-    const was = !this.#unreachableSince.has(uid)
-    if (was === reachable) return
-    if (reachable) this.#unreachableSince.delete(uid)
-    else this.#unreachableSince.set(uid, this.now())
-    this.#viewChangedAt = this.now()
     this.#log.info({ member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
     if (memberReachabilityChannel.hasSubscribers)
       memberReachabilityChannel.publish({ self: this.self, node: m.node, reachability: reachable ? 'reachable' : 'unreachable', status: m.status })
@@ -619,7 +612,7 @@ export class Cluster {
    */
   #reachable(uid: string): boolean {
     if (uid === this.self.uid) return true
-    if (this.#unreachableSince.has(uid) || this.#gone.has(uid)) return false
+    if (!this.#history.notCutOff(uid)) return false
     const m = this.#gossip.members.get(uid)
     return m !== undefined && this.#swimStatus(m) !== undefined
   }
@@ -643,9 +636,9 @@ export class Cluster {
       {
         self: this.self.uid,
         now: this.now(),
-        viewChangedAt: this.#viewChangedAt,
+        viewChangedAt: this.#history.viewChangedAt,
         members: members.map((m) => this.#view(m)),
-        unreachableSince: this.#unreachableSince,
+        unreachableSince: this.#history.unreachableSince,
         talking,
         lastHeard,
       },
@@ -672,7 +665,7 @@ export class Cluster {
     if (edges.length === 0) return
     // Both the observations and SWIM's view must have held still: a flapping link changes SWIM's
     // view every cycle, while a stall that outlives one cycle can keep the observations unchanged.
-    const stableFor = Math.min(this.#swim.instance.now() - this.#edgesChangedAt, this.now() - this.#viewChangedAt)
+    const stableFor = Math.min(this.#swim.instance.now() - this.#edgesChangedAt, this.now() - this.#history.viewChangedAt)
     if (stableFor < this.downing.stableAfter) return
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)
@@ -917,27 +910,20 @@ export class Cluster {
   // ── helpers ────────────────────────────────────────────────────────────────
 
   #forgetRemoved(): void {
-    const now = this.now()
-    for (const [uid, at] of this.#removedAt) {
-      if (now - at < FORGET_REMOVED_AFTER) continue
-      this.#removedAt.delete(uid)
-      this.#forgotten.set(uid, now)
+    for (const uid of this.#history.forgetDue(this.now())) {
       const members = new Map(this.#gossip.members)
       members.delete(uid)
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
       this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
-      this.#unreachableSince.delete(uid)
-      this.#gone.delete(uid)
     }
-    for (const [uid, at] of this.#forgotten) if (now - at > FORGOTTEN_TTL) this.#forgotten.delete(uid)
   }
 
   #isForgotten(uid: string): boolean {
-    return this.#forgotten.has(uid)
+    return this.#history.isForgotten(uid)
   }
 
   #view(m: Member): ClusterMember {
-    const reachability: Reachability = this.#unreachableSince.has(m.node.uid) ? 'unreachable' : 'reachable'
+    const reachability: Reachability = this.#history.isUnreachable(m.node.uid) ? 'unreachable' : 'reachable'
     const observers = observersOf(this.#observations, m.node.uid)
     return observers.length === 0 ? { ...m, reachability } : { ...m, reachability, observedBy: observers.map((uid) => this.#name(uid)) }
   }
