@@ -172,8 +172,8 @@ export const otelRemote: RemotePeer = {
 
 /**
  * Peer `shoal-dashboard`: both systems read their own `nodeStatus()` every 2 s, as a dashboard page
- * open on the cluster makes every node do: the price of an open page (per-method counting on the
- * `shoal.call` channel, the status read itself).
+ * open on the cluster makes every node do: the price of an open page (per-method sampling of the
+ * calls served, the status read itself).
  */
 function readEvery2s(system: ClusterSystem): () => void {
   void system.nodeStatus()

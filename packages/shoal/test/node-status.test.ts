@@ -1,7 +1,7 @@
 /**
  * What each node reports to a dashboard (`system.nodeStatus()`, served to other nodes at
  * `/system/node-status`) and the dashboard's cluster-wide answer: actors by type, the methods a node
- * served (counted only while someone reads, then stopped), a member that does not answer, and the
+ * served (sampled only while someone reads, then stopped), a member that shut down, and the
  * singleton and shard moves published for the event log.
  */
 import diagnostics_channel from 'node:diagnostics_channel'
@@ -9,7 +9,7 @@ import { ClusterSystem, DistributedActor, distributed, singletonPlugin, virtualA
 import { eventually, virtualActorsSettled } from 'shoal/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dashboardState } from '../src/management/DashboardState.ts'
-import { ChannelNames, callTracing, type ShardTableMessage, type SingletonChangeMessage } from '../src/observability/Channels.ts'
+import { ChannelNames, type ShardTableMessage, type SingletonChangeMessage } from '../src/observability/Channels.ts'
 import { METHOD_BUCKETS, MethodStats } from '../src/observability/MethodStats.ts'
 import type { NodeStatus } from '../src/observability/NodeStatus.ts'
 
@@ -70,15 +70,21 @@ describe('node status', () => {
     expect(statuses.find((n) => n.name === 'n1')!.actors.byType.Greeter).toBe(1)
     expect(statuses.reduce((sum, n) => sum + n.virtual![0]!.owned, 0)).toBe(1024)
 
-    // Counting is on now, on every node that was read: calls served are counted per method.
-    for (let i = 0; i < 5; i++) await a.resolve(Greeter, here.id).hello('x')
-    await expect(a.resolve(Greeter, here.id).fail()).rejects.toThrow()
+    // Sampling is on now, on every node that was read: one served call in 16 is timed, per method.
+    for (let i = 0; i < 64; i++) await a.resolve(Greeter, here.id).hello('x')
+    for (let i = 0; i < 32; i++) await expect(a.resolve(Greeter, here.id).fail()).rejects.toThrow()
     const bs = (await dashboardState(a)).nodes.find((n) => n.name === 'n1') as NodeStatus
+    expect(bs.methods.sampleEvery).toBe(16)
     const hello = bs.methods.methods.find((m) => m.actorType === 'Greeter' && m.method === 'hello')!
-    expect(hello).toMatchObject({ calls: 5, errors: 0 })
+    // Estimates: 64 calls are 4 (or, with other calls on the node in between, 3 to 5) samples × 16.
+    expect(hello.calls).toBeGreaterThanOrEqual(48)
+    expect(hello.calls).toBeLessThanOrEqual(80)
+    expect(hello.errors).toBe(0)
     expect(hello.buckets).toHaveLength(METHOD_BUCKETS.length + 1)
-    expect(hello.buckets.reduce((x, y) => x + y, 0)).toBe(5)
-    expect(bs.methods.methods.find((m) => m.method === 'fail')).toMatchObject({ calls: 1, errors: 1 })
+    expect(hello.buckets.reduce((x, y) => x + y, 0)).toBe(hello.calls)
+    const fail = bs.methods.methods.find((m) => m.method === 'fail')!
+    expect(fail.errors).toBe(fail.calls)
+    expect(fail.calls).toBeGreaterThanOrEqual(16)
     expect(bs.methods.since).toBe((first.nodes.find((n) => n.name === 'n1') as NodeStatus).methods.since)
   })
 
@@ -104,46 +110,26 @@ describe('node status', () => {
 })
 
 describe('MethodStats', () => {
-  it('counts nothing until touched, then calls served by its node only, and stops after idleMs', async () => {
-    const stats = new MethodStats('node-a', { idleMs: 50, maxMethods: 2 })
-    const served = (uid: string, method: string, outcome: string) =>
-      callTracing
-        .tracePromise(
-          async () => {
-            await new Promise((r) => setTimeout(r, 2))
-            if (outcome !== 'ok') throw new Error(outcome)
-          },
-          {
-            side: 'callee',
-            actorType: 'T',
-            method,
-            target: 'x',
-            targetNode: { endpoint: { name: 'a', host: '127.0.0.1', port: 1 }, uid },
-            local: false,
-            oneWay: false,
-            headers: undefined,
-            outcome,
-          },
-        )
-        .catch(() => undefined)
-    await served('node-a', 'm', 'ok')
-    expect(stats.snapshot().methods).toEqual([])
+  it('samples one call in sampleEvery only while touched, estimates by scaling, caps the methods, and stops after idleMs', async () => {
+    const stats = new MethodStats({ idleMs: 50, maxMethods: 2, sampleEvery: 4 })
+    expect(stats.active).toBe(false)
     stats.touch()
     expect(stats.active).toBe(true)
-    await served('node-a', 'm', 'ok')
-    await served('node-a', 'm', 'SHOAL_REMOTE')
-    await served('node-b', 'm', 'ok') // another node in this process
-    await served('node-a', 'n', 'ok')
-    await served('node-a', 'o', 'ok') // past maxMethods: (other)
-    const { methods } = stats.snapshot()
+    // Eight calls of m (two sampled: the 4th and the 8th), one sampled failure, then two more methods.
+    const sampled = Array.from({ length: 8 }, () => stats.sample()).filter((t) => t >= 0)
+    expect(sampled).toHaveLength(2)
+    for (const t of sampled) stats.record('T', 'm', true, t)
+    stats.record('T', 'm', false, performance.now())
+    stats.record('T', 'n', true, performance.now())
+    stats.record('T', 'o', true, performance.now()) // past maxMethods: (other)
+    const { methods, sampleEvery } = stats.snapshot()
+    expect(sampleEvery).toBe(4)
     expect(methods.map((m) => [m.method, m.calls, m.errors])).toEqual([
-      ['m', 2, 1],
-      ['n', 1, 0],
-      ['(other)', 1, 0],
+      ['m', 12, 4],
+      ['n', 4, 0],
+      ['(other)', 4, 0],
     ])
-    expect(methods[0]!.seconds).toBeGreaterThan(0.001)
     await eventually(() => expect(stats.active).toBe(false))
-    await served('node-a', 'm', 'ok')
-    expect(stats.snapshot().methods[0]!.calls).toBe(2) // not counting any more
+    expect(() => new MethodStats({ sampleEvery: 10 })).toThrow(RangeError)
   })
 })

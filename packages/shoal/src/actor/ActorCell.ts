@@ -14,10 +14,12 @@
  * A turn lasts until the method's promise settles.
  * @module
  */
+
 import type { Logger } from 'pino'
 import { ActorNotFoundError, ActorStartFailedError, markNotDelivered, OverloadedError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
 import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
+import type { MethodStats } from '../observability/MethodStats.ts'
 import { Deque } from '../util/Deque.ts'
 import { isThenable } from '../util/isThenable.ts'
 import type { ActorId } from './ActorId.ts'
@@ -32,6 +34,8 @@ export type { Invocation }
 /** What a cell needs from its host (the node's actor table). */
 export interface CellHost {
   readonly log: Logger
+  /** Per-method figures of the calls this node serves, sampled while a dashboard reads them. */
+  readonly methodStats: MethodStats
   readonly system: ActorSystem
   readonly maxMailbox: number
   /** How long `stop` waits for a running turn to settle before running `onStop` anyway (ms). */
@@ -159,7 +163,7 @@ export class ActorCell {
       this.host.cellReady(this)
       return
     }
-    const ctx: CallContext = { actor: this, chain: '', turn: true, active: true, trace: undefined }
+    const ctx: CallContext = { actor: this, chain: '', turn: true, active: true, trace: undefined, sampledAt: -1 }
     this.#turn = ctx
     let result: unknown
     try {
@@ -281,12 +285,13 @@ export class ActorCell {
       this.#sealed = true
       return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))
     }
-    const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true, trace: undefined }
+    const ctx: CallContext = { actor: this, chain: inv.chain, turn, active: true, trace: undefined, sampledAt: -1 }
     if (turn) {
       this.#turn = ctx
       this.#turnInv = inv
     } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
     if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
+    if (this.host.methodStats.active && !inv.fn) ctx.sampledAt = this.host.methodStats.sample()
     let result: unknown
     try {
       if (ctx.trace === undefined) {
@@ -376,6 +381,7 @@ export class ActorCell {
     }
     ctx.active = false
     ctx.trace?.settled(ok, value)
+    if (ctx.sampledAt >= 0) this.host.methodStats.record(this.info.name, inv.method, ok, ctx.sampledAt)
     if (ok) inv.succeed(value)
     else inv.fail(value)
     this.#afterTurn()
@@ -450,7 +456,7 @@ export class ActorCell {
     const onStop = this.actor.onStop
     if (onStop) {
       try {
-        await callContext.run({ actor: this, chain: '', turn: false, active: false, trace: undefined }, invokeMethod, onStop, this.actor, [])
+        await callContext.run({ actor: this, chain: '', turn: false, active: false, trace: undefined, sampledAt: -1 }, invokeMethod, onStop, this.actor, [])
       } catch (e) {
         this.host.onActorError(this, 'onStop', e)
       }

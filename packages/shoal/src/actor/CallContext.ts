@@ -24,6 +24,8 @@ export interface CallContext {
   active: boolean
   /** The callee side of a traced call, when `shoal.call` has subscribers (owned by the cell). */
   trace: CallTrace | undefined
+  /** When a call sampled for per-method figures started (`MethodStats`), or -1 (owned by the cell). */
+  sampledAt: number
 }
 
 export const callContext = new AsyncLocalStorage<CallContext>()

@@ -7,10 +7,12 @@
  * (`shoal_refused_total{reason="method"}`) and logged.
  * @module
  */
+
 import type { Logger } from 'pino'
 import { ActorNotFoundError, ConfigError, MethodNotDistributedError, markNotDelivered, NodeDownError } from '../errors.ts'
 import { type CallTrace, traceRefusal } from '../observability/CallTracing.ts'
 import { publishActorSpawn, publishActorStop, publishCallRefused, tracingActive } from '../observability/Channels.ts'
+import { MethodStats } from '../observability/MethodStats.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import { ActorCell, type CellHost } from './ActorCell.ts'
@@ -54,6 +56,8 @@ export class LocalActors implements CellHost {
   readonly #host: LocalActorsHost
   readonly #actors = new Map<string, ActorCell>()
   readonly #wellKnown = new Map<string, LocalTarget>()
+  /** Per-method figures of the calls served here, sampled only while a dashboard reads them. */
+  readonly methodStats = new MethodStats()
   /** Well-known targets by path prefix (a service resolving many paths: virtual actors). */
   readonly #prefixes = new Map<string, PrefixResolver>()
   #invoker: Invoker | undefined

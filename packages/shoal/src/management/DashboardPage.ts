@@ -47,7 +47,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <table id="nodes"><thead><tr><th>node</th><th>calls/s</th><th>errors</th><th>remote p99</th><th>actors</th><th>active virtual ids</th><th>shards owned</th><th>associations</th><th>RSS</th></tr></thead><tbody></tbody></table>
 <h2>Actors by type</h2>
 <table id="types"><thead><tr><th>type</th><th>total</th><th>per node</th></tr></thead><tbody></tbody></table>
-<h2>Top methods <span class="meta">(served, counted while this page is open)</span></h2>
+<h2>Top methods <span class="meta">(served; estimated from one call in 16, sampled while this page is open)</span></h2>
 <table id="methods"><thead><tr><th>method</th><th>node</th><th>calls/s</th><th>errors/s</th><th>mean</th><th>p99</th></tr></thead><tbody></tbody></table>
 <h2>Singletons</h2>
 <table id="singletons"><thead><tr><th>name</th><th>host</th><th>lease epoch</th><th>held calls</th></tr></thead><tbody></tbody></table>

@@ -1,28 +1,28 @@
 /**
  * MethodStats: calls served by this node per actor type and method (calls, errors, latency), for
  * the dashboard's "top methods". Metrics carry no method label (one series per method would be
- * unbounded), so this reads the `shoal.call` tracing channel instead, and only while someone
- * looks: `touch()` subscribes, and it unsubscribes after `idleMs` without a touch. The call path
- * builds trace contexts only while the channel has subscribers, so a node nobody watches pays
- * nothing.
+ * unbounded), so the local actor table samples its calls instead, and only while someone looks:
+ * `touch()` turns sampling on, and it turns off after `idleMs` without a touch.
  *
- * Details: callee side only (the calls this node ran, local or from other nodes), counted when
- * each settles; one-way messages count as calls with their turn's duration. Figures are cumulative
- * since the subscription began (`since`): a reader takes differences between two snapshots.
+ * Details: while on, one call in `sampleEvery` (a power of two) is timed, as the metrics time local
+ * calls: a counter per call, two clock reads and a map update per sampled call. Figures are
+ * estimates (sampled counts × `sampleEvery`), cumulative since sampling began (`since`): a reader
+ * takes differences between two snapshots. Off, the call path reads one boolean.
  * Bounded: at most `maxMethods` distinct type/method pairs; the rest are counted under `(other)`.
+ *
+ * Gotchas: a method called fewer than `sampleEvery` times in an interval may not show in it.
  * @module
  */
-import { type CallTraceContext, callTracing } from './Channels.ts'
 
 /** Latency bucket upper bounds (s), as `shoal_call_duration_seconds` has them from 0.5 ms. */
 export const METHOD_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-/** One type/method pair's figures since `since`. */
+/** One type/method pair's figures since `since` (estimates: sampled calls × the sampling interval). */
 export interface MethodStat {
   readonly actorType: string
   readonly method: string
   readonly calls: number
-  /** Calls that failed (any outcome but `ok`). */
+  /** Calls that failed (rejected, or refused once their turn came). */
   readonly errors: number
   /** Seconds spent, summed. */
   readonly seconds: number
@@ -31,8 +31,10 @@ export interface MethodStat {
 }
 
 export interface MethodStatsSnapshot {
-  /** ms since the epoch when counting began (a new value: the figures restarted). */
+  /** ms since the epoch when sampling began (a new value: the figures restarted). */
   readonly since: number
+  /** One call in this many is sampled. */
+  readonly sampleEvery: number
   readonly methods: readonly MethodStat[]
 }
 
@@ -44,85 +46,77 @@ interface Tally {
 }
 
 export class MethodStats {
-  readonly #uid: string
   readonly #idleMs: number
   readonly #maxMethods: number
-  readonly #now: () => number
+  readonly #every: number
   readonly #tallies = new Map<string, Tally>()
-  /** When each call this instance counts began (per instance: several systems share the channel). */
-  readonly #started = new WeakMap<CallTraceContext, number>()
   #since = 0
+  #count = 0
   #idle: NodeJS.Timeout | undefined
-  readonly #onStart = (ctx: unknown): void => this.#start(ctx as CallTraceContext)
-  readonly #onSettle = (ctx: unknown): void => this.#settle(ctx as CallTraceContext)
+  /** Whether calls are being sampled now (read by the call path on every call). */
+  active = false
 
-  /**
-   * @param uid the node whose served calls count (channels are process-wide: several systems in
-   *   one process all publish on them).
-   */
-  constructor(uid: string, options: { readonly idleMs?: number; readonly maxMethods?: number; readonly now?: () => number } = {}) {
-    this.#uid = uid
+  constructor(options: { readonly idleMs?: number; readonly maxMethods?: number; readonly sampleEvery?: number } = {}) {
     this.#idleMs = options.idleMs ?? 30_000
     this.#maxMethods = options.maxMethods ?? 200
-    this.#now = options.now ?? Date.now
+    const every = options.sampleEvery ?? 16
+    if (!Number.isInteger(Math.log2(every))) throw new RangeError(`sampleEvery must be a power of two, got ${every}`)
+    this.#every = every
   }
 
-  /** Whether calls are being counted now. */
-  get active(): boolean {
-    return this.#idle !== undefined
-  }
-
-  /** Someone looks: count (from now, if not counting yet) for another `idleMs`. */
+  /** Someone looks: sample (from now, if not sampling yet) for another `idleMs`. */
   touch(): void {
-    if (this.#idle === undefined) {
+    if (!this.active) {
       this.#tallies.clear()
-      this.#since = this.#now()
-      callTracing.start.subscribe(this.#onStart)
-      callTracing.asyncEnd.subscribe(this.#onSettle)
-      callTracing.error.subscribe(this.#onSettle)
+      this.#since = Date.now()
+      this.active = true
     }
     clearTimeout(this.#idle)
     this.#idle = setTimeout(() => this.stop(), this.#idleMs)
     this.#idle.unref()
   }
 
-  /** Stops counting (nobody looked for `idleMs`, or the system stops). */
+  /** Stops sampling (nobody looked for `idleMs`, or the system stops). */
   stop(): void {
-    if (this.#idle === undefined) return
     clearTimeout(this.#idle)
     this.#idle = undefined
-    callTracing.start.unsubscribe(this.#onStart)
-    callTracing.asyncEnd.unsubscribe(this.#onSettle)
-    callTracing.error.unsubscribe(this.#onSettle)
+    this.active = false
   }
 
-  /** The figures since counting began, busiest first (empty when not counting). */
-  snapshot(): MethodStatsSnapshot {
-    const methods: MethodStat[] = []
-    for (const [key, t] of this.#tallies) {
-      const dot = key.indexOf('\u0000')
-      methods.push({ actorType: key.slice(0, dot), method: key.slice(dot + 1), calls: t.calls, errors: t.errors, seconds: t.seconds, buckets: [...t.buckets] })
-    }
-    methods.sort((a, b) => b.calls - a.calls)
-    return { since: this.#since, methods }
+  /** Called for each call while active: whether to time this one (its start time), or -1. */
+  sample(): number {
+    return (++this.#count & (this.#every - 1)) === 0 ? performance.now() : -1
   }
 
-  #start(ctx: CallTraceContext): void {
-    if (ctx.side === 'callee' && ctx.targetNode.uid === this.#uid) this.#started.set(ctx, performance.now())
-  }
-
-  #settle(ctx: CallTraceContext): void {
-    const started = this.#started.get(ctx)
-    if (started === undefined) return
-    this.#started.delete(ctx) // asyncEnd follows error for a rejected call: count it once
+  /** A sampled call that started at `started` (from {@link sample}) settled. */
+  record(actorType: string, method: string, ok: boolean, started: number): void {
     const seconds = (performance.now() - started) / 1000
-    const t = this.#tally(ctx.actorType ?? '(unknown)', ctx.method)
+    const t = this.#tally(actorType, method)
     t.calls++
-    if (ctx.outcome !== undefined && ctx.outcome !== 'ok') t.errors++
+    if (!ok) t.errors++
     t.seconds += seconds
     let i = 0
     while (i < METHOD_BUCKETS.length && seconds > METHOD_BUCKETS[i]!) i++
     t.buckets[i]!++
+  }
+
+  /** The estimates since sampling began, busiest first (empty when never sampled). */
+  snapshot(): MethodStatsSnapshot {
+    const k = this.#every
+    const methods: MethodStat[] = []
+    for (const [key, t] of this.#tallies) {
+      const dot = key.indexOf('\u0000')
+      methods.push({
+        actorType: key.slice(0, dot),
+        method: key.slice(dot + 1),
+        calls: t.calls * k,
+        errors: t.errors * k,
+        seconds: t.seconds * k,
+        buckets: t.buckets.map((b) => b * k),
+      })
+    }
+    methods.sort((a, b) => b.calls - a.calls)
+    return { since: this.#since, sampleEvery: k, methods }
   }
 
   #tally(actorType: string, method: string): Tally {

@@ -6,7 +6,7 @@
  * Every system answers it at the well-known path {@link NODE_STATUS_PATH}, so the dashboard of any
  * node shows every node: it asks each up member (`readNodeStatuses`) over the ordinary call path,
  * authenticated like every call. Read only when asked: nothing is sampled between two reads, and
- * the per-method figures ({@link MethodStats}) are counted only for `idleMs` after a read.
+ * the per-method figures ({@link MethodStats}) are sampled only for `idleMs` after a read.
  * @module
  */
 import type { MetricValue } from 'prom-client'

@@ -25,7 +25,6 @@ import { ControlRouter } from '../control/ControlRouter.ts'
 import { ClusterdDirectory, clusterdAddress, DEFAULT_CLUSTERD } from '../discovery/Clusterd.ts'
 import { ConfigError, SerializationError, SystemShutDownError } from '../errors.ts'
 import { defaultLogger, tracedChild } from '../observability/Logging.ts'
-import { MethodStats } from '../observability/MethodStats.ts'
 import { Metrics } from '../observability/Metrics.ts'
 import { NODE_STATUS_PATH, type NodeStatus, NodeStatusTarget, readNodeStatus } from '../observability/NodeStatus.ts'
 import { otelSdkRegistered, useOpenTelemetry } from '../observability/OpenTelemetry.ts'
@@ -89,7 +88,6 @@ export class ClusterSystem {
   #cluster: Cluster | undefined
   #receptionist: Receptionist | undefined
   #watch: LifecycleWatch | undefined
-  #methodStats: MethodStats | undefined
   #clusterd: ClusterdDirectory | undefined
 
   private constructor(settings: ResolvedSettings, logger: Logger, node: ClusterNode) {
@@ -251,7 +249,6 @@ export class ClusterSystem {
     watch.registerMetrics(this.metrics.registry)
     this.#watch = watch
     this.#actors.attach(this.#dispatcher, watch)
-    this.#methodStats = new MethodStats(this.node.uid)
     this.#actors.registerWellKnown(NODE_STATUS_PATH, new NodeStatusTarget(() => this.nodeStatus()))
   }
 
@@ -260,12 +257,13 @@ export class ClusterSystem {
    * up member for it): actors by type, calls by outcome and their latency, the methods it served,
    * virtual-actor shards and active ids, singletons, associations, refusals, memory.
    *
-   * Details: read when asked, nothing sampled in between. A read turns on per-method counting (a
-   * `shoal.call` subscriber) for the next 30 s, so figures per method cover the time since the
-   * first of a run of reads (`methods.since`); a node nobody reads pays nothing for it.
+   * Details: read when asked, nothing sampled in between. A read turns on per-method sampling (one
+   * served call in 16 timed, as the metrics time local calls) for the next 30 s, so figures per
+   * method are estimates over the time since the first of a run of reads (`methods.since`); a node
+   * nobody reads pays one boolean check per call for it.
    */
   nodeStatus(): Promise<NodeStatus> {
-    return readNodeStatus({ system: this, actorsByType: () => this.#actors.countsByType(), methods: this.#methodStats! })
+    return readNodeStatus({ system: this, actorsByType: () => this.#actors.countsByType(), methods: this.#actors.methodStats })
   }
 
   /**
@@ -417,7 +415,7 @@ export class ClusterSystem {
     for (const entry of this.#deadlines.clear()) (entry as PendingCall).fail(new SystemShutDownError('The actor system shut down before this call completed.'))
     this.#receptionist?.stop()
     this.#watch?.stop()
-    this.#methodStats?.stop()
+    this.#actors.methodStats.stop()
     await this.#remoting.transport.close('shutdown')
     this.#untrace?.()
     this.log.info('shut down')
