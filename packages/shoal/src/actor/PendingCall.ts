@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ShoalError, TimeoutError } from '../errors.ts'
+import { isNotDelivered, ShoalError, TimeoutError } from '../errors.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Metrics } from '../observability/Metrics.ts'
 import type { Serialization } from '../serialization/Serialization.ts'
@@ -98,8 +98,11 @@ export class PendingCall implements Deadline, Invocation {
     this.trace?.settled(false, error)
     const instead = retry?.retry(error, this.method, this.args, this.chain, left, this.timeoutFrom)
     // Taken back by its route (a virtual actor's owner refused it before it ran): not a failure the
-    // caller sees; the call that goes on in its place counts its own outcome.
-    const code = instead ? 'retried' : error instanceof ShoalError ? error.code : 'error'
+    // caller sees; the call that goes on in its place counts its own outcome. A proxy's hop (a
+    // singleton proxy, a virtual-actor router: `forward`) refused before it ran is the same: the
+    // proxy sends it again, or fails the call it stands for, which its caller counts.
+    const takenBack = instead !== undefined || (this.timeoutFrom === 'forward' && isNotDelivered(error))
+    const code = takenBack ? 'retried' : error instanceof ShoalError ? error.code : 'error'
     this.ledger.metrics.callDone(code, this.started, this.table !== undefined)
     if (instead) this.resolve(instead)
     else this.reject(error)
