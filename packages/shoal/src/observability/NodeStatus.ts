@@ -14,7 +14,9 @@ import { ActorId } from '../actor/ActorId.ts'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { type ActorClassInfo, actorClassInfo, DistributedActor, distributed } from '../actor/DistributedActor.ts'
 import type { Invocation, LocalTarget } from '../actor/Invocation.ts'
+import type { SingletonFacade } from '../singleton/SingletonPlugin.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
+import type { VirtualActorsFacade } from '../virtual/VirtualActorsPlugin.ts'
 import type { MethodStats, MethodStatsSnapshot } from './MethodStats.ts'
 
 /** Where every node answers {@link NodeStatusReader.read}. */
@@ -144,25 +146,22 @@ export class NodeStatusTarget implements LocalTarget {
 }
 
 function singletons(system: ClusterSystem): NodeStatus['singletons'] {
-  const f = facade<{ statuses(): { name: string; host: string | undefined; instance: unknown; leaseEpoch: number | undefined; held: number }[] }>(
-    system,
-    'singleton',
-  )
   return (
-    f?.statuses().map((s) => ({ name: s.name, host: s.host ?? null, here: s.instance !== undefined, leaseEpoch: s.leaseEpoch ?? null, held: s.held })) ?? []
+    facade<SingletonFacade>(system, 'singleton')
+      ?.statuses()
+      .map((s) => ({ name: s.name, host: s.host ?? null, here: s.instance !== undefined, leaseEpoch: s.leaseEpoch ?? null, held: s.held })) ?? []
   )
 }
 
 function virtualGroups(system: ClusterSystem): NodeStatus['virtual'] {
-  const f = facade<{ status(): { groups: { role: string | undefined; owned: number; open: number; active: number; held: number; tableVersion: number }[] } }>(
-    system,
-    'virtual-actors',
-  )
   return (
-    f?.status().groups.map((g) => ({ role: g.role ?? '', owned: g.owned, open: g.open, active: g.active, held: g.held, tableVersion: g.tableVersion })) ?? null
+    facade<VirtualActorsFacade>(system, 'virtual-actors')
+      ?.status()
+      .groups.map((g) => ({ role: g.role ?? '', owned: g.owned, open: g.open, active: g.active, held: g.held, tableVersion: g.tableVersion })) ?? null
   )
 }
 
+/** An installed plugin's facade, or undefined (plugins are optional: `system.plugin` throws for a missing one). */
 function facade<F>(system: ClusterSystem, name: string): F | undefined {
   try {
     return system.plugin<F>(name)

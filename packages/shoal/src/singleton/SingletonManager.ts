@@ -133,13 +133,9 @@ export class SingletonManager {
       })
   }
 
-  /**
-   * The one clock of this manager's decisions (backoff, lease retries, downs, fencing): the
-   * cluster's monotonic clock (SWIM's), or the process's without membership. Call deadlines are
-   * the call path's, on the wall clock.
-   */
+  /** The one clock of this manager's decisions (backoff, lease retries, downs, fencing); call deadlines are the call path's wall clock. */
   #now(): number {
-    return this.#system.clustered ? this.#system.cluster.now() : performance.now()
+    return this.#system.now()
   }
 
   /** Makes this node able to host (`singleton.host`). */

@@ -253,6 +253,15 @@ export class ClusterSystem {
   }
 
   /**
+   * The system's monotonic clock (ms, arbitrary origin): the cluster's (SWIM's) with membership,
+   * else the process's. Plugins decide on it (backoffs, hand-over and fencing deadlines), so that
+   * every decision of a node reads one clock; never compare it with `Date.now()`.
+   */
+  now(): number {
+    return this.clustered ? this.cluster.now() : performance.now()
+  }
+
+  /**
    * What this node reports about itself to a dashboard (`/dashboard/state` of any node asks every
    * up member for it): actors by type, calls by outcome and their latency, the methods it served,
    * virtual-actor shards and active ids, singletons, associations, refusals, memory.

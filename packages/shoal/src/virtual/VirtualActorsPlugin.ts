@@ -1208,8 +1208,7 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #now(): number {
-    const system = this.#ctx.system
-    return system.clustered ? system.cluster.now() : performance.now()
+    return this.#ctx.system.now()
   }
 }
 
