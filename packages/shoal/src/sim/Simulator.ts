@@ -40,6 +40,8 @@ export interface ChangeRecord {
   readonly time: number
   readonly observer: number
   readonly subject: string
+  /** The subject's address and uid. */
+  readonly node: SwimNode
   readonly status: SwimStatus
   readonly incarnation: number
 }
@@ -126,10 +128,17 @@ export class Simulator {
   /** Member index by host, then port: finds a datagram's target without building a string. */
   readonly #byHostPort = new Map<string, Map<number, number>>()
   #timerGen = 0
+  /** Clock rate per member index (absent: 1). */
+  readonly #rates: number[] = []
+  /** The network's current latency, jitter and loss (start from the options; faults change them). */
+  #net: { delay: number; jitter: number; loss: number }
+  /** Arrival time of the last stream message per directed link, so a link never reorders. */
+  readonly #linkClock = new Map<number, number>()
 
   constructor(o: SimulatorOptions) {
     this.options = { bootstrap: 'converged', seeds: 3, delay: 0.5, jitter: 0.2, loss: 0, settings: {}, ...o }
     this.#netRandom = seededRandom(mixSeed(o.seed, 0xfeed))
+    this.#net = { delay: this.options.delay, jitter: this.options.jitter, loss: this.options.loss }
     const nodes: SwimNode[] = []
     for (let i = 0; i < o.members; i++) nodes.push(this.#nodeFor(i, 0))
     const initial: SwimMemberState[] = nodes.map((node) => ({ node, status: 'alive', incarnation: 0, meta: new Uint8Array(0) }))
@@ -164,14 +173,15 @@ export class Simulator {
     this.#queue.push({ time: Math.max(time, this.#now), seq: 0, run: fn })
   }
 
-  /** Runs the simulation until virtual time `until` (ms). */
-  run(until: number): void {
+  /** Runs the simulation until virtual time `until` (ms); `afterEach` runs after every event (invariant checks). */
+  run(until: number, afterEach?: () => void): void {
     for (;;) {
       const next = this.#queue.peek()
       if (!next || next.time > until) break
       this.#queue.pop()
       this.#now = next.time
       next.run()
+      afterEach?.()
     }
     this.#now = Math.max(this.#now, until)
   }
@@ -264,6 +274,11 @@ export class Simulator {
     this.#linkLoss.set(`${from}>${to}`, loss)
   }
 
+  /** Changes the whole network's latency, jitter or loss from now on (a degraded network, and back). */
+  setNetwork(n: Partial<{ delay: number; jitter: number; loss: number }>): void {
+    this.#net = { ...this.#net, ...n }
+  }
+
   /** Whether `from` can currently send to `to` (partitions and one-way blocks). */
   reachable(from: number, to: number): boolean {
     if (this.#group.size > 0 && (this.#group.get(from) ?? 0) !== (this.#group.get(to) ?? 0)) return false
@@ -288,6 +303,80 @@ export class Simulator {
     return o.instance.member(s.node)?.status
   }
 
+  // ── hosting more layers (the cluster simulator) ──────────────────────────────
+
+  /** Runs `fn` in member `i`'s current process now, or when its stall ends; never after it crashed. */
+  inProcess(i: number, fn: () => void): void {
+    const m = this.members[i]!
+    this.#inProcess(m, m.generation, fn)
+  }
+
+  /**
+   * Makes member `i`'s clock run at `rate` × the simulator's (clock-rate skew between machines):
+   * its SWIM instance, its timers and {@link localNow} all follow it. Set it before the member starts.
+   */
+  setClockRate(i: number, rate: number): void {
+    this.#rates[i] = rate
+  }
+
+  /** Member `i`'s own monotonic clock, ms (the simulator's, scaled by its rate). */
+  localNow(i: number): number {
+    return this.#now * (this.#rates[i] ?? 1)
+  }
+
+  /** Whether member `i`'s event loop is frozen now. */
+  stalled(i: number): boolean {
+    return this.members[i]!.stalledUntil > this.#now
+  }
+
+  /**
+   * Runs `fn` in member `i`'s current process every `period` ms, first after `first` ms, until the
+   * process crashes; a stall delays a run to its end (one run, not one per missed period).
+   */
+  every(i: number, period: number, first: number, fn: () => void): void {
+    const m = this.members[i]!
+    const generation = m.generation
+    const run = (): void => {
+      if (m.generation !== generation || !m.up) return
+      if (m.stalledUntil > this.#now) return this.at(m.stalledUntil, run)
+      fn()
+      this.at(this.#now + period / rate, run)
+    }
+    const rate = this.#rates[i] ?? 1
+    this.at(this.#now + first / rate, run)
+  }
+
+  /**
+   * Sends a message over a stream (the control lane: TCP, no loss, ordered per link) from member
+   * `from`'s process to the process at `to` that has uid `uid` (any uid if undefined). It arrives
+   * after the link's latency if the link works both at sending and at arrival, and is handled in
+   * the target's process (after its stall, if frozen). `deliver` gets the target's index.
+   */
+  send(from: number, to: { host: string; port: number; uid?: string }, size: number, deliver: (target: number) => void): void {
+    const target = this.#targetOf(to)
+    this.traffic.streams++
+    this.traffic.streamBytes += size
+    if (target === undefined || !this.members[from]!.up || !this.reachable(from, target)) return
+    this.#hashWire(from, target, size)
+    const dest = this.members[target]!
+    const generation = dest.generation
+    if (to.uid !== undefined && dest.node.uid !== to.uid) return
+    // Ordered per link: never before the previous message on the same link.
+    const key = from * 65536 + target
+    const at = Math.max(this.#now + this.#latency(), this.#linkClock.get(key) ?? 0)
+    this.#linkClock.set(key, at)
+    this.at(at, () => {
+      if (!this.reachable(from, target)) return
+      this.#inProcess(dest, generation, () => deliver(target))
+    })
+  }
+
+  /** Member `i`'s SWIM starts probing `seeds` (a shell's `swim.join`). */
+  swimJoin(i: number, seeds: readonly SwimAddress[]): void {
+    const m = this.members[i]!
+    if (m.up) this.#apply(m, m.instance.join(seeds))
+  }
+
   // ── internals ──────────────────────────────────────────────────────────────
 
   #nodeFor(i: number, generation: number): SwimNode {
@@ -303,7 +392,7 @@ export class Simulator {
 
   #create(i: number, node: SwimNode, members: readonly SwimMemberState[] | undefined, seeds: readonly SwimNode[], generation = 0): SimMember {
     const random = seededRandom(mixSeed(this.options.seed, i, generation + 1))
-    const instance = new SwimInstance({ self: node, settings: this.options.settings, now: () => this.#now, random, seeds, members })
+    const instance = new SwimInstance({ self: node, settings: this.options.settings, now: () => this.localNow(i), random, seeds, members })
     return { index: i, node, instance, up: true, generation, stalledUntil: 0, stallStart: 0, backlog: [], dueTimers: [], timers: new Map() }
   }
 
@@ -373,7 +462,7 @@ export class Simulator {
   #startTimer(m: SimMember, id: string, delay: number): void {
     const gen = ++this.#timerGen
     m.timers.set(id, gen)
-    this.#queue.push(new TimerDue(this.#now + delay, this, m, m.generation, id, gen))
+    this.#queue.push(new TimerDue(this.#now + delay / (this.#rates[m.index] ?? 1), this, m, m.generation, id, gen))
   }
 
   /** @internal A timer came due (see {@link TimerDue}); stale ones (cancelled, restarted, crashed) are ignored. */
@@ -385,7 +474,7 @@ export class Simulator {
   }
 
   #latency(): number {
-    return this.options.delay + this.#netRandom() * this.options.jitter
+    return this.#net.delay + this.#netRandom() * this.#net.jitter
   }
 
   #sendDatagram(from: SimMember, to: { host: string; port: number }, body: Buffer): void {
@@ -395,7 +484,7 @@ export class Simulator {
     if (size > this.traffic.largest) this.traffic.largest = size
     const target = this.#targetOf(to)
     if (target !== undefined) this.#hashWire(from.index, target, size)
-    const loss = target === undefined ? 1 : this.#linkLoss.size > 0 ? (this.#linkLoss.get(`${from.index}>${target}`) ?? this.options.loss) : this.options.loss
+    const loss = target === undefined ? 1 : this.#linkLoss.size > 0 ? (this.#linkLoss.get(`${from.index}>${target}`) ?? this.#net.loss) : this.#net.loss
     if (target === undefined || !this.reachable(from.index, target) || this.#netRandom() < loss) {
       this.traffic.dropped++
       return
@@ -463,7 +552,7 @@ export class Simulator {
   }
 
   #recordChange(m: SimMember, s: SwimMemberState): void {
-    const c: ChangeRecord = { time: this.#now, observer: m.index, subject: nodeKey(s.node), status: s.status, incarnation: s.incarnation }
+    const c: ChangeRecord = { time: this.#now, observer: m.index, subject: nodeKey(s.node), node: s.node, status: s.status, incarnation: s.incarnation }
     this.#trace.update(`${c.time}|${c.observer}|${c.subject}|${c.status}|${c.incarnation}\n`)
     if (this.record) this.changes.push(c)
     for (const l of this.listeners) l(c)

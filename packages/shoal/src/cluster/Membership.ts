@@ -1,0 +1,754 @@
+/**
+ * Membership: one node's cluster membership as a pure state machine, shaped like Akka's cluster
+ * core and downing provider. Inputs are events with their time (gossip received, SWIM's view
+ * changed, heartbeat answers, ticks, commands); outputs are {@link MembershipDirective}s that a
+ * shell applies (send gossip, send a heartbeat, drop a connection, tombstone a node, emit an
+ * event, log). It owns the gossip state, reachability history, per-observer reachability,
+ * heartbeats, the leader, the downing decisions (`DowningDecision.ts`, `Downing.ts`) and
+ * forgetting removed members. It reads SWIM's view through {@link SwimView} (a `SwimInstance` in
+ * the shell and in the simulator) and never touches a socket, a timer or a wall clock.
+ *
+ * When to use: `Cluster.ts` is its shell on a real network; `sim/ClusterSimulator.ts` runs many of
+ * them on a virtual clock. Nothing else should construct one.
+ *
+ * Gotchas: every method returns the directives of that step, in order; apply them all, in order
+ * (events before the tombstones that follow them). `now` must come from one monotonic clock, the
+ * one SWIM uses, because `lastHeard` answers are compared with it.
+ * @module
+ */
+import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
+import type { SwimStatus } from '../swim/SwimNode.ts'
+import { confirmedUntil, type DowningStrategy, resolveIndirect } from './Downing.ts'
+import { decideDowning } from './DowningDecision.ts'
+import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
+import { type HeartbeatAnswer, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
+import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
+import { mergeObservations, type ObservationTable, observe, observersOf, pruneObservations, unreachabilityEdges } from './Reachability.ts'
+import { ReachabilityHistory, waitingForOthers } from './ReachabilityHistory.ts'
+import { compareVersions, pruneVersion } from './VersionVector.ts'
+
+/** All members get every pushed change up to this size; larger clusters push to 3 at random. */
+const PUSH_TO_ALL_UP_TO = 32
+
+/** Where gossip goes: a member, or an endpoint that is not one yet (a seed). */
+export interface GossipTarget {
+  readonly host: string
+  readonly port: number
+  readonly uid?: string
+}
+
+/** What `Cluster.events()` yields, and what the core asks its shell to emit. */
+export type ClusterEvent =
+  | { readonly type: 'snapshot'; readonly membership: MembershipSnapshot }
+  | { readonly type: 'member'; readonly member: ClusterMember; readonly previous: MembershipStatus | undefined }
+  | { readonly type: 'reachability'; readonly member: ClusterMember }
+  | { readonly type: 'leader'; readonly leader: ClusterMember | undefined }
+
+/** What the cluster looks like from this node. */
+export interface MembershipSnapshot {
+  readonly self: ClusterMember
+  readonly leader: ClusterMember | undefined
+  readonly members: readonly ClusterMember[]
+}
+
+/** What the shell does for the core; see the module comment. */
+export type MembershipDirective =
+  /** Send the current gossip state (encode it once for all). */
+  | { readonly kind: 'gossip'; readonly to: readonly GossipTarget[] }
+  /** Send the current observation table ({@link Membership.observations}). */
+  | { readonly kind: 'observations'; readonly to: readonly ClusterNode[] }
+  | { readonly kind: 'heartbeat'; readonly to: ClusterNode; readonly seq: number }
+  | { readonly kind: 'heartbeat-answer'; readonly to: ClusterNode; readonly answer: HeartbeatAnswer }
+  /** Drop the connection to `node` and dial afresh (`keep`: only skip the reconnect backoff). */
+  | { readonly kind: 'replace-connection'; readonly node: ClusterNode; readonly reason: string; readonly keep: boolean }
+  /** Have SWIM probe an endpoint (a member membership heard of first, or a seed). */
+  | { readonly kind: 'swim-join'; readonly endpoint: { readonly host: string; readonly port: number } }
+  /** `node` may never come back: refuse its connections. */
+  | { readonly kind: 'tombstone'; readonly node: ClusterNode }
+  | { readonly kind: 'event'; readonly event: ClusterEvent }
+  /** The cluster ended this node's membership (not a stop of its own). */
+  | { readonly kind: 'downed' }
+  | { readonly kind: 'log'; readonly level: 'debug' | 'info' | 'warn'; readonly fields: Record<string, unknown>; readonly msg: string }
+
+/** What the core reads of SWIM (a `SwimInstance` satisfies it). */
+export interface SwimView {
+  member(node: { host: string; port: number; uid: string }): { readonly status: SwimStatus } | undefined
+  lastHeard(node: { host: string; port: number; uid: string }): number | undefined
+}
+
+/** How one node's membership is set up. */
+export interface MembershipOptions {
+  readonly self: ClusterNode
+  readonly roles: readonly string[]
+  readonly minMembers: number
+  readonly downing: DowningStrategy
+  readonly heartbeat: HeartbeatSettings
+  /** Whether the node has somewhere to join (seeds, discovery): it then waits before making itself up alone. */
+  readonly hasProviders: boolean
+  readonly selfJoinAfter: number
+  readonly swim: SwimView
+  /** Picks gossip targets; seeded in the simulator. */
+  readonly random: () => number
+  readonly now: number
+  /** @internal The downing confirmation rule (DowningDecision.ts); off only in mutation checks. */
+  readonly confirm?: boolean
+}
+
+/** Counts since start, for metrics (`shoal_cluster_*_total`). */
+export interface ClusterStats {
+  /** Times the leader this node sees changed. */
+  readonly leaderChanges: number
+  /** Downing decisions this node took and applied (strategy, or indirectly connected members). */
+  readonly downingDecisions: { readonly strategy: number; readonly indirect: number }
+  /** Members this node marked down by those decisions. */
+  readonly membersDowned: number
+}
+
+/** One node's membership, pure; see the module comment. */
+export class Membership {
+  readonly self: ClusterNode
+  readonly downing: DowningStrategy
+  readonly #o: MembershipOptions
+  readonly #swim: SwimView
+  readonly #beats: Heartbeats
+  readonly #history: ReachabilityHistory
+  readonly #startedAt: number
+  #gossip: GossipState = emptyGossip()
+  #observations: ObservationTable = new Map()
+  /** The indirect-unreachability edges among members SWIM sees alive, as a key, and since when. */
+  #edgesKey = ''
+  #edgesChangedAt = 0
+  /** When the connection to each stalled member was last replaced. */
+  readonly #replacedAt = new Map<string, number>()
+  #leader: string | undefined
+  #stopped = false
+  /** `stop()` is downing this node itself (a shutdown), not the cluster. */
+  #stopping = false
+  #downedByCluster = false
+  #foundNoOne = false
+  #now: number
+  readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
+  #out: MembershipDirective[] = []
+  readonly #toTombstone: ClusterNode[] = []
+
+  constructor(o: MembershipOptions) {
+    this.#o = o
+    this.self = o.self
+    this.downing = o.downing
+    this.#swim = o.swim
+    this.#now = o.now
+    this.#startedAt = o.now
+    this.#history = new ReachabilityHistory(o.now)
+    this.#beats = new Heartbeats(o.heartbeat)
+  }
+
+  // ── reading ────────────────────────────────────────────────────────────────
+
+  /** The gossip state (immutable; the shell encodes it for the `gossip` directive). */
+  get gossip(): GossipState {
+    return this.#gossip
+  }
+
+  /** The per-observer unreachability table (for the `observations` directive). */
+  get observations(): ObservationTable {
+    return this.#observations
+  }
+
+  get heartbeatSettings(): HeartbeatSettings {
+    return this.#beats.settings
+  }
+
+  /** The current membership as seen from here (removed members stay listed for a minute). */
+  snapshot(): MembershipSnapshot {
+    const members = [...this.#gossip.members.values()].map((m) => this.#view(m))
+    const self = members.find((m) => m.node.uid === this.self.uid)!
+    const leader = this.#leader === undefined ? undefined : members.find((m) => m.node.uid === this.#leader)
+    return { self, leader, members }
+  }
+
+  /** Every member, with reachability (what strategies and plugins read). */
+  members(): ClusterMember[] {
+    return [...this.#gossip.members.values()].map((m) => this.#view(m))
+  }
+
+  member(uid: string): Member | undefined {
+    return this.#gossip.members.get(uid)
+  }
+
+  get leader(): string | undefined {
+    return this.#leader
+  }
+
+  get stats(): ClusterStats {
+    const s = this.#stats
+    return { leaderChanges: s.leaderChanges, downingDecisions: { strategy: s.strategy, indirect: s.indirect }, membersDowned: s.membersDowned }
+  }
+
+  /** Whether every member reachable from here has seen this node's current state. */
+  get converged(): boolean {
+    return isConverged(this.#gossip, (uid) => this.reachable(uid))
+  }
+
+  /** True once the cluster has ended this node's membership (see `Cluster.downed`). */
+  get downed(): boolean {
+    return this.#downedByCluster
+  }
+
+  get status(): MembershipStatus {
+    return this.#gossip.members.get(this.self.uid)?.status ?? 'joining'
+  }
+
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
+  /** Present members (joining, up, leaving). */
+  present(): Member[] {
+    return [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
+  }
+
+  /** Whether `e` is this node or a present member reachable from here (discovery need not join it). */
+  isMemberAddress(e: { host: string; port: number }): boolean {
+    const key = endpointKey(e)
+    if (key === endpointKey(this.self.endpoint)) return true
+    return this.present().some((m) => memberAddress(m) === key && this.reachable(m.node.uid))
+  }
+
+  /**
+   * Reachable from here: SWIM knows the member and does not suspect it. A member that gossip
+   * announced but SWIM has never seen (learned just before a partition, say) is not: it must
+   * neither lead nor count toward this side's quorum, or a minority could believe itself the
+   * majority.
+   */
+  reachable(uid: string): boolean {
+    if (uid === this.self.uid) return true
+    if (!this.#history.notCutOff(uid)) return false
+    const m = this.#gossip.members.get(uid)
+    return m !== undefined && this.#swimStatus(m) !== undefined
+  }
+
+  isForgotten(uid: string): boolean {
+    return this.#history.isForgotten(uid)
+  }
+
+  /** Until when heartbeat answers confirm this node's side (see `Cluster.confirmedUntil`). */
+  confirmedUntil(now: number, window: number, notBefore = Number.NEGATIVE_INFINITY): number {
+    const self = this.#gossip.members.get(this.self.uid)
+    if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    const until = confirmedUntil(
+      this.self.uid,
+      members,
+      (uid) => {
+        const at = this.#beats.confirmedAt(uid)
+        return at !== undefined && at >= notBefore ? at : undefined
+      },
+      this.downing,
+      window,
+    )
+    return Math.min(until, now + window)
+  }
+
+  // ── inputs ─────────────────────────────────────────────────────────────────
+
+  /** The node starts as `joining`. */
+  start(now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      const me: Member = { node: this.self, status: 'joining', upNumber: 0, roles: [...this.#o.roles] }
+      this.#commit(updateMember(this.#gossip, this.self.uid, me))
+    })
+  }
+
+  /** Gossip arrived from `from` (already decoded). */
+  receiveGossip(from: ClusterNode, received: GossipState, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      if (this.#history.isForgotten(from.uid)) return
+      const merged = mergeGossip(this.#gossip, received, this.self.uid, (uid) => this.#history.isForgotten(uid))
+      this.#commit(merged)
+      // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
+      // Nothing else: replying to everything would ping-pong forever.
+      const theirs = pruneVersion(received.version, (uid) => !this.#history.isForgotten(uid))
+      if (compareVersions(merged.version, theirs) !== 'same' || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
+    })
+  }
+
+  /** SWIM's view of a member changed. */
+  swimChanged(node: { host: string; port: number; uid: string }, status: SwimStatus, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      const m = this.#gossip.members.get(node.uid)
+      // Unreachable as soon as SWIM suspects (a probe failed directly, through helpers and over
+      // TCP): downing waits `stableAfter` on top, and a refutation makes it reachable again.
+      const down = status !== 'alive'
+      if (!m) {
+        // A node SWIM knows but membership does not yet: send it our state so it learns of us.
+        if (!down && !this.#history.isForgotten(node.uid)) this.#gossipTo([{ host: node.host, port: node.port }])
+        return
+      }
+      this.#setReachable(m, !down)
+      this.#updateLeader()
+      // SWIM saw the process at this address restart with a new uid: the old record goes down.
+      if (status === 'dead' && isPresent(m.status)) {
+        const newer = [...this.#gossip.members.values()].some(
+          (o) => o.node.uid !== node.uid && memberAddress(o) === memberAddress(m) && isPresent(o.status) && this.#swimAlive(o),
+        )
+        if (newer) this.#setStatus(m, 'down')
+      }
+    })
+  }
+
+  /** The periodic tick (250 ms in the shell): heartbeats, forgetting, leader actions, downing. */
+  tick(now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      this.#heartbeatTick()
+      this.#forgetRemoved()
+      // SWIM coming to know a member changes who is reachable without an event of its own.
+      this.#updateLeader()
+      this.#runLeaderActions()
+      this.#runDowning()
+    })
+  }
+
+  /** The periodic gossip round (1 s in the shell): one member, preferably one that has not seen this state. */
+  gossipTick(now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      const others = this.present().filter((m) => m.node.uid !== this.self.uid && this.reachable(m.node.uid))
+      const unseen = others.filter((m) => !this.#gossip.seen.has(m.node.uid))
+      const [target] = this.#pick(unseen.length > 0 ? unseen : others, 1)
+      if (!target) return
+      this.#gossipTo([target.node])
+      // Observations too (anti-entropy: a record pushed on change may have been lost with a connection).
+      if (this.#observations.size > 0) this.#out.push({ kind: 'observations', to: [target.node] })
+    })
+  }
+
+  /** Joins an endpoint (a seed, or one discovery found): SWIM probes it and it gets our state. */
+  join(e: { host: string; port: number }, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      if (endpointKey(e) === endpointKey(this.self.endpoint)) return
+      this.#log('debug', { endpoint: endpointKey(e) }, 'joining')
+      this.#out.push({ kind: 'swim-join', endpoint: { host: e.host, port: e.port } })
+      this.#gossipTo([{ host: e.host, port: e.port }])
+    })
+  }
+
+  /** Every discovery provider answered and none listed anyone else: no reason to wait alone. */
+  foundNoOne(now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      this.#foundNoOne = true
+      this.#runLeaderActions()
+    })
+  }
+
+  /** A heartbeat request from `from`: answer what this node knows of it. */
+  heartbeatRequest(from: ClusterNode, seq: number, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      const m = this.#gossip.members.get(from.uid)
+      const reachable = this.reachable(from.uid) && !this.#beats.isStalled(from.uid)
+      this.#out.push({ kind: 'heartbeat-answer', to: from, answer: { seq, status: m?.status, reachable } })
+    })
+  }
+
+  /** A heartbeat answer from `from`. */
+  heartbeatAnswer(from: ClusterNode, answer: HeartbeatAnswer, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      if (this.#beats.answer(from.uid, answer)) {
+        this.#replacedAt.delete(from.uid)
+        this.#log('info', { member: formatNode(from) }, 'heartbeats to member answered again')
+        this.#observeStalls()
+      }
+      // A member of the side that decided says this node is gone: the news that travels fastest.
+      if (answer.status === 'down' || answer.status === 'removed') this.#learnedDown(`${formatNode(from)} answers that this node is ${answer.status}`)
+    })
+  }
+
+  /** Another member's observation table arrived. */
+  receiveObservations(from: ClusterNode, table: ObservationTable, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      const merged = mergeObservations(this.#observations, table, this.self.uid, (uid) => this.#isPresentMember(uid))
+      if (merged === this.#observations) return
+      this.#observations = merged
+      this.#noteEdges()
+      // Pass it on: the observer's own links to the leader may be the cut ones.
+      const to = this.present().filter((m) => m.node.uid !== this.self.uid && m.node.uid !== from.uid)
+      if (to.length > 0) this.#out.push({ kind: 'observations', to: to.map((m) => m.node) })
+    })
+  }
+
+  /** An operator downs a member (by `host:port` or uid); false if no such present member. */
+  down(match: (m: Member) => boolean, now: number): { found: boolean; directives: MembershipDirective[] } {
+    const m = this.present().find(match)
+    if (!m) return { found: false, directives: [] }
+    const directives = this.#step(now, () => {
+      this.#log('info', { member: formatNode(m.node) }, 'marking member down')
+      this.#setStatus(m, 'down')
+    })
+    return { found: true, directives }
+  }
+
+  /** A peer refused this node as down: as if the gossip had said so. */
+  learnedDown(reason: string, now: number): MembershipDirective[] {
+    return this.#step(now, () => this.#learnedDown(reason))
+  }
+
+  /** A graceful leave begins: `leaving` (then the shell runs hand-overs and calls {@link exiting}). */
+  leaving(now: number): { started: boolean; directives: MembershipDirective[] } {
+    const me = this.#gossip.members.get(this.self.uid)
+    if (!me || STATUS_RANK[me.status] >= STATUS_RANK.leaving) return { started: false, directives: [] }
+    return {
+      started: true,
+      directives: this.#step(now, () => {
+        this.#log('info', {}, 'leaving the cluster')
+        this.#setStatus(me, 'leaving')
+      }),
+    }
+  }
+
+  /** Hand-overs are done: `exiting`; the last member, with no leader left to remove it, removes itself. */
+  exiting(now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      this.#setStatus(this.#gossip.members.get(this.self.uid)!, 'exiting')
+      const others = this.present().filter((m) => m.node.uid !== this.self.uid && this.reachable(m.node.uid))
+      if (others.length === 0) this.#setStatus(this.#gossip.members.get(this.self.uid)!, 'removed')
+    })
+  }
+
+  /** The node stops: marks itself down unless it already left, and ignores everything after. */
+  stop(now: number): MembershipDirective[] {
+    if (this.#stopped) return []
+    const out = this.#step(now, () => {
+      const me = this.#gossip.members.get(this.self.uid)
+      if (me && STATUS_RANK[me.status] < STATUS_RANK.exiting) {
+        // Shut down without leaving: say so, so peers remove this node rather than wait to detect it.
+        this.#stopping = true
+        this.#setStatus(me, 'down')
+      }
+    })
+    this.#stopped = true
+    return out
+  }
+
+  // ── steps ──────────────────────────────────────────────────────────────────
+
+  #step(now: number, fn: () => void): MembershipDirective[] {
+    if (this.#stopped) return []
+    this.#now = Math.max(this.#now, now)
+    fn()
+    const out = this.#out
+    this.#out = []
+    return out
+  }
+
+  #log(level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
+    this.#out.push({ kind: 'log', level, fields, msg })
+  }
+
+  #learnedDown(reason: string): void {
+    const me = this.#gossip.members.get(this.self.uid)
+    // Leaving nodes are refused once removed: that is the end of a graceful leave, not a downing.
+    if (!me || STATUS_RANK[me.status] >= STATUS_RANK.exiting) return
+    this.#log('warn', { reason }, 'a peer refuses this node as down')
+    this.#setStatus(me, 'down')
+  }
+
+  #setStatus(m: Member, status: MembershipStatus): void {
+    this.#commit(updateMember(this.#gossip, this.self.uid, { ...m, status }))
+  }
+
+  /** Adopts a new state: events, replacement, tombstones, leader actions, push. */
+  #commit(next: GossipState): void {
+    const before = this.#gossip
+    if (next === before) return
+    this.#gossip = next
+    const changes = statusChanges(before, next)
+    for (const c of changes) this.#onStatus(c.member, c.previous)
+    this.#replaceRestarted(changes.map((c) => c.member))
+    this.#updateLeader()
+    if (changes.length > 0) {
+      this.#history.statusChanged(this.#now)
+      this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
+    }
+    this.#runLeaderActions()
+    // Members just marked down or removed are no longer gossip targets: tell them once, so a downed
+    // node learns its fate (and shuts down) and a leaving one learns it is done.
+    this.#push(changes.filter((c) => c.member.status === 'removed' || c.member.status === 'down').map((c) => c.member))
+    // Only now, after that last word: tombstoning closes the connection.
+    for (const node of this.#toTombstone.splice(0)) this.#out.push({ kind: 'tombstone', node })
+  }
+
+  #onStatus(m: Member, previous: MembershipStatus | undefined): void {
+    this.#log('info', { member: formatNode(m.node), status: m.status, previous, upNumber: m.upNumber || undefined }, 'member status changed')
+    if (m.status === 'removed') this.#history.removed(m.node.uid, this.#now)
+    // A downed node may not come back; one that left gracefully is removed and says goodbye itself
+    // (tombstoning it now would cut the connection that tells it it was removed).
+    if ((m.status === 'down' || (m.status === 'removed' && previous !== 'exiting')) && m.node.uid !== this.self.uid) this.#toTombstone.push(m.node)
+    if (previous === undefined) {
+      if (m.node.uid !== this.self.uid && this.#swimStatus(m) !== undefined && this.#swimStatus(m) !== 'alive') this.#setReachable(m, false)
+      // Membership heard of it first: have SWIM probe it too (a push-pull with it).
+      if (m.node.uid !== this.self.uid && isPresent(m.status) && this.#swimStatus(m) === undefined)
+        this.#out.push({ kind: 'swim-join', endpoint: { host: m.node.endpoint.host, port: m.node.endpoint.port } })
+    }
+    this.#out.push({ kind: 'event', event: { type: 'member', member: this.#view(m), previous } })
+    // Removed without having been seen down (a node frozen through its down, say) was downed too.
+    const downed = m.status === 'down' || (m.status === 'removed' && previous !== 'exiting' && previous !== 'down')
+    if (m.node.uid === this.self.uid && downed) this.#downed()
+  }
+
+  #downed(): void {
+    if (this.#stopping) return this.#log('info', {}, 'stopping without a graceful leave: marked this node down so peers remove it at once')
+    if (this.#downedByCluster) return
+    this.#downedByCluster = true
+    this.#out.push({ kind: 'downed' })
+  }
+
+  /** A new incarnation joined at an endpoint where another is still present: that one is gone. */
+  #replaceRestarted(changed: readonly Member[]): void {
+    for (const m of changed) {
+      if (m.status !== 'joining') continue
+      for (const other of this.#gossip.members.values()) {
+        // Stale gossip about an old incarnation must not down the live one: only a record SWIM
+        // no longer sees alive is downed (SWIM replaces a uid when the new one answers its ping).
+        if (other.node.uid !== m.node.uid && memberAddress(other) === memberAddress(m) && isPresent(other.status) && !this.#swimAlive(other)) {
+          this.#log('info', { old: formatNode(other.node), now: formatNode(m.node) }, 'member restarted with a new uid; downing the old one')
+          this.#setStatus(other, 'down')
+        }
+      }
+    }
+  }
+
+  #waitingForOthers(): boolean {
+    return waitingForOthers({
+      hasProviders: this.#o.hasProviders,
+      foundNoOne: this.#foundNoOne,
+      alone: [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid),
+      startedAt: this.#startedAt,
+      now: this.#now,
+      selfJoinAfter: this.#o.selfJoinAfter,
+    })
+  }
+
+  #runLeaderActions(): void {
+    if (this.#waitingForOthers()) return
+    const { gossip } = leaderActions(this.#gossip, { self: this.self.uid, minMembers: this.#o.minMembers, reachable: (uid) => this.reachable(uid) })
+    if (gossip !== this.#gossip) this.#commit(gossip)
+  }
+
+  #updateLeader(): void {
+    const leader = leaderOf(this.#gossip, (uid) => this.reachable(uid))?.node.uid
+    if (leader === this.#leader) return
+    this.#leader = leader
+    this.#stats.leaderChanges++
+    const m = leader === undefined ? undefined : this.#gossip.members.get(leader)
+    this.#log('info', { leader: m && formatNode(m.node) }, 'leader changed')
+    this.#out.push({ kind: 'event', event: { type: 'leader', leader: m && this.#view(m) } })
+  }
+
+  /** Pushes our state to every present member (all of them in small clusters, a few otherwise), and to `also`. */
+  #push(also: readonly Member[] = []): void {
+    const targets = this.present().filter((m) => m.node.uid !== this.self.uid && this.reachable(m.node.uid))
+    const chosen = targets.length <= PUSH_TO_ALL_UP_TO ? targets : this.#pick(targets, 3)
+    const recipients = [...chosen, ...also.filter((m) => m.node.uid !== this.self.uid)]
+    if (recipients.length > 0) this.#gossipTo(recipients.map((m) => m.node))
+  }
+
+  #gossipTo(to: readonly (ClusterNode | GossipTarget)[]): void {
+    this.#out.push({
+      kind: 'gossip',
+      to: to.map((t) => ('endpoint' in t ? { host: t.endpoint.host, port: t.endpoint.port, uid: t.uid } : t)),
+    })
+  }
+
+  #pick<T>(xs: readonly T[], n: number): T[] {
+    const copy = [...xs]
+    const out: T[] = []
+    while (out.length < n && copy.length > 0) out.push(copy.splice(Math.floor(this.#o.random() * copy.length), 1)[0]!)
+    return out
+  }
+
+  // ── reachability ───────────────────────────────────────────────────────────
+
+  #swimStatus(m: Member): SwimStatus | undefined {
+    return this.#swim.member({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })?.status
+  }
+
+  #swimAlive(m: Member): boolean {
+    return this.#swimStatus(m) === 'alive'
+  }
+
+  #setReachable(m: Member, reachable: boolean): void {
+    // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
+    const change = this.#history.report(m.node.uid, reachable, STATUS_RANK[m.status] >= STATUS_RANK.leaving, this.#now)
+    if (change === 'none') return
+    if (change === 'reachability') {
+      this.#log('info', { member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
+      this.#out.push({ kind: 'event', event: { type: 'reachability', member: this.#view(m) } })
+    }
+    this.#updateLeader()
+    this.#runLeaderActions()
+  }
+
+  #forgetRemoved(): void {
+    for (const uid of this.#history.forgetDue(this.#now)) {
+      const members = new Map(this.#gossip.members)
+      members.delete(uid)
+      // Local bookkeeping, not a change to spread: every node forgets on its own clock.
+      this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
+    }
+  }
+
+  #view(m: Member): ClusterMember {
+    const reachability: Reachability = this.#history.isUnreachable(m.node.uid) ? 'unreachable' : 'reachable'
+    const observers = observersOf(this.#observations, m.node.uid)
+    return observers.length === 0 ? { ...m, reachability } : { ...m, reachability, observedBy: observers.map((uid) => this.#name(uid)) }
+  }
+
+  #isPresentMember(uid: string): boolean {
+    const m = this.#gossip.members.get(uid)
+    return m !== undefined && isPresent(m.status)
+  }
+
+  #name(uid: string): string {
+    const m = this.#gossip.members.get(uid)
+    return m ? formatNode(m.node) : uid
+  }
+
+  // ── downing ────────────────────────────────────────────────────────────────
+
+  #runDowning(): void {
+    if (this.#leader !== this.self.uid) return
+    const present = this.present()
+    if (present.every((m) => this.reachable(m.node.uid))) return this.#runIndirectDowning()
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed')
+    const talking = new Set(
+      members.map((m) => m.node.uid).filter((uid) => this.reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)),
+    )
+    const lastHeard = new Map<string, number>()
+    for (const m of members) {
+      const heard = this.#swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
+      if (heard !== undefined) lastHeard.set(m.node.uid, heard)
+    }
+    const outcome = decideDowning(
+      {
+        self: this.self.uid,
+        now: this.#now,
+        viewChangedAt: this.#history.viewChangedAt,
+        members: members.map((m) => this.#view(m)),
+        unreachableSince: this.#history.unreachableSince,
+        talking,
+        lastHeard,
+        confirm: this.#o.confirm,
+      },
+      this.downing,
+    )
+    if (outcome.kind !== 'down') return
+    this.#downAll(outcome.members, 'strategy', {}, 'downing decision')
+  }
+
+  /**
+   * A partition that is not clean: SWIM sees everyone alive (indirect probes through a member that
+   * reaches both sides), yet some members observe others directly unreachable. Once those
+   * observations and SWIM's view have both been stable for `stableAfter`, the leader downs the
+   * indirectly connected members (`resolveIndirect`, Downing.ts) and the strategy decides for the rest.
+   */
+  #runIndirectDowning(): void {
+    const edges = this.#noteEdges() // SWIM's view changes which edges count without an observation arriving
+    if (edges.length === 0) return
+    // Both the observations and SWIM's view must have held still: a flapping link changes SWIM's
+    // view every cycle, while a stall that outlives one cycle can keep the observations unchanged.
+    const stableFor = Math.min(this.#now - this.#edgesChangedAt, this.#now - this.#history.viewChangedAt)
+    if (stableFor < this.downing.stableAfter) return
+    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)
+    const observed = edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`)
+    this.#downAll(decision, 'indirect', { observed }, 'downing indirectly connected members')
+  }
+
+  #downAll(uids: readonly string[], kind: 'strategy' | 'indirect', fields: Record<string, unknown>, msg: string): void {
+    const toDown = uids.map((uid) => this.#gossip.members.get(uid)).filter((m): m is Member => m !== undefined && isPresent(m.status))
+    if (toDown.length === 0) return
+    this.#log('warn', { strategy: this.downing.name, down: toDown.map((m) => formatNode(m.node)), ...fields }, msg)
+    this.#stats[kind]++
+    this.#stats.membersDowned += toDown.length
+    let g = this.#gossip
+    for (const m of toDown) g = updateMember(g, this.self.uid, { ...m, status: 'down' })
+    this.#commit(g)
+  }
+
+  // ── heartbeats and per-observer reachability ────────────────────────────────
+
+  /** Sends due heartbeats; a member whose answers stalled is observed unreachable and its connection replaced. */
+  #heartbeatTick(): void {
+    const now = this.#now
+    const targets = this.present().filter((m) => m.node.uid !== this.self.uid)
+    const { send, stalled } = this.#beats.tick(
+      now,
+      targets.map((m) => m.node.uid),
+    )
+    const stallAfter = this.#beats.settings.stallAfter
+    for (const { uid, seq } of send) {
+      const m = this.#gossip.members.get(uid)!
+      // A stalled peer: dial again without backoff, so a healed link is used at once; and replace a
+      // connection made since the stall that has not answered either (it may sit in retransmission).
+      if (this.#beats.isStalled(uid)) {
+        const again = now - (this.#replacedAt.get(uid) ?? 0) >= stallAfter
+        if (again) this.#replacedAt.set(uid, now)
+        this.#out.push({ kind: 'replace-connection', node: m.node, reason: 'heartbeats stalled', keep: !again })
+      }
+      this.#out.push({ kind: 'heartbeat', to: m.node, seq })
+    }
+    if (stalled.length === 0) return
+    for (const uid of stalled) {
+      const m = this.#gossip.members.get(uid)
+      if (!m) continue
+      this.#log('info', { member: formatNode(m.node), stallAfter }, 'heartbeats to member stalled: replacing its connection')
+      this.#replacedAt.set(uid, now)
+      this.#out.push({ kind: 'replace-connection', node: m.node, reason: 'heartbeats stalled', keep: false })
+    }
+    this.#observeStalls()
+  }
+
+  /** Whether a message came straight from member `uid` (SWIM, or a heartbeat answer) within the last `ms`. */
+  #heardWithin(uid: string, ms: number): boolean {
+    const m = this.#gossip.members.get(uid)
+    if (!m) return false
+    const heard = Math.max(
+      this.#swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid }) ?? Number.NEGATIVE_INFINITY,
+      this.#beats.answeredAt(uid) ?? Number.NEGATIVE_INFINITY,
+    )
+    return this.#now - heard < ms
+  }
+
+  /** Whether `uid` answered a heartbeat sent within the last two intervals. */
+  #answeredRecently(uid: string): boolean {
+    const at = this.#beats.answeredAt(uid)
+    return at !== undefined && this.#now - at <= 2 * this.#beats.settings.interval
+  }
+
+  /** Publishes this node's own observations when they changed. */
+  #observeStalls(): void {
+    const next = observe(this.#observations, this.self.uid, this.#beats.stalled())
+    if (next === this.#observations) return
+    this.#observations = next
+    this.#noteEdges()
+    const to = this.present().filter((m) => m.node.uid !== this.self.uid)
+    if (to.length > 0) this.#out.push({ kind: 'observations', to: to.map((m) => m.node) })
+  }
+
+  /** The current edges; when they differ from the last ones, notes since when (for stability) and logs it. */
+  #noteEdges(): Array<readonly [string, string]> {
+    const edges = unreachabilityEdges(this.#observations, (uid) => this.#isPresentMember(uid) && this.reachable(uid))
+    const key = edges.map(([o, sub]) => `${o}>${sub}`).join(',')
+    if (key === this.#edgesKey) return edges
+    const first = this.#edgesKey === ''
+    this.#edgesKey = key
+    this.#edgesChangedAt = this.#now
+    if (key === '') this.#log('info', {}, 'no member observes another directly unreachable any more')
+    // Info when it starts; each change after that at debug (a flapping link changes it often).
+    else
+      this.#log(
+        first ? 'info' : 'debug',
+        { observed: edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`) },
+        'members observe others directly unreachable',
+      )
+    return edges
+  }
+}

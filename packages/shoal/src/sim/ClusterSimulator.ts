@@ -1,0 +1,519 @@
+/**
+ * The cluster simulator: whole Shoal nodes on one virtual clock, deterministic from a seed. Each
+ * node runs the same pure cores as a real node (SWIM's {@link SwimInstance}, the {@link Membership}
+ * core with its downing decisions, a singleton's {@link SingletonLifecycle} with `allocate()` and
+ * a lease term), wired by a small shell like the real ones, over the SWIM simulator's network:
+ * datagrams that can be lost, delayed and reordered, a control lane that is ordered per link, and
+ * partitions of any shape. Faults come from a seeded schedule (`Faults.ts`); after every event the
+ * invariants are checked ({@link ClusterInvariants}); a violation records the seed and the trace
+ * of events that led to it, and re-running the seed replays it exactly.
+ *
+ * What is modelled rather than run: the receptionist (each node pushes its own singleton listing
+ * to the members it reaches, and drops the listings of members it sees down), the lease store (a
+ * map on the simulator's clock, with a round trip, outages and slow answers), the journal (one
+ * event log per singleton that refuses a write at a stale sequence number), and a supervisor that
+ * restarts a node that shut itself down.
+ * @module
+ */
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import { downingFromName } from '../cluster/Downing.ts'
+import { DEFAULT_HEARTBEAT } from '../cluster/Heartbeat.ts'
+import { isPresent, type MembershipStatus } from '../cluster/Member.ts'
+import { type ClusterEvent, Membership, type MembershipDirective } from '../cluster/Membership.ts'
+import type { SwimSettings } from '../swim/SwimSettings.ts'
+import { describeFault, type Fault, type FaultMix, faultSchedule } from './Faults.ts'
+import { mixSeed, seededRandom } from './Random.ts'
+import { SimSingleton, type SingletonSimSettings } from './SimSingleton.ts'
+import { Simulator } from './Simulator.ts'
+import { SimStore } from './SimStore.ts'
+
+/** One cluster simulation. */
+export interface ClusterSimOptions {
+  readonly seed: number
+  /** Nodes; default 5. Nodes 0..2 are the seeds. */
+  readonly nodes?: number
+  /** Simulated time, ms; default 10 minutes. */
+  readonly duration?: number
+  /** Fault mix (Faults.ts); default dense. */
+  readonly faults?: FaultMix
+  /** Mean gap between faults, ms; default 15 s. */
+  readonly meanGap?: number
+  /** Faults stop this long before the end, so the run can check convergence; default 2 minutes. */
+  readonly quiet?: number
+  /** Downing strategy name (as `cluster.downing` takes it); default keep-majority. */
+  readonly downing?: string
+  readonly stableAfter?: number
+  /** The singleton: on by default, with a lease; `false` for membership only. */
+  readonly singleton?: Partial<SingletonSimSettings> | false
+  /** Clock-rate skew between nodes, as a fraction (0.01: each node's clock runs 0.99–1.01×); default 0.01. */
+  readonly skew?: number
+  readonly swim?: SwimSettings
+  /** @internal Mutation checks: turn off the downing confirmation rule. */
+  readonly confirm?: boolean
+  /** Keep a human-readable trace of every decision (for replaying a seed); default off. */
+  readonly trace?: boolean
+}
+
+/** An invariant that failed, with when and how to replay it. */
+export interface Violation {
+  readonly invariant: 'split-brain' | 'singleton-overlap' | 'journal-conflict' | 'no-convergence' | 'lost-ack'
+  readonly at: number
+  readonly detail: string
+}
+
+/** Per fault: how long until the cluster decided (a down) and until every live node agreed again, ms. */
+export interface FaultTiming {
+  readonly fault: Fault['kind']
+  readonly at: number
+  /** First down decision about the crashed or cut-off nodes, after the fault began (null: none). */
+  decided: number | null
+  /** Every live node agrees on one membership again, after the fault began (null: not by the next fault). */
+  converged: number | null
+}
+
+/** What a run found. */
+export interface ClusterSimReport {
+  readonly seed: number
+  readonly nodes: number
+  readonly durationSeconds: number
+  readonly faults: readonly string[]
+  readonly violations: readonly Violation[]
+  /** Invariant checks made, per invariant. */
+  readonly checks: Readonly<Record<string, number>>
+  readonly timings: readonly FaultTiming[]
+  /** Time from the last fault's end until every live node agreed, s (null: never). */
+  readonly convergedAfterQuiet: number | null
+  readonly downs: number
+  readonly restarts: number
+  readonly singleton: { readonly activations: number; readonly served: number; readonly refused: number; readonly acknowledged: number } | undefined
+  /** Events processed, and the trace (with `trace`). */
+  readonly events: number
+  readonly trace?: readonly string[]
+}
+
+/** The shell of one simulated node: feeds its cores and applies their directives on the simulator. */
+class SimNode {
+  readonly core: Membership
+  readonly tombstones = new Set<string>()
+  readonly singleton: SimSingleton | undefined
+  /** Shut itself down (downed): the supervisor restarts it. */
+  shuttingDown = false
+
+  constructor(
+    readonly cs: ClusterSimulator,
+    readonly index: number,
+    readonly node: ClusterNode,
+  ) {
+    const sim = cs.sim
+    const o = cs.options
+    this.core = new Membership({
+      self: node,
+      roles: [],
+      minMembers: 1,
+      downing: downingFromName(o.downing, o.stableAfter),
+      heartbeat: DEFAULT_HEARTBEAT,
+      hasProviders: index >= 3 || sim.members.length > 1,
+      selfJoinAfter: 2000,
+      swim: sim.members[index]!.instance,
+      random: seededRandom(mixSeed(o.seed, index, sim.members[index]!.generation, 0xc0de)),
+      now: sim.localNow(index),
+      confirm: o.confirm,
+    })
+    this.singleton = o.singleton === false ? undefined : new SimSingleton(cs, this, o.singleton)
+  }
+
+  get uid(): string {
+    return this.node.uid
+  }
+
+  /** This node's own clock (skewed from the simulator's by its rate). */
+  now(): number {
+    return this.cs.sim.localNow(this.index)
+  }
+
+  start(seeds: readonly ClusterNode[]): void {
+    const sim = this.cs.sim
+    this.apply(this.core.start(this.now()))
+    for (const s of seeds) if (s.uid !== this.uid) this.apply(this.core.join(s.endpoint, this.now()))
+    sim.every(this.index, 250, 250, () => this.apply(this.core.tick(this.now())))
+    sim.every(this.index, 1000, 1000, () => this.apply(this.core.gossipTick(this.now())))
+    this.singleton?.start()
+  }
+
+  apply(directives: readonly MembershipDirective[]): void {
+    for (const d of directives) this.#do(d)
+  }
+
+  #do(d: MembershipDirective): void {
+    const cs = this.cs
+    const sim = cs.sim
+    switch (d.kind) {
+      case 'gossip': {
+        const state = this.core.gossip
+        for (const to of d.to)
+          cs.control(this, to, 40 * state.members.size, (target) => target.apply(target.core.receiveGossip(this.node, state, target.now())))
+        return
+      }
+      case 'observations': {
+        const table = this.core.observations
+        for (const to of d.to)
+          cs.control(this, controlOf(to), 16 * (table.size + 1), (target) => target.apply(target.core.receiveObservations(this.node, table, target.now())))
+        return
+      }
+      case 'heartbeat':
+        return cs.control(this, controlOf(d.to), 12, (target) => target.apply(target.core.heartbeatRequest(this.node, d.seq, target.now())))
+      case 'heartbeat-answer':
+        return cs.control(this, controlOf(d.to), 14, (target) => target.apply(target.core.heartbeatAnswer(this.node, d.answer, target.now())))
+      case 'swim-join':
+        return sim.swimJoin(this.index, [d.endpoint])
+      case 'tombstone':
+        this.tombstones.add(d.node.uid)
+        return
+      case 'event':
+        return this.#event(d.event)
+      case 'downed':
+        return cs.shutDown(this)
+      case 'replace-connection':
+      case 'log':
+        if (cs.tracing && d.kind === 'log' && d.level !== 'debug') cs.note(`n${this.index} ${d.msg} ${JSON.stringify(d.fields)}`)
+        return
+    }
+  }
+
+  #event(e: ClusterEvent): void {
+    if (e.type === 'member') this.cs.memberChanged(this, e.member.node.uid, e.member.status)
+    this.singleton?.membershipChanged()
+  }
+}
+
+function controlOf(node: ClusterNode): { host: string; port: number; uid: string } {
+  return { host: node.endpoint.host, port: node.endpoint.port, uid: node.uid }
+}
+
+/** Resolved options. */
+type Resolved = Required<Omit<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter'>> &
+  Pick<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter'>
+
+/** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */
+export class ClusterSimulator {
+  readonly options: Resolved
+  readonly sim: Simulator
+  readonly nodes: SimNode[] = []
+  readonly violations: Violation[] = []
+  readonly checks: Record<string, number> = { 'split-brain': 0, 'singleton-overlap': 0, journal: 0, convergence: 0 }
+  readonly tracing: boolean
+  readonly #trace: string[] = []
+  readonly #faults: Fault[]
+  readonly #timings: FaultTiming[] = []
+  readonly #random: () => number
+  #events = 0
+  #dirty = true
+  #downs = 0
+  #restarts = 0
+  #quietAt: number
+  #convergedAt: number | undefined
+  #partitionId = 0
+
+  constructor(options: ClusterSimOptions) {
+    const o: Resolved = {
+      nodes: 5,
+      duration: 600_000,
+      faults: 'dense',
+      meanGap: 15_000,
+      quiet: 120_000,
+      downing: 'keep-majority',
+      skew: 0.01,
+      trace: false,
+      ...options,
+    }
+    this.options = o
+    this.tracing = o.trace
+    this.#random = seededRandom(mixSeed(o.seed, 0x51a))
+    this.sim = new Simulator({ members: o.nodes, seed: o.seed, settings: o.swim, bootstrap: 'join' })
+    this.sim.record = false
+    this.sim.listeners.push((c) => {
+      const n = this.nodes[c.observer]
+      if (n && n.uid === this.sim.members[c.observer]!.node.uid) n.apply(n.core.swimChanged(c.node, c.status, n.now()))
+    })
+    for (let i = 0; i < o.nodes; i++) this.sim.setClockRate(i, 1 + (this.#random() * 2 - 1) * o.skew)
+    this.#quietAt = o.duration - o.quiet
+    this.#faults = faultSchedule({ nodes: o.nodes, seed: o.seed, mix: o.faults, start: 10_000, quietAt: this.#quietAt, meanGap: o.meanGap })
+    for (let i = 0; i < o.nodes; i++) this.sim.at(i * 10, () => this.#boot(i))
+    for (const f of this.#faults) this.sim.at(f.at, () => this.#inject(f))
+  }
+
+  /** Runs to the end and reports. */
+  run(): ClusterSimReport {
+    const o = this.options
+    this.sim.run(o.duration, () => this.#afterEvent())
+    if (this.#convergedAt === undefined)
+      this.#violate('no-convergence', `live nodes do not agree ${(o.quiet / 1000).toFixed(0)} s after the last fault: ${this.#views()}`)
+    this.#singletonEnd()
+    const single = this.nodes.length > 0 && this.nodes[0]!.singleton !== undefined
+    return {
+      seed: o.seed,
+      nodes: o.nodes,
+      durationSeconds: o.duration / 1000,
+      faults: this.#faults.map((f) => `${(f.at / 1000).toFixed(1)}s ${describeFault(f)}`),
+      violations: this.violations,
+      checks: this.checks,
+      timings: this.#timings,
+      convergedAfterQuiet: this.#convergedAt === undefined ? null : (this.#convergedAt - this.#quietAt) / 1000,
+      downs: this.#downs,
+      restarts: this.#restarts,
+      singleton: single ? this.singletonReport() : undefined,
+      events: this.#events,
+      ...(this.tracing ? { trace: this.#trace } : {}),
+    }
+  }
+
+  // ── for the node shells ─────────────────────────────────────────────────────
+
+  /** Sends a control-lane message; a node that tombstoned the sender refuses it, and the sender learns it is down. */
+  control(from: SimNode, to: { host: string; port: number; uid?: string }, size: number, deliver: (target: SimNode) => void): void {
+    this.sim.send(from.index, to, size, (t) => {
+      const target = this.nodes[t]!
+      if (target.core.stopped) return
+      if (target.tombstones.has(from.uid)) {
+        // The handshake is refused with "down": the sender's side decided against it.
+        this.sim.send(t, controlOf(from.node), 8, (back) => {
+          const n = this.nodes[back]!
+          if (n === from) n.apply(n.core.learnedDown(`${target.uid} refuses it as down`, n.now()))
+        })
+        return
+      }
+      deliver(target)
+    })
+  }
+
+  memberChanged(by: SimNode, uid: string, status: MembershipStatus): void {
+    this.#dirty = true
+    if (status === 'down') {
+      for (const t of this.#timings) if (t.decided === null && this.sim.now >= t.at) t.decided = this.sim.now - t.at
+    }
+    if (this.tracing) this.note(`n${by.index} sees ${this.#name(uid)} ${status}`)
+  }
+
+  /** A downed node shuts itself down a second later; its supervisor starts it again 3 s after that. */
+  shutDown(node: SimNode): void {
+    if (node.shuttingDown) return
+    node.shuttingDown = true
+    this.#downs++
+    if (this.tracing) this.note(`n${node.index} learns it is down: shuts down, restarts in 4 s`)
+    const generation = this.sim.members[node.index]!.generation
+    this.sim.at(this.sim.now + 1000, () => {
+      if (this.sim.members[node.index]!.generation !== generation) return
+      node.singleton?.crash()
+      this.sim.crash(node.index)
+      this.sim.at(this.sim.now + 3000, () => this.#restart(node.index, generation + 1))
+    })
+  }
+
+  note(line: string): void {
+    this.#trace.push(`${(this.sim.now / 1000).toFixed(3)} ${line}`)
+  }
+
+  markDirty(): void {
+    this.#dirty = true
+  }
+
+  violate(invariant: Violation['invariant'], detail: string): void {
+    this.#violate(invariant, detail)
+  }
+
+  /** Uid → `n<i>` or `n<i>'` for an earlier incarnation, for traces. */
+  name(uid: string): string {
+    return this.#name(uid)
+  }
+
+  // ── lifecycle of processes ──────────────────────────────────────────────────
+
+  #boot(i: number): void {
+    const m = this.sim.members[i]!
+    const node: ClusterNode = { endpoint: { host: m.node.host, port: m.node.port }, uid: m.node.uid }
+    const n = new SimNode(this, i, node)
+    this.nodes[i] = n
+    this.#incarnations.set(node.uid, `n${i}${"'".repeat(m.generation)}`)
+    n.start(this.#seeds())
+  }
+
+  readonly #incarnations = new Map<string, string>()
+
+  #seeds(): ClusterNode[] {
+    return this.nodes.slice(0, 3).map((n) => n.node)
+  }
+
+  #restart(i: number, generation: number): void {
+    if (this.sim.members[i]!.up || this.sim.members[i]!.generation !== generation) return
+    this.#restarts++
+    this.sim.restart(i)
+    if (this.tracing) this.note(`n${i} restarts (new uid)`)
+    this.#boot(i)
+  }
+
+  // ── faults ──────────────────────────────────────────────────────────────────
+
+  #inject(f: Fault): void {
+    const sim = this.sim
+    if (this.tracing) this.note(`FAULT ${describeFault(f)}`)
+    if (f.kind !== 'loss' && f.kind !== 'delay' && f.kind !== 'store-slow' && f.kind !== 'store-outage')
+      this.#timings.push({ fault: f.kind, at: f.at, decided: null, converged: null })
+    this.#convergedAt = undefined
+    switch (f.kind) {
+      case 'crash': {
+        const n = this.nodes[f.node]!
+        if (!sim.members[f.node]!.up) return
+        n.singleton?.crash()
+        sim.crash(f.node)
+        const generation = sim.members[f.node]!.generation
+        sim.at(f.at + f.restartAfter, () => this.#restart(f.node, generation))
+        return
+      }
+      case 'pause':
+        return sim.stall(f.node, f.duration)
+      case 'partition': {
+        const id = ++this.#partitionId
+        sim.partition(f.sides)
+        sim.at(f.at + f.duration, () => {
+          if (this.#partitionId === id) sim.partition([])
+          if (this.tracing) this.note('partition healed')
+        })
+        return
+      }
+      case 'one-way':
+        sim.block(f.from, f.to)
+        sim.at(f.at + f.duration, () => sim.unblock(f.from, f.to))
+        return
+      case 'loss':
+        sim.setNetwork({ loss: f.loss })
+        sim.at(f.at + f.duration, () => sim.setNetwork({ loss: 0 }))
+        return
+      case 'delay':
+        sim.setNetwork({ delay: f.delay, jitter: f.jitter })
+        sim.at(f.at + f.duration, () => sim.setNetwork({ delay: 0.5, jitter: 0.2 }))
+        return
+      case 'store-outage':
+      case 'store-slow':
+        return this.store.fault(f)
+    }
+  }
+
+  /** The lease store and journal every node reaches (modelled; see the module comment). */
+  get store(): SimStore {
+    return (this.#store ??= new SimStore(this))
+  }
+
+  #store: SimStore | undefined
+
+  // ── invariants ──────────────────────────────────────────────────────────────
+
+  #afterEvent(): void {
+    this.#events++
+    if (!this.#dirty) return
+    this.#dirty = false
+    this.#checkSplitBrain()
+    for (const n of this.nodes) n?.singleton?.check()
+    if (this.sim.now >= (this.#timings.at(-1)?.at ?? 0)) this.#checkConvergence()
+  }
+
+  /**
+   * At most one side keeps running: two running nodes that each see themselves present and have
+   * each marked the other down (or removed it) both go on as the cluster: a split brain.
+   */
+  #checkSplitBrain(): void {
+    this.checks['split-brain']!++
+    const live = this.#live()
+    for (let a = 0; a < live.length; a++) {
+      for (let b = a + 1; b < live.length; b++) {
+        const x = live[a]!
+        const y = live[b]!
+        if (ended(x, y.uid) && ended(y, x.uid))
+          this.#violate('split-brain', `${this.#name(x.uid)} and ${this.#name(y.uid)} each marked the other down and both stay: ${this.#views()}`)
+      }
+    }
+  }
+
+  /** Once faults stop: every live node sees the same members, all up and reachable. */
+  #checkConvergence(): void {
+    if (this.#convergedAt !== undefined) return
+    this.checks.convergence!++
+    const live = this.#live()
+    if (live.length === 0) return
+    const key = (n: SimNode): string =>
+      n.core
+        .members()
+        .filter((m) => m.status !== 'removed')
+        .map((m) => `${m.node.uid}:${m.status}:${m.reachability}`)
+        .sort()
+        .join(',')
+    const first = key(live[0]!)
+    const agree = live.every((n) => key(n) === first && n.core.members().every((m) => m.status === 'up' || m.status === 'removed'))
+    const all = live.length === this.sim.upMembers().length && live.every((n) => n.core.members().filter((m) => m.status === 'up').length === live.length)
+    if (!agree || !all || !(this.nodes[0]?.singleton?.settled() ?? true)) return
+    const now = this.sim.now
+    for (const t of this.#timings) if (t.converged === null) t.converged = now - t.at
+    if (now >= this.#quietAt) this.#convergedAt = now
+  }
+
+  /** Running, not shutting down, and present in its own view. */
+  #live(): SimNode[] {
+    return this.nodes.filter((n) => n !== undefined && this.sim.members[n.index]!.up && !n.shuttingDown && isPresent(n.core.status))
+  }
+
+  #views(): string {
+    return this.#live()
+      .map(
+        (n) =>
+          `n${n.index}{${n.core
+            .members()
+            .map((m) => `${this.#name(m.node.uid)}:${m.status}${m.reachability === 'unreachable' ? '?' : ''}`)
+            .join(' ')}}`,
+      )
+      .join(' ')
+  }
+
+  #violate(invariant: Violation['invariant'], detail: string): void {
+    if (this.violations.some((v) => v.invariant === invariant)) return // the first of each kind is the one to replay
+    this.violations.push({ invariant, at: this.sim.now, detail })
+    if (this.tracing) this.note(`VIOLATION ${invariant}: ${detail}`)
+  }
+
+  #name(uid: string): string {
+    return this.#incarnations.get(uid) ?? uid.slice(0, 6)
+  }
+
+  singletonReport(): NonNullable<ClusterSimReport['singleton']> {
+    let activations = 0
+    let served = 0
+    let refused = 0
+    for (const n of this.#allSingletons) {
+      activations += n.activations
+      served += n.served
+      refused += n.refused
+    }
+    return { activations, served, refused, acknowledged: this.store.acknowledged }
+  }
+
+  /** Every singleton shell ever made (incarnations included), for the report. */
+  get #allSingletons(): SimSingleton[] {
+    return SimSingleton.all(this)
+  }
+
+  #singletonEnd(): void {
+    if (this.nodes[0]?.singleton === undefined) return
+    this.store.checkAcknowledged()
+  }
+}
+
+/** Whether node `x` has marked `uid` down or removed (or forgotten it after removing). */
+function ended(x: SimNode, uid: string): boolean {
+  const m = x.core.member(uid)
+  if (m) return m.status === 'down' || m.status === 'removed'
+  return x.core.isForgotten(uid)
+}
+
+/** Runs one simulation; see {@link ClusterSimulator}. */
+export function runClusterSim(options: ClusterSimOptions): ClusterSimReport {
+  return new ClusterSimulator(options).run()
+}
+
