@@ -28,11 +28,19 @@ export interface LeaseKeeperOptions {
   readonly onLost: (why: string) => void
   /** Bound on one store operation, ms. Default ttl / 4. */
   readonly opTimeout?: number
+  /** The monotonic clock terms are counted on (ms). Default `performance.now()`; pass the system's, so one clock is used. */
+  readonly now?: () => number
+  /**
+   * Called on every grant, the acquisition and each renewal, with when its request was sent and the
+   * epoch, after this keeper's own bookkeeping (so a holder can keep its own {@link LeaseTerm}).
+   */
+  readonly onGranted?: (sentAt: number, epoch: number) => void
 }
 
 export class LeaseKeeper {
   readonly #o: LeaseKeeperOptions
   readonly #opTimeout: number
+  readonly #now: () => number
   #chain: Promise<unknown> = Promise.resolve()
   #term: LeaseTerm | undefined
   #epoch: number | undefined
@@ -42,6 +50,7 @@ export class LeaseKeeper {
   constructor(options: LeaseKeeperOptions) {
     this.#o = options
     this.#opTimeout = options.opTimeout ?? options.ttl / 4
+    this.#now = options.now ?? (() => performance.now())
   }
 
   /** The epoch (fencing token) of the current holding, while it is valid. */
@@ -50,12 +59,12 @@ export class LeaseKeeper {
   }
 
   /** Whether the lease is held and its term has not run out. */
-  valid(now = performance.now()): boolean {
+  valid(now = this.#now()): boolean {
     return this.#term?.valid(now) === true
   }
 
   /** How long the current term lasts from now, ms (0 if not held). */
-  remaining(now = performance.now()): number {
+  remaining(now = this.#now()): number {
     return this.#term?.remaining(now) ?? 0
   }
 
@@ -66,7 +75,7 @@ export class LeaseKeeper {
    */
   acquire(): Promise<number | undefined> {
     return this.#op(async () => {
-      const sentAt = performance.now()
+      const sentAt = this.#now()
       const epoch = await this.#call(this.#o.store.acquireLease(this.#o.name, this.#o.owner, this.#o.ttl))
       if (epoch === undefined) return undefined
       const term = new LeaseTerm(this.#o.ttl)
@@ -75,6 +84,7 @@ export class LeaseKeeper {
       this.#epoch = epoch
       this.#armLapse(term)
       this.#scheduleRenewal(term)
+      this.#granted(sentAt, epoch)
       return epoch
     })
   }
@@ -108,18 +118,19 @@ export class LeaseKeeper {
     try {
       await this.#op(async () => {
         if (this.#term !== term) return
-        const sentAt = performance.now()
+        const sentAt = this.#now()
         const epoch = await this.#call(this.#o.store.acquireLease(this.#o.name, this.#o.owner, this.#o.ttl))
         if (this.#term !== term) return
         // Another epoch: the lease lapsed in the store and was taken again; someone may have held it between.
-        if (epoch !== this.#epoch) return this.#lose(epoch === undefined ? 'another owner holds it' : 'it lapsed in the store')
+        if (epoch === undefined || epoch !== this.#epoch) return this.#lose(epoch === undefined ? 'another owner holds it' : 'it lapsed in the store')
         term.granted(sentAt)
         this.#armLapse(term)
+        this.#granted(sentAt, epoch)
       })
     } catch (err) {
       if (this.#term === term)
         this.#o.log.warn(
-          { err, store: this.#o.store.name, lease: this.#o.name, validForMs: Math.round(term.remaining(performance.now())) },
+          { err, store: this.#o.store.name, lease: this.#o.name, validForMs: Math.round(term.remaining(this.#now())) },
           'lease renewal failed; retrying',
         )
     }
@@ -130,10 +141,19 @@ export class LeaseKeeper {
   #armLapse(term: LeaseTerm): void {
     clearTimeout(this.#lapseTimer)
     this.#lapseTimer = setTimeout(() => {
-      if (this.#term === term && !term.valid(performance.now())) this.#lose('not renewed in time')
+      if (this.#term === term && !term.valid(this.#now())) this.#lose('not renewed in time')
       else if (this.#term === term) this.#armLapse(term)
-    }, term.remaining(performance.now()) + 1)
+    }, term.remaining(this.#now()) + 1)
     this.#lapseTimer.unref()
+  }
+
+  /** Tells the holder; its failure is logged, not the operation's. */
+  #granted(sentAt: number, epoch: number): void {
+    try {
+      this.#o.onGranted?.(sentAt, epoch)
+    } catch (err) {
+      this.#o.log.error({ err, lease: this.#o.name }, 'a lease holder failed handling a grant')
+    }
   }
 
   #lose(why: string): void {

@@ -1,7 +1,8 @@
 /**
  * One cluster singleton as seen from one node: the proxy that holds and forwards calls, and, on
- * nodes that may host it, the instance's lifecycle. Decisions come from the pure `allocate`
- * (Allocation.ts); this shell carries them out:
+ * nodes that may host it, the instance's lifecycle. Decisions come from the pure lifecycle core
+ * (SingletonLifecycle.ts, which applies `allocate` from Allocation.ts); this shell carries out its
+ * directives with the actor system, the receptionist and the lease keeper:
  * - **host**: start the instance with the factory, check it in with the receptionist (that is how
  *   other nodes find it), forward the held calls to it;
  * - **remote**: forward to the instance the receptionist lists on the host node, while that node
@@ -38,7 +39,8 @@ import { singletonChangeChannel } from '../observability/Channels.ts'
 import { ReceptionKey } from '../receptionist/ReceptionKey.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
 import type { PluginContext } from '../system/Plugin.ts'
-import { type Allocation, type AllocationSettings, allocate, type DownTracker, wouldBeDowned } from './Allocation.ts'
+import type { Allocation, AllocationSettings, DownTracker } from './Allocation.ts'
+import { type Directive, type EvaluateView, SingletonLifecycle } from './SingletonLifecycle.ts'
 
 /** How soon a proxy re-decides after a forwarded call was refused (the instance moving), ms. */
 const RETRY_SOON = 25
@@ -98,18 +100,19 @@ export class SingletonManager {
   readonly #key: ReceptionKey
   /** When this node learned of each down (shared by the singletons of the node). */
   readonly #downs: DownTracker
+  /** Every decision about the local instance (see SingletonLifecycle.ts). */
+  readonly #core: SingletonLifecycle
+  /** With a lease: this node's hold on lease `singleton/<name>` (one for the manager's lifetime, so its operations stay in order). */
+  readonly #lease: LeaseKeeper | undefined
   #factory: SingletonFactory<DistributedActor> | undefined
   #held: Held[] = []
   #seq = 0
   #target: ActorRef<unknown> | undefined
   #instance: ActorRef<unknown> | undefined
-  #phase: 'idle' | 'acquiring' | 'starting' | 'running' | 'passivating' = 'idle'
-  #allocation: Allocation = { kind: 'wait', reason: 'no-candidate' }
-  #stopped = false
-  #warnedNoFactory = false
+  /** The passivation under way, if any (a stop waits for it). */
+  #passivation: Promise<void> | undefined
+  #leaseHolderLogged: string | undefined
   readonly #releaseWaiters = new Set<() => void>()
-  activations = 0
-  passivations = 0
 
   constructor(ctx: PluginContext, name: string, settings: ManagerSettings, downs: DownTracker, log: Logger) {
     const system = ctx.system
@@ -121,6 +124,9 @@ export class SingletonManager {
     this.#log = log.child({ singleton: name })
     this.#key = instanceKey(name)
     const lease = settings.lease
+    this.#core = new SingletonLifecycle(name, { ...settings, lease: lease && { ttl: lease.ttl, store: lease.store.name } }, (notBefore) =>
+      system.clustered ? system.cluster.confirmedUntil(settings.confirmWindow, notBefore) : Number.POSITIVE_INFINITY,
+    )
     this.#lease =
       lease &&
       new LeaseKeeper({
@@ -129,13 +135,26 @@ export class SingletonManager {
         owner: system.node.uid,
         ttl: lease.ttl,
         log: this.#log,
-        onLost: (why) => this.#leaseLost(why),
+        now: () => system.now(),
+        onGranted: (sentAt, epoch) => {
+          this.#leaseHolderLogged = undefined
+          this.#apply(this.#core.leaseGranted(this.#now(), sentAt, epoch))
+        },
+        onLost: (why) => this.#apply(this.#core.leaseLost(this.#now(), why)),
       })
   }
 
   /** The one clock of this manager's decisions (backoff, lease retries, downs, fencing); call deadlines are the call path's wall clock. */
   #now(): number {
     return this.#system.now()
+  }
+
+  get activations(): number {
+    return this.#core.activations
+  }
+
+  get passivations(): number {
+    return this.#core.passivations
   }
 
   /** Makes this node able to host (`singleton.host`). */
@@ -154,14 +173,14 @@ export class SingletonManager {
 
   /** Proxy entry: a call through a proxy ref, local or from another node. */
   deliver(inv: Invocation): void {
-    if (this.#stopped) return inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node has stopped (shutdown).`)))
+    if (this.#core.stopped) return inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node has stopped (shutdown).`)))
     const held: Held = { seq: ++this.#seq, inv, since: Date.now() }
     if (this.#target && this.#held.length === 0) this.#send(held, this.#target)
     else this.#hold(held)
   }
 
   status(): SingletonStatus {
-    const a = this.#allocation
+    const a = this.#core.allocation
     const host = a.kind === 'remote' ? a.host.node.endpoint : a.kind === 'host' ? this.#system.node.endpoint : undefined
     return {
       name: this.name,
@@ -170,7 +189,7 @@ export class SingletonManager {
       host: host && `${host.host}:${host.port}`,
       instance: this.#instance?.id,
       held: this.#held.length,
-      leaseEpoch: this.#instance ? this.#lease?.epoch : undefined,
+      leaseEpoch: this.#instance ? this.#core.leaseEpoch(this.#now()) : undefined,
       activations: this.activations,
       passivations: this.passivations,
     }
@@ -178,23 +197,21 @@ export class SingletonManager {
 
   /** Resolves once this node runs no instance (the leave hook waits for it). */
   released(): Promise<void> {
-    if (this.#phase === 'idle') return Promise.resolve()
+    if (this.#core.phase === 'idle') return Promise.resolve()
     return new Promise((resolve) => this.#releaseWaiters.add(resolve))
   }
 
   /** Re-decides and acts; called on every membership or listing change and on a tick. */
   evaluate(): void {
-    if (this.#stopped) return
+    if (this.#core.stopped) return
     this.#expire()
-    const a = this.#decide()
-    this.#allocation = a
+    const now = this.#now()
+    this.#apply(this.#core.evaluate(now, { canHost: this.#factory !== undefined, view: this.#view(now) }))
+    const a = this.#core.allocation
     if (a.kind === 'host') {
-      if (!this.#factory) return this.#noFactory()
-      if (this.#phase === 'idle' && this.#lease) this.#acquireThenStart(this.#lease)
-      else if (this.#phase === 'idle') this.#start()
-      this.#target = this.#phase === 'running' ? this.#instance : undefined
+      if (!this.#factory) return void (this.#target = undefined)
+      this.#target = this.#core.phase === 'running' ? this.#instance : undefined
     } else {
-      if (this.#instance && this.#phase === 'running') void this.#passivateSafely(a.kind === 'wait' && (a.reason === 'fenced' || a.reason === 'unconfirmed'))
       this.#target = a.kind === 'remote' && a.host.reachability === 'reachable' ? this.#instanceOn(a.host.node.uid) : undefined
     }
     this.#flush()
@@ -203,8 +220,9 @@ export class SingletonManager {
   /** Shutdown of the plugin: passivates a local instance, fails held calls. */
   async stop(): Promise<void> {
     // First: nothing new starts (no acquire after the passivation below, no instance from an acquire in flight).
-    this.#stopped = true
-    if (this.#instance && this.#phase === 'running') await this.#passivateSafely(false)
+    const directives = this.#core.stop(this.#now())
+    this.#apply(directives)
+    if (directives.some((d) => d.kind === 'passivate')) await this.#passivation
     else await this.released()
     await this.#lease?.settled(2000) // the release is in the store before the caller closes it
     clearTimeout(this.#retryTimer)
@@ -216,184 +234,122 @@ export class SingletonManager {
 
   // ── deciding ────────────────────────────────────────────────────────────────
 
-  #decide(): Allocation {
+  /** This node's view of the cluster for the core, or undefined outside a cluster. */
+  #view(now: number): EvaluateView | undefined {
     const system = this.#system
-    if (!system.clustered) return this.#factory ? { kind: 'host' } : { kind: 'wait', reason: 'no-candidate' }
+    if (!system.clustered) return undefined
     const { members, leader } = system.cluster.membership
     const listedElsewhere = system.receptionist
       .lookup(this.#key)
       .map((r) => r.id.node.uid)
       .filter((uid) => uid !== system.node.uid)
-    const now = system.cluster.now()
     // Noted here, not only on the cluster event: a decision may run first (the receptionist drops the
     // downed host's listing on the same event, which triggers one), and must already see the down.
     this.#downs.observe(members, now)
-    const doomed = this.#settings.downing !== undefined && wouldBeDowned({ self: system.node.uid, members }, this.#settings.downing)
-    if (!doomed) this.#doomedSince = undefined
-    else this.#doomedSince ??= now
-    const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
-    const a = allocate(
-      {
-        self: system.node.uid,
-        members,
-        leader: leader?.node.uid,
-        downSince: this.#downs.since,
-        now,
-        hosting: this.#phase !== 'idle' && this.#phase !== 'acquiring',
-        listedElsewhere,
-        fencedFor,
-        confirmed: this.#confirmed(),
-      },
-      this.#settings,
-    )
-    // A fence: confirmations from before it no longer count, the node must hear afresh.
-    if (a.kind === 'wait' && a.reason === 'fenced') this.#unconfirmedSince(system.cluster.now())
-    return a
-  }
-
-  // ── confirmation ────────────────────────────────────────────────────────────
-
-  /** Until when (cluster clock) heartbeat answers confirm this node's side; recomputed once it passes. */
-  #confirmedUntil = Number.NEGATIVE_INFINITY
-  /** Confirmations of heartbeats sent before this (cluster clock) do not count: set at a lapse or fence. */
-  #notBefore = Number.NEGATIVE_INFINITY
-  /** `never` until first confirmed (a starting node has nothing to fence), then confirmed or lapsed. */
-  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
-
-  /**
-   * Whether members confirm this node's side within the confirmation window (see
-   * `confirmedUntil` in cluster/Downing.ts). Checked as each call to the instance starts and before
-   * starting one. Once it lapses, only confirmations of heartbeats sent after the lapse count.
-   */
-  #confirmed(): boolean {
-    const system = this.#system
-    if (!system.clustered) return true
-    const cluster = system.cluster
-    const now = cluster.now()
-    if (now < this.#confirmedUntil) return true
-    this.#confirmedUntil = cluster.confirmedUntil(this.#settings.confirmWindow, this.#notBefore)
-    if (now < this.#confirmedUntil) {
-      if (this.#confirmation === 'lapsed') this.#log.info({ event: 'confirmed' }, 'confirmed again by a side that stays: may host the singleton again')
-      this.#confirmation = 'confirmed'
-      return true
-    }
-    this.#unconfirmedSince(now)
-    return false
-  }
-
-  #unconfirmedSince(now: number): void {
-    if (this.#confirmation !== 'confirmed') return
-    this.#confirmation = 'lapsed'
-    this.#notBefore = now
-    this.#confirmedUntil = Number.NEGATIVE_INFINITY
-    if (this.#instance)
-      this.#log.warn(
-        { event: 'unconfirmed', windowMs: this.#settings.confirmWindow },
-        'singleton host not confirmed by a side that stays: refusing calls until members confirm it again',
-      )
+    return { self: system.node.uid, members, leader: leader?.node.uid, downSince: this.#downs.since, listedElsewhere }
   }
 
   /**
    * Checked as each call to the instance starts: a reason refuses it (as not delivered, and the
-   * cell takes no more calls), and the instance is stopped and replaced once confirmed again.
+   * cell takes no more calls). What follows (a re-decision, stopping the instance) runs after the
+   * current turn, not from inside the cell that asked.
    */
   #callGuard(): string | undefined {
-    if (!this.#confirmed()) {
-      queueMicrotask(() => this.evaluate())
-      return `the host of singleton ${this.name} is not confirmed by a side of the cluster that stays`
-    }
-    return this.#lease ? this.#leaseGuard(this.#lease) : undefined
+    const { refuse, directives } = this.#core.guard(this.#now())
+    if (directives.length > 0) queueMicrotask(() => this.#apply(directives))
+    return refuse
   }
 
   #instanceOn(uid: string): ActorRef<unknown> | undefined {
     return this.#system.receptionist.lookup(this.#key).findLast((r) => r.id.node.uid === uid)
   }
 
-  #noFactory(): void {
-    this.#target = undefined
-    if (this.#warnedNoFactory) return
-    this.#warnedNoFactory = true
-    this.#log.error(
-      { role: this.#settings.role ?? null },
-      'this node was chosen to host the singleton but never called singleton.host() for it: every node that may host (every node with its role) must call host(); give proxy-only nodes no such role',
-    )
+  // ── carrying out the core's directives ──────────────────────────────────────
+
+  /** Applies directives in order; `ref`: the instance they are about (it may be forgotten already). */
+  #apply(directives: readonly Directive[], ref = this.#instance): void {
+    for (const d of directives) {
+      switch (d.kind) {
+        case 'log': {
+          const fields = d.withInstance && ref ? { ...d.fields, instance: ref.id.toString() } : d.fields
+          this.#log[d.level](fields, d.msg)
+          break
+        }
+        case 'acquire-lease':
+          this.#acquire(this.#lease!)
+          break
+        case 'release-lease':
+          void this.#lease?.release()
+          break
+        case 'report-holder':
+          this.#reportHolder()
+          break
+        case 'start-instance':
+          ref = this.#start() ?? ref
+          break
+        case 'activated':
+          if (ref) this.#activated(ref)
+          break
+        case 'passivate':
+          this.#passivation = this.#passivateSafely(d.fenced, d.boundMs)
+          break
+        case 'passivated':
+          if (ref) this.#publish('passivated', ref)
+          break
+        case 'idle':
+          this.#instance = undefined
+          for (const w of this.#releaseWaiters) w()
+          this.#releaseWaiters.clear()
+          break
+        case 'evaluate':
+          this.evaluate()
+          break
+      }
+    }
   }
 
-  // ── instance lifecycle ──────────────────────────────────────────────────────
-
-  #start(): void {
-    if (this.#now() < this.#retryAt) return
-    this.#phase = 'starting'
+  /** Makes the instance and tells the core how it went; returns it if it runs. */
+  #start(): ActorRef<unknown> | undefined {
     let ref: ActorRef<unknown>
     try {
       ref = this.#factory!(this.#system) as ActorRef<unknown>
       if (ref?.id?.node.uid !== this.#system.node.uid)
         throw new ConfigError(`the factory of singleton ${this.name} must spawn the instance on this node (system.spawn), not return ${String(ref)}`)
     } catch (err) {
-      this.#phase = 'idle'
-      this.#failed()
-      this.#log.error({ err, retryInMs: this.#retryAt - this.#now() }, 'the singleton factory failed')
-      return
+      this.#apply(this.#core.startFailed(this.#now(), err))
+      return undefined
     }
     this.#instance = ref
-    this.#phase = 'running'
     this.#ctx.actors.guard(ref.id, () => this.#callGuard())
-    this.activations++
-    this.#log.info({ event: 'activated', instance: ref.id.toString() }, 'singleton activated')
+    this.#apply(this.#core.started(this.#now()), ref)
+    return ref
+  }
+
+  #activated(ref: ActorRef<unknown>): void {
     this.#publish('activated', ref)
     this.#system.receptionist.checkIn(ref as ActorRef<DistributedActor>, this.#key)
     // An instance that stops by itself (a failed onStart, stop()) is replaced, after a backoff.
     void this.#system.watch(ref).then(
-      () => this.#instanceEnded(ref),
+      () => {
+        if (this.#instance === ref) this.#apply(this.#core.instanceEnded(this.#now()), ref)
+      },
       () => undefined,
     )
   }
 
-  // ── lease ───────────────────────────────────────────────────────────────────
-
-  /** With a lease: this node's hold on lease `singleton/<name>` (one for the manager's lifetime, so its operations stay in order). */
-  readonly #lease: LeaseKeeper | undefined
-  #leaseRetryAt = 0
-  #leaseHolderLogged: string | undefined
-
-  /** Takes the lease, then starts the instance if this node is still to host it and the term is still good. */
-  #acquireThenStart(lease: LeaseKeeper): void {
-    const now = this.#now()
-    if (now < this.#leaseRetryAt || now < this.#retryAt) return
-    this.#phase = 'acquiring'
+  /** Takes the lease; the grant comes back through the keeper's `onGranted`. */
+  #acquire(lease: LeaseKeeper): void {
     lease.acquire().then(
       (epoch) => {
-        this.#settleIdle()
-        if (epoch === undefined) return this.#waitForLease()
-        this.#leaseHolderLogged = undefined
-        if (this.#stopped || this.#allocation.kind !== 'host' || !lease.valid()) return void lease.release()
-        this.#start()
-        if (!this.#instance) return void lease.release()
-        this.evaluate()
+        if (epoch === undefined) this.#apply(this.#core.leaseRefused(this.#now()))
       },
-      (err: unknown) => {
-        this.#settleIdle()
-        this.#leaseRetryAt = this.#now() + this.#settings.lease!.ttl / 4
-        this.#log.warn({ err, store: this.#settings.lease!.store.name }, 'singleton lease store failed: not starting the instance')
-      },
+      (err: unknown) => this.#apply(this.#core.leaseFailed(this.#now(), err)),
     )
   }
 
-  /**
-   * Checked as each call to the instance starts: a reason refuses it. A refusal also has the
-   * instance replaced, after the current turn (not from inside the cell that asked).
-   */
-  #leaseGuard(lease: LeaseKeeper): string | undefined {
-    if (lease.valid()) return undefined
-    queueMicrotask(() => this.#leaseLost('a call found it lapsed'))
-    return `the lease of singleton ${this.name} may have lapsed`
-  }
-
-  /** Someone else holds the lease: try again in a quarter ttl; say who holds it when that changes. */
-  #waitForLease(): void {
-    const lease = this.#settings.lease!
-    this.#leaseRetryAt = this.#now() + lease.ttl / 4
-    void lease.store.leaseHolder(`singleton/${this.name}`).then(
+  /** Someone else holds the lease: say who when that changes. */
+  #reportHolder(): void {
+    void this.#settings.lease!.store.leaseHolder(`singleton/${this.name}`).then(
       (holder) => {
         if (holder !== this.#leaseHolderLogged) this.#log.info({ holder: holder ?? null }, 'singleton waits for its lease, held by another node')
         this.#leaseHolderLogged = holder
@@ -402,83 +358,26 @@ export class SingletonManager {
     )
   }
 
-  /** The lease is gone (refused, another epoch, or its term ran out): stop the instance at once. */
-  #leaseLost(why: string): void {
-    if (!this.#instance || this.#phase !== 'running') return
-    this.#log.warn({ event: 'lease-lost', why, instance: this.#instance.id.toString() }, 'singleton lease lost: stopping the instance')
-    void this.#passivateSafely(true)
-  }
-
-  /** Back to idle after acquiring; a stop waiting for this node to run nothing may go on. */
-  #settleIdle(): void {
-    if (this.#phase === 'acquiring') this.#phase = 'idle'
-    if (this.#phase !== 'idle' || this.#instance) return
-    for (const w of this.#releaseWaiters) w()
-    this.#releaseWaiters.clear()
-  }
-
-  #instanceEnded(ref: ActorRef<unknown>): void {
-    if (this.#instance !== ref || this.#phase !== 'running') return
-    this.#failed()
-    this.#log.warn(
-      { instance: ref.id.toString(), retryInMs: this.#retryAt - this.#now() },
-      'the singleton instance stopped by itself; starting another after a pause',
-    )
-    this.#released(ref)
-  }
-
-  /** Exponential backoff between failed starts (100 ms … 10 s), reset once an instance passivates normally. */
-  #failed(): void {
-    this.#failures++
-    this.#retryAt = this.#now() + Math.min(10_000, 100 * 2 ** Math.min(this.#failures - 1, 7))
-  }
-
-  #failures = 0
-  #retryAt = 0
-  /** Since when the downing strategy would down this node's side (undefined: it would not). */
-  #doomedSince: number | undefined
-
   /** Passivates without letting a failure escape (it runs detached from the decision that began it). */
-  #passivateSafely(fenced: boolean): Promise<void> {
-    return this.#passivate(fenced).catch((err: unknown) => this.#log.error({ err }, 'singleton passivation failed'))
+  #passivateSafely(fenced: boolean, bound: number): Promise<void> {
+    return this.#passivate(fenced, bound).catch((err: unknown) => this.#log.error({ err }, 'singleton passivation failed'))
   }
 
-  async #passivate(fenced: boolean): Promise<void> {
+  async #passivate(fenced: boolean, bound: number): Promise<void> {
     const ref = this.#instance!
-    this.#phase = 'passivating'
-    this.#failures = 0
     if (this.#target === ref) this.#target = undefined
-    const s = this.#settings
-    // Fenced: the other side may start its instance `margin` after downing this one; be done well before.
-    let bound = fenced ? Math.min(s.passivateTimeout, s.margin / 2) : s.passivateTimeout
-    // With a lease, onPassivate gets no longer than the term: after it, another node may hold the lease.
-    if (this.#lease) bound = Math.min(bound, this.#lease.remaining())
-    this.#log.info({ event: 'passivating', instance: ref.id.toString(), fenced }, 'singleton passivating')
     let timer: NodeJS.Timeout | undefined
     // Sealed: calls arriving from now on are refused as notDelivered and go to the next instance.
     const turn = this.#ctx.actors.runTurn(ref.id, (actor) => (fenced ? undefined : actor.onPassivate?.()), { seal: true })
     await Promise.race([turn.catch((err: unknown) => this.#log.error({ err }, 'onPassivate failed')), new Promise((r) => (timer = setTimeout(r, bound)))])
     clearTimeout(timer)
     await this.#system.stop(ref)
-    this.#released(ref)
-    this.#log.info({ event: 'passivated', instance: ref.id.toString() }, 'singleton passivated')
-    this.#publish('passivated', ref)
-    this.evaluate()
+    this.#apply(this.#core.passivated(this.#now()), ref)
   }
 
   #publish(event: 'activated' | 'passivated', ref: ActorRef<unknown>): void {
     if (singletonChangeChannel.hasSubscribers)
       singletonChangeChannel.publish({ self: this.#system.node, singleton: this.name, event, instance: ref.id.toString() })
-  }
-
-  #released(ref: ActorRef<unknown>): void {
-    if (this.#instance !== ref) return
-    this.#instance = undefined
-    this.#phase = 'idle'
-    void this.#lease?.release()
-    this.passivations++
-    for (const w of this.#releaseWaiters) w()
-    this.#releaseWaiters.clear()
   }
 
   // ── holding and forwarding ──────────────────────────────────────────────────
@@ -514,7 +413,7 @@ export class SingletonManager {
     this.#ctx.calls.forward(target, h.inv.method, h.inv.args, h.inv.chain, timeout, h.inv.headers).then(
       (v) => h.inv.succeed(v),
       (e: unknown) => {
-        if (!this.#stopped && retryable(e)) {
+        if (!this.#core.stopped && retryable(e)) {
           // The instance moved or its node went away before the call started: hold it for the next.
           if (this.#target === target) this.#target = undefined
           this.#hold(h)
@@ -554,7 +453,7 @@ export class SingletonManager {
   }
 
   #why(): string {
-    const a = this.#allocation
+    const a = this.#core.allocation
     if (a.kind === 'remote')
       return `its host ${a.host.node.endpoint.host}:${a.host.node.endpoint.port} is ${a.host.reachability} and ${this.#instanceOn(a.host.node.uid) ? 'lists' : 'does not list'} an instance`
     if (a.kind === 'host') return 'this node is starting it'
