@@ -129,6 +129,8 @@ export class Membership {
   #now: number
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   #out: MembershipDirective[] = []
+  /** {@link members}, until the gossip, a reachability or the observations change. */
+  #views: readonly ClusterMember[] | undefined
   readonly #toTombstone: ClusterNode[] = []
 
   constructor(o: MembershipOptions) {
@@ -160,15 +162,15 @@ export class Membership {
 
   /** The current membership as seen from here (removed members stay listed for a minute). */
   snapshot(): MembershipSnapshot {
-    const members = [...this.#gossip.members.values()].map((m) => this.#view(m))
+    const members = this.members()
     const self = members.find((m) => m.node.uid === this.self.uid)!
     const leader = this.#leader === undefined ? undefined : members.find((m) => m.node.uid === this.#leader)
     return { self, leader, members }
   }
 
-  /** Every member, with reachability (what strategies and plugins read). */
-  members(): ClusterMember[] {
-    return [...this.#gossip.members.values()].map((m) => this.#view(m))
+  /** Every member, with reachability (what strategies and plugins read); the same array until something changes. */
+  members(): readonly ClusterMember[] {
+    return (this.#views ??= [...this.#gossip.members.values()].map((m) => this.#view(m)))
   }
 
   member(uid: string): Member | undefined {
@@ -235,7 +237,7 @@ export class Membership {
   confirmedUntil(now: number, window: number, notBefore = Number.NEGATIVE_INFINITY): number {
     const self = this.#gossip.members.get(this.self.uid)
     if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
-    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
+    const members = this.members().filter((m) => m.status !== 'removed')
     const until = confirmedUntil(
       this.self.uid,
       members,
@@ -267,8 +269,13 @@ export class Membership {
       this.#commit(merged)
       // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
       // Nothing else: replying to everything would ping-pong forever.
+      // An entry the sender lacks for a member removed here is one it has forgotten (every node
+      // forgets on its own clock): not news to send. Counting it made two nodes that forget a
+      // removed member seconds apart (one was paused) reply to each other without end, a storm
+      // the cluster simulator found.
       const theirs = pruneVersion(received.version, (uid) => !this.#history.isForgotten(uid))
-      if (compareVersions(merged.version, theirs) !== 'same' || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
+      const mine = pruneVersion(merged.version, (uid) => theirs.has(uid) || merged.members.get(uid)?.status !== 'removed')
+      if (compareVersions(mine, theirs) !== 'same' || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
     })
   }
 
@@ -367,6 +374,7 @@ export class Membership {
       const merged = mergeObservations(this.#observations, table, this.self.uid, (uid) => this.#isPresentMember(uid))
       if (merged === this.#observations) return
       this.#observations = merged
+      this.#views = undefined
       this.#noteEdges()
       // Pass it on: the observer's own links to the leader may be the cut ones.
       const to = this.present().filter((m) => m.node.uid !== this.self.uid && m.node.uid !== from.uid)
@@ -459,6 +467,7 @@ export class Membership {
     const before = this.#gossip
     if (next === before) return
     this.#gossip = next
+    this.#views = undefined
     const changes = statusChanges(before, next)
     for (const c of changes) this.#onStatus(c.member, c.previous)
     this.#replaceRestarted(changes.map((c) => c.member))
@@ -466,6 +475,7 @@ export class Membership {
     if (changes.length > 0) {
       this.#history.statusChanged(this.#now)
       this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
+      this.#views = undefined
     }
     this.#runLeaderActions()
     // Members just marked down or removed are no longer gossip targets: tell them once, so a downed
@@ -578,6 +588,7 @@ export class Membership {
     // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
     const change = this.#history.report(m.node.uid, reachable, STATUS_RANK[m.status] >= STATUS_RANK.leaving, this.#now)
     if (change === 'none') return
+    this.#views = undefined
     if (change === 'reachability') {
       this.#log('info', { member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
       this.#out.push({ kind: 'event', event: { type: 'reachability', member: this.#view(m) } })
@@ -592,6 +603,7 @@ export class Membership {
       members.delete(uid)
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
       this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
+      this.#views = undefined
     }
   }
 
@@ -728,6 +740,7 @@ export class Membership {
     const next = observe(this.#observations, this.self.uid, this.#beats.stalled())
     if (next === this.#observations) return
     this.#observations = next
+    this.#views = undefined
     this.#noteEdges()
     const to = this.present().filter((m) => m.node.uid !== this.self.uid)
     if (to.length > 0) this.#out.push({ kind: 'observations', to: to.map((m) => m.node) })

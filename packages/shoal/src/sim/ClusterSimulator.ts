@@ -27,6 +27,9 @@ import { SimSingleton, type SingletonSimSettings } from './SimSingleton.ts'
 import { Simulator } from './Simulator.ts'
 import { SimStore } from './SimStore.ts'
 
+/** How often convergence is checked (the resolution of the convergence times), ms. */
+const CONVERGENCE_EVERY = 100
+
 /** One cluster simulation. */
 export interface ClusterSimOptions {
   readonly seed: number
@@ -240,6 +243,11 @@ export class ClusterSimulator {
     this.#faults = faultSchedule({ nodes: o.nodes, seed: o.seed, mix: o.faults, start: 10_000, quietAt: this.#quietAt, meanGap: o.meanGap })
     for (let i = 0; i < o.nodes; i++) this.sim.at(i * 10, () => this.#boot(i))
     for (const f of this.#faults) this.sim.at(f.at, () => this.#inject(f))
+    const converge = (): void => {
+      this.#checkConvergence()
+      this.sim.at(this.sim.now + CONVERGENCE_EVERY, converge)
+    }
+    this.sim.at(CONVERGENCE_EVERY, converge)
   }
 
   /** Runs to the end and reports. */
@@ -309,6 +317,20 @@ export class ClusterSimulator {
     })
   }
 
+  /**
+   * Node `by`'s instance serves a call: no other instance may admit calls at this instant (a
+   * frozen process serves nothing until it wakes, and then asks its guard again).
+   */
+  checkServing(by: SimSingleton, id: string): void {
+    this.checks['singleton-overlap']!++
+    for (const n of this.nodes) {
+      const other = n?.singleton
+      if (!other || other === by || this.sim.stalled(n.index) || !this.sim.members[n.index]!.up) continue
+      if (other.admits())
+        this.#violate('singleton-overlap', `n${by.index} serves call ${id} while n${n.index}'s instance also admits calls: ${this.#views()}`)
+    }
+  }
+
   note(line: string): void {
     this.#trace.push(`${(this.sim.now / 1000).toFixed(3)} ${line}`)
   }
@@ -330,7 +352,7 @@ export class ClusterSimulator {
 
   #boot(i: number): void {
     const m = this.sim.members[i]!
-    const node: ClusterNode = { endpoint: { host: m.node.host, port: m.node.port }, uid: m.node.uid }
+    const node: ClusterNode = { endpoint: { name: 'shoal', host: m.node.host, port: m.node.port }, uid: m.node.uid }
     const n = new SimNode(this, i, node)
     this.nodes[i] = n
     this.#incarnations.set(node.uid, `n${i}${"'".repeat(m.generation)}`)
@@ -412,8 +434,7 @@ export class ClusterSimulator {
     if (!this.#dirty) return
     this.#dirty = false
     this.#checkSplitBrain()
-    for (const n of this.nodes) n?.singleton?.check()
-    if (this.sim.now >= (this.#timings.at(-1)?.at ?? 0)) this.#checkConvergence()
+    this.#checkOverlap()
   }
 
   /**
@@ -449,10 +470,30 @@ export class ClusterSimulator {
     const first = key(live[0]!)
     const agree = live.every((n) => key(n) === first && n.core.members().every((m) => m.status === 'up' || m.status === 'removed'))
     const all = live.length === this.sim.upMembers().length && live.every((n) => n.core.members().filter((m) => m.status === 'up').length === live.length)
-    if (!agree || !all || !(this.nodes[0]?.singleton?.settled() ?? true)) return
+    if (!agree || !all || !this.#singletonSettled(live)) return
     const now = this.sim.now
     for (const t of this.#timings) if (t.converged === null) t.converged = now - t.at
     if (now >= this.#quietAt) this.#convergedAt = now
+  }
+
+  /** Never two instances that admit calls at once (checked whenever something changed; calls check it too). */
+  #checkOverlap(): void {
+    if (this.nodes[0]?.singleton === undefined) return
+    this.checks['singleton-overlap']!++
+    const admitting = this.nodes.filter((n) => n?.singleton !== undefined && this.sim.members[n.index]!.up && !this.sim.stalled(n.index) && n.singleton.admits())
+    if (admitting.length > 1) this.#violate('singleton-overlap', `${admitting.map((n) => `n${n.index}`).join(' and ')} both run an instance that admits calls: ${this.#views()}`)
+  }
+
+  /** Exactly one live node runs the instance, and every live node sends its calls there. */
+  #singletonSettled(live: readonly SimNode[]): boolean {
+    if (live[0]?.singleton === undefined) return true
+    const running = live.filter((n) => n.singleton!.life.phase === 'running')
+    if (running.length !== 1) return false
+    const host = running[0]!.uid
+    return live.every((n) => {
+      const a = n.singleton!.life.allocation
+      return n.uid === host ? a.kind === 'host' : a.kind === 'remote' && a.host.node.uid === host
+    })
   }
 
   /** Running, not shutting down, and present in its own view. */

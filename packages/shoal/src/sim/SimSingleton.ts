@@ -27,6 +27,7 @@ const DETECTION_SPREAD = 2000
 const FENCE_AFTER = 1000
 const CONFIRM_SHARE = 0.8
 const TICK = 250
+const LISTING_EVERY = 2000
 
 interface ShellNode {
   readonly index: number
@@ -93,8 +94,9 @@ export class SimSingleton {
     sim.every(i, TICK, TICK, () => {
       this.#apply(this.life.tick(this.#now()))
       this.#evaluate()
-      this.#publishListing()
     })
+    // The receptionist's anti-entropy: changes are pushed at once, the whole listing now and then.
+    sim.every(i, LISTING_EVERY, LISTING_EVERY, () => this.#publishListing())
     sim.every(i, this.#s.callEvery, this.#s.callEvery * (1 + i / 10), () => this.#call())
     if (this.#s.leaseTtl !== undefined) sim.every(i, this.#s.leaseTtl / 4, this.#s.leaseTtl / 4, () => this.#renew())
   }
@@ -217,7 +219,12 @@ export class SimSingleton {
     if (a.kind !== 'remote' || a.host.reachability !== 'reachable') return
     const cs = this.#cs
     const host = a.host.node
-    cs.sim.send(this.#node.index, { host: host.endpoint.host, port: host.endpoint.port, uid: host.uid }, 64, (t) => cs.nodes[t]?.singleton?.#serve(id))
+    cs.sim.send(this.#node.index, { host: host.endpoint.host, port: host.endpoint.port, uid: host.uid }, 64, (t) => cs.nodes[t]?.singleton?.receive(id))
+  }
+
+  /** A call from another node's proxy arrives. */
+  receive(id: string): void {
+    this.#serve(id)
   }
 
   /** A call reaches this node's instance: the guard admits it or refuses it, then it runs and journals. */
