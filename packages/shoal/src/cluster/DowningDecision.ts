@@ -51,7 +51,14 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
   if (members.filter((m) => isPresent(m.status)).every((m) => talking.has(m.node.uid))) return { kind: 'wait', reason: 'all-talking' }
   const stableFor = now - input.viewChangedAt
   if (stableFor < strategy.stableAfter) return { kind: 'wait', reason: 'unstable' }
-  const unreachableFor = new Map([...input.unreachableSince].filter(([uid]) => !talking.has(uid)).map(([uid, since]) => [uid, now - since]))
+  // Only present members: a member removed moments ago (kept a minute before it is forgotten) was
+  // unreachable since long before the current trouble, and counting it dated the trouble back to
+  // it, so members heard since then passed the confirmation rule (a split brain the cluster
+  // simulator found: a crash, then a partition within the minute).
+  const present = new Set(members.filter((m) => isPresent(m.status)).map((m) => m.node.uid))
+  const unreachableFor = new Map(
+    [...input.unreachableSince].filter(([uid]) => present.has(uid) && !talking.has(uid)).map(([uid, since]) => [uid, now - since]),
+  )
   const view = members.map((m): ClusterMember => ({ ...m, reachability: talking.has(m.node.uid) ? 'reachable' : 'unreachable' }))
   const byUid = new Map(members.map((m) => [m.node.uid, m]))
   const toDown = strategy.decide({ self, members: view, stableFor, unreachableFor }).filter((uid) => {
