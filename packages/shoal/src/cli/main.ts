@@ -7,6 +7,7 @@ import { ShoalError } from '../errors.ts'
 import { CLUSTERD_USAGE, clusterdCommand, NODE_USAGE, nodeCommand } from './node.ts'
 import { SECRET_USAGE, secretCommand } from './secret.ts'
 import { SIM_USAGE, simCommand } from './sim.ts'
+import { SIM_CLUSTER_USAGE, simClusterCommand } from './simCluster.ts'
 import { STATUS_USAGE, statusCommand } from './status.ts'
 
 const USAGE = `Usage: shoal <command> [options]
@@ -17,10 +18,10 @@ Commands:
   clusterd   run the clusterd rendezvous daemon
   status     print a node's view of the cluster (shoal status --http host:port)
   secret     print a fresh cluster secret (256 random bits, hex): export SHOAL_SECRET=$(npx shoal secret)
-  sim        simulate a SWIM cluster on a virtual clock (shoal sim --help)
+  sim        simulate a SWIM cluster, or with --cluster whole nodes under faults (shoal sim --help)
 `
 
-const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: SIM_USAGE, secret: SECRET_USAGE }
+const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: `${SIM_USAGE}\n${SIM_CLUSTER_USAGE}`, secret: SECRET_USAGE }
 
 /** Runs a `shoal` command; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'status':
         return await statusCommand(rest)
       case 'sim':
+        if (rest.includes('--cluster')) return await simClusterCommand(rest)
         simCommand(rest)
         return 0
       case 'secret':

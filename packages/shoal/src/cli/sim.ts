@@ -24,6 +24,8 @@ Simulates a SWIM cluster on a virtual clock; the same seed gives the same run.
   --one-way A>B        drop everything member A sends to member B (repeatable)
   --bootstrap MODE     converged (default) or join (everyone joins through 3 seeds)
   --json               print the report as JSON (default: a summary)
+
+With --cluster it simulates whole Shoal nodes instead (shoal sim --cluster --help).
 `
 
 /** Runs `shoal sim` and prints its report (JSON with `--json`). */

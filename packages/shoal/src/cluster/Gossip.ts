@@ -8,7 +8,7 @@
  * every live member agrees on what it is acting on.
  * @module
  */
-import { compareAddress, isPresent, laterStatus, type Member, type MembershipStatus, STATUS_RANK } from './Member.ts'
+import { compareAddress, isActive, isPresent, laterStatus, type Member, type MembershipStatus, STATUS_RANK } from './Member.ts'
 import { compareVersions, incrementVersion, mergeVersions, type VersionVector } from './VersionVector.ts'
 
 /** The replicated membership state. */
@@ -183,4 +183,30 @@ export function statusChanges(before: GossipState, after: GossipState): { member
     if (!old || STATUS_RANK[old.status] !== STATUS_RANK[m.status]) out.push({ member: m, previous: old?.status })
   }
   return out
+}
+
+/** Which of two clusters formed apart stays, when their gossip meets (see {@link clusterMeeting}). */
+export type ClusterMeeting = 'one-cluster' | 'local-stays' | 'remote-stays'
+
+/**
+ * Whether `remote` comes from a cluster formed apart from ours, and if so which one stays. Within
+ * one cluster a member becomes up only through a leader that reaches every present member, so two
+ * views of one cluster never each hold an up member the other never knew; two clusters formed
+ * apart (a node that restarted while its seeds were cut off forms one alone) do. Merging them
+ * would let a side count members the other side never counted: during a partition of another
+ * shape, both sides can then find a majority and down each other (a split brain the cluster
+ * simulator found). Instead the smaller cluster yields: its members leave it and join afresh (a
+ * tie keeps the cluster whose lowest up member has the lowest address). `forgotten(uid)`: members
+ * removed and forgotten here, which are not news.
+ */
+export function clusterMeeting(local: GossipState, remote: GossipState, forgotten: (uid: string) => boolean): ClusterMeeting {
+  const active = (g: GossipState): Member[] => [...g.members.values()].filter((m) => isActive(m.status))
+  const mine = active(local)
+  const theirs = active(remote).filter((m) => !forgotten(m.node.uid))
+  const onlyMine = mine.some((m) => !remote.members.has(m.node.uid))
+  const onlyTheirs = theirs.some((m) => !local.members.has(m.node.uid))
+  if (!onlyMine || !onlyTheirs) return 'one-cluster'
+  if (mine.length !== theirs.length) return mine.length > theirs.length ? 'local-stays' : 'remote-stays'
+  const lowest = (ms: Member[]): Member => ms.reduce((a, b) => (compareAddress(a.node, b.node) <= 0 ? a : b))
+  return compareAddress(lowest(mine).node, lowest(theirs).node) <= 0 ? 'local-stays' : 'remote-stays'
 }

@@ -20,7 +20,7 @@ import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.
 import type { SwimStatus } from '../swim/SwimNode.ts'
 import { confirmedUntil, type DowningStrategy, resolveIndirect } from './Downing.ts'
 import { decideDowning } from './DowningDecision.ts'
-import { emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
+import { type ClusterMeeting, clusterMeeting, emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
 import { type HeartbeatAnswer, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
 import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
 import { mergeObservations, type ObservationTable, observe, observersOf, pruneObservations, unreachabilityEdges } from './Reachability.ts'
@@ -265,6 +265,8 @@ export class Membership {
   receiveGossip(from: ClusterNode, received: GossipState, now: number): MembershipDirective[] {
     return this.#step(now, () => {
       if (this.#history.isForgotten(from.uid)) return
+      const meeting = clusterMeeting(this.#gossip, received, (uid) => this.#history.isForgotten(uid))
+      if (meeting !== 'one-cluster') return this.#meetCluster(from, meeting)
       const merged = mergeGossip(this.#gossip, received, this.self.uid, (uid) => this.#history.isForgotten(uid))
       this.#commit(merged)
       // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
@@ -277,6 +279,19 @@ export class Membership {
       const mine = pruneVersion(merged.version, (uid) => theirs.has(uid) || merged.members.get(uid)?.status !== 'removed')
       if (compareVersions(mine, theirs) !== 'same' || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
     })
+  }
+
+  /**
+   * Gossip from a cluster formed apart (`clusterMeeting`, Gossip.ts): nothing of it is merged. The
+   * cluster that stays tells the sender its state, so it learns it must yield; a node of the
+   * cluster that yields leaves it as if downed (its supervisor restarts it, and it joins afresh).
+   */
+  #meetCluster(from: ClusterNode, meeting: Exclude<ClusterMeeting, 'one-cluster'>): void {
+    if (meeting === 'local-stays') {
+      this.#log('info', { from: formatNode(from) }, 'gossip from a cluster formed apart, smaller than this one: not merged; telling it')
+      return this.#gossipTo([from])
+    }
+    this.#learnedDown(`${formatNode(from)} belongs to a larger cluster formed apart from this one: leaving this one to join it afresh`)
   }
 
   /** SWIM's view of a member changed. */

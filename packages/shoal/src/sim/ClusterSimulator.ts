@@ -456,7 +456,9 @@ export class ClusterSimulator {
 
   /** Once faults stop: every live node sees the same members, all up and reachable. */
   #checkConvergence(): void {
-    if (this.#convergedAt !== undefined) return
+    // Nothing to measure: every fault so far has converged and the quiet period's is known.
+    const pending = this.#timings.length > 0 && this.#timings.at(-1)!.converged === null
+    if (this.#convergedAt !== undefined || (!pending && this.sim.now < this.#quietAt)) return
     this.checks.convergence!++
     const live = this.#live()
     if (live.length === 0) return

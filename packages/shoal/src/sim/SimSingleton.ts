@@ -17,7 +17,7 @@ export interface SingletonSimSettings {
   readonly leaseTtl: number | undefined
   /** @internal Mutation checks: `false` ignores the lease's validity (SingletonLifecycle `checkLease`). */
   readonly checkLease: boolean
-  /** Each node's client calls the singleton this often, ms. Default 250. */
+  /** Each node's client calls the singleton this often, ms. Default 500. */
   readonly callEvery: number
 }
 
@@ -62,7 +62,7 @@ export class SimSingleton {
   constructor(cs: ClusterSimulator, node: ShellNode, settings: Partial<SingletonSimSettings> | undefined) {
     this.#cs = cs
     this.#node = node
-    this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 250, ...settings }
+    this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 500, ...settings }
     const stableAfter = node.core.downing.stableAfter
     const margin = Math.max(2000, stableAfter) + DETECTION_SPREAD
     const ttl = this.#s.leaseTtl
