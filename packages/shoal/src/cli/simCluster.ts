@@ -89,6 +89,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
   const every = Math.max(1, Math.floor(seeds / 20))
   const report = await runSweep({
     ...common,
+    stopOnViolation: true,
     seeds,
     first: whole(values.first, 'first', 0),
     workers: values.workers === undefined ? undefined : whole(values.workers, 'workers', 1),
@@ -111,10 +112,11 @@ export function sweepSummary(r: SweepReport, replayFlags = ''): string {
       .join(', ')}`,
   ]
   if (r.singleton) lines.push(`singleton: ${r.singleton.activations} activations, ${r.singleton.served} calls served, ${r.singleton.refused} refused`)
-  lines.push('', 'fault        decided p50 / p90 / p99 / max (s)    converged p50 / p90 / p99 / max (s)')
+  lines.push('', 'fault        decided (from its start)             converged (from its end)', '             p50 / p90 / p99 / max (s)            p50 / p90 / p99 / max (s)')
   const d = (x: SweepReport['convergedAfterQuiet']): string =>
     `${[x.p50, x.p90, x.p99, x.max].map((v) => (v === null ? '—' : v.toFixed(1))).join(' / ')}${x.missing ? ` (${x.missing} none)` : ''}`
   for (const [kind, t] of Object.entries(r.timings)) lines.push(`${kind.padEnd(12)} ${d(t.decided).padEnd(36)} ${d(t.converged)}`)
+  for (const [kind, f] of Object.entries(r.failover)) lines.push(`singleton host ${kind}: new instance after ${d(f)}`)
   lines.push(`after the last fault, converged: ${d(r.convergedAfterQuiet)}`, '')
   if (r.violations.length === 0) lines.push('0 invariant violations')
   else {

@@ -29,6 +29,10 @@ import { SimStore } from './SimStore.ts'
 
 /** How often convergence is checked (the resolution of the convergence times), ms. */
 const CONVERGENCE_EVERY = 100
+/** Control messages per node per second beyond which the run has a storm (normal: a few dozen). */
+const STORM = 1000
+/** A down this long after a fault ended is not its decision. */
+const DECIDE_WINDOW = 30_000
 
 /** One cluster simulation. */
 export interface ClusterSimOptions {
@@ -53,25 +57,37 @@ export interface ClusterSimOptions {
   readonly swim?: SwimSettings
   /** @internal Mutation checks: turn off the downing confirmation rule. */
   readonly confirm?: boolean
+  /** End the run at the first violation (sweeps: a storm can make one seed take minutes); default off. */
+  readonly stopOnViolation?: boolean
   /** Keep a human-readable trace of every decision (for replaying a seed); default off. */
   readonly trace?: boolean
 }
 
 /** An invariant that failed, with when and how to replay it. */
 export interface Violation {
-  readonly invariant: 'split-brain' | 'singleton-overlap' | 'journal-conflict' | 'no-convergence' | 'lost-ack'
+  readonly invariant: 'split-brain' | 'singleton-overlap' | 'journal-conflict' | 'no-convergence' | 'lost-ack' | 'message-storm'
   readonly at: number
   readonly detail: string
 }
 
-/** Per fault: how long until the cluster decided (a down) and until every live node agreed again, ms. */
+/**
+ * Per fault: how long the cluster took to decide and to agree again, ms. With faults overlapping,
+ * a decision is attributed to every fault in progress (the distributions over many seeds are
+ * what to read, or a sweep of one fault kind with wide gaps).
+ */
 export interface FaultTiming {
   readonly fault: Fault['kind']
   readonly at: number
-  /** First down decision about the crashed or cut-off nodes, after the fault began (null: none). */
+  /** When the fault ended (a crashed node restarted, a pause or a partition ended). */
+  readonly endsAt: number
+  /** From the start to the first node marked down (null: none before the fault ended, plus 30 s). */
   decided: number | null
-  /** Every live node agrees on one membership again, after the fault began (null: not by the next fault). */
+  /** From the end to every live node agreeing on one membership again (null: not within the run). */
   converged: number | null
+  /** The singleton's host crashed or paused: from the start to a new instance's activation elsewhere. */
+  failover?: number | null
+  /** The node hosting the singleton when the fault began, if the fault is about one node. */
+  readonly host?: string
 }
 
 /** What a run found. */
@@ -194,8 +210,8 @@ function controlOf(node: ClusterNode): { host: string; port: number; uid: string
 }
 
 /** Resolved options. */
-type Resolved = Required<Omit<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter'>> &
-  Pick<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter'>
+type Resolved = Required<Omit<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'>> &
+  Pick<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'>
 
 /** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */
 export class ClusterSimulator {
@@ -216,6 +232,8 @@ export class ClusterSimulator {
   #quietAt: number
   #convergedAt: number | undefined
   #partitionId = 0
+  /** Control-lane messages each node sent in the current second. */
+  #sent: number[] = []
 
   constructor(options: ClusterSimOptions) {
     const o: Resolved = {
@@ -248,13 +266,18 @@ export class ClusterSimulator {
       this.sim.at(this.sim.now + CONVERGENCE_EVERY, converge)
     }
     this.sim.at(CONVERGENCE_EVERY, converge)
+    const storms = (): void => {
+      this.#checkStorm()
+      this.sim.at(this.sim.now + 1000, storms)
+    }
+    this.sim.at(1000, storms)
   }
 
   /** Runs to the end and reports. */
   run(): ClusterSimReport {
     const o = this.options
     this.sim.run(o.duration, () => this.#afterEvent())
-    if (this.#convergedAt === undefined)
+    if (this.#convergedAt === undefined && this.violations.length === 0)
       this.#violate('no-convergence', `live nodes do not agree ${(o.quiet / 1000).toFixed(0)} s after the last fault: ${this.#views()}`)
     this.#singletonEnd()
     const single = this.nodes.length > 0 && this.nodes[0]!.singleton !== undefined
@@ -279,6 +302,7 @@ export class ClusterSimulator {
 
   /** Sends a control-lane message; a node that tombstoned the sender refuses it, and the sender learns it is down. */
   control(from: SimNode, to: { host: string; port: number; uid?: string }, size: number, deliver: (target: SimNode) => void): void {
+    this.#sent[from.index] = (this.#sent[from.index] ?? 0) + 1
     this.sim.send(from.index, to, size, (t) => {
       const target = this.nodes[t]!
       if (target.core.stopped) return
@@ -297,7 +321,8 @@ export class ClusterSimulator {
   memberChanged(by: SimNode, uid: string, status: MembershipStatus): void {
     this.#dirty = true
     if (status === 'down') {
-      for (const t of this.#timings) if (t.decided === null && this.sim.now >= t.at) t.decided = this.sim.now - t.at
+      const now = this.sim.now
+      for (const t of this.#timings) if (t.decided === null && now >= t.at && now <= t.endsAt + DECIDE_WINDOW) t.decided = now - t.at
     }
     if (this.tracing) this.note(`n${by.index} sees ${this.#name(uid)} ${status}`)
   }
@@ -329,6 +354,12 @@ export class ClusterSimulator {
       if (other.admits())
         this.#violate('singleton-overlap', `n${by.index} serves call ${id} while n${n.index}'s instance also admits calls: ${this.#views()}`)
     }
+  }
+
+  /** A singleton instance was activated on `by`: the failover of a host that crashed or paused ends. */
+  activated(by: { readonly uid: string }): void {
+    const now = this.sim.now
+    for (const t of this.#timings) if (t.failover === null && t.host !== by.uid && now >= t.at) t.failover = now - t.at
   }
 
   note(line: string): void {
@@ -378,8 +409,12 @@ export class ClusterSimulator {
   #inject(f: Fault): void {
     const sim = this.sim
     if (this.tracing) this.note(`FAULT ${describeFault(f)}`)
-    if (f.kind !== 'loss' && f.kind !== 'delay' && f.kind !== 'store-slow' && f.kind !== 'store-outage')
-      this.#timings.push({ fault: f.kind, at: f.at, decided: null, converged: null })
+    if (f.kind !== 'loss' && f.kind !== 'delay' && f.kind !== 'store-slow' && f.kind !== 'store-outage') {
+      const node = f.kind === 'crash' || f.kind === 'pause' ? this.nodes[f.node] : undefined
+      const hosts = node?.singleton !== undefined && node.singleton.life.phase === 'running'
+      const endsAt = f.at + (f.kind === 'crash' ? f.restartAfter : f.duration)
+      this.#timings.push({ fault: f.kind, at: f.at, endsAt, decided: null, converged: null, ...(hosts ? { failover: null, host: node.uid } : {}) })
+    }
     this.#convergedAt = undefined
     switch (f.kind) {
       case 'crash': {
@@ -457,7 +492,7 @@ export class ClusterSimulator {
   /** Once faults stop: every live node sees the same members, all up and reachable. */
   #checkConvergence(): void {
     // Nothing to measure: every fault so far has converged and the quiet period's is known.
-    const pending = this.#timings.length > 0 && this.#timings.at(-1)!.converged === null
+    const pending = this.#timings.some((t) => t.converged === null)
     if (this.#convergedAt !== undefined || (!pending && this.sim.now < this.#quietAt)) return
     this.checks.convergence!++
     const live = this.#live()
@@ -474,8 +509,19 @@ export class ClusterSimulator {
     const all = live.length === this.sim.upMembers().length && live.every((n) => n.core.members().filter((m) => m.status === 'up').length === live.length)
     if (!agree || !all || !this.#singletonSettled(live)) return
     const now = this.sim.now
-    for (const t of this.#timings) if (t.converged === null) t.converged = now - t.at
+    for (const t of this.#timings) if (t.converged === null && now >= t.endsAt) t.converged = now - t.endsAt
     if (now >= this.#quietAt) this.#convergedAt = now
+  }
+
+  /**
+   * No node sends more than {@link STORM} control messages in a second: a protocol that answers
+   * every message with one (a reply storm) is a bug even when nothing else breaks.
+   */
+  #checkStorm(): void {
+    this.checks['message-storm'] = (this.checks['message-storm'] ?? 0) + 1
+    const worst = Math.max(0, ...this.#sent)
+    if (worst > STORM) this.#violate('message-storm', `n${this.#sent.indexOf(worst)} sent ${worst} control messages in one second`)
+    this.#sent = []
   }
 
   /** Never two instances that admit calls at once (checked whenever something changed; calls check it too). */
@@ -518,6 +564,7 @@ export class ClusterSimulator {
   #violate(invariant: Violation['invariant'], detail: string): void {
     if (this.violations.some((v) => v.invariant === invariant)) return // the first of each kind is the one to replay
     this.violations.push({ invariant, at: this.sim.now, detail })
+    if (this.options.stopOnViolation) this.sim.halt()
     if (this.tracing) this.note(`VIOLATION ${invariant}: ${detail}`)
   }
 

@@ -7,6 +7,7 @@
  * serving at once show up as a write at a stale sequence number.
  * @module
  */
+import type { Membership } from '../cluster/Membership.ts'
 import { DownTracker, oldestMember } from '../singleton/Allocation.ts'
 import { type Directive, SingletonLifecycle } from '../singleton/SingletonLifecycle.ts'
 import type { ClusterSimulator } from './ClusterSimulator.ts'
@@ -29,10 +30,11 @@ const CONFIRM_SHARE = 0.8
 const TICK = 250
 const LISTING_EVERY = 2000
 
+/** What this shell needs of its node's shell. */
 interface ShellNode {
   readonly index: number
   readonly uid: string
-  readonly core: import('../cluster/Membership.ts').Membership
+  readonly core: Membership
 }
 
 const made = new WeakMap<ClusterSimulator, SimSingleton[]>()
@@ -163,6 +165,7 @@ export class SimSingleton {
       case 'activated':
         if (cs.tracing) cs.note(`n${this.#node.index} singleton activated (epoch ${this.#epoch ?? '-'}, seq ${this.#seq})`)
         this.#publishListing()
+        cs.activated(this.#node)
         return cs.markDirty()
       case 'passivate':
         cs.sim.at(cs.sim.now + Math.min(d.boundMs, 50), () => {

@@ -168,6 +168,13 @@ export class Simulator {
       .digest('hex')
   }
 
+  /** Stops a {@link run} after the current event (a failed check that ends the run early). */
+  halt(): void {
+    this.#halted = true
+  }
+
+  #halted = false
+
   /** Runs `fn` at virtual time `time` (ms). */
   at(time: number, fn: () => void): void {
     this.#queue.push({ time: Math.max(time, this.#now), seq: 0, run: fn })
@@ -175,7 +182,9 @@ export class Simulator {
 
   /** Runs the simulation until virtual time `until` (ms); `afterEach` runs after every event (invariant checks). */
   run(until: number, afterEach?: () => void): void {
+    this.#halted = false
     for (;;) {
+      if (this.#halted) return
       const next = this.#queue.peek()
       if (!next || next.time > until) break
       this.#queue.pop()

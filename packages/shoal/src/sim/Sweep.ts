@@ -50,6 +50,8 @@ export interface SweepReport {
   readonly events: number
   /** Per fault kind: time to the first down decision and to agreement again. */
   readonly timings: Readonly<Record<string, { readonly decided: Distribution; readonly converged: Distribution }>>
+  /** Per fault kind that hit the singleton's host (crash, pause): time to a new instance elsewhere. */
+  readonly failover: Readonly<Record<string, Distribution>>
   readonly convergedAfterQuiet: Distribution
   readonly singleton: { readonly activations: number; readonly served: number; readonly refused: number; readonly acknowledged: number } | undefined
 }
@@ -117,6 +119,8 @@ class Accumulator {
   readonly decided = new Map<string, number[]>()
   readonly converged = new Map<string, number[]>()
   readonly missing = new Map<string, { decided: number; converged: number }>()
+  readonly failover = new Map<string, number[]>()
+  readonly failoverMissing = new Map<string, number>()
   readonly quiet: number[] = []
   quietMissing = 0
   faults = 0
@@ -136,6 +140,7 @@ class Accumulator {
       this.missing.set(t.fault, miss)
       push(this.decided, t.fault, t.decided, () => miss.decided++)
       push(this.converged, t.fault, t.converged, () => miss.converged++)
+      if (t.failover !== undefined) push(this.failover, t.fault, t.failover, () => this.failoverMissing.set(t.fault, (this.failoverMissing.get(t.fault) ?? 0) + 1))
     }
     if (r.convergedAfterQuiet === null) this.quietMissing++
     else this.quiet.push(r.convergedAfterQuiet)
@@ -171,6 +176,9 @@ class Accumulator {
       restarts: this.restarts,
       events: this.events,
       timings,
+      failover: Object.fromEntries(
+        [...new Set([...this.failover.keys(), ...this.failoverMissing.keys()])].sort().map((k) => [k, distribution(this.failover.get(k) ?? [], this.failoverMissing.get(k) ?? 0)]),
+      ),
       convergedAfterQuiet: distribution(this.quiet, this.quietMissing),
       singleton: this.singleton,
     }
