@@ -107,7 +107,13 @@ describe('decideDowning', () => {
     // u5 crashed at 1,000 and was removed (kept a minute before it is forgotten); the partition
     // began at 10,000. u3 and u4 were last heard at 9,000: after u5's crash, before the partition.
     const removed: ClusterMember = { ...up(5, false), status: 'removed' }
-    const input = minority({ members: [up(0), up(1), up(2, false), up(3), up(4), removed], unreachableSince: new Map([['u5', 1_000], ['u2', 10_000]]) })
+    const input = minority({
+      members: [up(0), up(1), up(2, false), up(3), up(4), removed],
+      unreachableSince: new Map([
+        ['u5', 1_000],
+        ['u2', 10_000],
+      ]),
+    })
     expect(decideDowning(input, strategy)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
   })
 

@@ -18,6 +18,7 @@ import {
   timeoutDowning,
 } from '../src/cluster/Downing.ts'
 import {
+  clusterMeeting,
   emptyGossip,
   type GossipState,
   isConverged,
@@ -337,6 +338,38 @@ describe('mergeGossip', () => {
 })
 
 // ── convergence ──────────────────────────────────────────────────────────────
+
+describe('clusters formed apart', () => {
+  const one = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'up', 3)], vv({ [A]: 3 }), [A])
+
+  it('one cluster: views that differ only by joiners, removals or members the other has not heard of yet', () => {
+    const later = state([...one.members.values(), mem(3, 'joining')], vv({ [A]: 4 }), [A])
+    expect(clusterMeeting(one, later, nothingForgotten)).toBe('one-cluster')
+    expect(clusterMeeting(later, one, nothingForgotten)).toBe('one-cluster')
+    // A newcomer moved up here, before the other view heard of it: the other has nothing we lack.
+    const grown = state([...one.members.values(), mem(3, 'up', 4)], vv({ [A]: 5 }), [A])
+    expect(clusterMeeting(grown, one, nothingForgotten)).toBe('one-cluster')
+    expect(clusterMeeting(one, grown, nothingForgotten)).toBe('one-cluster')
+    // A fresh node that knows only itself, joining.
+    expect(clusterMeeting(state([mem(5, 'joining')], vv({ [U[5]!]: 1 }), [U[5]!]), one, nothingForgotten)).toBe('one-cluster')
+  })
+
+  it('two clusters (each with up members the other never knew): the larger stays, a tie keeps the lowest address', () => {
+    const island = state([mem(5, 'up', 1)], vv({ [U[5]!]: 2 }), [U[5]!])
+    expect(clusterMeeting(island, one, nothingForgotten)).toBe('remote-stays')
+    expect(clusterMeeting(one, island, nothingForgotten)).toBe('local-stays')
+    const pairA = state([mem(0, 'up', 1), mem(1, 'up', 2)], vv({ [A]: 2 }), [A])
+    const pairB = state([mem(4, 'up', 1), mem(5, 'up', 2)], vv({ [U[4]!]: 2 }), [U[4]!])
+    expect(clusterMeeting(pairA, pairB, nothingForgotten)).toBe('local-stays')
+    expect(clusterMeeting(pairB, pairA, nothingForgotten)).toBe('remote-stays')
+  })
+
+  it('members forgotten here are not news: a stale view of a removed member is not a second cluster', () => {
+    const stale = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'up', 3), mem(6, 'up', 4)], vv({ [A]: 3 }), [A])
+    const now = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'up', 3), mem(3, 'up', 5)], vv({ [A]: 6 }), [A])
+    expect(clusterMeeting(now, stale, (uid) => uid === U[6])).toBe('one-cluster')
+  })
+})
 
 describe('convergence', () => {
   const members = [mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'joining')]

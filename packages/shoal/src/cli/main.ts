@@ -21,7 +21,13 @@ Commands:
   sim        simulate a SWIM cluster, or with --cluster whole nodes under faults (shoal sim --help)
 `
 
-const USAGES: Record<string, string> = { node: NODE_USAGE, clusterd: CLUSTERD_USAGE, status: STATUS_USAGE, sim: `${SIM_USAGE}\n${SIM_CLUSTER_USAGE}`, secret: SECRET_USAGE }
+const USAGES: Record<string, string> = {
+  node: NODE_USAGE,
+  clusterd: CLUSTERD_USAGE,
+  status: STATUS_USAGE,
+  sim: `${SIM_USAGE}\n${SIM_CLUSTER_USAGE}`,
+  secret: SECRET_USAGE,
+}
 
 /** Runs a `shoal` command; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {

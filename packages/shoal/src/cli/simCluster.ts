@@ -58,7 +58,8 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     out(SIM_CLUSTER_USAGE)
     return 0
   }
-  if (!(FAULT_MIXES as readonly string[]).includes(values.faults)) throw new ConfigError(`--faults must be one of ${FAULT_MIXES.join(', ')}, got "${values.faults}".`)
+  if (!(FAULT_MIXES as readonly string[]).includes(values.faults))
+    throw new ConfigError(`--faults must be one of ${FAULT_MIXES.join(', ')}, got "${values.faults}".`)
   const nodes = whole(values.nodes, 'nodes', 3)
   const duration = whole(values.duration, 'duration', 30) * 1000
   const common = {
@@ -79,7 +80,11 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       out(`seed ${r.seed}: ${nodes} nodes, ${r.durationSeconds} s, ${r.faults.length} faults, ${r.events} events\n`)
       for (const f of r.faults) out(`  ${f}\n`)
       out(`checks ${JSON.stringify(r.checks)}\n`)
-      out(r.violations.length === 0 ? 'no invariant violated\n' : r.violations.map((v) => `VIOLATION ${v.invariant} at ${(v.at / 1000).toFixed(3)} s: ${v.detail}\n`).join(''))
+      out(
+        r.violations.length === 0
+          ? 'no invariant violated\n'
+          : r.violations.map((v) => `VIOLATION ${v.invariant} at ${(v.at / 1000).toFixed(3)} s: ${v.detail}\n`).join(''),
+      )
       out(`replay: shoal sim --cluster --seed ${r.seed} --trace${flags(values)}\n`)
     }
     return r.violations.length === 0 ? 0 : 1
@@ -112,7 +117,11 @@ export function sweepSummary(r: SweepReport, replayFlags = ''): string {
       .join(', ')}`,
   ]
   if (r.singleton) lines.push(`singleton: ${r.singleton.activations} activations, ${r.singleton.served} calls served, ${r.singleton.refused} refused`)
-  lines.push('', 'fault        decided (from its start)             converged (from its end)', '             p50 / p90 / p99 / max (s)            p50 / p90 / p99 / max (s)')
+  lines.push(
+    '',
+    'fault        decided (from its start)             converged (from its end)',
+    '             p50 / p90 / p99 / max (s)            p50 / p90 / p99 / max (s)',
+  )
   const d = (x: SweepReport['convergedAfterQuiet']): string =>
     `${[x.p50, x.p90, x.p99, x.max].map((v) => (v === null ? '—' : v.toFixed(1))).join(' / ')}${x.missing ? ` (${x.missing} none)` : ''}`
   for (const [kind, t] of Object.entries(r.timings)) lines.push(`${kind.padEnd(12)} ${d(t.decided).padEnd(36)} ${d(t.converged)}`)

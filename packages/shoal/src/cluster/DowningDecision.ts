@@ -56,9 +56,7 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
   // it, so members heard since then passed the confirmation rule (a split brain the cluster
   // simulator found: a crash, then a partition within the minute).
   const present = new Set(members.filter((m) => isPresent(m.status)).map((m) => m.node.uid))
-  const unreachableFor = new Map(
-    [...input.unreachableSince].filter(([uid]) => present.has(uid) && !talking.has(uid)).map(([uid, since]) => [uid, now - since]),
-  )
+  const unreachableFor = new Map([...input.unreachableSince].filter(([uid]) => present.has(uid) && !talking.has(uid)).map(([uid, since]) => [uid, now - since]))
   const view = members.map((m): ClusterMember => ({ ...m, reachability: talking.has(m.node.uid) ? 'reachable' : 'unreachable' }))
   const byUid = new Map(members.map((m) => [m.node.uid, m]))
   const toDown = strategy.decide({ self, members: view, stableFor, unreachableFor }).filter((uid) => {

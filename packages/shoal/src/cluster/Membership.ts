@@ -20,7 +20,18 @@ import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.
 import type { SwimStatus } from '../swim/SwimNode.ts'
 import { confirmedUntil, type DowningStrategy, resolveIndirect } from './Downing.ts'
 import { decideDowning } from './DowningDecision.ts'
-import { type ClusterMeeting, clusterMeeting, emptyGossip, type GossipState, isConverged, leaderActions, leaderOf, mergeGossip, statusChanges, updateMember } from './Gossip.ts'
+import {
+  type ClusterMeeting,
+  clusterMeeting,
+  emptyGossip,
+  type GossipState,
+  isConverged,
+  leaderActions,
+  leaderOf,
+  mergeGossip,
+  statusChanges,
+  updateMember,
+} from './Gossip.ts'
 import { type HeartbeatAnswer, type HeartbeatSettings, Heartbeats } from './Heartbeat.ts'
 import { type ClusterMember, isPresent, type Member, type MembershipStatus, memberAddress, type Reachability, STATUS_RANK } from './Member.ts'
 import { mergeObservations, type ObservationTable, observe, observersOf, pruneObservations, unreachabilityEdges } from './Reachability.ts'

@@ -24,8 +24,8 @@ import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { describeFault, type Fault, type FaultMix, faultSchedule } from './Faults.ts'
 import { mixSeed, seededRandom } from './Random.ts'
 import { SimSingleton, type SingletonSimSettings } from './SimSingleton.ts'
-import { Simulator } from './Simulator.ts'
 import { SimStore } from './SimStore.ts'
+import { Simulator } from './Simulator.ts'
 
 /** How often convergence is checked (the resolution of the convergence times), ms. */
 const CONVERGENCE_EVERY = 100
@@ -351,8 +351,7 @@ export class ClusterSimulator {
     for (const n of this.nodes) {
       const other = n?.singleton
       if (!other || other === by || this.sim.stalled(n.index) || !this.sim.members[n.index]!.up) continue
-      if (other.admits())
-        this.#violate('singleton-overlap', `n${by.index} serves call ${id} while n${n.index}'s instance also admits calls: ${this.#views()}`)
+      if (other.admits()) this.#violate('singleton-overlap', `n${by.index} serves call ${id} while n${n.index}'s instance also admits calls: ${this.#views()}`)
     }
   }
 
@@ -528,8 +527,11 @@ export class ClusterSimulator {
   #checkOverlap(): void {
     if (this.nodes[0]?.singleton === undefined) return
     this.checks['singleton-overlap']!++
-    const admitting = this.nodes.filter((n) => n?.singleton !== undefined && this.sim.members[n.index]!.up && !this.sim.stalled(n.index) && n.singleton.admits())
-    if (admitting.length > 1) this.#violate('singleton-overlap', `${admitting.map((n) => `n${n.index}`).join(' and ')} both run an instance that admits calls: ${this.#views()}`)
+    const admitting = this.nodes.filter(
+      (n) => n?.singleton !== undefined && this.sim.members[n.index]!.up && !this.sim.stalled(n.index) && n.singleton.admits(),
+    )
+    if (admitting.length > 1)
+      this.#violate('singleton-overlap', `${admitting.map((n) => `n${n.index}`).join(' and ')} both run an instance that admits calls: ${this.#views()}`)
   }
 
   /** Exactly one live node runs the instance, and every live node sends its calls there. */
@@ -606,4 +608,3 @@ function ended(x: SimNode, uid: string): boolean {
 export function runClusterSim(options: ClusterSimOptions): ClusterSimReport {
   return new ClusterSimulator(options).run()
 }
-

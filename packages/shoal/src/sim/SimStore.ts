@@ -44,23 +44,33 @@ export class SimStore {
 
   /** Takes or renews lease `name` for `owner`; `done` runs in the node's process with the answer. */
   acquire(node: number, name: string, owner: string, ttl: number, done: (a: LeaseAnswer) => void): void {
-    this.#roundTrip(node, ttl / 4, () => {
-      const now = this.#cs.sim.now
-      const held = this.#leases.get(name)
-      const live = held !== undefined && held.owner !== '' && held.expires > now
-      if (live && held.owner !== owner) return 'refused'
-      const epoch = live ? held.epoch : (held?.epoch ?? 0) + 1
-      this.#leases.set(name, { owner, expires: now + ttl, epoch })
-      return epoch
-    }, done)
+    this.#roundTrip(
+      node,
+      ttl / 4,
+      () => {
+        const now = this.#cs.sim.now
+        const held = this.#leases.get(name)
+        const live = held !== undefined && held.owner !== '' && held.expires > now
+        if (live && held.owner !== owner) return 'refused'
+        const epoch = live ? held.epoch : (held?.epoch ?? 0) + 1
+        this.#leases.set(name, { owner, expires: now + ttl, epoch })
+        return epoch
+      },
+      done,
+    )
   }
 
   release(node: number, name: string, owner: string): void {
-    this.#roundTrip(node, Number.POSITIVE_INFINITY, () => {
-      const held = this.#leases.get(name)
-      if (held?.owner === owner) this.#leases.set(name, { owner: '', expires: 0, epoch: held.epoch })
-      return 0
-    }, () => {})
+    this.#roundTrip(
+      node,
+      Number.POSITIVE_INFINITY,
+      () => {
+        const held = this.#leases.get(name)
+        if (held?.owner === owner) this.#leases.set(name, { owner: '', expires: 0, epoch: held.epoch })
+        return 0
+      },
+      () => {},
+    )
   }
 
   /** The journal's length for `name` (an instance recovering), answered in the node's process. */

@@ -140,7 +140,8 @@ class Accumulator {
       this.missing.set(t.fault, miss)
       push(this.decided, t.fault, t.decided, () => miss.decided++)
       push(this.converged, t.fault, t.converged, () => miss.converged++)
-      if (t.failover !== undefined) push(this.failover, t.fault, t.failover, () => this.failoverMissing.set(t.fault, (this.failoverMissing.get(t.fault) ?? 0) + 1))
+      if (t.failover !== undefined)
+        push(this.failover, t.fault, t.failover, () => this.failoverMissing.set(t.fault, (this.failoverMissing.get(t.fault) ?? 0) + 1))
     }
     if (r.convergedAfterQuiet === null) this.quietMissing++
     else this.quiet.push(r.convergedAfterQuiet)
@@ -177,7 +178,9 @@ class Accumulator {
       events: this.events,
       timings,
       failover: Object.fromEntries(
-        [...new Set([...this.failover.keys(), ...this.failoverMissing.keys()])].sort().map((k) => [k, distribution(this.failover.get(k) ?? [], this.failoverMissing.get(k) ?? 0)]),
+        [...new Set([...this.failover.keys(), ...this.failoverMissing.keys()])]
+          .sort()
+          .map((k) => [k, distribution(this.failover.get(k) ?? [], this.failoverMissing.get(k) ?? 0)]),
       ),
       convergedAfterQuiet: distribution(this.quiet, this.quietMissing),
       singleton: this.singleton,

@@ -146,6 +146,7 @@ export class ClusterSystem {
       remoting: this.#remoting,
       control: this.#control,
       dispatcher: this.#dispatcher,
+      now: () => this.now(),
       shutdown: () => this.shutdown(),
     })
     registerServices(this, this.#services)

@@ -29,6 +29,8 @@ export interface SystemParts {
   readonly remoting: Remoting
   readonly control: ControlRouter
   readonly dispatcher: Dispatcher
+  /** The system's one monotonic clock (`ClusterSystem.now()`). */
+  now(): number
   shutdown(): Promise<void>
 }
 
@@ -74,6 +76,11 @@ export class SystemServices implements ControlChannel {
 
   get log(): Logger {
     return this.#parts.log
+  }
+
+  /** The system's one monotonic clock, ms (`ClusterSystem.now()`): what services decide on. */
+  now(): number {
+    return this.#parts.now()
   }
 
   /** The control lane as a ControlChannel (this object, so a test can wrap `sendControl`). */

@@ -276,8 +276,8 @@ class VirtualActors implements VirtualActorsFacade {
   activations = 0
   deactivations = 0
   #forwarded = 0
-  /** `Date.now()` at the next tick, updated each tick: what a call stamps as its activation's last use. */
-  #usedClock = Date.now() + TICK
+  /** {@link now} at the next tick, updated each tick: what a call stamps as its activation's last use. */
+  #usedClock = Number.NEGATIVE_INFINITY
   /** Paths whose last activation failed, with what it failed with: the next try waits 200 ms, doubling to 10 s. */
   readonly #backoff = new KeyedBackoff<unknown>({ baseMs: 200, maxMs: 10_000, maxKeys: 10_000 })
   readonly #maxActive: number
@@ -631,7 +631,7 @@ class VirtualActors implements VirtualActorsFacade {
 
   #deliverTo(g: Group, a: Activation, path: string, inv: Invocation, method: MethodInfo | undefined): void {
     // The next tick's time: never earlier than now, so idle passivation is at most a tick late.
-    a.lastUsed = this.#usedClock
+    a.lastUsed = Math.max(a.lastUsed, this.#usedClock)
     if (this.#maxActive > 0) {
       // Most recently used last: the map's order is the eviction order.
       g.activations.delete(path)
@@ -790,7 +790,7 @@ class VirtualActors implements VirtualActorsFacade {
       return undefined
     }
     this.activations++
-    const a: Activation = { target, shard, idle: entry.idleTimeout, lastUsed: Date.now(), deactivating: false }
+    const a: Activation = { target, shard, idle: entry.idleTimeout, lastUsed: this.#now(), deactivating: false }
     g.activations.set(h.path, a)
     this.#live++
     if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)
@@ -1090,8 +1090,8 @@ class VirtualActors implements VirtualActorsFacade {
 
   /** A graceful leave: the leader's next table gives this node's shards away; wait until they drained. */
   async #handOverAll(): Promise<void> {
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline && [...this.#groups.values()].some((g) => g.activations.size > 0 || g.ownership.table?.owners.includes(this.#self))) {
+    const deadline = this.#now() + 10_000
+    while (this.#now() < deadline && [...this.#groups.values()].some((g) => g.activations.size > 0 || g.ownership.table?.owners.includes(this.#self))) {
       await new Promise((r) => setTimeout(r, 50))
     }
   }
@@ -1145,7 +1145,7 @@ class VirtualActors implements VirtualActorsFacade {
 
   #tick(): void {
     if (this.#stopped) return
-    this.#usedClock = Date.now() + TICK
+    this.#usedClock = this.#now() + TICK
     this.#confirmed() // a lapse deactivates at once, not at the next call
     if (this.#leases) {
       this.#leases.ensureHeld()
@@ -1157,8 +1157,8 @@ class VirtualActors implements VirtualActorsFacade {
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
     this.#decide()
-    if (Date.now() - this.#lastResend >= RESEND_EVERY) {
-      this.#lastResend = Date.now()
+    if (this.#now() - this.#lastResend >= RESEND_EVERY) {
+      this.#lastResend = this.#now()
       const others = this.#otherMembers()
       this.#announce(others)
       for (const g of this.#groups.values()) {
@@ -1177,7 +1177,7 @@ class VirtualActors implements VirtualActorsFacade {
   #nextIdleScan = 0
 
   #passivateIdle(): void {
-    const now = Date.now()
+    const now = this.#now()
     // A scan visits every activation: run it a tenth of the shortest idle timeout apart (default
     // 12 s), at least every tick, so passivation is at most ~10% late and costs little with many.
     if (now < this.#nextIdleScan) return

@@ -50,6 +50,8 @@ export interface WatchHost extends ControlChannel {
   isTombstoned(uid: string): boolean
   /** True if `id` is an actor of this node that has not finished stopping. */
   hasActor(id: ActorId): boolean
+  /** The system's one monotonic clock, ms: redelivery and forgetting gone nodes are timed on it. */
+  now(): number
 }
 
 interface Watched {
@@ -207,7 +209,7 @@ export class LifecycleWatch {
   /** A node is gone for good (down, removed, shut down, replaced): every watch of its actors fires. */
   nodeGone(node: ClusterNode): void {
     if (node.uid === this.#host.node.uid || this.#gone.has(node.uid)) return
-    this.#gone.set(node.uid, Date.now())
+    this.#gone.set(node.uid, this.#host.now())
     for (const key of this.#byNode.get(node.uid) ?? []) this.#fire(key, 'node-down')
     this.#byNode.delete(node.uid)
     for (const [key, nodes] of this.#watchersOf) {
@@ -341,7 +343,7 @@ export class LifecycleWatch {
 
   #sendSystem(node: ClusterNode, m: SystemMessage): void {
     if (this.#stopped) return
-    const batch = this.#peer(node).channel.send(m, Date.now())
+    const batch = this.#peer(node).channel.send(m, this.#host.now())
     if (batch) this.#transmit(node, encodeBatch(batch))
     else this.#log.error({ peer: formatNode(node), type: m.type }, 'system message buffer full: the peer acknowledges nothing (it should be downed soon)')
   }
@@ -356,7 +358,7 @@ export class LifecycleWatch {
   }
 
   #redeliver(): void {
-    const now = Date.now()
+    const now = this.#host.now()
     for (const p of this.#peers.values()) {
       for (const b of p.channel.redeliver(now)) {
         this.stats.redelivered += b.messages.length

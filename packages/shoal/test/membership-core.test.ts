@@ -1,0 +1,142 @@
+/**
+ * The Membership core (cluster/Membership.ts) on its own: no sockets, no timers, no SWIM process.
+ * Time is a number passed in; SWIM's view is a table the test sets; the directives the cores
+ * return are routed by hand. What the cluster shell and the cluster simulator both rely on.
+ */
+import { describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/actor/ClusterNode.ts'
+import { keepMajority } from '../src/cluster/Downing.ts'
+import { DEFAULT_HEARTBEAT } from '../src/cluster/Heartbeat.ts'
+import { Membership, type MembershipDirective, type SwimView } from '../src/cluster/Membership.ts'
+import type { SwimStatus } from '../src/swim/SwimNode.ts'
+
+const node = (i: number): ClusterNode => ({ endpoint: { name: 'shoal', host: '10.0.0.1', port: 7000 + i }, uid: `${i}`.padStart(16, '0') })
+
+/** SWIM's view as a table: observer uid → subject uid → status. */
+class Swim implements SwimView {
+  readonly status = new Map<string, SwimStatus>()
+  readonly heard = new Map<string, number>()
+  member(n: { uid: string }): { status: SwimStatus } | undefined {
+    const s = this.status.get(n.uid)
+    return s && { status: s }
+  }
+  lastHeard(n: { uid: string }): number | undefined {
+    return this.heard.get(n.uid)
+  }
+}
+
+/** Cores that exchange gossip by routing their directives until nothing is in flight. */
+class Cluster {
+  readonly cores = new Map<string, Membership>()
+  readonly swims = new Map<string, Swim>()
+  readonly events: string[] = []
+  now = 0
+
+  add(i: number, providers = false): Membership {
+    const swim = new Swim()
+    const core = new Membership({
+      self: node(i),
+      roles: [],
+      minMembers: 1,
+      downing: keepMajority(3000),
+      heartbeat: DEFAULT_HEARTBEAT,
+      hasProviders: providers,
+      selfJoinAfter: 2000,
+      swim,
+      random: () => 0.5,
+      now: this.now,
+    })
+    this.cores.set(node(i).uid, core)
+    this.swims.set(node(i).uid, swim)
+    return core
+  }
+
+  /** Everyone's SWIM sees everyone alive. */
+  allAlive(): void {
+    for (const [self, swim] of this.swims) for (const uid of this.cores.keys()) if (uid !== self) swim.status.set(uid, 'alive')
+  }
+
+  route(from: Membership, ds: readonly MembershipDirective[]): void {
+    const queue: [Membership, MembershipDirective][] = ds.map((d) => [from, d])
+    while (queue.length > 0) {
+      const [sender, d] = queue.shift()!
+      if (d.kind === 'event' && d.event.type === 'member')
+        this.events.push(`${sender.self.uid.slice(-1)}: ${d.event.member.node.uid.slice(-1)} ${d.event.member.status}`)
+      if (d.kind !== 'gossip') continue
+      for (const t of d.to) {
+        const target = [...this.cores.values()].find((c) => c.self.endpoint.port === t.port)
+        if (target && target !== sender) for (const next of target.receiveGossip(sender.self, sender.gossip, this.now)) queue.push([target, next])
+      }
+    }
+  }
+
+  tick(ms: number): void {
+    this.now += ms
+    for (const c of this.cores.values()) this.route(c, c.tick(this.now))
+  }
+}
+
+describe('Membership core', () => {
+  it('a node with nowhere to join is up at once; one with seeds waits selfJoinAfter while alone', () => {
+    const c = new Cluster()
+    const alone = c.add(0)
+    c.route(alone, alone.start(0))
+    expect(alone.status).toBe('up')
+    const seeded = c.add(1, true)
+    c.route(seeded, seeded.start(0))
+    c.tick(1000)
+    expect(seeded.status).toBe('joining')
+    c.tick(1500)
+    expect(seeded.status).toBe('up')
+  })
+
+  it('three cores that gossip become one cluster: all up, one leader, the same view, in order', () => {
+    const c = new Cluster()
+    const cores = [0, 1, 2].map((i) => c.add(i, true))
+    c.allAlive()
+    for (const core of cores) c.route(core, core.start(0))
+    for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
+    c.tick(250)
+    for (const core of cores) {
+      expect(core.members().map((m) => m.status)).toEqual(['up', 'up', 'up'])
+      expect(core.leader).toBe(node(0).uid)
+      expect(core.converged).toBe(true)
+    }
+    // Every node saw every member become up exactly once (a node that joined later meets the earlier ones up).
+    for (const i of ['0', '1', '2'])
+      expect(c.events.filter((e) => e.startsWith(`${i}:`) && e.endsWith(' up')).sort()).toEqual([`${i}: 0 up`, `${i}: 1 up`, `${i}: 2 up`])
+  })
+
+  it('a crashed member: unreachable at once, downed by the leader after stableAfter, then removed; time is all it needs', () => {
+    const c = new Cluster()
+    const cores = [0, 1, 2].map((i) => c.add(i, true))
+    c.allAlive()
+    for (const core of cores) c.route(core, core.start(0))
+    for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
+    c.tick(250)
+    c.cores.delete(node(2).uid)
+    for (const i of [0, 1]) {
+      c.swims.get(node(i).uid)!.status.set(node(2).uid, 'suspect')
+      c.swims.get(node(i).uid)!.heard.set(node(2).uid, 0)
+      c.swims.get(node(i).uid)!.heard.set(node(1 - i).uid, 1_000_000)
+      c.route(cores[i]!, cores[i]!.swimChanged({ host: '10.0.0.1', port: 7002, uid: node(2).uid }, 'suspect', c.now))
+    }
+    expect(cores[0]!.members().find((m) => m.node.uid === node(2).uid)!.reachability).toBe('unreachable')
+    c.tick(2000)
+    expect(cores[0]!.member(node(2).uid)!.status).toBe('up')
+    // Heartbeats to the crashed member stall too; nothing else is needed but the clock.
+    for (let t = 0; t < 8; t++) c.tick(250)
+    for (const core of cores.slice(0, 2)) expect(core.member(node(2).uid)!.status).toBe('removed')
+    expect(cores[0]!.stats.downingDecisions.strategy).toBe(1)
+  })
+
+  it('a stopped core emits nothing more', () => {
+    const c = new Cluster()
+    const core = c.add(0)
+    c.route(core, core.start(0))
+    const last = core.stop(10)
+    expect(last.some((d) => d.kind === 'gossip' || d.kind === 'event')).toBe(true)
+    expect(core.tick(20)).toEqual([])
+    expect(core.receiveGossip(node(1), core.gossip, 30)).toEqual([])
+  })
+})
