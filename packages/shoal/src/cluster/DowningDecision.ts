@@ -36,6 +36,14 @@ export interface DowningInput {
   readonly talking: ReadonlySet<string>
   /** When each member was last heard from directly (a message straight from it), if ever. */
   readonly lastHeard: ReadonlyMap<string, number>
+  /**
+   * Members this node has marked down or removed whose down some present member has not been seen
+   * to know (its gossip `seen` never included the state with the down): the other side may still
+   * count them as up. The confirmation rule counts them there.
+   */
+  readonly unseenDowns?: readonly ClusterMember[]
+  /** How long decisions have waited for confirmation without a break (see {@link decideDowning}). */
+  readonly unconfirmedFor?: number
   /** The confirmation rule (default on; off only to show what it prevents). */
   readonly confirm?: boolean
 }
@@ -64,27 +72,46 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
     return m !== undefined && isPresent(m.status)
   })
   if (toDown.length === 0) return { kind: 'wait', reason: 'nothing-to-down' }
-  if (!toDown.includes(self) && input.confirm !== false && !sideConfirmed(input, view, stableFor, unreachableFor, strategy))
-    return { kind: 'wait', reason: 'unconfirmed' }
-  return { kind: 'down', members: toDown }
+  if (toDown.includes(self) || input.confirm === false) return { kind: 'down', members: toDown }
+  const pessimistic = pessimisticDecision(input, view, stableFor, unreachableFor, strategy)
+  if (!pessimistic.includes(self)) return { kind: 'down', members: toDown }
+  // Unconfirmed for another stableAfter: the members not heard from are on the other side after
+  // all, and this side would lose there. Down it rather than wait for ever (its hosts are already
+  // fenced, since confirmations count the same way).
+  if ((input.unconfirmedFor ?? 0) < strategy.stableAfter) return { kind: 'wait', reason: 'unconfirmed' }
+  const ours = pessimistic.filter((uid) => {
+    const m = byUid.get(uid)
+    return m !== undefined && isPresent(m.status)
+  })
+  return { kind: 'down', members: ours }
 }
 
 /**
- * Whether this side would still stay if every member not heard from since the trouble began were
- * on the other side.
+ * What the strategy decides if every member not heard from since the trouble began, and every
+ * member downed here whose down another member may not know of, were on the other side: this side
+ * is confirmed if that does not down it.
  */
-function sideConfirmed(
+function pessimisticDecision(
   input: DowningInput,
   view: readonly ClusterMember[],
   stableFor: number,
   unreachableFor: ReadonlyMap<string, number>,
   strategy: DowningStrategy,
-): boolean {
+): readonly string[] {
   const since = input.now - Math.max(0, ...unreachableFor.values())
+  const unseen = new Map((input.unseenDowns ?? []).map((m) => [m.node.uid, m]))
   const pessimistic = view.map((m): ClusterMember => {
+    const down = unseen.get(m.node.uid)
+    if (down) return { ...down, status: 'up', reachability: 'unreachable' }
     if (m.node.uid === input.self || m.reachability === 'unreachable') return m
     const heard = input.lastHeard.get(m.node.uid)
     return heard !== undefined && heard >= since ? m : { ...m, reachability: 'unreachable' }
   })
-  return !strategy.decide({ self: input.self, members: pessimistic, stableFor, unreachableFor }).includes(input.self)
+  // A member this side downed just before the partition, whose down never reached the other side,
+  // is up over there: count it there (a split brain the cluster simulator found: a pause downed,
+  // then a partition 29 ms later; this side then won a tie that the other side, counting the
+  // paused member, won too).
+  const inView = new Set(view.map((m) => m.node.uid))
+  for (const m of unseen.values()) if (!inView.has(m.node.uid)) pessimistic.push({ ...m, status: 'up', reachability: 'unreachable' })
+  return strategy.decide({ self: input.self, members: pessimistic, stableFor, unreachableFor })
 }

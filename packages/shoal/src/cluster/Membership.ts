@@ -140,6 +140,13 @@ export class Membership {
   #now: number
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   #out: MembershipDirective[] = []
+  /** The members that talked to this node at the last downing round, and when one last started to. */
+  #talking: ReadonlySet<string> = new Set()
+  #talkingChangedAt = Number.NEGATIVE_INFINITY
+  /** Since when the leader's decisions have waited for confirmation without a break. */
+  #unconfirmedSince: number | undefined
+  /** Per member this node has down or removed: the members seen to know it (from gossip `seen`). */
+  readonly #downSeen = new Map<string, Set<string>>()
   /** {@link members}, until the gossip, a reachability or the observations change. */
   #views: readonly ClusterMember[] | undefined
   readonly #toTombstone: ClusterNode[] = []
@@ -248,7 +255,11 @@ export class Membership {
   confirmedUntil(now: number, window: number, notBefore = Number.NEGATIVE_INFINITY): number {
     const self = this.#gossip.members.get(this.self.uid)
     if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
-    const members = this.members().filter((m) => m.status !== 'removed')
+    // A down another side may not know of yet counts there as up (see #unseenDowns).
+    const unseen = new Set(this.#unseenDowns().map((m) => m.node.uid))
+    const members = this.members()
+      .filter((m) => m.status !== 'removed' || unseen.has(m.node.uid))
+      .map((m): ClusterMember => (unseen.has(m.node.uid) ? { ...m, status: 'up', reachability: 'unreachable' } : m))
     const until = confirmedUntil(
       this.self.uid,
       members,
@@ -494,6 +505,7 @@ export class Membership {
     if (next === before) return
     this.#gossip = next
     this.#views = undefined
+    this.#noteDownsSeen(next)
     const changes = statusChanges(before, next)
     for (const c of changes) this.#onStatus(c.member, c.previous)
     this.#replaceRestarted(changes.map((c) => c.member))
@@ -509,6 +521,31 @@ export class Membership {
     this.#push(changes.filter((c) => c.member.status === 'removed' || c.member.status === 'down').map((c) => c.member))
     // Only now, after that last word: tombstoning closes the connection.
     for (const node of this.#toTombstone.splice(0)) this.#out.push({ kind: 'tombstone', node })
+  }
+
+  /** Who has seen each down: every member in `seen` has seen this version, and so every down in it. */
+  #noteDownsSeen(g: GossipState): void {
+    for (const m of g.members.values()) {
+      if (m.status !== 'down' && m.status !== 'removed') continue
+      let seen = this.#downSeen.get(m.node.uid)
+      if (!seen) this.#downSeen.set(m.node.uid, (seen = new Set()))
+      for (const uid of g.seen) seen.add(uid)
+    }
+  }
+
+  /**
+   * Members down or removed here whose down a present member other than this one has not been seen
+   * to know: another side may still count them up (see `unseenDowns` in DowningDecision.ts).
+   */
+  #unseenDowns(): ClusterMember[] {
+    const present = this.present().filter((p) => p.node.uid !== this.self.uid)
+    const out: ClusterMember[] = []
+    for (const m of this.#gossip.members.values()) {
+      if (m.status !== 'down' && m.status !== 'removed') continue
+      const seen = this.#downSeen.get(m.node.uid)
+      if (present.some((p) => !seen?.has(p.node.uid))) out.push(this.#view(m))
+    }
+    return out
   }
 
   #onStatus(m: Member, previous: MembershipStatus | undefined): void {
@@ -625,6 +662,7 @@ export class Membership {
 
   #forgetRemoved(): void {
     for (const uid of this.#history.forgetDue(this.#now)) {
+      this.#downSeen.delete(uid)
       const members = new Map(this.#gossip.members)
       members.delete(uid)
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
@@ -652,13 +690,12 @@ export class Membership {
   // ── downing ────────────────────────────────────────────────────────────────
 
   #runDowning(): void {
-    if (this.#leader !== this.self.uid) return
-    const present = this.present()
-    if (present.every((m) => this.reachable(m.node.uid))) return this.#runIndirectDowning()
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed')
-    const talking = new Set(
-      members.map((m) => m.node.uid).filter((uid) => this.reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)),
-    )
+    const talking = this.#noteTalking(members)
+    const allReachable = members.every((m) => !isPresent(m.status) || this.reachable(m.node.uid))
+    if (this.#leader !== this.self.uid || allReachable) this.#unconfirmedSince = undefined
+    if (this.#leader !== this.self.uid) return
+    if (allReachable) return this.#runIndirectDowning()
     const lastHeard = new Map<string, number>()
     for (const m of members) {
       const heard = this.#swim.lastHeard({ host: m.node.endpoint.host, port: m.node.endpoint.port, uid: m.node.uid })
@@ -668,17 +705,43 @@ export class Membership {
       {
         self: this.self.uid,
         now: this.#now,
-        viewChangedAt: this.#history.viewChangedAt,
+        viewChangedAt: Math.max(this.#history.viewChangedAt, this.#talkingChangedAt),
         members: members.map((m) => this.#view(m)),
         unreachableSince: this.#history.unreachableSince,
         talking,
         lastHeard,
+        unseenDowns: this.#unseenDowns(),
+        unconfirmedFor: this.#unconfirmedSince === undefined ? 0 : this.#now - this.#unconfirmedSince,
         confirm: this.#o.confirm,
       },
       this.downing,
     )
+    if (outcome.kind === 'wait' && outcome.reason === 'unconfirmed') this.#unconfirmedSince ??= this.#now
+    else this.#unconfirmedSince = undefined
     if (outcome.kind !== 'down') return
     this.#downAll(outcome.members, 'strategy', {}, 'downing decision')
+  }
+
+  /**
+   * Members that talk to this node: reachable, heartbeats answered recently, or heard directly
+   * within stableAfter. Noted every tick, leader or not, so that a member that starts talking
+   * dates the view (see `viewChangedAt` below): heartbeat answers resuming across a partition that
+   * changed shape make members talk again without any SWIM change, and a decision must wait for
+   * that to hold still too (a split brain the cluster simulator found: a side decided 0.3 s after
+   * two members crossed over to it, while the side they had left decided on them as well). One that
+   * stops talking (a crash) is the trouble itself, already dated by SWIM's unreachability.
+   */
+  #noteTalking(members: readonly Member[]): ReadonlySet<string> {
+    const talking = new Set(
+      members.map((m) => m.node.uid).filter((uid) => this.reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)),
+    )
+    for (const uid of talking) {
+      if (this.#talking.has(uid)) continue
+      this.#talkingChangedAt = this.#now
+      break
+    }
+    this.#talking = talking
+    return talking
   }
 
   /**

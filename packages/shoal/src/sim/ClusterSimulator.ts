@@ -29,6 +29,12 @@ import { Simulator } from './Simulator.ts'
 
 /** How often convergence is checked (the resolution of the convergence times), ms. */
 const CONVERGENCE_EVERY = 100
+/** How long two sides may each have downed the other while one is fenced (it downs itself within stableAfter). */
+const SPLIT_GRACE = 15_000
+/** How long both may stay confirmed: a singleton's default down margin (stableAfter 3 s + 2 s), which a successor waits. */
+const CONFIRMED_GRACE = 5000
+/** The confirmation window of a singleton with the default margin, for runs without one. */
+const CONFIRM_WINDOW = 4000
 /** Control messages per node per second beyond which the run has a storm (normal: a few dozen). */
 const STORM = 1000
 /** A down this long after a fault ended is not its decision. */
@@ -232,6 +238,8 @@ export class ClusterSimulator {
   #quietAt: number
   #convergedAt: number | undefined
   #partitionId = 0
+  /** Pairs of live nodes that each marked the other down, since when. */
+  readonly #mutual = new Map<string, number>()
   /** Control-lane messages each node sent in the current second. */
   #sent: number[] = []
 
@@ -268,6 +276,7 @@ export class ClusterSimulator {
     this.sim.at(CONVERGENCE_EVERY, converge)
     const storms = (): void => {
       this.#checkStorm()
+      if (this.#mutual.size > 0) this.#checkSplitBrain()
       this.sim.at(this.sim.now + 1000, storms)
     }
     this.sim.at(1000, storms)
@@ -472,20 +481,37 @@ export class ClusterSimulator {
   }
 
   /**
-   * At most one side keeps running: two running nodes that each see themselves present and have
-   * each marked the other down (or removed it) both go on as the cluster: a split brain.
+   * At most one side keeps running. Two running nodes that each see themselves present and have
+   * each marked the other down (or removed it) both go on as the cluster. A leader decides on what
+   * it heard moments ago and a partition can begin in between, so both sides may briefly have
+   * decided; what must hold is that one of them stops serving before the other acts on its
+   * decision: a split brain is both sides still confirmed (their hosts may serve: `confirmedUntil`)
+   * {@link CONFIRMED_GRACE} after the mutual down (a singleton's successor waits that margin), or
+   * the mutual down lasting {@link SPLIT_GRACE} at all (a fenced side must down itself by then).
    */
   #checkSplitBrain(): void {
     this.checks['split-brain']!++
     const live = this.#live()
+    const now = this.sim.now
+    const seen = new Set<string>()
     for (let a = 0; a < live.length; a++) {
       for (let b = a + 1; b < live.length; b++) {
         const x = live[a]!
         const y = live[b]!
-        if (ended(x, y.uid) && ended(y, x.uid))
-          this.#violate('split-brain', `${this.#name(x.uid)} and ${this.#name(y.uid)} each marked the other down and both stay: ${this.#views()}`)
+        if (!ended(x, y.uid) || !ended(y, x.uid)) continue
+        const key = `${x.uid}|${y.uid}`
+        seen.add(key)
+        const since = this.#mutual.get(key) ?? now
+        this.#mutual.set(key, since)
+        const both = now - since >= CONFIRMED_GRACE && confirmed(x) && confirmed(y)
+        if (both || now - since >= SPLIT_GRACE)
+          this.#violate(
+            'split-brain',
+            `${this.#name(x.uid)} and ${this.#name(y.uid)} each marked the other down and both stay${both ? `, both confirmed ${((now - since) / 1000).toFixed(1)} s later` : ` for ${((now - since) / 1000).toFixed(1)} s`}: ${this.#views()}`,
+          )
       }
     }
+    for (const key of this.#mutual.keys()) if (!seen.has(key)) this.#mutual.delete(key)
   }
 
   /** Once faults stop: every live node sees the same members, all up and reachable. */
@@ -595,6 +621,12 @@ export class ClusterSimulator {
     if (this.nodes[0]?.singleton === undefined) return
     this.store.checkAcknowledged()
   }
+}
+
+/** Whether node `x`'s side is confirmed now (its hosts may serve), by the singleton's window. */
+function confirmed(x: SimNode): boolean {
+  const window = x.singleton?.confirmWindow ?? CONFIRM_WINDOW
+  return x.core.confirmedUntil(x.now(), window) > x.now()
 }
 
 /** Whether node `x` has marked `uid` down or removed (or forgotten it after removing). */

@@ -67,6 +67,7 @@ export class SimSingleton {
     this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 500, ...settings }
     const stableAfter = node.core.downing.stableAfter
     const margin = Math.max(2000, stableAfter) + DETECTION_SPREAD
+    this.confirmWindow = margin * CONFIRM_SHARE
     const ttl = this.#s.leaseTtl
     this.life = new SingletonLifecycle(
       NAME,
@@ -85,6 +86,9 @@ export class SimSingleton {
     )
     made.set(cs, [...SimSingleton.all(cs), this])
   }
+
+  /** How long a heartbeat confirmation counts for this singleton, ms. */
+  readonly confirmWindow: number
 
   get activations(): number {
     return this.life.activations
