@@ -117,6 +117,30 @@ describe('decideDowning', () => {
     expect(decideDowning(input, strategy)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
   })
 
+  it('a member this side downed whose down the others never saw counts on their side (found by the cluster simulator)', () => {
+    // u4 was paused; this node downed it just before a partition cut off u2 and u3, who never saw
+    // the down and still count u4 up. Without u4 this side {u0, u1} ties {u2, u3} and the lowest
+    // address would keep it; counting u4 over there, it loses.
+    const members = [up(0), up(1), up(2, false), up(3, false), { ...up(4, false), status: 'down' as const }]
+    const input: DowningInput = {
+      self: 'u0',
+      now: 20_000,
+      viewChangedAt: 10_000,
+      members,
+      unreachableSince: new Map([
+        ['u2', 10_000],
+        ['u3', 10_000],
+      ]),
+      talking: new Set(['u0', 'u1']),
+      lastHeard: new Map([['u1', 19_000]]),
+    }
+    expect(decideDowning(input, strategy)).toEqual({ kind: 'down', members: ['u2', 'u3'] })
+    const unseenDowns = [members[4]!]
+    expect(decideDowning({ ...input, unseenDowns }, strategy)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    // Unconfirmed for another stableAfter: this side downs itself rather than wait for ever.
+    expect(decideDowning({ ...input, unseenDowns, unconfirmedFor: 3000 }, strategy)).toEqual({ kind: 'down', members: ['u0', 'u1'] })
+  })
+
   it('never downs a member that is not present (already down or removed)', () => {
     const members = [up(0), up(1), up(2), { ...up(3, false), status: 'down' as const }]
     const outcome = decideDowning(
