@@ -289,17 +289,20 @@ export class Membership {
       if (this.#history.isForgotten(from.uid)) return
       const meeting = clusterMeeting(this.#gossip, received, (uid) => this.#history.isForgotten(uid))
       if (meeting !== 'one-cluster') return this.#meetCluster(from, meeting)
-      const merged = mergeGossip(this.#gossip, received, this.self.uid, (uid) => this.#history.isForgotten(uid))
+      let merged = mergeGossip(this.#gossip, received, this.self.uid, (uid) => this.#history.isForgotten(uid))
+      // The two versions may differ only by entries of removed members that one side has
+      // forgotten (every node forgets on its own clock; a paused node later): that is the same
+      // state, so who has seen it is the union. Treating it as different made two such nodes each
+      // keep its own `seen`, tell the other, and reply to each other without end: storms the
+      // cluster simulator found (seeds 2 and 397).
+      const theirs = pruneVersion(received.version, (uid) => !this.#history.isForgotten(uid))
+      const mine = pruneVersion(merged.version, (uid) => theirs.has(uid) || merged.members.get(uid)?.status !== 'removed')
+      const same = compareVersions(mine, theirs) === 'same'
+      if (same && [...received.seen].some((uid) => !merged.seen.has(uid))) merged = { ...merged, seen: new Set([...merged.seen, ...received.seen]) }
       this.#commit(merged)
       // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
       // Nothing else: replying to everything would ping-pong forever.
-      // An entry the sender lacks for a member removed here is one it has forgotten (every node
-      // forgets on its own clock): not news to send. Counting it made two nodes that forget a
-      // removed member seconds apart (one was paused) reply to each other without end, a storm
-      // the cluster simulator found.
-      const theirs = pruneVersion(received.version, (uid) => !this.#history.isForgotten(uid))
-      const mine = pruneVersion(merged.version, (uid) => theirs.has(uid) || merged.members.get(uid)?.status !== 'removed')
-      if (compareVersions(mine, theirs) !== 'same' || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
+      if (!same || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
     })
   }
 

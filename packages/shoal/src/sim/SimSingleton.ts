@@ -10,6 +10,7 @@
 import type { Membership } from '../cluster/Membership.ts'
 import { DownTracker, oldestMember } from '../singleton/Allocation.ts'
 import { type Directive, SingletonLifecycle } from '../singleton/SingletonLifecycle.ts'
+import { CONFIRM_SHARE, defaultDownMargin, FENCE_AFTER } from '../singleton/SingletonPlugin.ts'
 import type { ClusterSimulator } from './ClusterSimulator.ts'
 
 /** The singleton's settings in a simulation (defaults as `singletonPlugin` derives them). */
@@ -23,10 +24,6 @@ export interface SingletonSimSettings {
 }
 
 const NAME = 'sim'
-/** The plugin's constants (SingletonPlugin.ts): detection spread, fence delay, confirmation share. */
-const DETECTION_SPREAD = 2000
-const FENCE_AFTER = 1000
-const CONFIRM_SHARE = 0.8
 const TICK = 250
 const LISTING_EVERY = 2000
 
@@ -66,7 +63,7 @@ export class SimSingleton {
     this.#node = node
     this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 500, ...settings }
     const stableAfter = node.core.downing.stableAfter
-    const margin = Math.max(2000, stableAfter) + DETECTION_SPREAD
+    const margin = defaultDownMargin(stableAfter)
     this.confirmWindow = margin * CONFIRM_SHARE
     const ttl = this.#s.leaseTtl
     this.life = new SingletonLifecycle(

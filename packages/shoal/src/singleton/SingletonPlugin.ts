@@ -105,13 +105,18 @@ const TICK = 250
  */
 const DETECTION_SPREAD = 2000
 /** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
-const FENCE_AFTER = 1000
+export const FENCE_AFTER = 1000
 const DOWN_MEMORY = 3600_000
 /**
  * A host serves on confirmations no older than this share of `downMargin`: the rest covers clocks
  * that run up to 10% apart and the time a call takes to start (docs/singleton.md, "The argument").
  */
-const CONFIRM_SHARE = 0.8
+export const CONFIRM_SHARE = 0.8
+
+/** The default `downMargin` under a downing strategy that waits `stableAfter`, ms. */
+export function defaultDownMargin(stableAfter: number): number {
+  return Math.max(2000, stableAfter) + DETECTION_SPREAD
+}
 
 /**
  * The cluster singleton plugin; publishes `system.singleton`. Settings are defaults for every
@@ -239,7 +244,7 @@ class Singletons implements SingletonFacade {
     const downing = system.clustered ? system.cluster.downing : undefined
     const strategy = s.strategy === undefined || s.strategy === 'oldest' ? oldestMember : s.strategy === 'leader' ? leaderMember : s.strategy
     if (typeof strategy?.target !== 'function') throw new ConfigError(`singleton strategy must be 'oldest', 'leader' or an AllocationStrategy.`)
-    const margin = positive(s.downMargin, Math.max(2000, downing?.stableAfter ?? 0) + DETECTION_SPREAD, 'downMargin')
+    const margin = positive(s.downMargin, defaultDownMargin(downing?.stableAfter ?? 0), 'downMargin')
     return {
       role: s.role,
       strategy,
