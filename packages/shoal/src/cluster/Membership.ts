@@ -147,6 +147,9 @@ export class Membership {
   #unconfirmedSince: number | undefined
   /** Per member this node has down or removed: the members seen to know it (from gossip `seen`). */
   readonly #downSeen = new Map<string, Set<string>>()
+  /** Answers of {@link reachable} within the current step, until the state here changes. */
+  readonly #reachableMemo = new Map<string, boolean>()
+  #inStep = false
   /** {@link members}, until the gossip, a reachability or the observations change. */
   #views: readonly ClusterMember[] | undefined
   readonly #toTombstone: ClusterNode[] = []
@@ -242,9 +245,13 @@ export class Membership {
    */
   reachable(uid: string): boolean {
     if (uid === this.self.uid) return true
-    if (!this.#history.notCutOff(uid)) return false
-    const m = this.#gossip.members.get(uid)
-    return m !== undefined && this.#swimStatus(m) !== undefined
+    // Within a step SWIM's view cannot change: remember answers until the state here does.
+    const known = this.#inStep ? this.#reachableMemo.get(uid) : undefined
+    if (known !== undefined) return known
+    const m = this.#history.notCutOff(uid) ? this.#gossip.members.get(uid) : undefined
+    const answer = m !== undefined && this.#swimStatus(m) !== undefined
+    if (this.#inStep) this.#reachableMemo.set(uid, answer)
+    return answer
   }
 
   isForgotten(uid: string): boolean {
@@ -480,7 +487,13 @@ export class Membership {
   #step(now: number, fn: () => void): MembershipDirective[] {
     if (this.#stopped) return []
     this.#now = Math.max(this.#now, now)
-    fn()
+    this.#reachableMemo.clear()
+    this.#inStep = true
+    try {
+      fn()
+    } finally {
+      this.#inStep = false
+    }
     const out = this.#out
     this.#out = []
     return out
@@ -508,6 +521,7 @@ export class Membership {
     if (next === before) return
     this.#gossip = next
     this.#views = undefined
+    this.#reachableMemo.clear()
     this.#noteDownsSeen(next)
     const changes = statusChanges(before, next)
     for (const c of changes) this.#onStatus(c.member, c.previous)
@@ -655,6 +669,7 @@ export class Membership {
     const change = this.#history.report(m.node.uid, reachable, STATUS_RANK[m.status] >= STATUS_RANK.leaving, this.#now)
     if (change === 'none') return
     this.#views = undefined
+    this.#reachableMemo.clear()
     if (change === 'reachability') {
       this.#log('info', { member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
       this.#out.push({ kind: 'event', event: { type: 'reachability', member: this.#view(m) } })
@@ -671,6 +686,7 @@ export class Membership {
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
       this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
       this.#views = undefined
+      this.#reachableMemo.clear()
     }
   }
 

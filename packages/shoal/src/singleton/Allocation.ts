@@ -151,6 +151,9 @@ export function selfDown(view: Pick<AllocationView, 'self' | 'members'>): boolea
 
 /** True if the downing strategy, asked now, would down this node's own side. */
 export function wouldBeDowned(view: Pick<AllocationView, 'self' | 'members'>, downing: DowningStrategy): boolean {
+  // Strategies decide only about unreachable members (the leader asks them only then): nothing
+  // unreachable, nothing to ask. The common case, on every evaluation of every singleton.
+  if (view.members.every((m) => m.reachability === 'reachable')) return false
   const downs = downing.decide({ self: view.self, members: view.members, stableFor: Number.POSITIVE_INFINITY, unreachableFor: new Map() })
   return downs.includes(view.self)
 }
