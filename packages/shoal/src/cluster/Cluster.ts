@@ -106,6 +106,8 @@ export class Cluster {
   #stopped = false
   #leaving: Promise<void> | undefined
   readonly #answered = new Map<DiscoveryProvider, boolean>()
+  /** What each source listed last. */
+  readonly #listed = new Map<DiscoveryProvider, readonly DiscoveredEndpoint[]>()
 
   constructor(host: ClusterHost, swim: SwimMember, settings: ClusterSettings) {
     this.self = host.node
@@ -460,11 +462,19 @@ export class Cluster {
 
   // ── discovery ──────────────────────────────────────────────────────────────
 
+  /** Whether this node's endpoint is the lowest of itself and every endpoint the sources listed. */
+  #lowestListed(): boolean {
+    for (const endpoints of this.#listed.values()) for (const e of endpoints) if (compareEndpoints(e, this.self.endpoint) < 0) return false
+    return true
+  }
+
   async #discover(p: DiscoveryProvider): Promise<void> {
     const signal = this.#abort.signal
     while (!signal.aborted) {
       try {
         const endpoints = await p.list(signal)
+        this.#listed.set(p, endpoints)
+        this.#apply(this.#core.mayFormAlone(this.#lowestListed(), this.now()))
         for (const e of endpoints) if (!this.#core.isMemberAddress(e) && !this.#stopped) this.#apply(this.#core.join(e, this.now()))
         this.#answered.set(
           p,
@@ -478,6 +488,12 @@ export class Cluster {
       await abortableSleep(this.#core.present().length <= 1 ? Math.min(p.interval, 1000) : p.interval, signal)
     }
   }
+}
+
+/** Host, then port as a number: the order `compareAddress` (Member.ts) gives nodes. */
+function compareEndpoints(a: { host: string; port: number }, b: { host: string; port: number }): number {
+  if (a.host !== b.host) return a.host < b.host ? -1 : 1
+  return a.port - b.port
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

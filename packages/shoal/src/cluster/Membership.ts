@@ -137,6 +137,8 @@ export class Membership {
   #stopping = false
   #downedByCluster = false
   #foundNoOne = false
+  /** This node has the lowest address its sources list: it alone may form a cluster by itself. */
+  #mayFormAlone = true
   #now: number
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   #out: MembershipDirective[] = []
@@ -393,6 +395,19 @@ export class Membership {
     })
   }
 
+  /**
+   * Whether this node has the lowest address among itself and every endpoint its sources list:
+   * only such a node forms a cluster alone after `selfJoinAfter` (see `waitingForOthers`). Default
+   * true (a node that knows no other endpoint).
+   */
+  mayFormAlone(allowed: boolean, now: number): MembershipDirective[] {
+    return this.#step(now, () => {
+      if (allowed === this.#mayFormAlone) return
+      this.#mayFormAlone = allowed
+      this.#runLeaderActions()
+    })
+  }
+
   /** A heartbeat request from `from`: answer what this node knows of it. */
   heartbeatRequest(from: ClusterNode, seq: number, now: number): MembershipDirective[] {
     return this.#step(now, () => {
@@ -613,6 +628,7 @@ export class Membership {
       startedAt: this.#startedAt,
       now: this.#now,
       selfJoinAfter: this.#o.selfJoinAfter,
+      mayFormAlone: this.#mayFormAlone,
     })
   }
 

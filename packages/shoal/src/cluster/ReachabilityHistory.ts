@@ -102,7 +102,10 @@ export class ReachabilityHistory {
 /**
  * Whether a node that is alone, has somewhere to join (seeds, clusterd or discovery) and has not
  * found anyone yet should wait before making itself up: until `selfJoinAfter` ms after it started,
- * unless every discovery provider answered and listed no one else.
+ * unless every discovery provider answered and listed no one else. Only the node with the lowest
+ * address among those its sources list (`mayFormAlone`) ever forms a cluster alone; the others wait
+ * to reach someone (Akka's first-seed rule), so that a node that is slow to reach its seeds, or
+ * restarts while cut off from them, does not form a cluster apart.
  */
 export function waitingForOthers(o: {
   readonly hasProviders: boolean
@@ -111,8 +114,9 @@ export function waitingForOthers(o: {
   readonly startedAt: number
   readonly now: number
   readonly selfJoinAfter: number
+  readonly mayFormAlone?: boolean
 }): boolean {
-  if (!o.hasProviders || o.foundNoOne) return false
-  if (o.now - o.startedAt >= o.selfJoinAfter) return false
-  return o.alone
+  if (!o.hasProviders || o.foundNoOne || !o.alone) return false
+  if (o.mayFormAlone === false) return true
+  return o.now - o.startedAt < o.selfJoinAfter
 }
