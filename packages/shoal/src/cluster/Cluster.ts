@@ -53,10 +53,12 @@ export interface ClusterSettings {
   readonly leaveTimeout?: number
   /**
    * A node that has somewhere to join (seeds, discovery) but finds no one makes itself up alone
-   * after this long, ms, forming a cluster others then join. Default 2000. A node with nowhere to
-   * join is up at once. Gotcha: a node restarted while a partition cuts it off from its seeds
-   * forms such a cluster apart; when two clusters formed apart meet, they do not merge: the
-   * smaller one's members leave it (as if downed: a supervisor restarts them) and join afresh.
+   * after this long, ms, forming a cluster others then join, if its address is the lowest of
+   * itself and every endpoint its sources list (Akka's first-seed rule); any other node waits until
+   * it reaches someone. Default 2000. A node with nowhere to join is up at once. Gotcha: the lowest
+   * one, restarted while a partition cuts it off from the others, still forms a cluster apart;
+   * when two clusters formed apart meet they do not merge: the smaller one's members leave it (as
+   * if downed: a supervisor restarts them) and join afresh.
    */
   readonly selfJoinAfter?: number
   /**
