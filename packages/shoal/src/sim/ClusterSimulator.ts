@@ -160,7 +160,12 @@ class SimNode {
     const sim = this.cs.sim
     this.apply(this.core.start(this.now()))
     // As the shell does with what its sources list: only the lowest address may form a cluster alone.
-    this.apply(this.core.mayFormAlone(seeds.every((s) => s.endpoint.host >= this.node.endpoint.host), this.now()))
+    this.apply(
+      this.core.mayFormAlone(
+        seeds.every((s) => s.endpoint.host >= this.node.endpoint.host),
+        this.now(),
+      ),
+    )
     for (const s of seeds) if (s.uid !== this.uid) this.apply(this.core.join(s.endpoint, this.now()))
     sim.every(this.index, 250, 250, () => this.apply(this.core.tick(this.now())))
     sim.every(this.index, 1000, 1000, () => this.apply(this.core.gossipTick(this.now())))
