@@ -76,6 +76,17 @@ class Cluster {
   }
 }
 
+/** Three cores that joined the first and gossiped for one tick. */
+function threeUp(): { c: Cluster; cores: Membership[] } {
+  const c = new Cluster()
+  const cores = [0, 1, 2].map((i) => c.add(i, true))
+  c.allAlive()
+  for (const core of cores) c.route(core, core.start(0))
+  for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
+  c.tick(250)
+  return { c, cores }
+}
+
 describe('Membership core', () => {
   it('a node with nowhere to join is up at once; one with seeds waits selfJoinAfter while alone', () => {
     const c = new Cluster()
@@ -91,12 +102,7 @@ describe('Membership core', () => {
   })
 
   it('three cores that gossip become one cluster: all up, one leader, the same view, in order', () => {
-    const c = new Cluster()
-    const cores = [0, 1, 2].map((i) => c.add(i, true))
-    c.allAlive()
-    for (const core of cores) c.route(core, core.start(0))
-    for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
-    c.tick(250)
+    const { c, cores } = threeUp()
     for (const core of cores) {
       expect(core.members().map((m) => m.status)).toEqual(['up', 'up', 'up'])
       expect(core.leader).toBe(node(0).uid)
@@ -108,12 +114,7 @@ describe('Membership core', () => {
   })
 
   it('a crashed member: unreachable at once, downed by the leader after stableAfter, then removed; time is all it needs', () => {
-    const c = new Cluster()
-    const cores = [0, 1, 2].map((i) => c.add(i, true))
-    c.allAlive()
-    for (const core of cores) c.route(core, core.start(0))
-    for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
-    c.tick(250)
+    const { c, cores } = threeUp()
     c.cores.delete(node(2).uid)
     for (const i of [0, 1]) {
       c.swims.get(node(i).uid)!.status.set(node(2).uid, 'suspect')

@@ -179,6 +179,7 @@ export class Membership {
     return this.#observations
   }
 
+  /** The heartbeat period and stall bound this core runs with. */
   get heartbeatSettings(): HeartbeatSettings {
     return this.#beats.settings
   }
@@ -196,14 +197,17 @@ export class Membership {
     return (this.#views ??= [...this.#gossip.members.values()].map((m) => this.#view(m)))
   }
 
+  /** The gossip record of member `uid`, if this node knows it (removed ones for a minute). */
   member(uid: string): Member | undefined {
     return this.#gossip.members.get(uid)
   }
 
+  /** The uid of the leader this node sees: the lowest reachable up member. */
   get leader(): string | undefined {
     return this.#leader
   }
 
+  /** Counts since start, for metrics. */
   get stats(): ClusterStats {
     const s = this.#stats
     return { leaderChanges: s.leaderChanges, downingDecisions: { strategy: s.strategy, indirect: s.indirect }, membersDowned: s.membersDowned }
@@ -219,10 +223,12 @@ export class Membership {
     return this.#downedByCluster
   }
 
+  /** This node's own status (joining until gossip says otherwise). */
   get status(): MembershipStatus {
     return this.#gossip.members.get(this.self.uid)?.status ?? 'joining'
   }
 
+  /** `stop` was called: every input is ignored from then on. */
   get stopped(): boolean {
     return this.#stopped
   }
@@ -436,7 +442,7 @@ export class Membership {
       const merged = mergeObservations(this.#observations, table, this.self.uid, (uid) => this.#isPresentMember(uid))
       if (merged === this.#observations) return
       this.#observations = merged
-      this.#views = undefined
+      this.#changed()
       this.#noteEdges()
       // Pass it on: the observer's own links to the leader may be the cut ones.
       const to = this.present().filter((m) => m.node.uid !== this.self.uid && m.node.uid !== from.uid)
@@ -514,6 +520,12 @@ export class Membership {
     return out
   }
 
+  /** The gossip, a reachability or the observations changed: what is derived from them goes. */
+  #changed(): void {
+    this.#views = undefined
+    this.#reachableMemo.clear()
+  }
+
   #log(level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
     this.#out.push({ kind: 'log', level, fields, msg })
   }
@@ -535,8 +547,7 @@ export class Membership {
     const before = this.#gossip
     if (next === before) return
     this.#gossip = next
-    this.#views = undefined
-    this.#reachableMemo.clear()
+    this.#changed()
     this.#noteDownsSeen(next)
     const changes = statusChanges(before, next)
     for (const c of changes) this.#onStatus(c.member, c.previous)
@@ -545,7 +556,7 @@ export class Membership {
     if (changes.length > 0) {
       this.#history.statusChanged(this.#now)
       this.#observations = pruneObservations(this.#observations, (uid) => this.#isPresentMember(uid))
-      this.#views = undefined
+      this.#changed()
     }
     this.#runLeaderActions()
     // Members just marked down or removed are no longer gossip targets: tell them once, so a downed
@@ -684,8 +695,7 @@ export class Membership {
     // Leaving members say goodbye to SWIM at the end: absent, not unreachable.
     const change = this.#history.report(m.node.uid, reachable, STATUS_RANK[m.status] >= STATUS_RANK.leaving, this.#now)
     if (change === 'none') return
-    this.#views = undefined
-    this.#reachableMemo.clear()
+    this.#changed()
     if (change === 'reachability') {
       this.#log('info', { member: formatNode(m.node), reachability: reachable ? 'reachable' : 'unreachable' }, 'member reachability changed')
       this.#out.push({ kind: 'event', event: { type: 'reachability', member: this.#view(m) } })
@@ -701,8 +711,7 @@ export class Membership {
       members.delete(uid)
       // Local bookkeeping, not a change to spread: every node forgets on its own clock.
       this.#gossip = { ...this.#gossip, members, version: pruneVersion(this.#gossip.version, (k) => k !== uid) }
-      this.#views = undefined
-      this.#reachableMemo.clear()
+      this.#changed()
     }
   }
 
@@ -864,7 +873,7 @@ export class Membership {
     const next = observe(this.#observations, this.self.uid, this.#beats.stalled())
     if (next === this.#observations) return
     this.#observations = next
-    this.#views = undefined
+    this.#changed()
     this.#noteEdges()
     const to = this.present().filter((m) => m.node.uid !== this.self.uid)
     if (to.length > 0) this.#out.push({ kind: 'observations', to: to.map((m) => m.node) })

@@ -232,6 +232,8 @@ export class ClusterSimulator {
   readonly sim: Simulator
   readonly nodes: SimNode[] = []
   readonly violations: Violation[] = []
+  /** Every singleton shell made in this run, incarnations included (for the report's totals). */
+  readonly singletons: SimSingleton[] = []
   readonly checks: Record<string, number> = { 'split-brain': 0, 'singleton-overlap': 0, journal: 0, convergence: 0 }
   readonly tracing: boolean
   readonly #trace: string[] = []
@@ -611,17 +613,12 @@ export class ClusterSimulator {
     let activations = 0
     let served = 0
     let refused = 0
-    for (const n of this.#allSingletons) {
+    for (const n of this.singletons) {
       activations += n.activations
       served += n.served
       refused += n.refused
     }
     return { activations, served, refused, acknowledged: this.store.acknowledged }
-  }
-
-  /** Every singleton shell ever made (incarnations included), for the report. */
-  get #allSingletons(): SimSingleton[] {
-    return SimSingleton.all(this)
   }
 
   #singletonEnd(): void {

@@ -34,8 +34,6 @@ interface ShellNode {
   readonly core: Membership
 }
 
-const made = new WeakMap<ClusterSimulator, SimSingleton[]>()
-
 /** One node's singleton shell (see the module comment). */
 export class SimSingleton {
   readonly life: SingletonLifecycle
@@ -52,11 +50,6 @@ export class SimSingleton {
   #callSeq = 0
   served = 0
   refused = 0
-
-  /** Every shell made in one simulation (for totals over incarnations). */
-  static all(cs: ClusterSimulator): SimSingleton[] {
-    return made.get(cs) ?? []
-  }
 
   constructor(cs: ClusterSimulator, node: ShellNode, settings: Partial<SingletonSimSettings> | undefined) {
     this.#cs = cs
@@ -81,7 +74,7 @@ export class SimSingleton {
       },
       (notBefore) => node.core.confirmedUntil(this.#now(), margin * CONFIRM_SHARE, notBefore),
     )
-    made.set(cs, [...SimSingleton.all(cs), this])
+    cs.singletons.push(this)
   }
 
   /** How long a heartbeat confirmation counts for this singleton, ms. */
