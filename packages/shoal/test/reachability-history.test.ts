@@ -53,4 +53,15 @@ describe('waitingForOthers', () => {
     expect(waitingForOthers({ ...base, hasProviders: false })).toBe(false)
     expect(waitingForOthers({ ...base, alone: false })).toBe(false)
   })
+
+  it('nodes that are not in a cluster yet form one only around the lowest listed address (found by the cluster simulator)', () => {
+    // Two nodes restarted while cut off from the lowest seed met each other: they wait, together.
+    const together = { ...base, alone: false, unformed: true, now: 60_000 }
+    expect(waitingForOthers({ ...together, mayFormAlone: false })).toBe(true)
+    // The lowest address forms a cluster with those that reached it at once, alone only after selfJoinAfter.
+    expect(waitingForOthers({ ...together, mayFormAlone: true, now: 100 })).toBe(false)
+    expect(waitingForOthers({ ...base, mayFormAlone: true, now: 100 })).toBe(true)
+    // In a cluster already: never waits.
+    expect(waitingForOthers({ ...together, unformed: false, mayFormAlone: false })).toBe(false)
+  })
 })

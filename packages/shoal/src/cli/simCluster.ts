@@ -1,6 +1,6 @@
 /**
  * `shoal sim --cluster`: runs the deterministic cluster simulator (membership, downing, the
- * singleton and its lease over SWIM) for one seed or a sweep of seeds, checks the invariants at
+ * singleton and its lease, virtual actors' shard placement and hand-over, over SWIM) for one seed or a sweep of seeds, checks the invariants at
  * every step, and prints what it found.
  * @module
  */
@@ -13,8 +13,8 @@ import { runSweep, type SweepReport } from '../sim/Sweep.ts'
 /** Help text of `shoal sim --cluster`. */
 export const SIM_CLUSTER_USAGE = `Usage: shoal sim --cluster [options]
 
-Simulates whole Shoal nodes (SWIM, membership and downing, a singleton with its lease) on a
-virtual clock under a seeded fault schedule, checking the invariants after every event. The same
+Simulates whole Shoal nodes (SWIM, membership and downing, a singleton with its lease, virtual
+actors' shard placement and hand-over, clients calling both) on a virtual clock under a seeded fault schedule, checking the invariants after every event. The same
 seed gives the same run; a violation names the seed that replays it.
 
   --seed N            run this one seed and print its report (with --trace, every decision)
@@ -26,7 +26,9 @@ seed gives the same run; a violation names the seed that replays it.
   --gap S             mean seconds between faults (default 15)
   --downing NAME      downing strategy, as cluster.downing takes it (default keep-majority)
   --no-lease          the singleton runs without a lease
-  --no-singleton      membership only
+  --no-singleton      no singleton
+  --no-virtual        no virtual actors
+  --shards N          virtual actors' shards (default 64)
   --trace             with --seed: print the trace of decisions
   --json              print the report as JSON
 Exit code 1 if an invariant was violated.
@@ -49,6 +51,8 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       downing: { type: 'string', default: 'keep-majority' },
       'no-lease': { type: 'boolean', default: false },
       'no-singleton': { type: 'boolean', default: false },
+      'no-virtual': { type: 'boolean', default: false },
+      shards: { type: 'string', default: '64' },
       trace: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -70,6 +74,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     meanGap: whole(values.gap, 'gap', 1) * 1000,
     downing: values.downing,
     singleton: values['no-singleton'] ? (false as const) : values['no-lease'] ? { leaseTtl: undefined } : {},
+    shards: values['no-virtual'] ? (false as const) : { shards: whole(values.shards, 'shards', 1) },
   }
   if (values.seed !== undefined && values.seeds !== undefined) throw new ConfigError('Give --seed (one run) or --seeds (a sweep), not both.')
   if (values.seeds === undefined) {
@@ -117,6 +122,10 @@ export function sweepSummary(r: SweepReport, replayFlags = ''): string {
       .join(', ')}`,
   ]
   if (r.singleton) lines.push(`singleton: ${r.singleton.activations} activations, ${r.singleton.served} calls served, ${r.singleton.refused} refused`)
+  if (r.shards)
+    lines.push(
+      `virtual actors: ${r.shards.activations} activations, ${r.shards.issued} calls issued, ${r.shards.served} served, ${r.shards.failed} failed after 10 s`,
+    )
   lines.push(
     '',
     'fault        decided (from its start)             converged (from its end)',
@@ -136,7 +145,17 @@ export function sweepSummary(r: SweepReport, replayFlags = ''): string {
   return `${lines.join('\n')}\n`
 }
 
-function flags(v: { nodes: string; duration: string; faults: string; gap: string; downing: string; 'no-lease': boolean; 'no-singleton': boolean }): string {
+function flags(v: {
+  nodes: string
+  duration: string
+  faults: string
+  gap: string
+  downing: string
+  shards: string
+  'no-lease': boolean
+  'no-singleton': boolean
+  'no-virtual': boolean
+}): string {
   const out: string[] = []
   if (v.nodes !== '5') out.push(`--nodes ${v.nodes}`)
   if (v.duration !== '600') out.push(`--duration ${v.duration}`)
@@ -145,6 +164,8 @@ function flags(v: { nodes: string; duration: string; faults: string; gap: string
   if (v.downing !== 'keep-majority') out.push(`--downing ${v.downing}`)
   if (v['no-lease']) out.push('--no-lease')
   if (v['no-singleton']) out.push('--no-singleton')
+  if (v['no-virtual']) out.push('--no-virtual')
+  if (v.shards !== '64') out.push(`--shards ${v.shards}`)
   return out.length === 0 ? '' : ` ${out.join(' ')}`
 }
 

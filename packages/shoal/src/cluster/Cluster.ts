@@ -476,7 +476,7 @@ export class Cluster {
       try {
         const endpoints = await p.list(signal)
         this.#listed.set(p, endpoints)
-        this.#apply(this.#core.mayFormAlone(this.#lowestListed(), this.now()))
+        this.#apply(this.#core.mayFormAlone(this.#lowestListed(), this.now(), [...this.#listed.values()].flat()))
         for (const e of endpoints) if (!this.#core.isMemberAddress(e) && !this.#stopped) this.#apply(this.#core.join(e, this.now()))
         this.#answered.set(
           p,

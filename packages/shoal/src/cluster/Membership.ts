@@ -139,6 +139,8 @@ export class Membership {
   #foundNoOne = false
   /** This node has the lowest address its sources list: it alone may form a cluster by itself. */
   #mayFormAlone = true
+  /** The other endpoints this node's sources list: a new cluster forms only once each is met, not in a cluster either. */
+  #mustMeet: string[] = []
   #now: number
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   #out: MembershipDirective[] = []
@@ -402,14 +404,18 @@ export class Membership {
   }
 
   /**
-   * Whether this node has the lowest address among itself and every endpoint its sources list:
-   * only such a node forms a cluster alone after `selfJoinAfter` (see `waitingForOthers`). Default
-   * true (a node that knows no other endpoint).
+   * Whether this node has the lowest address among itself and every endpoint its sources list
+   * (`listed`): only such a node ever forms a new cluster, and only once it has met every other
+   * listed endpoint not in a cluster either (or, when none is listed, alone after `selfJoinAfter`;
+   * see `waitingForOthers`). Default true with nothing listed (a node that knows no other endpoint).
    */
-  mayFormAlone(allowed: boolean, now: number): MembershipDirective[] {
+  mayFormAlone(allowed: boolean, now: number, listed: readonly { host: string; port: number }[] = []): MembershipDirective[] {
     return this.#step(now, () => {
-      if (allowed === this.#mayFormAlone) return
+      const self = endpointKey(this.self.endpoint)
+      const mustMeet = [...new Set(listed.map(endpointKey))].filter((k) => k !== self)
+      if (allowed === this.#mayFormAlone && mustMeet.join() === this.#mustMeet.join()) return
       this.#mayFormAlone = allowed
+      this.#mustMeet = mustMeet
       this.#runLeaderActions()
     })
   }
@@ -636,6 +642,9 @@ export class Membership {
       hasProviders: this.#o.hasProviders,
       foundNoOne: this.#foundNoOne,
       alone: [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid),
+      // No cluster yet: nobody up, leaving or exiting (a joiner that crashed may have been downed).
+      unformed: [...this.#gossip.members.values()].every((m) => m.status === 'joining' || m.status === 'down' || m.status === 'removed'),
+      unmet: this.#mustMeet.filter((k) => ![...this.#gossip.members.values()].some((m) => memberAddress(m) === k)).length,
       startedAt: this.#startedAt,
       now: this.#now,
       selfJoinAfter: this.#o.selfJoinAfter,

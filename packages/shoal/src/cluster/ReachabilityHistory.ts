@@ -100,23 +100,31 @@ export class ReachabilityHistory {
 }
 
 /**
- * Whether a node that is alone, has somewhere to join (seeds, clusterd or discovery) and has not
- * found anyone yet should wait before making itself up: until `selfJoinAfter` ms after it started,
- * unless every discovery provider answered and listed no one else. Only the node with the lowest
- * address among those its sources list (`mayFormAlone`) ever forms a cluster alone; the others wait
- * to reach someone (Akka's first-seed rule), so that a node that is slow to reach its seeds, or
- * restarts while cut off from them, does not form a cluster apart.
+ * Whether a node that has somewhere to join (seeds, clusterd or discovery) and is not in a cluster
+ * yet should wait before the leader actions make it (and whoever joins it) up. Only the node with
+ * the lowest address among those its sources list (`mayFormAlone`) ever forms a new cluster, and
+ * only once it has met every other listed endpoint (`unmet`: those not yet in its view), none of
+ * them in a cluster (else it would be joining theirs); with no other endpoint listed, alone after
+ * `selfJoinAfter` ms, or at once if every discovery provider answered and listed no one else. The
+ * others wait to reach a member of a cluster. This is Akka's first-seed rule made strict as its
+ * Cluster Bootstrap makes it: a node that restarts while cut off from the rest of its cluster,
+ * even the lowest, never forms a cluster apart (alone, or with others cut off with it).
  */
 export function waitingForOthers(o: {
   readonly hasProviders: boolean
   readonly foundNoOne: boolean
+  /** No other node in this node's view. */
   readonly alone: boolean
+  /** No cluster yet: no member this node knows of, itself included, is up, leaving or exiting. Default: `alone`. */
+  readonly unformed?: boolean
+  /** Other endpoints its sources list that this node has not met yet. Default 0. */
+  readonly unmet?: number
   readonly startedAt: number
   readonly now: number
   readonly selfJoinAfter: number
   readonly mayFormAlone?: boolean
 }): boolean {
-  if (!o.hasProviders || o.foundNoOne || !o.alone) return false
-  if (o.mayFormAlone === false) return true
-  return o.now - o.startedAt < o.selfJoinAfter
+  if (!o.hasProviders || o.foundNoOne || !(o.unformed ?? o.alone)) return false
+  if (o.mayFormAlone === false || (o.unmet ?? 0) > 0) return true
+  return o.alone && o.now - o.startedAt < o.selfJoinAfter
 }

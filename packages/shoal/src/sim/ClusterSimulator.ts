@@ -23,6 +23,7 @@ import { type ClusterEvent, Membership, type MembershipDirective } from '../clus
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { describeFault, type Fault, type FaultMix, faultSchedule } from './Faults.ts'
 import { mixSeed, seededRandom } from './Random.ts'
+import { type ShardSimSettings, SimShards } from './SimShards.ts'
 import { SimSingleton, type SingletonSimSettings } from './SimSingleton.ts'
 import { SimStore } from './SimStore.ts'
 import { Simulator } from './Simulator.ts'
@@ -43,7 +44,7 @@ const DECIDE_WINDOW = 30_000
 /** One cluster simulation. */
 export interface ClusterSimOptions {
   readonly seed: number
-  /** Nodes; default 5. Nodes 0..2 are the seeds. */
+  /** Nodes; default 5. Every node's discovery lists them all. */
   readonly nodes?: number
   /** Simulated time, ms; default 10 minutes. */
   readonly duration?: number
@@ -58,6 +59,8 @@ export interface ClusterSimOptions {
   readonly stableAfter?: number
   /** The singleton: on by default, with a lease; `false` for membership only. */
   readonly singleton?: Partial<SingletonSimSettings> | false
+  /** Virtual actors (shard placement and hand-over, clients calling ids): on by default; `false` for none. */
+  readonly shards?: Partial<ShardSimSettings> | false
   /** Clock-rate skew between nodes, as a fraction (0.01: each node's clock runs 0.99–1.01×); default 0.01. */
   readonly skew?: number
   readonly swim?: SwimSettings
@@ -71,7 +74,15 @@ export interface ClusterSimOptions {
 
 /** An invariant that failed, with when and how to replay it. */
 export interface Violation {
-  readonly invariant: 'split-brain' | 'singleton-overlap' | 'journal-conflict' | 'no-convergence' | 'lost-ack' | 'message-storm'
+  readonly invariant:
+    | 'split-brain'
+    | 'singleton-overlap'
+    | 'shard-overlap'
+    | 'wrong-owner'
+    | 'journal-conflict'
+    | 'no-convergence'
+    | 'lost-ack'
+    | 'message-storm'
   readonly at: number
   readonly detail: string
 }
@@ -111,6 +122,10 @@ export interface ClusterSimReport {
   readonly downs: number
   readonly restarts: number
   readonly singleton: { readonly activations: number; readonly served: number; readonly refused: number; readonly acknowledged: number } | undefined
+  /** Virtual actors: the last table version, activations, and the clients' calls (issued, served, failed after their deadline). */
+  readonly shards:
+    | { readonly table: number; readonly activations: number; readonly issued: number; readonly served: number; readonly failed: number }
+    | undefined
   /** Events processed, and the trace (with `trace`). */
   readonly events: number
   readonly trace?: readonly string[]
@@ -121,6 +136,7 @@ class SimNode {
   readonly core: Membership
   readonly tombstones = new Set<string>()
   readonly singleton: SimSingleton | undefined
+  readonly shards: SimShards | undefined
   /** Shut itself down (downed): the supervisor restarts it. */
   shuttingDown = false
 
@@ -145,6 +161,7 @@ class SimNode {
       confirm: o.confirm,
     })
     this.singleton = o.singleton === false ? undefined : new SimSingleton(cs, this, o.singleton)
+    this.shards = o.shards === false ? undefined : new SimShards(cs, this, { shards: 64, ids: 200, callEvery: 250, confirm: true, ...o.shards })
   }
 
   get uid(): string {
@@ -164,12 +181,14 @@ class SimNode {
       this.core.mayFormAlone(
         seeds.every((s) => s.endpoint.host >= this.node.endpoint.host),
         this.now(),
+        seeds.map((s) => s.endpoint),
       ),
     )
     for (const s of seeds) if (s.uid !== this.uid) this.apply(this.core.join(s.endpoint, this.now()))
     sim.every(this.index, 250, 250, () => this.apply(this.core.tick(this.now())))
     sim.every(this.index, 1000, 1000, () => this.apply(this.core.gossipTick(this.now())))
     this.singleton?.start()
+    this.shards?.start()
   }
 
   apply(directives: readonly MembershipDirective[]): void {
@@ -215,6 +234,7 @@ class SimNode {
   #event(e: ClusterEvent): void {
     if (e.type === 'member') this.cs.memberChanged(this, e.member.node.uid, e.member.status)
     this.singleton?.membershipChanged()
+    this.shards?.membershipChanged()
   }
 }
 
@@ -223,8 +243,8 @@ function controlOf(node: ClusterNode): { host: string; port: number; uid: string
 }
 
 /** Resolved options. */
-type Resolved = Required<Omit<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'>> &
-  Pick<ClusterSimOptions, 'singleton' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'>
+type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'
+type Resolved = Required<Omit<ClusterSimOptions, Optional>> & Pick<ClusterSimOptions, Optional>
 
 /** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */
 export class ClusterSimulator {
@@ -234,13 +254,17 @@ export class ClusterSimulator {
   readonly violations: Violation[] = []
   /** Every singleton shell made in this run, incarnations included (for the report's totals). */
   readonly singletons: SimSingleton[] = []
-  readonly checks: Record<string, number> = { 'split-brain': 0, 'singleton-overlap': 0, journal: 0, convergence: 0 }
+  /** Every virtual-actors shell made in this run, incarnations included. */
+  readonly shardShells: SimShards[] = []
+  readonly checks: Record<string, number> = { 'split-brain': 0, 'singleton-overlap': 0, 'shard-overlap': 0, journal: 0, convergence: 0 }
   readonly tracing: boolean
   readonly #trace: string[] = []
   readonly #faults: Fault[]
   readonly #timings: FaultTiming[] = []
   readonly #random: () => number
   #events = 0
+  #callsIssued = 0
+  #callsFailed = 0
   #dirty = true
   #downs = 0
   #restarts = 0
@@ -311,6 +335,7 @@ export class ClusterSimulator {
       downs: this.#downs,
       restarts: this.#restarts,
       singleton: single ? this.singletonReport() : undefined,
+      shards: this.nodes[0]?.shards === undefined ? undefined : this.#shardsReport(),
       events: this.#events,
       ...(this.tracing ? { trace: this.#trace } : {}),
     }
@@ -322,8 +347,8 @@ export class ClusterSimulator {
   control(from: SimNode, to: { host: string; port: number; uid?: string }, size: number, deliver: (target: SimNode) => void): void {
     this.#sent[from.index] = (this.#sent[from.index] ?? 0) + 1
     this.sim.send(from.index, to, size, (t) => {
-      const target = this.nodes[t]!
-      if (target.core.stopped) return
+      const target = this.nodes[t]
+      if (!target || target.core.stopped) return // not booted yet, or stopped
       if (target.tombstones.has(from.uid)) {
         // The handshake is refused with "down": the sender's side decided against it.
         this.sim.send(t, controlOf(from.node), 8, (back) => {
@@ -355,6 +380,7 @@ export class ClusterSimulator {
     this.sim.at(this.sim.now + 1000, () => {
       if (this.sim.members[node.index]!.generation !== generation) return
       node.singleton?.crash()
+      node.shards?.crash()
       this.sim.crash(node.index)
       this.sim.at(this.sim.now + 3000, () => this.#restart(node.index, generation + 1))
     })
@@ -371,6 +397,41 @@ export class ClusterSimulator {
       if (!other || other === by || this.sim.stalled(n.index) || !this.sim.members[n.index]!.up) continue
       if (other.admits()) this.#violate('singleton-overlap', `n${by.index} serves call ${id} while n${n.index}'s instance also admits calls: ${this.#views()}`)
     }
+  }
+
+  /**
+   * Node `by` serves `call` for its shard: its table gives it the shard (no call served by a node
+   * that is not the owner at its table version), and no other node would serve the shard now (open
+   * there and confirmed by its side; a frozen process serves nothing until it wakes and asks again).
+   */
+  checkShardServing(by: SimShards, call: { readonly callId: string; readonly shard: number }): void {
+    this.checks['shard-overlap']!++
+    const owner = by.ownership.table?.owners[call.shard]
+    if (owner !== by.uid)
+      this.#violate(
+        'wrong-owner',
+        `n${by.index} serves call ${call.callId} for shard ${call.shard}, which its table ${by.ownership.table?.version} gives to ${owner === undefined ? 'nobody' : this.#name(owner)}`,
+      )
+    for (const n of this.nodes) {
+      const other = n?.shards
+      if (!other || other === by || this.sim.stalled(n.index) || !this.sim.members[n.index]!.up) continue
+      if (other.wouldServe(call.shard))
+        this.#violate('shard-overlap', `n${by.index} serves call ${call.callId} for shard ${call.shard} while n${n.index} also serves it: ${this.#views()}`)
+    }
+  }
+
+  callIssued(): void {
+    this.#callsIssued++
+  }
+
+  callFailed(): void {
+    this.#callsFailed++
+  }
+
+  /** The address of node `i`'s current process. */
+  addressOf(i: number): { host: string; port: number; uid: string } {
+    const m = this.sim.members[i]!.node
+    return { host: m.host, port: m.port, uid: m.uid }
   }
 
   /** A singleton instance was activated on `by`: the failover of a host that crashed or paused ends. */
@@ -409,8 +470,9 @@ export class ClusterSimulator {
 
   readonly #incarnations = new Map<string, string>()
 
+  /** What every node's discovery lists: every node's address (as Kubernetes or DNS discovery would). */
   #seeds(): ClusterNode[] {
-    return this.nodes.slice(0, 3).map((n) => n.node)
+    return this.sim.members.map((m) => ({ endpoint: { name: 'shoal', host: m.node.host, port: m.node.port }, uid: m.node.uid }))
   }
 
   #restart(i: number, generation: number): void {
@@ -438,6 +500,7 @@ export class ClusterSimulator {
         const n = this.nodes[f.node]!
         if (!sim.members[f.node]!.up) return
         n.singleton?.crash()
+        n.shards?.crash()
         sim.crash(f.node)
         const generation = sim.members[f.node]!.generation
         sim.at(f.at + f.restartAfter, () => this.#restart(f.node, generation))
@@ -541,7 +604,7 @@ export class ClusterSimulator {
     const first = key(live[0]!)
     const agree = live.every((n) => key(n) === first && n.core.members().every((m) => m.status === 'up' || m.status === 'removed'))
     const all = live.length === this.sim.upMembers().length && live.every((n) => n.core.members().filter((m) => m.status === 'up').length === live.length)
-    if (!agree || !all || !this.#singletonSettled(live)) return
+    if (!agree || !all || !this.#singletonSettled(live) || !shardsSettled(live)) return
     const now = this.sim.now
     for (const t of this.#timings) if (t.converged === null && now >= t.endsAt) t.converged = now - t.endsAt
     if (now >= this.#quietAt) this.#convergedAt = now
@@ -622,9 +685,40 @@ export class ClusterSimulator {
   }
 
   #singletonEnd(): void {
-    if (this.nodes[0]?.singleton === undefined) return
+    if (this.nodes[0]?.singleton === undefined && this.nodes[0]?.shards === undefined) return
     this.store.checkAcknowledged()
   }
+
+  #shardsReport(): NonNullable<ClusterSimReport['shards']> {
+    let table = 0
+    let activations = 0
+    let served = 0
+    for (const s of this.shardShells) {
+      table = Math.max(table, s.ownership.table?.version ?? 0)
+      activations += s.activations
+      served += s.served
+    }
+    return { table, activations, issued: this.#callsIssued, served, failed: this.#callsFailed }
+  }
+}
+
+/**
+ * Every live node holds the same shard table, and each shard is open on its owner (a live node)
+ * and closed everywhere else.
+ */
+function shardsSettled(live: readonly SimNode[]): boolean {
+  if (live[0]?.shards === undefined) return true
+  const table = live[0].shards.ownership.table
+  if (!table) return false
+  for (const n of live) {
+    const t = n.shards!.ownership.table
+    if (!t || t.version !== table.version || t.by !== table.by) return false
+  }
+  for (let shard = 0; shard < table.owners.length; shard++) {
+    const owner = table.owners[shard]
+    for (const n of live) if ((n.shards!.ownership.phase(shard) === 'open') !== (n.uid === owner)) return false
+  }
+  return true
 }
 
 /** Whether node `x`'s side is confirmed now (its hosts may serve), by the singleton's window. */

@@ -3,7 +3,7 @@
  * modelled on the simulator's clock: a lease is granted until the store's now + ttl and carries an
  * epoch that grows when it changes hands; answers take a round trip; faults make the store slow or
  * unavailable (an operation then fails after a quarter ttl, as LeaseKeeper bounds it). The journal
- * keeps one event log per singleton and refuses an append at a sequence number already written,
+ * keeps one event log per singleton and per virtual actor and refuses an append at a sequence number already written,
  * as the real journals do.
  * @module
  */
@@ -19,7 +19,8 @@ export class SimStore {
   readonly #cs: ClusterSimulator
   readonly #leases = new Map<string, { owner: string; expires: number; epoch: number }>()
   readonly #logs = new Map<string, string[]>()
-  readonly #acked = new Set<string>()
+  /** Acknowledged call id → the journal it wrote to. */
+  readonly #acked = new Map<string, string>()
   #downUntil = 0
   #slowUntil = 0
   #slowLatency = 0
@@ -96,19 +97,21 @@ export class SimStore {
       return
     }
     log.push(id)
-    this.#acked.add(id)
+    this.#acked.set(id, name)
   }
 
   /** At the end: every acknowledged call's event is in the journal once. */
   checkAcknowledged(): void {
+    const seen = new Map<string, Set<string>>()
     for (const [name, log] of this.#logs) {
-      const seen = new Set<string>()
+      const ids = new Set<string>()
       for (const id of log) {
-        if (seen.has(id)) this.#cs.violate('lost-ack', `call ${id} is in ${name}'s journal twice`)
-        seen.add(id)
+        if (ids.has(id)) this.#cs.violate('lost-ack', `call ${id} is in ${name}'s journal twice`)
+        ids.add(id)
       }
-      for (const id of this.#acked) if (!seen.has(id)) this.#cs.violate('lost-ack', `acknowledged call ${id} is not in ${name}'s journal`)
+      seen.set(name, ids)
     }
+    for (const [id, name] of this.#acked) if (!seen.get(name)?.has(id)) this.#cs.violate('lost-ack', `acknowledged call ${id} is not in ${name}'s journal`)
   }
 
   #log(name: string): string[] {

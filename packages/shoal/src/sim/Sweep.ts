@@ -54,6 +54,8 @@ export interface SweepReport {
   readonly failover: Readonly<Record<string, Distribution>>
   readonly convergedAfterQuiet: Distribution
   readonly singleton: { readonly activations: number; readonly served: number; readonly refused: number; readonly acknowledged: number } | undefined
+  /** Virtual actors over every seed: activations, and the clients' calls issued, served and failed after their deadline. */
+  readonly shards: { readonly activations: number; readonly issued: number; readonly served: number; readonly failed: number } | undefined
 }
 
 /** Runs the sweep (see the module comment). */
@@ -128,6 +130,7 @@ class Accumulator {
   restarts = 0
   events = 0
   singleton: { activations: number; served: number; refused: number; acknowledged: number } | undefined
+  shards: { activations: number; issued: number; served: number; failed: number } | undefined
 
   add(r: ClusterSimReport): void {
     for (const v of r.violations) {
@@ -155,6 +158,13 @@ class Accumulator {
       s.served += r.singleton.served
       s.refused += r.singleton.refused
       s.acknowledged += r.singleton.acknowledged
+    }
+    if (r.shards) {
+      const s = (this.shards ??= { activations: 0, issued: 0, served: 0, failed: 0 })
+      s.activations += r.shards.activations
+      s.issued += r.shards.issued
+      s.served += r.shards.served
+      s.failed += r.shards.failed
     }
   }
 
@@ -184,6 +194,7 @@ class Accumulator {
       ),
       convergedAfterQuiet: distribution(this.quiet, this.quietMissing),
       singleton: this.singleton,
+      shards: this.shards,
     }
   }
 }

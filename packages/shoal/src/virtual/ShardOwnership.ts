@@ -65,6 +65,8 @@ export class ShardOwnership {
   #others: readonly string[] = []
   /** When each member was seen gone (removed, or never to return), for the margin. */
   readonly #goneAt = new Map<string, number>()
+  /** Gone members no longer waited for (margin passed, or released holding nothing), while still listed. */
+  readonly #waitedOut = new Set<string>()
   /** This node's latest release. */
   #release: Release | undefined
 
@@ -144,12 +146,26 @@ export class ShardOwnership {
 
   /**
    * The group's members now (this node excluded or not). Members no longer present are gone: their
-   * shards may open `margin` after this node first saw them gone.
+   * shards may open `margin` after this node first saw them gone. That holds for a member this node
+   * never saw present too (it joined after that member's removal): the member may have owned shards
+   * of an earlier table this node never saw, and served them until moments ago.
    */
   members(members: readonly GroupMember[], now: number): OwnershipDirective[] {
-    const present = members.filter((m) => m.present && m.uid !== this.self).map((m) => m.uid)
+    const present: string[] = []
+    const listed = new Set<string>()
+    for (const m of members) {
+      if (m.uid === this.self) continue
+      listed.add(m.uid)
+      if (m.present) present.push(m.uid)
+      else if (!this.#goneAt.has(m.uid) && !this.#waitedOut.has(m.uid)) this.#goneAt.set(m.uid, now)
+    }
     for (const uid of this.#others) if (!present.includes(uid) && !this.#goneAt.has(uid)) this.#goneAt.set(uid, now)
-    for (const uid of present) this.#goneAt.delete(uid)
+    for (const uid of present) {
+      this.#goneAt.delete(uid)
+      this.#waitedOut.delete(uid)
+    }
+    // Bounded: a member the cluster forgot is no longer listed (and is waited for again if it ever is).
+    for (const uid of this.#waitedOut) if (!listed.has(uid)) this.#waitedOut.delete(uid)
     this.#others = present
     return this.#openReady(now)
   }
@@ -227,8 +243,10 @@ export class ShardOwnership {
       // it released a version that gave it nothing: it left holding no shard, and serves none again.
       const r = this.#released.get(uid)
       const releasedIt = r !== undefined && sameTable(t, r.table)
-      if (now - at >= this.margin || (this.#releasedAll(uid) && !t.owners.includes(uid))) this.#goneAt.delete(uid)
-      else if (!releasedIt) return []
+      if (now - at >= this.margin || (this.#releasedAll(uid) && !t.owners.includes(uid))) {
+        this.#goneAt.delete(uid)
+        this.#waitedOut.add(uid)
+      } else if (!releasedIt) return []
       else if (r.draining.size > 0) waiting.push(r)
     }
     const open: number[] = []

@@ -44,8 +44,9 @@ import { shardTableChannel } from '../observability/Channels.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { KeyedBackoff } from '../util/KeyedBackoff.ts'
 import { OwnerLeases } from './OwnerLeases.ts'
-import { type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
-import { DEFAULT_SHARDS, emptyTable, nextTable, type ShardTable, shardOf } from './ShardTable.ts'
+import { CONFIRM_SHARE, defaultMaxMoves, defaultShardMargin, placementGroup, ServingConfirmation, TableDecider } from './Placement.ts'
+import { type GroupMember, type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
+import { DEFAULT_SHARDS, emptyTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
 import { ANYWHERE, checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
 import { registerVirtualMetrics } from './VirtualMetrics.ts'
@@ -179,8 +180,6 @@ const RESEND_EVERY = 2000
 const RETRY_SOON = 25
 /** Routers kept per node before the cache starts over. */
 const MAX_ROUTERS = 100_000
-/** Owners serve on confirmations no older than this share of downMargin (see docs/singleton.md, "The argument"). */
-const CONFIRM_SHARE = 0.8
 /** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
 const GIVE_UP_EARLY = 3 * RETRY_SOON
 
@@ -242,6 +241,8 @@ interface Activation {
 interface Group {
   readonly role: string | undefined
   readonly ownership: ShardOwnership
+  /** The decider's side (used on the leader). */
+  readonly decider: TableDecider
   /** Calls waiting for their shard to open here, by shard. */
   readonly held: Map<number, Held[]>
   /** Live activations by path. */
@@ -297,10 +298,11 @@ class VirtualActors implements VirtualActorsFacade {
     emptyTable(this.#shards) // validates
     this.#idleTimeout = s.idleTimeout ?? 120_000
     const downing = system.clustered ? system.cluster.downing : undefined
-    this.#margin = s.downMargin ?? Math.max(2000, downing?.stableAfter ?? 0) + 2000
+    this.#margin = s.downMargin ?? defaultShardMargin(downing?.stableAfter ?? 0)
     this.#bufferSize = s.bufferSize ?? 10_000
     this.#maxActive = s.maxActive ?? 0
-    this.#maxMoves = s.maxShardMoves ?? Math.max(1, Math.ceil(this.#shards / 10))
+    this.#maxMoves = s.maxShardMoves ?? defaultMaxMoves(this.#shards)
+    this.#confirmation = new ServingConfirmation(this.#margin * CONFIRM_SHARE)
     this.#leases =
       s.lease && system.clustered
         ? new OwnerLeases({
@@ -715,11 +717,8 @@ class VirtualActors implements VirtualActorsFacade {
       )
   }
 
-  /** Until when (cluster clock) heartbeat answers confirm this node's side. */
-  #confirmedUntil = Number.NEGATIVE_INFINITY
-  /** Confirmations of heartbeats sent before this do not count: set when they lapsed. */
-  #notBefore = Number.NEGATIVE_INFINITY
-  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
+  /** Whether a side that stays confirms this node (Placement.ts); an owner serves only then. */
+  readonly #confirmation: ServingConfirmation
 
   /**
    * Whether members confirm this node's side within 0.8 × downMargin: an owner serves only then,
@@ -729,24 +728,16 @@ class VirtualActors implements VirtualActorsFacade {
   #confirmed(): boolean {
     const system = this.#ctx.system
     if (!system.clustered) return true
-    const now = system.cluster.now()
-    if (now < this.#confirmedUntil) return true
-    this.#confirmedUntil = system.cluster.confirmedUntil(this.#margin * CONFIRM_SHARE, this.#notBefore)
-    if (now < this.#confirmedUntil) {
-      const was = this.#confirmation
-      this.#confirmation = 'confirmed'
-      if (was === 'lapsed') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-      // First confirmed (a node that just joined) or again: the calls held meanwhile go now.
-      if (was !== 'confirmed') this.#reopenHeld()
-      return true
-    }
-    if (this.#confirmation === 'confirmed') {
-      this.#confirmation = 'lapsed'
-      this.#notBefore = now
+    const c = this.#confirmation
+    const serving = c.check(system.cluster.now(), (window, notBefore) => system.cluster.confirmedUntil(window, notBefore))
+    if (c.change === 'again') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
+    // First confirmed (a node that just joined) or again: the calls held meanwhile go now.
+    if (c.change === 'first' || c.change === 'again') this.#reopenHeld()
+    else if (c.change === 'lapsed') {
       this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
       for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
     }
-    return false
+    return serving
   }
 
   #activate(g: Group, h: Held, shard: number): Activation | undefined {
@@ -879,7 +870,14 @@ class VirtualActors implements VirtualActorsFacade {
     const key = roleKey(role)
     let g = this.#groups.get(key)
     if (!g) {
-      g = { role, ownership: new ShardOwnership(this.#self, this.#shards, this.#margin), held: new Map(), activations: new Map(), draining: new Map() }
+      g = {
+        role,
+        ownership: new ShardOwnership(this.#self, this.#shards, this.#margin),
+        decider: new TableDecider(this.#shards, this.#maxMoves),
+        held: new Map(),
+        activations: new Map(),
+        draining: new Map(),
+      }
       this.#groups.set(key, g)
       this.#typeGroups.clear()
       this.#hostsGen++
@@ -893,18 +891,9 @@ class VirtualActors implements VirtualActorsFacade {
    * the role (every member, for types without one), whatever it announced, until it is removed. A
    * member downed but not yet removed still counts: its side may be serving until it learns.
    */
-  #groupMembers(role: string | undefined): Array<{ uid: string; present: boolean }> {
+  #groupMembers(role: string | undefined): GroupMember[] {
     const leases = this.#leases
-    const out = this.#members()
-      .filter((m) => role === undefined || m.roles.includes(role))
-      .map((m) => {
-        // With leases, a removed member counts until its lease is known expired in the store.
-        const waitLease = leases !== undefined && m.status === 'removed' && m.node.uid !== this.#self && !leases.expired(m.node.uid)
-        if (waitLease) this.#leasePending.add(m.node.uid)
-        return { uid: m.node.uid, present: m.status !== 'removed' || waitLease }
-      })
-    for (const uid of this.#leasePending) if (!out.some((m) => m.uid === uid)) out.push({ uid, present: true })
-    return out
+    return placementGroup(this.#members(), role, this.#self, leases && ((uid) => leases.expired(uid)), leases && this.#leasePending)
   }
 
   #members(): readonly ClusterMember[] {
@@ -960,9 +949,6 @@ class VirtualActors implements VirtualActorsFacade {
   }
   #decideQueued = false
 
-  /** What `#decide` last found nothing new for, per group: that table (by identity) and those hosts. */
-  readonly #lastDecided = new Map<string, { table: ShardTable | undefined; hosts: string; cap: number }>()
-
   /** The leader computes each group's next table from its up hosts and sends it to everyone. */
   #decide(): void {
     const system = this.#ctx.system
@@ -973,24 +959,11 @@ class VirtualActors implements VirtualActorsFacade {
     for (const key of roles) {
       const role = key === '' ? undefined : key
       const g = this.#groupOf(role)
-      const hosts = up.filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
-      const current = g.ownership.table ?? emptyTable(this.#shards)
-      // The same table and hosts as last time give the same answer: skip the computation (every tick).
-      // Moves for balance go in rounds of at most maxShardMoves, each once the last is over; a
-      // departed owner's shards are placed at once whatever the cap.
-      const cap = g.ownership.settled() ? this.#maxMoves : 0
-      const hostsKey = hosts.map((m) => m.node.uid).join(',')
-      const last = this.#lastDecided.get(key)
-      if (last && last.table === g.ownership.table && last.hosts === hostsKey && last.cap === cap) continue
-      const next = nextTable(
-        current,
-        hosts.map((m) => ({ uid: m.node.uid })),
-        this.#self,
-        cap,
-      )
-      if (next === current) this.#lastDecided.set(key, { table: g.ownership.table, hosts: hostsKey, cap })
-      // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
-      if (next.version === 0 || (next === current && g.ownership.table)) continue
+      const hosts = up
+        .filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
+        .map((m) => m.node.uid)
+      const next = g.decider.next(g.ownership, hosts, this.#self)
+      if (!next) continue
       this.#adopt(g, next)
       this.#send(this.#otherMembers(), encodeTable(role, next))
     }

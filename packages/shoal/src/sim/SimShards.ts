@@ -1,0 +1,393 @@
+/**
+ * The cluster simulator's shell for the virtual actors on one node: the real hand-over machine
+ * ({@link ShardOwnership}), table decider ({@link TableDecider}) and serving confirmation
+ * ({@link ServingConfirmation}), fed from the node's {@link Membership} core and wired as the
+ * virtual-actors plugin wires them: the leader decides each table and sends it to everyone, every
+ * node releases the tables it adopts, sends its table and release again every 2 s, and serves a
+ * shard only while it is open here and its side confirms it. A client on each node calls random ids
+ * straight at the owner its table names; a node that does not serve the shard says so and the
+ * caller routes again. Every virtual actor is event-sourced on the simulator's journal (recovered on
+ * activation, one event per call served), so two activations of one id show up as a stale write.
+ * @module
+ */
+import type { Membership } from '../cluster/Membership.ts'
+import { CONFIRM_SHARE, defaultMaxMoves, defaultShardMargin, placementGroup, ServingConfirmation, TableDecider } from '../virtual/Placement.ts'
+import { type OwnershipDirective, ShardOwnership } from '../virtual/ShardOwnership.ts'
+import { type ShardTable, shardOf } from '../virtual/ShardTable.ts'
+import type { ClusterSimulator } from './ClusterSimulator.ts'
+import { mixSeed, seededRandom } from './Random.ts'
+
+/** The virtual actors' settings in a simulation. */
+export interface ShardSimSettings {
+  /** Shards (fewer than a real cluster's 1,024: the same rules, less work per table). Default 64. */
+  readonly shards: number
+  /** Distinct ids the clients call. Default 200. */
+  readonly ids: number
+  /** Each node's client calls a random id this often, ms. Default 250. */
+  readonly callEvery: number
+  /** @internal Mutation checks: `false` serves without the side's confirmation (ServingConfirmation `enabled`). */
+  readonly confirm: boolean
+}
+
+const TYPE = 'SimActor'
+const TICK = 250
+const RESEND_EVERY = 2000
+/** A call not served within this is given up (counted as failed; the caller would see a timeout). */
+const CALL_DEADLINE = 10_000
+/** A caller told "not here" routes again after this. */
+const RETRY_AFTER = 25
+/** A deactivation finishes its turn and flushes its journal this long after it was asked. */
+const DEACTIVATE_AFTER = 5
+
+/** What this shell needs of its node's shell. */
+interface ShellNode {
+  readonly index: number
+  readonly uid: string
+  readonly core: Membership
+}
+
+/** A call on its way: who asked, for which id, since when. */
+interface Call {
+  readonly callId: string
+  readonly id: string
+  readonly shard: number
+  readonly from: number
+  /** The calling process's uid (a restarted node does not take over its predecessor's calls). */
+  readonly caller: string
+  readonly since: number
+}
+
+interface Activation {
+  readonly shard: number
+  /** Next sequence number, once recovered. */
+  seq: number | undefined
+  /** Calls waiting for recovery. */
+  readonly queue: Call[]
+  deactivating: boolean
+}
+
+/** One node's virtual-actors shell (see the module comment). */
+export class SimShards {
+  readonly ownership: ShardOwnership
+  readonly confirmation: ServingConfirmation
+  readonly #decider: TableDecider
+  readonly #cs: ClusterSimulator
+  readonly #node: ShellNode
+  readonly #s: ShardSimSettings
+  readonly #random: () => number
+  readonly #activations = new Map<string, Activation>()
+  readonly #held = new Map<number, Call[]>()
+  readonly #draining = new Map<number, number>()
+  readonly #known = new Set<string>()
+  #releaseQueued = false
+  #crashed = false
+  #callSeq = 0
+  served = 0
+  failed = 0
+  activations = 0
+
+  constructor(cs: ClusterSimulator, node: ShellNode, settings: ShardSimSettings) {
+    this.#cs = cs
+    this.#node = node
+    this.#s = settings
+    const margin = defaultShardMargin(node.core.downing.stableAfter)
+    this.ownership = new ShardOwnership(node.uid, settings.shards, margin)
+    this.#decider = new TableDecider(settings.shards, defaultMaxMoves(settings.shards))
+    this.confirmation = new ServingConfirmation(margin * CONFIRM_SHARE, settings.confirm)
+    this.#random = seededRandom(mixSeed(cs.options.seed, node.index, cs.sim.members[node.index]!.generation, 0x5a4d))
+    cs.shardShells.push(this)
+  }
+
+  get index(): number {
+    return this.#node.index
+  }
+
+  get uid(): string {
+    return this.#node.uid
+  }
+
+  start(): void {
+    const sim = this.#cs.sim
+    const i = this.#node.index
+    sim.every(i, TICK, TICK, () => this.#tick())
+    sim.every(i, RESEND_EVERY, RESEND_EVERY, () => this.#resend())
+    sim.every(i, this.#s.callEvery, this.#s.callEvery * (1 + i / 10), () => this.#call())
+    this.membershipChanged()
+  }
+
+  /** The node's process died: every activation is gone with it. */
+  crash(): void {
+    this.#crashed = true
+  }
+
+  #now(): number {
+    return this.#cs.sim.localNow(this.#node.index)
+  }
+
+  membershipChanged(): void {
+    if (this.#crashed) return
+    const core = this.#node.core
+    const fresh = this.#others().filter((uid) => !this.#known.has(uid))
+    for (const uid of fresh) this.#known.add(uid)
+    const t = this.ownership.table
+    if (t) for (const uid of fresh) this.#send(uid, 8 * t.owners.length, (s) => s.#adopt(t))
+    this.#apply(this.ownership.members(placementGroup(core.members(), undefined, this.uid), this.#now()))
+    this.#decide()
+  }
+
+  // ── serving ─────────────────────────────────────────────────────────────────
+
+  /** Whether this node serves now; a lapse deactivates everything, a return delivers what was held. */
+  #mayServe(): boolean {
+    const c = this.confirmation
+    const serving = c.check(this.#now(), (window, notBefore) => this.#node.core.confirmedUntil(this.#now(), window, notBefore))
+    if (c.change === 'lapsed') for (const a of this.#activations.values()) this.#deactivate(a)
+    else if (c.change !== undefined) this.#reopenHeld()
+    return serving
+  }
+
+  /** For the invariants: whether a call for `shard` arriving now would be served here (no side effects). */
+  wouldServe(shard: number): boolean {
+    if (this.#crashed || this.ownership.phase(shard) !== 'open') return false
+    const now = this.#now()
+    return this.confirmation.wouldServe(now, (window, notBefore) => this.#node.core.confirmedUntil(now, window, notBefore))
+  }
+
+  /** The client calls a random id at the owner its table names. */
+  #call(): void {
+    if (this.#crashed) return
+    const id = `a${Math.floor(this.#random() * this.#s.ids)}`
+    const call: Call = {
+      callId: `${this.uid}/v${++this.#callSeq}`,
+      id,
+      shard: shardOf(TYPE, id, this.#s.shards),
+      from: this.#node.index,
+      caller: this.uid,
+      since: this.#cs.sim.now,
+    }
+    this.#cs.callIssued()
+    this.#route(call)
+  }
+
+  /** Routes `call` (made on this node) to the owner this node's table names. */
+  #route(call: Call): void {
+    if (this.#crashed) return
+    if (this.#cs.sim.now - call.since > CALL_DEADLINE) return void this.#cs.callFailed()
+    const owner = this.ownership.table?.owners[call.shard]
+    if (owner === undefined) return this.#retry(call)
+    if (owner === this.uid) return this.receive(call)
+    this.#send(owner, 64, (s) => s.receive(call))
+  }
+
+  #retry(call: Call): void {
+    const sim = this.#cs.sim
+    sim.at(sim.now + RETRY_AFTER, () =>
+      sim.inProcess(call.from, () => {
+        const caller = this.#cs.nodes[call.from]?.shards
+        if (caller && caller.uid === call.caller) caller.#route(call)
+      }),
+    )
+  }
+
+  /** A call reaches this node. */
+  receive(call: Call): void {
+    if (this.#crashed) return
+    switch (this.ownership.admit(call.shard)) {
+      case 'deliver':
+        if (this.#mayServe()) return this.#deliver(call)
+        return this.#hold(call)
+      case 'hold':
+        return this.#hold(call)
+      case 'elsewhere':
+        // Not served here: the caller routes it again (its table may be older or newer than ours).
+        if (call.from === this.#node.index) return this.#retry(call)
+        return this.#cs.sim.send(this.#node.index, this.#cs.addressOf(call.from), 16, () => this.#retry(call))
+    }
+  }
+
+  #hold(call: Call): void {
+    const list = this.#held.get(call.shard)
+    if (list) list.push(call)
+    else this.#held.set(call.shard, [call])
+  }
+
+  #deliver(call: Call): void {
+    let a = this.#activations.get(call.id)
+    if (a?.deactivating) return this.#retry(call)
+    if (!a) {
+      const created: Activation = { shard: call.shard, seq: undefined, queue: [call], deactivating: false }
+      a = created
+      this.#activations.set(call.id, a)
+      this.activations++
+      // Recovery: the activation reads its events, then serves what waited.
+      return this.#cs.store.recover(this.#node.index, journalOf(call.id), (seq) => {
+        if (this.#crashed || created.deactivating) return
+        created.seq = seq
+        const waiting = created.queue.splice(0)
+        for (const c of waiting) this.receive(c)
+      })
+    }
+    if (a.seq === undefined) return void a.queue.push(call)
+    this.served++
+    this.#cs.checkShardServing(this, call)
+    this.#cs.store.append(journalOf(call.id), a.seq, call.callId, this.#node.index)
+    a.seq++
+  }
+
+  /** Seals the activation and stops it after its current turn; a draining shard counts it down. */
+  #deactivate(a: Activation): void {
+    if (a.deactivating) return
+    a.deactivating = true
+    const waiting = a.queue.splice(0)
+    for (const c of waiting) this.#retry(c)
+    this.#cs.sim.at(this.#cs.sim.now + DEACTIVATE_AFTER, () =>
+      this.#cs.sim.inProcess(this.#node.index, () => {
+        for (const [id, x] of this.#activations) if (x === a) this.#activations.delete(id)
+        const left = this.#draining.get(a.shard)
+        if (left === undefined) return
+        if (left > 1) return void this.#draining.set(a.shard, left - 1)
+        this.#draining.delete(a.shard)
+        this.#apply(this.ownership.drained(a.shard, this.#now()))
+      }),
+    )
+  }
+
+  #reopenHeld(): void {
+    this.#open([...this.#held.keys()].filter((s) => this.ownership.admit(s) === 'deliver'))
+  }
+
+  // ── placement ───────────────────────────────────────────────────────────────
+
+  #tick(): void {
+    if (this.#crashed) return
+    if (this.#mayServe()) this.#reopenHeld()
+    this.#apply(this.ownership.tick(this.#now()))
+    this.#decide()
+    const sim = this.#cs.sim
+    for (const [shard, list] of this.#held) {
+      const keep = list.filter((c) => sim.now - c.since <= CALL_DEADLINE)
+      for (let i = keep.length; i < list.length; i++) this.#cs.callFailed()
+      if (keep.length === 0) this.#held.delete(shard)
+      else this.#held.set(shard, keep)
+    }
+  }
+
+  /** Every node passes its table and release on: a new leader must learn the latest before it decides. */
+  #resend(): void {
+    if (this.#crashed) return
+    const t = this.ownership.table
+    const r = this.ownership.release
+    for (const uid of this.#others()) {
+      if (t) this.#send(uid, 8 * t.owners.length, (s) => s.#adopt(t))
+      if (r) this.#sendRelease(uid, r.table, [...r.draining])
+    }
+  }
+
+  #decide(): void {
+    const core = this.#node.core
+    if (core.leader !== this.uid) return
+    const hosts = core
+      .members()
+      .filter((m) => m.status === 'up')
+      .map((m) => m.node.uid)
+    const next = this.#decider.next(this.ownership, hosts, this.uid)
+    if (!next) return
+    if (this.#cs.tracing) this.#cs.note(`n${this.index} decides shard table ${next.version}`)
+    this.#adopt(next)
+    for (const uid of this.#others()) this.#send(uid, 8 * next.owners.length, (s) => s.#adopt(next))
+  }
+
+  #adopt(table: ShardTable): void {
+    if (this.#crashed) return
+    this.#apply(this.ownership.adopt(table, this.#now()))
+    // Calls held for shards this table gave away route again.
+    // (Delivering one may deliver others held: a list is taken from the map when its turn comes.)
+    for (const shard of [...this.#held.keys()]) {
+      const list = this.#held.get(shard)
+      if (!list || this.ownership.admit(shard) === 'hold') continue
+      this.#held.delete(shard)
+      for (const c of list) this.receive(c)
+    }
+    this.#cs.markDirty()
+  }
+
+  #apply(directives: readonly OwnershipDirective[]): void {
+    for (const d of directives) {
+      if (d.kind === 'release') this.#releaseSoon()
+      else if (d.kind === 'open') this.#open(d.shards)
+      else this.#seal(d.shards)
+    }
+    if (directives.length > 0) this.#cs.markDirty()
+  }
+
+  #open(shards: readonly number[]): void {
+    for (const shard of shards) {
+      const list = this.#held.get(shard)
+      if (!list) continue
+      this.#held.delete(shard)
+      for (const c of list) this.receive(c)
+    }
+  }
+
+  #seal(shards: readonly number[]): void {
+    const byShard = new Map<number, Activation[]>()
+    for (const a of this.#activations.values()) {
+      if (a.deactivating) continue
+      const list = byShard.get(a.shard)
+      if (list) list.push(a)
+      else byShard.set(a.shard, [a])
+    }
+    for (const shard of shards) {
+      const here = byShard.get(shard) ?? []
+      if (here.length === 0) {
+        this.#apply(this.ownership.drained(shard, this.#now()))
+        continue
+      }
+      this.#draining.set(shard, here.length)
+      for (const a of here) this.#deactivate(a)
+    }
+  }
+
+  /** The latest release goes to every other member after the current step (drains coalesce). */
+  #releaseSoon(): void {
+    if (this.#releaseQueued) return
+    this.#releaseQueued = true
+    this.#cs.sim.inProcess(this.#node.index, () => {
+      this.#releaseQueued = false
+      const r = this.ownership.release
+      if (this.#crashed || !r) return
+      for (const uid of this.#others()) this.#sendRelease(uid, r.table, [...r.draining])
+      this.#decide()
+    })
+  }
+
+  #sendRelease(uid: string, table: { version: number; by: string }, draining: number[]): void {
+    this.#send(uid, 24 + 2 * draining.length, (s) => {
+      if (s.#crashed) return
+      s.#apply(s.ownership.released(this.uid, table, draining, s.#now()))
+      s.#decide()
+    })
+  }
+
+  /** Other members that are neither down nor removed. */
+  #others(): string[] {
+    const out: string[] = []
+    for (const m of this.#node.core.members()) if (m.node.uid !== this.uid && m.status !== 'removed' && m.status !== 'down') out.push(m.node.uid)
+    return out
+  }
+
+  /** Sends on the control lane to member `uid` (if this node knows its address). */
+  #send(uid: string, size: number, deliver: (target: SimShards) => void): void {
+    const m = this.#node.core.member(uid)
+    if (!m) return
+    const node = this.#cs.nodes[this.#node.index]!
+    this.#cs.control(node, { host: m.node.endpoint.host, port: m.node.endpoint.port, uid }, size, (target) => {
+      if (target.shards) deliver(target.shards)
+    })
+  }
+}
+
+/** The journal of virtual actor `id`. */
+function journalOf(id: string): string {
+  return `v/${id}`
+}

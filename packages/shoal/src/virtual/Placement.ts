@@ -1,0 +1,145 @@
+/**
+ * The virtual actors' placement decisions around the hand-over machine ({@link ShardOwnership}):
+ * which members a placement group must wait for, what table the decider makes next, and whether
+ * this node's side is confirmed so that it may serve. Pure: members, tables and the time come in,
+ * answers go out; the plugin (and the cluster simulator) apply them.
+ * @module
+ */
+import type { ClusterMember } from '../cluster/Member.ts'
+import type { GroupMember, ShardOwnership } from './ShardOwnership.ts'
+import { emptyTable, nextTable, type ShardTable } from './ShardTable.ts'
+
+/** Share of the down margin for which a heartbeat confirmation counts (as the singleton's). */
+export const CONFIRM_SHARE = 0.8
+
+/**
+ * How long after a member's removal its shards may open elsewhere, ms: stableAfter (at least 2 s)
+ * plus 2 s, so a partitioned owner has stopped serving (its confirmations lapse at 0.8 of it).
+ */
+export function defaultShardMargin(stableAfter: number): number {
+  return Math.max(2000, stableAfter) + 2000
+}
+
+/** Shards moved for balance per round by default: a tenth of them, at least one. */
+export function defaultMaxMoves(shards: number): number {
+  return Math.max(1, Math.ceil(shards / 10))
+}
+
+/** Whether the removed member `uid`'s owner lease is known expired (with a lease store). */
+export type LeaseExpired = (uid: string) => boolean
+
+/**
+ * The members that must release a table before anyone opens a shard of `role`: every member with
+ * the role (every member, for types without one), whatever it announced, until it is removed. A
+ * member downed but not yet removed still counts: its side may be serving until it learns. With
+ * leases (`leaseExpired` given), a removed member counts until its lease is known expired, even
+ * once the cluster forgot it (`pending`: such members, kept by the caller; this adds to it).
+ */
+export function placementGroup(
+  members: readonly ClusterMember[],
+  role: string | undefined,
+  self: string,
+  leaseExpired?: LeaseExpired,
+  pending?: Set<string>,
+): GroupMember[] {
+  const out: GroupMember[] = []
+  for (const m of members) {
+    if (role !== undefined && !m.roles.includes(role)) continue
+    const uid = m.node.uid
+    const waitLease = leaseExpired !== undefined && m.status === 'removed' && uid !== self && !leaseExpired(uid)
+    if (waitLease) pending?.add(uid)
+    out.push({ uid, present: m.status !== 'removed' || waitLease })
+  }
+  if (pending) for (const uid of pending) if (!out.some((m) => m.uid === uid)) out.push({ uid, present: true })
+  return out
+}
+
+/**
+ * The decider's side of one placement group: the next table from the current one and the up
+ * hosts. Moves for balance go in rounds of at most `maxMoves`, each once the last is over (the
+ * group is settled); a departed owner's shards are placed at once whatever the cap. Remembers what
+ * it last found nothing new for, so that a tick with the same table and hosts costs nothing.
+ */
+export class TableDecider {
+  readonly #shards: number
+  readonly #maxMoves: number
+  #last: { table: ShardTable | undefined; hosts: string; cap: number } | undefined
+
+  constructor(shards: number, maxMoves: number) {
+    this.#shards = shards
+    this.#maxMoves = maxMoves
+  }
+
+  /** The table decider `self` makes next for the up `hosts` (uids), or undefined when nothing changes. */
+  next(ownership: ShardOwnership, hosts: readonly string[], self: string): ShardTable | undefined {
+    const have = ownership.table
+    const cap = ownership.settled() ? this.#maxMoves : 0
+    const key = hosts.join(',')
+    const last = this.#last
+    if (last && last.table === have && last.hosts === key && last.cap === cap) return undefined
+    const current = have ?? emptyTable(this.#shards)
+    const next = nextTable(
+      current,
+      hosts.map((uid) => ({ uid })),
+      self,
+      cap,
+    )
+    if (next === current) this.#last = { table: have, hosts: key, cap }
+    // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
+    if (next.version === 0 || (next === current && have)) return undefined
+    return next
+  }
+}
+
+/** What changed when {@link ServingConfirmation.check} ran. */
+export type ConfirmationChange = 'first' | 'again' | 'lapsed' | undefined
+
+/**
+ * Whether members of a side that stays confirm this node (heartbeat answers within the window): a
+ * shard owner serves only then, so one on the losing side of a partition stops before the other
+ * side's margin has passed. Confirmations of heartbeats sent before a lapse do not count after it.
+ */
+export class ServingConfirmation {
+  readonly window: number
+  readonly #enabled: boolean
+  #until = Number.NEGATIVE_INFINITY
+  #notBefore = Number.NEGATIVE_INFINITY
+  #state: 'never' | 'confirmed' | 'lapsed' = 'never'
+  /** What the last `check` changed: `first` or `again` (deliver held calls), `lapsed` (deactivate every activation). */
+  change: ConfirmationChange
+
+  /**
+   * @param window How long a confirmation counts, ms: {@link CONFIRM_SHARE} of the margin.
+   * @param enabled `false` only for mutation checks in the simulator: always serving.
+   */
+  constructor(window: number, enabled = true) {
+    this.window = window
+    this.#enabled = enabled
+  }
+
+  /**
+   * Whether this node may serve at `now`, asking `confirmedUntil(window, notBefore)` (the cluster's
+   * heartbeat confirmations) only when the last answer ran out. Sets {@link change}.
+   */
+  check(now: number, confirmedUntil: (window: number, notBefore: number) => number): boolean {
+    this.change = undefined
+    if (!this.#enabled || now < this.#until) return true
+    this.#until = confirmedUntil(this.window, this.#notBefore)
+    if (now < this.#until) {
+      this.change = this.#state === 'lapsed' ? 'again' : this.#state === 'never' ? 'first' : undefined
+      this.#state = 'confirmed'
+      return true
+    }
+    if (this.#state === 'confirmed') {
+      this.#state = 'lapsed'
+      this.#notBefore = now
+      this.change = 'lapsed'
+    }
+    return false
+  }
+
+  /** Whether {@link check} would answer true at `now`, without changing anything (for status and invariant checks). */
+  wouldServe(now: number, confirmedUntil: (window: number, notBefore: number) => number): boolean {
+    return !this.#enabled || now < this.#until || now < confirmedUntil(this.window, this.#notBefore)
+  }
+}
