@@ -11,6 +11,7 @@
 import { describe, expect, it } from 'vitest'
 import { type ClusterSimOptions, runClusterSim } from '../src/sim/ClusterSimulator.ts'
 import { faultSchedule } from '../src/sim/Faults.ts'
+import { shrinkViolation } from '../src/sim/Shrink.ts'
 import { runSweep } from '../src/sim/Sweep.ts'
 
 /** The first seed in `seeds` whose run violates `invariant`, if any. */
@@ -95,6 +96,24 @@ describe('cluster simulator', () => {
     expect(a.violations[0]).toEqual(b.violations[0])
     expect(a.trace).toEqual(b.trace)
     expect(a.trace!.some((l) => l.includes('VIOLATION split-brain'))).toBe(true)
+  })
+
+  it('a violation shrinks to the few faults that cause it, and the shrunk run replays', () => {
+    const options = { faults: 'partition' as const, duration: 180_000, quiet: 60_000, meanGap: 12_000, confirm: false }
+    const seed = firstViolating(seeds(1, 12), options, 'split-brain')!
+    const r = shrinkViolation({ ...options, seed })!
+    expect(r.invariant).toBe('split-brain')
+    expect(r.onlyFaults.length).toBeGreaterThan(0)
+    expect(r.onlyFaults.length).toBeLessThan(r.originalFaults)
+    expect(r.report.faults).toHaveLength(r.onlyFaults.length)
+    expect(r.report.trace!.at(-1)).toContain('VIOLATION split-brain')
+    // Every fault left is needed: without any one of them, the violation is gone.
+    for (const i of r.onlyFaults) {
+      const without = runClusterSim({ ...options, seed, stopOnViolation: true, onlyFaults: r.onlyFaults.filter((j) => j !== i) })
+      expect(without.violations.some((v) => v.invariant === 'split-brain')).toBe(false)
+    }
+    const replay = runClusterSim({ ...options, seed, stopOnViolation: true, trace: true, onlyFaults: r.onlyFaults })
+    expect(replay.trace).toEqual(r.report.trace)
   })
 
   it('the seeds that found bugs stay fixed', () => {

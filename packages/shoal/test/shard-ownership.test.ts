@@ -17,21 +17,6 @@ const kinds = (ds: OwnershipDirective[]) =>
   )
 
 describe('shard ownership', () => {
-  it('a node that joins after a member was removed still waits out that member’s margin (found by the cluster simulator)', () => {
-    // c served shard 0 under a table b never saw; the cluster removed c just before b joined.
-    const b = new ShardOwnership('b', 2, 5000)
-    b.members([...members('a', 'b'), { uid: 'c', present: false }], 1000)
-    b.released('a', v(3), [], 1000)
-    expect(kinds(b.adopt(table(3, 'a', 'b'), 1000))).toEqual(['release 3'])
-    expect(b.admit(1)).toBe('hold')
-    expect(b.tick(5999)).toEqual([])
-    expect(kinds(b.tick(6000))).toEqual(['open 1'])
-    // Waited out once: the same removed member listed again does not hold the next table up.
-    b.members([...members('a', 'b'), { uid: 'c', present: false }], 7000)
-    b.released('a', v(4), [], 7000)
-    expect(kinds(b.adopt(table(4, 'b', 'b'), 7000))).toEqual(['release 4', 'open 0'])
-  })
-
   it('alone: adopts the first table, releases it, opens its shards at once', () => {
     const a = new ShardOwnership('a', 2, 5000)
     a.members(members('a'), 0)

@@ -6,8 +6,9 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../errors.ts'
-import { runClusterSim } from '../sim/ClusterSimulator.ts'
+import { type ClusterSimOptions, runClusterSim } from '../sim/ClusterSimulator.ts'
 import { FAULT_MIXES, type FaultMix } from '../sim/Faults.ts'
+import { shrinkViolation } from '../sim/Shrink.ts'
 import { runSweep, type SweepReport } from '../sim/Sweep.ts'
 
 /** Help text of `shoal sim --cluster`. */
@@ -30,6 +31,9 @@ seed gives the same run; a violation names the seed that replays it.
   --no-virtual        no virtual actors
   --shards N          virtual actors' shards (default 64)
   --trace             with --seed: print the trace of decisions
+  --shrink            with --seed: find the fewest of its faults that still break the same
+                      invariant, and print that run's trace (it replays with --only-faults)
+  --only-faults LIST  keep only these faults of the seed's schedule (indices, as #N in reports)
   --json              print the report as JSON
 Exit code 1 if an invariant was violated.
 `
@@ -54,6 +58,8 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       'no-virtual': { type: 'boolean', default: false },
       shards: { type: 'string', default: '64' },
       trace: { type: 'boolean', default: false },
+      shrink: { type: 'boolean', default: false },
+      'only-faults': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -77,8 +83,11 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     shards: values['no-virtual'] ? (false as const) : { shards: whole(values.shards, 'shards', 1) },
   }
   if (values.seed !== undefined && values.seeds !== undefined) throw new ConfigError('Give --seed (one run) or --seeds (a sweep), not both.')
+  if (values.shrink && values.seeds !== undefined) throw new ConfigError('--shrink works on one seed: give --seed N (a sweep prints the seeds that failed).')
+  const onlyFaults = values['only-faults'] === undefined ? undefined : faultList(values['only-faults'])
+  if (values.shrink) return shrink({ ...common, seed: whole(values.seed ?? '1', 'seed', 0), onlyFaults }, values, out)
   if (values.seeds === undefined) {
-    const r = runClusterSim({ ...common, seed: whole(values.seed ?? '1', 'seed', 0), trace: values.trace })
+    const r = runClusterSim({ ...common, seed: whole(values.seed ?? '1', 'seed', 0), trace: values.trace, onlyFaults })
     if (values.json) out(`${JSON.stringify(r, null, 2)}\n`)
     else {
       if (r.trace) out(`${r.trace.join('\n')}\n\n`)
@@ -90,7 +99,8 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
           ? 'no invariant violated\n'
           : r.violations.map((v) => `VIOLATION ${v.invariant} at ${(v.at / 1000).toFixed(3)} s: ${v.detail}\n`).join(''),
       )
-      out(`replay: shoal sim --cluster --seed ${r.seed} --trace${flags(values)}\n`)
+      out(`replay: shoal sim --cluster --seed ${r.seed} --trace${flags(values)}${onlyFaults ? ` --only-faults ${onlyFaults.join(',')}` : ''}\n`)
+      if (r.violations.length > 0 && !onlyFaults) out(`shrink: shoal sim --cluster --seed ${r.seed} --shrink${flags(values)}\n`)
     }
     return r.violations.length === 0 ? 0 : 1
   }
@@ -135,12 +145,14 @@ export function sweepSummary(r: SweepReport, replayFlags = ''): string {
     `${[x.p50, x.p90, x.p99, x.max].map((v) => (v === null ? '—' : v.toFixed(1))).join(' / ')}${x.missing ? ` (${x.missing} none)` : ''}`
   for (const [kind, t] of Object.entries(r.timings)) lines.push(`${kind.padEnd(12)} ${d(t.decided).padEnd(36)} ${d(t.converged)}`)
   for (const [kind, f] of Object.entries(r.failover)) lines.push(`singleton host ${kind}: new instance after ${d(f)}`)
+  for (const [kind, f] of Object.entries(r.shardFailover)) lines.push(`shard owner ${kind}: its shards open elsewhere after ${d(f)}`)
   lines.push(`after the last fault, converged: ${d(r.convergedAfterQuiet)}`, '')
   if (r.violations.length === 0) lines.push('0 invariant violations')
   else {
     lines.push(`${r.violations.length} violations in ${r.failedSeeds.length} seeds:`)
     for (const v of r.violations.slice(0, 20)) lines.push(`  seed ${v.seed} ${v.invariant} at ${v.atSeconds.toFixed(3)} s: ${v.detail.slice(0, 240)}`)
     lines.push(`replay one: shoal sim --cluster --seed ${r.failedSeeds[0]} --trace${replayFlags}`)
+    lines.push(`or shrink it to the faults that matter: shoal sim --cluster --seed ${r.failedSeeds[0]} --shrink${replayFlags}`)
   }
   return `${lines.join('\n')}\n`
 }
@@ -167,6 +179,37 @@ function flags(v: {
   if (v['no-virtual']) out.push('--no-virtual')
   if (v.shards !== '64') out.push(`--shards ${v.shards}`)
   return out.length === 0 ? '' : ` ${out.join(' ')}`
+}
+
+/** `--shrink`: the fewest faults that still break the invariant, with that run's trace. */
+function shrink(options: ClusterSimOptions, values: Parameters<typeof flags>[0] & { json: boolean }, out: (s: string) => void): number {
+  const tty = process.stderr.isTTY === true
+  const r = shrinkViolation(options, undefined, (kept, runs) => {
+    if (tty) process.stderr.write(`\rshrinking: try ${runs}, ${kept} faults`)
+  })
+  if (tty) process.stderr.write('\n')
+  if (!r) {
+    out(`seed ${options.seed}: no invariant violated, nothing to shrink\n`)
+    return 0
+  }
+  if (values.json) {
+    out(`${JSON.stringify(r, null, 2)}\n`)
+    return 1
+  }
+  out(`${r.report.trace!.join('\n')}\n\n`)
+  out(`seed ${r.seed}: ${r.invariant} with ${r.onlyFaults.length} of the ${r.originalFaults} faults before it (${r.runs} runs):\n`)
+  for (const f of r.report.faults) out(`  ${f}\n`)
+  for (const v of r.report.violations) out(`VIOLATION ${v.invariant} at ${(v.at / 1000).toFixed(3)} s: ${v.detail}\n`)
+  out(`replay: shoal sim --cluster --seed ${r.seed} --only-faults ${r.onlyFaults.join(',') || 'none'} --trace${flags(values)}\n`)
+  return 1
+}
+
+/** `--only-faults 3,7,12` (or `none`). */
+function faultList(v: string): number[] {
+  if (v === 'none') return []
+  const out = v.split(',').map((x) => Number(x.trim()))
+  if (out.some((n) => !Number.isInteger(n) || n < 0)) throw new ConfigError(`--only-faults takes fault indices like 3,7,12 (or none), got "${v}".`)
+  return out
 }
 
 function whole(v: string, name: string, min: number): number {

@@ -50,6 +50,11 @@ export interface ClusterSimOptions {
   readonly duration?: number
   /** Fault mix (Faults.ts); default dense. */
   readonly faults?: FaultMix
+  /**
+   * Keep only these faults of the seeded schedule (their indices, from 0); the rest are dropped.
+   * What a shrunk violation replays with (`Shrink.ts`). Default: every fault.
+   */
+  readonly onlyFaults?: readonly number[]
   /** Mean gap between faults, ms; default 15 s. */
   readonly meanGap?: number
   /** Faults stop this long before the end, so the run can check convergence; default 2 minutes. */
@@ -105,6 +110,8 @@ export interface FaultTiming {
   failover?: number | null
   /** The node hosting the singleton when the fault began, if the fault is about one node. */
   readonly host?: string
+  /** The node owned virtual actors' shards and crashed or paused: from the start to every one of them open on another node. */
+  shardFailover?: number | null
 }
 
 /** What a run found. */
@@ -112,7 +119,10 @@ export interface ClusterSimReport {
   readonly seed: number
   readonly nodes: number
   readonly durationSeconds: number
+  /** The faults injected, each with its index in the seeded schedule (`#3 42.0s crash n1 …`). */
   readonly faults: readonly string[]
+  /** The same, as data: each fault's index in the seeded schedule (what `onlyFaults` names) and time, ms. */
+  readonly schedule: readonly { readonly index: number; readonly at: number }[]
   readonly violations: readonly Violation[]
   /** Invariant checks made, per invariant. */
   readonly checks: Readonly<Record<string, number>>
@@ -243,7 +253,7 @@ function controlOf(node: ClusterNode): { host: string; port: number; uid: string
 }
 
 /** Resolved options. */
-type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation'
+type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation' | 'onlyFaults'
 type Resolved = Required<Omit<ClusterSimOptions, Optional>> & Pick<ClusterSimOptions, Optional>
 
 /** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */
@@ -260,6 +270,8 @@ export class ClusterSimulator {
   readonly tracing: boolean
   readonly #trace: string[] = []
   readonly #faults: Fault[]
+  /** Each fault's index in the seeded schedule (what `onlyFaults` names). */
+  readonly #faultIndex = new Map<Fault, number>()
   readonly #timings: FaultTiming[] = []
   readonly #random: () => number
   #events = 0
@@ -271,6 +283,8 @@ export class ClusterSimulator {
   #quietAt: number
   #convergedAt: number | undefined
   #partitionId = 0
+  /** Faults whose node owned shards: which, until they are open elsewhere. */
+  readonly #shardWatch = new Map<FaultTiming, { readonly uid: string; readonly shards: readonly number[] }>()
   /** Pairs of live nodes that each marked the other down, since when. */
   readonly #mutual = new Map<string, number>()
   /** Control-lane messages each node sent in the current second. */
@@ -299,11 +313,19 @@ export class ClusterSimulator {
     })
     for (let i = 0; i < o.nodes; i++) this.sim.setClockRate(i, 1 + (this.#random() * 2 - 1) * o.skew)
     this.#quietAt = o.duration - o.quiet
-    this.#faults = faultSchedule({ nodes: o.nodes, seed: o.seed, mix: o.faults, start: 10_000, quietAt: this.#quietAt, meanGap: o.meanGap })
+    const schedule = faultSchedule({ nodes: o.nodes, seed: o.seed, mix: o.faults, start: 10_000, quietAt: this.#quietAt, meanGap: o.meanGap })
+    const only = o.onlyFaults === undefined ? undefined : new Set(o.onlyFaults)
+    this.#faults = []
+    schedule.forEach((f, i) => {
+      if (only && !only.has(i)) return
+      this.#faults.push(f)
+      this.#faultIndex.set(f, i)
+    })
     for (let i = 0; i < o.nodes; i++) this.sim.at(i * 10, () => this.#boot(i))
     for (const f of this.#faults) this.sim.at(f.at, () => this.#inject(f))
     const converge = (): void => {
       this.#checkConvergence()
+      if (this.#shardWatch.size > 0) this.#checkShardFailover()
       this.sim.at(this.sim.now + CONVERGENCE_EVERY, converge)
     }
     this.sim.at(CONVERGENCE_EVERY, converge)
@@ -327,7 +349,8 @@ export class ClusterSimulator {
       seed: o.seed,
       nodes: o.nodes,
       durationSeconds: o.duration / 1000,
-      faults: this.#faults.map((f) => `${(f.at / 1000).toFixed(1)}s ${describeFault(f)}`),
+      faults: this.#faults.map((f) => `#${this.#faultIndex.get(f)} ${(f.at / 1000).toFixed(1)}s ${describeFault(f)}`),
+      schedule: this.#faults.map((f) => ({ index: this.#faultIndex.get(f)!, at: f.at })),
       violations: this.violations,
       checks: this.checks,
       timings: this.#timings,
@@ -487,12 +510,18 @@ export class ClusterSimulator {
 
   #inject(f: Fault): void {
     const sim = this.sim
-    if (this.tracing) this.note(`FAULT ${describeFault(f)}`)
+    if (this.tracing) this.note(`FAULT #${this.#faultIndex.get(f)} ${describeFault(f)}`)
     if (f.kind !== 'loss' && f.kind !== 'delay' && f.kind !== 'store-slow' && f.kind !== 'store-outage') {
       const node = f.kind === 'crash' || f.kind === 'pause' ? this.nodes[f.node] : undefined
       const hosts = node?.singleton !== undefined && node.singleton.life.phase === 'running'
       const endsAt = f.at + (f.kind === 'crash' ? f.restartAfter : f.duration)
-      this.#timings.push({ fault: f.kind, at: f.at, endsAt, decided: null, converged: null, ...(hosts ? { failover: null, host: node.uid } : {}) })
+      const timing: FaultTiming = { fault: f.kind, at: f.at, endsAt, decided: null, converged: null, ...(hosts ? { failover: null, host: node.uid } : {}) }
+      this.#timings.push(timing)
+      const owned = node?.shards?.openShards() ?? []
+      if (node && owned.length > 0) {
+        timing.shardFailover = null
+        this.#shardWatch.set(timing, { uid: node.uid, shards: owned })
+      }
     }
     this.#convergedAt = undefined
     switch (f.kind) {
@@ -608,6 +637,17 @@ export class ClusterSimulator {
     const now = this.sim.now
     for (const t of this.#timings) if (t.converged === null && now >= t.endsAt) t.converged = now - t.endsAt
     if (now >= this.#quietAt) this.#convergedAt = now
+  }
+
+  /** The shards of a crashed or paused owner are all open on other running nodes: that failover ends. */
+  #checkShardFailover(): void {
+    const now = this.sim.now
+    for (const [t, w] of this.#shardWatch) {
+      const others = this.nodes.filter((n) => n?.shards && n.uid !== w.uid && this.sim.members[n.index]!.up && !this.sim.stalled(n.index))
+      if (!w.shards.every((shard) => others.some((n) => n.shards!.ownership.phase(shard) === 'open'))) continue
+      t.shardFailover = now - t.at
+      this.#shardWatch.delete(t)
+    }
   }
 
   /**

@@ -153,6 +153,14 @@ export class SimShards {
     return this.confirmation.wouldServe(now, (window, notBefore) => this.#node.core.confirmedUntil(now, window, notBefore))
   }
 
+  /** The shards open here now (for the failover timings). */
+  openShards(): number[] {
+    const out: number[] = []
+    if (this.#crashed) return out
+    for (let shard = 0; shard < this.#s.shards; shard++) if (this.ownership.phase(shard) === 'open') out.push(shard)
+    return out
+  }
+
   /** The client calls a random id at the owner its table names. */
   #call(): void {
     if (this.#crashed) return
@@ -285,12 +293,11 @@ export class SimShards {
 
   #decide(): void {
     const core = this.#node.core
-    if (core.leader !== this.uid) return
-    const hosts = core
-      .members()
-      .filter((m) => m.status === 'up')
-      .map((m) => m.node.uid)
-    const next = this.#decider.next(this.ownership, hosts, this.uid)
+    if (core.leader !== this.uid || core.status !== 'up') return
+    const members = core.members()
+    const hosts = members.filter((m) => m.status === 'up').map((m) => m.node.uid)
+    const downed = new Set(members.filter((m) => m.status === 'down').map((m) => m.node.uid))
+    const next = this.#decider.next(this.ownership, hosts, this.uid, this.#now(), downed)
     if (!next) return
     if (this.#cs.tracing) this.#cs.note(`n${this.index} decides shard table ${next.version}`)
     this.#adopt(next)

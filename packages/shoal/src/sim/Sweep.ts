@@ -52,6 +52,8 @@ export interface SweepReport {
   readonly timings: Readonly<Record<string, { readonly decided: Distribution; readonly converged: Distribution }>>
   /** Per fault kind that hit the singleton's host (crash, pause): time to a new instance elsewhere. */
   readonly failover: Readonly<Record<string, Distribution>>
+  /** Per fault kind that hit an owner of virtual actors' shards (crash, pause): time until all its shards are open elsewhere. */
+  readonly shardFailover: Readonly<Record<string, Distribution>>
   readonly convergedAfterQuiet: Distribution
   readonly singleton: { readonly activations: number; readonly served: number; readonly refused: number; readonly acknowledged: number } | undefined
   /** Virtual actors over every seed: activations, and the clients' calls issued, served and failed after their deadline. */
@@ -123,6 +125,8 @@ class Accumulator {
   readonly missing = new Map<string, { decided: number; converged: number }>()
   readonly failover = new Map<string, number[]>()
   readonly failoverMissing = new Map<string, number>()
+  readonly shardFailover = new Map<string, number[]>()
+  readonly shardFailoverMissing = new Map<string, number>()
   readonly quiet: number[] = []
   quietMissing = 0
   faults = 0
@@ -145,6 +149,8 @@ class Accumulator {
       push(this.converged, t.fault, t.converged, () => miss.converged++)
       if (t.failover !== undefined)
         push(this.failover, t.fault, t.failover, () => this.failoverMissing.set(t.fault, (this.failoverMissing.get(t.fault) ?? 0) + 1))
+      if (t.shardFailover !== undefined)
+        push(this.shardFailover, t.fault, t.shardFailover, () => this.shardFailoverMissing.set(t.fault, (this.shardFailoverMissing.get(t.fault) ?? 0) + 1))
     }
     if (r.convergedAfterQuiet === null) this.quietMissing++
     else this.quiet.push(r.convergedAfterQuiet)
@@ -187,16 +193,17 @@ class Accumulator {
       restarts: this.restarts,
       events: this.events,
       timings,
-      failover: Object.fromEntries(
-        [...new Set([...this.failover.keys(), ...this.failoverMissing.keys()])]
-          .sort()
-          .map((k) => [k, distribution(this.failover.get(k) ?? [], this.failoverMissing.get(k) ?? 0)]),
-      ),
+      failover: byKind(this.failover, this.failoverMissing),
+      shardFailover: byKind(this.shardFailover, this.shardFailoverMissing),
       convergedAfterQuiet: distribution(this.quiet, this.quietMissing),
       singleton: this.singleton,
       shards: this.shards,
     }
   }
+}
+
+function byKind(xs: Map<string, number[]>, missing: Map<string, number>): Record<string, Distribution> {
+  return Object.fromEntries([...new Set([...xs.keys(), ...missing.keys()])].sort().map((k) => [k, distribution(xs.get(k) ?? [], missing.get(k) ?? 0)]))
 }
 
 function push(into: Map<string, number[]>, kind: string, ms: number | null, miss: () => void): void {

@@ -70,11 +70,21 @@ export class TableDecider {
     this.#maxMoves = maxMoves
   }
 
-  /** The table decider `self` makes next for the up `hosts` (uids), or undefined when nothing changes. */
-  next(ownership: ShardOwnership, hosts: readonly string[], self: string): ShardTable | undefined {
+  /**
+   * The table decider `self` makes next for the up `hosts` (uids) at `now`, or undefined when
+   * nothing changes. The shards of an owner that is `downed` (marked down, not yet removed) or
+   * gone but may still be serving (`ownership.mayStillServe`) stay with it until its margin has
+   * passed: whoever gets them next then opens them at once, a node that joined after the owner's
+   * removal included. (A leaving owner's shards move at once: it hands them over.)
+   */
+  next(ownership: ShardOwnership, hosts: readonly string[], self: string, now: number, downed: ReadonlySet<string> = NONE): ShardTable | undefined {
     const have = ownership.table
     const cap = ownership.settled() ? this.#maxMoves : 0
-    const key = hosts.join(',')
+    const stay = new Set<string>()
+    if (have)
+      for (const uid of new Set(have.owners))
+        if (uid !== undefined && !hosts.includes(uid) && (downed.has(uid) || ownership.mayStillServe(uid, now))) stay.add(uid)
+    const key = `${hosts.join(',')}|${[...stay].join(',')}`
     const last = this.#last
     if (last && last.table === have && last.hosts === key && last.cap === cap) return undefined
     const current = have ?? emptyTable(this.#shards)
@@ -83,6 +93,7 @@ export class TableDecider {
       hosts.map((uid) => ({ uid })),
       self,
       cap,
+      (uid) => stay.has(uid),
     )
     if (next === current) this.#last = { table: have, hosts: key, cap }
     // Nothing to decide (no host up yet: an empty table of version 0, which no node accepts) or nothing new.
@@ -90,6 +101,8 @@ export class TableDecider {
     return next
   }
 }
+
+const NONE: ReadonlySet<string> = new Set()
 
 /** What changed when {@link ServingConfirmation.check} ran. */
 export type ConfirmationChange = 'first' | 'again' | 'lapsed' | undefined

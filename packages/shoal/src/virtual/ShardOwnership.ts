@@ -65,8 +65,8 @@ export class ShardOwnership {
   #others: readonly string[] = []
   /** When each member was seen gone (removed, or never to return), for the margin. */
   readonly #goneAt = new Map<string, number>()
-  /** Gone members no longer waited for (margin passed, or released holding nothing), while still listed. */
-  readonly #waitedOut = new Set<string>()
+  /** Members first seen already removed, since when (for {@link mayStillServe} only). */
+  readonly #unseenGoneAt = new Map<string, number>()
   /** This node's latest release. */
   #release: Release | undefined
 
@@ -146,9 +146,9 @@ export class ShardOwnership {
 
   /**
    * The group's members now (this node excluded or not). Members no longer present are gone: their
-   * shards may open `margin` after this node first saw them gone. That holds for a member this node
-   * never saw present too (it joined after that member's removal): the member may have owned shards
-   * of an earlier table this node never saw, and served them until moments ago.
+   * shards may open `margin` after this node first saw them gone. A member this node never saw
+   * present (it joined after that member's removal) is not waited for here, but remembered for
+   * {@link mayStillServe}: it may have owned shards of a table this node never saw.
    */
   members(members: readonly GroupMember[], now: number): OwnershipDirective[] {
     const present: string[] = []
@@ -157,17 +157,30 @@ export class ShardOwnership {
       if (m.uid === this.self) continue
       listed.add(m.uid)
       if (m.present) present.push(m.uid)
-      else if (!this.#goneAt.has(m.uid) && !this.#waitedOut.has(m.uid)) this.#goneAt.set(m.uid, now)
+      else if (!this.#others.includes(m.uid) && !this.#goneAt.has(m.uid) && !this.#unseenGoneAt.has(m.uid)) this.#unseenGoneAt.set(m.uid, now)
     }
     for (const uid of this.#others) if (!present.includes(uid) && !this.#goneAt.has(uid)) this.#goneAt.set(uid, now)
     for (const uid of present) {
       this.#goneAt.delete(uid)
-      this.#waitedOut.delete(uid)
+      this.#unseenGoneAt.delete(uid)
     }
-    // Bounded: a member the cluster forgot is no longer listed (and is waited for again if it ever is).
-    for (const uid of this.#waitedOut) if (!listed.has(uid)) this.#waitedOut.delete(uid)
+    // Bounded: a member the cluster forgot is no longer listed.
+    for (const uid of this.#unseenGoneAt.keys()) if (!listed.has(uid)) this.#unseenGoneAt.delete(uid)
     this.#others = present
     return this.#openReady(now)
+  }
+
+  /**
+   * Whether gone member `uid` may still be serving at `now`: it was seen gone (or first seen
+   * already removed) less than `margin` ago and has not released this node's table holding no
+   * shard. The decider leaves such a member's shards where they are until then, so that whoever
+   * gets them next (a node that joined after the removal included) opens them only once it has
+   * stopped.
+   */
+  mayStillServe(uid: string, now: number): boolean {
+    const at = this.#goneAt.get(uid) ?? this.#unseenGoneAt.get(uid)
+    if (at === undefined || now - at >= this.margin) return false
+    return !(this.#releasedAll(uid) && !this.#table?.owners.includes(uid))
   }
 
   /** Time passes: margins run out. */
@@ -243,10 +256,8 @@ export class ShardOwnership {
       // it released a version that gave it nothing: it left holding no shard, and serves none again.
       const r = this.#released.get(uid)
       const releasedIt = r !== undefined && sameTable(t, r.table)
-      if (now - at >= this.margin || (this.#releasedAll(uid) && !t.owners.includes(uid))) {
-        this.#goneAt.delete(uid)
-        this.#waitedOut.add(uid)
-      } else if (!releasedIt) return []
+      if (now - at >= this.margin || (this.#releasedAll(uid) && !t.owners.includes(uid))) this.#goneAt.delete(uid)
+      else if (!releasedIt) return []
       else if (r.draining.size > 0) waiting.push(r)
     }
     const open: number[] = []

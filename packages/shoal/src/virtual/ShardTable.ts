@@ -113,15 +113,36 @@ function weightOf(c: ShardCandidate): number {
  * moves, in rounds: Akka's rebalance limit); shards with no live owner (it left, crashed) are always
  * placed at once. Over-full owners keep their surplus beyond the cap until a later table. Default:
  * no cap.
+ *
+ * `stays(owner)`: the shards of an owner that is no longer a candidate stay with it in this table
+ * while this says true (a crashed owner that may still be serving, until its margin has passed:
+ * see `ShardOwnership.mayStillServe`). Default: none stay.
  */
-export function nextTable(previous: ShardTable, candidates: readonly ShardCandidate[], by = '', maxMoves = Number.POSITIVE_INFINITY): ShardTable {
+export function nextTable(
+  previous: ShardTable,
+  candidates: readonly ShardCandidate[],
+  by = '',
+  maxMoves = Number.POSITIVE_INFINITY,
+  stays?: (owner: string) => boolean,
+): ShardTable {
   const shards = previous.owners.length
+  const owners: (string | undefined)[] = new Array(shards).fill(undefined)
+  if (stays) {
+    const isCandidate = new Set(candidates.map((c) => c.uid))
+    const staying = new Map<string, boolean>()
+    previous.owners.forEach((uid, shard) => {
+      if (uid === undefined || isCandidate.has(uid)) return
+      let stay = staying.get(uid)
+      if (stay === undefined) staying.set(uid, (stay = stays(uid)))
+      if (stay) owners[shard] = uid
+    })
+  }
   if (candidates.length === 0) {
-    return previous.owners.every((o) => o === undefined) ? previous : { version: previous.version + 1, by, owners: new Array(shards).fill(undefined) }
+    if (previous.owners.every((o, i) => o === owners[i])) return previous
+    return { version: previous.version + 1, by, owners }
   }
   const quota = quotas(shards, candidates)
   const owned = new Map<string, number>([...quota.keys()].map((uid) => [uid, 0]))
-  const owners: (string | undefined)[] = new Array(shards).fill(undefined)
   // Keep: a shard stays with its owner while the owner is a candidate with room. Where an owner is
   // over quota, it keeps the shards it ranks highest (the others are the ones that would go first anyway).
   const keepOrder = previous.owners

@@ -954,7 +954,11 @@ class VirtualActors implements VirtualActorsFacade {
     const system = this.#ctx.system
     const leader = system.clustered ? system.cluster.membership.leader?.node.uid : this.#self
     if (leader !== this.#self) return
-    const up = this.#members().filter((m) => m.status === 'up')
+    const members = this.#members()
+    // Only a leader that is up decides (a joining node may see itself as the leader for a moment).
+    if (!members.some((m) => m.node.uid === this.#self && m.status === 'up')) return
+    const up = members.filter((m) => m.status === 'up')
+    const downed = new Set(members.filter((m) => m.status === 'down').map((m) => m.node.uid))
     const roles = new Set([...this.#hostsOf.values()].flat().map((t) => roleKey(t.role)))
     for (const key of roles) {
       const role = key === '' ? undefined : key
@@ -962,7 +966,7 @@ class VirtualActors implements VirtualActorsFacade {
       const hosts = up
         .filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
         .map((m) => m.node.uid)
-      const next = g.decider.next(g.ownership, hosts, this.#self)
+      const next = g.decider.next(g.ownership, hosts, this.#self, this.#now(), downed)
       if (!next) continue
       this.#adopt(g, next)
       this.#send(this.#otherMembers(), encodeTable(role, next))

@@ -1,0 +1,123 @@
+/**
+ * The virtual actors' placement decisions around the hand-over machine (virtual/Placement.ts),
+ * pure: who a placement group waits for, what the decider makes next, and whether a node's side
+ * confirms it may serve.
+ */
+import { describe, expect, it } from 'vitest'
+import type { ClusterMember, MembershipStatus } from '../src/cluster/Member.ts'
+import { placementGroup, ServingConfirmation, TableDecider } from '../src/virtual/Placement.ts'
+import { ShardOwnership } from '../src/virtual/ShardOwnership.ts'
+import type { ShardTable } from '../src/virtual/ShardTable.ts'
+
+const table = (version: number, ...owners: (string | undefined)[]): ShardTable => ({ version, by: 'd', owners })
+const member = (uid: string, status: MembershipStatus, roles: string[] = []): ClusterMember => ({
+  node: { endpoint: { name: 'shoal', host: '127.0.0.1', port: 1 }, uid },
+  status,
+  upNumber: 1,
+  roles,
+  reachability: 'reachable',
+})
+
+describe('placement', () => {
+  it('a gone owner keeps its shards in the decider’s tables until its margin has passed, even for a decider that joined after its removal (found by the cluster simulator)', () => {
+    // b joined just after c, the owner of shard 1, was removed: c may still be serving, cut off.
+    const b = new ShardOwnership('b', 2, 5000)
+    b.members(
+      [
+        { uid: 'a', present: true },
+        { uid: 'b', present: true },
+        { uid: 'c', present: false },
+      ],
+      1000,
+    )
+    b.adopt(table(3, 'a', 'c'), 1000)
+    expect(b.mayStillServe('c', 1000)).toBe(true)
+    const decider = new TableDecider(2, 1)
+    expect(decider.next(b, ['a', 'b'], 'b', 1000)).toBeUndefined() // c keeps shard 1 for now
+    expect(decider.next(b, ['a', 'b'], 'b', 5999)).toBeUndefined()
+    expect(b.mayStillServe('c', 6000)).toBe(false)
+    expect(decider.next(b, ['a', 'b'], 'b', 6000)?.owners).toEqual(['a', 'b'])
+    // A member that left gracefully released a table that gave it nothing: its absence holds nothing up.
+    expect(b.mayStillServe('never-seen', 1000)).toBe(false)
+  })
+
+  it('a decider that saw the owner present waits out the margin from when it saw it gone', () => {
+    const a = new ShardOwnership('a', 2, 5000)
+    a.members(
+      [
+        { uid: 'a', present: true },
+        { uid: 'c', present: true },
+      ],
+      0,
+    )
+    a.released('c', { version: 1, by: 'd' }, [], 0)
+    a.adopt(table(1, 'a', 'c'), 0)
+    a.members(
+      [
+        { uid: 'a', present: true },
+        { uid: 'c', present: false },
+      ],
+      2000,
+    )
+    const decider = new TableDecider(2, 1)
+    expect(decider.next(a, ['a'], 'a', 2000)).toBeUndefined()
+    expect(decider.next(a, ['a'], 'a', 7000)?.owners).toEqual(['a', 'a'])
+  })
+
+  it('a downed owner (not yet removed) keeps its shards; a leaving one hands them over at once', () => {
+    const a = new ShardOwnership('a', 2, 5000)
+    a.members(
+      [
+        { uid: 'a', present: true },
+        { uid: 'c', present: true },
+      ],
+      0,
+    )
+    a.adopt(table(1, 'a', 'c'), 0)
+    const decider = new TableDecider(2, 1)
+    expect(decider.next(a, ['a'], 'a', 100, new Set(['c']))).toBeUndefined()
+    expect(decider.next(a, ['a'], 'a', 100)?.owners).toEqual(['a', 'a'])
+  })
+
+  it('placementGroup: members with the role, removed ones absent; with leases, removed ones count until their lease is known expired', () => {
+    const ms = [member('a', 'up', ['players']), member('b', 'up'), member('c', 'removed', ['players']), member('d', 'down', ['players'])]
+    expect(placementGroup(ms, 'players', 'a')).toEqual([
+      { uid: 'a', present: true },
+      { uid: 'c', present: false },
+      { uid: 'd', present: true },
+    ])
+    const pending = new Set<string>(['gone-long-ago'])
+    const group = placementGroup(ms, 'players', 'a', (uid) => uid !== 'c', pending)
+    expect(group).toContainEqual({ uid: 'c', present: true })
+    expect(group).toContainEqual({ uid: 'gone-long-ago', present: true })
+    expect([...pending].sort()).toEqual(['c', 'gone-long-ago'])
+  })
+
+  it('ServingConfirmation: first, lapsed, again; confirmations from before a lapse do not count; asks only when the last answer ran out', () => {
+    const c = new ServingConfirmation(4000)
+    let until = 0
+    let asked: number[] = []
+    const query = (window: number, notBefore: number): number => {
+      expect(window).toBe(4000)
+      asked.push(notBefore)
+      return until
+    }
+    expect(c.check(100, query)).toBe(false)
+    expect(c.change).toBeUndefined() // never confirmed: nothing lapsed
+    until = 5000
+    expect(c.check(200, query)).toBe(true)
+    expect(c.change).toBe('first')
+    asked = []
+    expect(c.check(4000, query)).toBe(true) // cached until 5000
+    expect(asked).toEqual([])
+    until = 4500
+    expect(c.wouldServe(6000, () => 0)).toBe(false)
+    expect(c.check(6000, query)).toBe(false)
+    expect(c.change).toBe('lapsed')
+    until = 9000
+    expect(c.check(6100, query)).toBe(true)
+    expect(c.change).toBe('again')
+    expect(asked.at(-1)).toBe(6000) // only confirmations since the lapse
+    expect(new ServingConfirmation(4000, false).check(1e9, () => 0)).toBe(true)
+  })
+})
