@@ -293,7 +293,7 @@ export class SimShards {
 
   #decide(): void {
     const core = this.#node.core
-    if (core.leader !== this.uid || core.status !== 'up') return
+    if (core.leader !== this.uid || core.status === 'joining' || core.status === 'down' || core.status === 'removed') return
     const members = core.members()
     const hosts = members.filter((m) => m.status === 'up').map((m) => m.node.uid)
     const downed = new Set(members.filter((m) => m.status === 'down').map((m) => m.node.uid))

@@ -955,8 +955,10 @@ class VirtualActors implements VirtualActorsFacade {
     const leader = system.clustered ? system.cluster.membership.leader?.node.uid : this.#self
     if (leader !== this.#self) return
     const members = this.#members()
-    // Only a leader that is up decides (a joining node may see itself as the leader for a moment).
-    if (!members.some((m) => m.node.uid === this.#self && m.status === 'up')) return
+    // A joining node may see itself as the leader for a moment: only a member decides (up, or
+    // leaving: when every node leaves at once, the last tables hand everything over).
+    const me = members.find((m) => m.node.uid === this.#self)?.status
+    if (me !== 'up' && me !== 'leaving' && me !== 'exiting') return
     const up = members.filter((m) => m.status === 'up')
     const downed = new Set(members.filter((m) => m.status === 'down').map((m) => m.node.uid))
     const roles = new Set([...this.#hostsOf.values()].flat().map((t) => roleKey(t.role)))
