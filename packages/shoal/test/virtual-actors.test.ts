@@ -130,6 +130,9 @@ async function cluster(n: number, settings = {}): Promise<ClusterSystem[]> {
       }
       const owned = nodes!.systems.map((s) => s.virtualActors.status().groups[0]!.owned)
       expect(owned.reduce((a, b) => a + b, 0)).toBe(1024)
+      // Balanced, on one table: a join's moves go in rounds, and a test's calls must not race the next.
+      for (const o of owned) expect(o).toBeGreaterThanOrEqual(Math.floor(1024 / n))
+      expect(new Set(nodes!.systems.map((s) => s.virtualActors.status().groups[0]!.tableVersion)).size).toBe(1)
     },
     { timeoutMs: 20_000 },
   )
