@@ -9,7 +9,7 @@
  * found real bugs stay fixed.
  */
 import { describe, expect, it } from 'vitest'
-import { type ClusterSimOptions, runClusterSim } from '../src/sim/ClusterSimulator.ts'
+import { type ClusterSimOptions, ClusterSimulator, runClusterSim } from '../src/sim/ClusterSimulator.ts'
 import { faultSchedule } from '../src/sim/Faults.ts'
 import { shrinkViolation } from '../src/sim/Shrink.ts'
 import { runSweep } from '../src/sim/Sweep.ts'
@@ -62,6 +62,18 @@ describe('cluster simulator', () => {
     expect(r.timings.crash!.decided.p50).toBeGreaterThan(2)
     expect(r.timings.crash!.decided.p50).toBeLessThan(8)
   }, 120_000)
+
+  it('with roles, the singleton runs only on its role’s nodes and virtual actors only on theirs; every node calls both; nothing is violated', () => {
+    const cs = new ClusterSimulator({ seed: 5, roles: true, duration: 180_000, quiet: 60_000 })
+    const r = cs.run()
+    expect(r.violations).toEqual([])
+    const hosted = (shells: readonly { index: number; activations: number }[]) =>
+      [...new Set(shells.filter((s) => s.activations > 0).map((s) => s.index))].sort()
+    expect(hosted(cs.singletons).every((i) => i <= 2)).toBe(true)
+    expect(hosted(cs.shardShells)).toEqual([1, 2, 3, 4])
+    expect(r.shards!.served).toBeGreaterThan(0.8 * r.shards!.issued)
+    expect(r.singleton!.served).toBeGreaterThan(1000)
+  })
 
   it('mutation: without the downing confirmation rule it finds a split brain; with it, the same seeds are safe', () => {
     const options = { faults: 'partition' as const, duration: 180_000, quiet: 60_000, meanGap: 12_000 }

@@ -29,6 +29,7 @@ seed gives the same run; a violation names the seed that replays it.
   --no-lease          the singleton runs without a lease
   --no-singleton      no singleton
   --no-virtual        no virtual actors
+  --roles             the singleton only on nodes 0-2, virtual actors only on nodes 1 and up
   --shards N          virtual actors' shards (default 64)
   --trace             with --seed: print the trace of decisions
   --shrink            with --seed: find the fewest of its faults that still break the same
@@ -56,6 +57,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       'no-lease': { type: 'boolean', default: false },
       'no-singleton': { type: 'boolean', default: false },
       'no-virtual': { type: 'boolean', default: false },
+      roles: { type: 'boolean', default: false },
       shards: { type: 'string', default: '64' },
       trace: { type: 'boolean', default: false },
       shrink: { type: 'boolean', default: false },
@@ -81,6 +83,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     downing: values.downing,
     singleton: values['no-singleton'] ? (false as const) : values['no-lease'] ? { leaseTtl: undefined } : {},
     shards: values['no-virtual'] ? (false as const) : { shards: whole(values.shards, 'shards', 1) },
+    roles: values.roles,
   }
   if (values.seed !== undefined && values.seeds !== undefined) throw new ConfigError('Give --seed (one run) or --seeds (a sweep), not both.')
   if (values.shrink && values.seeds !== undefined) throw new ConfigError('--shrink works on one seed: give --seed N (a sweep prints the seeds that failed).')
@@ -167,6 +170,7 @@ function flags(v: {
   'no-lease': boolean
   'no-singleton': boolean
   'no-virtual': boolean
+  roles: boolean
 }): string {
   const out: string[] = []
   if (v.nodes !== '5') out.push(`--nodes ${v.nodes}`)
@@ -177,6 +181,7 @@ function flags(v: {
   if (v['no-lease']) out.push('--no-lease')
   if (v['no-singleton']) out.push('--no-singleton')
   if (v['no-virtual']) out.push('--no-virtual')
+  if (v.roles) out.push('--roles')
   if (v.shards !== '64') out.push(`--shards ${v.shards}`)
   return out.length === 0 ? '' : ` ${out.join(' ')}`
 }

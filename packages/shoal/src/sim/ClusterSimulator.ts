@@ -23,6 +23,7 @@ import { type ClusterEvent, Membership, type MembershipDirective } from '../clus
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { describeFault, type Fault, type FaultMix, faultSchedule } from './Faults.ts'
 import { mixSeed, seededRandom } from './Random.ts'
+import { rolesOf } from './SimRoles.ts'
 import { type ShardSimSettings, SimShards } from './SimShards.ts'
 import { SimSingleton, type SingletonSimSettings } from './SimSingleton.ts'
 import { SimStore } from './SimStore.ts'
@@ -66,6 +67,11 @@ export interface ClusterSimOptions {
   readonly singleton?: Partial<SingletonSimSettings> | false
   /** Virtual actors (shard placement and hand-over, clients calling ids): on by default; `false` for none. */
   readonly shards?: Partial<ShardSimSettings> | false
+  /**
+   * Nodes with roles: the singleton runs only on nodes 0–2 (role `backend`), virtual actors only on
+   * nodes 1 and up (role `players`); every node calls both. Default off (every node may host both).
+   */
+  readonly roles?: boolean
   /** Clock-rate skew between nodes, as a fraction (0.01: each node's clock runs 0.99–1.01×); default 0.01. */
   readonly skew?: number
   readonly swim?: SwimSettings
@@ -144,6 +150,8 @@ export interface ClusterSimReport {
 /** The shell of one simulated node: feeds its cores and applies their directives on the simulator. */
 class SimNode {
   readonly core: Membership
+  /** This node's roles (see `ClusterSimOptions.roles`). */
+  readonly roles: readonly string[]
   readonly tombstones = new Set<string>()
   readonly singleton: SimSingleton | undefined
   readonly shards: SimShards | undefined
@@ -157,9 +165,10 @@ class SimNode {
   ) {
     const sim = cs.sim
     const o = cs.options
+    this.roles = rolesOf(index, o.roles)
     this.core = new Membership({
       self: node,
-      roles: [],
+      roles: this.roles,
       minMembers: 1,
       downing: downingFromName(o.downing, o.stableAfter),
       heartbeat: DEFAULT_HEARTBEAT,
@@ -253,7 +262,7 @@ function controlOf(node: ClusterNode): { host: string; port: number; uid: string
 }
 
 /** Resolved options. */
-type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation' | 'onlyFaults'
+type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation' | 'onlyFaults' | 'roles'
 type Resolved = Required<Omit<ClusterSimOptions, Optional>> & Pick<ClusterSimOptions, Optional>
 
 /** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */

@@ -16,6 +16,7 @@ import { type OwnershipDirective, ShardOwnership } from '../virtual/ShardOwnersh
 import { type ShardTable, shardOf } from '../virtual/ShardTable.ts'
 import type { ClusterSimulator } from './ClusterSimulator.ts'
 import { mixSeed, seededRandom } from './Random.ts'
+import { SIM_ROLES } from './SimRoles.ts'
 
 /** The virtual actors' settings in a simulation. */
 export interface ShardSimSettings {
@@ -43,6 +44,7 @@ const DEACTIVATE_AFTER = 5
 interface ShellNode {
   readonly index: number
   readonly uid: string
+  readonly roles: readonly string[]
   readonly core: Membership
 }
 
@@ -79,6 +81,8 @@ export class SimShards {
   readonly #held = new Map<number, Call[]>()
   readonly #draining = new Map<number, number>()
   readonly #known = new Set<string>()
+  /** The role that hosts the type (in a run with roles), else undefined: every node. */
+  readonly #role: string | undefined
   #releaseQueued = false
   #crashed = false
   #callSeq = 0
@@ -90,6 +94,7 @@ export class SimShards {
     this.#cs = cs
     this.#node = node
     this.#s = settings
+    this.#role = cs.options.roles ? SIM_ROLES.shards : undefined
     const margin = defaultShardMargin(node.core.downing.stableAfter)
     this.ownership = new ShardOwnership(node.uid, settings.shards, margin)
     this.#decider = new TableDecider(settings.shards, defaultMaxMoves(settings.shards))
@@ -131,7 +136,7 @@ export class SimShards {
     for (const uid of fresh) this.#known.add(uid)
     const t = this.ownership.table
     if (t) for (const uid of fresh) this.#send(uid, 8 * t.owners.length, (s) => s.#adopt(t))
-    this.#apply(this.ownership.members(placementGroup(core.members(), undefined, this.uid), this.#now()))
+    this.#apply(this.ownership.members(placementGroup(core.members(), this.#role, this.uid), this.#now()))
     this.#decide()
   }
 
@@ -295,7 +300,8 @@ export class SimShards {
     const core = this.#node.core
     if (core.leader !== this.uid || core.status === 'joining' || core.status === 'down' || core.status === 'removed') return
     const members = core.members()
-    const hosts = members.filter((m) => m.status === 'up').map((m) => m.node.uid)
+    const role = this.#role
+    const hosts = members.filter((m) => m.status === 'up' && (role === undefined || m.roles.includes(role))).map((m) => m.node.uid)
     const downed = new Set(members.filter((m) => m.status === 'down').map((m) => m.node.uid))
     const next = this.#decider.next(this.ownership, hosts, this.uid, this.#now(), downed)
     if (!next) return

@@ -12,6 +12,7 @@ import { DownTracker, oldestMember } from '../singleton/Allocation.ts'
 import { type Directive, SingletonLifecycle } from '../singleton/SingletonLifecycle.ts'
 import { CONFIRM_SHARE, defaultDownMargin, FENCE_AFTER } from '../singleton/SingletonPlugin.ts'
 import type { ClusterSimulator } from './ClusterSimulator.ts'
+import { SIM_ROLES } from './SimRoles.ts'
 
 /** The singleton's settings in a simulation (defaults as `singletonPlugin` derives them). */
 export interface SingletonSimSettings {
@@ -31,6 +32,7 @@ const LISTING_EVERY = 2000
 interface ShellNode {
   readonly index: number
   readonly uid: string
+  readonly roles: readonly string[]
   readonly core: Membership
 }
 
@@ -41,6 +43,8 @@ export class SimSingleton {
   readonly #node: ShellNode
   readonly #s: SingletonSimSettings
   readonly #downs = new DownTracker()
+  /** The role that may host it (in a run with roles), else undefined: any node. */
+  readonly #role: string | undefined
   /** Who lists an instance, as this node's receptionist knows it (uid → listed). */
   readonly listings = new Map<string, boolean>()
   /** The instance's state: events recovered plus appended (its next sequence number). */
@@ -55,6 +59,7 @@ export class SimSingleton {
     this.#cs = cs
     this.#node = node
     this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 500, ...settings }
+    this.#role = cs.options.roles ? SIM_ROLES.singleton : undefined
     const stableAfter = node.core.downing.stableAfter
     const margin = defaultDownMargin(stableAfter)
     this.confirmWindow = margin * CONFIRM_SHARE
@@ -62,7 +67,7 @@ export class SimSingleton {
     this.life = new SingletonLifecycle(
       NAME,
       {
-        role: undefined,
+        role: this.#role,
         strategy: oldestMember,
         downing: node.core.downing,
         margin,
@@ -121,7 +126,7 @@ export class SimSingleton {
     const listedElsewhere = [...this.listings].filter(([uid, listed]) => listed && uid !== this.#node.uid).map(([uid]) => uid)
     this.#apply(
       this.life.evaluate(this.#now(), {
-        canHost: true,
+        canHost: this.#role === undefined || this.#node.roles.includes(this.#role),
         view: { self: this.#node.uid, members, leader: core.leader, downSince: this.#downs.since, listedElsewhere },
       }),
     )
