@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { ClusterMember, MembershipStatus } from '../src/cluster/Member.ts'
-import { placementGroup, ServingConfirmation, TableDecider } from '../src/virtual/Placement.ts'
+import { ServingConfirmation } from '../src/cluster/ServingConfirmation.ts'
+import { placementGroup, TableDecider } from '../src/virtual/Placement.ts'
 import { ShardOwnership } from '../src/virtual/ShardOwnership.ts'
 import type { ShardTable } from '../src/virtual/ShardTable.ts'
 
@@ -119,5 +120,10 @@ describe('placement', () => {
     expect(c.change).toBe('again')
     expect(asked.at(-1)).toBe(6000) // only confirmations since the lapse
     expect(new ServingConfirmation(4000, false).check(1e9, () => 0)).toBe(true)
+    // A fence: what was confirmed before it no longer counts, even inside the cached window.
+    expect(c.lapse(7000)).toBe(true)
+    expect(c.change).toBe('lapsed')
+    expect(c.check(7100, () => 0)).toBe(false)
+    expect(c.lapse(7200)).toBe(false) // not confirmed: nothing to lapse
   })
 })

@@ -11,7 +11,8 @@
  * @module
  */
 import type { Membership } from '../cluster/Membership.ts'
-import { CONFIRM_SHARE, defaultMaxMoves, defaultShardMargin, placementGroup, ServingConfirmation, TableDecider } from '../virtual/Placement.ts'
+import { CONFIRM_SHARE, ServingConfirmation } from '../cluster/ServingConfirmation.ts'
+import { defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from '../virtual/Placement.ts'
 import { type OwnershipDirective, ShardOwnership } from '../virtual/ShardOwnership.ts'
 import { type ShardTable, shardOf } from '../virtual/ShardTable.ts'
 import type { ClusterSimulator } from './ClusterSimulator.ts'

@@ -26,6 +26,7 @@
  * @module
  */
 
+import { ServingConfirmation } from '../cluster/ServingConfirmation.ts'
 import { LeaseTerm } from '../lease/Lease.ts'
 import { type Allocation, type AllocationSettings, type AllocationView, allocate, wouldBeDowned } from './Allocation.ts'
 
@@ -105,6 +106,8 @@ export class SingletonLifecycle {
   readonly #s: LifecycleSettings
   readonly #checkLease: boolean
   readonly #confirmedUntilQuery: ((notBefore: number) => number) | undefined
+  /** Whether a side that stays confirms this node (cluster/ServingConfirmation.ts). */
+  readonly #confirmation: ServingConfirmation
   readonly #term: LeaseTerm | undefined
   #phase: LifecyclePhase = 'idle'
   #allocation: Allocation = { kind: 'wait', reason: 'no-candidate' }
@@ -118,12 +121,6 @@ export class SingletonLifecycle {
   #leaseRetryAt = Number.NEGATIVE_INFINITY
   /** Since when the downing strategy would down this node's side (undefined: it would not). */
   #doomedSince: number | undefined
-  /** Until when heartbeat answers confirm this node's side; re-read once it passes. */
-  #confirmedUntil = Number.NEGATIVE_INFINITY
-  /** Confirmations of heartbeats sent before this do not count: set at a lapse or fence. */
-  #notBefore = Number.NEGATIVE_INFINITY
-  /** `never` until first confirmed (a starting node has nothing to fence), then confirmed or lapsed. */
-  #confirmation: 'never' | 'confirmed' | 'lapsed' = 'never'
   #activations = 0
   #passivations = 0
 
@@ -137,6 +134,7 @@ export class SingletonLifecycle {
     this.#s = settings
     this.#checkLease = settings.checkLease !== false
     this.#confirmedUntilQuery = confirmedUntil
+    this.#confirmation = new ServingConfirmation(settings.confirmWindow, confirmedUntil !== undefined)
     this.#term = settings.lease && new LeaseTerm(settings.lease.ttl)
   }
 
@@ -179,8 +177,7 @@ export class SingletonLifecycle {
    */
   admits(now: number): boolean {
     if (this.#phase !== 'running' || !this.#leaseOk(now)) return false
-    const query = this.#confirmedUntilQuery
-    return query === undefined || now < this.#confirmedUntil || now < query(this.#notBefore)
+    return this.#confirmation.wouldServe(now, this.#ask)
   }
 
   /**
@@ -379,26 +376,25 @@ export class SingletonLifecycle {
 
   // ── confirmation ────────────────────────────────────────────────────────────
 
+  /** The cluster's answer, for the confirmation (a `never` node's query is never asked). */
+  readonly #ask = (_window: number, notBefore: number): number => this.#confirmedUntilQuery?.(notBefore) ?? Number.POSITIVE_INFINITY
+
   /** Whether members confirm this node's side at `now`; records a lapse, logs a re-confirmation. */
   #confirmed(now: number, out: Directive[]): boolean {
-    const query = this.#confirmedUntilQuery
-    if (query === undefined || now < this.#confirmedUntil) return true
-    this.#confirmedUntil = query(this.#notBefore)
-    if (now < this.#confirmedUntil) {
-      if (this.#confirmation === 'lapsed')
-        out.push({ kind: 'log', level: 'info', msg: 'confirmed again by a side that stays: may host the singleton again', fields: { event: 'confirmed' } })
-      this.#confirmation = 'confirmed'
-      return true
-    }
-    this.#unconfirmedSince(now, out)
-    return false
+    const c = this.#confirmation
+    const confirmed = c.check(now, this.#ask)
+    if (c.change === 'again')
+      out.push({ kind: 'log', level: 'info', msg: 'confirmed again by a side that stays: may host the singleton again', fields: { event: 'confirmed' } })
+    else if (c.change === 'lapsed') this.#logLapse(out)
+    return confirmed
   }
 
+  /** A fence: confirmations from before `now` no longer count. */
   #unconfirmedSince(now: number, out: Directive[]): void {
-    if (this.#confirmation !== 'confirmed') return
-    this.#confirmation = 'lapsed'
-    this.#notBefore = now
-    this.#confirmedUntil = Number.NEGATIVE_INFINITY
+    if (this.#confirmation.lapse(now)) this.#logLapse(out)
+  }
+
+  #logLapse(out: Directive[]): void {
     if (this.#hasInstance())
       out.push({
         kind: 'log',

@@ -18,11 +18,13 @@
  * See docs/singleton.md.
  * @module
  */
+
 import { Gauge } from 'prom-client'
 import { ActorId } from '../actor/ActorId.ts'
 import type { ActorRef } from '../actor/ActorRef.ts'
 import type { DistributedActor } from '../actor/DistributedActor.ts'
 import type { ClusterEvent } from '../cluster/Cluster.ts'
+import { CONFIRM_SHARE } from '../cluster/ServingConfirmation.ts'
 import { ConfigError } from '../errors.ts'
 import type { LeaseStore } from '../lease/Lease.ts'
 import type { ClusterSystem } from '../system/ClusterSystem.ts'
@@ -106,12 +108,9 @@ const TICK = 250
 const DETECTION_SPREAD = 2000
 /** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
 export const FENCE_AFTER = 1000
+export { CONFIRM_SHARE }
+
 const DOWN_MEMORY = 3600_000
-/**
- * A host serves on confirmations no older than this share of `downMargin`: the rest covers clocks
- * that run up to 10% apart and the time a call takes to start (docs/singleton.md, "The argument").
- */
-export const CONFIRM_SHARE = 0.8
 
 /** The default `downMargin` under a downing strategy that waits `stableAfter`, ms. */
 export function defaultDownMargin(stableAfter: number): number {

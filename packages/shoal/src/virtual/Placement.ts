@@ -1,16 +1,14 @@
 /**
  * The virtual actors' placement decisions around the hand-over machine ({@link ShardOwnership}):
  * which members a placement group must wait for, what table the decider makes next, and whether
- * this node's side is confirmed so that it may serve. Pure: members, tables and the time come in,
+ * this node's side is confirmed so that it may serve (`cluster/ServingConfirmation.ts`, shared with
+ * the singleton). Pure: members, tables and the time come in,
  * answers go out; the plugin (and the cluster simulator) apply them.
  * @module
  */
 import type { ClusterMember } from '../cluster/Member.ts'
 import type { GroupMember, ShardOwnership } from './ShardOwnership.ts'
 import { emptyTable, nextTable, type ShardTable } from './ShardTable.ts'
-
-/** Share of the down margin for which a heartbeat confirmation counts (as the singleton's). */
-export const CONFIRM_SHARE = 0.8
 
 /**
  * How long after a member's removal its shards may open elsewhere, ms: stableAfter (at least 2 s)
@@ -103,56 +101,3 @@ export class TableDecider {
 }
 
 const NONE: ReadonlySet<string> = new Set()
-
-/** What changed when {@link ServingConfirmation.check} ran. */
-export type ConfirmationChange = 'first' | 'again' | 'lapsed' | undefined
-
-/**
- * Whether members of a side that stays confirm this node (heartbeat answers within the window): a
- * shard owner serves only then, so one on the losing side of a partition stops before the other
- * side's margin has passed. Confirmations of heartbeats sent before a lapse do not count after it.
- */
-export class ServingConfirmation {
-  readonly window: number
-  readonly #enabled: boolean
-  #until = Number.NEGATIVE_INFINITY
-  #notBefore = Number.NEGATIVE_INFINITY
-  #state: 'never' | 'confirmed' | 'lapsed' = 'never'
-  /** What the last `check` changed: `first` or `again` (deliver held calls), `lapsed` (deactivate every activation). */
-  change: ConfirmationChange
-
-  /**
-   * @param window How long a confirmation counts, ms: {@link CONFIRM_SHARE} of the margin.
-   * @param enabled `false` only for mutation checks in the simulator: always serving.
-   */
-  constructor(window: number, enabled = true) {
-    this.window = window
-    this.#enabled = enabled
-  }
-
-  /**
-   * Whether this node may serve at `now`, asking `confirmedUntil(window, notBefore)` (the cluster's
-   * heartbeat confirmations) only when the last answer ran out. Sets {@link change}.
-   */
-  check(now: number, confirmedUntil: (window: number, notBefore: number) => number): boolean {
-    this.change = undefined
-    if (!this.#enabled || now < this.#until) return true
-    this.#until = confirmedUntil(this.window, this.#notBefore)
-    if (now < this.#until) {
-      this.change = this.#state === 'lapsed' ? 'again' : this.#state === 'never' ? 'first' : undefined
-      this.#state = 'confirmed'
-      return true
-    }
-    if (this.#state === 'confirmed') {
-      this.#state = 'lapsed'
-      this.#notBefore = now
-      this.change = 'lapsed'
-    }
-    return false
-  }
-
-  /** Whether {@link check} would answer true at `now`, without changing anything (for status and invariant checks). */
-  wouldServe(now: number, confirmedUntil: (window: number, notBefore: number) => number): boolean {
-    return !this.#enabled || now < this.#until || now < confirmedUntil(this.window, this.#notBefore)
-  }
-}
