@@ -101,6 +101,20 @@ describe('Membership core', () => {
     expect(seeded.status).toBe('up')
   })
 
+  it('the lowest listed address forms a cluster only once it has met every listed endpoint, and says which it waits for', () => {
+    const c = new Cluster()
+    const a = c.add(0, true)
+    c.route(a, a.start(0))
+    a.mayFormAlone(true, 0, [node(0).endpoint, node(1).endpoint])
+    const logs = [2000, 10_000, 10_250, 40_250].flatMap((t) => a.tick(t)).filter((d) => d.kind === 'log' && d.level === 'warn')
+    expect(a.status).toBe('joining') // past selfJoinAfter, but 10.0.0.1:7001 never answered
+    expect(logs).toHaveLength(2) // after 10 s, then 30 s later
+    expect(logs[0]).toMatchObject({ fields: { unmet: ['10.0.0.1:7001'] } })
+    // Nothing else listed: alone after selfJoinAfter.
+    a.mayFormAlone(true, 40_300, [node(0).endpoint])
+    expect(a.status).toBe('up')
+  })
+
   it('three cores that gossip become one cluster: all up, one leader, the same view, in order', () => {
     const { c, cores } = threeUp()
     for (const core of cores) {

@@ -62,7 +62,17 @@ describe('placement', () => {
     )
     const decider = new TableDecider(2, 1)
     expect(decider.next(a, ['a'], 'a', 2000)).toBeUndefined()
+    expect(a.tick(7000)).toEqual([]) // the margin ran out here
     expect(decider.next(a, ['a'], 'a', 7000)?.owners).toEqual(['a', 'a'])
+    // Still listed as removed for a while: its margin does not start again.
+    a.members(
+      [
+        { uid: 'a', present: true },
+        { uid: 'c', present: false },
+      ],
+      7500,
+    )
+    expect(a.mayStillServe('c', 7500)).toBe(false)
   })
 
   it('a downed owner (not yet removed) keeps its shards; a leaving one hands them over at once', () => {

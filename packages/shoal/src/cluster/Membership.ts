@@ -39,6 +39,9 @@ import { ReachabilityHistory, waitingForOthers } from './ReachabilityHistory.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 
 /** All members get every pushed change up to this size; larger clusters push to 3 at random. */
+/** The lowest listed node first says it waits for listed endpoints after this long, ms, then every UNMET_WARN_EVERY. */
+const UNMET_WARN_AFTER = 10_000
+const UNMET_WARN_EVERY = 30_000
 const PUSH_TO_ALL_UP_TO = 32
 
 /** Where gossip goes: a member, or an endpoint that is not one yet (a seed). */
@@ -141,6 +144,7 @@ export class Membership {
   #mayFormAlone = true
   /** The other endpoints this node's sources list: a new cluster forms only once each is met, not in a cluster either. */
   #mustMeet: string[] = []
+  #unmetWarnedAt = Number.NEGATIVE_INFINITY
   #now: number
   readonly #stats = { leaderChanges: 0, strategy: 0, indirect: 0, membersDowned: 0 }
   #out: MembershipDirective[] = []
@@ -369,6 +373,7 @@ export class Membership {
       this.#updateLeader()
       this.#runLeaderActions()
       this.#runDowning()
+      this.#warnUnmet()
     })
   }
 
@@ -412,7 +417,7 @@ export class Membership {
   mayFormAlone(allowed: boolean, now: number, listed: readonly { host: string; port: number }[] = []): MembershipDirective[] {
     return this.#step(now, () => {
       const self = endpointKey(this.self.endpoint)
-      const mustMeet = [...new Set(listed.map(endpointKey))].filter((k) => k !== self)
+      const mustMeet = [...new Set(listed.map(endpointKey))].filter((k) => k !== self).sort()
       if (allowed === this.#mayFormAlone && mustMeet.join() === this.#mustMeet.join()) return
       this.#mayFormAlone = allowed
       this.#mustMeet = mustMeet
@@ -642,14 +647,42 @@ export class Membership {
       hasProviders: this.#o.hasProviders,
       foundNoOne: this.#foundNoOne,
       alone: [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid),
-      // No cluster yet: nobody up, leaving or exiting (a joiner that crashed may have been downed).
-      unformed: [...this.#gossip.members.values()].every((m) => m.status === 'joining' || m.status === 'down' || m.status === 'removed'),
-      unmet: this.#mustMeet.filter((k) => ![...this.#gossip.members.values()].some((m) => memberAddress(m) === k)).length,
+      unformed: this.#unformed(),
+      unmet: this.#unmet().length,
       startedAt: this.#startedAt,
       now: this.#now,
       selfJoinAfter: this.#o.selfJoinAfter,
       mayFormAlone: this.#mayFormAlone,
     })
+  }
+
+  /** No cluster yet: nobody up, leaving or exiting (a joiner that crashed may have been downed). */
+  #unformed(): boolean {
+    for (const m of this.#gossip.members.values()) if (m.status !== 'joining' && m.status !== 'down' && m.status !== 'removed') return false
+    return true
+  }
+
+  /** The listed endpoints this node has not met (no member at that address in its view). */
+  #unmet(): string[] {
+    if (this.#mustMeet.length === 0) return []
+    const met = new Set([...this.#gossip.members.values()].map(memberAddress))
+    return this.#mustMeet.filter((k) => !met.has(k))
+  }
+
+  /**
+   * The lowest listed node waits to meet every listed endpoint before forming a cluster: say so
+   * (10 s after the start, then every 30 s), naming them, since one that never runs blocks it.
+   */
+  #warnUnmet(): void {
+    if (!this.#mayFormAlone || this.#now - this.#startedAt < UNMET_WARN_AFTER || this.#now - this.#unmetWarnedAt < UNMET_WARN_EVERY) return
+    const unmet = this.#unmet()
+    if (unmet.length === 0 || !this.#unformed()) return
+    this.#unmetWarnedAt = this.#now
+    this.#log(
+      'warn',
+      { unmet },
+      'not forming a new cluster yet: the lowest listed address forms one only once every endpoint its sources list has answered and is not in a cluster; if one of them will not run, take it off the list',
+    )
   }
 
   #runLeaderActions(): void {

@@ -77,8 +77,11 @@ export interface ClusterSimOptions {
   readonly swim?: SwimSettings
   /** @internal Mutation checks: turn off the downing confirmation rule. */
   readonly confirm?: boolean
-  /** End the run at the first violation (sweeps: a storm can make one seed take minutes); default off. */
-  readonly stopOnViolation?: boolean
+  /**
+   * End the run at the first violation (sweeps: a storm can make one seed take minutes), or at the
+   * first of one invariant (shrinking); default off.
+   */
+  readonly stopOnViolation?: boolean | Violation['invariant']
   /** Keep a human-readable trace of every decision (for replaying a seed); default off. */
   readonly trace?: boolean
 }
@@ -713,7 +716,8 @@ export class ClusterSimulator {
   #violate(invariant: Violation['invariant'], detail: string): void {
     if (this.violations.some((v) => v.invariant === invariant)) return // the first of each kind is the one to replay
     this.violations.push({ invariant, at: this.sim.now, detail })
-    if (this.options.stopOnViolation) this.sim.halt()
+    const stop = this.options.stopOnViolation
+    if (stop === true || stop === invariant) this.sim.halt()
     if (this.tracing) this.note(`VIOLATION ${invariant}: ${detail}`)
   }
 

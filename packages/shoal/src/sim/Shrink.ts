@@ -34,11 +34,12 @@ export function shrinkViolation(
   invariant?: Violation['invariant'],
   progress?: (kept: number, runs: number) => void,
 ): ShrinkResult | undefined {
-  const base = { ...options, trace: false, stopOnViolation: true }
-  const first = runClusterSim(base)
+  const first = runClusterSim({ ...options, trace: false, stopOnViolation: invariant ?? true })
   const target = invariant ?? first.violations[0]?.invariant
   const violation = first.violations.find((v) => v.invariant === target)
   if (!target || !violation) return undefined
+  // Each try runs until the target breaks (another invariant breaking first does not end it).
+  const base = { ...options, trace: false, stopOnViolation: target }
   // Faults after the violation played no part in it.
   let kept = first.schedule.filter((f) => f.at <= violation.at).map((f) => f.index)
   const originalFaults = kept.length
@@ -64,6 +65,6 @@ export function shrinkViolation(
     if (chunk > 1) chunk = Math.ceil(chunk / 2)
     else if (!removed) break
   }
-  const report = runClusterSim({ ...options, stopOnViolation: true, trace: true, onlyFaults: kept })
+  const report = runClusterSim({ ...options, stopOnViolation: target, trace: true, onlyFaults: kept })
   return { seed: options.seed, invariant: target, onlyFaults: kept, originalFaults, runs, report }
 }

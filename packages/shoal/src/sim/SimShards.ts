@@ -256,6 +256,7 @@ export class SimShards {
     for (const c of waiting) this.#retry(c)
     this.#cs.sim.at(this.#cs.sim.now + DEACTIVATE_AFTER, () =>
       this.#cs.sim.inProcess(this.#node.index, () => {
+        if (this.#crashed) return
         for (const [id, x] of this.#activations) if (x === a) this.#activations.delete(id)
         const left = this.#draining.get(a.shard)
         if (left === undefined) return
@@ -366,13 +367,18 @@ export class SimShards {
   #releaseSoon(): void {
     if (this.#releaseQueued) return
     this.#releaseQueued = true
-    this.#cs.sim.inProcess(this.#node.index, () => {
-      this.#releaseQueued = false
-      const r = this.ownership.release
-      if (this.#crashed || !r) return
-      for (const uid of this.#others()) this.#sendRelease(uid, r.table, [...r.draining])
-      this.#decide()
-    })
+    // After the current step, as the plugin's microtask: drains and adoptions in one step coalesce,
+    // and the decider's broadcast of the table that caused it goes out first.
+    const sim = this.#cs.sim
+    sim.at(sim.now, () =>
+      sim.inProcess(this.#node.index, () => {
+        this.#releaseQueued = false
+        const r = this.ownership.release
+        if (this.#crashed || !r) return
+        for (const uid of this.#others()) this.#sendRelease(uid, r.table, [...r.draining])
+        this.#decide()
+      }),
+    )
   }
 
   #sendRelease(uid: string, table: { version: number; by: string }, draining: number[]): void {

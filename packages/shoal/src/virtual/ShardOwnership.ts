@@ -67,6 +67,8 @@ export class ShardOwnership {
   readonly #goneAt = new Map<string, number>()
   /** Members first seen already removed, since when (for {@link mayStillServe} only). */
   readonly #unseenGoneAt = new Map<string, number>()
+  /** Members seen present while listed (their margin is `#goneAt`'s, never started again). */
+  readonly #seenPresent = new Set<string>()
   /** This node's latest release. */
   #release: Release | undefined
 
@@ -157,15 +159,17 @@ export class ShardOwnership {
       if (m.uid === this.self) continue
       listed.add(m.uid)
       if (m.present) present.push(m.uid)
-      else if (!this.#others.includes(m.uid) && !this.#goneAt.has(m.uid) && !this.#unseenGoneAt.has(m.uid)) this.#unseenGoneAt.set(m.uid, now)
+      else if (!this.#seenPresent.has(m.uid) && !this.#unseenGoneAt.has(m.uid)) this.#unseenGoneAt.set(m.uid, now)
     }
     for (const uid of this.#others) if (!present.includes(uid) && !this.#goneAt.has(uid)) this.#goneAt.set(uid, now)
     for (const uid of present) {
       this.#goneAt.delete(uid)
       this.#unseenGoneAt.delete(uid)
+      this.#seenPresent.add(uid)
     }
     // Bounded: a member the cluster forgot is no longer listed.
     for (const uid of this.#unseenGoneAt.keys()) if (!listed.has(uid)) this.#unseenGoneAt.delete(uid)
+    for (const uid of this.#seenPresent) if (!listed.has(uid)) this.#seenPresent.delete(uid)
     this.#others = present
     return this.#openReady(now)
   }
