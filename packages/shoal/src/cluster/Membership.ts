@@ -643,12 +643,14 @@ export class Membership {
   }
 
   #waitingForOthers(): boolean {
+    const unformed = this.#unformed()
     return waitingForOthers({
       hasProviders: this.#o.hasProviders,
       foundNoOne: this.#foundNoOne,
       alone: [...this.#gossip.members.keys()].every((uid) => uid === this.self.uid),
-      unformed: this.#unformed(),
-      unmet: this.#unmet().length,
+      unformed,
+      // Only a node not in a cluster yet needs it (this runs on every leader-action pass).
+      unmet: unformed ? this.#unmet().length : 0,
       startedAt: this.#startedAt,
       now: this.#now,
       selfJoinAfter: this.#o.selfJoinAfter,

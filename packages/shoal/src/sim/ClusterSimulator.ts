@@ -150,8 +150,16 @@ export interface ClusterSimReport {
   readonly trace?: readonly string[]
 }
 
+/** What a layer's simulated shell (the singleton's, the virtual actors') needs of its node's shell. */
+export interface SimNodeView {
+  readonly index: number
+  readonly uid: string
+  readonly roles: readonly string[]
+  readonly core: Membership
+}
+
 /** The shell of one simulated node: feeds its cores and applies their directives on the simulator. */
-class SimNode {
+class SimNode implements SimNodeView {
   readonly core: Membership
   /** This node's roles (see `ClusterSimOptions.roles`). */
   readonly roles: readonly string[]

@@ -1,7 +1,7 @@
 /**
  * The cluster simulator's shell for the virtual actors on one node: the real hand-over machine
  * ({@link ShardOwnership}), table decider ({@link TableDecider}) and serving confirmation
- * ({@link ServingConfirmation}), fed from the node's {@link Membership} core and wired as the
+ * ({@link ServingConfirmation}), fed from the node's `Membership` core and wired as the
  * virtual-actors plugin wires them: the leader decides each table and sends it to everyone, every
  * node releases the tables it adopts, sends its table and release again every 2 s, and serves a
  * shard only while it is open here and its side confirms it. A client on each node calls random ids
@@ -10,12 +10,11 @@
  * activation, one event per call served), so two activations of one id show up as a stale write.
  * @module
  */
-import type { Membership } from '../cluster/Membership.ts'
 import { CONFIRM_SHARE, ServingConfirmation } from '../cluster/ServingConfirmation.ts'
-import { defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from '../virtual/Placement.ts'
+import { byShard, defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from '../virtual/Placement.ts'
 import { type OwnershipDirective, ShardOwnership } from '../virtual/ShardOwnership.ts'
 import { type ShardTable, shardOf } from '../virtual/ShardTable.ts'
-import type { ClusterSimulator } from './ClusterSimulator.ts'
+import type { ClusterSimulator, SimNodeView } from './ClusterSimulator.ts'
 import { mixSeed, seededRandom } from './Random.ts'
 import { SIM_ROLES } from './SimRoles.ts'
 
@@ -40,14 +39,6 @@ const CALL_DEADLINE = 10_000
 const RETRY_AFTER = 25
 /** A deactivation finishes its turn and flushes its journal this long after it was asked. */
 const DEACTIVATE_AFTER = 5
-
-/** What this shell needs of its node's shell. */
-interface ShellNode {
-  readonly index: number
-  readonly uid: string
-  readonly roles: readonly string[]
-  readonly core: Membership
-}
 
 /** A call on its way: who asked, for which id, since when. */
 interface Call {
@@ -75,7 +66,7 @@ export class SimShards {
   readonly confirmation: ServingConfirmation
   readonly #decider: TableDecider
   readonly #cs: ClusterSimulator
-  readonly #node: ShellNode
+  readonly #node: SimNodeView
   readonly #s: ShardSimSettings
   readonly #random: () => number
   readonly #activations = new Map<string, Activation>()
@@ -91,7 +82,7 @@ export class SimShards {
   failed = 0
   activations = 0
 
-  constructor(cs: ClusterSimulator, node: ShellNode, settings: ShardSimSettings) {
+  constructor(cs: ClusterSimulator, node: SimNodeView, settings: ShardSimSettings) {
     this.#cs = cs
     this.#node = node
     this.#s = settings
@@ -345,15 +336,9 @@ export class SimShards {
   }
 
   #seal(shards: readonly number[]): void {
-    const byShard = new Map<number, Activation[]>()
-    for (const a of this.#activations.values()) {
-      if (a.deactivating) continue
-      const list = byShard.get(a.shard)
-      if (list) list.push(a)
-      else byShard.set(a.shard, [a])
-    }
+    const live = byShard([...this.#activations.values()].filter((a) => !a.deactivating))
     for (const shard of shards) {
-      const here = byShard.get(shard) ?? []
+      const here = live.get(shard) ?? []
       if (here.length === 0) {
         this.#apply(this.ownership.drained(shard, this.#now()))
         continue

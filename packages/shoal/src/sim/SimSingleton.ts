@@ -1,17 +1,16 @@
 /**
  * The cluster simulator's shell for one singleton on one node: the real {@link SingletonLifecycle}
- * (with `allocate()` and the lease term inside it), fed from the node's {@link Membership} core,
+ * (with `allocate()` and the lease term inside it), fed from the node's `Membership` core,
  * a modelled receptionist listing and the simulator's lease store; plus a client on the node that
  * calls the singleton through its proxy. The instance's state is event-sourced on the simulator's
  * journal: it recovers on start, and every call it serves appends one event, so two instances
  * serving at once show up as a write at a stale sequence number.
  * @module
  */
-import type { Membership } from '../cluster/Membership.ts'
 import { DownTracker, oldestMember } from '../singleton/Allocation.ts'
 import { type Directive, SingletonLifecycle } from '../singleton/SingletonLifecycle.ts'
 import { CONFIRM_SHARE, defaultDownMargin, FENCE_AFTER } from '../singleton/SingletonPlugin.ts'
-import type { ClusterSimulator } from './ClusterSimulator.ts'
+import type { ClusterSimulator, SimNodeView } from './ClusterSimulator.ts'
 import { SIM_ROLES } from './SimRoles.ts'
 
 /** The singleton's settings in a simulation (defaults as `singletonPlugin` derives them). */
@@ -28,19 +27,11 @@ const NAME = 'sim'
 const TICK = 250
 const LISTING_EVERY = 2000
 
-/** What this shell needs of its node's shell. */
-interface ShellNode {
-  readonly index: number
-  readonly uid: string
-  readonly roles: readonly string[]
-  readonly core: Membership
-}
-
 /** One node's singleton shell (see the module comment). */
 export class SimSingleton {
   readonly life: SingletonLifecycle
   readonly #cs: ClusterSimulator
-  readonly #node: ShellNode
+  readonly #node: SimNodeView
   readonly #s: SingletonSimSettings
   readonly #downs = new DownTracker()
   /** The role that may host it (in a run with roles), else undefined: any node. */
@@ -55,7 +46,7 @@ export class SimSingleton {
   served = 0
   refused = 0
 
-  constructor(cs: ClusterSimulator, node: ShellNode, settings: Partial<SingletonSimSettings> | undefined) {
+  constructor(cs: ClusterSimulator, node: SimNodeView, settings: Partial<SingletonSimSettings> | undefined) {
     this.#cs = cs
     this.#node = node
     this.#s = { leaseTtl: 8000, checkLease: true, callEvery: 500, ...settings }

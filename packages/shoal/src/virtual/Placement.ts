@@ -101,3 +101,14 @@ export class TableDecider {
 }
 
 const NONE: ReadonlySet<string> = new Set()
+
+/** Activations (or anything with a shard) by shard: what sealing a set of shards deactivates. */
+export function byShard<T extends { readonly shard: number }>(items: Iterable<T>): Map<number, T[]> {
+  const out = new Map<number, T[]>()
+  for (const x of items) {
+    const list = out.get(x.shard)
+    if (list) list.push(x)
+    else out.set(x.shard, [x])
+  }
+  return out
+}

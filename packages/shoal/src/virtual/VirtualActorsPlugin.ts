@@ -45,7 +45,7 @@ import { shardTableChannel } from '../observability/Channels.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { KeyedBackoff } from '../util/KeyedBackoff.ts'
 import { OwnerLeases } from './OwnerLeases.ts'
-import { defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from './Placement.ts'
+import { byShard, defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from './Placement.ts'
 import { type GroupMember, type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
@@ -1038,20 +1038,15 @@ class VirtualActors implements VirtualActorsFacade {
   /** Stops taking calls for `shards` and deactivates their activations after their current turn. */
   #seal(g: Group, shards: readonly number[]): void {
     const now = this.#now()
-    const byShard = new Map<number, Activation[]>()
-    for (const a of g.activations.values()) {
-      const list = byShard.get(a.shard)
-      if (list) list.push(a)
-      else byShard.set(a.shard, [a])
-    }
+    const here = byShard(g.activations.values())
     for (const shard of shards) {
-      const here = byShard.get(shard) ?? []
-      if (here.length === 0) {
+      const list = here.get(shard) ?? []
+      if (list.length === 0) {
         this.#apply(g, g.ownership.drained(shard, now))
         continue
       }
-      g.draining.set(shard, here.length)
-      for (const a of here) this.#deactivate(a)
+      g.draining.set(shard, list.length)
+      for (const a of list) this.#deactivate(a)
     }
   }
 
