@@ -4,7 +4,9 @@
  * port held.
  */
 import { execFileSync, spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,8 +23,38 @@ function pids(text: string): number[] {
   }
 }
 
+/** Whether `port` can be bound on 127.0.0.1 right now, over TCP and over UDP (SWIM shares the number). */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+  if (!tcp) return false
+  return new Promise<boolean>((resolve) => {
+    const socket = createSocket('udp4')
+    socket.once('error', () => resolve(false))
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A base port whose whole block (nodes +0…+3, clusterd +80, HTTP +90, management +1000…+1003) is
+ * free. Below 32768, the kernel's ephemeral range, so the port-0 servers of the tests that run
+ * alongside cannot take one between this check and the demo binding it.
+ */
+async function freeBase(): Promise<number> {
+  const offsets = [0, 1, 2, 3, 80, 90, 1000, 1001, 1002, 1003]
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 11_000)
+    let free = true
+    for (const offset of offsets) if (!(await bindable(base + offset))) free = false
+    if (free) return base
+  }
+}
+
 it('starts the demo, serves a lobby, and SIGTERM stops every process it started', async () => {
-  const base = 20_000 + Math.floor(Math.random() * 20_000)
+  const base = await freeBase()
   const env = {
     ...process.env,
     PORT: String(base + 90),
@@ -46,7 +78,7 @@ it('starts the demo, serves a lobby, and SIGTERM stops every process it started'
   expect(res.status).toBe(200)
   // clusterd and the four nodes, each its own process.
   expect(pids(`--port ${base + 80}`)).toHaveLength(1)
-  for (let i = 0; i < 4; i++) expect(pids(`--port ${base + i} `)).toHaveLength(1)
+  for (let i = 0; i < 4; i++) expect(pids(`--port ${base + i} `), `node ${i} runs; the demo printed:\n${out}`).toHaveLength(1)
 
   child.kill('SIGTERM')
   expect(await exited).toBe(0)
