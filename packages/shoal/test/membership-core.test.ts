@@ -16,9 +16,8 @@ const node = (i: number): ClusterNode => ({ endpoint: { name: 'shoal', host: '10
 class Swim implements SwimView {
   readonly status = new Map<string, SwimStatus>()
   readonly heard = new Map<string, number>()
-  member(n: { uid: string }): { status: SwimStatus } | undefined {
-    const s = this.status.get(n.uid)
-    return s && { status: s }
+  statusOf(n: { uid: string }): SwimStatus | undefined {
+    return this.status.get(n.uid)
   }
   lastHeard(n: { uid: string }): number | undefined {
     return this.heard.get(n.uid)

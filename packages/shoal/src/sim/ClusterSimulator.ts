@@ -18,7 +18,7 @@
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { downingFromName } from '../cluster/Downing.ts'
 import { DEFAULT_HEARTBEAT } from '../cluster/Heartbeat.ts'
-import { isPresent, type MembershipStatus } from '../cluster/Member.ts'
+import { type ClusterMember, isPresent, type MembershipStatus } from '../cluster/Member.ts'
 import { type ClusterEvent, Membership, type MembershipDirective } from '../cluster/Membership.ts'
 import type { SwimSettings } from '../swim/SwimSettings.ts'
 import { describeFault, type Fault, type FaultMix, faultSchedule } from './Faults.ts'
@@ -643,15 +643,8 @@ export class ClusterSimulator {
     this.checks.convergence!++
     const live = this.#live()
     if (live.length === 0) return
-    const key = (n: SimNode): string =>
-      n.core
-        .members()
-        .filter((m) => m.status !== 'removed')
-        .map((m) => `${m.node.uid}:${m.status}:${m.reachability}`)
-        .sort()
-        .join(',')
-    const first = key(live[0]!)
-    const agree = live.every((n) => key(n) === first && n.core.members().every((m) => m.status === 'up' || m.status === 'removed'))
+    const first = viewKey(live[0]!)
+    const agree = live.every((n) => viewKey(n) === first && n.core.members().every((m) => m.status === 'up' || m.status === 'removed'))
     const all = live.length === this.sim.upMembers().length && live.every((n) => n.core.members().filter((m) => m.status === 'up').length === live.length)
     if (!agree || !all || !this.#singletonSettled(live) || !shardsSettled(live)) return
     const now = this.sim.now
@@ -767,6 +760,24 @@ export class ClusterSimulator {
  * Every live node holds the same shard table, and each shard is open on its owner (a live node)
  * and closed everywhere else.
  */
+/** Each members() array's key (the core hands out the same array until something changes). */
+const viewKeys = new WeakMap<readonly ClusterMember[], string>()
+
+/** A node's view of the membership as one string: equal strings, equal views. */
+function viewKey(n: SimNode): string {
+  const members = n.core.members()
+  let key = viewKeys.get(members)
+  if (key === undefined) {
+    key = members
+      .filter((m) => m.status !== 'removed')
+      .map((m) => `${m.node.uid}:${m.status}:${m.reachability}`)
+      .sort()
+      .join(',')
+    viewKeys.set(members, key)
+  }
+  return key
+}
+
 function shardsSettled(live: readonly SimNode[]): boolean {
   if (live[0]?.shards === undefined) return true
   const table = live[0].shards.ownership.table

@@ -73,6 +73,8 @@ export class SimShards {
   readonly #held = new Map<number, Call[]>()
   readonly #draining = new Map<number, number>()
   readonly #known = new Set<string>()
+  /** Calls this node made that were not served where they went: routed again on the next retry timer. */
+  #waiting: Call[] = []
   /** The role that hosts the type (in a run with roles), else undefined: every node. */
   readonly #role: string | undefined
   #releaseQueued = false
@@ -184,12 +186,27 @@ export class SimShards {
     this.#send(owner, 64, (s) => s.receive(call))
   }
 
+  /**
+   * The call goes back to its caller's waiting list (the process that made it: a restarted node
+   * does not take over its predecessor's calls), which routes everything waiting again
+   * {@link RETRY_AFTER} later on one timer, as the plugin does.
+   */
   #retry(call: Call): void {
+    const caller = this.#cs.nodes[call.from]?.shards
+    if (caller && caller.uid === call.caller) caller.#wait(call)
+  }
+
+  #wait(call: Call): void {
+    if (this.#crashed) return
+    this.#waiting.push(call)
+    if (this.#waiting.length > 1) return
     const sim = this.#cs.sim
     sim.at(sim.now + RETRY_AFTER, () =>
-      sim.inProcess(call.from, () => {
-        const caller = this.#cs.nodes[call.from]?.shards
-        if (caller && caller.uid === call.caller) caller.#route(call)
+      sim.inProcess(this.#node.index, () => {
+        if (this.#crashed) return
+        const waiting = this.#waiting
+        this.#waiting = []
+        for (const c of waiting) this.#route(c)
       }),
     )
   }

@@ -38,7 +38,12 @@ export interface AllocationStrategy {
 /** Oldest `up` member (lowest up-number, then lowest address): stable while younger nodes come and go. */
 export const oldestMember: AllocationStrategy = {
   name: 'oldest',
-  target: (candidates) => [...candidates].sort(byAge)[0],
+  target: (candidates) => {
+    // The first of `[...candidates].sort(byAge)`, without the copy and the sort (this runs on every evaluation).
+    let oldest: ClusterMember | undefined
+    for (const m of candidates) if (oldest === undefined || byAge(m, oldest) < 0) oldest = m
+    return oldest
+  },
 }
 
 /** The cluster leader if it is a candidate, else the oldest (the reference system's default). */
@@ -95,7 +100,7 @@ export type Allocation =
 /** Decides per the module comment. */
 export function allocate(view: AllocationView, s: AllocationSettings): Allocation {
   if (selfDown(view) || (s.downing && view.fencedFor >= s.fenceAfter && wouldBeDowned(view, s.downing))) return { kind: 'wait', reason: 'fenced' }
-  const withRole = view.members.filter((m) => s.role === undefined || m.roles.includes(s.role))
+  const withRole = s.role === undefined ? view.members : view.members.filter((m) => m.roles.includes(s.role!))
   const target = s.strategy.target(
     withRole.filter((m) => m.status === 'up'),
     view.leader,

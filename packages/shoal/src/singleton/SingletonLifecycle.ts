@@ -357,7 +357,9 @@ export class SingletonLifecycle {
     if (!doomed) this.#doomedSince = undefined
     else this.#doomedSince ??= now
     const fencedFor = this.#doomedSince === undefined ? 0 : now - this.#doomedSince
-    const a = allocate({ ...view, now, hosting: this.hosting, fencedFor, confirmed: this.#confirmed(now, out) }, s)
+    // Spelled out: on Node 20 a spread followed by keys the source lacks takes V8's slow path (~0.5 µs a key).
+    const { self, members, leader, downSince, listedElsewhere } = view
+    const a = allocate({ self, members, leader, downSince, listedElsewhere, now, hosting: this.hosting, fencedFor, confirmed: this.#confirmed(now, out) }, s)
     // A fence: confirmations from before it no longer count, the node must hear afresh.
     if (a.kind === 'wait' && a.reason === 'fenced') this.#unconfirmedSince(now, out)
     return a

@@ -20,7 +20,18 @@ import { baseSize, MAX_META_BYTES, MAX_UPDATES, type Message, type PushPull, typ
 import { Dissemination } from './Dissemination.ts'
 import { LocalHealth } from './LocalHealth.ts'
 import { Suspicion, suspicionTimeout } from './Suspicion.ts'
-import { ANY_UID, addressKey, isLive, nodeKey, type SwimAddress, type SwimMemberState, type SwimNode, type SwimStatus, supersedes } from './SwimNode.ts'
+import {
+  ANY_UID,
+  addressKey,
+  cachedNodeKey,
+  isLive,
+  nodeKey,
+  type SwimAddress,
+  type SwimMemberState,
+  type SwimNode,
+  type SwimStatus,
+  supersedes,
+} from './SwimNode.ts'
 import { pushPullPeriod, type ResolvedSwimSettings, resolveSwimSettings, retransmitLimit, type SwimSettings } from './SwimSettings.ts'
 
 /** What the shell must do. Starting a timer replaces a running timer with the same id. */
@@ -214,6 +225,14 @@ export class SwimInstance {
     return m && snapshot(m)
   }
 
+  /**
+   * The status of one member, or undefined if unknown: {@link member} without the copy, for
+   * callers that ask about the same node objects again and again (the membership core, every step).
+   */
+  statusOf(node: SwimNode): SwimStatus | undefined {
+    return this.#members.get(cachedNodeKey(node))?.status
+  }
+
   // ── inputs ─────────────────────────────────────────────────────────────────
 
   /** Starts the periodic work and joins the seeds. Call once. */
@@ -242,7 +261,7 @@ export class SwimInstance {
 
   /** When a message last came straight from `node` (this instance's clock), if ever. */
   lastHeard(node: SwimNode): number | undefined {
-    const key = nodeKey(node)
+    const key = cachedNodeKey(node)
     const m = this.#members.get(key)
     return m && m.heard >= 0 ? m.heard : this.#lastHeard.get(key)
   }

@@ -54,6 +54,16 @@ export function nodeKey(n: SwimNode): string {
   return `${addressKey(n)}#${n.uid}`
 }
 
+/** Keys of node objects already seen (their fields are read-only): lookups that repeat skip the string building. */
+const keys = new WeakMap<SwimNode, string>()
+
+/** {@link nodeKey}, remembered per node object: for callers that ask about the same node objects often. */
+export function cachedNodeKey(n: SwimNode): string {
+  let key = keys.get(n)
+  if (key === undefined) keys.set(n, (key = nodeKey(n)))
+  return key
+}
+
 /** True for the statuses that still take part in probing and gossip. */
 export function isLive(status: SwimStatus): boolean {
   return status === 'alive' || status === 'suspect'
