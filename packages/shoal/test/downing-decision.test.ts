@@ -86,6 +86,33 @@ describe('decideDowning', () => {
     expect(outcome).toEqual({ kind: 'down', members: ['u2'] })
   })
 
+  it('a member heard since the trouble began but not since the view last changed is not counted (found by the cluster simulator)', () => {
+    // The trouble began at 10,000 (u1 and u2 unreachable). At 12,000 the partition changed shape:
+    // u4's answers came back (the view changed) while u3 was cut off, last heard at 11,900; SWIM has
+    // not suspected u3 yet. At 15,000 the view has been stable for 3 s: counting u3, {u0, u3, u4}
+    // would be three of five and down u1 and u2, but u3 is on their side now.
+    const input = minority({
+      now: 15_000,
+      viewChangedAt: 12_000,
+      members: [up(0), up(1, false), up(2, false), up(3), up(4)],
+      unreachableSince: new Map([
+        ['u1', 10_000],
+        ['u2', 10_000],
+      ]),
+      talking: new Set(['u0', 'u3', 'u4']),
+      lastHeard: new Map([
+        ['u3', 11_900],
+        ['u4', 14_800],
+      ]),
+    })
+    expect(decideDowning(input, strategy)).toEqual({ kind: 'wait', reason: 'unconfirmed' })
+    // Heard after the change (a heartbeat sent then was answered), it counts, and the majority decides.
+    expect(decideDowning({ ...input, lastHeard: new Map([...input.lastHeard, ['u3', 14_700]]) }, strategy)).toEqual({
+      kind: 'down',
+      members: ['u1', 'u2'],
+    })
+  })
+
   it('a member that talks (heartbeats answered) is not counted unreachable, even if SWIM says so', () => {
     const members = [up(0), up(1), up(2, false)]
     const outcome = decideDowning(

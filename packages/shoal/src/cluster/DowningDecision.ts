@@ -13,7 +13,9 @@
  *   the real one (then, once it sees them too, go on as a second cluster: a split brain, found in
  *   about one run in three before this rule). So a decision that keeps this side and downs others
  *   waits until every member this side counts on has been heard from since the first current
- *   unreachability began; a decision to down this side needs no such wait.
+ *   unreachability began, and since the view last changed (a partition that changes shape can cut
+ *   a member off after the trouble began, and SWIM notices only seconds later); a decision to down
+ *   this side needs no such wait.
  *
  * When to use: the cluster shell calls it on every tick while this node leads; the deterministic
  * simulator calls it the same way, and turns `confirm` off to show that the split brain comes back.
@@ -34,7 +36,10 @@ export interface DowningInput {
   readonly unreachableSince: ReadonlyMap<string, number>
   /** Members that talk to this node (reachable, heartbeats answered recently, or heard directly within stableAfter). */
   readonly talking: ReadonlySet<string>
-  /** When each member was last heard from directly (a message straight from it), if ever. */
+  /**
+   * When each member was last heard from directly (a message straight from it, or the send time of
+   * a heartbeat it answered), if ever.
+   */
   readonly lastHeard: ReadonlyMap<string, number>
   /**
    * Members this node has marked down or removed whose down some present member has not been seen
@@ -98,7 +103,11 @@ function pessimisticDecision(
   unreachableFor: ReadonlyMap<string, number>,
   strategy: DowningStrategy,
 ): readonly string[] {
-  const since = input.now - Math.max(0, ...unreachableFor.values())
+  // Heard since the trouble began, and since the view last changed: a member heard before the last
+  // change may have been cut off by it while SWIM still counts it (a split brain the cluster
+  // simulator found: a partition changed shape, moving a member to the other side; 3.4 s later,
+  // before SWIM suspected it, this side decided counting it and downed the real majority).
+  const since = Math.max(input.now - Math.max(0, ...unreachableFor.values()), input.viewChangedAt)
   const unseen = new Map((input.unseenDowns ?? []).map((m) => [m.node.uid, m]))
   const pessimistic = view.map((m): ClusterMember => {
     const down = unseen.get(m.node.uid)

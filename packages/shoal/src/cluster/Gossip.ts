@@ -84,7 +84,9 @@ export function mergeGossip(local: GossipState, remote: GossipState, self: strin
 
 /** `map` without the forgotten keys; the same object when there are none (identity means "unchanged"). */
 function withoutForgotten<V>(map: ReadonlyMap<string, V>, forgotten: (uid: string) => boolean): ReadonlyMap<string, V> {
-  if (![...map.keys()].some(forgotten)) return map
+  let any = false
+  for (const k of map.keys()) if (forgotten(k)) any = true
+  if (!any) return map
   const out = new Map(map)
   for (const k of map.keys()) if (forgotten(k)) out.delete(k)
   return out

@@ -320,11 +320,11 @@ export class Membership {
       const theirs = pruneVersion(received.version, (uid) => !this.#history.isForgotten(uid))
       const mine = pruneVersion(merged.version, (uid) => theirs.has(uid) || merged.members.get(uid)?.status !== 'removed')
       const same = compareVersions(mine, theirs) === 'same'
-      if (same && [...received.seen].some((uid) => !merged.seen.has(uid))) merged = { ...merged, seen: new Set([...merged.seen, ...received.seen]) }
+      if (same && lacks(merged.seen, received.seen)) merged = { ...merged, seen: new Set([...merged.seen, ...received.seen]) }
       this.#commit(merged)
       // The sender lacks something we have (a newer or merged version, or who has seen it): tell it.
       // Nothing else: replying to everything would ping-pong forever.
-      if (!same || [...merged.seen].some((uid) => !received.seen.has(uid))) this.#gossipTo([from])
+      if (!same || lacks(received.seen, merged.seen)) this.#gossipTo([from])
     })
   }
 
@@ -789,10 +789,15 @@ export class Membership {
     if (this.#leader !== this.self.uid || allReachable) this.#unconfirmedSince = undefined
     if (this.#leader !== this.self.uid) return
     if (allReachable) return this.#runIndirectDowning()
+    // Heard directly: a SWIM message from it, or an answer to a heartbeat (its send time: the member
+    // was connected after that), whichever is newer.
     const lastHeard = new Map<string, number>()
     for (const m of members) {
-      const heard = this.#swim.lastHeard(swimNodeOf(m.node))
-      if (heard !== undefined) lastHeard.set(m.node.uid, heard)
+      const heard = Math.max(
+        this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY,
+        this.#beats.answeredAt(m.node.uid) ?? Number.NEGATIVE_INFINITY,
+      )
+      if (heard > Number.NEGATIVE_INFINITY) lastHeard.set(m.node.uid, heard)
     }
     const outcome = decideDowning(
       {
@@ -952,4 +957,10 @@ function swimNodeOf(node: ClusterNode): SwimNode {
   let n = swimNodes.get(node)
   if (n === undefined) swimNodes.set(node, (n = { host: node.endpoint.host, port: node.endpoint.port, uid: node.uid }))
   return n
+}
+
+/** Whether `set` lacks something `other` has. */
+function lacks(set: ReadonlySet<string>, other: ReadonlySet<string>): boolean {
+  for (const x of other) if (!set.has(x)) return true
+  return false
 }

@@ -561,7 +561,9 @@ export class ClusterSimulator {
         const id = ++this.#partitionId
         sim.partition(f.sides)
         sim.at(f.at + f.duration, () => {
-          if (this.#partitionId === id) sim.partition([])
+          // A later partition replaced this one: it ends on its own schedule.
+          if (this.#partitionId !== id) return
+          sim.partition([])
           if (this.tracing) this.note('partition healed')
         })
         return
