@@ -47,10 +47,10 @@ describe('cluster simulator', () => {
   })
 
   it('a sweep of dense fault schedules (5 nodes × 10 simulated minutes each) violates nothing and converges', async () => {
-    const r = await runSweep({ seeds: 8, first: 1, workers: 1 })
+    const r = await runSweep({ seeds: 16, first: 1, workers: 1 })
     expect(r.violations).toEqual([])
-    expect(r.faultsInjected).toBeGreaterThan(8 * 20)
-    expect(r.downs + r.restarts).toBeGreaterThan(8)
+    expect(r.faultsInjected).toBeGreaterThan(16 * 20)
+    expect(r.downs + r.restarts).toBeGreaterThan(16)
     expect(r.checks['split-brain']).toBeGreaterThan(1000)
     expect(r.checks['singleton-overlap']).toBeGreaterThan(10_000)
     expect(r.convergedAfterQuiet.missing).toBe(0)
@@ -138,7 +138,9 @@ describe('cluster simulator', () => {
     //   (85: once a joiner among them had crashed and been downed); their virtual actors overlapped.
     // 48: the lowest address, restarted, formed a new cluster while the old one lived on elsewhere.
     // 126: a node that joined just after an owner's removal opened its shards inside the margin.
-    for (const seed of [2, 21, 291, 372, 397, 546, 4, 48, 85, 126])
+    // 99: a partition changed shape and cut a member off that SWIM still counted; a side of two
+    //   downed the majority (the confirmation rule now counts only members heard since the change).
+    for (const seed of [2, 21, 291, 372, 397, 546, 4, 48, 85, 126, 99])
       expect(runClusterSim({ seed, stopOnViolation: true }).violations, `seed ${seed}`).toEqual([])
   }, 90_000)
 })

@@ -678,8 +678,9 @@ export class Membership {
    */
   #warnUnmet(): void {
     if (!this.#mayFormAlone || this.#now - this.#startedAt < UNMET_WARN_AFTER || this.#now - this.#unmetWarnedAt < UNMET_WARN_EVERY) return
+    if (!this.#unformed()) return
     const unmet = this.#unmet()
-    if (unmet.length === 0 || !this.#unformed()) return
+    if (unmet.length === 0) return
     this.#unmetWarnedAt = this.#now
     this.#log(
       'warn',

@@ -114,7 +114,8 @@ export class SimSingleton {
     const members = core.members()
     this.#downs.observe(members, this.#now())
     for (const m of members) if (m.status === 'down' || m.status === 'removed') this.listings.delete(m.node.uid)
-    const listedElsewhere = [...this.listings].filter(([uid, listed]) => listed && uid !== this.#node.uid).map(([uid]) => uid)
+    const listedElsewhere: string[] = []
+    for (const [uid, listed] of this.listings) if (listed && uid !== this.#node.uid) listedElsewhere.push(uid)
     this.#apply(
       this.life.evaluate(this.#now(), {
         canHost: this.#role === undefined || this.#node.roles.includes(this.#role),

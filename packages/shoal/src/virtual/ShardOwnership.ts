@@ -57,6 +57,8 @@ export class ShardOwnership {
   readonly margin: number
   #table: ShardTable | undefined
   readonly #phase: ShardPhase[]
+  /** How many shards are `opening` (most ticks have none: no scan then). */
+  #opening = 0
   /** Shards still draining on this node. */
   readonly #sealing = new Set<number>()
   /** Latest release of each member. */
@@ -108,12 +110,16 @@ export class ShardOwnership {
     for (let shard = 0; shard < this.#phase.length; shard++) {
       const mine = table.owners[shard] === this.self
       const p = this.#phase[shard]!
-      if (mine && p === 'closed') this.#phase[shard] = 'opening'
-      else if (mine && p === 'sealing')
+      if (mine && p === 'closed') {
+        this.#phase[shard] = 'opening'
+        this.#opening++
+      } else if (mine && p === 'sealing') {
         this.#phase[shard] = 'opening' // given back while draining: reopen after the releases
-      else if (!mine && p === 'opening')
+        this.#opening++
+      } else if (!mine && p === 'opening') {
         this.#phase[shard] = 'closed' // never served here: nothing to drain
-      else if (!mine && p === 'open') {
+        this.#opening--
+      } else if (!mine && p === 'open') {
         this.#phase[shard] = 'sealing'
         this.#sealing.add(shard)
         seal.push(shard)
@@ -264,11 +270,13 @@ export class ShardOwnership {
       else if (!releasedIt) return []
       else if (r.draining.size > 0) waiting.push(r)
     }
+    if (this.#opening === 0) return []
     const open: number[] = []
     for (let shard = 0; shard < this.#phase.length; shard++) {
       if (this.#phase[shard] !== 'opening' || this.#sealing.has(shard)) continue
       if (waiting.some((r) => r.draining.has(shard))) continue
       this.#phase[shard] = 'open'
+      this.#opening--
       open.push(shard)
     }
     return open.length > 0 ? [{ kind: 'open', shards: open }] : []
