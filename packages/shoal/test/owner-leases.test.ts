@@ -1,7 +1,8 @@
 /**
  * OwnerLeases against a memory store on a given clock: a removed member's lease counts as expired
  * only once the store says so (free, expired, or held by someone else), never while its owner
- * still holds it; a store that cannot answer proves nothing.
+ * still holds it, and is then kept so that its owner never takes it back; a store that cannot
+ * answer proves nothing.
  */
 import { pino } from 'pino'
 import { MemoryLeaseStore } from 'shoal'
@@ -30,8 +31,12 @@ describe('OwnerLeases', () => {
     await settle()
     expect(expired).toEqual(['frozen'])
     expect(l.expired('frozen')).toBe(true)
-    // Taken only to prove it: given back at once.
-    expect(await store.leaseHolder(ownerLeaseName('frozen'))).toBeUndefined()
+    // Taken for good: the frozen owner, woken, cannot take it back (found by the cluster simulator:
+    // it took a new epoch and served the shards it still believed open, beside their new owner).
+    expect(await store.leaseHolder(ownerLeaseName('frozen'))).toBe('me')
+    expect(await store.acquireLease(ownerLeaseName('frozen'), 'frozen', 1000)).toBeUndefined()
+    now = 1001 + 3_600_000
+    expect(await store.acquireLease(ownerLeaseName('frozen'), 'frozen', 1000)).toBeUndefined()
   })
 
   it('a member that never held a lease is expired at once; one held by another prober is too', async () => {

@@ -11,6 +11,9 @@ import { FAULT_MIXES, type FaultMix } from '../sim/Faults.ts'
 import { shrinkViolation } from '../sim/Shrink.ts'
 import { runSweep, type SweepReport } from '../sim/Sweep.ts'
 
+/** The owner leases' ttl with `--virtual-lease`: the plugin's default. */
+const VIRTUAL_LEASE_TTL = 8000
+
 /** Help text of `shoal sim --cluster`. */
 export const SIM_CLUSTER_USAGE = `Usage: shoal sim --cluster [options]
 
@@ -29,6 +32,7 @@ seed gives the same run; a violation names the seed that replays it.
   --no-lease          the singleton runs without a lease
   --no-singleton      no singleton
   --no-virtual        no virtual actors
+  --virtual-lease     virtual actors under owner leases (ttl 8 s), as virtualActorsPlugin({ lease })
   --roles             the singleton only on nodes 0-2, virtual actors only on nodes 1 and up
   --shards N          virtual actors' shards (default 64)
   --trace             with --seed: print the trace of decisions
@@ -57,6 +61,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       'no-lease': { type: 'boolean', default: false },
       'no-singleton': { type: 'boolean', default: false },
       'no-virtual': { type: 'boolean', default: false },
+      'virtual-lease': { type: 'boolean', default: false },
       roles: { type: 'boolean', default: false },
       shards: { type: 'string', default: '64' },
       trace: { type: 'boolean', default: false },
@@ -82,7 +87,9 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     meanGap: whole(values.gap, 'gap', 1) * 1000,
     downing: values.downing,
     singleton: values['no-singleton'] ? (false as const) : values['no-lease'] ? { leaseTtl: undefined } : {},
-    shards: values['no-virtual'] ? (false as const) : { shards: whole(values.shards, 'shards', 1) },
+    shards: values['no-virtual']
+      ? (false as const)
+      : { shards: whole(values.shards, 'shards', 1), ...(values['virtual-lease'] ? { leaseTtl: VIRTUAL_LEASE_TTL } : {}) },
     roles: values.roles,
   }
   if (values.seed !== undefined && values.seeds !== undefined) throw new ConfigError('Give --seed (one run) or --seeds (a sweep), not both.')
@@ -170,6 +177,7 @@ function flags(v: {
   'no-lease': boolean
   'no-singleton': boolean
   'no-virtual': boolean
+  'virtual-lease': boolean
   roles: boolean
 }): string {
   const out: string[] = []
@@ -181,6 +189,7 @@ function flags(v: {
   if (v['no-lease']) out.push('--no-lease')
   if (v['no-singleton']) out.push('--no-singleton')
   if (v['no-virtual']) out.push('--no-virtual')
+  if (v['virtual-lease']) out.push('--virtual-lease')
   if (v.roles) out.push('--roles')
   if (v.shards !== '64') out.push(`--shards ${v.shards}`)
   return out.length === 0 ? '' : ` ${out.join(' ')}`

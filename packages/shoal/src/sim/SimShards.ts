@@ -8,6 +8,7 @@
  * straight at the owner its table names; a node that does not serve the shard says so and the
  * caller routes again. Every virtual actor is event-sourced on the simulator's journal (recovered on
  * activation, one event per call served), so two activations of one id show up as a stale write.
+ * With `leaseTtl`, the node also serves only under its owner lease ({@link SimOwnerLease}).
  * @module
  */
 import { CONFIRM_SHARE, ServingConfirmation } from '../cluster/ServingConfirmation.ts'
@@ -16,6 +17,7 @@ import { type OwnershipDirective, ShardOwnership } from '../virtual/ShardOwnersh
 import { type ShardTable, shardOf } from '../virtual/ShardTable.ts'
 import type { ClusterSimulator, SimNodeView } from './ClusterSimulator.ts'
 import { mixSeed, seededRandom } from './Random.ts'
+import { SimOwnerLease } from './SimOwnerLease.ts'
 import { SIM_ROLES } from './SimRoles.ts'
 
 /** The virtual actors' settings in a simulation. */
@@ -28,6 +30,11 @@ export interface ShardSimSettings {
   readonly callEvery: number
   /** @internal Mutation checks: `false` serves without the side's confirmation (ServingConfirmation `enabled`). */
   readonly confirm: boolean
+  /**
+   * The owner leases' ttl, ms (`SimOwnerLease.ts`, as `virtualActorsPlugin({ lease })`), or undefined
+   * for none: the plugin's default, and the simulator's.
+   */
+  readonly leaseTtl?: number
 }
 
 const TYPE = 'SimActor'
@@ -73,6 +80,10 @@ export class SimShards {
   readonly #held = new Map<number, Call[]>()
   readonly #draining = new Map<number, number>()
   readonly #known = new Set<string>()
+  /** This node's owner lease, with a lease configured. */
+  readonly lease: SimOwnerLease | undefined
+  /** Whether the lease was valid when last looked at (a lapse by the clock deactivates everything). */
+  #leaseServing = false
   /** Calls this node made that were not served where they went: routed again on the next retry timer. */
   #waiting: Call[] = []
   /** The role that hosts the type (in a run with roles), else undefined: every node. */
@@ -94,6 +105,16 @@ export class SimShards {
     this.#decider = new TableDecider(settings.shards, defaultMaxMoves(settings.shards))
     this.confirmation = new ServingConfirmation(margin * CONFIRM_SHARE, settings.confirm)
     this.#random = seededRandom(mixSeed(cs.options.seed, node.index, cs.sim.members[node.index]!.generation, 0x5a4d))
+    this.lease =
+      settings.leaseTtl === undefined
+        ? undefined
+        : new SimOwnerLease(cs, node.index, node.uid, settings.leaseTtl, {
+            lost: () => this.#leaseLost(),
+            granted: () => {
+              if (this.#mayServe()) this.#reopenHeld()
+            },
+            expired: () => this.membershipChanged(),
+          })
     cs.shardShells.push(this)
   }
 
@@ -111,12 +132,18 @@ export class SimShards {
     sim.every(i, TICK, TICK, () => this.#tick())
     sim.every(i, RESEND_EVERY, RESEND_EVERY, () => this.#resend())
     sim.every(i, this.#s.callEvery, this.#s.callEvery * (1 + i / 10), () => this.#call())
+    const lease = this.lease
+    if (lease) {
+      lease.ensureHeld(this.#now())
+      sim.every(i, lease.ttl / 4, lease.ttl / 4, () => lease.renew(this.#now()))
+    }
     this.membershipChanged()
   }
 
   /** The node's process died: every activation is gone with it. */
   crash(): void {
     this.#crashed = true
+    this.lease?.stop()
   }
 
   #now(): number {
@@ -130,7 +157,9 @@ export class SimShards {
     for (const uid of fresh) this.#known.add(uid)
     const t = this.ownership.table
     if (t) for (const uid of fresh) this.#send(uid, 8 * t.owners.length, (s) => s.#adopt(t))
-    this.#apply(this.ownership.members(placementGroup(core.members(), this.#role, this.uid), this.#now()))
+    const lease = this.lease
+    const group = placementGroup(core.members(), this.#role, this.uid, lease && ((uid) => lease.expired.has(uid)), lease?.pending)
+    this.#apply(this.ownership.members(group, this.#now()))
     this.#decide()
   }
 
@@ -142,13 +171,34 @@ export class SimShards {
     const serving = c.check(this.#now(), (window, notBefore) => this.#node.core.confirmedUntil(this.#now(), window, notBefore))
     if (c.change === 'lapsed') for (const a of this.#activations.values()) this.#deactivate(a)
     else if (c.change !== undefined) this.#reopenHeld()
-    return serving
+    return serving && this.#leaseValid()
+  }
+
+  /** No lease configured, or this node's is valid now; a lapse by the clock deactivates everything (LeaseKeeper's lapse timer). */
+  #leaseValid(): boolean {
+    const lease = this.lease
+    if (!lease) return true
+    const now = this.#now()
+    const valid = lease.valid(now)
+    if (!valid && this.#leaseServing) for (const a of this.#activations.values()) this.#deactivate(a)
+    this.#leaseServing = valid
+    if (!valid) lease.ensureHeld(now)
+    return valid
+  }
+
+  /** Refused or taken again on renewal: deactivate everything until it is held again (the plugin's `#leaseLost`). */
+  #leaseLost(): void {
+    if (this.#crashed) return
+    this.#leaseServing = false
+    for (const a of this.#activations.values()) this.#deactivate(a)
+    this.lease!.ensureHeld(this.#now())
   }
 
   /** For the invariants: whether a call for `shard` arriving now would be served here (no side effects). */
   wouldServe(shard: number): boolean {
     if (this.#crashed || this.ownership.phase(shard) !== 'open') return false
     const now = this.#now()
+    if (this.lease && !this.lease.valid(now)) return false
     return this.confirmation.wouldServe(now, (window, notBefore) => this.#node.core.confirmedUntil(now, window, notBefore))
   }
 
@@ -283,6 +333,7 @@ export class SimShards {
 
   #tick(): void {
     if (this.#crashed) return
+    this.lease?.probe()
     if (this.#mayServe()) this.#reopenHeld()
     this.#apply(this.ownership.tick(this.#now()))
     this.#decide()

@@ -43,11 +43,14 @@ export class SimStore {
     }
   }
 
-  /** Takes or renews lease `name` for `owner`; `done` runs in the node's process with the answer. */
-  acquire(node: number, name: string, owner: string, ttl: number, done: (a: LeaseAnswer) => void): void {
+  /**
+   * Takes or renews lease `name` for `owner`; `done` runs in the node's process with the answer,
+   * `failed` after `timeout` (default a quarter ttl, as LeaseKeeper bounds an operation).
+   */
+  acquire(node: number, name: string, owner: string, ttl: number, done: (a: LeaseAnswer) => void, timeout = ttl / 4): void {
     this.#roundTrip(
       node,
-      ttl / 4,
+      timeout,
       () => {
         const now = this.#cs.sim.now
         const held = this.#leases.get(name)
@@ -56,6 +59,19 @@ export class SimStore {
         const epoch = live ? held.epoch : (held?.epoch ?? 0) + 1
         this.#leases.set(name, { owner, expires: now + ttl, epoch })
         return epoch
+      },
+      done,
+    )
+  }
+
+  /** Who holds lease `name` now (undefined: nobody), answered in the node's process; `failed` as `acquire`. */
+  holder(node: number, name: string, done: (holder: string | undefined | 'failed') => void, ttl = 8000): void {
+    this.#roundTrip(
+      node,
+      ttl / 4,
+      () => {
+        const held = this.#leases.get(name)
+        return held !== undefined && held.owner !== '' && held.expires > this.#cs.sim.now ? held.owner : undefined
       },
       done,
     )

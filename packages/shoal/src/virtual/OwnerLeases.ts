@@ -3,7 +3,11 @@
  * `virtual/owner/<its uid>`, and serves shards only while that lease is valid by its own clock
  * (counted from when it asked, minus a safety share: see lease/Lease.ts). A node opens shards a
  * crashed or removed member served only once that member's lease is known expired in the store:
- * this node took it (then gave it back at once), or the store names another holder.
+ * this node took it, or the store names another holder. The taker keeps it for
+ * {@link REVOKED_FOR} and never gives it back: that incarnation was removed and must never serve
+ * again, and a node frozen past its lease that wakes up would otherwise take its lease again (a
+ * higher epoch) and serve the shards it still believes open while their new owner serves them too
+ * (found by the cluster simulator with `timeout` downing, where only the lease fences).
  *
  * Why per node and not per shard: the guarantee is the same (an owner frozen past its lease serves
  * nothing when it wakes, and nobody opens its shards before its lease ran out in the store), and
@@ -28,6 +32,12 @@ export interface OwnerLeasesOptions {
   /** Another member's lease was found expired: its shards may open elsewhere now. */
   readonly onExpired: (uid: string) => void
 }
+
+/**
+ * How long a removed member's lease is kept by the member that found it expired: for good, as far
+ * as that incarnation goes (it never comes back; a day bounds what the store keeps).
+ */
+export const REVOKED_FOR = 24 * 60 * 60 * 1000
 
 /** Lease name of the node incarnation `uid`. */
 export const ownerLeaseName = (uid: string): string => `virtual/owner/${uid}`
@@ -93,12 +103,12 @@ export class OwnerLeases {
   }
 
   async #probe(uid: string): Promise<void> {
-    const { store, self, ttl, log } = this.#o
+    const { store, self, log } = this.#o
     const name = ownerLeaseName(uid)
     try {
-      const epoch = await store.acquireLease(name, self, ttl)
+      // Taken for good if expired (see REVOKED_FOR); held by another member: revoked already.
+      const epoch = await store.acquireLease(name, self, REVOKED_FOR)
       if (epoch === undefined && (await store.leaseHolder(name)) === uid) return // still held: its owner may serve
-      if (epoch !== undefined) await store.releaseLease(name, self)
     } catch (err) {
       log.debug({ err, member: uid }, 'virtual actors: could not check a removed member’s lease; trying again')
       return
