@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/actor/ClusterNode.ts'
 import { keepMajority } from '../src/cluster/Downing.ts'
-import { type DowningInput, decideDowning } from '../src/cluster/DowningDecision.ts'
+import { type DowningInput, decideDowning, indirectDecisionConfirmed } from '../src/cluster/DowningDecision.ts'
 import type { ClusterMember } from '../src/cluster/Member.ts'
 
 const node = (i: number): ClusterNode => ({ endpoint: { name: `n${i}`, host: '127.0.0.1', port: 7000 + i }, uid: `u${i}` })
@@ -186,5 +186,27 @@ describe('decideDowning', () => {
       strategy,
     )
     expect(outcome).toEqual({ kind: 'wait', reason: 'all-talking' })
+  })
+
+  it('an indirect downing that keeps this side needs the confirmation rule too (found by the cluster simulator)', () => {
+    // Seed 80 of the partition schedules: u1 leads {u1, u2, u4} and downs u0 and u3; u2 is cut off
+    // before it hears of those downs, and SWIM still counts it alive (heartbeats stalled: the
+    // indirect path). Cutting u2 off leaves {u1, u4}: a majority of the three members u1 still
+    // counts, but u0 and u3 are up over there, where u2 never saw their down.
+    const down = (i: number): ClusterMember => ({ ...up(i, false), status: 'down' })
+    const view = [down(0), up(1), up(2, false), down(3), up(4)]
+    const input = { self: 'u1', lastHeard: new Map([['u4', 14_900]]), unseenDowns: [down(0), down(3)] }
+    expect(indirectDecisionConfirmed(input, view, 12_000, 3000, strategy)).toBe(false)
+    // Once every present member has seen those downs, the three that are left decide alone.
+    expect(indirectDecisionConfirmed({ ...input, unseenDowns: [] }, view, 12_000, 3000, strategy)).toBe(true)
+    // A member not heard from since the observations changed counts on the other side as well.
+    const five = [up(0), up(1), up(2, false), up(3), up(4)]
+    const heard = new Map([
+      ['u0', 14_000],
+      ['u3', 11_000],
+      ['u4', 14_900],
+    ])
+    expect(indirectDecisionConfirmed({ self: 'u1', lastHeard: heard, unseenDowns: [] }, five, 12_000, 3000, strategy)).toBe(true)
+    expect(indirectDecisionConfirmed({ self: 'u1', lastHeard: heard, unseenDowns: [] }, five, 14_500, 3000, strategy)).toBe(false)
   })
 })

@@ -78,7 +78,12 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
   })
   if (toDown.length === 0) return { kind: 'wait', reason: 'nothing-to-down' }
   if (toDown.includes(self) || input.confirm === false) return { kind: 'down', members: toDown }
-  const pessimistic = pessimisticDecision(input, view, stableFor, unreachableFor, strategy)
+  // Heard since the trouble began, and since the view last changed: a member heard before the last
+  // change may have been cut off by it while SWIM still counts it (a split brain the cluster
+  // simulator found: a partition changed shape, moving a member to the other side; 3.4 s later,
+  // before SWIM suspected it, this side decided counting it and downed the real majority).
+  const since = Math.max(now - Math.max(0, ...unreachableFor.values()), input.viewChangedAt)
+  const pessimistic = pessimisticDecision(input, view, since, stableFor, unreachableFor, strategy)
   if (!pessimistic.includes(self)) return { kind: 'down', members: toDown }
   // Unconfirmed for another stableAfter: the members not heard from are on the other side after
   // all, and this side would lose there. Down it rather than wait for ever (its hosts are already
@@ -97,17 +102,13 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
  * is confirmed if that does not down it.
  */
 function pessimisticDecision(
-  input: DowningInput,
+  input: Pick<DowningInput, 'self' | 'lastHeard' | 'unseenDowns'>,
   view: readonly ClusterMember[],
+  since: number,
   stableFor: number,
   unreachableFor: ReadonlyMap<string, number>,
   strategy: DowningStrategy,
 ): readonly string[] {
-  // Heard since the trouble began, and since the view last changed: a member heard before the last
-  // change may have been cut off by it while SWIM still counts it (a split brain the cluster
-  // simulator found: a partition changed shape, moving a member to the other side; 3.4 s later,
-  // before SWIM suspected it, this side decided counting it and downed the real majority).
-  const since = Math.max(input.now - Math.max(0, ...unreachableFor.values()), input.viewChangedAt)
   const unseen = new Map((input.unseenDowns ?? []).map((m) => [m.node.uid, m]))
   const pessimistic = view.map((m): ClusterMember => {
     const down = unseen.get(m.node.uid)
@@ -123,4 +124,28 @@ function pessimisticDecision(
   const inView = new Set(view.map((m) => m.node.uid))
   for (const m of unseen.values()) if (!inView.has(m.node.uid)) pessimistic.push({ ...m, status: 'up', reachability: 'unreachable' })
   return strategy.decide({ self: input.self, members: pessimistic, stableFor, unreachableFor })
+}
+
+/**
+ * The confirmation rule for a decision made outside {@link decideDowning}: the leader's downing of
+ * the indirectly connected members of a partition that is not clean (`resolveIndirect`). `view`
+ * has the members that decision cuts off marked unreachable; this side is confirmed if it would
+ * still stay with every member not heard from since `since` (when the observations and the view
+ * last changed), and every down another member may not know of, counted on the other side.
+ *
+ * Without it, a clean partition that SWIM had not noticed yet (heartbeats stalled, observations
+ * made, SWIM still counting the member alive) went down this path unconfirmed: a side of two that
+ * had downed two members the other side never heard of downed the third as "indirectly
+ * connected", removed all three, and went on as a cluster of two beside the real majority (a
+ * split brain the cluster simulator found, seed 80 of its partition schedules).
+ */
+export function indirectDecisionConfirmed(
+  input: Pick<DowningInput, 'self' | 'lastHeard' | 'unseenDowns' | 'confirm'>,
+  view: readonly ClusterMember[],
+  since: number,
+  stableFor: number,
+  strategy: DowningStrategy,
+): boolean {
+  if (input.confirm === false) return true
+  return !pessimisticDecision(input, view, since, stableFor, new Map(), strategy).includes(input.self)
 }

@@ -19,7 +19,7 @@
 import { type ClusterNode, endpointKey, formatNode } from '../actor/ClusterNode.ts'
 import type { SwimNode, SwimStatus } from '../swim/SwimNode.ts'
 import { confirmedUntil, type DowningStrategy, resolveIndirect } from './Downing.ts'
-import { decideDowning } from './DowningDecision.ts'
+import { decideDowning, indirectDecisionConfirmed } from './DowningDecision.ts'
 import {
   type ClusterMeeting,
   clusterMeeting,
@@ -790,16 +790,7 @@ export class Membership {
     if (this.#leader !== this.self.uid || allReachable) this.#unconfirmedSince = undefined
     if (this.#leader !== this.self.uid) return
     if (allReachable) return this.#runIndirectDowning()
-    // Heard directly: a SWIM message from it, or an answer to a heartbeat (its send time: the member
-    // was connected after that), whichever is newer.
-    const lastHeard = new Map<string, number>()
-    for (const m of members) {
-      const heard = Math.max(
-        this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY,
-        this.#beats.answeredAt(m.node.uid) ?? Number.NEGATIVE_INFINITY,
-      )
-      if (heard > Number.NEGATIVE_INFINITY) lastHeard.set(m.node.uid, heard)
-    }
+    const lastHeard = this.#lastHeard(members)
     const outcome = decideDowning(
       {
         self: this.self.uid,
@@ -858,8 +849,33 @@ export class Membership {
     if (stableFor < this.downing.stableAfter) return
     const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed').map((m) => this.#view(m))
     const decision = resolveIndirect({ self: this.self.uid, members, stableFor, unreachableFor: new Map() }, edges, this.downing)
+    if (decision.length === 0) return
+    // Keeping this side needs the confirmation rule, as a strategy decision does (DowningDecision.ts).
+    if (!decision.includes(this.self.uid)) {
+      const cut = new Set(decision)
+      const view = members.map((m): ClusterMember => (cut.has(m.node.uid) ? { ...m, reachability: 'unreachable' } : m))
+      const since = Math.max(this.#edgesChangedAt, this.#history.viewChangedAt, this.#talkingChangedAt)
+      const input = { self: this.self.uid, lastHeard: this.#lastHeard(members), unseenDowns: this.#unseenDowns(), confirm: this.#o.confirm }
+      if (!indirectDecisionConfirmed(input, view, since, stableFor, this.downing)) return
+    }
     const observed = edges.map(([o, sub]) => `${this.#name(o)} -> ${this.#name(sub)}`)
     this.#downAll(decision, 'indirect', { observed }, 'downing indirectly connected members')
+  }
+
+  /**
+   * When each member was last heard from directly: a SWIM message from it, or an answer to a
+   * heartbeat (its send time: the member was connected after that), whichever is newer.
+   */
+  #lastHeard(members: readonly Member[]): Map<string, number> {
+    const lastHeard = new Map<string, number>()
+    for (const m of members) {
+      const heard = Math.max(
+        this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY,
+        this.#beats.answeredAt(m.node.uid) ?? Number.NEGATIVE_INFINITY,
+      )
+      if (heard > Number.NEGATIVE_INFINITY) lastHeard.set(m.node.uid, heard)
+    }
+    return lastHeard
   }
 
   #downAll(uids: readonly string[], kind: 'strategy' | 'indirect', fields: Record<string, unknown>, msg: string): void {
@@ -985,5 +1001,5 @@ function oneGossip(out: MembershipDirective[]): MembershipDirective[] {
   const to = new Map<string, GossipTarget>()
   for (const d of out) if (d.kind === 'gossip') for (const t of d.to) to.set(`${t.host}:${t.port}#${t.uid ?? ''}`, t)
   const merged: MembershipDirective = { kind: 'gossip', to: [...to.values()] }
-  return out.flatMap((d, i) => (i === first ? [merged] : d.kind === 'gossip' ? [] : [d]))
+  return out.flatMap((d, i): MembershipDirective[] => (i === first ? [merged] : d.kind === 'gossip' ? [] : [d]))
 }

@@ -153,6 +153,9 @@ export class SimShards {
   membershipChanged(): void {
     if (this.#crashed) return
     const core = this.#node.core
+    // Down: stop serving at once, not when the last confirmation runs out (the plugin's #fenceIfDown).
+    if ((core.downed || core.status === 'down' || core.status === 'removed') && this.confirmation.lapse(this.#now()))
+      for (const a of this.#activations.values()) this.#deactivate(a)
     const fresh = this.#others().filter((uid) => !this.#known.has(uid))
     for (const uid of fresh) this.#known.add(uid)
     const t = this.ownership.table

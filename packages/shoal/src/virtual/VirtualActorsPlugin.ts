@@ -726,6 +726,21 @@ class VirtualActors implements VirtualActorsFacade {
    * so one on the losing side of a partition stops before the other side's margin has passed.
    * On a lapse every activation is deactivated; calls wait until confirmations resume.
    */
+  /**
+   * This node learned it is down: stop serving at once, not when the last confirmation runs out (up
+   * to its window later; the cluster simulator found a downed owner still serving beside the shard's
+   * new owner in that time).
+   */
+  #fenceIfDown(): void {
+    const system = this.#ctx.system
+    if (!system.clustered) return
+    const cluster = system.cluster
+    if (!cluster.downed && cluster.status !== 'down' && cluster.status !== 'removed') return
+    if (!this.#confirmation.lapse(cluster.now())) return
+    this.#ctx.log.warn('this node is down: deactivating every virtual actor here')
+    for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+  }
+
   #confirmed(): boolean {
     const system = this.#ctx.system
     if (!system.clustered) return true
@@ -1107,6 +1122,7 @@ class VirtualActors implements VirtualActorsFacade {
   #membershipChanged(): void {
     if (this.#stopped) return
     const now = this.#now()
+    this.#fenceIfDown()
     // A member seen for the first time gets our hosted types and tables at once (it must release them).
     const fresh = this.#otherMembers().filter((n) => !this.#known.has(n.uid))
     for (const n of fresh) this.#known.add(n.uid)
