@@ -161,6 +161,8 @@ export class Membership {
   #inStep = false
   /** {@link members}, until the gossip, a reachability or the observations change. */
   #views: readonly ClusterMember[] | undefined
+  /** `present()`, until the gossip changes. */
+  #present: Member[] | undefined
   readonly #toTombstone: ClusterNode[] = []
 
   constructor(o: MembershipOptions) {
@@ -240,9 +242,9 @@ export class Membership {
     return this.#stopped
   }
 
-  /** Present members (joining, up, leaving). */
-  present(): Member[] {
-    return [...this.#gossip.members.values()].filter((m) => isPresent(m.status))
+  /** Present members (joining, up, leaving); the same array until something changes. */
+  present(): readonly Member[] {
+    return (this.#present ??= [...this.#gossip.members.values()].filter((m) => isPresent(m.status)))
   }
 
   /** Whether `e` is this node or a present member reachable from here (discovery need not join it). */
@@ -535,6 +537,7 @@ export class Membership {
   /** The gossip, a reachability or the observations changed: what is derived from them goes. */
   #changed(): void {
     this.#views = undefined
+    this.#present = undefined
     this.#reachableMemo.clear()
   }
 
