@@ -611,10 +611,12 @@ export class ClusterSimulator {
    * decision: a split brain is both sides still confirmed (their hosts may serve: `confirmedUntil`)
    * {@link CONFIRMED_GRACE} after the mutual down (a singleton's successor waits that margin), or
    * the mutual down lasting {@link SPLIT_GRACE} at all (a fenced side must down itself by then).
+   * Frozen nodes do not count: they serve nothing and cannot down themselves, and their grace
+   * starts again when they wake (seed 143 of `--gap 5` froze both nodes of such a pair for 20 s).
    */
   #checkSplitBrain(): void {
     this.checks['split-brain']!++
-    const live = this.#live()
+    const live = this.#live().filter((n) => !this.sim.stalled(n.index))
     const now = this.sim.now
     const seen = new Set<string>()
     for (let a = 0; a < live.length; a++) {
