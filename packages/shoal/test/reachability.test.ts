@@ -147,6 +147,15 @@ describe('confirmedUntil', () => {
     expect(confirmedUntil(uid(6), five, at({ 1: 700, 2: 700, 3: 700 }), keepMajority(), 4000)).toBe(Number.NEGATIVE_INFINITY)
   })
 
+  it('members this node downed count on the other side, whatever they answer (found by the cluster simulator)', () => {
+    // Seed 954 of `--gap 5`: 5 had joined this side before the other side downed it; this node
+    // learned of the down, and 5 (up over there as far as this node knows) still answered. With 4,
+    // its answer made 1 a majority of three.
+    const view = [member(1), member(2, { reachability: 'unreachable' }), member(3, { reachability: 'unreachable' }), member(4), member(5)]
+    expect(confirmedUntil(uid(1), view, at({ 4: 600, 5: 700 }), keepMajority(), 4000)).toBe(4600)
+    expect(confirmedUntil(uid(1), view, at({ 4: 600, 5: 700 }), keepMajority(), 4000, new Set([uid(5)]))).toBe(Number.NEGATIVE_INFINITY)
+  })
+
   it('keep-oldest needs the oldest; static-quorum its quorum; none and timeout never fence', () => {
     expect(confirmedUntil(uid(3), five, at({ 1: 50, 2: 900, 4: 900 }), keepOldest(), 1000)).toBe(1050)
     expect(confirmedUntil(uid(3), five, at({ 2: 900, 4: 900, 5: 900 }), keepOldest(), 1000)).toBe(Number.NEGATIVE_INFINITY)

@@ -246,11 +246,14 @@ export function resolveIndirect(view: DowningView, edges: ReadonlyArray<readonly
   return decision.length === 0 ? [] : [...new Set([...cut, ...decision])]
 }
 
+const NOBODY: ReadonlySet<string> = new Set()
+
 /**
  * Until when this node's side is confirmed: the latest time `t` such that the members whose
  * confirmation (see `Heartbeat.ts`) is no older than `t - window` would, with this node, still stay
  * under `strategy` if every other member were on the other side. `confirmedAt(uid)` is the send time
  * of the newest confirming heartbeat (undefined: none). -Infinity if no set of confirmations does.
+ * `otherSide`: members (in `members`) whose confirmations do not count: this node downed them.
  *
  * A host (a singleton instance, a shard) serves only before this time: the downing that starts its
  * successor needs a side that has not confirmed it, so once confirmations stop, the host stops
@@ -262,12 +265,17 @@ export function confirmedUntil(
   confirmedAt: (uid: string) => number | undefined,
   strategy: DowningStrategy,
   window: number,
+  otherSide: ReadonlySet<string> = NOBODY,
 ): number {
   // A node downed or removed (or missing from the view) is on no side that stays, whoever answers.
   const me = members.find((m) => m.node.uid === self)
   if (!me || me.status === 'down' || me.status === 'removed') return Number.NEGATIVE_INFINITY
   const others = members
-    .filter((m) => m.node.uid !== self)
+    // Members this node downed count on the other side whatever they answer: a down another member
+    // has not seen yet (see `unseenDowns`) left them up over there, not here. Counting the answers
+    // of one that had joined this side before the other side downed it let a minority confirm
+    // itself (a shard served twice; the cluster simulator, seed 954 of `--gap 5`).
+    .filter((m) => m.node.uid !== self && !otherSide.has(m.node.uid))
     .map((m) => ({ m, at: confirmedAt(m.node.uid) }))
     .filter((x): x is { m: ClusterMember; at: number } => x.at !== undefined)
     .sort((a, b) => b.at - a.at)

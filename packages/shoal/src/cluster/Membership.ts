@@ -293,6 +293,7 @@ export class Membership {
       },
       this.downing,
       window,
+      unseen,
     )
     return Math.min(until, now + window)
   }
