@@ -61,6 +61,14 @@ class Cluster {
       const [sender, d] = queue.shift()!
       if (d.kind === 'event' && d.event.type === 'member')
         this.events.push(`${sender.self.uid.slice(-1)}: ${d.event.member.node.uid.slice(-1)} ${d.event.member.status}`)
+      // Heartbeats go both ways: a leader moves joiners up only while the up members answer them.
+      if (d.kind === 'heartbeat' || d.kind === 'heartbeat-answer') {
+        const target = this.cores.get(d.to.uid)
+        const answer = (c: Membership): readonly MembershipDirective[] =>
+          d.kind === 'heartbeat' ? c.heartbeatRequest(sender.self, d.seq, this.now) : c.heartbeatAnswer(sender.self, d.answer, this.now)
+        if (target && this.swims.get(target.self.uid)?.status.get(sender.self.uid) === 'alive') for (const next of answer(target)) queue.push([target, next])
+        continue
+      }
       if (d.kind !== 'gossip') continue
       for (const t of d.to) {
         const target = [...this.cores.values()].find((c) => c.self.endpoint.port === t.port)
@@ -75,13 +83,18 @@ class Cluster {
   }
 }
 
-/** Three cores that joined the first and gossiped for one tick. */
+/**
+ * Three cores that joined the first and gossiped for two ticks: the leader moves a joiner up only
+ * while every other up member answers its heartbeats, so the second joiner follows a tick after
+ * the first, once the first's answers are in.
+ */
 function threeUp(): { c: Cluster; cores: Membership[] } {
   const c = new Cluster()
   const cores = [0, 1, 2].map((i) => c.add(i, true))
   c.allAlive()
   for (const core of cores) c.route(core, core.start(0))
   for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
+  c.tick(250)
   c.tick(250)
   return { c, cores }
 }

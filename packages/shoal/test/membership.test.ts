@@ -474,6 +474,16 @@ describe('leader actions', () => {
     expect(g.members.get(uidOf(5))?.status).toBe('joining') // input untouched
   })
 
+  it('move nobody up while an up member has not been heard from lately (a leader woken from a pause; found by the cluster simulator)', () => {
+    const g = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'joining')], vv({ [A]: 1 }), [A, B, C])
+    // SWIM's view, stale after the pause, says B is alive; B has not answered a heartbeat lately.
+    const stale = leaderActions(g, { self: A, minMembers: 1, reachable: everyone, heardLately: (uid) => uid !== B })
+    expect(stale.gossip).toBe(g)
+    // The joiner itself need not have answered yet; B must.
+    const fresh = leaderActions(g, { self: A, minMembers: 1, reachable: everyone, heardLately: (uid) => uid !== C })
+    expect(fresh.gossip.members.get(C)).toMatchObject({ status: 'up', upNumber: 3 })
+  })
+
   it('minMembers 1: a lone joining node makes itself up with up-number 1', () => {
     const g = state([mem(0, 'joining')], vv({ [A]: 1 }), [A])
     const { gossip } = leaderActions(g, { self: A, minMembers: 1, reachable: everyone })

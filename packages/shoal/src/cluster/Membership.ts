@@ -695,7 +695,14 @@ export class Membership {
 
   #runLeaderActions(): void {
     if (this.#waitingForOthers()) return
-    const { gossip } = leaderActions(this.#gossip, { self: this.self.uid, minMembers: this.#o.minMembers, reachable: (uid) => this.reachable(uid) })
+    const { gossip } = leaderActions(this.#gossip, {
+      self: this.self.uid,
+      minMembers: this.#o.minMembers,
+      reachable: (uid) => this.reachable(uid),
+      // Answered a heartbeat sent within stallAfter: dated by the request, so messages that waited in
+      // the socket while this process was frozen do not count as fresh (SWIM's lastHeard would).
+      heardLately: (uid) => (this.#beats.answeredAt(uid) ?? Number.NEGATIVE_INFINITY) >= this.#now - this.#beats.settings.stallAfter,
+    })
     if (gossip !== this.#gossip) this.#commit(gossip)
   }
 
