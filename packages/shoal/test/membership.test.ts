@@ -484,6 +484,16 @@ describe('leader actions', () => {
     expect(fresh.gossip.members.get(C)).toMatchObject({ status: 'up', upNumber: 3 })
   })
 
+  it('remove a downed member only once every present member has seen the down, reachable or not (found by the cluster simulator)', () => {
+    // B was counted on the leader's side when C was downed, and was cut off before it saw that.
+    const g = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'down', 3)], vv({ [A]: 2 }), [A])
+    const notB = (uid: string): boolean => uid !== B
+    expect(leaderActions(g, { self: A, minMembers: 1, reachable: notB }).gossip).toBe(g)
+    // Once B has seen it (back, or gossip reached it), C goes.
+    const seenByB = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'down', 3)], vv({ [A]: 2 }), [A, B])
+    expect(leaderActions(seenByB, { self: A, minMembers: 1, reachable: notB }).gossip.members.get(C)?.status).toBe('removed')
+  })
+
   it('minMembers 1: a lone joining node makes itself up with up-number 1', () => {
     const g = state([mem(0, 'joining')], vv({ [A]: 1 }), [A])
     const { gossip } = leaderActions(g, { self: A, minMembers: 1, reachable: everyone })
