@@ -72,6 +72,26 @@ describe('decideDowning', () => {
     expect(outcome).toEqual({ kind: 'down', members: ['u0', 'u1'] })
   })
 
+  it('a minority downs only the members of its side it heard from since the view changed (found by the cluster simulator)', () => {
+    // u4 still looks reachable but was last heard before the view changed: it may be on the other
+    // side by now, where a down of it would remove a live member behind its back.
+    const outcome = decideDowning(
+      minority({
+        members: [up(0), up(1, false), up(2, false), up(3, false), up(4)],
+        talking: new Set(['u0', 'u4']),
+        viewChangedAt: 10_500,
+        unreachableSince: new Map([
+          ['u1', 10_500],
+          ['u2', 10_000],
+          ['u3', 10_500],
+        ]),
+        lastHeard: new Map([['u4', 10_200]]),
+      }),
+      strategy,
+    )
+    expect(outcome).toEqual({ kind: 'down', members: ['u0'] })
+  })
+
   it('a majority whose members were all heard since the trouble began downs the unreachable side', () => {
     const outcome = decideDowning(
       minority({
