@@ -87,7 +87,8 @@ export function decideDowning(input: DowningInput, strategy: DowningStrategy): D
   // not heard from since then may be on the other side by now, and a down of it that reaches the
   // other side's leader (not it) removes a live member there, which goes on as a cluster of its own
   // (the cluster simulator, seed 67 of --gap 5 --faults partition). The rest decide for themselves.
-  if (toDown.includes(self)) return { kind: 'down', members: toDown.filter((uid) => uid === self || (input.lastHeard.get(uid) ?? Number.NEGATIVE_INFINITY) >= since) }
+  if (toDown.includes(self))
+    return { kind: 'down', members: toDown.filter((uid) => uid === self || (input.lastHeard.get(uid) ?? Number.NEGATIVE_INFINITY) >= since) }
   const pessimistic = pessimisticDecision(input, view, since, stableFor, unreachableFor, strategy)
   if (!pessimistic.includes(self)) return { kind: 'down', members: toDown }
   // Unconfirmed for another stableAfter: the members not heard from are on the other side after
