@@ -152,5 +152,10 @@ describe('cluster simulator', () => {
     //   downed the majority (the confirmation rule now counts only members heard since the change).
     for (const seed of [2, 21, 291, 372, 397, 546, 4, 48, 85, 126, 99])
       expect(runClusterSim({ seed, stopOnViolation: true }).violations, `seed ${seed}`).toEqual([])
+    // A fault every 5 s on average (--gap 5). 729: a leader woken from a pause moved a joiner up on
+    // SWIM's stale view. 67 (partitions only): a losing side downed members it could not vouch for.
+    // (On the code of 2026-12-07 both violate with their fix taken out.)
+    expect(runClusterSim({ seed: 729, meanGap: 5000, stopOnViolation: true }).violations, 'seed 729, gap 5').toEqual([])
+    expect(runClusterSim({ seed: 67, meanGap: 5000, faults: 'partition', stopOnViolation: true }).violations, 'seed 67, gap 5, partitions').toEqual([])
   }, 90_000)
 })

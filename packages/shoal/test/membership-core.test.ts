@@ -157,6 +157,27 @@ describe('Membership core', () => {
     expect(cores[0]!.stats.downingDecisions.strategy).toBe(1)
   })
 
+  it('members this node downed count on the other side in confirmedUntil, whatever they answer (found by the cluster simulator)', () => {
+    const c = new Cluster()
+    const cores = [0, 1, 2, 3, 4].map((i) => c.add(i, true))
+    c.allAlive()
+    for (const core of cores) c.route(core, core.start(0))
+    for (const core of cores.slice(1)) c.route(core, core.join(cores[0]!.self.endpoint, 0))
+    for (let t = 0; t < 8; t++) c.tick(250)
+    const a = cores[0]!
+    expect(a.members().map((m) => m.status)).toEqual(['up', 'up', 'up', 'up', 'up'])
+    // Five seconds later (older confirmations have run out) a asks everyone, then downs 3 and 4; the
+    // push is not delivered, so 1 and 2 have not seen the downs. Only 3 and 4 answer, confirming a.
+    c.now += 5000
+    const beats = a.tick(c.now).filter((d) => d.kind === 'heartbeat')
+    a.down((m) => m.node.uid === node(3).uid || m.node.uid === node(4).uid, c.now)
+    for (const d of beats)
+      if (d.to.uid === node(3).uid || d.to.uid === node(4).uid) a.heartbeatAnswer(d.to, { seq: d.seq, status: 'up', reachable: true }, c.now)
+    // Over there 3 and 4 are up: their answers must not make a's side three of five.
+    // (Counted, they confirm it until now + 4 s.) What is left is the older round of 1 and 2, run out.
+    expect(a.confirmedUntil(c.now, 4000)).toBeLessThanOrEqual(c.now)
+  })
+
   it('a stopped core emits nothing more', () => {
     const c = new Cluster()
     const core = c.add(0)

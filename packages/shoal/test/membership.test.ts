@@ -492,6 +492,9 @@ describe('leader actions', () => {
     // Once B has seen it (back, or gossip reached it), C goes.
     const seenByB = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'down', 3)], vv({ [A]: 2 }), [A, B])
     expect(leaderActions(seenByB, { self: A, minMembers: 1, reachable: notB }).gossip.members.get(C)?.status).toBe('removed')
+    // An exiting member handed over before it exited: it goes as soon as the reachable ones agree.
+    const exiting = state([mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'exiting', 3)], vv({ [A]: 2 }), [A, C])
+    expect(leaderActions(exiting, { self: A, minMembers: 1, reachable: notB }).gossip.members.get(C)?.status).toBe('removed')
   })
 
   it('minMembers 1: a lone joining node makes itself up with up-number 1', () => {

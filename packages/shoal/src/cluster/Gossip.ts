@@ -178,14 +178,15 @@ export function leaderActions(g: GossipState, o: LeaderActionsInput): LeaderActi
       changed = true
     }
   }
-  // Removal waits until every present member has seen the state, reachable or not (Akka's rule): a
-  // member the downing decision counted on this side, cut off since, must have learned of the down
-  // before the removal starts the successors' margin, or it may go on confirming the downed member
-  // for a confirmation window after they open (a shard served twice: the cluster simulator, seed
-  // 250 of --gap 5 --faults partition). Until then it is reachable again, or downed too.
+  // A down member is removed only once every present member has seen the state, reachable or not
+  // (Akka's rule): a member the downing decision counted on this side, cut off since, must have
+  // learned of the down before the removal starts the successors' margin, or it may go on
+  // confirming the downed member for a confirmation window after they open (a shard served twice:
+  // the cluster simulator, seed 250 of --gap 5 --faults partition). Until then it is reachable
+  // again, or downed too. An exiting member handed over before it exited: it goes on convergence.
   const everyoneSaw = isConverged(g, () => true)
   for (const m of g.members.values()) {
-    if (everyoneSaw && (m.status === 'exiting' || m.status === 'down')) {
+    if (m.status === 'exiting' || (m.status === 'down' && everyoneSaw)) {
       members.set(m.node.uid, { ...m, status: 'removed' })
       removed.push(m)
       changed = true

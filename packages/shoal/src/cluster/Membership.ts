@@ -39,10 +39,10 @@ import { ReachabilityHistory, waitingForOthers } from './ReachabilityHistory.ts'
 import { compareVersions, pruneVersion } from './VersionVector.ts'
 
 /** All members get every pushed change up to this size; larger clusters push to 3 at random. */
+const PUSH_TO_ALL_UP_TO = 32
 /** The lowest listed node first says it waits for listed endpoints after this long, ms, then every UNMET_WARN_EVERY. */
 const UNMET_WARN_AFTER = 10_000
 const UNMET_WARN_EVERY = 30_000
-const PUSH_TO_ALL_UP_TO = 32
 
 /** Where gossip goes: a member, or an endpoint that is not one yet (a seed). */
 export interface GossipTarget {
@@ -880,13 +880,15 @@ export class Membership {
   #lastHeard(members: readonly Member[]): Map<string, number> {
     const lastHeard = new Map<string, number>()
     for (const m of members) {
-      const heard = Math.max(
-        this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY,
-        this.#beats.answeredAt(m.node.uid) ?? Number.NEGATIVE_INFINITY,
-      )
+      const heard = this.#heardAt(m)
       if (heard > Number.NEGATIVE_INFINITY) lastHeard.set(m.node.uid, heard)
     }
     return lastHeard
+  }
+
+  /** When member `m` was last heard from directly (see {@link #lastHeard}); -Infinity if never. */
+  #heardAt(m: Member): number {
+    return Math.max(this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY, this.#beats.answeredAt(m.node.uid) ?? Number.NEGATIVE_INFINITY)
   }
 
   #downAll(uids: readonly string[], kind: 'strategy' | 'indirect', fields: Record<string, unknown>, msg: string): void {
@@ -936,9 +938,7 @@ export class Membership {
   /** Whether a message came straight from member `uid` (SWIM, or a heartbeat answer) within the last `ms`. */
   #heardWithin(uid: string, ms: number): boolean {
     const m = this.#gossip.members.get(uid)
-    if (!m) return false
-    const heard = Math.max(this.#swim.lastHeard(swimNodeOf(m.node)) ?? Number.NEGATIVE_INFINITY, this.#beats.answeredAt(uid) ?? Number.NEGATIVE_INFINITY)
-    return this.#now - heard < ms
+    return m !== undefined && this.#now - this.#heardAt(m) < ms
   }
 
   /** Whether `uid` answered a heartbeat sent within the last two intervals. */

@@ -154,8 +154,7 @@ export class SimShards {
     if (this.#crashed) return
     const core = this.#node.core
     // Down: stop serving at once, not when the last confirmation runs out (the plugin's #fenceIfDown).
-    if ((core.downed || core.status === 'down' || core.status === 'removed') && this.confirmation.lapse(this.#now()))
-      for (const a of this.#activations.values()) this.#deactivate(a)
+    if ((core.downed || core.status === 'down' || core.status === 'removed') && this.confirmation.lapse(this.#now())) this.#deactivateAll()
     const fresh = this.#others().filter((uid) => !this.#known.has(uid))
     for (const uid of fresh) this.#known.add(uid)
     const t = this.ownership.table
@@ -172,7 +171,7 @@ export class SimShards {
   #mayServe(): boolean {
     const c = this.confirmation
     const serving = c.check(this.#now(), (window, notBefore) => this.#node.core.confirmedUntil(this.#now(), window, notBefore))
-    if (c.change === 'lapsed') for (const a of this.#activations.values()) this.#deactivate(a)
+    if (c.change === 'lapsed') this.#deactivateAll()
     else if (c.change !== undefined) this.#reopenHeld()
     return serving && this.#leaseValid()
   }
@@ -183,17 +182,22 @@ export class SimShards {
     if (!lease) return true
     const now = this.#now()
     const valid = lease.valid(now)
-    if (!valid && this.#leaseServing) for (const a of this.#activations.values()) this.#deactivate(a)
+    if (!valid && this.#leaseServing) this.#deactivateAll()
     this.#leaseServing = valid
     if (!valid) lease.ensureHeld(now)
     return valid
+  }
+
+  /** Every activation here stops after its current turn. */
+  #deactivateAll(): void {
+    for (const a of this.#activations.values()) this.#deactivate(a)
   }
 
   /** Refused or taken again on renewal: deactivate everything until it is held again (the plugin's `#leaseLost`). */
   #leaseLost(): void {
     if (this.#crashed) return
     this.#leaseServing = false
-    for (const a of this.#activations.values()) this.#deactivate(a)
+    this.#deactivateAll()
     this.lease!.ensureHeld(this.#now())
   }
 

@@ -7,9 +7,11 @@
  * serving at once show up as a write at a stale sequence number.
  * @module
  */
+
+import { CONFIRM_SHARE } from '../cluster/ServingConfirmation.ts'
 import { DownTracker, oldestMember } from '../singleton/Allocation.ts'
 import { type Directive, SingletonLifecycle } from '../singleton/SingletonLifecycle.ts'
-import { CONFIRM_SHARE, defaultDownMargin, FENCE_AFTER } from '../singleton/SingletonPlugin.ts'
+import { defaultDownMargin, FENCE_AFTER } from '../singleton/SingletonPlugin.ts'
 import type { ClusterSimulator, SimNodeView } from './ClusterSimulator.ts'
 import { SIM_ROLES } from './SimRoles.ts'
 

@@ -108,8 +108,6 @@ const TICK = 250
 const DETECTION_SPREAD = 2000
 /** A host fences once its side has looked doomed this long: past blips, far inside stableAfter + margin. */
 export const FENCE_AFTER = 1000
-export { CONFIRM_SHARE }
-
 const DOWN_MEMORY = 3600_000
 
 /** The default `downMargin` under a downing strategy that waits `stableAfter`, ms. */

@@ -705,7 +705,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (this.#stopped) return
     this.#leaseLapsed = true
     this.#ctx.log.warn({ why }, 'virtual-actor lease lost: deactivating every virtual actor here until it is held again')
-    for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+    this.#deactivateAll()
     this.#leases!.ensureHeld()
   }
 
@@ -718,14 +718,9 @@ class VirtualActors implements VirtualActorsFacade {
       )
   }
 
-  /** Whether a side that stays confirms this node (Placement.ts); an owner serves only then. */
+  /** Whether a side that stays confirms this node (cluster/ServingConfirmation.ts); an owner serves only then. */
   readonly #confirmation: ServingConfirmation
 
-  /**
-   * Whether members confirm this node's side within 0.8 × downMargin: an owner serves only then,
-   * so one on the losing side of a partition stops before the other side's margin has passed.
-   * On a lapse every activation is deactivated; calls wait until confirmations resume.
-   */
   /**
    * This node learned it is down: stop serving at once, not when the last confirmation runs out (up
    * to its window later; the cluster simulator found a downed owner still serving beside the shard's
@@ -738,9 +733,19 @@ class VirtualActors implements VirtualActorsFacade {
     if (!cluster.downed && cluster.status !== 'down' && cluster.status !== 'removed') return
     if (!this.#confirmation.lapse(cluster.now())) return
     this.#ctx.log.warn('this node is down: deactivating every virtual actor here')
+    this.#deactivateAll()
+  }
+
+  /** Every activation here stops after its current turn (this node may no longer serve). */
+  #deactivateAll(): void {
     for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
   }
 
+  /**
+   * Whether members confirm this node's side within 0.8 × downMargin: an owner serves only then,
+   * so one on the losing side of a partition stops before the other side's margin has passed.
+   * On a lapse every activation is deactivated; calls wait until confirmations resume.
+   */
   #confirmed(): boolean {
     const system = this.#ctx.system
     if (!system.clustered) return true
@@ -751,7 +756,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (c.change === 'first' || c.change === 'again') this.#reopenHeld()
     else if (c.change === 'lapsed') {
       this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
-      for (const g of this.#groups.values()) for (const a of g.activations.values()) this.#deactivate(a)
+      this.#deactivateAll()
     }
     return serving
   }
