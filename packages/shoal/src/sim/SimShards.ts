@@ -60,6 +60,8 @@ interface Call {
 
 interface Activation {
   readonly shard: number
+  /** Its journal's name (made once: a fresh string per call costs a hash per lookup). */
+  readonly journal: string
   /** Next sequence number, once recovered. */
   seq: number | undefined
   /** Calls waiting for recovery. */
@@ -294,12 +296,12 @@ export class SimShards {
     let a = this.#activations.get(call.id)
     if (a?.deactivating) return this.#retry(call)
     if (!a) {
-      const created: Activation = { shard: call.shard, seq: undefined, queue: [call], deactivating: false }
+      const created: Activation = { shard: call.shard, journal: journalOf(call.id), seq: undefined, queue: [call], deactivating: false }
       a = created
       this.#activations.set(call.id, a)
       this.activations++
       // Recovery: the activation reads its events, then serves what waited.
-      return this.#cs.store.recover(this.#node.index, journalOf(call.id), (seq) => {
+      return this.#cs.store.recover(this.#node.index, created.journal, (seq) => {
         if (this.#crashed || created.deactivating) return
         created.seq = seq
         const waiting = created.queue.splice(0)
@@ -309,7 +311,7 @@ export class SimShards {
     if (a.seq === undefined) return void a.queue.push(call)
     this.served++
     this.#cs.checkShardServing(this, call)
-    this.#cs.store.append(journalOf(call.id), a.seq, call.callId, this.#node.index)
+    this.#cs.store.append(a.journal, a.seq, call.callId, this.#node.index)
     a.seq++
   }
 

@@ -130,11 +130,16 @@ export function allocate(view: AllocationView, s: AllocationSettings): Allocatio
 export class DownTracker {
   readonly since = new Map<string, number>()
   readonly #last = new Map<string, string>()
+  /** The list last observed: the membership core hands out the same array until something changes, and then nothing is new. */
+  #observed: readonly unknown[] | undefined
 
   observe(members: readonly { readonly node: { readonly uid: string }; readonly status: string }[], now: number): void {
+    if (members === this.#observed) return
+    this.#observed = members
     for (const m of members) {
       const uid = m.node.uid
       const before = this.#last.get(uid)
+      if (before === m.status) continue
       this.#last.set(uid, m.status)
       if (this.since.has(uid)) continue
       if (m.status === 'removed' && before !== 'leaving' && before !== 'exiting' && before !== 'removed') this.since.set(uid, now)
@@ -144,7 +149,10 @@ export class DownTracker {
   /** Forgets what is older than `ms`. */
   prune(now: number, ms: number): void {
     for (const [uid, at] of this.since) if (now - at > ms) this.since.delete(uid)
-    if (this.#last.size > 10 * (this.since.size + 100)) this.#last.clear()
+    if (this.#last.size > 10 * (this.since.size + 100)) {
+      this.#last.clear()
+      this.#observed = undefined
+    }
   }
 }
 

@@ -79,9 +79,7 @@ export class TableDecider {
     const have = ownership.table
     const cap = ownership.settled() ? this.#maxMoves : 0
     const stay = new Set<string>()
-    if (have)
-      for (const uid of new Set(have.owners))
-        if (uid !== undefined && !hosts.includes(uid) && (downed.has(uid) || ownership.mayStillServe(uid, now))) stay.add(uid)
+    if (have) for (const uid of ownersOf(have)) if (!hosts.includes(uid) && (downed.has(uid) || ownership.mayStillServe(uid, now))) stay.add(uid)
     const key = `${hosts.join(',')}|${[...stay].join(',')}`
     const last = this.#last
     if (last && last.table === have && last.hosts === key && last.cap === cap) return undefined
@@ -101,6 +99,19 @@ export class TableDecider {
 }
 
 const NONE: ReadonlySet<string> = new Set()
+
+/** Each table's distinct owners, in first-shard order: the decider asks every tick, and tables never change. */
+const owners = new WeakMap<ShardTable, readonly string[]>()
+
+function ownersOf(table: ShardTable): readonly string[] {
+  let list = owners.get(table)
+  if (!list) {
+    const distinct = new Set<string>()
+    for (const uid of table.owners) if (uid !== undefined) distinct.add(uid)
+    owners.set(table, (list = [...distinct]))
+  }
+  return list
+}
 
 /** Activations (or anything with a shard) by shard: what sealing a set of shards deactivates. */
 export function byShard<T extends { readonly shard: number }>(items: Iterable<T>): Map<number, T[]> {
