@@ -12,10 +12,30 @@ import type { SwimStatus } from '../src/swim/SwimNode.ts'
 
 const node = (i: number): ClusterNode => ({ endpoint: { name: 'shoal', host: '10.0.0.1', port: 7000 + i }, uid: `${i}`.padStart(16, '0') })
 
+/** A map that counts its changes (SWIM's `version`: the core keeps derived answers while it stays). */
+class CountingMap<K, V> extends Map<K, V> {
+  changes = 0
+  override set(k: K, v: V): this {
+    this.changes++
+    return super.set(k, v)
+  }
+  override delete(k: K): boolean {
+    this.changes++
+    return super.delete(k)
+  }
+  override clear(): void {
+    this.changes++
+    super.clear()
+  }
+}
+
 /** SWIM's view as a table: observer uid → subject uid → status. */
 class Swim implements SwimView {
-  readonly status = new Map<string, SwimStatus>()
+  readonly status = new CountingMap<string, SwimStatus>()
   readonly heard = new Map<string, number>()
+  get version(): number {
+    return this.status.changes
+  }
   statusOf(n: { uid: string }): SwimStatus | undefined {
     return this.status.get(n.uid)
   }

@@ -205,6 +205,12 @@ export function statusChanges(before: GossipState, after: GossipState): { member
   return out
 }
 
+/** Whether `g` has an active member (not `skip`ped) that `other` does not know at all. */
+function hasActiveUnknownTo(g: GossipState, other: GossipState, skip: (uid: string) => boolean): boolean {
+  for (const [uid, m] of g.members) if (isActive(m.status) && !other.members.has(uid) && !skip(uid)) return true
+  return false
+}
+
 /** Which of two clusters formed apart stays, when their gossip meets (see {@link clusterMeeting}). */
 export type ClusterMeeting = 'one-cluster' | 'local-stays' | 'remote-stays'
 
@@ -220,12 +226,12 @@ export type ClusterMeeting = 'one-cluster' | 'local-stays' | 'remote-stays'
  * removed and forgotten here, which are not news.
  */
 export function clusterMeeting(local: GossipState, remote: GossipState, forgotten: (uid: string) => boolean): ClusterMeeting {
+  // The common case first, without copies (this runs for every gossip received): one view holds
+  // every active member of the other.
+  if (!hasActiveUnknownTo(local, remote, () => false) || !hasActiveUnknownTo(remote, local, forgotten)) return 'one-cluster'
   const active = (g: GossipState): Member[] => [...g.members.values()].filter((m) => isActive(m.status))
   const mine = active(local)
   const theirs = active(remote).filter((m) => !forgotten(m.node.uid))
-  const onlyMine = mine.some((m) => !remote.members.has(m.node.uid))
-  const onlyTheirs = theirs.some((m) => !local.members.has(m.node.uid))
-  if (!onlyMine || !onlyTheirs) return 'one-cluster'
   if (mine.length !== theirs.length) return mine.length > theirs.length ? 'local-stays' : 'remote-stays'
   const lowest = (ms: Member[]): Member => ms.reduce((a, b) => (compareAddress(a.node, b.node) <= 0 ? a : b))
   return compareAddress(lowest(mine).node, lowest(theirs).node) <= 0 ? 'local-stays' : 'remote-stays'

@@ -89,6 +89,12 @@ export interface SwimView {
   /** The member's SWIM status, undefined if SWIM does not know it. Called with the same node objects again and again. */
   statusOf(node: SwimNode): SwimStatus | undefined
   lastHeard(node: SwimNode): number | undefined
+  /**
+   * Changes whenever `statusOf` may answer differently. The core keeps what it derived from SWIM's
+   * statuses (who is reachable, who leads) while it stays the same. Gotcha: a view that changes a
+   * status without changing this leaves the core on stale answers.
+   */
+  readonly version: number
 }
 
 /** How one node's membership is set up. */
@@ -156,9 +162,14 @@ export class Membership {
   #unconfirmedSince: number | undefined
   /** Per member this node has down or removed: the members seen to know it (from gossip `seen`). */
   readonly #downSeen = new Map<string, Set<string>>()
-  /** Answers of {@link reachable} within the current step, until the state here changes. */
+  /** Answers of {@link reachable}, until the state here or SWIM's view ({@link SwimView.version}) changes. */
   readonly #reachableMemo = new Map<string, boolean>()
-  #inStep = false
+  /** The SWIM version {@link #reachableMemo} holds answers for. */
+  #memoSwim = -1
+  /** Bumped by {@link #changed}: with the gossip and SWIM's version, what the leader is derived from. */
+  #changes = 0
+  /** What {@link #leaderNow} last derived the leader from, and who it was. */
+  #leaderFrom: { gossip: GossipState; changes: number; swim: number; leader: string | undefined } | undefined
   /** {@link members}, until the gossip, a reachability or the observations change. */
   #views: readonly ClusterMember[] | undefined
   /** `present()`, until the gossip changes. */
@@ -262,12 +273,17 @@ export class Membership {
    */
   reachable(uid: string): boolean {
     if (uid === this.self.uid) return true
-    // Within a step SWIM's view cannot change: remember answers until the state here does.
-    const known = this.#inStep ? this.#reachableMemo.get(uid) : undefined
+    // Remember answers until the state here (#changed) or SWIM's view changes.
+    const swim = this.#swim.version
+    if (swim !== this.#memoSwim) {
+      this.#reachableMemo.clear()
+      this.#memoSwim = swim
+    }
+    const known = this.#reachableMemo.get(uid)
     if (known !== undefined) return known
     const m = this.#history.notCutOff(uid) ? this.#gossip.members.get(uid) : undefined
     const answer = m !== undefined && this.#swimStatus(m) !== undefined
-    if (this.#inStep) this.#reachableMemo.set(uid, answer)
+    this.#reachableMemo.set(uid, answer)
     return answer
   }
 
@@ -523,13 +539,7 @@ export class Membership {
   #step(now: number, fn: () => void): MembershipDirective[] {
     if (this.#stopped) return []
     this.#now = Math.max(this.#now, now)
-    this.#reachableMemo.clear()
-    this.#inStep = true
-    try {
-      fn()
-    } finally {
-      this.#inStep = false
-    }
+    fn()
     const out = this.#out
     this.#out = []
     return oneGossip(out)
@@ -540,6 +550,7 @@ export class Membership {
     this.#views = undefined
     this.#present = undefined
     this.#reachableMemo.clear()
+    this.#changes++
   }
 
   #log(level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
@@ -694,7 +705,8 @@ export class Membership {
   }
 
   #runLeaderActions(): void {
-    if (this.#waitingForOthers()) return
+    // Only the leader acts (leaderActions would find the same leader and do nothing).
+    if (this.#leaderNow() !== this.self.uid || this.#waitingForOthers()) return
     const { gossip } = leaderActions(this.#gossip, {
       self: this.self.uid,
       minMembers: this.#o.minMembers,
@@ -706,8 +718,18 @@ export class Membership {
     if (gossip !== this.#gossip) this.#commit(gossip)
   }
 
-  #updateLeader(): void {
+  /** The leader by the current gossip and reachability (`leaderOf`), kept while neither changes. */
+  #leaderNow(): string | undefined {
+    const from = this.#leaderFrom
+    const swim = this.#swim.version
+    if (from && from.gossip === this.#gossip && from.changes === this.#changes && from.swim === swim) return from.leader
     const leader = leaderOf(this.#gossip, (uid) => this.reachable(uid))?.node.uid
+    this.#leaderFrom = { gossip: this.#gossip, changes: this.#changes, swim, leader }
+    return leader
+  }
+
+  #updateLeader(): void {
+    const leader = this.#leaderNow()
     if (leader === this.#leader) return
     this.#leader = leader
     this.#stats.leaderChanges++

@@ -39,8 +39,18 @@ export function incrementVersion(v: VersionVector, node: string): Map<string, nu
   return out
 }
 
-/** Drops the entries of nodes that are gone for good (removed members), to keep vectors small. */
-export function pruneVersion(v: VersionVector, keep: (node: string) => boolean): Map<string, number> {
+/**
+ * Drops the entries of nodes that are gone for good (removed members), to keep vectors small. The
+ * same vector when every entry stays (the common case: every gossip received is pruned).
+ */
+export function pruneVersion(v: VersionVector, keep: (node: string) => boolean): VersionVector {
+  let drop = false
+  for (const k of v.keys())
+    if (!keep(k)) {
+      drop = true
+      break
+    }
+  if (!drop) return v
   const out = new Map<string, number>()
   for (const [k, n] of v) if (keep(k)) out.set(k, n)
   return out

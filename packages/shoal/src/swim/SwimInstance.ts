@@ -148,6 +148,8 @@ export class SwimInstance {
   readonly #recentDead: string[] = []
   /** Members in the table with status dead (the reprobe tick has nothing to do while 0). */
   #deadCount = 0
+  /** Bumped whenever {@link statusOf} may answer differently; see {@link version}. */
+  #version = 0
   /**
    * Addresses where more than one uid is live in the table (a restart, or a stale or replayed
    * message about an old incarnation). The first of them to answer a ping of ours proves it runs
@@ -231,6 +233,15 @@ export class SwimInstance {
    */
   statusOf(node: SwimNode): SwimStatus | undefined {
     return this.#members.get(cachedNodeKey(node))?.status
+  }
+
+  /**
+   * A number that changes whenever {@link statusOf} may answer differently (a member learned,
+   * its status changed, or it was forgotten): callers may keep what they derived from statuses
+   * while it stays the same.
+   */
+  get version(): number {
+    return this.#version
   }
 
   // ── inputs ─────────────────────────────────────────────────────────────────
@@ -683,6 +694,7 @@ export class SwimInstance {
     if (previous === 'dead') this.#deadCount--
     if (u.status === 'dead') this.#deadCount++
     m.status = u.status
+    if (previous !== u.status) this.#version++
     // Same bytes: keep the array held (no new one retained per update).
     if (metaChanged) m.meta = u.meta ?? EMPTY
     if (previous !== u.status) m.since = this.#now()
@@ -756,6 +768,7 @@ export class SwimInstance {
     if (replaced?.status === 'dead') this.#deadCount--
     if (m.status === 'dead') this.#deadCount++
     this.#members.set(key, m)
+    this.#version++
     const heard = this.#lastHeard.get(key)
     if (heard !== undefined) {
       m.heard = heard
@@ -894,6 +907,7 @@ export class SwimInstance {
     for (const [key, m] of this.#members) {
       if (isLive(m.status) || m.since > horizon) continue
       this.#members.delete(key)
+      this.#version++
       if (m.status === 'dead') this.#deadCount--
       if (m.heard >= 0) this.#lastHeard.set(key, m.heard)
       const addr = addressKey(m.node)
