@@ -325,7 +325,7 @@ export class ClusterSimulator {
     this.options = o
     this.tracing = o.trace
     this.#random = seededRandom(mixSeed(o.seed, 0x51a))
-    this.sim = new Simulator({ members: o.nodes, seed: o.seed, settings: o.swim, bootstrap: 'join' })
+    this.sim = new Simulator({ members: o.nodes, seed: o.seed, settings: o.swim, bootstrap: 'join', codec: false })
     this.sim.record = false
     this.sim.listeners.push((c) => {
       const n = this.nodes[c.observer]

@@ -159,11 +159,16 @@ class Writer {
 
 const EMPTY = new Uint8Array(0)
 
-/** Encodes a datagram body (without the tag: {@link seal} appends it). */
-export function encodeMessage(m: Message): Buffer {
+/** Bytes of a datagram body as {@link encodeMessage} writes it (without the tag). */
+export function messageSize(m: Message): number {
   let size = baseSize(m) - TAG_BYTES
   for (const u of m.updates) size += updateSize(u)
-  const w = new Writer(size)
+  return size
+}
+
+/** Encodes a datagram body (without the tag: {@link seal} appends it). */
+export function encodeMessage(m: Message): Buffer {
+  const w = new Writer(messageSize(m))
   w.u8(SWIM_VERSION)
   w.u8(TYPE_CODE[m.type])
   if (m.type !== 'gossip') w.u32(m.seq)
