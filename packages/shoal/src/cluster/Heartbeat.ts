@@ -83,8 +83,13 @@ export class Heartbeats {
    * `targets` are forgotten.
    */
   tick(now: number, targets: readonly string[]): HeartbeatTick {
-    const keep = new Set(targets)
-    for (const uid of this.#peers.keys()) if (!keep.has(uid)) this.#peers.delete(uid)
+    // Forget members no longer targeted; usually none (every peer is a target), found without a set.
+    let known = 0
+    for (const uid of targets) if (this.#peers.has(uid)) known++
+    if (known !== this.#peers.size) {
+      const keep = new Set(targets)
+      for (const uid of this.#peers.keys()) if (!keep.has(uid)) this.#peers.delete(uid)
+    }
     const stalled: string[] = []
     for (const [uid, p] of this.#peers) {
       if (p.stalled) continue

@@ -174,6 +174,8 @@ export class Membership {
   #views: readonly ClusterMember[] | undefined
   /** `present()`, until the gossip changes. */
   #present: Member[] | undefined
+  /** Members not removed (what downing decides about), until the gossip changes. */
+  #notRemovedList: Member[] | undefined
   readonly #toTombstone: ClusterNode[] = []
 
   constructor(o: MembershipOptions) {
@@ -549,6 +551,7 @@ export class Membership {
   #changed(): void {
     this.#views = undefined
     this.#present = undefined
+    this.#notRemovedList = undefined
     this.#reachableMemo.clear()
     this.#changes++
   }
@@ -804,6 +807,10 @@ export class Membership {
       : { node: m.node, status: m.status, upNumber: m.upNumber, roles: m.roles, reachability, observedBy: observers.map((uid) => this.#name(uid)) }
   }
 
+  #notRemoved(): readonly Member[] {
+    return (this.#notRemovedList ??= [...this.#gossip.members.values()].filter((m) => m.status !== 'removed'))
+  }
+
   #isPresentMember(uid: string): boolean {
     const m = this.#gossip.members.get(uid)
     return m !== undefined && isPresent(m.status)
@@ -817,7 +824,7 @@ export class Membership {
   // ── downing ────────────────────────────────────────────────────────────────
 
   #runDowning(): void {
-    const members = [...this.#gossip.members.values()].filter((m) => m.status !== 'removed')
+    const members = this.#notRemoved()
     const talking = this.#noteTalking(members)
     const allReachable = members.every((m) => !isPresent(m.status) || this.reachable(m.node.uid))
     if (this.#leader !== this.self.uid || allReachable) this.#unconfirmedSince = undefined
@@ -855,9 +862,20 @@ export class Membership {
    * stops talking (a crash) is the trouble itself, already dated by SWIM's unreachability.
    */
   #noteTalking(members: readonly Member[]): ReadonlySet<string> {
-    const talking = new Set(
-      members.map((m) => m.node.uid).filter((uid) => this.reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)),
-    )
+    const talks = (uid: string): boolean => this.reachable(uid) || this.#answeredRecently(uid) || this.#heardWithin(uid, this.downing.stableAfter)
+    // Usually the same members as last tick: then keep the set (no new one per tick).
+    let same = 0
+    for (const m of members) {
+      const uid = m.node.uid
+      if (!talks(uid)) continue
+      if (!this.#talking.has(uid)) {
+        same = -1
+        break
+      }
+      same++
+    }
+    if (same === this.#talking.size) return this.#talking
+    const talking = new Set(members.map((m) => m.node.uid).filter(talks))
     for (const uid of talking) {
       if (this.#talking.has(uid)) continue
       this.#talkingChangedAt = this.#now
