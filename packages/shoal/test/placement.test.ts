@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import type { ClusterMember, MembershipStatus } from '../src/cluster/Member.ts'
 import { ServingConfirmation } from '../src/cluster/ServingConfirmation.ts'
 import { placementGroup, TableDecider } from '../src/virtual/Placement.ts'
-import { ShardOwnership } from '../src/virtual/ShardOwnership.ts'
+import { type OwnershipDirective, ShardOwnership } from '../src/virtual/ShardOwnership.ts'
 import type { ShardTable } from '../src/virtual/ShardTable.ts'
 
 const table = (version: number, ...owners: (string | undefined)[]): ShardTable => ({ version, by: 'd', owners })
@@ -86,8 +86,50 @@ describe('placement', () => {
     )
     a.adopt(table(1, 'a', 'c'), 0)
     const decider = new TableDecider(2, 1)
-    expect(decider.next(a, ['a'], 'a', 100, new Set(['c']))).toBeUndefined()
-    expect(decider.next(a, ['a'], 'a', 100)?.owners).toEqual(['a', 'a'])
+    // (300 ms on: another decider's table is left alone for FOREIGN_TABLE_HOLDOFF after it arrives.)
+    expect(decider.next(a, ['a'], 'a', 300, new Set(['c']))).toBeUndefined()
+    expect(decider.next(a, ['a'], 'a', 300)?.owners).toEqual(['a', 'a'])
+  })
+
+  it('two members that each believe they lead do not trade tables at network speed: another decider’s table is left alone for a tick (found by the cluster simulator)', () => {
+    // a sees c up, b does not yet: each would "correct" the other's table at once, for as long as
+    // both believe they lead. Tables and releases travel 1 ms, as the plugin sends them.
+    const uids = ['a', 'b', 'c'] as const
+    type Uid = (typeof uids)[number]
+    const own = Object.fromEntries(uids.map((u) => [u, new ShardOwnership(u, 8, 5000)])) as Record<Uid, ShardOwnership>
+    for (const o of Object.values(own))
+      o.members(
+        [...uids].map((uid) => ({ uid, present: true })),
+        0,
+      )
+    const deciders = { a: new TableDecider(8, 8), b: new TableDecider(8, 8) }
+    const hosts = { a: ['a', 'b', 'c'], b: ['a', 'b'] }
+    const inFlight: { at: number; to: Uid; run: (now: number) => void }[] = []
+    const apply = (self: Uid, ds: readonly OwnershipDirective[], now: number): void => {
+      for (const d of ds) {
+        // Nothing active here: a sealed shard is drained at once.
+        if (d.kind === 'seal') for (const shard of d.shards) apply(self, own[self].drained(shard, now), now)
+        if (d.kind !== 'release' || !own[self].release) continue
+        const r = own[self].release!
+        for (const to of uids)
+          if (to !== self) inFlight.push({ at: now + 1, to, run: (t) => apply(to, own[to].released(self, r.table, [...r.draining], t), t) })
+      }
+    }
+    let made = 0
+    for (let now = 0; now < 1000; now++) {
+      for (const m of inFlight.filter((x) => x.at <= now)) m.run(now)
+      inFlight.splice(0, inFlight.length, ...inFlight.filter((x) => x.at > now))
+      for (const self of ['a', 'b'] as const) {
+        const next = deciders[self].next(own[self], hosts[self], self, now)
+        if (!next) continue
+        made++
+        apply(self, own[self].adopt(next, now), now)
+        for (const to of uids) if (to !== self) inFlight.push({ at: now + 1, to, run: (t) => apply(to, own[to].adopt(next, t), t) })
+      }
+    }
+    // Without the hold-off they trade a table every millisecond or two: 668 in this second.
+    expect(made).toBeGreaterThan(2)
+    expect(made).toBeLessThanOrEqual(12)
   })
 
   it('placementGroup: members with the role, removed ones absent; with leases, removed ones count until their lease is known expired', () => {

@@ -56,6 +56,8 @@ export class ShardOwnership {
   /** How long after a member's removal before its shards may open elsewhere, ms (see the singleton's margin). */
   readonly margin: number
   #table: ShardTable | undefined
+  /** When {@link table} was adopted (this node's clock). */
+  #adoptedAt = Number.NEGATIVE_INFINITY
   readonly #phase: ShardPhase[]
   /** How many shards are `opening` (most ticks have none: no scan then). */
   #opening = 0
@@ -84,6 +86,11 @@ export class ShardOwnership {
     return this.#table
   }
 
+  /** When the current {@link table} was adopted, ms on this node's clock (−∞ before any). */
+  get adoptedAt(): number {
+    return this.#adoptedAt
+  }
+
   phase(shard: number): ShardPhase {
     return this.#phase[shard] ?? 'closed'
   }
@@ -106,6 +113,7 @@ export class ShardOwnership {
     if (table.owners.length !== this.#phase.length) throw new RangeError(`a table of ${table.owners.length} shards for a group of ${this.#phase.length}`)
     if (this.#table && !isNewer(table, this.#table)) return []
     this.#table = table
+    this.#adoptedAt = now
     const seal: number[] = []
     for (let shard = 0; shard < this.#phase.length; shard++) {
       const mine = table.owners[shard] === this.self
