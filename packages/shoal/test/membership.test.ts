@@ -609,8 +609,11 @@ describe('downing: keep-majority', () => {
     expect(decide(km, partitionView(2, all, set(1, 2)))).toEqual(uidsOf(1, 2))
   })
 
-  it('joining members do not count toward the majority (nor the tie-break) but are downed on the losing side', () => {
-    // Side X: 2 up. Side Y: 1 up + 3 joining (one of them at the lowest address of all).
+  it('the other side’s joining members count as possibly up there, this side’s own do not: in doubt a side downs itself (found by the cluster simulator)', () => {
+    // Y's leader may have moved its joiners up just as the partition began (it had convergence a
+    // moment before; its gossip never crossed). Counting them only on its own side let both sides
+    // find a majority: simulator seed 96 of --nodes 7 --faults partition.
+    // Side X: 2 up + 1 joining. Side Y: 1 up + 3 joining: either side might be the larger.
     const all = [
       mem(0, 'up', 1),
       mem(1, 'up', 2),
@@ -618,14 +621,21 @@ describe('downing: keep-majority', () => {
       mem(3, 'joining', 0, nodeOf(3, '10.0.0.0', 1)),
       mem(4, 'joining'),
       mem(5, 'joining'),
-      mem(6, 'joining'), // a joining member on the winning side
+      mem(6, 'joining'), // a joining member on X's side
     ]
-    expect(decide(km, partitionView(0, all, set(0, 1, 6)))).toEqual(uidsOf(2, 3, 4, 5))
+    expect(decide(km, partitionView(0, all, set(0, 1, 6)))).toEqual(uidsOf(0, 1, 6))
     expect(decide(km, partitionView(2, all, set(2, 3, 4, 5)))).toEqual(uidsOf(2, 3, 4, 5))
-    // 1 up each side plus joining members: the tie goes by the lowest up address, not the joining one.
+    // Joiners that cannot swing it: X = 3 up, Y = 1 up + 1 joining; X stays, Y downs itself.
+    const clear = [mem(0, 'up', 1), mem(1, 'up', 2), mem(2, 'up', 3), mem(3, 'up', 4), mem(4, 'joining')]
+    expect(decide(km, partitionView(0, clear, set(0, 1, 2)))).toEqual(uidsOf(3, 4))
+    expect(decide(km, partitionView(3, clear, set(3, 4)))).toEqual(uidsOf(3, 4))
+    // 1 up each side, and a joiner at the lowest address on Y's side: either could win the tie.
     const tie = [mem(0, 'up', 1), mem(1, 'up', 2), mem(3, 'joining', 0, nodeOf(3, '10.0.0.0', 1))]
-    expect(decide(km, partitionView(0, tie, set(0)))).toEqual(uidsOf(1, 3))
+    expect(decide(km, partitionView(0, tie, set(0)))).toEqual(uidsOf(0))
     expect(decide(km, partitionView(1, tie, set(1, 3)))).toEqual(uidsOf(1, 3))
+    // A joiner alone on its side (it crashed before it was moved up): nobody there could move it up.
+    const lone = [mem(0, 'up', 1), mem(3, 'joining', 0, nodeOf(3, '10.0.0.0', 1))]
+    expect(decide(km, partitionView(0, lone, set(0)))).toEqual(uidsOf(3))
   })
 
   it('nothing unreachable (or only members already down or exiting): nothing', () => {

@@ -35,12 +35,21 @@ export interface DowningStrategy {
 
 const DEFAULT_STABLE_AFTER = 3000
 
-/** Both sides of the view: reachable and unreachable members that count (up or leaving, plus joining ones on the losing side). */
-function sides(view: DowningView): { reachable: ClusterMember[]; unreachable: ClusterMember[]; counted: ClusterMember[] } {
+/**
+ * Both sides of the view: reachable and unreachable members (not down, exiting or removed),
+ * those that count (up or leaving), and `possiblyUp`: joining members on the other side, when it
+ * has an up member to lead them. A leader that reached convergence just before a partition began
+ * may have moved them up over there, with its gossip never crossing: that side counts them, this
+ * side must too, or both sides can each find a majority (the cluster simulator, seed 96 of
+ * `--nodes 7 --faults partition`). Akka's split-brain resolver counts them the same way.
+ */
+function sides(view: DowningView): { reachable: ClusterMember[]; unreachable: ClusterMember[]; counted: ClusterMember[]; possiblyUp: ClusterMember[] } {
   const live = view.members.filter((m) => m.status !== 'down' && m.status !== 'removed' && m.status !== 'exiting')
   const reachable = live.filter((m) => m.reachability === 'reachable')
   const unreachable = live.filter((m) => m.reachability === 'unreachable')
-  return { reachable, unreachable, counted: live.filter((m) => isActive(m.status)) }
+  const otherLeads = unreachable.some((m) => isActive(m.status))
+  const possiblyUp = otherLeads ? unreachable.filter((m) => m.status === 'joining') : []
+  return { reachable, unreachable, counted: live.filter((m) => isActive(m.status)), possiblyUp }
 }
 
 function uids(ms: readonly ClusterMember[]): string[] {
@@ -50,24 +59,31 @@ function uids(ms: readonly ClusterMember[]): string[] {
 /**
  * The shape every split-brain strategy shares: nothing while all is reachable; otherwise this
  * side stays (and downs the unreachable) if `stays` says so, or downs itself. `counted` are the
- * up and leaving members of both sides, `mine` how many of them are on this side.
+ * up and leaving members of both sides, `mine` how many of them are on this side, `possiblyUp`
+ * the other side's joining members that may be up over there (see `sides`).
  */
-function splitBrain(view: DowningView, stays: (counted: readonly ClusterMember[], mine: number) => boolean): string[] {
-  const { reachable, unreachable, counted } = sides(view)
+function splitBrain(view: DowningView, stays: (counted: readonly ClusterMember[], mine: number, possiblyUp: readonly ClusterMember[]) => boolean): string[] {
+  const { reachable, unreachable, counted, possiblyUp } = sides(view)
   if (unreachable.length === 0) return []
   const mine = counted.filter((m) => m.reachability === 'reachable').length
-  return stays(counted, mine) ? uids(unreachable) : uids(reachable)
+  return stays(counted, mine, possiblyUp) ? uids(unreachable) : uids(reachable)
 }
 
-/** Split-brain resolution: the side with more than half of the up members stays; a tie keeps the side with the lowest address. */
+/**
+ * Split-brain resolution: the side with more than half of the up members stays; a tie keeps the
+ * side with the lowest address. The other side's joining members count as up there (see `sides`):
+ * this side counts itself without its joiners and the other side with them, so two sides never
+ * both stay.
+ */
 export function keepMajority(stableAfter = DEFAULT_STABLE_AFTER): DowningStrategy {
   return {
     name: 'keep-majority',
     stableAfter,
     decide: (view) =>
-      splitBrain(view, (counted, mine) => {
-        if (2 * mine !== counted.length) return 2 * mine > counted.length
-        return [...counted].sort((a, b) => compareAddress(a.node, b.node))[0]?.reachability === 'reachable'
+      splitBrain(view, (counted, mine, possiblyUp) => {
+        const all = possiblyUp.length === 0 ? counted : [...counted, ...possiblyUp]
+        if (2 * mine !== all.length) return 2 * mine > all.length
+        return [...all].sort((a, b) => compareAddress(a.node, b.node))[0]?.reachability === 'reachable'
       }),
   }
 }
