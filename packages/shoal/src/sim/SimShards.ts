@@ -82,6 +82,8 @@ export class SimShards {
   readonly #held = new Map<number, Call[]>()
   readonly #draining = new Map<number, number>()
   readonly #known = new Set<string>()
+  /** The table last sent to each caller whose call this node refused. */
+  readonly #told = new Map<string, ShardTable>()
   /** This node's owner lease, with a lease configured. */
   readonly lease: SimOwnerLease | undefined
   /** Whether the lease was valid when last looked at (a lapse by the clock deactivates everything). */
@@ -280,8 +282,10 @@ export class SimShards {
       case 'hold':
         return this.#hold(call)
       case 'elsewhere':
-        // Not served here: the caller routes it again (its table may be older or newer than ours).
+        // Not served here: the caller routes it again (its table may be older or newer than ours),
+        // and gets this node's table, once per table (the plugin's #tellTable).
         if (call.from === this.#node.index) return this.#retry(call)
+        this.#tellTable(call.caller)
         return this.#cs.sim.send(this.#node.index, this.#cs.addressOf(call.from), 16, () => this.#retry(call))
     }
   }
@@ -449,6 +453,14 @@ export class SimShards {
       s.#apply(s.ownership.released(this.uid, table, draining, s.#now()))
       s.#decide()
     })
+  }
+
+  /** Sends this node's table to `uid`, whose call it refused, unless it already sent it this one. */
+  #tellTable(uid: string): void {
+    const t = this.ownership.table
+    if (!t || this.#told.get(uid) === t) return
+    this.#told.set(uid, t)
+    this.#send(uid, 8 * t.owners.length, (s) => s.#adopt(t))
   }
 
   /** Other members that are neither down nor removed. */
