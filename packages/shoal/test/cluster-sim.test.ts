@@ -9,6 +9,7 @@
  * found real bugs stay fixed.
  */
 import { describe, expect, it } from 'vitest'
+import { simClusterCommand } from '../src/cli/simCluster.ts'
 import { type ClusterSimOptions, ClusterSimulator, runClusterSim } from '../src/sim/ClusterSimulator.ts'
 import { faultSchedule } from '../src/sim/Faults.ts'
 import { shrinkViolation } from '../src/sim/Shrink.ts'
@@ -136,6 +137,19 @@ describe('cluster simulator', () => {
     }
     const replay = runClusterSim({ ...options, seed, stopOnViolation: true, trace: true, onlyFaults: r.onlyFaults })
     expect(replay.trace).toEqual(r.report.trace)
+  })
+
+  it('shoal sim --cluster --skew: clocks drift as asked (a different run), and a bad fraction is refused', async () => {
+    const run = async (...args: string[]): Promise<{ events: number; violations: unknown[] }> => {
+      let text = ''
+      expect(await simClusterCommand(['--seed', '3', '--duration', '60', '--json', ...args], (s) => (text += s))).toBe(0)
+      return JSON.parse(text) as { events: number; violations: unknown[] }
+    }
+    const even = await run('--skew', '0')
+    const skewed = await run('--skew', '0.2')
+    expect(skewed.violations).toEqual([])
+    expect(skewed.events).not.toBe(even.events)
+    await expect(simClusterCommand(['--seed', '3', '--skew', '2'], () => {})).rejects.toThrow(/--skew must be a number from 0 to 0.5/)
   })
 
   it('the seeds that found bugs stay fixed', () => {

@@ -28,6 +28,7 @@ seed gives the same run; a violation names the seed that replays it.
   --duration S        simulated seconds per seed (default 600)
   --faults MIX        ${FAULT_MIXES.join(', ')} (default dense)
   --gap S             mean seconds between faults (default 15)
+  --skew F            clock-rate skew between nodes, a fraction (default 0.01: each clock runs 0.99-1.01x)
   --downing NAME      downing strategy, as cluster.downing takes it (default keep-majority)
   --no-lease          the singleton runs without a lease
   --no-singleton      no singleton
@@ -57,6 +58,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
       duration: { type: 'string', default: '600' },
       faults: { type: 'string', default: 'dense' },
       gap: { type: 'string', default: '15' },
+      skew: { type: 'string', default: '0.01' },
       downing: { type: 'string', default: 'keep-majority' },
       'no-lease': { type: 'boolean', default: false },
       'no-singleton': { type: 'boolean', default: false },
@@ -85,6 +87,7 @@ export async function simClusterCommand(argv: string[], out: (s: string) => void
     quiet: Math.min(120_000, duration / 3),
     faults: values.faults as FaultMix,
     meanGap: whole(values.gap, 'gap', 1) * 1000,
+    skew: fraction(values.skew, 'skew', 0.5),
     downing: values.downing,
     singleton: values['no-singleton'] ? (false as const) : values['no-lease'] ? { leaseTtl: undefined } : {},
     shards: values['no-virtual']
@@ -172,6 +175,7 @@ function flags(v: {
   duration: string
   faults: string
   gap: string
+  skew: string
   downing: string
   shards: string
   'no-lease': boolean
@@ -185,6 +189,7 @@ function flags(v: {
   if (v.duration !== '600') out.push(`--duration ${v.duration}`)
   if (v.faults !== 'dense') out.push(`--faults ${v.faults}`)
   if (v.gap !== '15') out.push(`--gap ${v.gap}`)
+  if (v.skew !== '0.01') out.push(`--skew ${v.skew}`)
   if (v.downing !== 'keep-majority') out.push(`--downing ${v.downing}`)
   if (v['no-lease']) out.push('--no-lease')
   if (v['no-singleton']) out.push('--no-singleton')
@@ -224,6 +229,12 @@ function faultList(v: string): number[] {
   const out = v.split(',').map((x) => Number(x.trim()))
   if (out.some((n) => !Number.isInteger(n) || n < 0)) throw new ConfigError(`--only-faults takes fault indices like 3,7,12 (or none), got "${v}".`)
   return out
+}
+
+function fraction(v: string, name: string, max: number): number {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0 || n > max) throw new ConfigError(`--${name} must be a number from 0 to ${max}, got "${v}".`)
+  return n
 }
 
 function whole(v: string, name: string, min: number): number {
