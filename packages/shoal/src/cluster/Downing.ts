@@ -41,7 +41,7 @@ const DEFAULT_STABLE_AFTER = 3000
  * has an up member to lead them. A leader that reached convergence just before a partition began
  * may have moved them up over there, with its gossip never crossing: that side counts them, this
  * side must too, or both sides can each find a majority (the cluster simulator, seed 96 of
- * `--nodes 7 --faults partition`). Akka's split-brain resolver counts them the same way.
+ * `--nodes 7 --faults partition`).
  */
 function sides(view: DowningView): { reachable: ClusterMember[]; unreachable: ClusterMember[]; counted: ClusterMember[]; possiblyUp: ClusterMember[] } {
   const live = view.members.filter((m) => m.status !== 'down' && m.status !== 'removed' && m.status !== 'exiting')
