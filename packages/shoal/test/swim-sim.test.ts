@@ -380,3 +380,38 @@ describe('sim: UDP-only fault', () => {
     for (const o of [0, 1, 2, 3, 5, 6, 7, 8, 9]) expect(sim.view(o, 4)).toBe('dead')
   })
 })
+
+describe('SwimInstance.version (what the membership core keeps its derived answers by)', () => {
+  it('changes when a member is learned, when a status changes and when a member is forgotten; not while nothing changes', () => {
+    const sim = new Simulator({ members: 3, seed: 11, bootstrap: 'join', settings: { tombstoneTtl: 20_000 } })
+    const me = sim.members[0]!.instance
+    const learned = me.version
+    sim.run(10_000)
+    expect(me.statusOf(sim.members[2]!.node)).toBe('alive')
+    expect(me.version).toBeGreaterThan(learned)
+    // Quiet: probes, acks and gossip go on, no status changes.
+    const quiet = me.version
+    sim.run(20_000)
+    expect(me.version).toBe(quiet)
+    // A crash: suspect, then dead.
+    const node = sim.members[2]!.node
+    sim.crash(2)
+    const statuses: (SwimStatus | undefined)[] = []
+    for (let t = 21_000; t <= 40_000; t += 1000) {
+      const before = me.version
+      const was = me.statusOf(node)
+      sim.run(t)
+      const now = me.statusOf(node)
+      if (now !== was) {
+        statuses.push(now)
+        expect(me.version, `${was} → ${now}`).not.toBe(before)
+      }
+    }
+    expect(statuses).toContain('dead')
+    // Reaped after tombstoneTtl: forgotten, and the version says so.
+    const dead = me.version
+    sim.run(80_000)
+    expect(me.statusOf(node)).toBeUndefined()
+    expect(me.version).not.toBe(dead)
+  })
+})

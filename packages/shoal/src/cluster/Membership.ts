@@ -166,14 +166,17 @@ export class Membership {
   #unconfirmedSince: number | undefined
   /** Per member this node has down or removed: the members seen to know it (from gossip `seen`). */
   readonly #downSeen = new Map<string, Set<string>>()
-  /** Answers of {@link reachable}, until the state here or SWIM's view ({@link SwimView.version}) changes. */
+  /** Answers of {@link reachable} in the current {@link #epoch}. */
   readonly #reachableMemo = new Map<string, boolean>()
-  /** The SWIM version {@link #reachableMemo} holds answers for. */
-  #memoSwim = -1
-  /** Bumped by {@link #changed}: with the gossip and SWIM's version, what the leader is derived from. */
-  #changes = 0
-  /** What {@link #leaderNow} last derived the leader from, and who it was. */
-  #leaderFrom: { gossip: GossipState; changes: number; swim: number; leader: string | undefined } | undefined
+  /**
+   * Bumped whenever reachability may answer differently: this core's state changed ({@link #changed})
+   * or SWIM's view did ({@link SwimView.version}). What is derived from reachability is kept per epoch.
+   */
+  #epoch = 0
+  /** The SWIM version of the current epoch. */
+  #epochSwim = -1
+  /** The leader `leaderOf` gave, and in which epoch. */
+  #leaderIn: { epoch: number; leader: string | undefined } | undefined
   /** {@link members}, until the gossip, a reachability or the observations change. */
   #views: readonly ClusterMember[] | undefined
   /** `present()`, until the gossip changes. */
@@ -279,12 +282,7 @@ export class Membership {
    */
   reachable(uid: string): boolean {
     if (uid === this.self.uid) return true
-    // Remember answers until the state here (#changed) or SWIM's view changes.
-    const swim = this.#swim.version
-    if (swim !== this.#memoSwim) {
-      this.#reachableMemo.clear()
-      this.#memoSwim = swim
-    }
+    this.#currentEpoch()
     const known = this.#reachableMemo.get(uid)
     if (known !== undefined) return known
     const m = this.#history.notCutOff(uid) ? this.#gossip.members.get(uid) : undefined
@@ -573,7 +571,18 @@ export class Membership {
     this.#present = undefined
     this.#notRemovedList = undefined
     this.#reachableMemo.clear()
-    this.#changes++
+    this.#epoch++
+  }
+
+  /** The current epoch (see {@link #epoch}): a new one if SWIM's view changed since. */
+  #currentEpoch(): number {
+    const swim = this.#swim.version
+    if (swim !== this.#epochSwim) {
+      this.#epochSwim = swim
+      this.#reachableMemo.clear()
+      this.#epoch++
+    }
+    return this.#epoch
   }
 
   #log(level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
@@ -741,13 +750,12 @@ export class Membership {
     if (gossip !== this.#gossip) this.#commit(gossip)
   }
 
-  /** The leader by the current gossip and reachability (`leaderOf`), kept while neither changes. */
+  /** The leader by the current gossip and reachability (`leaderOf`), kept for the epoch. */
   #leaderNow(): string | undefined {
-    const from = this.#leaderFrom
-    const swim = this.#swim.version
-    if (from && from.gossip === this.#gossip && from.changes === this.#changes && from.swim === swim) return from.leader
+    const epoch = this.#currentEpoch()
+    if (this.#leaderIn?.epoch === epoch) return this.#leaderIn.leader
     const leader = leaderOf(this.#gossip, (uid) => this.reachable(uid))?.node.uid
-    this.#leaderFrom = { gossip: this.#gossip, changes: this.#changes, swim, leader }
+    this.#leaderIn = { epoch, leader }
     return leader
   }
 
@@ -1047,12 +1055,12 @@ function swimNodeOf(node: ClusterNode): SwimNode {
   return n
 }
 
-/** Whether `set` lacks something `other` has. */
 /** Same version and the same `seen`: the same state, as far as an answer to it goes. */
 function sameGossip(a: GossipState, b: GossipState): boolean {
   return a === b || (a.seen.size === b.seen.size && !lacks(a.seen, b.seen) && compareVersions(a.version, b.version) === 'same')
 }
 
+/** Whether `set` lacks something `other` has. */
 function lacks(set: ReadonlySet<string>, other: ReadonlySet<string>): boolean {
   for (const x of other) if (!set.has(x)) return true
   return false

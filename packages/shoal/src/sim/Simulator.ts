@@ -400,7 +400,7 @@ export class Simulator {
     this.#queue.push(new SimEvent(at, Kind.Stream, dest, generation, from, deliver))
   }
 
-  /** A stream message arrives: dropped if the link broke meanwhile or its process is gone. */
+  /** A stream message arrives: dropped if the link broke meanwhile or its process is gone (as `#inProcess`, without a closure per message). */
   #streamArrives(from: number, dest: SimMember, generation: number, deliver: (target: number) => void): void {
     if (!this.reachable(from, dest.index) || !dest.up || dest.generation !== generation) return
     if (dest.stalledUntil > this.#now) dest.backlog.push(() => deliver(dest.index))

@@ -181,6 +181,8 @@ const RESEND_EVERY = 2000
 const RETRY_SOON = 25
 /** Routers kept per node before the cache starts over. */
 const MAX_ROUTERS = 100_000
+/** Callers remembered per group as told a table (see `#tellTable`); beyond, the memory starts afresh. */
+const MAX_TOLD = 1024
 /** A waiting call fails this long before its deadline, with the reason, rather than timing out. */
 const GIVE_UP_EARLY = 3 * RETRY_SOON
 
@@ -825,7 +827,7 @@ class VirtualActors implements VirtualActorsFacade {
   #tellTable(g: Group, caller: ClusterNode): void {
     const table = g.ownership.table
     if (!table || g.told.get(caller.uid) === table) return
-    if (g.told.size >= MAX_ROUTERS) g.told.clear()
+    if (g.told.size >= MAX_TOLD) g.told.clear()
     g.told.set(caller.uid, table)
     this.#send([caller], encodeTable(g.role, table))
   }
