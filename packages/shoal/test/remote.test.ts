@@ -277,6 +277,29 @@ describe('remote calls', () => {
     expect(await remote.addRock(1)).toBe(1)
   })
 
+  it('times a call out on the monotonic clock: a wall clock stepped back an hour changes nothing', async () => {
+    // The wall clock as every part started now sees it, so that stepping it reaches them all.
+    const wall = Date.now
+    let step = 0
+    Date.now = () => wall() + step
+    try {
+      nodes = await startNodes(2)
+      const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]
+      const remote = b.resolve(Island, a.spawn(Island).id)
+      const started = performance.now()
+      const call = remote
+        .withTimeout(100)
+        .sleep(1500)
+        .catch((e: unknown) => e)
+      // NTP stepping the clock back, or a VM resumed: a deadline on Date.now() would wait out the hour.
+      step = -3_600_000
+      expect(await call).toBeInstanceOf(TimeoutError)
+      expect(performance.now() - started).toBeLessThan(1000)
+    } finally {
+      Date.now = wall
+    }
+  })
+
   it('fragments large payloads and keeps serving small calls meanwhile', async () => {
     nodes = await startNodes(2, { maxFrameSize: 8 * 1024 * 1024 })
     const [a, b] = nodes.systems as [ClusterSystem, ClusterSystem]

@@ -14,7 +14,10 @@ export interface Invocation {
   readonly method: string
   readonly args: unknown[]
   readonly chain: string
-  /** When the caller gives up (ms since the epoch), if known: a proxy holding the call drops it then. */
+  /**
+   * When the caller gives up, if known: a proxy holding the call drops it then. On the system's
+   * monotonic clock (`ClusterSystem.now()`, as every deadline of a node), never `Date.now()`.
+   */
   readonly deadline?: number
   /** Trace context that travelled with the call (envelope headers), if any. */
   readonly headers?: EnvelopeHeaders | undefined

@@ -43,12 +43,12 @@ export class ClusterdDirectory {
     if (!endpoint) return undefined
     this.#expire()
     const key = endpointKey(endpoint)
-    if (this.#registrations.size < MAX_REGISTRATIONS || this.#registrations.has(key)) this.#registrations.set(key, { endpoint, at: Date.now() })
+    if (this.#registrations.size < MAX_REGISTRATIONS || this.#registrations.has(key)) this.#registrations.set(key, { endpoint, at: performance.now() })
     return Buffer.from(JSON.stringify(this.endpoints))
   }
 
   #expire(): void {
-    const horizon = Date.now() - REGISTRATION_TTL
+    const horizon = performance.now() - REGISTRATION_TTL
     for (const [k, r] of this.#registrations) if (r.at < horizon) this.#registrations.delete(k)
   }
 }

@@ -59,6 +59,8 @@ export interface ReceptionistHost extends ControlChannel {
   refOf(id: ActorId, Class: (abstract new (...args: never[]) => DistributedActor) | undefined): unknown
   /** True if `id` is a live actor of this node. */
   isLocalAlive(id: ActorId): boolean
+  /** The system's monotonic clock, ms (pull pacing, dead owners' memory, absence grace). */
+  now(): number
 }
 
 const DEAD_TTL = 24 * 3600_000
@@ -310,7 +312,7 @@ export class Receptionist {
     const peers = this.#peers().filter((m) => m.reachability === 'reachable')
     const peer = peers[Math.floor(Math.random() * peers.length)]
     if (peer) this.#send(peer.node, encodeDigest(this.#registrations.digest(), false))
-    const now = Date.now()
+    const now = this.#host.now()
     this.#reconcile(now)
     for (const [uid, at] of this.#dead) if (now - at > DEAD_TTL) this.#dead.delete(uid)
     for (const [uid, at] of this.#lastPull) if (now - at > PULL_AT_MOST_EVERY) this.#lastPull.delete(uid)
@@ -338,7 +340,7 @@ export class Receptionist {
 
   #dropDead(uid: string): void {
     if (this.#dead.has(uid)) return
-    this.#dead.set(uid, Date.now())
+    this.#dead.set(uid, this.#host.now())
     this.#notify(this.#registrations.dropOwner(uid))
   }
 
@@ -397,7 +399,7 @@ export class Receptionist {
 
   /** A gap: ask `from` for what is missing (at most every 250 ms per peer). */
   #pull(from: ClusterNode): void {
-    const now = Date.now()
+    const now = this.#host.now()
     if (now - (this.#lastPull.get(from.uid) ?? -Infinity) < PULL_AT_MOST_EVERY) return
     this.#lastPull.set(from.uid, now)
     this.#send(from, encodeDigest(this.#registrations.digest(), false))

@@ -53,6 +53,8 @@ export interface RemotingHost {
   readonly control: ControlRouter
   /** False once shutdown began: inbound calls are refused. */
   running(): boolean
+  /** The system's monotonic clock, ms: inbound calls' deadlines are on it. */
+  now(): number
   /** A peer incarnation is gone for good (shut down or replaced): watches of its actors fire. */
   nodeGone(node: ClusterNode): void
   /** A peer refused our handshake, saying why (a zombie may learn it was downed). */
@@ -323,7 +325,7 @@ export class Remoting {
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
     const credit = inbound.take(body.length + 5)
-    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, Date.now() + env.timeoutMs, env.headers, credit)
+    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, this.#host.now() + env.timeoutMs, env.headers, credit)
     target.deliver(inv, method)
   }
 
@@ -450,7 +452,7 @@ class InboundCall implements Invocation {
     readonly method: string,
     readonly args: unknown[],
     readonly chain: string,
-    /** When the caller gives up (ms since the epoch), from the timeout it sent. */
+    /** When the caller gives up, on the system's monotonic clock (`now()`), from the timeout it sent. */
     readonly deadline: number,
     readonly headers: EnvelopeHeaders | undefined,
     /** Its bytes in the connection's inbound budget, given back as it settles. */

@@ -144,7 +144,7 @@ export class SingletonManager {
       })
   }
 
-  /** The one clock of this manager's decisions (backoff, lease retries, downs, fencing); call deadlines are the call path's wall clock. */
+  /** The one clock of this manager: decisions (backoff, lease retries, downs, fencing) and held calls' deadlines. */
   #now(): number {
     return this.#system.now()
   }
@@ -174,7 +174,7 @@ export class SingletonManager {
   /** Proxy entry: a call through a proxy ref, local or from another node. */
   deliver(inv: Invocation): void {
     if (this.#core.stopped) return inv.fail(markNotDelivered(new SystemShutDownError(`The singleton ${this.name} proxy on this node has stopped (shutdown).`)))
-    const held: Held = { seq: ++this.#seq, inv, since: Date.now() }
+    const held: Held = { seq: ++this.#seq, inv, since: this.#now() }
     if (this.#target && this.#held.length === 0) this.#send(held, this.#target)
     else this.#hold(held)
   }
@@ -406,7 +406,7 @@ export class SingletonManager {
   }
 
   #send(h: Held, target: ActorRef<unknown>): void {
-    const now = Date.now()
+    const now = this.#now()
     const deadline = h.inv.deadline
     if (deadline !== undefined && deadline <= now) return // the caller has given up already
     const timeout = deadline === undefined ? this.#system.callTimeout : deadline - now
@@ -438,7 +438,7 @@ export class SingletonManager {
 
   /** Fails held calls past the allocation timeout; forgets those whose caller gave up. */
   #expire(): void {
-    const now = Date.now()
+    const now = this.#now()
     const limit = this.#settings.allocationTimeout
     const keep: Held[] = []
     for (const h of this.#held) {

@@ -72,7 +72,7 @@ export class ClusterSystem {
   /** Calls queued per actor before new calls fail with `OverloadedError`. */
   readonly maxMailbox: number
   readonly #settings: ResolvedSettings
-  readonly #deadlines = new DeadlineQueue()
+  readonly #deadlines = new DeadlineQueue(() => this.now())
   readonly #actors: LocalActors
   readonly #remoting: Remoting
   readonly #control: ControlRouter
@@ -128,6 +128,7 @@ export class ClusterSystem {
         actors: this.#actors,
         control: this.#control,
         running,
+        now: () => this.now(),
         nodeGone: (peer) => this.#watch?.nodeGone(peer),
         // A peer refuses us because it knows this incarnation is down: a zombie learns its fate.
         refusedByPeer: (reason) => {

@@ -32,7 +32,11 @@ export class DeadlineQueue {
   /** Most calls use one timeout: remember its group and skip the map lookup. */
   #last: Group | undefined
 
-  constructor(now: () => number = Date.now) {
+  /**
+   * @param now the queue's clock, ms. Monotonic by default: a wall clock stepped back (NTP, a VM
+   *   resumed) would otherwise keep every pending call from timing out for as long as the step.
+   */
+  constructor(now: () => number = () => performance.now()) {
     this.#now = now
   }
 

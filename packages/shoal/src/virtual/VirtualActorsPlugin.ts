@@ -530,7 +530,7 @@ class VirtualActors implements VirtualActorsFacade {
         if (a?.target.alive) return this.#deliverTo(g, a, router.path, inv, method)
       }
     }
-    this.#route({ router, type: router.type, id: router.id, path: router.path, inv, method, since: Date.now() })
+    this.#route({ router, type: router.type, id: router.id, path: router.path, inv, method, since: this.#now() })
   }
 
   #route(h: Held): void {
@@ -616,7 +616,7 @@ class VirtualActors implements VirtualActorsFacade {
       r.ownerUid = owner
       r.ownerRef = ref
     }
-    const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - Date.now()
+    const remaining = h.inv.deadline === undefined ? this.#ctx.system.callTimeout : h.inv.deadline - this.#now()
     if (remaining <= 0) return
     this.#forwarded++
     this.#ctx.calls.forward(ref, h.inv.method, h.inv.args, h.inv.chain, remaining, h.inv.headers).then(
@@ -888,7 +888,7 @@ class VirtualActors implements VirtualActorsFacade {
     const waiting = this.#waiting
     this.#waiting = []
     this.#heldCount -= waiting.length
-    const now = Date.now()
+    const now = this.#now()
     for (const h of waiting) {
       // Fail just before the caller's own timeout would, saying why (a TimeoutError would not).
       if (h.inv.deadline !== undefined && h.inv.deadline - GIVE_UP_EARLY <= now) {
