@@ -500,6 +500,29 @@ describe('Envelope - target cache', () => {
     expect(cache.resolved).toBeUndefined()
   })
 
+  it('tells apart targets that differ in any one byte, wherever the body sits in its buffer', () => {
+    const base = { uid: '0123456789abcdef', incarnation: 7, timeoutMs: 5000, args: Buffer.of(0x90), chain: '', callId: 1 }
+    const primed = encodeCall({ ...base, path: '/user/A-1', method: 'go' })
+    // The target segment follows callId, incarnation and timeout (12 bytes); vary each of its letters.
+    const uidAt = 12 + 1
+    const pathAt = uidAt + 16 + 2
+    const methodAt = pathAt + '/user/A-1'.length + 1
+    for (const at of [uidAt, uidAt + 5, uidAt + 15, pathAt, pathAt + 8, methodAt, methodAt + 1]) {
+      for (const offset of [0, 1, 3, 6]) {
+        const cache = new TargetCache()
+        decodeCall(primed, cache)
+        cache.resolved = 'A-1 go'
+        // One shared memory for both, at an odd offset: the word-at-a-time compare must not care.
+        const memory = Buffer.alloc(offset + primed.length)
+        primed.copy(memory, offset)
+        memory[offset + at] = memory[offset + at]! ^ 0x01
+        const body = memory.subarray(offset)
+        expect(decodeCall(body, cache)).toEqual(decodeCall(Buffer.from(body)))
+        expect(cache.resolved).toBeUndefined()
+      }
+    }
+  })
+
   it('property: a cache never changes what random bodies decode to', () => {
     const cache = new TargetCache()
     fc.assert(
