@@ -47,6 +47,22 @@ describe('cluster simulator', () => {
     expect([...kinds].sort()).toEqual(['crash', 'delay', 'loss', 'one-way', 'partition', 'pause', 'store-outage', 'store-slow'])
   })
 
+  it('a failover is charged to a fault only while it may be its doing: never minutes after a short pause ended', () => {
+    // Seeds 2 and 26 once charged 4-second pauses that downed no one with failovers 145 and 204 s
+    // later (another fault's), which made the pause rows' tails meaningless.
+    let charged = 0
+    for (const seed of [2, 26]) {
+      for (const t of runClusterSim({ seed }).timings) {
+        for (const after of [t.failover, t.shardFailover]) {
+          if (after === null || after === undefined) continue
+          charged++
+          expect(after).toBeLessThanOrEqual(t.endsAt - t.at + 30_000)
+        }
+      }
+    }
+    expect(charged).toBeGreaterThan(0)
+  })
+
   it('a sweep of dense fault schedules (5 nodes × 10 simulated minutes each) violates nothing and converges', async () => {
     const r = await runSweep({ seeds: 16, first: 1, workers: 1 })
     expect(r.violations).toEqual([])

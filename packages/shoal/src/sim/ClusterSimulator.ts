@@ -39,7 +39,7 @@ const CONFIRMED_GRACE = 5000
 const CONFIRM_WINDOW = 4000
 /** Control messages per node per second beyond which the run has a storm (normal: a few dozen). */
 const STORM = 1000
-/** A down this long after a fault ended is not its decision. */
+/** A down, or a singleton's or shards' failover, this long after a fault ended is not its doing. */
 const DECIDE_WINDOW = 30_000
 
 /** One cluster simulation. */
@@ -480,7 +480,7 @@ export class ClusterSimulator {
   /** A singleton instance was activated on `by`: the failover of a host that crashed or paused ends. */
   activated(by: { readonly uid: string }): void {
     const now = this.sim.now
-    for (const t of this.#timings) if (t.failover === null && t.host !== by.uid && now >= t.at) t.failover = now - t.at
+    for (const t of this.#timings) if (t.failover === null && t.host !== by.uid && now >= t.at && now <= t.endsAt + DECIDE_WINDOW) t.failover = now - t.at
   }
 
   note(line: string): void {
@@ -660,6 +660,11 @@ export class ClusterSimulator {
   #checkShardFailover(): void {
     const now = this.sim.now
     for (const [t, w] of this.#shardWatch) {
+      // Long after the fault ended, another fault moved them (a pause that downed no one needs no failover).
+      if (now > t.endsAt + DECIDE_WINDOW) {
+        this.#shardWatch.delete(t)
+        continue
+      }
       const others = this.nodes.filter((n) => n?.shards && n.uid !== w.uid && this.sim.members[n.index]!.up && !this.sim.stalled(n.index))
       if (!w.shards.every((shard) => others.some((n) => n.shards!.ownership.phase(shard) === 'open'))) continue
       t.shardFailover = now - t.at
