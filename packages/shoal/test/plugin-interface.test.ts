@@ -27,6 +27,8 @@ interface PoolFacade {
   drain(worker: ActorRef<DistributedActor>): Promise<void>
   /** Asks a node (over the control lane) how many pools it runs. */
   count(node: { host: string; port: number }): Promise<number>
+  /** Fences a local worker: `check` runs as each call to it starts (false: no such actor here). */
+  fence(worker: ActorRef<DistributedActor>, check: (inv: Invocation) => string | undefined): boolean
 }
 
 /** The facade (`system.plugin('pool')`; an app would declare `system.pool` by module augmentation, see docs/plugins.md). */
@@ -69,6 +71,9 @@ function poolPlugin(): Plugin<PoolFacade> {
         async drain(worker) {
           await ctx.actors.runTurn(worker.id, (actor) => actor.onPassivate?.(), { seal: true })
           await ctx.system.stop(worker)
+        },
+        fence(worker, check) {
+          return ctx.actors.guard(worker.id, check)
         },
         count(node) {
           return new Promise((resolve) => {
@@ -148,6 +153,27 @@ describe('a plugin written against the public PluginContext', () => {
     await drained
     expect(isNotDelivered(refused)).toBe(true)
     expect(a.actorCount).toBe(0)
+  })
+
+  it('a guard sees each call as it starts; a reason refuses it as notDelivered and seals the actor', async () => {
+    const a = await start()
+    const worker = a.spawn(Worker)
+    const seen: string[] = []
+    const fenced = poolOf(a).fence(worker, (inv) => {
+      seen.push(`${inv.method}(${String(inv.args[0])})`)
+      return inv.args[0] === 13 ? 'thirteen is unlucky' : undefined
+    })
+    expect(fenced).toBe(true)
+    expect(await worker.work(1)).toMatch(/:2$/)
+    const refused = await worker.work(13).catch((e: unknown) => e)
+    expect(isNotDelivered(refused)).toBe(true)
+    expect(String(refused)).toMatch(/thirteen is unlucky/)
+    // Sealed: later calls are refused without asking the guard.
+    expect(isNotDelivered(await worker.work(2).catch((e: unknown) => e))).toBe(true)
+    expect(seen).toEqual(['work(1)', 'work(13)'])
+    const gone = a.spawn(Worker)
+    await a.stop(gone)
+    expect(poolOf(a).fence(gone, () => undefined)).toBe(false)
   })
 
   it('the control lane carries the plugin’s own kind between nodes', async () => {

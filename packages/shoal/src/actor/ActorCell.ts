@@ -211,11 +211,11 @@ export class ActorCell {
    * call as notDelivered and seals the actor. A singleton whose lease may have lapsed must not
    * start another call, even one that queued while the lease was valid.
    */
-  guard(check: () => string | undefined): void {
+  guard(check: (inv: Invocation) => string | undefined): void {
     this.#guard = check
   }
 
-  #guard: (() => string | undefined) | undefined
+  #guard: ((inv: Invocation) => string | undefined) | undefined
 
   #sealed = false
   /** Why `onStart` failed, if it did: what calls that waited for it are told. */
@@ -280,7 +280,7 @@ export class ActorCell {
   }
 
   #start(inv: Invocation, fn: Function, turn: boolean): void {
-    const refusal = inv.fn ? undefined : this.#guard?.()
+    const refusal = inv.fn ? undefined : this.#guard?.(inv)
     if (refusal !== undefined) {
       this.#sealed = true
       return this.#refuse(inv, markNotDelivered(new ActorNotFoundError(`Actor ${this.id} takes no calls: ${refusal}.`)))

@@ -406,7 +406,7 @@ export class LocalActors implements CellHost {
   }
 
   /** Sets a check run as each call to local actor `id` starts (see ActorCell.guard); false if there is no such actor. */
-  guard(id: ActorId, check: () => string | undefined): boolean {
+  guard(id: ActorId, check: (inv: Invocation) => string | undefined): boolean {
     const cell = this.cell(id)
     cell?.guard(check)
     return cell !== undefined

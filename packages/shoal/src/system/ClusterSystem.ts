@@ -255,12 +255,13 @@ export class ClusterSystem {
   }
 
   /**
-   * The system's monotonic clock (ms, arbitrary origin): the cluster's (SWIM's) with membership,
-   * else the process's. Plugins decide on it (backoffs, hand-over and fencing deadlines), so that
-   * every decision of a node reads one clock; never compare it with `Date.now()`.
+   * The system's monotonic clock (ms, arbitrary origin): `performance.now()`, which SWIM and the
+   * membership read too (`cluster.now()` is the same clock). Plugins decide on it (backoffs,
+   * hand-over and fencing deadlines) and every call deadline is on it, so that a node reads one
+   * clock; never compare it with `Date.now()`.
    */
   now(): number {
-    return this.clustered ? this.cluster.now() : performance.now()
+    return performance.now()
   }
 
   /**
