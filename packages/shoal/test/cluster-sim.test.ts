@@ -100,14 +100,15 @@ describe('cluster simulator', () => {
   })
 
   it('mutation: without the lease check a paused host and its successor both serve; the journal refuses the stale write', () => {
-    // Timeout downing needs no confirmation, so the lease is the only fence against a paused host.
-    // (Virtual actors off: without a lease, nothing fences them under timeout downing either.)
+    // Timeout downing needs no confirmation, so with the freeze fence off too (a woken node waits
+    // for a member it knew), the lease is the only fence against a paused host. Each fence alone holds.
     const options = { faults: 'pause' as const, downing: 'timeout:3000', duration: 180_000, quiet: 60_000, shards: false as const }
-    const found = firstViolating(seeds(1, 12), { ...options, singleton: { checkLease: false } }, 'singleton-overlap')
+    const found = firstViolating(seeds(1, 12), { ...options, wakeFence: false, singleton: { checkLease: false } }, 'singleton-overlap')
     expect(found).toBeDefined()
-    const mutant = runClusterSim({ ...options, seed: found!, singleton: { checkLease: false } })
+    const mutant = runClusterSim({ ...options, seed: found!, wakeFence: false, singleton: { checkLease: false } })
     expect(mutant.violations.map((v) => v.invariant)).toContain('journal-conflict')
-    expect(runClusterSim({ ...options, seed: found! }).violations).toEqual([])
+    expect(runClusterSim({ ...options, seed: found!, wakeFence: false }).violations).toEqual([])
+    expect(runClusterSim({ ...options, seed: found!, singleton: { checkLease: false } }).violations).toEqual([])
   })
 
   it('mutation: virtual actors that serve without their side’s confirmation give a shard two owners after a pause', () => {
@@ -121,10 +122,22 @@ describe('cluster simulator', () => {
     // Timeout downing needs no confirmation. With leases, the member that finds a removed owner's
     // lease expired keeps it, so the owner, woken, cannot take it back and serve (bug 10 of
     // docs/simulation.md: it took a new epoch and served beside the shards' new owner).
-    const options = { faults: 'pause' as const, downing: 'timeout:3000', duration: 120_000, quiet: 40_000, singleton: false as const }
+    // The freeze fence (a woken node waits for a member it knew) is off: it fences pauses too.
+    const options = { faults: 'pause' as const, downing: 'timeout:3000', duration: 120_000, quiet: 40_000, singleton: false as const, wakeFence: false }
     const found = firstViolating(seeds(1, 6), options, 'shard-overlap')
     expect(found).toBeDefined()
     for (const seed of seeds(1, 6)) expect(runClusterSim({ ...options, seed, shards: { leaseTtl: 8000 } }).violations, `seed ${seed}`).toEqual([])
+  })
+
+  it('mutation: without the freeze fence a node woken after its removal takes restarted members in as a second cluster; with it, it downs itself', () => {
+    // Seed 49 of `--gap 5 --shards 8`, shrunk: n3 frozen 26 s (removed meanwhile) wakes beside the
+    // two members of its side, just restarted; it moved them up and served what the others served.
+    const options = { seed: 49, meanGap: 5000, shards: { shards: 8 }, onlyFaults: [0, 1, 3, 4, 5, 6, 10], stopOnViolation: true, trace: true }
+    const mutant = runClusterSim({ ...options, wakeFence: false })
+    expect(mutant.violations.map((v) => v.invariant)).toContain('shard-overlap')
+    const fenced = runClusterSim(options)
+    expect(fenced.violations).toEqual([])
+    expect(fenced.trace!.some((line) => line.includes('woke from a freeze to find every member it knew gone'))).toBe(true)
   })
 
   it('a violation replays from its seed with the same trace', () => {

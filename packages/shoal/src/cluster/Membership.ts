@@ -115,6 +115,8 @@ export interface MembershipOptions {
   readonly now: number
   /** @internal The downing confirmation rule (DowningDecision.ts); off only in mutation checks. */
   readonly confirm?: boolean
+  /** @internal The fence after a freeze (`Membership.#wake`); off only in mutation checks. */
+  readonly wakeFence?: boolean
 }
 
 /** Counts since start, for metrics (`shoal_cluster_*_total`). */
@@ -184,6 +186,14 @@ export class Membership {
   /** Members not removed (what downing decides about), until the gossip changes. */
   #notRemovedList: Member[] | undefined
   readonly #toTombstone: ClusterNode[] = []
+  /** When the last step ran: a longer gap than {@link #freezeAfter} between two is a freeze (see {@link #wake}). */
+  #lastStepAt: number | undefined
+  /**
+   * Set on waking from a freeze with other members present: when, and who they were. Until one of
+   * them confirms this node (a heartbeat sent since), it neither leads nor serves; if all of them
+   * go first, it downs itself (see {@link #wake}).
+   */
+  #woke: { readonly at: number; readonly peers: ReadonlySet<string> } | undefined
 
   constructor(o: MembershipOptions) {
     this.#o = o
@@ -298,7 +308,10 @@ export class Membership {
   /** Until when heartbeat answers confirm this node's side (see `Cluster.confirmedUntil`). */
   confirmedUntil(now: number, window: number, notBefore = Number.NEGATIVE_INFINITY): number {
     const self = this.#gossip.members.get(this.self.uid)
-    if (this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
+    if (this.#woke || this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
+    // Frozen until a moment ago, and asked before this core's first step since: the step will find
+    // the freeze (see #wake); meanwhile nothing it confirmed before counts.
+    if (this.#o.wakeFence !== false && this.#lastStepAt !== undefined && now - this.#lastStepAt > this.#freezeAfter()) return Number.NEGATIVE_INFINITY
     // A down another side may not know of yet counts there as up (see #unseenDowns).
     const unseen = new Set(this.#unseenDowns().map((m) => m.node.uid))
     const members = this.members()
@@ -477,7 +490,14 @@ export class Membership {
   /** A heartbeat answer from `from`. */
   heartbeatAnswer(from: ClusterNode, answer: HeartbeatAnswer, now: number): MembershipDirective[] {
     return this.#step(now, () => {
-      if (this.#beats.answer(from.uid, answer)) {
+      const fresh = this.#beats.answer(from.uid, answer)
+      const woke = this.#woke
+      if (woke?.peers.has(from.uid) && (this.#beats.confirmedAt(from.uid) ?? Number.NEGATIVE_INFINITY) >= woke.at) {
+        this.#woke = undefined
+        this.#changed()
+        this.#log('info', { member: formatNode(from) }, 'a member known before the freeze confirms this node: leading and serving again')
+      }
+      if (fresh) {
         this.#replacedAt.delete(from.uid)
         this.#log('info', { member: formatNode(from) }, 'heartbeats to member answered again')
         this.#observeStalls()
@@ -559,7 +579,11 @@ export class Membership {
   #step(now: number, fn: () => void): MembershipDirective[] {
     if (this.#stopped) return []
     this.#now = Math.max(this.#now, now)
+    const gap = this.#lastStepAt === undefined ? 0 : this.#now - this.#lastStepAt
+    this.#lastStepAt = this.#now
+    if (gap > this.#freezeAfter() && this.#o.wakeFence !== false) this.#wake(gap)
     fn()
+    if (this.#woke) this.#checkWoken()
     const out = this.#out
     this.#out = []
     return oneGossip(out)
@@ -587,6 +611,47 @@ export class Membership {
 
   #log(level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
     this.#out.push({ kind: 'log', level, fields, msg })
+  }
+
+  /**
+   * The event loop was frozen for `gap` ms, longer than the others need to decide on a member that
+   * stopped answering: they may have downed and removed this node meanwhile, and gone on with
+   * members it never saw. Its view is stale, and where every member it knew has since gone
+   * (restarted, downed), it is the only one left in it: alone, it counts as a majority and would
+   * lead and serve, and take fresh nodes in as a second cluster (the cluster simulator, seed 49 of
+   * `--gap 5 --shards 8`: a node frozen 26 s, removed meanwhile, woke to find the two members of
+   * its side restarted, moved them up and served shards the real cluster served too). So until a
+   * member it knew confirms it (a heartbeat sent after waking, answered "present"), it neither
+   * leads nor serves; if every such member goes first, it downs itself and joins afresh.
+   */
+  #wake(gap: number): void {
+    const me = this.#gossip.members.get(this.self.uid)
+    if (!me || !isPresent(me.status)) return
+    const peers = this.present().filter((m) => m.node.uid !== this.self.uid)
+    if (peers.length === 0) return // a cluster of one: nobody could have gone on without it
+    this.#woke = { at: this.#now, peers: new Set(peers.map((m) => m.node.uid)) }
+    this.#changed()
+    this.#log('warn', { frozenMs: Math.round(gap) }, 'woke from a freeze: not leading or serving until a member known before it confirms this node')
+  }
+
+  /**
+   * A gap between two steps (the shell ticks every 250 ms) longer than this is a freeze: the
+   * heartbeat stall bound, after which the others find this node's heartbeats stalled and may
+   * begin to decide on it.
+   */
+  #freezeAfter(): number {
+    return this.#beats.settings.stallAfter
+  }
+
+  /** Every member known before the freeze has gone without confirming this node: it downs itself. */
+  #checkWoken(): void {
+    for (const uid of this.#woke!.peers) if (this.#isPresentMember(uid)) return
+    this.#woke = undefined
+    this.#changed()
+    const me = this.#gossip.members.get(this.self.uid)
+    if (!me || STATUS_RANK[me.status] >= STATUS_RANK.exiting) return
+    this.#log('warn', {}, 'woke from a freeze to find every member it knew gone: it may have been removed meanwhile; downing itself to join afresh')
+    this.#setStatus(me, 'down')
   }
 
   #learnedDown(reason: string): void {
@@ -738,7 +803,7 @@ export class Membership {
 
   #runLeaderActions(): void {
     // Only the leader acts (leaderActions would find the same leader and do nothing).
-    if (this.#leaderNow() !== this.self.uid || this.#waitingForOthers()) return
+    if (this.#woke || this.#leaderNow() !== this.self.uid || this.#waitingForOthers()) return
     const { gossip } = leaderActions(this.#gossip, {
       self: this.self.uid,
       minMembers: this.#o.minMembers,

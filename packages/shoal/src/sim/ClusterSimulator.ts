@@ -77,6 +77,8 @@ export interface ClusterSimOptions {
   readonly swim?: SwimSettings
   /** @internal Mutation checks: turn off the downing confirmation rule. */
   readonly confirm?: boolean
+  /** @internal Mutation checks: turn off the fence after a freeze (a woken node waits to be confirmed by a member it knew). */
+  readonly wakeFence?: boolean
   /**
    * End the run at the first violation (sweeps: a storm can make one seed take minutes), or at the
    * first of one invariant (shrinking); default off.
@@ -189,6 +191,7 @@ class SimNode implements SimNodeView {
       random: seededRandom(mixSeed(o.seed, index, sim.members[index]!.generation, 0xc0de)),
       now: sim.localNow(index),
       confirm: o.confirm,
+      wakeFence: o.wakeFence,
     })
     this.singleton = o.singleton === false ? undefined : new SimSingleton(cs, this, o.singleton)
     this.shards = o.shards === false ? undefined : new SimShards(cs, this, { shards: 64, ids: 200, callEvery: 250, confirm: true, ...o.shards })
@@ -273,7 +276,7 @@ function controlOf(node: ClusterNode): { host: string; port: number; uid: string
 }
 
 /** Resolved options. */
-type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'stableAfter' | 'stopOnViolation' | 'onlyFaults' | 'roles'
+type Optional = 'singleton' | 'shards' | 'swim' | 'confirm' | 'wakeFence' | 'stableAfter' | 'stopOnViolation' | 'onlyFaults' | 'roles'
 type Resolved = Required<Omit<ClusterSimOptions, Optional>> & Pick<ClusterSimOptions, Optional>
 
 /** A whole simulated cluster; see the module comment. `runClusterSim` runs one. */
