@@ -51,10 +51,10 @@ class Cluster {
   readonly events: string[] = []
   now = 0
 
-  add(i: number, providers = false): Membership {
+  add(i: number, providers = false, self: ClusterNode = node(i)): Membership {
     const swim = new Swim()
     const core = new Membership({
-      self: node(i),
+      self,
       roles: [],
       minMembers: 1,
       downing: keepMajority(3000),
@@ -65,8 +65,8 @@ class Cluster {
       random: () => 0.5,
       now: this.now,
     })
-    this.cores.set(node(i).uid, core)
-    this.swims.set(node(i).uid, swim)
+    this.cores.set(self.uid, core)
+    this.swims.set(self.uid, swim)
     return core
   }
 
@@ -196,6 +196,46 @@ describe('Membership core', () => {
     // Over there 3 and 4 are up: their answers must not make a's side three of five.
     // (Counted, they confirm it until now + 4 s.) What is left is the older round of 1 and 2, run out.
     expect(a.confirmedUntil(c.now, 4000)).toBeLessThanOrEqual(c.now)
+  })
+
+  it('woken from a freeze among the members it knew: confirmed within a heartbeat round, it leads again', () => {
+    const { c, cores } = threeUp()
+    c.now += 10_000 // everyone froze (a suspended VM host), so nobody downed anyone
+    const beats = cores[0]!.tick(c.now)
+    // Frozen past the stall bound: until a member it knew answers a heartbeat sent now, it does not serve.
+    expect(cores[0]!.confirmedUntil(c.now, 4000)).toBe(Number.NEGATIVE_INFINITY)
+    c.route(cores[0]!, beats)
+    expect(cores[0]!.confirmedUntil(c.now, 4000)).toBeGreaterThan(c.now)
+    // And it leads: a newcomer moves up.
+    const d = c.add(3, true)
+    c.allAlive()
+    c.route(d, d.start(c.now))
+    c.route(d, d.join(cores[0]!.self.endpoint, c.now))
+    for (let t = 0; t < 4; t++) c.tick(250)
+    expect(cores[0]!.member(node(3).uid)!.status).toBe('up')
+  })
+
+  it('woken from a freeze to find every member it knew restarted, it downs itself rather than take them in as a new cluster (found by the cluster simulator)', () => {
+    const { c, cores } = threeUp()
+    const a = cores[0]!
+    // 1 and 2 die while a is frozen; the cluster went on without a, which it cannot know.
+    c.cores.delete(node(1).uid)
+    c.cores.delete(node(2).uid)
+    c.now += 26_000
+    const restarted = [1, 2].map((i) => c.add(i, true, { endpoint: node(i).endpoint, uid: `${i}`.padStart(15, '0') + 'f' }))
+    const swim = c.swims.get(node(0).uid)!
+    for (const i of [1, 2]) {
+      swim.status.set(node(i).uid, 'dead')
+      swim.status.set(`${i}`.padStart(15, '0') + 'f', 'alive')
+      c.swims.get(`${i}`.padStart(15, '0') + 'f')!.status.set(node(0).uid, 'alive')
+    }
+    for (const r of restarted) c.route(r, r.start(c.now))
+    // They reach a (as the woken node's SWIM found them at the old addresses): a sees them join,
+    // downs the old incarnations, and would be alone, a majority of one, with joiners to move up.
+    for (const r of restarted) c.route(r, r.join(a.self.endpoint, c.now))
+    for (let t = 0; t < 8; t++) c.tick(250)
+    expect(['down', 'removed']).toContain(a.status)
+    for (const r of restarted) expect(a.member(r.self.uid)?.status).not.toBe('up')
   })
 
   it('a stopped core emits nothing more', () => {
