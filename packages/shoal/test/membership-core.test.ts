@@ -202,10 +202,13 @@ describe('Membership core', () => {
     const { c, cores } = threeUp()
     c.now += 10_000 // everyone froze (a suspended VM host), so nobody downed anyone
     const beats = cores[0]!.tick(c.now)
-    // Frozen past the stall bound: until a member it knew answers a heartbeat sent now, it does not serve.
+    // Frozen past the stall bound: until a member it knew answers a heartbeat sent now, it does not
+    // serve, and knows no leader (so it neither leads nor decides shard tables).
     expect(cores[0]!.confirmedUntil(c.now, 4000)).toBe(Number.NEGATIVE_INFINITY)
+    expect(cores[0]!.leader).toBeUndefined()
     c.route(cores[0]!, beats)
     expect(cores[0]!.confirmedUntil(c.now, 4000)).toBeGreaterThan(c.now)
+    expect(cores[0]!.leader).toBe(node(0).uid)
     // And it leads: a newcomer moves up.
     const d = c.add(3, true)
     c.allAlive()
@@ -213,6 +216,17 @@ describe('Membership core', () => {
     c.route(d, d.join(cores[0]!.self.endpoint, c.now))
     for (let t = 0; t < 4; t++) c.tick(250)
     expect(cores[0]!.member(node(3).uid)!.status).toBe('up')
+  })
+
+  it('a cluster of one is not fenced after a freeze: nobody could have gone on without it', () => {
+    const c = new Cluster()
+    const alone = c.add(0)
+    c.route(alone, alone.start(0))
+    c.tick(250)
+    expect(alone.confirmedUntil(c.now + 10_000, 4000)).toBeGreaterThan(c.now + 10_000)
+    c.tick(10_000)
+    expect(alone.leader).toBe(node(0).uid)
+    expect(alone.confirmedUntil(c.now, 4000)).toBeGreaterThan(c.now)
   })
 
   it('woken from a freeze to find every member it knew restarted, it downs itself rather than take them in as a new cluster (found by the cluster simulator)', () => {

@@ -311,7 +311,7 @@ export class Membership {
     if (this.#woke || this.#downedByCluster || (self !== undefined && (self.status === 'down' || self.status === 'removed'))) return Number.NEGATIVE_INFINITY
     // Frozen until a moment ago, and asked before this core's first step since: the step will find
     // the freeze (see #wake); meanwhile nothing it confirmed before counts.
-    if (this.#o.wakeFence !== false && this.#lastStepAt !== undefined && now - this.#lastStepAt > this.#freezeAfter()) return Number.NEGATIVE_INFINITY
+    if (this.#lastStepAt !== undefined && this.#frozeFor(now - this.#lastStepAt)) return Number.NEGATIVE_INFINITY
     // A down another side may not know of yet counts there as up (see #unseenDowns).
     const unseen = new Set(this.#unseenDowns().map((m) => m.node.uid))
     const members = this.members()
@@ -495,6 +495,7 @@ export class Membership {
       if (woke?.peers.has(from.uid) && (this.#beats.confirmedAt(from.uid) ?? Number.NEGATIVE_INFINITY) >= woke.at) {
         this.#woke = undefined
         this.#changed()
+        this.#updateLeader()
         this.#log('info', { member: formatNode(from) }, 'a member known before the freeze confirms this node: leading and serving again')
       }
       if (fresh) {
@@ -581,7 +582,7 @@ export class Membership {
     this.#now = Math.max(this.#now, now)
     const gap = this.#lastStepAt === undefined ? 0 : this.#now - this.#lastStepAt
     this.#lastStepAt = this.#now
-    if (gap > this.#freezeAfter() && this.#o.wakeFence !== false) this.#wake(gap)
+    if (this.#frozeFor(gap)) this.#wake(gap)
     fn()
     if (this.#woke) this.#checkWoken()
     const out = this.#out
@@ -625,13 +626,22 @@ export class Membership {
    * leads nor serves; if every such member goes first, it downs itself and joins afresh.
    */
   #wake(gap: number): void {
-    const me = this.#gossip.members.get(this.self.uid)
-    if (!me || !isPresent(me.status)) return
     const peers = this.present().filter((m) => m.node.uid !== this.self.uid)
-    if (peers.length === 0) return // a cluster of one: nobody could have gone on without it
     this.#woke = { at: this.#now, peers: new Set(peers.map((m) => m.node.uid)) }
     this.#changed()
+    this.#updateLeader()
     this.#log('warn', { frozenMs: Math.round(gap) }, 'woke from a freeze: not leading or serving until a member known before it confirms this node')
+  }
+
+  /**
+   * Whether a gap of `gap` ms between steps is a freeze the fence applies to: longer than
+   * {@link #freezeAfter}, this node present, and other members present (a cluster of one: nobody
+   * could have gone on without it).
+   */
+  #frozeFor(gap: number): boolean {
+    if (gap <= this.#freezeAfter() || this.#o.wakeFence === false) return false
+    const me = this.#gossip.members.get(this.self.uid)
+    return me !== undefined && isPresent(me.status) && this.present().some((m) => m.node.uid !== this.self.uid)
   }
 
   /**
@@ -648,6 +658,7 @@ export class Membership {
     for (const uid of this.#woke!.peers) if (this.#isPresentMember(uid)) return
     this.#woke = undefined
     this.#changed()
+    this.#updateLeader()
     const me = this.#gossip.members.get(this.self.uid)
     if (!me || STATUS_RANK[me.status] >= STATUS_RANK.exiting) return
     this.#log('warn', {}, 'woke from a freeze to find every member it knew gone: it may have been removed meanwhile; downing itself to join afresh')
@@ -825,7 +836,9 @@ export class Membership {
   }
 
   #updateLeader(): void {
-    const leader = this.#leaderNow()
+    // Fenced after a freeze, this node knows no leader: it does not lead (leader actions, downing,
+    // the shard tables a leader decides), and its view is too stale to name another.
+    const leader = this.#woke ? undefined : this.#leaderNow()
     if (leader === this.#leader) return
     this.#leader = leader
     this.#stats.leaderChanges++

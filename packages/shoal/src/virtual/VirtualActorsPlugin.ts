@@ -773,9 +773,12 @@ class VirtualActors implements VirtualActorsFacade {
     const c = this.#confirmation
     const serving = c.check(system.now(), (window, notBefore) => system.cluster.confirmedUntil(window, notBefore))
     if (c.change === 'again') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-    // First confirmed (a node that just joined) or again: the calls held meanwhile go now.
-    if (c.change === 'first' || c.change === 'again') this.#reopenHeld()
-    else if (c.change === 'lapsed') {
+    // First confirmed (a node that just joined) or again: the calls held meanwhile go now. Their
+    // methods may run a while: ask again, so that a caller (#routeCall) acts on an answer of now.
+    if (c.change === 'first' || c.change === 'again') {
+      this.#reopenHeld()
+      return this.#confirmed()
+    } else if (c.change === 'lapsed') {
       this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
       this.#deactivateAll()
     }
