@@ -493,7 +493,9 @@ export class Membership {
       const fresh = this.#beats.answer(from.uid, answer)
       const woke = this.#woke
       if (woke?.peers.has(from.uid) && (this.#beats.confirmedAt(from.uid) ?? Number.NEGATIVE_INFINITY) >= woke.at) {
-        this.#endFence()
+        this.#woke = undefined
+        this.#changed()
+        this.#updateLeader()
         this.#log('info', { member: formatNode(from) }, 'a member known before the freeze confirms this node: leading and serving again')
       }
       if (fresh) {
@@ -626,6 +628,7 @@ export class Membership {
   #wake(gap: number): void {
     const peers = this.present().filter((m) => m.node.uid !== this.self.uid)
     this.#woke = { at: this.#now, peers: new Set(peers.map((m) => m.node.uid)) }
+    this.#changed()
     this.#updateLeader()
     this.#log('warn', { frozenMs: Math.round(gap) }, 'woke from a freeze: not leading or serving until a member known before it confirms this node')
   }
@@ -650,16 +653,12 @@ export class Membership {
     return this.#beats.settings.stallAfter
   }
 
-  /** The fence ends (confirmed, or every member it knew gone): the leader is derived again. */
-  #endFence(): void {
-    this.#woke = undefined
-    this.#updateLeader()
-  }
-
   /** Every member known before the freeze has gone without confirming this node: it downs itself. */
   #checkWoken(): void {
     for (const uid of this.#woke!.peers) if (this.#isPresentMember(uid)) return
-    this.#endFence()
+    this.#woke = undefined
+    this.#changed()
+    this.#updateLeader()
     const me = this.#gossip.members.get(this.self.uid)
     if (!me || STATUS_RANK[me.status] >= STATUS_RANK.exiting) return
     this.#log('warn', {}, 'woke from a freeze to find every member it knew gone: it may have been removed meanwhile; downing itself to join afresh')

@@ -101,7 +101,7 @@ export interface PluginActors {
    * Sets a check run as each call to local actor `id` is about to start (not when it is queued):
    * a returned reason refuses the call (notDelivered) and seals the actor. False if there is no
    * such actor. Used to fence a singleton whose lease may have lapsed. `check` gets the call about
-   * to start (its method, arguments, caller), for checks that depend on the call.
+   * to start: a plugin that checked that very call a moment before delivering it may skip it.
    */
   guard(id: ActorId, check: (inv: Invocation) => string | undefined): boolean
   /**

@@ -638,6 +638,7 @@ class VirtualActors implements VirtualActorsFacade {
     this.#deliverTo(g, a, h.path, h.inv.from === undefined ? this.#retrying(h) : h.inv, h.method)
   }
 
+  /** Hands a call to its activation; every caller has just found that this node may serve (`#mayServe`). */
   #deliverTo(g: Group, a: Activation, path: string, inv: Invocation, method: MethodInfo | undefined): void {
     // The next tick's time: never earlier than now, so idle passivation is at most a tick late.
     a.lastUsed = Math.max(a.lastUsed, this.#usedClock)
@@ -646,8 +647,18 @@ class VirtualActors implements VirtualActorsFacade {
       g.activations.delete(path)
       g.activations.set(path, a)
     }
-    a.target.deliver(inv, method)
+    // If it starts at once, its guard need not ask again what was asked just now; if it queues,
+    // the guard asks when it starts.
+    this.#servingChecked = inv
+    try {
+      a.target.deliver(inv, method)
+    } finally {
+      this.#servingChecked = undefined
+    }
   }
+
+  /** The call `#deliverTo` is handing over right after `#mayServe` said yes (see `#guardCheck`). */
+  #servingChecked: Invocation | undefined
 
   /**
    * The call that activated an id: how it ends says whether the activation started. A failed
@@ -697,8 +708,12 @@ class VirtualActors implements VirtualActorsFacade {
     return this.#confirmed() && (this.#leases?.valid() ?? true)
   }
 
-  /** The guard every activation shares (one closure, not one per activation). */
-  readonly #guardCheck = (): string | undefined => this.#whyNotServing()
+  /**
+   * The guard every activation shares (one closure, not one per activation): asks whether this node
+   * may serve, except for the call `#deliverTo` is handing over (asked a moment ago, with nothing
+   * run in between).
+   */
+  readonly #guardCheck = (inv: Invocation): string | undefined => (inv === this.#servingChecked ? undefined : this.#whyNotServing())
 
   /** Why a call may not start on an activation here now, or undefined if it may. */
   #whyNotServing(): string | undefined {
@@ -758,9 +773,12 @@ class VirtualActors implements VirtualActorsFacade {
     const c = this.#confirmation
     const serving = c.check(system.now(), (window, notBefore) => system.cluster.confirmedUntil(window, notBefore))
     if (c.change === 'again') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
-    // First confirmed (a node that just joined) or again: the calls held meanwhile go now.
-    if (c.change === 'first' || c.change === 'again') this.#reopenHeld()
-    else if (c.change === 'lapsed') {
+    // First confirmed (a node that just joined) or again: the calls held meanwhile go now. Their
+    // methods may run a while: ask again, so that a caller (#routeCall) acts on an answer of now.
+    if (c.change === 'first' || c.change === 'again') {
+      this.#reopenHeld()
+      return this.#confirmed()
+    } else if (c.change === 'lapsed') {
       this.#ctx.log.warn('not confirmed by a side that stays: deactivating every virtual actor here until members confirm this node again')
       this.#deactivateAll()
     }
