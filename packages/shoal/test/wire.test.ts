@@ -83,6 +83,33 @@ describe('FrameDecoder', () => {
     expect(() => d.push(Buffer.of(1))).toThrow(FrameDecoderError)
   })
 
+  it('decode hands frames to a sink as ranges of the read itself; a frame split across reads is joined alone, not with the whole next read', () => {
+    const body = (n: number) => Buffer.alloc(n, n & 0xff)
+    const wire = Buffer.concat([encodeFrame(1, body(10)), encodeFrame(2, body(300)), encodeFrame(3, body(20)), encodeFrame(4, body(30))])
+    const cut = 4 + 11 + 100 // inside frame 2's body
+    const d = new FrameDecoder({ maxFrameSize: 1024, preamble: false })
+    const seen: { type: number; inRead: boolean; body: string }[] = []
+    for (const read of [wire.subarray(0, cut), wire.subarray(cut)]) {
+      d.decode(Buffer.from(read), {
+        preamble: () => expect.unreachable(),
+        frame: (type, buf, start, end) => seen.push({ type, inRead: buf.length === read.length, body: buf.subarray(start, end).toString('hex') }),
+      })
+    }
+    expect(seen.map((f) => f.type)).toEqual([1, 2, 3, 4])
+    expect(seen.map((f) => f.body)).toEqual([body(10), body(300), body(20), body(30)].map((b) => b.toString('hex')))
+    // Frames 1, 3 and 4 are ranges of their reads; frame 2 alone was joined (exactly its own bytes).
+    expect(seen.map((f) => f.inRead)).toEqual([true, false, true, true])
+    expect(d.buffered).toBe(0)
+  })
+
+  it('refuses an oversized frame whose header was split across reads, before buffering its body', () => {
+    const d = new FrameDecoder({ maxFrameSize: 1024, preamble: false })
+    const header = Buffer.alloc(4)
+    header.writeUInt32BE(1 << 30)
+    d.push(header.subarray(0, 2))
+    expect(() => d.push(Buffer.concat([header.subarray(2), Buffer.alloc(5000)]))).toThrow(/exceeds maxFrameSize/)
+  })
+
   it('refuses a peer that does not start with the magic bytes', () => {
     const d = new FrameDecoder({ maxFrameSize: 1024 })
     expect(() => d.push(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/magic/)

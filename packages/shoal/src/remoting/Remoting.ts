@@ -263,7 +263,7 @@ export class Remoting {
   #transportHandler(): TransportHandler {
     const metrics = this.#host.ledger.metrics
     return {
-      frame: (assoc, type, body, inbound) => this.#onFrame(this.#peer(assoc), type, body, inbound),
+      frame: (assoc, type, buf, start, end, inbound) => this.#onFrame(this.#peer(assoc), type, buf, start, end, inbound),
       dropped: (assoc, msg, error) => {
         if (msg.callId !== undefined) this.#peers.get(assoc)?.pending.get(msg.callId)?.fail(markNotDelivered(error))
       },
@@ -296,16 +296,17 @@ export class Remoting {
     if (pending) for (const call of pending.values()) if (which(call)) call.fail(error)
   }
 
-  #onFrame(peer: Peer, type: number, body: Buffer, inbound: InboundBudget): void {
+  /** A frame whose body is `buf[start, end)` (see FrameSink: no view of it is made on the call path). */
+  #onFrame(peer: Peer, type: number, buf: Buffer, start: number, end: number, inbound: InboundBudget): void {
     switch (type) {
       case FrameType.Call:
-        return this.#onCall(peer, body, inbound)
+        return this.#onCall(peer, buf, start, end, inbound)
       case FrameType.Reply:
-        return this.#onReply(peer, body)
+        return this.#onReply(peer, buf, start, end)
       case FrameType.OneWay:
-        return this.#onOneWay(peer, body, inbound)
+        return this.#onOneWay(peer, buf, start, end, inbound)
       case FrameType.Control:
-        return this.#host.control.dispatch(peer.assoc.peer!, body)
+        return this.#host.control.dispatch(peer.assoc.peer!, buf.subarray(start, end))
       default:
         throw new Error(`unknown frame type ${type}`)
     }
@@ -316,27 +317,27 @@ export class Remoting {
   // invocation settles (succeed or fail: its turn finished, or the mailbox refused it, or the actor
   // stopped before it started). Refusals before delivery answer at once and hold nothing.
 
-  #onCall(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = readCall(body, peer.targets)
+  #onCall(peer: Peer, buf: Buffer, start: number, end: number, inbound: InboundBudget): void {
+    const env = readCall(buf, start, end, peer.targets)
     const caller = peer.assoc.peer!.uid
     const resolved = this.#known(peer, env) ?? this.#resolve(peer, env, false)
     if (resolved instanceof Error) return this.reply(peer, caller, env.callId, false, resolved)
     const { target, method } = resolved
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
-    const credit = inbound.take(body.length + 5)
+    const credit = inbound.take(end - start + 5)
     const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, this.#host.now() + env.timeoutMs, env.headers, credit)
     target.deliver(inv, method)
   }
 
-  #onOneWay(peer: Peer, body: Buffer, inbound: InboundBudget): void {
-    const env = readOneWay(body, peer.targets)
+  #onOneWay(peer: Peer, buf: Buffer, start: number, end: number, inbound: InboundBudget): void {
+    const env = readOneWay(buf, start, end, peer.targets)
     const resolved = this.#known(peer, env) ?? this.#resolve(peer, env, true)
     if (resolved instanceof Error) return this.#dropped(resolved)
     const { target, method } = resolved
     const args = this.#args(peer, env, true)
     if (args instanceof Error) return this.#dropped(this.#refused(peer, env, target, args, true))
-    const credit = inbound.take(body.length + 5)
+    const credit = inbound.take(end - start + 5)
     target.deliver(new InboundOneWay(this.#host.log, env.method, args, env.chain, env.headers, peer.assoc.peer, credit), method)
   }
 
@@ -387,7 +388,7 @@ export class Remoting {
   #args(peer: Peer, env: ReadCall | ReadOneWay, oneWay: boolean): unknown[] | Error {
     const host = this.#host
     try {
-      const args = host.serialization.decodeFrom(env.body, env.argsAt)
+      const args = host.serialization.decodeFrom(env.buf, env.argsAt, env.end)
       if (Array.isArray(args)) return args
       throw new SerializationError('Call arguments must be an array.')
     } catch (e) {
@@ -420,9 +421,9 @@ export class Remoting {
     return { target: id, actorType: target?.info?.name, method: env.method, from: peer.assoc.peer, headers: env.headers, oneWay }
   }
 
-  #onReply(peer: Peer, body: Buffer): void {
+  #onReply(peer: Peer, buf: Buffer, start: number, end: number): void {
     // Validate before looking up: a malformed reply is a protocol violation even when late.
-    const { callId, ok, refused } = readReply(body)
+    const { callId, ok, refused } = readReply(buf, start, end)
     const call = peer.pending.get(callId)
     if (!call) {
       this.#host.log.debug({ callId }, 'late reply dropped (the call already timed out or failed)')
@@ -430,7 +431,7 @@ export class Remoting {
     }
     let value: unknown
     try {
-      value = this.#host.serialization.decodeFrom(body, REPLY_PAYLOAD_AT)
+      value = this.#host.serialization.decodeFrom(buf, start + REPLY_PAYLOAD_AT, end)
     } catch (e) {
       this.#host.ledger.metrics.decodeErrors.inc()
       call.fail(e)

@@ -49,11 +49,10 @@ function u32(buf: Uint8Array, pos: number): number {
 }
 
 /**
- * Returns undefined when the bytes from `start` to the end of `buf` are one acceptable value,
- * otherwise a reason.
+ * Returns undefined when the bytes of `buf` from `start` to `end` (default: its end) are one
+ * acceptable value, otherwise a reason.
  */
-export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>, start = 0): string | undefined {
-  const end = buf.length
+export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: ReadonlyMap<number, ExtKind>, start = 0, end = buf.length): string | undefined {
   const maxDepth = limits.maxDepth
   if (scratch.length < maxDepth + 1) scratch = new Float64Array(maxDepth + 1)
   // remaining[d] = values still expected at depth d; depth 0 expects exactly one top-level value.

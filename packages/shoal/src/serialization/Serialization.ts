@@ -228,20 +228,20 @@ export class Serialization {
 
   /** Decodes untrusted bytes; throws {@link SerializationError} naming the violated rule. */
   decode(bytes: Uint8Array): unknown {
-    return this.#decode(bytes, 0)
+    return this.#decode(bytes, 0, bytes.length)
   }
 
   /**
-   * As {@link decode}, for the bytes of `buf` from `start` on (a payload after its envelope),
-   * without a view of them per message.
+   * As {@link decode}, for the bytes of `buf` from `start` to `end` (default: its end): a payload
+   * after its envelope, in the frame's place in a socket read, without a view of them per message.
    * @internal
    */
-  decodeFrom(buf: Buffer, start: number): unknown {
-    return this.#decode(buf, start)
+  decodeFrom(buf: Buffer, start: number, end = buf.length): unknown {
+    return this.#decode(buf, start, end)
   }
 
-  #decode(bytes: Uint8Array, start: number): unknown {
-    const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS, start)
+  #decode(bytes: Uint8Array, start: number, end: number): unknown {
+    const problem = scanMsgpack(bytes, this.limits, ALLOWED_EXTENSIONS, start, end)
     if (problem !== undefined) throw new SerializationError(`Refused malformed or oversized payload: ${problem}.`)
     const outer = decoding
     // Extension readers are module-level callbacks; they find this instance through `decoding`.
@@ -252,13 +252,14 @@ export class Serialization {
       // the payload's range in it. Binary values still alias the same bytes, as Buffers. Not for
       // large buffers (a reassembled frame), which the view would keep alive until the next decode.
       const ab = bytes.buffer
-      if (!(bytes instanceof Buffer) || ab.byteLength > VIEW_MAX) return this.#unpackr.unpack(start === 0 ? bytes : bytes.subarray(start))
+      if (!(bytes instanceof Buffer) || ab.byteLength > VIEW_MAX)
+        return this.#unpackr.unpack(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end))
       if (ab !== viewOf) {
         viewOf = ab
         view = Buffer.from(ab)
       }
       const base = bytes.byteOffset
-      return this.#unpackr.unpack(view!, { start: base + start, end: base + bytes.length } as never)
+      return this.#unpackr.unpack(view!, { start: base + start, end: base + end } as never)
     } catch (e) {
       if (e instanceof ShoalError) throw e
       throw new SerializationError(`Could not decode payload: ${(e as Error).message}`, { cause: e })

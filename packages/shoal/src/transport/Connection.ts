@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net'
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { encodeFrame, FrameType } from '../wire/Frame.ts'
-import { FrameDecoder, FrameDecoderError } from '../wire/FrameDecoder.ts'
+import { type DecodedItem, FrameDecoder, FrameDecoderError, type FrameSink } from '../wire/FrameDecoder.ts'
 import type { ClientHandshake, HandshakeDirective, ServerHandshake } from '../wire/Handshake.ts'
 import type { Association } from './Association.ts'
 import { InboundBudget } from './InboundBudget.ts'
@@ -20,7 +20,8 @@ export const HANDSHAKE_MAX_FRAME = 8 * 1024
 export interface ConnectionEvents {
   established(conn: Connection, peer: ClusterNode): void
   handshakeFailed(conn: Connection, reason: string, byPeer: boolean): void
-  frame(conn: Connection, type: number, body: Buffer): void
+  /** A frame after the handshake; its body is `buf[start, end)` (see FrameSink). */
+  frame(conn: Connection, type: number, buf: Buffer, start: number, end: number): void
   /** An established peer broke the framing (oversized or empty frame, a second preamble). */
   violation(conn: Connection, reason: string): void
   /** The socket closed (after `established` or not); `reason` says why when we know. */
@@ -147,34 +148,42 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return
     this.#events.bytesIn(chunk.length)
-    let items
     try {
-      items = this.#decoder.push(chunk)
+      this.#decoder.decode(chunk, this.#sink)
     } catch (e) {
       const reason = e instanceof FrameDecoderError ? e.message : `decoder error: ${(e as Error).message}`
       if (this.#state === 'open') this.#events.violation(this, reason)
       else this.fail(reason)
       return
     }
-    for (const item of items) {
-      if (this.closed) return
-      if (this.#state === 'handshaking') {
-        let directives
-        try {
-          directives = this.#handshake.receive(item)
-        } catch (e) {
-          // A handshake machine must never throw; if it does, this peer loses its connection, not the node.
-          this.fail(`handshake error: ${(e as Error).message}`)
-          return
-        }
-        this.#apply(directives)
-      } else if (item.kind === 'frame') this.#events.frame(this, item.type, item.body)
-      else this.#events.violation(this, 'unexpected second preamble')
-    }
     // Handshake frames are small: a peer that has not proved itself may not make us buffer more.
     if (this.#state === 'handshaking' && this.#decoder.buffered > HANDSHAKE_MAX_FRAME) {
       this.fail(`handshake frame larger than ${HANDSHAKE_MAX_FRAME} bytes`)
     }
+  }
+
+  /** Where the decoder hands what it completes: the handshake until it is done, then the transport. */
+  readonly #sink: FrameSink = {
+    preamble: (major, minor) => {
+      if (this.#state === 'handshaking') this.#handshaking({ kind: 'preamble', major, minor })
+      else if (this.#state === 'open') this.#events.violation(this, 'unexpected second preamble')
+    },
+    frame: (type, buf, start, end) => {
+      if (this.#state === 'open') this.#events.frame(this, type, buf, start, end)
+      else if (this.#state === 'handshaking') this.#handshaking({ kind: 'frame', type, body: buf.subarray(start, end) })
+    },
+  }
+
+  #handshaking(item: DecodedItem): void {
+    let directives
+    try {
+      directives = this.#handshake.receive(item)
+    } catch (e) {
+      // A handshake machine must never throw; if it does, this peer loses its connection, not the node.
+      this.fail(`handshake error: ${(e as Error).message}`)
+      return
+    }
+    this.#apply(directives)
   }
 
   #apply(directives: HandshakeDirective[]): void {

@@ -51,8 +51,11 @@ export interface TransportSettings extends AssociationSettings {
 
 /** What the transport reports to its owner (remoting). */
 export interface TransportHandler {
-  /** A frame from an established connection; `inbound` is that connection's inbound byte budget. */
-  frame(assoc: Association, type: number, body: Buffer, inbound: InboundBudget): void
+  /**
+   * A frame from an established connection, its body `buf[start, end)` (no view per frame: see
+   * FrameSink); `inbound` is that connection's inbound byte budget.
+   */
+  frame(assoc: Association, type: number, buf: Buffer, start: number, end: number, inbound: InboundBudget): void
   /** A queued message will not be sent. */
   dropped(assoc: Association, msg: OutboundMessage, error: Error): void
   /** The established connection to `peer` was lost; `gone` if the peer said it shut down for good. */
@@ -402,7 +405,7 @@ export class Transport {
     return {
       established: (conn, peer) => this.#established(conn, peer),
       handshakeFailed: (conn, reason, byPeer) => this.#handshakeFailed(conn, reason, byPeer),
-      frame: (conn, type, body) => this.#frame(conn, type, body),
+      frame: (conn, type, buf, start, end) => this.#frame(conn, type, buf, start, end),
       violation: (conn, reason) => this.#violation(conn, new ProtocolError(reason)),
       closed: (conn, reason) => this.#closed(conn, reason),
       bytesIn: (n) => this.#handler.metrics.bytes('in', n),
@@ -574,7 +577,7 @@ export class Transport {
     this.#log.info({ endpoint: key, attempts: u.attempts, seconds }, `${this.#roles.get(key) ?? 'node'} ${key} reachable after ${u.attempts} failed attempts`)
   }
 
-  #frame(conn: Connection, type: number, body: Buffer): void {
+  #frame(conn: Connection, type: number, buf: Buffer, start: number, end: number): void {
     this.#handler.metrics.frames('in', 1)
     const peer = conn.peer!
     const assoc = conn.association!
@@ -588,14 +591,14 @@ export class Transport {
     if (type >= FrameType.Hello) return this.#violation(conn, new ProtocolError(`handshake frame ${type} after the handshake`))
     try {
       if (type === FrameType.Fragment) {
-        const inner = conn.reassemble(body, this.#settings.maxFrameSize)
+        const inner = conn.reassemble(buf.subarray(start, end), this.#settings.maxFrameSize)
         if (inner) {
           if (inner.type === FrameType.Fragment || inner.type >= FrameType.Goodbye) throw new ProtocolError(`frame type ${inner.type} cannot be fragmented`)
-          this.#handler.frame(assoc, inner.type, inner.body, conn.inbound)
+          this.#handler.frame(assoc, inner.type, inner.body, 0, inner.body.length, conn.inbound)
         }
         return
       }
-      this.#handler.frame(assoc, type, body, conn.inbound)
+      this.#handler.frame(assoc, type, buf, start, end, conn.inbound)
     } catch (e) {
       this.#violation(conn, e as Error)
     }

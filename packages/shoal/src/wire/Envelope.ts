@@ -122,21 +122,28 @@ class Writer {
 }
 
 class Reader {
-  pos = 0
-  constructor(readonly buf: Buffer) {}
+  pos: number
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+    /** Where the body ends in `buf` (the frame's end, not the buffer's). */
+    readonly end: number,
+  ) {
+    this.pos = start
+  }
   u32(): number {
-    if (this.pos + 4 > this.buf.length) throw new EnvelopeError('truncated envelope')
+    if (this.pos + 4 > this.end) throw new EnvelopeError('truncated envelope')
     const v = this.buf.readUInt32BE(this.pos)
     this.pos += 4
     return v
   }
   str(wide: boolean, max: number, what: string, min = 1): string {
     const headerLength = wide ? 2 : 1
-    if (this.pos + headerLength > this.buf.length) throw new EnvelopeError('truncated envelope')
+    if (this.pos + headerLength > this.end) throw new EnvelopeError('truncated envelope')
     const n = wide ? this.buf.readUInt16BE(this.pos) : this.buf[this.pos]!
     this.pos += headerLength
     if (n < min || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside ${min}..${max}`)
-    if (this.pos + n > this.buf.length) throw new EnvelopeError('truncated envelope')
+    if (this.pos + n > this.end) throw new EnvelopeError('truncated envelope')
     // The empty chain (a message from outside any actor) is the common case: no native call for it.
     if (n === 0) return ''
     const s = ascii(this.buf, this.pos, this.pos + n) ?? this.buf.toString('utf8', this.pos, this.pos + n)
@@ -144,7 +151,7 @@ class Reader {
     return s
   }
   rest(): Buffer {
-    return this.buf.subarray(this.pos)
+    return this.buf.subarray(this.pos, this.end)
   }
 }
 
@@ -218,12 +225,12 @@ function readTarget(r: Reader, cache: TargetCache | undefined): void {
   const start = r.pos
   if (cache?.view) {
     const end = start + cache.view.byteLength
-    if (end <= r.buf.length && sameBytes(r.buf, start, cache.view)) {
+    if (end <= r.end && sameBytes(r.buf, start, cache.view)) {
       r.pos = end
       target.uid = cache.uid
       target.path = cache.path
       target.method = cache.method
-      target.headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
+      target.headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
       target.chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
       return
     }
@@ -239,7 +246,7 @@ function readTarget(r: Reader, cache: TargetCache | undefined): void {
     cache.path = path
     cache.method = method
   }
-  const headers = r.pos < r.buf.length && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
+  const headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
   const chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
   target.uid = uid
   target.path = path
@@ -340,67 +347,69 @@ export function encodeReply(e: ReplyEnvelope): Buffer {
 }
 
 /**
- * A Call body as the call engine reads it: the envelope, with the payload left in `body` from
- * `argsAt` on (no view of it per message; see `Serialization.decodeFrom`).
+ * A Call body as the call engine reads it: the envelope, with the payload left in `buf` from
+ * `argsAt` to `end` (no view of it per message; see `Serialization.decodeFrom`).
  */
 export interface ReadCall extends Omit<CallEnvelope, 'args'> {
-  readonly body: Buffer
+  readonly buf: Buffer
   readonly argsAt: number
+  readonly end: number
 }
 
 /** A OneWay body as the call engine reads it (see {@link ReadCall}). */
 export interface ReadOneWay extends Omit<OneWayEnvelope, 'args'> {
-  readonly body: Buffer
+  readonly buf: Buffer
   readonly argsAt: number
+  readonly end: number
 }
 
-/** Reads and validates a Call body; throws {@link EnvelopeError} describing the defect. */
-export function readCall(body: Buffer, cache?: TargetCache): ReadCall {
-  const r = new Reader(body)
+/** Reads and validates the Call body `buf[start, end)`; throws {@link EnvelopeError} describing the defect. */
+export function readCall(buf: Buffer, start: number, end: number, cache?: TargetCache): ReadCall {
+  const r = new Reader(buf, start, end)
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
   readTarget(r, cache)
   const t = target
-  return { callId, incarnation, timeoutMs, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, body, argsAt: r.pos }
+  return { callId, incarnation, timeoutMs, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, buf, argsAt: r.pos, end }
 }
 
-/** Reads and validates a OneWay body; throws {@link EnvelopeError} describing the defect. */
-export function readOneWay(body: Buffer, cache?: TargetCache): ReadOneWay {
-  const r = new Reader(body)
+/** Reads and validates the OneWay body `buf[start, end)`; throws {@link EnvelopeError} describing the defect. */
+export function readOneWay(buf: Buffer, start: number, end: number, cache?: TargetCache): ReadOneWay {
+  const r = new Reader(buf, start, end)
   const incarnation = r.u32()
   readTarget(r, cache)
   const t = target
-  return { incarnation, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, body, argsAt: r.pos }
+  return { incarnation, uid: t.uid, path: t.path, method: t.method, chain: t.chain, headers: t.headers, buf, argsAt: r.pos, end }
 }
 
 /** Decodes and validates a Call body; throws {@link EnvelopeError} describing the defect. */
 export function decodeCall(body: Buffer, cache?: TargetCache): CallEnvelope {
-  const e = readCall(body, cache)
+  const e = readCall(body, 0, body.length, cache)
   const { callId, incarnation, timeoutMs, uid, path, method, chain, headers } = e
   return { callId, incarnation, timeoutMs, uid, path, method, chain, headers, args: body.subarray(e.argsAt) }
 }
 
 export function decodeOneWay(body: Buffer, cache?: TargetCache): OneWayEnvelope {
-  const e = readOneWay(body, cache)
+  const e = readOneWay(body, 0, body.length, cache)
   const { incarnation, uid, path, method, chain, headers } = e
   return { incarnation, uid, path, method, chain, headers, args: body.subarray(e.argsAt) }
 }
 
 export function decodeReply(body: Buffer): ReplyEnvelope {
-  const { callId, ok, refused } = readReply(body)
+  const { callId, ok, refused } = readReply(body, 0, body.length)
   return { callId, ok, refused, payload: body.subarray(REPLY_PAYLOAD_AT) }
 }
 
-/** Where a Reply's payload starts in its body. */
+/** Where a Reply's payload starts in its body (after `start`, for a body inside a larger buffer). */
 export const REPLY_PAYLOAD_AT = 5
 
-/** Reads and validates a Reply body, leaving the payload in it from {@link REPLY_PAYLOAD_AT} on. */
-export function readReply(body: Buffer): Omit<ReplyEnvelope, 'payload'> {
-  if (body.length < 6) throw new EnvelopeError('truncated reply envelope')
-  const status = body[4]!
+/** Reads and validates the Reply body `buf[start, end)`, leaving the payload in it from `start +` {@link REPLY_PAYLOAD_AT} on. */
+export function readReply(buf: Buffer, start: number, end: number): Omit<ReplyEnvelope, 'payload'> {
+  if (end - start < 6) throw new EnvelopeError('truncated reply envelope')
+  const status = buf[start + 4]!
   if (status > 2) throw new EnvelopeError(`reply status byte ${status} is not 0, 1 or 2`)
-  return { callId: body.readUInt32BE(0), ok: status === 1, refused: status === 2 }
+  return { callId: buf.readUInt32BE(start), ok: status === 1, refused: status === 2 }
 }
 
 // ── headers ──────────────────────────────────────────────────────────────────
@@ -469,30 +478,31 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 /** Reads a header block at `r.pos` (which holds {@link HEADERS_MARK}); refuses anything the encoder would not write. */
 function readHeaders(r: Reader): EnvelopeHeaders {
   const buf = r.buf
+  const end = r.end
   let pos = r.pos + 1
-  if (pos >= buf.length) throw new EnvelopeError('truncated envelope')
+  if (pos >= end) throw new EnvelopeError('truncated envelope')
   const count = buf[pos++]!
   if (count < 1 || count > HeaderLimits.entries) throw new EnvelopeError(`header count ${count} is outside 1..${HeaderLimits.entries}`)
   const out = Object.create(null) as Record<string, string>
   let total = 0
   for (let i = 0; i < count; i++) {
-    if (pos >= buf.length) throw new EnvelopeError('truncated envelope')
+    if (pos >= end) throw new EnvelopeError('truncated envelope')
     const keyLength = buf[pos++]!
     if (keyLength < 1 || keyLength > HeaderLimits.key) throw new EnvelopeError(`header key of ${keyLength} bytes is outside 1..${HeaderLimits.key}`)
-    if (pos + keyLength > buf.length) throw new EnvelopeError('truncated envelope')
+    if (pos + keyLength > end) throw new EnvelopeError('truncated envelope')
     for (let j = pos; j < pos + keyLength; j++) {
       const c = buf[j]!
       if (c >= 128 || KEY_CHAR[c] !== 1) throw new EnvelopeError(`header key byte 0x${c.toString(16).padStart(2, '0')} is not a lower-case token character`)
     }
     const key = buf.toString('latin1', pos, pos + keyLength)
     pos += keyLength
-    if (pos + 2 > buf.length) throw new EnvelopeError('truncated envelope')
+    if (pos + 2 > end) throw new EnvelopeError('truncated envelope')
     const valueLength = buf.readUInt16BE(pos)
     pos += 2
     if (valueLength > HeaderLimits.value) throw new EnvelopeError(`header ${key} of ${valueLength} bytes is over ${HeaderLimits.value}`)
     total += keyLength + valueLength
     if (total > HeaderLimits.total) throw new EnvelopeError(`headers of over ${HeaderLimits.total} key and value bytes`)
-    if (pos + valueLength > buf.length) throw new EnvelopeError('truncated envelope')
+    if (pos + valueLength > end) throw new EnvelopeError('truncated envelope')
     if (out[key] !== undefined) throw new EnvelopeError(`duplicate header ${key}`)
     out[key] = utf8(buf, pos, pos + valueLength, key)
     pos += valueLength
