@@ -192,6 +192,20 @@ describe('a plugin written against the public PluginContext', () => {
     await expect(ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [poolPlugin(), again] })).rejects.toThrow(ConfigError)
   })
 
+  it('a path has one owner: no prefix covers a well-known path, no path lies under a prefix, no two prefixes overlap', async () => {
+    let ctx: PluginContext | undefined
+    const grab: Plugin = { name: 'grab', start: (c) => void (ctx = c) }
+    const a = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [poolPlugin(), grab] })
+    systems.push(a)
+    poolOf(a).route('p', [a.spawn(Worker)])
+    const none = (): undefined => undefined
+    expect(() => ctx!.actors.registerWellKnownPrefix('/system/pool/', none)).toThrow(/covers the well-known path \/system\/pool\/p/)
+    ctx!.actors.registerWellKnownPrefix('/things/', none)
+    expect(() => ctx!.actors.registerWellKnownPrefix('/things/a/', none)).toThrow(/overlaps \/things\//)
+    expect(() => ctx!.actors.registerWellKnownPrefix('/', none)).toThrow(ConfigError)
+    expect(() => ctx!.actors.registerWellKnown('/things/x', { alive: true, deliver: () => undefined })).toThrow(/lies under prefix \/things\//)
+  })
+
   it('the system does not show the plugin internals', async () => {
     const a = await start()
     for (const hidden of [

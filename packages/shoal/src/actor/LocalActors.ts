@@ -187,9 +187,15 @@ export class LocalActors implements CellHost {
   }
 
   #wellKnownAt(path: string): LocalTarget | undefined {
-    const exact = this.#wellKnown.get(path)
-    if (exact || this.#prefixes.size === 0) return exact
+    // Prefixes first: no exact path lies under one (registration refuses it), and a prefix's paths
+    // (virtual actors') are the many, called often, that the exact table would miss.
     for (const [prefix, r] of this.#prefixes) if (path.startsWith(prefix)) return r.resolve(path)
+    return this.#wellKnown.get(path)
+  }
+
+  /** The registered prefix `path` lies under, if any. */
+  #prefixOf(path: string): string | undefined {
+    for (const prefix of this.#prefixes.keys()) if (path.startsWith(prefix)) return prefix
     return undefined
   }
 
@@ -415,6 +421,9 @@ export class LocalActors implements CellHost {
   /** Registers a well-known target at `path` (incarnation 0); returns the unregister function. */
   registerWellKnown(path: string, target: LocalTarget): () => void {
     if (this.#wellKnown.has(path)) throw new ConfigError(`Well-known path ${path} is taken on this node.`)
+    const under = this.#prefixOf(path)
+    if (under !== undefined)
+      throw new ConfigError(`Well-known path ${path} lies under prefix ${under}, whose resolver owns every path there: pick a path outside it.`)
     this.#wellKnown.set(path, target)
     return () => {
       if (this.#wellKnown.get(path) === target) this.#wellKnown.delete(path)
@@ -422,11 +431,15 @@ export class LocalActors implements CellHost {
   }
 
   /**
-   * Registers a resolver for every incarnation-0 path under `prefix` that has no exact well-known
-   * target; returns the unregister function. Throws ConfigError if the prefix is taken.
+   * Registers a resolver for every incarnation-0 path under `prefix`; returns the unregister
+   * function. Throws ConfigError if the prefix overlaps another, or an exact well-known path lies
+   * under it (a path has one owner: prefixes and exact paths never overlap).
    */
   registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined, route?: (id: ActorId, local: Route) => Route): () => void {
-    if (this.#prefixes.has(prefix)) throw new ConfigError(`Well-known prefix ${prefix} is taken on this node.`)
+    for (const other of this.#prefixes.keys())
+      if (other.startsWith(prefix) || prefix.startsWith(other)) throw new ConfigError(`Well-known prefix ${prefix} overlaps ${other}, taken on this node.`)
+    for (const path of this.#wellKnown.keys())
+      if (path.startsWith(prefix)) throw new ConfigError(`Well-known prefix ${prefix} covers the well-known path ${path}, taken on this node.`)
     const entry: PrefixResolver = { resolve, route }
     this.#prefixes.set(prefix, entry)
     return () => {

@@ -107,7 +107,7 @@ export interface PluginActors {
   /**
    * Registers a well-known target at `path` (incarnation 0) on this node: refs to it, local or
    * sent to other nodes, deliver there. Returns the unregister function. Throws ConfigError if
-   * the path is taken.
+   * the path is taken or lies under a registered prefix (see registerWellKnownPrefix).
    */
   registerWellKnown(path: string, target: LocalTarget): () => void
   /**
@@ -119,8 +119,11 @@ export interface PluginActors {
   refOf(id: ActorId, Class?: abstract new (...args: never[]) => DistributedActor): ActorRef<DistributedActor>
   /**
    * Resolves every incarnation-0 path under `prefix` (on this node, and on the reserved node of
-   * virtual actor ids) that has no exact well-known target, for a service fronting many ids.
-   * Returns the unregister function; throws ConfigError if the prefix is taken.
+   * virtual actor ids), for a service fronting many ids. Returns the unregister function.
+   *
+   * Gotchas: a path has one owner, so this throws ConfigError if the prefix overlaps another
+   * prefix (one starts with the other) or covers a registered exact path, and registerWellKnown
+   * refuses paths under it later.
    *
    * With `options.route`, refs to the reserved node's ids under `prefix` (virtual actors) take
    * the route it returns (once per ref) instead of `local`, the route to `resolve`'s target: a

@@ -51,7 +51,7 @@ import { DEFAULT_SHARDS, emptyTable, type ShardTable, shardOf } from './ShardTab
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
 import { ANYWHERE, checkVirtualId, checkVirtualType, parseVirtualPath, VIRTUAL_PREFIX, virtualActorId } from './VirtualId.ts'
 import { registerVirtualMetrics } from './VirtualMetrics.ts'
-import { VirtualRoute } from './VirtualRoute.ts'
+import { VirtualRoute, type VirtualRouting } from './VirtualRoute.ts'
 
 /** Plugin-wide settings. */
 export interface VirtualActorsSettings {
@@ -474,34 +474,31 @@ class VirtualActors implements VirtualActorsFacade {
   #refRoute(id: ActorId, local: Route): Route {
     const parsed = parseVirtualPath(id.path)
     if (!parsed) return local
-    const shard = shardOf(parsed.type, parsed.id, this.#shards)
-    // Cached per ref: its group (until hosted types change) and the owner's route under one table.
-    let gen = -1
-    let group: Group | undefined
-    let table: ShardTable | undefined
-    let ownerRoute: Route | undefined
-    return new VirtualRoute(
-      {
-        ownerRoute: () => {
-          if (this.#stopped) return undefined
-          if (gen !== this.#hostsGen) {
-            group = this.#groupOfType(parsed.type)
-            gen = this.#hostsGen
-            table = undefined
-          }
-          const t = group?.ownership.table
-          if (t === table) return ownerRoute
-          const owner = t?.owners[shard]
-          const node = owner === undefined || owner === this.#self ? undefined : this.#nodeOf(owner)
-          if (owner !== undefined && owner !== this.#self && !node) return undefined // not known here yet: ask again next time
-          ownerRoute = node && this.#ctx.calls.route(this.#ctx.actors.refOf(new ActorId(node, id.path, 0)))
-          table = t
-          return ownerRoute
-        },
-        retryable: (e) => retryable(e) && !this.#stopped,
-      },
-      local,
-    )
+    return new VirtualRoute(this.#routing, parsed.type, shardOf(parsed.type, parsed.id, this.#shards), id.path, local)
+  }
+
+  /** What every VirtualRoute of this node asks (one object: a route keeps its cache in its own fields). */
+  readonly #routing: VirtualRouting<Group> = {
+    ownerRoute: (r) => this.#ownerRoute(r),
+    retryable: (e) => retryable(e) && !this.#stopped,
+  }
+
+  /** The route to `r`'s owner under this node's table, cached on `r` until hosted types or the table change. */
+  #ownerRoute(r: VirtualRoute<Group>): Route | undefined {
+    if (this.#stopped) return undefined
+    if (r.gen !== this.#hostsGen) {
+      r.group = this.#groupOfType(r.type)
+      r.gen = this.#hostsGen
+      r.table = undefined
+    }
+    const t = r.group?.ownership.table
+    if (t === r.table) return r.owner
+    const owner = t?.owners[r.shard]
+    const node = owner === undefined || owner === this.#self ? undefined : this.#nodeOf(owner)
+    if (owner !== undefined && owner !== this.#self && !node) return undefined // not known here yet: ask again next time
+    r.owner = node && this.#ctx.calls.route(this.#ctx.actors.refOf(new ActorId(node, r.path, 0)))
+    r.table = t
+    return r.owner
   }
 
   #makeRouter(path: string): Router | undefined {
@@ -767,11 +764,14 @@ class VirtualActors implements VirtualActorsFacade {
    * so one on the losing side of a partition stops before the other side's margin has passed.
    * On a lapse every activation is deactivated; calls wait until confirmations resume.
    */
+  /** The cluster's heartbeat confirmations, as ServingConfirmation asks them (one function, not one per call). */
+  readonly #confirmedUntil = (window: number, notBefore: number): number => this.#ctx.system.cluster.confirmedUntil(window, notBefore)
+
   #confirmed(): boolean {
     const system = this.#ctx.system
     if (!system.clustered) return true
     const c = this.#confirmation
-    const serving = c.check(system.now(), (window, notBefore) => system.cluster.confirmedUntil(window, notBefore))
+    const serving = c.check(system.now(), this.#confirmedUntil)
     if (c.change === 'again') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
     // First confirmed (a node that just joined) or again: the calls held meanwhile go now. Their
     // methods may run a while: ask again, so that a caller (#routeCall) acts on an answer of now.

@@ -12,27 +12,42 @@
 import type { TimeoutSource } from '../actor/PendingCall.ts'
 import type { CallRetry, Route } from '../actor/Route.ts'
 import type { CallTrace } from '../observability/CallTracing.ts'
+import type { ShardTable } from './ShardTable.ts'
 
-/** What a VirtualRoute asks of the plugin. */
-export interface VirtualRouting {
-  /** The route to the id's owner when that is another node known here; undefined: use the router. */
-  ownerRoute(): Route | undefined
+/** What a VirtualRoute asks of the plugin: one object shared by every route (a route carries no closure). */
+export interface VirtualRouting<G> {
+  /** The route to `route`'s owner when that is another node known here; undefined: use the router. */
+  ownerRoute(route: VirtualRoute<G>): Route | undefined
   /** Whether a failed call never ran and may be routed again. */
   retryable(error: unknown): boolean
 }
 
-export class VirtualRoute implements Route, CallRetry {
+/** `G`: the routing's placement group, which a route caches but never looks into. */
+export class VirtualRoute<G> implements Route, CallRetry {
   readonly local = false
+  /**
+   * The routing's cache for this id, owned by it (VirtualRouting.ownerRoute): the placement group
+   * as found under hosts generation `gen`, and the owner's route under shard table `table`.
+   */
+  gen = -1
+  group: G | undefined = undefined
+  table: ShardTable | undefined = undefined
+  owner: Route | undefined = undefined
 
   constructor(
-    readonly routing: VirtualRouting,
+    readonly routing: VirtualRouting<G>,
+    /** The id's virtual type and shard. */
+    readonly type: string,
+    readonly shard: number,
+    /** The id's path (the same on every node). */
+    readonly path: string,
     /** The route to this node's router for the id. */
     readonly router: Route,
   ) {}
 
   call(method: string, args: unknown[], chain: string, timeout: number, timeoutFrom: TimeoutSource, trace: CallTrace | undefined): Promise<unknown> {
     // A traced call goes through the router, so that its one trace settles once, whatever the retries.
-    const owner = trace === undefined ? this.routing.ownerRoute() : undefined
+    const owner = trace === undefined ? this.routing.ownerRoute(this) : undefined
     if (!owner) return this.router.call(method, args, chain, timeout, timeoutFrom, trace)
     return owner.call(method, args, chain, timeout, timeoutFrom, undefined, this)
   }
