@@ -18,7 +18,7 @@
 import type { Logger } from 'pino'
 import { ActorNotFoundError, ActorStartFailedError, markNotDelivered, OverloadedError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
-import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
+import { callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import type { MethodStats } from '../observability/MethodStats.ts'
 import { Deque } from '../util/Deque.ts'
 import { isThenable } from '../util/isThenable.ts'
@@ -62,7 +62,7 @@ function invokeMethod(fn: Function, actor: DistributedActor, args: unknown[]): u
 
 /** A traced turn's method, inside the context a `start` subscriber asked for (`enter`), if any. */
 function invokeTraced(ctx: CallContext, fn: Function, actor: DistributedActor, args: unknown[]): unknown {
-  const enter = ctx.trace?.ctx.enter
+  const enter = ctx.trace?.enter
   return enter === undefined ? callContext.run(ctx, invokeMethod, fn, actor, args) : enter(() => callContext.run(ctx, invokeMethod, fn, actor, args))
 }
 
@@ -299,10 +299,15 @@ export class ActorCell {
         this.#invokeArgs = inv.args
         result = callContext.run(ctx, this.#turnHandlers().invoke)
       } else if (startHasStores()) {
-        result = callTracing.start.runStores(ctx.trace.ctx, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
+        result = callTracing.start.runStores(ctx.trace, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
       } else {
-        callTracing.start.publish(ctx.trace.ctx)
-        result = invokeTraced(ctx, fn, this.actor, inv.args)
+        callTracing.start.publish(ctx.trace)
+        if (ctx.trace.enter === undefined) {
+          // As untraced: the shared invoker, no arguments array or closure per call.
+          this.#invokeFn = fn
+          this.#invokeArgs = inv.args
+          result = callContext.run(ctx, this.#turnHandlers().invoke)
+        } else result = invokeTraced(ctx, fn, this.actor, inv.args)
       }
     } catch (e) {
       ctx.trace?.dispatched()
@@ -328,23 +333,20 @@ export class ActorCell {
     return this.#startFailed ? 'failed' : this.#sealed ? 'passivated' : 'stopped'
   }
 
-  /** Runs a call's method as the callee side of a traced call (`shoal.call`). */
   /** The callee side of a traced call (`shoal.call`): published as the method starts, ends when it settles. */
   #trace(inv: Invocation): CallTrace {
-    const ctx: CallTraceContext = {
-      side: 'callee',
-      actorType: this.info.name,
-      method: inv.method,
-      target: this.id.toString(),
-      targetNode: this.id.node,
-      local: inv.from === undefined,
-      oneWay: inv instanceof OneWayInvocation,
-      headers: inv.headers,
-      outcome: undefined,
-      result: undefined,
-      error: undefined,
-    }
-    return new CallTrace(ctx)
+    const id = this.id
+    return new CallTrace(
+      'callee',
+      this.info.name,
+      inv.method,
+      id.toString(),
+      id.node,
+      inv.from === undefined,
+      inv instanceof OneWayInvocation,
+      undefined,
+      inv.headers,
+    )
   }
 
   /**

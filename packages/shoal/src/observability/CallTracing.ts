@@ -14,6 +14,8 @@
  * callee's context as `headers`. Subscribers run on the call path: keep them short.
  * @module
  */
+import type { ClusterNode } from '../actor/ClusterNode.ts'
+import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 import { type CallTraceContext, callTracing } from './Channels.ts'
 
 export type { CallTraceContext }
@@ -25,26 +27,62 @@ export function outcomeOf(error: unknown): string {
 }
 
 /**
- * One traced call in progress, without a promise of its own: the call path tells it when the
- * synchronous dispatch returned (`dispatched`: publishes `end`) and when the call settled
+ * One traced call in progress, and the context its subscribers see (it is its own `ctx`: one
+ * object per traced call and side, not two), without a promise of its own: the call path tells it
+ * when the synchronous dispatch returned (`dispatched`: publishes `end`) and when the call settled
  * (`settled`: `error`, `asyncStart`, `asyncEnd`). A call that settles while still being dispatched
  * (a synchronous local method, a refusal) has its settlement published after `end`, in the order
  * of Node's TracingChannel contract. It adds no promise to the call.
  */
-export class CallTrace {
-  readonly ctx: CallTraceContext
+export class CallTrace implements CallTraceContext {
+  readonly side: 'caller' | 'callee'
+  readonly actorType: string | undefined
+  readonly method: string
+  readonly target: string
+  readonly targetNode: ClusterNode
+  readonly local: boolean
+  readonly oneWay: boolean
+  readonly forwarded: EnvelopeHeaders | undefined
+  headers: Record<string, string> | EnvelopeHeaders | undefined
+  enter: (<R>(fn: () => R) => R) | undefined = undefined
+  outcome: string | undefined = undefined
+  result: unknown = undefined
+  error: unknown = undefined
   #dispatching = true
   #early = false
   #ok = false
   #value: unknown
 
-  constructor(ctx: CallTraceContext) {
-    this.ctx = ctx
+  constructor(
+    side: 'caller' | 'callee',
+    actorType: string | undefined,
+    method: string,
+    target: string,
+    targetNode: ClusterNode,
+    local: boolean,
+    oneWay: boolean,
+    forwarded: EnvelopeHeaders | undefined,
+    headers: Record<string, string> | EnvelopeHeaders | undefined,
+  ) {
+    this.side = side
+    this.actorType = actorType
+    this.method = method
+    this.target = target
+    this.targetNode = targetNode
+    this.local = local
+    this.oneWay = oneWay
+    this.forwarded = forwarded
+    this.headers = headers
+  }
+
+  /** The context published on `shoal.call`: this trace itself. */
+  get ctx(): CallTraceContext {
+    return this
   }
 
   /** The headers to send: undefined when no subscriber set any; for a local callee a frozen copy, as a remote one gets. */
   headersFor(local: boolean): Record<string, string> | undefined {
-    const headers = this.ctx.headers
+    const headers = this.headers
     if (headers === undefined || !hasKeys(headers)) return undefined
     return local ? Object.freeze(Object.assign(Object.create(null) as Record<string, string>, headers)) : (headers as Record<string, string>)
   }
@@ -52,13 +90,13 @@ export class CallTrace {
   /** The synchronous part returned: publishes `end`, then a settlement that came meanwhile. */
   dispatched(): void {
     this.#dispatching = false
-    callTracing.end.publish(this.ctx)
-    if (this.#early) publishSettled(this.ctx, this.#ok, this.#value)
+    callTracing.end.publish(this)
+    if (this.#early) publishSettled(this, this.#ok, this.#value)
   }
 
   /** The call settled with `value` (a result, or the error when `ok` is false). */
   settled(ok: boolean, value: unknown): void {
-    if (!this.#dispatching) return publishSettled(this.ctx, ok, value)
+    if (!this.#dispatching) return publishSettled(this, ok, value)
     this.#early = true
     this.#ok = ok
     this.#value = value

@@ -14,7 +14,7 @@ import type { TimeoutSource } from '../actor/PendingCall.ts'
 import type { Invoker, Route } from '../actor/Route.ts'
 import { markNotDelivered, SystemShutDownError } from '../errors.ts'
 import { CallTrace } from '../observability/CallTracing.ts'
-import { type CallTraceContext, callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
+import { callTracing, startHasStores, tracingActive } from '../observability/Channels.ts'
 import type { Remoting } from '../remoting/Remoting.ts'
 import type { EnvelopeHeaders } from '../wire/Envelope.ts'
 
@@ -58,7 +58,7 @@ export class Dispatcher implements Invoker {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!tracingActive()) return route.tell(method, args, outgoingChain(), undefined)
     // Traced, the sender's side of a one-way message ends once it is handed to the transport.
-    const trace = new CallTrace(this.#context(ref, route, method, true, undefined))
+    const trace = this.#trace(ref, route, method, true, undefined)
     try {
       if (startHasStores()) callTracing.start.runStores(trace.ctx, route.tell, route, method, args, outgoingChain(), trace)
       else {
@@ -94,13 +94,12 @@ export class Dispatcher implements Invoker {
   ): Promise<unknown> {
     const route = (ref.route ??= this.routeTo(ref.id))
     if (!tracingActive()) return route.call(method, args, chain, timeout, timeoutFrom, undefined)
-    const ctx = this.#context(ref, route, method, false, forwarded)
-    // The route sends what a start subscriber put in ctx.headers and tells the trace when the call settles.
-    const trace = new CallTrace(ctx)
+    // The route sends what a start subscriber put in the trace's headers and tells it when the call settles.
+    const trace = this.#trace(ref, route, method, false, forwarded)
     let promise: Promise<unknown>
-    if (startHasStores()) promise = callTracing.start.runStores(ctx, route.call, route, method, args, chain, timeout, timeoutFrom, trace)
+    if (startHasStores()) promise = callTracing.start.runStores(trace, route.call, route, method, args, chain, timeout, timeoutFrom, trace)
     else {
-      callTracing.start.publish(ctx)
+      callTracing.start.publish(trace)
       promise = route.call(method, args, chain, timeout, timeoutFrom, trace)
     }
     trace.dispatched()
@@ -108,20 +107,9 @@ export class Dispatcher implements Invoker {
   }
 
   /** The caller's side of a traced call or one-way message; a forwarded hop starts with the headers it arrived with. */
-  #context(ref: ActorRefImpl, route: Route, method: string, oneWay: boolean, forwarded: EnvelopeHeaders | undefined): CallTraceContext {
-    return {
-      side: 'caller',
-      actorType: ref.info?.name,
-      method,
-      target: ref.id.toString(),
-      targetNode: ref.id.node,
-      local: route.local,
-      oneWay,
-      forwarded,
-      headers: forwarded === undefined ? {} : { ...forwarded },
-      outcome: undefined,
-      result: undefined,
-      error: undefined,
-    }
+  #trace(ref: ActorRefImpl, route: Route, method: string, oneWay: boolean, forwarded: EnvelopeHeaders | undefined): CallTrace {
+    const id = ref.id
+    const headers = forwarded === undefined ? {} : { ...forwarded }
+    return new CallTrace('caller', ref.info?.name, method, id.toString(), id.node, route.local, oneWay, forwarded, headers)
   }
 }
