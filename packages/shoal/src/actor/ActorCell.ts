@@ -112,6 +112,13 @@ export class ActorCell {
       },
     })
   }
+  /** Runs `fn` on the actor inside `ctx` through the cell's shared invoker (see #turnHandlers). */
+  #invoke(ctx: CallContext, fn: Function, args: unknown[]): unknown {
+    this.#invokeFn = fn
+    this.#invokeArgs = args
+    return callContext.run(ctx, this.#turnHandlers().invoke)
+  }
+
   #turnEnded: (() => void) | undefined
   #stopped: Promise<void> | undefined
   #ref: unknown
@@ -294,20 +301,13 @@ export class ActorCell {
     if (this.host.methodStats.active && !inv.fn) ctx.sampledAt = this.host.methodStats.sample()
     let result: unknown
     try {
-      if (ctx.trace === undefined) {
-        this.#invokeFn = fn
-        this.#invokeArgs = inv.args
-        result = callContext.run(ctx, this.#turnHandlers().invoke)
-      } else if (startHasStores()) {
+      if (ctx.trace !== undefined && startHasStores()) {
         result = callTracing.start.runStores(ctx.trace, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
       } else {
-        callTracing.start.publish(ctx.trace)
-        if (ctx.trace.enter === undefined) {
-          // As untraced: the shared invoker, no arguments array or closure per call.
-          this.#invokeFn = fn
-          this.#invokeArgs = inv.args
-          result = callContext.run(ctx, this.#turnHandlers().invoke)
-        } else result = invokeTraced(ctx, fn, this.actor, inv.args)
+        if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace)
+        // Unless a start subscriber asked to enter its context: the shared invoker, no arguments
+        // array or closure per call, traced or not.
+        result = ctx.trace?.enter === undefined ? this.#invoke(ctx, fn, inv.args) : invokeTraced(ctx, fn, this.actor, inv.args)
       }
     } catch (e) {
       ctx.trace?.dispatched()

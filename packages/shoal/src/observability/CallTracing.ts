@@ -27,8 +27,8 @@ export function outcomeOf(error: unknown): string {
 }
 
 /**
- * One traced call in progress, and the context its subscribers see (it is its own `ctx`: one
- * object per traced call and side, not two), without a promise of its own: the call path tells it
+ * One traced call in progress, and itself the context published on `shoal.call` (one object per
+ * traced call and side, not two), without a promise of its own: the call path tells it
  * when the synchronous dispatch returned (`dispatched`: publishes `end`) and when the call settled
  * (`settled`: `error`, `asyncStart`, `asyncEnd`). A call that settles while still being dispatched
  * (a synchronous local method, a refusal) has its settlement published after `end`, in the order
@@ -73,11 +73,6 @@ export class CallTrace implements CallTraceContext {
     this.oneWay = oneWay
     this.forwarded = forwarded
     this.headers = headers
-  }
-
-  /** The context published on `shoal.call`: this trace itself. */
-  get ctx(): CallTraceContext {
-    return this
   }
 
   /** The headers to send: undefined when no subscriber set any; for a local callee a frozen copy, as a remote one gets. */

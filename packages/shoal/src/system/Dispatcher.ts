@@ -60,9 +60,9 @@ export class Dispatcher implements Invoker {
     // Traced, the sender's side of a one-way message ends once it is handed to the transport.
     const trace = this.#trace(ref, route, method, true, undefined)
     try {
-      if (startHasStores()) callTracing.start.runStores(trace.ctx, route.tell, route, method, args, outgoingChain(), trace)
+      if (startHasStores()) callTracing.start.runStores(trace, route.tell, route, method, args, outgoingChain(), trace)
       else {
-        callTracing.start.publish(trace.ctx)
+        callTracing.start.publish(trace)
         route.tell(method, args, outgoingChain(), trace)
       }
     } catch (e) {
