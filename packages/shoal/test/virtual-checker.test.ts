@@ -52,12 +52,14 @@ describe('the virtual-actor chaos checker', () => {
         proc('fenced', [activated(0, 'y', 'f1'), { time: 15, msg: 'not confirmed by a side that stays: deactivating every virtual actor here' }]),
         proc('frozen', [activated(0, 'z', 'z1'), call(5, 'z', 'z1'), deactivated(60, 'z', 'z1')], { frozen: [[10, 50]] }),
         proc('frozen-then-served', [activated(0, 'w', 'w1'), call(55, 'w', 'w1')], { frozen: [[10, 50]] }),
-        proc('next', [activated(30, 'x', 'k2'), activated(30, 'y', 'f2'), activated(30, 'z', 'z2')]),
+        // A call answered just after the harness stamped the freeze, before SIGSTOP took hold.
+        proc('served-as-frozen', [activated(0, 'v', 'v1'), call(11, 'v', 'v1'), deactivated(60, 'v', 'v1')], { frozen: [[10, 50]] }),
+        proc('next', [activated(30, 'x', 'k2'), activated(30, 'y', 'f2'), activated(30, 'z', 'z2'), activated(30, 'v', 'v2')]),
       ],
       100,
     )
     const to = Object.fromEntries(r.activations.map((a) => [a.act, a.to]))
-    expect(to).toMatchObject({ k1: 20, f1: 15, z1: 10, w1: 100 })
+    expect(to).toMatchObject({ k1: 20, f1: 15, z1: 10, w1: 100, v1: 11 })
     expect(r.violations).toEqual([])
   })
 })

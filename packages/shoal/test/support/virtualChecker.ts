@@ -11,8 +11,10 @@
  * An activation's interval runs from its "tally activated" line to the first of: its "tally
  * deactivated" line, its node fencing itself ("not confirmed by a side that stays", after which
  * its guard refuses every call), its process's exit, the end of the run. A process frozen with
- * SIGSTOP cannot serve: if an activation served nothing after its process was frozen, its interval
- * ends when the freeze began. Pure: the harness gives it lines, exits and freezes.
+ * SIGSTOP cannot serve: if an activation served nothing after its process woke, its interval ends
+ * when the freeze began, or at its last call if that came later (the harness stamps a freeze just
+ * before it sends SIGSTOP, and a call may be answered in between). Pure: the harness gives it
+ * lines, exits and freezes.
  * @module
  */
 
@@ -90,8 +92,8 @@ function intervalsOf(p: ProcessLog, end: number, lastServed: ReadonlyMap<string,
     const from = l.time
     let to = Math.min(stops.get(act) ?? Infinity, fences.find((f) => f >= from) ?? Infinity, p.exitedAt ?? Infinity, end)
     const last = lastServed.get(act) ?? -Infinity
-    const freeze = p.frozen.find(([a]) => a >= from && a < to && last < a)
-    if (freeze) to = freeze[0]
+    const freeze = p.frozen.find(([a, b]) => a >= from && a < to && (b === undefined || last < b))
+    if (freeze) to = Math.min(to, Math.max(freeze[0], last))
     out.push({ id: String(l.id), act, proc: p.name, from, to, table: typeof l.table === 'number' ? l.table : undefined })
   }
   return out
