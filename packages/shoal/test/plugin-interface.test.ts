@@ -206,6 +206,43 @@ describe('a plugin written against the public PluginContext', () => {
     expect(() => ctx!.actors.registerWellKnown('/things/x', { alive: true, deliver: () => undefined })).toThrow(/lies under prefix \/things\//)
   })
 
+  it('calls from another node reach a well-known target that replaced one they reached before, and a prefix resolves per message unless it says remember', async () => {
+    let ctx: PluginContext | undefined
+    const grab: Plugin = { name: 'grab', start: (c) => void (ctx = c) }
+    const a = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [poolPlugin(), grab] })
+    systems.push(a)
+    const b = await start()
+    const answering = (text: string): LocalTarget => ({ alive: true, deliver: (inv) => inv.succeed(`${text}:${String(inv.args[0])}`) })
+    // An exact path: the first target is remembered by a's remoting for b's calls; a new one at the path must be reached.
+    const unregister = ctx!.actors.registerWellKnown('/system/answer', answering('first'))
+    const remote = b.resolve(Worker, ctx!.actors.wellKnownRef('/system/answer').id)
+    expect(await remote.work(1)).toBe('first:1')
+    expect(await remote.work(2)).toBe('first:2')
+    unregister()
+    ctx!.actors.registerWellKnown('/system/answer', answering('second'))
+    expect(await remote.work(3)).toBe('second:3')
+    // A prefix: without remember, resolve runs for every message; with it, once per path (until it is unregistered).
+    for (const remember of [false, true]) {
+      let resolved = 0
+      const prefix = remember ? '/remembered/' : '/resolved/'
+      const off = ctx!.actors.registerWellKnownPrefix(
+        prefix,
+        (path) => {
+          resolved++
+          return answering(path)
+        },
+        { remember },
+      )
+      const ref = b.resolve(Worker, ctx!.actors.wellKnownRef(`${prefix}x`).id)
+      for (let n = 0; n < 5; n++) expect(await ref.work(n)).toBe(`${prefix}x:${n}`)
+      expect(resolved).toBe(remember ? 1 : 5)
+      off()
+      const again = ctx!.actors.registerWellKnownPrefix(prefix, () => answering('new'), { remember })
+      expect(await ref.work(9)).toBe('new:9')
+      again()
+    }
+  })
+
   it('the system does not show the plugin internals', async () => {
     const a = await start()
     for (const hidden of [

@@ -181,6 +181,27 @@ describe('virtual actors', () => {
     expect(caller.virtualActors.status().forwarded).toBe(forwarded)
   })
 
+  it('warm calls from another node reach each new activation after the last one passivated', async () => {
+    const systems = await cluster(2)
+    const [a] = systems as [ClusterSystem, ClusterSystem]
+    // Ids a does not own: its calls arrive at the owner from the wire, where the owner remembers each id's activation.
+    const remote: string[] = []
+    for (let i = 0; remote.length < 5; i++) {
+      const id = `again-${i}`
+      if ((await a.virtualActors.get(Player, id).hello()).port !== a.node.endpoint.port) remote.push(id)
+    }
+    for (let life = 1; life <= 3; life++) {
+      for (const id of remote) {
+        const ref = a.virtualActors.get(Player, id)
+        const before = life === 1 ? 1 : 0
+        for (let n = 1; n <= 3; n++) expect((await ref.hello()).calls).toBe(before + n)
+        expect(await ref.done()).toBe(before + 3)
+        await eventually(() => expect(journal.filter((j) => j.endsWith(` -${id}`))).toHaveLength(life), { timeoutMs: 5000 })
+      }
+    }
+    for (const id of remote) expect(journal.filter((j) => j.endsWith(` +${id}`))).toHaveLength(3)
+  })
+
   it('bad ids are refused at get; a type no node hosts fails calls with a clear error', async () => {
     const systems = await cluster(2)
     const s = systems[0]!

@@ -499,32 +499,62 @@ describe('Envelope - target cache', () => {
       { ...base, callId: 5, path: '/user/B-22', method: 'go', chain: 'c.5' },
     ]
     for (const c of calls) expect(decodeCall(encodeCall(c), cache)).toEqual(decodeCall(encodeCall(c)))
-    expect(cache.path).toBe('/user/B-22')
+    expect(cache.current?.path).toBe('/user/B-22')
+    expect(cache.size).toBe(3)
   })
 
-  it('keeps what the reader attached to the cached target while envelopes match it, and drops it when one does not', () => {
-    const cache = new TargetCache()
+  it('keeps what the reader attached to each target, however many other targets came between', () => {
+    const cache = new TargetCache<string>()
     const base = { uid: '0123456789abcdef', incarnation: 7, timeoutMs: 5000, args: Buffer.of(0x90), chain: '' }
     decodeCall(encodeCall({ ...base, callId: 1, path: '/user/A-1', method: 'go' }), cache)
-    cache.resolved = 'A-1 go'
+    cache.current!.resolved = 'A-1 go'
+    // Another incarnation, a chain, a one-way message: the same target bytes, the same entry.
     decodeCall(encodeCall({ ...base, callId: 2, path: '/user/A-1', method: 'go', incarnation: 8, chain: 'c.2' }), cache)
+    expect(cache.current?.resolved).toBe('A-1 go')
     decodeOneWay(encodeOneWay({ ...base, path: '/user/A-1', method: 'go' }), cache)
-    expect(cache.resolved).toBe('A-1 go')
+    expect(cache.current?.resolved).toBe('A-1 go')
+    // A different method or path is a different target: nothing attached yet.
     for (const changed of [
       { path: '/user/A-1', method: 'stop' },
       { path: '/user/A-2', method: 'go' },
     ]) {
       decodeCall(encodeCall({ ...base, callId: 3, ...changed }), cache)
-      expect(cache.resolved).toBeUndefined()
-      cache.resolved = 'stale'
-      decodeCall(encodeCall({ ...base, callId: 4, path: '/user/A-1', method: 'go' }), cache)
-      expect(cache.resolved).toBeUndefined()
+      expect(cache.current?.resolved).toBeUndefined()
+      cache.current!.resolved = `${changed.path} ${changed.method}`
     }
-    // A body that fails to decode after the target was read still leaves nothing stale behind.
-    cache.resolved = 'A-1 go'
-    const other = encodeCall({ ...base, callId: 5, uid: 'fedcba9876543210', path: '/user/A-1', method: 'go' })
-    expect(() => decodeCall(other.subarray(0, other.length - 3), cache)).toThrow()
-    expect(cache.resolved).toBeUndefined()
+    // Many targets in turn (a node calling a thousand actors round robin): each keeps its own.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 1000; i++) {
+        decodeCall(encodeCall({ ...base, callId: i, path: `/user/P-${i}`, method: 'go' }), cache)
+        if (round === 0) {
+          expect(cache.current?.resolved).toBeUndefined()
+          cache.current!.resolved = `P-${i}`
+        } else expect(cache.current?.resolved).toBe(`P-${i}`)
+      }
+    }
+    decodeCall(encodeCall({ ...base, callId: 5, path: '/user/A-1', method: 'go' }), cache)
+    expect(cache.current?.resolved).toBe('A-1 go')
+    // A target that fails to decode leaves no entry current.
+    const bad = encodeCall({ ...base, callId: 6, path: '/user/A-1', method: 'go' })
+    expect(() => decodeCall(bad.subarray(0, 20), cache)).toThrow()
+    expect(cache.current).toBeUndefined()
+  })
+
+  it('starts over when full, and never takes one target for another on a hash collision', () => {
+    const cache = new TargetCache<string>(4)
+    const base = { uid: '0123456789abcdef', incarnation: 7, timeoutMs: 5000, args: Buffer.of(0x90), chain: '' }
+    const calls = Array.from({ length: 9 }, (_, i) => ({ ...base, callId: i, path: `/user/Q-${i}`, method: 'go' }))
+    for (const c of calls) {
+      expect(decodeCall(encodeCall(c), cache)).toEqual(decodeCall(encodeCall(c)))
+      expect(cache.size).toBeLessThanOrEqual(4)
+    }
+    // Two different targets under one hash: the bytes decide.
+    const a = Buffer.from('\x02ab\x00\x02/a\x01m')
+    const b = Buffer.from('\x02ab\x00\x02/b\x01m')
+    const c2 = new TargetCache<string>()
+    c2.add(42, a, 0, a.length, 'ab', '/a', 'm').resolved = 'a'
+    expect(c2.find(42, a, 0, a.length)?.resolved).toBe('a')
+    expect(c2.find(42, b, 0, b.length)).toBeUndefined()
   })
 
   it('tells apart targets that differ in any one byte, wherever the body sits in its buffer', () => {
@@ -536,16 +566,16 @@ describe('Envelope - target cache', () => {
     const methodAt = pathAt + '/user/A-1'.length + 1
     for (const at of [uidAt, uidAt + 5, uidAt + 15, pathAt, pathAt + 8, methodAt, methodAt + 1]) {
       for (const offset of [0, 1, 3, 6]) {
-        const cache = new TargetCache()
+        const cache = new TargetCache<string>()
         decodeCall(primed, cache)
-        cache.resolved = 'A-1 go'
+        cache.current!.resolved = 'A-1 go'
         // One shared memory for both, at an odd offset: the word-at-a-time compare must not care.
         const memory = Buffer.alloc(offset + primed.length)
         primed.copy(memory, offset)
         memory[offset + at] = memory[offset + at]! ^ 0x01
         const body = memory.subarray(offset)
         expect(decodeCall(body, cache)).toEqual(decodeCall(Buffer.from(body)))
-        expect(cache.resolved).toBeUndefined()
+        expect(cache.current?.resolved).toBeUndefined()
       }
     }
   })

@@ -19,6 +19,13 @@ export interface Invocation {
    * monotonic clock (`ClusterSystem.now()`, as every deadline of a node), never `Date.now()`.
    */
   readonly deadline?: number
+  /**
+   * When a call from another node was taken off the wire, on the system's monotonic clock, if the
+   * call engine read it. A target that delivers the call in the same synchronous step (a virtual
+   * actor's router checking that its node may serve) may use it instead of reading the clock
+   * again: it is that same moment. Gotcha: never for a call held and delivered later.
+   */
+  readonly receivedAt?: number
   /** Trace context that travelled with the call (envelope headers), if any. */
   readonly headers?: EnvelopeHeaders | undefined
   /** The calling node, for a call that arrived from another one (undefined: this node). */

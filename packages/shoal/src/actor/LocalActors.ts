@@ -425,9 +425,34 @@ export class LocalActors implements CellHost {
     if (under !== undefined)
       throw new ConfigError(`Well-known path ${path} lies under prefix ${under}, whose resolver owns every path there: pick a path outside it.`)
     this.#wellKnown.set(path, target)
+    this.#generation++
     return () => {
-      if (this.#wellKnown.get(path) === target) this.#wellKnown.delete(path)
+      if (this.#wellKnown.get(path) !== target) return
+      this.#wellKnown.delete(path)
+      this.#generation++
     }
+  }
+
+  /**
+   * Counts changes of the well-known registrations (exact paths and prefixes): what remoting
+   * remembered of a well-known target (see {@link remembers}) holds while it stays the same.
+   */
+  get generation(): number {
+    return this.#generation
+  }
+
+  #generation = 0
+
+  /**
+   * Whether `target`, resolved just now for a call to `path` (and `incarnation`) whose declared
+   * method is `method`, may be remembered for later calls to the same target while
+   * {@link generation} stays the same and it stays alive: an actor of this incarnation with its
+   * method; an exact well-known target; a target of a prefix registered with `remember`.
+   */
+  remembers(target: LocalTarget, incarnation: number, path: string, method: MethodInfo | undefined): boolean {
+    if (incarnation !== 0) return method !== undefined
+    for (const [prefix, r] of this.#prefixes) if (path.startsWith(prefix)) return r.remember
+    return this.#wellKnown.get(path) === target
   }
 
   /**
@@ -435,15 +460,22 @@ export class LocalActors implements CellHost {
    * function. Throws ConfigError if the prefix overlaps another, or an exact well-known path lies
    * under it (a path has one owner: prefixes and exact paths never overlap).
    */
-  registerWellKnownPrefix(prefix: string, resolve: (path: string) => LocalTarget | undefined, route?: (id: ActorId, local: Route) => Route): () => void {
+  registerWellKnownPrefix(
+    prefix: string,
+    resolve: (path: string) => LocalTarget | undefined,
+    options: { readonly route?: (id: ActorId, local: Route) => Route; readonly remember?: boolean } = {},
+  ): () => void {
     for (const other of this.#prefixes.keys())
       if (other.startsWith(prefix) || prefix.startsWith(other)) throw new ConfigError(`Well-known prefix ${prefix} overlaps ${other}, taken on this node.`)
     for (const path of this.#wellKnown.keys())
       if (path.startsWith(prefix)) throw new ConfigError(`Well-known prefix ${prefix} covers the well-known path ${path}, taken on this node.`)
-    const entry: PrefixResolver = { resolve, route }
+    const entry: PrefixResolver = { resolve, route: options.route, remember: options.remember === true }
     this.#prefixes.set(prefix, entry)
+    this.#generation++
     return () => {
-      if (this.#prefixes.get(prefix) === entry) this.#prefixes.delete(prefix)
+      if (this.#prefixes.get(prefix) !== entry) return
+      this.#prefixes.delete(prefix)
+      this.#generation++
     }
   }
 
@@ -472,12 +504,15 @@ function localRefusal(route: LocalRoute, target: LocalTarget | undefined, method
   return { target: route.id.toString(), actorType: target?.info?.name, method, from: undefined, headers, oneWay }
 }
 
-/** The route of refs to one local actor id; caches the target it found. */
 /** A well-known prefix: its targets on this node, and optionally the route of refs to its reserved-node ids. */
 interface PrefixResolver {
   readonly resolve: (path: string) => LocalTarget | undefined
   readonly route: ((id: ActorId, local: Route) => Route) | undefined
+  /** Its targets may be remembered per path (see LocalActors.remembers). */
+  readonly remember: boolean
 }
+
+/** The route of refs to one local actor id; caches the target it found. */
 
 export class LocalRoute implements Route {
   readonly local = true

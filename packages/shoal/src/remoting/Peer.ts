@@ -11,14 +11,14 @@ import type { CallTrace } from '../observability/CallTracing.ts'
 import type { Association } from '../transport/Association.ts'
 import { IdTable } from '../util/IdTable.ts'
 import { encodeOneWayHeadWith, encodeTargetSegment, TargetCache } from '../wire/Envelope.ts'
-import type { Remoting } from './Remoting.ts'
+import type { Remoting, Resolved } from './Remoting.ts'
 
 /** One peer endpoint, as remoting sees it. */
 export class Peer {
   /** Remote calls waiting for a reply from this peer, by call id. */
   readonly pending: PendingTable = new IdTable<PendingCall>()
   /** Decoding cache for envelopes from this peer. */
-  readonly targets = new TargetCache()
+  readonly targets = new TargetCache<Resolved>()
   constructor(readonly assoc: Association) {}
 }
 

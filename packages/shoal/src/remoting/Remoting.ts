@@ -63,12 +63,14 @@ export interface RemotingHost {
 
 const NO_ARGS: unknown[] = []
 
-/** What the last envelope of a peer's decoder-cached target resolved to (see `Remoting.#known`). */
-interface Resolved {
+/** What a target in a peer's decoder cache resolved to (see `Remoting.#known`). */
+export interface Resolved {
   readonly target: LocalTarget
-  /** Undefined for a target without a class (a proxy: its actor checks); such targets are not remembered. */
+  /** Undefined for a target without a class (a proxy, a virtual actor's router: its actor checks). */
   readonly method: MethodInfo | undefined
   readonly incarnation: number
+  /** The local actors' registrations when it was resolved (`LocalActors.generation`): a change forgets it. */
+  readonly generation: number
 }
 
 /** Calls between this node and others (see the module comment); built and owned by the system. */
@@ -326,7 +328,8 @@ export class Remoting {
     const args = this.#args(peer, env, false)
     if (args instanceof Error) return this.reply(peer, caller, env.callId, false, this.#refused(peer, env, target, args, false))
     const credit = inbound.take(end - start + 5)
-    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, this.#host.now() + env.timeoutMs, env.headers, credit)
+    const now = this.#host.now()
+    const inv = new InboundCall(this, peer, caller, env.callId, env.method, args, env.chain, now, now + env.timeoutMs, env.headers, credit)
     target.deliver(inv, method)
   }
 
@@ -353,8 +356,15 @@ export class Remoting {
    * well-known target's path may be given to another target.
    */
   #known(peer: Peer, env: ReadCall | ReadOneWay): Resolved | undefined {
-    const known = peer.targets.resolved as Resolved | undefined
-    if (known === undefined || known.incarnation !== env.incarnation || !known.target.alive || !this.#host.running()) return undefined
+    const known = peer.targets.current?.resolved
+    if (
+      known === undefined ||
+      known.incarnation !== env.incarnation ||
+      known.generation !== this.#host.actors.generation ||
+      !known.target.alive ||
+      !this.#host.running()
+    )
+      return undefined
     return known
   }
 
@@ -368,8 +378,10 @@ export class Remoting {
     if (target instanceof Error) return target
     const method = this.#host.actors.methodOf(target, env.method)
     if (method === null) return this.#undeclared(peer, env, target, oneWay)
-    const resolved: Resolved = { target, method, incarnation: env.incarnation }
-    if (env.incarnation !== 0 && method !== undefined) peer.targets.resolved = resolved
+    const actors = this.#host.actors
+    const resolved: Resolved = { target, method, incarnation: env.incarnation, generation: actors.generation }
+    const entry = peer.targets.current
+    if (entry !== undefined && actors.remembers(target, env.incarnation, env.path, method)) entry.resolved = resolved
     return resolved
   }
 
@@ -453,7 +465,9 @@ class InboundCall implements Invocation {
     readonly method: string,
     readonly args: unknown[],
     readonly chain: string,
-    /** When the caller gives up, on the system's monotonic clock (`now()`), from the timeout it sent. */
+    /** When it was taken off the wire, on the system's monotonic clock (`now()`); see Invocation.receivedAt. */
+    readonly receivedAt: number,
+    /** When the caller gives up, on the same clock, from the timeout it sent. */
     readonly deadline: number,
     readonly headers: EnvelopeHeaders | undefined,
     /** Its bytes in the connection's inbound budget, given back as it settles. */

@@ -129,11 +129,16 @@ export interface PluginActors {
    * the route it returns (once per ref) instead of `local`, the route to `resolve`'s target: a
    * service that knows where an id lives sends calls straight there. Its route may fall back to
    * `local` whenever it does not know.
+   *
+   * With `options.remember`, `resolve(path)` promises a target that handles calls to `path` rightly
+   * for as long as the prefix stays registered (it decides per call itself, as the virtual actors'
+   * routers do): each node's remoting may then remember it per peer and path, and calls to a path
+   * seen before skip `resolve` and the path's decoding. Default false: `resolve` runs per message.
    */
   registerWellKnownPrefix(
     prefix: string,
     resolve: (path: string) => LocalTarget | undefined,
-    options?: { readonly route?: (id: ActorId, local: Route) => Route },
+    options?: { readonly route?: (id: ActorId, local: Route) => Route; readonly remember?: boolean },
   ): () => void
   /**
    * Creates a local actor at `path` from `create` (which must return a new `Class`), for services

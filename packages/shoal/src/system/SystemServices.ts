@@ -60,7 +60,7 @@ export class SystemServices implements ControlChannel {
       registerWellKnown: (path, target) => actors.registerWellKnown(path, target),
       wellKnownRef: <T extends DistributedActor>(path: string, timeout?: number) => actors.wellKnownRef(path, timeout) as unknown as ActorRef<T>,
       refOf: (id, Class) => this.refOf(id, Class) as ActorRef<DistributedActor>,
-      registerWellKnownPrefix: (prefix, resolve, options) => actors.registerWellKnownPrefix(prefix, resolve, options?.route),
+      registerWellKnownPrefix: (prefix, resolve, options) => actors.registerWellKnownPrefix(prefix, resolve, options),
       spawnAt: (path, Class, create, publicNode, onStopped) => actors.spawnAt(path, Class as unknown as ActorClass, create, publicNode, onStopped),
       target: (id) => actors.cell(id),
     }

@@ -205,6 +205,11 @@ class Router implements LocalTarget {
   /** Its placement group, as found when the plugin's hosts generation was `groupGen`. */
   group: Group | undefined = undefined
   groupGen = -1
+  /**
+   * The path's activation here, as last found in its group (a Map lookup per warm call saved);
+   * trusted while its target is alive, and dropped by the activation as it ends (`Activation.router`).
+   */
+  activation: Activation | undefined = undefined
   constructor(
     readonly type: string,
     readonly id: string,
@@ -218,6 +223,23 @@ class Router implements LocalTarget {
   deliver(inv: Invocation, method: MethodInfo | undefined): void {
     this.route(this, inv, method)
   }
+}
+
+/** Makes `router` remember activation `a` (one router per activation: a router it had before forgets it). */
+function remember(router: Router, a: Activation | undefined): Activation | undefined {
+  if (router.activation !== undefined) forget(router)
+  if (a === undefined) return undefined
+  if (a.router !== undefined) forget(a.router)
+  a.router = router
+  router.activation = a
+  return a
+}
+
+/** `router` forgets its activation, and the activation it. */
+function forget(router: Router): void {
+  const a = router.activation
+  if (a !== undefined && a.router === router) a.router = undefined
+  router.activation = undefined
 }
 
 interface Held {
@@ -238,6 +260,8 @@ interface Activation {
   lastUsed: number
   /** Asked to deactivate (sealed, stopping): no longer counted live, never asked twice. */
   deactivating: boolean
+  /** The router that remembers it (`Router.activation`), told to forget it when it ends. */
+  router: Router | undefined
 }
 
 /** One placement group: the hosts of the types with one role. */
@@ -323,7 +347,13 @@ class VirtualActors implements VirtualActorsFacade {
           })
         : undefined
     this.#leases?.ensureHeld()
-    this.#cleanup.push(ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), { route: (id, local) => this.#refRoute(id, local) }))
+    this.#cleanup.push(
+      ctx.actors.registerWellKnownPrefix(VIRTUAL_PREFIX, (path) => this.#routerAt(path), {
+        route: (id, local) => this.#refRoute(id, local),
+        // A router decides per call (owner, admission, activation): any router of a path is right for it.
+        remember: true,
+      }),
+    )
     ctx.control.onControl(ControlKind.VirtualActors, (from, body) => this.#onMessage(from, body))
     if (system.clustered) {
       this.#cleanup.push(system.cluster.subscribe(() => this.#membershipChanged()))
@@ -428,6 +458,7 @@ class VirtualActors implements VirtualActorsFacade {
     const a = g?.activations.get(id.path)
     if (!g || !a || a.target.id.incarnation !== id.incarnation) return false
     g.activations.delete(id.path)
+    if (a.router !== undefined) forget(a.router)
     this.#routers.delete(id.path) // nothing kept per passivated id (a ref may still hold its router: stateless)
     if (!a.deactivating) this.#live--
     this.deactivations++
@@ -519,11 +550,13 @@ class VirtualActors implements VirtualActorsFacade {
       if (router.groupGen !== this.#hostsGen) {
         router.group = this.#groupOfType(router.type)
         router.groupGen = this.#hostsGen
+        forget(router)
       }
       const g = router.group
       // Open here means this node's table gives it the shard (a table that takes it seals it first).
-      if (g && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe()) {
-        const a = g.activations.get(router.path)
+      // Delivered in the step that took it off the wire: the engine's clock reading is now.
+      if (g && g.ownership.admit(router.shard) === 'deliver' && this.#mayServe(inv.receivedAt)) {
+        const a = router.activation?.target.alive ? router.activation : remember(router, g.activations.get(router.path))
         if (a?.target.alive) return this.#deliverTo(g, a, router.path, inv, method)
       }
     }
@@ -701,8 +734,9 @@ class VirtualActors implements VirtualActorsFacade {
   // ── confirmation (the fence of docs/singleton.md, per node) and the lease ────
 
   /** Whether this node may serve its open shards now: confirmed by a side that stays, and holding its lease (if any). */
-  #mayServe(): boolean {
-    return this.#confirmed() && (this.#leases?.valid() ?? true)
+  /** Whether this node may serve now (`now`: a clock reading of this very moment, if the caller has one). */
+  #mayServe(now?: number): boolean {
+    return this.#confirmed(now) && (this.#leases?.valid() ?? true)
   }
 
   /**
@@ -767,11 +801,11 @@ class VirtualActors implements VirtualActorsFacade {
   /** The cluster's heartbeat confirmations, as ServingConfirmation asks them (one function, not one per call). */
   readonly #confirmedUntil = (window: number, notBefore: number): number => this.#ctx.system.cluster.confirmedUntil(window, notBefore)
 
-  #confirmed(): boolean {
+  #confirmed(now?: number): boolean {
     const system = this.#ctx.system
     if (!system.clustered) return true
     const c = this.#confirmation
-    const serving = c.check(system.now(), this.#confirmedUntil)
+    const serving = c.check(now ?? system.now(), this.#confirmedUntil)
     if (c.change === 'again') this.#ctx.log.info('confirmed again by a side that stays: serving virtual actors again')
     // First confirmed (a node that just joined) or again: the calls held meanwhile go now. Their
     // methods may run a while: ask again, so that a caller (#routeCall) acts on an answer of now.
@@ -826,7 +860,7 @@ class VirtualActors implements VirtualActorsFacade {
       return undefined
     }
     this.activations++
-    const a: Activation = { target, shard, idle: entry.idleTimeout, lastUsed: this.#now(), deactivating: false }
+    const a: Activation = { target, shard, idle: entry.idleTimeout, lastUsed: this.#now(), deactivating: false, router: undefined }
     g.activations.set(h.path, a)
     this.#live++
     if (this.#maxActive > 0 && this.#live > this.#maxActive) this.#evict(a)

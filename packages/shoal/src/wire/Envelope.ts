@@ -180,21 +180,60 @@ const room = (...parts: string[]): number => parts.reduce((n, s) => n + 2 + s.le
 /** The part calls and one-way messages share: who is addressed, which method, which chain, headers. */
 type Target = Pick<OneWayEnvelope, 'uid' | 'path' | 'method' | 'chain' | 'headers'>
 
+/** How many targets a {@link TargetCache} remembers by default (per connection). */
+export const TARGET_CACHE_SIZE = 1024
+
+/** One remembered target of a {@link TargetCache}: its bytes, its decoded fields, what the reader attached. */
+export class CachedTarget<R> {
+  /** What the reader attached to this target (remoting: the local actor and method it resolved to). */
+  resolved: R | undefined = undefined
+  constructor(
+    /** The target's bytes (a copy), viewed for the word-at-a-time comparison ({@link sameBytes}). */
+    readonly view: DataView,
+    readonly uid: string,
+    readonly path: string,
+    readonly method: string,
+  ) {}
+}
+
 /**
- * Remembers the last decoded target (node uid, path, method) of one connection: a stream of calls
- * to the same actor method then costs one byte comparison instead of three string decodes.
+ * Remembers the targets (node uid, path, method) one connection's envelopes address, up to
+ * `capacity` of them, keyed by a hash of their bytes: a call to an actor method seen before costs
+ * a hash and a byte comparison instead of three string decodes, and keeps what the reader
+ * attached to it (remoting: the resolved actor), however many other actors were called between.
+ *
+ * Details: a hash collision or a full cache costs only a miss (the bytes are always compared; a
+ * full cache starts over), so a peer sending many distinct targets gets today's decoding, never a
+ * wrong target.
  */
-export class TargetCache {
-  /** The target's bytes (a copy), viewed for the word-at-a-time comparison ({@link sameBytes}). */
-  view: DataView | undefined
-  uid = ''
-  path = ''
-  method = ''
-  /**
-   * What the reader attached to the cached target (remoting: the local actor and method it
-   * resolved to). Left as is while envelopes match the cached target, dropped when one does not.
-   */
-  resolved: unknown = undefined
+export class TargetCache<R = unknown> {
+  /** The entry of the target read last (found or just made); undefined after one that failed to decode. */
+  current: CachedTarget<R> | undefined = undefined
+  readonly capacity: number
+  readonly #entries = new Map<number, CachedTarget<R>>()
+
+  constructor(capacity = TARGET_CACHE_SIZE) {
+    this.capacity = capacity
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /** @internal The entry for `hash` whose bytes are `buf[start, end)`, if remembered. */
+  find(hash: number, buf: Buffer, start: number, end: number): CachedTarget<R> | undefined {
+    const e = this.#entries.get(hash)
+    return e !== undefined && e.view.byteLength === end - start && sameBytes(buf, start, e.view) ? e : undefined
+  }
+
+  /** @internal Remembers a target just decoded from `buf[start, end)`. */
+  add(hash: number, buf: Buffer, start: number, end: number, uid: string, path: string, method: string): CachedTarget<R> {
+    const bytes = Buffer.from(buf.subarray(start, end))
+    const e = new CachedTarget<R>(new DataView(bytes.buffer, bytes.byteOffset, bytes.length), uid, path, method)
+    if (this.#entries.size >= this.capacity && !this.#entries.has(hash)) this.#entries.clear()
+    this.#entries.set(hash, e)
+    return e
+  }
 }
 
 /** The last input buffer's memory as a DataView: one per socket read, not one per message. */
@@ -223,36 +262,57 @@ const target: { -readonly [K in keyof Target]: Target[K] } = { uid: '', path: ''
 
 function readTarget(r: Reader, cache: TargetCache | undefined): void {
   const start = r.pos
-  if (cache?.view) {
-    const end = start + cache.view.byteLength
-    if (end <= r.end && sameBytes(r.buf, start, cache.view)) {
+  const end = cache === undefined ? -1 : targetEnd(r.buf, start, r.end)
+  if (cache !== undefined) cache.current = undefined
+  if (end >= 0) {
+    const hash = hashBytes(r.buf, start, end)
+    const hit = cache!.find(hash, r.buf, start, end)
+    if (hit !== undefined) {
       r.pos = end
-      target.uid = cache.uid
-      target.path = cache.path
-      target.method = cache.method
-      target.headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
-      target.chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
-      return
+      cache!.current = hit
+      target.uid = hit.uid
+      target.path = hit.path
+      target.method = hit.method
+    } else {
+      target.uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+      target.path = r.str(true, EnvelopeLimits.path, 'path')
+      target.method = r.str(false, EnvelopeLimits.method, 'method')
+      cache!.current = cache!.add(hash, r.buf, start, end, target.uid, target.path, target.method)
     }
+  } else {
+    target.uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+    target.path = r.str(true, EnvelopeLimits.path, 'path')
+    target.method = r.str(false, EnvelopeLimits.method, 'method')
   }
-  if (cache) cache.resolved = undefined
-  const uid = r.str(false, EnvelopeLimits.uid, 'node uid')
-  const path = r.str(true, EnvelopeLimits.path, 'path')
-  const method = r.str(false, EnvelopeLimits.method, 'method')
-  if (cache) {
-    const bytes = Buffer.from(r.buf.subarray(start, r.pos))
-    cache.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
-    cache.uid = uid
-    cache.path = path
-    cache.method = method
-  }
-  const headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
-  const chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
-  target.uid = uid
-  target.path = path
-  target.method = method
-  target.headers = headers
-  target.chain = chain
+  target.headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
+  target.chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
+}
+
+/**
+ * Where the target (str8 uid, str16 path, str8 method) starting at `start` ends, from its three
+ * length fields alone, or -1 if it runs past `end` (the string readers then say what is wrong).
+ */
+function targetEnd(buf: Buffer, start: number, end: number): number {
+  let p = start
+  if (p >= end) return -1
+  p += 1 + buf[p]!
+  if (p + 2 > end) return -1
+  p += 2 + ((buf[p]! << 8) | buf[p + 1]!)
+  if (p >= end) return -1
+  p += 1 + buf[p]!
+  return p > end ? -1 : p
+}
+
+/** A 32-bit hash of `buf[start, end)`, four bytes at a time (a multiply-xor mix; not for adversaries: a collision only costs a miss). */
+function hashBytes(buf: Buffer, start: number, end: number): number {
+  if (inputView === undefined || inputView.buffer !== buf.buffer) inputView = new DataView(buf.buffer)
+  const v = inputView
+  let i = buf.byteOffset + start
+  const stop = buf.byteOffset + end
+  let h = (end - start) | 0
+  for (; i + 4 <= stop; i += 4) h = Math.imul(h ^ v.getUint32(i), 0x9e3779b1)
+  for (; i < stop; i++) h = Math.imul(h ^ v.getUint8(i), 0x9e3779b1)
+  return h ^ (h >>> 16)
 }
 
 /**
