@@ -4,7 +4,17 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
-import { type CallRefusedMessage, type CallTraceContext, ClusterSystem, callTracing, DistributedActor, distributed } from 'shoal'
+import {
+  type ActorRef,
+  type CallRefusedMessage,
+  type CallTraceContext,
+  ClusterSystem,
+  callTracing,
+  DistributedActor,
+  distributed,
+  type Plugin,
+  type PluginContext,
+} from 'shoal'
 import { afterEach, describe, expect, it } from 'vitest'
 
 class Greeter extends DistributedActor {
@@ -134,6 +144,42 @@ describe('shoal.call tracing channel', () => {
     cleanups.push(() => channel.unsubscribe(handlers))
     expect(await greeter.greet('fish')).toBe('hello fish')
     expect(seen).toEqual([{ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }])
+  })
+
+  it('a proxy hop forwards the headers its call arrived with, though no subscriber reads them on the hop', async () => {
+    // b relays calls to /system/relay on to c's greeter with the headers they arrived with.
+    let ctx: PluginContext | undefined
+    const relay: Plugin = { name: 'relay', start: (c) => void (ctx = c) }
+    const a = await start()
+    const b = await ClusterSystem.start({ port: 0, logLevel: 'silent', plugins: [relay] })
+    systems.push(b)
+    const c = await start()
+    const greeter: ActorRef<Greeter> = b.resolve(Greeter, c.spawn(Greeter).id)
+    ctx!.actors.registerWellKnown('/system/relay', {
+      alive: true,
+      deliver: (inv) =>
+        void ctx!.calls.forward(greeter, inv.method, inv.args, inv.chain, 1000, inv.headers).then(
+          (v) => inv.succeed(v),
+          (e: unknown) => inv.fail(e),
+        ),
+    })
+    const viaRelay = a.resolve(Greeter, ctx!.actors.wellKnownRef('/system/relay').id)
+    expect(await viaRelay.greet('warm-up')).toBe('hello warm-up')
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+    const arrived: { target: string; headers: Record<string, string> | undefined }[] = []
+    const onStart = (message: unknown): void => {
+      const t = message as CallTraceContext
+      // Only the first caller sets headers; the hop's caller side (forwarded) is left alone.
+      if (t.side === 'caller' && t.forwarded === undefined) (t.headers as Record<string, string>).traceparent = traceparent
+      else if (t.side === 'callee') arrived.push({ target: t.target, headers: t.headers ? { ...t.headers } : undefined })
+    }
+    const channel = tracingChannel('shoal.call')
+    const handlers = { start: onStart, end: () => {}, asyncStart: () => {}, asyncEnd: () => {}, error: () => {} }
+    channel.subscribe(handlers)
+    cleanups.push(() => channel.unsubscribe(handlers))
+    expect(await viaRelay.greet('fish')).toBe('hello fish')
+    const atGreeter = arrived.filter((x) => x.target === greeter.id.toString())
+    expect(atGreeter).toEqual([{ target: greeter.id.toString(), headers: { traceparent } }])
   })
 
   it('headers over the limits are left out; the call still succeeds', async () => {

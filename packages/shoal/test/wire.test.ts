@@ -15,11 +15,15 @@ import {
   FrameDecoder,
   FrameDecoderError,
   FrameType,
+  getU16,
+  getU32,
   type HandshakeDirective,
   HEADERS_MIN_MINOR,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   preamble,
+  putU16,
+  putU32,
   ServerHandshake,
   TargetCache,
 } from 'shoal/internal'
@@ -600,5 +604,26 @@ describe('Envelope - target cache', () => {
       }),
       { numRuns: 3000 },
     )
+  })
+})
+
+describe('Bytes', () => {
+  it('reads and writes big-endian integers as Buffer does, at any offset', () => {
+    for (const v of [0, 1, 255, 256, 65535, 65536, 0x7fffffff, 0x80000000, 0xffffffff, 0x12345678]) {
+      for (const at of [0, 1, 3]) {
+        const mine = Buffer.alloc(10)
+        const theirs = Buffer.alloc(10)
+        putU32(mine, at, v)
+        theirs.writeUInt32BE(v, at)
+        expect(mine).toEqual(theirs)
+        expect(getU32(theirs, at)).toBe(v)
+        if (v <= 0xffff) {
+          putU16(mine, at + 4, v)
+          theirs.writeUInt16BE(v, at + 4)
+          expect(mine).toEqual(theirs)
+          expect(getU16(theirs, at + 4)).toBe(v)
+        }
+      }
+    }
   })
 })

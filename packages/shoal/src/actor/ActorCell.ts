@@ -297,24 +297,46 @@ export class ActorCell {
       this.#turn = ctx
       this.#turnInv = inv
     } else if (inv.chain !== '') this.#addInterleaved(inv.chain)
-    if (!inv.fn && tracingActive()) ctx.trace = this.#trace(inv)
-    if (this.host.methodStats.active && !inv.fn) ctx.sampledAt = this.host.methodStats.sample()
+    if (!inv.fn) {
+      // Traced turns take their own path: the untraced one stays small (and inlined) without them.
+      if (tracingActive()) return this.#startTraced(inv, ctx, fn, turn)
+      if (this.host.methodStats.active) ctx.sampledAt = this.host.methodStats.sample()
+    }
     let result: unknown
     try {
-      if (ctx.trace !== undefined && startHasStores()) {
-        result = callTracing.start.runStores(ctx.trace, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
-      } else {
-        if (ctx.trace !== undefined) callTracing.start.publish(ctx.trace)
-        // Unless a start subscriber asked to enter its context: the shared invoker, no arguments
-        // array or closure per call, traced or not.
-        result = ctx.trace?.enter === undefined ? this.#invoke(ctx, fn, inv.args) : invokeTraced(ctx, fn, this.actor, inv.args)
-      }
+      result = this.#invoke(ctx, fn, inv.args)
     } catch (e) {
-      ctx.trace?.dispatched()
       this.#finish(inv, ctx, false, e)
       return
     }
-    ctx.trace?.dispatched()
+    this.#settleWith(inv, ctx, turn, result)
+  }
+
+  /** `#start` of a traced call: publishes `start` (in its bound stores, if any) and `end` around the method. */
+  #startTraced(inv: Invocation, ctx: CallContext, fn: Function, turn: boolean): void {
+    const trace = this.#trace(inv)
+    ctx.trace = trace
+    if (this.host.methodStats.active) ctx.sampledAt = this.host.methodStats.sample()
+    let result: unknown
+    try {
+      if (startHasStores()) result = callTracing.start.runStores(trace, invokeTraced, undefined, ctx, fn, this.actor, inv.args)
+      else {
+        callTracing.start.publish(trace)
+        // Unless a start subscriber asked to enter its context: the shared invoker, no arguments
+        // array or closure per call.
+        result = trace.enter === undefined ? this.#invoke(ctx, fn, inv.args) : invokeTraced(ctx, fn, this.actor, inv.args)
+      }
+    } catch (e) {
+      trace.dispatched()
+      this.#finish(inv, ctx, false, e)
+      return
+    }
+    trace.dispatched()
+    this.#settleWith(inv, ctx, turn, result)
+  }
+
+  /** Ends the invocation when `result` settles (now, if it is not a thenable). */
+  #settleWith(inv: Invocation, ctx: CallContext, turn: boolean, result: unknown): void {
     // The shared handlers only for a native promise: it settles once, and never synchronously
     // inside `then`; any other thenable might call back twice, and after the next turn began.
     if (turn && result instanceof Promise) {

@@ -43,13 +43,14 @@ export class CallTrace implements CallTraceContext {
   readonly local: boolean
   readonly oneWay: boolean
   readonly forwarded: EnvelopeHeaders | undefined
-  headers: Record<string, string> | EnvelopeHeaders | undefined
   enter: (<R>(fn: () => R) => R) | undefined = undefined
   outcome: string | undefined = undefined
   result: unknown = undefined
   error: unknown = undefined
-  #dispatching = true
-  #early = false
+  /** Callee: what arrived. Caller: made on first read (most subscribers never touch it), from `forwarded`. */
+  #headers: Record<string, string> | EnvelopeHeaders | undefined
+  /** DISPATCHING until `dispatched`; EARLY when it settled meanwhile (then `#ok`, `#value` hold how). */
+  #phase = DISPATCHING
   #ok = false
   #value: unknown
 
@@ -62,7 +63,7 @@ export class CallTrace implements CallTraceContext {
     local: boolean,
     oneWay: boolean,
     forwarded: EnvelopeHeaders | undefined,
-    headers: Record<string, string> | EnvelopeHeaders | undefined,
+    headers: EnvelopeHeaders | undefined,
   ) {
     this.side = side
     this.actorType = actorType
@@ -72,31 +73,53 @@ export class CallTrace implements CallTraceContext {
     this.local = local
     this.oneWay = oneWay
     this.forwarded = forwarded
-    this.headers = headers
+    this.#headers = headers
   }
 
-  /** The headers to send: undefined when no subscriber set any; for a local callee a frozen copy, as a remote one gets. */
+  /** A subscriber read or set `headers` (until then a caller sends `forwarded` as it is). */
+  #touched = false
+
+  get headers(): Record<string, string> | EnvelopeHeaders | undefined {
+    if (!this.#touched) {
+      this.#touched = true
+      if (this.side === 'caller') this.#headers = this.forwarded === undefined ? {} : { ...this.forwarded }
+    }
+    return this.#headers
+  }
+
+  set headers(value: Record<string, string> | EnvelopeHeaders | undefined) {
+    this.#touched = true
+    this.#headers = value
+  }
+
+  /** The headers to send: undefined when there are none; for a local callee a frozen copy, as a remote one gets. */
   headersFor(local: boolean): Record<string, string> | undefined {
-    const headers = this.headers
+    const headers = this.#touched ? this.#headers : this.forwarded
     if (headers === undefined || !hasKeys(headers)) return undefined
     return local ? Object.freeze(Object.assign(Object.create(null) as Record<string, string>, headers)) : (headers as Record<string, string>)
   }
 
   /** The synchronous part returned: publishes `end`, then a settlement that came meanwhile. */
   dispatched(): void {
-    this.#dispatching = false
+    const early = this.#phase === EARLY
+    this.#phase = DISPATCHED
     callTracing.end.publish(this)
-    if (this.#early) publishSettled(this, this.#ok, this.#value)
+    if (early) publishSettled(this, this.#ok, this.#value)
   }
 
   /** The call settled with `value` (a result, or the error when `ok` is false). */
   settled(ok: boolean, value: unknown): void {
-    if (!this.#dispatching) return publishSettled(this, ok, value)
-    this.#early = true
+    if (this.#phase === DISPATCHED) return publishSettled(this, ok, value)
+    this.#phase = EARLY
     this.#ok = ok
     this.#value = value
   }
 }
+
+/** CallTrace phases: being dispatched, settled while being dispatched, dispatched. */
+const DISPATCHING = 0
+const EARLY = 1
+const DISPATCHED = 2
 
 function publishSettled(ctx: CallTraceContext, ok: boolean, value: unknown): void {
   if (ok) {

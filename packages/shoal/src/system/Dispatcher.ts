@@ -109,7 +109,7 @@ export class Dispatcher implements Invoker {
   /** The caller's side of a traced call or one-way message; a forwarded hop starts with the headers it arrived with. */
   #trace(ref: ActorRefImpl, route: Route, method: string, oneWay: boolean, forwarded: EnvelopeHeaders | undefined): CallTrace {
     const id = ref.id
-    const headers = forwarded === undefined ? {} : { ...forwarded }
-    return new CallTrace('caller', ref.info?.name, method, id.toString(), id.node, route.local, oneWay, forwarded, headers)
+    // Its headers are made if a subscriber reads them (from `forwarded`), not per call.
+    return new CallTrace('caller', ref.info?.name, method, id.toString(), id.node, route.local, oneWay, forwarded, undefined)
   }
 }

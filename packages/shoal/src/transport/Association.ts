@@ -17,6 +17,7 @@
 import type { ClusterNode } from '../actor/ClusterNode.ts'
 import { NodeUnreachableError, OverloadedError, SerializationError } from '../errors.ts'
 import { Deque } from '../util/Deque.ts'
+import { putU32 } from '../wire/Bytes.ts'
 import { FrameType } from '../wire/Frame.ts'
 import type { Connection } from './Connection.ts'
 
@@ -291,7 +292,7 @@ export class Association {
     const out = Buffer.allocUnsafe(size)
     let pos = 0
     for (const m of batch) {
-      out.writeUInt32BE(sizeOf(m) + 1, pos)
+      putU32(out, pos, sizeOf(m) + 1)
       out[pos + 4] = m.type
       pos += 5
       if (m.head) {

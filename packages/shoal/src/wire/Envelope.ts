@@ -42,6 +42,7 @@
  * Decoders throw only {@link EnvelopeError}, whatever the bytes.
  * @module
  */
+import { getU16, getU32, putU16, putU32 } from './Bytes.ts'
 
 /**
  * A header map: lower-case token keys to UTF-8 values (see the module comment for the limits).
@@ -102,7 +103,7 @@ class Writer {
     this.buf = Buffer.allocUnsafe(size)
   }
   u32(v: number): void {
-    this.buf.writeUInt32BE(v >>> 0, this.pos)
+    putU32(this.buf, this.pos, v)
     this.pos += 4
   }
   str(s: string, wide: boolean, max: number, what: string, min = 1): void {
@@ -112,7 +113,7 @@ class Writer {
     let n = s.length <= 64 ? writeAscii(this.buf, start, s) : -1
     if (n < 0) n = this.buf.write(s, start, 'utf8')
     if (n < min || n > max) throw new EnvelopeError(`${what} must be ${min}..${max} bytes (got ${n})`)
-    if (wide) this.buf.writeUInt16BE(n, this.pos)
+    if (wide) putU16(this.buf, this.pos, n)
     else this.buf[this.pos] = n
     this.pos = start + n
   }
@@ -133,14 +134,14 @@ class Reader {
   }
   u32(): number {
     if (this.pos + 4 > this.end) throw new EnvelopeError('truncated envelope')
-    const v = this.buf.readUInt32BE(this.pos)
+    const v = getU32(this.buf, this.pos)
     this.pos += 4
     return v
   }
   str(wide: boolean, max: number, what: string, min = 1): string {
     const headerLength = wide ? 2 : 1
     if (this.pos + headerLength > this.end) throw new EnvelopeError('truncated envelope')
-    const n = wide ? this.buf.readUInt16BE(this.pos) : this.buf[this.pos]!
+    const n = wide ? getU16(this.buf, this.pos) : this.buf[this.pos]!
     this.pos += headerLength
     if (n < min || n > max) throw new EnvelopeError(`${what} of ${n} bytes is outside ${min}..${max}`)
     if (this.pos + n > this.end) throw new EnvelopeError('truncated envelope')
@@ -336,9 +337,9 @@ export function encodeCallHeadWith(segment: Buffer, e: Pick<CallEnvelope, 'callI
   const block = e.headers === undefined ? undefined : encodeHeaders(e.headers)
   const extra = block === undefined ? 0 : block.length
   const head = Buffer.allocUnsafe(13 + segment.length + extra + chainBytes)
-  head.writeUInt32BE(e.callId >>> 0, 0)
-  head.writeUInt32BE(e.incarnation >>> 0, 4)
-  head.writeUInt32BE(e.timeoutMs >>> 0, 8)
+  putU32(head, 0, e.callId)
+  putU32(head, 4, e.incarnation)
+  putU32(head, 8, e.timeoutMs)
   head.set(segment, 12)
   if (block !== undefined) head.set(block, 12 + segment.length)
   writeChain(head, 12 + segment.length + extra, e.chain, chainBytes)
@@ -374,7 +375,7 @@ export function encodeOneWayHeadWith(segment: Buffer, e: Pick<OneWayEnvelope, 'i
   const block = e.headers === undefined ? undefined : encodeHeaders(e.headers)
   const extra = block === undefined ? 0 : block.length
   const head = Buffer.allocUnsafe(5 + segment.length + extra + chainBytes)
-  head.writeUInt32BE(e.incarnation >>> 0, 0)
+  putU32(head, 0, e.incarnation)
   head.set(segment, 4)
   if (block !== undefined) head.set(block, 4 + segment.length)
   writeChain(head, 4 + segment.length + extra, e.chain, chainBytes)
@@ -389,7 +390,7 @@ export function encodeOneWayHead(e: Omit<OneWayEnvelope, 'args'>): Buffer {
 /** The header of a Reply body: everything before the payload. */
 export function encodeReplyHead(e: Omit<ReplyEnvelope, 'payload'>): Buffer {
   const head = Buffer.allocUnsafe(5)
-  head.writeUInt32BE(e.callId >>> 0, 0)
+  putU32(head, 0, e.callId)
   head[4] = e.ok ? 1 : e.refused ? 2 : 0
   return head
 }
@@ -469,7 +470,7 @@ export function readReply(buf: Buffer, start: number, end: number): Omit<ReplyEn
   if (end - start < 6) throw new EnvelopeError('truncated reply envelope')
   const status = buf[start + 4]!
   if (status > 2) throw new EnvelopeError(`reply status byte ${status} is not 0, 1 or 2`)
-  return { callId: buf.readUInt32BE(start), ok: status === 1, refused: status === 2 }
+  return { callId: getU32(buf, start), ok: status === 1, refused: status === 2 }
 }
 
 // ── headers ──────────────────────────────────────────────────────────────────

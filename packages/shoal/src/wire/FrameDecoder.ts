@@ -7,6 +7,7 @@
  * `maxFrameSize` before reading its body, so a hostile peer cannot make it allocate.
  * @module
  */
+import { getU32 } from './Bytes.ts'
 import { MAGIC, PREAMBLE_LENGTH } from './Frame.ts'
 
 export type DecodedItem =
@@ -124,7 +125,7 @@ export class FrameDecoder {
 
   /** The length a frame header at `pos` announces, refused if empty or over the limit (before any of it is buffered). */
   #length(buf: Buffer, pos: number): number {
-    const length = buf.readUInt32BE(pos)
+    const length = getU32(buf, pos)
     if (length === 0) throw new FrameDecoderError('empty frame')
     if (length > this.#maxFrameSize) throw new FrameDecoderError(`frame of ${length} bytes exceeds maxFrameSize ${this.#maxFrameSize}`)
     return length
