@@ -30,7 +30,7 @@ export class Child {
     extraExecArgv: readonly string[] = [],
   ) {
     this.#proc = fork(CHILD_ENTRY, [JSON.stringify(config)], {
-      execArgv: [...process.execArgv, ...extraExecArgv],
+      execArgv: [...process.execArgv, ...extraExecArgv, ...childNodeArgs()],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     live.add(this.#proc)
@@ -87,4 +87,13 @@ export class Child {
     await exited
     clearTimeout(timer)
   }
+}
+
+/**
+ * Extra Node options for every child, from `BENCH_NODE_ARGS` (space-separated), e.g.
+ * `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p"` to profile the children of a run (NODE_OPTIONS
+ * refuses --cpu-prof).
+ */
+function childNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
 }
