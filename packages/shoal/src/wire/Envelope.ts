@@ -124,13 +124,21 @@ class Writer {
 
 class Reader {
   pos: number
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-    /** Where the body ends in `buf` (the frame's end, not the buffer's). */
-    readonly end: number,
-  ) {
+  buf: Buffer
+  /** Where the body ends in `buf` (the frame's end, not the buffer's). */
+  end: number
+  constructor(buf: Buffer, start: number, end: number) {
+    this.buf = buf
     this.pos = start
+    this.end = end
+  }
+
+  /** This reader, set to read `buf[start, end)` (the readers below reuse one: no object per message). */
+  at(buf: Buffer, start: number, end: number): this {
+    this.buf = buf
+    this.pos = start
+    this.end = end
+    return this
   }
   u32(): number {
     if (this.pos + 4 > this.end) throw new EnvelopeError('truncated envelope')
@@ -264,10 +272,13 @@ const target: { -readonly [K in keyof Target]: Target[K] } = { uid: '', path: ''
 function readTarget(r: Reader, cache: TargetCache | undefined): void {
   const start = r.pos
   const end = cache === undefined ? -1 : targetEnd(r.buf, start, r.end)
+  const last = cache?.current
   if (cache !== undefined) cache.current = undefined
   if (end >= 0) {
-    const hash = hashBytes(r.buf, start, end)
-    const hit = cache!.find(hash, r.buf, start, end)
+    // The target of the message before first (a stream of calls to one actor), then by hash.
+    const sameAsLast = last !== undefined && last.view.byteLength === end - start && sameBytes(r.buf, start, last.view)
+    const hash = sameAsLast ? 0 : hashBytes(r.buf, start, end)
+    const hit = sameAsLast ? last : cache!.find(hash, r.buf, start, end)
     if (hit !== undefined) {
       r.pos = end
       cache!.current = hit
@@ -424,9 +435,12 @@ export interface ReadOneWay extends Omit<OneWayEnvelope, 'args'> {
   readonly end: number
 }
 
+/** The reader {@link readCall} and {@link readOneWay} reuse (decoding is synchronous and never nests). */
+const reader = new Reader(Buffer.alloc(0), 0, 0)
+
 /** Reads and validates the Call body `buf[start, end)`; throws {@link EnvelopeError} describing the defect. */
 export function readCall(buf: Buffer, start: number, end: number, cache?: TargetCache): ReadCall {
-  const r = new Reader(buf, start, end)
+  const r = reader.at(buf, start, end)
   const callId = r.u32()
   const incarnation = r.u32()
   const timeoutMs = r.u32()
@@ -437,7 +451,7 @@ export function readCall(buf: Buffer, start: number, end: number, cache?: Target
 
 /** Reads and validates the OneWay body `buf[start, end)`; throws {@link EnvelopeError} describing the defect. */
 export function readOneWay(buf: Buffer, start: number, end: number, cache?: TargetCache): ReadOneWay {
-  const r = new Reader(buf, start, end)
+  const r = reader.at(buf, start, end)
   const incarnation = r.u32()
   readTarget(r, cache)
   const t = target
