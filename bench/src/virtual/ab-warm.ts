@@ -22,7 +22,7 @@ const seconds = Number(process.argv[4] ?? 1.5)
 const settings = (seeds: string[]) => ({
   host: '127.0.0.1',
   port: 0,
-  logLevel: 'error' as const,
+  logLevel: (process.env.LOG_LEVEL ?? 'error') as 'error',
   plugins: [virtualActorsPlugin()],
   cluster: { seeds, selfJoinAfter: 200 },
 })

@@ -355,6 +355,25 @@ describe('virtual actors', () => {
     expect(journal.filter((j) => j.endsWith('+sleepy'))).toHaveLength(2)
   })
 
+  it('many activations going idle together are deactivated a bounded number per tick, while calls go on being served', async () => {
+    const systems = await cluster(1, { idleTimeout: 300 })
+    const s = systems[0]!
+    const ids = Array.from({ length: 2000 }, (_, i) => `idle-${i}`)
+    await Promise.all(ids.map((id) => s.virtualActors.get(Player, id).hello()))
+    const start = s.virtualActors.status().deactivations
+    // Sampled every 50 ms from when the first go: 500 per 250 ms tick at most, not all 2,000 at once.
+    await eventually(() => expect(s.virtualActors.status().deactivations).toBeGreaterThan(start), { timeoutMs: 5000, intervalMs: 5 })
+    const samples: number[] = []
+    const busy = s.virtualActors.get(Player, 'busy')
+    while (s.virtualActors.status().deactivations - start < ids.length) {
+      await busy.hello()
+      samples.push(s.virtualActors.status().deactivations - start)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(samples[0]).toBeLessThanOrEqual(1000)
+    expect(samples.length).toBeGreaterThanOrEqual(3)
+  })
+
   it.each(['onStart', 'constructor'] as const)(
     'an activation whose %s throws fails the waiting calls with the reason, and is tried again only after a backoff',
     async (broken) => {
