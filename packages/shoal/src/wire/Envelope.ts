@@ -286,18 +286,19 @@ function readTarget(r: Reader, cache: TargetCache | undefined): void {
       target.path = hit.path
       target.method = hit.method
     } else {
-      target.uid = r.str(false, EnvelopeLimits.uid, 'node uid')
-      target.path = r.str(true, EnvelopeLimits.path, 'path')
-      target.method = r.str(false, EnvelopeLimits.method, 'method')
+      readAddress(r)
       cache!.current = cache!.add(hash, r.buf, start, end, target.uid, target.path, target.method)
     }
-  } else {
-    target.uid = r.str(false, EnvelopeLimits.uid, 'node uid')
-    target.path = r.str(true, EnvelopeLimits.path, 'path')
-    target.method = r.str(false, EnvelopeLimits.method, 'method')
-  }
+  } else readAddress(r)
   target.headers = r.pos < r.end && r.buf[r.pos] === HEADERS_MARK ? readHeaders(r) : undefined
   target.chain = r.str(false, EnvelopeLimits.chain, 'chain', 0)
+}
+
+/** Decodes and checks the node uid, path and method into {@link target}. */
+function readAddress(r: Reader): void {
+  target.uid = r.str(false, EnvelopeLimits.uid, 'node uid')
+  target.path = r.str(true, EnvelopeLimits.path, 'path')
+  target.method = r.str(false, EnvelopeLimits.method, 'method')
 }
 
 /**
