@@ -1,8 +1,10 @@
 /**
  * Warm calls to 1,000 virtual actors against 1,000 plain actors on another node (two systems in
  * one process), alternated in short windows in one process so both see the same JIT and machine
- * phase: `node --import tsx bench/src/virtual/ab-warm.ts [inFlight] [rounds] [seconds]` (after
- * `npm run build`). Prints each round's calls/s and CPU per call, and the median ratio.
+ * phase: `node --import tsx bench/src/virtual/ab-warm.ts [inFlight] [rounds] [seconds] [virtual|plain]`
+ * (after `npm run build`). Prints each round's calls/s and CPU per call (both sides), and the median
+ * ratio. A fourth argument makes every window that kind, to profile one side alone
+ * (`node --cpu-prof --import tsx … 100 2 4 virtual`; the ratio line then means nothing).
  */
 import { ClusterSystem, DistributedActor, distributed, virtualActorsPlugin } from 'shoal'
 import { closedLoop } from '../harness.ts'
@@ -19,6 +21,8 @@ class Tiny extends DistributedActor {
 const inFlight = Number(process.argv[2] ?? 100)
 const rounds = Number(process.argv[3] ?? 6)
 const seconds = Number(process.argv[4] ?? 1.5)
+/** `virtual` or `plain`: every window of that kind. */
+const only = process.argv[5] as 'virtual' | 'plain' | undefined
 const settings = (seeds: string[]) => ({
   host: '127.0.0.1',
   port: 0,
@@ -45,7 +49,7 @@ const ratios: number[] = []
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 for (let round = 0; round < rounds; round++) {
   const rate: Record<string, number> = {}
-  const order = round % 2 === 0 ? (['plain', 'virtual'] as const) : (['virtual', 'plain'] as const)
+  const order = only !== undefined ? ([only, only] as const) : round % 2 === 0 ? (['plain', 'virtual'] as const) : (['virtual', 'plain'] as const)
   const line: string[] = []
   for (const mode of order) {
     const list = refs[mode]

@@ -513,7 +513,6 @@ interface PrefixResolver {
 }
 
 /** The route of refs to one local actor id; caches the target it found. */
-
 export class LocalRoute implements Route {
   readonly local = true
   constructor(

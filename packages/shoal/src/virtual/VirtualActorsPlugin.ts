@@ -739,8 +739,10 @@ class VirtualActors implements VirtualActorsFacade {
 
   // ── confirmation (the fence of docs/singleton.md, per node) and the lease ────
 
-  /** Whether this node may serve its open shards now: confirmed by a side that stays, and holding its lease (if any). */
-  /** Whether this node may serve now (`now`: a clock reading of this very moment, if the caller has one). */
+  /**
+   * Whether this node may serve its open shards now: confirmed by a side that stays, and holding
+   * its lease (if any). `now`: a clock reading of this very moment, if the caller has one.
+   */
   #mayServe(now?: number): boolean {
     return this.#confirmed(now) && (this.#leases?.valid() ?? true)
   }
