@@ -83,6 +83,13 @@ function score(shard: number, uid: string): number {
   return hash32(uid, 0x9e3779b9 ^ Math.imul(shard + 1, 0x85ebca6b))
 }
 
+/** A shard its owner may keep, with the owner's rendezvous score for it. */
+interface Kept {
+  readonly uid: string
+  readonly shard: number
+  readonly score: number
+}
+
 /** How many shards each candidate should own: proportional to weight, largest remainders first, ties by uid. */
 export function quotas(shards: number, candidates: readonly ShardCandidate[]): Map<string, number> {
   const total = candidates.reduce((n, c) => n + weightOf(c), 0)
@@ -145,11 +152,13 @@ export function nextTable(
   const owned = new Map<string, number>([...quota.keys()].map((uid) => [uid, 0]))
   // Keep: a shard stays with its owner while the owner is a candidate with room. Where an owner is
   // over quota, it keeps the shards it ranks highest (the others are the ones that would go first anyway).
-  const keepOrder = previous.owners
-    .map((uid, shard) => ({ uid, shard }))
-    .filter((x): x is { uid: string; shard: number } => x.uid !== undefined && quota.has(x.uid))
-    .sort((a, b) => score(b.shard, b.uid) - score(a.shard, a.uid))
-  const surplus: Array<{ uid: string; shard: number }> = []
+  // Each score computed once (a comparator that hashed would hash ~20 times per shard).
+  const keepOrder: Kept[] = []
+  previous.owners.forEach((uid, shard) => {
+    if (uid !== undefined && quota.has(uid)) keepOrder.push({ uid, shard, score: score(shard, uid) })
+  })
+  keepOrder.sort((a, b) => b.score - a.score)
+  const surplus: Kept[] = []
   for (const x of keepOrder) {
     if (owned.get(x.uid)! >= quota.get(x.uid)!) {
       surplus.push(x)
