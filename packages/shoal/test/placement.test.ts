@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ClusterMember, MembershipStatus } from '../src/cluster/Member.ts'
 import { ServingConfirmation } from '../src/cluster/ServingConfirmation.ts'
-import { placementGroup, TableDecider } from '../src/virtual/Placement.ts'
+import { LINK_WAIT, placementGroup, readyToHost, TableDecider } from '../src/virtual/Placement.ts'
 import { type OwnershipDirective, ShardOwnership } from '../src/virtual/ShardOwnership.ts'
 import type { ShardTable } from '../src/virtual/ShardTable.ts'
 
@@ -130,6 +130,17 @@ describe('placement', () => {
     // Without the hold-off they trade a table every millisecond or two: 668 in this second.
     expect(made).toBeGreaterThan(2)
     expect(made).toBeLessThanOrEqual(12)
+  })
+
+  it('readyToHost: not before the node is up; then once it heard from every other present member, or LINK_WAIT after it came up', () => {
+    const heard = new Set<string>(['a'])
+    const from = (uid: string): boolean => heard.has(uid)
+    expect(readyToHost(['a'], from, undefined, 10_000)).toBe(false) // not up yet
+    expect(readyToHost([], from, 100, 100)).toBe(true) // alone: at once
+    expect(readyToHost(['a', 'b'], from, 100, 100 + LINK_WAIT - 1)).toBe(false) // b not heard from, still waiting
+    expect(readyToHost(['a', 'b'], from, 100, 100 + LINK_WAIT)).toBe(true) // waited long enough
+    heard.add('b')
+    expect(readyToHost(['a', 'b'], from, 100, 101)).toBe(true)
   })
 
   it('placementGroup: members with the role, removed ones absent; with leases, removed ones count until their lease is known expired', () => {

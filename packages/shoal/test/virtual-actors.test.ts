@@ -18,6 +18,7 @@ import {
 } from 'shoal'
 import { eventually, startCluster, type TestNodes } from 'shoal/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
+import { LINK_WAIT } from '../src/virtual/Placement.ts'
 
 /** Every activation and deactivation in this process, as `<node> +<id>` / `<node> -<id>`. */
 const journal: string[] = []
@@ -241,6 +242,33 @@ describe('virtual actors', () => {
       served.some((r) => r.port === third.node.endpoint.port),
       JSON.stringify({ served: served.map((r) => r.port), third: third.node.endpoint.port, st: nodes!.systems.map((x) => x.virtualActors.status()) }),
     ).toBe(true)
+  })
+
+  it('a host is given shards only once it heard from every member of its group, or LINK_WAIT after it came up (a member it never hears from)', async () => {
+    const start = (name: string, host: string, seeds: string[], roles: string[], plugin: boolean): Promise<ClusterSystem> =>
+      ClusterSystem.start({
+        logLevel: process.env.SHOAL_LOG_LEVEL ?? 'silent',
+        name,
+        host,
+        port: 0,
+        plugins: plugin ? [virtualActorsPlugin()] : [],
+        cluster: { seeds, roles, selfJoinAfter: 200 },
+      })
+    // A decider that hosts nothing, and a member of the players' group without the plugin (on
+    // 127.0.0.2: the lowest address leads, so it never does): the host never hears from it.
+    const decider = await start('decider', '127.0.0.1', [], [], true)
+    nodes = { systems: [decider], shutdown: async () => void (await Promise.all(nodes!.systems.map((s) => s.shutdown()))) } as TestNodes
+    const seed = `127.0.0.1:${decider.node.endpoint.port}`
+    const silent = await start('silent', '127.0.0.2', [seed], ['players'], false)
+    nodes.systems.push(silent)
+    const host = await start('host', '127.0.0.1', [seed], ['players'], true)
+    nodes.systems.push(host)
+    host.virtualActors.host(Player, (id) => new Player(id), { role: 'players' })
+    const isUp = (): boolean => host.cluster.status === 'up'
+    await eventually(() => expect(isUp()).toBe(true), { timeoutMs: 20_000, intervalMs: 5 })
+    const upAt = performance.now()
+    await eventually(() => expect(host.virtualActors.status().groups[0]?.owned).toBe(1024), { timeoutMs: 20_000, intervalMs: 5 })
+    expect(performance.now() - upAt).toBeGreaterThanOrEqual(LINK_WAIT * 0.9)
   })
 
   it('a turn held up by its own hand-over can call into a shard that moves in the same round (no wait for the call timeout)', async () => {

@@ -10,7 +10,12 @@ const UID = '00000000000000ab'
 
 describe('virtual-actor codec', () => {
   it('round-trips hosts, tables and releases (with and without shards still draining)', () => {
-    expect(decodeVirtual(encodeHosts([{ type: 'Player', role: 'players' }]))).toEqual({ kind: 'hosts', types: [{ type: 'Player', role: 'players' }] })
+    expect(decodeVirtual(encodeHosts([{ type: 'Player', role: 'players' }]))).toEqual({
+      kind: 'hosts',
+      types: [{ type: 'Player', role: 'players' }],
+      ready: true,
+    })
+    expect(decodeVirtual(encodeHosts([], false))).toEqual({ kind: 'hosts', types: [], ready: false })
     const table = { version: 3, by: UID, owners: [UID, undefined, UID] }
     expect(decodeVirtual(encodeTable(undefined, table))).toEqual({ kind: 'table', role: undefined, table })
     expect(decodeVirtual(encodeReleased('players', { version: 3, by: UID }, []))).toEqual({
@@ -26,7 +31,14 @@ describe('virtual-actor codec', () => {
     expect(controlPackr.unpack(encodeReleased(undefined, { version: 1, by: '' }, []))).toHaveLength(5)
   })
 
+  it('a ready hosts message is the 3-element form that nodes without link readiness read', () => {
+    expect(controlPackr.unpack(encodeHosts([{ type: 'Player', role: undefined }]))).toHaveLength(3)
+    expect(controlPackr.unpack(encodeHosts([], false))).toHaveLength(4)
+  })
+
   it.each([
+    ['a readiness that is not a boolean', [1, 0, [], 1]],
+    ['a 5-element hosts message', [1, 0, [], true, 0]],
     ['a negative shard', [1, 2, null, 1, '', [-1]]],
     ['a fractional shard', [1, 2, null, 1, '', [1.5]]],
     ['a shard past the limit', [1, 2, null, 1, '', [65_536]]],

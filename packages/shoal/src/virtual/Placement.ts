@@ -32,6 +32,34 @@ export function defaultMaxMoves(shards: number): number {
   return Math.max(1, Math.ceil(shards / 10))
 }
 
+/**
+ * How long a host that has just come up waits to hear from every other member before it may be
+ * given shards anyway, ms (a member it never hears from: one without the plugin, or cut off).
+ */
+export const LINK_WAIT = 1000
+
+/**
+ * Whether a host may be given shards yet: once it has heard from every other present member (each
+ * sends its hosted types to a member it sees for the first time), or {@link LINK_WAIT} after it
+ * first saw itself up. Why: a shard opens on its new owner only when the old owner's release
+ * reaches it, and until the two have a connection that release waits for a dial and a handshake
+ * (some 200 ms of a 4-node bench under load: the sealed shard's calls wait with it). A decider
+ * gives shards only to ready hosts, so old owners seal once their releases can travel at once.
+ *
+ * `others`: the uids of the other present members; `heardFrom`: whether this node has heard from
+ * one; `upSince`: when this node first saw itself up (undefined: not yet); `now`, same clock.
+ */
+export function readyToHost(
+  others: readonly string[],
+  heardFrom: (uid: string) => boolean,
+  upSince: number | undefined,
+  now: number,
+  wait = LINK_WAIT,
+): boolean {
+  if (upSince === undefined) return false
+  return now - upSince >= wait || others.every(heardFrom)
+}
+
 /** Whether the removed member `uid`'s owner lease is known expired (with a lease store). */
 export type LeaseExpired = (uid: string) => boolean
 

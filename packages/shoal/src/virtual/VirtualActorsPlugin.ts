@@ -45,7 +45,7 @@ import { shardTableChannel } from '../observability/Channels.ts'
 import type { Plugin, PluginContext } from '../system/Plugin.ts'
 import { KeyedBackoff } from '../util/KeyedBackoff.ts'
 import { OwnerLeases } from './OwnerLeases.ts'
-import { byShard, defaultMaxMoves, defaultShardMargin, placementGroup, TableDecider } from './Placement.ts'
+import { byShard, defaultMaxMoves, defaultShardMargin, placementGroup, readyToHost, TableDecider } from './Placement.ts'
 import { type GroupMember, type OwnershipDirective, ShardOwnership } from './ShardOwnership.ts'
 import { DEFAULT_SHARDS, emptyTable, type ShardTable, shardOf } from './ShardTable.ts'
 import { decodeVirtual, encodeHosts, encodeReleased, encodeTable, type VirtualMessage } from './VirtualCodec.ts'
@@ -298,6 +298,12 @@ class VirtualActors implements VirtualActorsFacade {
   readonly #typesByClass = new Map<Function, string>()
   /** Types each node hosts (from their announcements, this node's own included), by node uid. */
   readonly #hostsOf = new Map<string, ReadonlyArray<{ type: string; role: string | undefined }>>()
+  /** Members whose latest hosts message said they may not be given shards yet (`Placement.readyToHost`). */
+  readonly #notReady = new Set<string>()
+  /** Whether this node may be given shards (sticky): it heard from every member, or waited long enough. */
+  #ready = false
+  /** When this node first saw itself up (this node's clock), for `Placement.LINK_WAIT`. */
+  #upSince: number | undefined
   readonly #groups = new Map<string, Group>()
   /** Calls held for want of a table or of a known type (not yet for a shard). */
   #waiting: Held[] = []
@@ -394,6 +400,7 @@ class VirtualActors implements VirtualActorsFacade {
     this.#hostsChanged()
     this.#groupOf(options.role)
     this.#announce(this.#otherMembers())
+    this.#checkReady()
     this.#decide()
   }
 
@@ -1067,14 +1074,18 @@ class VirtualActors implements VirtualActorsFacade {
     for (const key of roles) {
       const role = key === '' ? undefined : key
       const g = this.#groupOf(role)
-      const hosts = up
-        .filter((m) => (this.#hostsOf.get(m.node.uid) ?? []).some((t) => t.role === role) && (role === undefined || m.roles.includes(role)))
-        .map((m) => m.node.uid)
+      const hosts = up.filter((m) => this.#mayHost(m.node.uid, role) && (role === undefined || m.roles.includes(role))).map((m) => m.node.uid)
       const next = g.decider.next(g.ownership, hosts, this.#self, this.#now(), downed)
       if (!next) continue
       this.#adopt(g, next)
       this.#send(this.#otherMembers(), encodeTable(role, next))
     }
+  }
+
+  /** Whether member `uid` hosts a type of `role` and is ready to be given shards. */
+  #mayHost(uid: string, role: string | undefined): boolean {
+    if (!(this.#hostsOf.get(uid) ?? []).some((t) => t.role === role)) return false
+    return uid === this.#self ? this.#ready : !this.#notReady.has(uid)
   }
 
   #adopt(g: Group, table: ShardTable): void {
@@ -1185,6 +1196,8 @@ class VirtualActors implements VirtualActorsFacade {
     }
     if (msg.kind === 'hosts') {
       this.#hostsOf.set(from.uid, msg.types)
+      if (msg.ready) this.#notReady.delete(from.uid)
+      else this.#notReady.add(from.uid)
       this.#hostsChanged()
       for (const t of msg.types) this.#groupOf(t.role)
       this.#membershipChanged()
@@ -1217,7 +1230,43 @@ class VirtualActors implements VirtualActorsFacade {
       for (const g of this.#groups.values()) if (g.ownership.table) this.#send(fresh, encodeTable(g.role, g.ownership.table))
     }
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.members(this.#groupMembers(g.role), now))
+    if (this.#notReady.size > 0) {
+      const present = new Set(this.#otherMembers().map((n) => n.uid))
+      for (const uid of this.#notReady) if (!present.has(uid)) this.#notReady.delete(uid)
+    }
+    this.#checkReady()
     this.#decide()
+  }
+
+  /**
+   * Once this node may be given shards (`Placement.readyToHost`), it tells every member (each
+   * caller decides next: on the leader, that may give it shards).
+   */
+  #checkReady(): void {
+    if (this.#ready || this.#stopped) return
+    const system = this.#ctx.system
+    if (!system.clustered) {
+      this.#ready = true
+      return
+    }
+    const now = this.#now()
+    if (this.#upSince === undefined && system.cluster.status === 'up') this.#upSince = now
+    // Until it hosts a type it has no group to hear from (and is given nothing).
+    if (!this.#hostsOf.get(this.#self)?.length) return
+    if (!readyToHost(this.#groupPeers(), (uid) => this.#hostsOf.has(uid), this.#upSince, now)) return
+    this.#ready = true
+    this.#announce(this.#otherMembers())
+  }
+
+  /** The other present members of the placement groups of the types this node hosts: the owners its shards come from. */
+  #groupPeers(): string[] {
+    const roles = (this.#hostsOf.get(this.#self) ?? []).map((t) => t.role)
+    const out: string[] = []
+    for (const m of this.#members()) {
+      if (m.node.uid === this.#self || m.status === 'removed' || m.status === 'down') continue
+      if (roles.some((role) => role === undefined || m.roles.includes(role))) out.push(m.node.uid)
+    }
+    return out
   }
 
   #tick(): void {
@@ -1233,6 +1282,7 @@ class VirtualActors implements VirtualActorsFacade {
     if (this.#mayServe()) this.#reopenHeld()
     const now = this.#now()
     for (const g of this.#groups.values()) this.#apply(g, g.ownership.tick(now))
+    this.#checkReady()
     this.#decide()
     if (this.#now() - this.#lastResend >= RESEND_EVERY) {
       this.#lastResend = this.#now()
@@ -1277,7 +1327,7 @@ class VirtualActors implements VirtualActorsFacade {
   }
 
   #announce(to: readonly ClusterNode[]): void {
-    this.#send(to, encodeHosts(this.#hostsOf.get(this.#self) ?? []))
+    this.#send(to, encodeHosts(this.#hostsOf.get(this.#self) ?? [], this.#ready))
   }
 
   #send(to: readonly ClusterNode[], bytes: Buffer): void {

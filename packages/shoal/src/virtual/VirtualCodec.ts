@@ -3,10 +3,13 @@
  * validated field by field:
  *
  * ```
- * hosts:    [ 1, 0, [[type, role | null], …] ]            the types this node hosts
+ * hosts:    [ 1, 0, [[type, role | null], …] (, ready) ]  the types this node hosts; ready: false
+ *                                                         while it may not be given shards yet
  * table:    [ 1, 1, role | null, version, by, [uid, …], [ownerIndex | -1, …] ]
  * released: [ 1, 2, role | null, version, by (, [drainingShard, …]) ]
  * ```
+ * A hosts message without `ready` is ready (the form nodes without link readiness send and read;
+ * a ready node still sends it so, and such a node drops, with a warning, a not-ready one).
  * A release without the sixth element has nothing left draining (the form nodes without per-shard
  * releases send and read).
  * A table lists each owner uid once and gives, per shard, its index in that list (-1: no owner).
@@ -31,12 +34,18 @@ const read: ControlReader = new ControlReader('virtual-actor message', VERSION, 
 
 /** A decoded message. `role` is undefined for types hosted without a role. */
 export type VirtualMessage =
-  | { readonly kind: 'hosts'; readonly types: ReadonlyArray<{ readonly type: string; readonly role: string | undefined }> }
+  | {
+      readonly kind: 'hosts'
+      readonly types: ReadonlyArray<{ readonly type: string; readonly role: string | undefined }>
+      /** Whether the sender may be given shards yet (see `Placement.readyToHost`). */
+      readonly ready: boolean
+    }
   | { readonly kind: 'table'; readonly role: string | undefined; readonly table: ShardTable }
   | { readonly kind: 'released'; readonly role: string | undefined; readonly table: TableKey; readonly draining: readonly number[] }
 
-export function encodeHosts(types: ReadonlyArray<{ type: string; role: string | undefined }>): Buffer {
-  return controlPackr.pack([VERSION, HOSTS, types.map((t) => [t.type, t.role ?? null])])
+export function encodeHosts(types: ReadonlyArray<{ type: string; role: string | undefined }>, ready = true): Buffer {
+  const head = [VERSION, HOSTS, types.map((t) => [t.type, t.role ?? null])]
+  return controlPackr.pack(ready ? head : [...head, false])
 }
 
 export function encodeTable(role: string | undefined, t: ShardTable): Buffer {
@@ -75,12 +84,13 @@ export function decodeVirtual(bytes: Buffer): VirtualMessage {
   const raw = read.open(bytes)
   switch (raw[1]) {
     case HOSTS: {
-      if (raw.length !== 3) read.fail('a hosts message is a 3-element array')
+      if (raw.length !== 3 && raw.length !== 4) read.fail('a hosts message is a 3- or 4-element array')
+      if (raw.length === 4 && typeof raw[3] !== 'boolean') read.fail('a hosts message says whether it is ready with true or false')
       const types = read.readArray(raw[2], MAX_TYPES, 'types').map((e) => {
         if (!Array.isArray(e) || e.length !== 2) read.fail('a hosted type is [type, role]')
         return { type: readName(e[0], 'type'), role: readRole(e[1]) }
       })
-      return { kind: 'hosts', types }
+      return { kind: 'hosts', types, ready: raw.length === 3 || raw[3] === true }
     }
     case TABLE: {
       if (raw.length !== 7) read.fail('a table is a 7-element array')
