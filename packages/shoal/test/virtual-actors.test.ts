@@ -267,8 +267,10 @@ describe('virtual actors', () => {
     const isUp = (): boolean => host.cluster.status === 'up'
     await eventually(() => expect(isUp()).toBe(true), { timeoutMs: 20_000, intervalMs: 5 })
     const upAt = performance.now()
+    expect(host.virtualActors.status().ready).toBe(false)
     await eventually(() => expect(host.virtualActors.status().groups[0]?.owned).toBe(1024), { timeoutMs: 20_000, intervalMs: 5 })
     expect(performance.now() - upAt).toBeGreaterThanOrEqual(LINK_WAIT * 0.9)
+    expect(host.virtualActors.status().ready).toBe(true)
   })
 
   it('a turn held up by its own hand-over can call into a shard that moves in the same round (no wait for the call timeout)', async () => {

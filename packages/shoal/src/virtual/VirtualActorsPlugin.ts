@@ -121,6 +121,11 @@ export interface VirtualActorsStatus {
   readonly forwarded: number
   /** With a lease store: the epoch of this node's lease while it holds it (the fencing token of what it serves). */
   readonly leaseEpoch: number | undefined
+  /**
+   * Whether this node may be given shards: it hosts a type and has heard from every other member
+   * of its group, or came up at least 1 s ago (`LINK_WAIT`; see docs/virtual-actors.md).
+   */
+  readonly ready: boolean
 }
 
 /** `system.virtualActors`. */
@@ -434,6 +439,7 @@ class VirtualActors implements VirtualActorsFacade {
       deactivations: this.deactivations,
       forwarded: this.#forwarded,
       leaseEpoch: this.#leases?.epoch,
+      ready: this.#ready,
     }
   }
 
