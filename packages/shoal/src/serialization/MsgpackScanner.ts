@@ -11,6 +11,7 @@
  * Pure: no allocation proportional to the input, no I/O.
  * @module
  */
+import { getU16, getU32 } from '../wire/Bytes.ts'
 
 export interface ScanLimits {
   /** Deepest nesting of arrays, maps and tagged extensions. */
@@ -37,16 +38,6 @@ export const enum ExtKind {
  * Float64 because a map32 header announces up to 2 × (2³² − 1) items before the limit refuses it.
  */
 let scratch = new Float64Array(65)
-
-/** Big-endian u16 at `pos` (the caller checked the bounds). */
-function u16(buf: Uint8Array, pos: number): number {
-  return (buf[pos]! << 8) | buf[pos + 1]!
-}
-
-/** Big-endian u32 at `pos` (the caller checked the bounds). */
-function u32(buf: Uint8Array, pos: number): number {
-  return buf[pos]! * 0x1000000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!)
-}
 
 /**
  * Returns undefined when the bytes of `buf` from `start` to `end` (default: its end) are one
@@ -93,13 +84,13 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
         case 0xc5:
         case 0xda:
           if (pos + 2 > end) return 'truncated length'
-          skip = u16(buf, pos)
+          skip = getU16(buf, pos)
           pos += 2
           break
         case 0xc6:
         case 0xdb:
           if (pos + 4 > end) return 'truncated length'
-          skip = u32(buf, pos)
+          skip = getU32(buf, pos)
           pos += 4
           break
         case 0xca:
@@ -126,22 +117,22 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           break
         case 0xdc:
           if (pos + 2 > end) return 'truncated length'
-          count = u16(buf, pos)
+          count = getU16(buf, pos)
           pos += 2
           break
         case 0xdd:
           if (pos + 4 > end) return 'truncated length'
-          count = u32(buf, pos)
+          count = getU32(buf, pos)
           pos += 4
           break
         case 0xde:
           if (pos + 2 > end) return 'truncated length'
-          count = u16(buf, pos) * 2
+          count = getU16(buf, pos) * 2
           pos += 2
           break
         case 0xdf:
           if (pos + 4 > end) return 'truncated length'
-          count = u32(buf, pos) * 2
+          count = getU32(buf, pos) * 2
           pos += 4
           break
         default: {
@@ -153,7 +144,7 @@ export function scanMsgpack(buf: Uint8Array, limits: ScanLimits, extensions: Rea
           } else {
             const lenBytes = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4
             if (pos + lenBytes > end) return 'truncated length'
-            length = lenBytes === 1 ? buf[pos]! : lenBytes === 2 ? u16(buf, pos) : u32(buf, pos)
+            length = lenBytes === 1 ? buf[pos]! : lenBytes === 2 ? getU16(buf, pos) : getU32(buf, pos)
             pos += lenBytes
           }
           if (pos + 1 > end) return 'truncated extension'

@@ -39,15 +39,16 @@ export function defaultMaxMoves(shards: number): number {
 export const LINK_WAIT = 1000
 
 /**
- * Whether a host may be given shards yet: once it has heard from every other present member (each
- * sends its hosted types to a member it sees for the first time), or {@link LINK_WAIT} after it
- * first saw itself up. Why: a shard opens on its new owner only when the old owner's release
- * reaches it, and until the two have a connection that release waits for a dial and a handshake
- * (some 200 ms of a 4-node bench under load: the sealed shard's calls wait with it). A decider
- * gives shards only to ready hosts, so old owners seal once their releases can travel at once.
+ * Whether a host may be given shards yet: once it has heard from every other present member of the
+ * placement groups it hosts for (each sends its hosted types to a member it sees for the first
+ * time), or {@link LINK_WAIT} after it first saw itself up. Why: a shard opens on its new owner
+ * only when the old owner's release reaches it, and until the two have a connection that release
+ * waits for a dial and a handshake (some 200 ms of a 4-node bench under load: the sealed shard's
+ * calls wait with it). A decider gives shards only to ready hosts, so old owners seal once their
+ * releases can travel at once.
  *
- * `others`: the uids of the other present members; `heardFrom`: whether this node has heard from
- * one; `upSince`: when this node first saw itself up (undefined: not yet); `now`, same clock.
+ * `others`: the uids of those members; `heardFrom`: whether this node has heard from one;
+ * `upSince`: when this node first saw itself up (undefined: not yet); `now`, same clock.
  */
 export function readyToHost(
   others: readonly string[],

@@ -305,7 +305,7 @@ class VirtualActors implements VirtualActorsFacade {
   readonly #hostsOf = new Map<string, ReadonlyArray<{ type: string; role: string | undefined }>>()
   /** Members whose latest hosts message said they may not be given shards yet (`Placement.readyToHost`). */
   readonly #notReady = new Set<string>()
-  /** Whether this node may be given shards (sticky): it heard from every member, or waited long enough. */
+  /** Whether this node may be given shards (sticky): it heard from every other member of its groups, or waited `LINK_WAIT`. */
   #ready = false
   /** When this node first saw itself up (this node's clock), for `Placement.LINK_WAIT`. */
   #upSince: number | undefined
